@@ -1,0 +1,38 @@
+#include <filesystem>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "wal/reader.h"
+#include "wal/writer.h"
+
+namespace shardtx::wal {
+namespace {
+
+TEST(WalSmoke, WriteReopenRead) {
+  std::string dir = ::testing::TempDir() + "/walsmoke";
+  std::filesystem::remove_all(dir);
+  {
+    auto w = WalWriter::OpenAfterScan(Env::Default(), dir, WalOptions{});
+    ASSERT_TRUE(w.ok()) << w.status();
+    for (int i = 0; i < 100; ++i) {
+      auto lsn = (*w)->Append(1, "record " + std::to_string(i), Durability::kSync);
+      ASSERT_TRUE(lsn.ok());
+      ASSERT_TRUE((*w)->WaitDurable(*lsn).ok());
+    }
+  }
+  auto r = WalReader::Open(Env::Default(), dir, ReaderOptions{});
+  ASSERT_TRUE(r.ok()) << r.status();
+  WalRecord rec;
+  int n = 0;
+  while (true) {
+    auto more = (*r)->Next(&rec);
+    ASSERT_TRUE(more.ok()) << more.status();
+    if (!*more) break;
+    EXPECT_EQ(rec.payload, "record " + std::to_string(n));
+    ++n;
+  }
+  EXPECT_EQ(n, 100);
+}
+
+}  // namespace
+}  // namespace shardtx::wal

@@ -1,0 +1,52 @@
+// Named kill points: places in the commit, checkpoint, 2PC and recovery paths where a crash test
+// can make the process die (or the fault-injecting Env crash) deterministically. Compiled in when
+// SHARDTX_KILL_POINTS is defined; a disarmed point costs one relaxed atomic load.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace shardtx {
+
+class KillPoints {
+ public:
+  // Every kill point name compiled into the library, sorted.
+  static std::vector<std::string> All();
+
+  // Arms `name`: its `skip`+1-th hit from now runs `action` (once), then the point is disarmed.
+  // Replaces any earlier arming. `action` typically calls _exit or crashes a FaultInjectionEnv.
+  static void Arm(const std::string& name, int skip, std::function<void()> action);
+  static void DisarmAll();
+  // Number of times `name` was reached while some kill point was armed.
+  static uint64_t Hits(const std::string& name);
+
+  // Implementation of SHARDTX_KILL_POINT; do not call directly.
+  static void Reached(const char* name);
+  static std::atomic<bool> any_armed_;
+};
+
+// Registers a name at static-initialisation time so --list-kill-points can print it.
+struct KillPointRegistration {
+  explicit KillPointRegistration(const char* name);
+};
+
+}  // namespace shardtx
+
+#ifdef SHARDTX_KILL_POINTS
+// Declares a kill point. `name` must be a string literal; declare each name once with
+// SHARDTX_DEFINE_KILL_POINT at namespace scope in the .cc file that uses it.
+#define SHARDTX_DEFINE_KILL_POINT(var, name) \
+  static const ::shardtx::KillPointRegistration kill_point_##var(name)
+#define SHARDTX_KILL_POINT(name)                                            \
+  do {                                                                      \
+    if (::shardtx::KillPoints::any_armed_.load(std::memory_order_relaxed)) \
+      ::shardtx::KillPoints::Reached(name);                                 \
+  } while (0)
+#else
+#define SHARDTX_DEFINE_KILL_POINT(var, name) static_assert(true)
+#define SHARDTX_KILL_POINT(name) \
+  do {                           \
+  } while (0)
+#endif

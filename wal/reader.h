@@ -1,0 +1,89 @@
+// WalReader: iterates a shard's log from any LSN, validating every record, and reports where
+// the live log ends (the tail a WalWriter resumes from).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "shardtx/env.h"
+#include "wal/format.h"
+
+namespace shardtx::wal {
+
+struct ReaderOptions {
+  // First LSN to return; 0 means the oldest record still on disk. Records below it are
+  // validated but not returned.
+  Lsn from_lsn = 0;
+  // On corruption (a bad record followed by records written after it was durable), stop at the
+  // last good record and report the LSN range lost, instead of failing with kDataLoss.
+  bool point_in_time = false;
+};
+
+struct WalRecord {
+  Lsn lsn = 0;
+  uint8_t type = 0;
+  absl::string_view payload;  // valid until the next call to Next()
+};
+
+// Where the live log ends and what the reader cut off. Complete once Next() returned false.
+struct WalTail {
+  Lsn next_lsn = 1;           // one past the last valid record
+  uint64_t last_segment = 0;  // the segment holding the end of the log (0: none yet)
+  // Every segment file present, ascending, with its first LSN (spares and lost ones excluded).
+  std::vector<std::pair<uint64_t, Lsn>> segments;
+  // A torn tail: bad bytes after the last valid record that no later record depends on.
+  bool torn = false;
+  std::string torn_file;
+  uint64_t torn_offset = 0;
+  // Point-in-time stop: records [lost_from, lost_to] were skipped as corrupt.
+  bool lost = false;
+  Lsn lost_from = 0;
+  Lsn lost_to = 0;
+  uint64_t records_read = 0;  // valid records returned
+  uint64_t bytes_read = 0;    // segment bytes loaded
+};
+
+class WalReader {
+ public:
+  // Opens the log in `dir`. kNotFound if the log was truncated past from_lsn; kDataLoss if a
+  // segment is missing or its header is corrupt.
+  static absl::StatusOr<std::unique_ptr<WalReader>> Open(Env* env, const std::string& dir,
+                                                         const ReaderOptions& options);
+
+  // Returns true and fills *rec with the next record, false at the end of the log, or
+  // kDataLoss naming the file and offset of a corrupt record.
+  absl::StatusOr<bool> Next(WalRecord* rec);
+
+  const WalTail& tail() const { return tail_; }
+
+ private:
+  struct Segment {
+    uint64_t number;
+    Lsn first_lsn;
+    uint64_t seed;
+  };
+  WalReader(Env* env, std::string dir, ReaderOptions options)
+      : env_(env), dir_(std::move(dir)), options_(options) {}
+  absl::Status Init();
+  absl::Status LoadSegment(size_t index);
+  // Called at a bad record at offset_ of the current segment, expecting lsn expected_.
+  absl::StatusOr<bool> HandleBadRecord();
+  std::optional<Lsn> FindLaterRecord(absl::string_view data, uint64_t from, Lsn after) const;
+
+  Env* const env_;
+  const std::string dir_;
+  const ReaderOptions options_;
+  std::vector<Segment> segments_;
+  size_t current_ = 0;
+  std::string data_;  // the current segment's bytes
+  uint64_t offset_ = 0;
+  Lsn expected_ = 0;
+  bool loaded_ = false;
+  bool done_ = false;
+  WalTail tail_;
+};
+
+}  // namespace shardtx::wal

@@ -1,0 +1,422 @@
+#include "wal/writer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "util/coding.h"
+#include "util/kill_point.h"
+#include "util/status_macros.h"
+#include "wal/segment.h"
+
+namespace shardtx::wal {
+
+SHARDTX_DEFINE_KILL_POINT(after_write, "wal.after_write");
+SHARDTX_DEFINE_KILL_POINT(after_sync, "wal.after_sync");
+SHARDTX_DEFINE_KILL_POINT(segment_roll, "wal.segment_roll");
+SHARDTX_DEFINE_KILL_POINT(truncate, "wal.truncate");
+
+namespace {
+
+constexpr char kFreeSuffix[] = ".free";  // a segment file freed by Truncate, kept for reuse
+
+uint64_t NewSalt() {
+  static std::atomic<uint64_t> counter{0};
+  std::random_device rd;
+  uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return r ^ (counter.fetch_add(1) * 0xD6E8FEB86659FD93ull) ^
+         static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+}  // namespace
+
+WalWriter::WalWriter(Env* env, std::string dir, const WalOptions& options)
+    : env_(env),
+      dir_(std::move(dir)),
+      options_(options),
+      flusher_cv_(&mu_),
+      space_cv_(&mu_),
+      durable_cv_{CondVar(&mu_), CondVar(&mu_)} {}
+
+absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::OpenAfterScan(Env* env,
+                                                                    const std::string& dir,
+                                                                    const WalOptions& options) {
+  RETURN_IF_ERROR(env->CreateDir(dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<WalReader> reader, WalReader::Open(env, dir, ReaderOptions{}));
+  WalRecord rec;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, reader->Next(&rec));
+    if (!more) break;
+  }
+  return Open(env, dir, options, reader->tail());
+}
+
+absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::string& dir,
+                                                           const WalOptions& options,
+                                                           const WalTail& tail) {
+  if (options.segment_size < (64u << 10) || options.segment_size % kRecordAlign != 0 ||
+      options.segment_size > kMaxSegmentSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "WalOptions.segment_size must be a multiple of 8 in [64 KiB, 1 GiB], not ",
+        options.segment_size));
+  }
+  if (options.max_record_size == 0 ||
+      AlignedRecordSize(options.max_record_size) > options.segment_size - kSegmentHeaderSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("WalOptions.max_record_size ", options.max_record_size,
+                     " must be positive and fit one segment of ", options.segment_size));
+  }
+  RETURN_IF_ERROR(env->CreateDir(dir));
+  std::unique_ptr<WalWriter> w(new WalWriter(env, dir, options));
+
+  // Segments after the tail are spares (removed) or records a point-in-time recovery skipped
+  // (kept aside as *.lost for forensics). Files freed by an earlier Truncate are reused.
+  ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
+  std::sort(names.begin(), names.end());
+  bool dir_changed = false;
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name;
+    if (absl::EndsWith(name, kFreeSuffix)) {
+      MutexLock l(&w->mu_);
+      w->recyclable_.push_back(path);
+      continue;
+    }
+    std::optional<uint64_t> n = ParseSegmentFileName(name);
+    if (!n.has_value() || *n <= tail.last_segment) continue;
+    bool live = std::any_of(tail.segments.begin(), tail.segments.end(),
+                            [&](const auto& s) { return s.first == *n; });
+    if (live || tail.lost) {
+      RETURN_IF_ERROR(env->RenameFile(path, path + ".lost"));
+    } else {
+      RETURN_IF_ERROR(env->RemoveFile(path));
+    }
+    dir_changed = true;
+  }
+  if (dir_changed) RETURN_IF_ERROR(env->SyncDir(dir));
+
+  {
+    MutexLock l(&w->mu_);
+    for (const auto& s : tail.segments) {
+      if (s.first <= tail.last_segment) w->sealed_.push_back(s);
+    }
+    w->next_lsn_ = tail.next_lsn;
+    w->taken_lsn_ = tail.next_lsn - 1;
+    w->written_lsn_ = tail.next_lsn - 1;
+  }
+  w->durable_lsn_.store(tail.next_lsn - 1);
+  w->active_.number = tail.last_segment;
+  // A fresh segment for every open: bytes after the tail are never overwritten.
+  RETURN_IF_ERROR(w->ActivateNextSegment(tail.next_lsn));
+  RETURN_IF_ERROR(w->active_.file->Sync());
+  w->active_.unsynced = false;
+  w->flusher_ = std::thread([p = w.get()] { p->FlusherLoop(); });
+  return w;
+}
+
+WalWriter::~WalWriter() { Close().IgnoreError(); }
+
+absl::Status WalWriter::Close() {
+  {
+    MutexLock l(&mu_);
+    closing_ = true;
+    flusher_cv_.Signal();
+  }
+  if (flusher_.joinable()) flusher_.join();
+  MutexLock l(&mu_);
+  return error_;
+}
+
+absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
+                                      Durability durability) {
+  if (type == 0) return absl::InvalidArgumentError("WAL record type 0 is reserved");
+  if (payload.size() > options_.max_record_size) {
+    return absl::InvalidArgumentError(absl::StrCat("WAL record of ", payload.size(),
+                                                   " bytes exceeds max_record_size ",
+                                                   options_.max_record_size));
+  }
+  const uint64_t size = AlignedRecordSize(payload.size());
+  MutexLock l(&mu_);
+  while (error_.ok() && !closing_ && !buffer_.empty() &&
+         buffer_.size() + size > options_.buffer_limit) {
+    space_cv_.Wait();
+  }
+  if (!error_.ok()) return error_;
+  if (closing_) return absl::FailedPreconditionError("WAL " + dir_ + " is closed");
+  const Lsn lsn = next_lsn_++;
+  const size_t old = buffer_.size();
+  buffer_.resize(old + size);
+  EncodeRecord(buffer_.data() + old, type, lsn, payload);
+  if (durability != Durability::kNone) sync_wanted_ = true;
+  flusher_cv_.Signal();
+  appends_.fetch_add(1, std::memory_order_relaxed);
+  bytes_.fetch_add(size, std::memory_order_relaxed);
+  return lsn;
+}
+
+absl::Status WalWriter::WaitDurable(Lsn lsn) {
+  if (durable_lsn_.load(std::memory_order_acquire) >= lsn) return absl::OkStatus();
+  MutexLock l(&mu_);
+  if (lsn >= next_lsn_) {
+    return absl::InvalidArgumentError(absl::StrCat("WaitDurable(", lsn, "): not appended yet"));
+  }
+  while (durable_lsn_.load(std::memory_order_acquire) < lsn) {
+    if (!error_.ok()) return error_;
+    // The batch that will make `lsn` durable: the one in flight if it covers lsn and syncs,
+    // otherwise the next one taken (which syncs, since sync_wanted_ is set here).
+    uint64_t gen = filling_gen_;
+    if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
+      gen = in_flight_gen_;
+    } else if (!sync_wanted_) {
+      sync_wanted_ = true;
+      flusher_cv_.Signal();
+    }
+    durable_cv_[gen & 1].Wait();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WalWriter::Sync() {
+  Lsn last;
+  {
+    MutexLock l(&mu_);
+    if (!error_.ok()) return error_;
+    last = next_lsn_ - 1;
+  }
+  if (last == 0 || durable_lsn_.load(std::memory_order_acquire) >= last) {
+    MutexLock l(&mu_);
+    return error_;
+  }
+  return WaitDurable(last);
+}
+
+void WalWriter::FlusherLoop() {
+  mu_.Lock();
+  while (true) {
+    while (error_.ok() && buffer_.empty() && !closing_ &&
+           !(sync_wanted_ && written_lsn_ > durable_lsn_.load())) {
+      flusher_cv_.Wait();
+    }
+    if (!error_.ok()) break;
+    const bool sync_only = buffer_.empty() && written_lsn_ > durable_lsn_.load();
+    if (buffer_.empty() && !sync_only) break;  // closing with nothing left
+    const bool sync = sync_wanted_ || closing_;
+    sync_wanted_ = false;
+    flushing_.swap(buffer_);
+    buffer_.clear();
+    const Lsn first = taken_lsn_ + 1;
+    const Lsn last = next_lsn_ - 1;
+    taken_lsn_ = last;
+    in_flight_ = true;
+    in_flight_sync_ = sync;
+    in_flight_gen_ = filling_gen_++;
+    flushing_size_ = flushing_.size();
+    const Lsn sync_lsn = durable_lsn_.load() + 1;
+    space_cv_.SignalAll();
+    mu_.Unlock();
+
+    absl::Status s = WriteBatch(&flushing_, sync_lsn, sync);
+    if (s.ok() && sync) {
+      const uint64_t records = last + 1 - first;
+      synced_records_.fetch_add(records, std::memory_order_relaxed);
+      uint64_t m = max_batch_.load(std::memory_order_relaxed);
+      while (records > m && !max_batch_.compare_exchange_weak(m, records)) {
+      }
+    }
+    flushing_.clear();
+
+    mu_.Lock();
+    in_flight_ = false;
+    if (!s.ok()) {
+      error_ = s;
+    } else {
+      written_lsn_ = last;
+      if (sync) durable_lsn_.store(last, std::memory_order_release);
+    }
+    durable_cv_[in_flight_gen_ & 1].SignalAll();
+    if (s.ok() && spare_ == 0) {
+      mu_.Unlock();
+      // Preallocating ahead keeps the next roll off the commit path. A failure here (a full
+      // disk, say) is not yet final: the roll that needs the segment retries and fails then.
+      PrepareSpare().IgnoreError();
+      mu_.Lock();
+    }
+  }
+  // Poisoned or closed: wake everyone; they see error_ or closing_.
+  for (auto& cv : durable_cv_) cv.SignalAll();
+  space_cv_.SignalAll();
+  mu_.Unlock();
+}
+
+absl::Status WalWriter::WriteBatch(std::string* batch, Lsn sync_lsn, bool sync) {
+  char* data = batch->data();
+  const uint64_t n = batch->size();
+  uint64_t pos = 0;
+  uint64_t chunk = 0;
+  auto write_chunk = [&](uint64_t end) -> absl::Status {
+    if (end == chunk) return absl::OkStatus();
+    RETURN_IF_ERROR(active_.file->Write(active_.offset, absl::string_view(data + chunk, end - chunk)));
+    writes_.fetch_add(1, std::memory_order_relaxed);
+    SHARDTX_KILL_POINT("wal.after_write");
+    active_.offset += end - chunk;
+    active_.unsynced = true;
+    chunk = end;
+    return absl::OkStatus();
+  };
+  while (pos < n) {
+    char* rec = data + pos;
+    const uint64_t size = AlignedRecordSize(DecodeFixed32(rec + 8));
+    if (active_.offset + (pos - chunk) + size > options_.segment_size) {
+      RETURN_IF_ERROR(write_chunk(pos));
+      // The sealed segment is synced before the next one is used: a valid later segment then
+      // proves the earlier one complete.
+      if (active_.unsynced) {
+        RETURN_IF_ERROR(active_.file->Sync());
+        fsyncs_.fetch_add(1, std::memory_order_relaxed);
+        active_.unsynced = false;
+      }
+      SHARDTX_KILL_POINT("wal.segment_roll");
+      RETURN_IF_ERROR(ActivateNextSegment(DecodeFixed64(rec + 16)));
+    }
+    SealRecord(rec, sync_lsn, active_.seed);
+    pos += size;
+  }
+  RETURN_IF_ERROR(write_chunk(n));
+  if (sync && active_.unsynced) {
+    const auto start = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(active_.file->Sync());
+    fsync_us_.Add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::steady_clock::now() - start)
+                                            .count()));
+    fsyncs_.fetch_add(1, std::memory_order_relaxed);
+    active_.unsynced = false;
+    SHARDTX_KILL_POINT("wal.after_sync");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WalWriter::CreateSegmentFile(uint64_t number) {
+  const std::string path = SegmentPath(dir_, number);
+  std::string reuse;
+  if (options_.recycle_segments) {
+    MutexLock l(&mu_);
+    if (!recyclable_.empty()) {
+      reuse = recyclable_.front();
+      recyclable_.pop_front();
+    }
+  }
+  if (!reuse.empty()) {
+    RETURN_IF_ERROR(env_->RenameFile(reuse, path));
+    recycled_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    ASSIGN_OR_RETURN(std::unique_ptr<File> f, env_->OpenFile(path, Env::OpenMode::kCreate));
+    absl::Status a = f->Allocate(0, options_.segment_size);
+    if (absl::IsUnimplemented(a)) {
+      // The file system refuses fallocate: write zeros once so that later syncs of this
+      // segment do not also have to persist its growth.
+      fallbacks_.fetch_add(1, std::memory_order_relaxed);
+      const std::string zeros(1 << 20, '\0');
+      for (uint64_t off = 0; off < options_.segment_size; off += zeros.size()) {
+        const uint64_t len = std::min<uint64_t>(zeros.size(), options_.segment_size - off);
+        RETURN_IF_ERROR(f->Write(off, absl::string_view(zeros.data(), len)));
+      }
+    } else if (!a.ok()) {
+      return a;
+    }
+    RETURN_IF_ERROR(f->Sync());
+    created_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return env_->SyncDir(dir_);
+}
+
+absl::Status WalWriter::PrepareSpare() {
+  if (spare_ != 0) return absl::OkStatus();
+  const uint64_t number = active_.number + 1;
+  RETURN_IF_ERROR(CreateSegmentFile(number));
+  spare_ = number;
+  return absl::OkStatus();
+}
+
+absl::Status WalWriter::ActivateNextSegment(Lsn first_lsn) {
+  const uint64_t number = active_.number + 1;
+  if (spare_ != number) RETURN_IF_ERROR(CreateSegmentFile(number));
+  spare_ = 0;
+  ASSIGN_OR_RETURN(std::unique_ptr<File> f,
+                   env_->OpenFile(SegmentPath(dir_, number), Env::OpenMode::kReadWrite));
+  SegmentHeader h{number, first_lsn, NewSalt()};
+  char buf[kSegmentHeaderSize];
+  EncodeSegmentHeader(h, buf);
+  RETURN_IF_ERROR(f->Write(0, absl::string_view(buf, sizeof(buf))));
+  active_.file = std::move(f);
+  active_.number = number;
+  active_.seed = h.seed();
+  active_.offset = kSegmentHeaderSize;
+  active_.unsynced = true;
+  MutexLock l(&mu_);
+  sealed_.emplace_back(number, first_lsn);
+  return absl::OkStatus();
+}
+
+absl::Status WalWriter::Truncate(Lsn lsn) {
+  std::vector<uint64_t> freed;
+  {
+    MutexLock l(&mu_);
+    if (!error_.ok()) return error_;
+    // Segment i is wholly below lsn when segment i+1 starts at or below it. The last entry is
+    // the active segment and is never freed.
+    while (sealed_.size() > 1 && sealed_[1].second <= lsn) {
+      freed.push_back(sealed_.front().first);
+      sealed_.pop_front();
+    }
+  }
+  if (freed.empty()) return absl::OkStatus();
+  SHARDTX_KILL_POINT("wal.truncate");
+  for (uint64_t number : freed) {  // oldest first, so a crash leaves a suffix
+    const std::string path = SegmentPath(dir_, number);
+    bool keep = false;
+    if (options_.recycle_segments) {
+      MutexLock l(&mu_);
+      keep = recyclable_.size() < 2;
+    }
+    if (keep) {
+      const std::string free_path = path + kFreeSuffix;
+      RETURN_IF_ERROR(env_->RenameFile(path, free_path));
+      MutexLock l(&mu_);
+      recyclable_.push_back(free_path);
+    } else {
+      RETURN_IF_ERROR(env_->RemoveFile(path));
+      removed_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return env_->SyncDir(dir_);
+}
+
+Lsn WalWriter::oldest_lsn() const {
+  MutexLock l(&mu_);
+  return sealed_.empty() ? next_lsn_ : sealed_.front().second;
+}
+
+WalStats WalWriter::Stats() const {
+  WalStats s;
+  s.appends = appends_.load();
+  s.bytes = bytes_.load();
+  s.writes = writes_.load();
+  s.fsyncs = fsyncs_.load();
+  s.max_records_per_fsync = max_batch_.load();
+  s.records_per_fsync =
+      s.fsyncs == 0 ? 0.0 : static_cast<double>(synced_records_.load()) / s.fsyncs;
+  s.segments_created = created_.load();
+  s.segments_recycled = recycled_.load();
+  s.segments_removed = removed_.load();
+  s.fallocate_fallbacks = fallbacks_.load();
+  s.fsync_latency_us = fsync_us_.Summary();
+  s.durable_lsn = durable_lsn_.load();
+  MutexLock l(&mu_);
+  s.written_lsn = written_lsn_;
+  s.next_lsn = next_lsn_;
+  s.unsynced_bytes = buffer_.size() + (in_flight_ ? flushing_size_ : 0);
+  return s;
+}
+
+}  // namespace shardtx::wal

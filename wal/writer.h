@@ -1,0 +1,151 @@
+// WalWriter: appends records to a shard's log with group commit. Many threads append at once;
+// one flusher thread writes each batch with one pwrite and covers it with one fdatasync while
+// the next batch fills. A failed write or sync poisons the writer for good.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "shardtx/env.h"
+#include "util/histogram.h"
+#include "util/mutex.h"
+#include "wal/format.h"
+#include "wal/reader.h"
+
+namespace shardtx::wal {
+
+enum class Durability {
+  kSync,   // the caller waits (WaitDurable) until the record is fsynced
+  kAsync,  // the flusher writes and fsyncs it promptly; the caller does not wait
+  kNone,   // written with the next batch, made durable only by a later sync
+};
+
+struct WalOptions {
+  // Segment size; segments are preallocated to this size. Multiple of 8, at least 64 KiB.
+  uint64_t segment_size = 64ull << 20;
+  // Largest payload accepted by Append (kInvalidArgument above). At most segment_size - 96.
+  uint64_t max_record_size = 16ull << 20;
+  // Appenders wait (back-pressure) while this many bytes are buffered and not yet written.
+  uint64_t buffer_limit = 8ull << 20;
+  // Reuse segments freed by Truncate as future segments instead of deleting them.
+  bool recycle_segments = true;
+};
+
+struct WalStats {
+  uint64_t appends = 0;
+  uint64_t bytes = 0;           // record bytes appended (headers and padding included)
+  uint64_t writes = 0;          // pwrite calls
+  uint64_t fsyncs = 0;          // fdatasync calls covering records
+  uint64_t max_records_per_fsync = 0;
+  double records_per_fsync = 0;
+  uint64_t segments_created = 0;
+  uint64_t segments_recycled = 0;
+  uint64_t segments_removed = 0;
+  uint64_t fallocate_fallbacks = 0;  // segments zero-filled because fallocate was refused
+  Lsn durable_lsn = 0;
+  Lsn written_lsn = 0;
+  Lsn next_lsn = 0;
+  uint64_t unsynced_bytes = 0;  // appended but not yet durable: the async loss window
+  std::string fsync_latency_us;  // Histogram::Summary()
+};
+
+class WalWriter {
+ public:
+  // Opens the log in `dir` for appending after `tail` (from a WalReader that read to the end).
+  // Always starts a new segment: the bytes after the tail are never overwritten, so no stale
+  // record can be mistaken for a new one. Segments after tail.last_segment are removed (spares)
+  // or renamed to *.lost (records skipped by a point-in-time recovery).
+  static absl::StatusOr<std::unique_ptr<WalWriter>> Open(Env* env, const std::string& dir,
+                                                         const WalOptions& options,
+                                                         const WalTail& tail);
+  // Reads the log to its end (validating it) and opens a writer after it.
+  static absl::StatusOr<std::unique_ptr<WalWriter>> OpenAfterScan(Env* env,
+                                                                  const std::string& dir,
+                                                                  const WalOptions& options);
+
+  // Flushes and syncs what was appended, then stops the flusher.
+  ~WalWriter();
+
+  // Appends one record of `type` (1..255) and returns its LSN. Does not wait for the disk;
+  // call WaitDurable(lsn) for kSync. Errors: kInvalidArgument (type 0, payload too large), the
+  // poisoning I/O error, kFailedPrecondition after Close.
+  absl::StatusOr<Lsn> Append(uint8_t type, absl::string_view payload, Durability durability);
+
+  // Blocks until the record `lsn` is durable, or returns the I/O error that poisoned the log.
+  absl::Status WaitDurable(Lsn lsn);
+
+  // Makes every record appended so far durable.
+  absl::Status Sync();
+
+  // Recycles (or removes) every segment whose records all lie below `lsn`. Never touches the
+  // segment being written.
+  absl::Status Truncate(Lsn lsn);
+
+  // Flushes, syncs and stops. Later appends fail. Returns the first I/O error seen.
+  absl::Status Close();
+
+  WalStats Stats() const;
+  Lsn durable_lsn() const { return durable_lsn_.load(std::memory_order_acquire); }
+  // The oldest LSN still on disk.
+  Lsn oldest_lsn() const;
+
+ private:
+  struct Active {
+    std::unique_ptr<File> file;
+    uint64_t number = 0;
+    uint64_t seed = 0;
+    uint64_t offset = 0;  // next write position
+    bool unsynced = false;
+  };
+  WalWriter(Env* env, std::string dir, const WalOptions& options);
+  void FlusherLoop();
+  // Writes one batch of encoded records [first, last] and syncs it if `sync`. Flusher only.
+  absl::Status WriteBatch(std::string* batch, Lsn sync_lsn, bool sync);
+  absl::Status ActivateNextSegment(Lsn first_lsn);
+  absl::Status PrepareSpare();
+  absl::Status CreateSegmentFile(uint64_t number);
+
+  Env* const env_;
+  const std::string dir_;
+  const WalOptions options_;
+
+  mutable Mutex mu_;
+  CondVar flusher_cv_;                // work for the flusher
+  CondVar space_cv_;                  // buffer space freed
+  std::array<CondVar, 2> durable_cv_;  // waiters of batch generation g wait on [g & 1]
+  std::string buffer_ ABSL_GUARDED_BY(mu_);
+  Lsn next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
+  Lsn taken_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // last LSN handed to the flusher
+  Lsn written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t filling_gen_ ABSL_GUARDED_BY(mu_) = 1;
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;  // a batch is being written
+  bool in_flight_sync_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t in_flight_gen_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t flushing_size_ ABSL_GUARDED_BY(mu_) = 0;
+  bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;  // some buffered record needs a sync
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::atomic<Lsn> durable_lsn_{0};
+  // Sealed segments, ascending: (number, first LSN). Guarded by mu_; appended by the flusher.
+  std::deque<std::pair<uint64_t, Lsn>> sealed_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> recyclable_ ABSL_GUARDED_BY(mu_);  // paths freed by Truncate
+
+  // Flusher-owned state.
+  Active active_;
+  uint64_t spare_ = 0;  // number of a preallocated, not yet activated segment (0: none)
+  std::string flushing_;
+
+  // Stats.
+  std::atomic<uint64_t> appends_{0}, bytes_{0}, writes_{0}, fsyncs_{0}, synced_records_{0};
+  std::atomic<uint64_t> max_batch_{0}, created_{0}, recycled_{0}, removed_{0}, fallbacks_{0};
+  Histogram fsync_us_;
+
+  std::thread flusher_;
+};
+
+}  // namespace shardtx::wal
