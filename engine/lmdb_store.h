@@ -1,0 +1,122 @@
+// ShardStore: one shard's LMDB environment, the stable page store under the overlay. Written
+// only by checkpoints (one durable write transaction each, which also records applied_lsn);
+// read through pinned read-only transactions. Owns every LMDB handle (RAII).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/overlay.h"
+#include "lmdb.h"
+#include "util/mutex.h"
+
+namespace shardtx::engine {
+
+struct StoreOptions {
+  uint64_t initial_map_size = 64ull << 30;  // virtual reservation; grown when it fills
+  unsigned max_readers = 1024;              // concurrent pinned snapshots
+};
+
+// The checkpoint state recorded in LMDB with the data it describes.
+struct StoreMeta {
+  uint64_t applied_lsn = 0;  // every WAL record at or below it is in LMDB
+  Timestamp max_ts = 0;      // the largest commit timestamp stored
+  uint32_t format_version = 0;
+};
+
+class ShardStore;
+
+// A pinned LMDB read-only transaction: a consistent view of the store. Returned to the
+// store's pool on destruction. Used by one thread at a time (MDB_NOTLS lets it move).
+class ReadView {
+ public:
+  ~ReadView();
+  ReadView(const ReadView&) = delete;
+  ReadView& operator=(const ReadView&) = delete;
+
+  absl::StatusOr<std::optional<Found>> Get(absl::string_view key);
+  // Up to `limit` entries from `from` (see Overlay::Scan), values decoded.
+  absl::StatusOr<std::vector<Overlay::Entry>> Scan(absl::string_view from, bool inclusive,
+                                                   bool reverse, size_t limit);
+  // True if a key in [lower, upper) has a version newer than ts.
+  absl::StatusOr<bool> AnyNewerInRange(absl::string_view lower, absl::string_view upper,
+                                       Timestamp ts);
+
+ private:
+  friend class ShardStore;
+  ReadView(ShardStore* store, MDB_txn* txn) : store_(store), txn_(txn) {}
+  ShardStore* store_;
+  MDB_txn* txn_;
+};
+
+class ShardStore {
+ public:
+  static constexpr uint32_t kFormatVersion = 1;
+
+  // Opens (creating if needed) the LMDB environment in directory `dir`. kDataLoss if the files
+  // are not a valid LMDB environment or its metadata is corrupt; kFailedPrecondition for a
+  // newer format version.
+  static absl::StatusOr<std::unique_ptr<ShardStore>> Open(const std::string& dir,
+                                                          const StoreOptions& options);
+  ~ShardStore();
+
+  const StoreMeta& meta() const { return meta_; }  // as of the last Apply (or Open)
+
+  // Pins a consistent read view. kResourceExhausted when max_readers views are open.
+  absl::StatusOr<std::unique_ptr<ReadView>> Pin();
+
+  // Writes the newest version of every key of the `frozen` overlays, oldest overlay first so
+  // newer versions win (deleting tombstoned keys), plus
+  // applied_lsn and max_ts, in one durable write transaction. Grows the map when it fills.
+  // Also writes `extra_puts`/`extra_dels` into the named sub-database `table` (e.g. prepared
+  // transactions) in the same transaction.
+  struct TableWrite {
+    std::string table;
+    std::string key;
+    std::optional<std::string> value;  // nullopt: delete
+  };
+  absl::Status Apply(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn, Timestamp max_ts,
+                     const std::vector<TableWrite>& table_writes = {});
+
+  // Reads every entry of a named table (empty if it does not exist).
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadTable(
+      const std::string& table);
+
+  uint64_t map_size() const { return map_size_; }
+  uint64_t map_growths() const { return growths_; }
+  absl::StatusOr<uint64_t> DataBytes();
+
+ private:
+  friend class ReadView;
+  ShardStore(std::string dir, const StoreOptions& options) : dir_(std::move(dir)), options_(options) {}
+  absl::Status Init();
+  absl::Status WriteCheckpoint(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn, Timestamp max_ts,
+                        const std::vector<TableWrite>& table_writes);
+  absl::Status Grow();
+  void Release(MDB_txn* txn);
+
+  const std::string dir_;
+  const StoreOptions options_;
+  MDB_env* env_ = nullptr;
+  MDB_dbi data_dbi_ = 0;
+  MDB_dbi meta_dbi_ = 0;
+  StoreMeta meta_;
+  uint64_t map_size_ = 0;
+  uint64_t growths_ = 0;
+  // LMDB requires that no transaction be active while the map is resized: Grow waits for the
+  // active views to end (a counter, not a shared lock, since views move between threads).
+  Mutex pool_mu_;
+  CondVar pool_cv_{&pool_mu_};
+  int active_views_ ABSL_GUARDED_BY(pool_mu_) = 0;
+  bool growing_ ABSL_GUARDED_BY(pool_mu_) = false;
+  std::vector<MDB_txn*> pool_ ABSL_GUARDED_BY(pool_mu_);  // reset read txns, ready to renew
+};
+
+// Errors of LMDB as Status, naming the operation and directory.
+absl::Status LmdbError(int rc, absl::string_view op, const std::string& dir);
+
+}  // namespace shardtx::engine

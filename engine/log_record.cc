@@ -1,0 +1,44 @@
+#include "engine/log_record.h"
+
+#include "util/coding.h"
+
+namespace shardtx::engine {
+
+void EncodeWrites(std::string* dst, const std::vector<Write>& writes) {
+  PutVarint64(dst, writes.size());
+  for (const Write& w : writes) {
+    dst->push_back(static_cast<char>(w.op));
+    PutLengthPrefixed(dst, w.key);
+    PutLengthPrefixed(dst, w.op == WriteOp::kPut ? absl::string_view(w.value) : "");
+  }
+}
+
+bool DecodeWrites(absl::string_view* in, std::vector<Write>* writes) {
+  uint64_t n;
+  if (!GetVarint64(in, &n) || n > in->size() / 3) return false;  // each entry >= 3 bytes
+  writes->clear();
+  writes->reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    if (in->empty()) return false;
+    uint8_t op = static_cast<uint8_t>((*in)[0]);
+    in->remove_prefix(1);
+    if (op != 1 && op != 2) return false;
+    absl::string_view key, value;
+    if (!GetLengthPrefixed(in, &key) || !GetLengthPrefixed(in, &value)) return false;
+    writes->push_back(Write{static_cast<WriteOp>(op), std::string(key), std::string(value)});
+  }
+  return true;
+}
+
+std::string EncodeCommit(uint64_t commit_ts, const std::vector<Write>& writes) {
+  std::string out;
+  PutFixed64(&out, commit_ts);
+  EncodeWrites(&out, writes);
+  return out;
+}
+
+bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, std::vector<Write>* writes) {
+  return GetFixed64(&in, commit_ts) && DecodeWrites(&in, writes) && in.empty();
+}
+
+}  // namespace shardtx::engine

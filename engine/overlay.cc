@@ -1,0 +1,95 @@
+#include "engine/overlay.h"
+
+#include <mutex>
+
+namespace shardtx::engine {
+namespace {
+// Rough per-version cost of the map node, chain and strings beyond the bytes themselves.
+constexpr uint64_t kVersionOverhead = 64;
+}  // namespace
+
+void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
+  std::unique_lock l(mu_);
+  auto it = map_.find(key);
+  uint64_t added = value.size() + kVersionOverhead;
+  if (it == map_.end()) {
+    it = map_.emplace(std::string(key), Chain{}).first;
+    added += key.size();
+  }
+  Chain& chain = it->second;
+  chain.insert(chain.begin(), Version{ts, tombstone, std::string(value)});
+  bytes_.fetch_add(added, std::memory_order_relaxed);
+  if (ts > max_ts_.load(std::memory_order_relaxed)) max_ts_.store(ts, std::memory_order_relaxed);
+}
+
+void Overlay::Remove(absl::string_view key, Timestamp ts) {
+  std::unique_lock l(mu_);
+  auto it = map_.find(key);
+  if (it == map_.end()) return;
+  Chain& chain = it->second;
+  for (auto v = chain.begin(); v != chain.end(); ++v) {
+    if (v->ts == ts) {
+      chain.erase(v);
+      break;
+    }
+  }
+  if (chain.empty()) map_.erase(it);
+}
+
+std::optional<Found> Overlay::Get(absl::string_view key, Timestamp snapshot) const {
+  std::shared_lock l(mu_);
+  auto it = map_.find(key);
+  if (it == map_.end()) return std::nullopt;
+  for (const Version& v : it->second) {
+    if (v.ts <= snapshot) return Found{v.ts, v.tombstone, v.value};
+  }
+  return std::nullopt;
+}
+
+Timestamp Overlay::LatestTs(absl::string_view key) const {
+  std::shared_lock l(mu_);
+  auto it = map_.find(key);
+  return it == map_.end() ? 0 : it->second.front().ts;
+}
+
+bool Overlay::AnyNewerInRange(absl::string_view lower, absl::string_view upper,
+                              Timestamp ts) const {
+  std::shared_lock l(mu_);
+  for (auto it = map_.lower_bound(lower); it != map_.end(); ++it) {
+    if (!upper.empty() && absl::string_view(it->first) >= upper) break;
+    if (it->second.front().ts > ts) return true;
+  }
+  return false;
+}
+
+std::vector<Overlay::Entry> Overlay::Scan(absl::string_view from, bool inclusive, bool reverse,
+                                          size_t limit, Timestamp snapshot) const {
+  std::vector<Entry> out;
+  std::shared_lock l(mu_);
+  auto emit = [&](const std::string& key, const Chain& chain) {
+    for (const Version& v : chain) {
+      if (v.ts <= snapshot) {
+        out.push_back(Entry{key, v.tombstone, v.value});
+        return;
+      }
+    }
+  };
+  if (!reverse) {
+    auto it = inclusive ? map_.lower_bound(from) : map_.upper_bound(from);
+    for (; it != map_.end() && out.size() < limit; ++it) emit(it->first, it->second);
+  } else {
+    auto it = from.empty() ? map_.end() : (inclusive ? map_.upper_bound(from) : map_.lower_bound(from));
+    while (it != map_.begin() && out.size() < limit) {
+      --it;
+      emit(it->first, it->second);
+    }
+  }
+  return out;
+}
+
+size_t Overlay::keys() const {
+  std::shared_lock l(mu_);
+  return map_.size();
+}
+
+}  // namespace shardtx::engine

@@ -1,0 +1,88 @@
+// Overlay: an in-memory, multi-version map of committed writes of one shard that are not yet
+// (or only recently) in LMDB. Versions of a key are kept newest first; a reader picks the
+// newest version whose commit timestamp is at or below its snapshot.
+//
+// Thread safety: all methods may be called concurrently. Writers are serialised by the shard's
+// commit lock; a frozen overlay is never written again.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/string_view.h"
+
+namespace shardtx::engine {
+
+using Timestamp = uint64_t;
+
+struct Version {
+  Timestamp ts = 0;
+  bool tombstone = false;
+  std::string value;
+};
+
+// What a lookup found: nothing in this layer, a value, or a deletion.
+struct Found {
+  Timestamp ts = 0;
+  bool tombstone = false;
+  std::string value;
+};
+
+class Overlay {
+ public:
+  Overlay() = default;
+  Overlay(const Overlay&) = delete;
+  Overlay& operator=(const Overlay&) = delete;
+
+  // Adds a version; `ts` must exceed every version already present for `key`.
+  void Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value);
+
+  // Removes the version of `key` with exactly `ts`, if present (a commit that failed before
+  // it became visible).
+  void Remove(absl::string_view key, Timestamp ts);
+
+  // The newest version of `key` with ts <= snapshot, if any.
+  std::optional<Found> Get(absl::string_view key, Timestamp snapshot) const;
+  // The commit timestamp of the newest version of `key` (any snapshot), or 0.
+  Timestamp LatestTs(absl::string_view key) const;
+  // True if some key in [lower, upper) (empty upper: unbounded) has a version newer than ts.
+  bool AnyNewerInRange(absl::string_view lower, absl::string_view upper, Timestamp ts) const;
+
+  // Up to `limit` entries visible at `snapshot` with key >= from (or > from when !inclusive),
+  // ascending, or key <= from descending when `reverse` (empty `from`: from the end). A
+  // tombstone visible at the snapshot is returned as such so it can hide older layers.
+  struct Entry {
+    std::string key;
+    bool tombstone;
+    std::string value;
+  };
+  std::vector<Entry> Scan(absl::string_view from, bool inclusive, bool reverse, size_t limit,
+                          Timestamp snapshot) const;
+
+  // Calls fn(key, newest version) for every key in order. Only for frozen overlays.
+  template <class Fn>
+  void ForEachNewest(Fn fn) const {
+    std::shared_lock l(mu_);
+    for (const auto& [key, chain] : map_) fn(key, chain.front());
+  }
+
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  size_t keys() const;
+  Timestamp max_ts() const { return max_ts_.load(std::memory_order_relaxed); }
+
+ private:
+  using Chain = absl::InlinedVector<Version, 1>;  // newest first
+  mutable std::shared_mutex mu_;
+  absl::btree_map<std::string, Chain, std::less<>> map_;
+  std::atomic<uint64_t> bytes_{0};
+  std::atomic<Timestamp> max_ts_{0};
+};
+
+}  // namespace shardtx::engine

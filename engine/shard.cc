@@ -1,0 +1,376 @@
+#include "engine/shard.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "util/kill_point.h"
+#include "util/status_macros.h"
+#include "wal/reader.h"
+
+namespace shardtx::engine {
+
+SHARDTX_DEFINE_KILL_POINT(ckpt_after_freeze, "checkpoint.after_freeze");
+SHARDTX_DEFINE_KILL_POINT(ckpt_after_lmdb_commit, "checkpoint.after_lmdb_commit");
+SHARDTX_DEFINE_KILL_POINT(ckpt_before_truncate, "checkpoint.before_wal_truncate");
+SHARDTX_DEFINE_KILL_POINT(recovery_mid_redo, "recovery.mid_redo");
+SHARDTX_DEFINE_KILL_POINT(recovery_before_wal_open, "recovery.before_wal_open");
+
+Shard::Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks)
+    : id_(id), options_(options), hooks_(hooks) {}
+
+absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(uint32_t id, const ShardOptions& options,
+                                                   ShardHooks* hooks) {
+  std::unique_ptr<Shard> s(new Shard(id, options, hooks));
+  RETURN_IF_ERROR(s->Recover());
+  return s;
+}
+
+void Shard::StartBackground() {
+  {
+    MutexLock l(&bg_mu_);
+    last_checkpoint_ = absl::Now();
+  }
+  checkpointer_ = std::thread([this] { CheckpointLoop(); });
+}
+
+absl::Status Shard::Recover() {
+  const auto start = std::chrono::steady_clock::now();
+  Env* env = options_.env;
+  RETURN_IF_ERROR(env->CreateDir(options_.dir));
+  const std::string lmdb_dir = options_.dir + "/lmdb";
+  const std::string wal_dir = options_.dir + "/wal";
+  RETURN_IF_ERROR(env->CreateDir(lmdb_dir));
+  RETURN_IF_ERROR(env->CreateDir(wal_dir));
+  RETURN_IF_ERROR(env->SyncDir(options_.dir));
+  ASSIGN_OR_RETURN(store_, ShardStore::Open(lmdb_dir, options_.store));
+  const StoreMeta meta = store_->meta();
+  recovered_max_ts_ = meta.max_ts;
+
+  auto active = std::make_shared<Overlay>();
+  wal::ReaderOptions ropts;
+  ropts.from_lsn = meta.applied_lsn + 1;
+  if (meta.applied_lsn == 0) ropts.from_lsn = 0;  // everything still on disk
+  auto reader_or = wal::WalReader::Open(env, wal_dir, ropts);
+  if (absl::IsNotFound(reader_or.status())) {
+    return absl::DataLossError(absl::StrCat("shard ", id_, ": LMDB has applied LSN ",
+                                            meta.applied_lsn, " but the WAL cannot continue it: ",
+                                            reader_or.status().message()));
+  }
+  RETURN_IF_ERROR(reader_or.status());
+  std::unique_ptr<wal::WalReader> reader = std::move(*reader_or);
+  wal::WalRecord rec;
+  std::vector<Write> writes;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, reader->Next(&rec));
+    if (!more) break;
+    if (rec.lsn <= meta.applied_lsn) continue;
+    SHARDTX_KILL_POINT("recovery.mid_redo");
+    if (recovery_.from_lsn == 0) recovery_.from_lsn = rec.lsn;
+    recovery_.to_lsn = rec.lsn;
+    ++recovery_.records;
+    recovery_.bytes += rec.payload.size();
+    if (rec.type == kCommit) {
+      uint64_t ts;
+      if (!DecodeCommit(rec.payload, &ts, &writes)) {
+        return absl::DataLossError(
+            absl::StrCat("shard ", id_, ": malformed commit record at LSN ", rec.lsn));
+      }
+      for (const Write& w : writes) active->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
+      recovered_max_ts_ = std::max(recovered_max_ts_, ts);
+    } else {
+      RETURN_IF_ERROR(hooks_->Redo(id_, rec.lsn, rec.type, rec.payload));
+    }
+  }
+  const wal::WalTail& tail = reader->tail();
+  if (tail.next_lsn <= meta.applied_lsn) {
+    return absl::DataLossError(absl::StrCat("shard ", id_, ": WAL ends at LSN ",
+                                            tail.next_lsn - 1, " but LMDB has applied LSN ",
+                                            meta.applied_lsn));
+  }
+  recovery_.torn_tail = tail.torn;
+  SHARDTX_KILL_POINT("recovery.before_wal_open");
+  ASSIGN_OR_RETURN(wal_, wal::WalWriter::Open(env, wal_dir, options_.wal, tail));
+  {
+    MutexLock l(&commit_mu_);
+    last_lsn_ = tail.next_lsn - 1;
+    active_ = active;
+  }
+  {
+    MutexLock l(&view_mu_);
+    overlays_ = {active};
+    lmdb_max_ts_ = meta.max_ts;
+  }
+  applied_lsn_.store(meta.applied_lsn);
+  recovery_.millis = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+  return absl::OkStatus();
+}
+
+Shard::~Shard() { Close(false).IgnoreError(); }
+
+absl::Status Shard::Close(bool checkpoint) {
+  absl::Status result;
+  if (checkpoint && wal_ != nullptr) result = Checkpoint();
+  {
+    MutexLock l(&bg_mu_);
+    stop_ = true;
+    bg_cv_.SignalAll();
+    space_cv_.SignalAll();
+  }
+  if (checkpointer_.joinable()) checkpointer_.join();
+  if (wal_ != nullptr) {
+    absl::Status s = wal_->Close();
+    if (result.ok()) result = s;
+  }
+  return result;
+}
+
+absl::StatusOr<std::unique_ptr<Shard::View>> Shard::Pin(Timestamp snapshot) {
+  auto view = std::make_unique<View>();
+  view->snapshot = snapshot;
+  MutexLock l(&view_mu_);
+  if (lmdb_max_ts_ > snapshot) {
+    snapshot_too_old_.fetch_add(1, std::memory_order_relaxed);
+    return absl::AbortedError(absl::StrCat("snapshot too old on shard ", id_, ": snapshot ",
+                                           snapshot, ", checkpointed through ", lmdb_max_ts_));
+  }
+  view->overlays.assign(overlays_.begin(), overlays_.end());
+  ASSIGN_OR_RETURN(view->lmdb, store_->Pin());
+  return view;
+}
+
+absl::StatusOr<std::optional<Found>> Shard::Get(View* view, absl::string_view key) {
+  for (const auto& o : view->overlays) {
+    if (std::optional<Found> f = o->Get(key, view->snapshot)) return f;
+  }
+  return view->lmdb->Get(key);
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Shard::NextVisible(
+    View* view, absl::string_view from, bool inclusive, bool reverse) {
+  std::string cursor(from);
+  bool incl = inclusive;
+  while (true) {
+    // The nearest entry of each layer; for equal keys the newest layer wins.
+    std::optional<Overlay::Entry> best;
+    auto consider = [&](Overlay::Entry e) {
+      if (!best.has_value() || (reverse ? e.key > best->key : e.key < best->key)) {
+        best = std::move(e);
+      }
+    };
+    for (const auto& o : view->overlays) {
+      std::vector<Overlay::Entry> es = o->Scan(cursor, incl, reverse, 1, view->snapshot);
+      if (!es.empty()) consider(std::move(es[0]));
+    }
+    ASSIGN_OR_RETURN(std::vector<Overlay::Entry> ls, view->lmdb->Scan(cursor, incl, reverse, 1));
+    if (!ls.empty()) consider(std::move(ls[0]));
+    if (!best.has_value()) return std::optional<std::pair<std::string, std::string>>();
+    if (!best->tombstone) {
+      return std::optional<std::pair<std::string, std::string>>(
+          std::make_pair(std::move(best->key), std::move(best->value)));
+    }
+    if (reverse && best->key.empty()) return std::optional<std::pair<std::string, std::string>>();
+    cursor = std::move(best->key);
+    incl = false;
+  }
+}
+
+void Shard::WaitForSpace() {
+  if (options_.overlay_limit_bytes == 0) return;
+  auto used = [&] {
+    uint64_t active;
+    {
+      MutexLock l(&view_mu_);
+      active = overlays_.front()->bytes();
+    }
+    return active + frozen_bytes_.load(std::memory_order_relaxed);
+  };
+  if (used() < options_.overlay_limit_bytes) return;
+  backpressure_waits_.fetch_add(1, std::memory_order_relaxed);
+  MutexLock l(&bg_mu_);
+  while (!stop_ && used() >= options_.overlay_limit_bytes) {
+    checkpoint_requested_ = true;
+    bg_cv_.Signal();
+    space_cv_.WaitFor(std::chrono::milliseconds(100));
+  }
+}
+
+absl::StatusOr<Timestamp> Shard::LatestTsLocked(absl::string_view key) {
+  Timestamp lmdb_max;
+  std::vector<std::shared_ptr<Overlay>> overlays;
+  {
+    MutexLock l(&view_mu_);
+    overlays.assign(overlays_.begin(), overlays_.end());
+    lmdb_max = lmdb_max_ts_;
+  }
+  for (const auto& o : overlays) {
+    if (Timestamp ts = o->LatestTs(key)) return ts;
+  }
+  if (lmdb_max == 0) return Timestamp{0};
+  ASSIGN_OR_RETURN(std::unique_ptr<ReadView> v, store_->Pin());
+  ASSIGN_OR_RETURN(std::optional<Found> f, v->Get(key));
+  return f.has_value() ? f->ts : Timestamp{0};
+}
+
+absl::StatusOr<bool> Shard::AnyNewerInRangeLocked(absl::string_view lower,
+                                                  absl::string_view upper, Timestamp ts) {
+  Timestamp lmdb_max;
+  std::vector<std::shared_ptr<Overlay>> overlays;
+  {
+    MutexLock l(&view_mu_);
+    overlays.assign(overlays_.begin(), overlays_.end());
+    lmdb_max = lmdb_max_ts_;
+  }
+  for (const auto& o : overlays) {
+    if (o->AnyNewerInRange(lower, upper, ts)) return true;
+  }
+  if (lmdb_max <= ts) return false;
+  ASSIGN_OR_RETURN(std::unique_ptr<ReadView> v, store_->Pin());
+  return v->AnyNewerInRange(lower, upper, ts);
+}
+
+absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view payload,
+                                        wal::Durability durability) {
+  ASSIGN_OR_RETURN(Lsn lsn, wal_->Append(type, payload, durability));
+  last_lsn_ = lsn;
+  return lsn;
+}
+
+void Shard::InstallLocked(const std::vector<Write>& writes, Timestamp ts) {
+  for (const Write& w : writes) active_->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
+  if (options_.checkpoint_overlay_bytes != 0 &&
+      active_->bytes() >= options_.checkpoint_overlay_bytes) {
+    MutexLock l(&bg_mu_);
+    if (!checkpoint_requested_) {
+      checkpoint_requested_ = true;
+      bg_cv_.Signal();
+    }
+  }
+}
+
+void Shard::UninstallLocked(const std::vector<Write>& writes, Timestamp ts) {
+  MutexLock v(&view_mu_);
+  for (const auto& o : overlays_) {
+    for (const Write& w : writes) o->Remove(w.key, ts);
+  }
+}
+
+void Shard::SetCheckpointTableWriter(TableWriter w) {
+  MutexLock l(&checkpoint_mu_);
+  table_writer_ = std::move(w);
+}
+
+absl::Status Shard::Checkpoint() {
+  MutexLock ck(&checkpoint_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  // Freeze: the active overlay joins the frozen ones (left over from a failed checkpoint, if
+  // any); commits go on into a new active overlay. The cut is exact: every record at or below
+  // `c` is in a frozen overlay, every later one goes to the new active overlay.
+  std::vector<std::shared_ptr<Overlay>> frozen;  // oldest first
+  Lsn c;
+  {
+    MutexLock l(&commit_mu_);
+    c = last_lsn_;
+    active_ = std::make_shared<Overlay>();
+    MutexLock v(&view_mu_);
+    overlays_.insert(overlays_.begin(), active_);
+    frozen.assign(overlays_.rbegin(), overlays_.rend() - 1);
+  }
+  uint64_t frozen_bytes = 0;
+  Timestamp max_ts = 0;
+  std::vector<const Overlay*> layers;
+  for (const auto& o : frozen) {
+    frozen_bytes += o->bytes();
+    max_ts = std::max(max_ts, o->max_ts());
+    layers.push_back(o.get());
+  }
+  frozen_bytes_.store(frozen_bytes);
+  SHARDTX_KILL_POINT("checkpoint.after_freeze");
+  std::vector<ShardStore::TableWrite> table_writes;
+  if (table_writer_) table_writes = table_writer_();
+  // Every commit in the frozen overlays must be durable in the WAL (WAL before data) and
+  // visible (so that no new snapshot is older than what LMDB will hold).
+  absl::Status s = hooks_->WaitVisible(max_ts);
+  if (s.ok() && c > 0) s = wal_->WaitDurable(c);
+  if (s.ok()) s = store_->Apply(layers, c, max_ts, table_writes);
+  if (!s.ok()) return s;  // the frozen overlays stay in view; the next checkpoint retries them
+  SHARDTX_KILL_POINT("checkpoint.after_lmdb_commit");
+  {
+    MutexLock v(&view_mu_);
+    overlays_.resize(1);  // only the active overlay; readers that pinned the rest keep them
+    lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
+  }
+  applied_lsn_.store(c);
+  frozen_bytes_.store(0);
+  frozen.clear();
+  {
+    MutexLock l(&bg_mu_);
+    space_cv_.SignalAll();
+    last_checkpoint_ = absl::Now();
+    wal_bytes_at_checkpoint_ = wal_->Stats().bytes;
+  }
+  SHARDTX_KILL_POINT("checkpoint.before_wal_truncate");
+  Lsn keep = c + 1;
+  if (Lsn pinned = hooks_->PinnedLsn(id_); pinned != 0) keep = std::min(keep, pinned);
+  s = wal_->Truncate(keep);
+  checkpoints_.fetch_add(1, std::memory_order_relaxed);
+  checkpoint_bytes_.fetch_add(frozen_bytes, std::memory_order_relaxed);
+  checkpoint_ms_.Add(static_cast<uint64_t>(std::chrono::duration<double, std::milli>(
+                                               std::chrono::steady_clock::now() - start)
+                                               .count()));
+  return s;
+}
+
+bool Shard::CheckpointDue() {
+  bg_mu_.AssertHeld();
+  if (checkpoint_requested_) return true;
+  if (options_.checkpoint_interval > absl::ZeroDuration() &&
+      absl::Now() - last_checkpoint_ >= options_.checkpoint_interval) {
+    return true;
+  }
+  if (options_.checkpoint_wal_bytes != 0 &&
+      wal_->Stats().bytes - wal_bytes_at_checkpoint_ >= options_.checkpoint_wal_bytes) {
+    return true;
+  }
+  return false;
+}
+
+void Shard::CheckpointLoop() {
+  MutexLock l(&bg_mu_);
+  while (!stop_) {
+    if (!CheckpointDue()) {
+      bg_cv_.WaitFor(std::chrono::milliseconds(50));
+      continue;
+    }
+    checkpoint_requested_ = false;
+    bg_mu_.Unlock();
+    absl::Status s = Checkpoint();
+    bg_mu_.Lock();
+    if (!s.ok()) {
+      last_checkpoint_ = absl::Now();  // back off until the next interval or trigger
+    }
+  }
+}
+
+ShardStats Shard::Stats() {
+  ShardStats s;
+  s.checkpoints = checkpoints_.load();
+  s.checkpoint_bytes = checkpoint_bytes_.load();
+  s.checkpoint_ms = checkpoint_ms_.Summary();
+  {
+    MutexLock l(&view_mu_);
+    for (const auto& o : overlays_) s.overlay_bytes += o->bytes();
+  }
+  s.backpressure_waits = backpressure_waits_.load();
+  s.snapshot_too_old = snapshot_too_old_.load();
+  s.applied_lsn = applied_lsn_.load();
+  s.lmdb_map_size = store_->map_size();
+  s.lmdb_map_growths = store_->map_growths();
+  s.recovery = recovery_;
+  s.wal = wal_->Stats();
+  return s;
+}
+
+}  // namespace shardtx::engine

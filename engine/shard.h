@@ -1,0 +1,185 @@
+// Shard: one LMDB environment + the in-memory overlay of committed versions + one WAL.
+// Commits append to the WAL and install into the active overlay (never LMDB); fuzzy
+// checkpoints freeze the overlay and write it to LMDB in one durable transaction; Open redoes
+// the WAL above LMDB's applied_lsn. Knows nothing of transactions or other shards: the
+// transaction layer drives the commit path under commit_mu().
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/lmdb_store.h"
+#include "engine/log_record.h"
+#include "engine/overlay.h"
+#include "shardtx/env.h"
+#include "util/histogram.h"
+#include "util/mutex.h"
+#include "wal/writer.h"
+
+namespace shardtx::engine {
+
+using wal::Lsn;
+
+struct ShardOptions {
+  std::string dir;  // the shard's directory: wal/ and lmdb/ below it
+  Env* env = nullptr;
+  wal::WalOptions wal;
+  StoreOptions store;
+  uint64_t checkpoint_wal_bytes = 64ull << 20;
+  uint64_t checkpoint_overlay_bytes = 64ull << 20;
+  uint64_t overlay_limit_bytes = 256ull << 20;
+  absl::Duration checkpoint_interval = absl::Seconds(30);
+};
+
+// What the shard needs from the layer above, without knowing it.
+class ShardHooks {
+ public:
+  virtual ~ShardHooks() = default;
+  // Blocks until every commit with a timestamp at or below `ts` is installed and visible.
+  virtual absl::Status WaitVisible(Timestamp ts) = 0;
+  // Records of types other than kCommit met during redo, in LSN order.
+  virtual absl::Status Redo(uint32_t shard, Lsn lsn, uint8_t type, absl::string_view payload) = 0;
+  // The smallest LSN on this shard that must stay in the WAL (e.g. an undecided prepare), or 0.
+  virtual Lsn PinnedLsn(uint32_t shard) = 0;
+};
+
+struct RecoveryStats {
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  double millis = 0;
+  Lsn from_lsn = 0;
+  Lsn to_lsn = 0;
+  bool torn_tail = false;
+};
+
+struct ShardStats {
+  uint64_t checkpoints = 0;
+  uint64_t checkpoint_bytes = 0;  // overlay bytes written to LMDB
+  std::string checkpoint_ms;      // Histogram summary
+  uint64_t overlay_bytes = 0;     // active + frozen
+  uint64_t backpressure_waits = 0;
+  uint64_t snapshot_too_old = 0;
+  Lsn applied_lsn = 0;
+  uint64_t lmdb_map_size = 0;
+  uint64_t lmdb_map_growths = 0;
+  RecoveryStats recovery;
+  wal::WalStats wal;
+};
+
+class Shard {
+ public:
+  // Opens (creating) the shard in options.dir and redoes its WAL above LMDB's applied_lsn.
+  // `hooks` must outlive the shard.
+  static absl::StatusOr<std::unique_ptr<Shard>> Open(uint32_t id, const ShardOptions& options,
+                                                     ShardHooks* hooks);
+  // Starts the checkpoint thread (triggers: WAL bytes, overlay bytes, interval). Call once
+  // the layer above is ready to answer the hooks.
+  void StartBackground();
+  // Stops the checkpoint thread; checkpoints first when `checkpoint`. Returns the first error.
+  absl::Status Close(bool checkpoint);
+  ~Shard();
+
+  uint32_t id() const { return id_; }
+  // Largest commit timestamp in LMDB or the redone WAL.
+  Timestamp recovered_max_ts() const { return recovered_max_ts_; }
+
+  // A consistent read view of the shard at `snapshot`.
+  struct View {
+    Timestamp snapshot = 0;
+    std::vector<std::shared_ptr<const Overlay>> overlays;  // newest first
+    std::unique_ptr<ReadView> lmdb;
+  };
+  // kAborted "snapshot too old" when a checkpoint already replaced versions older than
+  // `snapshot` in LMDB (the caller retries with a newer snapshot).
+  absl::StatusOr<std::unique_ptr<View>> Pin(Timestamp snapshot);
+  // The visible version of `key` (a tombstone means deleted), or nullopt.
+  static absl::StatusOr<std::optional<Found>> Get(View* view, absl::string_view key);
+  // The first visible live entry after (or at, if inclusive) `from` in the given direction;
+  // empty `from` starts at the end of the range.
+  static absl::StatusOr<std::optional<std::pair<std::string, std::string>>> NextVisible(
+      View* view, absl::string_view from, bool inclusive, bool reverse);
+
+  // --- Commit path. REQUIRES commit_mu() held from validation to InstallLocked. ---
+  Mutex* commit_mu() ABSL_LOCK_RETURNED(commit_mu_) { return &commit_mu_; }
+  // Blocks while the overlay is over its limit (back-pressure). Call without commit_mu().
+  void WaitForSpace();
+  // Commit timestamp of the newest committed version of `key`, 0 if none.
+  absl::StatusOr<Timestamp> LatestTsLocked(absl::string_view key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  absl::StatusOr<bool> AnyNewerInRangeLocked(absl::string_view lower, absl::string_view upper,
+                                             Timestamp ts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  absl::StatusOr<Lsn> AppendLocked(RecordType type, absl::string_view payload,
+                                   wal::Durability durability)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  void InstallLocked(const std::vector<Write>& writes, Timestamp ts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // Takes back versions installed under `ts` whose commit failed before becoming visible.
+  void UninstallLocked(const std::vector<Write>& writes, Timestamp ts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  absl::Status WaitDurable(Lsn lsn) { return wal_->WaitDurable(lsn); }
+
+  // Runs a checkpoint now (waits for one in progress first).
+  absl::Status Checkpoint();
+  // Reads a table written with checkpoints (see ShardStore::TableWrite).
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadTable(
+      const std::string& table) {
+    return store_->ReadTable(table);
+  }
+  // Table writes to include in the next checkpoint's LMDB transaction, supplied by the layer
+  // above at checkpoint time.
+  using TableWriter = std::function<std::vector<ShardStore::TableWrite>()>;
+  void SetCheckpointTableWriter(TableWriter w);
+
+  ShardStats Stats();
+
+ private:
+  Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks);
+  absl::Status Recover();
+  void CheckpointLoop();
+  bool CheckpointDue();
+
+  const uint32_t id_;
+  const ShardOptions options_;
+  ShardHooks* const hooks_;
+  std::unique_ptr<ShardStore> store_;
+  std::unique_ptr<wal::WalWriter> wal_;
+  Timestamp recovered_max_ts_ = 0;
+  RecoveryStats recovery_;
+
+  Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(view_mu_);
+  Lsn last_lsn_ ABSL_GUARDED_BY(commit_mu_) = 0;
+
+  Mutex view_mu_;
+  // Newest first: the active overlay, then the frozen ones a checkpoint is writing (more than
+  // one only after a checkpoint failed).
+  std::vector<std::shared_ptr<Overlay>> overlays_ ABSL_GUARDED_BY(view_mu_);
+  Timestamp lmdb_max_ts_ ABSL_GUARDED_BY(view_mu_) = 0;
+
+  Mutex checkpoint_mu_;  // one checkpoint at a time
+  TableWriter table_writer_ ABSL_GUARDED_BY(checkpoint_mu_);
+
+  Mutex bg_mu_;
+  CondVar bg_cv_{&bg_mu_};     // checkpoint thread: work or stop
+  CondVar space_cv_{&bg_mu_};  // back-pressure waiters
+  bool stop_ ABSL_GUARDED_BY(bg_mu_) = false;
+  bool checkpoint_requested_ ABSL_GUARDED_BY(bg_mu_) = false;
+  absl::Time last_checkpoint_ ABSL_GUARDED_BY(bg_mu_);
+  uint64_t wal_bytes_at_checkpoint_ ABSL_GUARDED_BY(bg_mu_) = 0;
+  std::atomic<uint64_t> frozen_bytes_{0};
+  std::atomic<Lsn> applied_lsn_{0};
+  std::shared_ptr<Overlay> active_ ABSL_GUARDED_BY(commit_mu_);  // == overlays_[0]
+
+  std::atomic<uint64_t> checkpoints_{0}, checkpoint_bytes_{0}, backpressure_waits_{0};
+  std::atomic<uint64_t> snapshot_too_old_{0};
+  Histogram checkpoint_ms_;
+  std::thread checkpointer_;
+};
+
+}  // namespace shardtx::engine

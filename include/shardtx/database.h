@@ -1,0 +1,59 @@
+// shardtx/database.h: an open shardtx database.
+//
+//   shardtx::Options options;
+//   options.path = "/var/lib/myhost/shardtx";
+//   auto db = shardtx::Database::Open(options);          // creates, or recovers by redo
+//   if (!db.ok()) return db.status();
+//   auto txn = (*db)->Begin();
+//   txn->Put("k", "v");
+//   absl::Status s = txn->Commit();                      // durable once OK (kSync)
+//
+// Layout of the directory: SHARDTX (format version, shard count), LOCK (pid of the process
+// that has it open), shard-NNN/{wal,lmdb}/ per shard.
+//
+// Thread safety: a Database is used from many threads at once. Each Transaction is used by
+// one thread at a time.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "shardtx/options.h"
+#include "shardtx/stats.h"
+#include "shardtx/transaction.h"
+
+namespace shardtx {
+
+class Database {
+ public:
+  // Opens the database at options.path, creating it if missing (create_if_missing), and
+  // recovers it: each shard's WAL is redone above the LMDB checkpoint. Errors:
+  //   kInvalidArgument  bad options, or num_shards differs from the directory's;
+  //   kNotFound         path missing and !create_if_missing;
+  //   kFailedPrecondition  path is not a directory, holds something other than a shardtx
+  //                     database, is of a newer format version, or is already open (by this
+  //                     or another process: "already open by pid N");
+  //   kPermissionDenied the path cannot be written;
+  //   kDataLoss         the WAL or LMDB is corrupt (the message names the file and offset).
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const Options& options);
+
+  // Closes (see Close) if still open.
+  virtual ~Database() = default;
+
+  // Starts a transaction. Never fails: errors surface from its calls.
+  virtual std::unique_ptr<Transaction> Begin(const TxnOptions& options = {}) = 0;
+
+  // Checkpoints every shard now: its committed writes move into LMDB and the WAL behind them
+  // is recycled. Commits continue meanwhile.
+  virtual absl::Status Checkpoint() = 0;
+
+  virtual Stats GetStats() = 0;
+
+  // Waits for commits in flight, makes every commit durable, checkpoints (unless
+  // Options::checkpoint_on_close is false) and releases the directory. Transactions must be
+  // finished first. Returns the first error met.
+  virtual absl::Status Close() = 0;
+};
+
+}  // namespace shardtx

@@ -1,0 +1,76 @@
+// shardtx/options.h: how a Database is opened and how each transaction behaves.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace shardtx {
+
+class Env;
+
+// Durability of one transaction's commit.
+enum class Durability {
+  // Commit returns after the commit record is fsynced (group commit shares the fsync).
+  // A crash of the process or the machine never loses it. The default.
+  kSync,
+  // Commit returns once the record is queued; the log writer fsyncs it promptly (usually
+  // within one fsync time, see Stats::wal_unsynced_bytes). A machine crash may lose the last
+  // few such commits, always a suffix of each shard's commit order; a process crash may too.
+  kAsync,
+  // Like kAsync but nothing forces the fsync: the record becomes durable with the next synced
+  // commit, checkpoint or Close.
+  kNone,
+};
+
+enum class Isolation {
+  // Reads see the snapshot taken at Begin; write-write conflicts abort the later committer.
+  // Write skew is possible.
+  kSnapshot,
+  // Snapshot isolation plus validation at commit that nothing this transaction read (keys and
+  // scanned ranges) was changed by a transaction that committed after its snapshot.
+  kSerializable,
+};
+
+struct Options {
+  // Directory of the database. Created if missing when create_if_missing.
+  std::string path;
+  bool create_if_missing = true;
+  // File-system seam for the write-ahead log; nullptr means Env::Default(). Not owned; must
+  // outlive the Database.
+  Env* env = nullptr;
+
+  // Number of shards, fixed when the directory is created (recorded there). Reopening with a
+  // different non-zero value fails with kInvalidArgument; 0 means "whatever the directory has"
+  // (1 for a new directory).
+  uint32_t num_shards = 0;
+
+  // WAL segment size (preallocated). Multiple of 8, in [64 KiB, 1 GiB].
+  uint64_t wal_segment_size = 64ull << 20;
+  // Largest single commit record. Larger transactions fail Commit with kResourceExhausted.
+  uint64_t max_txn_bytes = 16ull << 20;
+
+  // Checkpoint triggers, per shard: WAL bytes written since the last checkpoint, bytes in the
+  // in-memory overlay, time since the last checkpoint. 0 disables a trigger.
+  uint64_t checkpoint_wal_bytes = 64ull << 20;
+  uint64_t checkpoint_overlay_bytes = 64ull << 20;
+  absl::Duration checkpoint_interval = absl::Seconds(30);
+  // Commits wait (back-pressure) while a shard's overlay holds this many bytes and a checkpoint
+  // is draining it. Must be >= checkpoint_overlay_bytes.
+  uint64_t overlay_limit_bytes = 256ull << 20;
+  // Checkpoint every shard on Close, so the next Open has nothing to redo.
+  bool checkpoint_on_close = true;
+
+  // Largest number of transactions open at once (sizes LMDB's reader table).
+  uint32_t max_open_transactions = 1024;
+  // Initial LMDB map size per shard (address space, not disk); grown automatically when full.
+  uint64_t lmdb_map_size = 16ull << 30;
+};
+
+struct TxnOptions {
+  Isolation isolation = Isolation::kSnapshot;
+  Durability durability = Durability::kSync;
+};
+
+}  // namespace shardtx

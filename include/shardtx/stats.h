@@ -1,0 +1,68 @@
+// shardtx/stats.h: counters a Database reports (Database::GetStats). A snapshot; not updated
+// after it is returned.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shardtx {
+
+struct ShardStatsView {
+  uint32_t shard = 0;
+  uint64_t wal_appends = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t wal_fsyncs = 0;
+  double wal_records_per_fsync = 0;
+  uint64_t wal_max_records_per_fsync = 0;
+  uint64_t wal_unsynced_bytes = 0;  // the async loss window right now
+  std::string wal_fsync_latency_us;
+  uint64_t wal_segments_created = 0;
+  uint64_t wal_segments_recycled = 0;
+  uint64_t checkpoints = 0;
+  uint64_t checkpoint_bytes = 0;
+  std::string checkpoint_ms;
+  uint64_t overlay_bytes = 0;
+  uint64_t backpressure_waits = 0;
+  uint64_t applied_lsn = 0;
+  uint64_t durable_lsn = 0;
+  uint64_t lmdb_map_size = 0;
+  uint64_t lmdb_map_growths = 0;
+  // Recovery at the last Open.
+  uint64_t recovery_records = 0;
+  uint64_t recovery_bytes = 0;
+  double recovery_ms = 0;
+  bool recovery_torn_tail = false;
+};
+
+struct Stats {
+  uint64_t commits = 0;              // committed read-write transactions
+  uint64_t read_only_commits = 0;
+  uint64_t cross_shard_commits = 0;
+  uint64_t rollbacks = 0;            // explicit Rollback or destruction without Commit
+  // Aborts by cause.
+  uint64_t aborts_write_conflict = 0;
+  uint64_t aborts_read_validation = 0;  // serializable
+  uint64_t aborts_snapshot_too_old = 0;
+  uint64_t aborts_locked = 0;           // key held by a prepared transaction
+  uint64_t aborts_too_large = 0;
+  uint64_t aborts_io_error = 0;
+  uint64_t in_doubt = 0;                // prepared transactions awaiting a decision
+  std::string commit_latency_us;        // Histogram summary of Commit() calls
+  // Sums over shards.
+  uint64_t fsyncs = 0;
+  double records_per_fsync = 0;
+  uint64_t checkpoints = 0;
+  uint64_t checkpoint_bytes = 0;
+  uint64_t overlay_bytes = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t recovery_records = 0;
+  uint64_t recovery_bytes = 0;
+  double recovery_ms = 0;
+  std::vector<ShardStatsView> shards;
+
+  // A human-readable multi-line dump.
+  std::string ToString() const;
+};
+
+}  // namespace shardtx

@@ -1,0 +1,53 @@
+// shardtx/transaction.h: one ACID transaction. Created by Database::Begin.
+//
+// Reads see the snapshot taken at Begin plus this transaction's own writes. Writes are
+// buffered in memory until Commit. A Transaction is used by one thread at a time (it may move
+// between threads). Destroying it without Commit rolls it back.
+//
+// Errors common to all calls: kFailedPrecondition after Commit/Rollback; kAborted (retryable:
+// roll back and run the transaction again) when its snapshot can no longer be served
+// ("snapshot too old"), with the shard named.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "shardtx/iterator.h"
+
+namespace shardtx {
+
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+
+  // The value of `key`, or kNotFound.
+  virtual absl::StatusOr<std::string> Get(absl::string_view key) = 0;
+  // Buffers a write; visible to this transaction's reads at once, to others after Commit.
+  virtual absl::Status Put(absl::string_view key, absl::string_view value) = 0;
+  virtual absl::Status Delete(absl::string_view key) = 0;
+  // An iterator over [lower_bound, upper_bound). Its reads count as reads for serializable
+  // validation (the whole bounded range).
+  virtual std::unique_ptr<Iterator> NewIterator(const IteratorOptions& options = {}) = 0;
+
+  // Makes the writes durable (per TxnOptions::durability) and visible, atomically across
+  // shards. Returns:
+  //   OK; kAborted (retryable) on a write-write conflict ("first committer wins"), a failed
+  //   serializable validation, or a key locked by a prepared transaction, the message naming
+  //   the key, the shard and the phase; kResourceExhausted when the transaction exceeds
+  //   Options::max_txn_bytes; an I/O status when the log failed (the database must then be
+  //   reopened; the transaction is not committed). After any error the transaction is over.
+  virtual absl::Status Commit() = 0;
+  // Discards the writes. Always OK unless already over.
+  virtual absl::Status Rollback() = 0;
+
+  // The commit timestamp (0 before a successful Commit).
+  virtual uint64_t commit_timestamp() const = 0;
+  // The snapshot timestamp reads are served at.
+  virtual uint64_t snapshot_timestamp() const = 0;
+};
+
+}  // namespace shardtx

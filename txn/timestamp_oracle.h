@@ -1,0 +1,48 @@
+// TimestampOracle: hands out commit timestamps, tracks which are still being installed, and
+// derives visible_ts: the largest timestamp at or below which every commit is installed on
+// every shard. Snapshots are taken at visible_ts, so no reader sees part of a commit.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+
+#include "absl/container/btree_map.h"
+#include "absl/status/status.h"
+#include "util/mutex.h"
+
+namespace shardtx::txn {
+
+using Timestamp = uint64_t;
+
+class TimestampOracle {
+ public:
+  // After recovery: timestamps continue above `max_ts`, which is visible.
+  explicit TimestampOracle(Timestamp max_ts = 0);
+
+  // A new commit timestamp, in flight until Finish.
+  Timestamp Assign();
+  // The commit `ts` is installed everywhere (or abandoned): visible_ts may advance over it.
+  void Finish(Timestamp ts);
+  Timestamp visible() const;
+
+  // Registers a snapshot at visible_ts and returns it; EndSnapshot releases it.
+  Timestamp BeginSnapshot();
+  void EndSnapshot(Timestamp ts);
+  // The oldest registered snapshot, or visible_ts if none.
+  Timestamp OldestSnapshot() const;
+
+  // Blocks until visible_ts >= ts.
+  void WaitVisible(Timestamp ts);
+
+ private:
+  mutable Mutex mu_;
+  CondVar cv_{&mu_};
+  Timestamp last_ ABSL_GUARDED_BY(mu_);
+  Timestamp visible_ ABSL_GUARDED_BY(mu_);
+  // In-flight window: done flags of timestamps visible_+1 .. last_.
+  std::deque<bool> window_ ABSL_GUARDED_BY(mu_);
+  int waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::btree_map<Timestamp, int> snapshots_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace shardtx::txn

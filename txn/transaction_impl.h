@@ -1,0 +1,64 @@
+// TransactionImpl: snapshot reads across shards, a private write buffer, and the commit path
+// (one phase for a single shard; cross-shard commits use two-phase commit).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "engine/shard.h"
+#include "shardtx/options.h"
+#include "shardtx/transaction.h"
+
+namespace shardtx::txn {
+
+class DatabaseImpl;
+
+class TransactionImpl final : public Transaction {
+ public:
+  TransactionImpl(DatabaseImpl* db, const TxnOptions& options);
+  ~TransactionImpl() override;
+
+  absl::StatusOr<std::string> Get(absl::string_view key) override;
+  absl::Status Put(absl::string_view key, absl::string_view value) override;
+  absl::Status Delete(absl::string_view key) override;
+  std::unique_ptr<Iterator> NewIterator(const IteratorOptions& options) override;
+  absl::Status Commit() override;
+  absl::Status Rollback() override;
+  uint64_t commit_timestamp() const override { return commit_ts_; }
+  uint64_t snapshot_timestamp() const override { return snapshot_; }
+
+  // For the iterator.
+  absl::StatusOr<engine::Shard::View*> ViewOf(uint32_t shard);
+  using WriteBuffer = absl::btree_map<std::string, std::optional<std::string>, std::less<>>;
+  const WriteBuffer& writes() const { return writes_; }
+  DatabaseImpl* db() { return db_; }
+  void RecordRange(absl::string_view lower, absl::string_view upper);
+  absl::Status CheckActive() const;
+
+ private:
+  absl::Status CommitOneShard(uint32_t shard, std::vector<engine::Write>& writes);
+  // Serializable: fails if something read on `shard` changed after the snapshot.
+  // REQUIRES: the shard's commit lock.
+  absl::Status ValidateReadsLocked(uint32_t shard);
+  absl::Status ValidateWritesLocked(uint32_t shard, const std::vector<engine::Write>& writes);
+  void Finish();
+
+  DatabaseImpl* const db_;
+  const TxnOptions options_;
+  uint64_t snapshot_ = 0;
+  uint64_t commit_ts_ = 0;
+  enum class State { kActive, kCommitted, kAborted } state_ = State::kActive;
+  bool snapshot_registered_ = false;
+  WriteBuffer writes_;
+  uint64_t write_bytes_ = 0;
+  std::vector<std::unique_ptr<engine::Shard::View>> views_;  // by shard, pinned lazily
+  // Serializable read tracking.
+  absl::btree_set<std::string> reads_;
+  std::vector<std::pair<std::string, std::string>> ranges_;
+};
+
+}  // namespace shardtx::txn
