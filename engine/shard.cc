@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "util/kill_point.h"
@@ -38,6 +39,8 @@ absl::Status Shard::Recover() {
   const auto start = std::chrono::steady_clock::now();
   Env* env = options_.env;
   RETURN_IF_ERROR(env->CreateDir(options_.dir));
+  const std::string parent = std::filesystem::path(options_.dir).parent_path().string();
+  if (!parent.empty()) RETURN_IF_ERROR(env->SyncDir(parent));
   const std::string lmdb_dir = options_.dir + "/lmdb";
   const std::string wal_dir = options_.dir + "/wal";
   RETURN_IF_ERROR(env->CreateDir(lmdb_dir));

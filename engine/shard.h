@@ -124,6 +124,7 @@ class Shard {
   void UninstallLocked(const std::vector<Write>& writes, Timestamp ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   absl::Status WaitDurable(Lsn lsn) { return wal_->WaitDurable(lsn); }
+  Lsn durable_lsn() const { return wal_->durable_lsn(); }
 
   // Runs a checkpoint now (waits for one in progress first).
   absl::Status Checkpoint();

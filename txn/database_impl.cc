@@ -1,6 +1,7 @@
 #include "txn/database_impl.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -86,7 +87,13 @@ absl::Status DatabaseImpl::OpenDirectory() {
     return exists;
   }
   absl::Status mk = env_->CreateDir(path);
-  if (!mk.ok()) return absl::Status(mk.code(), absl::StrCat("cannot create database directory: ", mk.message()));
+  if (!mk.ok()) {
+    return absl::Status(mk.code(),
+                        absl::StrCat("cannot create database directory: ", mk.message()));
+  }
+  // The directory's own entry must be durable before anything in it counts.
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  if (!parent.empty()) RETURN_IF_ERROR(env_->SyncDir(parent));
 
   ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(path));
   const bool has_manifest = std::find(names.begin(), names.end(), kManifest) != names.end();
@@ -162,6 +169,9 @@ absl::Status DatabaseImpl::OpenShards() {
     shards_.push_back(std::move(shard));
   }
   oracle_ = std::make_unique<TimestampOracle>(max_ts);
+  for (uint32_t i = 0; i < options_.num_shards; ++i) {
+    commit_queues_.push_back(std::make_unique<CommitQueue>());
+  }
   for (auto& s : shards_) s->StartBackground();
   return absl::OkStatus();
 }
@@ -192,6 +202,26 @@ absl::Status DatabaseImpl::Checkpoint() {
     if (result.ok()) result = st;
   }
   return result;
+}
+
+void DatabaseImpl::RegisterDurableCommit(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts) {
+  CommitQueue& q = *commit_queues_[shard];
+  MutexLock l(&q.mu);
+  q.pending.emplace_back(lsn, ts);
+}
+
+void DatabaseImpl::FinishDurableCommits(uint32_t shard) {
+  CommitQueue& q = *commit_queues_[shard];
+  const engine::Lsn durable = shards_[shard]->durable_lsn();
+  std::vector<engine::Timestamp> done;
+  {
+    MutexLock l(&q.mu);
+    while (!q.pending.empty() && q.pending.front().first <= durable) {
+      done.push_back(q.pending.front().second);
+      q.pending.pop_front();
+    }
+  }
+  if (!done.empty()) oracle_->FinishMany(done);
 }
 
 absl::Status DatabaseImpl::WaitVisible(engine::Timestamp ts) {

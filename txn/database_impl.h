@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,13 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   const Options& options() const { return options_; }
   TxnCounters& counters() { return counters_; }
 
+  // Durable-commit bookkeeping: a synchronous commit is registered (under its shard's commit
+  // lock, so in LSN order) and finished (made visible) as soon as its record is durable, by
+  // whichever committer of that shard sees the durable LSN first: a commit becomes visible
+  // when its fsync returns, not when its own thread gets to run.
+  void RegisterDurableCommit(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts);
+  void FinishDurableCommits(uint32_t shard);
+
  private:
   explicit DatabaseImpl(const Options& options) : options_(options) {}
   absl::Status OpenDirectory();
@@ -60,6 +68,11 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   std::vector<std::unique_ptr<engine::Shard>> shards_;
   std::unique_ptr<Partitioner> partitioner_;
   std::unique_ptr<TimestampOracle> oracle_;
+  struct CommitQueue {
+    Mutex mu;
+    std::deque<std::pair<engine::Lsn, engine::Timestamp>> pending ABSL_GUARDED_BY(mu);
+  };
+  std::vector<std::unique_ptr<CommitQueue>> commit_queues_;
   TxnCounters counters_;
   std::atomic<bool> closed_{false};
 };

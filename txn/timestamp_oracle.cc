@@ -10,10 +10,12 @@ Timestamp TimestampOracle::Assign() {
   return ++last_;
 }
 
-void TimestampOracle::Finish(Timestamp ts) {
-  MutexLock l(&mu_);
+void TimestampOracle::FinishLocked(Timestamp ts) {
   if (ts <= visible_ || ts > last_) return;
   window_[ts - visible_ - 1] = true;
+}
+
+void TimestampOracle::AdvanceLocked() {
   bool advanced = false;
   while (!window_.empty() && window_.front()) {
     window_.pop_front();
@@ -21,6 +23,18 @@ void TimestampOracle::Finish(Timestamp ts) {
     advanced = true;
   }
   if (advanced && waiters_ > 0) cv_.SignalAll();
+}
+
+void TimestampOracle::Finish(Timestamp ts) {
+  MutexLock l(&mu_);
+  FinishLocked(ts);
+  AdvanceLocked();
+}
+
+void TimestampOracle::FinishMany(const std::vector<Timestamp>& ts) {
+  MutexLock l(&mu_);
+  for (Timestamp t : ts) FinishLocked(t);
+  AdvanceLocked();
 }
 
 Timestamp TimestampOracle::visible() const {
@@ -47,6 +61,7 @@ Timestamp TimestampOracle::OldestSnapshot() const {
 
 void TimestampOracle::WaitVisible(Timestamp ts) {
   MutexLock l(&mu_);
+  if (visible_ >= ts) return;
   ++waiters_;
   while (visible_ < ts) cv_.Wait();
   --waiters_;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <vector>
 
 #include "absl/container/btree_map.h"
 #include "absl/status/status.h"
@@ -23,6 +24,7 @@ class TimestampOracle {
   Timestamp Assign();
   // The commit `ts` is installed everywhere (or abandoned): visible_ts may advance over it.
   void Finish(Timestamp ts);
+  void FinishMany(const std::vector<Timestamp>& ts);
   Timestamp visible() const;
 
   // Registers a snapshot at visible_ts and returns it; EndSnapshot releases it.
@@ -33,6 +35,12 @@ class TimestampOracle {
 
   // Blocks until visible_ts >= ts.
   void WaitVisible(Timestamp ts);
+
+ private:
+  void FinishLocked(Timestamp ts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AdvanceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+ public:
 
  private:
   mutable Mutex mu_;

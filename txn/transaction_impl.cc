@@ -252,6 +252,11 @@ absl::Status TransactionImpl::CommitOneShard(uint32_t shard, std::vector<engine:
     }
     lsn = *appended;
     s->InstallLocked(writes, commit_ts_);
+    if (options_.durability == Durability::kSync) {
+      db_->RegisterDurableCommit(shard, lsn, commit_ts_);
+    } else {
+      db_->oracle().Finish(commit_ts_);  // visible now; durable soon (async) or later (none)
+    }
   }
   SHARDTX_KILL_POINT("commit.after_wal_append");
   if (options_.durability == Durability::kSync) {
@@ -271,7 +276,9 @@ absl::Status TransactionImpl::CommitOneShard(uint32_t shard, std::vector<engine:
     }
   }
   SHARDTX_KILL_POINT("commit.after_durable");
-  db_->oracle().Finish(commit_ts_);
+  if (options_.durability == Durability::kSync) db_->FinishDurableCommits(shard);
+  // Read-your-commits: a transaction begun after Commit returns sees this one.
+  db_->oracle().WaitVisible(commit_ts_);
   return absl::OkStatus();
 }
 

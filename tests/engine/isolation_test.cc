@@ -1,0 +1,162 @@
+// Isolation anomalies: what snapshot isolation prevents and allows, and what serializable adds.
+#include "gtest/gtest.h"
+#include "tests/engine/test_db.h"
+
+namespace shardtx {
+namespace {
+
+using testing::FreshDir;
+using testing::GetOne;
+using testing::OpenOrDie;
+using testing::PutOne;
+
+class IsolationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Options o;
+    o.path = FreshDir();
+    o.checkpoint_interval = absl::ZeroDuration();
+    db_ = OpenOrDie(o);
+    ASSERT_NE(db_, nullptr);
+  }
+  std::unique_ptr<Transaction> Begin(Isolation i = Isolation::kSnapshot) {
+    TxnOptions o;
+    o.isolation = i;
+    return db_->Begin(o);
+  }
+  std::unique_ptr<Database> db_;
+};
+
+TEST_F(IsolationTest, LostUpdateIsPreventedFirstCommitterWins) {
+  ASSERT_TRUE(PutOne(db_.get(), "counter", "0").ok());
+  auto t1 = Begin();
+  auto t2 = Begin();
+  ASSERT_EQ(*t1->Get("counter"), "0");
+  ASSERT_EQ(*t2->Get("counter"), "0");
+  ASSERT_TRUE(t1->Put("counter", "1").ok());
+  ASSERT_TRUE(t2->Put("counter", "1").ok());
+  ASSERT_TRUE(t1->Commit().ok());
+  absl::Status s = t2->Commit();
+  EXPECT_TRUE(absl::IsAborted(s)) << s;
+  EXPECT_NE(s.message().find("'counter'"), std::string::npos) << s;  // names the key
+  EXPECT_EQ(db_->GetStats().aborts_write_conflict, 1u);
+  // Retrying the loser on a new snapshot succeeds and sees the winner's write.
+  auto t3 = Begin();
+  ASSERT_EQ(*t3->Get("counter"), "1");
+  ASSERT_TRUE(t3->Put("counter", "2").ok());
+  ASSERT_TRUE(t3->Commit().ok());
+  EXPECT_EQ(*GetOne(db_.get(), "counter"), "2");
+}
+
+TEST_F(IsolationTest, BlindWritesConflictToo) {
+  auto t1 = Begin();
+  auto t2 = Begin();
+  ASSERT_TRUE(t1->Put("k", "a").ok());
+  ASSERT_TRUE(t2->Delete("k").ok());
+  ASSERT_TRUE(t2->Commit().ok());
+  EXPECT_TRUE(absl::IsAborted(t1->Commit()));
+}
+
+TEST_F(IsolationTest, NoDirtyReads) {
+  ASSERT_TRUE(PutOne(db_.get(), "x", "committed").ok());
+  auto writer = Begin();
+  ASSERT_TRUE(writer->Put("x", "dirty").ok());
+  ASSERT_TRUE(writer->Put("y", "dirty").ok());
+  auto reader = Begin();
+  EXPECT_EQ(*reader->Get("x"), "committed");
+  EXPECT_TRUE(absl::IsNotFound(reader->Get("y").status()));
+  ASSERT_TRUE(writer->Rollback().ok());
+  EXPECT_EQ(*GetOne(db_.get(), "x"), "committed");
+}
+
+TEST_F(IsolationTest, RepeatableReadsWithinATransaction) {
+  ASSERT_TRUE(PutOne(db_.get(), "x", "v1").ok());
+  auto reader = Begin();
+  EXPECT_EQ(*reader->Get("x"), "v1");
+  ASSERT_TRUE(PutOne(db_.get(), "x", "v2").ok());
+  ASSERT_TRUE(PutOne(db_.get(), "new", "v").ok());
+  EXPECT_EQ(*reader->Get("x"), "v1");
+  EXPECT_TRUE(absl::IsNotFound(reader->Get("new").status()));
+  auto it = reader->NewIterator();
+  int n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  EXPECT_EQ(n, 1);  // the phantom "new" is not seen either
+  EXPECT_EQ(*GetOne(db_.get(), "x"), "v2");
+}
+
+// Two on-call doctors: each checks that the other is on call, then goes off call.
+void SetUpDoctors(Database* db) {
+  ASSERT_TRUE(PutOne(db, "alice", "on").ok());
+  ASSERT_TRUE(PutOne(db, "bob", "on").ok());
+}
+
+TEST_F(IsolationTest, WriteSkewIsAllowedUnderSnapshotIsolation) {
+  SetUpDoctors(db_.get());
+  auto t1 = Begin();
+  auto t2 = Begin();
+  ASSERT_EQ(*t1->Get("bob"), "on");
+  ASSERT_EQ(*t2->Get("alice"), "on");
+  ASSERT_TRUE(t1->Put("alice", "off").ok());
+  ASSERT_TRUE(t2->Put("bob", "off").ok());
+  EXPECT_TRUE(t1->Commit().ok());
+  EXPECT_TRUE(t2->Commit().ok());  // the anomaly: nobody is on call
+  EXPECT_EQ(*GetOne(db_.get(), "alice"), "off");
+  EXPECT_EQ(*GetOne(db_.get(), "bob"), "off");
+}
+
+TEST_F(IsolationTest, WriteSkewIsPreventedUnderSerializable) {
+  SetUpDoctors(db_.get());
+  auto t1 = Begin(Isolation::kSerializable);
+  auto t2 = Begin(Isolation::kSerializable);
+  ASSERT_EQ(*t1->Get("bob"), "on");
+  ASSERT_EQ(*t2->Get("alice"), "on");
+  ASSERT_TRUE(t1->Put("alice", "off").ok());
+  ASSERT_TRUE(t2->Put("bob", "off").ok());
+  EXPECT_TRUE(t1->Commit().ok());
+  absl::Status s = t2->Commit();
+  EXPECT_TRUE(absl::IsAborted(s)) << s;
+  EXPECT_NE(s.message().find("'alice'"), std::string::npos) << s;
+  EXPECT_EQ(*GetOne(db_.get(), "bob"), "on");
+  EXPECT_EQ(db_->GetStats().aborts_read_validation, 1u);
+}
+
+TEST_F(IsolationTest, SerializableDetectsPhantomsInScannedRanges) {
+  ASSERT_TRUE(PutOne(db_.get(), "task/1", "x").ok());
+  auto t1 = Begin(Isolation::kSerializable);
+  IteratorOptions io;
+  io.lower_bound = "task/";
+  io.upper_bound = "task0";
+  auto it = t1->NewIterator(io);
+  int n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  ASSERT_EQ(n, 1);
+  ASSERT_TRUE(PutOne(db_.get(), "task/2", "y").ok());  // a phantom in t1's range
+  ASSERT_TRUE(t1->Put("summary", "1 task").ok());
+  EXPECT_TRUE(absl::IsAborted(t1->Commit()));
+}
+
+TEST_F(IsolationTest, SnapshotStaysStableWhileACheckpointFreesItsOverlay) {
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(PutOne(db_.get(), "k" + std::to_string(i), "old").ok());
+  }
+  auto reader = Begin();
+  ASSERT_EQ(*reader->Get("k0"), "old");
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(PutOne(db_.get(), "k" + std::to_string(i), "new").ok());
+  }
+  ASSERT_TRUE(db_->Checkpoint().ok());  // "old" and "new" now in LMDB; overlays released
+  ASSERT_TRUE(PutOne(db_.get(), "k1", "newer").ok());
+  ASSERT_TRUE(db_->Checkpoint().ok());
+  Stats st = db_->GetStats();
+  EXPECT_EQ(st.checkpoints, 2u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(*reader->Get("k" + std::to_string(i)), "old");
+  auto it = reader->NewIterator();
+  int n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++n) EXPECT_EQ(it->value(), "old");
+  EXPECT_EQ(n, 100);
+  EXPECT_EQ(*GetOne(db_.get(), "k1"), "newer");
+  EXPECT_EQ(*GetOne(db_.get(), "k2"), "new");
+}
+
+}  // namespace
+}  // namespace shardtx
