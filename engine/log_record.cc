@@ -30,15 +30,18 @@ bool DecodeWrites(absl::string_view* in, std::vector<Write>* writes) {
   return true;
 }
 
-std::string EncodeCommit(uint64_t commit_ts, const std::vector<Write>& writes) {
+std::string EncodeCommit(uint64_t commit_ts, uint64_t txn_id, const std::vector<Write>& writes) {
   std::string out;
   PutFixed64(&out, commit_ts);
+  PutFixed64(&out, txn_id);
   EncodeWrites(&out, writes);
   return out;
 }
 
-bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, std::vector<Write>* writes) {
-  return GetFixed64(&in, commit_ts) && DecodeWrites(&in, writes) && in.empty();
+bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
+                  std::vector<Write>* writes) {
+  return GetFixed64(&in, commit_ts) && GetFixed64(&in, txn_id) && DecodeWrites(&in, writes) &&
+         in.empty();
 }
 
 }  // namespace shardtx::engine

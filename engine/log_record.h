@@ -1,11 +1,13 @@
 // The meaning of the WAL records a shard writes (the WAL itself only frames bytes). Payload
 // layouts, all integers little-endian, strings varint-length-prefixed:
 //
-//   kCommit          u64 commit_ts, varint n, n x (u8 op, key, value)      op: 1 put, 2 delete
-//   kPrepare         u64 txn_id, name, u64 prepare_ts, varint n, n x (op, key, value)
+//   kCommit          u64 commit_ts, u64 txn_id, varint n, n x (u8 op, key, value)
+//                    op: 1 put, 2 delete
+//   kPrepare         u64 txn_id, name, u64 snapshot_ts, varint n, n x (op, key, value)
 //   kCommitPrepared  u64 txn_id, u64 commit_ts
 //   kAbortPrepared   u64 txn_id
-//   kDecision        u64 txn_id, u8 commit(1)/abort(0), u64 commit_ts, varint n, n x u32 shard
+//   kDecision        u64 txn_id, u8 commit(1)/abort(0), u64 commit_ts (0: chosen at phase 2),
+//                    varint n, n x varint shard
 //   kEnd             u64 txn_id
 //
 // Every committed version carries its commit timestamp in the record, never implied by LSN.
@@ -42,7 +44,8 @@ void EncodeWrites(std::string* dst, const std::vector<Write>& writes);
 // never reserves more entries than the input could hold).
 bool DecodeWrites(absl::string_view* in, std::vector<Write>* writes);
 
-std::string EncodeCommit(uint64_t commit_ts, const std::vector<Write>& writes);
-bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, std::vector<Write>* writes);
+std::string EncodeCommit(uint64_t commit_ts, uint64_t txn_id, const std::vector<Write>& writes);
+bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
+                  std::vector<Write>* writes);
 
 }  // namespace shardtx::engine

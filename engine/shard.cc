@@ -50,10 +50,14 @@ absl::Status Shard::Recover() {
   const StoreMeta meta = store_->meta();
   recovered_max_ts_ = meta.max_ts;
 
+  ASSIGN_OR_RETURN(auto prepared_rows, store_->ReadTable(kPreparedTable));
+  RETURN_IF_ERROR(hooks_->LoadPrepared(id_, prepared_rows));
+
   auto active = std::make_shared<Overlay>();
+  // Everything still in the WAL: records at or below applied_lsn are in LMDB already, but
+  // transaction records among them (a decision a participant still needs) matter.
   wal::ReaderOptions ropts;
-  ropts.from_lsn = meta.applied_lsn + 1;
-  if (meta.applied_lsn == 0) ropts.from_lsn = 0;  // everything still on disk
+  ropts.from_lsn = 0;
   auto reader_or = wal::WalReader::Open(env, wal_dir, ropts);
   if (absl::IsNotFound(reader_or.status())) {
     return absl::DataLossError(absl::StrCat("shard ", id_, ": LMDB has applied LSN ",
@@ -67,22 +71,39 @@ absl::Status Shard::Recover() {
   while (true) {
     ASSIGN_OR_RETURN(bool more, reader->Next(&rec));
     if (!more) break;
-    if (rec.lsn <= meta.applied_lsn) continue;
+    const bool applied = rec.lsn <= meta.applied_lsn;
+    if (applied) {
+      if (rec.type != kCommit) {
+        ASSIGN_OR_RETURN(auto ignored,
+                         hooks_->Redo(id_, rec.lsn, true, rec.type, rec.payload));
+        (void)ignored;
+      }
+      continue;
+    }
     SHARDTX_KILL_POINT("recovery.mid_redo");
     if (recovery_.from_lsn == 0) recovery_.from_lsn = rec.lsn;
     recovery_.to_lsn = rec.lsn;
     ++recovery_.records;
     recovery_.bytes += rec.payload.size();
     if (rec.type == kCommit) {
-      uint64_t ts;
-      if (!DecodeCommit(rec.payload, &ts, &writes)) {
+      uint64_t ts, txn_id;
+      if (!DecodeCommit(rec.payload, &ts, &txn_id, &writes)) {
         return absl::DataLossError(
             absl::StrCat("shard ", id_, ": malformed commit record at LSN ", rec.lsn));
       }
       for (const Write& w : writes) active->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
       recovered_max_ts_ = std::max(recovered_max_ts_, ts);
+      ASSIGN_OR_RETURN(auto ignored, hooks_->Redo(id_, rec.lsn, false, rec.type, rec.payload));
+      (void)ignored;  // lets the layer above note the outcome
     } else {
-      RETURN_IF_ERROR(hooks_->Redo(id_, rec.lsn, rec.type, rec.payload));
+      ASSIGN_OR_RETURN(std::optional<ShardHooks::RedoInstall> install,
+                       hooks_->Redo(id_, rec.lsn, false, rec.type, rec.payload));
+      if (install.has_value()) {
+        for (const Write& w : install->writes) {
+          active->Add(w.key, install->ts, w.op == WriteOp::kDelete, w.value);
+        }
+        recovered_max_ts_ = std::max(recovered_max_ts_, install->ts);
+      }
     }
   }
   const wal::WalTail& tail = reader->tail();
@@ -260,11 +281,6 @@ void Shard::UninstallLocked(const std::vector<Write>& writes, Timestamp ts) {
   }
 }
 
-void Shard::SetCheckpointTableWriter(TableWriter w) {
-  MutexLock l(&checkpoint_mu_);
-  table_writer_ = std::move(w);
-}
-
 absl::Status Shard::Checkpoint() {
   MutexLock ck(&checkpoint_mu_);
   const auto start = std::chrono::steady_clock::now();
@@ -272,10 +288,12 @@ absl::Status Shard::Checkpoint() {
   // any); commits go on into a new active overlay. The cut is exact: every record at or below
   // `c` is in a frozen overlay, every later one goes to the new active overlay.
   std::vector<std::shared_ptr<Overlay>> frozen;  // oldest first
+  std::vector<ShardStore::TableWrite> table_writes;
   Lsn c;
   {
     MutexLock l(&commit_mu_);
     c = last_lsn_;
+    table_writes = hooks_->CheckpointTables(id_);
     active_ = std::make_shared<Overlay>();
     MutexLock v(&view_mu_);
     overlays_.insert(overlays_.begin(), active_);
@@ -291,8 +309,6 @@ absl::Status Shard::Checkpoint() {
   }
   frozen_bytes_.store(frozen_bytes);
   SHARDTX_KILL_POINT("checkpoint.after_freeze");
-  std::vector<ShardStore::TableWrite> table_writes;
-  if (table_writer_) table_writes = table_writer_();
   // Every commit in the frozen overlays must be durable in the WAL (WAL before data) and
   // visible (so that no new snapshot is older than what LMDB will hold).
   absl::Status s = hooks_->WaitVisible(max_ts);
@@ -306,6 +322,7 @@ absl::Status Shard::Checkpoint() {
     lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
   }
   applied_lsn_.store(c);
+  hooks_->CheckpointCommitted(id_);
   frozen_bytes_.store(0);
   frozen.clear();
   {

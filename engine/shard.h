@@ -27,6 +27,10 @@ namespace shardtx::engine {
 
 using wal::Lsn;
 
+// The LMDB table where checkpoints keep prepared transactions' write sets, so that a prepared
+// transaction waiting long for its decision does not pin the WAL.
+inline constexpr char kPreparedTable[] = "prepared";
+
 struct ShardOptions {
   std::string dir;  // the shard's directory: wal/ and lmdb/ below it
   Env* env = nullptr;
@@ -44,9 +48,26 @@ class ShardHooks {
   virtual ~ShardHooks() = default;
   // Blocks until every commit with a timestamp at or below `ts` is installed and visible.
   virtual absl::Status WaitVisible(Timestamp ts) = 0;
-  // Records of types other than kCommit met during redo, in LSN order.
-  virtual absl::Status Redo(uint32_t shard, Lsn lsn, uint8_t type, absl::string_view payload) = 0;
-  // The smallest LSN on this shard that must stay in the WAL (e.g. an undecided prepare), or 0.
+  // Before redo: the rows of the checkpointed table kPreparedTable (see CheckpointTables).
+  virtual absl::Status LoadPrepared(uint32_t shard,
+                                    const std::vector<std::pair<std::string, std::string>>& rows) = 0;
+  // Records of types other than kCommit met during redo, in LSN order, including those at or
+  // below applied_lsn that are still in the WAL (`applied`: their writes are in LMDB already).
+  // Returns writes to install into the overlay at `ts` (only when !applied).
+  struct RedoInstall {
+    Timestamp ts = 0;
+    std::vector<Write> writes;
+  };
+  virtual absl::StatusOr<std::optional<RedoInstall>> Redo(uint32_t shard, Lsn lsn, bool applied,
+                                                          uint8_t type,
+                                                          absl::string_view payload) = 0;
+  // Called at a checkpoint's freeze, under commit_mu(): table rows to write to LMDB in the
+  // checkpoint's transaction, reflecting exactly the records at or below the frozen LSN.
+  virtual std::vector<ShardStore::TableWrite> CheckpointTables(uint32_t shard) = 0;
+  // The checkpoint whose tables were taken last is committed in LMDB.
+  virtual void CheckpointCommitted(uint32_t shard) = 0;
+  // The smallest LSN on this shard that must stay in the WAL (e.g. an undecided prepare not
+  // yet in LMDB, or a decision some participant may still need), or 0.
   virtual Lsn PinnedLsn(uint32_t shard) = 0;
 };
 
@@ -125,6 +146,8 @@ class Shard {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   absl::Status WaitDurable(Lsn lsn) { return wal_->WaitDurable(lsn); }
   Lsn durable_lsn() const { return wal_->durable_lsn(); }
+  // Makes every record appended so far durable.
+  absl::Status SyncWal() { return wal_->Sync(); }
 
   // Runs a checkpoint now (waits for one in progress first).
   absl::Status Checkpoint();
@@ -133,10 +156,6 @@ class Shard {
       const std::string& table) {
     return store_->ReadTable(table);
   }
-  // Table writes to include in the next checkpoint's LMDB transaction, supplied by the layer
-  // above at checkpoint time.
-  using TableWriter = std::function<std::vector<ShardStore::TableWrite>()>;
-  void SetCheckpointTableWriter(TableWriter w);
 
   ShardStats Stats();
 
@@ -164,7 +183,6 @@ class Shard {
   Timestamp lmdb_max_ts_ ABSL_GUARDED_BY(view_mu_) = 0;
 
   Mutex checkpoint_mu_;  // one checkpoint at a time
-  TableWriter table_writer_ ABSL_GUARDED_BY(checkpoint_mu_);
 
   Mutex bg_mu_;
   CondVar bg_cv_{&bg_mu_};     // checkpoint thread: work or stop

@@ -1,6 +1,8 @@
 #include "txn/database_impl.h"
 
 #include <algorithm>
+#include <chrono>
+#include <random>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
@@ -8,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "txn/transaction_impl.h"
+#include "util/kill_point.h"
 #include "util/status_macros.h"
 
 namespace shardtx {
@@ -17,6 +20,11 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
 }
 
 namespace txn {
+
+SHARDTX_DEFINE_KILL_POINT(resolve_in_doubt, "recovery.resolve_in_doubt");
+SHARDTX_DEFINE_KILL_POINT(after_decision, "2pc.after_decision");
+SHARDTX_DEFINE_KILL_POINT(after_some_commits, "2pc.after_some_commits");
+
 namespace {
 
 constexpr char kManifest[] = "SHARDTX";
@@ -120,11 +128,13 @@ absl::Status DatabaseImpl::OpenDirectory() {
   if (has_manifest) {
     ASSIGN_OR_RETURN(std::string m, ReadSmallFile(env_, path + "/" + kManifest));
     uint32_t version = 0, recorded = 0;
+    std::string partitioning = "hash";
     for (absl::string_view line : absl::StrSplit(m, '\n', absl::SkipEmpty())) {
-      std::vector<absl::string_view> kv = absl::StrSplit(line, ' ');
+      std::vector<absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
       if (kv.size() != 2) continue;
       if (kv[0] == "format") (void)absl::SimpleAtoi(kv[1], &version);
       if (kv[0] == "shards") (void)absl::SimpleAtoi(kv[1], &recorded);
+      if (kv[0] == "partitioning") partitioning = std::string(kv[1]);
     }
     if (version == 0 || recorded == 0 || recorded > kMaxShards) {
       return absl::DataLossError(absl::StrCat(path, "/", kManifest, " is corrupt"));
@@ -139,16 +149,30 @@ absl::Status DatabaseImpl::OpenDirectory() {
                                                      options_.num_shards));
     }
     shards = recorded;
+    if (Partitioner::Describe(options_) != partitioning) {
+      return absl::InvalidArgumentError(absl::StrCat(path, " was created with partitioning '",
+                                                     partitioning, "'; the options say '",
+                                                     Partitioner::Describe(options_), "'"));
+    }
+    RETURN_IF_ERROR(Partitioner::Validate(options_, shards));
   } else {
+    RETURN_IF_ERROR(Partitioner::Validate(options_, shards));
     RETURN_IF_ERROR(WriteFileAtomically(
-        env_, path, kManifest, absl::StrCat("format ", kFormatVersion, "\nshards ", shards, "\n")));
+        env_, path, kManifest,
+        absl::StrCat("format ", kFormatVersion, "\nshards ", shards, "\npartitioning ",
+                     Partitioner::Describe(options_), "\n")));
   }
   options_.num_shards = shards;
   return absl::OkStatus();
 }
 
 absl::Status DatabaseImpl::OpenShards() {
-  partitioner_ = std::make_unique<Partitioner>(options_.num_shards);
+  partitioner_ = std::make_unique<Partitioner>(options_, options_.num_shards);
+  two_phase_ = std::make_unique<TwoPhaseState>(options_.num_shards);
+  {
+    std::random_device rd;
+    txn_id_base_ = ((static_cast<uint64_t>(rd()) << 32) ^ rd()) & ~uint64_t{0xFFFFFFFF};
+  }
   // Recover every shard before any checkpoint can run (the hooks need the oracle).
   oracle_ = std::make_unique<TimestampOracle>(0);
   engine::Timestamp max_ts = 0;
@@ -168,13 +192,155 @@ absl::Status DatabaseImpl::OpenShards() {
     max_ts = std::max(max_ts, shard->recovered_max_ts());
     shards_.push_back(std::move(shard));
   }
+  for (const auto& [id, d] : recovered_decisions_) max_ts = std::max(max_ts, d.commit_ts);
   oracle_ = std::make_unique<TimestampOracle>(max_ts);
   for (uint32_t i = 0; i < options_.num_shards; ++i) {
     commit_queues_.push_back(std::make_unique<CommitQueue>());
   }
+  RETURN_IF_ERROR(ResolveInDoubt());
   for (auto& s : shards_) s->StartBackground();
   return absl::OkStatus();
 }
+
+absl::Status DatabaseImpl::ResolveInDoubt() {
+  for (const TwoPhaseState::PreparedInfo& p : two_phase_->AllPrepared()) {
+    SHARDTX_KILL_POINT("recovery.resolve_in_doubt");
+    auto d = recovered_decisions_.find(p.txn_id);
+    if (d != recovered_decisions_.end() && d->second.commit) {
+      engine::Timestamp ts = d->second.commit_ts;
+      if (ts == 0) {
+        auto c = recovered_commit_ts_.find(p.txn_id);  // some participant committed already
+        if (c != recovered_commit_ts_.end()) ts = c->second;
+      }
+      ASSIGN_OR_RETURN(engine::Timestamp done, CommitDecided(p.txn_id, p.shards, ts));
+      (void)done;
+      counters_.recovered_commits++;
+    } else if (p.name.empty()) {
+      RETURN_IF_ERROR(AbortPrepared(p.txn_id, p.shards, false));  // presumed abort
+      counters_.recovered_aborts++;
+    }
+    // Named and undecided: stays prepared, its locks held, until the host decides.
+  }
+  recovered_decisions_.clear();
+  recovered_commit_ts_.clear();
+  // Make the resolutions durable now, so no decision needs remembering.
+  for (auto& s : shards_) RETURN_IF_ERROR(s->SyncWal());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(
+    uint64_t txn_id, const std::vector<uint32_t>& parts, engine::Timestamp commit_ts) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint32_t coordinator = parts.front();
+  // The decision is logged even when recovery finishes a commit whose decision is on record
+  // already: it is idempotent, and cheaper than telling the cases apart.
+  if (parts.size() > 1) {
+    engine::Shard* c = shards_[coordinator].get();
+    engine::Lsn lsn;
+    {
+      MutexLock l(c->commit_mu());
+      DecisionRecord d{txn_id, true, commit_ts, parts};
+      ASSIGN_OR_RETURN(lsn, c->AppendLocked(engine::kDecision, EncodeDecision(d),
+                                            wal::Durability::kSync));
+      two_phase_->AddDecision(txn_id, coordinator, lsn, parts.size());
+    }
+    RETURN_IF_ERROR(c->WaitDurable(lsn));  // the commit point
+  }
+  SHARDTX_KILL_POINT("2pc.after_decision");
+  const auto t1 = std::chrono::steady_clock::now();
+  const bool fresh_ts = commit_ts == 0;
+  if (fresh_ts) commit_ts = oracle_->Assign();
+  // A single participant's commit record is the commit point itself: it must be synced.
+  const wal::Durability durability =
+      parts.size() > 1 ? wal::Durability::kNone : wal::Durability::kSync;
+  engine::Lsn single_lsn = 0;
+  absl::Status status;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    engine::Shard* s = shards_[parts[i]].get();
+    MutexLock l(s->commit_mu());
+    std::optional<std::vector<engine::Write>> writes = two_phase_->ResolvePart(txn_id, parts[i]);
+    if (!writes.has_value()) continue;  // resolved before (recovery after a partial phase 2)
+    auto lsn = s->AppendLocked(engine::kCommitPrepared, EncodeTxnTs(txn_id, commit_ts),
+                               durability);
+    if (lsn.ok()) {
+      two_phase_->AddCommitLsn(txn_id, parts[i], *lsn);
+      single_lsn = *lsn;
+    } else if (status.ok()) {
+      status = lsn.status();  // decided all the same: recovery finishes it from the decision
+    }
+    s->InstallLocked(*writes, commit_ts);
+    if (i == 0) SHARDTX_KILL_POINT("2pc.after_some_commits");
+  }
+  if (parts.size() == 1 && status.ok() && single_lsn != 0) {
+    status = shards_[parts[0]]->WaitDurable(single_lsn);
+  }
+  oracle_->Finish(commit_ts);  // a no-op for a timestamp recovery found visible already
+  oracle_->WaitVisible(commit_ts);
+  two_phase_->SetOutcome(txn_id, Outcome::kCommitted);
+  const auto t2 = std::chrono::steady_clock::now();
+  counters_.decision_us.Add(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count()));
+  counters_.phase2_us.Add(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(t2 - t1).count()));
+  if (!status.ok() && parts.size() == 1) return status;  // the single commit point failed
+  return commit_ts;
+}
+
+absl::Status DatabaseImpl::AbortPrepared(uint64_t txn_id, const std::vector<uint32_t>& parts,
+                                         bool sync) {
+  absl::Status status;
+  std::vector<std::pair<engine::Shard*, engine::Lsn>> waits;
+  for (uint32_t p : parts) {
+    engine::Shard* s = shards_[p].get();
+    MutexLock l(s->commit_mu());
+    if (!two_phase_->ResolvePart(txn_id, p).has_value()) continue;
+    auto lsn = s->AppendLocked(engine::kAbortPrepared, EncodeTxn(txn_id),
+                               sync ? wal::Durability::kSync : wal::Durability::kNone);
+    if (lsn.ok()) {
+      waits.emplace_back(s, *lsn);
+    } else if (status.ok()) {
+      status = lsn.status();
+    }
+  }
+  if (sync) {
+    for (auto& [s, lsn] : waits) {
+      absl::Status w = s->WaitDurable(lsn);
+      if (status.ok()) status = w;
+    }
+  }
+  two_phase_->SetOutcome(txn_id, Outcome::kAborted);
+  return status;
+}
+
+absl::StatusOr<std::vector<std::string>> DatabaseImpl::ListPrepared() {
+  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
+  return two_phase_->Names();
+}
+
+absl::Status DatabaseImpl::CommitPrepared(const std::string& name) {
+  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
+  std::optional<TwoPhaseState::PreparedInfo> p = two_phase_->FindByName(name);
+  if (!p.has_value()) {
+    return absl::NotFoundError(absl::StrCat("no prepared transaction named '", name, "'"));
+  }
+  auto ts = CommitDecided(p->txn_id, p->shards, 0);
+  if (!ts.ok()) return ts.status();
+  counters_.commits++;
+  if (p->shards.size() > 1) counters_.cross_shard_commits++;
+  return absl::OkStatus();
+}
+
+absl::Status DatabaseImpl::RollbackPrepared(const std::string& name) {
+  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
+  std::optional<TwoPhaseState::PreparedInfo> p = two_phase_->FindByName(name);
+  if (!p.has_value()) {
+    return absl::NotFoundError(absl::StrCat("no prepared transaction named '", name, "'"));
+  }
+  counters_.rollbacks++;
+  return AbortPrepared(p->txn_id, p->shards, true);
+}
+
+Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) { return two_phase_->GetOutcome(id); }
 
 DatabaseImpl::~DatabaseImpl() { Close().IgnoreError(); }
 
@@ -229,13 +395,90 @@ absl::Status DatabaseImpl::WaitVisible(engine::Timestamp ts) {
   return absl::OkStatus();
 }
 
-absl::Status DatabaseImpl::Redo(uint32_t shard, engine::Lsn lsn, uint8_t type,
-                                absl::string_view /*payload*/) {
-  return absl::DataLossError(
-      absl::StrCat("shard ", shard, ": unknown WAL record type ", type, " at LSN ", lsn));
+absl::Status DatabaseImpl::LoadPrepared(
+    uint32_t shard, const std::vector<std::pair<std::string, std::string>>& rows) {
+  for (const auto& [key, value] : rows) {
+    PrepareRecord r;
+    if (!DecodePrepare(value, &r)) {
+      return absl::DataLossError(
+          absl::StrCat("shard ", shard, ": corrupt row in the prepared-transactions table"));
+    }
+    two_phase_->AddPart(r.txn_id, r.name, r.snapshot_ts, shard, 0, std::move(r.writes), true);
+  }
+  return absl::OkStatus();
 }
 
-engine::Lsn DatabaseImpl::PinnedLsn(uint32_t /*shard*/) { return 0; }
+absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> DatabaseImpl::Redo(
+    uint32_t shard, engine::Lsn lsn, bool applied, uint8_t type, absl::string_view payload) {
+  using Install = std::optional<engine::ShardHooks::RedoInstall>;
+  auto corrupt = [&](absl::string_view what) {
+    return absl::DataLossError(
+        absl::StrCat("shard ", shard, ": malformed ", what, " record at LSN ", lsn));
+  };
+  switch (type) {
+    case engine::kCommit: {
+      uint64_t ts, id;
+      std::vector<engine::Write> writes;
+      if (!engine::DecodeCommit(payload, &ts, &id, &writes)) return corrupt("commit");
+      two_phase_->SetOutcome(id, Outcome::kCommitted);
+      return Install();
+    }
+    case engine::kPrepare: {
+      PrepareRecord r;
+      if (!DecodePrepare(payload, &r)) return corrupt("prepare");
+      if (!two_phase_->HasPart(r.txn_id, shard)) {
+        two_phase_->AddPart(r.txn_id, r.name, r.snapshot_ts, shard, lsn, std::move(r.writes),
+                            false);
+      }
+      return Install();
+    }
+    case engine::kCommitPrepared: {
+      uint64_t id, ts;
+      if (!DecodeTxnTs(payload, &id, &ts)) return corrupt("commit-prepared");
+      recovered_commit_ts_[id] = ts;
+      two_phase_->SetOutcome(id, Outcome::kCommitted);
+      std::optional<std::vector<engine::Write>> writes = two_phase_->ResolvePart(id, shard);
+      if (applied) return Install();
+      if (!writes.has_value()) {
+        return absl::DataLossError(absl::StrCat("shard ", shard, ": commit record at LSN ", lsn,
+                                                " for transaction ", id,
+                                                " whose prepare is neither in the WAL nor in "
+                                                "LMDB"));
+      }
+      return Install(engine::ShardHooks::RedoInstall{ts, std::move(*writes)});
+    }
+    case engine::kAbortPrepared: {
+      uint64_t id;
+      if (!DecodeTxn(payload, &id)) return corrupt("abort-prepared");
+      two_phase_->ResolvePart(id, shard);
+      two_phase_->SetOutcome(id, Outcome::kAborted);
+      return Install();
+    }
+    case engine::kDecision: {
+      DecisionRecord d;
+      if (!DecodeDecision(payload, &d)) return corrupt("decision");
+      recovered_decisions_[d.txn_id] = d;
+      return Install();
+    }
+    case engine::kEnd:
+      return Install();
+    default:
+      return absl::DataLossError(
+          absl::StrCat("shard ", shard, ": unknown WAL record type ", type, " at LSN ", lsn));
+  }
+}
+
+std::vector<engine::ShardStore::TableWrite> DatabaseImpl::CheckpointTables(uint32_t shard) {
+  return two_phase_->CheckpointTables(shard);
+}
+
+void DatabaseImpl::CheckpointCommitted(uint32_t shard) {
+  two_phase_->CheckpointCommitted(shard);
+}
+
+engine::Lsn DatabaseImpl::PinnedLsn(uint32_t shard) {
+  return two_phase_->PinnedLsn(shard, [this](uint32_t s) { return shards_[s]->durable_lsn(); });
+}
 
 Stats DatabaseImpl::GetStats() {
   Stats s;
@@ -250,6 +493,12 @@ Stats DatabaseImpl::GetStats() {
   s.aborts_too_large = counters_.aborts_too_large.load();
   s.aborts_io_error = counters_.aborts_io_error.load();
   s.commit_latency_us = counters_.commit_latency_us.Summary();
+  s.in_doubt = two_phase_->InDoubt();
+  s.recovered_commits = counters_.recovered_commits.load();
+  s.recovered_aborts = counters_.recovered_aborts.load();
+  s.prepare_us = counters_.prepare_us.Summary();
+  s.decision_us = counters_.decision_us.Summary();
+  s.phase2_us = counters_.phase2_us.Summary();
   uint64_t synced_records = 0;
   for (auto& shard : shards_) {
     engine::ShardStats st = shard->Stats();
@@ -299,13 +548,15 @@ std::string Stats::ToString() const {
       "commits: %d (read-only %d, cross-shard %d), rollbacks %d\n"
       "aborts: write-conflict %d, read-validation %d, snapshot-too-old %d, locked %d, "
       "too-large %d, io-error %d\n"
-      "in-doubt: %d\ncommit latency us: %s\n"
+      "in-doubt: %d (recovery committed %d, aborted %d)\ncommit latency us: %s\n"
+      "2pc us: prepare %s | decision %s | phase 2 %s\n"
       "wal: %d bytes, %d fsyncs, %.1f records/fsync\n"
       "checkpoints: %d, %d bytes; overlay %d bytes\n"
       "recovery: %d records, %d bytes, %.1f ms\n",
       commits, read_only_commits, cross_shard_commits, rollbacks, aborts_write_conflict,
       aborts_read_validation, aborts_snapshot_too_old, aborts_locked, aborts_too_large,
-      aborts_io_error, in_doubt, commit_latency_us, wal_bytes, fsyncs, records_per_fsync,
+      aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us,
+      prepare_us, decision_us, phase2_us, wal_bytes, fsyncs, records_per_fsync,
       checkpoints, checkpoint_bytes, overlay_bytes, recovery_records, recovery_bytes,
       recovery_ms);
   for (const ShardStatsView& s : shards) {

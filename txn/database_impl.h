@@ -3,16 +3,20 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "engine/shard.h"
 #include "shardtx/database.h"
 #include "shardtx/env.h"
 #include "txn/partitioner.h"
 #include "txn/timestamp_oracle.h"
+#include "txn/two_phase_state.h"
+#include "txn/txn_records.h"
 #include "util/histogram.h"
 
 namespace shardtx::txn {
@@ -23,7 +27,10 @@ struct TxnCounters {
   std::atomic<uint64_t> aborts_write_conflict{0}, aborts_read_validation{0};
   std::atomic<uint64_t> aborts_snapshot_too_old{0}, aborts_locked{0}, aborts_too_large{0};
   std::atomic<uint64_t> aborts_io_error{0};
+  std::atomic<uint64_t> recovered_commits{0}, recovered_aborts{0};
   Histogram commit_latency_us;
+  // Two-phase commit phases, microseconds.
+  Histogram prepare_us, decision_us, phase2_us;
 };
 
 class DatabaseImpl final : public Database, public engine::ShardHooks {
@@ -36,10 +43,20 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   Stats GetStats() override;
   absl::Status Close() override;
 
+  absl::StatusOr<std::vector<std::string>> ListPrepared() override;
+  absl::Status CommitPrepared(const std::string& name) override;
+  absl::Status RollbackPrepared(const std::string& name) override;
+  Outcome GetOutcome(uint64_t id) override;
+
   // engine::ShardHooks
   absl::Status WaitVisible(engine::Timestamp ts) override;
-  absl::Status Redo(uint32_t shard, engine::Lsn lsn, uint8_t type,
-                    absl::string_view payload) override;
+  absl::Status LoadPrepared(uint32_t shard,
+                            const std::vector<std::pair<std::string, std::string>>& rows) override;
+  absl::StatusOr<std::optional<RedoInstall>> Redo(uint32_t shard, engine::Lsn lsn, bool applied,
+                                                  uint8_t type,
+                                                  absl::string_view payload) override;
+  std::vector<engine::ShardStore::TableWrite> CheckpointTables(uint32_t shard) override;
+  void CheckpointCommitted(uint32_t shard) override;
   engine::Lsn PinnedLsn(uint32_t shard) override;
 
   // For transactions.
@@ -49,6 +66,19 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   TimestampOracle& oracle() { return *oracle_; }
   const Options& options() const { return options_; }
   TxnCounters& counters() { return counters_; }
+  TwoPhaseState& two_phase() { return *two_phase_; }
+  uint64_t NewTxnId() { return txn_id_base_ + next_txn_.fetch_add(1); }
+
+  // Phase two of a decided commit of prepared transaction `txn_id` on `parts` (ascending;
+  // parts[0] is the coordinator): logs and syncs the decision (the commit point), then on
+  // each participant logs the commit record without waiting, installs the writes at one new
+  // commit timestamp and releases the locks; then makes the commit visible everywhere at
+  // once. `commit_ts` 0: chosen after the decision. Returns the commit timestamp.
+  absl::StatusOr<engine::Timestamp> CommitDecided(uint64_t txn_id,
+                                                  const std::vector<uint32_t>& parts,
+                                                  engine::Timestamp commit_ts);
+  // Logs kAbortPrepared on each part and releases its locks. `sync`: wait for durability.
+  absl::Status AbortPrepared(uint64_t txn_id, const std::vector<uint32_t>& parts, bool sync);
 
   // Durable-commit bookkeeping: a synchronous commit is registered (under its shard's commit
   // lock, so in LSN order) and finished (made visible) as soon as its record is durable, by
@@ -61,6 +91,9 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   explicit DatabaseImpl(const Options& options) : options_(options) {}
   absl::Status OpenDirectory();
   absl::Status OpenShards();
+  // After redo on every shard: commits prepared transactions whose decision is on record,
+  // aborts unnamed ones without one (presumed abort), keeps named ones prepared.
+  absl::Status ResolveInDoubt();
 
   Options options_;
   Env* env_ = nullptr;
@@ -74,6 +107,12 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   };
   std::vector<std::unique_ptr<CommitQueue>> commit_queues_;
   TxnCounters counters_;
+  std::unique_ptr<TwoPhaseState> two_phase_;
+  uint64_t txn_id_base_ = 0;
+  std::atomic<uint64_t> next_txn_{1};
+  // Recovery only: decisions and commit timestamps found in the WALs.
+  absl::flat_hash_map<uint64_t, DecisionRecord> recovered_decisions_;
+  absl::flat_hash_map<uint64_t, engine::Timestamp> recovered_commit_ts_;
   std::atomic<bool> closed_{false};
 };
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "txn/database_impl.h"
 #include "txn/merge_iterator.h"
+#include "txn/txn_records.h"
 #include "util/kill_point.h"
 #include "util/status_macros.h"
 
@@ -13,6 +14,8 @@ namespace shardtx::txn {
 
 SHARDTX_DEFINE_KILL_POINT(commit_after_append, "commit.after_wal_append");
 SHARDTX_DEFINE_KILL_POINT(commit_after_durable, "commit.after_durable");
+SHARDTX_DEFINE_KILL_POINT(after_some_prepares, "2pc.after_some_prepares");
+SHARDTX_DEFINE_KILL_POINT(after_all_prepares, "2pc.after_all_prepares");
 
 namespace {
 
@@ -37,7 +40,7 @@ std::string Printable(absl::string_view key) {
 }  // namespace
 
 TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
-    : db_(db), options_(options) {
+    : db_(db), options_(options), id_(db->NewTxnId()) {
   views_.resize(db->num_shards());
   snapshot_ = db_->oracle().BeginSnapshot();
   snapshot_registered_ = true;
@@ -105,6 +108,13 @@ absl::StatusOr<std::string> TransactionImpl::Get(absl::string_view key) {
 
 absl::Status TransactionImpl::Put(absl::string_view key, absl::string_view value) {
   RETURN_IF_ERROR(CheckActive());
+  if (write_bytes_ + key.size() + value.size() > db_->options().max_txn_bytes) {
+    // Refused at once, so a runaway transaction cannot exhaust memory before Commit.
+    db_->counters().aborts_too_large++;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "transaction would exceed Options.max_txn_bytes ", db_->options().max_txn_bytes,
+        " (", write_bytes_, " bytes buffered); split it"));
+  }
   auto [it, inserted] = writes_.try_emplace(key);
   if (!inserted) write_bytes_ -= it->first.size() + (it->second ? it->second->size() : 0);
   it->second = std::string(value);
@@ -143,6 +153,11 @@ absl::Status TransactionImpl::ValidateWritesLocked(uint32_t shard,
                                                    const std::vector<engine::Write>& writes) {
   engine::Shard* s = db_->shard(shard);
   for (const engine::Write& w : writes) {
+    if (std::optional<std::string> holder = db_->two_phase().LockHolder(shard, w.key)) {
+      db_->counters().aborts_locked++;
+      return absl::AbortedError(absl::StrCat("key ", Printable(w.key), " (shard ", shard,
+                                             ", commit phase) is locked by ", *holder));
+    }
     ASSIGN_OR_RETURN(engine::Timestamp ts, s->LatestTsLocked(w.key));
     if (ts > snapshot_) {
       db_->counters().aborts_write_conflict++;
@@ -180,6 +195,69 @@ absl::Status TransactionImpl::ValidateReadsLocked(uint32_t shard) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Holds the commit locks of several shards, taken in ascending shard order (no deadlock).
+class ShardLocks {
+ public:
+  ShardLocks(DatabaseImpl* db, const std::vector<uint32_t>& shards) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (uint32_t s : shards) {
+      Mutex* mu = db->shard(s)->commit_mu();
+      mu->Lock();
+      held_.push_back(mu);
+    }
+  }
+  ~ShardLocks() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (auto it = held_.rbegin(); it != held_.rend(); ++it) (*it)->Unlock();
+  }
+  ShardLocks(const ShardLocks&) = delete;
+  ShardLocks& operator=(const ShardLocks&) = delete;
+
+ private:
+  std::vector<Mutex*> held_;
+};
+
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+}  // namespace
+
+absl::StatusOr<TransactionImpl::Plan> TransactionImpl::MakePlan() {
+  if (write_bytes_ + 16 * writes_.size() > db_->options().max_txn_bytes) {
+    db_->counters().aborts_too_large++;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("transaction of ", write_bytes_, " bytes in ", writes_.size(),
+                     " writes exceeds Options.max_txn_bytes ", db_->options().max_txn_bytes));
+  }
+  Plan plan;
+  plan.by_shard.resize(db_->num_shards());
+  std::vector<bool> involved(db_->num_shards(), false);
+  for (auto& [key, value] : writes_) {
+    const uint32_t s = db_->partitioner().ShardOf(key);
+    involved[s] = true;
+    engine::Write w;
+    w.op = value.has_value() ? engine::WriteOp::kPut : engine::WriteOp::kDelete;
+    w.key = key;
+    if (value.has_value()) w.value = std::move(*value);
+    plan.by_shard[s].push_back(std::move(w));
+  }
+  writes_.clear();
+  for (uint32_t s = 0; s < db_->num_shards(); ++s) {
+    if (!plan.by_shard[s].empty()) plan.parts.push_back(s);
+  }
+  if (options_.isolation == Isolation::kSerializable) {
+    for (const std::string& key : reads_) involved[db_->partitioner().ShardOf(key)] = true;
+    if (!ranges_.empty()) involved.assign(involved.size(), true);
+  }
+  for (uint32_t s = 0; s < db_->num_shards(); ++s) {
+    if (involved[s]) plan.involved.push_back(s);
+  }
+  return plan;
+}
+
 absl::Status TransactionImpl::Commit() {
   RETURN_IF_ERROR(CheckActive());
   const auto start = std::chrono::steady_clock::now();
@@ -195,54 +273,119 @@ absl::Status TransactionImpl::Commit() {
     Finish();
     return absl::OkStatus();
   }
-  if (write_bytes_ + 16 * writes_.size() > db_->options().max_txn_bytes) {
-    db_->counters().aborts_too_large++;
-    return fail(absl::ResourceExhaustedError(
-        absl::StrCat("transaction of ", write_bytes_, " bytes in ", writes_.size(),
-                     " writes exceeds Options.max_txn_bytes ", db_->options().max_txn_bytes)));
+  absl::StatusOr<Plan> plan = MakePlan();
+  if (!plan.ok()) return fail(plan.status());
+  if (plan->parts.size() == 1) {
+    absl::Status s = CommitOnePhase(*plan);
+    if (!s.ok()) return fail(s);
+  } else {
+    // Serializable: the commit timestamp is taken with the validation, under the locks, so
+    // that no transaction validated later can commit "before" this one.
+    const bool early_ts = options_.isolation == Isolation::kSerializable;
+    absl::Status s = PreparePhase(*plan, "", early_ts);
+    if (!s.ok()) return fail(s);
+    auto ts = db_->CommitDecided(id_, plan->parts, early_ts ? commit_ts_ : 0);
+    if (!ts.ok()) return fail(ts.status());
+    commit_ts_ = *ts;
+    db_->counters().cross_shard_commits++;
   }
-  std::vector<std::vector<engine::Write>> by_shard(db_->num_shards());
-  uint32_t write_shards = 0, last = 0;
-  for (auto& [key, value] : writes_) {
-    const uint32_t s = db_->partitioner().ShardOf(key);
-    if (by_shard[s].empty()) {
-      ++write_shards;
-      last = s;
-    }
-    engine::Write w;
-    w.op = value.has_value() ? engine::WriteOp::kPut : engine::WriteOp::kDelete;
-    w.key = key;
-    if (value.has_value()) w.value = std::move(*value);
-    by_shard[s].push_back(std::move(w));
-  }
-  writes_.clear();
-  if (write_shards > 1 ||
-      (options_.isolation == Isolation::kSerializable && !reads_.empty() &&
-       db_->num_shards() > 1)) {
-    return fail(absl::UnimplementedError("cross-shard commit"));
-  }
-  absl::Status s = CommitOneShard(last, by_shard[last]);
-  if (!s.ok()) return fail(s);
   state_ = State::kCommitted;
   db_->counters().commits++;
-  db_->counters().commit_latency_us.Add(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                            start)
-          .count()));
+  db_->counters().commit_latency_us.Add(MicrosSince(start));
   Finish();
   return absl::OkStatus();
 }
 
-absl::Status TransactionImpl::CommitOneShard(uint32_t shard, std::vector<engine::Write>& writes) {
+absl::Status TransactionImpl::Prepare(absl::string_view name) {
+  RETURN_IF_ERROR(CheckActive());
+  if (name.empty()) return absl::InvalidArgumentError("Prepare: the name is empty");
+  const std::string n(name);
+  RETURN_IF_ERROR(db_->two_phase().ReserveName(n, id_));
+  for (auto& v : views_) v.reset();
+  auto fail = [&](absl::Status s) {
+    db_->two_phase().ReleaseName(n);
+    state_ = State::kAborted;
+    Finish();
+    return s;
+  };
+  absl::StatusOr<Plan> plan = MakePlan();
+  if (!plan.ok()) return fail(plan.status());
+  if (plan->parts.empty()) {  // nothing written: a prepare record on shard 0 keeps the name
+    plan->parts.push_back(0);
+    if (plan->involved.empty() || plan->involved.front() != 0) {
+      plan->involved.insert(plan->involved.begin(), 0);
+    }
+  }
+  absl::Status s = PreparePhase(*plan, n, false);
+  if (!s.ok()) return fail(s);
+  state_ = State::kPrepared;
+  Finish();
+  return absl::OkStatus();
+}
+
+absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, bool early_ts) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<engine::Lsn> lsns;
+  {
+    ShardLocks locks(db_, plan.involved);
+    for (uint32_t p : plan.parts) {
+      db_->shard(p)->commit_mu()->AssertHeld();
+      RETURN_IF_ERROR(ValidateWritesLocked(p, plan.by_shard[p]));
+    }
+    for (uint32_t s : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(s));
+    if (early_ts) commit_ts_ = db_->oracle().Assign();
+    for (uint32_t p : plan.parts) {
+      engine::Shard* s = db_->shard(p);
+      s->commit_mu()->AssertHeld();
+      PrepareRecord r{id_, name, snapshot_, plan.by_shard[p]};
+      auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), wal::Durability::kSync);
+      if (!lsn.ok()) {
+        db_->counters().aborts_io_error++;
+        // Undo the parts prepared so far (their records, if durable, are presumed aborted).
+        for (uint32_t q : plan.parts) {
+          if (q == p) break;
+          db_->two_phase().ResolvePart(id_, q);
+        }
+        if (early_ts) db_->oracle().Finish(commit_ts_);
+        commit_ts_ = 0;
+        return lsn.status();
+      }
+      lsns.push_back(*lsn);
+      db_->two_phase().AddPart(id_, name, snapshot_, p, *lsn, std::move(plan.by_shard[p]), false);
+    }
+  }
+  // The prepares of all participants are being synced by their shards' flushers in parallel.
+  absl::Status status;
+  for (size_t i = 0; i < plan.parts.size() && status.ok(); ++i) {
+    status = db_->shard(plan.parts[i])->WaitDurable(lsns[i]);
+    if (i == 0 && plan.parts.size() > 1) SHARDTX_KILL_POINT("2pc.after_some_prepares");
+  }
+  if (!status.ok()) {
+    db_->counters().aborts_io_error++;
+    db_->AbortPrepared(id_, plan.parts, false).IgnoreError();
+    if (early_ts) db_->oracle().Finish(commit_ts_);
+    commit_ts_ = 0;
+    return status;
+  }
+  SHARDTX_KILL_POINT("2pc.after_all_prepares");
+  db_->counters().prepare_us.Add(MicrosSince(start));
+  return absl::OkStatus();
+}
+
+absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
+  const uint32_t shard = plan.parts.front();
+  std::vector<engine::Write>& writes = plan.by_shard[shard];
   engine::Shard* s = db_->shard(shard);
   s->WaitForSpace();
   engine::Lsn lsn;
   {
-    MutexLock l(s->commit_mu());
+    ShardLocks locks(db_, plan.involved);
+    s->commit_mu()->AssertHeld();
     RETURN_IF_ERROR(ValidateWritesLocked(shard, writes));
-    RETURN_IF_ERROR(ValidateReadsLocked(shard));
+    for (uint32_t i : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(i));
     commit_ts_ = db_->oracle().Assign();
-    auto appended = s->AppendLocked(engine::kCommit, engine::EncodeCommit(commit_ts_, writes),
+    auto appended = s->AppendLocked(engine::kCommit,
+                                    engine::EncodeCommit(commit_ts_, id_, writes),
                                     ToWal(options_.durability));
     if (!appended.ok()) {
       db_->oracle().Finish(commit_ts_);  // nothing installed under it
@@ -277,6 +420,7 @@ absl::Status TransactionImpl::CommitOneShard(uint32_t shard, std::vector<engine:
   }
   SHARDTX_KILL_POINT("commit.after_durable");
   if (options_.durability == Durability::kSync) db_->FinishDurableCommits(shard);
+  db_->two_phase().SetOutcome(id_, Database::Outcome::kCommitted);
   // Read-your-commits: a transaction begun after Commit returns sees this one.
   db_->oracle().WaitVisible(commit_ts_);
   return absl::OkStatus();

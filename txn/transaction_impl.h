@@ -28,6 +28,8 @@ class TransactionImpl final : public Transaction {
   std::unique_ptr<Iterator> NewIterator(const IteratorOptions& options) override;
   absl::Status Commit() override;
   absl::Status Rollback() override;
+  absl::Status Prepare(absl::string_view name) override;
+  uint64_t id() const override { return id_; }
   uint64_t commit_timestamp() const override { return commit_ts_; }
   uint64_t snapshot_timestamp() const override { return snapshot_; }
 
@@ -40,7 +42,19 @@ class TransactionImpl final : public Transaction {
   absl::Status CheckActive() const;
 
  private:
-  absl::Status CommitOneShard(uint32_t shard, std::vector<engine::Write>& writes);
+  // The write sets by shard, and the shards a commit must lock: those written, plus (when
+  // serializable) those read.
+  struct Plan {
+    std::vector<std::vector<engine::Write>> by_shard;
+    std::vector<uint32_t> parts;     // shards written, ascending
+    std::vector<uint32_t> involved;  // shards to validate and lock, ascending
+  };
+  absl::StatusOr<Plan> MakePlan();
+  // One shard written: validate, log one commit record, install, wait for the fsync.
+  absl::Status CommitOnePhase(Plan& plan);
+  // Phase one of two-phase commit on plan.parts: validate and lock under every involved
+  // shard's commit lock, log a prepare record on each part, then wait for all the fsyncs.
+  absl::Status PreparePhase(Plan& plan, const std::string& name, bool early_ts);
   // Serializable: fails if something read on `shard` changed after the snapshot.
   // REQUIRES: the shard's commit lock.
   absl::Status ValidateReadsLocked(uint32_t shard);
@@ -49,9 +63,10 @@ class TransactionImpl final : public Transaction {
 
   DatabaseImpl* const db_;
   const TxnOptions options_;
+  const uint64_t id_;
   uint64_t snapshot_ = 0;
   uint64_t commit_ts_ = 0;
-  enum class State { kActive, kCommitted, kAborted } state_ = State::kActive;
+  enum class State { kActive, kCommitted, kAborted, kPrepared } state_ = State::kActive;
   bool snapshot_registered_ = false;
   WriteBuffer writes_;
   uint64_t write_bytes_ = 0;

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -49,6 +51,23 @@ class Database {
   virtual absl::Status Checkpoint() = 0;
 
   virtual Stats GetStats() = 0;
+
+  // --- Named two-phase commit (see Transaction::Prepare). ---
+  // Names of the transactions prepared and not yet decided, sorted.
+  virtual absl::StatusOr<std::vector<std::string>> ListPrepared() = 0;
+  // Commits the prepared transaction `name`: durable when OK. kNotFound if no prepared
+  // transaction has this name; an I/O status if the log failed (the outcome is then known
+  // only after reopening: ListPrepared or GetOutcome).
+  virtual absl::Status CommitPrepared(const std::string& name) = 0;
+  // Rolls back the prepared transaction `name`, releasing its locks. kNotFound as above.
+  virtual absl::Status RollbackPrepared(const std::string& name) = 0;
+
+  // What became of transaction `id` (Transaction::id()), for a caller that lost track of a
+  // Commit, also after a restart. Known for the most recent 100,000 outcomes of this process
+  // and, after a restart, for every transaction whose records are still in the WAL (since the
+  // last checkpoint of its shards); kUnknown otherwise.
+  enum class Outcome { kUnknown, kCommitted, kAborted, kPrepared };
+  virtual Outcome GetOutcome(uint64_t id) = 0;
 
   // Waits for commits in flight, makes every commit durable, checkpoints (unless
   // Options::checkpoint_on_close is false) and releases the directory. Transactions must be

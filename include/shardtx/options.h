@@ -2,7 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
 
 #include "absl/time/time.h"
 
@@ -45,6 +49,19 @@ struct Options {
   // different non-zero value fails with kInvalidArgument; 0 means "whatever the directory has"
   // (1 for a new directory).
   uint32_t num_shards = 0;
+
+  // How keys map to shards; recorded in the directory with the shard count (reopening with a
+  // different scheme or split points fails with kInvalidArgument).
+  enum class Partitioning {
+    kHash,      // jump consistent hash of XXH3(key): even spread, no locality
+    kRange,     // shard i holds [range_split_points[i-1], range_split_points[i])
+    kExplicit,  // explicit_shard(key) decides; the host places data itself
+  };
+  Partitioning partitioning = Partitioning::kHash;
+  // kRange: num_shards - 1 strictly ascending keys.
+  std::vector<std::string> range_split_points;
+  // kExplicit: must return a shard < num_shards for every key, the same one forever.
+  std::function<uint32_t(absl::string_view key)> explicit_shard;
 
   // WAL segment size (preallocated). Multiple of 8, in [64 KiB, 1 GiB].
   uint64_t wal_segment_size = 64ull << 20;

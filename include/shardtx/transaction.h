@@ -44,6 +44,19 @@ class Transaction {
   // Discards the writes. Always OK unless already over.
   virtual absl::Status Rollback() = 0;
 
+  // Phase one of two-phase commit for a host that runs its own coordinator (XA-style). Makes
+  // the writes durable as prepared under `name`, with their keys locked (other writers of them
+  // get kAborted naming this transaction) until Database::CommitPrepared(name) or
+  // RollbackPrepared(name). A prepared transaction survives crashes and restarts, locks
+  // included. After an OK Prepare the Transaction object is over (Commit fails); the decision
+  // is made through the Database by name. Errors: kInvalidArgument (empty name);
+  // kAlreadyExists (a prepared transaction has this name); the errors of Commit.
+  virtual absl::Status Prepare(absl::string_view name) = 0;
+
+  // The transaction's id: unique per database (random 64-bit base per Open plus a counter),
+  // written in its WAL records. Database::GetOutcome(id) tells what became of it.
+  virtual uint64_t id() const = 0;
+
   // The commit timestamp (0 before a successful Commit).
   virtual uint64_t commit_timestamp() const = 0;
   // The snapshot timestamp reads are served at.

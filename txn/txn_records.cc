@@ -1,0 +1,80 @@
+#include "txn/txn_records.h"
+
+#include "util/coding.h"
+
+namespace shardtx::txn {
+
+std::string EncodePrepare(const PrepareRecord& r) {
+  std::string out;
+  PutFixed64(&out, r.txn_id);
+  PutLengthPrefixed(&out, r.name);
+  PutFixed64(&out, r.snapshot_ts);
+  engine::EncodeWrites(&out, r.writes);
+  return out;
+}
+
+bool DecodePrepare(absl::string_view in, PrepareRecord* r) {
+  absl::string_view name;
+  if (!GetFixed64(&in, &r->txn_id) || !GetLengthPrefixed(&in, &name) ||
+      !GetFixed64(&in, &r->snapshot_ts) || !engine::DecodeWrites(&in, &r->writes)) {
+    return false;
+  }
+  r->name = std::string(name);
+  return in.empty();
+}
+
+std::string EncodeTxnTs(uint64_t txn_id, uint64_t ts) {
+  std::string out;
+  PutFixed64(&out, txn_id);
+  PutFixed64(&out, ts);
+  return out;
+}
+
+bool DecodeTxnTs(absl::string_view in, uint64_t* txn_id, uint64_t* ts) {
+  return GetFixed64(&in, txn_id) && GetFixed64(&in, ts) && in.empty();
+}
+
+std::string EncodeTxn(uint64_t txn_id) {
+  std::string out;
+  PutFixed64(&out, txn_id);
+  return out;
+}
+
+bool DecodeTxn(absl::string_view in, uint64_t* txn_id) {
+  return GetFixed64(&in, txn_id) && in.empty();
+}
+
+std::string EncodeDecision(const DecisionRecord& r) {
+  std::string out;
+  PutFixed64(&out, r.txn_id);
+  out.push_back(r.commit ? 1 : 0);
+  PutFixed64(&out, r.commit_ts);
+  PutVarint64(&out, r.shards.size());
+  for (uint32_t s : r.shards) PutVarint64(&out, s);
+  return out;
+}
+
+bool DecodeDecision(absl::string_view in, DecisionRecord* r) {
+  if (!GetFixed64(&in, &r->txn_id) || in.empty()) return false;
+  const uint8_t c = static_cast<uint8_t>(in[0]);
+  in.remove_prefix(1);
+  if (c > 1) return false;
+  r->commit = c == 1;
+  uint64_t n;
+  if (!GetFixed64(&in, &r->commit_ts) || !GetVarint64(&in, &n) || n > in.size()) return false;
+  r->shards.clear();
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t s;
+    if (!GetVarint64(&in, &s) || s > UINT32_MAX) return false;
+    r->shards.push_back(static_cast<uint32_t>(s));
+  }
+  return in.empty();
+}
+
+std::string PreparedTableKey(uint64_t txn_id) {
+  std::string k(8, '\0');
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(txn_id >> (56 - 8 * i));
+  return k;
+}
+
+}  // namespace shardtx::txn
