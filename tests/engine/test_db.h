@@ -16,6 +16,9 @@ inline std::string FreshDir(const std::string& suffix = "") {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string dir = ::testing::TempDir() + "/shardtx_" + info->test_suite_name() + "_" +
                     info->name() + suffix;
+  for (size_t i = ::testing::TempDir().size() + 1; i < dir.size(); ++i) {
+    if (dir[i] == '/') dir[i] = '_';  // parameterised test names contain slashes
+  }
   std::filesystem::remove_all(dir);
   return dir;
 }
