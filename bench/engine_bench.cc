@@ -1,0 +1,184 @@
+// engine_bench: the figures issue 3 asks of one shard, measured in one run on this machine:
+// durable and no-sync single-key commits/s at 1 and 64 threads, p99 commit latency with and
+// without a checkpoint running, and recovery time for ~100 MB of WAL.
+//
+//   build/bench/engine_bench [--dir=PATH] [--seconds=5] [--recovery_mb=100]
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "shardtx/database.h"
+#include "util/histogram.h"
+
+ABSL_FLAG(std::string, dir, "", "directory on the disk to measure (default: under the build dir)");
+ABSL_FLAG(double, seconds, 5, "seconds per throughput phase");
+ABSL_FLAG(int, recovery_mb, 100, "MB of WAL to recover");
+ABSL_FLAG(int, value_size, 100, "value bytes");
+
+namespace shardtx {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Result {
+  double commits_per_s = 0;
+  uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;
+  double records_per_fsync = 0;
+};
+
+std::string Dir(const std::string& name) {
+  std::string base = absl::GetFlag(FLAGS_dir);
+  if (base.empty()) base = SHARDTX_BENCH_DEFAULT_DIR;
+  std::string d = base + "/" + name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(base);
+  return d;
+}
+
+Options BaseOptions(const std::string& dir) {
+  Options o;
+  o.path = dir;
+  o.checkpoint_interval = absl::ZeroDuration();
+  o.checkpoint_wal_bytes = 256ull << 20;
+  o.checkpoint_overlay_bytes = 128ull << 20;
+  o.overlay_limit_bytes = 512ull << 20;
+  return o;
+}
+
+Result Run(Database* db, int threads, Durability d, double seconds, bool checkpointing) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> commits{0};
+  Histogram lat;
+  const std::string value(absl::GetFlag(FLAGS_value_size), 'v');
+  std::vector<std::thread> ts;
+  const uint64_t fsyncs_before = db->GetStats().fsyncs;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      TxnOptions o;
+      o.durability = d;
+      while (!stop.load(std::memory_order_relaxed)) {
+        const auto start = Clock::now();
+        auto txn = db->Begin(o);
+        txn->Put(absl::StrCat("key", rng() % 100000), value).IgnoreError();
+        if (txn->Commit().ok()) {
+          commits.fetch_add(1, std::memory_order_relaxed);
+          lat.Add(static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()));
+        }
+      }
+    });
+  }
+  std::atomic<int> checkpoints{0};
+  std::thread ckpt;
+  if (checkpointing) {
+    ckpt = std::thread([&] {
+      while (!stop.load()) {
+        if (db->Checkpoint().ok()) checkpoints++;
+      }
+    });
+  }
+  const auto start = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));  // the measured window
+  stop = true;
+  for (auto& t : ts) t.join();
+  if (ckpt.joinable()) ckpt.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  Result r;
+  r.commits_per_s = commits.load() / secs;
+  r.p50 = lat.Percentile(50);
+  r.p99 = lat.Percentile(99);
+  r.p999 = lat.Percentile(99.9);
+  r.max = lat.Max();
+  const uint64_t fsyncs = db->GetStats().fsyncs - fsyncs_before;
+  r.records_per_fsync = fsyncs == 0 ? 0 : static_cast<double>(commits.load()) / fsyncs;
+  if (checkpointing) std::printf("  (%d checkpoints during the run)\n", checkpoints.load());
+  return r;
+}
+
+void Print(const char* what, const Result& r) {
+  std::printf("%-44s %10.0f commits/s  p50 %6llu us  p99 %6llu us  p99.9 %6llu us  max %7llu us"
+              "  %.1f commits/fsync\n",
+              what, r.commits_per_s, static_cast<unsigned long long>(r.p50),
+              static_cast<unsigned long long>(r.p99), static_cast<unsigned long long>(r.p999),
+              static_cast<unsigned long long>(r.max), r.records_per_fsync);
+  std::fflush(stdout);
+}
+
+int Main() {
+  const double secs = absl::GetFlag(FLAGS_seconds);
+  std::printf("engine_bench: one shard, single-key commits, %d-byte values, 100k keys\n",
+              absl::GetFlag(FLAGS_value_size));
+  {
+    auto db = Database::Open(BaseOptions(Dir("throughput")));
+    if (!db.ok()) {
+      std::fprintf(stderr, "%s\n", db.status().ToString().c_str());
+      return 1;
+    }
+    Result s1 = Run(db->get(), 1, Durability::kSync, secs, false);
+    Print("durable (sync), 1 thread", s1);
+    Result s64 = Run(db->get(), 64, Durability::kSync, secs, false);
+    Print("durable (sync), 64 threads", s64);
+    Result n1 = Run(db->get(), 1, Durability::kNone, secs, false);
+    Print("no sync, 1 thread", n1);
+    Result n64 = Run(db->get(), 64, Durability::kNone, secs, false);
+    Print("no sync, 64 threads", n64);
+    std::printf("durable/no-sync at 64 threads: %.2f\n", s64.commits_per_s / n64.commits_per_s);
+    Result quiet = Run(db->get(), 16, Durability::kSync, secs, false);
+    Print("durable, 16 threads, no checkpoint", quiet);
+    Result busy = Run(db->get(), 16, Durability::kSync, secs, true);
+    Print("durable, 16 threads, checkpoints running", busy);
+    std::printf("p99 with/without checkpoint: %.2f\n",
+                quiet.p99 == 0 ? 0.0 : static_cast<double>(busy.p99) / quiet.p99);
+  }
+  {
+    const std::string dir = Dir("recovery");
+    Options o = BaseOptions(dir);
+    o.checkpoint_wal_bytes = 0;
+    o.checkpoint_overlay_bytes = 0;
+    o.overlay_limit_bytes = 0;
+    o.checkpoint_on_close = false;
+    o.wal_segment_size = 64ull << 20;
+    const uint64_t target = static_cast<uint64_t>(absl::GetFlag(FLAGS_recovery_mb)) << 20;
+    {
+      auto db = Database::Open(o);
+      if (!db.ok()) return 1;
+      const std::string value(1000, 'r');
+      uint64_t written = 0;
+      int i = 0;
+      TxnOptions none;
+      none.durability = Durability::kNone;
+      while (written < target) {
+        auto t = (*db)->Begin(none);
+        for (int k = 0; k < 10; ++k) t->Put(absl::StrCat("rk", i++ % 200000), value).IgnoreError();
+        if (!t->Commit().ok()) return 1;
+        written += 10 * (value.size() + 8);
+      }
+    }
+    const auto start = Clock::now();
+    auto db = Database::Open(o);
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (!db.ok()) return 1;
+    Stats st = (*db)->GetStats();
+    std::printf("recovery: %.1f MB of WAL, %llu records, Open took %.0f ms (redo %.0f ms): "
+                "%.0f ms per 100 MB\n",
+                st.recovery_bytes / 1048576.0, static_cast<unsigned long long>(st.recovery_records),
+                ms, st.recovery_ms, ms * 100.0 / (st.recovery_bytes / 1048576.0));
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace shardtx
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return shardtx::Main();
+}
