@@ -234,7 +234,7 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(
   const uint32_t coordinator = parts.front();
   // The decision is logged even when recovery finishes a commit whose decision is on record
   // already: it is idempotent, and cheaper than telling the cases apart.
-  if (parts.size() > 1) {
+  if (parts.size() > 1 && !KillPoints::DeliberateBug("skip_decision_record")) {
     engine::Shard* c = shards_[coordinator].get();
     engine::Lsn lsn;
     {

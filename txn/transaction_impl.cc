@@ -402,6 +402,10 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
     }
   }
   SHARDTX_KILL_POINT("commit.after_wal_append");
+  if (options_.durability == Durability::kSync && KillPoints::DeliberateBug("ack_before_fsync")) {
+    db_->oracle().Finish(commit_ts_);  // the bug: acknowledged before the fsync
+    return absl::OkStatus();
+  }
   if (options_.durability == Durability::kSync) {
     absl::Status d = s->WaitDurable(lsn);
     if (!d.ok()) {

@@ -1,6 +1,7 @@
 #include "util/kill_point.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 
 #include "util/mutex.h"
@@ -61,6 +62,19 @@ uint64_t KillPoints::Hits(const std::string& name) {
   MutexLock l(&r.mu);
   auto it = r.hits.find(name);
   return it == r.hits.end() ? 0 : it->second;
+}
+
+bool KillPoints::DeliberateBug(const char* bug) {
+#ifdef SHARDTX_KILL_POINTS
+  static const std::string* configured = [] {
+    const char* v = std::getenv("SHARDTX_DELIBERATE_BUG");
+    return new std::string(v != nullptr ? v : "");
+  }();
+  return !configured->empty() && *configured == bug;
+#else
+  (void)bug;
+  return false;
+#endif
 }
 
 void KillPoints::Reached(const char* name) {

@@ -22,6 +22,13 @@ class KillPoints {
   // Number of times `name` was reached while some kill point was armed.
   static uint64_t Hits(const std::string& name);
 
+  // Deliberate bugs, for proving that crash tests catch them: true when the environment
+  // variable SHARDTX_DELIBERATE_BUG names `bug` (read once). Known bugs:
+  //   "ack_before_fsync"      single-shard commits return before their record is durable;
+  //   "skip_decision_record"  two-phase commit skips logging the coordinator's decision.
+  // Always false in builds without SHARDTX_KILL_POINTS.
+  static bool DeliberateBug(const char* bug);
+
   // Implementation of SHARDTX_KILL_POINT; do not call directly.
   static void Reached(const char* name);
   static std::atomic<bool> any_armed_;
