@@ -223,14 +223,12 @@ void Shard::WaitForSpace() {
 
 absl::StatusOr<Timestamp> Shard::LatestTsLocked(absl::string_view key) {
   Timestamp lmdb_max;
-  std::vector<std::shared_ptr<Overlay>> overlays;
   {
     MutexLock l(&view_mu_);
-    overlays.assign(overlays_.begin(), overlays_.end());
+    for (const auto& o : overlays_) {
+      if (Timestamp ts = o->LatestTs(key)) return ts;
+    }
     lmdb_max = lmdb_max_ts_;
-  }
-  for (const auto& o : overlays) {
-    if (Timestamp ts = o->LatestTs(key)) return ts;
   }
   if (lmdb_max == 0) return Timestamp{0};
   ASSIGN_OR_RETURN(std::unique_ptr<ReadView> v, store_->Pin());

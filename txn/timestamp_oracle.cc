@@ -11,18 +11,22 @@ Timestamp TimestampOracle::Assign() {
 }
 
 void TimestampOracle::FinishLocked(Timestamp ts) {
-  if (ts <= visible_ || ts > last_) return;
-  window_[ts - visible_ - 1] = true;
+  const Timestamp v = visible_.load(std::memory_order_relaxed);
+  if (ts <= v || ts > last_) return;
+  window_[ts - v - 1] = true;
 }
 
 void TimestampOracle::AdvanceLocked() {
-  bool advanced = false;
+  Timestamp v = visible_.load(std::memory_order_relaxed);
+  const Timestamp before = v;
   while (!window_.empty() && window_.front()) {
     window_.pop_front();
-    ++visible_;
-    advanced = true;
+    ++v;
   }
-  if (advanced && waiters_ > 0) cv_.SignalAll();
+  if (v != before) {
+    visible_.store(v, std::memory_order_release);
+    if (waiters_ > 0) cv_.SignalAll();
+  }
 }
 
 void TimestampOracle::Finish(Timestamp ts) {
@@ -37,33 +41,11 @@ void TimestampOracle::FinishMany(const std::vector<Timestamp>& ts) {
   AdvanceLocked();
 }
 
-Timestamp TimestampOracle::visible() const {
-  MutexLock l(&mu_);
-  return visible_;
-}
-
-Timestamp TimestampOracle::BeginSnapshot() {
-  MutexLock l(&mu_);
-  ++snapshots_[visible_];
-  return visible_;
-}
-
-void TimestampOracle::EndSnapshot(Timestamp ts) {
-  MutexLock l(&mu_);
-  auto it = snapshots_.find(ts);
-  if (it != snapshots_.end() && --it->second == 0) snapshots_.erase(it);
-}
-
-Timestamp TimestampOracle::OldestSnapshot() const {
-  MutexLock l(&mu_);
-  return snapshots_.empty() ? visible_ : snapshots_.begin()->first;
-}
-
 void TimestampOracle::WaitVisible(Timestamp ts) {
+  if (visible() >= ts) return;
   MutexLock l(&mu_);
-  if (visible_ >= ts) return;
   ++waiters_;
-  while (visible_ < ts) cv_.Wait();
+  while (visible_.load(std::memory_order_relaxed) < ts) cv_.Wait();
   --waiters_;
 }
 

@@ -3,11 +3,11 @@
 // every shard. Snapshots are taken at visible_ts, so no reader sees part of a commit.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <vector>
 
-#include "absl/container/btree_map.h"
 #include "absl/status/status.h"
 #include "util/mutex.h"
 
@@ -23,15 +23,12 @@ class TimestampOracle {
   // A new commit timestamp, in flight until Finish.
   Timestamp Assign();
   // The commit `ts` is installed everywhere (or abandoned): visible_ts may advance over it.
+  // Timestamps at or below visible_ts, or never assigned, are ignored.
   void Finish(Timestamp ts);
   void FinishMany(const std::vector<Timestamp>& ts);
-  Timestamp visible() const;
 
-  // Registers a snapshot at visible_ts and returns it; EndSnapshot releases it.
-  Timestamp BeginSnapshot();
-  void EndSnapshot(Timestamp ts);
-  // The oldest registered snapshot, or visible_ts if none.
-  Timestamp OldestSnapshot() const;
+  // The snapshot for a new transaction. Lock-free.
+  Timestamp visible() const { return visible_.load(std::memory_order_acquire); }
 
   // Blocks until visible_ts >= ts.
   void WaitVisible(Timestamp ts);
@@ -40,17 +37,13 @@ class TimestampOracle {
   void FinishLocked(Timestamp ts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AdvanceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
- public:
-
- private:
   mutable Mutex mu_;
   CondVar cv_{&mu_};
   Timestamp last_ ABSL_GUARDED_BY(mu_);
-  Timestamp visible_ ABSL_GUARDED_BY(mu_);
+  std::atomic<Timestamp> visible_;  // written under mu_
   // In-flight window: done flags of timestamps visible_+1 .. last_.
   std::deque<bool> window_ ABSL_GUARDED_BY(mu_);
   int waiters_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::btree_map<Timestamp, int> snapshots_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace shardtx::txn

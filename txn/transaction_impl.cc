@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "txn/database_impl.h"
@@ -42,8 +43,7 @@ std::string Printable(absl::string_view key) {
 TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
     : db_(db), options_(options), id_(db->NewTxnId()) {
   views_.resize(db->num_shards());
-  snapshot_ = db_->oracle().BeginSnapshot();
-  snapshot_registered_ = true;
+  snapshot_ = db_->oracle().visible();
   // With one shard, pin it now: a snapshot pinned at Begin can never be "too old". A
   // checkpoint may have moved LMDB past the snapshot just read; then take a newer one.
   if (db_->num_shards() == 1) {
@@ -54,8 +54,7 @@ TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
         break;
       }
       if (!absl::IsAborted(v.status())) break;  // surfaces again on first use
-      db_->oracle().EndSnapshot(snapshot_);
-      snapshot_ = db_->oracle().BeginSnapshot();
+      snapshot_ = db_->oracle().visible();
     }
   }
 }
@@ -67,10 +66,6 @@ TransactionImpl::~TransactionImpl() {
 
 void TransactionImpl::Finish() {
   for (auto& v : views_) v.reset();
-  if (snapshot_registered_) {
-    db_->oracle().EndSnapshot(snapshot_);
-    snapshot_registered_ = false;
-  }
 }
 
 absl::Status TransactionImpl::CheckActive() const {
@@ -214,7 +209,7 @@ class ShardLocks {
   ShardLocks& operator=(const ShardLocks&) = delete;
 
  private:
-  std::vector<Mutex*> held_;
+  absl::InlinedVector<Mutex*, 4> held_;
 };
 
 uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {

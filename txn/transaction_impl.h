@@ -67,7 +67,6 @@ class TransactionImpl final : public Transaction {
   uint64_t snapshot_ = 0;
   uint64_t commit_ts_ = 0;
   enum class State { kActive, kCommitted, kAborted, kPrepared } state_ = State::kActive;
-  bool snapshot_registered_ = false;
   WriteBuffer writes_;
   uint64_t write_bytes_ = 0;
   std::vector<std::unique_ptr<engine::Shard::View>> views_;  // by shard, pinned lazily

@@ -15,6 +15,7 @@ TwoPhaseState::TwoPhaseState(uint32_t num_shards) {
 
 std::optional<std::string> TwoPhaseState::LockHolder(uint32_t shard,
                                                      absl::string_view key) const {
+  if (locked_keys_.load(std::memory_order_acquire) == 0) return std::nullopt;
   MutexLock l(&mu_);
   auto it = locks_[shard].find(key);
   if (it == locks_[shard].end()) return std::nullopt;
@@ -48,7 +49,9 @@ void TwoPhaseState::AddPart(uint64_t txn_id, const std::string& name, Timestamp 
   t.name = name;
   t.snapshot = snapshot;
   if (!name.empty()) names_[name] = txn_id;
-  for (const engine::Write& w : writes) locks_[shard][w.key] = txn_id;
+  for (const engine::Write& w : writes) {
+    if (locks_[shard].insert_or_assign(w.key, txn_id).second) locked_keys_++;
+  }
   Part& p = t.parts[shard];
   if (p.persisted && !persisted) return;  // already known from the table
   p.writes = std::move(writes);
@@ -72,7 +75,10 @@ std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePart(uint64_t tx
   std::vector<engine::Write> writes = std::move(p->second.writes);
   for (const engine::Write& w : writes) {
     auto lk = locks_[shard].find(w.key);
-    if (lk != locks_[shard].end() && lk->second == txn_id) locks_[shard].erase(lk);
+    if (lk != locks_[shard].end() && lk->second == txn_id) {
+      locks_[shard].erase(lk);
+      locked_keys_--;
+    }
   }
   if (p->second.persisted || p->second.pending) tables_[shard].deletes.insert(txn_id);
   it->second.parts.erase(p);
@@ -203,23 +209,27 @@ Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>&
 }
 
 void TwoPhaseState::SetOutcome(uint64_t txn_id, Database::Outcome outcome) {
-  MutexLock l(&mu_);
-  auto [it, inserted] = outcomes_.insert_or_assign(txn_id, outcome);
+  OutcomeStripe& st = outcomes_[txn_id % kStripes];
+  MutexLock l(&st.mu);
+  auto [it, inserted] = st.map.insert_or_assign(txn_id, outcome);
   if (inserted) {
-    outcome_order_.push_back(txn_id);
-    if (outcome_order_.size() > kOutcomeWindow) {
-      outcomes_.erase(outcome_order_.front());
-      outcome_order_.pop_front();
+    st.order.push_back(txn_id);
+    if (st.order.size() > kOutcomeWindow / kStripes) {
+      st.map.erase(st.order.front());
+      st.order.pop_front();
     }
   }
 }
 
 Database::Outcome TwoPhaseState::GetOutcome(uint64_t txn_id) const {
-  MutexLock l(&mu_);
-  auto p = prepared_.find(txn_id);
-  if (p != prepared_.end()) return Database::Outcome::kPrepared;
-  auto it = outcomes_.find(txn_id);
-  return it == outcomes_.end() ? Database::Outcome::kUnknown : it->second;
+  {
+    MutexLock l(&mu_);
+    if (prepared_.count(txn_id)) return Database::Outcome::kPrepared;
+  }
+  OutcomeStripe& st = outcomes_[txn_id % kStripes];
+  MutexLock l(&st.mu);
+  auto it = st.map.find(txn_id);
+  return it == st.map.end() ? Database::Outcome::kUnknown : it->second;
 }
 
 }  // namespace shardtx::txn

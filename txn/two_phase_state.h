@@ -8,6 +8,8 @@
 // part say REQUIRES that shard's commit lock (not expressible to the analysis; by contract).
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -112,9 +114,19 @@ class TwoPhaseState {
   absl::flat_hash_map<std::string, uint64_t> names_ ABSL_GUARDED_BY(mu_);
   std::vector<TableState> tables_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Decision> decisions_ ABSL_GUARDED_BY(mu_);
+  // Keys locked, over all shards: lets the commit path skip the lock table (and mu_) when no
+  // transaction is prepared.
+  std::atomic<uint64_t> locked_keys_{0};
+
+  // Outcomes, striped by id so committers do not contend on one mutex.
   static constexpr size_t kOutcomeWindow = 100000;
-  absl::flat_hash_map<uint64_t, Database::Outcome> outcomes_ ABSL_GUARDED_BY(mu_);
-  std::deque<uint64_t> outcome_order_ ABSL_GUARDED_BY(mu_);
+  static constexpr size_t kStripes = 16;
+  struct OutcomeStripe {
+    Mutex mu;
+    absl::flat_hash_map<uint64_t, Database::Outcome> map ABSL_GUARDED_BY(mu);
+    std::deque<uint64_t> order ABSL_GUARDED_BY(mu);
+  };
+  mutable std::array<OutcomeStripe, kStripes> outcomes_;
 };
 
 }  // namespace shardtx::txn
