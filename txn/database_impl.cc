@@ -215,11 +215,13 @@ absl::Status DatabaseImpl::ResolveInDoubt() {
       ASSIGN_OR_RETURN(engine::Timestamp done, CommitDecided(p.txn_id, p.shards, ts));
       (void)done;
       counters_.recovered_commits++;
-    } else if (p.name.empty()) {
-      RETURN_IF_ERROR(AbortPrepared(p.txn_id, p.shards, false));  // presumed abort
+    } else if (p.name.empty() || p.shards != p.participants) {
+      // Presumed abort; and a named Prepare that died before every participant's part was
+      // durable was never acknowledged (nor was a rollback that died half-way).
+      RETURN_IF_ERROR(AbortPrepared(p.txn_id, p.shards, false));
       counters_.recovered_aborts++;
     }
-    // Named and undecided: stays prepared, its locks held, until the host decides.
+    // Named, complete and undecided: stays prepared, its locks held, until the host decides.
   }
   recovered_decisions_.clear();
   recovered_commit_ts_.clear();
@@ -403,7 +405,8 @@ absl::Status DatabaseImpl::LoadPrepared(
       return absl::DataLossError(
           absl::StrCat("shard ", shard, ": corrupt row in the prepared-transactions table"));
     }
-    two_phase_->AddPart(r.txn_id, r.name, r.snapshot_ts, shard, 0, std::move(r.writes), true);
+    two_phase_->AddPart(r.txn_id, r.name, r.snapshot_ts, r.participants, shard, 0,
+                        std::move(r.writes), true);
   }
   return absl::OkStatus();
 }
@@ -427,8 +430,8 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> DatabaseImpl::Red
       PrepareRecord r;
       if (!DecodePrepare(payload, &r)) return corrupt("prepare");
       if (!two_phase_->HasPart(r.txn_id, shard)) {
-        two_phase_->AddPart(r.txn_id, r.name, r.snapshot_ts, shard, lsn, std::move(r.writes),
-                            false);
+        two_phase_->AddPart(r.txn_id, r.name, r.snapshot_ts, r.participants, shard, lsn,
+                            std::move(r.writes), false);
       }
       return Install();
     }

@@ -332,7 +332,7 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
     for (uint32_t p : plan.parts) {
       engine::Shard* s = db_->shard(p);
       s->commit_mu()->AssertHeld();
-      PrepareRecord r{id_, name, snapshot_, plan.by_shard[p]};
+      PrepareRecord r{id_, name, snapshot_, plan.parts, plan.by_shard[p]};
       auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), wal::Durability::kSync);
       if (!lsn.ok()) {
         db_->counters().aborts_io_error++;
@@ -346,7 +346,8 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
         return lsn.status();
       }
       lsns.push_back(*lsn);
-      db_->two_phase().AddPart(id_, name, snapshot_, p, *lsn, std::move(plan.by_shard[p]), false);
+      db_->two_phase().AddPart(id_, name, snapshot_, plan.parts, p, *lsn,
+                               std::move(plan.by_shard[p]), false);
     }
   }
   // The prepares of all participants are being synced by their shards' flushers in parallel.

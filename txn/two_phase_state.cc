@@ -42,15 +42,16 @@ void TwoPhaseState::ReleaseName(const std::string& name) {
 }
 
 void TwoPhaseState::AddPart(uint64_t txn_id, const std::string& name, Timestamp snapshot,
-                            uint32_t shard, Lsn lsn, std::vector<engine::Write> writes,
-                            bool persisted) {
+                            const std::vector<uint32_t>& participants, uint32_t shard, Lsn lsn,
+                            std::vector<engine::Write> writes, bool persisted) {
   MutexLock l(&mu_);
   PreparedTxn& t = prepared_[txn_id];
   t.name = name;
   t.snapshot = snapshot;
-  if (!name.empty()) names_[name] = txn_id;
+  t.participants = participants;
+  if (!name.empty()) names_.try_emplace(name, txn_id);  // an older replayed one never steals it
   for (const engine::Write& w : writes) {
-    if (locks_[shard].insert_or_assign(w.key, txn_id).second) locked_keys_++;
+    if (locks_[shard].try_emplace(w.key, txn_id).second) locked_keys_++;
   }
   Part& p = t.parts[shard];
   if (p.persisted && !persisted) return;  // already known from the table
@@ -99,7 +100,8 @@ std::optional<TwoPhaseState::PreparedInfo> TwoPhaseState::FindByName(
   if (n == names_.end()) return std::nullopt;
   auto it = prepared_.find(n->second);
   if (it == prepared_.end()) return std::nullopt;
-  PreparedInfo info{n->second, it->second.name, it->second.snapshot, {}};
+  PreparedInfo info{n->second, it->second.name, it->second.snapshot, {},
+                    it->second.participants};
   for (const auto& [shard, part] : it->second.parts) info.shards.push_back(shard);
   return info;
 }
@@ -108,7 +110,7 @@ std::vector<TwoPhaseState::PreparedInfo> TwoPhaseState::AllPrepared() const {
   MutexLock l(&mu_);
   std::vector<PreparedInfo> out;
   for (const auto& [id, t] : prepared_) {
-    PreparedInfo info{id, t.name, t.snapshot, {}};
+    PreparedInfo info{id, t.name, t.snapshot, {}, t.participants};
     for (const auto& [shard, part] : t.parts) info.shards.push_back(shard);
     out.push_back(std::move(info));
   }
@@ -159,7 +161,7 @@ std::vector<engine::ShardStore::TableWrite> TwoPhaseState::CheckpointTables(uint
   for (auto& [id, t] : prepared_) {
     auto p = t.parts.find(shard);
     if (p == t.parts.end() || p->second.persisted) continue;
-    PrepareRecord r{id, t.name, t.snapshot, p->second.writes};
+    PrepareRecord r{id, t.name, t.snapshot, t.participants, p->second.writes};
     out.push_back({engine::kPreparedTable, PreparedTableKey(id), EncodePrepare(r)});
     p->second.pending = true;
     ts.puts_in_flight.push_back(id);

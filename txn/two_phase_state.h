@@ -50,8 +50,11 @@ class TwoPhaseState {
   // --- Prepared parts. ---
   // REQUIRES the shard's commit lock. Registers the part and locks its keys. `persisted`: the
   // part was loaded from the shard's prepared table.
-  void AddPart(uint64_t txn_id, const std::string& name, Timestamp snapshot, uint32_t shard,
-               Lsn lsn, std::vector<engine::Write> writes, bool persisted);
+  // A key already locked by another transaction keeps its holder: during recovery the replay
+  // of an older, long-decided prepare must not take a lock a still-prepared one holds.
+  void AddPart(uint64_t txn_id, const std::string& name, Timestamp snapshot,
+               const std::vector<uint32_t>& participants, uint32_t shard, Lsn lsn,
+               std::vector<engine::Write> writes, bool persisted);
   bool HasPart(uint64_t txn_id, uint32_t shard) const;
   // REQUIRES the shard's commit lock. Removes the part, unlocks its keys, and returns its
   // writes (nullopt if there is no such part).
@@ -61,7 +64,8 @@ class TwoPhaseState {
     uint64_t txn_id = 0;
     std::string name;
     Timestamp snapshot = 0;
-    std::vector<uint32_t> shards;  // ascending
+    std::vector<uint32_t> shards;        // parts present, ascending
+    std::vector<uint32_t> participants;  // parts the transaction prepared, ascending
   };
   std::optional<PreparedInfo> FindByName(const std::string& name) const;
   std::vector<PreparedInfo> AllPrepared() const;
@@ -94,6 +98,7 @@ class TwoPhaseState {
   struct PreparedTxn {
     std::string name;
     Timestamp snapshot = 0;
+    std::vector<uint32_t> participants;
     std::map<uint32_t, Part> parts;
   };
   struct Decision {

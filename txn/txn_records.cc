@@ -9,16 +9,26 @@ std::string EncodePrepare(const PrepareRecord& r) {
   PutFixed64(&out, r.txn_id);
   PutLengthPrefixed(&out, r.name);
   PutFixed64(&out, r.snapshot_ts);
+  PutVarint64(&out, r.participants.size());
+  for (uint32_t s : r.participants) PutVarint64(&out, s);
   engine::EncodeWrites(&out, r.writes);
   return out;
 }
 
 bool DecodePrepare(absl::string_view in, PrepareRecord* r) {
   absl::string_view name;
+  uint64_t n;
   if (!GetFixed64(&in, &r->txn_id) || !GetLengthPrefixed(&in, &name) ||
-      !GetFixed64(&in, &r->snapshot_ts) || !engine::DecodeWrites(&in, &r->writes)) {
+      !GetFixed64(&in, &r->snapshot_ts) || !GetVarint64(&in, &n) || n > in.size()) {
     return false;
   }
+  r->participants.clear();
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t s;
+    if (!GetVarint64(&in, &s) || s > UINT32_MAX) return false;
+    r->participants.push_back(static_cast<uint32_t>(s));
+  }
+  if (!engine::DecodeWrites(&in, &r->writes)) return false;
   r->name = std::string(name);
   return in.empty();
 }

@@ -1,7 +1,8 @@
 // Payloads of the transaction records the transaction layer writes into shard WALs (record
 // types in engine/log_record.h). Layouts, integers little-endian, strings length-prefixed:
 //
-//   kPrepare         u64 txn_id, name, u64 snapshot_ts, writes (see EncodeWrites)
+//   kPrepare         u64 txn_id, name, u64 snapshot_ts, varint n, n x varint participant
+//                    shard, writes (see EncodeWrites)
 //   kCommitPrepared  u64 txn_id, u64 commit_ts
 //   kAbortPrepared   u64 txn_id
 //   kDecision        u64 txn_id, u8 commit, u64 commit_ts (0: chosen in phase 2),
@@ -24,6 +25,9 @@ struct PrepareRecord {
   uint64_t txn_id = 0;
   std::string name;  // empty for an internal (coordinator-driven) prepare
   uint64_t snapshot_ts = 0;
+  // Every shard the transaction prepares on: recovery keeps a named transaction prepared only
+  // if all of them have their part (a Prepare that died half-way was never acknowledged).
+  std::vector<uint32_t> participants;
   std::vector<engine::Write> writes;
 };
 std::string EncodePrepare(const PrepareRecord& r);

@@ -37,22 +37,25 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
   Mutex* const mu_;
 };
 
-// Condition variable bound to one Mutex. Wait() requires the mutex held; always wait in a loop
-// on the predicate.
+// Condition variable bound to one Mutex. Wait() requires the mutex held (checked at run time by
+// AssertHeld, as in LevelDB: the analysis cannot tie this CondVar's mutex to the caller's);
+// always wait in a loop on the predicate.
 class CondVar {
  public:
   explicit CondVar(Mutex* mu) : mu_(mu) {}
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
 
-  void Wait() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void Wait() {
+    mu_->AssertHeld();
     std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
     cv_.wait(lock);
     lock.release();
   }
   // Returns false on timeout.
   template <class Rep, class Period>
-  bool WaitFor(std::chrono::duration<Rep, Period> d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  bool WaitFor(std::chrono::duration<Rep, Period> d) {
+    mu_->AssertHeld();
     std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
     bool ok = cv_.wait_for(lock, d) == std::cv_status::no_timeout;
     lock.release();

@@ -71,7 +71,6 @@ class WalReader {
   absl::Status LoadSegment(size_t index);
   // Called at a bad record at offset_ of the current segment, expecting lsn expected_.
   absl::StatusOr<bool> HandleBadRecord();
-  std::optional<Lsn> FindLaterRecord(absl::string_view data, uint64_t from, Lsn after) const;
 
   Env* const env_;
   const std::string dir_;

@@ -30,6 +30,14 @@ uint64_t NewSalt() {
          static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
+// The directory holding `dir`: its fsync makes the entry of `dir` itself durable.
+std::string ParentDir(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const size_t slash = dir.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : dir.substr(0, slash);
+}
+
 }  // namespace
 
 WalWriter::WalWriter(Env* env, std::string dir, const WalOptions& options)
@@ -69,6 +77,9 @@ absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::
                      " must be positive and fit one segment of ", options.segment_size));
   }
   RETURN_IF_ERROR(env->CreateDir(dir));
+  // The directory may be new (or made by a run that crashed before this point): its entry must
+  // be durable before any record in it is acknowledged, or a crash loses the whole log.
+  RETURN_IF_ERROR(env->SyncDir(ParentDir(dir)));
   std::unique_ptr<WalWriter> w(new WalWriter(env, dir, options));
 
   // Segments after the tail are spares (removed) or records a point-in-time recovery skipped
@@ -104,6 +115,13 @@ absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::
     w->next_lsn_ = tail.next_lsn;
     w->taken_lsn_ = tail.next_lsn - 1;
     w->written_lsn_ = tail.next_lsn - 1;
+  }
+  // What the reader found may have come from the page cache after a process crash: make it
+  // durable before any new record claims (through its sync LSN) that it is.
+  if (tail.last_segment != 0) {
+    ASSIGN_OR_RETURN(std::unique_ptr<File> last,
+                     env->OpenFile(SegmentPath(dir, tail.last_segment), Env::OpenMode::kReadWrite));
+    RETURN_IF_ERROR(last->Sync());
   }
   w->durable_lsn_.store(tail.next_lsn - 1);
   w->active_.number = tail.last_segment;
@@ -364,8 +382,12 @@ absl::Status WalWriter::Truncate(Lsn lsn) {
     MutexLock l(&mu_);
     if (!error_.ok()) return error_;
     // Segment i is wholly below lsn when segment i+1 starts at or below it. The last entry is
-    // the active segment and is never freed.
-    while (sealed_.size() > 1 && sealed_[1].second <= lsn) {
+    // the active segment and is never freed, nor is the one before it until a record of the
+    // active segment is durable: only then is the active segment's header known to be on disk,
+    // and without it a crash would leave no valid segment (the log would restart at LSN 1).
+    const Lsn durable = durable_lsn_.load(std::memory_order_acquire);
+    while (sealed_.size() > 1 && sealed_[1].second <= lsn &&
+           (sealed_.size() > 2 || sealed_[1].second <= durable)) {
       freed.push_back(sealed_.front().first);
       sealed_.pop_front();
     }

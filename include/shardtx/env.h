@@ -36,7 +36,7 @@ class File {
   // contents are unknown: callers must treat the failure as final.
   virtual absl::Status Sync() = 0;
 
-  // Reserves [offset, offset+len) on disk (fallocate, keeping the size). Returns
+  // Reserves [offset, offset+len) on disk (fallocate), extending the size to cover it. Returns
   // kUnimplemented when the file system does not support it; the caller then writes zeros.
   virtual absl::Status Allocate(uint64_t offset, uint64_t len) = 0;
 

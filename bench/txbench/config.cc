@@ -1,0 +1,311 @@
+#include "bench/txbench/config.h"
+
+#include <algorithm>
+
+#include "absl/flags/flag.h"
+#include "bench/txbench/flags.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+ABSL_FLAG(std::string, engines, "shardtx,rocksdb,lmdb",
+          "Comma-separated engines to run, any subset of shardtx,rocksdb,lmdb,fsync. fsync "
+          "measures the disk (pwrite+fdatasync of one commit record, one thread).");
+ABSL_FLAG(std::string, workload, "single",
+          "single|cross|mixed|ycsb-a|ycsb-b|readonly|bank. single: each transaction reads and "
+          "writes --shards-per-txn keys of one shard; cross: one key on each of "
+          "--shards-per-txn shards; mixed: --cross-pct% cross, the rest single; ycsb-a: one "
+          "operation, 50% read / 50% update; ycsb-b: 95% read / 5% update; readonly: "
+          "--shards-per-txn reads at one snapshot; bank: transfers between two accounts, the "
+          "total checked at the end.");
+ABSL_FLAG(int, threads, 8, "Client threads (ignored by --make-bench, which runs 1 and 64).");
+ABSL_FLAG(double, seconds, 0, "Measured seconds per run (0: 5, or 4 with --make-bench).");
+ABSL_FLAG(uint32_t, shards, 4,
+          "Shards: shardtx's num_shards; the key->shard map every engine uses; rocksdb's number "
+          "of TransactionDBs for cross-shard workloads.");
+ABSL_FLAG(uint32_t, shards_per_txn, 2,
+          "Keys per read-write transaction: in one shard (single) or one on each of this many "
+          "shards (cross). Also the reads per readonly transaction.");
+ABSL_FLAG(double, cross_pct, 10, "mixed: percentage of cross-shard transactions.");
+ABSL_FLAG(uint64_t, keys, 100000, "Keys preloaded before each run (bank: accounts).");
+ABSL_FLAG(uint32_t, key_size, 16, "Key size in bytes (>= 8).");
+ABSL_FLAG(uint32_t, value_size, 100, "Value size in bytes.");
+ABSL_FLAG(double, zipf, 0,
+          "Key popularity: 0 uniform, else YCSB's Zipfian constant in (0, 1), e.g. 0.99.");
+ABSL_FLAG(std::string, durability, "sync",
+          "sync: commit returns after fsync (shardtx kSync, rocksdb sync=true, lmdb default "
+          "flags); async: shardtx kAsync, rocksdb sync=false, lmdb MDB_NOSYNC; none: shardtx "
+          "kNone, rocksdb sync=false (WAL kept), lmdb MDB_NOSYNC.");
+ABSL_FLAG(std::string, rocksdb_layout, "auto",
+          "auto: one TransactionDB for workloads without cross-shard transactions, one per "
+          "shard (with RocksDB's 2PC) for cross, mixed and bank; one; per-shard.");
+ABSL_FLAG(std::string, dir, "",
+          "Directory for the engines' files (default: under the build tree). Must be on the disk "
+          "being measured (not a tmpfs).");
+ABSL_FLAG(std::string, json, "", "Write the results as JSON to this file.");
+ABSL_FLAG(std::string, csv, "", "Write the results as CSV to this file.");
+ABSL_FLAG(std::string, chart, "",
+          "Draw a PNG (gnuplot) of throughput by engine and workload and of latency percentiles.");
+ABSL_FLAG(bool, make_bench, false,
+          "Run the default matrix of `make bench` (about a minute): the fsync floor; single at 1 "
+          "and 64 threads; cross at 64 threads, 2 shards per transaction; for every engine.");
+ABSL_FLAG(bool, keep_data, false, "Keep each run's files under --dir.");
+ABSL_FLAG(uint64_t, seed, 1, "Seed of the key and value choices (threads derive theirs).");
+ABSL_FLAG(bool, progress, true, "Progress lines on stderr.");
+
+namespace txbench {
+
+const char* EngineName(EngineKind e) {
+  switch (e) {
+    case EngineKind::kShardtx:
+      return "shardtx";
+    case EngineKind::kRocksdb:
+      return "rocksdb";
+    case EngineKind::kLmdb:
+      return "lmdb";
+    case EngineKind::kFsync:
+      return "fsync";
+  }
+  return "?";
+}
+
+const char* WorkloadName(Workload w) {
+  switch (w) {
+    case Workload::kSingle:
+      return "single";
+    case Workload::kCross:
+      return "cross";
+    case Workload::kMixed:
+      return "mixed";
+    case Workload::kYcsbA:
+      return "ycsb-a";
+    case Workload::kYcsbB:
+      return "ycsb-b";
+    case Workload::kReadonly:
+      return "readonly";
+    case Workload::kBank:
+      return "bank";
+    case Workload::kFsync:
+      return "fsync";
+  }
+  return "?";
+}
+
+const char* DurabilityName(DurabilityMode d) {
+  switch (d) {
+    case DurabilityMode::kSync:
+      return "sync";
+    case DurabilityMode::kAsync:
+      return "async";
+    case DurabilityMode::kNone:
+      return "none";
+  }
+  return "?";
+}
+
+absl::StatusOr<std::vector<EngineKind>> ParseEngines(absl::string_view list) {
+  std::vector<EngineKind> out;
+  for (absl::string_view raw : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+    const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(raw));
+    EngineKind e;
+    if (name == "shardtx") {
+      e = EngineKind::kShardtx;
+    } else if (name == "rocksdb") {
+      e = EngineKind::kRocksdb;
+    } else if (name == "lmdb") {
+      e = EngineKind::kLmdb;
+    } else if (name == "fsync") {
+      e = EngineKind::kFsync;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--engines: unknown engine '", name, "' (choose from shardtx,rocksdb,lmdb,fsync)"));
+    }
+    if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
+  }
+  if (out.empty()) return absl::InvalidArgumentError("--engines: no engine named");
+  return out;
+}
+
+absl::StatusOr<Workload> ParseWorkload(absl::string_view name) {
+  const std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
+  if (n == "single") return Workload::kSingle;
+  if (n == "cross") return Workload::kCross;
+  if (n == "mixed") return Workload::kMixed;
+  if (n == "ycsb-a") return Workload::kYcsbA;
+  if (n == "ycsb-b") return Workload::kYcsbB;
+  if (n == "readonly") return Workload::kReadonly;
+  if (n == "bank") return Workload::kBank;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--workload: unknown workload '", n,
+      "' (choose from single|cross|mixed|ycsb-a|ycsb-b|readonly|bank)"));
+}
+
+absl::StatusOr<DurabilityMode> ParseDurability(absl::string_view name) {
+  const std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
+  if (n == "sync") return DurabilityMode::kSync;
+  if (n == "async") return DurabilityMode::kAsync;
+  if (n == "none") return DurabilityMode::kNone;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--durability: unknown level '", n, "' (choose from sync|async|none)"));
+}
+
+absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name) {
+  const std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
+  if (n == "auto") return RocksdbLayout::kAuto;
+  if (n == "one") return RocksdbLayout::kOne;
+  if (n == "per-shard") return RocksdbLayout::kPerShard;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--rocksdb_layout: unknown layout '", n, "' (choose from auto|one|per-shard)"));
+}
+
+absl::Status Validate(const Config& c) {
+  if (c.engines.empty()) return absl::InvalidArgumentError("no engine to run");
+  if (c.threads < 1 || c.threads > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat("--threads ", c.threads, " not in [1, 4096]"));
+  }
+  if (!(c.seconds > 0) || c.seconds > 86400) {
+    return absl::InvalidArgumentError(absl::StrCat("--seconds ", c.seconds, " not in (0, 86400]"));
+  }
+  if (c.shards < 1 || c.shards > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("--shards ", c.shards, " not in [1, 1024]"));
+  }
+  if (c.shards_per_txn < 1 || c.shards_per_txn > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--shards_per_txn ", c.shards_per_txn, " not in [1, 64]"));
+  }
+  if (c.cross_pct < 0 || c.cross_pct > 100) {
+    return absl::InvalidArgumentError(absl::StrCat("--cross_pct ", c.cross_pct, " not in [0, 100]"));
+  }
+  if (c.key_size < 8 || c.key_size > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("--key_size ", c.key_size, " not in [8, 1024]"));
+  }
+  if (c.value_size < 1 || c.value_size > (1u << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--value_size ", c.value_size, " not in [1, 1048576]"));
+  }
+  if (c.keys < 2 || c.keys > 1000000000ull) {
+    return absl::InvalidArgumentError(absl::StrCat("--keys ", c.keys, " not in [2, 1e9]"));
+  }
+  // "k" + decimal index, zero-padded to key_size.
+  const std::string widest = absl::StrCat(c.keys - 1);
+  if (widest.size() + 1 > c.key_size) {
+    return absl::InvalidArgumentError(absl::StrCat("--key_size ", c.key_size, " too small for ",
+                                                   c.keys, " keys (needs ", widest.size() + 1,
+                                                   ")"));
+  }
+  if (c.zipf < 0 || c.zipf >= 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--zipf ", c.zipf, " not in [0, 1) (0 = uniform; YCSB uses 0.99)"));
+  }
+  for (const RunSpec& r : PlanRuns(c)) {
+    const bool multi = r.workload == Workload::kCross || r.workload == Workload::kMixed;
+    if (multi && c.shards < r.shards_per_txn) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workload=", WorkloadName(r.workload), " with --shards_per_txn ",
+                       r.shards_per_txn, " needs --shards >= ", r.shards_per_txn, " (have ",
+                       c.shards, ")"));
+    }
+    if (multi && r.shards_per_txn < 2) {
+      return absl::InvalidArgumentError(absl::StrCat("--workload=", WorkloadName(r.workload),
+                                                     " needs --shards_per_txn >= 2"));
+    }
+    // Each shard must hold enough keys to pick shards_per_txn distinct ones.
+    if (c.keys < static_cast<uint64_t>(c.shards) * r.shards_per_txn * 4) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--keys ", c.keys, " too few for ", c.shards, " shards and ", r.shards_per_txn,
+          " keys per transaction (need >= ", c.shards * r.shards_per_txn * 4, ")"));
+    }
+  }
+  if (c.dir.empty()) return absl::InvalidArgumentError("--dir is empty");
+  return absl::OkStatus();
+}
+
+std::vector<RunSpec> PlanRuns(const Config& c) {
+  std::vector<RunSpec> runs;
+  const bool fsync =
+      std::find(c.engines.begin(), c.engines.end(), EngineKind::kFsync) != c.engines.end();
+  if (fsync || c.make_bench) runs.push_back({EngineKind::kFsync, Workload::kFsync, 1, 1});
+  auto add_all = [&](Workload w, int threads, uint32_t k) {
+    for (EngineKind e : c.engines) {
+      if (e != EngineKind::kFsync) runs.push_back({e, w, threads, k});
+    }
+  };
+  if (c.make_bench) {
+    add_all(Workload::kSingle, 1, 2);
+    add_all(Workload::kSingle, 64, 2);
+    add_all(Workload::kCross, 64, 2);
+  } else {
+    add_all(c.workload, c.threads, c.shards_per_txn);
+  }
+  return runs;
+}
+
+std::string DefaultDir() {
+#ifdef TXBENCH_DEFAULT_DIR
+  return TXBENCH_DEFAULT_DIR;
+#else
+  return "txbench.tmp";
+#endif
+}
+
+std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  out.reserve(args.size());
+  bool flags_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    if (i > 0 && !flags_done) {
+      if (a == "--") {
+        flags_done = true;
+      } else if (a.size() > 2 && a[0] == '-') {
+        const size_t start = a[1] == '-' ? 2 : 1;
+        const size_t end = std::min(a.find('='), a.size());
+        for (size_t j = start; j < end; ++j) {
+          if (a[j] == '-') a[j] = '_';
+        }
+      }
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+absl::StatusOr<Config> ConfigFromFlags() {
+  Config c;
+  auto engines = ParseEngines(absl::GetFlag(FLAGS_engines));
+  if (!engines.ok()) return engines.status();
+  c.engines = *engines;
+  auto workload = ParseWorkload(absl::GetFlag(FLAGS_workload));
+  if (!workload.ok()) return workload.status();
+  c.workload = *workload;
+  auto durability = ParseDurability(absl::GetFlag(FLAGS_durability));
+  if (!durability.ok()) return durability.status();
+  c.durability = *durability;
+  auto layout = ParseRocksdbLayout(absl::GetFlag(FLAGS_rocksdb_layout));
+  if (!layout.ok()) return layout.status();
+  c.rocksdb_layout = *layout;
+  c.make_bench = absl::GetFlag(FLAGS_make_bench);
+  c.threads = absl::GetFlag(FLAGS_threads);
+  c.seconds = absl::GetFlag(FLAGS_seconds);
+  if (c.seconds == 0) c.seconds = c.make_bench ? 4 : 5;
+  c.shards = absl::GetFlag(FLAGS_shards);
+  c.shards_per_txn = absl::GetFlag(FLAGS_shards_per_txn);
+  c.cross_pct = absl::GetFlag(FLAGS_cross_pct);
+  c.keys = absl::GetFlag(FLAGS_keys);
+  c.key_size = absl::GetFlag(FLAGS_key_size);
+  c.value_size = absl::GetFlag(FLAGS_value_size);
+  c.zipf = absl::GetFlag(FLAGS_zipf);
+  c.dir = absl::GetFlag(FLAGS_dir);
+  if (c.dir.empty()) c.dir = DefaultDir();
+  c.json_path = absl::GetFlag(FLAGS_json);
+  c.csv_path = absl::GetFlag(FLAGS_csv);
+  c.chart_path = absl::GetFlag(FLAGS_chart);
+  c.keep_data = absl::GetFlag(FLAGS_keep_data);
+  c.seed = absl::GetFlag(FLAGS_seed);
+  c.progress = absl::GetFlag(FLAGS_progress);
+  if (absl::Status s = Validate(c); !s.ok()) return s;
+  return c;
+}
+
+}  // namespace txbench

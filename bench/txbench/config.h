@@ -1,0 +1,84 @@
+// txbench configuration: what one invocation runs (engines, workload, sizes, durability) and
+// the --make-bench matrix. Parsed from the command-line flags defined in config.cc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace txbench {
+
+enum class EngineKind { kShardtx, kRocksdb, kLmdb, kFsync };
+enum class Workload { kSingle, kCross, kMixed, kYcsbA, kYcsbB, kReadonly, kBank, kFsync };
+enum class DurabilityMode { kSync, kAsync, kNone };
+// How the rocksdb engine lays out its data: one TransactionDB for everything, or one per
+// shard (needed for cross-shard transactions, which then use RocksDB's own 2PC).
+enum class RocksdbLayout { kAuto, kOne, kPerShard };
+
+const char* EngineName(EngineKind e);
+const char* WorkloadName(Workload w);
+const char* DurabilityName(DurabilityMode d);
+
+absl::StatusOr<std::vector<EngineKind>> ParseEngines(absl::string_view list);
+absl::StatusOr<Workload> ParseWorkload(absl::string_view name);
+absl::StatusOr<DurabilityMode> ParseDurability(absl::string_view name);
+absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name);
+
+// Settings shared by every run of an invocation.
+struct Config {
+  std::vector<EngineKind> engines = {EngineKind::kShardtx, EngineKind::kRocksdb,
+                                     EngineKind::kLmdb};
+  Workload workload = Workload::kSingle;
+  int threads = 8;
+  double seconds = 5;
+  uint32_t shards = 4;
+  uint32_t shards_per_txn = 2;  // keys per read-write transaction (on as many shards in cross)
+  double cross_pct = 10;        // mixed: percentage of cross-shard transactions
+  uint64_t keys = 100000;
+  uint32_t key_size = 16;
+  uint32_t value_size = 100;
+  double zipf = 0;  // 0: uniform; else the YCSB Zipfian constant, in (0, 1)
+  DurabilityMode durability = DurabilityMode::kSync;
+  RocksdbLayout rocksdb_layout = RocksdbLayout::kAuto;
+  std::string dir;
+  std::string json_path;
+  std::string csv_path;
+  std::string chart_path;
+  bool make_bench = false;
+  bool keep_data = false;
+  uint64_t seed = 1;
+  bool progress = true;  // progress lines on stderr
+};
+
+// One measured run: one engine, one workload at one thread count.
+struct RunSpec {
+  EngineKind engine = EngineKind::kShardtx;
+  Workload workload = Workload::kSingle;
+  int threads = 1;
+  uint32_t shards_per_txn = 2;
+};
+
+// Checks ranges and combinations (e.g. cross needs shards >= shards_per_txn).
+absl::Status Validate(const Config& config);
+
+// The runs of an invocation, in order. With make_bench: the fsync floor, then single at 1 and
+// 64 threads and cross at 64 threads with 2 shards per transaction, each for every engine of
+// the config; otherwise every engine of the config on config.workload at config.threads. The
+// fsync engine always runs once (workload kFsync, one thread), first.
+std::vector<RunSpec> PlanRuns(const Config& config);
+
+// Abseil flag names use underscores; txbench documents hyphens (--shards-per-txn). Rewrites
+// the name part of every "--name[=value]" argument (up to a bare "--") to underscores, so both
+// spellings work. Values are left alone.
+std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args);
+
+// The Config the command-line flags describe (after absl::ParseCommandLine), validated.
+absl::StatusOr<Config> ConfigFromFlags();
+
+// Default of --dir: a directory under the build tree (TXBENCH_DEFAULT_DIR), else ./txbench.tmp.
+std::string DefaultDir();
+
+}  // namespace txbench

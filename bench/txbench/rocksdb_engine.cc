@@ -1,0 +1,311 @@
+// The RocksDB engine: pessimistic TransactionDB (Debian's librocksdb-dev), WriteOptions.sync
+// matching the durability (sync: true; async and none: false, the WAL kept). With one shard
+// layout everything is in one TransactionDB; with the per-shard layout (cross-shard workloads)
+// there is one TransactionDB per shard (keys routed by the same partitioner as shardtx) and a
+// transaction that writes on several of them commits with RocksDB's own 2PC: SetName and
+// Prepare on every participant, then Commit on every participant. A transaction that writes on
+// one of them commits in one phase there, as shardtx does. There is no coordinator log (a user
+// would need one to resolve prepared transactions after a crash; leaving it out favours
+// RocksDB).
+#include "bench/txbench/engine.h"
+
+#ifdef TXBENCH_HAVE_ROCKSDB
+
+#include <atomic>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/statistics.h"
+#include "rocksdb/utilities/transaction.h"
+#include "rocksdb/utilities/transaction_db.h"
+#include "rocksdb/version.h"
+
+namespace txbench {
+namespace {
+
+// kAborted for the retryable statuses of a pessimistic transaction (lock timeout, deadlock,
+// busy, try again), kNotFound, else kInternal with the text.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  if (s.IsNotFound()) return absl::NotFoundError(what);
+  const std::string text = absl::StrCat("rocksdb ", what, ": ", s.ToString());
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsDeadlock() || s.IsExpired()) {
+    return absl::AbortedError(text);
+  }
+  return absl::InternalError(text);
+}
+
+class RocksdbEngine;
+
+class RocksdbSession final : public Session {
+ public:
+  RocksdbSession(RocksdbEngine* engine, uint64_t id);
+  ~RocksdbSession() override;
+  void Begin(TxnShape shape) override;
+  absl::StatusOr<std::string> Get(const std::string& key) override;
+  absl::StatusOr<std::string> GetForUpdate(const std::string& key) override;
+  absl::Status Put(const std::string& key, absl::string_view value) override;
+  absl::Status Commit() override;
+  void Rollback() override;
+
+ private:
+  uint32_t DbOf(const std::string& key) const;
+  rocksdb::Transaction* TxnOn(uint32_t db);
+  void EndAll(bool rollback);
+
+  RocksdbEngine* const engine_;
+  const uint64_t id_;
+  uint64_t seq_ = 0;
+  TxnShape shape_ = TxnShape::kReadWrite;
+  std::vector<rocksdb::Transaction*> txns_;  // per DB; reused when not named
+  std::vector<bool> active_, written_;
+  std::vector<const rocksdb::Snapshot*> snapshots_;  // read-only transactions
+};
+
+class RocksdbEngine final : public Engine {
+ public:
+  explicit RocksdbEngine(const EngineSetup& setup) : setup_(setup) {}
+  ~RocksdbEngine() override { CloseDbs().IgnoreError(); }
+
+  absl::Status Open() {
+    const uint32_t n = setup_.per_shard ? setup_.shards : 1;
+    statistics_ = rocksdb::CreateDBStatistics();
+    statistics_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+    for (uint32_t i = 0; i < n; ++i) {
+      rocksdb::Options options;
+      options.create_if_missing = true;
+      options.allow_2pc = setup_.per_shard;
+      options.statistics = statistics_;
+      rocksdb::TransactionDBOptions txn_db_options;
+      rocksdb::TransactionDB* db = nullptr;
+      const std::string path = absl::StrCat(setup_.dir, "/db-", i);
+      rocksdb::Status s = rocksdb::TransactionDB::Open(options, txn_db_options, path, &db);
+      if (!s.ok()) return FromRocks(s, absl::StrCat("TransactionDB::Open ", path));
+      dbs_.push_back(db);
+    }
+    run_write_options_.sync = setup_.durability == DurabilityMode::kSync;
+    run_write_options_.disableWAL = false;
+    bulk_write_options_.sync = false;
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<Session> NewSession() override {
+    return std::make_unique<RocksdbSession>(this, next_session_id_.fetch_add(1));
+  }
+
+  absl::Status SetBulkLoad(bool on) override {
+    bulk_ = on;
+    if (on) return absl::OkStatus();
+    for (rocksdb::TransactionDB* db : dbs_) {
+      rocksdb::Status s = db->FlushWAL(/*sync=*/true);
+      if (!s.ok()) return FromRocks(s, "FlushWAL");
+      s = db->Flush(rocksdb::FlushOptions());
+      if (!s.ok()) return FromRocks(s, "Flush");
+    }
+    return absl::OkStatus();
+  }
+
+  std::optional<uint64_t> Fsyncs() override {
+    return statistics_->getTickerCount(rocksdb::WAL_FILE_SYNCED);
+  }
+
+  std::string Describe() const override {
+    return absl::StrCat(
+        "rocksdb ", RocksdbVersion(), ": pessimistic TransactionDB",
+        setup_.per_shard
+            ? absl::StrCat(" x", setup_.shards,
+                           " (one per shard, allow_2pc; multi-shard commits: SetName, Prepare "
+                           "on every participant, then Commit on every participant)")
+            : " x1 (all shards' keys in one DB)",
+        ", WriteOptions.sync=", run_write_options_.sync ? "true" : "false",
+        ", default options; WAL syncs counted by statistics (WAL_FILE_SYNCED)");
+  }
+
+  absl::Status Close() override { return CloseDbs(); }
+
+  uint32_t num_dbs() const { return static_cast<uint32_t>(dbs_.size()); }
+  rocksdb::TransactionDB* db(uint32_t i) { return dbs_[i]; }
+  const rocksdb::WriteOptions& write_options() const {
+    return bulk_ ? bulk_write_options_ : run_write_options_;
+  }
+  const EngineSetup& setup() const { return setup_; }
+
+ private:
+  absl::Status CloseDbs() {
+    absl::Status first;
+    for (rocksdb::TransactionDB* db : dbs_) {
+      rocksdb::Status s = db->Close();
+      if (!s.ok() && first.ok()) first = FromRocks(s, "Close");
+      delete db;
+    }
+    dbs_.clear();
+    return first;
+  }
+
+  EngineSetup setup_;
+  std::vector<rocksdb::TransactionDB*> dbs_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;
+  rocksdb::WriteOptions run_write_options_, bulk_write_options_;
+  bool bulk_ = false;  // set between runs, never while sessions run
+  std::atomic<uint64_t> next_session_id_{0};
+};
+
+RocksdbSession::RocksdbSession(RocksdbEngine* engine, uint64_t id)
+    : engine_(engine),
+      id_(id),
+      txns_(engine->num_dbs(), nullptr),
+      active_(engine->num_dbs(), false),
+      written_(engine->num_dbs(), false),
+      snapshots_(engine->num_dbs(), nullptr) {}
+
+RocksdbSession::~RocksdbSession() {
+  EndAll(/*rollback=*/true);
+  for (rocksdb::Transaction* t : txns_) delete t;
+}
+
+uint32_t RocksdbSession::DbOf(const std::string& key) const {
+  if (engine_->num_dbs() == 1) return 0;
+  return engine_->setup().keys->ShardOfKey(key);
+}
+
+void RocksdbSession::Begin(TxnShape shape) {
+  shape_ = shape;
+  ++seq_;
+}
+
+rocksdb::Transaction* RocksdbSession::TxnOn(uint32_t db) {
+  if (!active_[db]) {
+    if (txns_[db] != nullptr && !txns_[db]->GetName().empty()) {
+      delete txns_[db];  // named transactions are not reused
+      txns_[db] = nullptr;
+    }
+    txns_[db] = engine_->db(db)->BeginTransaction(engine_->write_options(),
+                                                  rocksdb::TransactionOptions(), txns_[db]);
+    active_[db] = true;
+    written_[db] = false;
+  }
+  return txns_[db];
+}
+
+absl::StatusOr<std::string> RocksdbSession::Get(const std::string& key) {
+  const uint32_t d = DbOf(key);
+  std::string value;
+  rocksdb::Status s;
+  if (shape_ == TxnShape::kSingleRead) {
+    s = engine_->db(d)->Get(rocksdb::ReadOptions(), key, &value);
+  } else if (shape_ == TxnShape::kReadOnly) {
+    if (snapshots_[d] == nullptr) snapshots_[d] = engine_->db(d)->GetSnapshot();
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshots_[d];
+    s = engine_->db(d)->Get(ro, key, &value);
+  } else {
+    s = TxnOn(d)->Get(rocksdb::ReadOptions(), key, &value);
+  }
+  if (!s.ok()) return FromRocks(s, key);
+  return value;
+}
+
+absl::StatusOr<std::string> RocksdbSession::GetForUpdate(const std::string& key) {
+  if (shape_ != TxnShape::kReadWrite) return Get(key);
+  std::string value;
+  rocksdb::Status s = TxnOn(DbOf(key))->GetForUpdate(rocksdb::ReadOptions(), key, &value);
+  if (!s.ok()) return FromRocks(s, key);
+  return value;
+}
+
+absl::Status RocksdbSession::Put(const std::string& key, absl::string_view value) {
+  const uint32_t d = DbOf(key);
+  rocksdb::Status s = TxnOn(d)->Put(key, rocksdb::Slice(value.data(), value.size()));
+  if (!s.ok()) return FromRocks(s, absl::StrCat("Put ", key));
+  written_[d] = true;
+  return absl::OkStatus();
+}
+
+void RocksdbSession::EndAll(bool rollback) {
+  for (uint32_t d = 0; d < txns_.size(); ++d) {
+    if (active_[d]) {
+      if (rollback) txns_[d]->Rollback().PermitUncheckedError();
+      active_[d] = false;
+    }
+    if (snapshots_[d] != nullptr) {
+      engine_->db(d)->ReleaseSnapshot(snapshots_[d]);
+      snapshots_[d] = nullptr;
+    }
+  }
+}
+
+absl::Status RocksdbSession::Commit() {
+  std::vector<uint32_t> writers, readers;
+  for (uint32_t d = 0; d < txns_.size(); ++d) {
+    if (active_[d]) (written_[d] ? writers : readers).push_back(d);
+  }
+  // Read-only participants: nothing to log; release their locks.
+  for (uint32_t d : readers) {
+    txns_[d]->Rollback().PermitUncheckedError();
+    active_[d] = false;
+  }
+  absl::Status result;
+  if (writers.size() == 1) {
+    result = FromRocks(txns_[writers[0]]->Commit(), "Commit");
+  } else if (writers.size() > 1) {
+    for (uint32_t d : writers) {
+      rocksdb::Status s = txns_[d]->SetName(absl::StrCat("txb-", id_, "-", seq_));
+      if (s.ok()) s = txns_[d]->Prepare();
+      if (!s.ok()) {
+        result = FromRocks(s, absl::StrCat("2PC Prepare on shard ", d));
+        break;
+      }
+    }
+    if (result.ok()) {
+      for (uint32_t d : writers) {
+        rocksdb::Status s = txns_[d]->Commit();
+        if (!s.ok()) {
+          // A participant failed after every one prepared: the outcome is mixed. Not retryable.
+          result = absl::InternalError(absl::StrCat("rocksdb 2PC Commit on shard ", d,
+                                                    " after all prepared: ", s.ToString()));
+          break;
+        }
+      }
+    }
+  }
+  for (uint32_t d : writers) {
+    if (!result.ok()) txns_[d]->Rollback().PermitUncheckedError();
+    active_[d] = false;
+  }
+  EndAll(/*rollback=*/true);
+  return result;
+}
+
+void RocksdbSession::Rollback() { EndAll(/*rollback=*/true); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> OpenRocksdb(const EngineSetup& setup) {
+  auto engine = std::make_unique<RocksdbEngine>(setup);
+  if (absl::Status s = engine->Open(); !s.ok()) return s;
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+bool HaveRocksdb() { return true; }
+
+std::string RocksdbVersion() {
+  return absl::StrCat(ROCKSDB_MAJOR, ".", ROCKSDB_MINOR, ".", ROCKSDB_PATCH);
+}
+
+}  // namespace txbench
+
+#else  // !TXBENCH_HAVE_ROCKSDB
+
+namespace txbench {
+
+absl::StatusOr<std::unique_ptr<Engine>> OpenRocksdb(const EngineSetup&) {
+  return absl::UnimplementedError(
+      "txbench was built without RocksDB (install librocksdb-dev and reconfigure with "
+      "-DSHARDTX_WITH_ROCKSDB=ON)");
+}
+bool HaveRocksdb() { return false; }
+std::string RocksdbVersion() { return "absent"; }
+
+}  // namespace txbench
+
+#endif  // TXBENCH_HAVE_ROCKSDB

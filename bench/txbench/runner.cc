@@ -1,0 +1,395 @@
+#include "bench/txbench/runner.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <latch>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "bench/txbench/engine.h"
+#include "bench/txbench/keyspace.h"
+#include "bench/txbench/machine.h"
+#include "bench/txbench/workload.h"
+#include "util/histogram.h"
+#include "util/mutex.h"
+
+namespace txbench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One client thread's counters, on its own cache lines.
+struct alignas(64) ClientStats {
+  std::atomic<uint64_t> committed{0}, aborts{0}, ops{0}, cross{0};
+  shardtx::Histogram latency_ns;
+};
+
+// The first hard error of a run; later ones are dropped.
+class FirstError {
+ public:
+  void Set(absl::Status s) {
+    shardtx::MutexLock l(&mu_);
+    if (status_.ok()) status_ = std::move(s);
+  }
+  absl::Status Get() {
+    shardtx::MutexLock l(&mu_);
+    return status_;
+  }
+
+ private:
+  shardtx::Mutex mu_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+std::string RunName(const RunSpec& spec) {
+  return absl::StrCat(EngineName(spec.engine), " ", WorkloadName(spec.workload), " ",
+                      spec.threads, "t");
+}
+
+void FillLatency(const shardtx::Histogram& h, RunResult* r) {
+  r->p50_us = static_cast<double>(h.Percentile(50)) / 1000.0;
+  r->p95_us = static_cast<double>(h.Percentile(95)) / 1000.0;
+  r->p99_us = static_cast<double>(h.Percentile(99)) / 1000.0;
+  r->p999_us = static_cast<double>(h.Percentile(99.9)) / 1000.0;
+}
+
+void FillRates(RunResult* r) {
+  if (r->elapsed_s > 0) {
+    r->txn_per_s = static_cast<double>(r->committed) / r->elapsed_s;
+    r->ops_per_s = static_cast<double>(r->ops) / r->elapsed_s;
+  }
+  const uint64_t attempts = r->committed + r->aborts;
+  r->abort_pct = attempts == 0 ? 0 : 100.0 * static_cast<double>(r->aborts) / attempts;
+}
+
+// Before retrying an aborted transaction: a randomised exponential backoff, 25-50 us after
+// the first abort doubling up to 2.5-5 ms, as client libraries do. Retrying at once would only
+// spin: the usual cause is a conflicting commit still waiting for its fsync, which the retry's
+// snapshot cannot see yet, and the spinning would take CPU from the engines' log writers.
+void Backoff(int retries, Rng& rng) {
+  const uint64_t cap_us = std::min<uint64_t>(uint64_t{50} << std::min(retries - 1, 10), 5000);
+  const uint64_t us = cap_us / 2 + rng.Uniform(cap_us / 2 + 1);
+  std::this_thread::sleep_for(std::chrono::microseconds(us));
+}
+
+absl::Status ErrnoError(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+// The body of a run once the engine is open and loaded.
+void Measure(const Config& config, const RunSpec& spec, const KeySpace& keys, Engine& engine,
+             const ProgressFn& progress, RunResult* r) {
+  WorkloadParams params;
+  params.workload = spec.workload;
+  params.shards_per_txn = spec.shards_per_txn;
+  params.cross_pct = config.cross_pct;
+  params.value_size = config.value_size;
+  const uint32_t value_size =
+      spec.workload == Workload::kBank ? std::max<uint32_t>(config.value_size, 20)
+                                       : config.value_size;
+
+  std::vector<std::unique_ptr<ClientStats>> stats;
+  for (int i = 0; i < spec.threads; ++i) stats.push_back(std::make_unique<ClientStats>());
+  std::atomic<bool> stop{false};
+  FirstError error;
+  std::latch start(spec.threads + 1);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < spec.threads; ++i) {
+    clients.emplace_back([&, i] {
+      ClientStats& st = *stats[i];
+      Rng rng(config.seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
+      std::unique_ptr<Session> session = engine.NewSession();
+      TxnPlan plan;
+      start.arrive_and_wait();
+      while (!stop.load(std::memory_order_relaxed)) {
+        NextPlan(params, keys, rng, &plan);
+        const auto t0 = Clock::now();
+        bool committed = false;
+        int retries = 0;
+        for (;;) {
+          absl::Status s = Execute(plan, keys, *session, rng, value_size);
+          if (s.ok()) {
+            committed = true;
+            break;
+          }
+          if (!absl::IsAborted(s)) {
+            error.Set(std::move(s));
+            stop.store(true);
+            break;
+          }
+          st.aborts.fetch_add(1, std::memory_order_relaxed);
+          if (stop.load(std::memory_order_relaxed)) break;  // give up at the end of the run
+          Backoff(++retries, rng);
+        }
+        if (!committed) break;
+        st.latency_ns.Add(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+        st.committed.fetch_add(1, std::memory_order_relaxed);
+        st.ops.fetch_add(plan.ops(), std::memory_order_relaxed);
+        if (plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly) {
+          st.cross.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+
+  const std::optional<uint64_t> fsyncs0 = engine.Fsyncs();
+  const CpuSample cpu0 = SampleCpu();
+  start.arrive_and_wait();
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(config.seconds));
+  auto last_progress = t0;
+  while (!stop.load() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(50),
+                                                          deadline - Clock::now()));
+    const auto now = Clock::now();
+    if (progress && now - last_progress >= std::chrono::milliseconds(500)) {
+      last_progress = now;
+      uint64_t committed = 0, aborts = 0;
+      for (auto& st : stats) {
+        committed += st->committed.load(std::memory_order_relaxed);
+        aborts += st->aborts.load(std::memory_order_relaxed);
+      }
+      const double t = std::chrono::duration<double>(now - t0).count();
+      progress(absl::StrFormat("%s: %.1f/%.0f s, %d txn, %.0f txn/s, %d aborts", RunName(spec),
+                               t, config.seconds, committed, committed / t, aborts),
+               true);
+    }
+  }
+  stop.store(true);
+  for (std::thread& t : clients) t.join();
+  const auto t1 = Clock::now();
+  const CpuSample cpu1 = SampleCpu();
+  const std::optional<uint64_t> fsyncs1 = engine.Fsyncs();
+
+  shardtx::Histogram latency;
+  for (auto& st : stats) {
+    r->committed += st->committed.load();
+    r->aborts += st->aborts.load();
+    r->ops += st->ops.load();
+    r->cross_shard += st->cross.load();
+    latency.Merge(st->latency_ns);
+  }
+  r->elapsed_s = std::chrono::duration<double>(t1 - t0).count();
+  FillRates(r);
+  FillLatency(latency, r);
+  if (fsyncs0.has_value() && fsyncs1.has_value() && r->elapsed_s > 0) {
+    r->fsyncs_per_s = static_cast<double>(*fsyncs1 - *fsyncs0) / r->elapsed_s;
+  }
+  std::tie(r->cpu_cores, r->other_cores) = CoresUsed(cpu0, cpu1);
+  r->status = error.Get();
+}
+
+}  // namespace
+
+bool RocksdbPerShard(const Config& config, Workload workload) {
+  switch (config.rocksdb_layout) {
+    case RocksdbLayout::kOne:
+      return false;
+    case RocksdbLayout::kPerShard:
+      return config.shards > 1;
+    case RocksdbLayout::kAuto:
+      return config.shards > 1 && (workload == Workload::kCross || workload == Workload::kMixed ||
+                                   workload == Workload::kBank);
+  }
+  return false;
+}
+
+uint32_t RecordSize(const Config& config) {
+  return config.shards_per_txn * (config.key_size + config.value_size) + 64;
+}
+
+RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& progress) {
+  if (spec.engine == EngineKind::kFsync) {
+    return RunFsyncFloor(config, RecordSize(config), std::min(config.seconds, 3.0), progress);
+  }
+  RunResult r;
+  r.spec = spec;
+  r.shards = config.shards;
+  r.durability = config.durability;
+  const std::string dir =
+      absl::StrCat(config.dir, "/", EngineName(spec.engine), "-", WorkloadName(spec.workload),
+                   "-", spec.threads, "t-", getpid());
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    r.status = absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+    return r;
+  }
+  const bool bank = spec.workload == Workload::kBank;
+  const uint32_t value_size = bank ? std::max<uint32_t>(config.value_size, 20) : config.value_size;
+  const KeySpace keys(config.keys, config.key_size, value_size, config.shards, config.zipf,
+                      config.seed);
+  EngineSetup setup;
+  setup.dir = dir;
+  setup.shards = config.shards;
+  setup.threads = spec.threads;
+  setup.durability = config.durability;
+  setup.per_shard = RocksdbPerShard(config, spec.workload);
+  setup.keys = &keys;
+  {
+    auto opened = OpenEngine(spec.engine, setup);
+    if (!opened.ok()) {
+      r.status = opened.status();
+      return r;
+    }
+    std::unique_ptr<Engine> engine = std::move(*opened);
+    r.engine_description = engine->Describe();
+
+    const auto p0 = Clock::now();
+    auto last = p0;
+    absl::Status s = engine->SetBulkLoad(true);
+    if (s.ok()) {
+      s = Preload(*engine, keys, bank, value_size, 1000, [&](uint64_t done) {
+        const auto now = Clock::now();
+        if (progress && (now - last >= std::chrono::milliseconds(500) || done == keys.size())) {
+          last = now;
+          progress(absl::StrFormat("%s: preloading %d/%d keys", RunName(spec), done, keys.size()),
+                   true);
+        }
+      });
+    }
+    if (s.ok()) s = engine->SetBulkLoad(false);
+    r.preload_s = std::chrono::duration<double>(Clock::now() - p0).count();
+    if (!s.ok()) {
+      r.status = s;
+      return r;
+    }
+    if (progress) {
+      progress(absl::StrFormat("%s: preloaded %d keys in %.1f s; running %.0f s", RunName(spec),
+                               keys.size(), r.preload_s, config.seconds),
+               false);
+    }
+
+    Measure(config, spec, keys, *engine, progress, &r);
+    r.notes = engine->Notes();
+
+    if (r.status.ok() && bank) {
+      auto total = BankTotal(*engine, keys);
+      if (!total.ok()) {
+        r.status = total.status();
+      } else {
+        r.bank_total = *total;
+        const int64_t expected = static_cast<int64_t>(keys.size()) * kInitialBalance;
+        if (*total != expected) {
+          r.status = absl::DataLossError(absl::StrCat(
+              "bank check FAILED for ", EngineName(spec.engine), ": total ", *total,
+              " != expected ", expected, " (", keys.size(), " accounts x ", kInitialBalance,
+              "): money was created or destroyed"));
+        }
+      }
+    }
+    absl::Status c = engine->Close();
+    if (r.status.ok() && !c.ok()) r.status = c;
+  }
+  if (!config.keep_data) std::filesystem::remove_all(dir, ec);
+  return r;
+}
+
+RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double seconds,
+                        const ProgressFn& progress) {
+  RunResult r;
+  r.spec = {EngineKind::kFsync, Workload::kFsync, 1, 1};
+  r.shards = 1;
+  r.durability = DurabilityMode::kSync;
+  r.engine_description = absl::StrCat(
+      "fsync: one thread, pwrite of ", record_size,
+      " B (one commit record) at the next offset of a 64 MiB file written with zeros and "
+      "synced beforehand, then fdatasync");
+  std::error_code ec;
+  std::filesystem::create_directories(config.dir, ec);
+  const std::string path = absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat");
+  constexpr uint64_t kFileSize = 64ull << 20;
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    r.status = ErrnoError(absl::StrCat("open ", path));
+    return r;
+  }
+  {
+    const std::string zeros(1 << 20, '\0');
+    for (uint64_t off = 0; off < kFileSize; off += zeros.size()) {
+      if (pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(off)) !=
+          static_cast<ssize_t>(zeros.size())) {
+        r.status = ErrnoError(absl::StrCat("pwrite ", path));
+        break;
+      }
+    }
+    if (r.status.ok() && fsync(fd) != 0) r.status = ErrnoError(absl::StrCat("fsync ", path));
+  }
+  if (r.status.ok()) {
+    if (progress) {
+      progress(absl::StrFormat("fsync floor: pwrite %d B + fdatasync for %.0f s", record_size,
+                               seconds),
+               false);
+    }
+    std::string record(record_size, 'r');
+    shardtx::Histogram latency;
+    uint64_t off = 0, n = 0;
+    const CpuSample cpu0 = SampleCpu();
+    const auto t0 = Clock::now();
+    const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(seconds));
+    auto last = t0;
+    for (auto now = t0; now < deadline; now = Clock::now()) {
+      if (off + record_size > kFileSize) off = 0;
+      const auto s0 = Clock::now();
+      if (pwrite(fd, record.data(), record.size(), static_cast<off_t>(off)) !=
+          static_cast<ssize_t>(record.size())) {
+        r.status = ErrnoError(absl::StrCat("pwrite ", path));
+        break;
+      }
+      if (fdatasync(fd) != 0) {
+        r.status = ErrnoError(absl::StrCat("fdatasync ", path));
+        break;
+      }
+      const auto s1 = Clock::now();
+      latency.Add(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(s1 - s0).count()));
+      off += record_size;
+      ++n;
+      if (progress && s1 - last >= std::chrono::milliseconds(500)) {
+        last = s1;
+        const double t = std::chrono::duration<double>(s1 - t0).count();
+        progress(absl::StrFormat("fsync floor: %.1f/%.0f s, %d syncs, %.0f/s", t, seconds, n,
+                                 n / t),
+                 true);
+      }
+    }
+    r.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::tie(r.cpu_cores, r.other_cores) = CoresUsed(cpu0, SampleCpu());
+    r.committed = n;
+    r.ops = n;
+    FillRates(&r);
+    FillLatency(latency, &r);
+    r.fsyncs_per_s = r.txn_per_s;
+  }
+  close(fd);
+  unlink(path.c_str());
+  return r;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(EngineKind kind, const EngineSetup& setup) {
+  switch (kind) {
+    case EngineKind::kShardtx:
+      return OpenShardtx(setup);
+    case EngineKind::kRocksdb:
+      return OpenRocksdb(setup);
+    case EngineKind::kLmdb:
+      return OpenLmdb(setup);
+    case EngineKind::kFsync:
+      break;
+  }
+  return absl::InvalidArgumentError("the fsync engine has no transactions");
+}
+
+}  // namespace txbench

@@ -1,0 +1,36 @@
+# Runs crashtest and checks how it ended. Invoked by ctest (see CMakeLists.txt):
+#   cmake -DCRASHTEST=<binary> -DDIR=<work dir> -DEXPECT=clean|violation [-DBUG=<deliberate bug>]
+#         -DCRASHTEST_ARGS="<flags>" -P run_crashtest.cmake
+# EXPECT=clean: exit 0 and the final line "..., 0 lost, 0 violations".
+# EXPECT=violation: exit 1 and a "crashtest: VIOLATION" report with a lost acknowledged write or
+# a partly applied transaction (the deliberately broken build was caught). $SHARDTX_SEED replays a run's plans.
+separate_arguments(args UNIX_COMMAND "${CRASHTEST_ARGS}")
+if(DEFINED ENV{SHARDTX_SEED})
+  list(APPEND args "--seed=$ENV{SHARDTX_SEED}")
+endif()
+if(BUG)
+  set(ENV{SHARDTX_DELIBERATE_BUG} "${BUG}")
+else()
+  unset(ENV{SHARDTX_DELIBERATE_BUG})
+endif()
+file(REMOVE_RECURSE "${DIR}")
+execute_process(COMMAND "${CRASHTEST}" ${args} "--dir=${DIR}"
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ECHO_OUTPUT_VARIABLE)
+if(EXPECT STREQUAL "clean")
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "crashtest: [0-9]+ rounds, [0-9]+ acknowledged commits verified, 0 lost, 0 violations")
+    message(FATAL_ERROR "crashtest did not end clean (exit ${rc}); directory kept: ${DIR}")
+  endif()
+  file(REMOVE_RECURSE "${DIR}")
+elseif(EXPECT STREQUAL "violation")
+  # Both bugs lose acknowledged writes or apply a transaction partly; a violation of another
+  # kind would be a different bug.
+  if(NOT rc EQUAL 1 OR NOT out MATCHES "crashtest: VIOLATION" OR
+     NOT out MATCHES "\\[lost\\]|partly applied")
+    message(FATAL_ERROR "crashtest did not catch the deliberate bug '${BUG}' (exit ${rc})")
+  endif()
+  string(REGEX MATCH "VIOLATION in round [0-9]+" caught "${out}")
+  message(STATUS "deliberate bug '${BUG}' caught: ${caught}")
+  file(REMOVE_RECURSE "${DIR}")
+else()
+  message(FATAL_ERROR "EXPECT must be clean or violation")
+endif()

@@ -1,0 +1,29 @@
+// The crashtest parent: runs the rounds. Each round spawns a child (this binary with --child)
+// on the persistent database directory, lets it die the way the round's mode says, reopens the
+// database (recovery, timed), verifies it against the Model, decides some named prepared
+// transactions itself, closes it, and prints a progress line. The first round with a
+// violation ends the run: it prints the seed, the round, the kill point and the first
+// offending key, keeps the directory and returns non-zero.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace shardtx::crashtest {
+
+struct DriverOptions {
+  int64_t rounds = 100;   // stop after this many rounds (0: no limit)
+  int64_t seconds = 0;    // ... or start no round after this many seconds (0: no limit)
+  uint64_t seed = 0;
+  int shards = 4;
+  int threads = 4;
+  std::string mode = "mixed";  // blackbox | whitebox | powerloss | mixed
+  std::string dir;             // work directory; the database is <dir>/db
+  bool keep = false;           // keep the directory after a clean run
+  std::string self;            // path of this binary, for the children
+};
+
+// Returns the process exit code: 0 clean, 1 violation, 2 setup error.
+int RunDriver(const DriverOptions& options);
+
+}  // namespace shardtx::crashtest

@@ -1,0 +1,136 @@
+// crashtest: the crash-recovery torture tool. See tools/crashtest/README.md.
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "tools/crashtest/driver.h"
+#include "util/kill_point.h"
+
+ABSL_FLAG(int64_t, rounds, 100, "Rounds to run (0: no limit; --seconds then ends the run).");
+ABSL_FLAG(int64_t, seconds, 0,
+          "Start no new round after this many seconds (0: no limit). With --rounds, whichever "
+          "comes first.");
+ABSL_FLAG(uint64_t, seed, 0,
+          "Seed of every random choice (0: a random one, printed). It replays the rounds' "
+          "plans (modes, kill points, skips, timings, workload choices), not the threads' "
+          "interleaving.");
+ABSL_FLAG(int32_t, shards, 4, "Shards of the database (1..64).");
+ABSL_FLAG(int32_t, threads, 4, "Workload threads in each child (1..64).");
+ABSL_FLAG(std::string, mode, "mixed",
+          "How each round's child dies: blackbox (SIGKILL at a random moment), whitebox (exits "
+          "at a random named kill point), powerloss (the fault-injecting Env drops every "
+          "unsynced WAL byte, maybe tearing the last write; WAL only: LMDB does its own I/O), "
+          "or mixed (a random one per round).");
+ABSL_FLAG(std::string, dir, "",
+          "Work directory; the database is <dir>/db, which must not exist (default: "
+          "$TMPDIR/crashtest.<pid>).");
+ABSL_FLAG(bool, keep, false, "Keep the directory after a clean run (it is always kept after a "
+                             "violation).");
+ABSL_FLAG(bool, list_kill_points, false,
+          "Print the kill points compiled into this build and exit (also --list-kill-points).");
+
+namespace shardtx::crashtest {
+int ChildMain();  // child_flags.cc
+}  // namespace shardtx::crashtest
+
+namespace {
+
+constexpr char kUsage[] =
+    "crash-recovery torture for shardtx.\n"
+    "\n"
+    "Each round runs a workload in a child process on a database directory that persists\n"
+    "across rounds (cross-shard bank transfers, unique inserts, overwrites and deletes, async\n"
+    "commits, named prepares, checkpoints), kills it, reopens the database (recovery) and\n"
+    "verifies it against what the child acknowledged: every acknowledged commit present with\n"
+    "its latest value, deleted keys absent, async commits a prefix per shard, the bank total\n"
+    "exact, no cross-shard transaction partly applied, named prepared transactions listed and\n"
+    "still locking. On a violation it prints the seed, round, kill point and first offending\n"
+    "key, keeps the directory and exits 1.\n"
+    "\n"
+    "Modes: blackbox = SIGKILL at a random moment; whitebox = exit at a random named kill\n"
+    "point (--list-kill-points); powerloss = the child's WAL runs on the fault-injecting Env\n"
+    "and the crash drops every WAL byte not yet fsynced (tearing the last write at random).\n"
+    "Power loss is simulated for the WAL only: LMDB does its own I/O, and its (durable)\n"
+    "commits survive as they would after a process crash.\n"
+    "\n"
+    "Usage: crashtest [--mode=mixed] [--rounds=N] [--seconds=S] [--seed=N] [--shards=N]\n"
+    "                 [--threads=N] [--dir=D] [--keep] | --list-kill-points";
+
+void ListKillPoints() {
+  for (const std::string& name : shardtx::KillPoints::All()) std::printf("%s\n", name.c_str());
+}
+
+std::string SelfPath() {
+  char buf[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--list-kill-points") == 0) {
+      ListKillPoints();
+      return 0;
+    }
+  }
+  absl::SetProgramUsageMessage(kUsage);
+  absl::FlagsUsageConfig usage;
+  // --help shows the user's flags, not the hidden ones the parent passes to its children.
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "crashtest/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  absl::ParseCommandLine(argc, argv);
+  if (shardtx::crashtest::ChildMain() >= 0) return 0;  // never returns in a child
+  if (absl::GetFlag(FLAGS_list_kill_points)) {
+    ListKillPoints();
+    return 0;
+  }
+  shardtx::crashtest::DriverOptions o;
+  o.rounds = absl::GetFlag(FLAGS_rounds);
+  o.seconds = absl::GetFlag(FLAGS_seconds);
+  o.seed = absl::GetFlag(FLAGS_seed);
+  if (o.seed == 0) o.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  o.shards = absl::GetFlag(FLAGS_shards);
+  o.threads = absl::GetFlag(FLAGS_threads);
+  o.mode = absl::GetFlag(FLAGS_mode);
+  o.dir = absl::GetFlag(FLAGS_dir);
+  o.keep = absl::GetFlag(FLAGS_keep);
+  o.self = SelfPath();
+  if (o.shards < 1 || o.shards > 64 || o.threads < 1 || o.threads > 64) {
+    std::fprintf(stderr, "crashtest: --shards and --threads must be in 1..64\n");
+    return 2;
+  }
+  if (o.mode != "blackbox" && o.mode != "whitebox" && o.mode != "powerloss" &&
+      o.mode != "mixed") {
+    std::fprintf(stderr, "crashtest: --mode must be blackbox, whitebox, powerloss or mixed\n");
+    return 2;
+  }
+  if (o.rounds < 0 || o.seconds < 0 || (o.rounds == 0 && o.seconds == 0)) {
+    std::fprintf(stderr, "crashtest: give --rounds or --seconds (or both)\n");
+    return 2;
+  }
+  if (o.dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    o.dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/crashtest.", getpid());
+  }
+  if (o.self.empty()) {
+    std::fprintf(stderr, "crashtest: cannot find its own binary (/proc/self/exe)\n");
+    return 2;
+  }
+  return shardtx::crashtest::RunDriver(o);
+}
