@@ -55,8 +55,8 @@ TEST(CrashtestFindings, PreparedLockSurvivesReplayOfAnOlderDecidedPrepare) {
   auto t = db->Begin();
   ASSERT_TRUE(t->Put("k", "conflicting").ok());
   absl::Status s = t->Commit();
-  EXPECT_TRUE(absl::IsAborted(s)) << "a write to a key of prepared transaction A committed ("
-                                  << s << "): A lost its lock in recovery";
+  EXPECT_TRUE(absl::IsAborted(s)) << "a write to a key of prepared transaction A committed (" << s
+                                  << "): A lost its lock in recovery";
 }
 
 // Found by `crashtest --mode=mixed` (round 49 of seed 6166858420593940212, a power loss: "prepared

@@ -187,8 +187,8 @@ bool Child::ReadFailed(const absl::Status& s, const std::string& key) {
   return false;
 }
 
-bool Child::ReportResult(ThreadState& ts, uint64_t seq, const absl::Status& s,
-                         uint64_t commit_ts, int shard) {
+bool Child::ReportResult(ThreadState& ts, uint64_t seq, const absl::Status& s, uint64_t commit_ts,
+                         int shard) {
   if (s.ok()) {
     Line(absl::StrCat("A ", ts.t, " ", seq, " ", commit_ts, " ", shard));
     return true;
@@ -205,12 +205,11 @@ bool Child::ReportResult(ThreadState& ts, uint64_t seq, const absl::Status& s,
   return false;
 }
 
-bool Child::CommitAndReport(ThreadState& ts, uint64_t seq, Transaction* txn,
-                            const Intent& intent, int single_shard) {
+bool Child::CommitAndReport(ThreadState& ts, uint64_t seq, Transaction* txn, const Intent& intent,
+                            int single_shard) {
   Line(absl::StrCat("I ", ts.t, " ", seq, " ", FormatIntent(intent)));
   absl::Status s = txn->Commit();
-  return ReportResult(ts, seq, s, single_shard >= 0 ? txn->commit_timestamp() : 0,
-                      single_shard);
+  return ReportResult(ts, seq, s, single_shard >= 0 ? txn->commit_timestamp() : 0, single_shard);
 }
 
 bool Child::Transfer(ThreadState& ts) {
@@ -236,8 +235,8 @@ bool Child::Transfer(ThreadState& ts) {
   if (!vt.ok()) return ReadFailed(vt.status(), in.to);
   int64_t bf = 0, bt = 0;
   if (!absl::SimpleAtoi(*vf, &bf) || !absl::SimpleAtoi(*vt, &bt)) {
-    Line(absl::StrCat("V account value is not a number: ", in.from, "=", *vf, " ", in.to, "=",
-                      *vt));
+    Line(
+        absl::StrCat("V account value is not a number: ", in.from, "=", *vf, " ", in.to, "=", *vt));
     return false;
   }
   (void)txn->Put(in.from, absl::StrCat(bf - in.amount));
@@ -341,9 +340,8 @@ bool Child::NamedPrepare(ThreadState& ts) {
     in.writes.emplace_back(PreparedKey(s2, in.name, "1"), UniqueValue(c_.round, ts.t, seq, 1));
   } else if (flavor < 17) {  // a prepared transfer: its accounts stay locked until decided
     const int s1 = static_cast<int>(ts.Uniform(c_.shards));
-    const int s2 = c_.shards > 1 ? (s1 + 1 + static_cast<int>(ts.Uniform(c_.shards - 1))) %
-                                       c_.shards
-                                 : s1;
+    const int s2 =
+        c_.shards > 1 ? (s1 + 1 + static_cast<int>(ts.Uniform(c_.shards - 1))) % c_.shards : s1;
     const int a = static_cast<int>(ts.Uniform(kAccountsPerShard));
     int b = static_cast<int>(ts.Uniform(kAccountsPerShard));
     if (s1 == s2 && a == b) b = (a + 1) % kAccountsPerShard;

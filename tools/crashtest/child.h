@@ -12,7 +12,7 @@
 namespace shardtx::crashtest {
 
 struct ChildConfig {
-  int fd = 3;            // the pipe to the parent
+  int fd = 3;  // the pipe to the parent
   std::string db_path;
   int shards = 4;
   int threads = 4;
@@ -23,10 +23,10 @@ struct ChildConfig {
   int skip = 0;
   // Powerloss: the WAL runs on a FaultInjectionEnv; the crash drops unsynced WAL bytes.
   bool powerloss = false;
-  std::string trigger;   // powerloss: "timer", "ops" or "point"
-  int delay_ms = 0;      // timer: after "R"
-  uint64_t ops = 0;      // ops: crash instead of the ops-th Env operation
-  int tear = 0;          // FaultInjectionEnv::Tear of the crash
+  std::string trigger;  // powerloss: "timer", "ops" or "point"
+  int delay_ms = 0;     // timer: after "R"
+  uint64_t ops = 0;     // ops: crash instead of the ops-th Env operation
+  int tear = 0;         // FaultInjectionEnv::Tear of the crash
   // false: only open (recover), report N if the armed point was not reached, and exit.
   bool workload = true;
   // Named prepared transactions left from earlier rounds; thread i % threads may decide them.

@@ -18,8 +18,8 @@ namespace shardtx::crashtest {
 
 bool RunChildProcess(const std::string& self, const std::vector<std::string>& args,
                      const std::string& log_path,
-                     const std::function<bool(bool, double, double)>& deadline,
-                     ChildExit* result, std::string* error) {
+                     const std::function<bool(bool, double, double)>& deadline, ChildExit* result,
+                     std::string* error) {
   *result = ChildExit();
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -33,8 +33,7 @@ bool RunChildProcess(const std::string& self, const std::vector<std::string>& ar
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, write_fd, 3);
-  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                   0644);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   std::vector<std::string> all = {self};
   all.insert(all.end(), args.begin(), args.end());

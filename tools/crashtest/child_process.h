@@ -27,10 +27,9 @@ struct ChildExit {
 // Runs the child to its death. `deadline(ready, ms_since_ready)` is asked every few
 // milliseconds; when it returns true the child is killed. Child stdout and stderr go to
 // `log_path` (appended).
-bool RunChildProcess(const std::string& self, const std::vector<std::string>& args,
-                     const std::string& log_path,
-                     const std::function<bool(bool ready, double ms_since_spawn,
-                                              double ms_since_ready)>& deadline,
-                     ChildExit* result, std::string* error);
+bool RunChildProcess(
+    const std::string& self, const std::vector<std::string>& args, const std::string& log_path,
+    const std::function<bool(bool ready, double ms_since_spawn, double ms_since_ready)>& deadline,
+    ChildExit* result, std::string* error);
 
 }  // namespace shardtx::crashtest

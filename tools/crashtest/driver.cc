@@ -26,21 +26,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr double kOpenTimeoutMs = 30000;       // a child that cannot open in time: a violation
-constexpr double kWhiteboxWindowMs = 2000;     // an armed point not reached by then: killed
+constexpr double kOpenTimeoutMs = 30000;    // a child that cannot open in time: a violation
+constexpr double kWhiteboxWindowMs = 2000;  // an armed point not reached by then: killed
 constexpr double kPowerLossWindowMs = 4000;
 const char* const kTearNames[] = {"none", "prefix", "zeros", "garbage"};
 
 // How one round's child dies.
 struct Plan {
-  std::string mode;          // blackbox | whitebox | powerloss
-  std::string point;         // whitebox, powerloss at a point
+  std::string mode;   // blackbox | whitebox | powerloss
+  std::string point;  // whitebox, powerloss at a point
   int skip = 0;
-  std::string trigger;       // powerloss: timer | ops | point
-  int delay_ms = 0;          // blackbox: SIGKILL after; powerloss timer
-  uint64_t ops = 0;          // powerloss ops
+  std::string trigger;  // powerloss: timer | ops | point
+  int delay_ms = 0;     // blackbox: SIGKILL after; powerloss timer
+  uint64_t ops = 0;     // powerloss ops
   int tear = 0;
-  bool two_stage = false;    // recovery points: a first child crashes, the second dies in Open
+  bool two_stage = false;  // recovery points: a first child crashes, the second dies in Open
   int stage1_delay_ms = 0;
 
   std::string Describe() const {
@@ -134,10 +134,13 @@ Plan Driver::MakePlan() {
 }
 
 std::vector<std::string> Driver::ChildArgs(const Plan& plan, bool stage1, int round) {
-  std::vector<std::string> a = {
-      "--child", "--child_fd=3", "--child_db=" + db_path_,
-      absl::StrCat("--shards=", o_.shards), absl::StrCat("--threads=", o_.threads),
-      absl::StrCat("--child_round=", round), absl::StrCat("--child_seed=", rng_())};
+  std::vector<std::string> a = {"--child",
+                                "--child_fd=3",
+                                "--child_db=" + db_path_,
+                                absl::StrCat("--shards=", o_.shards),
+                                absl::StrCat("--threads=", o_.threads),
+                                absl::StrCat("--child_round=", round),
+                                absl::StrCat("--child_seed=", rng_())};
   const bool powerloss = plan.mode == "powerloss";
   if (powerloss) {
     a.push_back("--child_powerloss");
@@ -177,22 +180,21 @@ bool Driver::RunStage(const Plan& plan, bool stage1, int round, ChildExit* exit,
     if (plan.mode == "whitebox") return since_ready >= kWhiteboxWindowMs;
     return since_ready >= kPowerLossWindowMs;
   };
-  return RunChildProcess(o_.self, ChildArgs(plan, stage1, round), log_path_, deadline, exit,
-                         error);
+  return RunChildProcess(o_.self, ChildArgs(plan, stage1, round), log_path_, deadline, exit, error);
 }
 
 void Driver::CheckExit(const Plan& plan, bool stage1, const ChildExit& e,
                        std::vector<Violation>* out) {
   if (e.signal != 0 && !(e.signal == SIGKILL && e.killed)) {
-    out->push_back({false, "-", absl::StrCat("the child died of signal ", e.signal, " (",
-                                             strsignal(e.signal), "): a crash in the library? "
-                                             "See its log")});
+    out->push_back({false, "-",
+                    absl::StrCat("the child died of signal ", e.signal, " (", strsignal(e.signal),
+                                 "): a crash in the library? "
+                                 "See its log")});
   }
   if (!e.ready && e.killed) {
     out->push_back({false, "-", "the child did not finish Open (recovery) within 30 s"});
   }
-  if (e.exited && e.exit_code != 0 && e.exit_code != 42 && e.exit_code != 43 &&
-      e.exit_code != 2) {
+  if (e.exited && e.exit_code != 0 && e.exit_code != 42 && e.exit_code != 43 && e.exit_code != 2) {
     out->push_back({false, "-", absl::StrCat("the child exited with code ", e.exit_code)});
   }
   if (e.exited && e.exit_code == 0 && !e.not_reached) {
@@ -270,11 +272,10 @@ int Driver::Run() {
     options.checkpoint_on_close = rng_() % 2 == 0;
     const auto t0 = Clock::now();
     auto db = Database::Open(options);
-    const double recovery_ms =
-        std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    const double recovery_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (!db.ok()) {
-      violations.push_back({false, "-", "recovery (Database::Open) failed: " +
-                                            db.status().ToString()});
+      violations.push_back(
+          {false, "-", "recovery (Database::Open) failed: " + db.status().ToString()});
       return Fail(static_cast<int>(round), plan, violations);
     }
     recovery_ms_.push_back(recovery_ms);
@@ -289,8 +290,8 @@ int Driver::Run() {
       options.checkpoint_on_close = rng_() % 2 == 0;
       auto again = Database::Open(options);
       if (!again.ok()) {
-        violations.push_back({false, "-", "reopening after a clean Close failed: " +
-                                              again.status().ToString()});
+        violations.push_back(
+            {false, "-", "reopening after a clean Close failed: " + again.status().ToString()});
       } else {
         model_.VerifyReopened(again->get(), &violations);
         closed = (*again)->Close();
@@ -325,17 +326,19 @@ int Driver::Fail(int round, const Plan& plan, const std::vector<Violation>& v) {
     std::printf("  %s %s: %s\n", v[i].lost ? "[lost]" : "[violation]", v[i].key.c_str(),
                 v[i].what.c_str());
   }
-  std::printf("crashtest: seed %llu, round %d, kill point %s, first offending key %s; "
-              "directory kept: %s (child log: %s)\n",
-              static_cast<unsigned long long>(o_.seed), round, point.c_str(),
-              v.front().key.c_str(), o_.dir.c_str(), log_path_.c_str());
+  std::printf(
+      "crashtest: seed %llu, round %d, kill point %s, first offending key %s; "
+      "directory kept: %s (child log: %s)\n",
+      static_cast<unsigned long long>(o_.seed), round, point.c_str(), v.front().key.c_str(),
+      o_.dir.c_str(), log_path_.c_str());
   PrintSummary(round + 1, lost, v.size() - lost);
   return 1;
 }
 
 void Driver::PrintSummary(int64_t rounds, uint64_t lost, uint64_t violations) {
   std::printf("modes:");
-  for (const auto& [m, n] : modes_) std::printf(" %s %llu", m.c_str(), static_cast<unsigned long long>(n));
+  for (const auto& [m, n] : modes_)
+    std::printf(" %s %llu", m.c_str(), static_cast<unsigned long long>(n));
   std::printf("\nkill points fired (whitebox and powerloss; not reached in brackets):\n");
   for (const auto& [name, s] : points_) {
     std::printf("  %-32s %5llu  (%llu)\n", name.c_str(), static_cast<unsigned long long>(s.fired),
@@ -349,10 +352,11 @@ void Driver::PrintSummary(int64_t rounds, uint64_t lost, uint64_t violations) {
   };
   std::printf("recovery ms: p50 %.1f  p99 %.1f  max %.1f  (%zu recoveries)\n", pct(50), pct(99),
               r.empty() ? 0.0 : r.back(), r.size());
-  std::printf("crashtest: %lld rounds, %llu acknowledged commits verified, %llu lost, "
-              "%llu violations\n",
-              static_cast<long long>(rounds), static_cast<unsigned long long>(model_.acked_total()),
-              static_cast<unsigned long long>(lost), static_cast<unsigned long long>(violations));
+  std::printf(
+      "crashtest: %lld rounds, %llu acknowledged commits verified, %llu lost, "
+      "%llu violations\n",
+      static_cast<long long>(rounds), static_cast<unsigned long long>(model_.acked_total()),
+      static_cast<unsigned long long>(lost), static_cast<unsigned long long>(violations));
   std::fflush(stdout);
 }
 

@@ -12,8 +12,8 @@
 namespace shardtx::crashtest {
 
 struct DriverOptions {
-  int64_t rounds = 100;   // stop after this many rounds (0: no limit)
-  int64_t seconds = 0;    // ... or start no round after this many seconds (0: no limit)
+  int64_t rounds = 100;  // stop after this many rounds (0: no limit)
+  int64_t seconds = 0;   // ... or start no round after this many seconds (0: no limit)
   uint64_t seed = 0;
   int shards = 4;
   int threads = 4;

@@ -8,9 +8,7 @@ namespace shardtx::crashtest {
 
 std::string ShardPrefix(int shard) { return absl::StrFormat("s%03d", shard); }
 
-std::string AccountKey(int shard, int i) {
-  return absl::StrFormat("s%03d/bank/%02d", shard, i);
-}
+std::string AccountKey(int shard, int i) { return absl::StrFormat("s%03d/bank/%02d", shard, i); }
 
 std::string MarkerKey(int shard, int thread) {
   return absl::StrFormat("s%03d/mark/t%02d", shard, thread);
@@ -39,9 +37,7 @@ int ShardOfKey(absl::string_view key) {
   return shard;
 }
 
-bool IsAccountKey(absl::string_view key) {
-  return key.size() > 10 && key.substr(4, 6) == "/bank/";
-}
+bool IsAccountKey(absl::string_view key) { return key.size() > 10 && key.substr(4, 6) == "/bank/"; }
 
 std::string UniqueValue(int round, int thread, uint64_t seq, int j) {
   return absl::StrCat(round, ".", thread, ".", seq, ".", j);

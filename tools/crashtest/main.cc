@@ -34,8 +34,9 @@ ABSL_FLAG(std::string, mode, "mixed",
 ABSL_FLAG(std::string, dir, "",
           "Work directory; the database is <dir>/db, which must not exist (default: "
           "$TMPDIR/crashtest.<pid>).");
-ABSL_FLAG(bool, keep, false, "Keep the directory after a clean run (it is always kept after a "
-                             "violation).");
+ABSL_FLAG(bool, keep, false,
+          "Keep the directory after a clean run (it is always kept after a "
+          "violation).");
 ABSL_FLAG(bool, list_kill_points, false,
           "Print the kill points compiled into this build and exit (also --list-kill-points).");
 
@@ -115,8 +116,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "crashtest: --shards and --threads must be in 1..64\n");
     return 2;
   }
-  if (o.mode != "blackbox" && o.mode != "whitebox" && o.mode != "powerloss" &&
-      o.mode != "mixed") {
+  if (o.mode != "blackbox" && o.mode != "whitebox" && o.mode != "powerloss" && o.mode != "mixed") {
     std::fprintf(stderr, "crashtest: --mode must be blackbox, whitebox, powerloss or mixed\n");
     return 2;
   }

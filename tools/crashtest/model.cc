@@ -75,9 +75,9 @@ void Model::OnLine(absl::string_view line) {
   Op& op = ops_[it->second];
   if (type == 'A') {
     op.state = OpState::kAcked;
-    std::vector<absl::string_view> a = f.size() > 2
-                                           ? std::vector<absl::string_view>(absl::StrSplit(f[2], ' '))
-                                           : std::vector<absl::string_view>();
+    std::vector<absl::string_view> a =
+        f.size() > 2 ? std::vector<absl::string_view>(absl::StrSplit(f[2], ' '))
+                     : std::vector<absl::string_view>();
     if (a.size() >= 2) {
       (void)absl::SimpleAtoi(a[0], &op.ts);
       (void)absl::SimpleAtoi(a[1], &op.shard);
@@ -92,8 +92,9 @@ void Model::OnLine(absl::string_view line) {
     op.error = f.size() > 2 ? std::string(f[2]) : "";
     // Outside a power loss nothing may fail but by a conflict (kAborted).
     if (!powerloss_) {
-      reported_.push_back({false, "-", absl::StrCat("operation ", t, ".", seq,
-                                                    " failed unexpectedly: ", op.error)});
+      reported_.push_back(
+          {false, "-",
+           absl::StrCat("operation ", t, ".", seq, " failed unexpectedly: ", op.error)});
     }
   }
 }
@@ -145,8 +146,9 @@ void Model::ApplyAcked(Op& op, std::vector<Violation>* out) {
     case OpKind::kCommitPrepared:
     case OpKind::kRollbackPrepared:
       if (!pending_.count(in.name)) {
-        out->push_back({false, "-", absl::StrCat("acknowledged decision for '", in.name,
-                                                 "', which is not a pending prepare")});
+        out->push_back({false, "-",
+                        absl::StrCat("acknowledged decision for '", in.name,
+                                     "', which is not a pending prepare")});
       } else if (in.kind == OpKind::kCommitPrepared) {
         CommitPending(in.name);
       } else {
@@ -172,8 +174,9 @@ void Model::DecidePending(Database* db, std::mt19937_64& rng, std::vector<Violat
     const Prepared p = pending_[name];
     absl::Status s = commit ? db->CommitPrepared(name) : db->RollbackPrepared(name);
     if (!s.ok()) {
-      out->push_back({false, name, absl::StrCat(commit ? "CommitPrepared" : "RollbackPrepared",
-                                                "('", name, "') failed: ", s.ToString())});
+      out->push_back({false, name,
+                      absl::StrCat(commit ? "CommitPrepared" : "RollbackPrepared", "('", name,
+                                   "') failed: ", s.ToString())});
       return;
     }
     if (commit) {
@@ -188,10 +191,10 @@ void Model::DecidePending(Database* db, std::mt19937_64& rng, std::vector<Violat
       auto got = txn->Get(k);
       const bool ok = commit ? got.ok() && *got == *v : absl::IsNotFound(got.status());
       if (!ok) {
-        out->push_back({commit, k,
-                        absl::StrCat("after ", commit ? "CommitPrepared" : "RollbackPrepared",
-                                     "('", name, "') the key reads ",
-                                     got.ok() ? *got : got.status().ToString())});
+        out->push_back(
+            {commit, k,
+             absl::StrCat("after ", commit ? "CommitPrepared" : "RollbackPrepared", "('", name,
+                          "') the key reads ", got.ok() ? *got : got.status().ToString())});
         return;
       }
     }
@@ -200,9 +203,10 @@ void Model::DecidePending(Database* db, std::mt19937_64& rng, std::vector<Violat
       auto got = txn->Get(acct);
       int64_t b = 0;
       if (!got.ok() || !absl::SimpleAtoi(*got, &b) || b != balances_[acct]) {
-        out->push_back({false, acct, absl::StrCat("after deciding '", name, "' the balance is ",
-                                                  got.ok() ? *got : got.status().ToString(),
-                                                  ", expected ", balances_[acct])});
+        out->push_back({false, acct,
+                        absl::StrCat("after deciding '", name, "' the balance is ",
+                                     got.ok() ? *got : got.status().ToString(), ", expected ",
+                                     balances_[acct])});
         return;
       }
     }

@@ -103,15 +103,15 @@ class Model {
   uint64_t acked_round_ = 0;
   uint64_t acked_total_ = 0;
 
-  std::map<std::string, std::string> kv_;        // every key but the accounts
-  std::set<std::string> deleted_;                // acknowledged deletes
-  std::map<std::string, int64_t> balances_;      // account -> balance
-  std::map<std::string, Prepared> pending_;      // undecided named prepares
-  std::vector<std::string> pending_order_;       // oldest first
+  std::map<std::string, std::string> kv_;    // every key but the accounts
+  std::set<std::string> deleted_;            // acknowledged deletes
+  std::map<std::string, int64_t> balances_;  // account -> balance
+  std::map<std::string, Prepared> pending_;  // undecided named prepares
+  std::vector<std::string> pending_order_;   // oldest first
 
-  std::vector<Op> ops_;                          // this round's, in intent order
+  std::vector<Op> ops_;  // this round's, in intent order
   std::map<std::pair<int, uint64_t>, size_t> op_index_;
-  std::vector<Violation> reported_;              // V/E lines, unexpected errors
+  std::vector<Violation> reported_;  // V/E lines, unexpected errors
 };
 
 }  // namespace shardtx::crashtest

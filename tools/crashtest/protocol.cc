@@ -11,9 +11,9 @@
 namespace shardtx::crashtest {
 
 std::string FormatIntent(const Intent& intent) {
-  std::string out = absl::StrCat(std::string(1, static_cast<char>(intent.kind)), " ",
-                                 intent.txn_id, " ", intent.name.empty() ? "-" : intent.name,
-                                 " ", intent.from.empty() ? "-" : intent.from, " ",
+  std::string out = absl::StrCat(std::string(1, static_cast<char>(intent.kind)), " ", intent.txn_id,
+                                 " ", intent.name.empty() ? "-" : intent.name, " ",
+                                 intent.from.empty() ? "-" : intent.from, " ",
                                  intent.to.empty() ? "-" : intent.to, " ", intent.amount);
   for (const auto& [key, value] : intent.writes) {
     absl::StrAppend(&out, " ", key, "=", value.has_value() ? *value : "-");
@@ -35,9 +35,9 @@ bool ParseIntent(absl::string_view text, Intent* intent) {
     const size_t eq = f[i].find('=');
     if (eq == absl::string_view::npos) return false;
     absl::string_view value = f[i].substr(eq + 1);
-    intent->writes.emplace_back(std::string(f[i].substr(0, eq)),
-                                value == "-" ? std::nullopt
-                                             : std::optional<std::string>(std::string(value)));
+    intent->writes.emplace_back(
+        std::string(f[i].substr(0, eq)),
+        value == "-" ? std::nullopt : std::optional<std::string>(std::string(value)));
   }
   return true;
 }

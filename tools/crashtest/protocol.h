@@ -41,9 +41,9 @@ enum class OpKind : char {
 struct Intent {
   OpKind kind = OpKind::kWrite;
   uint64_t txn_id = 0;
-  std::string name;          // P, C, B
-  std::string from, to;      // account keys of a transfer (T, P); empty otherwise
-  int64_t amount = 0;        // moved from `from` to `to`
+  std::string name;      // P, C, B
+  std::string from, to;  // account keys of a transfer (T, P); empty otherwise
+  int64_t amount = 0;    // moved from `from` to `to`
   std::vector<std::pair<std::string, std::optional<std::string>>> writes;  // nullopt: delete
 };
 

@@ -70,8 +70,9 @@ void Model::Verify(Database* db, std::vector<Violation>* out) {
   for (const auto& [name, p] : pending_) {
     const Database::Outcome o = db->GetOutcome(p.txn_id);
     if (o != Database::Outcome::kPrepared) {
-      out->push_back({false, name, absl::StrCat("GetOutcome of prepared transaction '", name,
-                                                "' is ", OutcomeName(o), ", not prepared")});
+      out->push_back({false, name,
+                      absl::StrCat("GetOutcome of prepared transaction '", name, "' is ",
+                                   OutcomeName(o), ", not prepared")});
     }
   }
 }
@@ -120,15 +121,17 @@ void Model::ResolvePrepares(Database* db, std::vector<Violation>* out) {
   }
   for (const std::string& name : listed) {
     if (!pending_.count(name)) {
-      out->push_back({false, name, absl::StrCat("ListPrepared lists '", name,
-                                                "', which was never acknowledged nor in flight "
-                                                "(or was decided)")});
+      out->push_back({false, name,
+                      absl::StrCat("ListPrepared lists '", name,
+                                   "', which was never acknowledged nor in flight "
+                                   "(or was decided)")});
     }
   }
   for (const std::string& name : std::vector<std::string>(pending_order_)) {
     if (listed.count(name)) continue;
-    out->push_back({true, name, absl::StrCat("acknowledged prepared transaction '", name,
-                                             "' is missing from ListPrepared")});
+    out->push_back({true, name,
+                    absl::StrCat("acknowledged prepared transaction '", name,
+                                 "' is missing from ListPrepared")});
     pending_.erase(name);
     pending_order_.erase(std::find(pending_order_.begin(), pending_order_.end(), name));
   }
@@ -153,17 +156,16 @@ std::optional<bool> Model::Resolve(const Op& op, const Snapshot& snap,
     } else {
       out->push_back({before.has_value(), k,
                       absl::StrCat("holds ", Show(actual), ": neither its acknowledged value ",
-                                   Show(before), " nor ", Show(v), " of operation ", op.thread,
-                                   ".", op.seq, " in flight at the crash")});
+                                   Show(before), " nor ", Show(v), " of operation ", op.thread, ".",
+                                   op.seq, " in flight at the crash")});
       return std::nullopt;
     }
   }
   if (applied > 0 && not_applied > 0) {
     out->push_back({false, missing_key,
                     absl::StrCat("operation ", op.thread, ".", op.seq, " (",
-                                 FormatIntent(op.intent).substr(0, 200),
-                                 ") partly applied: ", applied_key, " has its write, ",
-                                 missing_key, " does not")});
+                                 FormatIntent(op.intent).substr(0, 200), ") partly applied: ",
+                                 applied_key, " has its write, ", missing_key, " does not")});
     return std::nullopt;
   }
   return applied > 0;
@@ -204,10 +206,10 @@ void Model::CheckAsyncPrefix(const Snapshot& snap, std::vector<Violation>* out) 
       size_t present = 0;
       for (const auto& [k, val] : op->intent.writes) present += Lookup(snap, k) == val;
       if (present != 0 && present != op->intent.writes.size()) {
-        out->push_back({false, op->intent.writes[0].first,
-                        absl::StrCat("async commit ", op->thread, ".", op->seq,
-                                     " partly survived (", present, " of ",
-                                     op->intent.writes.size(), " keys)")});
+        out->push_back(
+            {false, op->intent.writes[0].first,
+             absl::StrCat("async commit ", op->thread, ".", op->seq, " partly survived (", present,
+                          " of ", op->intent.writes.size(), " keys)")});
         continue;
       }
       op->applied = present != 0;
@@ -241,8 +243,8 @@ void Model::CheckContents(const Snapshot& snap, std::vector<Violation>* out) {
     if (out->size() >= kMaxViolations) return;
     const std::optional<std::string> actual = Lookup(snap, k);
     if (actual != v) {
-      out->push_back({true, k, absl::StrCat("holds ", Show(actual),
-                                            ", but its acknowledged value is ", v)});
+      out->push_back(
+          {true, k, absl::StrCat("holds ", Show(actual), ", but its acknowledged value is ", v)});
     }
   }
   int64_t total = 0;
@@ -257,8 +259,9 @@ void Model::CheckContents(const Snapshot& snap, std::vector<Violation>* out) {
       }
       total += got;
       if (got != b->second) {
-        out->push_back({false, k, absl::StrCat("balance ", got, ", expected ", b->second,
-                                               " from the acknowledged transfers")});
+        out->push_back({false, k,
+                        absl::StrCat("balance ", got, ", expected ", b->second,
+                                     " from the acknowledged transfers")});
       }
       continue;
     }
@@ -290,13 +293,14 @@ void Model::CheckLocks(Database* db, std::vector<Violation>* out) {
       (void)txn->Put(key, "probe");
       absl::Status s = txn->Commit();
       if (s.ok()) {
-        out->push_back({false, key, absl::StrCat("prepared transaction '", name,
-                                                 "' does not lock its key: a conflicting write "
-                                                 "committed")});
+        out->push_back({false, key,
+                        absl::StrCat("prepared transaction '", name,
+                                     "' does not lock its key: a conflicting write "
+                                     "committed")});
       } else if (!absl::IsAborted(s)) {
-        out->push_back({false, key, absl::StrCat("a write conflicting with prepared '", name,
-                                                 "' failed with ", s.ToString(),
-                                                 ", not kAborted")});
+        out->push_back({false, key,
+                        absl::StrCat("a write conflicting with prepared '", name, "' failed with ",
+                                     s.ToString(), ", not kAborted")});
       }
     }
   }
@@ -305,13 +309,13 @@ void Model::CheckLocks(Database* db, std::vector<Violation>* out) {
 void Model::CheckOutcome(Database* db, uint64_t txn_id, bool applied, const std::string& what,
                          std::vector<Violation>* out) {
   const Database::Outcome o = db->GetOutcome(txn_id);
-  const bool bad = o == Database::Outcome::kPrepared ||
-                   (applied ? o == Database::Outcome::kAborted
-                            : o == Database::Outcome::kCommitted);
+  const bool bad =
+      o == Database::Outcome::kPrepared ||
+      (applied ? o == Database::Outcome::kAborted : o == Database::Outcome::kCommitted);
   if (bad) {
-    out->push_back({false, "-", absl::StrCat("GetOutcome(", txn_id, ") of ", what, " is ",
-                                             OutcomeName(o), " but it was ",
-                                             applied ? "applied" : "not applied")});
+    out->push_back({false, "-",
+                    absl::StrCat("GetOutcome(", txn_id, ") of ", what, " is ", OutcomeName(o),
+                                 " but it was ", applied ? "applied" : "not applied")});
   }
 }
 
