@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "absl/flags/flag.h"
-#include "bench/txbench/flags.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bench/txbench/flags.h"
 
 ABSL_FLAG(std::string, engines, "shardtx,rocksdb,lmdb",
           "Comma-separated engines to run, any subset of shardtx,rocksdb,lmdb,fsync. fsync "
@@ -118,8 +118,8 @@ absl::StatusOr<std::vector<EngineKind>> ParseEngines(absl::string_view list) {
     } else if (name == "fsync") {
       e = EngineKind::kFsync;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--engines: unknown engine '", name, "' (choose from shardtx,rocksdb,lmdb,fsync)"));
+      return absl::InvalidArgumentError(absl::StrCat("--engines: unknown engine '", name,
+                                                     "' (choose from shardtx,rocksdb,lmdb,fsync)"));
     }
     if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
   }
@@ -136,9 +136,9 @@ absl::StatusOr<Workload> ParseWorkload(absl::string_view name) {
   if (n == "ycsb-b") return Workload::kYcsbB;
   if (n == "readonly") return Workload::kReadonly;
   if (n == "bank") return Workload::kBank;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--workload: unknown workload '", n,
-      "' (choose from single|cross|mixed|ycsb-a|ycsb-b|readonly|bank)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--workload: unknown workload '", n,
+                   "' (choose from single|cross|mixed|ycsb-a|ycsb-b|readonly|bank)"));
 }
 
 absl::StatusOr<DurabilityMode> ParseDurability(absl::string_view name) {
@@ -175,7 +175,8 @@ absl::Status Validate(const Config& c) {
         absl::StrCat("--shards_per_txn ", c.shards_per_txn, " not in [1, 64]"));
   }
   if (c.cross_pct < 0 || c.cross_pct > 100) {
-    return absl::InvalidArgumentError(absl::StrCat("--cross_pct ", c.cross_pct, " not in [0, 100]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cross_pct ", c.cross_pct, " not in [0, 100]"));
   }
   if (c.key_size < 8 || c.key_size > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("--key_size ", c.key_size, " not in [8, 1024]"));
@@ -201,14 +202,13 @@ absl::Status Validate(const Config& c) {
   for (const RunSpec& r : PlanRuns(c)) {
     const bool multi = r.workload == Workload::kCross || r.workload == Workload::kMixed;
     if (multi && c.shards < r.shards_per_txn) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--workload=", WorkloadName(r.workload), " with --shards_per_txn ",
-                       r.shards_per_txn, " needs --shards >= ", r.shards_per_txn, " (have ",
-                       c.shards, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--workload=", WorkloadName(r.workload), " with --shards_per_txn ", r.shards_per_txn,
+          " needs --shards >= ", r.shards_per_txn, " (have ", c.shards, ")"));
     }
     if (multi && r.shards_per_txn < 2) {
-      return absl::InvalidArgumentError(absl::StrCat("--workload=", WorkloadName(r.workload),
-                                                     " needs --shards_per_txn >= 2"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workload=", WorkloadName(r.workload), " needs --shards_per_txn >= 2"));
     }
     // Each shard must hold enough keys to pick shards_per_txn distinct ones.
     if (c.keys < static_cast<uint64_t>(c.shards) * r.shards_per_txn * 4) {

@@ -29,8 +29,7 @@ absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name);
 
 // Settings shared by every run of an invocation.
 struct Config {
-  std::vector<EngineKind> engines = {EngineKind::kShardtx, EngineKind::kRocksdb,
-                                     EngineKind::kLmdb};
+  std::vector<EngineKind> engines = {EngineKind::kShardtx, EngineKind::kRocksdb, EngineKind::kLmdb};
   Workload workload = Workload::kSingle;
   int threads = 8;
   double seconds = 5;

@@ -18,7 +18,7 @@ double Zeta(uint64_t n, double theta) {
 
 }  // namespace
 
-Zipf::Zipf(uint64_t n, double theta) : n_(n), theta_(theta) {
+Zipf::Zipf(uint64_t n, double theta) : n_(n) {
   zetan_ = Zeta(n, theta);
   const double zeta2 = Zeta(2, theta);
   alpha_ = 1.0 / (1.0 - theta);
@@ -31,18 +31,17 @@ uint64_t Zipf::Next(Rng& rng) const {
   const double uz = u * zetan_;
   if (uz < 1.0) return 0;
   if (uz < half_pow_theta_) return 1 < n_ ? 1 : 0;
-  const auto r = static_cast<uint64_t>(static_cast<double>(n_) *
-                                       std::pow(eta_ * u - eta_ + 1, alpha_));
+  const auto r =
+      static_cast<uint64_t>(static_cast<double>(n_) * std::pow(eta_ * u - eta_ + 1, alpha_));
   return std::min(r, n_ - 1);
 }
 
-KeySpace::KeySpace(uint64_t num_keys, uint32_t key_size, uint32_t value_size,
-                   uint32_t num_shards, double zipf, uint64_t seed)
+KeySpace::KeySpace(uint64_t num_keys, uint32_t key_size, uint32_t value_size, uint32_t num_shards,
+                   double zipf, uint64_t seed)
     : num_keys_(num_keys),
       key_size_(key_size),
       value_size_(value_size),
       num_shards_(num_shards),
-      zipf_(zipf),
       partitioner_(shardtx::Options(), num_shards) {
   shard_of_.resize(num_keys);
   by_shard_.resize(num_shards);

@@ -42,7 +42,7 @@ class Zipf {
 
  private:
   uint64_t n_;
-  double theta_, zetan_, alpha_, eta_, half_pow_theta_;
+  double zetan_, alpha_, eta_, half_pow_theta_;
 };
 
 class KeySpace {
@@ -75,7 +75,6 @@ class KeySpace {
  private:
   uint64_t num_keys_;
   uint32_t key_size_, value_size_, num_shards_;
-  double zipf_;
   shardtx::txn::Partitioner partitioner_;
   std::vector<uint32_t> shard_of_;
   std::vector<std::vector<uint64_t>> by_shard_;

@@ -93,10 +93,10 @@ class LmdbEngine final : public Engine {
   }
 
   std::string Describe() const override {
-    return absl::StrCat("lmdb ", LmdbVersion(), ": one environment, MDB_NOTLS",
-                        setup_.durability == DurabilityMode::kSync ? ", default (durable) flags"
-                                                                   : ", MDB_NOSYNC",
-                        "; one write transaction per transaction (single writer)");
+    return absl::StrCat(
+        "lmdb ", LmdbVersion(), ": one environment, MDB_NOTLS",
+        setup_.durability == DurabilityMode::kSync ? ", default (durable) flags" : ", MDB_NOSYNC",
+        "; one write transaction per transaction (single writer)");
   }
 
   absl::Status Close() override {

@@ -85,8 +85,8 @@ MachineInfo DescribeMachine(const std::string& dir) {
 
 CpuSample SampleCpu() {
   CpuSample s;
-  s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-                 .count();
+  s.wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
     s.self_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +

@@ -84,8 +84,8 @@ std::string HeaderText(const Config& c, const MachineInfo& m) {
   for (EngineKind e : c.engines) engines.push_back(EngineName(e));
   std::string out = absl::StrCat(
       "txbench: ", absl::StrJoin(engines, ", "), " side by side, same run, same disk\n",
-      absl::StrFormat("  machine: %s, %s x %d CPUs, %.1f GB, %s, %s\n", m.host, m.cpu_model,
-                      m.cpus, m.mem_gb, m.kernel, m.os),
+      absl::StrFormat("  machine: %s, %s x %d CPUs, %.1f GB, %s, %s\n", m.host, m.cpu_model, m.cpus,
+                      m.mem_gb, m.kernel, m.os),
       absl::StrFormat("  dir: %s (%s)\n", m.dir, m.filesystem),
       absl::StrFormat("  versions: rocksdb %s, lmdb %s\n", RocksdbVersion(), LmdbVersion()),
       absl::StrFormat(
@@ -120,16 +120,16 @@ std::string HeaderText(const Config& c, const MachineInfo& m) {
 }
 
 std::string TableText(const std::vector<RunResult>& runs) {
-  std::string out = absl::StrFormat(
-      "%-8s %-8s %4s %4s %3s %-5s %9s %9s %6s %8s %8s %8s %8s %8s %7s %5s %5s\n", "engine",
-      "workload", "thr", "shrd", "k", "dur", "txn/s", "ops/s", "abort%", "p50us", "p95us", "p99us",
-      "p99.9us", "fsync/s", "txn/fs", "cpu", "other");
+  std::string out =
+      absl::StrFormat("%-8s %-8s %4s %4s %3s %-5s %9s %9s %6s %8s %8s %8s %8s %8s %7s %5s %5s\n",
+                      "engine", "workload", "thr", "shrd", "k", "dur", "txn/s", "ops/s", "abort%",
+                      "p50us", "p95us", "p99us", "p99.9us", "fsync/s", "txn/fs", "cpu", "other");
   for (const RunResult& r : runs) {
     if (!r.status.ok()) {
-      out += absl::StrFormat("%-8s %-8s %4d %4d %3d %-5s FAILED: %s\n", EngineName(r.spec.engine),
-                             WorkloadName(r.spec.workload), r.spec.threads, r.shards,
-                             r.spec.shards_per_txn, DurabilityName(r.durability),
-                             r.status.ToString());
+      out +=
+          absl::StrFormat("%-8s %-8s %4d %4d %3d %-5s FAILED: %s\n", EngineName(r.spec.engine),
+                          WorkloadName(r.spec.workload), r.spec.threads, r.shards,
+                          r.spec.shards_per_txn, DurabilityName(r.durability), r.status.ToString());
       continue;
     }
     std::string fs = "n/a", per = "n/a";
@@ -141,8 +141,7 @@ std::string TableText(const std::vector<RunResult>& runs) {
         "%-8s %-8s %4d %4d %3d %-5s %9s %9s %6.2f %8.1f %8.1f %8.1f %8.1f %8s %7s %5.2f %5.2f\n",
         EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads, r.shards,
         r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s), Num(r.ops_per_s),
-        r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.cpu_cores,
-        r.other_cores);
+        r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.cpu_cores, r.other_cores);
   }
   // Ratio matrices per group.
   std::map<GroupKey, std::vector<const RunResult*>> groups;
@@ -156,8 +155,9 @@ std::string TableText(const std::vector<RunResult>& runs) {
   for (const auto& [key, members] : groups) {
     if (members.size() < 2 && floor == nullptr) continue;
     const RunResult& first = *members[0];
-    out += absl::StrFormat("  ratios, %s at %d threads: txn/s of the row's engine over the column's\n",
-                           WorkloadName(first.spec.workload), first.spec.threads);
+    out +=
+        absl::StrFormat("  ratios, %s at %d threads: txn/s of the row's engine over the column's\n",
+                        WorkloadName(first.spec.workload), first.spec.threads);
     out += absl::StrFormat("    %-8s", "");
     for (const RunResult* col : members) {
       out += absl::StrFormat(" %9s", EngineName(col->spec.engine));
@@ -268,8 +268,9 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
         ", \"txn_per_s\": ", JsonNumber(r.txn_per_s), ", \"ops_per_s\": ", JsonNumber(r.ops_per_s),
         ", \"abort_pct\": ", JsonNumber(r.abort_pct), ", \"p50_us\": ", JsonNumber(r.p50_us),
         ", \"p95_us\": ", JsonNumber(r.p95_us), ", \"p99_us\": ", JsonNumber(r.p99_us),
-        ", \"p999_us\": ", JsonNumber(r.p999_us), ", \"fsyncs_per_s\": ",
-        r.fsyncs_per_s.has_value() ? JsonNumber(*r.fsyncs_per_s) : "null", "}");
+        ", \"p999_us\": ", JsonNumber(r.p999_us),
+        ", \"fsyncs_per_s\": ", r.fsyncs_per_s.has_value() ? JsonNumber(*r.fsyncs_per_s) : "null",
+        "}");
   }
   out += first ? "]\n}\n" : "\n  ]\n}\n";
   return out;
@@ -281,13 +282,12 @@ std::string ToCsv(const std::vector<RunResult>& runs) {
       "p50_us,p95_us,p99_us,p999_us,fsyncs_per_s\n";
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
-    out += absl::StrFormat("%s,%s,%d,%d,%d,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n",
-                           EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads,
-                           r.shards, r.spec.shards_per_txn, DurabilityName(r.durability),
-                           r.txn_per_s, r.ops_per_s, r.abort_pct, r.p50_us, r.p95_us, r.p99_us,
-                           r.p999_us,
-                           r.fsyncs_per_s.has_value() ? absl::StrFormat("%.3f", *r.fsyncs_per_s)
-                                                      : "");
+    out +=
+        absl::StrFormat("%s,%s,%d,%d,%d,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n",
+                        EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads,
+                        r.shards, r.spec.shards_per_txn, DurabilityName(r.durability), r.txn_per_s,
+                        r.ops_per_s, r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us,
+                        r.fsyncs_per_s.has_value() ? absl::StrFormat("%.3f", *r.fsyncs_per_s) : "");
   }
   return out;
 }

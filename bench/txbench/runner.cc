@@ -50,8 +50,8 @@ class FirstError {
 };
 
 std::string RunName(const RunSpec& spec) {
-  return absl::StrCat(EngineName(spec.engine), " ", WorkloadName(spec.workload), " ",
-                      spec.threads, "t");
+  return absl::StrCat(EngineName(spec.engine), " ", WorkloadName(spec.workload), " ", spec.threads,
+                      "t");
 }
 
 void FillLatency(const shardtx::Histogram& h, RunResult* r) {
@@ -92,9 +92,9 @@ void Measure(const Config& config, const RunSpec& spec, const KeySpace& keys, En
   params.shards_per_txn = spec.shards_per_txn;
   params.cross_pct = config.cross_pct;
   params.value_size = config.value_size;
-  const uint32_t value_size =
-      spec.workload == Workload::kBank ? std::max<uint32_t>(config.value_size, 20)
-                                       : config.value_size;
+  const uint32_t value_size = spec.workload == Workload::kBank
+                                  ? std::max<uint32_t>(config.value_size, 20)
+                                  : config.value_size;
 
   std::vector<std::unique_ptr<ClientStats>> stats;
   for (int i = 0; i < spec.threads; ++i) stats.push_back(std::make_unique<ClientStats>());
@@ -149,8 +149,8 @@ void Measure(const Config& config, const RunSpec& spec, const KeySpace& keys, En
                                  std::chrono::duration<double>(config.seconds));
   auto last_progress = t0;
   while (!stop.load() && Clock::now() < deadline) {
-    std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(50),
-                                                          deadline - Clock::now()));
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(std::chrono::milliseconds(50), deadline - Clock::now()));
     const auto now = Clock::now();
     if (progress && now - last_progress >= std::chrono::milliseconds(500)) {
       last_progress = now;
@@ -160,8 +160,8 @@ void Measure(const Config& config, const RunSpec& spec, const KeySpace& keys, En
         aborts += st->aborts.load(std::memory_order_relaxed);
       }
       const double t = std::chrono::duration<double>(now - t0).count();
-      progress(absl::StrFormat("%s: %.1f/%.0f s, %d txn, %.0f txn/s, %d aborts", RunName(spec),
-                               t, config.seconds, committed, committed / t, aborts),
+      progress(absl::StrFormat("%s: %.1f/%.0f s, %d txn, %.0f txn/s, %d aborts", RunName(spec), t,
+                               config.seconds, committed, committed / t, aborts),
                true);
     }
   }
@@ -217,8 +217,8 @@ RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& pr
   r.shards = config.shards;
   r.durability = config.durability;
   const std::string dir =
-      absl::StrCat(config.dir, "/", EngineName(spec.engine), "-", WorkloadName(spec.workload),
-                   "-", spec.threads, "t-", getpid());
+      absl::StrCat(config.dir, "/", EngineName(spec.engine), "-", WorkloadName(spec.workload), "-",
+                   spec.threads, "t-", getpid());
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
@@ -282,10 +282,10 @@ RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& pr
         r.bank_total = *total;
         const int64_t expected = static_cast<int64_t>(keys.size()) * kInitialBalance;
         if (*total != expected) {
-          r.status = absl::DataLossError(absl::StrCat(
-              "bank check FAILED for ", EngineName(spec.engine), ": total ", *total,
-              " != expected ", expected, " (", keys.size(), " accounts x ", kInitialBalance,
-              "): money was created or destroyed"));
+          r.status = absl::DataLossError(
+              absl::StrCat("bank check FAILED for ", EngineName(spec.engine), ": total ", *total,
+                           " != expected ", expected, " (", keys.size(), " accounts x ",
+                           kInitialBalance, "): money was created or destroyed"));
         }
       }
     }
@@ -328,17 +328,17 @@ RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double secon
   }
   if (r.status.ok()) {
     if (progress) {
-      progress(absl::StrFormat("fsync floor: pwrite %d B + fdatasync for %.0f s", record_size,
-                               seconds),
-               false);
+      progress(
+          absl::StrFormat("fsync floor: pwrite %d B + fdatasync for %.0f s", record_size, seconds),
+          false);
     }
     std::string record(record_size, 'r');
     shardtx::Histogram latency;
     uint64_t off = 0, n = 0;
     const CpuSample cpu0 = SampleCpu();
     const auto t0 = Clock::now();
-    const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(seconds));
+    const auto deadline =
+        t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     auto last = t0;
     for (auto now = t0; now < deadline; now = Clock::now()) {
       if (off + record_size > kFileSize) off = 0;
@@ -360,9 +360,9 @@ RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double secon
       if (progress && s1 - last >= std::chrono::milliseconds(500)) {
         last = s1;
         const double t = std::chrono::duration<double>(s1 - t0).count();
-        progress(absl::StrFormat("fsync floor: %.1f/%.0f s, %d syncs, %.0f/s", t, seconds, n,
-                                 n / t),
-                 true);
+        progress(
+            absl::StrFormat("fsync floor: %.1f/%.0f s, %d syncs, %.0f/s", t, seconds, n, n / t),
+            true);
       }
     }
     r.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();

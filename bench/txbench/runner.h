@@ -22,18 +22,18 @@ struct RunResult {
   std::string engine_description;
   std::string notes;  // Engine::Notes() after the run
 
-  uint64_t committed = 0;  // committed transactions in the measured window
-  uint64_t aborts = 0;     // aborted attempts (each retried)
-  uint64_t ops = 0;        // Gets and Puts of committed transactions
+  uint64_t committed = 0;    // committed transactions in the measured window
+  uint64_t aborts = 0;       // aborted attempts (each retried)
+  uint64_t ops = 0;          // Gets and Puts of committed transactions
   uint64_t cross_shard = 0;  // committed transactions that wrote on several shards
-  double elapsed_s = 0;    // from the start signal until every client stopped
+  double elapsed_s = 0;      // from the start signal until every client stopped
 
   double txn_per_s = 0, ops_per_s = 0, abort_pct = 0;
   // Latency of committed transactions, first attempt to successful commit, microseconds.
   double p50_us = 0, p95_us = 0, p99_us = 0, p999_us = 0;
   std::optional<double> fsyncs_per_s;  // nullopt: the engine cannot tell
-  double cpu_cores = 0;    // this process's CPU seconds per second
-  double other_cores = 0;  // the rest of the machine's
+  double cpu_cores = 0;                // this process's CPU seconds per second
+  double other_cores = 0;              // the rest of the machine's
   double preload_s = 0;
   std::optional<int64_t> bank_total;  // bank: the checked total
 };

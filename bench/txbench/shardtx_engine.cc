@@ -75,9 +75,7 @@ class ShardtxEngine final : public Engine {
     if (db_ != nullptr) db_->Close().IgnoreError();
   }
 
-  std::unique_ptr<Session> NewSession() override {
-    return std::make_unique<ShardtxSession>(this);
-  }
+  std::unique_ptr<Session> NewSession() override { return std::make_unique<ShardtxSession>(this); }
   absl::Status SetBulkLoad(bool on) override {
     bulk_ = on;
     if (on) return absl::OkStatus();
@@ -91,15 +89,16 @@ class ShardtxEngine final : public Engine {
   std::string Notes() override {
     shardtx::Stats s = db_->GetStats();
     return absl::StrFormat(
-        "since open (preload included): commits=%d cross_shard=%d read_only=%d aborts: write_conflict=%d locked=%d "
-        "snapshot_too_old=%d read_validation=%d; WAL records/fsync=%.1f; checkpoints=%d; "
-        "commit latency (us): %s",
-        s.commits, s.cross_shard_commits, s.read_only_commits, s.aborts_write_conflict,
-        s.aborts_locked, s.aborts_snapshot_too_old, s.aborts_read_validation,
-        s.records_per_fsync, s.checkpoints, s.commit_latency_us) +
-           (s.shards.empty() ? ""
-                             : absl::StrCat("; shard 0 fdatasync (us): ",
-                                            s.shards[0].wal_fsync_latency_us));
+               "since open (preload included): commits=%d cross_shard=%d read_only=%d aborts: "
+               "write_conflict=%d locked=%d "
+               "snapshot_too_old=%d read_validation=%d; WAL records/fsync=%.1f; checkpoints=%d; "
+               "commit latency (us): %s",
+               s.commits, s.cross_shard_commits, s.read_only_commits, s.aborts_write_conflict,
+               s.aborts_locked, s.aborts_snapshot_too_old, s.aborts_read_validation,
+               s.records_per_fsync, s.checkpoints, s.commit_latency_us) +
+           (s.shards.empty()
+                ? ""
+                : absl::StrCat("; shard 0 fdatasync (us): ", s.shards[0].wal_fsync_latency_us));
   }
   std::string Describe() const override {
     return absl::StrCat("shardtx: Database, num_shards=", setup_.shards,
@@ -135,8 +134,8 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenShardtx(const EngineSetup& setup) {
   shardtx::Options options;
   options.path = setup.dir;
   options.num_shards = setup.shards;
-  options.max_open_transactions = std::max<uint32_t>(options.max_open_transactions,
-                                                     static_cast<uint32_t>(setup.threads + 64));
+  options.max_open_transactions =
+      std::max<uint32_t>(options.max_open_transactions, static_cast<uint32_t>(setup.threads + 64));
   auto db = shardtx::Database::Open(options);
   if (!db.ok()) return db.status();
   return std::unique_ptr<Engine>(new ShardtxEngine(std::move(*db), setup));

@@ -40,8 +40,7 @@ void PlanCross(const WorkloadParams& p, const KeySpace& keys, Rng& rng, TxnPlan*
 }
 
 void PlanYcsb(double read_fraction, const KeySpace& keys, Rng& rng, TxnPlan* plan) {
-  plan->kind = rng.NextDouble() < read_fraction ? TxnPlan::Kind::kReadOnly
-                                                : TxnPlan::Kind::kUpdate;
+  plan->kind = rng.NextDouble() < read_fraction ? TxnPlan::Kind::kReadOnly : TxnPlan::Kind::kUpdate;
   plan->cross_shard = false;
   plan->keys.push_back(keys.PickAny(rng));
 }
@@ -150,8 +149,8 @@ absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session
       if (b0 < 0 || b1 < 0) {
         session.Rollback();
         return absl::DataLossError(absl::StrCat("bank: account ", b0 < 0 ? k0 : k1,
-                                                " does not hold a balance: '",
-                                                b0 < 0 ? *v0 : *v1, "'"));
+                                                " does not hold a balance: '", b0 < 0 ? *v0 : *v1,
+                                                "'"));
       }
       int64_t& from = plan.bank_first_pays ? b0 : b1;
       int64_t& to = plan.bank_first_pays ? b1 : b0;
@@ -215,8 +214,8 @@ absl::StatusOr<int64_t> BankTotal(Engine& engine, const KeySpace& keys) {
     const int64_t b = DecodeBalance(*v);
     if (b < 0) {
       session->Rollback();
-      return absl::DataLossError(absl::StrCat("bank check: account ", key, " holds '", *v,
-                                              "', not a balance"));
+      return absl::DataLossError(
+          absl::StrCat("bank check: account ", key, " holds '", *v, "', not a balance"));
     }
     total += b;
   }

@@ -13,6 +13,8 @@
 
 namespace txbench::testing {
 
+struct JsonMember;
+
 struct JsonValue {
   enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
   Type type = Type::kNull;
@@ -20,15 +22,23 @@ struct JsonValue {
   double number = 0;
   std::string string;
   std::vector<JsonValue> array;
-  std::vector<std::pair<std::string, JsonValue>> object;  // in document order
+  std::vector<JsonMember> object;  // in document order
 
-  const JsonValue* Get(const std::string& key) const {
-    for (const auto& [k, v] : object) {
-      if (k == key) return &v;
-    }
-    return nullptr;
-  }
+  // The member named `key`, or nullptr.
+  const JsonValue* Get(const std::string& key) const;
 };
+
+struct JsonMember {
+  std::string first;
+  JsonValue second;
+};
+
+inline const JsonValue* JsonValue::Get(const std::string& key) const {
+  for (const JsonMember& m : object) {
+    if (m.first == key) return &m.second;
+  }
+  return nullptr;
+}
 
 class JsonReader {
  public:
@@ -75,14 +85,30 @@ class JsonReader {
       if (pos_ >= text_->size()) break;
       const char e = (*text_)[pos_++];
       switch (e) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
+        case '"':
+          out->push_back('"');
+          break;
+        case '\\':
+          out->push_back('\\');
+          break;
+        case '/':
+          out->push_back('/');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
         case 'u': {
           if (pos_ + 4 > text_->size()) return (Fail("short \\u escape"), false);
           const long cp = std::strtol(text_->substr(pos_, 4).c_str(), nullptr, 16);
@@ -132,7 +158,7 @@ class JsonReader {
         ++pos_;
         JsonValue member;
         if (!Value(&member, depth + 1)) return false;
-        v->object.emplace_back(std::move(key), std::move(member));
+        v->object.push_back(JsonMember{std::move(key), std::move(member)});
         SkipSpace();
         if (pos_ < text_->size() && (*text_)[pos_] == ',') {
           ++pos_;

@@ -1,6 +1,8 @@
 // txbench: flag parsing, the --make-bench plan, the key space every engine shares, each
 // workload briefly on each engine, the bank check, the fsync floor, and the JSON/CSV/chart
 // outputs (well-formed, and their figures consistent with the counts).
+#include "bench/txbench/txbench.h"
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -20,7 +22,6 @@
 #include "bench/txbench/keyspace.h"
 #include "bench/txbench/report.h"
 #include "bench/txbench/runner.h"
-#include "bench/txbench/txbench.h"
 #include "bench/txbench/workload.h"
 #include "gtest/gtest.h"
 #include "tests/bench/json_reader.h"
@@ -68,9 +69,9 @@ std::string ReadFile(const std::string& path) {
 // Flags
 
 TEST(TxbenchFlags, HyphenatedNamesBecomeAbseilNames) {
-  const std::vector<std::string> in = {"txbench",        "--shards-per-txn=3", "--make-bench",
-                                       "--workload=ycsb-a", "-cross-pct", "5",
-                                       "--",             "--not-a-flag"};
+  const std::vector<std::string> in = {
+      "txbench", "--shards-per-txn=3", "--make-bench", "--workload=ycsb-a", "-cross-pct", "5",
+      "--",      "--not-a-flag"};
   const std::vector<std::string> out = NormalizeFlagNames(in);
   EXPECT_EQ(out[0], "txbench");
   EXPECT_EQ(out[1], "--shards_per_txn=3");
@@ -106,10 +107,10 @@ TEST(TxbenchFlags, ParsesEnginesWorkloadsAndDurability) {
 
 TEST(TxbenchFlags, CommandLineFillsTheConfig) {
   std::vector<std::string> args = {
-      "txbench",         "--engines=lmdb,fsync", "--workload=mixed",  "--threads=3",
-      "--seconds=2",     "--shards=8",           "--shards-per-txn=3", "--cross-pct=25",
-      "--keys=5000",     "--key-size=20",        "--value-size=64",   "--zipf=0.9",
-      "--durability=none", "--dir=/tmp/x",       "--json=/tmp/x.json", "--csv=/tmp/x.csv",
+      "txbench",           "--engines=lmdb,fsync", "--workload=mixed",   "--threads=3",
+      "--seconds=2",       "--shards=8",           "--shards-per-txn=3", "--cross-pct=25",
+      "--keys=5000",       "--key-size=20",        "--value-size=64",    "--zipf=0.9",
+      "--durability=none", "--dir=/tmp/x",         "--json=/tmp/x.json", "--csv=/tmp/x.csv",
       "--chart=/tmp/x.png"};
   args = NormalizeFlagNames(args);
   std::vector<char*> argv;
@@ -453,8 +454,9 @@ TEST(TxbenchOutput, JsonIsWellFormedAndMatchesTheCounts) {
   ASSERT_EQ(results->array.size(), outcome.runs.size());
 
   const std::vector<std::string> schema = {
-      "engine",    "workload",  "threads", "shards", "shards_per_txn", "durability", "txn_per_s",
-      "ops_per_s", "abort_pct", "p50_us",  "p95_us", "p99_us",         "p999_us",    "fsyncs_per_s"};
+      "engine",     "workload",  "threads",   "shards",      "shards_per_txn",
+      "durability", "txn_per_s", "ops_per_s", "abort_pct",   "p50_us",
+      "p95_us",     "p99_us",    "p999_us",   "fsyncs_per_s"};
   for (size_t i = 0; i < results->array.size(); ++i) {
     const JsonValue& row = results->array[i];
     const RunResult& run = outcome.runs[i];
