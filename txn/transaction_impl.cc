@@ -320,6 +320,9 @@ absl::Status TransactionImpl::Prepare(absl::string_view name) {
 
 absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, bool early_ts) {
   const auto start = std::chrono::steady_clock::now();
+  // An internal (coordinator-driven) commit over several shards goes on to log its decision on
+  // parts[0]; a named prepare must be durable everywhere when Prepare returns.
+  const bool coordinator_rides_decision = name.empty() && plan.parts.size() > 1;
   std::vector<engine::Lsn> lsns;
   {
     ShardLocks locks(db_, plan.involved);
@@ -333,7 +336,12 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
       engine::Shard* s = db_->shard(p);
       s->commit_mu()->AssertHeld();
       PrepareRecord r{id_, name, snapshot_, plan.parts, plan.by_shard[p]};
-      auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), wal::Durability::kSync);
+      // The coordinator's own prepare need not be synced on its own: the decision, logged
+      // after it in the same WAL, is synced before anything depends on either.
+      const bool coordinator_part = coordinator_rides_decision && p == plan.parts.front();
+      auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r),
+                                 coordinator_part ? wal::Durability::kNone
+                                                  : wal::Durability::kSync);
       if (!lsn.ok()) {
         db_->counters().aborts_io_error++;
         // Undo the parts prepared so far (their records, if durable, are presumed aborted).
@@ -352,9 +360,10 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
   }
   // The prepares of all participants are being synced by their shards' flushers in parallel.
   absl::Status status;
-  for (size_t i = 0; i < plan.parts.size() && status.ok(); ++i) {
+  const size_t first = coordinator_rides_decision ? 1 : 0;
+  for (size_t i = first; i < plan.parts.size() && status.ok(); ++i) {
     status = db_->shard(plan.parts[i])->WaitDurable(lsns[i]);
-    if (i == 0 && plan.parts.size() > 1) SHARDTX_KILL_POINT("2pc.after_some_prepares");
+    if (i == first && plan.parts.size() > 1) SHARDTX_KILL_POINT("2pc.after_some_prepares");
   }
   if (!status.ok()) {
     db_->counters().aborts_io_error++;
