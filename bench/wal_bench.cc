@@ -3,7 +3,7 @@
 // preallocated file in the same directory.
 //
 //   wal_bench                          default subset (128 B, 4 KiB, 64 KiB x 1/8/64 threads,
-//                                      sync and none, raw floor), about a minute
+//                                      sync and none, raw floor), about 30 s
 //   wal_bench --benchmark_filter=.     the full matrix: 64 B..64 KiB x 1..64 threads
 //   wal_bench --benchmark_filter='WalAppend/sync/bytes:128/|RawPwriteFdatasync/bytes:128/'
 //             --benchmark_repetitions=5 --benchmark_display_aggregates_only=true
@@ -58,8 +58,8 @@
 #include "wal/writer.h"
 
 ABSL_FLAG(std::string, bench_dir, "",
-          "Directory for the benchmark's files (default: $SHARDTX_BENCH_DIR, else " SHARDTX_BENCH_DEFAULT_DIR
-          "). Must be on the disk to measure.");
+          "Directory for the benchmark's files (default: $SHARDTX_BENCH_DIR, "
+          "else " SHARDTX_BENCH_DEFAULT_DIR "). Must be on the disk to measure.");
 
 namespace shardtx::wal {
 namespace {
@@ -68,7 +68,7 @@ constexpr int64_t kSizes[] = {64, 128, 512, 1024, 4096, 16384, 65536};
 constexpr int kThreads[] = {1, 2, 4, 8, 16, 32, 64};
 constexpr uint64_t kRawFileSize = 64ull << 20;  // as WalOptions::segment_size
 
-// What runs without --benchmark_filter: bounded (about a minute on a ~200 us fdatasync disk).
+// What runs without --benchmark_filter: bounded (about 30 s on a ~300 us fdatasync disk).
 constexpr char kDefaultFilter[] =
     "^(WalAppend/(sync|none)/bytes:(128|4096|65536)/real_time/threads:(1|8|64)"
     "|RawPwriteFdatasync/bytes:(128|4096|65536)/prealloc:0/real_time"
@@ -150,7 +150,8 @@ void BM_WalAppend(benchmark::State& state, Durability durability) {
       g_run.writer = std::move(*w);
     }
     g_run.latency.clear();
-    for (int i = 0; i < state.threads(); ++i) g_run.latency.push_back(std::make_unique<Histogram>());
+    for (int i = 0; i < state.threads(); ++i)
+      g_run.latency.push_back(std::make_unique<Histogram>());
     g_run.cpu = CpuMeter();
     g_run.start = Clock::now();
   }
@@ -273,8 +274,7 @@ void BM_RawPwriteFdatasync(benchmark::State& state) {
       }
     }
     const Clock::time_point t0 = Clock::now();
-    if (::pwrite(fd, data.data(), size, static_cast<off_t>(offset)) !=
-            static_cast<ssize_t>(size) ||
+    if (::pwrite(fd, data.data(), size, static_cast<off_t>(offset)) != static_cast<ssize_t>(size) ||
         ::fdatasync(fd) != 0) {
       state.SkipWithError(absl::StrCat("pwrite/fdatasync: ", std::strerror(errno)).c_str());
       break;
@@ -328,11 +328,10 @@ class TargetReporter : public benchmark::ConsoleReporter {
     for (const Run& r : runs) {
       if (r.error_occurred) continue;
       Sample s;
-      s.time_us = r.GetAdjustedRealTime() *
-                  (r.time_unit == benchmark::kNanosecond    ? 1e-3
-                   : r.time_unit == benchmark::kMicrosecond ? 1.0
-                   : r.time_unit == benchmark::kMillisecond ? 1e3
-                                                            : 1e6);
+      s.time_us = r.GetAdjustedRealTime() * (r.time_unit == benchmark::kNanosecond    ? 1e-3
+                                             : r.time_unit == benchmark::kMicrosecond ? 1.0
+                                             : r.time_unit == benchmark::kMillisecond ? 1e3
+                                                                                      : 1e6);
       auto it = r.counters.find("items_per_second");
       s.rate = it == r.counters.end() ? 0 : it->second.value;
       it = r.counters.find("other_cores");
@@ -357,15 +356,17 @@ class TargetReporter : public benchmark::ConsoleReporter {
                 medians_.empty() ? "medians of the runs above" : "median aggregates");
     if (many != nullptr) {
       const double ratio = many->rate / one->rate;
-      std::printf("  (a) durable 128 B, 64 threads / 1 thread: %.0f / %.0f records/s = %.1fx "
-                  "(target >= 20x): %s\n",
-                  many->rate, one->rate, ratio, ratio >= 20 ? "met" : "MISSED");
+      std::printf(
+          "  (a) durable 128 B, 64 threads / 1 thread: %.0f / %.0f records/s = %.1fx "
+          "(target >= 20x): %s\n",
+          many->rate, one->rate, ratio, ratio >= 20 ? "met" : "MISSED");
     }
     if (raw != nullptr) {
       const double ratio = one->time_us / raw->time_us;
-      std::printf("  (b) durable 128 B, 1 thread: %.1f us vs raw pwrite+fdatasync %.1f us = "
-                  "%.2fx (target <= 1.3x): %s\n",
-                  one->time_us, raw->time_us, ratio, ratio <= 1.3 ? "met" : "MISSED");
+      std::printf(
+          "  (b) durable 128 B, 1 thread: %.1f us vs raw pwrite+fdatasync %.1f us = "
+          "%.2fx (target <= 1.3x): %s\n",
+          one->time_us, raw->time_us, ratio, ratio <= 1.3 ? "met" : "MISSED");
     }
     if (raw_zeroed != nullptr) {
       std::printf("      raw floor on a zero-filled file: %.1f us (1-thread durable is %.2fx)\n",
@@ -375,10 +376,11 @@ class TargetReporter : public benchmark::ConsoleReporter {
     for (const Sample* s : {one, many, raw, raw_zeroed}) {
       if (s != nullptr) busy = std::max(busy, s->other_cores);
     }
-    if (busy > 0.2) {
-      std::printf("  WARNING: other processes kept %.1f cores busy during these runs; fsync and "
-                  "wake-up latencies then measure the neighbours, not the disk.\n",
-                  busy);
+    if (busy > 0.3) {
+      std::printf(
+          "  WARNING: other processes kept %.1f cores busy during these runs; fsync and "
+          "wake-up latencies then measure the neighbours, not the disk.\n",
+          busy);
     }
     std::fflush(stdout);
   }
@@ -413,12 +415,18 @@ std::string FileSystemType(const std::string& dir) {
   struct statfs fs {};
   if (::statfs(dir.c_str(), &fs) != 0) return "unknown";
   switch (static_cast<unsigned long>(fs.f_type)) {
-    case 0xEF53: return "ext2/3/4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs (fdatasync is free: not a disk measurement)";
-    case 0x794C7630: return "overlayfs";
-    default: return absl::StrFormat("0x%x", static_cast<unsigned long>(fs.f_type));
+    case 0xEF53:
+      return "ext2/3/4";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x01021994:
+      return "tmpfs (fdatasync is free: not a disk measurement)";
+    case 0x794C7630:
+      return "overlayfs";
+    default:
+      return absl::StrFormat("0x%x", static_cast<unsigned long>(fs.f_type));
   }
 }
 
