@@ -374,13 +374,4 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ShardStore::Rea
   return out;
 }
 
-absl::StatusOr<uint64_t> ShardStore::DataBytes() {
-  MDB_envinfo info;
-  MDB_stat st;
-  int rc = mdb_env_info(env_, &info);
-  if (rc == 0) rc = mdb_env_stat(env_, &st);
-  if (rc != 0) return LmdbError(rc, "env_info", dir_);
-  return static_cast<uint64_t>(info.me_last_pgno + 1) * st.ms_psize;
-}
-
 }  // namespace shardtx::engine

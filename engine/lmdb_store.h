@@ -88,7 +88,6 @@ class ShardStore {
 
   uint64_t map_size() const { return map_size_; }
   uint64_t map_growths() const { return growths_; }
-  absl::StatusOr<uint64_t> DataBytes();
 
  private:
   friend class ReadView;

@@ -38,6 +38,10 @@ std::string EncodeCommit(uint64_t commit_ts, uint64_t txn_id, const std::vector<
   return out;
 }
 
+bool DecodeCommitHeader(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id) {
+  return GetFixed64(&in, commit_ts) && GetFixed64(&in, txn_id);
+}
+
 bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
                   std::vector<Write>* writes) {
   return GetFixed64(&in, commit_ts) && GetFixed64(&in, txn_id) && DecodeWrites(&in, writes) &&

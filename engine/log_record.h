@@ -47,5 +47,7 @@ bool DecodeWrites(absl::string_view* in, std::vector<Write>* writes);
 std::string EncodeCommit(uint64_t commit_ts, uint64_t txn_id, const std::vector<Write>& writes);
 bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
                   std::vector<Write>* writes);
+// Only the fixed header of a commit record (no write set is decoded).
+bool DecodeCommitHeader(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id);
 
 }  // namespace shardtx::engine

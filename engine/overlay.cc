@@ -87,9 +87,5 @@ std::vector<Overlay::Entry> Overlay::Scan(absl::string_view from, bool inclusive
   return out;
 }
 
-size_t Overlay::keys() const {
-  std::shared_lock l(mu_);
-  return map_.size();
-}
 
 }  // namespace shardtx::engine

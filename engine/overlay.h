@@ -74,7 +74,6 @@ class Overlay {
   }
 
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
-  size_t keys() const;
   Timestamp max_ts() const { return max_ts_.load(std::memory_order_relaxed); }
 
  private:

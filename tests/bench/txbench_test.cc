@@ -298,11 +298,6 @@ TEST_P(TxbenchRun, RunsBrieflyAndCountsConsistently) {
   Config c = SmallConfig();
   RunSpec spec{ew.engine, ew.workload, c.threads, c.shards_per_txn};
   RunResult r = RunOne(c, spec, nullptr);
-  const bool multi_shard = ew.workload == Workload::kCross || ew.workload == Workload::kMixed ||
-                           ew.workload == Workload::kBank;
-  if (ew.engine == EngineKind::kShardtx && multi_shard && absl::IsUnimplemented(r.status)) {
-    GTEST_SKIP() << "shardtx cross-shard commit not implemented yet: " << r.status;
-  }
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_GT(r.committed, 0u);
   EXPECT_GE(r.elapsed_s, c.seconds * 0.9);
