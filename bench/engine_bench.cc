@@ -21,6 +21,8 @@ ABSL_FLAG(std::string, dir, "", "directory on the disk to measure (default: unde
 ABSL_FLAG(double, seconds, 5, "seconds per throughput phase");
 ABSL_FLAG(int, recovery_mb, 100, "MB of WAL to recover");
 ABSL_FLAG(int, value_size, 100, "value bytes");
+ABSL_FLAG(std::string, only, "",
+          "run one phase and stop (for profiling): sync64 or none64 (64 threads)");
 
 namespace shardtx {
 namespace {
@@ -121,6 +123,16 @@ int Main() {
     if (!db.ok()) {
       std::fprintf(stderr, "%s\n", db.status().ToString().c_str());
       return 1;
+    }
+    if (const std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {
+      if (only != "sync64" && only != "none64") {
+        std::fprintf(stderr, "--only must be sync64 or none64, not '%s'\n", only.c_str());
+        return 2;
+      }
+      const bool sync = only == "sync64";
+      Print(sync ? "durable (sync), 64 threads" : "no sync, 64 threads",
+            Run(db->get(), 64, sync ? Durability::kSync : Durability::kNone, secs, false));
+      return 0;
     }
     Result s1 = Run(db->get(), 1, Durability::kSync, secs, false);
     Print("durable (sync), 1 thread", s1);

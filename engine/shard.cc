@@ -114,7 +114,9 @@ absl::Status Shard::Recover() {
   }
   recovery_.torn_tail = tail.torn;
   SHARDTX_KILL_POINT("recovery.before_wal_open");
-  ASSIGN_OR_RETURN(wal_, wal::WalWriter::Open(env, wal_dir, options_.wal, tail));
+  wal::WalOptions wal_options = options_.wal;
+  wal_options.on_durable = [this](Lsn lsn) { hooks_->Durable(id_, lsn); };
+  ASSIGN_OR_RETURN(wal_, wal::WalWriter::Open(env, wal_dir, wal_options, tail));
   {
     MutexLock l(&commit_mu_);
     last_lsn_ = tail.next_lsn - 1;

@@ -175,6 +175,11 @@ absl::Status DatabaseImpl::OpenShards() {
   }
   // Recover every shard before any checkpoint can run (the hooks need the oracle).
   oracle_ = std::make_unique<TimestampOracle>(0);
+  // Before any WAL exists: its flusher reports durable LSNs here (nothing is queued until the
+  // database is open, so the recovery-time oracle above is never touched from there).
+  for (uint32_t i = 0; i < options_.num_shards; ++i) {
+    commit_queues_.push_back(std::make_unique<CommitQueue>());
+  }
   engine::Timestamp max_ts = 0;
   for (uint32_t i = 0; i < options_.num_shards; ++i) {
     engine::ShardOptions so;
@@ -194,9 +199,6 @@ absl::Status DatabaseImpl::OpenShards() {
   }
   for (const auto& [id, d] : recovered_decisions_) max_ts = std::max(max_ts, d.commit_ts);
   oracle_ = std::make_unique<TimestampOracle>(max_ts);
-  for (uint32_t i = 0; i < options_.num_shards; ++i) {
-    commit_queues_.push_back(std::make_unique<CommitQueue>());
-  }
   RETURN_IF_ERROR(ResolveInDoubt());
   for (auto& s : shards_) s->StartBackground();
   return absl::OkStatus();
@@ -378,9 +380,10 @@ void DatabaseImpl::RegisterDurableCommit(uint32_t shard, engine::Lsn lsn, engine
   q.pending.emplace_back(lsn, ts);
 }
 
-void DatabaseImpl::FinishDurableCommits(uint32_t shard) {
+void DatabaseImpl::Durable(uint32_t shard, engine::Lsn lsn) { FinishDurableCommits(shard, lsn); }
+
+void DatabaseImpl::FinishDurableCommits(uint32_t shard, engine::Lsn durable) {
   CommitQueue& q = *commit_queues_[shard];
-  const engine::Lsn durable = shards_[shard]->durable_lsn();
   std::vector<engine::Timestamp> done;
   {
     MutexLock l(&q.mu);

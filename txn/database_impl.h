@@ -58,6 +58,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   std::vector<engine::ShardStore::TableWrite> CheckpointTables(uint32_t shard) override;
   void CheckpointCommitted(uint32_t shard) override;
   engine::Lsn PinnedLsn(uint32_t shard) override;
+  void Durable(uint32_t shard, engine::Lsn lsn) override;
 
   // For transactions.
   engine::Shard* shard(uint32_t i) { return shards_[i].get(); }
@@ -85,7 +86,9 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // whichever committer of that shard sees the durable LSN first: a commit becomes visible
   // when its fsync returns, not when its own thread gets to run.
   void RegisterDurableCommit(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts);
-  void FinishDurableCommits(uint32_t shard);
+  // Single-shard sync commits wait in a per-shard queue, in LSN order, until the WAL reports
+  // them durable (Durable); then their timestamps are finished in the oracle, all at once.
+  void FinishDurableCommits(uint32_t shard, engine::Lsn durable);
 
  private:
   explicit DatabaseImpl(const Options& options) : options_(options) {}

@@ -428,7 +428,11 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
     }
   }
   SHARDTX_KILL_POINT("commit.after_durable");
-  if (options_.durability == Durability::kSync) db_->FinishDurableCommits(shard);
+  // The WAL's durable callback finishes queued commits before waking their waiters; this one
+  // may have been queued just after the callback that covered it ran.
+  if (options_.durability == Durability::kSync && db_->oracle().visible() < commit_ts_) {
+    db_->FinishDurableCommits(shard, s->durable_lsn());
+  }
   db_->two_phase().SetOutcome(id_, Database::Outcome::kCommitted);
   // Read-your-commits: a transaction begun after Commit returns sees this one.
   db_->oracle().WaitVisible(commit_ts_);

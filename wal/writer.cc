@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -45,8 +46,7 @@ WalWriter::WalWriter(Env* env, std::string dir, const WalOptions& options)
       dir_(std::move(dir)),
       options_(options),
       flusher_cv_(&mu_),
-      space_cv_(&mu_),
-      durable_cv_{CondVar(&mu_), CondVar(&mu_)} {}
+      space_cv_(&mu_) {}
 
 absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::OpenAfterScan(Env* env,
                                                                     const std::string& dir,
@@ -174,23 +174,31 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
 }
 
 absl::Status WalWriter::WaitDurable(Lsn lsn) {
-  if (durable_lsn_.load(std::memory_order_acquire) >= lsn) return absl::OkStatus();
-  MutexLock l(&mu_);
-  if (lsn >= next_lsn_) {
-    return absl::InvalidArgumentError(absl::StrCat("WaitDurable(", lsn, "): not appended yet"));
-  }
   while (durable_lsn_.load(std::memory_order_acquire) < lsn) {
-    if (!error_.ok()) return error_;
-    // The batch that will make `lsn` durable: the one in flight if it covers lsn and syncs,
-    // otherwise the next one taken (which syncs, since sync_wanted_ is set here).
-    uint64_t gen = filling_gen_;
-    if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
-      gen = in_flight_gen_;
-    } else if (!sync_wanted_) {
-      sync_wanted_ = true;
-      flusher_cv_.Signal();
+    Waiter w;
+    {
+      MutexLock l(&mu_);
+      if (lsn >= next_lsn_) {
+        return absl::InvalidArgumentError(absl::StrCat("WaitDurable(", lsn, "): not appended yet"));
+      }
+      if (durable_lsn_.load(std::memory_order_acquire) >= lsn) break;
+      if (!error_.ok()) return error_;
+      if (flusher_done_) return absl::FailedPreconditionError("WAL " + dir_ + " is closed");
+      // Join the batch that will make `lsn` durable: the one in flight if it covers lsn and
+      // syncs, otherwise the next one taken (which syncs, since sync_wanted_ is set here).
+      if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
+        w.next = in_flight_waiters_;
+        in_flight_waiters_ = &w;
+      } else {
+        w.next = filling_waiters_;
+        filling_waiters_ = &w;
+        if (!sync_wanted_) {
+          sync_wanted_ = true;
+          flusher_cv_.Signal();
+        }
+      }
     }
-    durable_cv_[gen & 1].Wait();
+    w.Wait();  // woken with the batch: durable now, unless the log was poisoned or closed
   }
   return absl::OkStatus();
 }
@@ -228,7 +236,8 @@ void WalWriter::FlusherLoop() {
     taken_lsn_ = last;
     in_flight_ = true;
     in_flight_sync_ = sync;
-    in_flight_gen_ = filling_gen_++;
+    in_flight_waiters_ = filling_waiters_;
+    filling_waiters_ = nullptr;
     flushing_size_ = flushing_.size();
     const Lsn sync_lsn = durable_lsn_.load() + 1;
     space_cv_.SignalAll();
@@ -248,23 +257,32 @@ void WalWriter::FlusherLoop() {
     in_flight_ = false;
     if (!s.ok()) {
       error_ = s;
-    } else {
-      written_lsn_ = last;
-      if (sync) durable_lsn_.store(last, std::memory_order_release);
+      break;  // every waiter is woken below and sees error_
     }
-    durable_cv_[in_flight_gen_ & 1].SignalAll();
-    if (s.ok() && spare_ == 0) {
-      mu_.Unlock();
+    Waiter* done = std::exchange(in_flight_waiters_, nullptr);
+    written_lsn_ = last;
+    if (sync) durable_lsn_.store(last, std::memory_order_release);
+    const bool prepare_spare = spare_ == 0;
+    mu_.Unlock();
+    // The waiters are woken after the callback, and without the lock: each wakes others in
+    // turn (see Waiter), so this thread goes straight back to the next batch.
+    if (sync && options_.on_durable) options_.on_durable(last);
+    Waiter::WakeAll(done);
+    if (prepare_spare) {
       // Preallocating ahead keeps the next roll off the commit path. A failure here (a full
       // disk, say) is not yet final: the roll that needs the segment retries and fails then.
       PrepareSpare().IgnoreError();
-      mu_.Lock();
     }
+    mu_.Lock();
   }
-  // Poisoned or closed: wake everyone; they see error_ or closing_.
-  for (auto& cv : durable_cv_) cv.SignalAll();
+  // Poisoned or closed: wake everyone; they see error_ or flusher_done_.
+  flusher_done_ = true;
+  Waiter* in_flight = std::exchange(in_flight_waiters_, nullptr);
+  Waiter* filling = std::exchange(filling_waiters_, nullptr);
   space_cv_.SignalAll();
   mu_.Unlock();
+  Waiter::WakeAll(in_flight);
+  Waiter::WakeAll(filling);
 }
 
 absl::Status WalWriter::WriteBatch(std::string* batch, Lsn sync_lsn, bool sync) {

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "shardtx/env.h"
 #include "util/histogram.h"
 #include "util/mutex.h"
+#include "util/waiter.h"
 #include "wal/format.h"
 #include "wal/reader.h"
 
@@ -34,6 +36,10 @@ struct WalOptions {
   uint64_t buffer_limit = 8ull << 20;
   // Reuse segments freed by Truncate as future segments instead of deleting them.
   bool recycle_segments = true;
+  // Called by the flusher thread each time records become durable, with the new durable LSN,
+  // before any WaitDurable for those records returns. Must not block on this writer (no
+  // WaitDurable, Sync or Close); it delays the next batch, so keep it short.
+  std::function<void(Lsn)> on_durable;
 };
 
 struct WalStats {
@@ -115,20 +121,22 @@ class WalWriter {
   const WalOptions options_;
 
   mutable Mutex mu_;
-  CondVar flusher_cv_;                // work for the flusher
-  CondVar space_cv_;                  // buffer space freed
-  std::array<CondVar, 2> durable_cv_;  // waiters of batch generation g wait on [g & 1]
+  CondVar flusher_cv_;  // work for the flusher
+  CondVar space_cv_;    // buffer space freed
+  // WaitDurable callers, woken together when their batch is durable (or the log poisoned):
+  // those waiting for the batch being written and synced, and those for the next one.
+  Waiter* in_flight_waiters_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Waiter* filling_waiters_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string buffer_ ABSL_GUARDED_BY(mu_);
   Lsn next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
   Lsn taken_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // last LSN handed to the flusher
   Lsn written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t filling_gen_ ABSL_GUARDED_BY(mu_) = 1;
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;  // a batch is being written
   bool in_flight_sync_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t in_flight_gen_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t flushing_size_ ABSL_GUARDED_BY(mu_) = 0;
   bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;  // some buffered record needs a sync
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool flusher_done_ ABSL_GUARDED_BY(mu_) = false;  // nobody will wake new waiters
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::atomic<Lsn> durable_lsn_{0};
   // Sealed segments, ascending: (number, first LSN). Guarded by mu_; appended by the flusher.
