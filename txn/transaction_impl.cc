@@ -337,11 +337,16 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
       s->commit_mu()->AssertHeld();
       PrepareRecord r{id_, name, snapshot_, plan.parts, plan.by_shard[p]};
       // The coordinator's own prepare need not be synced on its own: the decision, logged
-      // after it in the same WAL, is synced before anything depends on either.
-      const bool coordinator_part = coordinator_rides_decision && p == plan.parts.front();
-      auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r),
-                                 coordinator_part ? wal::Durability::kNone
-                                                  : wal::Durability::kSync);
+      // after it in the same WAL, is synced before anything depends on either. Of the others,
+      // the first waited for is synced by this thread (kSync), the rest by their shards'
+      // flushers at once, in parallel (kAsync).
+      wal::Durability durability = wal::Durability::kAsync;
+      if (coordinator_rides_decision && p == plan.parts.front()) {
+        durability = wal::Durability::kNone;
+      } else if (p == plan.parts[coordinator_rides_decision ? 1 : 0]) {
+        durability = wal::Durability::kSync;
+      }
+      auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), durability);
       if (!lsn.ok()) {
         db_->counters().aborts_io_error++;
         // Undo the parts prepared so far (their records, if durable, are presumed aborted).
@@ -358,7 +363,7 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
                                std::move(plan.by_shard[p]), false);
     }
   }
-  // The prepares of all participants are being synced by their shards' flushers in parallel.
+  // The prepares of the other participants are being synced by their flushers meanwhile.
   absl::Status status;
   const size_t first = coordinator_rides_decision ? 1 : 0;
   for (size_t i = first; i < plan.parts.size() && status.ok(); ++i) {

@@ -158,6 +158,7 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
   MutexLock l(&mu_);
   while (error_.ok() && !closing_ && !buffer_.empty() &&
          buffer_.size() + size > options_.buffer_limit) {
+    flusher_cv_.Signal();  // kSync appends leave the flushing to WaitDurable: drain now
     space_cv_.Wait();
   }
   if (!error_.ok()) return error_;
@@ -167,7 +168,9 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
   buffer_.resize(old + size);
   EncodeRecord(buffer_.data() + old, type, lsn, payload);
   if (durability != Durability::kNone) sync_wanted_ = true;
-  flusher_cv_.Signal();
+  // A kSync caller goes on to WaitDurable, which writes the batch itself when nobody else is
+  // (no hand-off to the flusher), or wakes the flusher; the other levels need the flusher now.
+  if (durability != Durability::kSync) flusher_cv_.Signal();
   appends_.fetch_add(1, std::memory_order_relaxed);
   bytes_.fetch_add(size, std::memory_order_relaxed);
   return lsn;
@@ -176,6 +179,7 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
 absl::Status WalWriter::WaitDurable(Lsn lsn) {
   while (durable_lsn_.load(std::memory_order_acquire) < lsn) {
     Waiter w;
+    Batch batch;
     {
       MutexLock l(&mu_);
       if (lsn >= next_lsn_) {
@@ -184,9 +188,13 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
       if (durable_lsn_.load(std::memory_order_acquire) >= lsn) break;
       if (!error_.ok()) return error_;
       if (flusher_done_) return absl::FailedPreconditionError("WAL " + dir_ + " is closed");
-      // Join the batch that will make `lsn` durable: the one in flight if it covers lsn and
-      // syncs, otherwise the next one taken (which syncs, since sync_wanted_ is set here).
-      if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
+      if (!in_flight_ && !closing_) {
+        // Nobody is writing: write and sync everything buffered (lsn included) on this thread,
+        // saving the two thread switches of a hand-off to the flusher and back.
+        batch = TakeBatchLocked(/*sync=*/true);
+      } else if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
+        // Join the batch that will make `lsn` durable: the one being written if it covers lsn
+        // and syncs, otherwise the next one (which syncs, since sync_wanted_ is set here).
         w.next = in_flight_waiters_;
         in_flight_waiters_ = &w;
       } else {
@@ -198,7 +206,11 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
         }
       }
     }
-    w.Wait();  // woken with the batch: durable now, unless the log was poisoned or closed
+    if (batch.taken) {
+      RunBatch(batch);
+    } else {
+      w.Wait();  // woken with the batch: durable now, unless the log was poisoned or closed
+    }
   }
   return absl::OkStatus();
 }
@@ -217,62 +229,90 @@ absl::Status WalWriter::Sync() {
   return WaitDurable(last);
 }
 
+bool WalWriter::HasWorkLocked() const {
+  const bool unsynced = written_lsn_ > durable_lsn_.load(std::memory_order_relaxed);
+  return !buffer_.empty() || (unsynced && (sync_wanted_ || closing_)) || spare_wanted_;
+}
+
+WalWriter::Batch WalWriter::TakeBatchLocked(bool sync) {
+  Batch b;
+  b.taken = true;
+  b.sync = sync || sync_wanted_ || closing_;
+  sync_wanted_ = false;
+  flushing_.swap(buffer_);
+  buffer_.clear();
+  b.first = taken_lsn_ + 1;
+  b.last = next_lsn_ - 1;
+  taken_lsn_ = b.last;
+  b.sync_lsn = durable_lsn_.load(std::memory_order_relaxed) + 1;
+  in_flight_ = true;
+  in_flight_sync_ = b.sync;
+  in_flight_waiters_ = filling_waiters_;
+  filling_waiters_ = nullptr;
+  flushing_size_ = flushing_.size();
+  space_cv_.SignalAll();
+  return b;
+}
+
+void WalWriter::RunBatch(const Batch& b) {
+  absl::Status s = WriteBatch(&flushing_, b.sync_lsn, b.sync);
+  if (s.ok() && b.sync) {
+    const uint64_t records = b.last + 1 - b.first;
+    synced_records_.fetch_add(records, std::memory_order_relaxed);
+    uint64_t m = max_batch_.load(std::memory_order_relaxed);
+    while (records > m && !max_batch_.compare_exchange_weak(m, records)) {
+    }
+  }
+  flushing_.clear();
+  Waiter* done;
+  {
+    MutexLock l(&mu_);
+    in_flight_ = false;
+    if (!s.ok()) {
+      // Poisoned: every waiter, of this batch and the next, wakes to see error_.
+      error_ = s;
+      done = std::exchange(in_flight_waiters_, nullptr);
+      Waiter* filling = std::exchange(filling_waiters_, nullptr);
+      Waiter::WakeAll(filling);
+      flusher_cv_.Signal();  // the flusher exits
+    } else {
+      done = std::exchange(in_flight_waiters_, nullptr);
+      written_lsn_ = b.last;
+      if (b.sync) durable_lsn_.store(b.last, std::memory_order_release);
+      // Preallocating ahead keeps the next roll off the commit path; the flusher does it.
+      if (spare_ == 0) spare_wanted_ = true;
+      // The flusher may be waiting for the token: for more work, or to finish closing.
+      if (HasWorkLocked() || closing_) flusher_cv_.Signal();
+    }
+  }
+  // The waiters are woken after the callback, and without the lock: each wakes others in
+  // turn (see Waiter), so this thread goes straight back to its own work.
+  if (s.ok() && b.sync && options_.on_durable) options_.on_durable(b.last);
+  Waiter::WakeAll(done);
+}
+
 void WalWriter::FlusherLoop() {
   mu_.Lock();
   while (true) {
-    while (error_.ok() && buffer_.empty() && !closing_ &&
-           !(sync_wanted_ && written_lsn_ > durable_lsn_.load())) {
-      flusher_cv_.Wait();
-    }
+    // A committer may be writing a batch itself (in_flight_): wait for it, even when closing.
+    while (error_.ok() && (in_flight_ || (!closing_ && !HasWorkLocked()))) flusher_cv_.Wait();
     if (!error_.ok()) break;
-    const bool sync_only = buffer_.empty() && written_lsn_ > durable_lsn_.load();
-    if (buffer_.empty() && !sync_only) break;  // closing with nothing left
-    const bool sync = sync_wanted_ || closing_;
-    sync_wanted_ = false;
-    flushing_.swap(buffer_);
-    buffer_.clear();
-    const Lsn first = taken_lsn_ + 1;
-    const Lsn last = next_lsn_ - 1;
-    taken_lsn_ = last;
-    in_flight_ = true;
-    in_flight_sync_ = sync;
-    in_flight_waiters_ = filling_waiters_;
-    filling_waiters_ = nullptr;
-    flushing_size_ = flushing_.size();
-    const Lsn sync_lsn = durable_lsn_.load() + 1;
-    space_cv_.SignalAll();
-    mu_.Unlock();
-
-    absl::Status s = WriteBatch(&flushing_, sync_lsn, sync);
-    if (s.ok() && sync) {
-      const uint64_t records = last + 1 - first;
-      synced_records_.fetch_add(records, std::memory_order_relaxed);
-      uint64_t m = max_batch_.load(std::memory_order_relaxed);
-      while (records > m && !max_batch_.compare_exchange_weak(m, records)) {
-      }
-    }
-    flushing_.clear();
-
-    mu_.Lock();
-    in_flight_ = false;
-    if (!s.ok()) {
-      error_ = s;
-      break;  // every waiter is woken below and sees error_
-    }
-    Waiter* done = std::exchange(in_flight_waiters_, nullptr);
-    written_lsn_ = last;
-    if (sync) durable_lsn_.store(last, std::memory_order_release);
-    const bool prepare_spare = spare_ == 0;
-    mu_.Unlock();
-    // The waiters are woken after the callback, and without the lock: each wakes others in
-    // turn (see Waiter), so this thread goes straight back to the next batch.
-    if (sync && options_.on_durable) options_.on_durable(last);
-    Waiter::WakeAll(done);
-    if (prepare_spare) {
-      // Preallocating ahead keeps the next roll off the commit path. A failure here (a full
-      // disk, say) is not yet final: the roll that needs the segment retries and fails then.
+    if (spare_wanted_) {
+      spare_wanted_ = false;
+      in_flight_ = true;  // the token: the segment state is this thread's while it prepares
+      in_flight_sync_ = false;
+      mu_.Unlock();
+      // A failure here (a full disk, say) is not yet final: the roll that needs the segment
+      // retries and fails then.
       PrepareSpare().IgnoreError();
+      mu_.Lock();
+      in_flight_ = false;
+      continue;
     }
+    if (!HasWorkLocked()) break;  // closing with nothing left
+    Batch b = TakeBatchLocked(/*sync=*/false);
+    mu_.Unlock();
+    RunBatch(b);
     mu_.Lock();
   }
   // Poisoned or closed: wake everyone; they see error_ or flusher_done_.

@@ -109,8 +109,23 @@ class WalWriter {
     bool unsynced = false;
   };
   WalWriter(Env* env, std::string dir, const WalOptions& options);
+
+  // Writing is done by whoever holds the flush token (in_flight_): the flusher thread, or a
+  // committer in WaitDurable that found nobody writing. The holder owns active_, spare_ and
+  // flushing_. A Batch is what one holder took: the records [first, last].
+  struct Batch {
+    bool taken = false;
+    bool sync = false;
+    Lsn first = 0, last = 0;
+    Lsn sync_lsn = 0;  // every record below it was durable when the batch was taken
+  };
   void FlusherLoop();
-  // Writes one batch of encoded records [first, last] and syncs it if `sync`. Flusher only.
+  bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the token and the buffered records; syncs them if `sync` or some record asks.
+  Batch TakeBatchLocked(bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes (and syncs) a taken batch, publishes it, gives the token back and wakes its waiters.
+  void RunBatch(const Batch& b) ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes one batch of encoded records and syncs it if `sync`. Token holder only.
   absl::Status WriteBatch(std::string* batch, Lsn sync_lsn, bool sync);
   absl::Status ActivateNextSegment(Lsn first_lsn);
   absl::Status PrepareSpare();
@@ -131,7 +146,8 @@ class WalWriter {
   Lsn next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
   Lsn taken_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // last LSN handed to the flusher
   Lsn written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
-  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;  // a batch is being written
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;  // the flush token is taken
+  bool spare_wanted_ ABSL_GUARDED_BY(mu_) = false;  // the flusher should preallocate a segment
   bool in_flight_sync_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t flushing_size_ ABSL_GUARDED_BY(mu_) = 0;
   bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;  // some buffered record needs a sync
@@ -143,7 +159,7 @@ class WalWriter {
   std::deque<std::pair<uint64_t, Lsn>> sealed_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> recyclable_ ABSL_GUARDED_BY(mu_);  // paths freed by Truncate
 
-  // Flusher-owned state.
+  // Owned by the flush token's holder.
   Active active_;
   uint64_t spare_ = 0;  // number of a preallocated, not yet activated segment (0: none)
   std::string flushing_;
