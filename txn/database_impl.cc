@@ -255,8 +255,9 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(
   const bool fresh_ts = commit_ts == 0;
   if (fresh_ts) commit_ts = oracle_->Assign();
   // A single participant's commit record is the commit point itself: it must be synced.
+  // Otherwise the decision is: the commit records go with the next batch of their shards.
   const wal::Durability durability =
-      parts.size() > 1 ? wal::Durability::kNone : wal::Durability::kSync;
+      parts.size() > 1 ? wal::Durability::kDeferred : wal::Durability::kSync;
   engine::Lsn single_lsn = 0;
   absl::Status status;
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -299,7 +300,7 @@ absl::Status DatabaseImpl::AbortPrepared(uint64_t txn_id, const std::vector<uint
     MutexLock l(s->commit_mu());
     if (!two_phase_->ResolvePart(txn_id, p).has_value()) continue;
     auto lsn = s->AppendLocked(engine::kAbortPrepared, EncodeTxn(txn_id),
-                               sync ? wal::Durability::kSync : wal::Durability::kNone);
+                               sync ? wal::Durability::kAsync : wal::Durability::kDeferred);
     if (lsn.ok()) {
       waits.emplace_back(s, *lsn);
     } else if (status.ok()) {

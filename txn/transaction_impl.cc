@@ -342,7 +342,7 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
       // flushers at once, in parallel (kAsync).
       wal::Durability durability = wal::Durability::kAsync;
       if (coordinator_rides_decision && p == plan.parts.front()) {
-        durability = wal::Durability::kNone;
+        durability = wal::Durability::kDeferred;
       } else if (p == plan.parts[coordinator_rides_decision ? 1 : 0]) {
         durability = wal::Durability::kSync;
       }

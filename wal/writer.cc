@@ -167,10 +167,10 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
   const size_t old = buffer_.size();
   buffer_.resize(old + size);
   EncodeRecord(buffer_.data() + old, type, lsn, payload);
-  if (durability != Durability::kNone) sync_wanted_ = true;
+  if (durability == Durability::kSync || durability == Durability::kAsync) sync_wanted_ = true;
   // A kSync caller goes on to WaitDurable, which writes the batch itself when nobody else is
-  // (no hand-off to the flusher), or wakes the flusher; the other levels need the flusher now.
-  if (durability != Durability::kSync) flusher_cv_.Signal();
+  // (no hand-off to the flusher), or wakes the flusher; kAsync and kNone need the flusher now.
+  if (durability == Durability::kAsync || durability == Durability::kNone) flusher_cv_.Signal();
   appends_.fetch_add(1, std::memory_order_relaxed);
   bytes_.fetch_add(size, std::memory_order_relaxed);
   return lsn;
@@ -188,22 +188,25 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
       if (durable_lsn_.load(std::memory_order_acquire) >= lsn) break;
       if (!error_.ok()) return error_;
       if (flusher_done_) return absl::FailedPreconditionError("WAL " + dir_ + " is closed");
-      if (!in_flight_ && !closing_) {
-        // Nobody is writing: write and sync everything buffered (lsn included) on this thread,
-        // saving the two thread switches of a hand-off to the flusher and back.
+      if (!in_flight_ && !closing_ && last_sync_waiters_ <= 1 && filling_waiters_ == nullptr) {
+        // Nobody is writing and commits are not overlapping (the last sync had one waiter):
+        // write and sync everything buffered (lsn included) on this thread, saving the
+        // two thread switches of a hand-off to the flusher and back. Under concurrency the
+        // flusher does it: it goes from one batch to the next without waiting to be woken.
         batch = TakeBatchLocked(/*sync=*/true);
+        ++in_flight_count_;  // this thread
       } else if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
         // Join the batch that will make `lsn` durable: the one being written if it covers lsn
         // and syncs, otherwise the next one (which syncs, since sync_wanted_ is set here).
         w.next = in_flight_waiters_;
         in_flight_waiters_ = &w;
+        ++in_flight_count_;
       } else {
         w.next = filling_waiters_;
         filling_waiters_ = &w;
-        if (!sync_wanted_) {
-          sync_wanted_ = true;
-          flusher_cv_.Signal();
-        }
+        ++filling_count_;
+        sync_wanted_ = true;
+        flusher_cv_.Signal();
       }
     }
     if (batch.taken) {
@@ -249,6 +252,7 @@ WalWriter::Batch WalWriter::TakeBatchLocked(bool sync) {
   in_flight_sync_ = b.sync;
   in_flight_waiters_ = filling_waiters_;
   filling_waiters_ = nullptr;
+  in_flight_count_ = std::exchange(filling_count_, 0);
   flushing_size_ = flushing_.size();
   space_cv_.SignalAll();
   return b;
@@ -256,8 +260,8 @@ WalWriter::Batch WalWriter::TakeBatchLocked(bool sync) {
 
 void WalWriter::RunBatch(const Batch& b) {
   absl::Status s = WriteBatch(&flushing_, b.sync_lsn, b.sync);
+  const uint64_t records = b.last + 1 - b.first;
   if (s.ok() && b.sync) {
-    const uint64_t records = b.last + 1 - b.first;
     synced_records_.fetch_add(records, std::memory_order_relaxed);
     uint64_t m = max_batch_.load(std::memory_order_relaxed);
     while (records > m && !max_batch_.compare_exchange_weak(m, records)) {
@@ -278,7 +282,10 @@ void WalWriter::RunBatch(const Batch& b) {
     } else {
       done = std::exchange(in_flight_waiters_, nullptr);
       written_lsn_ = b.last;
-      if (b.sync) durable_lsn_.store(b.last, std::memory_order_release);
+      if (b.sync) {
+        durable_lsn_.store(b.last, std::memory_order_release);
+        last_sync_waiters_ = in_flight_count_;
+      }
       // Preallocating ahead keeps the next roll off the commit path; the flusher does it.
       if (spare_ == 0) spare_wanted_ = true;
       // The flusher may be waiting for the token: for more work, or to finish closing.

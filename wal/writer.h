@@ -22,9 +22,12 @@
 namespace shardtx::wal {
 
 enum class Durability {
-  kSync,   // the caller waits (WaitDurable) until the record is fsynced
-  kAsync,  // the flusher writes and fsyncs it promptly; the caller does not wait
-  kNone,   // written with the next batch, made durable only by a later sync
+  kSync,      // the caller waits (WaitDurable) until the record is fsynced
+  kAsync,     // the flusher writes and fsyncs it promptly; the caller does not wait
+  kNone,      // the flusher writes it promptly; made durable only by a later sync
+  kDeferred,  // no wake-up at all: written and synced with whatever batch comes next (a sync,
+              // an async or none append, a full buffer, Close); for records whose durability
+              // a later synced record, or nothing, depends on
 };
 
 struct WalOptions {
@@ -148,6 +151,10 @@ class WalWriter {
   Lsn written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;  // the flush token is taken
   bool spare_wanted_ ABSL_GUARDED_BY(mu_) = false;  // the flusher should preallocate a segment
+  // Threads waiting for the batch in flight and for the next one; how many the last sync woke.
+  uint64_t in_flight_count_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t filling_count_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_sync_waiters_ ABSL_GUARDED_BY(mu_) = 0;
   bool in_flight_sync_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t flushing_size_ ABSL_GUARDED_BY(mu_) = 0;
   bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;  // some buffered record needs a sync
