@@ -515,6 +515,7 @@ Stats DatabaseImpl::GetStats() {
     v.wal_fsyncs = st.wal.fsyncs;
     v.wal_records_per_fsync = st.wal.records_per_fsync;
     v.wal_max_records_per_fsync = st.wal.max_records_per_fsync;
+    v.wal_inline_syncs = st.wal.inline_syncs;
     v.wal_unsynced_bytes = st.wal.unsynced_bytes;
     v.wal_fsync_latency_us = st.wal.fsync_latency_us;
     v.wal_segments_created = st.wal.segments_created;
@@ -568,12 +569,14 @@ std::string Stats::ToString() const {
   for (const ShardStatsView& s : shards) {
     absl::StrAppendFormat(
         &out,
-        "shard %d: wal appends %d bytes %d fsyncs %d (%.1f rec/fsync, max %d) unsynced %d "
+        "shard %d: wal appends %d bytes %d fsyncs %d (%.1f rec/fsync, max %d, inline %d) "
+        "unsynced %d "
         "segments created %d recycled %d; fsync us %s; checkpoints %d (%d bytes, ms %s); "
         "overlay %d bytes; backpressure waits %d; applied LSN %d durable LSN %d; lmdb map %d "
         "(grown %d); recovery %d records %d bytes %.1f ms%s\n",
         s.shard, s.wal_appends, s.wal_bytes, s.wal_fsyncs, s.wal_records_per_fsync,
-        s.wal_max_records_per_fsync, s.wal_unsynced_bytes, s.wal_segments_created,
+        s.wal_max_records_per_fsync, s.wal_inline_syncs, s.wal_unsynced_bytes,
+        s.wal_segments_created,
         s.wal_segments_recycled, s.wal_fsync_latency_us, s.checkpoints, s.checkpoint_bytes,
         s.checkpoint_ms, s.overlay_bytes, s.backpressure_waits, s.applied_lsn, s.durable_lsn,
         s.lmdb_map_size, s.lmdb_map_growths, s.recovery_records, s.recovery_bytes,

@@ -158,7 +158,8 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
   MutexLock l(&mu_);
   while (error_.ok() && !closing_ && !buffer_.empty() &&
          buffer_.size() + size > options_.buffer_limit) {
-    flusher_cv_.Signal();  // kSync appends leave the flushing to WaitDurable: drain now
+    flush_wanted_ = true;  // kSync and kDeferred appends wake nobody: drain now
+    flusher_cv_.Signal();
     space_cv_.Wait();
   }
   if (!error_.ok()) return error_;
@@ -168,6 +169,7 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
   buffer_.resize(old + size);
   EncodeRecord(buffer_.data() + old, type, lsn, payload);
   if (durability == Durability::kSync || durability == Durability::kAsync) sync_wanted_ = true;
+  if (durability == Durability::kAsync || durability == Durability::kNone) flush_wanted_ = true;
   // A kSync caller goes on to WaitDurable, which writes the batch itself when nobody else is
   // (no hand-off to the flusher), or wakes the flusher; kAsync and kNone need the flusher now.
   if (durability == Durability::kAsync || durability == Durability::kNone) flusher_cv_.Signal();
@@ -194,6 +196,7 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
         // two thread switches of a hand-off to the flusher and back. Under concurrency the
         // flusher does it: it goes from one batch to the next without waiting to be woken.
         batch = TakeBatchLocked(/*sync=*/true);
+        batch.by_committer = true;
         ++in_flight_count_;  // this thread
       } else if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
         // Join the batch that will make `lsn` durable: the one being written if it covers lsn
@@ -234,7 +237,9 @@ absl::Status WalWriter::Sync() {
 
 bool WalWriter::HasWorkLocked() const {
   const bool unsynced = written_lsn_ > durable_lsn_.load(std::memory_order_relaxed);
-  return !buffer_.empty() || (unsynced && (sync_wanted_ || closing_)) || spare_wanted_;
+  // A buffer holding only kDeferred records waits for someone to ask.
+  return (!buffer_.empty() && (sync_wanted_ || flush_wanted_ || closing_)) ||
+         (unsynced && (sync_wanted_ || closing_)) || spare_wanted_;
 }
 
 WalWriter::Batch WalWriter::TakeBatchLocked(bool sync) {
@@ -242,6 +247,7 @@ WalWriter::Batch WalWriter::TakeBatchLocked(bool sync) {
   b.taken = true;
   b.sync = sync || sync_wanted_ || closing_;
   sync_wanted_ = false;
+  flush_wanted_ = false;
   flushing_.swap(buffer_);
   buffer_.clear();
   b.first = taken_lsn_ + 1;
@@ -263,6 +269,7 @@ void WalWriter::RunBatch(const Batch& b) {
   const uint64_t records = b.last + 1 - b.first;
   if (s.ok() && b.sync) {
     synced_records_.fetch_add(records, std::memory_order_relaxed);
+    if (b.by_committer) inline_syncs_.fetch_add(1, std::memory_order_relaxed);
     uint64_t m = max_batch_.load(std::memory_order_relaxed);
     while (records > m && !max_batch_.compare_exchange_weak(m, records)) {
     }
@@ -491,6 +498,7 @@ WalStats WalWriter::Stats() const {
   s.writes = writes_.load();
   s.fsyncs = fsyncs_.load();
   s.max_records_per_fsync = max_batch_.load();
+  s.inline_syncs = inline_syncs_.load();
   s.records_per_fsync =
       s.fsyncs == 0 ? 0.0 : static_cast<double>(synced_records_.load()) / s.fsyncs;
   s.segments_created = created_.load();

@@ -52,6 +52,7 @@ struct WalStats {
   uint64_t fsyncs = 0;          // fdatasync calls covering records
   uint64_t max_records_per_fsync = 0;
   double records_per_fsync = 0;
+  uint64_t inline_syncs = 0;    // of fsyncs: batches a lone committer wrote on its own thread
   uint64_t segments_created = 0;
   uint64_t segments_recycled = 0;
   uint64_t segments_removed = 0;
@@ -118,6 +119,7 @@ class WalWriter {
   // flushing_. A Batch is what one holder took: the records [first, last].
   struct Batch {
     bool taken = false;
+    bool by_committer = false;
     bool sync = false;
     Lsn first = 0, last = 0;
     Lsn sync_lsn = 0;  // every record below it was durable when the batch was taken
@@ -158,6 +160,7 @@ class WalWriter {
   bool in_flight_sync_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t flushing_size_ ABSL_GUARDED_BY(mu_) = 0;
   bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;  // some buffered record needs a sync
+  bool flush_wanted_ ABSL_GUARDED_BY(mu_) = false;  // some buffered record needs the flusher
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool flusher_done_ ABSL_GUARDED_BY(mu_) = false;  // nobody will wake new waiters
   absl::Status error_ ABSL_GUARDED_BY(mu_);
@@ -173,6 +176,7 @@ class WalWriter {
 
   // Stats.
   std::atomic<uint64_t> appends_{0}, bytes_{0}, writes_{0}, fsyncs_{0}, synced_records_{0};
+  std::atomic<uint64_t> inline_syncs_{0};
   std::atomic<uint64_t> max_batch_{0}, created_{0}, recycled_{0}, removed_{0}, fallbacks_{0};
   Histogram fsync_us_;
 

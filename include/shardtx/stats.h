@@ -15,6 +15,7 @@ struct ShardStatsView {
   uint64_t wal_fsyncs = 0;
   double wal_records_per_fsync = 0;
   uint64_t wal_max_records_per_fsync = 0;
+  uint64_t wal_inline_syncs = 0;  // fsyncs a lone committer did on its own thread
   uint64_t wal_unsynced_bytes = 0;  // the async loss window right now
   std::string wal_fsync_latency_us;
   uint64_t wal_segments_created = 0;
