@@ -12,16 +12,34 @@ namespace shardtx {
 
 class ABSL_LOCKABLE Mutex {
  public:
+  static constexpr int kSpins = 100;
+
   Mutex() = default;
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  // Spins briefly before sleeping: our critical sections are short, and on a contended lock a
+  // futex sleep and wake-up (two thread switches) costs far more than the wait (engine_bench,
+  // no sync, 64 threads: +11%, p99 2 ms -> 60 us). glibc's adaptive mutex does the same.
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    for (int i = 0; i < kSpins; ++i) {
+      if (mu_.try_lock()) return;
+      CpuRelax();
+    }
+    mu_.lock();
+  }
   void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
   void AssertHeld() ABSL_ASSERT_EXCLUSIVE_LOCK() {}
 
  private:
   friend class CondVar;
+  static void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
   std::mutex mu_;
 };
 
