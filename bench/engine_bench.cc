@@ -3,6 +3,8 @@
 // without a checkpoint running, and recovery time for ~100 MB of WAL.
 //
 //   build/bench/engine_bench [--dir=PATH] [--seconds=3] [--ratio_runs=3] [--recovery_mb=100]
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -35,7 +37,24 @@ struct Result {
   double commits_per_s = 0;
   uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;
   double records_per_fsync = 0;
+  double cpu_us_per_commit = 0;       // this process's CPU time (all threads) per commit
+  double switches_per_commit = 0;     // its voluntary + involuntary context switches
 };
+
+struct Usage {
+  double cpu_us = 0;
+  double switches = 0;
+};
+
+Usage ProcessUsage() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  Usage u;
+  u.cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + ru.ru_utime.tv_usec +
+             ru.ru_stime.tv_usec;
+  u.switches = static_cast<double>(ru.ru_nvcsw + ru.ru_nivcsw);
+  return u;
+}
 
 std::string Dir(const std::string& name) {
   std::string base = absl::GetFlag(FLAGS_dir);
@@ -63,6 +82,7 @@ Result Run(Database* db, int threads, Durability d, double seconds, bool checkpo
   const std::string value(absl::GetFlag(FLAGS_value_size), 'v');
   std::vector<std::thread> ts;
   const uint64_t fsyncs_before = db->GetStats().fsyncs;
+  const Usage usage_before = ProcessUsage();
   for (int t = 0; t < threads; ++t) {
     ts.emplace_back([&, t] {
       std::mt19937_64 rng(t);
@@ -103,6 +123,10 @@ Result Run(Database* db, int threads, Durability d, double seconds, bool checkpo
   r.max = lat.Max();
   const uint64_t fsyncs = db->GetStats().fsyncs - fsyncs_before;
   r.records_per_fsync = fsyncs == 0 ? 0 : static_cast<double>(commits.load()) / fsyncs;
+  const Usage usage_after = ProcessUsage();
+  const double n = std::max<double>(1, static_cast<double>(commits.load()));
+  r.cpu_us_per_commit = (usage_after.cpu_us - usage_before.cpu_us) / n;
+  r.switches_per_commit = (usage_after.switches - usage_before.switches) / n;
   if (checkpointing) std::printf("  (%d checkpoints during the run)\n", checkpoints.load());
   return r;
 }
@@ -117,10 +141,11 @@ double MedianRate(std::vector<Result> rs) {
 
 void Print(const char* what, const Result& r) {
   std::printf("%-44s %10.0f commits/s  p50 %6llu us  p99 %6llu us  p99.9 %6llu us  max %7llu us"
-              "  %.1f commits/fsync\n",
+              "  %.1f commits/fsync  %.1f us CPU/commit  %.2f switches/commit\n",
               what, r.commits_per_s, static_cast<unsigned long long>(r.p50),
               static_cast<unsigned long long>(r.p99), static_cast<unsigned long long>(r.p999),
-              static_cast<unsigned long long>(r.max), r.records_per_fsync);
+              static_cast<unsigned long long>(r.max), r.records_per_fsync, r.cpu_us_per_commit,
+              r.switches_per_commit);
   std::fflush(stdout);
 }
 
