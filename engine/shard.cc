@@ -313,13 +313,20 @@ absl::Status Shard::Checkpoint() {
   // visible (so that no new snapshot is older than what LMDB will hold).
   absl::Status s = hooks_->WaitVisible(max_ts);
   if (s.ok() && c > 0) s = wal_->WaitDurable(c);
+  if (s.ok()) {
+    // From the moment LMDB may hold the frozen versions, a view pinned at an older snapshot
+    // could read them from LMDB where its overlays have nothing old enough: refuse such pins
+    // ("snapshot too old") before the commit, not after. (Kept if the commit fails: it only
+    // makes old pins fail, never lets a wrong read through.)
+    MutexLock v(&view_mu_);
+    lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
+  }
   if (s.ok()) s = store_->Apply(layers, c, max_ts, table_writes);
   if (!s.ok()) return s;  // the frozen overlays stay in view; the next checkpoint retries them
   SHARDTX_KILL_POINT("checkpoint.after_lmdb_commit");
   {
     MutexLock v(&view_mu_);
     overlays_.resize(1);  // only the active overlay; readers that pinned the rest keep them
-    lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
   }
   applied_lsn_.store(c);
   hooks_->CheckpointCommitted(id_);

@@ -4,6 +4,7 @@
 #include "gtest/gtest.h"
 #include "tests/engine/test_db.h"
 #include "txn/partitioner.h"
+#include "util/kill_point.h"
 
 namespace shardtx {
 namespace {
@@ -150,6 +151,42 @@ TEST(CrossShard, ReadersNeverSeeHalfACrossShardTransaction) {
   }
   writer.join();
   EXPECT_GT(checks, 0);
+}
+
+
+// A shard pinned lazily, in the instant after a checkpoint committed to LMDB and before it
+// swapped its overlays out, must not read a version newer than the transaction's snapshot
+// from LMDB: the pin either sees the old version or fails "snapshot too old" (kAborted).
+TEST(CrossShard, LazyPinDuringACheckpointSwapNeverReadsPastTheSnapshot) {
+  const std::string dir = FreshDir();
+  auto db = OpenOrDie(RangeOpts(dir));
+  {
+    auto t = db->Begin();
+    ASSERT_TRUE(t->Put("apple", "old").ok());  // shard 0
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  ASSERT_TRUE(db->Checkpoint().ok());  // "old" now lives in LMDB only
+  auto reader = db->Begin();
+  ASSERT_FALSE(reader->Get("zebra").ok());  // pins shard 1 only
+  {
+    auto t = db->Begin();
+    ASSERT_TRUE(t->Put("apple", "new").ok());
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  absl::StatusOr<std::string> seen = std::string("(not read)");
+  int hits = 0;
+  KillPoints::Arm("checkpoint.after_lmdb_commit", 0, [&] {
+    ++hits;
+    seen = reader->Get("apple");  // the first pin of shard 0, mid-checkpoint
+  });
+  ASSERT_TRUE(db->Checkpoint().ok());
+  KillPoints::DisarmAll();
+  ASSERT_EQ(hits, 1);
+  if (seen.ok()) {
+    EXPECT_EQ(*seen, "old") << "read a version committed after the snapshot";
+  } else {
+    EXPECT_TRUE(absl::IsAborted(seen.status())) << seen.status();
+  }
 }
 
 }  // namespace
