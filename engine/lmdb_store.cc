@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 namespace shardtx::engine {
 
 SHARDTX_DEFINE_KILL_POINT(before_lmdb_commit, "checkpoint.before_lmdb_commit");
+SHARDTX_DEFINE_KILL_POINT(between_lmdb_chunks, "checkpoint.between_lmdb_chunks");
 
 namespace {
 
@@ -19,9 +21,7 @@ constexpr char kAppliedLsnKey[] = "applied_lsn";
 constexpr char kMaxTsKey[] = "max_ts";
 constexpr char kFormatKey[] = "format_version";
 
-MDB_val Val(absl::string_view s) {
-  return MDB_val{s.size(), const_cast<char*>(s.data())};
-}
+MDB_val Val(absl::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 absl::string_view View(const MDB_val& v) {
   return absl::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
@@ -128,8 +128,8 @@ absl::Status ShardStore::Init() {
     }
     meta_.format_version = fv;
   }
-  for (auto [key, field] : {std::pair{kAppliedLsnKey, &meta_.applied_lsn},
-                            std::pair{kMaxTsKey, &meta_.max_ts}}) {
+  for (auto [key, field] :
+       {std::pair{kAppliedLsnKey, &meta_.applied_lsn}, std::pair{kMaxTsKey, &meta_.max_ts}}) {
     MDB_val mk = Val(key), mv;
     rc = mdb_get(txn.get(), meta_dbi_, &mk, &mv);
     if (rc == MDB_NOTFOUND) continue;
@@ -191,22 +191,22 @@ absl::StatusOr<std::optional<Found>> ReadView::Get(absl::string_view key) {
   if (rc != 0) return LmdbError(rc, "get", store_->dir_);
   Found f;
   if (!DecodeStored(v, &f)) {
-    return absl::DataLossError(absl::StrCat("LMDB ", store_->dir_, ": corrupt value of key ",
-                                            absl::CHexEscape(key)));
+    return absl::DataLossError(
+        absl::StrCat("LMDB ", store_->dir_, ": corrupt value of key ", absl::CHexEscape(key)));
   }
   return std::optional<Found>(std::move(f));
 }
 
-absl::StatusOr<std::vector<Overlay::Entry>> ReadView::Scan(absl::string_view from,
-                                                           bool inclusive, bool reverse,
-                                                           size_t limit) {
+absl::StatusOr<std::vector<Overlay::Entry>> ReadView::Scan(absl::string_view from, bool inclusive,
+                                                           bool reverse, size_t limit) {
   std::vector<Overlay::Entry> out;
   MDB_cursor* c;
   int rc = mdb_cursor_open(txn_, store_->data_dbi_, &c);
   if (rc != 0) return LmdbError(rc, "cursor_open", store_->dir_);
   MDB_val k = Val(from), v;
   if (!reverse) {
-    rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST)
+                      : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     if (rc == 0 && !inclusive && View(k) == from) rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
   } else if (from.empty()) {
     rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
@@ -238,7 +238,8 @@ absl::StatusOr<bool> ReadView::AnyNewerInRange(absl::string_view lower, absl::st
   int rc = mdb_cursor_open(txn_, store_->data_dbi_, &c);
   if (rc != 0) return LmdbError(rc, "cursor_open", store_->dir_);
   MDB_val k = Val(lower), v;
-  rc = lower.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  rc = lower.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST)
+                     : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
   bool newer = false;
   while (rc == 0 && (upper.empty() || View(k) < upper)) {
     Found f;
@@ -253,8 +254,8 @@ absl::StatusOr<bool> ReadView::AnyNewerInRange(absl::string_view lower, absl::st
   return newer;
 }
 
-absl::Status ShardStore::Apply(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn, Timestamp max_ts,
-                               const std::vector<TableWrite>& table_writes) {
+absl::Status ShardStore::Apply(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn,
+                               Timestamp max_ts, const std::vector<TableWrite>& table_writes) {
   for (int attempt = 0;; ++attempt) {
     absl::Status s = WriteCheckpoint(frozen, applied_lsn, max_ts, table_writes);
     if (!absl::IsResourceExhausted(s) || s.message().find("MDB_MAP_FULL") == std::string::npos ||
@@ -265,12 +266,29 @@ absl::Status ShardStore::Apply(const std::vector<const Overlay*>& frozen, uint64
   }
 }
 
-absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn, Timestamp max_ts,
-                                  const std::vector<TableWrite>& table_writes) {
+absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& frozen,
+                                         uint64_t applied_lsn, Timestamp max_ts,
+                                         const std::vector<TableWrite>& table_writes) {
   MDB_txn* t;
   int rc = mdb_txn_begin(env_, nullptr, 0, &t);
   if (rc != 0) return LmdbError(rc, "txn_begin", dir_);
-  ScopedWriteTxn txn(t);
+  std::optional<ScopedWriteTxn> txn(std::in_place, t);
+  // The data goes in chunks of about chunk_bytes, each its own durable transaction, so that the
+  // disk never has a whole checkpoint to write back at once: a WAL fsync issued meanwhile
+  // waits for one chunk, not for all of it. Only the last transaction records applied_lsn, so
+  // a crash between chunks leaves LMDB with some newer versions and the old applied_lsn: redo
+  // then installs the same or newer versions above them, which reads see first.
+  uint64_t chunk = 0;
+  auto next_chunk = [&]() -> int {
+    int r = txn->Commit();
+    if (r != 0) return r;
+    chunks_.fetch_add(1, std::memory_order_relaxed);
+    SHARDTX_KILL_POINT("checkpoint.between_lmdb_chunks");
+    if ((r = mdb_txn_begin(env_, nullptr, 0, &t)) != 0) return r;
+    txn.emplace(t);
+    chunk = 0;
+    return 0;
+  };
   std::string buf;
   for (const Overlay* layer : frozen) {
     layer->ForEachNewest([&](const std::string& key, const Version& v) {
@@ -285,6 +303,11 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
         buf.append(v.value);
         MDB_val val = Val(buf);
         rc = mdb_put(t, data_dbi_, &k, &val, 0);
+      }
+      chunk += key.size() + v.value.size();
+      if (rc == 0 && options_.checkpoint_chunk_bytes != 0 &&
+          chunk >= options_.checkpoint_chunk_bytes) {
+        rc = next_chunk();
       }
     });
     if (rc != 0) return LmdbError(rc, "put", dir_);
@@ -307,15 +330,16 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
   StoreMeta next = meta_;
   next.applied_lsn = std::max(meta_.applied_lsn, applied_lsn);
   next.max_ts = std::max(meta_.max_ts, max_ts);
-  for (auto [key, value] : {std::pair{kAppliedLsnKey, next.applied_lsn},
-                            std::pair{kMaxTsKey, next.max_ts}}) {
+  for (auto [key, value] :
+       {std::pair{kAppliedLsnKey, next.applied_lsn}, std::pair{kMaxTsKey, next.max_ts}}) {
     buf.clear();
     PutFixed64(&buf, value);
     MDB_val k = Val(key), v = Val(buf);
     if ((rc = mdb_put(t, meta_dbi_, &k, &v, 0)) != 0) return LmdbError(rc, "put meta", dir_);
   }
   SHARDTX_KILL_POINT("checkpoint.before_lmdb_commit");
-  if ((rc = txn.Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
+  if ((rc = txn->Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
+  chunks_.fetch_add(1, std::memory_order_relaxed);
   meta_ = next;
   return absl::OkStatus();
 }

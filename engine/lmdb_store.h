@@ -1,8 +1,10 @@
 // ShardStore: one shard's LMDB environment, the stable page store under the overlay. Written
-// only by checkpoints (one durable write transaction each, which also records applied_lsn);
+// only by checkpoints (durable write transactions of a bounded size, the last of which records
+// applied_lsn);
 // read through pinned read-only transactions. Owns every LMDB handle (RAII).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -19,6 +21,9 @@ namespace shardtx::engine {
 struct StoreOptions {
   uint64_t initial_map_size = 64ull << 30;  // virtual reservation; grown when it fills
   unsigned max_readers = 1024;              // concurrent pinned snapshots
+  // A checkpoint writes its data in LMDB transactions of about this many bytes (0: one
+  // transaction), the last of which records applied_lsn.
+  uint64_t checkpoint_chunk_bytes = 64ull << 10;
 };
 
 // The checkpoint state recorded in LMDB with the data it describes.
@@ -65,6 +70,8 @@ class ShardStore {
   ~ShardStore();
 
   const StoreMeta& meta() const { return meta_; }  // as of the last Apply (or Open)
+  // LMDB write transactions committed by checkpoints so far (chunks included).
+  uint64_t checkpoint_txns() const { return chunks_.load(std::memory_order_relaxed); }
 
   // Pins a consistent read view. kResourceExhausted when max_readers views are open.
   absl::StatusOr<std::unique_ptr<ReadView>> Pin();
@@ -100,6 +107,7 @@ class ShardStore {
 
   const std::string dir_;
   const StoreOptions options_;
+  std::atomic<uint64_t> chunks_{0};
   MDB_env* env_ = nullptr;
   MDB_dbi data_dbi_ = 0;
   MDB_dbi meta_dbi_ = 0;

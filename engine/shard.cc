@@ -385,6 +385,7 @@ ShardStats Shard::Stats() {
   ShardStats s;
   s.checkpoints = checkpoints_.load();
   s.checkpoint_bytes = checkpoint_bytes_.load();
+  s.checkpoint_txns = store_->checkpoint_txns();
   s.checkpoint_ms = checkpoint_ms_.Summary();
   {
     MutexLock l(&view_mu_);

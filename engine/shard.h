@@ -86,6 +86,7 @@ struct RecoveryStats {
 struct ShardStats {
   uint64_t checkpoints = 0;
   uint64_t checkpoint_bytes = 0;  // overlay bytes written to LMDB
+  uint64_t checkpoint_txns = 0;   // LMDB write transactions they took (chunks)
   std::string checkpoint_ms;      // Histogram summary
   uint64_t overlay_bytes = 0;     // active + frozen
   uint64_t backpressure_waits = 0;

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 #include <filesystem>
+#include <random>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -73,8 +73,7 @@ absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& opti
         "Options.overlay_limit_bytes must be >= checkpoint_overlay_bytes");
   }
   if (options.max_txn_bytes == 0 || options.max_txn_bytes > options.wal_segment_size / 2) {
-    return absl::InvalidArgumentError(absl::StrCat("Options.max_txn_bytes ",
-                                                   options.max_txn_bytes,
+    return absl::InvalidArgumentError(absl::StrCat("Options.max_txn_bytes ", options.max_txn_bytes,
                                                    " must be in [1, wal_segment_size / 2]"));
   }
   std::unique_ptr<DatabaseImpl> db(new DatabaseImpl(options));
@@ -108,8 +107,8 @@ absl::Status DatabaseImpl::OpenDirectory() {
   if (!has_manifest) {
     for (const std::string& n : names) {
       if (n != kLockFile && n != std::string(kManifest) + ".tmp") {
-        return absl::FailedPreconditionError(absl::StrCat(
-            path, " holds something other than a shardtx database (found '", n, "')"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(path, " holds something other than a shardtx database (found '", n, "')"));
       }
     }
   }
@@ -191,6 +190,7 @@ absl::Status DatabaseImpl::OpenShards() {
     so.store.max_readers = options_.max_open_transactions;
     so.checkpoint_wal_bytes = options_.checkpoint_wal_bytes;
     so.checkpoint_overlay_bytes = options_.checkpoint_overlay_bytes;
+    so.store.checkpoint_chunk_bytes = options_.checkpoint_txn_bytes;
     so.overlay_limit_bytes = options_.overlay_limit_bytes;
     so.checkpoint_interval = options_.checkpoint_interval;
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard> shard, engine::Shard::Open(i, so, this));
@@ -232,8 +232,9 @@ absl::Status DatabaseImpl::ResolveInDoubt() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(
-    uint64_t txn_id, const std::vector<uint32_t>& parts, engine::Timestamp commit_ts) {
+absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
+                                                              const std::vector<uint32_t>& parts,
+                                                              engine::Timestamp commit_ts) {
   const auto t0 = std::chrono::steady_clock::now();
   const uint32_t coordinator = parts.front();
   // The decision is logged even when recovery finishes a commit whose decision is on record
@@ -244,8 +245,8 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(
     {
       MutexLock l(c->commit_mu());
       DecisionRecord d{txn_id, true, commit_ts, parts};
-      ASSIGN_OR_RETURN(lsn, c->AppendLocked(engine::kDecision, EncodeDecision(d),
-                                            wal::Durability::kSync));
+      ASSIGN_OR_RETURN(
+          lsn, c->AppendLocked(engine::kDecision, EncodeDecision(d), wal::Durability::kSync));
       two_phase_->AddDecision(txn_id, coordinator, lsn, parts.size());
     }
     RETURN_IF_ERROR(c->WaitDurable(lsn));  // the commit point
@@ -265,8 +266,7 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(
     MutexLock l(s->commit_mu());
     std::optional<std::vector<engine::Write>> writes = two_phase_->ResolvePart(txn_id, parts[i]);
     if (!writes.has_value()) continue;  // resolved before (recovery after a partial phase 2)
-    auto lsn = s->AppendLocked(engine::kCommitPrepared, EncodeTxnTs(txn_id, commit_ts),
-                               durability);
+    auto lsn = s->AppendLocked(engine::kCommitPrepared, EncodeTxnTs(txn_id, commit_ts), durability);
     if (lsn.ok()) {
       two_phase_->AddCommitLsn(txn_id, parts[i], *lsn);
       single_lsn = *lsn;
@@ -478,9 +478,7 @@ std::vector<engine::ShardStore::TableWrite> DatabaseImpl::CheckpointTables(uint3
   return two_phase_->CheckpointTables(shard);
 }
 
-void DatabaseImpl::CheckpointCommitted(uint32_t shard) {
-  two_phase_->CheckpointCommitted(shard);
-}
+void DatabaseImpl::CheckpointCommitted(uint32_t shard) { two_phase_->CheckpointCommitted(shard); }
 
 engine::Lsn DatabaseImpl::PinnedLsn(uint32_t shard) {
   return two_phase_->PinnedLsn(shard, [this](uint32_t s) { return shards_[s]->durable_lsn(); });
@@ -522,6 +520,7 @@ Stats DatabaseImpl::GetStats() {
     v.wal_segments_recycled = st.wal.segments_recycled;
     v.checkpoints = st.checkpoints;
     v.checkpoint_bytes = st.checkpoint_bytes;
+    v.checkpoint_txns = st.checkpoint_txns;
     v.checkpoint_ms = st.checkpoint_ms;
     v.overlay_bytes = st.overlay_bytes;
     v.backpressure_waits = st.backpressure_waits;
@@ -562,25 +561,25 @@ std::string Stats::ToString() const {
       "recovery: %d records, %d bytes, %.1f ms\n",
       commits, read_only_commits, cross_shard_commits, rollbacks, aborts_write_conflict,
       aborts_read_validation, aborts_snapshot_too_old, aborts_locked, aborts_too_large,
-      aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us,
-      prepare_us, decision_us, phase2_us, wal_bytes, fsyncs, records_per_fsync,
-      checkpoints, checkpoint_bytes, overlay_bytes, recovery_records, recovery_bytes,
-      recovery_ms);
+      aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us, prepare_us,
+      decision_us, phase2_us, wal_bytes, fsyncs, records_per_fsync, checkpoints, checkpoint_bytes,
+      overlay_bytes, recovery_records, recovery_bytes, recovery_ms);
   for (const ShardStatsView& s : shards) {
     absl::StrAppendFormat(
         &out,
         "shard %d: wal appends %d bytes %d fsyncs %d (%.1f rec/fsync, max %d, inline %d) "
         "unsynced %d "
-        "segments created %d recycled %d; fsync us %s; checkpoints %d (%d bytes, ms %s); "
+        "segments created %d recycled %d; fsync us %s; checkpoints %d (%d bytes, %d LMDB txns, "
+        "ms %s); "
         "overlay %d bytes; backpressure waits %d; applied LSN %d durable LSN %d; lmdb map %d "
         "(grown %d); recovery %d records %d bytes %.1f ms%s\n",
         s.shard, s.wal_appends, s.wal_bytes, s.wal_fsyncs, s.wal_records_per_fsync,
         s.wal_max_records_per_fsync, s.wal_inline_syncs, s.wal_unsynced_bytes,
-        s.wal_segments_created,
-        s.wal_segments_recycled, s.wal_fsync_latency_us, s.checkpoints, s.checkpoint_bytes,
-        s.checkpoint_ms, s.overlay_bytes, s.backpressure_waits, s.applied_lsn, s.durable_lsn,
-        s.lmdb_map_size, s.lmdb_map_growths, s.recovery_records, s.recovery_bytes,
-        s.recovery_ms, s.recovery_torn_tail ? " (torn tail cut)" : "");
+        s.wal_segments_created, s.wal_segments_recycled, s.wal_fsync_latency_us, s.checkpoints,
+        s.checkpoint_bytes, s.checkpoint_txns, s.checkpoint_ms, s.overlay_bytes,
+        s.backpressure_waits, s.applied_lsn, s.durable_lsn, s.lmdb_map_size, s.lmdb_map_growths,
+        s.recovery_records, s.recovery_bytes, s.recovery_ms,
+        s.recovery_torn_tail ? " (torn tail cut)" : "");
   }
   return out;
 }

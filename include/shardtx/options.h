@@ -78,6 +78,11 @@ struct Options {
   uint64_t overlay_limit_bytes = 256ull << 20;
   // Checkpoint every shard on Close, so the next Open has nothing to redo.
   bool checkpoint_on_close = true;
+  // A checkpoint writes LMDB in durable transactions of about this many bytes (0: one
+  // transaction). Small ones keep commit latency steady while a checkpoint runs, since the
+  // disk never has much of it to write back when a WAL fsync arrives; large ones finish it
+  // sooner and write fewer B-tree pages twice.
+  uint64_t checkpoint_txn_bytes = 64ull << 10;
 
   // Largest number of transactions open at once (sizes LMDB's reader table).
   uint32_t max_open_transactions = 1024;

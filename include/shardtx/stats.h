@@ -22,6 +22,7 @@ struct ShardStatsView {
   uint64_t wal_segments_recycled = 0;
   uint64_t checkpoints = 0;
   uint64_t checkpoint_bytes = 0;
+  uint64_t checkpoint_txns = 0;  // LMDB write transactions (a checkpoint writes in chunks)
   std::string checkpoint_ms;
   uint64_t overlay_bytes = 0;
   uint64_t backpressure_waits = 0;
