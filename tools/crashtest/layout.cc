@@ -53,6 +53,7 @@ Options MakeOptions(const std::string& path, int shards) {
   o.max_txn_bytes = 16 << 10;
   o.checkpoint_wal_bytes = 160 << 10;
   o.checkpoint_overlay_bytes = 96 << 10;
+  o.checkpoint_txn_bytes = 4 << 10;  // checkpoints of several LMDB transactions: crashes between
   o.overlay_limit_bytes = 8 << 20;
   o.checkpoint_interval = absl::Milliseconds(200);
   o.max_open_transactions = 256;
