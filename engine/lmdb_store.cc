@@ -291,26 +291,36 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
   };
   std::string buf;
   for (const Overlay* layer : frozen) {
-    layer->ForEachNewest([&](const std::string& key, const Version& v) {
-      if (rc != 0) return;
-      MDB_val k = Val(key);
-      if (v.tombstone) {
-        rc = mdb_del(t, data_dbi_, &k, nullptr);
-        if (rc == MDB_NOTFOUND) rc = 0;
-      } else {
-        buf.clear();
-        PutFixed64(&buf, v.ts);
-        buf.append(v.value);
-        MDB_val val = Val(buf);
-        rc = mdb_put(t, data_dbi_, &k, &val, 0);
-      }
-      chunk += key.size() + v.value.size();
-      if (rc == 0 && options_.checkpoint_chunk_bytes != 0 &&
-          chunk >= options_.checkpoint_chunk_bytes) {
-        rc = next_chunk();
-      }
-    });
-    if (rc != 0) return LmdbError(rc, "put", dir_);
+    // One chunk per call: the overlay's lock is not held across LMDB's commit and begin (which
+    // take LMDB's writer lock; the other order is the norm).
+    std::string resume;
+    for (bool started = false, done = false; !done; started = true) {
+      bool full = false;
+      done = layer->ForEachNewestAfter(
+          started ? &resume : nullptr, [&](const std::string& key, const Version& v) {
+            MDB_val k = Val(key);
+            if (v.tombstone) {
+              rc = mdb_del(t, data_dbi_, &k, nullptr);
+              if (rc == MDB_NOTFOUND) rc = 0;
+            } else {
+              buf.clear();
+              PutFixed64(&buf, v.ts);
+              buf.append(v.value);
+              MDB_val val = Val(buf);
+              rc = mdb_put(t, data_dbi_, &k, &val, 0);
+            }
+            if (rc != 0) return false;
+            chunk += key.size() + v.value.size();
+            if (options_.checkpoint_chunk_bytes != 0 && chunk >= options_.checkpoint_chunk_bytes) {
+              resume = key;
+              full = true;
+              return false;
+            }
+            return true;
+          });
+      if (rc != 0) return LmdbError(rc, "put", dir_);
+      if (full && (rc = next_chunk()) != 0) return LmdbError(rc, "txn_commit (chunk)", dir_);
+    }
   }
   for (const TableWrite& w : table_writes) {
     MDB_dbi dbi;

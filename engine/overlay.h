@@ -66,11 +66,18 @@ class Overlay {
   std::vector<Entry> Scan(absl::string_view from, bool inclusive, bool reverse, size_t limit,
                           Timestamp snapshot) const;
 
-  // Calls fn(key, newest version) for every key in order. Only for frozen overlays.
+  // Calls fn(key, newest version) for every key in order after `*after` (from the first key
+  // when `after` is null) until fn returns false. Returns true when it reached the end. Only
+  // for frozen overlays; the lock is held for this call only, so a caller may resume later
+  // (after taking other locks) from the last key it saw.
   template <class Fn>
-  void ForEachNewest(Fn fn) const {
+  bool ForEachNewestAfter(const std::string* after, Fn fn) const {
     std::shared_lock l(mu_);
-    for (const auto& [key, chain] : map_) fn(key, chain.front());
+    for (auto it = after == nullptr ? map_.begin() : map_.upper_bound(*after); it != map_.end();
+         ++it) {
+      if (!fn(it->first, it->second.front())) return false;
+    }
+    return true;
   }
 
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
