@@ -16,6 +16,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "shardtx/database.h"
 #include "util/histogram.h"
@@ -27,7 +29,7 @@ ABSL_FLAG(int, value_size, 100, "value bytes");
 ABSL_FLAG(int, checkpoint_mb, 64, "overlay MB written by the one large checkpoint");
 ABSL_FLAG(int, ratio_runs, 3, "alternating durable/no-sync 64-thread runs for the ratio");
 ABSL_FLAG(std::string, only, "",
-          "run one phase and stop (for profiling): sync64 or none64 (64 threads)");
+          "run one phase and stop (for profiling): syncN or noneN (N threads), e.g. sync64");
 
 namespace shardtx {
 namespace {
@@ -237,13 +239,16 @@ int Main() {
       return 1;
     }
     if (const std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {
-      if (only != "sync64" && only != "none64") {
-        std::fprintf(stderr, "--only must be sync64 or none64, not '%s'\n", only.c_str());
+      int threads = 0;
+      const bool sync = absl::StartsWith(only, "sync");
+      if ((!sync && !absl::StartsWith(only, "none")) ||
+          !absl::SimpleAtoi(only.substr(4), &threads) || threads < 1) {
+        std::fprintf(stderr, "--only must be syncN or noneN (N threads), not '%s'\n",
+                     only.c_str());
         return 2;
       }
-      const bool sync = only == "sync64";
-      Print(sync ? "durable (sync), 64 threads" : "no sync, 64 threads",
-            Run(db->get(), 64, sync ? Durability::kSync : Durability::kNone, secs, false));
+      Print(absl::StrCat(sync ? "durable (sync), " : "no sync, ", threads, " threads").c_str(),
+            Run(db->get(), threads, sync ? Durability::kSync : Durability::kNone, secs, false));
       std::printf("%s", (*db)->GetStats().ToString().c_str());
       return 0;
     }
