@@ -66,8 +66,9 @@ class ShardHooks {
   virtual std::vector<ShardStore::TableWrite> CheckpointTables(uint32_t shard) = 0;
   // The checkpoint whose tables were taken last is committed in LMDB.
   virtual void CheckpointCommitted(uint32_t shard) = 0;
-  // Records up to `lsn` on this shard are durable. Called from the WAL's flusher thread before
-  // any WaitDurable for them returns; must be quick and must not wait on this shard's WAL.
+  // Records up to `lsn` on this shard are durable. Called by the WAL, in LSN order, before any
+  // WaitDurable for them returns, on whichever thread wrote them (the flusher or a committer
+  // in WaitDurable); must be quick and must not call into this shard's WAL.
   virtual void Durable(uint32_t shard, Lsn lsn) = 0;
   // The smallest LSN on this shard that must stay in the WAL (e.g. an undecided prepare not
   // yet in LMDB, or a decision some participant may still need), or 0.

@@ -23,8 +23,8 @@ void FutexWakeOne(std::atomic<uint32_t>* word) {
           0);
 }
 #else
-void FutexWait(std::atomic<uint32_t>* word, uint32_t expected) { word->wait(expected); }
-void FutexWakeOne(std::atomic<uint32_t>* word) { word->notify_one(); }
+// std::atomic::notify_one would be a member call on a Waiter that may be gone (see above).
+#error "util/waiter.cc needs a futex (Linux); port FutexWait/FutexWakeOne first"
 #endif
 
 }  // namespace

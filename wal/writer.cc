@@ -124,6 +124,7 @@ absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::
     RETURN_IF_ERROR(last->Sync());
   }
   w->durable_lsn_.store(tail.next_lsn - 1);
+  w->acked_lsn_.store(tail.next_lsn - 1);
   w->active_.number = tail.last_segment;
   // A fresh segment for every open: bytes after the tail are never overwritten.
   RETURN_IF_ERROR(w->ActivateNextSegment(tail.next_lsn));
@@ -179,7 +180,7 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
 }
 
 absl::Status WalWriter::WaitDurable(Lsn lsn) {
-  while (durable_lsn_.load(std::memory_order_acquire) < lsn) {
+  while (acked_lsn_.load(std::memory_order_acquire) < lsn) {
     Waiter w;
     Batch batch;
     {
@@ -187,11 +188,13 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
       if (lsn >= next_lsn_) {
         return absl::InvalidArgumentError(absl::StrCat("WaitDurable(", lsn, "): not appended yet"));
       }
-      if (durable_lsn_.load(std::memory_order_acquire) >= lsn) break;
+      if (acked_lsn_.load(std::memory_order_acquire) >= lsn) break;
       if (!error_.ok()) return error_;
       if (flusher_done_) return absl::FailedPreconditionError("WAL " + dir_ + " is closed");
-      if (!in_flight_ && !closing_ && last_sync_waiters_ <= 1 && filling_waiters_ == nullptr) {
-        // Nobody is writing and commits are not overlapping (the last sync had one waiter):
+      if (!in_flight_ && !closing_ && !spare_wanted_ && last_sync_waiters_ <= 1 &&
+          filling_waiters_ == nullptr) {
+        // Nobody is writing, no spare segment is due (the flusher prepares it, then takes
+        // this batch), and commits are not overlapping (the last sync had one waiter):
         // write and sync everything buffered (lsn included) on this thread, saving the
         // two thread switches of a hand-off to the flusher and back. Under concurrency the
         // flusher does it: it goes from one batch to the next without waiting to be woken.
@@ -200,7 +203,7 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
         ++in_flight_count_;  // this thread
       } else if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
         // Join the batch that will make `lsn` durable: the one being written if it covers lsn
-        // and syncs, otherwise the next one (which syncs, since sync_wanted_ is set here).
+        // and syncs, otherwise (below) the next one, which syncs since sync_wanted_ is set.
         w.next = in_flight_waiters_;
         in_flight_waiters_ = &w;
         ++in_flight_count_;
@@ -228,7 +231,7 @@ absl::Status WalWriter::Sync() {
     if (!error_.ok()) return error_;
     last = next_lsn_ - 1;
   }
-  if (last == 0 || durable_lsn_.load(std::memory_order_acquire) >= last) {
+  if (last == 0 || acked_lsn_.load(std::memory_order_acquire) >= last) {
     MutexLock l(&mu_);
     return error_;
   }
@@ -275,33 +278,46 @@ void WalWriter::RunBatch(const Batch& b) {
     }
   }
   flushing_.clear();
+  if (!s.ok()) {
+    Waiter* in_flight;
+    Waiter* filling;
+    {
+      // Poisoned: every waiter, of this batch and the next, wakes to see error_.
+      MutexLock l(&mu_);
+      in_flight_ = false;
+      error_ = s;
+      in_flight = std::exchange(in_flight_waiters_, nullptr);
+      filling = std::exchange(filling_waiters_, nullptr);
+      flusher_cv_.Signal();  // the flusher exits
+    }
+    Waiter::WakeAll(in_flight);
+    Waiter::WakeAll(filling);
+    return;
+  }
+  {
+    MutexLock l(&mu_);
+    written_lsn_ = b.last;
+    if (b.sync) durable_lsn_.store(b.last, std::memory_order_release);
+  }
+  // Still holding the token: callbacks come one at a time, in LSN order, and the records
+  // count as acknowledged (acked_lsn_, what WaitDurable waits for) only after theirs.
+  if (b.sync && options_.on_durable) options_.on_durable(b.last);
   Waiter* done;
   {
     MutexLock l(&mu_);
-    in_flight_ = false;
-    if (!s.ok()) {
-      // Poisoned: every waiter, of this batch and the next, wakes to see error_.
-      error_ = s;
-      done = std::exchange(in_flight_waiters_, nullptr);
-      Waiter* filling = std::exchange(filling_waiters_, nullptr);
-      Waiter::WakeAll(filling);
-      flusher_cv_.Signal();  // the flusher exits
-    } else {
-      done = std::exchange(in_flight_waiters_, nullptr);
-      written_lsn_ = b.last;
-      if (b.sync) {
-        durable_lsn_.store(b.last, std::memory_order_release);
-        last_sync_waiters_ = in_flight_count_;
-      }
-      // Preallocating ahead keeps the next roll off the commit path; the flusher does it.
-      if (spare_ == 0) spare_wanted_ = true;
-      // The flusher may be waiting for the token: for more work, or to finish closing.
-      if (HasWorkLocked() || closing_) flusher_cv_.Signal();
+    if (b.sync) {
+      acked_lsn_.store(b.last, std::memory_order_release);
+      last_sync_waiters_ = in_flight_count_;
     }
+    in_flight_ = false;
+    done = std::exchange(in_flight_waiters_, nullptr);
+    // Preallocating ahead keeps the next roll off the commit path; the flusher does it.
+    if (spare_ == 0) spare_wanted_ = true;
+    // The flusher may be waiting for the token: for more work, or to finish closing.
+    if (HasWorkLocked() || closing_) flusher_cv_.Signal();
   }
-  // The waiters are woken after the callback, and without the lock: each wakes others in
-  // turn (see Waiter), so this thread goes straight back to its own work.
-  if (s.ok() && b.sync && options_.on_durable) options_.on_durable(b.last);
+  // Without the lock: each woken waiter wakes others in turn (see Waiter), so this thread goes
+  // straight back to its own work.
   Waiter::WakeAll(done);
 }
 
@@ -311,6 +327,7 @@ void WalWriter::FlusherLoop() {
     // A committer may be writing a batch itself (in_flight_): wait for it, even when closing.
     while (error_.ok() && (in_flight_ || (!closing_ && !HasWorkLocked()))) flusher_cv_.Wait();
     if (!error_.ok()) break;
+    if (spare_wanted_ && closing_) spare_wanted_ = false;  // nobody will use it
     if (spare_wanted_) {
       spare_wanted_ = false;
       in_flight_ = true;  // the token: the segment state is this thread's while it prepares

@@ -39,9 +39,10 @@ struct WalOptions {
   uint64_t buffer_limit = 8ull << 20;
   // Reuse segments freed by Truncate as future segments instead of deleting them.
   bool recycle_segments = true;
-  // Called by the flusher thread each time records become durable, with the new durable LSN,
-  // before any WaitDurable for those records returns. Must not block on this writer (no
-  // WaitDurable, Sync or Close); it delays the next batch, so keep it short.
+  // Called each time records become durable, with the new durable LSN, before any WaitDurable
+  // for those records returns: one call at a time, in LSN order, on whichever thread wrote the
+  // batch (the flusher, or a committer inside WaitDurable, holding whatever locks it holds).
+  // Must not call into this writer; it delays the next batch, so keep it short.
   std::function<void(Lsn)> on_durable;
 };
 
@@ -165,6 +166,8 @@ class WalWriter {
   bool flusher_done_ ABSL_GUARDED_BY(mu_) = false;  // nobody will wake new waiters
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::atomic<Lsn> durable_lsn_{0};
+  // Durable and reported through on_durable: what WaitDurable waits for. Trails durable_lsn_.
+  std::atomic<Lsn> acked_lsn_{0};
   // Sealed segments, ascending: (number, first LSN). Guarded by mu_; appended by the flusher.
   std::deque<std::pair<uint64_t, Lsn>> sealed_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> recyclable_ ABSL_GUARDED_BY(mu_);  // paths freed by Truncate
