@@ -99,6 +99,32 @@ void ExpectKeptAsLost(const std::string& dir, const std::vector<uint64_t>& numbe
   }
 }
 
+// Point-in-time recovery of a log whose records from `lost_from` on cannot be read: the read
+// ends just before them and reports [lost_from, last written] lost; a writer opened after that
+// tail sets the segments `kept_lost` aside as *.lost (none to check when empty), appends
+// `more`, and the log then reads as the surviving prefix followed by `more`.
+void ExpectPointInTimeResumes(const std::string& dir, const std::vector<Record>& written,
+                              Lsn lost_from, const std::vector<Record>& more,
+                              const std::vector<uint64_t>& kept_lost,
+                              Durability durability = Durability::kSync) {
+  ReadResult pit = ReadLog(dir, ReaderOptions{.point_in_time = true});
+  ASSERT_TRUE(pit.status.ok()) << pit.status;
+  EXPECT_EQ(pit.records, Prefix(written, lost_from - 1));
+  EXPECT_TRUE(pit.tail.lost);
+  EXPECT_EQ(pit.tail.lost_from, lost_from);
+  EXPECT_EQ(pit.tail.lost_to, written.size());
+  EXPECT_EQ(pit.tail.next_lsn, lost_from);
+  auto w = WalWriter::Open(testutil::NoSyncEnv::Get(), dir, SmallSegments(), pit.tail);
+  ASSERT_TRUE(w.ok()) << w.status();
+  AppendAll(w->get(), more, durability);
+  ASSERT_TRUE((*w)->Close().ok());
+  if (!kept_lost.empty()) ExpectKeptAsLost(dir, kept_lost);
+  ReadResult after = ReadLog(dir);
+  ASSERT_TRUE(after.status.ok()) << after.status;
+  EXPECT_EQ(after.records, Concat(Prefix(written, lost_from - 1), more));
+  EXPECT_FALSE(after.tail.lost);
+}
+
 void ExpectDataLossAt(const ReadResult& r, const std::string& path, uint64_t offset) {
   EXPECT_TRUE(absl::IsDataLoss(r.status)) << r.status;
   EXPECT_TRUE(absl::StrContains(r.status.message(), path)) << r.status;
@@ -705,22 +731,8 @@ TEST(WalReader, MissingMiddleSegmentIsDataLoss) {
   EXPECT_EQ(from.records, std::vector<Record>(written.begin() + (third - 1), written.end()));
 
   // Point in time: the log ends at the gap; everything after it is reported lost and kept.
-  ReadResult pit = ReadLog(dir.path(), ReaderOptions{.point_in_time = true});
-  ASSERT_TRUE(pit.status.ok()) << pit.status;
-  EXPECT_EQ(pit.records, Prefix(written, lost_from - 1));
-  EXPECT_TRUE(pit.tail.lost);
-  EXPECT_EQ(pit.tail.lost_from, lost_from);
-  EXPECT_EQ(pit.tail.lost_to, written.size());
-  EXPECT_EQ(pit.tail.next_lsn, lost_from);
-  auto w = WalWriter::Open(testutil::NoSyncEnv::Get(), dir.path(), SmallSegments(), pit.tail);
-  ASSERT_TRUE(w.ok()) << w.status();
-  const std::vector<Record> more = MakeRecords(lost_from, {10, 20, 30}, 9);
-  AppendAll(w->get(), more);
-  ASSERT_TRUE((*w)->Close().ok());
-  ReadResult after = ReadLog(dir.path());
-  ASSERT_TRUE(after.status.ok()) << after.status;
-  EXPECT_EQ(after.records, Concat(Prefix(written, lost_from - 1), more));
-  ExpectKeptAsLost(dir.path(), std::vector<uint64_t>(live.begin() + 2, live.end()));
+  ExpectPointInTimeResumes(dir.path(), written, lost_from, MakeRecords(lost_from, {10, 20, 30}, 9),
+                           std::vector<uint64_t>(live.begin() + 2, live.end()));
 }
 
 TEST(WalReader, CorruptHeaderOfAMiddleSegmentIsDataLoss) {
@@ -740,21 +752,9 @@ TEST(WalReader, CorruptHeaderOfAMiddleSegmentIsDataLoss) {
     EXPECT_TRUE(absl::IsDataLoss(r.status)) << r.status;
     EXPECT_TRUE(absl::StrContains(r.status.message(), path)) << r.status;
 
-    ReadResult pit = ReadLog(dir.path(), ReaderOptions{.point_in_time = true});
-    ASSERT_TRUE(pit.status.ok()) << pit.status;
-    EXPECT_EQ(pit.records, Prefix(written, lost_from - 1));
-    EXPECT_TRUE(pit.tail.lost);
-    EXPECT_EQ(pit.tail.lost_from, lost_from);
-    EXPECT_EQ(pit.tail.lost_to, written.size());
-    auto w = WalWriter::Open(testutil::NoSyncEnv::Get(), dir.path(), SmallSegments(), pit.tail);
-    ASSERT_TRUE(w.ok()) << w.status();
-    const std::vector<Record> more = MakeRecords(lost_from, {10, 20, 30}, 9);
-    AppendAll(w->get(), more);
-    ASSERT_TRUE((*w)->Close().ok());
-    ReadResult after = ReadLog(dir.path());
-    ASSERT_TRUE(after.status.ok()) << after.status;
-    EXPECT_EQ(after.records, Concat(Prefix(written, lost_from - 1), more));
-    ExpectKeptAsLost(dir.path(), std::vector<uint64_t>(live.begin() + 1, live.end()));
+    ExpectPointInTimeResumes(dir.path(), written, lost_from,
+                             MakeRecords(lost_from, {10, 20, 30}, 9),
+                             std::vector<uint64_t>(live.begin() + 1, live.end()));
   }
 }
 
@@ -805,20 +805,7 @@ TEST(WalReader, CorruptHeaderOfALastSegmentHoldingSyncedRecordsIsDataLoss) {
     EXPECT_TRUE(absl::IsDataLoss(r.status)) << r.status;
     EXPECT_TRUE(absl::StrContains(r.status.message(), path)) << r.status;
 
-    ReadResult pit = ReadLog(dir.path(), ReaderOptions{.point_in_time = true});
-    ASSERT_TRUE(pit.status.ok()) << pit.status;
-    EXPECT_EQ(pit.records, Prefix(written, lost_from - 1));
-    EXPECT_TRUE(pit.tail.lost);
-    EXPECT_EQ(pit.tail.lost_from, lost_from);
-    EXPECT_EQ(pit.tail.lost_to, written.size());
-    EXPECT_EQ(pit.tail.next_lsn, lost_from);
-    auto w = WalWriter::Open(testutil::NoSyncEnv::Get(), dir.path(), SmallSegments(), pit.tail);
-    ASSERT_TRUE(w.ok()) << w.status();
-    ASSERT_TRUE((*w)->Close().ok());
-    ExpectKeptAsLost(dir.path(), {live.back() + 1});
-    ReadResult after = ReadLog(dir.path());
-    ASSERT_TRUE(after.status.ok()) << after.status;
-    EXPECT_EQ(after.records, Prefix(written, lost_from - 1));
+    ExpectPointInTimeResumes(dir.path(), written, lost_from, {}, {live.back() + 1});
   }
 }
 
@@ -847,32 +834,17 @@ TEST(WalReaderPointInTime, StopsAtTheFirstBadRecordAndWritingContinuesAfterIt) {
     ExpectDataLossAt(r, path, bad.offset);
     EXPECT_EQ(r.records, Prefix(written, bad.lsn - 1));
 
-    ReadResult pit = ReadLog(dir.path(), ReaderOptions{.point_in_time = true});
-    ASSERT_TRUE(pit.status.ok()) << pit.status;
-    EXPECT_EQ(pit.records, Prefix(written, bad.lsn - 1));
-    EXPECT_TRUE(pit.tail.lost);
-    EXPECT_EQ(pit.tail.lost_from, bad.lsn);
-    EXPECT_EQ(pit.tail.lost_to, written.size());
-    EXPECT_EQ(pit.tail.next_lsn, bad.lsn);
-    EXPECT_EQ(pit.tail.last_segment, number);
-
-    auto w2 = WalWriter::Open(testutil::NoSyncEnv::Get(), dir.path(), SmallSegments(), pit.tail);
-    ASSERT_TRUE(w2.ok()) << w2.status();
-    const std::vector<Record> more = MakeRecords(bad.lsn, std::vector<size_t>(80, 1000), 7);
-    AppendAll(w2->get(), more, Durability::kNone);
-    ASSERT_TRUE((*w2)->Close().ok());
+    EXPECT_EQ(ReadLog(dir.path(), ReaderOptions{.point_in_time = true}).tail.last_segment,
+              number);
+    std::vector<uint64_t> later;  // the segments after the bad one's
     if (!in_last_segment) {
-      std::vector<uint64_t> later;
       for (size_t i = 2; i < full.tail.segments.size(); ++i) {
         later.push_back(full.tail.segments[i].first);
       }
-      ExpectKeptAsLost(dir.path(), later);
     }
+    const std::vector<Record> more = MakeRecords(bad.lsn, std::vector<size_t>(80, 1000), 7);
+    ExpectPointInTimeResumes(dir.path(), written, bad.lsn, more, later, Durability::kNone);
     const std::vector<Record> expected = Concat(Prefix(written, bad.lsn - 1), more);
-    ReadResult after = ReadLog(dir.path());
-    ASSERT_TRUE(after.status.ok()) << after.status;
-    EXPECT_EQ(after.records, expected);
-    EXPECT_FALSE(after.tail.lost);
     // And once more through a reopened writer.
     const std::vector<Record> again = Resume(dir.path(), 4, 10, 8);
     ReadResult last = ReadLog(dir.path());
