@@ -487,6 +487,25 @@ TEST(WalCrash, TruncateNeverLeavesOnlyAnUnsyncedSegment) {
 #endif
 }
 
+// With the faults cleared the log holds every acknowledged record, and again after a crash
+// drops whatever was not synced; the model then adopts what survived (`*survived` records).
+void ExpectModelHoldsAcrossACrash(FaultInjectionEnv* env, const std::string& dir,
+                                  LogModel* model,
+                                  const FaultInjectionEnv::CrashOptions& crash = {},
+                                  size_t* survived = nullptr) {
+  env->ClearFaults();
+  absl::StatusOr<LogImage> img = ReadLog(env, dir);
+  ASSERT_TRUE(img.ok()) << img.status();
+  EXPECT_TRUE(model->Check(*img)) << Describe(dir, *img);
+  ASSERT_TRUE(env->SimulateCrash(crash).ok());
+  env->Reset();
+  img = ReadLog(env, dir);
+  ASSERT_TRUE(img.ok()) << img.status();
+  EXPECT_TRUE(model->Check(*img)) << Describe(dir, *img);
+  if (survived != nullptr) *survived = img->records.size();
+  model->Adopt(*img);
+}
+
 // Runs 8 threads of durable appends until the injected fault stops the log, then checks what
 // every caller was told and what a healthy reopen finds, with and without a crash.
 void CheckFailureStopsTheLog(FaultInjectionEnv::Fault fault, uint64_t seed, int trials) {
@@ -542,20 +561,13 @@ void CheckFailureStopsTheLog(FaultInjectionEnv::Fault fault, uint64_t seed, int 
     }
     w->reset();
 
-    // A healthy reopen, first without a crash (unsynced data may still be there)...
-    env.ClearFaults();
-    absl::StatusOr<LogImage> img = ReadLog(&env, dir);
-    ASSERT_TRUE(img.ok()) << img.status();
-    EXPECT_TRUE(model.Check(*img)) << Describe(dir, *img);
-    // ...then after one: every acknowledged record was really synced.
-    ASSERT_TRUE(env.SimulateCrash().ok());
-    env.Reset();
-    img = ReadLog(&env, dir);
-    ASSERT_TRUE(img.ok()) << img.status();
-    EXPECT_TRUE(model.Check(*img)) << Describe(dir, *img);
-    EXPECT_GE(img->records.size(), model.acked());
+    // A healthy reopen, first without a crash (unsynced data may still be there), then after
+    // one: every acknowledged record was really synced.
+    const size_t acked = model.acked();
+    size_t survived = 0;
+    ExpectModelHoldsAcrossACrash(&env, dir, &model, {}, &survived);
+    EXPECT_GE(survived, acked);
     // And the log goes on.
-    model.Adopt(*img);
     {
       auto w2 = WalWriter::OpenAfterScan(&env, dir, SmallSegments());
       ASSERT_TRUE(w2.ok()) << w2.status();
@@ -653,16 +665,7 @@ TEST(WalCrash, DiskFullAtSegmentCreation) {
   EXPECT_EQ((*w)->Append(2, "x", Durability::kNone).status().code(),
             absl::StatusCode::kResourceExhausted);
   w->reset();
-  env.ClearFaults();
-  absl::StatusOr<LogImage> img = ReadLog(&env, dir);
-  ASSERT_TRUE(img.ok()) << img.status();
-  EXPECT_TRUE(model.Check(*img)) << Describe(dir, *img);
-  ASSERT_TRUE(env.SimulateCrash().ok());
-  env.Reset();
-  img = ReadLog(&env, dir);
-  ASSERT_TRUE(img.ok()) << img.status();
-  EXPECT_TRUE(model.Check(*img)) << Describe(dir, *img);
-  model.Adopt(*img);
+  ExpectModelHoldsAcrossACrash(&env, dir, &model);
   w = WalWriter::OpenAfterScan(&env, dir, SmallSegments());
   ASSERT_TRUE(w.ok()) << w.status();
   auto lsn = (*w)->Append(3, "space again", Durability::kSync);
@@ -743,16 +746,7 @@ std::vector<absl::Status> SweepWorkload(Env* env, const std::string& dir, LogMod
 // with every acknowledged record, takes appends, and reads back the same again.
 void CheckReopens(FaultInjectionEnv* env, const std::string& dir, LogModel* model, Tear tear,
                   uint64_t seed) {
-  env->ClearFaults();
-  absl::StatusOr<LogImage> img = ReadLog(env, dir);
-  ASSERT_TRUE(img.ok()) << img.status();
-  EXPECT_TRUE(model->Check(*img)) << Describe(dir, *img);
-  ASSERT_TRUE(env->SimulateCrash({tear, seed}).ok());
-  env->Reset();
-  img = ReadLog(env, dir);
-  ASSERT_TRUE(img.ok()) << img.status();
-  EXPECT_TRUE(model->Check(*img)) << Describe(dir, *img);
-  model->Adopt(*img);
+  ExpectModelHoldsAcrossACrash(env, dir, model, {tear, seed});
   {
     auto w = WalWriter::OpenAfterScan(env, dir, SmallSegments());
     ASSERT_TRUE(w.ok()) << w.status();
@@ -766,7 +760,7 @@ void CheckReopens(FaultInjectionEnv* env, const std::string& dir, LogModel* mode
       model->Acked(*lsn);
     }
   }
-  img = ReadLog(env, dir);
+  absl::StatusOr<LogImage> img = ReadLog(env, dir);
   ASSERT_TRUE(img.ok()) << img.status();
   EXPECT_TRUE(model->Check(*img)) << Describe(dir, *img);
 }
