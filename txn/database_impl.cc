@@ -381,9 +381,7 @@ void DatabaseImpl::RegisterDurableCommit(uint32_t shard, engine::Lsn lsn, engine
   q.pending.emplace_back(lsn, ts);
 }
 
-void DatabaseImpl::Durable(uint32_t shard, engine::Lsn lsn) { FinishDurableCommits(shard, lsn); }
-
-void DatabaseImpl::FinishDurableCommits(uint32_t shard, engine::Lsn durable) {
+void DatabaseImpl::Durable(uint32_t shard, engine::Lsn durable) {
   CommitQueue& q = *commit_queues_[shard];
   std::vector<engine::Timestamp> done;
   {

@@ -81,14 +81,11 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // Logs kAbortPrepared on each part and releases its locks. `sync`: wait for durability.
   absl::Status AbortPrepared(uint64_t txn_id, const std::vector<uint32_t>& parts, bool sync);
 
-  // Durable-commit bookkeeping: a synchronous commit is registered (under its shard's commit
-  // lock, so in LSN order) and finished (made visible) as soon as its record is durable, by
-  // whichever committer of that shard sees the durable LSN first: a commit becomes visible
-  // when its fsync returns, not when its own thread gets to run.
+  // Durable-commit bookkeeping: a single-shard synchronous commit is registered (under its
+  // shard's commit lock, so in LSN order) and finished (made visible) when the WAL reports its
+  // record durable (Durable, before its thread is woken), all covered ones at once: a commit
+  // becomes visible when its fsync returns, not when its own thread gets to run.
   void RegisterDurableCommit(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts);
-  // Single-shard sync commits wait in a per-shard queue, in LSN order, until the WAL reports
-  // them durable (Durable); then their timestamps are finished in the oracle, all at once.
-  void FinishDurableCommits(uint32_t shard, engine::Lsn durable);
 
  private:
   explicit DatabaseImpl(const Options& options) : options_(options) {}

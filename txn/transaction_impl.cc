@@ -107,8 +107,8 @@ absl::Status TransactionImpl::Put(absl::string_view key, absl::string_view value
     // Refused at once, so a runaway transaction cannot exhaust memory before Commit.
     db_->counters().aborts_too_large++;
     return absl::ResourceExhaustedError(absl::StrCat(
-        "transaction would exceed Options.max_txn_bytes ", db_->options().max_txn_bytes,
-        " (", write_bytes_, " bytes buffered); split it"));
+        "transaction would exceed Options.max_txn_bytes ", db_->options().max_txn_bytes, " (",
+        write_bytes_, " bytes buffered); split it"));
   }
   auto [it, inserted] = writes_.try_emplace(key);
   if (!inserted) write_bytes_ -= it->first.size() + (it->second ? it->second->size() : 0);
@@ -156,9 +156,9 @@ absl::Status TransactionImpl::ValidateWritesLocked(uint32_t shard,
     ASSIGN_OR_RETURN(engine::Timestamp ts, s->LatestTsLocked(w.key));
     if (ts > snapshot_) {
       db_->counters().aborts_write_conflict++;
-      return absl::AbortedError(absl::StrCat(
-          "write-write conflict on key ", Printable(w.key), " (shard ", shard,
-          ", commit phase): committed at ts ", ts, " after this snapshot ", snapshot_));
+      return absl::AbortedError(absl::StrCat("write-write conflict on key ", Printable(w.key),
+                                             " (shard ", shard, ", commit phase): committed at ts ",
+                                             ts, " after this snapshot ", snapshot_));
     }
   }
   return absl::OkStatus();
@@ -172,19 +172,18 @@ absl::Status TransactionImpl::ValidateReadsLocked(uint32_t shard) {
     ASSIGN_OR_RETURN(engine::Timestamp ts, s->LatestTsLocked(key));
     if (ts > snapshot_) {
       db_->counters().aborts_read_validation++;
-      return absl::AbortedError(absl::StrCat(
-          "serializable validation failed: key ", Printable(key), " (shard ", shard,
-          ") read at snapshot ", snapshot_, " was changed at ts ", ts));
+      return absl::AbortedError(absl::StrCat("serializable validation failed: key ", Printable(key),
+                                             " (shard ", shard, ") read at snapshot ", snapshot_,
+                                             " was changed at ts ", ts));
     }
   }
   for (const auto& [lower, upper] : ranges_) {
     ASSIGN_OR_RETURN(bool newer, s->AnyNewerInRangeLocked(lower, upper, snapshot_));
     if (newer) {
       db_->counters().aborts_read_validation++;
-      return absl::AbortedError(absl::StrCat("serializable validation failed: range [",
-                                             Printable(lower), ", ", Printable(upper),
-                                             ") on shard ", shard, " changed after snapshot ",
-                                             snapshot_));
+      return absl::AbortedError(absl::StrCat(
+          "serializable validation failed: range [", Printable(lower), ", ", Printable(upper),
+          ") on shard ", shard, " changed after snapshot ", snapshot_));
     }
   }
   return absl::OkStatus();
@@ -323,6 +322,8 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
   // An internal (coordinator-driven) commit over several shards goes on to log its decision on
   // parts[0]; a named prepare must be durable everywhere when Prepare returns.
   const bool coordinator_rides_decision = name.empty() && plan.parts.size() > 1;
+  // The first prepare this thread waits for (the coordinator's own is not waited for).
+  const size_t first = coordinator_rides_decision ? 1 : 0;
   std::vector<engine::Lsn> lsns;
   {
     ShardLocks locks(db_, plan.involved);
@@ -332,7 +333,8 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
     }
     for (uint32_t s : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(s));
     if (early_ts) commit_ts_ = db_->oracle().Assign();
-    for (uint32_t p : plan.parts) {
+    for (size_t i = 0; i < plan.parts.size(); ++i) {
+      const uint32_t p = plan.parts[i];
       engine::Shard* s = db_->shard(p);
       s->commit_mu()->AssertHeld();
       PrepareRecord r{id_, name, snapshot_, plan.parts, plan.by_shard[p]};
@@ -340,12 +342,9 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
       // after it in the same WAL, is synced before anything depends on either. Of the others,
       // the first waited for is synced by this thread (kSync), the rest by their shards'
       // flushers at once, in parallel (kAsync).
-      wal::Durability durability = wal::Durability::kAsync;
-      if (coordinator_rides_decision && p == plan.parts.front()) {
-        durability = wal::Durability::kDeferred;
-      } else if (p == plan.parts[coordinator_rides_decision ? 1 : 0]) {
-        durability = wal::Durability::kSync;
-      }
+      const wal::Durability durability = i < first    ? wal::Durability::kDeferred
+                                         : i == first ? wal::Durability::kSync
+                                                      : wal::Durability::kAsync;
       auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), durability);
       if (!lsn.ok()) {
         db_->counters().aborts_io_error++;
@@ -365,7 +364,6 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
   }
   // The prepares of the other participants are being synced by their flushers meanwhile.
   absl::Status status;
-  const size_t first = coordinator_rides_decision ? 1 : 0;
   for (size_t i = first; i < plan.parts.size() && status.ok(); ++i) {
     status = db_->shard(plan.parts[i])->WaitDurable(lsns[i]);
     if (i == first && plan.parts.size() > 1) SHARDTX_KILL_POINT("2pc.after_some_prepares");
@@ -394,8 +392,7 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
     RETURN_IF_ERROR(ValidateWritesLocked(shard, writes));
     for (uint32_t i : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(i));
     commit_ts_ = db_->oracle().Assign();
-    auto appended = s->AppendLocked(engine::kCommit,
-                                    engine::EncodeCommit(commit_ts_, id_, writes),
+    auto appended = s->AppendLocked(engine::kCommit, engine::EncodeCommit(commit_ts_, id_, writes),
                                     ToWal(options_.durability));
     if (!appended.ok()) {
       db_->oracle().Finish(commit_ts_);  // nothing installed under it
@@ -436,7 +433,7 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
   // The WAL's durable callback finishes queued commits before waking their waiters; this one
   // may have been queued just after the callback that covered it ran.
   if (options_.durability == Durability::kSync && db_->oracle().visible() < commit_ts_) {
-    db_->FinishDurableCommits(shard, s->durable_lsn());
+    db_->Durable(shard, s->durable_lsn());
   }
   db_->two_phase().SetOutcome(id_, Database::Outcome::kCommitted);
   // Read-your-commits: a transaction begun after Commit returns sees this one.

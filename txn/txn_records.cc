@@ -4,29 +4,43 @@
 
 namespace shardtx::txn {
 
+namespace {
+
+// A list of shard numbers: a varint count, then each as a varint.
+void PutShardList(std::string* out, const std::vector<uint32_t>& shards) {
+  PutVarint64(out, shards.size());
+  for (uint32_t s : shards) PutVarint64(out, s);
+}
+
+bool GetShardList(absl::string_view* in, std::vector<uint32_t>* shards) {
+  uint64_t n;
+  if (!GetVarint64(in, &n) || n > in->size()) return false;  // each takes at least a byte
+  shards->clear();
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t s;
+    if (!GetVarint64(in, &s) || s > UINT32_MAX) return false;
+    shards->push_back(static_cast<uint32_t>(s));
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string EncodePrepare(const PrepareRecord& r) {
   std::string out;
   PutFixed64(&out, r.txn_id);
   PutLengthPrefixed(&out, r.name);
   PutFixed64(&out, r.snapshot_ts);
-  PutVarint64(&out, r.participants.size());
-  for (uint32_t s : r.participants) PutVarint64(&out, s);
+  PutShardList(&out, r.participants);
   engine::EncodeWrites(&out, r.writes);
   return out;
 }
 
 bool DecodePrepare(absl::string_view in, PrepareRecord* r) {
   absl::string_view name;
-  uint64_t n;
   if (!GetFixed64(&in, &r->txn_id) || !GetLengthPrefixed(&in, &name) ||
-      !GetFixed64(&in, &r->snapshot_ts) || !GetVarint64(&in, &n) || n > in.size()) {
+      !GetFixed64(&in, &r->snapshot_ts) || !GetShardList(&in, &r->participants)) {
     return false;
-  }
-  r->participants.clear();
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t s;
-    if (!GetVarint64(&in, &s) || s > UINT32_MAX) return false;
-    r->participants.push_back(static_cast<uint32_t>(s));
   }
   if (!engine::DecodeWrites(&in, &r->writes)) return false;
   r->name = std::string(name);
@@ -59,8 +73,7 @@ std::string EncodeDecision(const DecisionRecord& r) {
   PutFixed64(&out, r.txn_id);
   out.push_back(r.commit ? 1 : 0);
   PutFixed64(&out, r.commit_ts);
-  PutVarint64(&out, r.shards.size());
-  for (uint32_t s : r.shards) PutVarint64(&out, s);
+  PutShardList(&out, r.shards);
   return out;
 }
 
@@ -70,15 +83,7 @@ bool DecodeDecision(absl::string_view in, DecisionRecord* r) {
   in.remove_prefix(1);
   if (c > 1) return false;
   r->commit = c == 1;
-  uint64_t n;
-  if (!GetFixed64(&in, &r->commit_ts) || !GetVarint64(&in, &n) || n > in.size()) return false;
-  r->shards.clear();
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t s;
-    if (!GetVarint64(&in, &s) || s > UINT32_MAX) return false;
-    r->shards.push_back(static_cast<uint32_t>(s));
-  }
-  return in.empty();
+  return GetFixed64(&in, &r->commit_ts) && GetShardList(&in, &r->shards) && in.empty();
 }
 
 std::string PreparedTableKey(uint64_t txn_id) {

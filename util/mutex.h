@@ -29,6 +29,7 @@ class ABSL_LOCKABLE Mutex {
     mu_.lock();
   }
   void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  // Tells -Wthread-safety the lock is held here; checks nothing at run time.
   void AssertHeld() ABSL_ASSERT_EXCLUSIVE_LOCK() {}
 
  private:
@@ -55,9 +56,9 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
   Mutex* const mu_;
 };
 
-// Condition variable bound to one Mutex. Wait() requires the mutex held (checked at run time by
-// AssertHeld, as in LevelDB: the analysis cannot tie this CondVar's mutex to the caller's);
-// always wait in a loop on the predicate.
+// Condition variable bound to one Mutex. Wait() requires the mutex held; nothing checks it (the
+// analysis cannot tie this CondVar's mutex to the caller's, and AssertHeld only informs the
+// analysis, as in LevelDB). Always wait in a loop on the predicate.
 class CondVar {
  public:
   explicit CondVar(Mutex* mu) : mu_(mu) {}

@@ -42,11 +42,7 @@ std::string ParentDir(std::string dir) {
 }  // namespace
 
 WalWriter::WalWriter(Env* env, std::string dir, const WalOptions& options)
-    : env_(env),
-      dir_(std::move(dir)),
-      options_(options),
-      flusher_cv_(&mu_),
-      space_cv_(&mu_) {}
+    : env_(env), dir_(std::move(dir)), options_(options), flusher_cv_(&mu_), space_cv_(&mu_) {}
 
 absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::OpenAfterScan(Env* env,
                                                                     const std::string& dir,
@@ -66,9 +62,9 @@ absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::
                                                            const WalTail& tail) {
   if (options.segment_size < (64u << 10) || options.segment_size % kRecordAlign != 0 ||
       options.segment_size > kMaxSegmentSize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "WalOptions.segment_size must be a multiple of 8 in [64 KiB, 1 GiB], not ",
-        options.segment_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("WalOptions.segment_size must be a multiple of 8 in [64 KiB, 1 GiB], not ",
+                     options.segment_size));
   }
   if (options.max_record_size == 0 ||
       AlignedRecordSize(options.max_record_size) > options.segment_size - kSegmentHeaderSize) {
@@ -170,10 +166,12 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
   buffer_.resize(old + size);
   EncodeRecord(buffer_.data() + old, type, lsn, payload);
   if (durability == Durability::kSync || durability == Durability::kAsync) sync_wanted_ = true;
-  if (durability == Durability::kAsync || durability == Durability::kNone) flush_wanted_ = true;
   // A kSync caller goes on to WaitDurable, which writes the batch itself when nobody else is
   // (no hand-off to the flusher), or wakes the flusher; kAsync and kNone need the flusher now.
-  if (durability == Durability::kAsync || durability == Durability::kNone) flusher_cv_.Signal();
+  if (durability == Durability::kAsync || durability == Durability::kNone) {
+    flush_wanted_ = true;
+    flusher_cv_.Signal();
+  }
   appends_.fetch_add(1, std::memory_order_relaxed);
   bytes_.fetch_add(size, std::memory_order_relaxed);
   return lsn;
@@ -191,7 +189,7 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
       if (acked_lsn_.load(std::memory_order_acquire) >= lsn) break;
       if (!error_.ok()) return error_;
       if (flusher_done_) return absl::FailedPreconditionError("WAL " + dir_ + " is closed");
-      if (!in_flight_ && !closing_ && !spare_wanted_ && last_sync_waiters_ <= 1 &&
+      if (!in_flight_ && !closing_ && !spare_wanted_ && !last_sync_shared_ &&
           filling_waiters_ == nullptr) {
         // Nobody is writing, no spare segment is due (the flusher prepares it, then takes
         // this batch), and commits are not overlapping (the last sync had one waiter):
@@ -200,17 +198,14 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
         // flusher does it: it goes from one batch to the next without waiting to be woken.
         batch = TakeBatchLocked(/*sync=*/true);
         batch.by_committer = true;
-        ++in_flight_count_;  // this thread
       } else if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
         // Join the batch that will make `lsn` durable: the one being written if it covers lsn
         // and syncs, otherwise (below) the next one, which syncs since sync_wanted_ is set.
         w.next = in_flight_waiters_;
         in_flight_waiters_ = &w;
-        ++in_flight_count_;
       } else {
         w.next = filling_waiters_;
         filling_waiters_ = &w;
-        ++filling_count_;
         sync_wanted_ = true;
         flusher_cv_.Signal();
       }
@@ -261,7 +256,6 @@ WalWriter::Batch WalWriter::TakeBatchLocked(bool sync) {
   in_flight_sync_ = b.sync;
   in_flight_waiters_ = filling_waiters_;
   filling_waiters_ = nullptr;
-  in_flight_count_ = std::exchange(filling_count_, 0);
   flushing_size_ = flushing_.size();
   space_cv_.SignalAll();
   return b;
@@ -305,12 +299,14 @@ void WalWriter::RunBatch(const Batch& b) {
   Waiter* done;
   {
     MutexLock l(&mu_);
-    if (b.sync) {
-      acked_lsn_.store(b.last, std::memory_order_release);
-      last_sync_waiters_ = in_flight_count_;
-    }
     in_flight_ = false;
     done = std::exchange(in_flight_waiters_, nullptr);
+    if (b.sync) {
+      acked_lsn_.store(b.last, std::memory_order_release);
+      // More than one thread waited for this sync (the writer itself counts when a committer).
+      last_sync_shared_ =
+          b.by_committer ? done != nullptr : done != nullptr && done->next != nullptr;
+    }
     // Preallocating ahead keeps the next roll off the commit path; the flusher does it.
     if (spare_ == 0) spare_wanted_ = true;
     // The flusher may be waiting for the token: for more work, or to finish closing.
@@ -363,7 +359,8 @@ absl::Status WalWriter::WriteBatch(std::string* batch, Lsn sync_lsn, bool sync) 
   uint64_t chunk = 0;
   auto write_chunk = [&](uint64_t end) -> absl::Status {
     if (end == chunk) return absl::OkStatus();
-    RETURN_IF_ERROR(active_.file->Write(active_.offset, absl::string_view(data + chunk, end - chunk)));
+    RETURN_IF_ERROR(
+        active_.file->Write(active_.offset, absl::string_view(data + chunk, end - chunk)));
     writes_.fetch_add(1, std::memory_order_relaxed);
     SHARDTX_KILL_POINT("wal.after_write");
     active_.offset += end - chunk;

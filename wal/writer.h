@@ -154,10 +154,7 @@ class WalWriter {
   Lsn written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;  // the flush token is taken
   bool spare_wanted_ ABSL_GUARDED_BY(mu_) = false;  // the flusher should preallocate a segment
-  // Threads waiting for the batch in flight and for the next one; how many the last sync woke.
-  uint64_t in_flight_count_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t filling_count_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t last_sync_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  bool last_sync_shared_ ABSL_GUARDED_BY(mu_) = false;  // the last sync had several waiters
   bool in_flight_sync_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t flushing_size_ ABSL_GUARDED_BY(mu_) = 0;
   bool sync_wanted_ ABSL_GUARDED_BY(mu_) = false;  // some buffered record needs a sync
