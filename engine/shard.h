@@ -91,6 +91,7 @@ struct ShardStats {
   std::string checkpoint_ms;      // Histogram summary
   uint64_t overlay_bytes = 0;     // active + frozen
   uint64_t backpressure_waits = 0;
+  uint64_t validation_lmdb_reads = 0;
   uint64_t snapshot_too_old = 0;
   Lsn applied_lsn = 0;
   uint64_t lmdb_map_size = 0;
@@ -136,8 +137,10 @@ class Shard {
   Mutex* commit_mu() ABSL_LOCK_RETURNED(commit_mu_) { return &commit_mu_; }
   // Blocks while the overlay is over its limit (back-pressure). Call without commit_mu().
   void WaitForSpace();
-  // Commit timestamp of the newest committed version of `key`, 0 if none.
-  absl::StatusOr<Timestamp> LatestTsLocked(absl::string_view key)
+  // Commit timestamp of the newest committed version of `key` if it is newer than `after`,
+  // else 0. Reads LMDB only when a version there can be newer than `after` (a checkpoint
+  // applied commits after it); otherwise the overlays answer alone.
+  absl::StatusOr<Timestamp> NewestTsAfterLocked(absl::string_view key, Timestamp after)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   absl::StatusOr<bool> AnyNewerInRangeLocked(absl::string_view lower, absl::string_view upper,
                                              Timestamp ts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
@@ -201,6 +204,7 @@ class Shard {
   std::shared_ptr<Overlay> active_ ABSL_GUARDED_BY(commit_mu_);  // == overlays_[0]
 
   std::atomic<uint64_t> checkpoints_{0}, checkpoint_bytes_{0}, backpressure_waits_{0};
+  std::atomic<uint64_t> validation_lmdb_reads_{0};
   std::atomic<uint64_t> snapshot_too_old_{0};
   Histogram checkpoint_ms_;
   std::thread checkpointer_;

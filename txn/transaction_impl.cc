@@ -153,8 +153,8 @@ absl::Status TransactionImpl::ValidateWritesLocked(uint32_t shard,
       return absl::AbortedError(absl::StrCat("key ", Printable(w.key), " (shard ", shard,
                                              ", commit phase) is locked by ", *holder));
     }
-    ASSIGN_OR_RETURN(engine::Timestamp ts, s->LatestTsLocked(w.key));
-    if (ts > snapshot_) {
+    ASSIGN_OR_RETURN(engine::Timestamp ts, s->NewestTsAfterLocked(w.key, snapshot_));
+    if (ts != 0) {
       db_->counters().aborts_write_conflict++;
       return absl::AbortedError(absl::StrCat("write-write conflict on key ", Printable(w.key),
                                              " (shard ", shard, ", commit phase): committed at ts ",
@@ -169,8 +169,8 @@ absl::Status TransactionImpl::ValidateReadsLocked(uint32_t shard) {
   engine::Shard* s = db_->shard(shard);
   for (const std::string& key : reads_) {
     if (db_->partitioner().ShardOf(key) != shard) continue;
-    ASSIGN_OR_RETURN(engine::Timestamp ts, s->LatestTsLocked(key));
-    if (ts > snapshot_) {
+    ASSIGN_OR_RETURN(engine::Timestamp ts, s->NewestTsAfterLocked(key, snapshot_));
+    if (ts != 0) {
       db_->counters().aborts_read_validation++;
       return absl::AbortedError(absl::StrCat("serializable validation failed: key ", Printable(key),
                                              " (shard ", shard, ") read at snapshot ", snapshot_,

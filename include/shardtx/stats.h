@@ -26,6 +26,9 @@ struct ShardStatsView {
   std::string checkpoint_ms;
   uint64_t overlay_bytes = 0;
   uint64_t backpressure_waits = 0;
+  // Commit-time conflict checks that had to look the key up in LMDB: only a transaction whose
+  // snapshot is older than the last checkpoint's newest commit needs to.
+  uint64_t validation_lmdb_reads = 0;
   uint64_t applied_lsn = 0;
   uint64_t durable_lsn = 0;
   uint64_t lmdb_map_size = 0;
