@@ -1,8 +1,12 @@
 // engine_bench: the figures issue 3 asks of one shard, measured in one run on this machine:
 // durable and no-sync single-key commits/s at 1 and 64 threads, p99 commit latency with and
-// without a checkpoint running, and recovery time for ~100 MB of WAL.
+// without a checkpoint running, and recovery time for ~100 MB of WAL. Also range-scan speed
+// (a transaction's iterator over the overlay and over LMDB) next to a plain LMDB cursor over
+// the same keys and values, in the same run.
 //
 //   build/bench/engine_bench [--dir=PATH] [--seconds=3] [--ratio_runs=3] [--recovery_mb=100]
+//   build/bench/engine_bench --only=scan   (the scan comparison alone)
+#include <lmdb.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -28,8 +32,10 @@ ABSL_FLAG(int, recovery_mb, 100, "MB of WAL to recover");
 ABSL_FLAG(int, value_size, 100, "value bytes");
 ABSL_FLAG(int, checkpoint_mb, 64, "overlay MB written by the one large checkpoint");
 ABSL_FLAG(int, ratio_runs, 3, "alternating durable/no-sync 64-thread runs for the ratio");
-ABSL_FLAG(std::string, only, "",
-          "run one phase and stop (for profiling): syncN or noneN (N threads), e.g. sync64");
+ABSL_FLAG(int, scan_keys, 200000, "keys in the range-scan comparison");
+ABSL_FLAG(
+    std::string, only, "",
+    "run one phase and stop (for profiling): scan, or syncN or noneN (N threads), e.g. sync64");
 
 namespace shardtx {
 namespace {
@@ -228,6 +234,99 @@ bool OneLargeCheckpoint() {
   return true;
 }
 
+// Full forward scans of `keys` keys in one transaction; entries per second (median of 5).
+double ScanRate(Database* db, int keys) {
+  std::vector<double> rates;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t = db->Begin();
+    auto it = t->NewIterator();
+    const auto start = Clock::now();
+    int n = 0;
+    size_t bytes = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++n) bytes += it->value().size();
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!it->status().ok() || n != keys || bytes == 0) {
+      std::fprintf(stderr, "scan saw %d of %d keys: %s\n", n, keys,
+                   it->status().ToString().c_str());
+      return 0;
+    }
+    rates.push_back(n / s);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+// The same keys and values in a plain LMDB environment, scanned with one cursor (median of 5).
+double LmdbScanRate(const std::string& dir, int keys, const std::string& value) {
+  std::filesystem::create_directories(dir);
+  MDB_env* env = nullptr;
+  MDB_dbi dbi;
+  MDB_txn* txn = nullptr;
+  double rate = 0;
+  if (mdb_env_create(&env) != 0) return 0;
+  mdb_env_set_mapsize(env, 4ull << 30);
+  if (mdb_env_open(env, dir.c_str(), MDB_NOSYNC | MDB_NOTLS, 0644) == 0 &&
+      mdb_txn_begin(env, nullptr, 0, &txn) == 0 && mdb_dbi_open(txn, nullptr, 0, &dbi) == 0) {
+    for (int i = 0; i < keys; ++i) {
+      std::string k = absl::StrCat("s", 1000000 + i);
+      MDB_val mk{k.size(), k.data()}, mv{value.size(), const_cast<char*>(value.data())};
+      mdb_put(txn, dbi, &mk, &mv, MDB_APPEND);
+    }
+    mdb_txn_commit(txn);
+    std::vector<double> rates;
+    for (int rep = 0; rep < 5; ++rep) {
+      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+      MDB_cursor* c = nullptr;
+      mdb_cursor_open(txn, dbi, &c);
+      MDB_val k, v;
+      int n = 0;
+      size_t bytes = 0;
+      const auto start = Clock::now();
+      for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+           rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), ++n) {
+        bytes += v.mv_size;
+      }
+      const double s = std::chrono::duration<double>(Clock::now() - start).count();
+      mdb_cursor_close(c);
+      mdb_txn_abort(txn);
+      if (n == keys && bytes > 0) rates.push_back(n / s);
+    }
+    std::sort(rates.begin(), rates.end());
+    if (!rates.empty()) rate = rates[rates.size() / 2];
+  }
+  mdb_env_close(env);
+  return rate;
+}
+
+// Range scans: shardtx's iterator with the keys in the overlay, then in LMDB after a
+// checkpoint, against a plain LMDB cursor over the same data.
+bool ScanComparison() {
+  const int keys = absl::GetFlag(FLAGS_scan_keys);
+  const std::string value(absl::GetFlag(FLAGS_value_size), 'v');
+  auto db = Database::Open(BaseOptions(Dir("scan")));
+  if (!db.ok()) return false;
+  TxnOptions none;
+  none.durability = Durability::kNone;
+  for (int i = 0; i < keys;) {
+    auto t = (*db)->Begin(none);
+    for (int k = 0; k < 1000 && i < keys; ++k, ++i) {
+      if (!t->Put(absl::StrCat("s", 1000000 + i), value).ok()) return false;
+    }
+    if (!t->Commit().ok()) return false;
+  }
+  const double overlay = ScanRate(db->get(), keys);
+  if (!(*db)->Checkpoint().ok()) return false;
+  const double lmdb_layer = ScanRate(db->get(), keys);
+  const double plain = LmdbScanRate(Dir("scan-lmdb"), keys, value);
+  std::printf(
+      "range scan, %d keys, %zu-byte values (entries/s, medians of 5): shardtx overlay "
+      "%.0f, shardtx after checkpoint (LMDB) %.0f, plain LMDB cursor %.0f; "
+      "shardtx/LMDB %.3f (overlay), %.3f (checkpointed)\n",
+      keys, value.size(), overlay, lmdb_layer, plain, plain == 0 ? 0 : overlay / plain,
+      plain == 0 ? 0 : lmdb_layer / plain);
+  return overlay > 0 && lmdb_layer > 0 && plain > 0;
+}
+
 int Main() {
   const double secs = absl::GetFlag(FLAGS_seconds);
   std::printf("engine_bench: one shard, single-key commits, %d-byte values, 100k keys\n",
@@ -239,11 +338,12 @@ int Main() {
       return 1;
     }
     if (const std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {
+      if (only == "scan") return ScanComparison() ? 0 : 1;
       int threads = 0;
       const bool sync = absl::StartsWith(only, "sync");
       if ((!sync && !absl::StartsWith(only, "none")) ||
           !absl::SimpleAtoi(only.substr(4), &threads) || threads < 1) {
-        std::fprintf(stderr, "--only must be syncN or noneN (N threads), not '%s'\n",
+        std::fprintf(stderr, "--only must be scan, syncN or noneN (N threads), not '%s'\n",
                      only.c_str());
         return 2;
       }
@@ -277,6 +377,7 @@ int Main() {
                 quiet.p99 == 0 ? 0.0 : static_cast<double>(busy.p99) / quiet.p99);
   }
   if (!OneLargeCheckpoint()) return 1;
+  if (!ScanComparison()) return 1;
   {
     const std::string dir = Dir("recovery");
     Options o = BaseOptions(dir);

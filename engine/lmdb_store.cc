@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "shardtx/transaction.h"
 #include "util/coding.h"
 #include "util/kill_point.h"
 #include "util/status_macros.h"
@@ -96,6 +97,11 @@ absl::Status ShardStore::Init() {
   // Durable commits (no MDB_NOSYNC / MDB_NOMETASYNC): the WAL is truncated behind them.
   rc = mdb_env_open(env_, dir_.c_str(), MDB_NOTLS | MDB_NORDAHEAD, 0644);
   if (rc != 0) return LmdbError(rc, "env_open", dir_);
+  if (const int max_key = mdb_env_get_maxkeysize(env_); max_key < static_cast<int>(kMaxKeySize)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("LMDB ", dir_, ": this liblmdb takes keys of ", max_key,
+                     " bytes at most; shardtx needs ", kMaxKeySize));
+  }
 
   MDB_txn* t;
   if ((rc = mdb_txn_begin(env_, nullptr, 0, &t)) != 0) return LmdbError(rc, "txn_begin", dir_);

@@ -174,33 +174,64 @@ absl::StatusOr<std::optional<Found>> Shard::Get(View* view, absl::string_view ke
   return view->lmdb->Get(key);
 }
 
-absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Shard::NextVisible(
-    View* view, absl::string_view from, bool inclusive, bool reverse) {
+absl::Status Shard::ScanVisible(View* view, absl::string_view from, bool inclusive, bool reverse,
+                                size_t limit, ScanBatch* out) {
+  out->entries.clear();
+  out->done = false;
   std::string cursor(from);
   bool incl = inclusive;
-  while (true) {
-    // The nearest entry of each layer; for equal keys the newest layer wins.
-    std::optional<Overlay::Entry> best;
-    auto consider = [&](Overlay::Entry e) {
-      if (!best.has_value() || (reverse ? e.key > best->key : e.key < best->key)) {
-        best = std::move(e);
-      }
-    };
+  const auto before = [reverse](const std::string& a, const std::string& b) {
+    return reverse ? a > b : a < b;
+  };
+  while (out->entries.empty()) {
+    // Each layer's next `limit` entries, newest layer first. A layer that returned `limit`
+    // may hold more past its last key: only keys up to the nearest such horizon are complete.
+    std::vector<std::vector<Overlay::Entry>> layers;
+    layers.reserve(view->overlays.size() + 1);
     for (const auto& o : view->overlays) {
-      std::vector<Overlay::Entry> es = o->Scan(cursor, incl, reverse, 1, view->snapshot);
-      if (!es.empty()) consider(std::move(es[0]));
+      layers.push_back(o->Scan(cursor, incl, reverse, limit, view->snapshot));
     }
-    ASSIGN_OR_RETURN(std::vector<Overlay::Entry> ls, view->lmdb->Scan(cursor, incl, reverse, 1));
-    if (!ls.empty()) consider(std::move(ls[0]));
-    if (!best.has_value()) return std::optional<std::pair<std::string, std::string>>();
-    if (!best->tombstone) {
-      return std::optional<std::pair<std::string, std::string>>(
-          std::make_pair(std::move(best->key), std::move(best->value)));
+    ASSIGN_OR_RETURN(std::vector<Overlay::Entry> lmdb,
+                     view->lmdb->Scan(cursor, incl, reverse, limit));
+    layers.push_back(std::move(lmdb));
+    std::optional<std::string> horizon;  // a copy: the merge below moves keys out
+    for (const auto& l : layers) {
+      if (l.size() == limit && (!horizon.has_value() || before(l.back().key, *horizon))) {
+        horizon = l.back().key;
+      }
     }
-    if (reverse && best->key.empty()) return std::optional<std::pair<std::string, std::string>>();
-    cursor = std::move(best->key);
+    // Merge: repeatedly take the nearest key among the layers' heads; on equal keys the first
+    // (newest) layer's version wins and the others are skipped.
+    std::vector<size_t> pos(layers.size(), 0);
+    while (true) {
+      int best = -1;
+      for (size_t i = 0; i < layers.size(); ++i) {
+        if (pos[i] < layers[i].size() &&
+            (best < 0 || before(layers[i][pos[i]].key, layers[best][pos[best]].key))) {
+          best = static_cast<int>(i);
+        }
+      }
+      if (best < 0) break;
+      Overlay::Entry& e = layers[best][pos[best]];
+      if (horizon.has_value() && before(*horizon, e.key)) break;
+      for (size_t i = 0; i < layers.size(); ++i) {
+        if (static_cast<int>(i) != best && pos[i] < layers[i].size() &&
+            layers[i][pos[i]].key == e.key) {
+          ++pos[i];
+        }
+      }
+      ++pos[best];
+      if (!e.tombstone) out->entries.emplace_back(std::move(e.key), std::move(e.value));
+    }
+    if (!horizon.has_value()) {
+      out->done = true;
+      return absl::OkStatus();
+    }
+    cursor = std::move(*horizon);
     incl = false;
   }
+  out->resume = std::move(cursor);
+  return absl::OkStatus();
 }
 
 void Shard::WaitForSpace() {

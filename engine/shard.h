@@ -128,10 +128,16 @@ class Shard {
   absl::StatusOr<std::unique_ptr<View>> Pin(Timestamp snapshot);
   // The visible version of `key` (a tombstone means deleted), or nullopt.
   static absl::StatusOr<std::optional<Found>> Get(View* view, absl::string_view key);
-  // The first visible live entry after (or at, if inclusive) `from` in the given direction;
-  // empty `from` starts at the end of the range.
-  static absl::StatusOr<std::optional<std::pair<std::string, std::string>>> NextVisible(
-      View* view, absl::string_view from, bool inclusive, bool reverse);
+  // Visible live entries after (or at, if inclusive) `from` in the given direction (empty
+  // `from` in reverse: from the last key), in order, read from every layer at once: up to
+  // `limit` entries per layer, merged (the newest layer wins a key; tombstones hide it).
+  struct ScanBatch {
+    std::vector<std::pair<std::string, std::string>> entries;  // empty only when done
+    bool done = false;                                         // no entry lies beyond this batch
+    std::string resume;  // when !done: continue after this key (exclusive)
+  };
+  static absl::Status ScanVisible(View* view, absl::string_view from, bool inclusive, bool reverse,
+                                  size_t limit, ScanBatch* out);
 
   // --- Commit path. REQUIRES commit_mu() held from validation to InstallLocked. ---
   Mutex* commit_mu() ABSL_LOCK_RETURNED(commit_mu_) { return &commit_mu_; }

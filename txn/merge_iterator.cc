@@ -6,7 +6,7 @@
 namespace shardtx::txn {
 
 MergeIterator::MergeIterator(TransactionImpl* txn, const IteratorOptions& options)
-    : txn_(txn), options_(options), heads_(txn->db()->num_shards()) {
+    : txn_(txn), options_(options), sources_(txn->db()->num_shards()) {
   status_ = txn_->CheckActive();
   txn_->RecordRange(options_.lower_bound, options_.upper_bound);
 }
@@ -17,20 +17,34 @@ bool MergeIterator::InBounds(const std::string& k) const {
   return true;
 }
 
-MergeIterator::Entry MergeIterator::Fetch(uint32_t shard, const std::string& from,
-                                          bool inclusive) {
-  if (!status_.ok()) return std::nullopt;
-  auto view = txn_->ViewOf(shard);
+void MergeIterator::Fill(uint32_t s, const std::string& from, bool inclusive) {
+  Source& src = sources_[s];
+  src.pos = 0;
+  src.batch.entries.clear();
+  src.batch.done = true;
+  if (!status_.ok()) return;
+  auto view = txn_->ViewOf(s);
   if (!view.ok()) {
     status_ = view.status();
-    return std::nullopt;
+    return;
   }
-  auto e = engine::Shard::NextVisible(*view, from, inclusive, options_.reverse);
-  if (!e.ok()) {
-    status_ = e.status();
-    return std::nullopt;
+  status_ =
+      engine::Shard::ScanVisible(*view, from, inclusive, options_.reverse, src.limit, &src.batch);
+  if (!status_.ok()) {
+    src.batch.entries.clear();
+    src.batch.done = true;
+    return;
   }
-  return std::move(*e);
+  size_t bytes = 0;
+  for (const auto& [k, v] : src.batch.entries) bytes += k.size() + v.size();
+  if (bytes < kBatchBytes / 2) src.limit = std::min(src.limit * 2, kMaxBatch);
+}
+
+void MergeIterator::Advance(uint32_t s) {
+  Source& src = sources_[s];
+  if (++src.pos < src.batch.entries.size() || src.batch.done) return;
+  const std::string resume = std::move(src.batch.resume);
+  Fill(s, resume, false);
 }
 
 std::optional<std::pair<std::string, std::optional<std::string>>> MergeIterator::BufferNext(
@@ -50,54 +64,53 @@ std::optional<std::pair<std::string, std::optional<std::string>>> MergeIterator:
 void MergeIterator::Position(const std::string& from, bool inclusive) {
   valid_ = false;
   status_ = txn_->CheckActive();
-  for (uint32_t s = 0; s < heads_.size(); ++s) heads_[s] = Fetch(s, from, inclusive);
+  for (uint32_t s = 0; s < sources_.size(); ++s) {
+    sources_[s].limit = kFirstBatch;
+    Fill(s, from, inclusive);
+  }
   Settle(from, inclusive);
 }
 
 void MergeIterator::Settle(std::string from, bool inclusive) {
   valid_ = false;
+  taken_ = -1;
   while (status_.ok()) {
-    const std::string* best = nullptr;
-    for (const Entry& h : heads_) {
-      if (h.has_value() && (best == nullptr || Before(h->first, *best))) best = &h->first;
-    }
-    auto buf = BufferNext(from, inclusive);
-    std::string k;
-    bool from_buffer = false;
-    if (buf.has_value() && (best == nullptr || !Before(*best, buf->first))) {
-      k = buf->first;
-      from_buffer = true;
-    } else if (best != nullptr) {
-      k = *best;
-    } else {
-      return;
-    }
-    if (!InBounds(k)) {
-      // Past the range end in the direction of travel (reverse starts within bounds).
-      if (options_.reverse ? k < options_.lower_bound : true) return;
-    }
-    std::optional<std::string> value;
-    if (from_buffer) {
-      value = buf->second;
-    } else {
-      for (const Entry& h : heads_) {
-        if (h.has_value() && h->first == k) {
-          value = h->second;
-          break;
-        }
+    int best = -1;  // the shard with the nearest head
+    for (uint32_t s = 0; s < sources_.size(); ++s) {
+      const auto* h = sources_[s].head();
+      if (h != nullptr && (best < 0 || Before(h->first, sources_[best].head()->first))) {
+        best = static_cast<int>(s);
       }
     }
-    if (value.has_value() && InBounds(k)) {
+    auto buf = BufferNext(from, inclusive);
+    // The transaction's own write of a key wins over the shard's version of it.
+    const bool from_buffer =
+        buf.has_value() && (best < 0 || !Before(sources_[best].head()->first, buf->first));
+    if (!from_buffer && best < 0) return;
+    const std::string& k = from_buffer ? buf->first : sources_[best].head()->first;
+    // Past the range end in the direction of travel (reverse starts within bounds).
+    if (!InBounds(k) && (options_.reverse ? k < options_.lower_bound : true)) return;
+    const bool live = !from_buffer || buf->second.has_value();
+    if (live && InBounds(k)) {
       valid_ = true;
-      key_ = std::move(k);
-      value_ = std::move(*value);
+      if (from_buffer) {
+        key_ = std::move(buf->first);
+        value_ = std::move(*buf->second);
+      } else {
+        // Moved out, not copied: Next() steps this shard past the emptied head first.
+        auto* h = sources_[best].mutable_head();
+        key_.swap(h->first);
+        value_.swap(h->second);
+        taken_ = best;
+      }
       return;
     }
     // A key deleted by this transaction (or out of bounds on the near side): step over it.
-    for (uint32_t s = 0; s < heads_.size(); ++s) {
-      if (heads_[s].has_value() && heads_[s]->first == k) heads_[s] = Fetch(s, k, false);
+    std::string skip = k;
+    for (uint32_t s = 0; s < sources_.size(); ++s) {
+      if (const auto* h = sources_[s].head(); h != nullptr && h->first == skip) Advance(s);
     }
-    from = k;
+    from = std::move(skip);
     inclusive = false;
   }
 }
@@ -125,11 +138,12 @@ void MergeIterator::Seek(absl::string_view target) {
 void MergeIterator::Next() {
   if (!valid_) return;
   status_ = txn_->CheckActive();
-  const std::string cur = key_;
-  for (uint32_t s = 0; s < heads_.size(); ++s) {
-    if (heads_[s].has_value() && heads_[s]->first == cur) heads_[s] = Fetch(s, cur, false);
+  if (taken_ >= 0) Advance(static_cast<uint32_t>(taken_));
+  for (uint32_t s = 0; s < sources_.size(); ++s) {
+    if (static_cast<int>(s) == taken_) continue;
+    if (const auto* h = sources_[s].head(); h != nullptr && h->first == key_) Advance(s);
   }
-  Settle(cur, false);
+  Settle(key_, false);
 }
 
 }  // namespace shardtx::txn

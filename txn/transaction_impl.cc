@@ -87,8 +87,21 @@ absl::StatusOr<engine::Shard::View*> TransactionImpl::ViewOf(uint32_t shard) {
   return views_[shard].get();
 }
 
+namespace {
+
+absl::Status CheckKey(absl::string_view key) {
+  if (key.empty() || key.size() > kMaxKeySize) {
+    return absl::InvalidArgumentError(absl::StrCat("key of ", key.size(), " bytes: keys are 1 to ",
+                                                   kMaxKeySize, " bytes (LMDB's limit)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> TransactionImpl::Get(absl::string_view key) {
   RETURN_IF_ERROR(CheckActive());
+  RETURN_IF_ERROR(CheckKey(key));
   if (auto it = writes_.find(key); it != writes_.end()) {
     if (!it->second.has_value()) return absl::NotFoundError(Printable(key));
     return *it->second;
@@ -103,6 +116,7 @@ absl::StatusOr<std::string> TransactionImpl::Get(absl::string_view key) {
 
 absl::Status TransactionImpl::Put(absl::string_view key, absl::string_view value) {
   RETURN_IF_ERROR(CheckActive());
+  RETURN_IF_ERROR(CheckKey(key));
   if (write_bytes_ + key.size() + value.size() > db_->options().max_txn_bytes) {
     // Refused at once, so a runaway transaction cannot exhaust memory before Commit.
     db_->counters().aborts_too_large++;
@@ -119,6 +133,7 @@ absl::Status TransactionImpl::Put(absl::string_view key, absl::string_view value
 
 absl::Status TransactionImpl::Delete(absl::string_view key) {
   RETURN_IF_ERROR(CheckActive());
+  RETURN_IF_ERROR(CheckKey(key));
   auto [it, inserted] = writes_.try_emplace(key);
   if (!inserted) write_bytes_ -= it->first.size() + (it->second ? it->second->size() : 0);
   it->second.reset();

@@ -7,6 +7,10 @@
 // Errors common to all calls: kFailedPrecondition after Commit/Rollback; kAborted (retryable:
 // roll back and run the transaction again) when its snapshot can no longer be served
 // ("snapshot too old"), with the shard named.
+//
+// Keys are 1 to kMaxKeySize bytes (LMDB's limit: the checkpointed store is LMDB). Get, Put and
+// Delete refuse any other key with kInvalidArgument. Iterator bounds and Seek targets may be
+// any string.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +23,8 @@
 #include "shardtx/iterator.h"
 
 namespace shardtx {
+
+inline constexpr size_t kMaxKeySize = 511;
 
 class Transaction {
  public:

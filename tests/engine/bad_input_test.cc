@@ -129,6 +129,63 @@ TEST(BadInput, SecondProcessIsRefusedWithThePidOfTheFirst) {
       << buf;
 }
 
+// LMDB stores keys of 1 to 511 bytes. A key outside that range must be refused when written,
+// not accepted into the log and then fail every checkpoint from then on.
+TEST(BadInput, KeysLmdbCannotStoreAreRefusedAtPutNotAtCheckpoint) {
+  Options o;
+  o.path = FreshDir();
+  o.checkpoint_interval = absl::ZeroDuration();
+  const std::string longest(kMaxKeySize, 'b');
+  {
+    auto db = OpenOrDie(o);
+    ASSERT_NE(db, nullptr);
+    auto t = db->Begin();
+    for (const std::string& bad : {std::string(), std::string(kMaxKeySize + 1, 'b')}) {
+      absl::Status s = t->Put(bad, "v");
+      EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+      EXPECT_NE(s.message().find("keys are 1 to 511 bytes"), std::string::npos) << s;
+      EXPECT_TRUE(absl::IsInvalidArgument(t->Delete(bad)));
+      EXPECT_TRUE(absl::IsInvalidArgument(t->Get(bad).status()));
+    }
+    ASSERT_TRUE(t->Put("a", "1").ok());
+    ASSERT_TRUE(t->Put(longest, "2").ok());
+    ASSERT_TRUE(t->Put("c", "3").ok());
+    ASSERT_TRUE(t->Commit().ok());
+    ASSERT_TRUE(db->Checkpoint().ok());
+  }
+  auto db = OpenOrDie(o);  // reopen: everything was checkpointed into LMDB
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(db->GetStats().recovery_records, 0u);
+  auto t = db->Begin();
+  EXPECT_EQ(*t->Get(longest), "2");
+  // A Seek target longer than any key still positions correctly in LMDB, both ways.
+  const std::string target(kMaxKeySize + 89, 'b');
+  auto it = t->NewIterator();
+  it->Seek(target);
+  ASSERT_TRUE(it->Valid()) << it->status();
+  EXPECT_EQ(it->key(), "c");
+  IteratorOptions rev;
+  rev.reverse = true;
+  auto rit = t->NewIterator(rev);
+  rit->Seek(target);
+  ASSERT_TRUE(rit->Valid()) << rit->status();
+  EXPECT_EQ(rit->key(), longest);
+  // And as a lower bound of a serializable range that commit-time validation re-reads.
+  TxnOptions so;
+  so.isolation = Isolation::kSerializable;
+  auto st = db->Begin(so);
+  IteratorOptions bounded;
+  bounded.lower_bound = target;
+  auto bit = st->NewIterator(bounded);
+  bit->SeekToFirst();
+  ASSERT_TRUE(bit->Valid()) << bit->status();
+  EXPECT_EQ(bit->key(), "c");
+  ASSERT_TRUE(st->Put("z", "x").ok());
+  ASSERT_TRUE(PutOne(db.get(), longest, "changed").ok());  // below the range: no conflict
+  ASSERT_TRUE(db->Checkpoint().ok());
+  EXPECT_TRUE(st->Commit().ok());
+}
+
 TEST(BadInput, GarbageInTheLmdbFileGivesAnErrorNotACrash) {
   const std::string dir = FreshDir();
   {

@@ -1,0 +1,151 @@
+// Iterators against a model: thousands of keys spread over LMDB (checkpointed), the overlay
+// (overwrites and tombstones newer than LMDB, versions newer than the reader's snapshot) and
+// the transaction's own writes, on two shards, so every read-ahead batch boundary, the batch
+// growth and the merge of layers and shards are crossed, forward and in reverse.
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "tests/engine/test_db.h"
+
+namespace shardtx {
+namespace {
+
+using testing::FreshDir;
+using testing::OpenOrDie;
+
+using Model = std::map<std::string, std::string>;
+
+std::string Key(int i) { return absl::StrFormat("k%05d", i); }
+
+// Everything `it` yields after positioning with `position`, as key=value pairs.
+template <class Position>
+std::vector<std::pair<std::string, std::string>> Drain(Iterator* it, Position position,
+                                                       size_t max = SIZE_MAX) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (position(it); it->Valid() && out.size() < max; it->Next()) {
+    out.emplace_back(std::string(it->key()), std::string(it->value()));
+  }
+  EXPECT_TRUE(it->status().ok()) << it->status();
+  return out;
+}
+
+// What an iterator over [lower, upper) of `m` yields, from `from` (inclusive) when given.
+std::vector<std::pair<std::string, std::string>> Expect(const Model& m, const std::string& lower,
+                                                        const std::string& upper, bool reverse,
+                                                        const std::string* from = nullptr,
+                                                        size_t max = SIZE_MAX) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& kv : m) {
+    if (kv.first < lower || (!upper.empty() && kv.first >= upper)) continue;
+    if (from != nullptr && (reverse ? kv.first > *from : kv.first < *from)) continue;
+    out.push_back(kv);
+  }
+  if (reverse) std::reverse(out.begin(), out.end());
+  if (out.size() > max) out.resize(max);
+  return out;
+}
+
+TEST(Iterator, MatchesAModelAcrossLayersShardsAndReadAheadBatches) {
+  Options o;
+  o.path = FreshDir();
+  o.num_shards = 2;
+  o.checkpoint_interval = absl::ZeroDuration();
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  std::mt19937 rng(7);
+  constexpr int kKeys = 6000;
+  Model model;
+  TxnOptions fast;
+  fast.durability = Durability::kNone;
+  auto commit = [&](const std::vector<std::pair<int, int>>& ops, const std::string& tag) {
+    auto t = db->Begin(fast);
+    for (const auto& [k, op] : ops) {
+      if (op == 0) {
+        ASSERT_TRUE(t->Delete(Key(k)).ok());
+        model.erase(Key(k));
+      } else {
+        ASSERT_TRUE(t->Put(Key(k), tag + std::to_string(k)).ok());
+        model[Key(k)] = tag + std::to_string(k);
+      }
+    }
+    ASSERT_TRUE(t->Commit().ok());
+  };
+  // LMDB: half of the key space.
+  std::vector<std::pair<int, int>> ops;
+  for (int i = 0; i < kKeys; ++i) {
+    if (rng() % 2 == 0) ops.emplace_back(i, 1);
+  }
+  commit(ops, "lmdb");
+  ASSERT_TRUE(db->Checkpoint().ok());
+  // The overlay: overwrites, new keys, and deletes that hide LMDB versions, in runs long
+  // enough that a whole read-ahead batch can be tombstones.
+  ops.clear();
+  for (int i = 0; i < kKeys; ++i) {
+    const uint32_t r = rng() % 10;
+    if (i >= 3000 && i < 3600) {
+      ops.emplace_back(i, 0);  // a long run of deletes
+    } else if (r < 2) {
+      ops.emplace_back(i, 0);
+    } else if (r < 4) {
+      ops.emplace_back(i, 1);
+    }
+  }
+  commit(ops, "overlay");
+  // The reader's snapshot; later commits (overlay versions it must not see) follow.
+  auto reader = db->Begin();
+  const Model at_snapshot = model;
+  ops.clear();
+  for (int i = 0; i < kKeys; i += 3) ops.emplace_back(i, i % 2);
+  commit(ops, "later");
+  // The reader's own writes win over everything.
+  Model mine = at_snapshot;
+  for (int n = 0; n < 300; ++n) {
+    const int k = static_cast<int>(rng() % kKeys);
+    if (rng() % 3 == 0) {
+      ASSERT_TRUE(reader->Delete(Key(k)).ok());
+      mine.erase(Key(k));
+    } else {
+      ASSERT_TRUE(reader->Put(Key(k), "mine" + std::to_string(k)).ok());
+      mine[Key(k)] = "mine" + std::to_string(k);
+    }
+  }
+
+  for (bool reverse : {false, true}) {
+    SCOPED_TRACE(reverse ? "reverse" : "forward");
+    IteratorOptions io;
+    io.reverse = reverse;
+    auto it = reader->NewIterator(io);
+    EXPECT_EQ(Drain(it.get(), [](Iterator* i) { i->SeekToFirst(); }),
+              Expect(mine, "", "", reverse));
+    // A fresh transaction sees the latest state, and none of the reader's writes.
+    auto latest = db->Begin();
+    auto lit = latest->NewIterator(io);
+    EXPECT_EQ(Drain(lit.get(), [](Iterator* i) { i->SeekToFirst(); }),
+              Expect(model, "", "", reverse));
+    for (int n = 0; n < 40; ++n) {
+      int a = static_cast<int>(rng() % (kKeys + 200)) - 100;
+      int b = a + static_cast<int>(rng() % 1500);
+      IteratorOptions bo;
+      bo.reverse = reverse;
+      bo.lower_bound = a < 0 ? "" : Key(a);
+      bo.upper_bound = b >= kKeys + 100 ? "" : Key(b);
+      auto bit = reader->NewIterator(bo);
+      ASSERT_EQ(Drain(bit.get(), [](Iterator* i) { i->SeekToFirst(); }),
+                Expect(mine, bo.lower_bound, bo.upper_bound, reverse))
+          << "[" << bo.lower_bound << ", " << bo.upper_bound << ")";
+      // Seek, then a short read, then a seek elsewhere on the same iterator.
+      const std::string target = Key(static_cast<int>(rng() % kKeys));
+      ASSERT_EQ(Drain(
+                    bit.get(), [&](Iterator* i) { i->Seek(target); }, 5),
+                Expect(mine, bo.lower_bound, bo.upper_bound, reverse, &target, 5))
+          << "seek " << target << " in [" << bo.lower_bound << ", " << bo.upper_bound << ")";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardtx
