@@ -179,7 +179,8 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
 
 absl::Status WalWriter::WaitDurable(Lsn lsn) {
   while (acked_lsn_.load(std::memory_order_acquire) < lsn) {
-    Waiter w;
+    WaitWord* word = nullptr;
+    uint32_t seen = 0;
     Batch batch;
     {
       MutexLock l(&mu_);
@@ -190,7 +191,7 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
       if (!error_.ok()) return error_;
       if (flusher_done_) return absl::FailedPreconditionError("WAL " + dir_ + " is closed");
       if (!in_flight_ && !closing_ && !spare_wanted_ && !last_sync_shared_ &&
-          filling_waiters_ == nullptr) {
+          filling_waiters_ == 0) {
         // Nobody is writing, no spare segment is due (the flusher prepares it, then takes
         // this batch), and commits are not overlapping (the last sync had one waiter):
         // write and sync everything buffered (lsn included) on this thread, saving the
@@ -201,19 +202,22 @@ absl::Status WalWriter::WaitDurable(Lsn lsn) {
       } else if (in_flight_ && lsn <= taken_lsn_ && in_flight_sync_) {
         // Join the batch that will make `lsn` durable: the one being written if it covers lsn
         // and syncs, otherwise (below) the next one, which syncs since sync_wanted_ is set.
-        w.next = in_flight_waiters_;
-        in_flight_waiters_ = &w;
+        word = &batch_words_[batch_seq_ % 2];
+        ++in_flight_waiters_;
       } else {
-        w.next = filling_waiters_;
-        filling_waiters_ = &w;
+        word = &batch_words_[(batch_seq_ + 1) % 2];
+        ++filling_waiters_;
         sync_wanted_ = true;
         flusher_cv_.Signal();
       }
+      if (word != nullptr) seen = word->Load();
     }
     if (batch.taken) {
       RunBatch(batch);
     } else {
-      w.Wait();  // woken with the batch: durable now, unless the log was poisoned or closed
+      // The word was read under mu_, which its bump also takes: no wake-up is missed. Woken
+      // with the batch: durable now, unless the log was poisoned or closed; the loop rechecks.
+      word->Wait(seen);
     }
   }
   return absl::OkStatus();
@@ -254,8 +258,8 @@ WalWriter::Batch WalWriter::TakeBatchLocked(bool sync) {
   b.sync_lsn = durable_lsn_.load(std::memory_order_relaxed) + 1;
   in_flight_ = true;
   in_flight_sync_ = b.sync;
-  in_flight_waiters_ = filling_waiters_;
-  filling_waiters_ = nullptr;
+  b.seq = ++batch_seq_;
+  in_flight_waiters_ = std::exchange(filling_waiters_, 0);
   flushing_size_ = flushing_.size();
   space_cv_.SignalAll();
   return b;
@@ -273,19 +277,15 @@ void WalWriter::RunBatch(const Batch& b) {
   }
   flushing_.clear();
   if (!s.ok()) {
-    Waiter* in_flight;
-    Waiter* filling;
     {
       // Poisoned: every waiter, of this batch and the next, wakes to see error_.
       MutexLock l(&mu_);
       in_flight_ = false;
       error_ = s;
-      in_flight = std::exchange(in_flight_waiters_, nullptr);
-      filling = std::exchange(filling_waiters_, nullptr);
+      BumpAllLocked();
       flusher_cv_.Signal();  // the flusher exits
     }
-    Waiter::WakeAll(in_flight);
-    Waiter::WakeAll(filling);
+    WakeAllWaiters();
     return;
   }
   {
@@ -296,25 +296,34 @@ void WalWriter::RunBatch(const Batch& b) {
   // Still holding the token: callbacks come one at a time, in LSN order, and the records
   // count as acknowledged (acked_lsn_, what WaitDurable waits for) only after theirs.
   if (b.sync && options_.on_durable) options_.on_durable(b.last);
-  Waiter* done;
+  int done;
   {
     MutexLock l(&mu_);
     in_flight_ = false;
-    done = std::exchange(in_flight_waiters_, nullptr);
+    done = std::exchange(in_flight_waiters_, 0);
+    if (done > 0) batch_words_[b.seq % 2].Bump();
     if (b.sync) {
       acked_lsn_.store(b.last, std::memory_order_release);
       // More than one thread waited for this sync (the writer itself counts when a committer).
-      last_sync_shared_ =
-          b.by_committer ? done != nullptr : done != nullptr && done->next != nullptr;
+      last_sync_shared_ = b.by_committer ? done > 0 : done > 1;
     }
     // Preallocating ahead keeps the next roll off the commit path; the flusher does it.
     if (spare_ == 0) spare_wanted_ = true;
     // The flusher may be waiting for the token: for more work, or to finish closing.
     if (HasWorkLocked() || closing_) flusher_cv_.Signal();
   }
-  // Without the lock: each woken waiter wakes others in turn (see Waiter), so this thread goes
-  // straight back to its own work.
-  Waiter::WakeAll(done);
+  // One system call wakes the whole batch, without the lock, so the woken do not queue on it.
+  if (done > 0) batch_words_[b.seq % 2].WakeAll();
+}
+
+void WalWriter::BumpAllLocked() {
+  in_flight_waiters_ = 0;
+  filling_waiters_ = 0;
+  for (WaitWord& w : batch_words_) w.Bump();
+}
+
+void WalWriter::WakeAllWaiters() {
+  for (WaitWord& w : batch_words_) w.WakeAll();
 }
 
 void WalWriter::FlusherLoop() {
@@ -344,12 +353,10 @@ void WalWriter::FlusherLoop() {
   }
   // Poisoned or closed: wake everyone; they see error_ or flusher_done_.
   flusher_done_ = true;
-  Waiter* in_flight = std::exchange(in_flight_waiters_, nullptr);
-  Waiter* filling = std::exchange(filling_waiters_, nullptr);
+  BumpAllLocked();
   space_cv_.SignalAll();
   mu_.Unlock();
-  Waiter::WakeAll(in_flight);
-  Waiter::WakeAll(filling);
+  WakeAllWaiters();
 }
 
 absl::Status WalWriter::WriteBatch(std::string* batch, Lsn sync_lsn, bool sync) {

@@ -15,7 +15,7 @@
 #include "shardtx/env.h"
 #include "util/histogram.h"
 #include "util/mutex.h"
-#include "util/waiter.h"
+#include "util/wait_word.h"
 #include "wal/format.h"
 #include "wal/reader.h"
 
@@ -122,10 +122,14 @@ class WalWriter {
     bool taken = false;
     bool by_committer = false;
     bool sync = false;
+    uint64_t seq = 0;
     Lsn first = 0, last = 0;
     Lsn sync_lsn = 0;  // every record below it was durable when the batch was taken
   };
   void FlusherLoop();
+  // Poisoned or closed: every waiter must wake and recheck. Bump under mu_, wake after.
+  void BumpAllLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WakeAllWaiters();
   bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the token and the buffered records; syncs them if `sync` or some record asks.
   Batch TakeBatchLocked(bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -144,10 +148,14 @@ class WalWriter {
   mutable Mutex mu_;
   CondVar flusher_cv_;  // work for the flusher
   CondVar space_cv_;    // buffer space freed
-  // WaitDurable callers, woken together when their batch is durable (or the log poisoned):
-  // those waiting for the batch being written and synced, and those for the next one.
-  Waiter* in_flight_waiters_ ABSL_GUARDED_BY(mu_) = nullptr;
-  Waiter* filling_waiters_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // WaitDurable callers sleep on the word of their batch's parity (batch_words_[seq % 2]): the
+  // batch being written and synced (number batch_seq_) or the next one. Whoever finishes a
+  // batch bumps its word and wakes all of them with one system call; the next batch's waiters
+  // are on the other word and sleep on. Counts say whether anyone needs waking.
+  uint64_t batch_seq_ ABSL_GUARDED_BY(mu_) = 0;  // number of the batch taken last
+  int in_flight_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  int filling_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  WaitWord batch_words_[2];
   std::string buffer_ ABSL_GUARDED_BY(mu_);
   Lsn next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
   Lsn taken_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // last LSN handed to the flusher
