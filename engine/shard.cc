@@ -255,23 +255,32 @@ void Shard::WaitForSpace() {
 }
 
 absl::StatusOr<Timestamp> Shard::NewestTsAfterLocked(absl::string_view key, Timestamp after) {
-  Timestamp lmdb_max;
+  Timestamp lmdb_max, deleted = 0, floor;
   {
     MutexLock l(&view_mu_);
     for (const auto& o : overlays_) {
       if (Timestamp ts = o->LatestTs(key)) return ts > after ? ts : Timestamp{0};
     }
     lmdb_max = lmdb_max_ts_;
+    if (auto it = checkpointed_deletes_.find(key); it != checkpointed_deletes_.end()) {
+      deleted = it->second;
+    }
+    floor = deletes_floor_ts_;
   }
   // No version in LMDB is newer than lmdb_max (raised before a checkpoint's LMDB commit, read
   // here with the overlays in one critical section, so a version leaving the overlays is
-  // counted in it): below `after`, LMDB cannot hold the answer, and the commit lock is not
-  // held across a B-tree lookup.
+  // counted in it; after a crash between checkpoint chunks LMDB may hold newer ones, but redo
+  // puts them back in the overlay): below `after`, LMDB cannot hold the answer, and the
+  // commit lock is not held across a B-tree lookup.
   if (lmdb_max <= after) return Timestamp{0};
   validation_lmdb_reads_.fetch_add(1, std::memory_order_relaxed);
   ASSIGN_OR_RETURN(std::unique_ptr<ReadView> v, store_->Pin());
   ASSIGN_OR_RETURN(std::optional<Found> f, v->Get(key));
-  return f.has_value() && f->ts > after ? f->ts : Timestamp{0};
+  // A delete a checkpoint applied is absence in LMDB: the remembered timestamp stands for it.
+  Timestamp newest = std::max(f.has_value() ? f->ts : Timestamp{0}, deleted);
+  // Absent, and a delete of it after `after` may have been forgotten: assume there was one.
+  if (newest == 0 && floor > after) newest = floor;
+  return newest > after ? newest : Timestamp{0};
 }
 
 absl::StatusOr<bool> Shard::AnyNewerInRangeLocked(absl::string_view lower,
@@ -282,6 +291,14 @@ absl::StatusOr<bool> Shard::AnyNewerInRangeLocked(absl::string_view lower,
     MutexLock l(&view_mu_);
     overlays.assign(overlays_.begin(), overlays_.end());
     lmdb_max = lmdb_max_ts_;
+    if (lmdb_max > ts) {
+      // A key of the range deleted from LMDB after the snapshot, remembered or forgotten.
+      if (deletes_floor_ts_ > ts) return true;
+      for (auto it = checkpointed_deletes_.lower_bound(lower);
+           it != checkpointed_deletes_.end() && (upper.empty() || it->first < upper); ++it) {
+        if (it->second > ts) return true;
+      }
+    }
   }
   for (const auto& o : overlays) {
     if (o->AnyNewerInRange(lower, upper, ts)) return true;
@@ -289,6 +306,28 @@ absl::StatusOr<bool> Shard::AnyNewerInRangeLocked(absl::string_view lower,
   if (lmdb_max <= ts) return false;
   ASSIGN_OR_RETURN(std::unique_ptr<ReadView> v, store_->Pin());
   return v->AnyNewerInRange(lower, upper, ts);
+}
+
+void Shard::RememberDeletesLocked(std::vector<std::pair<std::string, Timestamp>> deletes) {
+  for (auto& [key, ts] : deletes) {
+    auto [it, inserted] = checkpointed_deletes_.try_emplace(key, ts);
+    if (!inserted) {
+      if (it->second >= ts) continue;
+      it->second = ts;
+    }
+    deletes_bytes_ += key.size() + 64;  // the map's and the queue's node overhead, roughly
+    deletes_order_.emplace_back(ts, std::move(key));
+  }
+  while (deletes_bytes_ > options_.checkpointed_deletes_bytes && !deletes_order_.empty()) {
+    auto& [ts, key] = deletes_order_.front();
+    if (auto it = checkpointed_deletes_.find(key);
+        it != checkpointed_deletes_.end() && it->second == ts) {
+      checkpointed_deletes_.erase(it);
+    }
+    deletes_floor_ts_ = std::max(deletes_floor_ts_, ts);
+    deletes_bytes_ -= key.size() + 64;
+    deletes_order_.pop_front();
+  }
 }
 
 absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view payload,
@@ -350,12 +389,22 @@ absl::Status Shard::Checkpoint() {
   absl::Status s = hooks_->WaitVisible(max_ts);
   if (s.ok() && c > 0) s = wal_->WaitDurable(c);
   if (s.ok()) {
+    // The frozen deletes, which LMDB will hold only as absence (see checkpointed_deletes_).
+    std::vector<std::pair<std::string, Timestamp>> deletes;
+    for (const auto& o : frozen) {
+      o->ForEachNewestAfter(nullptr, [&](const std::string& key, const Version& newest) {
+        if (newest.tombstone) deletes.emplace_back(key, newest.ts);
+        return true;
+      });
+    }
     // From the moment LMDB may hold the frozen versions, a view pinned at an older snapshot
     // could read them from LMDB where its overlays have nothing old enough: refuse such pins
     // ("snapshot too old") before the commit, not after. (Kept if the commit fails: it only
-    // makes old pins fail, never lets a wrong read through.)
+    // makes old pins fail, never lets a wrong read through.) Likewise a delete leaves the
+    // overlays' view only once it is remembered here.
     MutexLock v(&view_mu_);
     lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
+    RememberDeletesLocked(std::move(deletes));
   }
   if (s.ok()) s = store_->Apply(layers, c, max_ts, table_writes);
   if (!s.ok()) return s;  // the frozen overlays stay in view; the next checkpoint retries them

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -13,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/lmdb_store.h"
@@ -40,6 +42,8 @@ struct ShardOptions {
   uint64_t checkpoint_overlay_bytes = 64ull << 20;
   uint64_t overlay_limit_bytes = 256ull << 20;
   absl::Duration checkpoint_interval = absl::Seconds(30);
+  // Memory for the keys checkpoints deleted from LMDB (see Shard::checkpointed_deletes_).
+  uint64_t checkpointed_deletes_bytes = 8ull << 20;
 };
 
 // What the shard needs from the layer above, without knowing it.
@@ -195,6 +199,18 @@ class Shard {
   // one only after a checkpoint failed).
   std::vector<std::shared_ptr<Overlay>> overlays_ ABSL_GUARDED_BY(view_mu_);
   Timestamp lmdb_max_ts_ ABSL_GUARDED_BY(view_mu_) = 0;
+  // Keys a checkpoint deleted from LMDB, with the delete's timestamp. In LMDB a key deleted
+  // after a snapshot looks like one that never existed; conflict checks for snapshots older
+  // than the checkpoint need to tell them apart. Filled before the checkpoint's LMDB commit
+  // (with lmdb_max_ts_). At most options_.checkpointed_deletes_bytes: the oldest entries go
+  // first and raise deletes_floor_ts_, below which an absent key proves nothing (a conflict
+  // check then assumes the worst).
+  absl::btree_map<std::string, Timestamp> checkpointed_deletes_ ABSL_GUARDED_BY(view_mu_);
+  std::deque<std::pair<Timestamp, std::string>> deletes_order_ ABSL_GUARDED_BY(view_mu_);
+  uint64_t deletes_bytes_ ABSL_GUARDED_BY(view_mu_) = 0;
+  Timestamp deletes_floor_ts_ ABSL_GUARDED_BY(view_mu_) = 0;
+  void RememberDeletesLocked(std::vector<std::pair<std::string, Timestamp>> deletes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(view_mu_);
 
   Mutex checkpoint_mu_;  // one checkpoint at a time
 

@@ -193,6 +193,7 @@ absl::Status DatabaseImpl::OpenShards() {
     so.store.checkpoint_chunk_bytes = options_.checkpoint_txn_bytes;
     so.overlay_limit_bytes = options_.overlay_limit_bytes;
     so.checkpoint_interval = options_.checkpoint_interval;
+    so.checkpointed_deletes_bytes = options_.checkpointed_deletes_bytes;
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard> shard, engine::Shard::Open(i, so, this));
     max_ts = std::max(max_ts, shard->recovered_max_ts());
     shards_.push_back(std::move(shard));

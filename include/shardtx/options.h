@@ -76,6 +76,11 @@ struct Options {
   // Commits wait (back-pressure) while a shard's overlay holds this many bytes and a checkpoint
   // is draining it. Must be >= checkpoint_overlay_bytes.
   uint64_t overlay_limit_bytes = 256ull << 20;
+  // Per shard: memory for remembering the keys checkpoints deleted, so that a transaction
+  // whose snapshot predates a checkpoint still sees those deletes as conflicts. Beyond it the
+  // oldest are forgotten, and such a transaction aborts (retryably) when it writes, or
+  // serializably reads, a key absent from the store. 0: remember none.
+  uint64_t checkpointed_deletes_bytes = 8ull << 20;
   // Checkpoint every shard on Close, so the next Open has nothing to redo.
   bool checkpoint_on_close = true;
   // A checkpoint writes LMDB in durable transactions of about this many bytes (0: one
