@@ -130,6 +130,10 @@ void MergeIterator::Seek(absl::string_view target) {
     Position(t, true);
   } else if (!options_.upper_bound.empty() && t >= options_.upper_bound) {
     Position(options_.upper_bound, false);
+  } else if (t.empty()) {
+    // No key is <= "" (keys are not empty). Not Position(""): that means "from the end".
+    valid_ = false;
+    status_ = txn_->CheckActive();
   } else {
     Position(t, true);
   }

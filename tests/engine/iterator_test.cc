@@ -147,5 +147,23 @@ TEST(Iterator, MatchesAModelAcrossLayersShardsAndReadAheadBatches) {
   }
 }
 
+TEST(Iterator, ReverseSeekToTheEmptyStringFindsNothing) {
+  Options o;
+  o.path = FreshDir();
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(testing::PutOne(db.get(), "a", "1").ok());
+  auto t = db->Begin();
+  IteratorOptions io;
+  io.reverse = true;
+  auto it = t->NewIterator(io);
+  it->Seek("");  // the last key <= "": there is none ("" is below every key)
+  EXPECT_FALSE(it->Valid());
+  EXPECT_TRUE(it->status().ok()) << it->status();
+  it->Seek("a");
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "a");
+}
+
 }  // namespace
 }  // namespace shardtx
