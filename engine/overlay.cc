@@ -63,10 +63,16 @@ bool Overlay::AnyNewerInRange(absl::string_view lower, absl::string_view upper,
 }
 
 std::vector<Overlay::Entry> Overlay::Scan(absl::string_view from, bool inclusive, bool reverse,
-                                          size_t limit, Timestamp snapshot) const {
+                                          size_t limit, Timestamp snapshot,
+                                          std::optional<std::string>* stopped_at) const {
   std::vector<Entry> out;
+  stopped_at->reset();
   std::shared_lock l(mu_);
+  size_t work = 0;
+  const std::string* last = nullptr;
   auto emit = [&](const std::string& key, const Chain& chain) {
+    ++work;
+    last = &key;
     for (const Version& v : chain) {
       if (v.ts <= snapshot) {
         out.push_back(Entry{key, v.tombstone, v.value});
@@ -74,18 +80,20 @@ std::vector<Overlay::Entry> Overlay::Scan(absl::string_view from, bool inclusive
       }
     }
   };
+  auto more = [&] { return out.size() < limit && work < kScanWork; };
   if (!reverse) {
     auto it = inclusive ? map_.lower_bound(from) : map_.upper_bound(from);
-    for (; it != map_.end() && out.size() < limit; ++it) emit(it->first, it->second);
+    for (; it != map_.end() && more(); ++it) emit(it->first, it->second);
+    if (it != map_.end() && last != nullptr) *stopped_at = *last;
   } else {
     auto it = from.empty() ? map_.end() : (inclusive ? map_.upper_bound(from) : map_.lower_bound(from));
-    while (it != map_.begin() && out.size() < limit) {
+    while (it != map_.begin() && more()) {
       --it;
       emit(it->first, it->second);
     }
+    if (it != map_.begin() && last != nullptr) *stopped_at = *last;
   }
   return out;
 }
-
 
 }  // namespace shardtx::engine

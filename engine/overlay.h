@@ -57,14 +57,18 @@ class Overlay {
 
   // Up to `limit` entries visible at `snapshot` with key >= from (or > from when !inclusive),
   // ascending, or key <= from descending when `reverse` (empty `from`: from the end). A
-  // tombstone visible at the snapshot is returned as such so it can hide older layers.
+  // tombstone visible at the snapshot is returned as such so it can hide older layers. Looks
+  // at no more than kScanWork keys (keys with no version visible at the snapshot count too),
+  // so the shared lock is short. Sets *stopped_at to the last key looked at when the scan
+  // stopped before the end of the overlay, else to nullopt.
   struct Entry {
     std::string key;
     bool tombstone;
     std::string value;
   };
+  static constexpr size_t kScanWork = 1024;
   std::vector<Entry> Scan(absl::string_view from, bool inclusive, bool reverse, size_t limit,
-                          Timestamp snapshot) const;
+                          Timestamp snapshot, std::optional<std::string>* stopped_at) const;
 
   // Calls fn(key, newest version) for every key in order after `*after` (from the first key
   // when `after` is null) until fn returns false. Returns true when it reached the end. Only

@@ -184,22 +184,24 @@ absl::Status Shard::ScanVisible(View* view, absl::string_view from, bool inclusi
     return reverse ? a > b : a < b;
   };
   while (out->entries.empty()) {
-    // Each layer's next `limit` entries, newest layer first. A layer that returned `limit`
-    // may hold more past its last key: only keys up to the nearest such horizon are complete.
+    // Each layer's next entries (at most `limit`), newest layer first. A layer that stopped
+    // before its end may hold more past the last key it looked at: only keys up to the
+    // nearest such stop (the horizon) are complete.
     std::vector<std::vector<Overlay::Entry>> layers;
     layers.reserve(view->overlays.size() + 1);
+    std::optional<std::string> horizon;  // a copy: the merge below moves keys out
+    auto stop = [&](const std::optional<std::string>& at) {
+      if (at.has_value() && (!horizon.has_value() || before(*at, *horizon))) horizon = *at;
+    };
+    std::optional<std::string> stopped_at;
     for (const auto& o : view->overlays) {
-      layers.push_back(o->Scan(cursor, incl, reverse, limit, view->snapshot));
+      layers.push_back(o->Scan(cursor, incl, reverse, limit, view->snapshot, &stopped_at));
+      stop(stopped_at);
     }
     ASSIGN_OR_RETURN(std::vector<Overlay::Entry> lmdb,
                      view->lmdb->Scan(cursor, incl, reverse, limit));
+    if (lmdb.size() == limit) stop(lmdb.back().key);
     layers.push_back(std::move(lmdb));
-    std::optional<std::string> horizon;  // a copy: the merge below moves keys out
-    for (const auto& l : layers) {
-      if (l.size() == limit && (!horizon.has_value() || before(l.back().key, *horizon))) {
-        horizon = l.back().key;
-      }
-    }
     // Merge: repeatedly take the nearest key among the layers' heads; on equal keys the first
     // (newest) layer's version wins and the others are skipped.
     std::vector<size_t> pos(layers.size(), 0);

@@ -147,6 +147,34 @@ TEST(Iterator, MatchesAModelAcrossLayersShardsAndReadAheadBatches) {
   }
 }
 
+// An overlay scan looks at a bounded number of keys per call (Overlay::kScanWork), visible or
+// not, so that its shared lock never stalls commits for long. A run of keys committed after the
+// reader's snapshot, longer than that bound, must be crossed, not taken for the end.
+TEST(Iterator, CrossesLongRunsOfKeysNewerThanTheSnapshot) {
+  Options o;
+  o.path = FreshDir();
+  o.checkpoint_interval = absl::ZeroDuration();
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(testing::PutOne(db.get(), "a", "1").ok());
+  ASSERT_TRUE(testing::PutOne(db.get(), "z", "2").ok());
+  auto reader = db->Begin();
+  auto t = db->Begin();
+  for (int i = 0; i < 3 * 1024 + 7; ++i) {  // three times Overlay::kScanWork, and some
+    ASSERT_TRUE(t->Put(Key(i), "later").ok());
+  }
+  ASSERT_TRUE(t->Commit().ok());
+  for (bool reverse : {false, true}) {
+    IteratorOptions io;
+    io.reverse = reverse;
+    auto it = reader->NewIterator(io);
+    std::string got;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) got += std::string(it->key()) + " ";
+    ASSERT_TRUE(it->status().ok()) << it->status();
+    EXPECT_EQ(got, reverse ? "z a " : "a z ");
+  }
+}
+
 TEST(Iterator, ReverseSeekToTheEmptyStringFindsNothing) {
   Options o;
   o.path = FreshDir();
