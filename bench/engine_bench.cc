@@ -5,7 +5,8 @@
 // the same keys and values, in the same run.
 //
 //   build/bench/engine_bench [--dir=PATH] [--seconds=3] [--ratio_runs=3] [--recovery_mb=100]
-//   build/bench/engine_bench --only=scan   (the scan comparison alone)
+//   build/bench/engine_bench --only=scan   (the scan comparison alone; also: checkpoint, syncN,
+//                                           noneN)
 #include <lmdb.h>
 #include <sys/resource.h>
 
@@ -35,7 +36,8 @@ ABSL_FLAG(int, ratio_runs, 3, "alternating durable/no-sync 64-thread runs for th
 ABSL_FLAG(int, scan_keys, 200000, "keys in the range-scan comparison");
 ABSL_FLAG(
     std::string, only, "",
-    "run one phase and stop (for profiling): scan, or syncN or noneN (N threads), e.g. sync64");
+    "run one phase and stop (for profiling): scan, checkpoint, or syncN or noneN (N threads), e.g. "
+    "sync64");
 
 namespace shardtx {
 namespace {
@@ -339,11 +341,13 @@ int Main() {
     }
     if (const std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {
       if (only == "scan") return ScanComparison() ? 0 : 1;
+      if (only == "checkpoint") return OneLargeCheckpoint() ? 0 : 1;
       int threads = 0;
       const bool sync = absl::StartsWith(only, "sync");
       if ((!sync && !absl::StartsWith(only, "none")) ||
           !absl::SimpleAtoi(only.substr(4), &threads) || threads < 1) {
-        std::fprintf(stderr, "--only must be scan, syncN or noneN (N threads), not '%s'\n",
+        std::fprintf(stderr,
+                     "--only must be scan, checkpoint, syncN or noneN (N threads), not '%s'\n",
                      only.c_str());
         return 2;
       }
