@@ -5,8 +5,8 @@
 // the same keys and values, in the same run.
 //
 //   build/bench/engine_bench [--dir=PATH] [--seconds=3] [--ratio_runs=3] [--recovery_mb=100]
-//   build/bench/engine_bench --only=scan   (the scan comparison alone; also: checkpoint, syncN,
-//                                           noneN)
+//   build/bench/engine_bench --only=scan   (the scan comparison alone; also: checkpoint,
+//                                           recovery, syncN, noneN)
 #include <lmdb.h>
 #include <sys/resource.h>
 
@@ -36,8 +36,8 @@ ABSL_FLAG(int, ratio_runs, 3, "alternating durable/no-sync 64-thread runs for th
 ABSL_FLAG(int, scan_keys, 200000, "keys in the range-scan comparison");
 ABSL_FLAG(
     std::string, only, "",
-    "run one phase and stop (for profiling): scan, checkpoint, or syncN or noneN (N threads), e.g. "
-    "sync64");
+    "run one phase and stop (for profiling): scan, checkpoint, recovery, or syncN or noneN (N "
+    "threads), e.g. sync64");
 
 namespace shardtx {
 namespace {
@@ -329,6 +329,43 @@ bool ScanComparison() {
   return overlay > 0 && lmdb_layer > 0 && plain > 0;
 }
 
+// Writes about --recovery_mb of WAL with no checkpoint, then times the Open that redoes it.
+bool RecoveryTime() {
+  const std::string dir = Dir("recovery");
+  Options o = BaseOptions(dir);
+  o.checkpoint_wal_bytes = 0;
+  o.checkpoint_overlay_bytes = 0;
+  o.overlay_limit_bytes = 0;
+  o.checkpoint_on_close = false;
+  o.wal_segment_size = 64ull << 20;
+  const uint64_t target = static_cast<uint64_t>(absl::GetFlag(FLAGS_recovery_mb)) << 20;
+  {
+    auto db = Database::Open(o);
+    if (!db.ok()) return false;
+    const std::string value(1000, 'r');
+    uint64_t written = 0;
+    int i = 0;
+    TxnOptions none;
+    none.durability = Durability::kNone;
+    while (written < target) {
+      auto t = (*db)->Begin(none);
+      for (int k = 0; k < 10; ++k) t->Put(absl::StrCat("rk", i++ % 200000), value).IgnoreError();
+      if (!t->Commit().ok()) return false;
+      written += 10 * (value.size() + 8);
+    }
+  }
+  const auto start = Clock::now();
+  auto db = Database::Open(o);
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  if (!db.ok()) return false;
+  Stats st = (*db)->GetStats();
+  std::printf("recovery: %.1f MB of WAL, %llu records, Open took %.0f ms (redo %.0f ms): "
+              "%.0f ms per 100 MB\n",
+              st.recovery_bytes / 1048576.0, static_cast<unsigned long long>(st.recovery_records),
+              ms, st.recovery_ms, ms * 100.0 / (st.recovery_bytes / 1048576.0));
+  return true;
+}
+
 int Main() {
   const double secs = absl::GetFlag(FLAGS_seconds);
   std::printf("engine_bench: one shard, single-key commits, %d-byte values, 100k keys\n",
@@ -342,6 +379,7 @@ int Main() {
     if (const std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {
       if (only == "scan") return ScanComparison() ? 0 : 1;
       if (only == "checkpoint") return OneLargeCheckpoint() ? 0 : 1;
+      if (only == "recovery") return RecoveryTime() ? 0 : 1;
       int threads = 0;
       const bool sync = absl::StartsWith(only, "sync");
       if ((!sync && !absl::StartsWith(only, "none")) ||
@@ -382,41 +420,7 @@ int Main() {
   }
   if (!OneLargeCheckpoint()) return 1;
   if (!ScanComparison()) return 1;
-  {
-    const std::string dir = Dir("recovery");
-    Options o = BaseOptions(dir);
-    o.checkpoint_wal_bytes = 0;
-    o.checkpoint_overlay_bytes = 0;
-    o.overlay_limit_bytes = 0;
-    o.checkpoint_on_close = false;
-    o.wal_segment_size = 64ull << 20;
-    const uint64_t target = static_cast<uint64_t>(absl::GetFlag(FLAGS_recovery_mb)) << 20;
-    {
-      auto db = Database::Open(o);
-      if (!db.ok()) return 1;
-      const std::string value(1000, 'r');
-      uint64_t written = 0;
-      int i = 0;
-      TxnOptions none;
-      none.durability = Durability::kNone;
-      while (written < target) {
-        auto t = (*db)->Begin(none);
-        for (int k = 0; k < 10; ++k) t->Put(absl::StrCat("rk", i++ % 200000), value).IgnoreError();
-        if (!t->Commit().ok()) return 1;
-        written += 10 * (value.size() + 8);
-      }
-    }
-    const auto start = Clock::now();
-    auto db = Database::Open(o);
-    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    if (!db.ok()) return 1;
-    Stats st = (*db)->GetStats();
-    std::printf("recovery: %.1f MB of WAL, %llu records, Open took %.0f ms (redo %.0f ms): "
-                "%.0f ms per 100 MB\n",
-                st.recovery_bytes / 1048576.0, static_cast<unsigned long long>(st.recovery_records),
-                ms, st.recovery_ms, ms * 100.0 / (st.recovery_bytes / 1048576.0));
-  }
-  return 0;
+  return RecoveryTime() ? 0 : 1;
 }
 
 }  // namespace
