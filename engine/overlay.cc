@@ -20,6 +20,7 @@ void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, absl::str
   chain.insert(chain.begin(), Version{ts, tombstone, std::string(value)});
   bytes_.fetch_add(added, std::memory_order_relaxed);
   if (ts > max_ts_.load(std::memory_order_relaxed)) max_ts_.store(ts, std::memory_order_relaxed);
+  if (tombstone) had_tombstones_.store(true, std::memory_order_relaxed);
 }
 
 void Overlay::Remove(absl::string_view key, Timestamp ts) {

@@ -86,6 +86,8 @@ class Overlay {
 
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   Timestamp max_ts() const { return max_ts_.load(std::memory_order_relaxed); }
+  // Whether a delete was ever added (a checkpoint then has deletes to remember).
+  bool had_tombstones() const { return had_tombstones_.load(std::memory_order_relaxed); }
 
  private:
   using Chain = absl::InlinedVector<Version, 1>;  // newest first
@@ -93,6 +95,7 @@ class Overlay {
   absl::btree_map<std::string, Chain, std::less<>> map_;
   std::atomic<uint64_t> bytes_{0};
   std::atomic<Timestamp> max_ts_{0};
+  std::atomic<bool> had_tombstones_{false};
 };
 
 }  // namespace shardtx::engine

@@ -264,8 +264,10 @@ absl::StatusOr<Timestamp> Shard::NewestTsAfterLocked(absl::string_view key, Time
       if (Timestamp ts = o->LatestTs(key)) return ts > after ? ts : Timestamp{0};
     }
     lmdb_max = lmdb_max_ts_;
-    if (auto it = checkpointed_deletes_.find(key); it != checkpointed_deletes_.end()) {
-      deleted = it->second;
+    if (lmdb_max > after) {  // else neither LMDB nor its deletes can hold the answer (below)
+      if (auto it = checkpointed_deletes_.find(key); it != checkpointed_deletes_.end()) {
+        deleted = it->second;
+      }
     }
     floor = deletes_floor_ts_;
   }
@@ -317,7 +319,7 @@ void Shard::RememberDeletesLocked(std::vector<std::pair<std::string, Timestamp>>
       if (it->second >= ts) continue;
       it->second = ts;
     }
-    deletes_bytes_ += key.size() + 64;  // the map's and the queue's node overhead, roughly
+    deletes_bytes_ += key.size() + kDeleteEntryOverhead;
     deletes_order_.emplace_back(ts, std::move(key));
   }
   while (deletes_bytes_ > options_.checkpointed_deletes_bytes && !deletes_order_.empty()) {
@@ -327,7 +329,7 @@ void Shard::RememberDeletesLocked(std::vector<std::pair<std::string, Timestamp>>
       checkpointed_deletes_.erase(it);
     }
     deletes_floor_ts_ = std::max(deletes_floor_ts_, ts);
-    deletes_bytes_ -= key.size() + 64;
+    deletes_bytes_ -= key.size() + kDeleteEntryOverhead;
     deletes_order_.pop_front();
   }
 }
@@ -394,6 +396,7 @@ absl::Status Shard::Checkpoint() {
     // The frozen deletes, which LMDB will hold only as absence (see checkpointed_deletes_).
     std::vector<std::pair<std::string, Timestamp>> deletes;
     for (const auto& o : frozen) {
+      if (!o->had_tombstones()) continue;  // no second pass over an insert-only overlay
       o->ForEachNewestAfter(nullptr, [&](const std::string& key, const Version& newest) {
         if (newest.tombstone) deletes.emplace_back(key, newest.ts);
         return true;

@@ -208,6 +208,8 @@ class Shard {
   absl::btree_map<std::string, Timestamp> checkpointed_deletes_ ABSL_GUARDED_BY(view_mu_);
   std::deque<std::pair<Timestamp, std::string>> deletes_order_ ABSL_GUARDED_BY(view_mu_);
   uint64_t deletes_bytes_ ABSL_GUARDED_BY(view_mu_) = 0;
+  // Counted per remembered delete besides its key: the map's and the queue's nodes, roughly.
+  static constexpr uint64_t kDeleteEntryOverhead = 64;
   Timestamp deletes_floor_ts_ ABSL_GUARDED_BY(view_mu_) = 0;
   void RememberDeletesLocked(std::vector<std::pair<std::string, Timestamp>> deletes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(view_mu_);
