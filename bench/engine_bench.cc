@@ -32,6 +32,8 @@ ABSL_FLAG(double, seconds, 3, "seconds per throughput phase");
 ABSL_FLAG(int, recovery_mb, 100, "MB of WAL to recover");
 ABSL_FLAG(int, value_size, 100, "value bytes");
 ABSL_FLAG(int, checkpoint_mb, 64, "overlay MB written by the one large checkpoint");
+ABSL_FLAG(double, checkpoint_pace, shardtx::Options{}.checkpoint_pace,
+          "Options::checkpoint_pace (pause between a checkpoint's LMDB transactions)");
 ABSL_FLAG(int, ratio_runs, 3, "alternating durable/no-sync 64-thread runs for the ratio");
 ABSL_FLAG(int, scan_keys, 200000, "keys in the range-scan comparison");
 ABSL_FLAG(
@@ -83,6 +85,7 @@ Options BaseOptions(const std::string& dir) {
   o.checkpoint_wal_bytes = 256ull << 20;
   o.checkpoint_overlay_bytes = 128ull << 20;
   o.overlay_limit_bytes = 512ull << 20;
+  o.checkpoint_pace = absl::GetFlag(FLAGS_checkpoint_pace);
   return o;
 }
 

@@ -46,10 +46,18 @@ class ScopedWriteTxn {
     if (txn_ != nullptr) mdb_txn_abort(txn_);
   }
   MDB_txn* get() { return txn_; }
+  // The environment runs with MDB_NOMETASYNC: this syncs the data pages, not the meta page, so
+  // a system crash may undo the commit, never corrupt the environment. Enough for a
+  // checkpoint chunk, which the WAL still covers.
   int Commit() {
     int rc = mdb_txn_commit(txn_);
     txn_ = nullptr;
     return rc;
+  }
+  // For a commit the WAL may be truncated behind: the meta page is synced as well.
+  int CommitDurably(MDB_env* env) {
+    const int rc = Commit();
+    return rc != 0 ? rc : mdb_env_sync(env, 1);
   }
 
  private:
@@ -94,8 +102,10 @@ absl::Status ShardStore::Init() {
     return LmdbError(rc, "set_maxreaders", dir_);
   }
   if ((rc = mdb_env_set_maxdbs(env_, 8)) != 0) return LmdbError(rc, "set_maxdbs", dir_);
-  // Durable commits (no MDB_NOSYNC / MDB_NOMETASYNC): the WAL is truncated behind them.
-  rc = mdb_env_open(env_, dir_.c_str(), MDB_NOTLS | MDB_NORDAHEAD, 0644);
+  // MDB_NOMETASYNC halves the syncs of a chunked checkpoint: each chunk syncs its data pages
+  // only. The transaction that records applied_lsn, which the WAL is truncated behind, syncs
+  // its meta page as well (CommitDurably). Never MDB_NOSYNC: see docs/architecture.md.
+  rc = mdb_env_open(env_, dir_.c_str(), MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC, 0644);
   if (rc != 0) return LmdbError(rc, "env_open", dir_);
   if (const int max_key = mdb_env_get_maxkeysize(env_); max_key < static_cast<int>(kMaxKeySize)) {
     return absl::FailedPreconditionError(
@@ -145,7 +155,7 @@ absl::Status ShardStore::Init() {
       return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": corrupt meta field ", key));
     }
   }
-  if ((rc = txn.Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
+  if ((rc = txn.CommitDurably(env_)) != 0) return LmdbError(rc, "txn_commit", dir_);
   return absl::OkStatus();
 }
 
@@ -261,9 +271,10 @@ absl::StatusOr<bool> ReadView::AnyNewerInRange(absl::string_view lower, absl::st
 }
 
 absl::Status ShardStore::Apply(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn,
-                               Timestamp max_ts, const std::vector<TableWrite>& table_writes) {
+                               Timestamp max_ts, const std::vector<TableWrite>& table_writes,
+                               const BetweenChunks& between_chunks) {
   for (int attempt = 0;; ++attempt) {
-    absl::Status s = WriteCheckpoint(frozen, applied_lsn, max_ts, table_writes);
+    absl::Status s = WriteCheckpoint(frozen, applied_lsn, max_ts, table_writes, between_chunks);
     if (!absl::IsResourceExhausted(s) || s.message().find("MDB_MAP_FULL") == std::string::npos ||
         attempt >= 20) {
       return s;
@@ -274,22 +285,27 @@ absl::Status ShardStore::Apply(const std::vector<const Overlay*>& frozen, uint64
 
 absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& frozen,
                                          uint64_t applied_lsn, Timestamp max_ts,
-                                         const std::vector<TableWrite>& table_writes) {
+                                         const std::vector<TableWrite>& table_writes,
+                                         const BetweenChunks& between_chunks) {
   MDB_txn* t;
   int rc = mdb_txn_begin(env_, nullptr, 0, &t);
   if (rc != 0) return LmdbError(rc, "txn_begin", dir_);
   std::optional<ScopedWriteTxn> txn(std::in_place, t);
-  // The data goes in chunks of about chunk_bytes, each its own durable transaction, so that the
-  // disk never has a whole checkpoint to write back at once: a WAL fsync issued meanwhile
-  // waits for one chunk, not for all of it. Only the last transaction records applied_lsn, so
-  // a crash between chunks leaves LMDB with some newer versions and the old applied_lsn: redo
-  // then installs the same or newer versions above them, which reads see first.
+  // The data goes in chunks of about chunk_bytes, each its own transaction, so that the disk
+  // never has a whole checkpoint to write back at once: a WAL fsync issued meanwhile waits for
+  // one chunk, not for all of it. Only the last transaction records applied_lsn (and syncs its
+  // meta page), so a crash between chunks, or one that undoes the last chunk's unsynced meta
+  // page, leaves LMDB with some newer versions and the old applied_lsn: redo then installs the
+  // same or newer versions above them, which reads see first.
   uint64_t chunk = 0;
+  auto chunk_start = std::chrono::steady_clock::now();
   auto next_chunk = [&]() -> int {
     int r = txn->Commit();
     if (r != 0) return r;
     chunks_.fetch_add(1, std::memory_order_relaxed);
     SHARDTX_KILL_POINT("checkpoint.between_lmdb_chunks");
+    if (between_chunks) between_chunks(std::chrono::steady_clock::now() - chunk_start);
+    chunk_start = std::chrono::steady_clock::now();
     if ((r = mdb_txn_begin(env_, nullptr, 0, &t)) != 0) return r;
     txn.emplace(t);
     chunk = 0;
@@ -354,7 +370,7 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
     if ((rc = mdb_put(t, meta_dbi_, &k, &v, 0)) != 0) return LmdbError(rc, "put meta", dir_);
   }
   SHARDTX_KILL_POINT("checkpoint.before_lmdb_commit");
-  if ((rc = txn->Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
+  if ((rc = txn->CommitDurably(env_)) != 0) return LmdbError(rc, "txn_commit", dir_);
   chunks_.fetch_add(1, std::memory_order_relaxed);
   meta_ = next;
   return absl::OkStatus();

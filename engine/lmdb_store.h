@@ -1,11 +1,13 @@
 // ShardStore: one shard's LMDB environment, the stable page store under the overlay. Written
-// only by checkpoints (durable write transactions of a bounded size, the last of which records
-// applied_lsn);
-// read through pinned read-only transactions. Owns every LMDB handle (RAII).
+// only by checkpoints (write transactions of a bounded size, the last of which records
+// applied_lsn and is durable when Apply returns); read through pinned read-only transactions.
+// Owns every LMDB handle (RAII).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,8 +79,10 @@ class ShardStore {
   absl::StatusOr<std::unique_ptr<ReadView>> Pin();
 
   // Writes the newest version of every key of the `frozen` overlays, oldest overlay first so
-  // newer versions win (deleting tombstoned keys), plus
-  // applied_lsn and max_ts, in one durable write transaction. Grows the map when it fills.
+  // newer versions win (deleting tombstoned keys), plus applied_lsn and max_ts. Returns once
+  // all of it is durable: the WAL may then be truncated up to applied_lsn. A system crash
+  // before that leaves the old applied_lsn and any prefix of the chunks, which redo rewrites.
+  // Grows the map when it fills.
   // Also writes `extra_puts`/`extra_dels` into the named sub-database `table` (e.g. prepared
   // transactions) in the same transaction.
   struct TableWrite {
@@ -86,8 +90,12 @@ class ShardStore {
     std::string key;
     std::optional<std::string> value;  // nullopt: delete
   };
+  // `between_chunks`, if set, runs after each chunk but the last has committed, with the time
+  // that chunk took (from the end of the one before); it may pause (see Shard's pacing).
+  using BetweenChunks = std::function<void(std::chrono::steady_clock::duration chunk_time)>;
   absl::Status Apply(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn, Timestamp max_ts,
-                     const std::vector<TableWrite>& table_writes = {});
+                     const std::vector<TableWrite>& table_writes = {},
+                     const BetweenChunks& between_chunks = nullptr);
 
   // Reads every entry of a named table (empty if it does not exist).
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadTable(
@@ -100,8 +108,9 @@ class ShardStore {
   friend class ReadView;
   ShardStore(std::string dir, const StoreOptions& options) : dir_(std::move(dir)), options_(options) {}
   absl::Status Init();
-  absl::Status WriteCheckpoint(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn, Timestamp max_ts,
-                        const std::vector<TableWrite>& table_writes);
+  absl::Status WriteCheckpoint(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn,
+                               Timestamp max_ts, const std::vector<TableWrite>& table_writes,
+                               const BetweenChunks& between_chunks);
   absl::Status Grow();
   void Release(MDB_txn* txn);
 

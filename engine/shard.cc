@@ -144,6 +144,7 @@ absl::Status Shard::Close(bool checkpoint) {
     stop_ = true;
     bg_cv_.SignalAll();
     space_cv_.SignalAll();
+    pace_cv_.SignalAll();
   }
   if (checkpointer_.joinable()) checkpointer_.join();
   if (wal_ != nullptr) {
@@ -236,20 +237,21 @@ absl::Status Shard::ScanVisible(View* view, absl::string_view from, bool inclusi
   return absl::OkStatus();
 }
 
+uint64_t Shard::OverlayBytesUsed() {
+  uint64_t active;
+  {
+    MutexLock l(&view_mu_);
+    active = overlays_.front()->bytes();
+  }
+  return active + frozen_bytes_.load(std::memory_order_relaxed);
+}
+
 void Shard::WaitForSpace() {
   if (options_.overlay_limit_bytes == 0) return;
-  auto used = [&] {
-    uint64_t active;
-    {
-      MutexLock l(&view_mu_);
-      active = overlays_.front()->bytes();
-    }
-    return active + frozen_bytes_.load(std::memory_order_relaxed);
-  };
-  if (used() < options_.overlay_limit_bytes) return;
+  if (OverlayBytesUsed() < options_.overlay_limit_bytes) return;
   backpressure_waits_.fetch_add(1, std::memory_order_relaxed);
   MutexLock l(&bg_mu_);
-  while (!stop_ && used() >= options_.overlay_limit_bytes) {
+  while (!stop_ && OverlayBytesUsed() >= options_.overlay_limit_bytes) {
     checkpoint_requested_ = true;
     bg_cv_.Signal();
     space_cv_.WaitFor(std::chrono::milliseconds(100));
@@ -411,7 +413,13 @@ absl::Status Shard::Checkpoint() {
     lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
     RememberDeletesLocked(std::move(deletes));
   }
-  if (s.ok()) s = store_->Apply(layers, c, max_ts, table_writes);
+  uint64_t appends_seen = wal_->appends();
+  if (s.ok()) {
+    s = store_->Apply(layers, c, max_ts, table_writes,
+                      [&](std::chrono::steady_clock::duration chunk_time) {
+                        PaceCheckpoint(chunk_time, &appends_seen);
+                      });
+  }
   if (!s.ok()) return s;  // the frozen overlays stay in view; the next checkpoint retries them
   SHARDTX_KILL_POINT("checkpoint.after_lmdb_commit");
   {
@@ -438,6 +446,34 @@ absl::Status Shard::Checkpoint() {
                                                std::chrono::steady_clock::now() - start)
                                                .count()));
   return s;
+}
+
+void Shard::PaceCheckpoint(std::chrono::steady_clock::duration chunk_time,
+                           uint64_t* appends_seen) {
+  const uint64_t appends = std::exchange(*appends_seen, wal_->appends());
+  // Nobody committed while the chunk was written: nobody to give the disk to.
+  if (options_.checkpoint_pace <= 0 || appends == *appends_seen) return;
+  // Memory is short (back-pressure is near, or on): finish as fast as possible.
+  if (options_.overlay_limit_bytes != 0 &&
+      OverlayBytesUsed() >= options_.overlay_limit_bytes / 2) {
+    return;
+  }
+  const auto pause = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      chunk_time * options_.checkpoint_pace);
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + pause;
+  {
+    MutexLock l(&bg_mu_);
+    while (!stop_ && std::chrono::steady_clock::now() < deadline) {
+      pace_cv_.WaitFor(deadline - std::chrono::steady_clock::now());
+    }
+  }
+  checkpoint_pauses_.fetch_add(1, std::memory_order_relaxed);
+  checkpoint_paused_us_.fetch_add(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                            start)
+          .count()));
+  *appends_seen = wal_->appends();  // commits during the pause do not count for the next chunk
 }
 
 bool Shard::CheckpointDue() {
@@ -482,6 +518,8 @@ ShardStats Shard::Stats() {
     for (const auto& o : overlays_) s.overlay_bytes += o->bytes();
   }
   s.backpressure_waits = backpressure_waits_.load();
+  s.checkpoint_pauses = checkpoint_pauses_.load();
+  s.checkpoint_paused_ms = checkpoint_paused_us_.load() / 1000;
   s.validation_lmdb_reads = validation_lmdb_reads_.load();
   s.snapshot_too_old = snapshot_too_old_.load();
   s.applied_lsn = applied_lsn_.load();

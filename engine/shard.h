@@ -1,11 +1,13 @@
 // Shard: one LMDB environment + the in-memory overlay of committed versions + one WAL.
 // Commits append to the WAL and install into the active overlay (never LMDB); fuzzy
-// checkpoints freeze the overlay and write it to LMDB in one durable transaction; Open redoes
+// checkpoints freeze the overlay and write it to LMDB (in chunks, the last of which records the
+// applied LSN and is durable), pausing between chunks while commits flow; Open redoes
 // the WAL above LMDB's applied_lsn. Knows nothing of transactions or other shards: the
 // transaction layer drives the commit path under commit_mu().
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -44,6 +46,8 @@ struct ShardOptions {
   absl::Duration checkpoint_interval = absl::Seconds(30);
   // Memory for the keys checkpoints deleted from LMDB (see Shard::checkpointed_deletes_).
   uint64_t checkpointed_deletes_bytes = 8ull << 20;
+  // See Options::checkpoint_pace.
+  double checkpoint_pace = 1.0;
 };
 
 // What the shard needs from the layer above, without knowing it.
@@ -95,6 +99,8 @@ struct ShardStats {
   std::string checkpoint_ms;      // Histogram summary
   uint64_t overlay_bytes = 0;     // active + frozen
   uint64_t backpressure_waits = 0;
+  uint64_t checkpoint_pauses = 0;     // pauses between LMDB chunks to let commits through
+  uint64_t checkpoint_paused_ms = 0;  // their total length
   uint64_t validation_lmdb_reads = 0;
   uint64_t snapshot_too_old = 0;
   Lsn applied_lsn = 0;
@@ -182,6 +188,11 @@ class Shard {
   absl::Status Recover();
   void CheckpointLoop();
   bool CheckpointDue();
+  // Bytes in the active and frozen overlays, as back-pressure counts them.
+  uint64_t OverlayBytesUsed();
+  // Called between two LMDB chunks of a checkpoint (see Options::checkpoint_pace).
+  // `appends_seen`: the WAL's append count when the chunk began; updated.
+  void PaceCheckpoint(std::chrono::steady_clock::duration chunk_time, uint64_t* appends_seen);
 
   const uint32_t id_;
   const ShardOptions options_;
@@ -219,6 +230,7 @@ class Shard {
   Mutex bg_mu_;
   CondVar bg_cv_{&bg_mu_};     // checkpoint thread: work or stop
   CondVar space_cv_{&bg_mu_};  // back-pressure waiters
+  CondVar pace_cv_{&bg_mu_};   // a paced checkpoint; signalled by Close
   bool stop_ ABSL_GUARDED_BY(bg_mu_) = false;
   bool checkpoint_requested_ ABSL_GUARDED_BY(bg_mu_) = false;
   absl::Time last_checkpoint_ ABSL_GUARDED_BY(bg_mu_);
@@ -228,6 +240,7 @@ class Shard {
   std::shared_ptr<Overlay> active_ ABSL_GUARDED_BY(commit_mu_);  // == overlays_[0]
 
   std::atomic<uint64_t> checkpoints_{0}, checkpoint_bytes_{0}, backpressure_waits_{0};
+  std::atomic<uint64_t> checkpoint_pauses_{0}, checkpoint_paused_us_{0};
   std::atomic<uint64_t> validation_lmdb_reads_{0};
   std::atomic<uint64_t> snapshot_too_old_{0};
   Histogram checkpoint_ms_;

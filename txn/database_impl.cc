@@ -76,6 +76,11 @@ absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& opti
     return absl::InvalidArgumentError(absl::StrCat("Options.max_txn_bytes ", options.max_txn_bytes,
                                                    " must be in [1, wal_segment_size / 2]"));
   }
+  // Written so that NaN fails too.
+  if (!(options.checkpoint_pace >= 0 && options.checkpoint_pace <= 100)) {
+    return absl::InvalidArgumentError(absl::StrCat("Options.checkpoint_pace ",
+                                                   options.checkpoint_pace, " must be in [0, 100]"));
+  }
   std::unique_ptr<DatabaseImpl> db(new DatabaseImpl(options));
   db->env_ = options.env != nullptr ? options.env : Env::Default();
   RETURN_IF_ERROR(db->OpenDirectory());
@@ -194,6 +199,7 @@ absl::Status DatabaseImpl::OpenShards() {
     so.overlay_limit_bytes = options_.overlay_limit_bytes;
     so.checkpoint_interval = options_.checkpoint_interval;
     so.checkpointed_deletes_bytes = options_.checkpointed_deletes_bytes;
+    so.checkpoint_pace = options_.checkpoint_pace;
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard> shard, engine::Shard::Open(i, so, this));
     max_ts = std::max(max_ts, shard->recovered_max_ts());
     shards_.push_back(std::move(shard));
@@ -523,6 +529,8 @@ Stats DatabaseImpl::GetStats() {
     v.checkpoint_ms = st.checkpoint_ms;
     v.overlay_bytes = st.overlay_bytes;
     v.backpressure_waits = st.backpressure_waits;
+    v.checkpoint_pauses = st.checkpoint_pauses;
+    v.checkpoint_paused_ms = st.checkpoint_paused_ms;
     v.validation_lmdb_reads = st.validation_lmdb_reads;
     v.applied_lsn = st.applied_lsn;
     v.durable_lsn = st.wal.durable_lsn;
@@ -569,13 +577,15 @@ std::string Stats::ToString() const {
         &out,
         "shard %d: wal appends %d bytes %d fsyncs %d (%.1f rec/fsync, max %d, inline %d) "
         "unsynced %d segments created %d recycled %d; fsync us %s; "
-        "checkpoints %d (%d bytes, %d LMDB txns, ms %s); overlay %d bytes; "
+        "checkpoints %d (%d bytes, %d LMDB txns, ms %s, paused %d times %d ms); "
+        "overlay %d bytes; "
         "backpressure waits %d; validation LMDB reads %d; applied LSN %d durable LSN %d; "
         "lmdb map %d (grown %d); recovery %d records %d bytes %.1f ms%s\n",
         s.shard, s.wal_appends, s.wal_bytes, s.wal_fsyncs, s.wal_records_per_fsync,
         s.wal_max_records_per_fsync, s.wal_inline_syncs, s.wal_unsynced_bytes,
         s.wal_segments_created, s.wal_segments_recycled, s.wal_fsync_latency_us, s.checkpoints,
-        s.checkpoint_bytes, s.checkpoint_txns, s.checkpoint_ms, s.overlay_bytes,
+        s.checkpoint_bytes, s.checkpoint_txns, s.checkpoint_ms, s.checkpoint_pauses,
+        s.checkpoint_paused_ms, s.overlay_bytes,
         s.backpressure_waits, s.validation_lmdb_reads, s.applied_lsn, s.durable_lsn,
         s.lmdb_map_size, s.lmdb_map_growths, s.recovery_records, s.recovery_bytes, s.recovery_ms,
         s.recovery_torn_tail ? " (torn tail cut)" : "");

@@ -83,11 +83,17 @@ struct Options {
   uint64_t checkpointed_deletes_bytes = 8ull << 20;
   // Checkpoint every shard on Close, so the next Open has nothing to redo.
   bool checkpoint_on_close = true;
-  // A checkpoint writes LMDB in durable transactions of about this many bytes (0: one
-  // transaction). Small ones keep commit latency steady while a checkpoint runs, since the
-  // disk never has much of it to write back when a WAL fsync arrives; large ones finish it
-  // sooner and write fewer B-tree pages twice.
+  // A checkpoint writes LMDB in transactions of about this many bytes (0: one transaction);
+  // the last one records how far the WAL is applied and is durable. Small ones keep commit
+  // latency steady while a checkpoint runs, since the disk never has much of it to write back
+  // when a WAL fsync arrives; large ones finish it sooner and write fewer B-tree pages twice.
   uint64_t checkpoint_txn_bytes = 64ull << 10;
+  // After each of those transactions, a checkpoint pauses for this multiple of the time the
+  // transaction took, if commits arrived on the shard meanwhile, so that their fsyncs find the
+  // disk free part of the time. 1 roughly halves the checkpoint's disk bandwidth while commits
+  // run. No pause when nobody commits, nor while the shard's overlay holds half of
+  // overlay_limit_bytes or more (memory first). 0: never pause. In [0, 100].
+  double checkpoint_pace = 1.0;
 
   // Largest number of transactions open at once (sizes LMDB's reader table).
   uint32_t max_open_transactions = 1024;

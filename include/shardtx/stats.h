@@ -26,6 +26,10 @@ struct ShardStatsView {
   std::string checkpoint_ms;
   uint64_t overlay_bytes = 0;
   uint64_t backpressure_waits = 0;
+  // Pauses a checkpoint took between its LMDB transactions to let commits use the disk
+  // (Options::checkpoint_pace), and their total length.
+  uint64_t checkpoint_pauses = 0;
+  uint64_t checkpoint_paused_ms = 0;
   // Commit-time conflict checks that had to look the key up in LMDB: only a transaction whose
   // snapshot is older than the last checkpoint's newest commit needs to.
   uint64_t validation_lmdb_reads = 0;

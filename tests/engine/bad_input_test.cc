@@ -2,6 +2,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -89,6 +90,19 @@ TEST(BadInput, DifferentShardCountIsRefused) {
   o.num_shards = 4;
   auto db = Database::Open(o);
   EXPECT_TRUE(absl::IsInvalidArgument(db.status())) << db.status();
+}
+
+TEST(BadInput, CheckpointPaceOutOfRangeIsRefused) {
+  for (double pace : {-1.0, 101.0, std::nan("")}) {
+    Options o = Opts(FreshDir());
+    o.checkpoint_pace = pace;
+    auto db = Database::Open(o);
+    EXPECT_TRUE(absl::IsInvalidArgument(db.status())) << pace << ": " << db.status();
+    EXPECT_NE(db.status().message().find("checkpoint_pace"), std::string::npos);
+  }
+  Options o = Opts(FreshDir());
+  o.checkpoint_pace = 100;
+  EXPECT_TRUE(Database::Open(o).ok());
 }
 
 TEST(BadInput, SecondOpenInTheSameProcessIsRefusedWithPid) {

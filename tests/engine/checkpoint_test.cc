@@ -119,5 +119,77 @@ TEST(Checkpoint, BackPressureBoundsOverlayMemoryInsteadOfFailing) {
   EXPECT_EQ(t->Get("k599")->size(), value.size());
 }
 
+// Pacing (Options::checkpoint_pace): a checkpoint of ~100 LMDB chunks, with or without a thread
+// committing all the while; returns the shard's stats after it.
+ShardStatsView CheckpointWhile(Options o, bool committing) {
+  o.path = FreshDir(absl::StrCat("_", o.checkpoint_pace, "_", o.overlay_limit_bytes, "_",
+                                 committing));
+  o.checkpoint_interval = absl::ZeroDuration();
+  o.checkpoint_wal_bytes = 0;
+  o.checkpoint_overlay_bytes = 0;
+  o.checkpoint_txn_bytes = 4 << 10;
+  auto db = OpenOrDie(o);
+  if (db == nullptr) return {};
+  TxnOptions none;
+  none.durability = Durability::kNone;
+  const std::string value(1000, 'v');
+  for (int i = 0; i < 400; ++i) {
+    auto t = db->Begin(none);
+    EXPECT_TRUE(t->Put(absl::StrCat("k", i), value).ok());
+    EXPECT_TRUE(t->Commit().ok());
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> commits{0};
+  std::thread committer;
+  if (committing) {
+    committer = std::thread([&] {
+      for (int i = 0; !stop.load(); ++i) {
+        auto t = db->Begin();  // durable: about one commit per chunk, a few KB in all
+        EXPECT_TRUE(t->Put(absl::StrCat("c", i % 100), "x").ok());
+        EXPECT_TRUE(t->Commit().ok());
+        commits.fetch_add(1);
+      }
+    });
+    while (commits.load() == 0) std::this_thread::yield();  // committing before the checkpoint
+  }
+  EXPECT_TRUE(db->Checkpoint().ok());
+  stop = true;
+  if (committer.joinable()) committer.join();
+  ShardStatsView st = db->GetStats().shards[0];
+  EXPECT_GT(st.checkpoint_txns, 50u) << "not written in chunks";
+  auto t = db->Begin();
+  EXPECT_EQ(t->Get("k399")->size(), value.size());
+  return st;
+}
+
+TEST(Checkpoint, PausesBetweenChunksWhileCommitsArrive) {
+  Options o;
+  o.checkpoint_pace = 1;
+  const ShardStatsView st = CheckpointWhile(o, /*committing=*/true);
+  EXPECT_GT(st.checkpoint_pauses, 0u);
+  EXPECT_LT(st.checkpoint_pauses, st.checkpoint_txns);  // never after the last transaction
+}
+
+TEST(Checkpoint, NoPausesWhenNobodyCommits) {
+  Options o;
+  o.checkpoint_pace = 1;
+  EXPECT_EQ(CheckpointWhile(o, /*committing=*/false).checkpoint_pauses, 0u);
+}
+
+TEST(Checkpoint, NoPausesWhenPaceIsZero) {
+  Options o;
+  o.checkpoint_pace = 0;
+  EXPECT_EQ(CheckpointWhile(o, /*committing=*/true).checkpoint_pauses, 0u);
+}
+
+TEST(Checkpoint, NoPausesWhileTheOverlayHoldsHalfItsLimit) {
+  Options o;
+  o.checkpoint_pace = 1;
+  // The ~430 KB being checkpointed is more than half of it; the commits meanwhile add a few KB,
+  // far from the limit (where back-pressure would stop them).
+  o.overlay_limit_bytes = 800 << 10;
+  EXPECT_EQ(CheckpointWhile(o, /*committing=*/true).checkpoint_pauses, 0u);
+}
+
 }  // namespace
 }  // namespace shardtx
