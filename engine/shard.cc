@@ -137,6 +137,11 @@ absl::Status Shard::Recover() {
 Shard::~Shard() { Close(false).IgnoreError(); }
 
 absl::Status Shard::Close(bool checkpoint) {
+  {
+    MutexLock l(&bg_mu_);
+    closing_ = true;  // checkpoints stop pausing: a paused one goes on, Close's own never waits
+    pace_cv_.SignalAll();
+  }
   absl::Status result;
   if (checkpoint && wal_ != nullptr) result = Checkpoint();
   {
@@ -254,6 +259,7 @@ void Shard::WaitForSpace() {
   while (!stop_ && OverlayBytesUsed() >= options_.overlay_limit_bytes) {
     checkpoint_requested_ = true;
     bg_cv_.Signal();
+    pace_cv_.Signal();  // a checkpoint pausing between chunks goes on
     space_cv_.WaitFor(std::chrono::milliseconds(100));
   }
 }
@@ -453,18 +459,22 @@ void Shard::PaceCheckpoint(std::chrono::steady_clock::duration chunk_time,
   const uint64_t appends = std::exchange(*appends_seen, wal_->appends());
   // Nobody committed while the chunk was written: nobody to give the disk to.
   if (options_.checkpoint_pace <= 0 || appends == *appends_seen) return;
-  // Memory is short (back-pressure is near, or on): finish as fast as possible.
-  if (options_.overlay_limit_bytes != 0 &&
-      OverlayBytesUsed() >= options_.overlay_limit_bytes / 2) {
-    return;
-  }
   const auto pause = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       chunk_time * options_.checkpoint_pace);
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + pause;
   {
     MutexLock l(&bg_mu_);
-    while (!stop_ && std::chrono::steady_clock::now() < deadline) {
+    // Memory is short (back-pressure is near, or on), or the shard is closing: finish as fast
+    // as possible. Both wake a pause under way (pace_cv_).
+    auto hurry = [&] {
+      bg_mu_.AssertHeld();
+      return stop_ || closing_ ||
+             (options_.overlay_limit_bytes != 0 &&
+              OverlayBytesUsed() >= options_.overlay_limit_bytes / 2);
+    };
+    if (hurry()) return;
+    while (!hurry() && std::chrono::steady_clock::now() < deadline) {
       pace_cv_.WaitFor(deadline - std::chrono::steady_clock::now());
     }
   }

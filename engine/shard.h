@@ -230,8 +230,9 @@ class Shard {
   Mutex bg_mu_;
   CondVar bg_cv_{&bg_mu_};     // checkpoint thread: work or stop
   CondVar space_cv_{&bg_mu_};  // back-pressure waiters
-  CondVar pace_cv_{&bg_mu_};   // a paced checkpoint; signalled by Close
+  CondVar pace_cv_{&bg_mu_};   // a pausing checkpoint: Close or back-pressure
   bool stop_ ABSL_GUARDED_BY(bg_mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(bg_mu_) = false;  // Close began
   bool checkpoint_requested_ ABSL_GUARDED_BY(bg_mu_) = false;
   absl::Time last_checkpoint_ ABSL_GUARDED_BY(bg_mu_);
   uint64_t wal_bytes_at_checkpoint_ ABSL_GUARDED_BY(bg_mu_) = 0;

@@ -167,7 +167,6 @@ TEST(Checkpoint, PausesBetweenChunksWhileCommitsArrive) {
   o.checkpoint_pace = 1;
   const ShardStatsView st = CheckpointWhile(o, /*committing=*/true);
   EXPECT_GT(st.checkpoint_pauses, 0u);
-  EXPECT_LT(st.checkpoint_pauses, st.checkpoint_txns);  // never after the last transaction
 }
 
 TEST(Checkpoint, NoPausesWhenNobodyCommits) {
