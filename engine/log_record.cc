@@ -30,6 +30,10 @@ bool DecodeWrites(absl::string_view* in, std::vector<Write>* writes) {
   return true;
 }
 
+void SetCommitTs(std::string* commit_record, uint64_t commit_ts) {
+  EncodeFixed64(commit_record->data(), commit_ts);
+}
+
 std::string EncodeCommit(uint64_t commit_ts, uint64_t txn_id, const std::vector<Write>& writes) {
   std::string out;
   PutFixed64(&out, commit_ts);

@@ -44,6 +44,8 @@ void EncodeWrites(std::string* dst, const std::vector<Write>& writes);
 // never reserves more entries than the input could hold).
 bool DecodeWrites(absl::string_view* in, std::vector<Write>* writes);
 
+// Overwrites the commit timestamp of a record EncodeCommit made.
+void SetCommitTs(std::string* commit_record, uint64_t commit_ts);
 std::string EncodeCommit(uint64_t commit_ts, uint64_t txn_id, const std::vector<Write>& writes);
 bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
                   std::vector<Write>* writes);

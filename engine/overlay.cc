@@ -8,7 +8,7 @@ namespace {
 constexpr uint64_t kVersionOverhead = 64;
 }  // namespace
 
-void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
+void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, std::string&& value) {
   std::unique_lock l(mu_);
   auto it = map_.find(key);
   uint64_t added = value.size() + kVersionOverhead;
@@ -17,7 +17,7 @@ void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, absl::str
     added += key.size();
   }
   Chain& chain = it->second;
-  chain.insert(chain.begin(), Version{ts, tombstone, std::string(value)});
+  chain.insert(chain.begin(), Version{ts, tombstone, std::move(value)});
   bytes_.fetch_add(added, std::memory_order_relaxed);
   if (ts > max_ts_.load(std::memory_order_relaxed)) max_ts_.store(ts, std::memory_order_relaxed);
   if (tombstone) had_tombstones_.store(true, std::memory_order_relaxed);

@@ -42,7 +42,11 @@ class Overlay {
   Overlay& operator=(const Overlay&) = delete;
 
   // Adds a version; `ts` must exceed every version already present for `key`.
-  void Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value);
+  void Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
+    Add(key, ts, tombstone, std::string(value));
+  }
+  // The same, taking the value over (no copy).
+  void Add(absl::string_view key, Timestamp ts, bool tombstone, std::string&& value);
 
   // Removes the version of `key` with exactly `ts`, if present (a commit that failed before
   // it became visible).

@@ -351,6 +351,18 @@ absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view paylo
 
 void Shard::InstallLocked(const std::vector<Write>& writes, Timestamp ts) {
   for (const Write& w : writes) active_->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
+  RequestCheckpointIfFullLocked();
+}
+
+void Shard::InstallValuesLocked(std::vector<Write>* writes, Timestamp ts) {
+  for (Write& w : *writes) {
+    active_->Add(w.key, ts, w.op == WriteOp::kDelete, std::move(w.value));
+    w.value.clear();
+  }
+  RequestCheckpointIfFullLocked();
+}
+
+void Shard::RequestCheckpointIfFullLocked() {
   if (options_.checkpoint_overlay_bytes != 0 &&
       active_->bytes() >= options_.checkpoint_overlay_bytes) {
     MutexLock l(&bg_mu_);

@@ -165,6 +165,9 @@ class Shard {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   void InstallLocked(const std::vector<Write>& writes, Timestamp ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // The same, moving the values into the overlay (no copy); keys stay, for UninstallLocked.
+  void InstallValuesLocked(std::vector<Write>* writes, Timestamp ts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Takes back versions installed under `ts` whose commit failed before becoming visible.
   void UninstallLocked(const std::vector<Write>& writes, Timestamp ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
@@ -188,6 +191,8 @@ class Shard {
   absl::Status Recover();
   void CheckpointLoop();
   bool CheckpointDue();
+  // After an install: wakes the checkpoint thread when the active overlay reached its trigger.
+  void RequestCheckpointIfFullLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Bytes in the active and frozen overlays, as back-pressure counts them.
   uint64_t OverlayBytesUsed();
   // Called between two LMDB chunks of a checkpoint (see Options::checkpoint_pace).

@@ -401,14 +401,16 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
   engine::Shard* s = db_->shard(shard);
   s->WaitForSpace();
   engine::Lsn lsn;
+  // Encoded before the lock; the commit timestamp is filled in under it.
+  std::string record = engine::EncodeCommit(/*commit_ts=*/0, id_, writes);
   {
     ShardLocks locks(db_, plan.involved);
     s->commit_mu()->AssertHeld();
     RETURN_IF_ERROR(ValidateWritesLocked(shard, writes));
     for (uint32_t i : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(i));
     commit_ts_ = db_->oracle().Assign();
-    auto appended = s->AppendLocked(engine::kCommit, engine::EncodeCommit(commit_ts_, id_, writes),
-                                    ToWal(options_.durability));
+    engine::SetCommitTs(&record, commit_ts_);
+    auto appended = s->AppendLocked(engine::kCommit, record, ToWal(options_.durability));
     if (!appended.ok()) {
       db_->oracle().Finish(commit_ts_);  // nothing installed under it
       commit_ts_ = 0;
@@ -416,7 +418,7 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
       return appended.status();
     }
     lsn = *appended;
-    s->InstallLocked(writes, commit_ts_);
+    s->InstallValuesLocked(&writes, commit_ts_);  // the transaction is done with the values
     if (options_.durability == Durability::kSync) {
       db_->RegisterDurableCommit(shard, lsn, commit_ts_);
     } else {

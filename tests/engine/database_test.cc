@@ -1,5 +1,6 @@
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/engine/test_db.h"
 
@@ -64,6 +65,36 @@ TEST(Database, CheckpointMovesDataToLmdbAndRecoveryRedoesOnlyTheRest) {
   EXPECT_EQ(db->GetStats().recovery_records, 10u);
   for (int i = 0; i < 100; ++i) {
     EXPECT_EQ(*GetOne(db.get(), "k" + std::to_string(i)), i < 10 ? "b" : "a");
+  }
+}
+
+// Commit timestamps are part of the API (and of the records): after a restart they go on
+// rising, whether the last commits were checkpointed into LMDB or live only in the WAL.
+TEST(Database, CommitTimestampsKeepRisingAcrossARestart) {
+  for (bool checkpoint : {false, true}) {
+    SCOPED_TRACE(checkpoint ? "checkpointed" : "WAL only");
+    Options o;
+    o.path = FreshDir(checkpoint ? "_ck" : "_wal");
+    o.checkpoint_on_close = checkpoint;
+    o.checkpoint_interval = absl::ZeroDuration();
+    uint64_t last = 0;
+    {
+      auto db = OpenOrDie(o);
+      for (int i = 0; i < 20; ++i) {
+        auto t = db->Begin();
+        ASSERT_TRUE(t->Put(absl::StrCat("k", i), "v").ok());
+        ASSERT_TRUE(t->Commit().ok());
+        EXPECT_GT(t->commit_timestamp(), last);
+        last = t->commit_timestamp();
+      }
+    }
+    auto db = OpenOrDie(o);
+    EXPECT_EQ(db->GetStats().recovery_records, checkpoint ? 0u : 20u);
+    auto t = db->Begin();
+    EXPECT_GE(t->snapshot_timestamp(), last);
+    ASSERT_TRUE(t->Put("k0", "w").ok());
+    ASSERT_TRUE(t->Commit().ok());
+    EXPECT_GT(t->commit_timestamp(), last);
   }
 }
 
