@@ -73,6 +73,17 @@ void Record(int fd, Event::Kind kind, off_t offset) {
   events->push_back(e);
 }
 
+// fdatasync or fsync (`number`), failed with EIO when the test asks.
+int Sync(long number, int fd) {
+  if (FailSync(fd)) {
+    errno = EIO;
+    return -1;
+  }
+  const int r = static_cast<int>(syscall(number, fd));
+  if (r == 0) Record(fd, Event::kSync, 0);
+  return r;
+}
+
 }  // namespace
 
 extern "C" {
@@ -85,24 +96,8 @@ ssize_t writev(int fd, const struct iovec* iov, int count) {
   // LMDB writes runs of data pages with lseek + writev; never a meta page.
   return syscall(SYS_writev, fd, iov, count);
 }
-int fdatasync(int fd) {
-  if (FailSync(fd)) {
-    errno = EIO;
-    return -1;
-  }
-  const int r = static_cast<int>(syscall(SYS_fdatasync, fd));
-  if (r == 0) Record(fd, Event::kSync, 0);
-  return r;
-}
-int fsync(int fd) {
-  if (FailSync(fd)) {
-    errno = EIO;
-    return -1;
-  }
-  const int r = static_cast<int>(syscall(SYS_fsync, fd));
-  if (r == 0) Record(fd, Event::kSync, 0);
-  return r;
-}
+int fdatasync(int fd) { return Sync(SYS_fdatasync, fd); }
+int fsync(int fd) { return Sync(SYS_fsync, fd); }
 }  // extern "C"
 
 namespace shardtx {
