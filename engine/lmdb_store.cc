@@ -54,11 +54,6 @@ class ScopedWriteTxn {
     txn_ = nullptr;
     return rc;
   }
-  // For a commit the WAL may be truncated behind: the meta page is synced as well.
-  int CommitDurably(MDB_env* env) {
-    const int rc = Commit();
-    return rc != 0 ? rc : mdb_env_sync(env, 1);
-  }
 
  private:
   MDB_txn* txn_;
@@ -104,7 +99,7 @@ absl::Status ShardStore::Init() {
   if ((rc = mdb_env_set_maxdbs(env_, 8)) != 0) return LmdbError(rc, "set_maxdbs", dir_);
   // MDB_NOMETASYNC halves the syncs of a chunked checkpoint: each chunk syncs its data pages
   // only. The transaction that records applied_lsn, which the WAL is truncated behind, syncs
-  // its meta page as well (CommitDurably). Never MDB_NOSYNC: see docs/architecture.md.
+  // its meta page as well (SyncMetaPage). Never MDB_NOSYNC: see docs/architecture.md.
   rc = mdb_env_open(env_, dir_.c_str(), MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC, 0644);
   if (rc != 0) return LmdbError(rc, "env_open", dir_);
   if (const int max_key = mdb_env_get_maxkeysize(env_); max_key < static_cast<int>(kMaxKeySize)) {
@@ -155,8 +150,13 @@ absl::Status ShardStore::Init() {
       return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": corrupt meta field ", key));
     }
   }
-  if ((rc = txn.CommitDurably(env_)) != 0) return LmdbError(rc, "txn_commit", dir_);
-  return absl::OkStatus();
+  if ((rc = txn.Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
+  return SyncMetaPage();
+}
+
+absl::Status ShardStore::SyncMetaPage() {
+  const int rc = mdb_env_sync(env_, 1);
+  return rc == 0 ? absl::OkStatus() : LmdbError(rc, "env_sync (the meta page)", dir_);
 }
 
 ShardStore::~ShardStore() {
@@ -370,10 +370,10 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
     if ((rc = mdb_put(t, meta_dbi_, &k, &v, 0)) != 0) return LmdbError(rc, "put meta", dir_);
   }
   SHARDTX_KILL_POINT("checkpoint.before_lmdb_commit");
-  if ((rc = txn->CommitDurably(env_)) != 0) return LmdbError(rc, "txn_commit", dir_);
+  if ((rc = txn->Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
   chunks_.fetch_add(1, std::memory_order_relaxed);
-  meta_ = next;
-  return absl::OkStatus();
+  meta_ = next;  // what LMDB holds now, durable or not
+  return SyncMetaPage();
 }
 
 absl::Status ShardStore::Grow() {

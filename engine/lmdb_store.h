@@ -112,6 +112,9 @@ class ShardStore {
                                Timestamp max_ts, const std::vector<TableWrite>& table_writes,
                                const BetweenChunks& between_chunks);
   absl::Status Grow();
+  // Makes the last commit durable: its data pages are synced, its meta page (MDB_NOMETASYNC)
+  // not yet. For a commit the WAL may be truncated behind.
+  absl::Status SyncMetaPage();
   void Release(MDB_txn* txn);
 
   const std::string dir_;

@@ -179,6 +179,25 @@ TEST_F(LmdbDurability, CreatingTheStoreEndsDurable) {
   EXPECT_TRUE(LastMetaWriteIsDurable(ev)) << ev.size() << " events";
 }
 
+// Creating the store commits once: its own sync (1), then the meta page's (2). Either failing
+// fails Open with the I/O error, naming the step, and a later Open succeeds.
+TEST_F(LmdbDurability, AFailedSyncWhileCreatingTheStoreFailsOpen) {
+  for (int fail : {1, 2}) {
+    SCOPED_TRACE(absl::StrCat("failing sync ", fail));
+    const Options o = Opts(absl::StrCat(Dir(), fail));
+    absl::StatusOr<std::unique_ptr<Database>> db;
+    Recorded([&] { db = Database::Open(o); }, fail);
+    ASSERT_FALSE(db.ok());
+    EXPECT_NE(db.status().message().find("Input/output error"), std::string::npos)
+        << db.status();
+    EXPECT_NE(db.status().message().find(fail == 1 ? "txn_commit" : "env_sync"),
+              std::string::npos)
+        << db.status();
+    // Nothing is left half open: a retry once the disk behaves succeeds.
+    EXPECT_TRUE(Database::Open(o).ok());
+  }
+}
+
 TEST_F(LmdbDurability, ACheckpointEndsWithItsMetaPageSynced) {
   auto db = OpenOrDie(Opts(Dir()));
   ASSERT_NE(db, nullptr);
@@ -242,6 +261,8 @@ TEST_F(LmdbDurability, AFailedSyncFailsTheCheckpointAndLosesNothing) {
     Recorded([&] { s = db->Checkpoint(); }, fail);
     EXPECT_FALSE(s.ok());
     EXPECT_NE(s.message().find("Input/output error"), std::string::npos) << s;
+    // The message names the step: the commit's own sync, or the meta page's.
+    EXPECT_NE(s.message().find(fail == 1 ? "txn_commit" : "env_sync"), std::string::npos) << s;
     ShardStatsView st = db->GetStats().shards[0];
     EXPECT_EQ(st.applied_lsn, 0u);
     EXPECT_EQ(st.checkpoints, 0u);
