@@ -431,11 +431,11 @@ absl::Status Shard::Checkpoint() {
     lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
     RememberDeletesLocked(std::move(deletes));
   }
-  uint64_t appends_seen = wal_->appends();
+  uint64_t wal_syncs_seen = wal_->fsyncs();
   if (s.ok()) {
     s = store_->Apply(layers, c, max_ts, table_writes,
                       [&](std::chrono::steady_clock::duration chunk_time) {
-                        PaceCheckpoint(chunk_time, &appends_seen);
+                        PaceCheckpoint(chunk_time, &wal_syncs_seen);
                       });
   }
   if (!s.ok()) return s;  // the frozen overlays stay in view; the next checkpoint retries them
@@ -467,10 +467,11 @@ absl::Status Shard::Checkpoint() {
 }
 
 void Shard::PaceCheckpoint(std::chrono::steady_clock::duration chunk_time,
-                           uint64_t* appends_seen) {
-  const uint64_t appends = std::exchange(*appends_seen, wal_->appends());
-  // Nobody committed while the chunk was written: nobody to give the disk to.
-  if (options_.checkpoint_pace <= 0 || appends == *appends_seen) return;
+                           uint64_t* wal_syncs_seen) {
+  const uint64_t syncs = std::exchange(*wal_syncs_seen, wal_->fsyncs());
+  // The WAL did not sync while the chunk was written: no commit waits on the disk (none came,
+  // or only commits that do not sync). Nobody to give the disk to.
+  if (options_.checkpoint_pace <= 0 || syncs == *wal_syncs_seen) return;
   const auto pause = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       chunk_time * options_.checkpoint_pace);
   const auto start = std::chrono::steady_clock::now();
@@ -495,7 +496,7 @@ void Shard::PaceCheckpoint(std::chrono::steady_clock::duration chunk_time,
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                             start)
           .count()));
-  *appends_seen = wal_->appends();  // commits during the pause do not count for the next chunk
+  *wal_syncs_seen = wal_->fsyncs();  // syncs during the pause do not count for the next chunk
 }
 
 bool Shard::CheckpointDue() {

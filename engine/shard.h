@@ -196,8 +196,8 @@ class Shard {
   // Bytes in the active and frozen overlays, as back-pressure counts them.
   uint64_t OverlayBytesUsed();
   // Called between two LMDB chunks of a checkpoint (see Options::checkpoint_pace).
-  // `appends_seen`: the WAL's append count when the chunk began; updated.
-  void PaceCheckpoint(std::chrono::steady_clock::duration chunk_time, uint64_t* appends_seen);
+  // `wal_syncs_seen`: the WAL's fsync count when the chunk began; updated.
+  void PaceCheckpoint(std::chrono::steady_clock::duration chunk_time, uint64_t* wal_syncs_seen);
 
   const uint32_t id_;
   const ShardOptions options_;

@@ -101,8 +101,8 @@ class WalWriter {
   absl::Status Close();
 
   WalStats Stats() const;
-  // Records appended so far (cheap: one relaxed load).
-  uint64_t appends() const { return appends_.load(std::memory_order_relaxed); }
+  // fsyncs done so far (cheap: one relaxed load).
+  uint64_t fsyncs() const { return fsyncs_.load(std::memory_order_relaxed); }
   Lsn durable_lsn() const { return durable_lsn_.load(std::memory_order_acquire); }
   // The oldest LSN still on disk.
   Lsn oldest_lsn() const;

@@ -89,10 +89,11 @@ struct Options {
   // when a WAL fsync arrives; large ones finish it sooner and write fewer B-tree pages twice.
   uint64_t checkpoint_txn_bytes = 64ull << 10;
   // After each of those transactions, a checkpoint pauses for this multiple of the time the
-  // transaction took, if commits arrived on the shard meanwhile, so that their fsyncs find the
-  // disk free part of the time. 1 roughly halves the checkpoint's disk bandwidth while commits
-  // run. No pause when nobody commits, nor while the shard's overlay holds half of
-  // overlay_limit_bytes or more (memory first). 0: never pause. In [0, 100].
+  // transaction took, if the shard's WAL synced meanwhile (sync or async commits are using the
+  // disk), so that their fsyncs find the disk free part of the time. 1 roughly halves the
+  // checkpoint's disk bandwidth while they run. No pause when no commit syncs (none at all, or
+  // only kNone ones), nor while the shard's overlay holds half of overlay_limit_bytes or more
+  // (memory first). 0: never pause. In [0, 100].
   double checkpoint_pace = 1.0;
 
   // Largest number of transactions open at once (sizes LMDB's reader table).
