@@ -119,7 +119,8 @@ absl::Status ShardStore::Init() {
   }
   MDB_val k = Val(kFormatKey), v;
   rc = mdb_get(txn.get(), meta_dbi_, &k, &v);
-  if (rc == MDB_NOTFOUND) {
+  const bool creating = rc == MDB_NOTFOUND;
+  if (creating) {
     std::string fv;
     PutFixed32(&fv, kFormatVersion);
     MDB_val nv = Val(fv);
@@ -151,7 +152,8 @@ absl::Status ShardStore::Init() {
     }
   }
   if ((rc = txn.Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
-  return SyncMetaPage();
+  // An existing store's transaction here only read: nothing to sync, no fsync added to Open.
+  return creating ? SyncMetaPage() : absl::OkStatus();
 }
 
 absl::Status ShardStore::SyncMetaPage() {

@@ -149,7 +149,6 @@ absl::Status Shard::Close(bool checkpoint) {
     stop_ = true;
     bg_cv_.SignalAll();
     space_cv_.SignalAll();
-    pace_cv_.SignalAll();
   }
   if (checkpointer_.joinable()) checkpointer_.join();
   if (wal_ != nullptr) {
@@ -478,11 +477,11 @@ void Shard::PaceCheckpoint(std::chrono::steady_clock::duration chunk_time,
   const auto deadline = start + pause;
   {
     MutexLock l(&bg_mu_);
-    // Memory is short (back-pressure is near, or on), or the shard is closing: finish as fast
-    // as possible. Both wake a pause under way (pace_cv_).
+    // Memory is short (back-pressure is near, or on), or the shard is closing (which precedes
+    // stop_): finish as fast as possible. Both wake a pause under way (pace_cv_).
     auto hurry = [&] {
       bg_mu_.AssertHeld();
-      return stop_ || closing_ ||
+      return closing_ ||
              (options_.overlay_limit_bytes != 0 &&
               OverlayBytesUsed() >= options_.overlay_limit_bytes / 2);
     };

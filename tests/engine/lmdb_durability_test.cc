@@ -198,6 +198,16 @@ TEST_F(LmdbDurability, AFailedSyncWhileCreatingTheStoreFailsOpen) {
   }
 }
 
+// Opening an existing store writes nothing to LMDB, so it adds no sync to Open.
+TEST_F(LmdbDurability, OpeningAnExistingStoreSyncsNothing) {
+  const Options o = Opts(Dir());
+  { ASSERT_NE(OpenOrDie(o), nullptr); }
+  std::unique_ptr<Database> db;
+  const auto ev = Recorded([&] { db = OpenOrDie(o); });
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(Syncs(ev), 0u);
+}
+
 TEST_F(LmdbDurability, ACheckpointEndsWithItsMetaPageSynced) {
   auto db = OpenOrDie(Opts(Dir()));
   ASSERT_NE(db, nullptr);
