@@ -27,14 +27,21 @@ absl::string_view View(const MDB_val& v) {
   return absl::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
 
-// Stored value: u64 commit timestamp, then the value bytes.
-bool DecodeStored(const MDB_val& v, Found* out) {
+// Stored value: u64 commit timestamp, then the value bytes. *value points into `v`.
+bool DecodeStored(const MDB_val& v, Timestamp* ts, absl::string_view* value) {
   absl::string_view in = View(v);
-  uint64_t ts;
-  if (!GetFixed64(&in, &ts)) return false;
-  out->ts = ts;
+  uint64_t t;
+  if (!GetFixed64(&in, &t)) return false;
+  *ts = t;
+  *value = in;
+  return true;
+}
+
+bool DecodeStored(const MDB_val& v, Found* out) {
+  absl::string_view value;
+  if (!DecodeStored(v, &out->ts, &value)) return false;
   out->tombstone = false;
-  out->value.assign(in.data(), in.size());
+  out->value.assign(value.data(), value.size());
   return true;
 }
 
@@ -215,9 +222,8 @@ absl::StatusOr<std::optional<Found>> ReadView::Get(absl::string_view key) {
   return std::optional<Found>(std::move(f));
 }
 
-absl::StatusOr<std::vector<Overlay::Entry>> ReadView::Scan(absl::string_view from, bool inclusive,
-                                                           bool reverse, size_t limit) {
-  std::vector<Overlay::Entry> out;
+absl::Status ReadView::Scan(absl::string_view from, bool inclusive, bool reverse, size_t limit,
+                            std::vector<ScanEntry>* out) {
   MDB_cursor* c;
   int rc = mdb_cursor_open(txn_, store_->data_dbi_, &c);
   if (rc != 0) return LmdbError(rc, "cursor_open", store_->dir_);
@@ -236,18 +242,19 @@ absl::StatusOr<std::vector<Overlay::Entry>> ReadView::Scan(absl::string_view fro
       rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
     }
   }
-  while (rc == 0 && out.size() < limit) {
-    Found f;
-    if (!DecodeStored(v, &f)) {
+  for (size_t n = 0; rc == 0 && n < limit; ++n) {
+    Timestamp ts;
+    absl::string_view value;
+    if (!DecodeStored(v, &ts, &value)) {
       mdb_cursor_close(c);
       return absl::DataLossError(absl::StrCat("LMDB ", store_->dir_, ": corrupt value"));
     }
-    out.push_back(Overlay::Entry{std::string(View(k)), false, std::move(f.value)});
+    out->push_back(ScanEntry{View(k), value, false});
     rc = mdb_cursor_get(c, &k, &v, reverse ? MDB_PREV : MDB_NEXT);
   }
   mdb_cursor_close(c);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError(rc, "cursor_get", store_->dir_);
-  return out;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> ReadView::AnyNewerInRange(absl::string_view lower, absl::string_view upper,
@@ -260,8 +267,9 @@ absl::StatusOr<bool> ReadView::AnyNewerInRange(absl::string_view lower, absl::st
                      : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
   bool newer = false;
   while (rc == 0 && (upper.empty() || View(k) < upper)) {
-    Found f;
-    if (DecodeStored(v, &f) && f.ts > ts) {
+    Timestamp stored_ts;
+    absl::string_view value;
+    if (DecodeStored(v, &stored_ts, &value) && stored_ts > ts) {
       newer = true;
       break;
     }

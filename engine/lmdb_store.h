@@ -46,9 +46,10 @@ class ReadView {
   ReadView& operator=(const ReadView&) = delete;
 
   absl::StatusOr<std::optional<Found>> Get(absl::string_view key);
-  // Up to `limit` entries from `from` (see Overlay::Scan), values decoded.
-  absl::StatusOr<std::vector<Overlay::Entry>> Scan(absl::string_view from, bool inclusive,
-                                                   bool reverse, size_t limit);
+  // Appends up to `limit` entries from `from` (see Overlay::Scan) to *out, values decoded. Their
+  // keys and values point into this view's snapshot: valid while the view lives.
+  absl::Status Scan(absl::string_view from, bool inclusive, bool reverse, size_t limit,
+                    std::vector<ScanEntry>* out);
   // True if a key in [lower, upper) has a version newer than ts.
   absl::StatusOr<bool> AnyNewerInRange(absl::string_view lower, absl::string_view upper,
                                        Timestamp ts);

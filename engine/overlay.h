@@ -35,6 +35,14 @@ struct Found {
   std::string value;
 };
 
+// One layer's entry as a scan merges it: views into the layer's own storage (a copy taken from
+// an overlay, or an LMDB snapshot's pages). A tombstone hides the key in older layers.
+struct ScanEntry {
+  absl::string_view key;
+  absl::string_view value;
+  bool tombstone = false;
+};
+
 class Overlay {
  public:
   Overlay() = default;

@@ -185,31 +185,41 @@ absl::Status Shard::ScanVisible(View* view, absl::string_view from, bool inclusi
   out->done = false;
   std::string cursor(from);
   bool incl = inclusive;
-  const auto before = [reverse](const std::string& a, const std::string& b) {
+  const auto before = [reverse](absl::string_view a, absl::string_view b) {
     return reverse ? a > b : a < b;
   };
+  // Layers newest first: the overlays, then LMDB.
+  const size_t lmdb_layer = view->overlays.size();
+  out->copies.resize(lmdb_layer);
+  out->layers.resize(lmdb_layer + 1);
+  std::vector<size_t> pos(lmdb_layer + 1);
   while (out->entries.empty()) {
-    // Each layer's next entries (at most `limit`), newest layer first. A layer that stopped
-    // before its end may hold more past the last key it looked at: only keys up to the
-    // nearest such stop (the horizon) are complete.
-    std::vector<std::vector<Overlay::Entry>> layers;
-    layers.reserve(view->overlays.size() + 1);
-    std::optional<std::string> horizon;  // a copy: the merge below moves keys out
-    auto stop = [&](const std::optional<std::string>& at) {
-      if (at.has_value() && (!horizon.has_value() || before(*at, *horizon))) horizon = *at;
+    // Each layer's next entries (at most `limit`). A layer that stopped before its end may
+    // hold more past the last key it looked at: only keys up to the nearest such stop (the
+    // horizon) are complete.
+    std::optional<std::string> horizon;  // a copy: the next pass replaces what the layers hold
+    auto stop = [&](absl::string_view at) {
+      if (!horizon.has_value() || before(at, *horizon)) horizon = std::string(at);
     };
     std::optional<std::string> stopped_at;
-    for (const auto& o : view->overlays) {
-      layers.push_back(o->Scan(cursor, incl, reverse, limit, view->snapshot, &stopped_at));
-      stop(stopped_at);
+    for (size_t i = 0; i < lmdb_layer; ++i) {
+      out->copies[i] =
+          view->overlays[i]->Scan(cursor, incl, reverse, limit, view->snapshot, &stopped_at);
+      if (stopped_at.has_value()) stop(*stopped_at);
+      std::vector<ScanEntry>& layer = out->layers[i];
+      layer.clear();
+      for (const Overlay::Entry& e : out->copies[i]) {
+        layer.push_back(ScanEntry{e.key, e.value, e.tombstone});
+      }
     }
-    ASSIGN_OR_RETURN(std::vector<Overlay::Entry> lmdb,
-                     view->lmdb->Scan(cursor, incl, reverse, limit));
+    std::vector<ScanEntry>& lmdb = out->layers[lmdb_layer];
+    lmdb.clear();
+    RETURN_IF_ERROR(view->lmdb->Scan(cursor, incl, reverse, limit, &lmdb));
     if (lmdb.size() == limit) stop(lmdb.back().key);
-    layers.push_back(std::move(lmdb));
     // Merge: repeatedly take the nearest key among the layers' heads; on equal keys the first
     // (newest) layer's version wins and the others are skipped.
-    std::vector<size_t> pos(layers.size(), 0);
+    const auto& layers = out->layers;
+    std::fill(pos.begin(), pos.end(), 0);
     while (true) {
       int best = -1;
       for (size_t i = 0; i < layers.size(); ++i) {
@@ -219,7 +229,7 @@ absl::Status Shard::ScanVisible(View* view, absl::string_view from, bool inclusi
         }
       }
       if (best < 0) break;
-      Overlay::Entry& e = layers[best][pos[best]];
+      const ScanEntry& e = layers[best][pos[best]];
       if (horizon.has_value() && before(*horizon, e.key)) break;
       for (size_t i = 0; i < layers.size(); ++i) {
         if (static_cast<int>(i) != best && pos[i] < layers[i].size() &&
@@ -228,7 +238,7 @@ absl::Status Shard::ScanVisible(View* view, absl::string_view from, bool inclusi
         }
       }
       ++pos[best];
-      if (!e.tombstone) out->entries.emplace_back(std::move(e.key), std::move(e.value));
+      if (!e.tombstone) out->entries.emplace_back(e.key, e.value);
     }
     if (!horizon.has_value()) {
       out->done = true;

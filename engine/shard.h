@@ -142,9 +142,15 @@ class Shard {
   // `from` in reverse: from the last key), in order, read from every layer at once: up to
   // `limit` entries per layer, merged (the newest layer wins a key; tombstones hide it).
   struct ScanBatch {
-    std::vector<std::pair<std::string, std::string>> entries;  // empty only when done
-    bool done = false;                                         // no entry lies beyond this batch
+    // Empty only when done. The keys and values point into `copies` or into the view's LMDB
+    // snapshot: valid until the next ScanVisible into this batch or the view's release.
+    std::vector<std::pair<absl::string_view, absl::string_view>> entries;
+    bool done = false;   // no entry lies beyond this batch
     std::string resume;  // when !done: continue after this key (exclusive)
+    // The overlays' entries, copied under their locks (an active overlay keeps changing), and
+    // each layer's entries as the merge sees them; kept here so their capacity is reused.
+    std::vector<std::vector<Overlay::Entry>> copies;
+    std::vector<std::vector<ScanEntry>> layers;
   };
   static absl::Status ScanVisible(View* view, absl::string_view from, bool inclusive, bool reverse,
                                   size_t limit, ScanBatch* out);

@@ -11,13 +11,13 @@ MergeIterator::MergeIterator(TransactionImpl* txn, const IteratorOptions& option
   txn_->RecordRange(options_.lower_bound, options_.upper_bound);
 }
 
-bool MergeIterator::InBounds(const std::string& k) const {
+bool MergeIterator::InBounds(absl::string_view k) const {
   if (!options_.upper_bound.empty() && k >= options_.upper_bound) return false;
   if (k < options_.lower_bound) return false;
   return true;
 }
 
-void MergeIterator::Fill(uint32_t s, const std::string& from, bool inclusive) {
+void MergeIterator::Fill(uint32_t s, absl::string_view from, bool inclusive) {
   Source& src = sources_[s];
   src.pos = 0;
   src.batch.entries.clear();
@@ -47,21 +47,20 @@ void MergeIterator::Advance(uint32_t s) {
   Fill(s, resume, false);
 }
 
-std::optional<std::pair<std::string, std::optional<std::string>>> MergeIterator::BufferNext(
-    const std::string& from, bool inclusive) const {
+const TransactionImpl::WriteBuffer::value_type* MergeIterator::BufferNext(absl::string_view from,
+                                                                         bool inclusive) const {
   const auto& w = txn_->writes();
   if (!options_.reverse) {
     auto it = inclusive ? w.lower_bound(from) : w.upper_bound(from);
-    if (it == w.end()) return std::nullopt;
-    return std::make_pair(it->first, it->second);
+    return it == w.end() ? nullptr : &*it;
   }
   auto it = from.empty() ? w.end() : (inclusive ? w.upper_bound(from) : w.lower_bound(from));
-  if (it == w.begin()) return std::nullopt;
+  if (it == w.begin()) return nullptr;
   --it;
-  return std::make_pair(it->first, it->second);
+  return &*it;
 }
 
-void MergeIterator::Position(const std::string& from, bool inclusive) {
+void MergeIterator::Position(absl::string_view from, bool inclusive) {
   valid_ = false;
   status_ = txn_->CheckActive();
   for (uint32_t s = 0; s < sources_.size(); ++s) {
@@ -71,9 +70,9 @@ void MergeIterator::Position(const std::string& from, bool inclusive) {
   Settle(from, inclusive);
 }
 
-void MergeIterator::Settle(std::string from, bool inclusive) {
+void MergeIterator::Settle(absl::string_view from, bool inclusive) {
   valid_ = false;
-  taken_ = -1;
+  std::string skipped;  // owns `from` once a key has been stepped over
   while (status_.ok()) {
     int best = -1;  // the shard with the nearest head
     for (uint32_t s = 0; s < sources_.size(); ++s) {
@@ -82,35 +81,35 @@ void MergeIterator::Settle(std::string from, bool inclusive) {
         best = static_cast<int>(s);
       }
     }
-    auto buf = BufferNext(from, inclusive);
+    const auto* buf = BufferNext(from, inclusive);
     // The transaction's own write of a key wins over the shard's version of it.
     const bool from_buffer =
-        buf.has_value() && (best < 0 || !Before(sources_[best].head()->first, buf->first));
+        buf != nullptr && (best < 0 || !Before(sources_[best].head()->first, buf->first));
     if (!from_buffer && best < 0) return;
-    const std::string& k = from_buffer ? buf->first : sources_[best].head()->first;
+    const absl::string_view k = from_buffer ? buf->first : sources_[best].head()->first;
     // Past the range end in the direction of travel (reverse starts within bounds).
     if (!InBounds(k) && (options_.reverse ? k < options_.lower_bound : true)) return;
     const bool live = !from_buffer || buf->second.has_value();
     if (live && InBounds(k)) {
       valid_ = true;
       if (from_buffer) {
-        key_ = std::move(buf->first);
-        value_ = std::move(*buf->second);
+        own_key_ = buf->first;
+        own_value_ = *buf->second;
+        key_ = own_key_;
+        value_ = own_value_;
       } else {
-        // Moved out, not copied: Next() steps this shard past the emptied head first.
-        auto* h = sources_[best].mutable_head();
-        key_.swap(h->first);
-        value_.swap(h->second);
-        taken_ = best;
+        key_ = sources_[best].head()->first;
+        value_ = sources_[best].head()->second;
       }
       return;
     }
     // A key deleted by this transaction (or out of bounds on the near side): step over it.
-    std::string skip = k;
+    // Advancing may refill the batch `k` points into: copy it first.
+    skipped.assign(k.data(), k.size());
     for (uint32_t s = 0; s < sources_.size(); ++s) {
-      if (const auto* h = sources_[s].head(); h != nullptr && h->first == skip) Advance(s);
+      if (const auto* h = sources_[s].head(); h != nullptr && h->first == skipped) Advance(s);
     }
-    from = std::move(skip);
+    from = skipped;
     inclusive = false;
   }
 }
@@ -142,12 +141,12 @@ void MergeIterator::Seek(absl::string_view target) {
 void MergeIterator::Next() {
   if (!valid_) return;
   status_ = txn_->CheckActive();
-  if (taken_ >= 0) Advance(static_cast<uint32_t>(taken_));
+  // Advancing may refill the batch key_ points into: keep a copy to compare and resume from.
+  at_.assign(key_.data(), key_.size());
   for (uint32_t s = 0; s < sources_.size(); ++s) {
-    if (static_cast<int>(s) == taken_) continue;
-    if (const auto* h = sources_[s].head(); h != nullptr && h->first == key_) Advance(s);
+    if (const auto* h = sources_[s].head(); h != nullptr && h->first == at_) Advance(s);
   }
-  Settle(key_, false);
+  Settle(at_, false);
 }
 
 }  // namespace shardtx::txn

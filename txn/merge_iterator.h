@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/shard.h"
+#include "txn/transaction_impl.h"
 #include "shardtx/iterator.h"
 
 namespace shardtx::txn {
@@ -35,33 +36,33 @@ class MergeIterator final : public Iterator {
     engine::Shard::ScanBatch batch;
     size_t pos = 0;
     size_t limit = kFirstBatch;
-    const std::pair<std::string, std::string>* head() const {
-      return pos < batch.entries.size() ? &batch.entries[pos] : nullptr;
-    }
-    std::pair<std::string, std::string>* mutable_head() {
+    const std::pair<absl::string_view, absl::string_view>* head() const {
       return pos < batch.entries.size() ? &batch.entries[pos] : nullptr;
     }
   };
-  void Position(const std::string& from, bool inclusive);
+  void Position(absl::string_view from, bool inclusive);
   // Reads shard `s`'s next batch from `from`, until one holds an entry or the shard is done.
-  void Fill(uint32_t s, const std::string& from, bool inclusive);
+  void Fill(uint32_t s, absl::string_view from, bool inclusive);
   // Moves shard `s` past its head.
   void Advance(uint32_t s);
-  // The write-buffer entry nearest `from`: (key, value or nullopt for a delete).
-  std::optional<std::pair<std::string, std::optional<std::string>>> BufferNext(
-      const std::string& from, bool inclusive) const;
-  bool Before(const std::string& a, const std::string& b) const {
+  // The write-buffer entry nearest `from` (its value nullopt for a delete), or null.
+  const TransactionImpl::WriteBuffer::value_type* BufferNext(absl::string_view from,
+                                                            bool inclusive) const;
+  bool Before(absl::string_view a, absl::string_view b) const {
     return options_.reverse ? a > b : a < b;
   }
-  bool InBounds(const std::string& k) const;
-  void Settle(std::string from, bool inclusive);
+  bool InBounds(absl::string_view k) const;
+  void Settle(absl::string_view from, bool inclusive);
 
   TransactionImpl* const txn_;
   const IteratorOptions options_;
   std::vector<Source> sources_;  // per shard
-  int taken_ = -1;               // the shard whose head was moved into key_/value_, or -1
   bool valid_ = false;
-  std::string key_, value_;
+  // The current entry: a shard's head (its batch holds the bytes) or, for the transaction's
+  // own write, the copies below (the write buffer may change while the iterator stands).
+  absl::string_view key_, value_;
+  std::string own_key_, own_value_;
+  std::string at_;  // Next(): the key moved from, kept while the batches refill
   absl::Status status_;
 };
 

@@ -27,6 +27,8 @@ class Iterator {
   virtual bool Valid() const = 0;
   // REQUIRES: Valid().
   virtual void Next() = 0;
+  // REQUIRES: Valid(). The bytes stay valid until the iterator moves (Seek, SeekToFirst, Next)
+  // or is destroyed, or its transaction ends; copy them to keep them longer.
   virtual absl::string_view key() const = 0;
   virtual absl::string_view value() const = 0;
   virtual absl::Status status() const = 0;

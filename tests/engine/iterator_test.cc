@@ -175,6 +175,104 @@ TEST(Iterator, CrossesLongRunsOfKeysNewerThanTheSnapshot) {
   }
 }
 
+// key() and value() point into the iterator's read-ahead batch or, for the transaction's own
+// write, into a copy: they must not change while the iterator stands, whatever the
+// transaction writes meanwhile, and the iteration must go on from where it stood.
+TEST(Iterator, CurrentEntrySurvivesTheTransactionsOwnWrites) {
+  Options o;
+  o.path = FreshDir();
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(testing::PutOne(db.get(), Key(0), "committed").ok());
+  auto t = db->Begin();
+  const std::string mine(40, 'm');  // longer than any inline string buffer
+  ASSERT_TRUE(t->Put(Key(1), mine).ok());
+  ASSERT_TRUE(t->Put(Key(3), "three").ok());
+  auto it = t->NewIterator(IteratorOptions());
+  it->Seek(Key(1));
+  ASSERT_TRUE(it->Valid());
+  const absl::string_view key = it->key(), value = it->value();
+  ASSERT_EQ(key, Key(1));
+  ASSERT_EQ(value, mine);
+  // Overwrite the very entry, then grow the write buffer enough to move its entries around.
+  ASSERT_TRUE(t->Put(Key(1), std::string(40, 'x')).ok());
+  for (int i = 100; i < 2100; ++i) ASSERT_TRUE(t->Put(Key(i), "filler").ok());
+  EXPECT_EQ(key, Key(1));
+  EXPECT_EQ(value, mine);
+  EXPECT_EQ(it->key(), Key(1));
+  EXPECT_EQ(it->value(), mine);
+  it->Next();
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), Key(3));
+  EXPECT_EQ(it->value(), "three");
+}
+
+// An LMDB entry's bytes are read in place from the transaction's snapshot. Checkpoints that
+// rewrite every key (and free the pages the snapshot reads) must not change them.
+TEST(Iterator, CheckpointedEntriesStayPutWhileCheckpointsRewriteThem) {
+  Options o;
+  o.path = FreshDir();
+  o.checkpoint_interval = absl::ZeroDuration();
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  constexpr int kKeys = 2000;
+  auto rewrite = [&](const std::string& tag) {
+    auto w = db->Begin();
+    for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(w->Put(Key(i), tag + Key(i)).ok());
+    ASSERT_TRUE(w->Commit().ok());
+    ASSERT_TRUE(db->Checkpoint().ok());
+  };
+  rewrite("old");
+  auto reader = db->Begin();
+  auto it = reader->NewIterator(IteratorOptions());
+  it->Seek(Key(kKeys / 2));
+  ASSERT_TRUE(it->Valid());
+  const absl::string_view value = it->value();
+  ASSERT_EQ(value, "old" + Key(kKeys / 2));
+  for (const char* tag : {"new", "newer", "newest"}) rewrite(tag);
+  EXPECT_EQ(value, "old" + Key(kKeys / 2));
+  int seen = 0;
+  for (; it->Valid(); it->Next(), ++seen) {
+    ASSERT_EQ(it->value(), "old" + std::string(it->key()));
+  }
+  ASSERT_TRUE(it->status().ok()) << it->status();
+  EXPECT_EQ(seen, kKeys / 2);
+}
+
+// Seek to the iterator's own key(): bytes inside the batch that the seek replaces, so the seek
+// must copy them before it reads anew.
+TEST(Iterator, SeekToItsOwnKeyAcrossBatches) {
+  Options o;
+  o.path = FreshDir();
+  o.checkpoint_interval = absl::ZeroDuration();
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  {
+    auto w = db->Begin();
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(w->Put(Key(i), "v" + Key(i)).ok());
+    ASSERT_TRUE(w->Commit().ok());
+  }
+  ASSERT_TRUE(db->Checkpoint().ok());
+  ASSERT_TRUE(testing::PutOne(db.get(), Key(500), "overlay").ok());  // an overlay layer too
+  auto t = db->Begin();
+  ASSERT_TRUE(t->Put(Key(250), "mine").ok());  // and the transaction's own write
+  for (bool reverse : {false, true}) {
+    IteratorOptions io;
+    io.reverse = reverse;
+    auto it = t->NewIterator(io);
+    it->SeekToFirst();
+    for (int step = 0; step < 700; ++step) {
+      ASSERT_TRUE(it->Valid());
+      const std::string before(it->key());
+      it->Seek(it->key());
+      ASSERT_TRUE(it->Valid()) << before;
+      ASSERT_EQ(it->key(), before);
+      it->Next();
+    }
+    ASSERT_TRUE(it->status().ok()) << it->status();
+  }
+}
+
 TEST(Iterator, ReverseSeekToTheEmptyStringFindsNothing) {
   Options o;
   o.path = FreshDir();
