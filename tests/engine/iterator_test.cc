@@ -21,6 +21,15 @@ using Model = std::map<std::string, std::string>;
 
 std::string Key(int i) { return absl::StrFormat("k%05d", i); }
 
+// A database that checkpoints only when the test asks.
+std::unique_ptr<Database> OpenManual(uint32_t shards = 1) {
+  Options o;
+  o.path = FreshDir();
+  o.num_shards = shards;
+  o.checkpoint_interval = absl::ZeroDuration();
+  return OpenOrDie(o);
+}
+
 // Everything `it` yields after positioning with `position`, as key=value pairs.
 template <class Position>
 std::vector<std::pair<std::string, std::string>> Drain(Iterator* it, Position position,
@@ -50,11 +59,7 @@ std::vector<std::pair<std::string, std::string>> Expect(const Model& m, const st
 }
 
 TEST(Iterator, MatchesAModelAcrossLayersShardsAndReadAheadBatches) {
-  Options o;
-  o.path = FreshDir();
-  o.num_shards = 2;
-  o.checkpoint_interval = absl::ZeroDuration();
-  auto db = OpenOrDie(o);
+  auto db = OpenManual(2);
   ASSERT_NE(db, nullptr);
   std::mt19937 rng(7);
   constexpr int kKeys = 6000;
@@ -151,10 +156,7 @@ TEST(Iterator, MatchesAModelAcrossLayersShardsAndReadAheadBatches) {
 // not, so that its shared lock never stalls commits for long. A run of keys committed after the
 // reader's snapshot, longer than that bound, must be crossed, not taken for the end.
 TEST(Iterator, CrossesLongRunsOfKeysNewerThanTheSnapshot) {
-  Options o;
-  o.path = FreshDir();
-  o.checkpoint_interval = absl::ZeroDuration();
-  auto db = OpenOrDie(o);
+  auto db = OpenManual();
   ASSERT_NE(db, nullptr);
   ASSERT_TRUE(testing::PutOne(db.get(), "a", "1").ok());
   ASSERT_TRUE(testing::PutOne(db.get(), "z", "2").ok());
@@ -210,10 +212,7 @@ TEST(Iterator, CurrentEntrySurvivesTheTransactionsOwnWrites) {
 // An LMDB entry's bytes are read in place from the transaction's snapshot. Checkpoints that
 // rewrite every key (and free the pages the snapshot reads) must not change them.
 TEST(Iterator, CheckpointedEntriesStayPutWhileCheckpointsRewriteThem) {
-  Options o;
-  o.path = FreshDir();
-  o.checkpoint_interval = absl::ZeroDuration();
-  auto db = OpenOrDie(o);
+  auto db = OpenManual();
   ASSERT_NE(db, nullptr);
   constexpr int kKeys = 2000;
   auto rewrite = [&](const std::string& tag) {
@@ -242,10 +241,7 @@ TEST(Iterator, CheckpointedEntriesStayPutWhileCheckpointsRewriteThem) {
 // Seek to the iterator's own key(): bytes inside the batch that the seek replaces, so the seek
 // must copy them before it reads anew.
 TEST(Iterator, SeekToItsOwnKeyAcrossBatches) {
-  Options o;
-  o.path = FreshDir();
-  o.checkpoint_interval = absl::ZeroDuration();
-  auto db = OpenOrDie(o);
+  auto db = OpenManual();
   ASSERT_NE(db, nullptr);
   {
     auto w = db->Begin();
