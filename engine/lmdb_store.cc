@@ -329,7 +329,7 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
     for (bool started = false, done = false; !done; started = true) {
       bool full = false;
       done = layer->ForEachNewestAfter(
-          started ? &resume : nullptr, [&](const std::string& key, const Version& v) {
+          started ? &resume : nullptr, [&](absl::string_view key, const Version& v) {
             MDB_val k = Val(key);
             if (v.tombstone) {
               rc = mdb_del(t, data_dbi_, &k, nullptr);
@@ -337,14 +337,14 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
             } else {
               buf.clear();
               PutFixed64(&buf, v.ts);
-              buf.append(v.value);
+              buf.append(v.value.data(), v.value.size());
               MDB_val val = Val(buf);
               rc = mdb_put(t, data_dbi_, &k, &val, 0);
             }
             if (rc != 0) return false;
             chunk += key.size() + v.value.size();
             if (options_.checkpoint_chunk_bytes != 0 && chunk >= options_.checkpoint_chunk_bytes) {
-              resume = key;
+              resume.assign(key.data(), key.size());
               full = true;
               return false;
             }

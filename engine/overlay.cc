@@ -8,16 +8,16 @@ namespace {
 constexpr uint64_t kVersionOverhead = 64;
 }  // namespace
 
-void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, std::string&& value) {
+void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
   std::unique_lock l(mu_);
   auto it = map_.find(key);
   uint64_t added = value.size() + kVersionOverhead;
   if (it == map_.end()) {
-    it = map_.emplace(std::string(key), Chain{}).first;
+    it = map_.emplace(arena_.Copy(key), Chain{}).first;
     added += key.size();
   }
   Chain& chain = it->second;
-  chain.insert(chain.begin(), Version{ts, tombstone, std::move(value)});
+  chain.insert(chain.begin(), Version{ts, tombstone, arena_.Copy(value)});
   bytes_.fetch_add(added, std::memory_order_relaxed);
   if (ts > max_ts_.load(std::memory_order_relaxed)) max_ts_.store(ts, std::memory_order_relaxed);
   if (tombstone) had_tombstones_.store(true, std::memory_order_relaxed);
@@ -42,7 +42,7 @@ std::optional<Found> Overlay::Get(absl::string_view key, Timestamp snapshot) con
   auto it = map_.find(key);
   if (it == map_.end()) return std::nullopt;
   for (const Version& v : it->second) {
-    if (v.ts <= snapshot) return Found{v.ts, v.tombstone, v.value};
+    if (v.ts <= snapshot) return Found{v.ts, v.tombstone, std::string(v.value)};
   }
   return std::nullopt;
 }
@@ -57,44 +57,43 @@ bool Overlay::AnyNewerInRange(absl::string_view lower, absl::string_view upper,
                               Timestamp ts) const {
   std::shared_lock l(mu_);
   for (auto it = map_.lower_bound(lower); it != map_.end(); ++it) {
-    if (!upper.empty() && absl::string_view(it->first) >= upper) break;
+    if (!upper.empty() && it->first >= upper) break;
     if (it->second.front().ts > ts) return true;
   }
   return false;
 }
 
-std::vector<Overlay::Entry> Overlay::Scan(absl::string_view from, bool inclusive, bool reverse,
-                                          size_t limit, Timestamp snapshot,
-                                          std::optional<std::string>* stopped_at) const {
-  std::vector<Entry> out;
+void Overlay::Scan(absl::string_view from, bool inclusive, bool reverse, size_t limit,
+                   Timestamp snapshot, std::vector<ScanEntry>* out,
+                   std::optional<absl::string_view>* stopped_at) const {
   stopped_at->reset();
   std::shared_lock l(mu_);
-  size_t work = 0;
-  const std::string* last = nullptr;
-  auto emit = [&](const std::string& key, const Chain& chain) {
+  size_t work = 0, emitted = 0;
+  absl::string_view last;
+  auto emit = [&](absl::string_view key, const Chain& chain) {
     ++work;
-    last = &key;
+    last = key;
     for (const Version& v : chain) {
       if (v.ts <= snapshot) {
-        out.push_back(Entry{key, v.tombstone, v.value});
+        out->push_back(ScanEntry{key, v.value, v.tombstone});
+        ++emitted;
         return;
       }
     }
   };
-  auto more = [&] { return out.size() < limit && work < kScanWork; };
+  auto more = [&] { return emitted < limit && work < kScanWork; };
   if (!reverse) {
     auto it = inclusive ? map_.lower_bound(from) : map_.upper_bound(from);
     for (; it != map_.end() && more(); ++it) emit(it->first, it->second);
-    if (it != map_.end() && last != nullptr) *stopped_at = *last;
+    if (it != map_.end() && work > 0) *stopped_at = last;
   } else {
     auto it = from.empty() ? map_.end() : (inclusive ? map_.upper_bound(from) : map_.lower_bound(from));
     while (it != map_.begin() && more()) {
       --it;
       emit(it->first, it->second);
     }
-    if (it != map_.begin() && last != nullptr) *stopped_at = *last;
+    if (it != map_.begin() && work > 0) *stopped_at = last;
   }
-  return out;
 }
 
 }  // namespace shardtx::engine

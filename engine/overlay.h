@@ -17,6 +17,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
+#include "util/arena.h"
 
 namespace shardtx::engine {
 
@@ -25,7 +26,7 @@ using Timestamp = uint64_t;
 struct Version {
   Timestamp ts = 0;
   bool tombstone = false;
-  std::string value;
+  absl::string_view value;  // in the overlay's arena: valid as long as the overlay
 };
 
 // What a lookup found: nothing in this layer, a value, or a deletion.
@@ -35,8 +36,8 @@ struct Found {
   std::string value;
 };
 
-// One layer's entry as a scan merges it: views into the layer's own storage (a copy taken from
-// an overlay, or an LMDB snapshot's pages). A tombstone hides the key in older layers.
+// One layer's entry as a scan merges it: views into the layer's own storage (an overlay's
+// arena, or an LMDB snapshot's pages). A tombstone hides the key in older layers.
 struct ScanEntry {
   absl::string_view key;
   absl::string_view value;
@@ -49,12 +50,9 @@ class Overlay {
   Overlay(const Overlay&) = delete;
   Overlay& operator=(const Overlay&) = delete;
 
-  // Adds a version; `ts` must exceed every version already present for `key`.
-  void Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
-    Add(key, ts, tombstone, std::string(value));
-  }
-  // The same, taking the value over (no copy).
-  void Add(absl::string_view key, Timestamp ts, bool tombstone, std::string&& value);
+  // Adds a version (copying the key and value); `ts` must exceed every version already
+  // present for `key`.
+  void Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value);
 
   // Removes the version of `key` with exactly `ts`, if present (a commit that failed before
   // it became visible).
@@ -67,20 +65,17 @@ class Overlay {
   // True if some key in [lower, upper) (empty upper: unbounded) has a version newer than ts.
   bool AnyNewerInRange(absl::string_view lower, absl::string_view upper, Timestamp ts) const;
 
-  // Up to `limit` entries visible at `snapshot` with key >= from (or > from when !inclusive),
-  // ascending, or key <= from descending when `reverse` (empty `from`: from the end). A
-  // tombstone visible at the snapshot is returned as such so it can hide older layers. Looks
-  // at no more than kScanWork keys (keys with no version visible at the snapshot count too),
-  // so the shared lock is short. Sets *stopped_at to the last key looked at when the scan
-  // stopped before the end of the overlay, else to nullopt.
-  struct Entry {
-    std::string key;
-    bool tombstone;
-    std::string value;
-  };
+  // Appends to *out up to `limit` entries visible at `snapshot` with key >= from (or > from
+  // when !inclusive), ascending, or key <= from descending when `reverse` (empty `from`: from
+  // the end). A tombstone visible at the snapshot is returned as such so it can hide older
+  // layers. Looks at no more than kScanWork keys (keys with no version visible at the
+  // snapshot count too), so the shared lock is short. Sets *stopped_at to the last key looked
+  // at when the scan stopped before the end of the overlay, else to nullopt. The keys and
+  // values point into the overlay: valid as long as it lives, whatever is added meanwhile.
   static constexpr size_t kScanWork = 1024;
-  std::vector<Entry> Scan(absl::string_view from, bool inclusive, bool reverse, size_t limit,
-                          Timestamp snapshot, std::optional<std::string>* stopped_at) const;
+  void Scan(absl::string_view from, bool inclusive, bool reverse, size_t limit,
+            Timestamp snapshot, std::vector<ScanEntry>* out,
+            std::optional<absl::string_view>* stopped_at) const;
 
   // Calls fn(key, newest version) for every key in order after `*after` (from the first key
   // when `after` is null) until fn returns false. Returns true when it reached the end. Only
@@ -91,7 +86,7 @@ class Overlay {
     std::shared_lock l(mu_);
     for (auto it = after == nullptr ? map_.begin() : map_.upper_bound(*after); it != map_.end();
          ++it) {
-      if (!fn(it->first, it->second.front())) return false;
+      if (!fn(absl::string_view(it->first), it->second.front())) return false;
     }
     return true;
   }
@@ -104,7 +99,10 @@ class Overlay {
  private:
   using Chain = absl::InlinedVector<Version, 1>;  // newest first
   mutable std::shared_mutex mu_;
-  absl::btree_map<std::string, Chain, std::less<>> map_;
+  // Keys and values live in arena_, so what a reader was given stays put while the map and
+  // its chains move entries around; all of it is freed with the overlay.
+  Arena arena_;
+  absl::btree_map<absl::string_view, Chain> map_;
   std::atomic<uint64_t> bytes_{0};
   std::atomic<Timestamp> max_ts_{0};
   std::atomic<bool> had_tombstones_{false};

@@ -190,27 +190,23 @@ absl::Status Shard::ScanVisible(View* view, absl::string_view from, bool inclusi
   };
   // Layers newest first: the overlays, then LMDB.
   const size_t lmdb_layer = view->overlays.size();
-  out->copies.resize(lmdb_layer);
   out->layers.resize(lmdb_layer + 1);
   std::vector<size_t> pos(lmdb_layer + 1);
   while (out->entries.empty()) {
     // Each layer's next entries (at most `limit`). A layer that stopped before its end may
     // hold more past the last key it looked at: only keys up to the nearest such stop (the
-    // horizon) are complete.
-    std::optional<std::string> horizon;  // a copy: the next pass replaces what the layers hold
+    // horizon) are complete. Every key here points into an overlay or LMDB's snapshot, which
+    // the view keeps alive.
+    std::optional<absl::string_view> horizon;
     auto stop = [&](absl::string_view at) {
-      if (!horizon.has_value() || before(at, *horizon)) horizon = std::string(at);
+      if (!horizon.has_value() || before(at, *horizon)) horizon = at;
     };
-    std::optional<std::string> stopped_at;
+    std::optional<absl::string_view> stopped_at;
     for (size_t i = 0; i < lmdb_layer; ++i) {
-      out->copies[i] =
-          view->overlays[i]->Scan(cursor, incl, reverse, limit, view->snapshot, &stopped_at);
-      if (stopped_at.has_value()) stop(*stopped_at);
       std::vector<ScanEntry>& layer = out->layers[i];
       layer.clear();
-      for (const Overlay::Entry& e : out->copies[i]) {
-        layer.push_back(ScanEntry{e.key, e.value, e.tombstone});
-      }
+      view->overlays[i]->Scan(cursor, incl, reverse, limit, view->snapshot, &layer, &stopped_at);
+      if (stopped_at.has_value()) stop(*stopped_at);
     }
     std::vector<ScanEntry>& lmdb = out->layers[lmdb_layer];
     lmdb.clear();
@@ -244,7 +240,7 @@ absl::Status Shard::ScanVisible(View* view, absl::string_view from, bool inclusi
       out->done = true;
       return absl::OkStatus();
     }
-    cursor = std::move(*horizon);
+    cursor.assign(horizon->data(), horizon->size());
     incl = false;
   }
   out->resume = std::move(cursor);
@@ -358,11 +354,8 @@ absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view paylo
   return lsn;
 }
 
-void Shard::InstallLocked(std::vector<Write>* writes, Timestamp ts) {
-  for (Write& w : *writes) {
-    active_->Add(w.key, ts, w.op == WriteOp::kDelete, std::move(w.value));
-    w.value.clear();
-  }
+void Shard::InstallLocked(const std::vector<Write>& writes, Timestamp ts) {
+  for (const Write& w : writes) active_->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
   RequestCheckpointIfFullLocked();
 }
 
@@ -421,7 +414,7 @@ absl::Status Shard::Checkpoint() {
     std::vector<std::pair<std::string, Timestamp>> deletes;
     for (const auto& o : frozen) {
       if (!o->had_tombstones()) continue;  // no second pass over an insert-only overlay
-      o->ForEachNewestAfter(nullptr, [&](const std::string& key, const Version& newest) {
+      o->ForEachNewestAfter(nullptr, [&](absl::string_view key, const Version& newest) {
         if (newest.tombstone) deletes.emplace_back(key, newest.ts);
         return true;
       });

@@ -142,14 +142,12 @@ class Shard {
   // `from` in reverse: from the last key), in order, read from every layer at once: up to
   // `limit` entries per layer, merged (the newest layer wins a key; tombstones hide it).
   struct ScanBatch {
-    // Empty only when done. The keys and values point into `copies` or into the view's LMDB
-    // snapshot: valid until the next ScanVisible into this batch or the view's release.
+    // Empty only when done. The keys and values point into the view's overlays or its LMDB
+    // snapshot: valid until the view is released.
     std::vector<std::pair<absl::string_view, absl::string_view>> entries;
     bool done = false;   // no entry lies beyond this batch
     std::string resume;  // when !done: continue after this key (exclusive)
-    // The overlays' entries, copied under their locks (an active overlay keeps changing), and
-    // each layer's entries as the merge sees them; kept here so their capacity is reused.
-    std::vector<std::vector<Overlay::Entry>> copies;
+    // Each layer's entries as the merge sees them; kept here so their capacity is reused.
     std::vector<std::vector<ScanEntry>> layers;
   };
   static absl::Status ScanVisible(View* view, absl::string_view from, bool inclusive, bool reverse,
@@ -169,9 +167,8 @@ class Shard {
   absl::StatusOr<Lsn> AppendLocked(RecordType type, absl::string_view payload,
                                    wal::Durability durability)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
-  // Adds `writes` to the overlay as versions at `ts`. Moves the values in (they are left
-  // empty); the keys stay, for UninstallLocked.
-  void InstallLocked(std::vector<Write>* writes, Timestamp ts)
+  // Adds `writes` to the overlay as versions at `ts`.
+  void InstallLocked(const std::vector<Write>& writes, Timestamp ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Takes back versions installed under `ts` whose commit failed before becoming visible.
   void UninstallLocked(const std::vector<Write>& writes, Timestamp ts)
