@@ -141,6 +141,10 @@ void MergeIterator::Seek(absl::string_view target) {
 void MergeIterator::Next() {
   if (!valid_) return;
   status_ = txn_->CheckActive();
+  if (!status_.ok()) {
+    valid_ = false;  // the transaction ended (see Valid)
+    return;
+  }
   // Advancing may refill the batch key_ points into: keep a copy to compare and resume from.
   at_.assign(key_.data(), key_.size());
   for (uint32_t s = 0; s < sources_.size(); ++s) {

@@ -21,7 +21,8 @@ class MergeIterator final : public Iterator {
 
   void SeekToFirst() override;
   void Seek(absl::string_view target) override;
-  bool Valid() const override { return valid_; }
+  // False once the transaction has ended: its views, which key_ may point into, are gone.
+  bool Valid() const override { return valid_ && txn_->active(); }
   void Next() override;
   absl::string_view key() const override { return key_; }
   absl::string_view value() const override { return value_; }

@@ -40,6 +40,7 @@ class TransactionImpl final : public Transaction {
   DatabaseImpl* db() { return db_; }
   void RecordRange(absl::string_view lower, absl::string_view upper);
   absl::Status CheckActive() const;
+  bool active() const { return state_ == State::kActive; }
 
  private:
   // The write sets by shard, and the shards a commit must lock: those written, plus (when

@@ -12,7 +12,7 @@ absl::string_view Arena::Copy(absl::string_view bytes) {
 }
 
 char* Arena::Allocate(size_t n) {
-  if (n > kBlockSize / 4) {  // its own block; the current one keeps serving small copies
+  if (n > kOwnBlock) {  // its own block; the current one keeps serving small copies
     blocks_.push_back(std::make_unique_for_overwrite<char[]>(n));
     allocated_ += n;
     return blocks_.back().get();

@@ -14,9 +14,10 @@ namespace shardtx {
 
 class Arena {
  public:
-  // Bytes are carved from blocks of this size; a copy of more than a quarter of it gets a
-  // block of its own, so that little of a block is ever left unused.
+  // Bytes are carved from blocks of this size. A copy of more than kOwnBlock bytes gets a
+  // block of its own, so that no more than kOwnBlock bytes of a block (6%) go unused.
   static constexpr size_t kBlockSize = 64 << 10;
+  static constexpr size_t kOwnBlock = kBlockSize / 16;
 
   Arena() = default;
   Arena(const Arena&) = delete;

@@ -311,6 +311,42 @@ TEST(Iterator, SeekToItsOwnKeyAcrossBatches) {
   }
 }
 
+// Once its transaction ends, an iterator (whose batches pointed into the transaction's
+// snapshot) reports an error instead of moving; it must not read what it pointed at.
+TEST(Iterator, StopsWithAnErrorOnceItsTransactionEnds) {
+  for (bool commit : {true, false}) {
+    SCOPED_TRACE(commit ? "commit" : "rollback");
+    auto db = OpenManual();
+    ASSERT_NE(db, nullptr);
+    {
+      auto w = db->Begin();
+      for (int i = 0; i < 100; ++i) ASSERT_TRUE(w->Put(Key(i), std::string(40, 'v')).ok());
+      ASSERT_TRUE(w->Commit().ok());
+    }
+    auto t = db->Begin();
+    auto it = t->NewIterator(IteratorOptions());
+    it->SeekToFirst();
+    ASSERT_TRUE(it->Valid());
+    it->Next();
+    ASSERT_TRUE(it->Valid());
+    if (commit) {
+      ASSERT_TRUE(t->Commit().ok());
+    } else {
+      ASSERT_TRUE(t->Rollback().ok());
+    }
+    EXPECT_FALSE(it->Valid());
+    // Another transaction's commit and a checkpoint recycle what the snapshot held.
+    ASSERT_TRUE(testing::PutOne(db.get(), Key(1), std::string(40, 'w')).ok());
+    ASSERT_TRUE(db->Checkpoint().ok());
+    it->Next();
+    EXPECT_FALSE(it->Valid());
+    EXPECT_FALSE(it->status().ok());
+    it->Seek(Key(5));
+    EXPECT_FALSE(it->Valid());
+    EXPECT_FALSE(it->status().ok());
+  }
+}
+
 TEST(Iterator, ReverseSeekToTheEmptyStringFindsNothing) {
   Options o;
   o.path = FreshDir();

@@ -28,17 +28,17 @@ TEST(Arena, CopiesStayPutAcrossBlocks) {
   for (const auto& [want, got] : copies) ASSERT_EQ(got, want);
 }
 
-// A copy of more than a quarter block gets a block of its own, whatever room the current
+// A copy of more than kOwnBlock bytes gets a block of its own, whatever room the current
 // block has; the block small copies come from carries on.
 TEST(Arena, LargeCopiesTakeTheirOwnBlock) {
   Arena arena;
   const absl::string_view a = arena.Copy("first");
   EXPECT_EQ(arena.allocated(), Arena::kBlockSize);
-  const std::string quarter = Pattern(Arena::kBlockSize / 4, 1);
-  const absl::string_view q = arena.Copy(quarter);  // fits the current block
+  const std::string largest_small = Pattern(Arena::kOwnBlock, 1);
+  const absl::string_view q = arena.Copy(largest_small);  // the largest copy the block serves
   EXPECT_EQ(arena.allocated(), Arena::kBlockSize);
   EXPECT_EQ(q.data(), a.data() + a.size());
-  const std::string mid = Pattern(Arena::kBlockSize / 4 + 1, 2);
+  const std::string mid = Pattern(Arena::kOwnBlock + 1, 2);
   const absl::string_view m = arena.Copy(mid);
   EXPECT_EQ(arena.allocated(), Arena::kBlockSize + mid.size());
   const std::string big = Pattern(Arena::kBlockSize * 3, 3);
@@ -48,7 +48,7 @@ TEST(Arena, LargeCopiesTakeTheirOwnBlock) {
   EXPECT_EQ(arena.allocated(), Arena::kBlockSize + mid.size() + big.size());  // no new block
   EXPECT_EQ(c.data(), q.data() + q.size());  // right after the earlier small copies
   EXPECT_EQ(a, "first");
-  EXPECT_EQ(q, quarter);
+  EXPECT_EQ(q, largest_small);
   EXPECT_EQ(m, mid);
   EXPECT_EQ(b, big);
   EXPECT_EQ(c, "second");
