@@ -10,10 +10,10 @@ constexpr uint64_t kVersionOverhead = 64;
 
 void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
   std::unique_lock l(mu_);
-  auto it = map_.find(key);
   uint64_t added = value.size() + kVersionOverhead;
-  if (it == map_.end()) {
-    it = map_.emplace(arena_.Copy(key), Chain{}).first;
+  auto it = map_.lower_bound(key);  // one descent: the hint places a new key
+  if (it == map_.end() || it->first != key) {
+    it = map_.emplace_hint(it, arena_.Copy(key), Chain{});
     added += key.size();
   }
   Chain& chain = it->second;
