@@ -471,8 +471,11 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> DatabaseImpl::Red
       recovered_decisions_[d.txn_id] = d;
       return Install();
     }
-    case engine::kEnd:
+    case engine::kEnd: {  // reserved: nothing writes it yet; its layout is still checked
+      uint64_t id;
+      if (!DecodeTxn(payload, &id)) return corrupt("end");
       return Install();
+    }
     default:
       return absl::DataLossError(
           absl::StrCat("shard ", shard, ": unknown WAL record type ", type, " at LSN ", lsn));
