@@ -183,6 +183,44 @@ TEST(WalConcurrency, MixedDurabilityWritersWithConcurrentTruncation) {
 }
 
 
+// kNone and kAsync records need no later call to go out: the flusher is woken for them, and
+// whether it was asleep, about to sleep, or busy with the previous one, none is left waiting
+// in the buffer (a lost wake-up leaves one there, and the wait below runs into its deadline).
+// Two appenders make the flusher's state at each append vary.
+TEST(WalGroupCommit, NoSyncAndAsyncRecordsGoOutWithoutBeingAsked) {
+  ScratchDir dir;
+  auto w = OpenWriter(dir.path(), SmallSegments(), Env::Default());
+  ASSERT_NE(w, nullptr);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  auto until = [&](auto done) {
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  };
+  std::atomic<bool> stuck{false};
+  auto appender = [&](int id) {
+    for (int i = 0; i < 1500 && !stuck; ++i) {
+      const bool async = (i + id) % 3 == 0;
+      absl::StatusOr<Lsn> lsn =
+          w->Append(1, Payload(i, 50), async ? Durability::kAsync : Durability::kNone);
+      ASSERT_TRUE(lsn.ok()) << lsn.status();
+      const bool out = async ? until([&] { return w->durable_lsn() >= *lsn; })
+                             : until([&] { return w->Stats().written_lsn >= *lsn; });
+      if (!out) {
+        stuck = true;
+        ADD_FAILURE() << "record " << *lsn << (async ? " (async)" : " (none)")
+                      << " was never written";
+      }
+    }
+  };
+  std::thread other(appender, 1);
+  appender(0);
+  other.join();
+  ASSERT_TRUE(w->Close().ok());
+}
+
 // Records appended kDeferred wake nobody: they wait in the buffer and go out, in one write and
 // one sync, with the next batch someone asks for.
 TEST(WalGroupCommit, DeferredRecordsGoOutWithTheNextSyncAndWakeNobody) {
