@@ -8,7 +8,7 @@ namespace {
 constexpr uint64_t kVersionOverhead = 64;
 }  // namespace
 
-void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
+void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, std::string&& value) {
   std::unique_lock l(mu_);
   uint64_t added = value.size() + kVersionOverhead;
   auto it = map_.lower_bound(key);  // one descent: the hint places a new key
@@ -17,7 +17,9 @@ void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, absl::str
     added += key.size();
   }
   Chain& chain = it->second;
-  chain.insert(chain.begin(), Version{ts, tombstone, arena_.Copy(value)});
+  absl::string_view kept;
+  if (!value.empty()) kept = values_.emplace_back(std::move(value));
+  chain.insert(chain.begin(), Version{ts, tombstone, kept});
   bytes_.fetch_add(added, std::memory_order_relaxed);
   if (ts > max_ts_.load(std::memory_order_relaxed)) max_ts_.store(ts, std::memory_order_relaxed);
   if (tombstone) had_tombstones_.store(true, std::memory_order_relaxed);

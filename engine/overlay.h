@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -26,7 +27,7 @@ using Timestamp = uint64_t;
 struct Version {
   Timestamp ts = 0;
   bool tombstone = false;
-  absl::string_view value;  // in the overlay's arena: valid as long as the overlay
+  absl::string_view value;  // owned by the overlay: valid as long as the overlay
 };
 
 // What a lookup found: nothing in this layer, a value, or a deletion.
@@ -52,7 +53,11 @@ class Overlay {
 
   // Adds a version (copying the key and value); `ts` must exceed every version already
   // present for `key`.
-  void Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value);
+  void Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
+    Add(key, ts, tombstone, std::string(value));
+  }
+  // The same, taking the value over: its bytes are not copied (nor allocated under the lock).
+  void Add(absl::string_view key, Timestamp ts, bool tombstone, std::string&& value);
 
   // Removes the version of `key` with exactly `ts`, if present (a commit that failed before
   // it became visible).
@@ -99,9 +104,11 @@ class Overlay {
  private:
   using Chain = absl::InlinedVector<Version, 1>;  // newest first
   mutable std::shared_mutex mu_;
-  // Keys and values live in arena_, so what a reader was given stays put while the map and
-  // its chains move entries around; all of it is freed with the overlay.
+  // Keys live in arena_ and values in values_ (a deque never moves its elements, and a moved
+  // string keeps its bytes), so what a reader was given stays put while the map and its
+  // chains move entries around; all of it is freed with the overlay.
   Arena arena_;
+  std::deque<std::string> values_;
   absl::btree_map<absl::string_view, Chain> map_;
   std::atomic<uint64_t> bytes_{0};
   std::atomic<Timestamp> max_ts_{0};

@@ -354,8 +354,11 @@ absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view paylo
   return lsn;
 }
 
-void Shard::InstallLocked(const std::vector<Write>& writes, Timestamp ts) {
-  for (const Write& w : writes) active_->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
+void Shard::InstallLocked(std::vector<Write>* writes, Timestamp ts) {
+  for (Write& w : *writes) {
+    active_->Add(w.key, ts, w.op == WriteOp::kDelete, std::move(w.value));
+    w.value.clear();
+  }
   RequestCheckpointIfFullLocked();
 }
 

@@ -167,8 +167,9 @@ class Shard {
   absl::StatusOr<Lsn> AppendLocked(RecordType type, absl::string_view payload,
                                    wal::Durability durability)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
-  // Adds `writes` to the overlay as versions at `ts`.
-  void InstallLocked(const std::vector<Write>& writes, Timestamp ts)
+  // Adds `writes` to the overlay as versions at `ts`. Moves the values in (they are left
+  // empty); the keys stay, for UninstallLocked.
+  void InstallLocked(std::vector<Write>* writes, Timestamp ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Takes back versions installed under `ts` whose commit failed before becoming visible.
   void UninstallLocked(const std::vector<Write>& writes, Timestamp ts)

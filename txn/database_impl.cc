@@ -280,7 +280,7 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
     } else if (status.ok()) {
       status = lsn.status();  // decided all the same: recovery finishes it from the decision
     }
-    s->InstallLocked(*writes, commit_ts);
+    s->InstallLocked(&*writes, commit_ts);  // the part is resolved: its writes are ours
     if (i == 0) SHARDTX_KILL_POINT("2pc.after_some_commits");
   }
   if (parts.size() == 1 && status.ok() && single_lsn != 0) {

@@ -418,7 +418,7 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
       return appended.status();
     }
     lsn = *appended;
-    s->InstallLocked(writes, commit_ts_);
+    s->InstallLocked(&writes, commit_ts_);  // the transaction is done with the values
     if (options_.durability == Durability::kSync) {
       db_->RegisterDurableCommit(shard, lsn, commit_ts_);
     } else {
