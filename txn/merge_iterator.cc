@@ -60,6 +60,14 @@ const TransactionImpl::WriteBuffer::value_type* MergeIterator::BufferNext(absl::
   return &*it;
 }
 
+void MergeIterator::StepPast(absl::string_view key, std::string* copy) {
+  // Advancing may refill the batch `key` points into: compare with (and keep) a copy.
+  copy->assign(key.data(), key.size());
+  for (uint32_t s = 0; s < sources_.size(); ++s) {
+    if (const auto* h = sources_[s].head(); h != nullptr && h->first == *copy) Advance(s);
+  }
+}
+
 void MergeIterator::Position(absl::string_view from, bool inclusive) {
   valid_ = false;
   status_ = txn_->CheckActive();
@@ -104,11 +112,7 @@ void MergeIterator::Settle(absl::string_view from, bool inclusive) {
       return;
     }
     // A key deleted by this transaction (or out of bounds on the near side): step over it.
-    // Advancing may refill the batch `k` points into: copy it first.
-    skipped.assign(k.data(), k.size());
-    for (uint32_t s = 0; s < sources_.size(); ++s) {
-      if (const auto* h = sources_[s].head(); h != nullptr && h->first == skipped) Advance(s);
-    }
+    StepPast(k, &skipped);
     from = skipped;
     inclusive = false;
   }
@@ -145,11 +149,7 @@ void MergeIterator::Next() {
     valid_ = false;  // the transaction ended (see Valid)
     return;
   }
-  // Advancing may refill the batch key_ points into: keep a copy to compare and resume from.
-  at_.assign(key_.data(), key_.size());
-  for (uint32_t s = 0; s < sources_.size(); ++s) {
-    if (const auto* h = sources_[s].head(); h != nullptr && h->first == at_) Advance(s);
-  }
+  StepPast(key_, &at_);
   Settle(at_, false);
 }
 

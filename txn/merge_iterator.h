@@ -46,6 +46,9 @@ class MergeIterator final : public Iterator {
   void Fill(uint32_t s, absl::string_view from, bool inclusive);
   // Moves shard `s` past its head.
   void Advance(uint32_t s);
+  // Moves every shard whose head is `key` past it; *copy receives the key, which outlives
+  // the batches `key` may point into.
+  void StepPast(absl::string_view key, std::string* copy);
   // The write-buffer entry nearest `from` (its value nullopt for a delete), or null.
   const TransactionImpl::WriteBuffer::value_type* BufferNext(absl::string_view from,
                                                             bool inclusive) const;
@@ -63,7 +66,7 @@ class MergeIterator final : public Iterator {
   // own write, the copies below (the write buffer may change while the iterator stands).
   absl::string_view key_, value_;
   std::string own_key_, own_value_;
-  std::string at_;  // Next(): the key moved from, kept while the batches refill
+  std::string at_;  // Next(): the key moved from (StepPast's copy)
   absl::Status status_;
 };
 

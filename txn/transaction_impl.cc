@@ -60,7 +60,7 @@ TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
 }
 
 TransactionImpl::~TransactionImpl() {
-  if (state_ == State::kActive) Rollback().IgnoreError();
+  if (active()) Rollback().IgnoreError();
   Finish();
 }
 
@@ -69,7 +69,7 @@ void TransactionImpl::Finish() {
 }
 
 absl::Status TransactionImpl::CheckActive() const {
-  if (state_ != State::kActive) {
+  if (!active()) {
     return absl::FailedPreconditionError("transaction already committed or rolled back");
   }
   return absl::OkStatus();
