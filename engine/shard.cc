@@ -38,9 +38,7 @@ void Shard::StartBackground() {
 absl::Status Shard::Recover() {
   const auto start = std::chrono::steady_clock::now();
   Env* env = options_.env;
-  RETURN_IF_ERROR(env->CreateDir(options_.dir));
-  const std::string parent = std::filesystem::path(options_.dir).parent_path().string();
-  if (!parent.empty()) RETURN_IF_ERROR(env->SyncDir(parent));
+  RETURN_IF_ERROR(CreateDirDurably(env, options_.dir));
   const std::string lmdb_dir = options_.dir + "/lmdb";
   const std::string wal_dir = options_.dir + "/wal";
   RETURN_IF_ERROR(env->CreateDir(lmdb_dir));

@@ -98,14 +98,12 @@ absl::Status DatabaseImpl::OpenDirectory() {
   } else if (!exists.ok()) {
     return exists;
   }
-  absl::Status mk = env_->CreateDir(path);
+  // The directory's own entry must be durable before anything in it counts.
+  absl::Status mk = CreateDirDurably(env_, path);
   if (!mk.ok()) {
     return absl::Status(mk.code(),
                         absl::StrCat("cannot create database directory: ", mk.message()));
   }
-  // The directory's own entry must be durable before anything in it counts.
-  const std::string parent = std::filesystem::path(path).parent_path().string();
-  if (!parent.empty()) RETURN_IF_ERROR(env_->SyncDir(parent));
 
   ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(path));
   const bool has_manifest = std::find(names.begin(), names.end(), kManifest) != names.end();

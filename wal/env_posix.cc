@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "shardtx/env.h"
+#include "util/status_macros.h"
 
 namespace shardtx {
 namespace {
@@ -212,6 +213,19 @@ class PosixEnv final : public Env {
 Env* Env::Default() {
   static Env* env = new PosixEnv;
   return env;
+}
+
+absl::Status CreateDirDurably(Env* env, const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("CreateDirDurably: empty path");
+  RETURN_IF_ERROR(env->CreateDir(path));
+  // The directory holding `path`, without the trailing slashes that would make a naive
+  // dirname (or std::filesystem::path::parent_path) name `path` itself.
+  size_t end = path.find_last_not_of('/');
+  if (end == std::string::npos) return absl::OkStatus();  // "/": the root has no parent
+  const size_t slash = path.rfind('/', end);
+  if (slash == std::string::npos) return env->SyncDir(".");
+  end = path.find_last_not_of('/', slash);
+  return env->SyncDir(end == std::string::npos ? "/" : path.substr(0, end + 1));
 }
 
 }  // namespace shardtx

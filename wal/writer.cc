@@ -31,14 +31,6 @@ uint64_t NewSalt() {
          static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
-// The directory holding `dir`: its fsync makes the entry of `dir` itself durable.
-std::string ParentDir(std::string dir) {
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  const size_t slash = dir.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : dir.substr(0, slash);
-}
-
 }  // namespace
 
 WalWriter::WalWriter(Env* env, std::string dir, const WalOptions& options)
@@ -72,10 +64,9 @@ absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::
         absl::StrCat("WalOptions.max_record_size ", options.max_record_size,
                      " must be positive and fit one segment of ", options.segment_size));
   }
-  RETURN_IF_ERROR(env->CreateDir(dir));
   // The directory may be new (or made by a run that crashed before this point): its entry must
   // be durable before any record in it is acknowledged, or a crash loses the whole log.
-  RETURN_IF_ERROR(env->SyncDir(ParentDir(dir)));
+  RETURN_IF_ERROR(CreateDirDurably(env, dir));
   std::unique_ptr<WalWriter> w(new WalWriter(env, dir, options));
 
   // Segments after the tail are spares (removed) or records a point-in-time recovery skipped

@@ -80,4 +80,12 @@ class Env {
   virtual absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
 };
 
+// Creates the directory `path` if missing (not its parents) and makes its entry durable by
+// fsyncing the directory that holds it (SyncDir), also when it already existed: a run that
+// crashed after creating it may not have synced it. Trailing slashes do not change which
+// directory that is: for "a/db", "a/db/" and "a/db//" it is "a"; for "db" it is "."; for "/x"
+// it is "/". Errors: kInvalidArgument for an empty path; otherwise those of CreateDir (the
+// directory could not be created, or a non-directory is in the way) and of SyncDir.
+absl::Status CreateDirDurably(Env* env, const std::string& path);
+
 }  // namespace shardtx
