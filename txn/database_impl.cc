@@ -83,8 +83,14 @@ absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& opti
   }
   std::unique_ptr<DatabaseImpl> db(new DatabaseImpl(options));
   db->env_ = options.env != nullptr ? options.env : Env::Default();
-  RETURN_IF_ERROR(db->OpenDirectory());
-  RETURN_IF_ERROR(db->OpenShards());
+  absl::Status s = db->OpenDirectory();
+  if (s.ok()) s = db->OpenShards();
+  if (!s.ok()) {
+    // Release what was opened as it is: a checkpoint or a truncation now could act on a
+    // half-recovered state (and would wait for commits that recovery never finished).
+    db->Release(/*checkpoint=*/false).IgnoreError();
+    return s;
+  }
   return std::unique_ptr<Database>(std::move(db));
 }
 
@@ -219,7 +225,7 @@ absl::Status DatabaseImpl::ResolveInDoubt() {
         auto c = recovered_commit_ts_.find(p.txn_id);  // some participant committed already
         if (c != recovered_commit_ts_.end()) ts = c->second;
       }
-      ASSIGN_OR_RETURN(engine::Timestamp done, CommitDecided(p.txn_id, p.shards, ts));
+      ASSIGN_OR_RETURN(engine::Timestamp done, CommitDecided(p.txn_id, p.shards, ts, !p.name.empty()));
       (void)done;
       counters_.recovered_commits++;
     } else if (p.name.empty() || p.shards != p.participants) {
@@ -227,8 +233,10 @@ absl::Status DatabaseImpl::ResolveInDoubt() {
       // durable was never acknowledged (nor was a rollback that died half-way).
       RETURN_IF_ERROR(AbortPrepared(p.txn_id, p.shards, false));
       counters_.recovered_aborts++;
+    } else {
+      // Named, complete and undecided: stays prepared, its locks held, until the host decides.
+      two_phase_->MarkPrepared(p.txn_id);
     }
-    // Named, complete and undecided: stays prepared, its locks held, until the host decides.
   }
   recovered_decisions_.clear();
   recovered_commit_ts_.clear();
@@ -239,22 +247,37 @@ absl::Status DatabaseImpl::ResolveInDoubt() {
 
 absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
                                                               const std::vector<uint32_t>& parts,
-                                                              engine::Timestamp commit_ts) {
+                                                              engine::Timestamp commit_ts,
+                                                              bool named) {
   const auto t0 = std::chrono::steady_clock::now();
   const uint32_t coordinator = parts.front();
   // The decision is logged even when recovery finishes a commit whose decision is on record
   // already: it is idempotent, and cheaper than telling the cases apart.
   if (parts.size() > 1 && !KillPoints::DeliberateBug("skip_decision_record")) {
     engine::Shard* c = shards_[coordinator].get();
-    engine::Lsn lsn;
+    absl::StatusOr<engine::Lsn> lsn;
     {
       MutexLock l(c->commit_mu());
       DecisionRecord d{txn_id, true, commit_ts, parts};
-      ASSIGN_OR_RETURN(
-          lsn, c->AppendLocked(engine::kDecision, EncodeDecision(d), wal::Durability::kSync));
-      two_phase_->AddDecision(txn_id, coordinator, lsn, parts.size());
+      lsn = c->AppendLocked(engine::kDecision, EncodeDecision(d), wal::Durability::kSync);
+      if (lsn.ok()) two_phase_->AddDecision(txn_id, coordinator, *lsn, parts.size());
     }
-    RETURN_IF_ERROR(c->WaitDurable(lsn));  // the commit point
+    // A timestamp taken before the decision (serializable) must be finished on every exit, or
+    // visible_ts would never pass it (nothing is installed under it here).
+    if (!lsn.ok()) {
+      // No decision on record. Our own transaction is aborted (presumed abort; the abort
+      // records go with the next batches of the shards that can still write). A host's named
+      // one stays prepared for the host to decide again after reopening.
+      if (!named) AbortPrepared(txn_id, parts, false).IgnoreError();
+      if (commit_ts != 0) oracle_->Finish(commit_ts);
+      return lsn.status();
+    }
+    if (absl::Status d = c->WaitDurable(*lsn); !d.ok()) {  // the commit point
+      // The decision may or may not be on disk: the transaction stays prepared, its locks
+      // held, and its outcome is known only after the database is reopened.
+      if (commit_ts != 0) oracle_->Finish(commit_ts);
+      return d;
+    }
   }
   SHARDTX_KILL_POINT("2pc.after_decision");
   const auto t1 = std::chrono::steady_clock::now();
@@ -265,6 +288,7 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
   const wal::Durability durability =
       parts.size() > 1 ? wal::Durability::kDeferred : wal::Durability::kSync;
   engine::Lsn single_lsn = 0;
+  std::vector<engine::Write> single_writes;  // keys only, to take back a failed commit point
   absl::Status status;
   for (size_t i = 0; i < parts.size(); ++i) {
     engine::Shard* s = shards_[parts[i]].get();
@@ -275,16 +299,29 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
     if (lsn.ok()) {
       two_phase_->AddCommitLsn(txn_id, parts[i], *lsn);
       single_lsn = *lsn;
+    } else if (parts.size() == 1) {
+      status = lsn.status();  // the commit point itself failed: nothing to install
+      break;
     } else if (status.ok()) {
       status = lsn.status();  // decided all the same: recovery finishes it from the decision
     }
     s->InstallLocked(&*writes, commit_ts);  // the part is resolved: its writes are ours
+    if (parts.size() == 1) single_writes = std::move(*writes);
     if (i == 0) SHARDTX_KILL_POINT("2pc.after_some_commits");
   }
-  if (parts.size() == 1 && status.ok() && single_lsn != 0) {
-    status = shards_[parts[0]]->WaitDurable(single_lsn);
+  if (parts.size() == 1 && single_lsn != 0) {
+    engine::Shard* s = shards_[parts[0]].get();
+    if (status.ok()) status = s->WaitDurable(single_lsn);
+    if (!status.ok()) {
+      // The commit record is the commit point and its fsync failed: nobody has seen the
+      // versions (visible_ts is below commit_ts); take them back. The outcome is known only
+      // after the database is reopened.
+      MutexLock l(s->commit_mu());
+      s->UninstallLocked(single_writes, commit_ts);
+    }
   }
   oracle_->Finish(commit_ts);  // a no-op for a timestamp recovery found visible already
+  if (parts.size() == 1 && !status.ok()) return status;
   oracle_->WaitVisible(commit_ts);
   two_phase_->SetOutcome(txn_id, Outcome::kCommitted);
   const auto t2 = std::chrono::steady_clock::now();
@@ -292,7 +329,6 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
       std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count()));
   counters_.phase2_us.Add(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(t2 - t1).count()));
-  if (!status.ok() && parts.size() == 1) return status;  // the single commit point failed
   return commit_ts;
 }
 
@@ -323,47 +359,56 @@ absl::Status DatabaseImpl::AbortPrepared(uint64_t txn_id, const std::vector<uint
 }
 
 absl::StatusOr<std::vector<std::string>> DatabaseImpl::ListPrepared() {
-  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
+  if (gate_.closed()) return ClosedError();
   return two_phase_->Names();
 }
 
 absl::Status DatabaseImpl::CommitPrepared(const std::string& name) {
-  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
-  std::optional<TwoPhaseState::PreparedInfo> p = two_phase_->FindByName(name);
-  if (!p.has_value()) {
-    return absl::NotFoundError(absl::StrCat("no prepared transaction named '", name, "'"));
-  }
-  auto ts = CommitDecided(p->txn_id, p->shards, 0);
+  OpGuard op(&gate_);
+  if (!op.admitted()) return ClosedError();
+  ASSIGN_OR_RETURN(TwoPhaseState::PreparedInfo p, two_phase_->Claim(name, /*commit=*/true));
+  auto ts = CommitDecided(p.txn_id, p.shards, 0, /*named=*/true);
   if (!ts.ok()) return ts.status();
   counters_.commits++;
-  if (p->shards.size() > 1) counters_.cross_shard_commits++;
+  if (p.shards.size() > 1) counters_.cross_shard_commits++;
   return absl::OkStatus();
 }
 
 absl::Status DatabaseImpl::RollbackPrepared(const std::string& name) {
-  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
-  std::optional<TwoPhaseState::PreparedInfo> p = two_phase_->FindByName(name);
-  if (!p.has_value()) {
-    return absl::NotFoundError(absl::StrCat("no prepared transaction named '", name, "'"));
-  }
+  OpGuard op(&gate_);
+  if (!op.admitted()) return ClosedError();
+  ASSIGN_OR_RETURN(TwoPhaseState::PreparedInfo p, two_phase_->Claim(name, /*commit=*/false));
   counters_.rollbacks++;
-  return AbortPrepared(p->txn_id, p->shards, true);
+  return AbortPrepared(p.txn_id, p.shards, true);
 }
 
 Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) { return two_phase_->GetOutcome(id); }
 
-DatabaseImpl::~DatabaseImpl() { Close().IgnoreError(); }
+DatabaseImpl::~DatabaseImpl() {
+  Close().IgnoreError();
+  shards_.clear();  // before the directory lock (declared first, so destroyed last)
+}
 
-absl::Status DatabaseImpl::Close() {
-  if (closed_.exchange(true)) return absl::OkStatus();
+absl::Status DatabaseImpl::Close() { return Release(options_.checkpoint_on_close); }
+
+absl::Status DatabaseImpl::Release(bool checkpoint) {
+  if (!gate_.CloseAndDrain()) return absl::OkStatus();
   absl::Status result;
   for (auto& s : shards_) {
-    absl::Status st = s->Close(options_.checkpoint_on_close);
+    absl::Status st = s->Close(checkpoint);
     if (result.ok()) result = st;
   }
-  shards_.clear();
-  lock_.reset();
+  // Transactions still open may hold read views of the shards: then the shards (and the
+  // directory lock) stay until the Database is destroyed.
+  if (live_txns_.load(std::memory_order_seq_cst) == 0) {
+    shards_.clear();
+    lock_.reset();
+  }
   return result;
+}
+
+absl::Status DatabaseImpl::ClosedError() {
+  return absl::FailedPreconditionError(absl::StrCat("database ", options_.path, " is closed"));
 }
 
 std::unique_ptr<Transaction> DatabaseImpl::Begin(const TxnOptions& options) {
@@ -371,7 +416,8 @@ std::unique_ptr<Transaction> DatabaseImpl::Begin(const TxnOptions& options) {
 }
 
 absl::Status DatabaseImpl::Checkpoint() {
-  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
+  OpGuard op(&gate_);
+  if (!op.admitted()) return ClosedError();
   absl::Status result;
   for (auto& s : shards_) {
     absl::Status st = s->Checkpoint();
@@ -414,6 +460,7 @@ absl::Status DatabaseImpl::LoadPrepared(
     }
     two_phase_->AddPart(r.txn_id, r.name, r.snapshot_ts, r.participants, shard, 0,
                         std::move(r.writes), true);
+    AddRecoveredReadLocks(r);
   }
   return absl::OkStatus();
 }
@@ -438,6 +485,7 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> DatabaseImpl::Red
       if (!two_phase_->HasPart(r.txn_id, shard)) {
         two_phase_->AddPart(r.txn_id, r.name, r.snapshot_ts, r.participants, shard, lsn,
                             std::move(r.writes), false);
+        AddRecoveredReadLocks(r);
       }
       return Install();
     }
@@ -478,6 +526,13 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> DatabaseImpl::Red
       return absl::DataLossError(
           absl::StrCat("shard ", shard, ": unknown WAL record type ", type, " at LSN ", lsn));
   }
+}
+
+void DatabaseImpl::AddRecoveredReadLocks(const PrepareRecord& r) {
+  if (r.read_keys.empty() && r.read_ranges.empty()) return;
+  std::vector<std::pair<uint32_t, std::string>> keys;
+  for (const std::string& k : r.read_keys) keys.emplace_back(partitioner_->ShardOf(k), k);
+  two_phase_->AddReadLocks(r.txn_id, std::move(keys), r.read_ranges);
 }
 
 std::vector<engine::ShardStore::TableWrite> DatabaseImpl::CheckpointTables(uint32_t shard) {

@@ -18,6 +18,7 @@
 #include "txn/two_phase_state.h"
 #include "txn/txn_records.h"
 #include "util/histogram.h"
+#include "util/op_gate.h"
 
 namespace shardtx::txn {
 
@@ -69,16 +70,27 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   TxnCounters& counters() { return counters_; }
   TwoPhaseState& two_phase() { return *two_phase_; }
   uint64_t NewTxnId() { return txn_id_base_ + next_txn_.fetch_add(1); }
+  // Calls that write the log are admitted through the gate; Close drains it.
+  OpGate& gate() { return gate_; }
+  absl::Status ClosedError();
+  // Transactions alive (begun, not destroyed): Close keeps the shards while any is.
+  void TxnBegun() { live_txns_.fetch_add(1, std::memory_order_seq_cst); }
+  void TxnDestroyed() { live_txns_.fetch_sub(1, std::memory_order_seq_cst); }
 
   // Phase two of a decided commit of prepared transaction `txn_id` on `parts` (ascending;
   // parts[0] is the coordinator): logs and syncs the decision (the commit point), then on
   // each participant logs the commit record without waiting, installs the writes at one new
   // commit timestamp and releases the locks; then makes the commit visible everywhere at
-  // once. `commit_ts` 0: chosen after the decision. Returns the commit timestamp.
+  // once. `commit_ts` 0: chosen after the decision (one taken before is finished on every
+  // path). Returns the commit timestamp, or an I/O status: then, if the decision could not be
+  // appended, an unnamed transaction is aborted and a `named` one stays prepared; if its sync
+  // failed, the transaction stays prepared (in doubt until the database is reopened); and a
+  // single participant's commit record that failed is taken back, unseen.
   absl::StatusOr<engine::Timestamp> CommitDecided(uint64_t txn_id,
                                                   const std::vector<uint32_t>& parts,
-                                                  engine::Timestamp commit_ts);
+                                                  engine::Timestamp commit_ts, bool named);
   // Logs kAbortPrepared on each part and releases its locks. `sync`: wait for durability.
+  // REQUIRES no shard commit lock held.
   absl::Status AbortPrepared(uint64_t txn_id, const std::vector<uint32_t>& parts, bool sync);
 
   // Durable-commit bookkeeping: a single-shard synchronous commit is registered (under its
@@ -94,6 +106,11 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // After redo on every shard: commits prepared transactions whose decision is on record,
   // aborts unnamed ones without one (presumed abort), keeps named ones prepared.
   absl::Status ResolveInDoubt();
+  // Read locks of a prepared transaction found in a prepare record or prepared-table row.
+  void AddRecoveredReadLocks(const PrepareRecord& r);
+  // Close: refuses new calls, waits for those in flight, closes the shards (checkpointing
+  // first when `checkpoint`) and releases the directory. Also undoes a failed Open.
+  absl::Status Release(bool checkpoint);
 
   Options options_;
   Env* env_ = nullptr;
@@ -113,7 +130,8 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // Recovery only: decisions and commit timestamps found in the WALs.
   absl::flat_hash_map<uint64_t, DecisionRecord> recovered_decisions_;
   absl::flat_hash_map<uint64_t, engine::Timestamp> recovered_commit_ts_;
-  std::atomic<bool> closed_{false};
+  OpGate gate_;
+  std::atomic<uint64_t> live_txns_{0};
 };
 
 }  // namespace shardtx::txn

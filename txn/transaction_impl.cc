@@ -9,6 +9,7 @@
 #include "txn/merge_iterator.h"
 #include "txn/txn_records.h"
 #include "util/kill_point.h"
+#include "util/op_gate.h"
 #include "util/status_macros.h"
 
 namespace shardtx::txn {
@@ -17,6 +18,7 @@ SHARDTX_DEFINE_KILL_POINT(commit_after_append, "commit.after_wal_append");
 SHARDTX_DEFINE_KILL_POINT(commit_after_durable, "commit.after_durable");
 SHARDTX_DEFINE_KILL_POINT(after_some_prepares, "2pc.after_some_prepares");
 SHARDTX_DEFINE_KILL_POINT(after_all_prepares, "2pc.after_all_prepares");
+SHARDTX_DEFINE_KILL_POINT(after_failed_prepare, "2pc.after_failed_prepare");
 
 namespace {
 
@@ -42,11 +44,12 @@ std::string Printable(absl::string_view key) {
 
 TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
     : db_(db), options_(options), id_(db->NewTxnId()) {
+  db_->TxnBegun();  // before looking at the gate: a Close from now on keeps the shards
   views_.resize(db->num_shards());
   snapshot_ = db_->oracle().visible();
   // With one shard, pin it now: a snapshot pinned at Begin can never be "too old". A
   // checkpoint may have moved LMDB past the snapshot just read; then take a newer one.
-  if (db_->num_shards() == 1) {
+  if (db_->num_shards() == 1 && !db_->gate().closed()) {
     for (int attempt = 0; attempt < 100; ++attempt) {
       auto v = db_->shard(0)->Pin(snapshot_);
       if (v.ok()) {
@@ -62,6 +65,7 @@ TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
 TransactionImpl::~TransactionImpl() {
   if (active()) Rollback().IgnoreError();
   Finish();
+  db_->TxnDestroyed();
 }
 
 void TransactionImpl::Finish() {
@@ -76,6 +80,7 @@ absl::Status TransactionImpl::CheckActive() const {
 }
 
 absl::StatusOr<engine::Shard::View*> TransactionImpl::ViewOf(uint32_t shard) {
+  if (db_->gate().closed()) return db_->ClosedError();
   if (views_[shard] == nullptr) {
     auto v = db_->shard(shard)->Pin(snapshot_);
     if (!v.ok()) {
@@ -102,6 +107,7 @@ absl::Status CheckKey(absl::string_view key) {
 absl::StatusOr<std::string> TransactionImpl::Get(absl::string_view key) {
   RETURN_IF_ERROR(CheckActive());
   RETURN_IF_ERROR(CheckKey(key));
+  if (db_->gate().closed()) return db_->ClosedError();
   if (auto it = writes_.find(key); it != writes_.end()) {
     if (!it->second.has_value()) return absl::NotFoundError(Printable(key));
     return *it->second;
@@ -163,7 +169,9 @@ absl::Status TransactionImpl::ValidateWritesLocked(uint32_t shard,
                                                    const std::vector<engine::Write>& writes) {
   engine::Shard* s = db_->shard(shard);
   for (const engine::Write& w : writes) {
-    if (std::optional<std::string> holder = db_->two_phase().LockHolder(shard, w.key)) {
+    std::optional<std::string> holder = db_->two_phase().LockHolder(shard, w.key);
+    if (!holder.has_value()) holder = db_->two_phase().ReadLockHolder(shard, w.key);
+    if (holder.has_value()) {
       db_->counters().aborts_locked++;
       return absl::AbortedError(absl::StrCat("key ", Printable(w.key), " (shard ", shard,
                                              ", commit phase) is locked by ", *holder));
@@ -182,8 +190,20 @@ absl::Status TransactionImpl::ValidateWritesLocked(uint32_t shard,
 absl::Status TransactionImpl::ValidateReadsLocked(uint32_t shard) {
   if (options_.isolation != Isolation::kSerializable) return absl::OkStatus();
   engine::Shard* s = db_->shard(shard);
+  // A prepared write on something read may commit at a timestamp below this transaction's
+  // while this one read the older version: no serial order would explain both (see
+  // Transaction::Commit). Retryable once the prepared transaction is decided.
+  auto prepare_conflict = [&](absl::string_view what, const std::string& holder) {
+    db_->counters().aborts_read_validation++;
+    return absl::AbortedError(absl::StrCat("serializable validation failed: ", what, " (shard ",
+                                           shard, ") read at snapshot ", snapshot_,
+                                           " is written by ", holder, " (prepare conflict)"));
+  };
   for (const std::string& key : reads_) {
     if (db_->partitioner().ShardOf(key) != shard) continue;
+    if (std::optional<std::string> holder = db_->two_phase().LockHolder(shard, key)) {
+      return prepare_conflict(absl::StrCat("key ", Printable(key)), *holder);
+    }
     ASSIGN_OR_RETURN(engine::Timestamp ts, s->NewestTsAfterLocked(key, snapshot_));
     if (ts != 0) {
       db_->counters().aborts_read_validation++;
@@ -193,6 +213,11 @@ absl::Status TransactionImpl::ValidateReadsLocked(uint32_t shard) {
     }
   }
   for (const auto& [lower, upper] : ranges_) {
+    if (std::optional<std::string> holder =
+            db_->two_phase().LockHolderInRange(shard, lower, upper)) {
+      return prepare_conflict(
+          absl::StrCat("range [", Printable(lower), ", ", Printable(upper), ")"), *holder);
+    }
     ASSIGN_OR_RETURN(bool newer, s->AnyNewerInRangeLocked(lower, upper, snapshot_));
     if (newer) {
       db_->counters().aborts_read_validation++;
@@ -275,6 +300,8 @@ absl::Status TransactionImpl::Commit() {
     Finish();
     return s;
   };
+  OpGuard op(&db_->gate());
+  if (!op.admitted()) return fail(db_->ClosedError());
   for (auto& v : views_) v.reset();  // release LMDB readers early
   if (writes_.empty()) {
     state_ = State::kCommitted;
@@ -293,8 +320,11 @@ absl::Status TransactionImpl::Commit() {
     const bool early_ts = options_.isolation == Isolation::kSerializable;
     absl::Status s = PreparePhase(*plan, "", early_ts);
     if (!s.ok()) return fail(s);
-    auto ts = db_->CommitDecided(id_, plan->parts, early_ts ? commit_ts_ : 0);
-    if (!ts.ok()) return fail(ts.status());
+    auto ts = db_->CommitDecided(id_, plan->parts, early_ts ? commit_ts_ : 0, /*named=*/false);
+    if (!ts.ok()) {
+      commit_ts_ = 0;
+      return fail(ts.status());
+    }
     commit_ts_ = *ts;
     db_->counters().cross_shard_commits++;
   }
@@ -309,10 +339,16 @@ absl::Status TransactionImpl::Prepare(absl::string_view name) {
   RETURN_IF_ERROR(CheckActive());
   if (name.empty()) return absl::InvalidArgumentError("Prepare: the name is empty");
   const std::string n(name);
+  OpGuard op(&db_->gate());
+  if (!op.admitted()) {
+    state_ = State::kAborted;
+    Finish();
+    return db_->ClosedError();
+  }
   RETURN_IF_ERROR(db_->two_phase().ReserveName(n, id_));
   for (auto& v : views_) v.reset();
   auto fail = [&](absl::Status s) {
-    db_->two_phase().ReleaseName(n);
+    db_->two_phase().ReleaseName(n, id_);
     state_ = State::kAborted;
     Finish();
     return s;
@@ -348,11 +384,20 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
     }
     for (uint32_t s : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(s));
     if (early_ts) commit_ts_ = db_->oracle().Assign();
+    // A serializable named prepare keeps what it read locked until its decision, which takes
+    // its commit timestamp only then: no writer may change its reads meanwhile. (Our own
+    // cross-shard commits took their timestamp above, with the validation.)
+    const bool read_locks = !name.empty() && options_.isolation == Isolation::kSerializable &&
+                            (!reads_.empty() || !ranges_.empty());
     for (size_t i = 0; i < plan.parts.size(); ++i) {
       const uint32_t p = plan.parts[i];
       engine::Shard* s = db_->shard(p);
       s->commit_mu()->AssertHeld();
-      PrepareRecord r{id_, name, snapshot_, plan.parts, plan.by_shard[p]};
+      PrepareRecord r{id_, name, snapshot_, plan.parts, plan.by_shard[p], {}, {}};
+      if (read_locks && i == 0) {
+        r.read_keys.assign(reads_.begin(), reads_.end());
+        r.read_ranges = ranges_;
+      }
       // The coordinator's own prepare need not be synced on its own: the decision, logged
       // after it in the same WAL, is synced before anything depends on either. Of the others,
       // the first waited for is synced by this thread (kSync), the rest by their shards'
@@ -363,9 +408,14 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
       auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), durability);
       if (!lsn.ok()) {
         db_->counters().aborts_io_error++;
-        // Undo the parts prepared so far (their records, if durable, are presumed aborted).
+        // Undo the parts prepared so far, on the record too: a replay must not find them
+        // prepared (with their keys locked) ahead of a later prepare of the same keys.
         for (uint32_t q : plan.parts) {
           if (q == p) break;
+          db_->shard(q)->commit_mu()->AssertHeld();
+          db_->shard(q)
+              ->AppendLocked(engine::kAbortPrepared, EncodeTxn(id_), wal::Durability::kAsync)
+              .IgnoreError();  // if that log failed too, recovery presumes the abort
           db_->two_phase().ResolvePart(id_, q);
         }
         if (early_ts) db_->oracle().Finish(commit_ts_);
@@ -375,6 +425,11 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
       lsns.push_back(*lsn);
       db_->two_phase().AddPart(id_, name, snapshot_, plan.parts, p, *lsn,
                                std::move(plan.by_shard[p]), false);
+      if (read_locks && i == 0) {
+        std::vector<std::pair<uint32_t, std::string>> keys;
+        for (const std::string& k : reads_) keys.emplace_back(db_->partitioner().ShardOf(k), k);
+        db_->two_phase().AddReadLocks(id_, std::move(keys), ranges_);
+      }
     }
   }
   // The prepares of the other participants are being synced by their flushers meanwhile.
@@ -388,9 +443,11 @@ absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, 
     db_->AbortPrepared(id_, plan.parts, false).IgnoreError();
     if (early_ts) db_->oracle().Finish(commit_ts_);
     commit_ts_ = 0;
+    SHARDTX_KILL_POINT("2pc.after_failed_prepare");  // its name may be taken by another now
     return status;
   }
   SHARDTX_KILL_POINT("2pc.after_all_prepares");
+  db_->two_phase().MarkPrepared(id_);  // durable everywhere: listed and resolvable by name
   db_->counters().prepare_us.Add(MicrosSince(start));
   return absl::OkStatus();
 }

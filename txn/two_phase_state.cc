@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "txn/txn_records.h"
 
@@ -10,7 +11,16 @@ namespace shardtx::txn {
 TwoPhaseState::TwoPhaseState(uint32_t num_shards) {
   MutexLock l(&mu_);
   locks_.resize(num_shards);
+  read_locks_.resize(num_shards);
   tables_.resize(num_shards);
+}
+
+std::string TwoPhaseState::DescribeLocked(uint64_t txn_id) const {
+  auto p = prepared_.find(txn_id);
+  std::string name = p != prepared_.end() && !p->second.name.empty()
+                         ? absl::StrCat(" ('", p->second.name, "')")
+                         : "";
+  return absl::StrCat("prepared transaction ", txn_id, name);
 }
 
 std::optional<std::string> TwoPhaseState::LockHolder(uint32_t shard,
@@ -19,11 +29,89 @@ std::optional<std::string> TwoPhaseState::LockHolder(uint32_t shard,
   MutexLock l(&mu_);
   auto it = locks_[shard].find(key);
   if (it == locks_[shard].end()) return std::nullopt;
-  auto p = prepared_.find(it->second);
-  std::string name = p != prepared_.end() && !p->second.name.empty()
-                         ? absl::StrCat(" ('", p->second.name, "')")
-                         : "";
-  return absl::StrCat("prepared transaction ", it->second, name);
+  return DescribeLocked(it->second.front());
+}
+
+std::optional<std::string> TwoPhaseState::LockHolderInRange(uint32_t shard, absl::string_view lower,
+                                                            absl::string_view upper) const {
+  if (locked_keys_.load(std::memory_order_acquire) == 0) return std::nullopt;
+  MutexLock l(&mu_);
+  auto it = locks_[shard].lower_bound(lower);
+  if (it == locks_[shard].end() || (!upper.empty() && it->first >= upper)) return std::nullopt;
+  return absl::StrCat(DescribeLocked(it->second.front()), " (on key '",
+                      absl::CHexEscape(it->first.substr(0, 64)), "')");
+}
+
+std::optional<std::string> TwoPhaseState::ReadLockHolder(uint32_t shard,
+                                                         absl::string_view key) const {
+  if (read_lock_count_.load(std::memory_order_acquire) == 0) return std::nullopt;
+  MutexLock l(&mu_);
+  if (auto it = read_locks_[shard].find(key); it != read_locks_[shard].end()) {
+    return absl::StrCat(DescribeLocked(it->second.front()), ", which read it");
+  }
+  for (const RangeLock& r : range_locks_) {
+    if (key >= r.lower && (r.upper.empty() || key < r.upper)) {
+      return absl::StrCat(DescribeLocked(r.txn_id), ", which read a range holding it");
+    }
+  }
+  return std::nullopt;
+}
+
+void TwoPhaseState::AddReadLocks(uint64_t txn_id,
+                                 std::vector<std::pair<uint32_t, std::string>> keys,
+                                 std::vector<std::pair<std::string, std::string>> ranges) {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end() || it->second.read_locked) return;
+  PreparedTxn& t = it->second;
+  t.read_locked = true;
+  for (const auto& [shard, key] : keys) read_locks_[shard][key].push_back(txn_id);
+  for (const auto& [lower, upper] : ranges) range_locks_.push_back({txn_id, lower, upper});
+  read_lock_count_.fetch_add(keys.size() + ranges.size(), std::memory_order_release);
+  t.read_keys = std::move(keys);
+  t.read_ranges = std::move(ranges);
+}
+
+std::vector<std::string> TwoPhaseState::ReadKeys(uint64_t txn_id) const {
+  MutexLock l(&mu_);
+  std::vector<std::string> out;
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end()) return out;
+  for (const auto& [shard, key] : it->second.read_keys) out.push_back(key);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> TwoPhaseState::ReadRanges(uint64_t txn_id) const {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end()) return {};
+  return it->second.read_ranges;
+}
+
+void TwoPhaseState::ForgetLocked(absl::node_hash_map<uint64_t, PreparedTxn>::iterator it) {
+  const uint64_t txn_id = it->first;
+  PreparedTxn& t = it->second;
+  for (const auto& [shard, key] : t.read_keys) {
+    auto rk = read_locks_[shard].find(key);
+    if (rk == read_locks_[shard].end()) continue;
+    Holders& h = rk->second;
+    h.erase(std::remove(h.begin(), h.end(), txn_id), h.end());
+    if (h.empty()) read_locks_[shard].erase(rk);
+  }
+  if (!t.read_ranges.empty()) {
+    range_locks_.erase(std::remove_if(range_locks_.begin(), range_locks_.end(),
+                                      [&](const RangeLock& r) { return r.txn_id == txn_id; }),
+                       range_locks_.end());
+  }
+  if (t.read_locked) {
+    read_lock_count_.fetch_sub(t.read_keys.size() + t.read_ranges.size(),
+                               std::memory_order_release);
+  }
+  if (!t.name.empty()) {
+    auto n = names_.find(t.name);
+    if (n != names_.end() && n->second == txn_id) names_.erase(n);
+  }
+  prepared_.erase(it);
 }
 
 absl::Status TwoPhaseState::ReserveName(const std::string& name, uint64_t txn_id) {
@@ -36,9 +124,10 @@ absl::Status TwoPhaseState::ReserveName(const std::string& name, uint64_t txn_id
   return absl::OkStatus();
 }
 
-void TwoPhaseState::ReleaseName(const std::string& name) {
+void TwoPhaseState::ReleaseName(const std::string& name, uint64_t txn_id) {
   MutexLock l(&mu_);
-  names_.erase(name);
+  auto n = names_.find(name);
+  if (n != names_.end() && n->second == txn_id) names_.erase(n);
 }
 
 void TwoPhaseState::AddPart(uint64_t txn_id, const std::string& name, Timestamp snapshot,
@@ -50,14 +139,45 @@ void TwoPhaseState::AddPart(uint64_t txn_id, const std::string& name, Timestamp 
   t.snapshot = snapshot;
   t.participants = participants;
   if (!name.empty()) names_.try_emplace(name, txn_id);  // an older replayed one never steals it
-  for (const engine::Write& w : writes) {
-    if (locks_[shard].try_emplace(w.key, txn_id).second) locked_keys_++;
-  }
   Part& p = t.parts[shard];
-  if (p.persisted && !persisted) return;  // already known from the table
+  if (p.persisted && !persisted) return;  // already known from the table, locks included
+  for (const engine::Write& w : writes) {
+    Holders& h = locks_[shard][w.key];
+    if (std::find(h.begin(), h.end(), txn_id) != h.end()) continue;
+    h.push_back(txn_id);
+    if (h.size() == 1) locked_keys_++;
+  }
   p.writes = std::move(writes);
   p.lsn = lsn;
   p.persisted = persisted;
+}
+
+void TwoPhaseState::MarkPrepared(uint64_t txn_id) {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it != prepared_.end() && it->second.phase == Phase::kPreparing) {
+    it->second.phase = Phase::kPrepared;
+  }
+}
+
+absl::StatusOr<TwoPhaseState::PreparedInfo> TwoPhaseState::Claim(const std::string& name,
+                                                                 bool commit) {
+  MutexLock l(&mu_);
+  auto n = names_.find(name);
+  auto it = n == names_.end() ? prepared_.end() : prepared_.find(n->second);
+  if (it == prepared_.end() || it->second.phase == Phase::kPreparing) {
+    return absl::NotFoundError(absl::StrCat("no prepared transaction named '", name, "'"));
+  }
+  PreparedTxn& t = it->second;
+  if (t.phase != Phase::kPrepared) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "prepared transaction '", name, "' (transaction ", it->first, ") is being ",
+        t.phase == Phase::kCommitting ? "committed" : "rolled back", " by another caller"));
+  }
+  t.phase = commit ? Phase::kCommitting : Phase::kRollingBack;
+  PreparedInfo info{it->first, t.name, t.snapshot, {}, t.participants};
+  for (const auto& [shard, part] : t.parts) info.shards.push_back(shard);
+  return info;
 }
 
 bool TwoPhaseState::HasPart(uint64_t txn_id, uint32_t shard) const {
@@ -76,34 +196,20 @@ std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePart(uint64_t tx
   std::vector<engine::Write> writes = std::move(p->second.writes);
   for (const engine::Write& w : writes) {
     auto lk = locks_[shard].find(w.key);
-    if (lk != locks_[shard].end() && lk->second == txn_id) {
+    if (lk == locks_[shard].end()) continue;
+    Holders& h = lk->second;
+    auto mine = std::find(h.begin(), h.end(), txn_id);
+    if (mine == h.end()) continue;
+    h.erase(mine);
+    if (h.empty()) {
       locks_[shard].erase(lk);
       locked_keys_--;
     }
   }
   if (p->second.persisted || p->second.pending) tables_[shard].deletes.insert(txn_id);
   it->second.parts.erase(p);
-  if (it->second.parts.empty()) {
-    if (!it->second.name.empty()) {
-      auto n = names_.find(it->second.name);
-      if (n != names_.end() && n->second == txn_id) names_.erase(n);
-    }
-    prepared_.erase(it);
-  }
+  if (it->second.parts.empty()) ForgetLocked(it);
   return writes;
-}
-
-std::optional<TwoPhaseState::PreparedInfo> TwoPhaseState::FindByName(
-    const std::string& name) const {
-  MutexLock l(&mu_);
-  auto n = names_.find(name);
-  if (n == names_.end()) return std::nullopt;
-  auto it = prepared_.find(n->second);
-  if (it == prepared_.end()) return std::nullopt;
-  PreparedInfo info{n->second, it->second.name, it->second.snapshot, {},
-                    it->second.participants};
-  for (const auto& [shard, part] : it->second.parts) info.shards.push_back(shard);
-  return info;
 }
 
 std::vector<TwoPhaseState::PreparedInfo> TwoPhaseState::AllPrepared() const {
@@ -123,7 +229,8 @@ std::vector<std::string> TwoPhaseState::Names() const {
   MutexLock l(&mu_);
   std::vector<std::string> out;
   for (const auto& [name, id] : names_) {
-    if (prepared_.count(id)) out.push_back(name);
+    auto it = prepared_.find(id);
+    if (it != prepared_.end() && it->second.phase == Phase::kPrepared) out.push_back(name);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -161,7 +268,11 @@ std::vector<engine::ShardStore::TableWrite> TwoPhaseState::CheckpointTables(uint
   for (auto& [id, t] : prepared_) {
     auto p = t.parts.find(shard);
     if (p == t.parts.end() || p->second.persisted) continue;
-    PrepareRecord r{id, t.name, t.snapshot, t.participants, p->second.writes};
+    PrepareRecord r{id, t.name, t.snapshot, t.participants, p->second.writes, {}, {}};
+    if (!t.participants.empty() && shard == t.participants.front()) {
+      for (const auto& [s, key] : t.read_keys) r.read_keys.push_back(key);
+      r.read_ranges = t.read_ranges;
+    }
     out.push_back({engine::kPreparedTable, PreparedTableKey(id), EncodePrepare(r)});
     p->second.pending = true;
     ts.puts_in_flight.push_back(id);

@@ -1,8 +1,13 @@
 // TwoPhaseState: what two-phase commit keeps between a prepare and its decision: the prepared
 // transactions (by id and by name) with their write sets per shard, the locks on their keys,
-// the decisions a coordinator shard must remember until every participant has its commit
-// record durable, the rows checkpoints write to each shard's prepared table, and a bounded
-// window of transaction outcomes.
+// the read locks of prepared serializable named transactions, the decisions a coordinator shard
+// must remember until every participant has its commit record durable, the rows checkpoints
+// write to each shard's prepared table, and a bounded window of transaction outcomes.
+//
+// A transaction's life here: AddPart (once per participant, kPreparing: not listed, not
+// resolvable by name) -> MarkPrepared once every part is durable (kPrepared) -> Claim by one
+// resolver (kCommitting or kRollingBack; a second resolver is refused) -> ResolvePart per
+// participant; the last one forgets the transaction, its name and its read locks.
 //
 // Lock order: a shard's commit lock before this object's mutex. Methods that change a shard's
 // part say REQUIRES that shard's commit lock (not expressible to the analysis; by contract).
@@ -18,13 +23,16 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine/lmdb_store.h"
-#include "engine/shard.h"
 #include "engine/log_record.h"
+#include "engine/shard.h"
 #include "shardtx/database.h"
 #include "util/mutex.h"
 #include "wal/format.h"
@@ -39,19 +47,37 @@ class TwoPhaseState {
   explicit TwoPhaseState(uint32_t num_shards);
 
   // --- Locks. ---
-  // A description of the prepared transaction holding `key` on `shard`, or nullopt.
+  // A description of the prepared transaction holding a write lock on `key` on `shard`, or
+  // nullopt.
   std::optional<std::string> LockHolder(uint32_t shard, absl::string_view key) const;
+  // The same for any key of [lower, upper) on `shard` (empty upper: no upper bound).
+  std::optional<std::string> LockHolderInRange(uint32_t shard, absl::string_view lower,
+                                               absl::string_view upper) const;
+  // A description of the prepared transaction holding a read lock that covers `key` on `shard`
+  // (a key it read there, or a range it read), or nullopt.
+  std::optional<std::string> ReadLockHolder(uint32_t shard, absl::string_view key) const;
+  // REQUIRES the commit locks of every shard in `keys` (all shards when `ranges` is not
+  // empty), taken before the transaction's read validation. Takes read locks for prepared
+  // transaction `txn_id` (which must have a part): writers of these keys and ranges are
+  // refused until it is resolved. A second call for the same transaction is ignored.
+  void AddReadLocks(uint64_t txn_id, std::vector<std::pair<uint32_t, std::string>> keys,
+                    std::vector<std::pair<std::string, std::string>> ranges);
+  // The keys (with their shards) and ranges `txn_id` holds read locks on.
+  std::vector<std::string> ReadKeys(uint64_t txn_id) const;
+  std::vector<std::pair<std::string, std::string>> ReadRanges(uint64_t txn_id) const;
 
   // --- Names. ---
   // Reserves a name for a named prepare; kAlreadyExists if a prepared transaction has it.
   absl::Status ReserveName(const std::string& name, uint64_t txn_id);
-  void ReleaseName(const std::string& name);
+  // Releases `name` if `txn_id` still holds it (a concurrent Prepare may hold it by now).
+  void ReleaseName(const std::string& name, uint64_t txn_id);
 
   // --- Prepared parts. ---
   // REQUIRES the shard's commit lock. Registers the part and locks its keys. `persisted`: the
   // part was loaded from the shard's prepared table.
-  // A key already locked by another transaction keeps its holder: during recovery the replay
-  // of an older, long-decided prepare must not take a lock a still-prepared one holds.
+  // A key may have several holders only during recovery (the replay of an older prepare that
+  // was resolved before a later one locked the same key); the lock is held until the last of
+  // them is resolved, and LockHolder names the first.
   void AddPart(uint64_t txn_id, const std::string& name, Timestamp snapshot,
                const std::vector<uint32_t>& participants, uint32_t shard, Lsn lsn,
                std::vector<engine::Write> writes, bool persisted);
@@ -67,8 +93,14 @@ class TwoPhaseState {
     std::vector<uint32_t> shards;        // parts present, ascending
     std::vector<uint32_t> participants;  // parts the transaction prepared, ascending
   };
-  std::optional<PreparedInfo> FindByName(const std::string& name) const;
+  // Every part of `txn_id` is durable: the transaction may now be listed and resolved by name.
+  void MarkPrepared(uint64_t txn_id);
+  // One resolver of prepared transaction `name` wins: returns it and marks it as being
+  // committed (`commit`) or rolled back. kNotFound if no transaction prepared under `name` is
+  // durable on every participant; kFailedPrecondition if another resolver claimed it first.
+  absl::StatusOr<PreparedInfo> Claim(const std::string& name, bool commit);
   std::vector<PreparedInfo> AllPrepared() const;
+  // Names of the transactions that are prepared (durable) and not claimed, sorted.
   std::vector<std::string> Names() const;
   size_t InDoubt() const;
 
@@ -95,12 +127,26 @@ class TwoPhaseState {
     bool persisted = false;  // in the shard's prepared table
     bool pending = false;    // being written to the table by a checkpoint
   };
+  enum class Phase { kPreparing, kPrepared, kCommitting, kRollingBack };
   struct PreparedTxn {
     std::string name;
     Timestamp snapshot = 0;
     std::vector<uint32_t> participants;
     std::map<uint32_t, Part> parts;
+    Phase phase = Phase::kPreparing;
+    std::vector<std::pair<uint32_t, std::string>> read_keys;
+    std::vector<std::pair<std::string, std::string>> read_ranges;
+    bool read_locked = false;
   };
+  struct RangeLock {
+    uint64_t txn_id;
+    std::string lower, upper;
+  };
+  using Holders = absl::InlinedVector<uint64_t, 1>;
+  std::string DescribeLocked(uint64_t txn_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the transaction's read locks and its name (if it holds it), and forgets it.
+  void ForgetLocked(absl::node_hash_map<uint64_t, PreparedTxn>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Decision {
     uint32_t coordinator = 0;
     Lsn lsn = 0;
@@ -115,13 +161,18 @@ class TwoPhaseState {
 
   mutable Mutex mu_;
   absl::node_hash_map<uint64_t, PreparedTxn> prepared_ ABSL_GUARDED_BY(mu_);
-  std::vector<absl::flat_hash_map<std::string, uint64_t>> locks_ ABSL_GUARDED_BY(mu_);
+  // Write locks by shard, ordered so that a range can be checked.
+  std::vector<absl::btree_map<std::string, Holders, std::less<>>> locks_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::flat_hash_map<std::string, Holders>> read_locks_ ABSL_GUARDED_BY(mu_);
+  std::vector<RangeLock> range_locks_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> names_ ABSL_GUARDED_BY(mu_);
   std::vector<TableState> tables_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Decision> decisions_ ABSL_GUARDED_BY(mu_);
   // Keys locked, over all shards: lets the commit path skip the lock table (and mu_) when no
   // transaction is prepared.
   std::atomic<uint64_t> locked_keys_{0};
+  // Read locks (keys and ranges), likewise.
+  std::atomic<uint64_t> read_lock_count_{0};
 
   // Outcomes, striped by id so committers do not contend on one mutex.
   static constexpr size_t kOutcomeWindow = 100000;

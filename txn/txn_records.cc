@@ -33,6 +33,15 @@ std::string EncodePrepare(const PrepareRecord& r) {
   PutFixed64(&out, r.snapshot_ts);
   PutShardList(&out, r.participants);
   engine::EncodeWrites(&out, r.writes);
+  if (!r.read_keys.empty() || !r.read_ranges.empty()) {
+    PutVarint64(&out, r.read_keys.size());
+    for (const std::string& k : r.read_keys) PutLengthPrefixed(&out, k);
+    PutVarint64(&out, r.read_ranges.size());
+    for (const auto& [lower, upper] : r.read_ranges) {
+      PutLengthPrefixed(&out, lower);
+      PutLengthPrefixed(&out, upper);
+    }
+  }
   return out;
 }
 
@@ -44,7 +53,24 @@ bool DecodePrepare(absl::string_view in, PrepareRecord* r) {
   }
   if (!engine::DecodeWrites(&in, &r->writes)) return false;
   r->name = std::string(name);
-  return in.empty();
+  r->read_keys.clear();
+  r->read_ranges.clear();
+  if (in.empty()) return true;
+  uint64_t n;
+  // Each key takes at least its one-byte length prefix, each range two.
+  if (!GetVarint64(&in, &n) || n > in.size()) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    absl::string_view k;
+    if (!GetLengthPrefixed(&in, &k)) return false;
+    r->read_keys.emplace_back(k);
+  }
+  if (!GetVarint64(&in, &n) || n > in.size() / 2) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    absl::string_view lower, upper;
+    if (!GetLengthPrefixed(&in, &lower) || !GetLengthPrefixed(&in, &upper)) return false;
+    r->read_ranges.emplace_back(std::string(lower), std::string(upper));
+  }
+  return in.empty() && (!r->read_keys.empty() || !r->read_ranges.empty());
 }
 
 std::string EncodeTxnTs(uint64_t txn_id, uint64_t ts) {

@@ -2,7 +2,10 @@
 // types in engine/log_record.h). Layouts, integers little-endian, strings length-prefixed:
 //
 //   kPrepare         u64 txn_id, name, u64 snapshot_ts, varint n, n x varint participant
-//                    shard, writes (see EncodeWrites)
+//                    shard, writes (see EncodeWrites), then, only for a serializable named
+//                    prepare's first participant: varint k, k x read key, varint r,
+//                    r x (lower, upper) read range (the read locks it holds until decided;
+//                    absent, the record ends after the writes)
 //   kCommitPrepared  u64 txn_id, u64 commit_ts
 //   kAbortPrepared   u64 txn_id
 //   kDecision        u64 txn_id, u8 commit, u64 commit_ts (0: chosen in phase 2),
@@ -14,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -29,6 +33,10 @@ struct PrepareRecord {
   // if all of them have their part (a Prepare that died half-way was never acknowledged).
   std::vector<uint32_t> participants;
   std::vector<engine::Write> writes;
+  // The read set a serializable named prepare keeps locked until its decision (see
+  // TwoPhaseState::AddReadLocks). Written in the first participant's record only.
+  std::vector<std::string> read_keys;
+  std::vector<std::pair<std::string, std::string>> read_ranges;  // [lower, upper); "" no bound
 };
 std::string EncodePrepare(const PrepareRecord& r);
 bool DecodePrepare(absl::string_view in, PrepareRecord* r);

@@ -55,11 +55,17 @@ class Database {
   // --- Named two-phase commit (see Transaction::Prepare). ---
   // Names of the transactions prepared and not yet decided, sorted.
   virtual absl::StatusOr<std::vector<std::string>> ListPrepared() = 0;
-  // Commits the prepared transaction `name`: durable when OK. kNotFound if no prepared
-  // transaction has this name; an I/O status if the log failed (the outcome is then known
-  // only after reopening: ListPrepared or GetOutcome).
+  // A name is listed, and can be resolved, from the moment its Prepare is durable on every
+  // participant (before Prepare returns OK). Exactly one resolution of a prepared transaction
+  // wins: a CommitPrepared or RollbackPrepared of a name another caller is resolving gets
+  // kFailedPrecondition ("being committed" / "being rolled back"), and kNotFound once that
+  // resolution is done.
+  //
+  // Commits the prepared transaction `name`: durable and visible when OK. kNotFound if no
+  // prepared transaction has this name; an I/O status if the log failed: nothing of it is
+  // visible, and the outcome is known only after reopening (ListPrepared or GetOutcome).
   virtual absl::Status CommitPrepared(const std::string& name) = 0;
-  // Rolls back the prepared transaction `name`, releasing its locks. kNotFound as above.
+  // Rolls back the prepared transaction `name`, releasing its locks. Errors as above.
   virtual absl::Status RollbackPrepared(const std::string& name) = 0;
 
   // What became of transaction `id` (Transaction::id()), for a caller that lost track of a
@@ -69,9 +75,13 @@ class Database {
   enum class Outcome { kUnknown, kCommitted, kAborted, kPrepared };
   virtual Outcome GetOutcome(uint64_t id) = 0;
 
-  // Waits for commits in flight, makes every commit durable, checkpoints (unless
-  // Options::checkpoint_on_close is false) and releases the directory. Transactions must be
-  // finished first. Returns the first error met.
+  // Refuses every later call that would write (Commit, Prepare, CommitPrepared,
+  // RollbackPrepared, Checkpoint, and reads of transactions still open: kFailedPrecondition
+  // "closed"), waits for such calls already in flight to return, makes every commit durable,
+  // checkpoints (unless Options::checkpoint_on_close is false) and releases the directory.
+  // Transactions still open must be destroyed before the Database; until then the directory
+  // stays locked. Safe to call more than once and concurrently with other calls. Returns the
+  // first error met.
   virtual absl::Status Close() = 0;
 };
 

@@ -43,7 +43,13 @@ class Transaction {
   // shards. Returns:
   //   OK; kAborted (retryable) on a write-write conflict ("first committer wins"), a failed
   //   serializable validation, or a key locked by a prepared transaction, the message naming
-  //   the key, the shard and the phase; kResourceExhausted when the transaction exceeds
+  //   the key, the shard and the phase;
+  //
+  //   Serializable and prepared transactions: a serializable Commit aborts (retryably, "prepare
+  //   conflict") if a key it read, or a key in a range it read, is written by a transaction
+  //   that is prepared and not yet decided; and any Commit aborts if it writes a key or into
+  //   a range that a serializable prepared transaction read (see Prepare). So no cycle forms
+  //   with a prepared transaction; commit-timestamp order is a serial order. kResourceExhausted when the transaction exceeds
   //   Options::max_txn_bytes; an I/O status when the log failed (the database must then be
   //   reopened; the transaction is not committed). After any error the transaction is over.
   virtual absl::Status Commit() = 0;
@@ -54,7 +60,9 @@ class Transaction {
   // the writes durable as prepared under `name`, with their keys locked (other writers of them
   // get kAborted naming this transaction) until Database::CommitPrepared(name) or
   // RollbackPrepared(name). A prepared transaction survives crashes and restarts, locks
-  // included. After an OK Prepare the Transaction object is over (Commit fails); the decision
+  // included. Under Isolation::kSerializable it also keeps what it read locked (keys and
+  // iterator ranges): writers of them get kAborted naming it until it is decided, also across
+  // restarts. After an OK Prepare the Transaction object is over (Commit fails); the decision
   // is made through the Database by name. Errors: kInvalidArgument (empty name);
   // kAlreadyExists (a prepared transaction has this name); the errors of Commit.
   virtual absl::Status Prepare(absl::string_view name) = 0;

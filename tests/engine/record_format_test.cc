@@ -102,7 +102,14 @@ std::vector<Codec> Codecs() {
        }},
       {"prepare",
        [=](Gen& g) {
-         *made_p = txn::PrepareRecord{g.U64(), g.Bytes(20), g.U64(), g.Shards(), g.Writes()};
+         *made_p =
+             txn::PrepareRecord{g.U64(), g.Bytes(20), g.U64(), g.Shards(), g.Writes(), {}, {}};
+         if (g.rng()() % 2 == 0) {  // a serializable named prepare's read set, half the time
+           for (uint64_t i = g.rng()() % 4; i > 0; --i) made_p->read_keys.push_back(g.Bytes(12));
+           for (uint64_t i = g.rng()() % 3; i > 0; --i) {
+             made_p->read_ranges.emplace_back(g.Bytes(6), g.Bytes(6));
+           }
+         }
          return txn::EncodePrepare(*made_p);
        },
        [=](absl::string_view in, std::string* again) {
@@ -114,7 +121,8 @@ std::vector<Codec> Codecs() {
          return got_p->txn_id == made_p->txn_id && got_p->name == made_p->name &&
                 got_p->snapshot_ts == made_p->snapshot_ts &&
                 got_p->participants == made_p->participants &&
-                SameWrites(got_p->writes, made_p->writes);
+                SameWrites(got_p->writes, made_p->writes) &&
+                got_p->read_keys == made_p->read_keys && got_p->read_ranges == made_p->read_ranges;
        }},
       {"decision",
        [=](Gen& g) {
@@ -176,10 +184,18 @@ TEST(RecordFormat, EveryTruncationAndEveryExtensionIsRefused) {
     for (int i = 0; i < 60; ++i) {
       const std::string bytes = c.make(g);
       std::string again;
+      int whole_prefixes = 0;
       for (size_t n = 0; n < bytes.size(); ++n) {
         // A copy of exactly n bytes, so that ASan sees any read past it.
         const std::string prefix = bytes.substr(0, n);
-        ASSERT_FALSE(c.decode(prefix, &again)) << n << " of " << bytes.size() << " bytes";
+        if (!c.decode(prefix, &again)) continue;
+        // The one exception: a prepare's read set is an optional extension (records written
+        // without it stay readable), so the record cut where its writes end is itself a
+        // record, the same one without its read set. (The WAL's checksum over the framed
+        // length is what refuses a torn record; this test is about the decoders alone.)
+        ASSERT_EQ(std::string(c.name), "prepare") << n << " of " << bytes.size() << " bytes";
+        ASSERT_EQ(again, prefix);
+        ASSERT_EQ(++whole_prefixes, 1);
       }
       ASSERT_FALSE(c.decode(bytes + static_cast<char>(g.rng()()), &again));
     }

@@ -1,0 +1,249 @@
+// Two-phase commit when the log fails: a failed decision or commit point never leaves a
+// timestamp unfinished or a version visible, a prepare that failed half-way leaves no orphan
+// that takes a later prepare's lock on replay, and a failed Open releases what it opened
+// without hanging. Each hang is caught by a deadline, not waited out.
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/engine/test_db.h"
+#include "tests/support/fault_injection_env.h"
+#include "util/kill_point.h"
+
+namespace shardtx {
+namespace {
+
+using testing::FaultInjectionEnv;
+using testing::GetOne;
+using testing::PutOne;
+
+// Runs `fn` on its own thread; if it has not returned after `seconds`, fails the test and ends
+// the process (the thread is stuck for good: that is the defect under test).
+void WithinDeadline(const std::string& what, std::function<void()> fn, int seconds = 60) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> f = done->get_future();
+  std::thread([fn = std::move(fn), done] {
+    fn();
+    done->set_value();
+  }).detach();
+  if (f.wait_for(std::chrono::seconds(seconds)) != std::future_status::ready) {
+    ADD_FAILURE() << what << " did not return within " << seconds << " s (hang)";
+    std::fflush(stdout);
+    std::_Exit(1);
+  }
+}
+
+class TwoPhaseFailureTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = testing::FreshDir(); }
+  void TearDown() override { KillPoints::DisarmAll(); }
+  Options Opts() {
+    Options o;
+    o.path = dir_;
+    o.env = &env_;
+    o.num_shards = 2;
+    o.partitioning = Options::Partitioning::kRange;
+    o.range_split_points = {"m"};  // "apple" on shard 0, "zebra" on shard 1
+    o.checkpoint_interval = absl::ZeroDuration();
+    o.checkpoint_on_close = false;
+    o.wal_segment_size = 64 << 10;
+    o.max_txn_bytes = 16 << 10;
+    return o;
+  }
+  void Open() {
+    auto db = Database::Open(Opts());
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+  }
+  void CrashAndReopen() {
+    ASSERT_TRUE(env_.SimulateCrash().ok());
+    db_.reset();
+    env_.Reset();
+    Open();
+  }
+  // Makes `key`'s shard's log fail for good: a synchronous commit there whose fsync fails.
+  // (Every fsync fails meanwhile; a background one preparing a spare segment elsewhere is
+  // retried later, and no other log has a batch to sync.)
+  void PoisonShardOf(const std::string& key) {
+    env_.FailSyncAfter(1, /*persistent=*/true);
+    absl::Status s = PutOne(db_.get(), key, "poison");
+    env_.ClearFaults();
+    ASSERT_FALSE(s.ok());
+  }
+  std::unique_ptr<Transaction> Serializable() {
+    TxnOptions o;
+    o.isolation = Isolation::kSerializable;
+    return db_->Begin(o);
+  }
+
+  FaultInjectionEnv env_;
+  std::string dir_;
+  std::unique_ptr<Database> db_;
+};
+
+// Item 7: a serializable cross-shard commit takes its timestamp with the validation; a failed
+// decision fsync must finish it, or every later synchronous commit, checkpoint and Close waits
+// forever for visible_ts to pass it.
+TEST_F(TwoPhaseFailureTest, FailedDecisionSyncLeavesNoTimestampUnfinished) {
+  Open();
+  auto t = Serializable();
+  ASSERT_TRUE(t->Put("apple", "1").ok());
+  ASSERT_TRUE(t->Put("zebra", "1").ok());
+  // Every prepare is durable; the next fsync is the decision's on shard 0, the commit point.
+  const uint64_t hits = KillPoints::Hits("2pc.after_all_prepares");
+  KillPoints::Arm("2pc.after_all_prepares", 0, [&] { env_.FailSyncAfter(1, /*persistent=*/true); });
+  absl::Status s = t->Commit();
+  env_.ClearFaults();
+  ASSERT_EQ(KillPoints::Hits("2pc.after_all_prepares"), hits + 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(t->commit_timestamp(), 0u);
+  // The decision may be on disk: in doubt, its locks held, until the database is reopened.
+  EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kPrepared);
+  WithinDeadline("a commit on the healthy shard",
+                 [&] { EXPECT_TRUE(PutOne(db_.get(), "zulu", "after").ok()); });
+  EXPECT_EQ(*GetOne(db_.get(), "zulu"), "after");
+  WithinDeadline("Close", [&] { db_->Close().IgnoreError(); });
+  // The decision never became durable: presumed abort.
+  CrashAndReopen();
+  EXPECT_TRUE(absl::IsNotFound(GetOne(db_.get(), "apple").status()));
+  EXPECT_TRUE(absl::IsNotFound(GetOne(db_.get(), "zebra").status()));
+  EXPECT_EQ(*GetOne(db_.get(), "zulu"), "after");
+}
+
+// Item 7, the other exit: the decision cannot even be appended (the coordinator's log failed
+// between the prepares and the decision).
+TEST_F(TwoPhaseFailureTest, FailedDecisionAppendAbortsAndFinishesTheTimestamp) {
+  Open();
+  auto t = Serializable();
+  ASSERT_TRUE(t->Put("apple", "1").ok());
+  ASSERT_TRUE(t->Put("zebra", "1").ok());
+  const uint64_t hits = KillPoints::Hits("2pc.after_all_prepares");
+  KillPoints::Arm("2pc.after_all_prepares", 0, [&] { PoisonShardOf("avocado"); });
+  absl::Status s = t->Commit();
+  ASSERT_EQ(KillPoints::Hits("2pc.after_all_prepares"), hits + 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kAborted);
+  WithinDeadline("a commit on the healthy shard", [&] {
+    EXPECT_TRUE(PutOne(db_.get(), "zebra", "free").ok());  // aborted: its lock is gone too
+  });
+  WithinDeadline("Close", [&] { db_->Close().IgnoreError(); });
+  CrashAndReopen();
+  EXPECT_TRUE(absl::IsNotFound(GetOne(db_.get(), "apple").status()));
+  EXPECT_EQ(*GetOne(db_.get(), "zebra"), "free");
+}
+
+// Item 8: a single participant's commit record is the commit point. If its fsync fails, the
+// writes must not become visible and the outcome must not read "committed".
+TEST_F(TwoPhaseFailureTest, SingleParticipantCommitPreparedWhoseSyncFailsIsNotVisible) {
+  Open();
+  auto t = db_->Begin();
+  ASSERT_TRUE(t->Put("apple", "prepared").ok());
+  ASSERT_TRUE(t->Prepare("x").ok());
+  env_.FailSyncAfter(1, /*persistent=*/true);
+  absl::Status s = db_->CommitPrepared("x");
+  env_.ClearFaults();
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(absl::IsNotFound(GetOne(db_.get(), "apple").status()));
+  EXPECT_NE(db_->GetOutcome(t->id()), Database::Outcome::kCommitted);
+  // The commit record did not reach the disk: after a restart the transaction is prepared
+  // again, and the host decides once more.
+  CrashAndReopen();
+  EXPECT_EQ(*db_->ListPrepared(), std::vector<std::string>{"x"});
+  ASSERT_TRUE(db_->CommitPrepared("x").ok());
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "prepared");
+  EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kCommitted);
+}
+
+// Item 9: a named prepare that failed on one participant after another had logged its part
+// must leave that part aborted on the record. Otherwise its replay takes the key's lock ahead
+// of a later prepare of the same key, and recovery's presumed abort then releases it: the later
+// prepared transaction comes back without its lock (a lost update waiting to happen).
+TEST_F(TwoPhaseFailureTest, HalfFailedPrepareLeavesNoOrphanToStealALockOnReplay) {
+  Open();
+  PoisonShardOf("zulu");  // shard 1's log is gone; shard 0's is healthy
+  {
+    auto t = db_->Begin();
+    ASSERT_TRUE(t->Put("apple", "a").ok());  // shard 0: logged
+    ASSERT_TRUE(t->Put("zebra", "a").ok());  // shard 1: fails
+    absl::Status s = t->Prepare("a");
+    ASSERT_FALSE(s.ok());
+  }
+  {
+    auto t = db_->Begin();
+    ASSERT_TRUE(t->Put("apple", "b").ok());
+    ASSERT_TRUE(t->Prepare("b").ok());
+  }
+  CrashAndReopen();
+  EXPECT_EQ(*db_->ListPrepared(), std::vector<std::string>{"b"});
+  auto w = db_->Begin();
+  ASSERT_TRUE(w->Put("apple", "writer").ok());
+  absl::Status s = w->Commit();
+  EXPECT_TRUE(absl::IsAborted(s)) << s << ": 'b' came back without its lock on 'apple'";
+  ASSERT_TRUE(db_->CommitPrepared("b").ok());
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "b");
+}
+
+// Item 4: Open fails on a damaged WAL of shard 1 after shard 0 recovered. It must return
+// kDataLoss naming the file and offset, without checkpointing (or truncating) the shards it
+// opened: their checkpoint would wait on commits recovery never finished.
+TEST(FailedOpen, ReturnsDataLossWithoutHangingOrTouchingOpenedShards) {
+  const std::string dir = testing::FreshDir();
+  Options o;
+  o.path = dir;
+  o.num_shards = 2;
+  o.partitioning = Options::Partitioning::kRange;
+  o.range_split_points = {"m"};
+  o.checkpoint_interval = absl::ZeroDuration();
+  o.checkpoint_on_close = false;
+  o.wal_segment_size = 64 << 10;
+  o.max_txn_bytes = 16 << 10;
+  {
+    auto db = testing::OpenOrDie(o);
+    ASSERT_NE(db, nullptr);
+    for (int i = 0; i < 1000; ++i) {  // 2,000 single-shard commits, 1,000 per shard
+      for (const char* prefix : {"a", "z"}) {
+        ASSERT_TRUE(
+            PutOne(db.get(), absl::StrCat(prefix, i), std::string(40, 'x'), Durability::kAsync)
+                .ok());
+      }
+    }
+    ASSERT_TRUE(db->Close().ok());
+  }
+  // One byte in the middle of shard 1's first segment (later segments follow it).
+  std::vector<std::filesystem::path> segments;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/shard-001/wal")) {
+    segments.push_back(e.path());
+  }
+  std::sort(segments.begin(), segments.end());
+  ASSERT_GE(segments.size(), 2u);
+  const std::filesystem::path target = segments.front();
+  const uint64_t offset = 32 << 10;
+  FaultInjectionEnv env;
+  ASSERT_TRUE(env.FlipBit(target.string(), offset, 3).ok());
+  o.checkpoint_on_close = true;  // the default: a Close of the half-opened database would
+                                 // checkpoint the shards it opened
+  absl::StatusOr<std::unique_ptr<Database>> db = absl::UnknownError("not run");
+  WithinDeadline("Open of a database with a damaged WAL", [&] { db = Database::Open(o); });
+  ASSERT_TRUE(absl::IsDataLoss(db.status())) << db.status();
+  EXPECT_NE(db.status().message().find(target.filename().string()), std::string::npos)
+      << db.status();
+  EXPECT_NE(db.status().message().find("offset"), std::string::npos) << db.status();
+  // The directory is released: a second attempt meets the same damage, not a lock.
+  auto again = Database::Open(o);
+  EXPECT_TRUE(absl::IsDataLoss(again.status())) << again.status();
+  // Repaired, the database opens; shard 0 redoes every one of its commits from its WAL, so
+  // the failed opens neither checkpointed it nor truncated its log.
+  ASSERT_TRUE(env.FlipBit(target.string(), offset, 3).ok());
+  auto repaired = testing::OpenOrDie(o);
+  ASSERT_NE(repaired, nullptr);
+  EXPECT_EQ(repaired->GetStats().shards[0].recovery_records, 1000u);
+  EXPECT_EQ(repaired->GetStats().shards[0].checkpoints, 0u);
+  EXPECT_EQ(*GetOne(repaired.get(), "z999"), std::string(40, 'x'));
+}
+
+}  // namespace
+}  // namespace shardtx
