@@ -369,16 +369,41 @@ bool Child::NamedPrepare(ThreadState& ts) {
 }
 
 bool Child::Decide(ThreadState& ts) {
-  const uint64_t seq = ++ts.seq;
   const size_t i = ts.Uniform(ts.decidable.size());
-  Intent in;
-  in.name = ts.decidable[i];
+  const std::string name = ts.decidable[i];
   ts.decidable.erase(ts.decidable.begin() + static_cast<long>(i));
-  in.kind = ts.OneIn(3) ? OpKind::kRollbackPrepared : OpKind::kCommitPrepared;
-  Line(absl::StrCat("I ", ts.t, " ", seq, " ", FormatIntent(in)));
-  absl::Status s = in.kind == OpKind::kCommitPrepared ? db_->CommitPrepared(in.name)
-                                                      : db_->RollbackPrepared(in.name);
-  return ReportResult(ts, seq, s, 0, -1);
+  const bool commit = !ts.OneIn(3);
+  auto resolve = [&](bool c) {
+    return c ? db_->CommitPrepared(name) : db_->RollbackPrepared(name);
+  };
+  auto intent = [&](bool c) {
+    Intent in;
+    in.name = name;
+    in.kind = c ? OpKind::kCommitPrepared : OpKind::kRollbackPrepared;
+    return in;
+  };
+  const uint64_t seq = ++ts.seq;
+  Line(absl::StrCat("I ", ts.t, " ", seq, " ", FormatIntent(intent(commit))));
+  if (!ts.OneIn(4)) return ReportResult(ts, seq, resolve(commit), 0, -1);
+  // A race: a second resolver of the same name, with the other decision, at the same time.
+  // One wins; the other must be refused (kFailedPrecondition "being committed", or kNotFound
+  // once the winner is done) and change nothing. Both acknowledged is a violation the model
+  // reports (a decision for a name that is no longer pending).
+  const uint64_t rival_seq = ++ts.seq;
+  Line(absl::StrCat("I ", ts.t, " ", rival_seq, " ", FormatIntent(intent(!commit))));
+  absl::Status rival;
+  std::thread other([&] { rival = resolve(!commit); });
+  const absl::Status mine = resolve(commit);
+  other.join();
+  auto report = [&](uint64_t q, const absl::Status& st) {
+    if (!Crashed() && (absl::IsFailedPrecondition(st) || absl::IsNotFound(st))) {
+      Line(absl::StrCat("F ", ts.t, " ", q));  // refused: no effect
+      return true;
+    }
+    return ReportResult(ts, q, st, 0, -1);
+  };
+  const bool go = report(seq, mine);
+  return report(rival_seq, rival) && go;
 }
 
 bool Child::CheckBankTotal(ThreadState& ts) {
