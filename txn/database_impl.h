@@ -63,7 +63,8 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
 
   // For transactions.
   engine::Shard* shard(uint32_t i) { return shards_[i].get(); }
-  uint32_t num_shards() const { return static_cast<uint32_t>(shards_.size()); }
+  // From the options, not shards_ (which Close may clear while a transaction is being begun).
+  uint32_t num_shards() const { return options_.num_shards; }
   const Partitioner& partitioner() const { return *partitioner_; }
   TimestampOracle& oracle() { return *oracle_; }
   const Options& options() const { return options_; }
