@@ -53,9 +53,14 @@ absl::Status Shard::Recover() {
 
   auto active = std::make_shared<Overlay>();
   // Everything still in the WAL: records at or below applied_lsn are in LMDB already, but
-  // transaction records among them (a decision a participant still needs) matter.
+  // transaction records among them (a decision a participant still needs) matter. Every LSN
+  // above applied_lsn must be there (a gap is kDataLoss naming it). Below it, checkpoints
+  // truncate oldest first, so what they leave is the run of segments that reaches
+  // applied_lsn + 1; a segment cut off from that run by a gap (a crash inside WalWriter::Truncate
+  // removed a later one but not it) was being freed and is skipped, not read.
   wal::ReaderOptions ropts;
   ropts.from_lsn = 0;
+  ropts.needed_lsn = meta.applied_lsn + 1;
   auto reader_or = wal::WalReader::Open(env, wal_dir, ropts);
   if (absl::IsNotFound(reader_or.status())) {
     return absl::DataLossError(absl::StrCat("shard ", id_, ": LMDB has applied LSN ",

@@ -152,26 +152,79 @@ absl::Status WalReader::Init() {
     beyond = std::max(beyond, synced->second);
   }
 
-  // Segments wholly below from_lsn need not be contiguous (a crash during truncation may leave
-  // any subset of them); from the one holding from_lsn on, they must be.
+  // The first LSN that must be readable: from the segment holding it on, the segments must be
+  // contiguous. Those wholly below it need not be (a crash during truncation may leave any
+  // subset of them).
+  Lsn anchor = options_.from_lsn;
+  if (options_.needed_lsn != 0 && (anchor == 0 || options_.needed_lsn < anchor)) {
+    anchor = options_.needed_lsn;
+  }
   size_t start = 0;
   for (size_t i = 0; i < live; ++i) {
-    if (headers[i].has_value() && headers[i]->first_lsn <= options_.from_lsn) start = i;
+    if (headers[i].has_value() && headers[i]->first_lsn <= anchor) start = i;
   }
-  for (size_t i = 0; i < live; ++i) {
+  // A log that starts above needed_lsn lost its oldest records (or the segments holding them).
+  bool unreadable = false;
+  if (options_.needed_lsn != 0) {
+    size_t oldest = live;
+    for (size_t i = live; i > 0; --i) {
+      if (headers[i - 1].has_value()) oldest = i - 1;
+    }
+    if (oldest < live && headers[oldest]->first_lsn > options_.needed_lsn) {
+      const Lsn first = headers[oldest]->first_lsn;
+      if (!options_.point_in_time) {
+        return absl::DataLossError(absl::StrCat("WAL ", dir_, ": LSN ", options_.needed_lsn, " to ",
+                                                first - 1, " missing: the oldest segment, ",
+                                                SegmentPath(dir_, numbers[oldest]),
+                                                ", starts at LSN ", first));
+      }
+      // Nothing is readable: the loss starts at needed_lsn and runs to the end of the log.
+      unreadable = true;
+      lower_floor(options_.needed_lsn);
+      const SegmentHeader& last = *headers[live - 1];
+      ASSIGN_OR_RETURN(std::string data, ReadWholeFile(env_, SegmentPath(dir_, numbers[live - 1])));
+      bool unused = false;
+      beyond = std::max(beyond, LastConsecutiveLsn(data, last.seed(), last.first_lsn, &unused));
+    }
+  }
+  // Where the run of segments that reaches the end of the log without a break begins (an index
+  // into segments_): below `start`, breaks are tolerated and end the run before them.
+  size_t run = 0;
+  for (size_t i = 0; i < live && !unreadable; ++i) {
     const std::string path = SegmentPath(dir_, numbers[i]);
     absl::Status bad;
+    const bool follows = !segments_.empty() && headers[i].has_value() &&
+                         numbers[i] == segments_.back().number + 1 &&
+                         headers[i]->first_lsn >= segments_.back().first_lsn;
     if (!headers[i].has_value()) {
-      if (i < start) continue;
+      if (i < start) {
+        run = segments_.size();
+        continue;
+      }
       bad = absl::DataLossError(absl::StrCat(
           "WAL segment ", path, " offset 0: header corrupt, and later segments exist"));
     } else if (!segments_.empty() && i > start) {
       const Segment& prev = segments_.back();
-      if (numbers[i] != prev.number + 1 || headers[i]->first_lsn < prev.first_lsn) {
+      if (!follows) {
+        std::string missing;
+        if (!options_.point_in_time && numbers[i] > prev.number + 1 &&
+            headers[i]->first_lsn > prev.first_lsn) {
+          // Name the LSNs that went with the missing segments.
+          ASSIGN_OR_RETURN(std::string data, ReadWholeFile(env_, SegmentPath(dir_, prev.number)));
+          bool unused = false;
+          const Lsn last = LastConsecutiveLsn(data, prev.seed, prev.first_lsn, &unused);
+          if (last + 1 < headers[i]->first_lsn) {
+            missing =
+                absl::StrCat(": segments ", prev.number + 1, " to ", numbers[i] - 1,
+                             " missing, with LSN ", last + 1, " to ", headers[i]->first_lsn - 1);
+          }
+        }
         bad = absl::DataLossError(absl::StrCat("WAL segment ", path, ": does not follow segment ",
                                                prev.number, " (first LSN ", headers[i]->first_lsn,
-                                               " after ", prev.first_lsn, ")"));
+                                               " after ", prev.first_lsn, ")", missing));
       }
+    } else if (!follows) {
+      run = segments_.size();
     }
     if (!bad.ok()) {
       if (!options_.point_in_time) return bad;
@@ -227,8 +280,9 @@ absl::Status WalReader::Init() {
                                             options_.from_lsn, "; oldest is ",
                                             segments_.front().first_lsn));
   }
-  // Start at the last segment whose first LSN is at or below from_lsn.
-  current_ = 0;
+  // Start at the last segment whose first LSN is at or below from_lsn; from the oldest, without
+  // one, of the run that reaches needed_lsn.
+  current_ = options_.from_lsn == 0 ? run : 0;
   while (current_ + 1 < segments_.size() &&
          segments_[current_ + 1].first_lsn <= options_.from_lsn) {
     ++current_;

@@ -17,6 +17,14 @@ struct ReaderOptions {
   // First LSN to return; 0 means the oldest record still on disk. Records below it are
   // validated but not returned.
   Lsn from_lsn = 0;
+  // Every LSN from this one on must be in the log (0: no such demand): a log whose oldest
+  // segment starts above it is kDataLoss naming the missing LSNs. Segments wholly below it need
+  // not be contiguous (a crash inside WalWriter::Truncate, which removes segments oldest first
+  // but makes the removals durable only together, may leave any subset of them): those cut off
+  // by a missing segment from the run of segments that reaches it are listed in
+  // WalTail::segments (so that a writer frees them) but never read. With from_lsn 0, reading
+  // starts at the oldest segment of that run.
+  Lsn needed_lsn = 0;
   // On corruption (a bad record followed by records written after it was durable), stop at the
   // last good record and report the LSN range lost, instead of failing with kDataLoss.
   bool point_in_time = false;
@@ -49,7 +57,7 @@ struct WalTail {
 class WalReader {
  public:
   // Opens the log in `dir`. kNotFound if the log was truncated past from_lsn; kDataLoss if a
-  // segment is missing or its header is corrupt.
+  // segment is missing or its header is corrupt, or if the log starts above needed_lsn.
   static absl::StatusOr<std::unique_ptr<WalReader>> Open(Env* env, const std::string& dir,
                                                          const ReaderOptions& options);
 

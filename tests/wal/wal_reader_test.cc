@@ -735,6 +735,102 @@ TEST(WalReader, MissingMiddleSegmentIsDataLoss) {
                            std::vector<uint64_t>(live.begin() + 2, live.end()));
 }
 
+TEST(WalReader, MissingMiddleSegmentIsDataLossNamingItsLsns) {
+  ScratchDir dir;
+  std::vector<uint64_t> live;
+  WriteThreeSegments(dir.path(), &live);
+  const ReadResult full = ReadLog(dir.path());
+  const Lsn second = full.tail.segments[1].second;
+  const Lsn third = full.tail.segments[2].second;
+  std::filesystem::remove(SegmentPath(dir.path(), live[1]));
+  ReadResult r = ReadLog(dir.path(), ReaderOptions{.needed_lsn = 1});
+  EXPECT_TRUE(absl::IsDataLoss(r.status)) << r.status;
+  EXPECT_TRUE(
+      absl::StrContains(r.status.message(), absl::StrCat("with LSN ", second, " to ", third - 1)))
+      << r.status;
+}
+
+// needed_lsn: every LSN from it on must be there; below it, what a crash inside Truncate left.
+TEST(WalReaderNeededLsn, LogStartingAboveItIsDataLossNamingTheMissingLsns) {
+  ScratchDir dir;
+  std::vector<uint64_t> live;
+  const std::vector<Record> written = WriteThreeSegments(dir.path(), &live);
+  const ReadResult full = ReadLog(dir.path());
+  const Lsn second = full.tail.segments[1].second;
+  std::filesystem::remove(SegmentPath(dir.path(), live[0]));
+
+  for (Lsn needed : {Lsn{1}, second - 1}) {
+    ReadResult r = ReadLog(dir.path(), ReaderOptions{.needed_lsn = needed});
+    EXPECT_TRUE(absl::IsDataLoss(r.status)) << r.status;
+    EXPECT_TRUE(absl::StrContains(r.status.message(),
+                                  absl::StrCat("LSN ", needed, " to ", second - 1, " missing")))
+        << r.status;
+    EXPECT_TRUE(absl::StrContains(r.status.message(), SegmentPath(dir.path(), live[1])))
+        << r.status;
+    EXPECT_TRUE(r.records.empty());
+  }
+  // From the first LSN the log still has, nothing is missing.
+  ReadResult r = ReadLog(dir.path(), ReaderOptions{.needed_lsn = second});
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.records, std::vector<Record>(written.begin() + (second - 1), written.end()));
+
+  // Point in time: nothing is readable; all of it is reported lost, and a writer resumes at
+  // needed_lsn with every segment set aside.
+  ReadResult pit = ReadLog(dir.path(), ReaderOptions{.needed_lsn = 1, .point_in_time = true});
+  ASSERT_TRUE(pit.status.ok()) << pit.status;
+  EXPECT_TRUE(pit.records.empty());
+  EXPECT_TRUE(pit.tail.lost);
+  EXPECT_EQ(pit.tail.lost_from, 1u);
+  EXPECT_EQ(pit.tail.lost_to, written.size());
+  EXPECT_EQ(pit.tail.next_lsn, 1u);
+  EXPECT_EQ(pit.tail.last_segment, 0u);
+}
+
+TEST(WalReaderNeededLsn, SegmentsCutOffBelowItByAGapAreSkipped) {
+  ScratchDir dir;
+  std::vector<uint64_t> live;
+  std::vector<Record> written = WriteLog(dir.path(), std::vector<size_t>(300, 1000));
+  const ReadResult full = ReadLog(dir.path());
+  ASSERT_GE(full.tail.segments.size(), 5u);
+  for (const auto& seg : full.tail.segments) live.push_back(seg.first);
+  // A crash inside Truncate kept segments 0 and 2 and removed 1 and 3.
+  std::filesystem::remove(SegmentPath(dir.path(), live[1]));
+  std::filesystem::remove(SegmentPath(dir.path(), live[3]));
+  const Lsn fifth = full.tail.segments[4].second;
+  EXPECT_TRUE(absl::IsDataLoss(ReadLog(dir.path()).status));  // without needed_lsn
+
+  for (Lsn needed : {fifth, fifth + 1, Lsn{written.size()}, Lsn{written.size() + 1}}) {
+    SCOPED_TRACE(absl::StrCat("needed_lsn ", needed));
+    ReadResult r = ReadLog(dir.path(), ReaderOptions{.needed_lsn = needed});
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(r.records, std::vector<Record>(written.begin() + (fifth - 1), written.end()));
+    EXPECT_EQ(r.tail.next_lsn, written.size() + 1);
+    // The leftovers are listed, so that a writer's Truncate frees them.
+    ASSERT_EQ(r.tail.segments.size(), live.size() - 2);
+    EXPECT_EQ(r.tail.segments[0].first, live[0]);
+    EXPECT_EQ(r.tail.segments[1].first, live[2]);
+  }
+  // Inside the gap: those LSNs are needed, and gone.
+  ReadResult r = ReadLog(dir.path(), ReaderOptions{.needed_lsn = fifth - 1});
+  EXPECT_TRUE(absl::IsDataLoss(r.status)) << r.status;
+
+  // A writer resumes after the tail, and its Truncate frees the leftovers with the rest.
+  auto w = WalWriter::Open(testutil::NoSyncEnv::Get(), dir.path(), SmallSegments(),
+                           ReadLog(dir.path(), ReaderOptions{.needed_lsn = fifth}).tail);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const std::vector<Record> more = MakeRecords(written.size() + 1, {10, 20}, 3);
+  AppendAll(w->get(), more, Durability::kSync);
+  ASSERT_TRUE((*w)->Truncate(fifth).ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  const std::vector<uint64_t> left = SegmentNumbers(dir.path());
+  ASSERT_FALSE(left.empty());
+  EXPECT_EQ(left.front(), live[4]);
+  ReadResult after = ReadLog(dir.path());
+  ASSERT_TRUE(after.status.ok()) << after.status;
+  EXPECT_EQ(after.records,
+            Concat(std::vector<Record>(written.begin() + (fifth - 1), written.end()), more));
+}
+
 TEST(WalReader, CorruptHeaderOfAMiddleSegmentIsDataLoss) {
   for (int damage = 0; damage < 3; ++damage) {  // a bit flip, zeros, a short file
     SCOPED_TRACE(absl::StrCat("damage ", damage));
