@@ -1,4 +1,8 @@
+// Kill points and deliberate bugs: compiled into the testing library only (SHARDTX_KILL_POINTS).
+// In the library a host links, util/kill_point.h defines the little that remains inline.
 #include "util/kill_point.h"
+
+#ifdef SHARDTX_KILL_POINTS
 
 #include <algorithm>
 #include <cstdlib>
@@ -65,16 +69,11 @@ uint64_t KillPoints::Hits(const std::string& name) {
 }
 
 bool KillPoints::DeliberateBug(const char* bug) {
-#ifdef SHARDTX_KILL_POINTS
   static const std::string* configured = [] {
     const char* v = std::getenv("SHARDTX_DELIBERATE_BUG");
     return new std::string(v != nullptr ? v : "");
   }();
   return !configured->empty() && *configured == bug;
-#else
-  (void)bug;
-  return false;
-#endif
 }
 
 void KillPoints::Reached(const char* name) {
@@ -94,3 +93,5 @@ void KillPoints::Reached(const char* name) {
 }
 
 }  // namespace shardtx
+
+#endif  // SHARDTX_KILL_POINTS

@@ -64,6 +64,11 @@ constexpr char kUsage[] =
     "Power loss is simulated for the WAL only: LMDB does its own I/O, and its (durable)\n"
     "commits survive as they would after a process crash.\n"
     "\n"
+    "This is a test build: crashtest carries its own copy of shardtx compiled with the named\n"
+    "kill points and the SHARDTX_DELIBERATE_BUG switches (ack_before_fsync,\n"
+    "skip_decision_record: set one and crashtest must report a violation). The library a host\n"
+    "links (libshardtx, as installed) has neither, and ignores that variable.\n"
+    "\n"
     "Usage: crashtest [--mode=mixed] [--rounds=N] [--seconds=S] [--seed=N] [--shards=N]\n"
     "                 [--threads=N] [--dir=D] [--keep] | --list-kill-points";
 
