@@ -1,0 +1,91 @@
+# The packaging test: shardtx used as its users use it. Invoked by ctest (see CMakeLists.txt):
+#   cmake -DBUILD_DIR=<shardtx build tree> -DWORK_DIR=<scratch dir> -DCONSUMER_DIR=<consumer_cmake>
+#         -DCXX=<C++ compiler> -DGENERATOR=<generator> [-DMAKE_PROGRAM=<make/ninja>]
+#         [-DEXTRA_FLAGS=<flags;...>] -P run_consumer.cmake
+# Steps, each fatal on failure:
+#   1. `cmake --install <build> --prefix <work>/staging`, then move the prefix to <work>/prefix
+#      (an installed package must not depend on where it was installed);
+#   2. configure, build and run consumer_cmake/ with find_package(shardtx) (CMAKE_PREFIX_PATH);
+#   3. compile the same main.cc with the C++ compiler and `pkg-config --cflags --libs shardtx`
+#      (PKG_CONFIG_PATH = the prefix's pkgconfig directory) and run it;
+#   4. run the installed crashtest briefly (--help must say it is a test build).
+# EXTRA_FLAGS are compile and link flags every consumer needs (a sanitizer build's -fsanitize).
+# The scratch directory is removed after a pass and kept after a failure.
+foreach(var BUILD_DIR WORK_DIR CONSUMER_DIR CXX GENERATOR)
+  if(NOT ${var})
+    message(FATAL_ERROR "run_consumer.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+
+# Runs a command; on failure prints what it printed and stops the test.
+function(step what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    list(JOIN ARGN " " cmd)
+    message(FATAL_ERROR "packaging: ${what} FAILED (exit ${rc})\n$ ${cmd}\n${out}${err}\n"
+                        "packaging: scratch directory kept: ${WORK_DIR}")
+  endif()
+  message(STATUS "packaging: ${what}: ok")
+  set(step_output "${out}${err}" PARENT_SCOPE)
+endfunction()
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+set(staging "${WORK_DIR}/staging")
+set(prefix "${WORK_DIR}/prefix")
+
+# 1. Install, then relocate.
+step("cmake --install" "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${staging}")
+file(RENAME "${staging}" "${prefix}")
+file(GLOB_RECURSE pc_files "${prefix}/*/shardtx.pc")
+file(GLOB_RECURSE config_files "${prefix}/*/shardtxConfig.cmake")
+if(NOT pc_files OR NOT config_files OR NOT EXISTS "${prefix}/include/shardtx/database.h")
+  message(FATAL_ERROR "packaging: the install lacks shardtx.pc ('${pc_files}'), "
+                      "shardtxConfig.cmake ('${config_files}') or include/shardtx/database.h")
+endif()
+get_filename_component(pc_dir "${pc_files}" DIRECTORY)
+
+# 2. A CMake host: find_package(shardtx).
+set(make_program)
+if(MAKE_PROGRAM)
+  set(make_program "-DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}")
+endif()
+list(JOIN EXTRA_FLAGS " " extra)
+step("configure the find_package host" "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}"
+     -B "${WORK_DIR}/consumer-cmake" -G "${GENERATOR}" ${make_program}
+     "-DCMAKE_CXX_COMPILER=${CXX}" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${prefix}"
+     "-DCMAKE_CXX_FLAGS=${extra}" "-DCMAKE_EXE_LINKER_FLAGS=${extra}")
+file(STRINGS "${WORK_DIR}/consumer-cmake/CMakeCache.txt" found_dir REGEX "^shardtx_DIR:")
+string(REGEX REPLACE "^[^=]*=" "" found_dir "${found_dir}")
+get_filename_component(found_dir "${found_dir}" REALPATH)
+get_filename_component(real_prefix "${prefix}" REALPATH)
+string(FIND "${found_dir}" "${real_prefix}/" at)
+if(NOT at EQUAL 0)
+  message(FATAL_ERROR "packaging: find_package(shardtx) found '${found_dir}', not the one "
+                      "installed in ${prefix}")
+endif()
+step("build the find_package host" "${CMAKE_COMMAND}" --build "${WORK_DIR}/consumer-cmake")
+step("run the find_package host" "${WORK_DIR}/consumer-cmake/consumer" "${WORK_DIR}/db-cmake")
+
+# 3. A host built with the compiler and pkg-config alone.
+set(ENV{PKG_CONFIG_PATH} "${pc_dir}")
+step("pkg-config --cflags --libs shardtx" pkg-config --cflags --libs shardtx)
+string(STRIP "${step_output}" pc_flags)
+message(STATUS "packaging: pkg-config --cflags --libs shardtx: ${pc_flags}")
+separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+step("build the pkg-config host" "${CXX}" -std=c++20 ${EXTRA_FLAGS}
+     "${CONSUMER_DIR}/main.cc" -o "${WORK_DIR}/consumer-pkgconfig" ${pc_flags})
+step("run the pkg-config host" "${WORK_DIR}/consumer-pkgconfig" "${WORK_DIR}/db-pkgconfig")
+
+# 4. The installed crash tool runs, and says what it is.
+# (absl's --help exits 1, so only the text is checked.)
+execute_process(COMMAND "${prefix}/bin/crashtest" --help OUTPUT_VARIABLE help ERROR_VARIABLE help)
+if(NOT help MATCHES "test build")
+  message(FATAL_ERROR "packaging: crashtest --help does not say it is a test build:\n${help}")
+endif()
+step("crashtest, 2 rounds" "${prefix}/bin/crashtest" --mode=blackbox --rounds=2 --shards=2
+     --threads=2 "--dir=${WORK_DIR}/crashtest")
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+message(STATUS "packaging: find_package(shardtx) and pkg-config hosts built and ran against "
+               "the installed, relocated library")
