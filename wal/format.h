@@ -22,6 +22,20 @@
 //    16  lsn       u64  this record's log sequence number
 //    24  sync_lsn  u64  every record with a smaller LSN was durable when this one was written
 //
+//   close mark (32 bytes, laid out as a record header, never a record): what WalWriter::Close
+//   writes (and syncs) after the last record, where the next record would go
+//     0  checksum  u64  as a record's, with length 0
+//     8  length    u32  0
+//    12  type      u8   0
+//    13  mark      u8   kCloseMark
+//    14  reserved  u8[2] 0
+//    16  lsn       u64  the next LSN (one past the last record)
+//    24  sync_lsn  u64  lsn - 1 (every record is durable)
+//   No writer ever writes to the segment after it (a reopened writer starts a new segment), so a
+//   reader that finds it where the next record would be knows that no record of this activation
+//   lies further on: it need not read the rest of the preallocated segment to tell a torn tail
+//   from corruption. (Readers that predate it see a bad record at the tail: a torn tail.)
+//
 // LSNs number records: 1, 2, 3, ... with no gaps, across segments. The seed makes a record from
 // a recycled file or from an earlier activation of the same file fail its checksum; the LSN
 // check makes the reader stop where the live records end. sync_lsn separates a torn tail (bad
@@ -40,6 +54,7 @@ inline constexpr uint32_t kWalFormatVersion = 1;
 inline constexpr uint32_t kSegmentHeaderSize = 64;
 inline constexpr uint32_t kRecordHeaderSize = 32;
 inline constexpr uint32_t kRecordAlign = 8;
+inline constexpr uint8_t kCloseMark = 0x43;  // 'C', byte 13 of a close mark
 // Hard upper bound on any segment file the reader will load, whatever its options say.
 inline constexpr uint64_t kMaxSegmentSize = 1ull << 30;
 

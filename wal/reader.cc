@@ -16,6 +16,79 @@ namespace {
 // LSN 2^64-1 is never valid: the LSN after it would wrap to 0.
 constexpr Lsn kLsnLimit = ~Lsn{0};
 
+}  // namespace
+
+// Bounded reads of one segment file. The window holds the bytes read last; asking for bytes
+// outside it reads from there, 4 KiB the first time and twice as much each time after, up to
+// 1 MiB (more only for a record that needs it). So a segment costs in proportion to how far
+// into it the reader looks, not to its preallocated size. The file size is capped at
+// kMaxSegmentSize.
+class SegmentWindow {
+ public:
+  static constexpr uint64_t kFirstRead = 4 << 10;
+  static constexpr uint64_t kMaxRead = 1 << 20;
+
+  // Counts what it reads in *bytes_read.
+  static absl::StatusOr<std::unique_ptr<SegmentWindow>> Open(Env* env, const std::string& path,
+                                                             uint64_t* bytes_read) {
+    ASSIGN_OR_RETURN(std::unique_ptr<File> f, env->OpenFile(path, Env::OpenMode::kRead));
+    ASSIGN_OR_RETURN(uint64_t size, f->Size());
+    return std::make_unique<SegmentWindow>(std::move(f), size, bytes_read);
+  }
+  SegmentWindow(std::unique_ptr<File> file, uint64_t file_size, uint64_t* bytes_read)
+      : file_(std::move(file)),
+        file_size_(file_size),
+        size_(std::min(file_size, kMaxSegmentSize)),
+        bytes_read_(bytes_read) {}
+
+  uint64_t file_size() const { return file_size_; }
+  uint64_t size() const { return size_; }  // what it reads of the file
+
+  // The bytes [offset, offset + n): fewer at the end of the file, none past it. Valid until the
+  // next call.
+  absl::StatusOr<absl::string_view> Get(uint64_t offset, uint64_t n) {
+    if (offset >= size_) return absl::string_view();
+    n = std::min(n, size_ - offset);
+    if (offset >= buf_offset_ && offset - buf_offset_ + n <= buf_.size()) {
+      return absl::string_view(buf_.data() + (offset - buf_offset_), n);
+    }
+    const uint64_t len = std::min(std::max(n, next_read_), size_ - offset);
+    next_read_ = std::min(next_read_ * 2, kMaxRead);
+    buf_.clear();
+    buf_.resize(len);
+    buf_offset_ = offset;
+    absl::StatusOr<size_t> got = file_->Read(offset, len, buf_.data());
+    if (!got.ok()) {
+      buf_.clear();
+      return got.status();
+    }
+    buf_.resize(*got);
+    *bytes_read_ += *got;
+    return absl::string_view(buf_.data(), std::min<uint64_t>(n, *got));
+  }
+
+  // The record at `offset` (nullopt wherever ParseRecord would find none).
+  absl::StatusOr<std::optional<ParsedRecord>> Record(uint64_t offset, uint64_t seed) {
+    ASSIGN_OR_RETURN(absl::string_view head, Get(offset, kRecordHeaderSize));
+    if (head.size() < kRecordHeaderSize) return std::nullopt;
+    const uint64_t len = DecodeFixed32(head.data() + 8);
+    if (len > size_ - offset - kRecordHeaderSize) return std::nullopt;
+    ASSIGN_OR_RETURN(absl::string_view bytes, Get(offset, kRecordHeaderSize + len));
+    return ParseRecord(bytes, 0, seed, kMaxSegmentSize);
+  }
+
+ private:
+  const std::unique_ptr<File> file_;
+  const uint64_t file_size_;
+  const uint64_t size_;
+  uint64_t* const bytes_read_;
+  std::string buf_;
+  uint64_t buf_offset_ = 0;
+  uint64_t next_read_ = kFirstRead;
+};
+
+namespace {
+
 // What lies after a bad record in the rest of its segment.
 struct LaterRecords {
   bool any = false;             // a valid record of this activation with a higher LSN
@@ -23,18 +96,42 @@ struct LaterRecords {
   Lsn max_lsn = 0;              // the highest LSN among them
 };
 
-// Scans `data` from `from` for records sealed with `seed` whose LSN lies above `after`.
-LaterRecords ScanLaterRecords(absl::string_view data, uint64_t from, uint64_t seed, Lsn after) {
+// Scans the segment from `from` for records sealed with `seed` whose LSN lies above `after`,
+// up to the end of the file or to the activation's close mark, after which its writer wrote
+// nothing. Reads each byte about once, a chunk at a time.
+absl::StatusOr<LaterRecords> ScanLaterRecords(SegmentWindow* w, uint64_t from, uint64_t seed,
+                                              Lsn after) {
   LaterRecords out;
-  const uint64_t span = data.size() / kRecordHeaderSize + 1;
+  const uint64_t size = w->size();
+  const uint64_t span = size / kRecordHeaderSize + 1;
   const Lsn max_plausible = after > kLsnLimit - span ? kLsnLimit : after + span;
   uint64_t off = (from + kRecordAlign - 1) & ~uint64_t{kRecordAlign - 1};
-  while (off <= data.size() && data.size() - off >= kRecordHeaderSize) {
-    const char* p = data.data() + off;
+  uint64_t base = off;      // where `chunk` starts
+  absl::string_view chunk;  // bytes of the segment from `base`
+  while (off <= size && size - off >= kRecordHeaderSize) {
+    if (off - base + kRecordHeaderSize > chunk.size()) {
+      ASSIGN_OR_RETURN(chunk, w->Get(off, SegmentWindow::kMaxRead));
+      base = off;
+      if (chunk.size() < kRecordHeaderSize) break;
+    }
+    const uint64_t at = off - base;
+    const char* p = chunk.data() + at;
+    Lsn unused;
+    if (p[12] == 0 && static_cast<uint8_t>(p[13]) == kCloseMark &&
+        IsCloseMark(chunk.substr(at, kRecordHeaderSize), seed, &unused)) {
+      break;
+    }
     const Lsn lsn = DecodeFixed64(p + 16);
     const Lsn sync = DecodeFixed64(p + 24);
     if (lsn > after && lsn <= max_plausible && sync <= lsn) {
-      if (auto r = ParseRecord(data, off, seed, kMaxSegmentSize)) {
+      std::optional<ParsedRecord> r;
+      if (DecodeFixed32(p + 8) <= chunk.size() - at - kRecordHeaderSize) {
+        r = ParseRecord(chunk, at, seed, kMaxSegmentSize);
+      } else {  // longer than the chunk holds: the window moves, the chunk is read again
+        ASSIGN_OR_RETURN(r, w->Record(off, seed));
+        chunk = absl::string_view();
+      }
+      if (r.has_value()) {
         out.any = true;
         out.proves_durable = out.proves_durable || sync > after;
         out.max_lsn = std::max(out.max_lsn, lsn);
@@ -47,14 +144,15 @@ LaterRecords ScanLaterRecords(absl::string_view data, uint64_t from, uint64_t se
   return out;
 }
 
-// The last LSN of the consecutive records from offset kSegmentHeaderSize of `data` that start
-// at `first_lsn` (first_lsn - 1 if there is none). Sets *durable if one of them was written
-// after the first was durable.
-Lsn LastConsecutiveLsn(absl::string_view data, uint64_t seed, Lsn first_lsn, bool* durable) {
+// The last LSN of the consecutive records from offset kSegmentHeaderSize of the segment that
+// start at `first_lsn` (first_lsn - 1 if there is none). Sets *durable if one of them was
+// written after the first was durable.
+absl::StatusOr<Lsn> LastConsecutiveLsn(SegmentWindow* w, uint64_t seed, Lsn first_lsn,
+                                       bool* durable) {
   Lsn expected = first_lsn;
   uint64_t off = kSegmentHeaderSize;
   while (expected != kLsnLimit) {
-    std::optional<ParsedRecord> r = ParseRecord(data, off, seed, kMaxSegmentSize);
+    ASSIGN_OR_RETURN(std::optional<ParsedRecord> r, w->Record(off, seed));
     if (!r.has_value() || r->lsn != expected || r->sync_lsn > r->lsn) break;
     if (r->sync_lsn > first_lsn) *durable = true;
     off += r->aligned_size;
@@ -63,45 +161,40 @@ Lsn LastConsecutiveLsn(absl::string_view data, uint64_t seed, Lsn first_lsn, boo
   return expected - 1;
 }
 
-absl::StatusOr<std::string> ReadWholeFile(Env* env, const std::string& path) {
-  ASSIGN_OR_RETURN(std::unique_ptr<File> f, env->OpenFile(path, Env::OpenMode::kRead));
-  ASSIGN_OR_RETURN(uint64_t size, f->Size());
-  std::string data(std::min(size, kMaxSegmentSize), '\0');
-  ASSIGN_OR_RETURN(size_t got, f->Read(0, data.size(), data.data()));
-  data.resize(got);
-  return data;
+// The same for the segment file at `path`.
+absl::StatusOr<Lsn> LastConsecutiveLsn(Env* env, const std::string& path, uint64_t seed,
+                                       Lsn first_lsn, uint64_t* bytes_read) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SegmentWindow> w, SegmentWindow::Open(env, path, bytes_read));
+  bool unused = false;
+  return LastConsecutiveLsn(w.get(), seed, first_lsn, &unused);
 }
 
 // A segment whose header does not decode is a spare (preallocated, recycled, or torn while
 // being activated) unless records sealed under the salt its header still carries show that the
 // header was durable once: a record written after the segment's first record was durable (the
 // header is synced with, or before, the first record). Then the header was damaged later, and
-// the records [first, last] in the segment are lost. Reads the whole file only in that case.
+// the records [first, last] in the segment are lost. Reads past the first record only then.
 absl::StatusOr<std::optional<std::pair<Lsn, Lsn>>> SyncedRecordsUnderBadHeader(
-    Env* env, const std::string& path, uint64_t number) {
-  ASSIGN_OR_RETURN(std::unique_ptr<File> f, env->OpenFile(path, Env::OpenMode::kRead));
-  ASSIGN_OR_RETURN(uint64_t size, f->Size());
-  if (size > kMaxSegmentSize) return std::nullopt;
-  std::string head(kSegmentHeaderSize + kRecordHeaderSize, '\0');
-  ASSIGN_OR_RETURN(size_t got, f->Read(0, head.size(), head.data()));
-  if (got < head.size()) return std::nullopt;
+    Env* env, const std::string& path, uint64_t number, uint64_t* bytes_read) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SegmentWindow> w, SegmentWindow::Open(env, path, bytes_read));
+  if (w->file_size() > kMaxSegmentSize) return std::nullopt;
+  ASSIGN_OR_RETURN(absl::string_view head, w->Get(0, kSegmentHeaderSize));
+  if (head.size() < kSegmentHeaderSize) return std::nullopt;
   const uint64_t seed = RecordSeed(number, DecodeFixed64(head.data() + 32));
-  const uint64_t len = DecodeFixed32(head.data() + kSegmentHeaderSize + 8);
-  if (len > size - head.size()) return std::nullopt;
-  // Read the first record and check it before loading the rest of the file.
-  head.resize(head.size() + len);
-  ASSIGN_OR_RETURN(got, f->Read(0, head.size(), head.data()));
-  std::optional<ParsedRecord> first =
-      ParseRecord(absl::string_view(head.data(), got), kSegmentHeaderSize, seed, kMaxSegmentSize);
+  ASSIGN_OR_RETURN(std::optional<ParsedRecord> first, w->Record(kSegmentHeaderSize, seed));
   if (!first.has_value() || first->lsn == 0) return std::nullopt;
-  ASSIGN_OR_RETURN(std::string data, ReadWholeFile(env, path));
   bool durable = false;
-  const Lsn last = LastConsecutiveLsn(data, seed, first->lsn, &durable);
+  ASSIGN_OR_RETURN(const Lsn last, LastConsecutiveLsn(w.get(), seed, first->lsn, &durable));
   if (!durable) return std::nullopt;
   return std::make_pair(first->lsn, last);
 }
 
 }  // namespace
+
+WalReader::WalReader(Env* env, std::string dir, ReaderOptions options)
+    : env_(env), dir_(std::move(dir)), options_(options) {}
+
+WalReader::~WalReader() = default;
 
 absl::StatusOr<std::unique_ptr<WalReader>> WalReader::Open(Env* env, const std::string& dir,
                                                            const ReaderOptions& options) {
@@ -141,7 +234,8 @@ absl::Status WalReader::Init() {
   };
   for (size_t j = live; j < numbers.size(); ++j) {
     const std::string path = SegmentPath(dir_, numbers[j]);
-    ASSIGN_OR_RETURN(auto synced, SyncedRecordsUnderBadHeader(env_, path, numbers[j]));
+    ASSIGN_OR_RETURN(auto synced,
+                     SyncedRecordsUnderBadHeader(env_, path, numbers[j], &tail_.bytes_read));
     if (!synced.has_value()) continue;
     if (!options_.point_in_time) {
       return absl::DataLossError(absl::StrCat(
@@ -182,9 +276,10 @@ absl::Status WalReader::Init() {
       unreadable = true;
       lower_floor(options_.needed_lsn);
       const SegmentHeader& last = *headers[live - 1];
-      ASSIGN_OR_RETURN(std::string data, ReadWholeFile(env_, SegmentPath(dir_, numbers[live - 1])));
-      bool unused = false;
-      beyond = std::max(beyond, LastConsecutiveLsn(data, last.seed(), last.first_lsn, &unused));
+      ASSIGN_OR_RETURN(const Lsn end,
+                       LastConsecutiveLsn(env_, SegmentPath(dir_, numbers[live - 1]), last.seed(),
+                                          last.first_lsn, &tail_.bytes_read));
+      beyond = std::max(beyond, end);
     }
   }
   // Where the run of segments that reaches the end of the log without a break begins (an index
@@ -210,9 +305,9 @@ absl::Status WalReader::Init() {
         if (!options_.point_in_time && numbers[i] > prev.number + 1 &&
             headers[i]->first_lsn > prev.first_lsn) {
           // Name the LSNs that went with the missing segments.
-          ASSIGN_OR_RETURN(std::string data, ReadWholeFile(env_, SegmentPath(dir_, prev.number)));
-          bool unused = false;
-          const Lsn last = LastConsecutiveLsn(data, prev.seed, prev.first_lsn, &unused);
+          ASSIGN_OR_RETURN(const Lsn last,
+                           LastConsecutiveLsn(env_, SegmentPath(dir_, prev.number), prev.seed,
+                                              prev.first_lsn, &tail_.bytes_read));
           if (last + 1 < headers[i]->first_lsn) {
             missing =
                 absl::StrCat(": segments ", prev.number + 1, " to ", numbers[i] - 1,
@@ -230,9 +325,10 @@ absl::Status WalReader::Init() {
       if (!options_.point_in_time) return bad;
       // The log stops before segment i; the records of the live segments after it are lost.
       const SegmentHeader& last = *headers[live - 1];
-      ASSIGN_OR_RETURN(std::string data, ReadWholeFile(env_, SegmentPath(dir_, numbers[live - 1])));
-      bool unused = false;
-      beyond = std::max(beyond, LastConsecutiveLsn(data, last.seed(), last.first_lsn, &unused));
+      ASSIGN_OR_RETURN(const Lsn end,
+                       LastConsecutiveLsn(env_, SegmentPath(dir_, numbers[live - 1]), last.seed(),
+                                          last.first_lsn, &tail_.bytes_read));
+      beyond = std::max(beyond, end);
       if (segments_.empty()) {
         // Nothing is readable: the loss starts at segment i's first LSN, as far as its damaged
         // header still tells, and at the latest where the next valid segment starts.
@@ -299,10 +395,7 @@ absl::Status WalReader::LoadSegment(size_t index) {
     return absl::DataLossError(
         absl::StrCat("WAL segment ", path, ": size ", size, " exceeds ", kMaxSegmentSize));
   }
-  data_.resize(size);
-  ASSIGN_OR_RETURN(size_t got, f->Read(0, size, data_.data()));
-  data_.resize(got);
-  tail_.bytes_read += got;
+  window_ = std::make_unique<SegmentWindow>(std::move(f), size, &tail_.bytes_read);
   offset_ = kSegmentHeaderSize;
   expected_ = seg.first_lsn;
   loaded_ = true;
@@ -319,7 +412,7 @@ absl::StatusOr<bool> WalReader::Next(WalRecord* rec) {
       loaded_ = false;
       continue;
     }
-    std::optional<ParsedRecord> r = ParseRecord(data_, offset_, seg.seed, kMaxSegmentSize);
+    ASSIGN_OR_RETURN(std::optional<ParsedRecord> r, window_->Record(offset_, seg.seed));
     if (!r.has_value() || r->lsn != expected_ || r->sync_lsn > r->lsn || r->lsn == kLsnLimit) {
       return HandleBadRecord();
     }
@@ -346,20 +439,29 @@ absl::StatusOr<bool> WalReader::HandleBadRecord() {
   tail_.last_segment = seg.number;
 
   // Corruption: a record written after the bad one was durable exists. A later segment proves
-  // it (a segment is synced before the next one starts); so may a later record in this one.
+  // it (a segment is synced before the next one starts); so may a later record in this one,
+  // unless the writer closed the log right here (its close mark), and wrote nothing after.
   LaterRecords later;
   std::optional<Lsn> lost_to;
+  bool closed = false;
   if (has_next) {
     const Segment& last = segments_.back();
     lost_to = last.first_lsn;  // a lower bound on what the later segments hold
     if (options_.point_in_time) {
-      ASSIGN_OR_RETURN(std::string data, ReadWholeFile(env_, SegmentPath(dir_, last.number)));
-      bool unused = false;
-      lost_to = std::max(*lost_to, LastConsecutiveLsn(data, last.seed, last.first_lsn, &unused));
+      ASSIGN_OR_RETURN(const Lsn end,
+                       LastConsecutiveLsn(env_, SegmentPath(dir_, last.number), last.seed,
+                                          last.first_lsn, &tail_.bytes_read));
+      lost_to = std::max(*lost_to, end);
     }
   } else {
-    later = ScanLaterRecords(data_, offset_ + kRecordAlign, seg.seed, expected_);
-    if (later.proves_durable) lost_to = later.max_lsn;
+    ASSIGN_OR_RETURN(absl::string_view at, window_->Get(offset_, kRecordHeaderSize));
+    Lsn next = 0;
+    closed = IsCloseMark(at, seg.seed, &next) && next == expected_;
+    if (!closed) {
+      ASSIGN_OR_RETURN(
+          later, ScanLaterRecords(window_.get(), offset_ + kRecordAlign, seg.seed, expected_));
+      if (later.proves_durable) lost_to = later.max_lsn;
+    }
   }
   if (beyond >= expected_ && beyond != 0) lost_to = std::max(lost_to.value_or(0), beyond);
   if (lost_to.has_value()) {
@@ -373,12 +475,14 @@ absl::StatusOr<bool> WalReader::HandleBadRecord() {
     tail_.lost_to = std::max(*lost_to, expected_);
     return false;
   }
+  if (closed) return false;  // the end of the log, as the writer left it
 
   // A torn tail: report it when the bytes there are an attempt at the next record: its LSN, or
   // the prefix of a header cut short by the end of the file, or records of this activation
   // beyond it. Not zeros, and not stale bytes of an earlier use of a recycled file.
-  const uint64_t avail = offset_ < data_.size() ? data_.size() - offset_ : 0;
-  const char* p = data_.data() + offset_;
+  ASSIGN_OR_RETURN(absl::string_view at, window_->Get(offset_, kRecordHeaderSize));
+  const uint64_t avail = at.size();
+  const char* p = at.data();
   bool attempted = later.any;
   if (avail >= kRecordHeaderSize) {
     attempted = attempted || DecodeFixed64(p + 16) == expected_;

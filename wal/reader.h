@@ -13,6 +13,8 @@
 
 namespace shardtx::wal {
 
+class SegmentWindow;  // reader.cc: bounded reads of one segment
+
 struct ReaderOptions {
   // First LSN to return; 0 means the oldest record still on disk. Records below it are
   // validated but not returned.
@@ -51,7 +53,7 @@ struct WalTail {
   Lsn lost_from = 0;
   Lsn lost_to = 0;
   uint64_t records_read = 0;  // valid records returned
-  uint64_t bytes_read = 0;    // segment bytes loaded
+  uint64_t bytes_read = 0;    // segment bytes read
 };
 
 class WalReader {
@@ -67,14 +69,15 @@ class WalReader {
 
   const WalTail& tail() const { return tail_; }
 
+  ~WalReader();
+
  private:
   struct Segment {
     uint64_t number;
     Lsn first_lsn;
     uint64_t seed;
   };
-  WalReader(Env* env, std::string dir, ReaderOptions options)
-      : env_(env), dir_(std::move(dir)), options_(options) {}
+  WalReader(Env* env, std::string dir, ReaderOptions options);
   absl::Status Init();
   absl::Status LoadSegment(size_t index);
   // Called at a bad record at offset_ of the current segment, expecting lsn expected_.
@@ -85,7 +88,7 @@ class WalReader {
   const ReaderOptions options_;
   std::vector<Segment> segments_;
   size_t current_ = 0;
-  std::string data_;  // the current segment's bytes
+  std::unique_ptr<SegmentWindow> window_;  // the current segment
   uint64_t offset_ = 0;
   Lsn expected_ = 0;
   bool loaded_ = false;

@@ -75,6 +75,28 @@ void SealRecord(char* record, Lsn sync_lsn, uint64_t seed) {
   EncodeFixed64(record, XXH3_64bits_withSeed(record + 8, kRecordHeaderSize - 8 + len, seed));
 }
 
+void EncodeCloseMark(Lsn next_lsn, uint64_t seed, char out[kRecordHeaderSize]) {
+  EncodeRecord(out, /*type=*/0, next_lsn, absl::string_view());
+  out[13] = static_cast<char>(kCloseMark);
+  SealRecord(out, next_lsn - 1, seed);
+}
+
+bool IsCloseMark(absl::string_view bytes, uint64_t seed, Lsn* next_lsn) {
+  if (bytes.size() < kRecordHeaderSize) return false;
+  const char* p = bytes.data();
+  if (DecodeFixed32(p + 8) != 0 || p[12] != 0 || static_cast<uint8_t>(p[13]) != kCloseMark ||
+      p[14] != 0 || p[15] != 0) {
+    return false;
+  }
+  const Lsn lsn = DecodeFixed64(p + 16);
+  if (lsn == 0 || DecodeFixed64(p + 24) != lsn - 1 ||
+      DecodeFixed64(p) != XXH3_64bits_withSeed(p + 8, kRecordHeaderSize - 8, seed)) {
+    return false;
+  }
+  *next_lsn = lsn;
+  return true;
+}
+
 std::optional<ParsedRecord> ParseRecord(absl::string_view segment, uint64_t offset,
                                         uint64_t seed, uint64_t max_payload) {
   if (offset > segment.size() || segment.size() - offset < kRecordHeaderSize) {

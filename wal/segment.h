@@ -33,6 +33,12 @@ void EncodeRecord(char* dst, uint8_t type, Lsn lsn, absl::string_view payload);
 // Fills sync_lsn and the checksum of an encoded record in place.
 void SealRecord(char* record, Lsn sync_lsn, uint64_t seed);
 
+// Encodes a close mark (format.h) for a segment whose next LSN is `next_lsn` into out.
+void EncodeCloseMark(Lsn next_lsn, uint64_t seed, char out[kRecordHeaderSize]);
+// Whether `bytes` (at least kRecordHeaderSize of them) start with a close mark sealed with
+// `seed`; sets *next_lsn to its LSN.
+bool IsCloseMark(absl::string_view bytes, uint64_t seed, Lsn* next_lsn);
+
 struct ParsedRecord {
   Lsn lsn = 0;
   Lsn sync_lsn = 0;

@@ -129,9 +129,38 @@ absl::Status WalWriter::Close() {
     closing_ = true;
     flusher_cv_.Signal();
   }
-  if (flusher_.joinable()) flusher_.join();
+  if (flusher_.joinable()) {
+    flusher_.join();
+    // Everything is written and synced, and nothing will be written after this: say so where
+    // the next record would go, so that a reader need not scan the rest of the segment.
+    bool ok;
+    {
+      MutexLock l(&mu_);
+      ok = error_.ok();
+    }
+    if (ok) {
+      absl::Status s = WriteCloseMark();
+      MutexLock l(&mu_);
+      if (!s.ok()) error_ = s;
+    }
+  }
   MutexLock l(&mu_);
   return error_;
+}
+
+absl::Status WalWriter::WriteCloseMark() {
+  if (active_.file == nullptr || active_.offset + kRecordHeaderSize > options_.segment_size) {
+    return absl::OkStatus();  // no room: the reader has less than a record header to look at
+  }
+  Lsn next;
+  {
+    MutexLock l(&mu_);
+    next = next_lsn_;
+  }
+  char mark[kRecordHeaderSize];
+  EncodeCloseMark(next, active_.seed, mark);
+  RETURN_IF_ERROR(active_.file->Write(active_.offset, absl::string_view(mark, sizeof(mark))));
+  return active_.file->Sync();
 }
 
 absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,

@@ -97,7 +97,9 @@ class WalWriter {
   // segment being written.
   absl::Status Truncate(Lsn lsn);
 
-  // Flushes, syncs and stops. Later appends fail. Returns the first I/O error seen.
+  // Flushes, syncs and stops, then marks the end of the log (a close mark, format.h) so that the
+  // next reader need not scan the rest of the segment. Later appends fail. Returns the first
+  // I/O error seen.
   absl::Status Close();
 
   WalStats Stats() const;
@@ -140,6 +142,9 @@ class WalWriter {
   // Writes one batch of encoded records and syncs it if `sync`. Token holder only.
   absl::Status WriteBatch(std::string* batch, Lsn sync_lsn, bool sync);
   absl::Status ActivateNextSegment(Lsn first_lsn);
+  // Writes and syncs the close mark (format.h) after the last record. Close only, once the
+  // flusher has stopped with everything synced.
+  absl::Status WriteCloseMark();
   absl::Status PrepareSpare();
   absl::Status CreateSegmentFile(uint64_t number);
 
