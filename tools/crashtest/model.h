@@ -89,6 +89,10 @@ class Model {
   // Applied (true), not applied (false) or partly (a violation, nullopt) judging by `db`.
   std::optional<bool> Resolve(const Op& op, const Snapshot& db, std::vector<Violation>* out);
   void ResolvePrepares(Database* db, std::vector<Violation>* out);
+  // Another resolution of op's name, with the other decision, whose outcome is not known.
+  bool HasRivalInFlight(const Op& op) const;
+  // Some write of prepared transaction `p` is visible in `db` (it was committed).
+  bool PreparedWritesVisible(Database* db, const Prepared& p) const;
   void ResolveOthers(const Snapshot& snap, std::vector<Violation>* out);
   void CheckAsyncPrefix(const Snapshot& snap, std::vector<Violation>* out);
   void CheckContents(const Snapshot& snap, std::vector<Violation>* out);

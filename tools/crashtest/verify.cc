@@ -84,6 +84,27 @@ void Model::VerifyReopened(Database* db, std::vector<Violation>* out) {
   Verify(db, out);
 }
 
+bool Model::HasRivalInFlight(const Op& op) const {
+  const OpKind other = op.intent.kind == OpKind::kCommitPrepared ? OpKind::kRollbackPrepared
+                                                                 : OpKind::kCommitPrepared;
+  for (const Op& o : ops_) {
+    if (o.intent.kind == other && o.intent.name == op.intent.name &&
+        (o.state == OpState::kInFlight || o.state == OpState::kUnknown)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Model::PreparedWritesVisible(Database* db, const Prepared& p) const {
+  auto txn = db->Begin();
+  for (const auto& [k, v] : p.writes) {
+    auto got = txn->Get(k);
+    if (v.has_value() ? (got.ok() && *got == *v) : absl::IsNotFound(got.status())) return true;
+  }
+  return false;  // no write of its own is visible (or it wrote nothing: either outcome fits)
+}
+
 void Model::ResolvePrepares(Database* db, std::vector<Violation>* out) {
   auto listed_or = db->ListPrepared();
   if (!listed_or.ok()) {
@@ -105,16 +126,26 @@ void Model::ResolvePrepares(Database* db, std::vector<Violation>* out) {
         op.applied = in;
         break;
       case OpKind::kCommitPrepared:
-        if (!in) CommitPending(name);
-        op.applied = !in;
-        break;
-      case OpKind::kRollbackPrepared:
-        if (!in && pending_.count(name)) {
+      case OpKind::kRollbackPrepared: {
+        const bool commit = op.intent.kind == OpKind::kCommitPrepared;
+        if (in || !pending_.count(name)) {  // undecided, or decided by an earlier operation
+          op.applied = false;
+          break;
+        }
+        // Decided at the crash. By this operation, unless a rival resolution of the same name
+        // with the other decision was in flight too (the child races them): then one of the
+        // two won, and the prepared writes tell which.
+        bool committed = commit;
+        if (HasRivalInFlight(op)) committed = PreparedWritesVisible(db, pending_[name]);
+        if (committed) {
+          CommitPending(name);
+        } else {
           pending_.erase(name);
           pending_order_.erase(std::find(pending_order_.begin(), pending_order_.end(), name));
         }
-        op.applied = !in;
+        op.applied = committed == commit;
         break;
+      }
       default:
         break;
     }
