@@ -289,10 +289,15 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
       parts.size() > 1 ? wal::Durability::kDeferred : wal::Durability::kSync;
   engine::Lsn single_lsn = 0;
   std::vector<engine::Write> single_writes;  // keys only, to take back a failed commit point
+  std::optional<TwoPhaseState::SavedPart> single_saved;
   absl::Status status;
   for (size_t i = 0; i < parts.size(); ++i) {
     engine::Shard* s = shards_[parts[i]].get();
     MutexLock l(s->commit_mu());
+    // A single participant's commit record is its commit point: should it fail, the part is
+    // put back as it was (still prepared on disk). Resolving it here, with the install, keeps
+    // a checkpoint's freeze from seeing the writes installed and the part still prepared.
+    if (parts.size() == 1) single_saved = two_phase_->SavePart(txn_id, parts[i]);
     std::optional<std::vector<engine::Write>> writes = two_phase_->ResolvePart(txn_id, parts[i]);
     if (!writes.has_value()) continue;  // resolved before (recovery after a partial phase 2)
     auto lsn = s->AppendLocked(engine::kCommitPrepared, EncodeTxnTs(txn_id, commit_ts), durability);
@@ -301,6 +306,7 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
       single_lsn = *lsn;
     } else if (parts.size() == 1) {
       status = lsn.status();  // the commit point itself failed: nothing to install
+      if (single_saved.has_value()) two_phase_->RestorePart(txn_id, parts[i], *single_saved);
       break;
     } else if (status.ok()) {
       status = lsn.status();  // decided all the same: recovery finishes it from the decision
@@ -314,10 +320,11 @@ absl::StatusOr<engine::Timestamp> DatabaseImpl::CommitDecided(uint64_t txn_id,
     if (status.ok()) status = s->WaitDurable(single_lsn);
     if (!status.ok()) {
       // The commit record is the commit point and its fsync failed: nobody has seen the
-      // versions (visible_ts is below commit_ts); take them back. The outcome is known only
-      // after the database is reopened.
+      // versions (visible_ts is below commit_ts); take them back, and the part is prepared
+      // again. Its outcome is known only after the database is reopened.
       MutexLock l(s->commit_mu());
       s->UninstallLocked(single_writes, commit_ts);
+      if (single_saved.has_value()) two_phase_->RestorePart(txn_id, parts[0], *single_saved);
     }
   }
   oracle_->Finish(commit_ts);  // a no-op for a timestamp recovery found visible already
@@ -368,7 +375,10 @@ absl::Status DatabaseImpl::CommitPrepared(const std::string& name) {
   if (!op.admitted()) return ClosedError();
   ASSIGN_OR_RETURN(TwoPhaseState::PreparedInfo p, two_phase_->Claim(name, /*commit=*/true));
   auto ts = CommitDecided(p.txn_id, p.shards, 0, /*named=*/true);
-  if (!ts.ok()) return ts.status();
+  if (!ts.ok()) {
+    two_phase_->MarkInDoubt(p.txn_id);  // if any of it is still prepared
+    return ts.status();
+  }
   counters_.commits++;
   if (p.shards.size() > 1) counters_.cross_shard_commits++;
   return absl::OkStatus();
@@ -379,19 +389,23 @@ absl::Status DatabaseImpl::RollbackPrepared(const std::string& name) {
   if (!op.admitted()) return ClosedError();
   ASSIGN_OR_RETURN(TwoPhaseState::PreparedInfo p, two_phase_->Claim(name, /*commit=*/false));
   counters_.rollbacks++;
-  return AbortPrepared(p.txn_id, p.shards, true);
+  absl::Status s = AbortPrepared(p.txn_id, p.shards, true);
+  if (!s.ok()) two_phase_->MarkInDoubt(p.txn_id);  // if any of it is still prepared
+  return s;
 }
 
 Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) { return two_phase_->GetOutcome(id); }
 
 DatabaseImpl::~DatabaseImpl() {
   Close().IgnoreError();
+  MutexLock l(&shards_mu_);
   shards_.clear();  // before the directory lock (declared first, so destroyed last)
 }
 
 absl::Status DatabaseImpl::Close() { return Release(options_.checkpoint_on_close); }
 
 absl::Status DatabaseImpl::Release(bool checkpoint) {
+  MutexLock close(&close_mu_);  // a second Close returns once the first is done
   if (!gate_.CloseAndDrain()) return absl::OkStatus();
   absl::Status result;
   for (auto& s : shards_) {
@@ -401,6 +415,7 @@ absl::Status DatabaseImpl::Release(bool checkpoint) {
   // Transactions still open may hold read views of the shards: then the shards (and the
   // directory lock) stay until the Database is destroyed.
   if (live_txns_.load(std::memory_order_seq_cst) == 0) {
+    MutexLock l(&shards_mu_);
     shards_.clear();
     lock_.reset();
   }
@@ -565,6 +580,7 @@ Stats DatabaseImpl::GetStats() {
   s.decision_us = counters_.decision_us.Summary();
   s.phase2_us = counters_.phase2_us.Summary();
   uint64_t synced_records = 0;
+  MutexLock l(&shards_mu_);  // Close may clear shards_ meanwhile
   for (auto& shard : shards_) {
     engine::ShardStats st = shard->Stats();
     ShardStatsView v;

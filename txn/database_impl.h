@@ -132,6 +132,8 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   absl::flat_hash_map<uint64_t, DecisionRecord> recovered_decisions_;
   absl::flat_hash_map<uint64_t, engine::Timestamp> recovered_commit_ts_;
   OpGate gate_;
+  Mutex close_mu_;   // one Close at a time; a concurrent one waits for it
+  Mutex shards_mu_;  // GetStats against Close's release of shards_
   std::atomic<uint64_t> live_txns_{0};
 };
 

@@ -109,7 +109,18 @@ void TwoPhaseState::ForgetLocked(absl::node_hash_map<uint64_t, PreparedTxn>::ite
   }
   if (!t.name.empty()) {
     auto n = names_.find(t.name);
-    if (n != names_.end() && n->second == txn_id) names_.erase(n);
+    if (n != names_.end() && n->second == txn_id) {
+      names_.erase(n);
+      // During recovery a later prepare of the same name may have been replayed after this
+      // one took the name (this one was resolved in memory before the later one prepared,
+      // but its resolution was not yet durable): the name is the later one's now.
+      for (const auto& [other_id, other] : prepared_) {
+        if (other_id != txn_id && other.name == t.name) {
+          names_.emplace(t.name, other_id);
+          break;
+        }
+      }
+    }
   }
   prepared_.erase(it);
 }
@@ -152,6 +163,33 @@ void TwoPhaseState::AddPart(uint64_t txn_id, const std::string& name, Timestamp 
   p.persisted = persisted;
 }
 
+void TwoPhaseState::MarkInDoubt(uint64_t txn_id) {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it != prepared_.end()) it->second.phase = Phase::kInDoubt;
+}
+
+std::optional<TwoPhaseState::SavedPart> TwoPhaseState::SavePart(uint64_t txn_id,
+                                                                 uint32_t shard) const {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end()) return std::nullopt;
+  auto p = it->second.parts.find(shard);
+  if (p == it->second.parts.end()) return std::nullopt;
+  const PreparedTxn& t = it->second;
+  return SavedPart{t.name,           t.snapshot,        t.participants, p->second.lsn,
+                   p->second.persisted, p->second.writes, t.read_keys,    t.read_ranges};
+}
+
+void TwoPhaseState::RestorePart(uint64_t txn_id, uint32_t shard, SavedPart saved) {
+  AddPart(txn_id, saved.name, saved.snapshot, saved.participants, shard, saved.lsn,
+          std::move(saved.writes), saved.persisted);
+  AddReadLocks(txn_id, std::move(saved.read_keys), std::move(saved.read_ranges));
+  MarkInDoubt(txn_id);
+  MutexLock l(&mu_);
+  tables_[shard].deletes.erase(txn_id);  // it is prepared again: its row stays
+}
+
 void TwoPhaseState::MarkPrepared(uint64_t txn_id) {
   MutexLock l(&mu_);
   auto it = prepared_.find(txn_id);
@@ -169,6 +207,11 @@ absl::StatusOr<TwoPhaseState::PreparedInfo> TwoPhaseState::Claim(const std::stri
     return absl::NotFoundError(absl::StrCat("no prepared transaction named '", name, "'"));
   }
   PreparedTxn& t = it->second;
+  if (t.phase == Phase::kInDoubt) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "prepared transaction '", name, "' (transaction ", it->first,
+        ") is in doubt after a failed resolution: reopen the database to learn its outcome"));
+  }
   if (t.phase != Phase::kPrepared) {
     return absl::FailedPreconditionError(absl::StrCat(
         "prepared transaction '", name, "' (transaction ", it->first, ") is being ",

@@ -85,6 +85,22 @@ class TwoPhaseState {
   // REQUIRES the shard's commit lock. Removes the part, unlocks its keys, and returns its
   // writes (nullopt if there is no such part).
   std::optional<std::vector<engine::Write>> ResolvePart(uint64_t txn_id, uint32_t shard);
+  // A copy of everything a part and its transaction hold, to put back with RestorePart.
+  struct SavedPart {
+    std::string name;
+    Timestamp snapshot = 0;
+    std::vector<uint32_t> participants;
+    Lsn lsn = 0;
+    bool persisted = false;
+    std::vector<engine::Write> writes;
+    std::vector<std::pair<uint32_t, std::string>> read_keys;
+    std::vector<std::pair<std::string, std::string>> read_ranges;
+  };
+  std::optional<SavedPart> SavePart(uint64_t txn_id, uint32_t shard) const;
+  // REQUIRES the shard's commit lock, and that the shard's log has failed (so no later
+  // checkpoint of it succeeds). Puts back a part resolved by a commit whose commit point then
+  // failed: its locks, read locks and (if still free) its name, in doubt until reopened.
+  void RestorePart(uint64_t txn_id, uint32_t shard, SavedPart saved);
 
   struct PreparedInfo {
     uint64_t txn_id = 0;
@@ -97,8 +113,12 @@ class TwoPhaseState {
   void MarkPrepared(uint64_t txn_id);
   // One resolver of prepared transaction `name` wins: returns it and marks it as being
   // committed (`commit`) or rolled back. kNotFound if no transaction prepared under `name` is
-  // durable on every participant; kFailedPrecondition if another resolver claimed it first.
+  // durable on every participant; kFailedPrecondition if another resolver claimed it first,
+  // or if a resolution failed (in doubt until the database is reopened).
   absl::StatusOr<PreparedInfo> Claim(const std::string& name, bool commit);
+  // The claimed resolution of `txn_id` failed on an I/O error: its outcome is known only after
+  // the database is reopened, and no further resolution is accepted until then.
+  void MarkInDoubt(uint64_t txn_id);
   std::vector<PreparedInfo> AllPrepared() const;
   // Names of the transactions that are prepared (durable) and not claimed, sorted.
   std::vector<std::string> Names() const;
@@ -127,7 +147,7 @@ class TwoPhaseState {
     bool persisted = false;  // in the shard's prepared table
     bool pending = false;    // being written to the table by a checkpoint
   };
-  enum class Phase { kPreparing, kPrepared, kCommitting, kRollingBack };
+  enum class Phase { kPreparing, kPrepared, kCommitting, kRollingBack, kInDoubt };
   struct PreparedTxn {
     std::string name;
     Timestamp snapshot = 0;

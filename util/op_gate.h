@@ -34,7 +34,9 @@ class OpGate {
     }
     return true;
   }
-  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // Sequentially consistent, so that a caller that announced itself elsewhere (another
+  // seq_cst counter) and then finds the gate open is ordered before the closer's check.
+  bool closed() const { return closed_.load(std::memory_order_seq_cst); }
 
  private:
   std::atomic<int64_t> ops_{0};

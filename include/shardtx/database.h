@@ -63,7 +63,8 @@ class Database {
   //
   // Commits the prepared transaction `name`: durable and visible when OK. kNotFound if no
   // prepared transaction has this name; an I/O status if the log failed: nothing of it is
-  // visible, and the outcome is known only after reopening (ListPrepared or GetOutcome).
+  // visible, it keeps its locks and name, later resolutions get kFailedPrecondition ("in
+  // doubt"), and the outcome is known only after reopening (ListPrepared or GetOutcome).
   virtual absl::Status CommitPrepared(const std::string& name) = 0;
   // Rolls back the prepared transaction `name`, releasing its locks. Errors as above.
   virtual absl::Status RollbackPrepared(const std::string& name) = 0;

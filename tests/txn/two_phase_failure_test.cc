@@ -149,6 +149,17 @@ TEST_F(TwoPhaseFailureTest, SingleParticipantCommitPreparedWhoseSyncFailsIsNotVi
   ASSERT_FALSE(s.ok());
   EXPECT_TRUE(absl::IsNotFound(GetOne(db_.get(), "apple").status()));
   EXPECT_NE(db_->GetOutcome(t->id()), Database::Outcome::kCommitted);
+  // Still prepared here too, in doubt: its name is held (a Prepare on the healthy shard may not
+  // take it) and no second resolution is accepted before a reopen.
+  {
+    auto u = db_->Begin();
+    ASSERT_TRUE(u->Put("zebra", "u").ok());
+    absl::Status p = u->Prepare("x");
+    EXPECT_TRUE(absl::IsAlreadyExists(p)) << p;
+  }
+  absl::Status again = db_->CommitPrepared("x");
+  EXPECT_TRUE(absl::IsFailedPrecondition(again)) << again;
+  EXPECT_NE(again.message().find("in doubt"), std::string::npos) << again;
   // The commit record did not reach the disk: after a restart the transaction is prepared
   // again, and the host decides once more.
   CrashAndReopen();
@@ -156,6 +167,45 @@ TEST_F(TwoPhaseFailureTest, SingleParticipantCommitPreparedWhoseSyncFailsIsNotVi
   ASSERT_TRUE(db_->CommitPrepared("x").ok());
   EXPECT_EQ(*GetOne(db_.get(), "apple"), "prepared");
   EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kCommitted);
+}
+
+// A named transaction committed (decision durable) but whose deferred commit records are lost
+// in a crash is replayed as prepared, and takes its name before a later prepare of the same
+// name (made after the first was resolved in memory) is replayed. When recovery commits the
+// first from its decision, the name must pass to the second, not vanish.
+TEST_F(TwoPhaseFailureTest, ANameFreedBeforeACrashPassesToItsLaterOwnerOnRecovery) {
+  Options o = Opts();
+  o.num_shards = 3;
+  o.range_split_points = {"m", "t"};  // apple: 0, mango: 1, zebra: 2
+  {
+    auto db = Database::Open(o);
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+  }
+  {
+    auto p = db_->Begin();
+    ASSERT_TRUE(p->Put("apple", "p").ok());
+    ASSERT_TRUE(p->Put("mango", "p").ok());
+    ASSERT_TRUE(p->Prepare("n").ok());
+  }
+  ASSERT_TRUE(db_->CommitPrepared("n").ok());  // decision synced; commit records deferred
+  {
+    auto q = db_->Begin();
+    ASSERT_TRUE(q->Put("zebra", "q").ok());
+    ASSERT_TRUE(q->Prepare("n").ok());  // synced on shard 2 only
+  }
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  db_.reset();
+  env_.Reset();
+  {
+    auto db = Database::Open(o);
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+  }
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "p");  // committed from its decision
+  EXPECT_EQ(*db_->ListPrepared(), std::vector<std::string>{"n"});
+  ASSERT_TRUE(db_->CommitPrepared("n").ok());
+  EXPECT_EQ(*GetOne(db_.get(), "zebra"), "q");
 }
 
 // Item 9: a named prepare that failed on one participant after another had logged its part
