@@ -353,6 +353,19 @@ absl::Status TransactionImpl::Prepare(absl::string_view name) {
     Finish();
     return s;
   };
+  if (options_.isolation == Isolation::kSerializable) {
+    // The read set is written in the prepare record and locked: bounded like the writes.
+    uint64_t read_bytes = 0;
+    for (const std::string& k : reads_) read_bytes += k.size() + 8;
+    for (const auto& [lower, upper] : ranges_) read_bytes += lower.size() + upper.size() + 16;
+    if (write_bytes_ + read_bytes > db_->options().max_txn_bytes) {
+      db_->counters().aborts_too_large++;
+      return fail(absl::ResourceExhaustedError(absl::StrCat(
+          "Prepare: the read set (", read_bytes, " bytes) and writes (", write_bytes_,
+          " bytes) of a serializable prepare exceed Options::max_txn_bytes ",
+          db_->options().max_txn_bytes)));
+    }
+  }
   absl::StatusOr<Plan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
   if (plan->parts.empty()) {  // nothing written: a prepare record on shard 0 keeps the name

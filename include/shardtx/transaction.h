@@ -43,15 +43,16 @@ class Transaction {
   // shards. Returns:
   //   OK; kAborted (retryable) on a write-write conflict ("first committer wins"), a failed
   //   serializable validation, or a key locked by a prepared transaction, the message naming
-  //   the key, the shard and the phase;
+  //   the key, the shard and the phase; kResourceExhausted when the transaction exceeds
+  //   Options::max_txn_bytes; kFailedPrecondition once the Database is closing or closed; an
+  //   I/O status when the log failed (the database must then be reopened; the transaction is
+  //   not committed). After any error the transaction is over.
   //
-  //   Serializable and prepared transactions: a serializable Commit aborts (retryably, "prepare
-  //   conflict") if a key it read, or a key in a range it read, is written by a transaction
-  //   that is prepared and not yet decided; and any Commit aborts if it writes a key or into
-  //   a range that a serializable prepared transaction read (see Prepare). So no cycle forms
-  //   with a prepared transaction; commit-timestamp order is a serial order. kResourceExhausted when the transaction exceeds
-  //   Options::max_txn_bytes; an I/O status when the log failed (the database must then be
-  //   reopened; the transaction is not committed). After any error the transaction is over.
+  // Serializable and prepared transactions: a serializable Commit aborts (retryably, "prepare
+  // conflict") if a key it read, or a key in a range it read, is written by a transaction that
+  // is prepared and not yet decided; and any Commit aborts if it writes a key, or into a range,
+  // that a serializable prepared transaction read (see Prepare). So no cycle forms with a
+  // prepared transaction: commit-timestamp order is a serial order.
   virtual absl::Status Commit() = 0;
   // Discards the writes. Always OK unless already over.
   virtual absl::Status Rollback() = 0;
@@ -62,9 +63,10 @@ class Transaction {
   // RollbackPrepared(name). A prepared transaction survives crashes and restarts, locks
   // included. Under Isolation::kSerializable it also keeps what it read locked (keys and
   // iterator ranges): writers of them get kAborted naming it until it is decided, also across
-  // restarts. After an OK Prepare the Transaction object is over (Commit fails); the decision
-  // is made through the Database by name. Errors: kInvalidArgument (empty name);
-  // kAlreadyExists (a prepared transaction has this name); the errors of Commit.
+  // restarts (the read set counts against Options::max_txn_bytes with the writes:
+  // kResourceExhausted past it). After an OK Prepare the Transaction object is over (Commit
+  // fails); the decision is made through the Database by name. Errors: kInvalidArgument (empty
+  // name); kAlreadyExists (a prepared transaction has this name); the errors of Commit.
   virtual absl::Status Prepare(absl::string_view name) = 0;
 
   // The transaction's id: unique per database (random 64-bit base per Open plus a counter),

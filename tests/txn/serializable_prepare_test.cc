@@ -37,6 +37,8 @@ class SerializablePrepareTest : public ::testing::Test {
     o.range_split_points = {"m"};
     o.checkpoint_interval = absl::ZeroDuration();
     o.checkpoint_on_close = false;
+    o.wal_segment_size = 1 << 20;
+    o.max_txn_bytes = 16 << 10;
     return o;
   }
   void Open() {
@@ -123,6 +125,20 @@ TEST_F(SerializablePrepareTest, AScannedRangeStaysLockedUntilTheDecision) {
   EXPECT_TRUE(PutOne(db_.get(), "dave", "outside").ok());
   ASSERT_TRUE(db_->CommitPrepared("scan").ok());
   EXPECT_TRUE(PutOne(db_.get(), "carol", "now").ok());
+}
+
+// The read set goes into the prepare record and is locked: it is bounded with the writes.
+TEST_F(SerializablePrepareTest, AReadSetPastTheTransactionLimitIsRefusedCleanly) {
+  auto t = Serializable();
+  const std::string long_key(400, 'k');
+  for (int i = 0; i < 60; ++i) {  // 60 x ~400 bytes of reads > max_txn_bytes (16 KiB)
+    EXPECT_TRUE(absl::IsNotFound(t->Get(absl::StrCat(long_key, i)).status()));
+  }
+  ASSERT_TRUE(t->Put("zoe", "off").ok());
+  absl::Status s = t->Prepare("big");
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(db_->ListPrepared()->empty());
+  EXPECT_TRUE(PutOne(db_.get(), "zoe", "free").ok());  // nothing stayed locked
 }
 
 // Our own cross-shard serializable commit takes its timestamp at validation and then waits for
