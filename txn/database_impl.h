@@ -74,9 +74,10 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // Calls that write the log are admitted through the gate; Close drains it.
   OpGate& gate() { return gate_; }
   absl::Status ClosedError();
-  // Transactions alive (begun, not destroyed): Close keeps the shards while any is.
+  // Transactions begun and not yet finished (committed, rolled back, prepared or failed):
+  // Close keeps the shards while any is, since it may hold read views of them.
   void TxnBegun() { live_txns_.fetch_add(1, std::memory_order_seq_cst); }
-  void TxnDestroyed() { live_txns_.fetch_sub(1, std::memory_order_seq_cst); }
+  void TxnEnded() { live_txns_.fetch_sub(1, std::memory_order_seq_cst); }
 
   // Phase two of a decided commit of prepared transaction `txn_id` on `parts` (ascending;
   // parts[0] is the coordinator): logs and syncs the decision (the commit point), then on

@@ -64,12 +64,15 @@ TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
 
 TransactionImpl::~TransactionImpl() {
   if (active()) Rollback().IgnoreError();
-  Finish();
-  db_->TxnDestroyed();
+  Finish();  // a finished transaction touches no Database here: it may outlive it
 }
 
 void TransactionImpl::Finish() {
   for (auto& v : views_) v.reset();
+  if (live_) {
+    live_ = false;
+    db_->TxnEnded();
+  }
 }
 
 absl::Status TransactionImpl::CheckActive() const {

@@ -71,6 +71,7 @@ class TransactionImpl final : public Transaction {
   WriteBuffer writes_;
   uint64_t write_bytes_ = 0;
   std::vector<std::unique_ptr<engine::Shard::View>> views_;  // by shard, pinned lazily
+  bool live_ = true;  // counted in the database's live transactions until Finish
   // Serializable read tracking.
   absl::btree_set<std::string> reads_;
   std::vector<std::pair<std::string, std::string>> ranges_;

@@ -80,8 +80,9 @@ class Database {
   // RollbackPrepared, Checkpoint, and reads of transactions still open: kFailedPrecondition
   // "closed"), waits for such calls already in flight to return, makes every commit durable,
   // checkpoints (unless Options::checkpoint_on_close is false) and releases the directory.
-  // Transactions still open must be destroyed before the Database; until then the directory
-  // stays locked. Safe to call more than once and concurrently with other calls. Returns the
+  // Transactions still open must be finished or destroyed before the Database; until then the
+  // directory stays locked. (A finished Transaction may outlive the Database: only id() and
+  // the timestamps may be called on it then.) Safe to call more than once and concurrently with other calls. Returns the
   // first error met.
   virtual absl::Status Close() = 0;
 };
