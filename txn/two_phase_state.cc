@@ -72,22 +72,6 @@ void TwoPhaseState::AddReadLocks(uint64_t txn_id,
   t.read_ranges = std::move(ranges);
 }
 
-std::vector<std::string> TwoPhaseState::ReadKeys(uint64_t txn_id) const {
-  MutexLock l(&mu_);
-  std::vector<std::string> out;
-  auto it = prepared_.find(txn_id);
-  if (it == prepared_.end()) return out;
-  for (const auto& [shard, key] : it->second.read_keys) out.push_back(key);
-  return out;
-}
-
-std::vector<std::pair<std::string, std::string>> TwoPhaseState::ReadRanges(uint64_t txn_id) const {
-  MutexLock l(&mu_);
-  auto it = prepared_.find(txn_id);
-  if (it == prepared_.end()) return {};
-  return it->second.read_ranges;
-}
-
 void TwoPhaseState::ForgetLocked(absl::node_hash_map<uint64_t, PreparedTxn>::iterator it) {
   const uint64_t txn_id = it->first;
   PreparedTxn& t = it->second;
@@ -198,6 +182,13 @@ void TwoPhaseState::MarkPrepared(uint64_t txn_id) {
   }
 }
 
+TwoPhaseState::PreparedInfo TwoPhaseState::InfoLocked(uint64_t txn_id,
+                                                      const PreparedTxn& t) const {
+  PreparedInfo info{txn_id, t.name, t.snapshot, {}, t.participants};
+  for (const auto& [shard, part] : t.parts) info.shards.push_back(shard);
+  return info;
+}
+
 absl::StatusOr<TwoPhaseState::PreparedInfo> TwoPhaseState::Claim(const std::string& name,
                                                                  bool commit) {
   MutexLock l(&mu_);
@@ -218,9 +209,7 @@ absl::StatusOr<TwoPhaseState::PreparedInfo> TwoPhaseState::Claim(const std::stri
         t.phase == Phase::kCommitting ? "committed" : "rolled back", " by another caller"));
   }
   t.phase = commit ? Phase::kCommitting : Phase::kRollingBack;
-  PreparedInfo info{it->first, t.name, t.snapshot, {}, t.participants};
-  for (const auto& [shard, part] : t.parts) info.shards.push_back(shard);
-  return info;
+  return InfoLocked(it->first, t);
 }
 
 bool TwoPhaseState::HasPart(uint64_t txn_id, uint32_t shard) const {
@@ -258,11 +247,7 @@ std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePart(uint64_t tx
 std::vector<TwoPhaseState::PreparedInfo> TwoPhaseState::AllPrepared() const {
   MutexLock l(&mu_);
   std::vector<PreparedInfo> out;
-  for (const auto& [id, t] : prepared_) {
-    PreparedInfo info{id, t.name, t.snapshot, {}, t.participants};
-    for (const auto& [shard, part] : t.parts) info.shards.push_back(shard);
-    out.push_back(std::move(info));
-  }
+  for (const auto& [id, t] : prepared_) out.push_back(InfoLocked(id, t));
   std::sort(out.begin(), out.end(),
             [](const PreparedInfo& a, const PreparedInfo& b) { return a.txn_id < b.txn_id; });
   return out;

@@ -62,9 +62,6 @@ class TwoPhaseState {
   // refused until it is resolved. A second call for the same transaction is ignored.
   void AddReadLocks(uint64_t txn_id, std::vector<std::pair<uint32_t, std::string>> keys,
                     std::vector<std::pair<std::string, std::string>> ranges);
-  // The keys (with their shards) and ranges `txn_id` holds read locks on.
-  std::vector<std::string> ReadKeys(uint64_t txn_id) const;
-  std::vector<std::pair<std::string, std::string>> ReadRanges(uint64_t txn_id) const;
 
   // --- Names. ---
   // Reserves a name for a named prepare; kAlreadyExists if a prepared transaction has it.
@@ -164,6 +161,8 @@ class TwoPhaseState {
   };
   using Holders = absl::InlinedVector<uint64_t, 1>;
   std::string DescribeLocked(uint64_t txn_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  PreparedInfo InfoLocked(uint64_t txn_id, const PreparedTxn& t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the transaction's read locks and its name (if it holds it), and forgets it.
   void ForgetLocked(absl::node_hash_map<uint64_t, PreparedTxn>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/engine/test_db.h"
 #include "tests/support/fault_injection_env.h"
+#include "tests/txn/fault_db_test.h"
 #include "util/kill_point.h"
 #include "util/mutex.h"
 
@@ -29,41 +30,9 @@ uint64_t Seed(const char* test) {
   return seed;
 }
 
-class NamedPrepareRaceTest : public ::testing::Test {
+class NamedPrepareRaceTest : public testing::FaultDbTest {
  protected:
-  void SetUp() override { dir_ = testing::FreshDir(); }
-  void TearDown() override { KillPoints::DisarmAll(); }
-  Options Opts(uint32_t shards = 4) {
-    Options o;
-    o.path = dir_;
-    o.env = &env_;
-    o.num_shards = shards;
-    o.partitioning = Options::Partitioning::kRange;
-    for (uint32_t i = 1; i < shards; ++i) o.range_split_points.push_back(std::string(1, 'a' + i));
-    o.checkpoint_interval = absl::ZeroDuration();
-    o.checkpoint_on_close = false;
-    return o;
-  }
-  void Open(uint32_t shards = 4) {
-    auto db = Database::Open(Opts(shards));
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-  }
-  void CrashAndReopen(uint32_t shards = 4) {
-    ASSERT_TRUE(env_.SimulateCrash().ok());
-    db_.reset();
-    env_.Reset();
-    Open(shards);
-  }
-  std::vector<std::string> List() {
-    auto l = db_->ListPrepared();
-    EXPECT_TRUE(l.ok()) << l.status();
-    return l.ok() ? *l : std::vector<std::string>{};
-  }
-
-  FaultInjectionEnv env_;
-  std::string dir_;
-  std::unique_ptr<Database> db_;
+  void Open(uint32_t shards = 4) { FaultDbTest::Open(Opts(shards)); }
 };
 
 // 8 writes over 4 shards, then CommitPrepared and RollbackPrepared of the name at once.
@@ -148,7 +117,7 @@ TEST_F(NamedPrepareRaceTest, NameIsInvisibleUntilEveryPartIsDurable) {
 // A Prepare whose fsync failed gives its name up; another Prepare takes the name; the failed
 // one's cleanup must not release the name it no longer holds.
 TEST_F(NamedPrepareRaceTest, FailedPrepareDoesNotReleaseANameTakenSince) {
-  Open(2);  // "apple" on shard 0, "bee" and later on shard 1
+  Open(2);  // "apple" on shard 0, "zebra" and later on shard 1
   auto t1 = db_->Begin();
   ASSERT_TRUE(t1->Put("apple", "t1").ok());
   absl::Status t2_prepare = absl::UnknownError("not run");
@@ -157,7 +126,7 @@ TEST_F(NamedPrepareRaceTest, FailedPrepareDoesNotReleaseANameTakenSince) {
   KillPoints::Arm("2pc.after_failed_prepare", 0, [&] {
     env_.ClearFaults();  // shard 1 is healthy for the second Prepare
     auto t2 = db_->Begin();
-    ASSERT_TRUE(t2->Put("bee", "t2").ok());
+    ASSERT_TRUE(t2->Put("zebra", "t2").ok());
     t2_prepare = t2->Prepare("n");
   });
   EXPECT_FALSE(t1->Prepare("n").ok());
@@ -166,10 +135,10 @@ TEST_F(NamedPrepareRaceTest, FailedPrepareDoesNotReleaseANameTakenSince) {
   EXPECT_EQ(List(), std::vector<std::string>{"n"});
   // A third Prepare of the name is refused: the name is held.
   auto t3 = db_->Begin();
-  ASSERT_TRUE(t3->Put("bird", "t3").ok());
+  ASSERT_TRUE(t3->Put("zulu", "t3").ok());
   EXPECT_TRUE(absl::IsAlreadyExists(t3->Prepare("n")));
   ASSERT_TRUE(db_->CommitPrepared("n").ok());
-  EXPECT_EQ(*GetOne(db_.get(), "bee"), "t2");
+  EXPECT_EQ(*GetOne(db_.get(), "zebra"), "t2");
 }
 
 // Many threads preparing, committing, rolling back and listing the same few names at once.

@@ -6,42 +6,15 @@
 #include "gtest/gtest.h"
 #include "tests/engine/test_db.h"
 #include "tests/support/fault_injection_env.h"
+#include "tests/txn/fault_db_test.h"
 
 namespace shardtx {
 namespace {
 
-using testing::FaultInjectionEnv;
-using testing::FreshDir;
 using testing::GetOne;
 
-class NamedPrepareTest : public ::testing::Test {
+class NamedPrepareTest : public testing::FaultDbTest {
  protected:
-  void SetUp() override { dir_ = FreshDir(); }
-  Options Opts() {
-    Options o;
-    o.path = dir_;
-    o.env = &env_;
-    o.num_shards = 2;
-    o.partitioning = Options::Partitioning::kRange;
-    o.range_split_points = {"m"};
-    o.checkpoint_interval = absl::ZeroDuration();
-    o.checkpoint_on_close = false;
-    o.wal_segment_size = 64 << 10;
-    o.max_txn_bytes = 16 << 10;
-    return o;
-  }
-  void Open() {
-    auto db = Database::Open(Opts());
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-  }
-  // Power cut: unsynced bytes are lost, then the process "restarts".
-  void CrashAndReopen() {
-    ASSERT_TRUE(env_.SimulateCrash().ok());
-    db_.reset();
-    env_.Reset();
-    Open();
-  }
   absl::Status Prepare(const std::string& name,
                        std::vector<std::pair<std::string, std::string>> writes) {
     auto t = db_->Begin();
@@ -51,15 +24,6 @@ class NamedPrepareTest : public ::testing::Test {
     }
     return t->Prepare(name);
   }
-  std::vector<std::string> List() {
-    auto l = db_->ListPrepared();
-    EXPECT_TRUE(l.ok()) << l.status();
-    return l.ok() ? *l : std::vector<std::string>{};
-  }
-
-  FaultInjectionEnv env_;
-  std::string dir_;
-  std::unique_ptr<Database> db_;
 };
 
 TEST_F(NamedPrepareTest, SurvivesCrashWithLocksThenCommitOneRollBackAnother) {

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "tests/engine/test_db.h"
 #include "tests/support/fault_injection_env.h"
+#include "tests/txn/fault_db_test.h"
 #include "util/kill_point.h"
 
 namespace shardtx {
@@ -19,43 +20,13 @@ using testing::FaultInjectionEnv;
 using testing::GetOne;
 using testing::PutOne;
 
-class SerializablePrepareTest : public ::testing::Test {
+class SerializablePrepareTest : public testing::FaultDbTest {
  protected:
   void SetUp() override {
-    dir_ = testing::FreshDir();
+    FaultDbTest::SetUp();
     Open();
     ASSERT_TRUE(PutOne(db_.get(), "alice", "on").ok());  // shard 0
     ASSERT_TRUE(PutOne(db_.get(), "zoe", "on").ok());    // shard 1
-  }
-  void TearDown() override { KillPoints::DisarmAll(); }
-  Options Opts() {
-    Options o;
-    o.path = dir_;
-    o.env = &env_;
-    o.num_shards = 2;
-    o.partitioning = Options::Partitioning::kRange;
-    o.range_split_points = {"m"};
-    o.checkpoint_interval = absl::ZeroDuration();
-    o.checkpoint_on_close = false;
-    o.wal_segment_size = 1 << 20;
-    o.max_txn_bytes = 16 << 10;
-    return o;
-  }
-  void Open() {
-    auto db = Database::Open(Opts());
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-  }
-  void CrashAndReopen() {
-    ASSERT_TRUE(env_.SimulateCrash().ok());
-    db_.reset();
-    env_.Reset();
-    Open();
-  }
-  std::unique_ptr<Transaction> Serializable() {
-    TxnOptions o;
-    o.isolation = Isolation::kSerializable;
-    return db_->Begin(o);
   }
   // The doctors' rule: read both, go off call only if the other one is on.
   std::unique_ptr<Transaction> GoOffCall(const std::string& me, const std::string& other) {
@@ -65,10 +36,6 @@ class SerializablePrepareTest : public ::testing::Test {
     EXPECT_TRUE(t->Put(me, "off").ok());
     return t;
   }
-
-  FaultInjectionEnv env_;
-  std::string dir_;
-  std::unique_ptr<Database> db_;
 };
 
 TEST_F(SerializablePrepareTest, WriteSkewThroughANamedPrepareIsRefused) {

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/engine/test_db.h"
 #include "tests/support/fault_injection_env.h"
+#include "tests/txn/fault_db_test.h"
 #include "util/kill_point.h"
 
 namespace shardtx {
@@ -37,34 +38,8 @@ void WithinDeadline(const std::string& what, std::function<void()> fn, int secon
   }
 }
 
-class TwoPhaseFailureTest : public ::testing::Test {
+class TwoPhaseFailureTest : public testing::FaultDbTest {
  protected:
-  void SetUp() override { dir_ = testing::FreshDir(); }
-  void TearDown() override { KillPoints::DisarmAll(); }
-  Options Opts() {
-    Options o;
-    o.path = dir_;
-    o.env = &env_;
-    o.num_shards = 2;
-    o.partitioning = Options::Partitioning::kRange;
-    o.range_split_points = {"m"};  // "apple" on shard 0, "zebra" on shard 1
-    o.checkpoint_interval = absl::ZeroDuration();
-    o.checkpoint_on_close = false;
-    o.wal_segment_size = 64 << 10;
-    o.max_txn_bytes = 16 << 10;
-    return o;
-  }
-  void Open() {
-    auto db = Database::Open(Opts());
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-  }
-  void CrashAndReopen() {
-    ASSERT_TRUE(env_.SimulateCrash().ok());
-    db_.reset();
-    env_.Reset();
-    Open();
-  }
   // Makes `key`'s shard's log fail for good: a synchronous commit there whose fsync fails.
   // (Every fsync fails meanwhile; a background one preparing a spare segment elsewhere is
   // retried later, and no other log has a batch to sync.)
@@ -74,15 +49,6 @@ class TwoPhaseFailureTest : public ::testing::Test {
     env_.ClearFaults();
     ASSERT_FALSE(s.ok());
   }
-  std::unique_ptr<Transaction> Serializable() {
-    TxnOptions o;
-    o.isolation = Isolation::kSerializable;
-    return db_->Begin(o);
-  }
-
-  FaultInjectionEnv env_;
-  std::string dir_;
-  std::unique_ptr<Database> db_;
 };
 
 // Item 7: a serializable cross-shard commit takes its timestamp with the validation; a failed
