@@ -21,6 +21,8 @@ ABSL_FLAG(uint64_t, child_ops, 0, "internal: power loss at this Env operation");
 ABSL_FLAG(int32_t, child_tear, 0, "internal: tear mode of the power loss");
 ABSL_FLAG(bool, child_workload, true, "internal: run the workload after Open");
 ABSL_FLAG(std::string, child_pending, "", "internal: pending named prepares, comma-separated");
+ABSL_FLAG(std::string, self_test_broken, "",
+          "internal: break crashtest itself (never_arm | skip_verify); the run must not count");
 
 namespace shardtx::crashtest {
 

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "shardtx/database.h"
 #include "tools/crashtest/child_process.h"
+#include "tools/crashtest/coverage.h"
 #include "tools/crashtest/layout.h"
 #include "tools/crashtest/model.h"
 #include "util/kill_point.h"
@@ -81,6 +82,7 @@ class Driver {
   void CheckExit(const Plan& plan, bool stage1, const ChildExit& e, std::vector<Violation>* out);
   int Fail(int round, const Plan& plan, const std::vector<Violation>& v);
   void PrintSummary(int64_t rounds, uint64_t lost, uint64_t violations);
+  RunCoverage Coverage(int64_t rounds) const;
 
   const DriverOptions o_;
   std::mt19937_64 rng_;
@@ -90,6 +92,8 @@ class Driver {
   std::map<std::string, uint64_t> modes_;
   std::vector<double> recovery_ms_;
   uint64_t not_reached_ = 0;
+  int64_t verifying_rounds_ = 0;
+  int64_t armed_rounds_ = 0;
 };
 
 std::string Driver::PickPoint() {
@@ -153,7 +157,7 @@ std::vector<std::string> Driver::ChildArgs(const Plan& plan, bool stage1, int ro
       a.push_back(absl::StrCat("--child_delay_ms=", plan.stage1_delay_ms));
     }
   } else {
-    if (!plan.point.empty()) {
+    if (!plan.point.empty() && o_.self_test_broken != "never_arm") {
       a.push_back("--child_arm=" + plan.point);
       a.push_back(absl::StrCat("--child_skip=", plan.skip));
     }
@@ -252,9 +256,11 @@ int Driver::Run() {
         std::fprintf(stderr, "crashtest: %s\n", error.c_str());
         return 2;
       }
+      model_.StartChild();
       for (const std::string& line : e.lines) model_.OnLine(line);
       CheckExit(plan, stage1, e, &violations);
       if (!stage1 && !plan.point.empty()) {
+        ++armed_rounds_;
         PointStats& ps = points_[plan.point];
         if (e.fired == plan.point) {
           ++ps.fired;
@@ -279,13 +285,17 @@ int Driver::Run() {
       return Fail(static_cast<int>(round), plan, violations);
     }
     recovery_ms_.push_back(recovery_ms);
-    model_.Verify(db->get(), &violations);
-    if (violations.empty()) model_.DecidePending(db->get(), rng_, &violations);
-    if (violations.empty()) model_.Cleanup(db->get(), rng_, &violations);
+    const bool verify = o_.self_test_broken != "skip_verify";
+    if (verify) {
+      model_.Verify(db->get(), &violations);
+      if (model_.verified_this_round() > 0) ++verifying_rounds_;
+      if (violations.empty()) model_.DecidePending(db->get(), rng_, &violations);
+      if (violations.empty()) model_.Cleanup(db->get(), rng_, &violations);
+    }
     absl::Status closed = (*db)->Close();
     if (!closed.ok()) violations.push_back({false, "-", "Close failed: " + closed.ToString()});
     db->reset();
-    if (violations.empty()) {
+    if (violations.empty() && verify) {
       // A clean restart after the parent's own commits must change nothing either.
       options.checkpoint_on_close = rng_() % 2 == 0;
       auto again = Database::Open(options);
@@ -301,13 +311,27 @@ int Driver::Run() {
       }
       for (Violation& v : violations) v.what = "after a clean reopen: " + v.what;
     }
-    std::printf("round %4lld  %-9s  %-56s  acked %6llu  recovery %7.1f ms\n",
+    std::printf("round %4lld  %-9s  %-56s  acked %6llu  verified %6llu  recovery %7.1f ms\n",
                 static_cast<long long>(round), plan.mode.c_str(), plan.Describe().c_str(),
-                static_cast<unsigned long long>(model_.acked_this_round()), recovery_ms);
+                static_cast<unsigned long long>(model_.acked_this_round()),
+                static_cast<unsigned long long>(model_.verified_this_round()), recovery_ms);
     std::fflush(stdout);
     if (!violations.empty()) return Fail(static_cast<int>(round), plan, violations);
   }
   PrintSummary(round, 0, 0);
+  const std::vector<std::string> shortfalls = Coverage(round).Shortfalls();
+  if (!shortfalls.empty()) {
+    // Nothing wrong was found, but too little was looked at for that to mean much.
+    for (const std::string& s : shortfalls) {
+      std::printf("crashtest: TOO LITTLE VERIFIED: %s\n", s.c_str());
+    }
+    std::printf(
+        "crashtest: the run does not count (exit 3); seed %llu; directory kept: %s "
+        "(see tools/crashtest/README.md, \"When a run counts\")\n",
+        static_cast<unsigned long long>(o_.seed), o_.dir.c_str());
+    std::fflush(stdout);
+    return 3;
+  }
   if (!o_.keep) {
     std::filesystem::remove_all(db_path_, ec);
     std::filesystem::remove(log_path_, ec);
@@ -335,11 +359,31 @@ int Driver::Fail(int round, const Plan& plan, const std::vector<Violation>& v) {
   return 1;
 }
 
+RunCoverage Driver::Coverage(int64_t rounds) const {
+  RunCoverage c;
+  c.rounds = rounds;
+  c.verifying_rounds = verifying_rounds_;
+  c.armed_rounds = armed_rounds_;
+  for (const auto& [name, s] : points_) c.fired[name] = s.fired;
+  return c;
+}
+
 void Driver::PrintSummary(int64_t rounds, uint64_t lost, uint64_t violations) {
+  const RunCoverage c = Coverage(rounds);
   std::printf("modes:");
   for (const auto& [m, n] : modes_)
     std::printf(" %s %llu", m.c_str(), static_cast<unsigned long long>(n));
-  std::printf("\nkill points fired (whitebox and powerloss; not reached in brackets):\n");
+  std::printf(
+      "\nverifying rounds: %lld of %lld checked at least one acknowledged durable commit after "
+      "the crash (required: %lld)\n",
+      static_cast<long long>(c.verifying_rounds), static_cast<long long>(rounds),
+      static_cast<long long>(c.required_verifying_rounds()));
+  std::printf(
+      "kill points fired: %lld distinct of %zu, in %lld rounds that armed one (required: %lld "
+      "distinct)\n",
+      static_cast<long long>(c.distinct_fired()), c.fired.size(),
+      static_cast<long long>(c.armed_rounds), static_cast<long long>(c.required_distinct_fired()));
+  std::printf("kill points (rounds fired; not reached in brackets):\n");
   for (const auto& [name, s] : points_) {
     std::printf("  %-32s %5llu  (%llu)\n", name.c_str(), static_cast<unsigned long long>(s.fired),
                 static_cast<unsigned long long>(s.not_reached));
@@ -355,7 +399,7 @@ void Driver::PrintSummary(int64_t rounds, uint64_t lost, uint64_t violations) {
   std::printf(
       "crashtest: %lld rounds, %llu acknowledged commits verified, %llu lost, "
       "%llu violations\n",
-      static_cast<long long>(rounds), static_cast<unsigned long long>(model_.acked_total()),
+      static_cast<long long>(rounds), static_cast<unsigned long long>(model_.verified_total()),
       static_cast<unsigned long long>(lost), static_cast<unsigned long long>(violations));
   std::fflush(stdout);
 }

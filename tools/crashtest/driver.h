@@ -3,7 +3,8 @@
 // database (recovery, timed), verifies it against the Model, decides some named prepared
 // transactions itself, closes it, and prints a progress line. The first round with a
 // violation ends the run: it prints the seed, the round, the kill point and the first
-// offending key, keeps the directory and returns non-zero.
+// offending key, keeps the directory and returns non-zero. A run without violations that
+// verified too little (coverage.h) does not count either.
 #pragma once
 
 #include <cstdint>
@@ -21,9 +22,14 @@ struct DriverOptions {
   std::string dir;             // work directory; the database is <dir>/db
   bool keep = false;           // keep the directory after a clean run
   std::string self;            // path of this binary, for the children
+  // A deliberately broken crashtest, to prove that a run which looked at too little does not
+  // count: "never_arm" (children never arm the round's kill point, so none fires) or
+  // "skip_verify" (the parent skips every verification). Empty: none.
+  std::string self_test_broken;
 };
 
-// Returns the process exit code: 0 clean, 1 violation, 2 setup error.
+// Returns the process exit code: 0 clean, 1 violation, 2 setup error, 3 a run without
+// violations that verified too little to count (coverage.h).
 int RunDriver(const DriverOptions& options);
 
 }  // namespace shardtx::crashtest

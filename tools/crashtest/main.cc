@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -15,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "tools/crashtest/driver.h"
 #include "util/kill_point.h"
+
+ABSL_DECLARE_FLAG(std::string, self_test_broken);  // child_flags.cc (hidden)
 
 ABSL_FLAG(int64_t, rounds, 100, "Rounds to run (0: no limit; --seconds then ends the run).");
 ABSL_FLAG(int64_t, seconds, 0,
@@ -117,6 +120,12 @@ int main(int argc, char** argv) {
   o.dir = absl::GetFlag(FLAGS_dir);
   o.keep = absl::GetFlag(FLAGS_keep);
   o.self = SelfPath();
+  o.self_test_broken = absl::GetFlag(FLAGS_self_test_broken);
+  if (!o.self_test_broken.empty() && o.self_test_broken != "never_arm" &&
+      o.self_test_broken != "skip_verify") {
+    std::fprintf(stderr, "crashtest: --self_test_broken must be never_arm or skip_verify\n");
+    return 2;
+  }
   if (o.shards < 1 || o.shards > 64 || o.threads < 1 || o.threads > 64) {
     std::fprintf(stderr, "crashtest: --shards and --threads must be in 1..64\n");
     return 2;

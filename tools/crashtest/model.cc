@@ -3,6 +3,7 @@
 #include "tools/crashtest/model.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,13 +35,19 @@ void Model::StartRound(int round, bool powerloss) {
   round_ = round;
   powerloss_ = powerloss;
   acked_round_ = 0;
+  verified_round_ = 0;
+  child_ = 0;
+  line_ = 0;
   ops_.clear();
   op_index_.clear();
   reported_.clear();
 }
 
+void Model::StartChild() { ++child_; }
+
 void Model::OnLine(absl::string_view line) {
   if (line.empty()) return;
+  ++line_;
   const char type = line[0];
   absl::string_view rest = line.size() > 2 ? line.substr(2) : absl::string_view();
   if (type == 'V' || type == 'E') {
@@ -59,10 +66,13 @@ void Model::OnLine(absl::string_view line) {
     Op op;
     op.thread = t;
     op.seq = seq;
+    op.child = child_;
+    op.intent_line = line_;
     if (f.size() < 3 || !ParseIntent(f[2], &op.intent)) {
       reported_.push_back({false, "-", absl::StrCat("malformed intent from child: ", line)});
       return;
     }
+    op.synced_shards = SyncedShards(op.intent);
     op_index_[{t, seq}] = ops_.size();
     ops_.push_back(std::move(op));
     return;
@@ -73,6 +83,7 @@ void Model::OnLine(absl::string_view line) {
     return;
   }
   Op& op = ops_[it->second];
+  op.result_line = line_;
   if (type == 'A') {
     op.state = OpState::kAcked;
     std::vector<absl::string_view> a =
@@ -99,8 +110,47 @@ void Model::OnLine(absl::string_view line) {
   }
 }
 
-void Model::ApplyWrites(
-    const std::vector<std::pair<std::string, std::optional<std::string>>>& writes) {
+std::vector<int> Model::ParticipantShards(const std::string& from, const std::string& to,
+                                          const Writes& writes, bool named_prepare) {
+  std::set<int> shards;
+  for (const auto& [k, v] : writes) shards.insert(ShardOfKey(k));
+  for (const std::string& account : {from, to}) {
+    if (!account.empty()) shards.insert(ShardOfKey(account));
+  }
+  shards.erase(-1);
+  // Transaction::Prepare keeps the name of a prepare that wrote nothing on shard 0.
+  if (shards.empty() && named_prepare) shards.insert(0);
+  return std::vector<int>(shards.begin(), shards.end());
+}
+
+std::vector<int> Model::SyncedShards(const Intent& in) const {
+  switch (in.kind) {
+    case OpKind::kAsync:
+      return {};
+    case OpKind::kTransfer:
+    case OpKind::kWrite:
+      // One shard: its commit record is synced before Commit returns. Several: so is every
+      // participant's prepare (the coordinator's own rides with the decision, synced after it).
+      return ParticipantShards(in.from, in.to, in.writes, false);
+    case OpKind::kPrepare:
+      return ParticipantShards(in.from, in.to, in.writes, true);  // every prepare synced
+    case OpKind::kCommitPrepared:
+    case OpKind::kRollbackPrepared: {
+      auto it = pending_.find(in.name);
+      if (it == pending_.end()) return {};  // not known to be prepared: claim nothing
+      const Prepared& p = it->second;
+      std::vector<int> parts = ParticipantShards(p.from, p.to, p.writes, true);
+      // CommitPrepared syncs its decision on the first participant (with one participant, the
+      // commit record itself); the other commit records ride later batches. RollbackPrepared
+      // syncs an abort record on every participant.
+      if (in.kind == OpKind::kCommitPrepared) parts.resize(1);
+      return parts;
+    }
+  }
+  return {};
+}
+
+void Model::ApplyWrites(const Writes& writes) {
   for (const auto& [k, v] : writes) {
     if (v.has_value()) {
       kv_[k] = *v;

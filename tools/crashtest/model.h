@@ -6,10 +6,11 @@
 //
 // Checks: every acknowledged write present with its latest acknowledged value (else "lost");
 // acknowledged deletes stay deleted; async commits survive as a prefix of each shard's commit
-// order (by commit timestamp, bounded by the acknowledged sync commits on the shard); no
-// operation partly applied (transfer markers on each participant shard); every account
-// balance and the bank total exact; no key that was never written; named prepared transactions
-// listed, invisible and still locking their keys; Database::GetOutcome consistent.
+// order (by commit timestamp), and none is lost that an acknowledged operation with a synced
+// record on its shard made durable (see CheckAsyncPrefix); no operation partly applied
+// (transfer markers on each participant shard); every account balance and the bank total exact;
+// no key that was never written; named prepared transactions listed, invisible and still
+// locking every key they wrote, on every participant; Database::GetOutcome consistent.
 #pragma once
 
 #include <cstdint>
@@ -41,9 +42,14 @@ class Model {
 
   // Starts a round: the lines that follow come from its child (or children).
   void StartRound(int round, bool powerloss);
+  // The lines that follow come from the round's next child (a round may run two: see the
+  // driver's recovery points). Report order says what happened before what only within one.
+  void StartChild();
   void OnLine(absl::string_view line);
 
-  // Verifies the recovered database (after a crash) and brings the model up to date.
+  // Verifies the recovered database (after a crash) and brings the model up to date. Sets
+  // verified_this_round() to the number of this round's acknowledged durable operations it
+  // checked (0 unless the verification ran to its end).
   void Verify(Database* db, std::vector<Violation>* out);
 
   // Verifies again after the parent's own steps, a clean Close and a reopen (nothing in
@@ -58,10 +64,15 @@ class Model {
 
   std::vector<std::string> PendingNames() const;
   uint64_t acked_this_round() const { return acked_round_; }
+  // Acknowledged operations of this round whose durability the last Verify checked: sync
+  // commits, named prepares and their decisions (async commits promise nothing on their own).
+  uint64_t verified_this_round() const { return verified_round_; }
+  uint64_t verified_total() const { return verified_total_; }
   uint64_t acked_total() const { return acked_total_; }
   size_t keys() const { return kv_.size(); }
 
  private:
+  using Writes = std::vector<std::pair<std::string, std::optional<std::string>>>;
   enum class OpState { kInFlight, kAcked, kAborted, kUnknown };
   struct Op {
     int thread = 0;
@@ -70,6 +81,12 @@ class Model {
     OpState state = OpState::kInFlight;
     uint64_t ts = 0;  // commit timestamp of an acknowledged single-shard commit
     int shard = -1;
+    int child = 0;             // which of the round's children reported it
+    uint64_t intent_line = 0;  // positions of its intent and result lines in the round's
+    uint64_t result_line = 0;  // reports (one pipe: a total order of the child's write(2)s)
+    // Shards on which the operation, once acknowledged, has had a record synced that it
+    // appended after its intent line (see SyncedShards).
+    std::vector<int> synced_shards;
     std::string error;
     std::optional<bool> applied;  // decided at verification
   };
@@ -77,12 +94,19 @@ class Model {
     uint64_t txn_id = 0;
     std::string from, to;
     int64_t amount = 0;
-    std::vector<std::pair<std::string, std::optional<std::string>>> writes;
+    Writes writes;
   };
   using Snapshot = std::map<std::string, std::string>;
 
   void ApplyAcked(Op& op, std::vector<Violation>* out);
-  void ApplyWrites(const std::vector<std::pair<std::string, std::optional<std::string>>>& w);
+  // The shards on which operation `in`, if acknowledged, synced a record of its own.
+  std::vector<int> SyncedShards(const Intent& in) const;
+  // The participant shards of a named prepare (shard 0 for one that wrote nothing).
+  static std::vector<int> ParticipantShards(const std::string& from, const std::string& to,
+                                            const Writes& writes, bool named_prepare);
+  // The checks of Verify; false if they could not all run (the scan failed).
+  bool VerifyState(Database* db, std::vector<Violation>* out);
+  void ApplyWrites(const Writes& w);
   void ApplyDelta(const std::string& from, const std::string& to, int64_t amount);
   void CommitPending(const std::string& name);
 
@@ -106,6 +130,10 @@ class Model {
   bool powerloss_ = false;
   uint64_t acked_round_ = 0;
   uint64_t acked_total_ = 0;
+  uint64_t verified_round_ = 0;
+  uint64_t verified_total_ = 0;
+  int child_ = 0;
+  uint64_t line_ = 0;  // lines received this round
 
   std::map<std::string, std::string> kv_;    // every key but the accounts
   std::set<std::string> deleted_;            // acknowledged deletes

@@ -21,6 +21,24 @@ std::optional<std::string> Lookup(const std::map<std::string, std::string>& m,
   return it->second;
 }
 
+const char* KindName(OpKind k) {
+  switch (k) {
+    case OpKind::kTransfer:
+      return "a transfer";
+    case OpKind::kWrite:
+      return "a write batch";
+    case OpKind::kAsync:
+      return "an async commit";
+    case OpKind::kPrepare:
+      return "a named prepare";
+    case OpKind::kCommitPrepared:
+      return "CommitPrepared";
+    case OpKind::kRollbackPrepared:
+      return "RollbackPrepared";
+  }
+  return "?";
+}
+
 const char* OutcomeName(Database::Outcome o) {
   switch (o) {
     case Database::Outcome::kUnknown:
@@ -38,6 +56,18 @@ const char* OutcomeName(Database::Outcome o) {
 }  // namespace
 
 void Model::Verify(Database* db, std::vector<Violation>* out) {
+  verified_round_ = 0;
+  if (!VerifyState(db, out)) return;
+  // Every acknowledged durable operation of the round is in the state just checked (its writes,
+  // its balance change, its prepared name, its decision). Async commits are not counted: their
+  // loss is allowed, so finding them proves nothing on its own.
+  for (const Op& op : ops_) {
+    if (op.state == OpState::kAcked && op.intent.kind != OpKind::kAsync) ++verified_round_;
+  }
+  verified_total_ += verified_round_;
+}
+
+bool Model::VerifyState(Database* db, std::vector<Violation>* out) {
   for (const Violation& v : reported_) out->push_back(v);
   ResolvePrepares(db, out);
   Snapshot snap;
@@ -49,7 +79,7 @@ void Model::Verify(Database* db, std::vector<Violation>* out) {
     }
     if (!it->status().ok()) {
       out->push_back({false, "-", "scanning the database failed: " + it->status().ToString()});
-      return;
+      return false;
     }
   }
   ResolveOthers(snap, out);
@@ -75,13 +105,14 @@ void Model::Verify(Database* db, std::vector<Violation>* out) {
                                    OutcomeName(o), ", not prepared")});
     }
   }
+  return true;
 }
 
 void Model::VerifyReopened(Database* db, std::vector<Violation>* out) {
   ops_.clear();
   op_index_.clear();
   reported_.clear();
-  Verify(db, out);
+  VerifyState(db, out);
 }
 
 bool Model::HasRivalInFlight(const Op& op) const {
@@ -216,17 +247,35 @@ void Model::ResolveOthers(const Snapshot& snap, std::vector<Violation>* out) {
 }
 
 void Model::CheckAsyncPrefix(const Snapshot& snap, std::vector<Violation>* out) {
-  // An acknowledged sync commit on a shard makes every earlier record of that shard's WAL
-  // durable, so every async commit with a smaller timestamp (same process, single shard:
-  // timestamps follow the WAL order) must survive.
+  // An acknowledged sync record on a shard makes every earlier record of that shard's WAL
+  // durable. Two ways to know that an async commit's record came earlier, each sound alone:
+  //  - timestamps: an acknowledged single-shard sync commit on the shard with a larger commit
+  //    timestamp (both took their timestamp and appended under the shard's commit lock);
+  //  - report order: an operation acknowledged with a record synced on the shard (SyncedShards:
+  //    a cross-shard commit's prepares, a named prepare, a decision) whose intent line came
+  //    after the async commit's acknowledgement, from the same child. The acknowledgement was
+  //    written after the async record was appended, the intent before the other operation began,
+  //    and the pipe orders the two writes. A cross-shard commit's timestamp proves nothing
+  //    here: it is taken after its prepares, and its commit records are not synced.
   std::vector<uint64_t> bound(shards_, 0);
+  // Per shard and child: the latest intent line of an acknowledged operation with a record
+  // synced on the shard, and that operation.
+  std::vector<std::map<int, const Op*>> line_bound(shards_);
   std::vector<std::vector<Op*>> by_shard(shards_);
   for (Op& op : ops_) {
-    if (op.state != OpState::kAcked || op.shard < 0 || op.shard >= shards_) continue;
+    if (op.state != OpState::kAcked) continue;
     if (op.intent.kind == OpKind::kAsync) {
-      by_shard[op.shard].push_back(&op);
-    } else if (op.intent.kind == OpKind::kTransfer || op.intent.kind == OpKind::kWrite) {
+      if (op.shard >= 0 && op.shard < shards_) by_shard[op.shard].push_back(&op);
+      continue;
+    }
+    if (op.shard >= 0 && op.shard < shards_ &&
+        (op.intent.kind == OpKind::kTransfer || op.intent.kind == OpKind::kWrite)) {
       bound[op.shard] = std::max(bound[op.shard], op.ts);
+    }
+    for (int s : op.synced_shards) {
+      if (s < 0 || s >= shards_) continue;
+      const Op*& b = line_bound[s][op.child];
+      if (b == nullptr || b->intent_line < op.intent_line) b = &op;
     }
   }
   for (int s = 0; s < shards_; ++s) {
@@ -253,11 +302,21 @@ void Model::CheckAsyncPrefix(const Snapshot& snap, std::vector<Violation>* out) 
         }
         ApplyWrites(op->intent.writes);
       } else {
+        auto later = line_bound[s].find(op->child);
         if (op->ts < bound[s]) {
           out->push_back({true, op->intent.writes[0].first,
                           absl::StrCat("shard ", s, ": async commit at ts ", op->ts,
                                        " was lost although a sync commit at ts ", bound[s],
                                        " on the same shard was acknowledged")});
+        } else if (later != line_bound[s].end() && op->result_line < later->second->intent_line) {
+          const Op& o = *later->second;
+          out->push_back(
+              {true, op->intent.writes[0].first,
+               absl::StrCat("shard ", s, ": async commit ", op->thread, ".", op->seq, " at ts ",
+                            op->ts, " was lost although operation ", o.thread, ".", o.seq, " (",
+                            KindName(o.intent.kind),
+                            "), begun after it was acknowledged, synced a record on the shard "
+                            "and was acknowledged")});
         }
         if (first_lost == nullptr) first_lost = op;
       }
@@ -316,9 +375,12 @@ void Model::CheckContents(const Snapshot& snap, std::vector<Violation>* out) {
 
 void Model::CheckLocks(Database* db, std::vector<Violation>* out) {
   for (const auto& [name, p] : pending_) {
-    std::vector<std::string> probes;
-    if (!p.writes.empty()) probes.push_back(p.writes[0].first);
-    if (!p.from.empty()) probes.push_back(p.from);
+    // Every key it wrote, on every participant shard, and both accounts of a transfer.
+    std::set<std::string> probes;
+    for (const auto& [k, v] : p.writes) probes.insert(k);
+    for (const std::string& account : {p.from, p.to}) {
+      if (!account.empty()) probes.insert(account);
+    }
     for (const std::string& key : probes) {
       auto txn = db->Begin();
       (void)txn->Put(key, "probe");
