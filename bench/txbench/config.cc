@@ -10,8 +10,10 @@
 #include "bench/txbench/flags.h"
 
 ABSL_FLAG(std::string, engines, "shardtx,rocksdb,lmdb",
-          "Comma-separated engines to run, any subset of shardtx,rocksdb,lmdb,fsync. fsync "
-          "measures the disk (pwrite+fdatasync of one commit record, one thread).");
+          "Comma-separated engines to run, any subset of shardtx,rocksdb,lmdb,fsync,"
+          "rocksdb-serial2pc. fsync measures the disk (pwrite+fdatasync of one commit record, "
+          "one thread); rocksdb-serial2pc is RocksDB with the serial 2PC of earlier sessions "
+          "(prepare and commit on each participant in turn, all synced), for comparison.");
 ABSL_FLAG(std::string, workload, "single",
           "single|cross|mixed|ycsb-a|ycsb-b|readonly|bank. single: each transaction reads and "
           "writes --shards-per-txn keys of one shard; cross: one key on each of "
@@ -20,7 +22,15 @@ ABSL_FLAG(std::string, workload, "single",
           "--shards-per-txn reads at one snapshot; bank: transfers between two accounts, the "
           "total checked at the end.");
 ABSL_FLAG(int, threads, 8, "Client threads (ignored by --make-bench, which runs 1 and 64).");
-ABSL_FLAG(double, seconds, 0, "Measured seconds per run (0: 5, or 4 with --make-bench).");
+ABSL_FLAG(double, seconds, 0,
+          "Measured seconds per window, before each engine's deferred work (0: 5; 3 with "
+          "--make-bench; 30 with --long-bench).");
+ABSL_FLAG(int, reps, 0,
+          "Repetitions of the plan, interleaved (A B, B A, ...); targets get a verdict from 5 "
+          "or more (0: 1; 5 with --make-bench or --long-bench).");
+ABSL_FLAG(double, warmup, -1,
+          "Seconds of an unrecorded warm-up window per run before the first repetition (-1: 1; "
+          "5 with --long-bench).");
 ABSL_FLAG(uint32_t, shards, 4,
           "Shards: shardtx's num_shards; the key->shard map every engine uses; rocksdb's number "
           "of TransactionDBs for cross-shard workloads.");
@@ -48,8 +58,13 @@ ABSL_FLAG(std::string, csv, "", "Write the results as CSV to this file.");
 ABSL_FLAG(std::string, chart, "",
           "Draw a PNG (gnuplot) of throughput by engine and workload and of latency percentiles.");
 ABSL_FLAG(bool, make_bench, false,
-          "Run the default matrix of `make bench` (about a minute): the fsync floor; single at 1 "
-          "and 64 threads; cross at 64 threads, 2 shards per transaction; for every engine.");
+          "Run the matrix of `make bench` (about 3 minutes): 5 interleaved repetitions of the "
+          "fsync floor, shardtx single at 1 thread, single at 64 threads for every engine and "
+          "cross at 64 threads (2 shards per transaction) for shardtx and rocksdb.");
+ABSL_FLAG(bool, long_bench, false,
+          "Run the long steady-state matrix of `make bench-long` (about 40 minutes): 5 "
+          "interleaved repetitions of 30 s windows of single at 1 and 64 threads, cross at 64 "
+          "and ycsb-b at 2, for every engine.");
 ABSL_FLAG(bool, keep_data, false, "Keep each run's files under --dir.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the key and value choices (threads derive theirs).");
 ABSL_FLAG(bool, progress, true, "Progress lines on stderr.");
@@ -66,8 +81,14 @@ const char* EngineName(EngineKind e) {
       return "lmdb";
     case EngineKind::kFsync:
       return "fsync";
+    case EngineKind::kRocksdbSerial2pc:
+      return "rocksdb-serial2pc";
   }
   return "?";
+}
+
+bool IsRocksdb(EngineKind e) {
+  return e == EngineKind::kRocksdb || e == EngineKind::kRocksdbSerial2pc;
 }
 
 const char* WorkloadName(Workload w) {
@@ -117,9 +138,12 @@ absl::StatusOr<std::vector<EngineKind>> ParseEngines(absl::string_view list) {
       e = EngineKind::kLmdb;
     } else if (name == "fsync") {
       e = EngineKind::kFsync;
+    } else if (name == "rocksdb-serial2pc") {
+      e = EngineKind::kRocksdbSerial2pc;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("--engines: unknown engine '", name,
-                                                     "' (choose from shardtx,rocksdb,lmdb,fsync)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--engines: unknown engine '", name,
+                       "' (choose from shardtx,rocksdb,lmdb,fsync,rocksdb-serial2pc)"));
     }
     if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
   }
@@ -166,6 +190,15 @@ absl::Status Validate(const Config& c) {
   }
   if (!(c.seconds > 0) || c.seconds > 86400) {
     return absl::InvalidArgumentError(absl::StrCat("--seconds ", c.seconds, " not in (0, 86400]"));
+  }
+  if (c.reps < 1 || c.reps > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat("--reps ", c.reps, " not in [1, 1000]"));
+  }
+  if (!(c.warmup_s >= 0) || c.warmup_s > 3600) {
+    return absl::InvalidArgumentError(absl::StrCat("--warmup ", c.warmup_s, " not in [0, 3600]"));
+  }
+  if (c.make_bench && c.long_bench) {
+    return absl::InvalidArgumentError("--make-bench and --long-bench are two different matrices");
   }
   if (c.shards < 1 || c.shards > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("--shards ", c.shards, " not in [1, 1024]"));
@@ -225,18 +258,27 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
   std::vector<RunSpec> runs;
   const bool fsync =
       std::find(c.engines.begin(), c.engines.end(), EngineKind::kFsync) != c.engines.end();
-  if (fsync || c.make_bench) runs.push_back({EngineKind::kFsync, Workload::kFsync, 1, 1});
-  auto add_all = [&](Workload w, int threads, uint32_t k) {
+  if (fsync || c.make_bench || c.long_bench) {
+    runs.push_back({EngineKind::kFsync, Workload::kFsync, 1, 1});
+  }
+  auto add = [&](Workload w, int threads, uint32_t k, auto wanted) {
     for (EngineKind e : c.engines) {
-      if (e != EngineKind::kFsync) runs.push_back({e, w, threads, k});
+      if (e != EngineKind::kFsync && wanted(e)) runs.push_back({e, w, threads, k});
     }
   };
+  auto every = [](EngineKind) { return true; };
   if (c.make_bench) {
-    add_all(Workload::kSingle, 1, 2);
-    add_all(Workload::kSingle, 64, 2);
-    add_all(Workload::kCross, 64, 2);
+    add(Workload::kSingle, 1, 2, [](EngineKind e) { return e == EngineKind::kShardtx; });
+    add(Workload::kSingle, 64, 2, [](EngineKind e) { return e != EngineKind::kRocksdbSerial2pc; });
+    add(Workload::kCross, 64, 2,
+        [](EngineKind e) { return e == EngineKind::kShardtx || IsRocksdb(e); });
+  } else if (c.long_bench) {
+    add(Workload::kSingle, 1, 2, every);
+    add(Workload::kSingle, 64, 2, every);
+    add(Workload::kCross, 64, 2, every);
+    add(Workload::kYcsbB, 2, 2, every);
   } else {
-    add_all(c.workload, c.threads, c.shards_per_txn);
+    add(c.workload, c.threads, c.shards_per_txn, every);
   }
   return runs;
 }
@@ -286,9 +328,14 @@ absl::StatusOr<Config> ConfigFromFlags() {
   if (!layout.ok()) return layout.status();
   c.rocksdb_layout = *layout;
   c.make_bench = absl::GetFlag(FLAGS_make_bench);
+  c.long_bench = absl::GetFlag(FLAGS_long_bench);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.seconds = absl::GetFlag(FLAGS_seconds);
-  if (c.seconds == 0) c.seconds = c.make_bench ? 4 : 5;
+  if (c.seconds == 0) c.seconds = c.make_bench ? 3 : c.long_bench ? 30 : 5;
+  c.reps = absl::GetFlag(FLAGS_reps);
+  if (c.reps == 0) c.reps = c.make_bench || c.long_bench ? 5 : 1;
+  c.warmup_s = absl::GetFlag(FLAGS_warmup);
+  if (c.warmup_s == -1) c.warmup_s = c.long_bench ? 5 : 1;
   c.shards = absl::GetFlag(FLAGS_shards);
   c.shards_per_txn = absl::GetFlag(FLAGS_shards_per_txn);
   c.cross_pct = absl::GetFlag(FLAGS_cross_pct);

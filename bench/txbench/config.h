@@ -11,11 +11,13 @@
 
 namespace txbench {
 
-enum class EngineKind { kShardtx, kRocksdb, kLmdb, kFsync };
+// kRocksdbSerial2pc: RocksDB with the serial 2PC baseline of earlier sessions (see engine.h's
+// Rocksdb2pc), for comparison with the careful protocol of kRocksdb.
+enum class EngineKind { kShardtx, kRocksdb, kLmdb, kFsync, kRocksdbSerial2pc };
 enum class Workload { kSingle, kCross, kMixed, kYcsbA, kYcsbB, kReadonly, kBank, kFsync };
 enum class DurabilityMode { kSync, kAsync, kNone };
 // How the rocksdb engine lays out its data: one TransactionDB for everything, or one per
-// shard (needed for cross-shard transactions, which then use RocksDB's own 2PC).
+// shard (needed for cross-shard transactions, which then use 2PC on RocksDB's prepare).
 enum class RocksdbLayout { kAuto, kOne, kPerShard };
 
 const char* EngineName(EngineKind e);
@@ -32,7 +34,9 @@ struct Config {
   std::vector<EngineKind> engines = {EngineKind::kShardtx, EngineKind::kRocksdb, EngineKind::kLmdb};
   Workload workload = Workload::kSingle;
   int threads = 8;
-  double seconds = 5;
+  double seconds = 5;   // measured seconds per window (deferred work comes on top)
+  int reps = 1;         // repetitions of the whole plan, interleaved (see PlanRuns)
+  double warmup_s = 1;  // an unrecorded window per run of the plan before the first repetition
   uint32_t shards = 4;
   uint32_t shards_per_txn = 2;  // keys per read-write transaction (on as many shards in cross)
   double cross_pct = 10;        // mixed: percentage of cross-shard transactions
@@ -47,6 +51,7 @@ struct Config {
   std::string csv_path;
   std::string chart_path;
   bool make_bench = false;
+  bool long_bench = false;  // the long steady-state matrix (`make bench-long`)
   bool keep_data = false;
   uint64_t seed = 1;
   bool progress = true;  // progress lines on stderr
@@ -63,11 +68,21 @@ struct RunSpec {
 // Checks ranges and combinations (e.g. cross needs shards >= shards_per_txn).
 absl::Status Validate(const Config& config);
 
-// The runs of an invocation, in order. With make_bench: the fsync floor, then single at 1 and
-// 64 threads and cross at 64 threads with 2 shards per transaction, each for every engine of
-// the config; otherwise every engine of the config on config.workload at config.threads. The
-// fsync engine always runs once (workload kFsync, one thread), first.
+// The runs of one repetition of an invocation, in order; the invocation runs them
+// config.reps times, in this order in even repetitions and in the reverse order in odd ones
+// (so that each pair of engines is measured A B, B A, A B, ...: a drift of the machine
+// during a repetition does not favour the engine that runs first).
+//  - make_bench: the fsync floor; shardtx single at 1 thread; single at 64 threads for every
+//    engine of the config; cross at 64 threads (2 shards per transaction) for shardtx and the
+//    rocksdb engines. Only the runs issue 5's targets compare, to keep within ~3 minutes.
+//  - long_bench: the fsync floor, then single at 1 and 64 threads, cross at 64 threads and
+//    ycsb-b at 2 threads, each for every engine of the config.
+//  - otherwise: every engine of the config on config.workload at config.threads (the fsync
+//    floor first when the engines name it).
 std::vector<RunSpec> PlanRuns(const Config& config);
+
+// Whether an engine kind runs on RocksDB (kRocksdb or kRocksdbSerial2pc).
+bool IsRocksdb(EngineKind e);
 
 // Abseil flag names use underscores; txbench documents hyphens (--shards-per-txn). Rewrites
 // the name part of every "--name[=value]" argument (up to a bare "--") to underscores, so both

@@ -3,8 +3,7 @@
 //
 // Status conventions for all Session calls: kNotFound (Get of a missing key), kAborted
 // (retryable: the runner starts the transaction over and counts an abort), anything else is a
-// hard error that stops the run (kUnimplemented included: shardtx's cross-shard commit before
-// it lands).
+// hard error that stops the run.
 #pragma once
 
 #include <cstdint>
@@ -44,13 +43,26 @@ class Session {
   virtual void Rollback() = 0;
 };
 
+// How the rocksdb engine commits a transaction that writes on several of its per-shard
+// TransactionDBs (see rocksdb_engine.cc and bench/txbench/README.md).
+enum class Rocksdb2pc {
+  // Prepares in parallel (the coordinator's unsynced, the others synced), a synced decision
+  // in the coordinator's DB, then commits that do not wait for their sync: two fsync rounds,
+  // as shardtx.
+  kCareful,
+  // Sessions 1-6's baseline, kept for comparison: prepare on each participant, then commit on
+  // each, one after the other, every one synced: 2 x participants fsync rounds.
+  kSerial,
+};
+
 struct EngineSetup {
   std::string dir;  // fresh, empty directory of this run
   uint32_t shards = 1;
   int threads = 1;
   DurabilityMode durability = DurabilityMode::kSync;
-  // rocksdb: one TransactionDB per shard (and RocksDB's 2PC across them) rather than one.
+  // rocksdb: one TransactionDB per shard (and 2PC across them) rather than one.
   bool per_shard = false;
+  Rocksdb2pc rocksdb_2pc = Rocksdb2pc::kCareful;
   const KeySpace* keys = nullptr;  // key -> shard map; outlives the engine
 };
 
@@ -63,6 +75,12 @@ class Engine {
   // so far durable and settled in the engine's stable store (shardtx checkpoint, RocksDB
   // memtable flush, LMDB sync), so that every run starts from the same kind of state.
   virtual absl::Status SetBulkLoad(bool on) = 0;
+
+  // Does now, and waits for, the work the engine defers past its commits (shardtx: a
+  // checkpoint into LMDB; RocksDB: memtable flush and the compactions it triggers; LMDB:
+  // nothing, its commits write the B-tree). The runner calls it inside every measured window,
+  // so that no engine leaves part of its cost outside the clock.
+  virtual absl::Status SettleDeferredWork() = 0;
 
   // fsync-type calls made so far (WAL and data syncs), or nullopt when the engine cannot tell.
   virtual std::optional<uint64_t> Fsyncs() = 0;

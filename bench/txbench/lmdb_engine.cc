@@ -87,6 +87,16 @@ class LmdbEngine final : public Engine {
     return absl::OkStatus();
   }
 
+  // A synced commit has written and synced its B-tree pages: nothing is deferred. Under
+  // MDB_NOSYNC (async, none) the deferred work is the sync of those pages.
+  absl::Status SettleDeferredWork() override {
+    if (setup_.durability == DurabilityMode::kSync) return absl::OkStatus();
+    int rc = mdb_env_sync(env_, 1);
+    if (rc != 0) return LmdbError(rc, "mdb_env_sync");
+    explicit_syncs_.fetch_add(1, std::memory_order_relaxed);
+    return absl::OkStatus();
+  }
+
   std::optional<uint64_t> Fsyncs() override {
     return explicit_syncs_.load(std::memory_order_relaxed) +
            synced_commits_.load(std::memory_order_relaxed) * 2;

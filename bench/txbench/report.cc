@@ -1,5 +1,6 @@
 #include "bench/txbench/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -46,12 +47,6 @@ std::string JsonNumber(double v) {
   return absl::StrFormat("%.3f", v);
 }
 
-// Groups: same workload, threads and keys per transaction; fsync is its own group.
-using GroupKey = std::tuple<int, int, uint32_t>;
-GroupKey KeyOf(const RunSpec& s) {
-  return {static_cast<int>(s.workload), s.threads, s.shards_per_txn};
-}
-
 std::string Num(double v) {
   if (v >= 1e6) return absl::StrFormat("%.2fM", v / 1e6);
   if (v >= 1e4) return absl::StrFormat("%.1fk", v / 1e3);
@@ -59,22 +54,72 @@ std::string Num(double v) {
   return absl::StrFormat("%.1f", v);
 }
 
-std::string Ratio(double a, double b) {
-  if (b <= 0) return "-";
-  const double r = a / b;
-  return r >= 10 ? absl::StrFormat("%.0fx", r) : absl::StrFormat("%.2fx", r);
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-const RunResult* Find(const std::vector<RunResult>& runs, EngineKind e, Workload w, int threads,
-                      uint32_t k) {
-  for (const RunResult& r : runs) {
-    if (r.status.ok() && r.spec.engine == e && r.spec.workload == w && r.spec.threads == threads &&
-        (w == Workload::kFsync || r.spec.shards_per_txn == k) &&
-        r.durability == DurabilityMode::kSync) {
-      return &r;
-    }
+// What makes windows comparable: the same engine, workload, threads, keys per transaction
+// and durability (the fsync floor ignores keys per transaction).
+using RowKey = std::tuple<int, int, int, uint32_t, int>;
+RowKey RowOf(const RunResult& r) {
+  return {static_cast<int>(r.spec.engine), static_cast<int>(r.spec.workload), r.spec.threads,
+          r.spec.workload == Workload::kFsync ? 0 : r.spec.shards_per_txn,
+          static_cast<int>(r.durability)};
+}
+
+// Groups of the ratio matrices: same workload, threads, keys per transaction and durability.
+using GroupKey = std::tuple<int, int, uint32_t, int>;
+GroupKey GroupOf(const RunResult& r) {
+  return {static_cast<int>(r.spec.workload), r.spec.threads, r.spec.shards_per_txn,
+          static_cast<int>(r.durability)};
+}
+
+// Picks the windows of one row of the plan (ycsb-b, readonly: any keys per transaction).
+struct Pick {
+  EngineKind engine;
+  Workload workload;
+  int threads;
+  uint32_t shards_per_txn;  // 0: any
+  DurabilityMode durability = DurabilityMode::kSync;
+  bool Matches(const RunResult& r) const {
+    return r.status.ok() && r.spec.engine == engine && r.spec.workload == workload &&
+           r.spec.threads == threads &&
+           (shards_per_txn == 0 || r.spec.shards_per_txn == shards_per_txn) &&
+           r.durability == durability;
   }
-  return nullptr;
+};
+
+// metric(a) / metric(b) for each repetition that has both a and b, in repetition order.
+std::vector<double> PairRatios(const std::vector<RunResult>& runs, const Pick& a, const Pick& b,
+                               double (*metric)(const RunResult&)) {
+  std::map<int, const RunResult*> as, bs;
+  for (const RunResult& r : runs) {
+    if (a.Matches(r)) as[r.rep] = &r;
+    if (b.Matches(r)) bs[r.rep] = &r;
+  }
+  std::vector<double> out;
+  for (const auto& [rep, ra] : as) {
+    auto it = bs.find(rep);
+    if (it == bs.end()) continue;
+    const double denominator = metric(*it->second);
+    if (denominator > 0) out.push_back(metric(*ra) / denominator);
+  }
+  return out;
+}
+
+double TxnPerS(const RunResult& r) { return r.txn_per_s; }
+double P50(const RunResult& r) { return r.p50_us; }
+
+std::string RatioSpread(const std::vector<double>& ratios) {
+  if (ratios.empty()) return "-";
+  const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
+  auto fmt = [](double r) {
+    return r >= 10 ? absl::StrFormat("%.0fx", r) : absl::StrFormat("%.2fx", r);
+  };
+  return absl::StrFormat("%s (%s-%s, %d)", fmt(Median(ratios)), fmt(*lo), fmt(*hi), ratios.size());
 }
 
 }  // namespace
@@ -91,16 +136,15 @@ std::string HeaderText(const Config& c, const MachineInfo& m) {
       absl::StrFormat(
           "  fair: every engine gets the same %d preloaded keys (%d B keys, %d B values, the "
           "same bytes),\n"
-          "        the same transactions from the same seeded generator (seed %d), the same "
-          "durability\n"
-          "        (%s), and the same number of client threads; the key -> shard map is "
-          "shardtx's\n"
-          "        partitioner (%d shards) for every engine; aborted attempts are retried until "
-          "they\n"
-          "        commit and counted; each engine's preload is made durable and settled in "
-          "its\n"
-          "        store (shardtx checkpoint, RocksDB flush, LMDB sync) before the clock "
-          "starts.\n",
+          "        the same transactions from the same seeded generator (seed %d, varied by "
+          "repetition), the\n"
+          "        same durability (%s), and the same number of client threads; the key -> "
+          "shard map is\n"
+          "        shardtx's partitioner (%d shards) for every engine; aborted attempts are "
+          "retried until\n"
+          "        they commit and counted; each engine's preload is made durable and settled "
+          "in its store\n"
+          "        before the first window.\n",
           c.keys, c.key_size, c.value_size, c.seed, DurabilityName(c.durability), c.shards),
       "  durability ", DurabilityName(c.durability), ": ",
       c.durability == DurabilityMode::kSync
@@ -108,28 +152,45 @@ std::string HeaderText(const Config& c, const MachineInfo& m) {
           : "shardtx k" + std::string(c.durability == DurabilityMode::kAsync ? "Async" : "None") +
                 ", rocksdb sync=false (WAL on), lmdb MDB_NOSYNC",
       "\n",
-      absl::StrFormat("  %.0f s per run%s; latency is per committed transaction, first attempt "
-                      "to commit,\n  in microseconds; fsync/s: shardtx WAL fdatasyncs (+2 per "
-                      "checkpoint), rocksdb WAL syncs\n  (statistics), lmdb 2 per synced "
-                      "write commit (fdatasync of the data pages, O_DSYNC write of the\n  meta "
-                      "page); txn/fs: transactions per fsync; cpu: cores this process used; "
-                      "other: cores\n  the rest of the machine used meanwhile (above ~0.1: a "
-                      "noisy neighbour, distrust the run)\n",
-                      c.seconds, c.make_bench ? " (fsync floor: 3 s)" : ""));
+      absl::StrFormat(
+          "  windows: %.0f s of client threads, then each engine's deferred work inside the "
+          "same window\n"
+          "  (shardtx: a checkpoint into LMDB; rocksdb: memtable flush and the compactions it "
+          "starts;\n"
+          "  lmdb: none when synced, its commits write the B-tree; settle: seconds of it); "
+          "%d repetition%s\n"
+          "  of the plan, interleaved (odd repetitions in reverse order), after a %.0f s "
+          "warm-up window\n"
+          "  per run; the fsync floor runs in every repetition (at most 3 s)\n",
+          c.seconds, c.reps, c.reps == 1 ? "" : "s", c.warmup_s),
+      "  latency is per committed transaction, first attempt to commit, in microseconds; "
+      "fsync/s: shardtx\n"
+      "  WAL fdatasyncs plus LMDB's (one per checkpoint chunk, one per checkpoint), rocksdb WAL "
+      "syncs\n"
+      "  (statistics), lmdb 2 per synced write commit (fdatasync of the data pages, O_DSYNC "
+      "write of the\n"
+      "  meta page); txn/fs: transactions per fsync; cpu: cores this process used; other: "
+      "cores the rest\n"
+      "  of the machine used meanwhile (above ~0.1: a noisy neighbour, distrust the window)\n",
+      "  verdicts: from the per-repetition ratios of the two engines (or engine and floor) of "
+      "a target:\n"
+      "  median (min-max, pairs); 'holds' when even the worst pair meets the target, 'MISSED' "
+      "when even\n"
+      "  the best pair does not, else 'undecided'; fewer than 5 pairs give no verdict\n");
   return out;
 }
 
 std::string TableText(const std::vector<RunResult>& runs) {
-  std::string out =
-      absl::StrFormat("%-8s %-8s %4s %4s %3s %-5s %9s %9s %6s %8s %8s %8s %8s %8s %7s %5s %5s\n",
-                      "engine", "workload", "thr", "shrd", "k", "dur", "txn/s", "ops/s", "abort%",
-                      "p50us", "p95us", "p99us", "p99.9us", "fsync/s", "txn/fs", "cpu", "other");
+  std::string out = absl::StrFormat(
+      "%3s %-17s %-8s %4s %4s %3s %-5s %9s %9s %6s %8s %8s %8s %8s %8s %7s %6s %5s %5s\n", "rep",
+      "engine", "workload", "thr", "shrd", "k", "dur", "txn/s", "ops/s", "abort%", "p50us", "p95us",
+      "p99us", "p99.9us", "fsync/s", "txn/fs", "settle", "cpu", "other");
   for (const RunResult& r : runs) {
     if (!r.status.ok()) {
-      out +=
-          absl::StrFormat("%-8s %-8s %4d %4d %3d %-5s FAILED: %s\n", EngineName(r.spec.engine),
-                          WorkloadName(r.spec.workload), r.spec.threads, r.shards,
-                          r.spec.shards_per_txn, DurabilityName(r.durability), r.status.ToString());
+      out += absl::StrFormat("%3d %-17s %-8s %4d %4d %3d %-5s FAILED: %s\n", r.rep + 1,
+                             EngineName(r.spec.engine), WorkloadName(r.spec.workload),
+                             r.spec.threads, r.shards, r.spec.shards_per_txn,
+                             DurabilityName(r.durability), r.status.ToString());
       continue;
     }
     std::string fs = "n/a", per = "n/a";
@@ -138,93 +199,194 @@ std::string TableText(const std::vector<RunResult>& runs) {
       per = *r.fsyncs_per_s > 0 ? absl::StrFormat("%.1f", r.txn_per_s / *r.fsyncs_per_s) : "-";
     }
     out += absl::StrFormat(
-        "%-8s %-8s %4d %4d %3d %-5s %9s %9s %6.2f %8.1f %8.1f %8.1f %8.1f %8s %7s %5.2f %5.2f\n",
-        EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads, r.shards,
-        r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s), Num(r.ops_per_s),
-        r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.cpu_cores, r.other_cores);
+        "%3d %-17s %-8s %4d %4d %3d %-5s %9s %9s %6.2f %8.1f %8.1f %8.1f %8.1f %8s %7s %6.2f %5.2f "
+        "%5.2f\n",
+        r.rep + 1, EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads,
+        r.shards, r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s),
+        Num(r.ops_per_s), r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.settle_s,
+        r.cpu_cores, r.other_cores);
   }
-  // Ratio matrices per group.
-  std::map<GroupKey, std::vector<const RunResult*>> groups;
+  return out;
+}
+
+std::vector<Summary> Summarize(const std::vector<RunResult>& runs) {
+  std::map<RowKey, std::vector<const RunResult*>> rows;
+  std::vector<RowKey> order;
   for (const RunResult& r : runs) {
-    if (r.status.ok() && r.spec.engine != EngineKind::kFsync) groups[KeyOf(r.spec)].push_back(&r);
+    if (!r.status.ok()) continue;
+    auto [it, fresh] = rows.try_emplace(RowOf(r));
+    if (fresh) order.push_back(RowOf(r));
+    it->second.push_back(&r);
   }
-  const RunResult* floor = nullptr;
-  for (const RunResult& r : runs) {
-    if (r.status.ok() && r.spec.engine == EngineKind::kFsync) floor = &r;
-  }
-  for (const auto& [key, members] : groups) {
-    if (members.size() < 2 && floor == nullptr) continue;
-    const RunResult& first = *members[0];
-    out +=
-        absl::StrFormat("  ratios, %s at %d threads: txn/s of the row's engine over the column's\n",
-                        WorkloadName(first.spec.workload), first.spec.threads);
-    out += absl::StrFormat("    %-8s", "");
-    for (const RunResult* col : members) {
-      out += absl::StrFormat(" %9s", EngineName(col->spec.engine));
+  std::vector<Summary> out;
+  for (const RowKey& key : order) {
+    const std::vector<const RunResult*>& w = rows[key];
+    Summary s;
+    s.windows = static_cast<int>(w.size());
+    RunResult& m = s.median;
+    m.spec = w[0]->spec;
+    m.shards = w[0]->shards;
+    m.durability = w[0]->durability;
+    m.engine_description = w[0]->engine_description;
+    auto median = [&](double RunResult::*field) {
+      std::vector<double> v;
+      for (const RunResult* r : w) v.push_back(r->*field);
+      return Median(v);
+    };
+    m.txn_per_s = median(&RunResult::txn_per_s);
+    m.ops_per_s = median(&RunResult::ops_per_s);
+    m.abort_pct = median(&RunResult::abort_pct);
+    m.p50_us = median(&RunResult::p50_us);
+    m.p95_us = median(&RunResult::p95_us);
+    m.p99_us = median(&RunResult::p99_us);
+    m.p999_us = median(&RunResult::p999_us);
+    m.settle_s = median(&RunResult::settle_s);
+    m.cpu_cores = median(&RunResult::cpu_cores);
+    std::vector<double> fs;
+    for (const RunResult* r : w) {
+      m.other_cores = std::max(m.other_cores, r->other_cores);
+      m.committed += r->committed;
+      m.aborts += r->aborts;
+      m.ops += r->ops;
+      m.elapsed_s += r->elapsed_s;
+      if (r->fsyncs_per_s.has_value()) fs.push_back(*r->fsyncs_per_s);
     }
-    if (floor != nullptr) out += "  p50/fsync-floor-p50";
-    out += "\n";
-    for (const RunResult* row : members) {
-      out += absl::StrFormat("    %-8s", EngineName(row->spec.engine));
-      for (const RunResult* col : members) {
-        out += absl::StrFormat(" %9s", row == col ? "-" : Ratio(row->txn_per_s, col->txn_per_s));
+    if (fs.size() == w.size()) m.fsyncs_per_s = Median(fs);
+    s.txn_min = s.txn_max = w[0]->txn_per_s;
+    for (const RunResult* r : w) {
+      s.txn_min = std::min(s.txn_min, r->txn_per_s);
+      s.txn_max = std::max(s.txn_max, r->txn_per_s);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string SummaryText(const std::vector<RunResult>& runs) {
+  const std::vector<Summary> rows = Summarize(runs);
+  std::string out = absl::StrFormat(
+      "%-17s %-8s %4s %3s %-5s %4s %9s %17s %6s %8s %8s %8s %8s %7s %6s %5s %5s\n", "engine",
+      "workload", "thr", "k", "dur", "n", "txn/s", "txn/s min-max", "abort%", "p50us", "p99us",
+      "p99.9us", "fsync/s", "txn/fs", "settle", "cpu", "other");
+  for (const Summary& s : rows) {
+    const RunResult& m = s.median;
+    std::string fs = "n/a", per = "n/a";
+    if (m.fsyncs_per_s.has_value()) {
+      fs = Num(*m.fsyncs_per_s);
+      per = *m.fsyncs_per_s > 0 ? absl::StrFormat("%.1f", m.txn_per_s / *m.fsyncs_per_s) : "-";
+    }
+    out += absl::StrFormat(
+        "%-17s %-8s %4d %3d %-5s %4d %9s %17s %6.2f %8.1f %8.1f %8.1f %8s %7s %6.2f %5.2f %5.2f\n",
+        EngineName(m.spec.engine), WorkloadName(m.spec.workload), m.spec.threads,
+        m.spec.shards_per_txn, DurabilityName(m.durability), s.windows, Num(m.txn_per_s),
+        absl::StrCat(Num(s.txn_min), "-", Num(s.txn_max)), m.abort_pct, m.p50_us, m.p99_us,
+        m.p999_us, fs, per, m.settle_s, m.cpu_cores, m.other_cores);
+  }
+  // Ratios within each group, pair by pair (the same repetition), and each engine's p50 over
+  // the fsync floor's p50 of the same repetition.
+  std::map<GroupKey, std::vector<const RunResult*>> groups;
+  std::vector<GroupKey> order;
+  for (const Summary& s : rows) {
+    if (s.median.spec.engine == EngineKind::kFsync) continue;
+    auto [it, fresh] = groups.try_emplace(GroupOf(s.median));
+    if (fresh) order.push_back(GroupOf(s.median));
+    it->second.push_back(&s.median);
+  }
+  bool floor = false;
+  for (const RunResult& r : runs)
+    floor = floor || (r.status.ok() && r.spec.engine == EngineKind::kFsync);
+  for (const GroupKey& key : order) {
+    const std::vector<const RunResult*>& members = groups[key];
+    if (members.size() < 2 && !floor) continue;
+    const RunSpec& first = members[0]->spec;
+    const DurabilityMode durability = members[0]->durability;
+    out += absl::StrFormat(
+        "  ratios, %s at %d threads, %s: median of the per-repetition ratios (min-max, pairs)\n",
+        WorkloadName(first.workload), first.threads, DurabilityName(durability));
+    auto pick = [](const RunResult* m) {
+      return Pick{m->spec.engine, m->spec.workload, m->spec.threads, m->spec.shards_per_txn,
+                  m->durability};
+    };
+    // Each pair once, the engine that runs first in the plan (shardtx) over the other.
+    for (size_t i = 0; i < members.size(); ++i) {
+      const RunResult* row = members[i];
+      for (size_t j = i + 1; j < members.size(); ++j) {
+        const RunResult* col = members[j];
+        out += absl::StrFormat("    txn/s %s / %s: %s\n", EngineName(row->spec.engine),
+                               EngineName(col->spec.engine),
+                               RatioSpread(PairRatios(runs, pick(row), pick(col), TxnPerS)));
       }
-      if (floor != nullptr) out += absl::StrFormat("  %19s", Ratio(row->p50_us, floor->p50_us));
-      out += "\n";
+      if (floor && durability == DurabilityMode::kSync) {
+        out += absl::StrFormat(
+            "    p50 %s / fsync floor p50: %s\n", EngineName(row->spec.engine),
+            RatioSpread(PairRatios(runs, pick(row),
+                                   Pick{EngineKind::kFsync, Workload::kFsync, 1, 0}, P50)));
+      }
     }
   }
   return out;
 }
 
+Verdict Judge(const std::string& target, const std::vector<double>& ratios, double bound,
+              bool at_least) {
+  Verdict v;
+  v.target = target;
+  v.pairs = static_cast<int>(ratios.size());
+  v.bound = bound;
+  v.at_least = at_least;
+  if (ratios.empty()) {
+    v.outcome = "not measured";
+    return v;
+  }
+  v.median = Median(ratios);
+  v.min = *std::min_element(ratios.begin(), ratios.end());
+  v.max = *std::max_element(ratios.begin(), ratios.end());
+  if (v.pairs < kMinPairs) {
+    v.outcome = absl::StrCat("no verdict (", v.pairs, " pair", v.pairs == 1 ? "" : "s", " < ",
+                             kMinPairs, ")");
+  } else if (at_least ? v.min >= bound : v.max <= bound) {
+    v.outcome = "holds";
+  } else if (at_least ? v.max < bound : v.min > bound) {
+    v.outcome = "MISSED";
+  } else {
+    v.outcome = "undecided";
+  }
+  return v;
+}
+
+std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
+  const Pick s64{EngineKind::kShardtx, Workload::kSingle, 64, 2};
+  const Pick x64{EngineKind::kShardtx, Workload::kCross, 64, 2};
+  std::vector<Verdict> out;
+  out.push_back(Judge(
+      "single, 64 threads, sync: shardtx >= 5x RocksDB TransactionDB",
+      PairRatios(runs, s64, {EngineKind::kRocksdb, Workload::kSingle, 64, 2}, TxnPerS), 5, true));
+  out.push_back(Judge("single, 64 threads, sync: shardtx >= 50x LMDB",
+                      PairRatios(runs, s64, {EngineKind::kLmdb, Workload::kSingle, 64, 2}, TxnPerS),
+                      50, true));
+  out.push_back(Judge(
+      "cross (2 shards/txn), 64 threads, sync: shardtx >= 5x RocksDB 2PC",
+      PairRatios(runs, x64, {EngineKind::kRocksdb, Workload::kCross, 64, 2}, TxnPerS), 5, true));
+  out.push_back(Judge("single, 1 thread, sync: shardtx p50 <= 1.2x the fsync floor",
+                      PairRatios(runs, {EngineKind::kShardtx, Workload::kSingle, 1, 2},
+                                 {EngineKind::kFsync, Workload::kFsync, 1, 0}, P50),
+                      1.2, false));
+  out.push_back(Judge("ycsb-b, 2 threads, sync: shardtx >= 0.8x LMDB",
+                      PairRatios(runs, {EngineKind::kShardtx, Workload::kYcsbB, 2, 0},
+                                 {EngineKind::kLmdb, Workload::kYcsbB, 2, 0}, TxnPerS),
+                      0.8, true));
+  return out;
+}
+
 std::string TargetsText(const std::vector<RunResult>& runs) {
   std::string out;
-  auto line = [&](const std::string& what, const RunResult* a, const RunResult* b,
-                  const std::string& figures, bool holds) {
-    if (a == nullptr || b == nullptr) {
-      out += absl::StrFormat("  %-62s not measured in this run\n", what);
-    } else {
-      out += absl::StrFormat("  %-62s %-28s %s\n", what, figures, holds ? "holds" : "MISSED");
+  for (const Verdict& v : JudgeTargets(runs)) {
+    if (v.pairs == 0) {
+      out += absl::StrFormat("  %-64s not measured in this run\n", v.target);
+      continue;
     }
-  };
-  {
-    const RunResult* s = Find(runs, EngineKind::kShardtx, Workload::kSingle, 64, 2);
-    const RunResult* r = Find(runs, EngineKind::kRocksdb, Workload::kSingle, 64, 2);
-    const RunResult* l = Find(runs, EngineKind::kLmdb, Workload::kSingle, 64, 2);
-    line("single, 64 threads, sync: shardtx >= 5x RocksDB TransactionDB", s, r,
-         s && r ? absl::StrCat("shardtx/rocksdb = ", Ratio(s->txn_per_s, r->txn_per_s)) : "",
-         s && r && s->txn_per_s >= 5 * r->txn_per_s);
-    line("single, 64 threads, sync: shardtx >= 50x LMDB", s, l,
-         s && l ? absl::StrCat("shardtx/lmdb = ", Ratio(s->txn_per_s, l->txn_per_s)) : "",
-         s && l && s->txn_per_s >= 50 * l->txn_per_s);
-  }
-  {
-    const RunResult* s = Find(runs, EngineKind::kShardtx, Workload::kCross, 64, 2);
-    const RunResult* r = Find(runs, EngineKind::kRocksdb, Workload::kCross, 64, 2);
-    line("cross (2 shards/txn), 64 threads, sync: shardtx >= 5x RocksDB 2PC", s, r,
-         s && r ? absl::StrCat("shardtx/rocksdb = ", Ratio(s->txn_per_s, r->txn_per_s)) : "",
-         s && r && s->txn_per_s >= 5 * r->txn_per_s);
-  }
-  {
-    const RunResult* s = Find(runs, EngineKind::kShardtx, Workload::kSingle, 1, 2);
-    const RunResult* f = Find(runs, EngineKind::kFsync, Workload::kFsync, 1, 1);
-    line("single, 1 thread, sync: shardtx p50 <= 1.2x the fsync floor", s, f,
-         s && f ? absl::StrFormat("%.0f us / %.0f us = %s", s->p50_us, f->p50_us,
-                                  Ratio(s->p50_us, f->p50_us))
-                : "",
-         s && f && s->p50_us <= 1.2 * f->p50_us);
-  }
-  {
-    const RunResult* s = Find(runs, EngineKind::kShardtx, Workload::kYcsbB, 2, 0);
-    const RunResult* l = Find(runs, EngineKind::kLmdb, Workload::kYcsbB, 2, 0);
-    // ycsb-b ignores shards_per_txn: match any.
-    for (const RunResult& r : runs) {
-      if (!r.status.ok() || r.spec.workload != Workload::kYcsbB || r.spec.threads != 2) continue;
-      if (r.spec.engine == EngineKind::kShardtx) s = &r;
-      if (r.spec.engine == EngineKind::kLmdb) l = &r;
-    }
-    line("ycsb-b, 2 threads: shardtx >= 0.8x LMDB", s, l,
-         s && l ? absl::StrCat("shardtx/lmdb = ", Ratio(s->txn_per_s, l->txn_per_s)) : "",
-         s && l && s->txn_per_s >= 0.8 * l->txn_per_s);
+    out += absl::StrFormat("  %-64s %.2fx (%.2f-%.2f, %d pairs)  %s\n", v.target, v.median, v.min,
+                           v.max, v.pairs, v.outcome);
   }
   return out;
 }
@@ -246,6 +408,8 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
       absl::StrCat("\"rocksdb_version\": ", JsonString(RocksdbVersion())),
       absl::StrCat("\"lmdb_version\": ", JsonString(LmdbVersion())),
       absl::StrCat("\"seconds_per_run\": ", JsonNumber(c.seconds)),
+      absl::StrCat("\"reps\": ", c.reps),
+      absl::StrCat("\"warmup_s\": ", JsonNumber(c.warmup_s)),
       absl::StrCat("\"keys\": ", c.keys),
       absl::StrCat("\"key_size\": ", c.key_size),
       absl::StrCat("\"value_size\": ", c.value_size),
@@ -264,13 +428,25 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
         ", \"workload\": ", JsonString(WorkloadName(r.spec.workload)),
         ", \"threads\": ", r.spec.threads, ", \"shards\": ", r.shards,
         ", \"shards_per_txn\": ", r.spec.shards_per_txn,
-        ", \"durability\": ", JsonString(DurabilityName(r.durability)),
+        ", \"durability\": ", JsonString(DurabilityName(r.durability)), ", \"rep\": ", r.rep,
         ", \"txn_per_s\": ", JsonNumber(r.txn_per_s), ", \"ops_per_s\": ", JsonNumber(r.ops_per_s),
         ", \"abort_pct\": ", JsonNumber(r.abort_pct), ", \"p50_us\": ", JsonNumber(r.p50_us),
         ", \"p95_us\": ", JsonNumber(r.p95_us), ", \"p99_us\": ", JsonNumber(r.p99_us),
         ", \"p999_us\": ", JsonNumber(r.p999_us),
         ", \"fsyncs_per_s\": ", r.fsyncs_per_s.has_value() ? JsonNumber(*r.fsyncs_per_s) : "null",
-        "}");
+        ", \"settle_s\": ", JsonNumber(r.settle_s), "}");
+  }
+  out += first ? "],\n" : "\n  ],\n";
+  out += "  \"targets\": [";
+  first = true;
+  for (const Verdict& v : JudgeTargets(runs)) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += absl::StrCat("    {\"target\": ", JsonString(v.target), ", \"pairs\": ", v.pairs,
+                        ", \"median\": ", v.pairs ? JsonNumber(v.median) : "null",
+                        ", \"min\": ", v.pairs ? JsonNumber(v.min) : "null",
+                        ", \"max\": ", v.pairs ? JsonNumber(v.max) : "null",
+                        ", \"verdict\": ", JsonString(v.outcome), "}");
   }
   out += first ? "]\n}\n" : "\n  ]\n}\n";
   return out;
@@ -278,16 +454,16 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
 
 std::string ToCsv(const std::vector<RunResult>& runs) {
   std::string out =
-      "engine,workload,threads,shards,shards_per_txn,durability,txn_per_s,ops_per_s,abort_pct,"
-      "p50_us,p95_us,p99_us,p999_us,fsyncs_per_s\n";
+      "engine,workload,threads,shards,shards_per_txn,durability,rep,txn_per_s,ops_per_s,"
+      "abort_pct,p50_us,p95_us,p99_us,p999_us,fsyncs_per_s,settle_s\n";
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
-    out +=
-        absl::StrFormat("%s,%s,%d,%d,%d,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n",
-                        EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads,
-                        r.shards, r.spec.shards_per_txn, DurabilityName(r.durability), r.txn_per_s,
-                        r.ops_per_s, r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us,
-                        r.fsyncs_per_s.has_value() ? absl::StrFormat("%.3f", *r.fsyncs_per_s) : "");
+    out += absl::StrFormat(
+        "%s,%s,%d,%d,%d,%s,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%.3f\n",
+        EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads, r.shards,
+        r.spec.shards_per_txn, DurabilityName(r.durability), r.rep, r.txn_per_s, r.ops_per_s,
+        r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us,
+        r.fsyncs_per_s.has_value() ? absl::StrFormat("%.3f", *r.fsyncs_per_s) : "", r.settle_s);
   }
   return out;
 }

@@ -1,6 +1,7 @@
-// What txbench prints and writes: the header that states the fairness rules, a table per
-// group of runs (same workload and thread count) with each engine's ratio to the others, the
-// summary with issue 5's targets, and the JSON and CSV files.
+// What txbench prints and writes: the header that states the fairness rules and the verdict
+// rule, a row per measured window, the medians over the repetitions with each engine's
+// per-repetition ratio to the others, issue 5's targets with their verdicts, and the JSON and
+// CSV files.
 #pragma once
 
 #include <string>
@@ -15,18 +16,50 @@ namespace txbench {
 
 std::string HeaderText(const Config& config, const MachineInfo& machine);
 
-// The table of `runs` (failed runs as a line with their error), then the ratio matrix of the
-// engines that ran the same workload at the same thread count.
+// A row per window of `runs`, with its repetition (failed windows as a line with their error).
 std::string TableText(const std::vector<RunResult>& runs);
 
-// One line per target of issue 5 that these runs measure: the figures, and "holds" or
-// "MISSED".
+// The windows of one engine, workload, thread count, keys per transaction and durability over
+// the repetitions: each figure the median over the windows (other_cores: the maximum;
+// committed, aborts, ops and elapsed_s: the sums), and the spread of txn/s.
+struct Summary {
+  RunResult median;
+  int windows = 0;
+  double txn_min = 0, txn_max = 0;
+};
+// One Summary per row of the plan that has a successful window, in the order of first run.
+std::vector<Summary> Summarize(const std::vector<RunResult>& runs);
+
+// The Summary rows as a table, then, for the engines that ran the same workload at the same
+// thread count, the median (min-max, pairs) of the per-repetition txn/s ratios, and of each
+// engine's p50 over the fsync floor's p50 of the same repetition.
+std::string SummaryText(const std::vector<RunResult>& runs);
+
+// The verdict rule: at least kMinPairs interleaved pairs; "holds" when the worst pair meets
+// the bound, "MISSED" when the best pair does not, otherwise "undecided".
+inline constexpr int kMinPairs = 5;
+struct Verdict {
+  std::string target;
+  double bound = 0;
+  bool at_least = true;  // the ratio must be >= bound (else <= bound)
+  int pairs = 0;
+  double median = 0, min = 0, max = 0;
+  std::string outcome;  // holds | MISSED | undecided | no verdict (n pairs < 5) | not measured
+};
+Verdict Judge(const std::string& target, const std::vector<double>& ratios, double bound,
+              bool at_least);
+
+// Issue 5's targets, each judged from the per-repetition pairs of synced windows in `runs`.
+std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs);
+// One line per target: median (min-max, pairs) and the verdict.
 std::string TargetsText(const std::vector<RunResult>& runs);
 
 // {"machine": {...}, "results": [{"engine", "workload", "threads", "shards", "shards_per_txn",
-// "durability", "txn_per_s", "ops_per_s", "abort_pct", "p50_us", "p95_us", "p99_us",
-// "p999_us", "fsyncs_per_s"}, ...]}. Failed runs are left out; fsyncs_per_s is null when the
-// engine cannot count them.
+// "durability", "rep", "txn_per_s", "ops_per_s", "abort_pct", "p50_us", "p95_us", "p99_us",
+// "p999_us", "fsyncs_per_s", "settle_s"}, ...], "targets": [{"target", "pairs", "median",
+// "min", "max", "verdict"}, ...]}: a result per window. Failed windows are left out;
+// fsyncs_per_s is null when the engine cannot count them; a target's figures are null when
+// it was not measured.
 std::string ToJson(const Config& config, const MachineInfo& machine,
                    const std::vector<RunResult>& runs);
 // The same rows, with a header line.

@@ -84,9 +84,10 @@ absl::Status ErrnoError(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
-// The body of a run once the engine is open and loaded.
-void Measure(const Config& config, const RunSpec& spec, const KeySpace& keys, Engine& engine,
-             const ProgressFn& progress, RunResult* r) {
+// One measured window once the engine is open and loaded: the clients for `seconds`, then
+// the engine's deferred work, on one clock.
+void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& keys, Engine& engine,
+                   double seconds, uint64_t seed, const ProgressFn& progress, RunResult* r) {
   WorkloadParams params;
   params.workload = spec.workload;
   params.shards_per_txn = spec.shards_per_txn;
@@ -105,7 +106,7 @@ void Measure(const Config& config, const RunSpec& spec, const KeySpace& keys, En
   for (int i = 0; i < spec.threads; ++i) {
     clients.emplace_back([&, i] {
       ClientStats& st = *stats[i];
-      Rng rng(config.seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
+      Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
       std::unique_ptr<Session> session = engine.NewSession();
       TxnPlan plan;
       start.arrive_and_wait();
@@ -145,8 +146,8 @@ void Measure(const Config& config, const RunSpec& spec, const KeySpace& keys, En
   const CpuSample cpu0 = SampleCpu();
   start.arrive_and_wait();
   const auto t0 = Clock::now();
-  const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(config.seconds));
+  const auto deadline =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   auto last_progress = t0;
   while (!stop.load() && Clock::now() < deadline) {
     std::this_thread::sleep_for(
@@ -161,13 +162,18 @@ void Measure(const Config& config, const RunSpec& spec, const KeySpace& keys, En
       }
       const double t = std::chrono::duration<double>(now - t0).count();
       progress(absl::StrFormat("%s: %.1f/%.0f s, %d txn, %.0f txn/s, %d aborts", RunName(spec), t,
-                               config.seconds, committed, committed / t, aborts),
+                               seconds, committed, committed / t, aborts),
                true);
     }
   }
   stop.store(true);
   for (std::thread& t : clients) t.join();
+  const auto settle0 = Clock::now();
+  if (progress) progress(absl::StrCat(RunName(spec), ": deferred work"), true);
+  absl::Status settled = engine.SettleDeferredWork();
+  if (!settled.ok()) error.Set(settled);
   const auto t1 = Clock::now();
+  r->settle_s = std::chrono::duration<double>(t1 - settle0).count();
   const CpuSample cpu1 = SampleCpu();
   const std::optional<uint64_t> fsyncs1 = engine.Fsyncs();
 
@@ -208,154 +214,66 @@ uint32_t RecordSize(const Config& config) {
   return config.shards_per_txn * (config.key_size + config.value_size) + 64;
 }
 
-RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& progress) {
-  if (spec.engine == EngineKind::kFsync) {
-    return RunFsyncFloor(config, RecordSize(config), std::min(config.seconds, 3.0), progress);
-  }
-  RunResult r;
-  r.spec = spec;
-  r.shards = config.shards;
-  r.durability = config.durability;
-  const std::string dir =
-      absl::StrCat(config.dir, "/", EngineName(spec.engine), "-", WorkloadName(spec.workload), "-",
-                   spec.threads, "t-", getpid());
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    r.status = absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-    return r;
-  }
-  const bool bank = spec.workload == Workload::kBank;
-  const uint32_t value_size = bank ? std::max<uint32_t>(config.value_size, 20) : config.value_size;
-  const KeySpace keys(config.keys, config.key_size, value_size, config.shards, config.zipf,
-                      config.seed);
-  EngineSetup setup;
-  setup.dir = dir;
-  setup.shards = config.shards;
-  setup.threads = spec.threads;
-  setup.durability = config.durability;
-  setup.per_shard = RocksdbPerShard(config, spec.workload);
-  setup.keys = &keys;
-  {
-    auto opened = OpenEngine(spec.engine, setup);
-    if (!opened.ok()) {
-      r.status = opened.status();
-      return r;
-    }
-    std::unique_ptr<Engine> engine = std::move(*opened);
-    r.engine_description = engine->Describe();
+// The fsync floor's file: 64 MiB written with zeros and synced once, then one thread's
+// pwrite of one commit record at the next offset and fdatasync, window after window.
+class FsyncFile {
+ public:
+  static constexpr uint64_t kFileSize = 64ull << 20;
 
-    const auto p0 = Clock::now();
-    auto last = p0;
-    absl::Status s = engine->SetBulkLoad(true);
-    if (s.ok()) {
-      s = Preload(*engine, keys, bank, value_size, 1000, [&](uint64_t done) {
-        const auto now = Clock::now();
-        if (progress && (now - last >= std::chrono::milliseconds(500) || done == keys.size())) {
-          last = now;
-          progress(absl::StrFormat("%s: preloading %d/%d keys", RunName(spec), done, keys.size()),
-                   true);
-        }
-      });
-    }
-    if (s.ok()) s = engine->SetBulkLoad(false);
-    r.preload_s = std::chrono::duration<double>(Clock::now() - p0).count();
-    if (!s.ok()) {
-      r.status = s;
-      return r;
-    }
-    if (progress) {
-      progress(absl::StrFormat("%s: preloaded %d keys in %.1f s; running %.0f s", RunName(spec),
-                               keys.size(), r.preload_s, config.seconds),
-               false);
-    }
-
-    Measure(config, spec, keys, *engine, progress, &r);
-    r.notes = engine->Notes();
-
-    if (r.status.ok() && bank) {
-      auto total = BankTotal(*engine, keys);
-      if (!total.ok()) {
-        r.status = total.status();
-      } else {
-        r.bank_total = *total;
-        const int64_t expected = static_cast<int64_t>(keys.size()) * kInitialBalance;
-        if (*total != expected) {
-          r.status = absl::DataLossError(
-              absl::StrCat("bank check FAILED for ", EngineName(spec.engine), ": total ", *total,
-                           " != expected ", expected, " (", keys.size(), " accounts x ",
-                           kInitialBalance, "): money was created or destroyed"));
-        }
-      }
-    }
-    absl::Status c = engine->Close();
-    if (r.status.ok() && !c.ok()) r.status = c;
+  explicit FsyncFile(std::string path) : path_(std::move(path)) {}
+  ~FsyncFile() {
+    if (fd_ >= 0) close(fd_);
+    unlink(path_.c_str());
   }
-  if (!config.keep_data) std::filesystem::remove_all(dir, ec);
-  return r;
-}
 
-RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double seconds,
-                        const ProgressFn& progress) {
-  RunResult r;
-  r.spec = {EngineKind::kFsync, Workload::kFsync, 1, 1};
-  r.shards = 1;
-  r.durability = DurabilityMode::kSync;
-  r.engine_description = absl::StrCat(
-      "fsync: one thread, pwrite of ", record_size,
-      " B (one commit record) at the next offset of a 64 MiB file written with zeros and "
-      "synced beforehand, then fdatasync");
-  std::error_code ec;
-  std::filesystem::create_directories(config.dir, ec);
-  const std::string path = absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat");
-  constexpr uint64_t kFileSize = 64ull << 20;
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    r.status = ErrnoError(absl::StrCat("open ", path));
-    return r;
-  }
-  {
+  absl::Status Create() {
+    fd_ = open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) return ErrnoError(absl::StrCat("open ", path_));
     const std::string zeros(1 << 20, '\0');
     for (uint64_t off = 0; off < kFileSize; off += zeros.size()) {
-      if (pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(off)) !=
+      if (pwrite(fd_, zeros.data(), zeros.size(), static_cast<off_t>(off)) !=
           static_cast<ssize_t>(zeros.size())) {
-        r.status = ErrnoError(absl::StrCat("pwrite ", path));
-        break;
+        return ErrnoError(absl::StrCat("pwrite ", path_));
       }
     }
-    if (r.status.ok() && fsync(fd) != 0) r.status = ErrnoError(absl::StrCat("fsync ", path));
+    if (fsync(fd_) != 0) return ErrnoError(absl::StrCat("fsync ", path_));
+    return absl::OkStatus();
   }
-  if (r.status.ok()) {
+
+  void Measure(uint32_t record_size, double seconds, const ProgressFn& progress, RunResult* r) {
+    r->engine_description = absl::StrCat(
+        "fsync: one thread, pwrite of ", record_size,
+        " B (one commit record) at the next offset of a 64 MiB file written with zeros and "
+        "synced beforehand, then fdatasync");
     if (progress) {
       progress(
           absl::StrFormat("fsync floor: pwrite %d B + fdatasync for %.0f s", record_size, seconds),
           false);
     }
-    std::string record(record_size, 'r');
+    const std::string record(record_size, 'r');
     shardtx::Histogram latency;
-    uint64_t off = 0, n = 0;
+    uint64_t n = 0;
     const CpuSample cpu0 = SampleCpu();
     const auto t0 = Clock::now();
     const auto deadline =
         t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     auto last = t0;
     for (auto now = t0; now < deadline; now = Clock::now()) {
-      if (off + record_size > kFileSize) off = 0;
+      if (off_ + record_size > kFileSize) off_ = 0;
       const auto s0 = Clock::now();
-      if (pwrite(fd, record.data(), record.size(), static_cast<off_t>(off)) !=
+      if (pwrite(fd_, record.data(), record.size(), static_cast<off_t>(off_)) !=
           static_cast<ssize_t>(record.size())) {
-        r.status = ErrnoError(absl::StrCat("pwrite ", path));
+        r->status = ErrnoError(absl::StrCat("pwrite ", path_));
         break;
       }
-      if (fdatasync(fd) != 0) {
-        r.status = ErrnoError(absl::StrCat("fdatasync ", path));
+      if (fdatasync(fd_) != 0) {
+        r->status = ErrnoError(absl::StrCat("fdatasync ", path_));
         break;
       }
       const auto s1 = Clock::now();
       latency.Add(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(s1 - s0).count()));
-      off += record_size;
+      off_ += record_size;
       ++n;
       if (progress && s1 - last >= std::chrono::milliseconds(500)) {
         last = s1;
@@ -365,16 +283,189 @@ RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double secon
             true);
       }
     }
-    r.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::tie(r.cpu_cores, r.other_cores) = CoresUsed(cpu0, SampleCpu());
-    r.committed = n;
-    r.ops = n;
-    FillRates(&r);
-    FillLatency(latency, &r);
-    r.fsyncs_per_s = r.txn_per_s;
+    r->elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::tie(r->cpu_cores, r->other_cores) = CoresUsed(cpu0, SampleCpu());
+    r->committed = n;
+    r->ops = n;
+    FillRates(r);
+    FillLatency(latency, r);
+    r->fsyncs_per_s = r->txn_per_s;
   }
-  close(fd);
-  unlink(path.c_str());
+
+ private:
+  const std::string path_;
+  int fd_ = -1;
+  uint64_t off_ = 0;
+};
+
+namespace {
+
+uint32_t ValueSize(const Config& config, Workload workload) {
+  return workload == Workload::kBank ? std::max<uint32_t>(config.value_size, 20)
+                                     : config.value_size;
+}
+
+}  // namespace
+
+ContenderKey KeyOfRun(const Config& config, const RunSpec& spec) {
+  return {spec.engine, IsRocksdb(spec.engine) && RocksdbPerShard(config, spec.workload),
+          spec.workload == Workload::kBank};
+}
+
+Contender::Contender(const Config& config, EngineKind kind, Workload workload)
+    : config_(config), kind_(kind), workload_(workload) {}
+
+Contender::~Contender() { Close().IgnoreError(); }
+
+absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config, EngineKind kind,
+                                                           Workload workload, int max_threads,
+                                                           const ProgressFn& progress) {
+  std::unique_ptr<Contender> c(new Contender(config, kind, workload));
+  std::error_code ec;
+  std::filesystem::create_directories(config.dir, ec);
+  if (kind == EngineKind::kFsync) {
+    c->fsync_ =
+        std::make_unique<FsyncFile>(absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat"));
+    if (absl::Status s = c->fsync_->Create(); !s.ok()) return s;
+    return c;
+  }
+  const ContenderKey key = KeyOfRun(config, {kind, workload, max_threads, 2});
+  c->dir_ =
+      absl::StrCat(config.dir, "/", EngineName(kind), key.rocksdb_per_shard ? "-pershard" : "",
+                   key.bank ? "-bank" : "", "-", getpid());
+  std::filesystem::remove_all(c->dir_, ec);
+  std::filesystem::create_directories(c->dir_, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", c->dir_, ": ", ec.message()));
+  const bool bank = workload == Workload::kBank;
+  const uint32_t value_size = ValueSize(config, workload);
+  c->keys_ = std::make_unique<KeySpace>(config.keys, config.key_size, value_size, config.shards,
+                                        config.zipf, config.seed);
+  EngineSetup setup;
+  setup.dir = c->dir_;
+  setup.shards = config.shards;
+  setup.threads = max_threads;
+  setup.durability = config.durability;
+  setup.per_shard = key.rocksdb_per_shard;
+  setup.rocksdb_2pc =
+      kind == EngineKind::kRocksdbSerial2pc ? Rocksdb2pc::kSerial : Rocksdb2pc::kCareful;
+  setup.keys = c->keys_.get();
+  auto opened = OpenEngine(kind, setup);
+  if (!opened.ok()) return opened.status();
+  c->engine_ = std::move(*opened);
+
+  const std::string name = absl::StrCat(
+      EngineName(kind), key.rocksdb_per_shard ? " (per shard)" : "", bank ? " (bank)" : "");
+  const auto p0 = Clock::now();
+  auto last = p0;
+  const KeySpace& keys = *c->keys_;
+  absl::Status s = c->engine_->SetBulkLoad(true);
+  if (s.ok()) {
+    s = Preload(*c->engine_, keys, bank, value_size, 1000, [&](uint64_t done) {
+      const auto now = Clock::now();
+      if (progress && (now - last >= std::chrono::milliseconds(500) || done == keys.size())) {
+        last = now;
+        progress(absl::StrFormat("%s: preloading %d/%d keys", name, done, keys.size()), true);
+      }
+    });
+  }
+  if (s.ok()) s = c->engine_->SetBulkLoad(false);
+  c->preload_s_ = std::chrono::duration<double>(Clock::now() - p0).count();
+  if (!s.ok()) return s;
+  if (progress) {
+    progress(absl::StrFormat("%s: preloaded %d keys in %.1f s", name, keys.size(), c->preload_s_),
+             false);
+  }
+  return c;
+}
+
+RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
+                             const ProgressFn& progress) {
+  RunResult r;
+  r.spec = spec;
+  r.preload_s = preload_s_;
+  if (kind_ == EngineKind::kFsync) {
+    r.shards = 1;
+    r.durability = DurabilityMode::kSync;
+    fsync_->Measure(RecordSize(config_), std::min(seconds, 3.0), progress, &r);
+    return r;
+  }
+  r.shards = config_.shards;
+  r.durability = config_.durability;
+  if (!(KeyOfRun(config_, spec) == KeyOfRun(config_, {kind_, workload_, 1, 2}))) {
+    r.status = absl::InternalError(
+        absl::StrCat("txbench: ", RunName(spec), " measured on another engine's contender"));
+    return r;
+  }
+  if (engine_ == nullptr) {
+    r.status = absl::FailedPreconditionError("txbench: contender closed");
+    return r;
+  }
+  r.engine_description = engine_->Describe();
+  MeasureWindow(config_, spec, *keys_, *engine_, seconds, seed, progress, &r);
+  r.notes = engine_->Notes();
+  if (r.status.ok() && spec.workload == Workload::kBank) {
+    auto total = BankTotal(*engine_, *keys_);
+    if (!total.ok()) {
+      r.status = total.status();
+    } else {
+      r.bank_total = *total;
+      const int64_t expected = static_cast<int64_t>(keys_->size()) * kInitialBalance;
+      if (*total != expected) {
+        r.status = absl::DataLossError(
+            absl::StrCat("bank check FAILED for ", EngineName(spec.engine), ": total ", *total,
+                         " != expected ", expected, " (", keys_->size(), " accounts x ",
+                         kInitialBalance, "): money was created or destroyed"));
+      }
+    }
+  }
+  return r;
+}
+
+absl::Status Contender::Close() {
+  absl::Status s;
+  if (engine_ != nullptr) {
+    s = engine_->Close();
+    engine_.reset();
+  }
+  fsync_.reset();
+  if (!dir_.empty() && !config_.keep_data) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  return s;
+}
+
+RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& progress) {
+  auto contender = Contender::Open(config, spec.engine, spec.workload, spec.threads, progress);
+  if (!contender.ok()) {
+    RunResult r;
+    r.spec = spec;
+    r.shards = config.shards;
+    r.durability = config.durability;
+    r.status = contender.status();
+    return r;
+  }
+  if (config.warmup_s > 0) {
+    RunResult warm = (*contender)->Measure(spec, config.warmup_s, config.seed + 1000003, nullptr);
+    if (!warm.status.ok()) return warm;
+  }
+  RunResult r = (*contender)->Measure(spec, config.seconds, config.seed, progress);
+  absl::Status c = (*contender)->Close();
+  if (r.status.ok() && !c.ok()) r.status = c;
+  return r;
+}
+
+RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double seconds,
+                        const ProgressFn& progress) {
+  RunResult r;
+  r.spec = {EngineKind::kFsync, Workload::kFsync, 1, 1};
+  r.shards = 1;
+  r.durability = DurabilityMode::kSync;
+  std::error_code ec;
+  std::filesystem::create_directories(config.dir, ec);
+  FsyncFile file(absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat"));
+  r.status = file.Create();
+  if (r.status.ok()) file.Measure(record_size, seconds, progress, &r);
   return r;
 }
 
@@ -383,6 +474,7 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(EngineKind kind, const Engine
     case EngineKind::kShardtx:
       return OpenShardtx(setup);
     case EngineKind::kRocksdb:
+    case EngineKind::kRocksdbSerial2pc:
       return OpenRocksdb(setup);
     case EngineKind::kLmdb:
       return OpenLmdb(setup);

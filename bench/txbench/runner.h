@@ -1,15 +1,19 @@
-// The runner: for each planned run, a fresh directory, the engine opened, the keys preloaded,
-// then N client threads running transactions for S seconds (aborts retried and counted), and
-// the figures the report prints.
+// The runner: each engine opened once in a fresh directory and preloaded (a Contender), then
+// measured windows: N client threads running transactions for S seconds (aborts retried and
+// counted), then the engine's deferred work (Engine::SettleDeferredWork) inside the same
+// window, and the figures the report prints.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "bench/txbench/config.h"
 
 namespace txbench {
@@ -21,12 +25,16 @@ struct RunResult {
   absl::Status status;  // not OK: the run failed (the figures below are not valid)
   std::string engine_description;
   std::string notes;  // Engine::Notes() after the run
+  int rep = 0;        // which repetition of the plan this window belongs to
 
   uint64_t committed = 0;    // committed transactions in the measured window
   uint64_t aborts = 0;       // aborted attempts (each retried)
   uint64_t ops = 0;          // Gets and Puts of committed transactions
   uint64_t cross_shard = 0;  // committed transactions that wrote on several shards
-  double elapsed_s = 0;      // from the start signal until every client stopped
+  // From the start signal until every client stopped and the engine's deferred work was done
+  // (settle_s of it): txn/s = committed / elapsed_s.
+  double elapsed_s = 0;
+  double settle_s = 0;
 
   double txn_per_s = 0, ops_per_s = 0, abort_pct = 0;
   // Latency of committed transactions, first attempt to successful commit, microseconds.
@@ -41,10 +49,66 @@ struct RunResult {
 // Called with a transient progress text (nullptr-free); the runner prints nothing itself.
 using ProgressFn = std::function<void(const std::string& line, bool transient)>;
 
-// Runs one spec. Never throws; failures are in RunResult::status.
+class Engine;
+class FsyncFile;
+class KeySpace;
+
+// One engine opened on a directory of its own under config.dir and preloaded, measured in as
+// many windows as the schedule asks (engines of one invocation stay open side by side, so
+// that repetitions can alternate between them without preloading again); or, for kFsync, the
+// fsync floor's preallocated file. Several runs of the plan may share a contender (shardtx
+// serves single and cross workloads alike); ContenderKey says which.
+class Contender {
+ public:
+  // Opens `kind` for `workload` (which decides RocksDB's layout and the bank's balances),
+  // ready for up to max_threads client threads, and preloads the keys.
+  static absl::StatusOr<std::unique_ptr<Contender>> Open(const Config& config, EngineKind kind,
+                                                         Workload workload, int max_threads,
+                                                         const ProgressFn& progress);
+  ~Contender();
+
+  // One window of `spec` (which must match this contender): `seconds` of client threads, then
+  // the engine's deferred work, all on the clock. The client threads' seeds derive from
+  // `seed`, so that every engine of a repetition runs the same transactions. A bank run checks
+  // the total afterwards (a wrong total fails the run).
+  RunResult Measure(const RunSpec& spec, double seconds, uint64_t seed, const ProgressFn& progress);
+
+  // Closes the engine; removes its directory unless config.keep_data.
+  absl::Status Close();
+
+  double preload_s() const { return preload_s_; }
+
+ private:
+  Contender(const Config& config, EngineKind kind, Workload workload);
+
+  const Config& config_;
+  const EngineKind kind_;
+  const Workload workload_;
+  std::string dir_;
+  std::unique_ptr<KeySpace> keys_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<FsyncFile> fsync_;
+  double preload_s_ = 0;
+};
+
+// Which contender serves a run: runs with equal keys share one.
+struct ContenderKey {
+  EngineKind engine;
+  bool rocksdb_per_shard;
+  bool bank;
+  bool operator<(const ContenderKey& o) const {
+    return std::tie(engine, rocksdb_per_shard, bank) <
+           std::tie(o.engine, o.rocksdb_per_shard, o.bank);
+  }
+  bool operator==(const ContenderKey& o) const = default;
+};
+ContenderKey KeyOfRun(const Config& config, const RunSpec& spec);
+
+// Runs one spec on a contender of its own: open, preload, config.warmup_s of warm-up (if
+// any), one window of config.seconds, close. Never throws; failures are in RunResult::status.
 RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& progress);
 
-// The fsync floor: one thread, pwrite of `record_size` bytes at the next offset of a
+// The fsync floor alone: one thread, pwrite of `record_size` bytes at the next offset of a
 // preallocated (written and synced) file, then fdatasync; `seconds` long.
 RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double seconds,
                         const ProgressFn& progress);

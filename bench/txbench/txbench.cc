@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -37,8 +40,20 @@ class ProgressLine {
   const bool enabled_, tty_;
 };
 
-bool SameGroup(const RunSpec& a, const RunSpec& b) {
-  return a.workload == b.workload && a.threads == b.threads && a.shards_per_txn == b.shards_per_txn;
+std::string RunLabel(const RunSpec& spec) {
+  return absl::StrFormat("%s %s %dt", EngineName(spec.engine), WorkloadName(spec.workload),
+                         spec.threads);
+}
+
+// A failed window that never ran (its contender did not open, or its warm-up failed).
+RunResult FailedRun(const Config& config, const RunSpec& spec, int rep, absl::Status status) {
+  RunResult r;
+  r.spec = spec;
+  r.rep = rep;
+  r.shards = config.shards;
+  r.durability = config.durability;
+  r.status = std::move(status);
+  return r;
 }
 
 }  // namespace
@@ -52,45 +67,109 @@ Outcome Run(const Config& config, FILE* out) {
   std::fflush(out);
 
   ProgressLine progress(config.progress);
-  const std::vector<RunSpec> plan = PlanRuns(config);
-  std::vector<RunResult> group;
-  std::string described;  // engine descriptions already printed
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const std::string prefix = absl::StrFormat("[%d/%d] ", i + 1, plan.size());
-    RunResult r = RunOne(config, plan[i], [&](const std::string& line, bool transient) {
+  auto show = [&](const std::string& prefix) {
+    return [&progress, prefix](const std::string& line, bool transient) {
       progress.Show(prefix + line, transient);
-    });
+    };
+  };
+  const std::vector<RunSpec> plan = PlanRuns(config);
+
+  // Every engine opened and preloaded once, before any window.
+  std::map<ContenderKey, int> threads;
+  for (const RunSpec& spec : plan) {
+    int& t = threads[KeyOfRun(config, spec)];
+    t = std::max(t, spec.threads);
+  }
+  std::map<ContenderKey, std::unique_ptr<Contender>> contenders;
+  std::map<ContenderKey, absl::Status> broken;  // why a contender is missing
+  for (const RunSpec& spec : plan) {
+    const ContenderKey key = KeyOfRun(config, spec);
+    if (contenders.count(key) != 0 || broken.count(key) != 0) continue;
+    auto c = Contender::Open(config, spec.engine, spec.workload, threads[key], show("[open] "));
     progress.Clear();
-    if (!r.engine_description.empty() &&
-        described.find(r.engine_description) == std::string::npos) {
-      described += r.engine_description;
-      std::fprintf(out, "  engine %s\n", r.engine_description.c_str());
+    if (c.ok()) {
+      contenders[key] = std::move(*c);
+    } else {
+      broken[key] = c.status();
     }
-    if (!r.status.ok()) {
-      outcome.exit_code = 1;
-      std::fprintf(stderr, "txbench: %s %s %dt FAILED: %s\n", EngineName(r.spec.engine),
-                   WorkloadName(r.spec.workload), r.spec.threads, r.status.ToString().c_str());
-    }
-    if (!r.notes.empty()) {
-      std::fprintf(out, "  %s %s %dt: %s\n", EngineName(r.spec.engine),
-                   WorkloadName(r.spec.workload), r.spec.threads, r.notes.c_str());
-    }
-    if (r.bank_total.has_value()) {
-      std::fprintf(out, "  bank check (%s): total %lld, as preloaded\n", EngineName(r.spec.engine),
-                   static_cast<long long>(*r.bank_total));
-    }
-    group.push_back(r);
-    outcome.runs.push_back(std::move(r));
-    const bool group_done = i + 1 == plan.size() || !SameGroup(plan[i + 1], plan[i]);
-    if (group_done) {
-      std::fprintf(out, "\n%s\n", TableText(group).c_str());
-      std::fflush(out);
-      group.clear();
+  }
+  auto failed = [&](const RunSpec& spec, int rep, absl::Status s) {
+    outcome.exit_code = 1;
+    std::fprintf(stderr, "txbench: %s FAILED: %s\n", RunLabel(spec).c_str(), s.ToString().c_str());
+    outcome.runs.push_back(FailedRun(config, spec, rep, std::move(s)));
+  };
+
+  // Warm-up: a window of each run, not recorded.
+  if (config.warmup_s > 0) {
+    for (const RunSpec& spec : plan) {
+      const ContenderKey key = KeyOfRun(config, spec);
+      if (contenders.count(key) == 0) continue;
+      RunResult w = contenders[key]->Measure(spec, config.warmup_s, config.seed + 1000003,
+                                             show("[warm-up] "));
+      progress.Clear();
+      if (!w.status.ok()) {
+        broken[key] = w.status;
+        contenders.erase(key);
+      }
     }
   }
 
-  std::fprintf(out, "== all runs ==\n%s\n== issue 5 targets ==\n%s",
-               TableText(outcome.runs).c_str(), TargetsText(outcome.runs).c_str());
+  std::fprintf(out, "%s", TableText({}).c_str());
+  std::string described;  // engine descriptions already printed
+  for (int rep = 0; rep < config.reps; ++rep) {
+    std::vector<RunSpec> order = plan;
+    if (rep % 2 == 1) std::reverse(order.begin(), order.end());
+    for (size_t i = 0; i < order.size(); ++i) {
+      const RunSpec& spec = order[i];
+      const ContenderKey key = KeyOfRun(config, spec);
+      if (contenders.count(key) == 0) {
+        failed(spec, rep, broken[key]);
+        continue;
+      }
+      RunResult r = contenders[key]->Measure(
+          spec, config.seconds, config.seed + static_cast<uint64_t>(rep) * 7919,
+          show(absl::StrFormat("[rep %d/%d, %d/%d] ", rep + 1, config.reps, i + 1, order.size())));
+      r.rep = rep;
+      progress.Clear();
+      if (!r.engine_description.empty() &&
+          described.find(r.engine_description) == std::string::npos) {
+        described += r.engine_description;
+        std::fprintf(out, "  engine %s\n", r.engine_description.c_str());
+      }
+      if (!r.status.ok()) {
+        outcome.exit_code = 1;
+        std::fprintf(stderr, "txbench: %s FAILED: %s\n", RunLabel(r.spec).c_str(),
+                     r.status.ToString().c_str());
+      }
+      if (r.bank_total.has_value()) {
+        std::fprintf(out, "  bank check (%s): total %lld, as preloaded\n",
+                     EngineName(r.spec.engine), static_cast<long long>(*r.bank_total));
+      }
+      std::vector<RunResult> one = {r};
+      const std::string row = TableText(one);
+      std::fprintf(out, "%s", row.substr(row.find('\n') + 1).c_str());
+      std::fflush(out);
+      outcome.runs.push_back(std::move(r));
+    }
+  }
+  for (auto& [key, c] : contenders) {
+    absl::Status s = c->Close();
+    if (!s.ok()) {
+      outcome.exit_code = 1;
+      std::fprintf(stderr, "txbench: close %s: %s\n", EngineName(key.engine), s.ToString().c_str());
+    }
+  }
+  contenders.clear();
+  std::map<EngineKind, std::string> notes;  // each engine's figures after its last window
+  for (const RunResult& r : outcome.runs) {
+    if (!r.notes.empty()) notes[r.spec.engine] = r.notes;
+  }
+  for (const auto& [engine, text] : notes) {
+    std::fprintf(out, "  %s after its last window: %s\n", EngineName(engine), text.c_str());
+  }
+  std::fprintf(out, "\n== medians over %d repetition%s ==\n%s\n== issue 5 targets ==\n%s",
+               config.reps, config.reps == 1 ? "" : "s", SummaryText(outcome.runs).c_str(),
+               TargetsText(outcome.runs).c_str());
   std::fflush(out);
 
   if (!config.json_path.empty()) {
@@ -116,7 +195,9 @@ Outcome Run(const Config& config, FILE* out) {
         absl::StrFormat("txbench %s: %s, %d keys, %d B values, durability %s, %d shards (%s)",
                         machine.date_utc, machine.host, config.keys, config.value_size,
                         DurabilityName(config.durability), config.shards, machine.filesystem);
-    absl::Status s = DrawChart(outcome.runs, config.chart_path, title);
+    std::vector<RunResult> medians;
+    for (Summary& row : Summarize(outcome.runs)) medians.push_back(std::move(row.median));
+    absl::Status s = DrawChart(medians, config.chart_path, title);
     if (!s.ok()) {
       std::fprintf(stderr, "txbench: chart: %s\n", s.ToString().c_str());
       outcome.exit_code = 1;
