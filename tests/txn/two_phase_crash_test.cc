@@ -2,11 +2,13 @@
 // (unsynced bytes lost, as in a power cut), under concurrent cross-shard transfers. After
 // recovery: every acknowledged transaction is committed on every shard, none is partly
 // applied, and the bank total is exact. Also a crash during recovery's in-doubt resolution.
+// Every round's kill point must fire, and every failure the workload sees must be its crash.
 #include <atomic>
 #include <map>
 #include <random>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/engine/test_db.h"
@@ -27,6 +29,13 @@ const char kPrefix[kShards] = {'a', 'b', 'c', 'd'};  // range partitioning: shar
 std::string AccountKey(int shard, int i) { return absl::StrCat(std::string(1, kPrefix[shard]), "/acct/", i); }
 std::string MarkKey(int shard, uint64_t txn) {
   return absl::StrCat(std::string(1, kPrefix[shard]), "/mark/", txn);
+}
+
+// The status of an operation that failed because of the injected crash (the Env fails every
+// operation with "simulated crash" once it crashed; the WAL passes that status on).
+bool IsCrash(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kInternal &&
+         absl::StrContains(s.message(), "simulated crash");
 }
 
 class TwoPhaseCrashTest : public ::testing::TestWithParam<std::string> {
@@ -79,9 +88,12 @@ TEST_P(TwoPhaseCrashTest, EveryAcknowledgedTransactionCommittedOnEveryShard) {
     auto db = testing::OpenOrDie(options);
     ASSERT_NE(db, nullptr);
     // The crash comes at the armed step of some transaction a little way into the run.
-    KillPoints::Arm(in_recovery ? "2pc.after_decision" : kill_point,
-                    static_cast<int>(rng() % 20),
-                    [&] { env_.SimulateCrash().IgnoreError(); });
+    const std::string workload_point = in_recovery ? "2pc.after_decision" : kill_point;
+    std::atomic<bool> fired{false};
+    KillPoints::Arm(workload_point, static_cast<int>(rng() % 20), [&] {
+      fired = true;
+      env_.SimulateCrash().IgnoreError();
+    });
     std::vector<std::thread> threads;
     for (int w = 0; w < 8; ++w) {
       threads.emplace_back([&, w, tseed = rng()] {
@@ -97,6 +109,8 @@ TEST_P(TwoPhaseCrashTest, EveryAcknowledgedTransactionCommittedOnEveryShard) {
           auto vt = t->Get(to);
           if (!vf.ok() || !vt.ok()) {
             if (env_.crashed()) return;
+            const absl::Status& e = vf.ok() ? vt.status() : vf.status();
+            EXPECT_TRUE(absl::IsAborted(e)) << "a read failed with no crash: " << e;
             continue;
           }
           const int64_t amount = static_cast<int64_t>(r() % 5);
@@ -113,7 +127,10 @@ TEST_P(TwoPhaseCrashTest, EveryAcknowledgedTransactionCommittedOnEveryShard) {
             MutexLock l(&mu);
             acked.push_back(t->id());
           } else if (!absl::IsAborted(st)) {
-            return;  // the crash
+            // Only the crash may fail a commit (a conflict aborts it: kAborted).
+            EXPECT_TRUE(env_.crashed() && IsCrash(st))
+                << "a commit failed, and not by the injected crash: " << st;
+            return;
           }
         }
         (void)w;
@@ -121,17 +138,31 @@ TEST_P(TwoPhaseCrashTest, EveryAcknowledgedTransactionCommittedOnEveryShard) {
     }
     for (auto& th : threads) th.join();
     KillPoints::DisarmAll();
-    if (env_.crashed()) ++crashes;
+    // Skips are below 20 and every transfer is cross-shard: the point is reached every round.
+    EXPECT_TRUE(fired.load()) << workload_point << " never fired in this round";
+    if (fired.load()) ++crashes;
     if (!env_.crashed()) env_.SimulateCrash().IgnoreError();
     db->Close().IgnoreError();
     db.reset();
     env_.Reset();
     if (in_recovery) {
-      // Crash in the middle of resolving the in-doubt transactions, then recover again.
-      KillPoints::Arm("recovery.resolve_in_doubt", 0, [&] { env_.SimulateCrash().IgnoreError(); });
+      // Crash in the middle of resolving the in-doubt transactions, then recover again. The
+      // crash at 2pc.after_decision left at least one decided transaction in doubt, so the
+      // point is reached.
+      std::atomic<bool> resolving{false};
+      KillPoints::Arm("recovery.resolve_in_doubt", 0, [&] {
+        resolving = true;
+        env_.SimulateCrash().IgnoreError();
+      });
       auto r = Database::Open(options);
       KillPoints::DisarmAll();
-      if (r.ok()) (*r)->Close().IgnoreError();
+      EXPECT_TRUE(resolving.load()) << "recovery.resolve_in_doubt never fired in recovery";
+      if (r.ok()) {
+        (*r)->Close().IgnoreError();
+      } else {
+        EXPECT_TRUE(IsCrash(r.status()))
+            << "recovery failed, and not by the crash injected into it: " << r.status();
+      }
       env_.Reset();
     }
     db = testing::OpenOrDie(options);
