@@ -1,11 +1,10 @@
 // WalWriter: appends records to a shard's log with group commit. Many threads append at once;
 // one flusher thread writes each batch with one pwrite and covers it with one fdatasync while
-// the next batch fills. A failed write or sync poisons the writer for good.
+// the next batch fills. A failed write or sync poisons the writer for good. Where the bytes go
+// (segment files, their creation, rolling and truncation) is SegmentFiles' (segment_files.h).
 #pragma once
 
-#include <array>
 #include <atomic>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +17,7 @@
 #include "util/wait_word.h"
 #include "wal/format.h"
 #include "wal/reader.h"
+#include "wal/segment_files.h"
 
 namespace shardtx::wal {
 
@@ -104,24 +104,17 @@ class WalWriter {
 
   WalStats Stats() const;
   // fsyncs done so far (cheap: one relaxed load).
-  uint64_t fsyncs() const { return fsyncs_.load(std::memory_order_relaxed); }
+  uint64_t fsyncs() const { return segments_.syncs(); }
   Lsn durable_lsn() const { return durable_lsn_.load(std::memory_order_acquire); }
   // The oldest LSN still on disk.
   Lsn oldest_lsn() const;
 
  private:
-  struct Active {
-    std::unique_ptr<File> file;
-    uint64_t number = 0;
-    uint64_t seed = 0;
-    uint64_t offset = 0;  // next write position
-    bool unsynced = false;
-  };
   WalWriter(Env* env, std::string dir, const WalOptions& options);
 
   // Writing is done by whoever holds the flush token (in_flight_): the flusher thread, or a
-  // committer in WaitDurable that found nobody writing. The holder owns active_, spare_ and
-  // flushing_. A Batch is what one holder took: the records [first, last].
+  // committer in WaitDurable that found nobody writing. The holder owns flushing_ and is the
+  // writing side of segments_. A Batch is what one holder took: the records [first, last].
   struct Batch {
     bool taken = false;
     bool by_committer = false;
@@ -141,15 +134,7 @@ class WalWriter {
   void RunBatch(const Batch& b) ABSL_LOCKS_EXCLUDED(mu_);
   // Writes one batch of encoded records and syncs it if `sync`. Token holder only.
   absl::Status WriteBatch(std::string* batch, Lsn sync_lsn, bool sync);
-  absl::Status ActivateNextSegment(Lsn first_lsn);
-  // Writes and syncs the close mark (format.h) after the last record. Close only, once the
-  // flusher has stopped with everything synced.
-  absl::Status WriteCloseMark();
-  absl::Status PrepareSpare();
-  absl::Status CreateSegmentFile(uint64_t number);
 
-  Env* const env_;
-  const std::string dir_;
   const WalOptions options_;
 
   mutable Mutex mu_;
@@ -180,19 +165,14 @@ class WalWriter {
   std::atomic<Lsn> durable_lsn_{0};
   // Durable and reported through on_durable: what WaitDurable waits for. Trails durable_lsn_.
   std::atomic<Lsn> acked_lsn_{0};
-  // Sealed segments, ascending: (number, first LSN). Guarded by mu_; appended by the flusher.
-  std::deque<std::pair<uint64_t, Lsn>> sealed_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> recyclable_ ABSL_GUARDED_BY(mu_);  // paths freed by Truncate
 
-  // Owned by the flush token's holder.
-  Active active_;
-  uint64_t spare_ = 0;  // number of a preallocated, not yet activated segment (0: none)
-  std::string flushing_;
+  // Its writing side is the flush token's holder's; the rest locks for itself.
+  SegmentFiles segments_;
+  std::string flushing_;  // owned by the flush token's holder
 
   // Stats.
-  std::atomic<uint64_t> appends_{0}, bytes_{0}, writes_{0}, fsyncs_{0}, synced_records_{0};
-  std::atomic<uint64_t> inline_syncs_{0};
-  std::atomic<uint64_t> max_batch_{0}, created_{0}, recycled_{0}, removed_{0}, fallbacks_{0};
+  std::atomic<uint64_t> appends_{0}, bytes_{0}, synced_records_{0};
+  std::atomic<uint64_t> inline_syncs_{0}, max_batch_{0};
   Histogram fsync_us_;
 
   std::thread flusher_;
