@@ -6,7 +6,6 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "shardtx/transaction.h"
 #include "util/coding.h"
 #include "util/kill_point.h"
 #include "util/status_macros.h"

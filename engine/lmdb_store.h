@@ -86,11 +86,7 @@ class ShardStore {
   // Grows the map when it fills.
   // Also writes `extra_puts`/`extra_dels` into the named sub-database `table` (e.g. prepared
   // transactions) in the same transaction.
-  struct TableWrite {
-    std::string table;
-    std::string key;
-    std::optional<std::string> value;  // nullopt: delete
-  };
+  using TableWrite = engine::TableWrite;
   // `between_chunks`, if set, runs after each chunk but the last has committed, with the time
   // that chunk took (from the end of the one before); it may pause (see Shard's pacing).
   using BetweenChunks = std::function<void(std::chrono::steady_clock::duration chunk_time)>;

@@ -18,11 +18,10 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
+#include "engine/types.h"
 #include "util/arena.h"
 
 namespace shardtx::engine {
-
-using Timestamp = uint64_t;
 
 struct Version {
   Timestamp ts = 0;

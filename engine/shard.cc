@@ -5,11 +5,36 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "engine/lmdb_store.h"
 #include "util/kill_point.h"
 #include "util/status_macros.h"
 #include "wal/reader.h"
+#include "wal/writer.h"
 
 namespace shardtx::engine {
+
+static_assert(std::is_same_v<Lsn, wal::Lsn>, "the engine's LSNs are the log's");
+
+namespace {
+
+wal::Durability ToWal(Durability d) {
+  switch (d) {
+    case Durability::kSync:
+      return wal::Durability::kSync;
+    case Durability::kAsync:
+      return wal::Durability::kAsync;
+    case Durability::kNone:
+      return wal::Durability::kNone;
+    case Durability::kDeferred:
+      return wal::Durability::kDeferred;
+  }
+  return wal::Durability::kSync;
+}
+
+}  // namespace
+
+Shard::View::View() = default;
+Shard::View::~View() = default;
 
 SHARDTX_DEFINE_KILL_POINT(ckpt_after_freeze, "checkpoint.after_freeze");
 SHARDTX_DEFINE_KILL_POINT(ckpt_after_lmdb_commit, "checkpoint.after_lmdb_commit");
@@ -18,7 +43,20 @@ SHARDTX_DEFINE_KILL_POINT(recovery_mid_redo, "recovery.mid_redo");
 SHARDTX_DEFINE_KILL_POINT(recovery_before_wal_open, "recovery.before_wal_open");
 
 Shard::Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks)
-    : id_(id), options_(options), hooks_(hooks) {}
+    : id_(id),
+      options_(options),
+      hooks_(hooks),
+      checkpointed_deletes_(options.checkpointed_deletes_bytes) {
+  Checkpointer::Triggers triggers;
+  triggers.wal_bytes = options.checkpoint_wal_bytes;
+  triggers.interval = options.checkpoint_interval;
+  triggers.overlay_limit_bytes = options.overlay_limit_bytes;
+  triggers.pace = options.checkpoint_pace;
+  checkpointer_ = std::make_unique<Checkpointer>(
+      triggers, Checkpointer::ShardProbes{
+                    [this] { return Checkpoint(); }, [this] { return wal_->Stats().bytes; },
+                    [this] { return wal_->fsyncs(); }, [this] { return OverlayBytesUsed(); }});
+}
 
 absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(uint32_t id, const ShardOptions& options,
                                                    ShardHooks* hooks) {
@@ -27,13 +65,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(uint32_t id, const ShardOptio
   return s;
 }
 
-void Shard::StartBackground() {
-  {
-    MutexLock l(&bg_mu_);
-    last_checkpoint_ = absl::Now();
-  }
-  checkpointer_ = std::thread([this] { CheckpointLoop(); });
-}
+void Shard::StartBackground() { checkpointer_->Start(); }
 
 absl::Status Shard::Recover() {
   const auto start = std::chrono::steady_clock::now();
@@ -44,14 +76,27 @@ absl::Status Shard::Recover() {
   RETURN_IF_ERROR(env->CreateDir(lmdb_dir));
   RETURN_IF_ERROR(env->CreateDir(wal_dir));
   RETURN_IF_ERROR(env->SyncDir(options_.dir));
-  ASSIGN_OR_RETURN(store_, ShardStore::Open(lmdb_dir, options_.store));
+  StoreOptions store_options;
+  store_options.initial_map_size = options_.lmdb_map_size;
+  store_options.max_readers = options_.max_readers;
+  store_options.checkpoint_chunk_bytes = options_.checkpoint_chunk_bytes;
+  ASSIGN_OR_RETURN(store_, ShardStore::Open(lmdb_dir, store_options));
   const StoreMeta meta = store_->meta();
-  recovered_max_ts_ = meta.max_ts;
 
-  ASSIGN_OR_RETURN(auto prepared_rows, store_->ReadTable(kPreparedTable));
-  RETURN_IF_ERROR(hooks_->LoadPrepared(id_, prepared_rows));
+  for (const std::string& table : hooks_->CheckpointTableNames()) {
+    ASSIGN_OR_RETURN(auto rows, store_->ReadTable(table));
+    RETURN_IF_ERROR(hooks_->LoadTable(id_, table, rows));
+  }
 
-  auto active = std::make_shared<Overlay>();
+  {
+    auto active = std::make_shared<Overlay>();
+    MutexLock l(&commit_mu_);
+    active_ = active;
+    recovered_max_ts_ = meta.max_ts;
+    MutexLock v(&view_mu_);
+    overlays_ = {active};
+    lmdb_max_ts_ = meta.max_ts;
+  }
   // Everything still in the WAL: records at or below applied_lsn are in LMDB already, but
   // transaction records among them (a decision a participant still needs) matter. Every LSN
   // above applied_lsn must be there (a gap is kDataLoss naming it). Below it, checkpoints
@@ -70,44 +115,19 @@ absl::Status Shard::Recover() {
   RETURN_IF_ERROR(reader_or.status());
   std::unique_ptr<wal::WalReader> reader = std::move(*reader_or);
   wal::WalRecord rec;
-  std::vector<Write> writes;
   while (true) {
     ASSIGN_OR_RETURN(bool more, reader->Next(&rec));
     if (!more) break;
     const bool applied = rec.lsn <= meta.applied_lsn;
-    if (applied) {
-      if (rec.type != kCommit) {
-        ASSIGN_OR_RETURN(auto ignored,
-                         hooks_->Redo(id_, rec.lsn, true, rec.type, rec.payload));
-        (void)ignored;
-      }
-      continue;
+    if (!applied) {
+      SHARDTX_KILL_POINT("recovery.mid_redo");
+      if (recovery_.from_lsn == 0) recovery_.from_lsn = rec.lsn;
+      recovery_.to_lsn = rec.lsn;
+      ++recovery_.records;
+      recovery_.bytes += rec.payload.size();
     }
-    SHARDTX_KILL_POINT("recovery.mid_redo");
-    if (recovery_.from_lsn == 0) recovery_.from_lsn = rec.lsn;
-    recovery_.to_lsn = rec.lsn;
-    ++recovery_.records;
-    recovery_.bytes += rec.payload.size();
-    if (rec.type == kCommit) {
-      uint64_t ts, txn_id;
-      if (!DecodeCommit(rec.payload, &ts, &txn_id, &writes)) {
-        return absl::DataLossError(
-            absl::StrCat("shard ", id_, ": malformed commit record at LSN ", rec.lsn));
-      }
-      for (const Write& w : writes) active->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
-      recovered_max_ts_ = std::max(recovered_max_ts_, ts);
-      ASSIGN_OR_RETURN(auto ignored, hooks_->Redo(id_, rec.lsn, false, rec.type, rec.payload));
-      (void)ignored;  // lets the layer above note the outcome
-    } else {
-      ASSIGN_OR_RETURN(std::optional<ShardHooks::RedoInstall> install,
-                       hooks_->Redo(id_, rec.lsn, false, rec.type, rec.payload));
-      if (install.has_value()) {
-        for (const Write& w : install->writes) {
-          active->Add(w.key, install->ts, w.op == WriteOp::kDelete, w.value);
-        }
-        recovered_max_ts_ = std::max(recovered_max_ts_, install->ts);
-      }
-    }
+    MutexLock l(&commit_mu_);
+    RETURN_IF_ERROR(RedoLocked(rec.lsn, rec.type, rec.payload, applied));
   }
   const wal::WalTail& tail = reader->tail();
   if (tail.next_lsn <= meta.applied_lsn) {
@@ -117,18 +137,16 @@ absl::Status Shard::Recover() {
   }
   recovery_.torn_tail = tail.torn;
   SHARDTX_KILL_POINT("recovery.before_wal_open");
-  wal::WalOptions wal_options = options_.wal;
-  wal_options.on_durable = [this](Lsn lsn) { hooks_->Durable(id_, lsn); };
+  wal::WalOptions wal_options;
+  wal_options.segment_size = options_.wal_segment_size;
+  wal_options.max_record_size = options_.max_record_size;
+  if (DurableListener* listener = options_.durable_listener; listener != nullptr) {
+    wal_options.on_durable = [listener, id = id_](Lsn lsn) { listener->Durable(id, lsn); };
+  }
   ASSIGN_OR_RETURN(wal_, wal::WalWriter::Open(env, wal_dir, wal_options, tail));
   {
     MutexLock l(&commit_mu_);
     last_lsn_ = tail.next_lsn - 1;
-    active_ = active;
-  }
-  {
-    MutexLock l(&view_mu_);
-    overlays_ = {active};
-    lmdb_max_ts_ = meta.max_ts;
   }
   applied_lsn_.store(meta.applied_lsn);
   recovery_.millis = std::chrono::duration<double, std::milli>(
@@ -137,23 +155,45 @@ absl::Status Shard::Recover() {
   return absl::OkStatus();
 }
 
+absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload, bool applied) {
+  if (applied) {
+    // In LMDB already; a transaction record may still matter to the layer above.
+    if (type == kCommit) return absl::OkStatus();
+    return hooks_->Redo(id_, lsn, true, type, payload).status();
+  }
+  if (type == kCommit) {
+    uint64_t ts, txn_id;
+    redo_writes_.clear();
+    if (!DecodeCommit(payload, &ts, &txn_id, &redo_writes_)) {
+      return absl::DataLossError(
+          absl::StrCat("shard ", id_, ": malformed commit record at LSN ", lsn));
+    }
+    for (const Write& w : redo_writes_) {
+      active_->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
+    }
+    recovered_max_ts_ = std::max(recovered_max_ts_, ts);
+    // Lets the layer above note the outcome.
+    return hooks_->Redo(id_, lsn, false, type, payload).status();
+  }
+  ASSIGN_OR_RETURN(std::optional<ShardHooks::RedoInstall> install,
+                   hooks_->Redo(id_, lsn, false, type, payload));
+  if (install.has_value()) {
+    for (const Write& w : install->writes) {
+      active_->Add(w.key, install->ts, w.op == WriteOp::kDelete, w.value);
+    }
+    recovered_max_ts_ = std::max(recovered_max_ts_, install->ts);
+  }
+  return absl::OkStatus();
+}
+
 Shard::~Shard() { Close(false).IgnoreError(); }
 
 absl::Status Shard::Close(bool checkpoint) {
-  {
-    MutexLock l(&bg_mu_);
-    closing_ = true;  // checkpoints stop pausing: a paused one goes on, Close's own never waits
-    pace_cv_.SignalAll();
-  }
+  // Checkpoints stop pausing: a paused one goes on, Close's own never waits.
+  checkpointer_->BeginClose();
   absl::Status result;
   if (checkpoint && wal_ != nullptr) result = Checkpoint();
-  {
-    MutexLock l(&bg_mu_);
-    stop_ = true;
-    bg_cv_.SignalAll();
-    space_cv_.SignalAll();
-  }
-  if (checkpointer_.joinable()) checkpointer_.join();
+  checkpointer_->Stop();
   if (wal_ != nullptr) {
     absl::Status s = wal_->Close();
     if (result.ok()) result = s;
@@ -259,18 +299,7 @@ uint64_t Shard::OverlayBytesUsed() {
   return active + frozen_bytes_.load(std::memory_order_relaxed);
 }
 
-void Shard::WaitForSpace() {
-  if (options_.overlay_limit_bytes == 0) return;
-  if (OverlayBytesUsed() < options_.overlay_limit_bytes) return;
-  backpressure_waits_.fetch_add(1, std::memory_order_relaxed);
-  MutexLock l(&bg_mu_);
-  while (!stop_ && OverlayBytesUsed() >= options_.overlay_limit_bytes) {
-    checkpoint_requested_ = true;
-    bg_cv_.Signal();
-    pace_cv_.Signal();  // a checkpoint pausing between chunks goes on
-    space_cv_.WaitFor(std::chrono::milliseconds(100));
-  }
-}
+void Shard::WaitForSpace() { checkpointer_->WaitForSpace(); }
 
 absl::StatusOr<Timestamp> Shard::NewestTsAfterLocked(absl::string_view key, Timestamp after) {
   Timestamp lmdb_max, deleted = 0, floor;
@@ -281,11 +310,9 @@ absl::StatusOr<Timestamp> Shard::NewestTsAfterLocked(absl::string_view key, Time
     }
     lmdb_max = lmdb_max_ts_;
     if (lmdb_max > after) {  // else neither LMDB nor its deletes can hold the answer (below)
-      if (auto it = checkpointed_deletes_.find(key); it != checkpointed_deletes_.end()) {
-        deleted = it->second;
-      }
+      deleted = checkpointed_deletes_.DeletedAt(key);
     }
-    floor = deletes_floor_ts_;
+    floor = checkpointed_deletes_.floor();
   }
   // No version in LMDB is newer than lmdb_max (raised before a checkpoint's LMDB commit, read
   // here with the overlays in one critical section, so a version leaving the overlays is
@@ -313,11 +340,8 @@ absl::StatusOr<bool> Shard::AnyNewerInRangeLocked(absl::string_view lower,
     lmdb_max = lmdb_max_ts_;
     if (lmdb_max > ts) {
       // A key of the range deleted from LMDB after the snapshot, remembered or forgotten.
-      if (deletes_floor_ts_ > ts) return true;
-      for (auto it = checkpointed_deletes_.lower_bound(lower);
-           it != checkpointed_deletes_.end() && (upper.empty() || it->first < upper); ++it) {
-        if (it->second > ts) return true;
-      }
+      if (checkpointed_deletes_.floor() > ts) return true;
+      if (checkpointed_deletes_.AnyDeletedAfter(lower, upper, ts)) return true;
     }
   }
   for (const auto& o : overlays) {
@@ -328,31 +352,9 @@ absl::StatusOr<bool> Shard::AnyNewerInRangeLocked(absl::string_view lower,
   return v->AnyNewerInRange(lower, upper, ts);
 }
 
-void Shard::RememberDeletesLocked(std::vector<std::pair<std::string, Timestamp>> deletes) {
-  for (auto& [key, ts] : deletes) {
-    auto [it, inserted] = checkpointed_deletes_.try_emplace(key, ts);
-    if (!inserted) {
-      if (it->second >= ts) continue;
-      it->second = ts;
-    }
-    deletes_bytes_ += key.size() + kDeleteEntryOverhead;
-    deletes_order_.emplace_back(ts, std::move(key));
-  }
-  while (deletes_bytes_ > options_.checkpointed_deletes_bytes && !deletes_order_.empty()) {
-    auto& [ts, key] = deletes_order_.front();
-    if (auto it = checkpointed_deletes_.find(key);
-        it != checkpointed_deletes_.end() && it->second == ts) {
-      checkpointed_deletes_.erase(it);
-    }
-    deletes_floor_ts_ = std::max(deletes_floor_ts_, ts);
-    deletes_bytes_ -= key.size() + kDeleteEntryOverhead;
-    deletes_order_.pop_front();
-  }
-}
-
 absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view payload,
-                                        wal::Durability durability) {
-  ASSIGN_OR_RETURN(Lsn lsn, wal_->Append(type, payload, durability));
+                                        Durability durability) {
+  ASSIGN_OR_RETURN(Lsn lsn, wal_->Append(type, payload, ToWal(durability)));
   last_lsn_ = lsn;
   return lsn;
 }
@@ -368,11 +370,7 @@ void Shard::InstallLocked(std::vector<Write>* writes, Timestamp ts) {
 void Shard::RequestCheckpointIfFullLocked() {
   if (options_.checkpoint_overlay_bytes != 0 &&
       active_->bytes() >= options_.checkpoint_overlay_bytes) {
-    MutexLock l(&bg_mu_);
-    if (!checkpoint_requested_) {
-      checkpoint_requested_ = true;
-      bg_cv_.Signal();
-    }
+    checkpointer_->Request();
   }
 }
 
@@ -432,13 +430,13 @@ absl::Status Shard::Checkpoint() {
     // overlays' view only once it is remembered here.
     MutexLock v(&view_mu_);
     lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
-    RememberDeletesLocked(std::move(deletes));
+    checkpointed_deletes_.Remember(std::move(deletes));
   }
   uint64_t wal_syncs_seen = wal_->fsyncs();
   if (s.ok()) {
     s = store_->Apply(layers, c, max_ts, table_writes,
                       [&](std::chrono::steady_clock::duration chunk_time) {
-                        PaceCheckpoint(chunk_time, &wal_syncs_seen);
+                        checkpointer_->Pace(chunk_time, &wal_syncs_seen);
                       });
   }
   if (!s.ok()) return s;  // the frozen overlays stay in view; the next checkpoint retries them
@@ -451,12 +449,7 @@ absl::Status Shard::Checkpoint() {
   hooks_->CheckpointCommitted(id_);
   frozen_bytes_.store(0);
   frozen.clear();
-  {
-    MutexLock l(&bg_mu_);
-    space_cv_.SignalAll();
-    last_checkpoint_ = absl::Now();
-    wal_bytes_at_checkpoint_ = wal_->Stats().bytes;
-  }
+  checkpointer_->Checkpointed();
   SHARDTX_KILL_POINT("checkpoint.before_wal_truncate");
   Lsn keep = c + 1;
   if (Lsn pinned = hooks_->PinnedLsn(id_); pinned != 0) keep = std::min(keep, pinned);
@@ -469,70 +462,6 @@ absl::Status Shard::Checkpoint() {
   return s;
 }
 
-void Shard::PaceCheckpoint(std::chrono::steady_clock::duration chunk_time,
-                           uint64_t* wal_syncs_seen) {
-  const uint64_t syncs = std::exchange(*wal_syncs_seen, wal_->fsyncs());
-  // The WAL did not sync while the chunk was written: no commit waits on the disk (none came,
-  // or only commits that do not sync). Nobody to give the disk to.
-  if (options_.checkpoint_pace <= 0 || syncs == *wal_syncs_seen) return;
-  const auto pause = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      chunk_time * options_.checkpoint_pace);
-  const auto start = std::chrono::steady_clock::now();
-  const auto deadline = start + pause;
-  {
-    MutexLock l(&bg_mu_);
-    // Memory is short (back-pressure is near, or on), or the shard is closing (which precedes
-    // stop_): finish as fast as possible. Both wake a pause under way (pace_cv_).
-    auto hurry = [&] {
-      bg_mu_.AssertHeld();
-      return closing_ ||
-             (options_.overlay_limit_bytes != 0 &&
-              OverlayBytesUsed() >= options_.overlay_limit_bytes / 2);
-    };
-    if (hurry()) return;
-    while (!hurry() && std::chrono::steady_clock::now() < deadline) {
-      pace_cv_.WaitFor(deadline - std::chrono::steady_clock::now());
-    }
-  }
-  checkpoint_pauses_.fetch_add(1, std::memory_order_relaxed);
-  checkpoint_paused_us_.fetch_add(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                            start)
-          .count()));
-  *wal_syncs_seen = wal_->fsyncs();  // syncs during the pause do not count for the next chunk
-}
-
-bool Shard::CheckpointDue() {
-  bg_mu_.AssertHeld();
-  if (checkpoint_requested_) return true;
-  if (options_.checkpoint_interval > absl::ZeroDuration() &&
-      absl::Now() - last_checkpoint_ >= options_.checkpoint_interval) {
-    return true;
-  }
-  if (options_.checkpoint_wal_bytes != 0 &&
-      wal_->Stats().bytes - wal_bytes_at_checkpoint_ >= options_.checkpoint_wal_bytes) {
-    return true;
-  }
-  return false;
-}
-
-void Shard::CheckpointLoop() {
-  MutexLock l(&bg_mu_);
-  while (!stop_) {
-    if (!CheckpointDue()) {
-      bg_cv_.WaitFor(std::chrono::milliseconds(50));
-      continue;
-    }
-    checkpoint_requested_ = false;
-    bg_mu_.Unlock();
-    absl::Status s = Checkpoint();
-    bg_mu_.Lock();
-    if (!s.ok()) {
-      last_checkpoint_ = absl::Now();  // back off until the next interval or trigger
-    }
-  }
-}
-
 ShardStats Shard::Stats() {
   ShardStats s;
   s.checkpoints = checkpoints_.load();
@@ -543,17 +472,39 @@ ShardStats Shard::Stats() {
     MutexLock l(&view_mu_);
     for (const auto& o : overlays_) s.overlay_bytes += o->bytes();
   }
-  s.backpressure_waits = backpressure_waits_.load();
-  s.checkpoint_pauses = checkpoint_pauses_.load();
-  s.checkpoint_paused_ms = checkpoint_paused_us_.load() / 1000;
+  s.backpressure_waits = checkpointer_->backpressure_waits();
+  s.checkpoint_pauses = checkpointer_->pauses();
+  s.checkpoint_paused_ms = checkpointer_->paused_ms();
   s.validation_lmdb_reads = validation_lmdb_reads_.load();
   s.snapshot_too_old = snapshot_too_old_.load();
   s.applied_lsn = applied_lsn_.load();
   s.lmdb_map_size = store_->map_size();
   s.lmdb_map_growths = store_->map_growths();
   s.recovery = recovery_;
-  s.wal = wal_->Stats();
+  const wal::WalStats w = wal_->Stats();
+  s.wal.appends = w.appends;
+  s.wal.bytes = w.bytes;
+  s.wal.fsyncs = w.fsyncs;
+  s.wal.records_per_fsync = w.records_per_fsync;
+  s.wal.max_records_per_fsync = w.max_records_per_fsync;
+  s.wal.inline_syncs = w.inline_syncs;
+  s.wal.unsynced_bytes = w.unsynced_bytes;
+  s.wal.fsync_latency_us = w.fsync_latency_us;
+  s.wal.segments_created = w.segments_created;
+  s.wal.segments_recycled = w.segments_recycled;
+  s.wal.durable_lsn = w.durable_lsn;
   return s;
+}
+
+absl::Status Shard::WaitDurable(Lsn lsn) { return wal_->WaitDurable(lsn); }
+
+Lsn Shard::durable_lsn() const { return wal_->durable_lsn(); }
+
+absl::Status Shard::SyncWal() { return wal_->Sync(); }
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Shard::ReadTable(
+    const std::string& table) {
+  return store_->ReadTable(table);
 }
 
 }  // namespace shardtx::engine

@@ -19,27 +19,45 @@
 #include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "engine/lmdb_store.h"
+#include "engine/checkpointed_deletes.h"
+#include "engine/checkpointer.h"
 #include "engine/log_record.h"
 #include "engine/overlay.h"
+#include "engine/types.h"
 #include "shardtx/env.h"
 #include "util/histogram.h"
 #include "util/mutex.h"
-#include "wal/writer.h"
+
+namespace shardtx::wal {
+class WalWriter;
+}  // namespace shardtx::wal
 
 namespace shardtx::engine {
 
-using wal::Lsn;
+class ShardStore;
+class ReadView;
 
-// The LMDB table where checkpoints keep prepared transactions' write sets, so that a prepared
-// transaction waiting long for its decision does not pin the WAL.
-inline constexpr char kPreparedTable[] = "prepared";
+// Hears, in LSN order, that a shard's records up to `lsn` are durable: before any WaitDurable
+// for them returns, on whichever thread wrote them (the log's flusher or a committer in
+// WaitDurable). Must be quick and must not call into the shard's log.
+class DurableListener {
+ public:
+  virtual ~DurableListener() = default;
+  virtual void Durable(uint32_t shard, Lsn lsn) = 0;
+};
 
 struct ShardOptions {
   std::string dir;  // the shard's directory: wal/ and lmdb/ below it
   Env* env = nullptr;
-  wal::WalOptions wal;
-  StoreOptions store;
+  DurableListener* durable_listener = nullptr;  // optional; outlives the shard
+  // The log: its segment size, and the largest record it accepts.
+  uint64_t wal_segment_size = 64ull << 20;
+  uint64_t max_record_size = 16ull << 20;
+  // The store: LMDB's initial map size (grown when it fills), its reader slots (pinned
+  // snapshots), and the size of a checkpoint's LMDB transactions (0: one per checkpoint).
+  uint64_t lmdb_map_size = 64ull << 30;
+  unsigned max_readers = 1024;
+  uint64_t checkpoint_chunk_bytes = 64ull << 10;
   uint64_t checkpoint_wal_bytes = 64ull << 20;
   uint64_t checkpoint_overlay_bytes = 64ull << 20;
   uint64_t overlay_limit_bytes = 256ull << 20;
@@ -56,9 +74,11 @@ class ShardHooks {
   virtual ~ShardHooks() = default;
   // Blocks until every commit with a timestamp at or below `ts` is installed and visible.
   virtual absl::Status WaitVisible(Timestamp ts) = 0;
-  // Before redo: the rows of the checkpointed table kPreparedTable (see CheckpointTables).
-  virtual absl::Status LoadPrepared(uint32_t shard,
-                                    const std::vector<std::pair<std::string, std::string>>& rows) = 0;
+  // The tables the layer above keeps in the store with checkpoints (CheckpointTables).
+  virtual std::vector<std::string> CheckpointTableNames() = 0;
+  // Before redo: the rows of each of those tables as the last checkpoint left them.
+  virtual absl::Status LoadTable(uint32_t shard, const std::string& table,
+                                 const std::vector<std::pair<std::string, std::string>>& rows) = 0;
   // Records of types other than kCommit met during redo, in LSN order, including those at or
   // below applied_lsn that are still in the WAL (`applied`: their writes are in LMDB already).
   // Returns writes to install into the overlay at `ts` (only when !applied).
@@ -71,13 +91,9 @@ class ShardHooks {
                                                           absl::string_view payload) = 0;
   // Called at a checkpoint's freeze, under commit_mu(): table rows to write to LMDB in the
   // checkpoint's transaction, reflecting exactly the records at or below the frozen LSN.
-  virtual std::vector<ShardStore::TableWrite> CheckpointTables(uint32_t shard) = 0;
+  virtual std::vector<TableWrite> CheckpointTables(uint32_t shard) = 0;
   // The checkpoint whose tables were taken last is committed in LMDB.
   virtual void CheckpointCommitted(uint32_t shard) = 0;
-  // Records up to `lsn` on this shard are durable. Called by the WAL, in LSN order, before any
-  // WaitDurable for them returns, on whichever thread wrote them (the flusher or a committer
-  // in WaitDurable); must be quick and must not call into this shard's WAL.
-  virtual void Durable(uint32_t shard, Lsn lsn) = 0;
   // The smallest LSN on this shard that must stay in the WAL (e.g. an undecided prepare not
   // yet in LMDB, or a decision some participant may still need), or 0.
   virtual Lsn PinnedLsn(uint32_t shard) = 0;
@@ -90,6 +106,21 @@ struct RecoveryStats {
   Lsn from_lsn = 0;
   Lsn to_lsn = 0;
   bool torn_tail = false;
+};
+
+// The shard's log, as its stats report it.
+struct LogStats {
+  uint64_t appends = 0;
+  uint64_t bytes = 0;  // record bytes appended (headers and padding included)
+  uint64_t fsyncs = 0;
+  double records_per_fsync = 0;
+  uint64_t max_records_per_fsync = 0;
+  uint64_t inline_syncs = 0;     // fsyncs a lone committer did on its own thread
+  uint64_t unsynced_bytes = 0;   // appended, not yet durable
+  std::string fsync_latency_us;  // Histogram summary
+  uint64_t segments_created = 0;
+  uint64_t segments_recycled = 0;
+  Lsn durable_lsn = 0;
 };
 
 struct ShardStats {
@@ -107,7 +138,7 @@ struct ShardStats {
   uint64_t lmdb_map_size = 0;
   uint64_t lmdb_map_growths = 0;
   RecoveryStats recovery;
-  wal::WalStats wal;
+  LogStats wal;
 };
 
 class Shard {
@@ -125,10 +156,12 @@ class Shard {
 
   uint32_t id() const { return id_; }
   // Largest commit timestamp in LMDB or the redone WAL.
-  Timestamp recovered_max_ts() const { return recovered_max_ts_; }
+  Timestamp recovered_max_ts() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return recovered_max_ts_; }
 
   // A consistent read view of the shard at `snapshot`.
   struct View {
+    View();
+    ~View();
     Timestamp snapshot = 0;
     std::vector<std::shared_ptr<const Overlay>> overlays;  // newest first
     std::unique_ptr<ReadView> lmdb;
@@ -165,8 +198,7 @@ class Shard {
   absl::StatusOr<bool> AnyNewerInRangeLocked(absl::string_view lower, absl::string_view upper,
                                              Timestamp ts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   absl::StatusOr<Lsn> AppendLocked(RecordType type, absl::string_view payload,
-                                   wal::Durability durability)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+                                   Durability durability) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Adds `writes` to the overlay as versions at `ts`. Moves the values in (they are left
   // empty); the keys stay, for UninstallLocked.
   void InstallLocked(std::vector<Write>* writes, Timestamp ts)
@@ -174,86 +206,70 @@ class Shard {
   // Takes back versions installed under `ts` whose commit failed before becoming visible.
   void UninstallLocked(const std::vector<Write>& writes, Timestamp ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
-  absl::Status WaitDurable(Lsn lsn) { return wal_->WaitDurable(lsn); }
-  Lsn durable_lsn() const { return wal_->durable_lsn(); }
+  // Waits until the record at `lsn` is durable (kSync appends). An error means the log is
+  // poisoned: the record may or may not be on disk.
+  absl::Status WaitDurable(Lsn lsn);
+  Lsn durable_lsn() const;
   // Makes every record appended so far durable.
-  absl::Status SyncWal() { return wal_->Sync(); }
+  absl::Status SyncWal();
+
+  // Redo of one logged record: a kCommit's writes go into the active overlay; any other type
+  // goes to ShardHooks::Redo, and the writes it returns, if any, go in too. `applied`: the
+  // record is at or below the checkpoint's applied LSN (its writes are in LMDB; only the
+  // hooks hear of it, and not of a kCommit). The one step of crash recovery, and of a replica
+  // applying its leader's log. Errors: kDataLoss for a malformed record, the hooks' own.
+  absl::Status RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload, bool applied)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
 
   // Runs a checkpoint now (waits for one in progress first).
   absl::Status Checkpoint();
   // Reads a table written with checkpoints (see ShardStore::TableWrite).
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadTable(
-      const std::string& table) {
-    return store_->ReadTable(table);
-  }
+      const std::string& table);
 
   ShardStats Stats();
 
  private:
   Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks);
   absl::Status Recover();
-  void CheckpointLoop();
-  bool CheckpointDue();
   // After an install: wakes the checkpoint thread when the active overlay reached its trigger.
   void RequestCheckpointIfFullLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Bytes in the active and frozen overlays, as back-pressure counts them.
   uint64_t OverlayBytesUsed();
-  // Called between two LMDB chunks of a checkpoint (see Options::checkpoint_pace).
-  // `wal_syncs_seen`: the WAL's fsync count when the chunk began; updated.
-  void PaceCheckpoint(std::chrono::steady_clock::duration chunk_time, uint64_t* wal_syncs_seen);
 
   const uint32_t id_;
   const ShardOptions options_;
   ShardHooks* const hooks_;
   std::unique_ptr<ShardStore> store_;
   std::unique_ptr<wal::WalWriter> wal_;
-  Timestamp recovered_max_ts_ = 0;
+  Timestamp recovered_max_ts_ ABSL_GUARDED_BY(commit_mu_) = 0;  // the largest redone
   RecoveryStats recovery_;
 
   Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(view_mu_);
   Lsn last_lsn_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  std::vector<Write> redo_writes_ ABSL_GUARDED_BY(commit_mu_);  // reused by RedoLocked
 
   Mutex view_mu_;
   // Newest first: the active overlay, then the frozen ones a checkpoint is writing (more than
   // one only after a checkpoint failed).
   std::vector<std::shared_ptr<Overlay>> overlays_ ABSL_GUARDED_BY(view_mu_);
   Timestamp lmdb_max_ts_ ABSL_GUARDED_BY(view_mu_) = 0;
-  // Keys a checkpoint deleted from LMDB, with the delete's timestamp. In LMDB a key deleted
-  // after a snapshot looks like one that never existed; conflict checks for snapshots older
-  // than the checkpoint need to tell them apart. Filled before the checkpoint's LMDB commit
-  // (with lmdb_max_ts_). At most options_.checkpointed_deletes_bytes: the oldest entries go
-  // first and raise deletes_floor_ts_, below which an absent key proves nothing (a conflict
-  // check then assumes the worst).
-  absl::btree_map<std::string, Timestamp> checkpointed_deletes_ ABSL_GUARDED_BY(view_mu_);
-  std::deque<std::pair<Timestamp, std::string>> deletes_order_ ABSL_GUARDED_BY(view_mu_);
-  uint64_t deletes_bytes_ ABSL_GUARDED_BY(view_mu_) = 0;
-  // Counted per remembered delete besides its key: the map's and the queue's nodes, roughly.
-  static constexpr uint64_t kDeleteEntryOverhead = 64;
-  Timestamp deletes_floor_ts_ ABSL_GUARDED_BY(view_mu_) = 0;
-  void RememberDeletesLocked(std::vector<std::pair<std::string, Timestamp>> deletes)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(view_mu_);
+  // Keys checkpoints deleted from LMDB. Filled before the checkpoint's LMDB commit (with
+  // lmdb_max_ts_).
+  CheckpointedDeletes checkpointed_deletes_ ABSL_GUARDED_BY(view_mu_);
 
   Mutex checkpoint_mu_;  // one checkpoint at a time
 
-  Mutex bg_mu_;
-  CondVar bg_cv_{&bg_mu_};     // checkpoint thread: work or stop
-  CondVar space_cv_{&bg_mu_};  // back-pressure waiters
-  CondVar pace_cv_{&bg_mu_};   // a pausing checkpoint: Close or back-pressure
-  bool stop_ ABSL_GUARDED_BY(bg_mu_) = false;
-  bool closing_ ABSL_GUARDED_BY(bg_mu_) = false;  // Close began
-  bool checkpoint_requested_ ABSL_GUARDED_BY(bg_mu_) = false;
-  absl::Time last_checkpoint_ ABSL_GUARDED_BY(bg_mu_);
-  uint64_t wal_bytes_at_checkpoint_ ABSL_GUARDED_BY(bg_mu_) = 0;
+  // When to checkpoint, back-pressure, pacing.
+  std::unique_ptr<Checkpointer> checkpointer_;
   std::atomic<uint64_t> frozen_bytes_{0};
   std::atomic<Lsn> applied_lsn_{0};
   std::shared_ptr<Overlay> active_ ABSL_GUARDED_BY(commit_mu_);  // == overlays_[0]
 
-  std::atomic<uint64_t> checkpoints_{0}, checkpoint_bytes_{0}, backpressure_waits_{0};
-  std::atomic<uint64_t> checkpoint_pauses_{0}, checkpoint_paused_us_{0};
+  std::atomic<uint64_t> checkpoints_{0}, checkpoint_bytes_{0};
   std::atomic<uint64_t> validation_lmdb_reads_{0};
   std::atomic<uint64_t> snapshot_too_old_{0};
   Histogram checkpoint_ms_;
-  std::thread checkpointer_;
 };
 
 }  // namespace shardtx::engine

@@ -4,6 +4,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "shardtx/partitioning.h"
+#include "txn/db_directory.h"
 #include "xxhash.h"
 
 namespace shardtx::txn {
@@ -88,3 +90,21 @@ std::string Partitioner::Describe(const Options& options) {
 }
 
 }  // namespace shardtx::txn
+
+namespace shardtx {
+
+absl::StatusOr<KeyPartitioning> KeyPartitioning::Make(const Options& options, uint32_t num_shards) {
+  if (num_shards == 0 || num_shards > txn::DbDirectory::kMaxShards) {
+    return absl::InvalidArgumentError(absl::StrCat("KeyPartitioning: ", num_shards,
+                                                   " shards (must be in [1, ",
+                                                   txn::DbDirectory::kMaxShards, "])"));
+  }
+  if (absl::Status s = txn::Partitioner::Validate(options, num_shards); !s.ok()) return s;
+  return KeyPartitioning(std::make_shared<const txn::Partitioner>(options, num_shards));
+}
+
+uint32_t KeyPartitioning::ShardOf(absl::string_view key) const { return impl_->ShardOf(key); }
+
+uint32_t KeyPartitioning::num_shards() const { return impl_->num_shards(); }
+
+}  // namespace shardtx

@@ -1,8 +1,17 @@
 #include "txn/timestamp_oracle.h"
 
+#include <algorithm>
+
 namespace shardtx::txn {
 
 TimestampOracle::TimestampOracle(Timestamp max_ts) : last_(max_ts), visible_(max_ts) {}
+
+void TimestampOracle::Recovered(Timestamp max_ts) {
+  MutexLock l(&mu_);
+  last_ = std::max(last_, max_ts);
+  visible_.store(last_, std::memory_order_release);
+  window_.clear();
+}
 
 Timestamp TimestampOracle::Assign() {
   MutexLock l(&mu_);

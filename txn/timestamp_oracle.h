@@ -9,16 +9,21 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/types.h"
 #include "util/mutex.h"
 
 namespace shardtx::txn {
 
-using Timestamp = uint64_t;
+using Timestamp = engine::Timestamp;
 
 class TimestampOracle {
  public:
   // After recovery: timestamps continue above `max_ts`, which is visible.
   explicit TimestampOracle(Timestamp max_ts = 0);
+
+  // Recovery found commits up to `max_ts`: timestamps continue above it, and it is visible.
+  // REQUIRES: no timestamp in flight.
+  void Recovered(Timestamp max_ts);
 
   // A new commit timestamp, in flight until Finish.
   Timestamp Assign();

@@ -5,6 +5,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "txn/coordinator.h"
 #include "txn/database_impl.h"
 #include "txn/merge_iterator.h"
 #include "txn/txn_records.h"
@@ -16,22 +17,21 @@ namespace shardtx::txn {
 
 SHARDTX_DEFINE_KILL_POINT(commit_after_append, "commit.after_wal_append");
 SHARDTX_DEFINE_KILL_POINT(commit_after_durable, "commit.after_durable");
-SHARDTX_DEFINE_KILL_POINT(after_some_prepares, "2pc.after_some_prepares");
-SHARDTX_DEFINE_KILL_POINT(after_all_prepares, "2pc.after_all_prepares");
-SHARDTX_DEFINE_KILL_POINT(after_failed_prepare, "2pc.after_failed_prepare");
+
+static_assert(kMaxKeySize == engine::kMaxKeySize, "the public key limit is the engine's");
 
 namespace {
 
-wal::Durability ToWal(Durability d) {
+engine::Durability ToEngine(Durability d) {
   switch (d) {
     case Durability::kSync:
-      return wal::Durability::kSync;
+      return engine::Durability::kSync;
     case Durability::kAsync:
-      return wal::Durability::kAsync;
+      return engine::Durability::kAsync;
     case Durability::kNone:
-      return wal::Durability::kNone;
+      return engine::Durability::kNone;
   }
-  return wal::Durability::kSync;
+  return engine::Durability::kSync;
 }
 
 std::string Printable(absl::string_view key) {
@@ -234,26 +234,6 @@ absl::Status TransactionImpl::ValidateReadsLocked(uint32_t shard) {
 
 namespace {
 
-// Holds the commit locks of several shards, taken in ascending shard order (no deadlock).
-class ShardLocks {
- public:
-  ShardLocks(DatabaseImpl* db, const std::vector<uint32_t>& shards) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    for (uint32_t s : shards) {
-      Mutex* mu = db->shard(s)->commit_mu();
-      mu->Lock();
-      held_.push_back(mu);
-    }
-  }
-  ~ShardLocks() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    for (auto it = held_.rbegin(); it != held_.rend(); ++it) (*it)->Unlock();
-  }
-  ShardLocks(const ShardLocks&) = delete;
-  ShardLocks& operator=(const ShardLocks&) = delete;
-
- private:
-  absl::InlinedVector<Mutex*, 4> held_;
-};
-
 uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::steady_clock::now() - start)
@@ -262,14 +242,14 @@ uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-absl::StatusOr<TransactionImpl::Plan> TransactionImpl::MakePlan() {
+absl::StatusOr<CommitPlan> TransactionImpl::MakePlan() {
   if (write_bytes_ + 16 * writes_.size() > db_->options().max_txn_bytes) {
     db_->counters().aborts_too_large++;
     return absl::ResourceExhaustedError(
         absl::StrCat("transaction of ", write_bytes_, " bytes in ", writes_.size(),
                      " writes exceeds Options.max_txn_bytes ", db_->options().max_txn_bytes));
   }
-  Plan plan;
+  CommitPlan plan;
   plan.by_shard.resize(db_->num_shards());
   std::vector<bool> involved(db_->num_shards(), false);
   for (auto& [key, value] : writes_) {
@@ -312,7 +292,7 @@ absl::Status TransactionImpl::Commit() {
     Finish();
     return absl::OkStatus();
   }
-  absl::StatusOr<Plan> plan = MakePlan();
+  absl::StatusOr<CommitPlan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
   if (plan->parts.size() == 1) {
     absl::Status s = CommitOnePhase(*plan);
@@ -320,14 +300,12 @@ absl::Status TransactionImpl::Commit() {
   } else {
     // Serializable: the commit timestamp is taken with the validation, under the locks, so
     // that no transaction validated later can commit "before" this one.
-    const bool early_ts = options_.isolation == Isolation::kSerializable;
-    absl::Status s = PreparePhase(*plan, "", early_ts);
-    if (!s.ok()) return fail(s);
-    auto ts = db_->CommitDecided(id_, plan->parts, early_ts ? commit_ts_ : 0, /*named=*/false);
-    if (!ts.ok()) {
-      commit_ts_ = 0;
-      return fail(ts.status());
-    }
+    Coordinator::PrepareRequest request{
+        id_, "", snapshot_, &*plan, {}, {}, options_.isolation == Isolation::kSerializable};
+    auto early_ts = db_->coordinator().Prepare(request, [&] { return ValidateLocked(*plan); });
+    if (!early_ts.ok()) return fail(early_ts.status());
+    auto ts = db_->coordinator().CommitDecided(id_, plan->parts, *early_ts, /*named=*/false);
+    if (!ts.ok()) return fail(ts.status());
     commit_ts_ = *ts;
     db_->counters().cross_shard_commits++;
   }
@@ -369,7 +347,7 @@ absl::Status TransactionImpl::Prepare(absl::string_view name) {
           db_->options().max_txn_bytes)));
     }
   }
-  absl::StatusOr<Plan> plan = MakePlan();
+  absl::StatusOr<CommitPlan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
   if (plan->parts.empty()) {  // nothing written: a prepare record on shard 0 keeps the name
     plan->parts.push_back(0);
@@ -377,98 +355,27 @@ absl::Status TransactionImpl::Prepare(absl::string_view name) {
       plan->involved.insert(plan->involved.begin(), 0);
     }
   }
-  absl::Status s = PreparePhase(*plan, n, false);
+  Coordinator::PrepareRequest request{id_, n, snapshot_, &*plan, {}, {}, false};
+  // A serializable named prepare keeps what it read locked until its decision.
+  if (options_.isolation == Isolation::kSerializable) {
+    request.read_keys.assign(reads_.begin(), reads_.end());
+    request.read_ranges = ranges_;
+  }
+  absl::Status s =
+      db_->coordinator().Prepare(request, [&] { return ValidateLocked(*plan); }).status();
   if (!s.ok()) return fail(s);
   state_ = State::kPrepared;
   Finish();
   return absl::OkStatus();
 }
 
-absl::Status TransactionImpl::PreparePhase(Plan& plan, const std::string& name, bool early_ts) {
-  const auto start = std::chrono::steady_clock::now();
-  // An internal (coordinator-driven) commit over several shards goes on to log its decision on
-  // parts[0]; a named prepare must be durable everywhere when Prepare returns.
-  const bool coordinator_rides_decision = name.empty() && plan.parts.size() > 1;
-  // The first prepare this thread waits for (the coordinator's own is not waited for).
-  const size_t first = coordinator_rides_decision ? 1 : 0;
-  std::vector<engine::Lsn> lsns;
-  {
-    ShardLocks locks(db_, plan.involved);
-    for (uint32_t p : plan.parts) {
-      db_->shard(p)->commit_mu()->AssertHeld();
-      RETURN_IF_ERROR(ValidateWritesLocked(p, plan.by_shard[p]));
-    }
-    for (uint32_t s : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(s));
-    if (early_ts) commit_ts_ = db_->oracle().Assign();
-    // A serializable named prepare keeps what it read locked until its decision, which takes
-    // its commit timestamp only then: no writer may change its reads meanwhile. (Our own
-    // cross-shard commits took their timestamp above, with the validation.)
-    const bool read_locks = !name.empty() && options_.isolation == Isolation::kSerializable &&
-                            (!reads_.empty() || !ranges_.empty());
-    for (size_t i = 0; i < plan.parts.size(); ++i) {
-      const uint32_t p = plan.parts[i];
-      engine::Shard* s = db_->shard(p);
-      s->commit_mu()->AssertHeld();
-      PrepareRecord r{id_, name, snapshot_, plan.parts, plan.by_shard[p], {}, {}};
-      if (read_locks && i == 0) {
-        r.read_keys.assign(reads_.begin(), reads_.end());
-        r.read_ranges = ranges_;
-      }
-      // The coordinator's own prepare need not be synced on its own: the decision, logged
-      // after it in the same WAL, is synced before anything depends on either. Of the others,
-      // the first waited for is synced by this thread (kSync), the rest by their shards'
-      // flushers at once, in parallel (kAsync).
-      const wal::Durability durability = i < first    ? wal::Durability::kDeferred
-                                         : i == first ? wal::Durability::kSync
-                                                      : wal::Durability::kAsync;
-      auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), durability);
-      if (!lsn.ok()) {
-        db_->counters().aborts_io_error++;
-        // Undo the parts prepared so far, on the record too: a replay must not find them
-        // prepared (with their keys locked) ahead of a later prepare of the same keys.
-        for (uint32_t q : plan.parts) {
-          if (q == p) break;
-          db_->shard(q)->commit_mu()->AssertHeld();
-          db_->shard(q)
-              ->AppendLocked(engine::kAbortPrepared, EncodeTxn(id_), wal::Durability::kAsync)
-              .IgnoreError();  // if that log failed too, recovery presumes the abort
-          db_->two_phase().ResolvePart(id_, q);
-        }
-        if (early_ts) db_->oracle().Finish(commit_ts_);
-        commit_ts_ = 0;
-        return lsn.status();
-      }
-      lsns.push_back(*lsn);
-      db_->two_phase().AddPart(id_, name, snapshot_, plan.parts, p, *lsn,
-                               std::move(plan.by_shard[p]), false);
-      if (read_locks && i == 0) {
-        std::vector<std::pair<uint32_t, std::string>> keys;
-        for (const std::string& k : reads_) keys.emplace_back(db_->partitioner().ShardOf(k), k);
-        db_->two_phase().AddReadLocks(id_, std::move(keys), ranges_);
-      }
-    }
-  }
-  // The prepares of the other participants are being synced by their flushers meanwhile.
-  absl::Status status;
-  for (size_t i = first; i < plan.parts.size() && status.ok(); ++i) {
-    status = db_->shard(plan.parts[i])->WaitDurable(lsns[i]);
-    if (i == first && plan.parts.size() > 1) SHARDTX_KILL_POINT("2pc.after_some_prepares");
-  }
-  if (!status.ok()) {
-    db_->counters().aborts_io_error++;
-    db_->AbortPrepared(id_, plan.parts, false).IgnoreError();
-    if (early_ts) db_->oracle().Finish(commit_ts_);
-    commit_ts_ = 0;
-    SHARDTX_KILL_POINT("2pc.after_failed_prepare");  // its name may be taken by another now
-    return status;
-  }
-  SHARDTX_KILL_POINT("2pc.after_all_prepares");
-  db_->two_phase().MarkPrepared(id_);  // durable everywhere: listed and resolvable by name
-  db_->counters().prepare_us.Add(MicrosSince(start));
+absl::Status TransactionImpl::ValidateLocked(const CommitPlan& plan) {
+  for (uint32_t p : plan.parts) RETURN_IF_ERROR(ValidateWritesLocked(p, plan.by_shard[p]));
+  for (uint32_t s : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(s));
   return absl::OkStatus();
 }
 
-absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
+absl::Status TransactionImpl::CommitOnePhase(CommitPlan& plan) {
   const uint32_t shard = plan.parts.front();
   std::vector<engine::Write>& writes = plan.by_shard[shard];
   engine::Shard* s = db_->shard(shard);
@@ -479,11 +386,10 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
   {
     ShardLocks locks(db_, plan.involved);
     s->commit_mu()->AssertHeld();
-    RETURN_IF_ERROR(ValidateWritesLocked(shard, writes));
-    for (uint32_t i : plan.involved) RETURN_IF_ERROR(ValidateReadsLocked(i));
+    RETURN_IF_ERROR(ValidateLocked(plan));
     commit_ts_ = db_->oracle().Assign();
     engine::SetCommitTs(&record, commit_ts_);
-    auto appended = s->AppendLocked(engine::kCommit, record, ToWal(options_.durability));
+    auto appended = s->AppendLocked(engine::kCommit, record, ToEngine(options_.durability));
     if (!appended.ok()) {
       db_->oracle().Finish(commit_ts_);  // nothing installed under it
       commit_ts_ = 0;
@@ -493,7 +399,7 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
     lsn = *appended;
     s->InstallLocked(&writes, commit_ts_);  // the transaction is done with the values
     if (options_.durability == Durability::kSync) {
-      db_->RegisterDurableCommit(shard, lsn, commit_ts_);
+      db_->durable_commits().Add(shard, lsn, commit_ts_);
     } else {
       db_->oracle().Finish(commit_ts_);  // visible now; durable soon (async) or later (none)
     }
@@ -520,11 +426,6 @@ absl::Status TransactionImpl::CommitOnePhase(Plan& plan) {
     }
   }
   SHARDTX_KILL_POINT("commit.after_durable");
-  // The WAL's durable callback finishes queued commits before waking their waiters; this one
-  // may have been queued just after the callback that covered it ran.
-  if (options_.durability == Durability::kSync && db_->oracle().visible() < commit_ts_) {
-    db_->Durable(shard, s->durable_lsn());
-  }
   db_->two_phase().SetOutcome(id_, Database::Outcome::kCommitted);
   // Read-your-commits: a transaction begun after Commit returns sees this one.
   db_->oracle().WaitVisible(commit_ts_);

@@ -12,6 +12,7 @@
 #include "engine/shard.h"
 #include "shardtx/options.h"
 #include "shardtx/transaction.h"
+#include "txn/coordinator.h"
 
 namespace shardtx::txn {
 
@@ -44,18 +45,14 @@ class TransactionImpl final : public Transaction {
 
  private:
   // The write sets by shard, and the shards a commit must lock: those written, plus (when
-  // serializable) those read.
-  struct Plan {
-    std::vector<std::vector<engine::Write>> by_shard;
-    std::vector<uint32_t> parts;     // shards written, ascending
-    std::vector<uint32_t> involved;  // shards to validate and lock, ascending
-  };
-  absl::StatusOr<Plan> MakePlan();
+  // serializable) those read. Moves the write buffer out.
+  absl::StatusOr<CommitPlan> MakePlan();
   // One shard written: validate, log one commit record, install, wait for the fsync.
-  absl::Status CommitOnePhase(Plan& plan);
-  // Phase one of two-phase commit on plan.parts: validate and lock under every involved
-  // shard's commit lock, log a prepare record on each part, then wait for all the fsyncs.
-  absl::Status PreparePhase(Plan& plan, const std::string& name, bool early_ts);
+  // (Several: the Coordinator's two-phase commit.)
+  absl::Status CommitOnePhase(CommitPlan& plan);
+  // The commit's validation: write conflicts and locks on every part, and (serializable) the
+  // reads on every involved shard. REQUIRES: every involved shard's commit lock.
+  absl::Status ValidateLocked(const CommitPlan& plan);
   // Serializable: fails if something read on `shard` changed after the snapshot.
   // REQUIRES: the shard's commit lock.
   absl::Status ValidateReadsLocked(uint32_t shard);

@@ -284,14 +284,14 @@ void TwoPhaseState::AddCommitLsn(uint64_t txn_id, uint32_t shard, Lsn lsn) {
   if (it != decisions_.end()) it->second.commit_lsns.emplace_back(shard, lsn);
 }
 
-std::vector<engine::ShardStore::TableWrite> TwoPhaseState::CheckpointTables(uint32_t shard) {
+std::vector<engine::TableWrite> TwoPhaseState::CheckpointTables(uint32_t shard) {
   MutexLock l(&mu_);
-  std::vector<engine::ShardStore::TableWrite> out;
+  std::vector<engine::TableWrite> out;
   TableState& ts = tables_[shard];
   ts.puts_in_flight.clear();
   ts.deletes_in_flight.assign(ts.deletes.begin(), ts.deletes.end());
   for (uint64_t id : ts.deletes_in_flight) {
-    out.push_back({engine::kPreparedTable, PreparedTableKey(id), std::nullopt});
+    out.push_back({kPreparedTable, PreparedTableKey(id), std::nullopt});
   }
   for (auto& [id, t] : prepared_) {
     auto p = t.parts.find(shard);
@@ -301,7 +301,7 @@ std::vector<engine::ShardStore::TableWrite> TwoPhaseState::CheckpointTables(uint
       for (const auto& [s, key] : t.read_keys) r.read_keys.push_back(key);
       r.read_ranges = t.read_ranges;
     }
-    out.push_back({engine::kPreparedTable, PreparedTableKey(id), EncodePrepare(r)});
+    out.push_back({kPreparedTable, PreparedTableKey(id), EncodePrepare(r)});
     p->second.pending = true;
     ts.puts_in_flight.push_back(id);
   }

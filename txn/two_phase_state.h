@@ -30,17 +30,15 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/lmdb_store.h"
-#include "engine/log_record.h"
 #include "engine/shard.h"
+#include "engine/types.h"
 #include "shardtx/database.h"
 #include "util/mutex.h"
-#include "wal/format.h"
 
 namespace shardtx::txn {
 
+using engine::Lsn;
 using engine::Timestamp;
-using wal::Lsn;
 
 class TwoPhaseState {
  public:
@@ -127,7 +125,7 @@ class TwoPhaseState {
   void AddCommitLsn(uint64_t txn_id, uint32_t shard, Lsn lsn);
 
   // --- Checkpoint hooks. ---
-  std::vector<engine::ShardStore::TableWrite> CheckpointTables(uint32_t shard);
+  std::vector<engine::TableWrite> CheckpointTables(uint32_t shard);
   void CheckpointCommitted(uint32_t shard);
   // The smallest LSN of `shard` still needed: unpersisted prepares and decisions some
   // participant may still need (durable_lsn(s) tells which commit records are durable).

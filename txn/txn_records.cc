@@ -1,5 +1,6 @@
 #include "txn/txn_records.h"
 
+#include "engine/log_record.h"
 #include "util/coding.h"
 
 namespace shardtx::txn {

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "engine/log_record.h"
+#include "engine/types.h"
 
 namespace shardtx::txn {
 
@@ -55,6 +55,9 @@ struct DecisionRecord {
 std::string EncodeDecision(const DecisionRecord& r);
 bool DecodeDecision(absl::string_view in, DecisionRecord* r);
 
+// The table where checkpoints keep prepared transactions' write sets (engine::TableWrite), so
+// that a prepared transaction waiting long for its decision does not pin the WAL.
+inline constexpr char kPreparedTable[] = "prepared";
 std::string PreparedTableKey(uint64_t txn_id);
 
 }  // namespace shardtx::txn

@@ -2,13 +2,26 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
-#include "txn/partitioner.h"
+#include "shardtx/partitioning.h"
 
 namespace txbench {
 namespace {
+
+// shardtx's default map (hash partitioning) of `num_shards` shards; Config::Validate keeps
+// the number in range.
+shardtx::KeyPartitioning DefaultPartitioning(uint32_t num_shards) {
+  auto p = shardtx::KeyPartitioning::Make(shardtx::Options(), num_shards);
+  if (!p.ok()) {
+    std::fprintf(stderr, "txbench: %s\n", p.status().ToString().c_str());
+    std::abort();
+  }
+  return *std::move(p);
+}
 
 double Zeta(uint64_t n, double theta) {
   double sum = 0;
@@ -42,7 +55,7 @@ KeySpace::KeySpace(uint64_t num_keys, uint32_t key_size, uint32_t value_size, ui
       key_size_(key_size),
       value_size_(value_size),
       num_shards_(num_shards),
-      partitioner_(shardtx::Options(), num_shards) {
+      partitioner_(DefaultPartitioning(num_shards)) {
   shard_of_.resize(num_keys);
   by_shard_.resize(num_shards);
   for (uint64_t i = 0; i < num_keys; ++i) {

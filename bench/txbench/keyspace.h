@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "txn/partitioner.h"
+#include "shardtx/partitioning.h"
 
 namespace txbench {
 
@@ -75,7 +75,7 @@ class KeySpace {
  private:
   uint64_t num_keys_;
   uint32_t key_size_, value_size_, num_shards_;
-  shardtx::txn::Partitioner partitioner_;
+  shardtx::KeyPartitioning partitioner_;
   std::vector<uint32_t> shard_of_;
   std::vector<std::vector<uint64_t>> by_shard_;
   std::vector<Zipf> shard_zipf_;  // one per shard when zipf > 0

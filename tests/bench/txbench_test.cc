@@ -24,8 +24,8 @@
 #include "bench/txbench/runner.h"
 #include "bench/txbench/workload.h"
 #include "gtest/gtest.h"
+#include "shardtx/partitioning.h"
 #include "tests/bench/json_reader.h"
-#include "txn/partitioner.h"
 
 namespace txbench {
 namespace {
@@ -236,12 +236,13 @@ TEST(TxbenchFlags, MakeBenchPlanHoldsTheTargetsRunsOnly) {
 
 TEST(TxbenchKeySpace, ShardsAreShardtxsAndBucketsCoverEveryKey) {
   const KeySpace keys(5000, 16, 100, 4, 0, 1);
-  const shardtx::txn::Partitioner partitioner(shardtx::Options(), 4);
+  auto partitioner = shardtx::KeyPartitioning::Make(shardtx::Options(), 4);
+  ASSERT_TRUE(partitioner.ok()) << partitioner.status();
   uint64_t total = 0;
   for (uint32_t s = 0; s < 4; ++s) {
     EXPECT_GT(keys.KeysOfShard(s).size(), 500u);
     for (uint64_t k : keys.KeysOfShard(s)) {
-      EXPECT_EQ(partitioner.ShardOf(keys.Key(k)), s);
+      EXPECT_EQ(partitioner->ShardOf(keys.Key(k)), s);
       EXPECT_EQ(keys.ShardOfKey(keys.Key(k)), s);
     }
     total += keys.KeysOfShard(s).size();

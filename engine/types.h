@@ -1,0 +1,59 @@
+// The engine's vocabulary: what the layers above hand a shard and get back from it. The
+// transaction layer speaks to the engine in these terms only, never in the WAL's or LMDB's.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace shardtx::engine {
+
+// Commit timestamps: every committed version carries one; snapshots read at one.
+using Timestamp = uint64_t;
+// Position of a record in a shard's log: dense, increasing, starting at 1.
+using Lsn = uint64_t;
+
+// Keys are 1 to kMaxKeySize bytes: LMDB's limit with its default page size (the checkpointed
+// store is LMDB). The public API's shardtx::kMaxKeySize is the same number.
+inline constexpr size_t kMaxKeySize = 511;
+
+// Types of the records a shard's log holds. The engine interprets kCommit itself (see
+// log_record.h); the others belong to the transaction layer (their payloads are described in
+// txn/txn_records.h), and the engine hands them to ShardHooks::Redo during recovery.
+enum RecordType : uint8_t {
+  kCommit = 1,
+  kPrepare = 2,
+  kCommitPrepared = 3,
+  kAbortPrepared = 4,
+  kDecision = 5,
+  kEnd = 6,
+};
+
+enum class WriteOp : uint8_t { kPut = 1, kDelete = 2 };
+
+// One write of a transaction on one shard.
+struct Write {
+  WriteOp op = WriteOp::kPut;
+  std::string key;
+  std::string value;
+};
+
+// How an append to a shard's log waits for durability.
+enum class Durability {
+  kSync,      // the caller will wait (Shard::WaitDurable) until the record is synced
+  kAsync,     // synced promptly by the shard's log; the caller does not wait
+  kNone,      // written promptly; made durable only by a later sync
+  kDeferred,  // no wake-up at all: goes with whatever batch comes next, for a record whose
+              // durability a later synced record (or nothing) depends on
+};
+
+// A row of a table the layer above keeps in the shard's store with each checkpoint (see
+// ShardHooks::CheckpointTables).
+struct TableWrite {
+  std::string table;
+  std::string key;
+  std::optional<std::string> value;  // nullopt: delete
+};
+
+}  // namespace shardtx::engine

@@ -1,0 +1,50 @@
+// DbDirectory: the layout of a database directory, and the claim on it.
+//
+//   PATH/SHARDTX      the manifest: "format N", "shards N", "partitioning P" (one per line),
+//                     written once, atomically (temp file, fsync, rename, fsync of PATH)
+//   PATH/LOCK         held (flock) while a Database has the directory open
+//   PATH/shard-NNN/   one per shard (see engine::Shard)
+//
+// A directory with no manifest must hold nothing else (a LOCK, a manifest's temp file).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "shardtx/env.h"
+#include "shardtx/options.h"
+
+namespace shardtx::txn {
+
+class DbDirectory {
+ public:
+  // The most shards a database may have.
+  static constexpr uint32_t kMaxShards = 1024;
+
+  // Opens options.path (created, durably, when missing and options.create_if_missing), takes
+  // its lock, and reads its manifest, or writes one for a new database. Errors: kNotFound (no
+  // database, not to be created), kFailedPrecondition (something else is there; a newer
+  // format), kPermissionDenied (not writable), kInvalidArgument (the options disagree with
+  // the manifest: shard count, partitioning), kDataLoss (a corrupt manifest), the lock's
+  // errors when another process holds it.
+  static absl::StatusOr<std::unique_ptr<DbDirectory>> Open(Env* env, const Options& options);
+
+  // The number of shards on record (or chosen, for a new database).
+  uint32_t num_shards() const { return num_shards_; }
+  // The directory of shard `i`.
+  std::string ShardDir(uint32_t i) const;
+  // Gives up the lock.
+  void Unlock() { lock_.reset(); }
+
+ private:
+  DbDirectory(std::string path, uint32_t num_shards, std::unique_ptr<FileLock> lock)
+      : path_(std::move(path)), num_shards_(num_shards), lock_(std::move(lock)) {}
+
+  const std::string path_;
+  const uint32_t num_shards_;
+  std::unique_ptr<FileLock> lock_;
+};
+
+}  // namespace shardtx::txn

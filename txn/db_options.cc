@@ -1,0 +1,49 @@
+#include "txn/db_options.h"
+
+#include "absl/strings/str_cat.h"
+#include "txn/db_directory.h"
+
+namespace shardtx::txn {
+
+absl::Status ValidateOptions(const Options& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("Options.path is empty");
+  if (options.num_shards > DbDirectory::kMaxShards) {
+    return absl::InvalidArgumentError(absl::StrCat("Options.num_shards ", options.num_shards,
+                                                   " exceeds ", DbDirectory::kMaxShards));
+  }
+  if (options.overlay_limit_bytes != 0 &&
+      options.overlay_limit_bytes < options.checkpoint_overlay_bytes) {
+    return absl::InvalidArgumentError(
+        "Options.overlay_limit_bytes must be >= checkpoint_overlay_bytes");
+  }
+  if (options.max_txn_bytes == 0 || options.max_txn_bytes > options.wal_segment_size / 2) {
+    return absl::InvalidArgumentError(absl::StrCat("Options.max_txn_bytes ", options.max_txn_bytes,
+                                                   " must be in [1, wal_segment_size / 2]"));
+  }
+  // Written so that NaN fails too.
+  if (!(options.checkpoint_pace >= 0 && options.checkpoint_pace <= 100)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.checkpoint_pace ", options.checkpoint_pace, " must be in [0, 100]"));
+  }
+  return absl::OkStatus();
+}
+
+engine::ShardOptions ShardOptionsFor(const Options& options, Env* env, const std::string& dir) {
+  engine::ShardOptions so;
+  so.dir = dir;
+  so.env = env;
+  so.wal_segment_size = options.wal_segment_size;
+  so.max_record_size = options.max_txn_bytes + 1024;  // room for a record's own fields
+  so.lmdb_map_size = options.lmdb_map_size;
+  so.max_readers = options.max_open_transactions;
+  so.checkpoint_chunk_bytes = options.checkpoint_txn_bytes;
+  so.checkpoint_wal_bytes = options.checkpoint_wal_bytes;
+  so.checkpoint_overlay_bytes = options.checkpoint_overlay_bytes;
+  so.overlay_limit_bytes = options.overlay_limit_bytes;
+  so.checkpoint_interval = options.checkpoint_interval;
+  so.checkpointed_deletes_bytes = options.checkpointed_deletes_bytes;
+  so.checkpoint_pace = options.checkpoint_pace;
+  return so;
+}
+
+}  // namespace shardtx::txn

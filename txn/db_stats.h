@@ -1,0 +1,31 @@
+// The database's statistics: the counters transactions keep, and their mapping, with each
+// shard's figures, onto the public shardtx::Stats (include/shardtx/stats.h).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "engine/shard.h"
+#include "shardtx/stats.h"
+#include "util/histogram.h"
+
+namespace shardtx::txn {
+
+// Counters shared by all transactions of a database.
+struct TxnCounters {
+  std::atomic<uint64_t> commits{0}, read_only_commits{0}, cross_shard_commits{0}, rollbacks{0};
+  std::atomic<uint64_t> aborts_write_conflict{0}, aborts_read_validation{0};
+  std::atomic<uint64_t> aborts_snapshot_too_old{0}, aborts_locked{0}, aborts_too_large{0};
+  std::atomic<uint64_t> aborts_io_error{0};
+  std::atomic<uint64_t> recovered_commits{0}, recovered_aborts{0};
+  Histogram commit_latency_us;
+  // Two-phase commit phases, microseconds.
+  Histogram prepare_us, decision_us, phase2_us;
+};
+
+// The counters, the number of in-doubt transactions, and every shard's own stats (in shard
+// order), as the public Stats; the totals summed over the shards.
+Stats MakeStats(const TxnCounters& counters, uint64_t in_doubt,
+                const std::vector<std::pair<uint32_t, engine::ShardStats>>& shards);
+
+}  // namespace shardtx::txn
