@@ -18,7 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 #include "util/mutex.h"
 
 namespace shardtx {

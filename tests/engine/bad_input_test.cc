@@ -8,7 +8,7 @@
 
 #include "engine/log_record.h"
 #include "gtest/gtest.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 #include "wal/writer.h"
 
 namespace shardtx {

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 #include "wal/segment.h"
 
 namespace shardtx {

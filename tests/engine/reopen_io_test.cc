@@ -4,8 +4,8 @@
 
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
-#include "tests/engine/recording_env.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/recording_env.h"
+#include "tests/support/test_db.h"
 
 namespace shardtx {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "engine/log_record.h"
 #include "gtest/gtest.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 #include "util/mutex.h"
 
 namespace shardtx::engine {

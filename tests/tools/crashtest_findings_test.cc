@@ -6,7 +6,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 #include "tests/support/fault_injection_env.h"
 
 namespace shardtx {

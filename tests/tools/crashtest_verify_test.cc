@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 #include "tools/crashtest/coverage.h"
 #include "tools/crashtest/layout.h"
 #include "tools/crashtest/model.h"

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 
 namespace shardtx {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 #include "tests/support/fault_injection_env.h"
 #include "util/kill_point.h"
 

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 #include "tests/support/fault_injection_env.h"
 #include "tests/txn/fault_db_test.h"
 #include "util/kill_point.h"

@@ -1,6 +1,6 @@
 // Isolation anomalies: what snapshot isolation prevents and allows, and what serializable adds.
 #include "gtest/gtest.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 
 namespace shardtx {
 namespace {

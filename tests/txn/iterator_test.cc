@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
-#include "tests/engine/test_db.h"
+#include "tests/support/test_db.h"
 
 namespace shardtx {
 namespace {

@@ -1,0 +1,280 @@
+// txbench's report: verdicts from interleaved pairs, and the JSON/CSV/chart outputs
+// (well-formed, and their figures consistent with the counts).
+#include "bench/txbench/txbench.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "bench/txbench/chart.h"
+#include "bench/txbench/config.h"
+#include "bench/txbench/engine.h"
+#include "bench/txbench/keyspace.h"
+#include "bench/txbench/report.h"
+#include "bench/txbench/runner.h"
+#include "bench/txbench/workload.h"
+#include "gtest/gtest.h"
+#include "tests/bench/json_reader.h"
+#include "tests/bench/txbench_test_util.h"
+
+namespace txbench {
+namespace {
+
+using ::txbench::testing::FreshDir;
+using ::txbench::testing::JsonReader;
+using ::txbench::testing::JsonValue;
+using ::txbench::testing::ReadFile;
+using ::txbench::testing::SmallConfig;
+
+// ---------------------------------------------------------------------------------------------
+// Verdicts from interleaved pairs
+
+TEST(TxbenchVerdict, HoldsOnlyWhenTheWorstPairClearsAndMissesOnlyWhenTheBestFails) {
+  EXPECT_EQ(Judge("t", {5.1, 6, 7, 5.0, 9}, 5, true).outcome, "holds");
+  EXPECT_EQ(Judge("t", {5.1, 6, 7, 4.9, 9}, 5, true).outcome, "undecided");
+  EXPECT_EQ(Judge("t", {1, 2, 3, 4.99, 4}, 5, true).outcome, "MISSED");
+  // At most: the highest pair must stay within the bound.
+  EXPECT_EQ(Judge("t", {1.0, 1.1, 1.2, 1.05, 1.15}, 1.2, false).outcome, "holds");
+  EXPECT_EQ(Judge("t", {1.0, 1.1, 1.3, 1.05, 1.15}, 1.2, false).outcome, "undecided");
+  EXPECT_EQ(Judge("t", {1.3, 1.4, 2.0, 1.25, 1.5}, 1.2, false).outcome, "MISSED");
+  // Fewer than five pairs: figures, but no verdict, however clear they look.
+  const Verdict four = Judge("t", {9, 9, 9, 9}, 5, true);
+  EXPECT_EQ(four.outcome, "no verdict (4 pairs < 5)");
+  EXPECT_EQ(four.median, 9);
+  EXPECT_EQ(Judge("t", {}, 5, true).outcome, "not measured");
+  const Verdict v = Judge("t", {3, 1, 2, 5, 4, 6}, 5, true);
+  EXPECT_EQ(v.pairs, 6);
+  EXPECT_DOUBLE_EQ(v.median, 3.5);
+  EXPECT_EQ(v.min, 1);
+  EXPECT_EQ(v.max, 6);
+}
+
+RunResult Window(EngineKind e, Workload w, int threads, int rep, double txn_per_s,
+                 double p50_us = 100) {
+  RunResult r;
+  r.spec = {e, w, threads, w == Workload::kFsync ? 1u : 2u};
+  r.rep = rep;
+  r.txn_per_s = txn_per_s;
+  r.p50_us = p50_us;
+  return r;
+}
+
+TEST(TxbenchVerdict, TargetsPairWindowsOfTheSameRepetition) {
+  // shardtx rises over the repetitions while RocksDB falls: the per-repetition ratios are
+  // 2, 5, 10, 20, 50 (an undecided 10x), where pairing sorted figures would claim 10x each.
+  std::vector<RunResult> runs;
+  const double shardtx[] = {10, 20, 30, 40, 50}, rocksdb[] = {5, 4, 3, 2, 1};
+  for (int rep = 0; rep < 5; ++rep) {
+    runs.push_back(Window(EngineKind::kShardtx, Workload::kCross, 64, rep, shardtx[rep]));
+    runs.push_back(Window(EngineKind::kRocksdb, Workload::kCross, 64, rep, rocksdb[rep]));
+    // A failed window and an async one take no part.
+    RunResult failed = Window(EngineKind::kRocksdb, Workload::kCross, 64, rep, 1000);
+    failed.status = absl::InternalError("x");
+    runs.push_back(failed);
+    RunResult async = Window(EngineKind::kShardtx, Workload::kCross, 64, rep, 1e9);
+    async.durability = DurabilityMode::kAsync;
+    runs.push_back(async);
+    // The floor and shardtx at one thread: p50 1.1x the floor in every repetition.
+    runs.push_back(Window(EngineKind::kFsync, Workload::kFsync, 1, rep, 4000, 200));
+    runs.push_back(Window(EngineKind::kShardtx, Workload::kSingle, 1, rep, 3000, 220));
+  }
+  const std::vector<Verdict> verdicts = JudgeTargets(runs);
+  const Verdict* cross = nullptr;
+  const Verdict* latency = nullptr;
+  for (const Verdict& v : verdicts) {
+    if (v.target.find("cross") != std::string::npos) cross = &v;
+    if (v.target.find("fsync floor") != std::string::npos) latency = &v;
+  }
+  ASSERT_NE(cross, nullptr);
+  EXPECT_EQ(cross->pairs, 5);
+  EXPECT_DOUBLE_EQ(cross->median, 10);
+  EXPECT_DOUBLE_EQ(cross->min, 2);
+  EXPECT_DOUBLE_EQ(cross->max, 50);
+  EXPECT_EQ(cross->outcome, "undecided");
+  ASSERT_NE(latency, nullptr);
+  EXPECT_EQ(latency->pairs, 5);
+  EXPECT_NEAR(latency->median, 1.1, 1e-9);
+  EXPECT_EQ(latency->outcome, "holds");
+  // The printed summary shows the same figures.
+  const std::string text = TargetsText(runs);
+  EXPECT_NE(text.find("10.00x (2.00-50.00, 5 pairs)  undecided"), std::string::npos) << text;
+  EXPECT_NE(text.find("not measured"), std::string::npos);  // single 64t and ycsb-b: no windows
+  const std::string summary = SummaryText(runs);
+  EXPECT_NE(summary.find("txn/s shardtx / rocksdb: 10x (2.00x-50x, 5)"), std::string::npos)
+      << summary;
+  EXPECT_EQ(summary.find("shardtx / shardtx"), std::string::npos) << summary;  // async apart
+}
+
+TEST(TxbenchVerdict, RepetitionsAlternateTheOrderOfTheEngines) {
+  Config c = SmallConfig();
+  c.engines = {EngineKind::kShardtx, EngineKind::kLmdb};
+  c.seconds = 0.2;
+  c.reps = 3;
+  FILE* sink = std::tmpfile();
+  Outcome outcome = txbench::Run(c, sink);
+  std::fclose(sink);
+  ASSERT_EQ(outcome.exit_code, 0);
+  ASSERT_EQ(outcome.runs.size(), 6u);
+  const EngineKind s = EngineKind::kShardtx, l = EngineKind::kLmdb;
+  const std::vector<std::pair<int, EngineKind>> expected = {{0, s}, {0, l}, {1, l},
+                                                            {1, s}, {2, s}, {2, l}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(outcome.runs[i].rep, expected[i].first) << i;
+    EXPECT_EQ(outcome.runs[i].spec.engine, expected[i].second) << i;
+    EXPECT_TRUE(outcome.runs[i].status.ok()) << outcome.runs[i].status;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(c.dir));  // every contender's files are gone
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+
+TEST(TxbenchOutput, JsonIsWellFormedAndMatchesTheCounts) {
+  Config c = SmallConfig();
+  c.engines = {EngineKind::kFsync, EngineKind::kShardtx, EngineKind::kLmdb};
+  if (HaveRocksdb()) c.engines.push_back(EngineKind::kRocksdb);
+  c.json_path = c.dir + "/results.json";
+  c.csv_path = c.dir + "/results.csv";
+  c.reps = 2;
+  FILE* sink = std::tmpfile();
+  Outcome outcome = txbench::Run(c, sink);
+  std::rewind(sink);
+  std::string printed;
+  for (int ch; (ch = std::fgetc(sink)) != EOF;) printed.push_back(static_cast<char>(ch));
+  std::fclose(sink);
+  ASSERT_EQ(outcome.exit_code, 0) << printed;
+  EXPECT_NE(printed.find("fair:"), std::string::npos);
+  EXPECT_NE(printed.find("ratios"), std::string::npos);
+  EXPECT_NE(printed.find("issue 5 targets"), std::string::npos);
+  EXPECT_NE(printed.find("medians over 2 repetitions"), std::string::npos);
+
+  JsonReader reader;
+  auto doc = reader.Parse(ReadFile(c.json_path));
+  ASSERT_TRUE(doc.has_value()) << reader.error();
+  ASSERT_EQ(doc->type, JsonValue::Type::kObject);
+  ASSERT_EQ(doc->object.size(), 3u);
+  const JsonValue* targets = doc->Get("targets");
+  ASSERT_NE(targets, nullptr);
+  ASSERT_EQ(targets->type, JsonValue::Type::kArray);
+  EXPECT_EQ(targets->array.size(), JudgeTargets(outcome.runs).size());
+  const JsonValue* machine = doc->Get("machine");
+  const JsonValue* results = doc->Get("results");
+  ASSERT_NE(machine, nullptr);
+  ASSERT_NE(results, nullptr);
+  EXPECT_EQ(machine->type, JsonValue::Type::kObject);
+  EXPECT_NE(machine->Get("cpus"), nullptr);
+  ASSERT_EQ(results->type, JsonValue::Type::kArray);
+  ASSERT_EQ(results->array.size(), outcome.runs.size());
+
+  const std::vector<std::string> schema = {
+      "engine", "workload",  "threads",      "shards",    "shards_per_txn", "durability",
+      "rep",    "txn_per_s", "ops_per_s",    "abort_pct", "p50_us",         "p95_us",
+      "p99_us", "p999_us",   "fsyncs_per_s", "settle_s"};
+  for (size_t i = 0; i < results->array.size(); ++i) {
+    const JsonValue& row = results->array[i];
+    const RunResult& run = outcome.runs[i];
+    ASSERT_EQ(row.object.size(), schema.size());
+    for (size_t f = 0; f < schema.size(); ++f) EXPECT_EQ(row.object[f].first, schema[f]);
+    EXPECT_EQ(row.Get("engine")->string, EngineName(run.spec.engine));
+    EXPECT_EQ(row.Get("workload")->string, WorkloadName(run.spec.workload));
+    EXPECT_EQ(row.Get("threads")->number, run.spec.threads);
+    EXPECT_EQ(row.Get("durability")->string, "sync");
+    EXPECT_EQ(row.Get("rep")->number, run.rep);
+    const double txn_per_s = row.Get("txn_per_s")->number;
+    // The figures agree with the counts: txn/s x seconds = committed transactions.
+    EXPECT_NEAR(txn_per_s * run.elapsed_s, static_cast<double>(run.committed),
+                0.01 * static_cast<double>(run.committed) + 1)
+        << row.Get("engine")->string;
+    EXPECT_NEAR(row.Get("ops_per_s")->number * run.elapsed_s, static_cast<double>(run.ops),
+                0.01 * static_cast<double>(run.ops) + 1);
+    if (run.spec.workload == Workload::kSingle) {
+      EXPECT_NEAR(row.Get("ops_per_s")->number / txn_per_s, 4.0, 0.01);
+    }
+    EXPECT_LE(row.Get("p50_us")->number, row.Get("p95_us")->number);
+    EXPECT_LE(row.Get("p95_us")->number, row.Get("p99_us")->number);
+    EXPECT_LE(row.Get("p99_us")->number, row.Get("p999_us")->number);
+    const JsonValue* fs = row.Get("fsyncs_per_s");
+    ASSERT_TRUE(fs->type == JsonValue::Type::kNumber || fs->type == JsonValue::Type::kNull);
+    if (run.spec.engine == EngineKind::kFsync) {
+      EXPECT_NEAR(fs->number, txn_per_s, 0.01 * txn_per_s + 0.01);
+    }
+  }
+
+  const std::vector<std::string> lines =
+      absl::StrSplit(ReadFile(c.csv_path), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), outcome.runs.size() + 1);
+  EXPECT_EQ(lines[0],
+            "engine,workload,threads,shards,shards_per_txn,durability,rep,txn_per_s,ops_per_s,"
+            "abort_pct,p50_us,p95_us,p99_us,p999_us,fsyncs_per_s,settle_s");
+  for (size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_EQ(std::vector<std::string>(absl::StrSplit(lines[i], ',')).size(), schema.size());
+  }
+}
+
+TEST(TxbenchOutput, FailedRunsAreReportedAndLeftOutOfTheJson) {
+  RunResult ok;
+  ok.spec = {EngineKind::kLmdb, Workload::kSingle, 1, 2};
+  ok.committed = 10;
+  ok.elapsed_s = 1;
+  ok.txn_per_s = 10;
+  RunResult failed;
+  failed.spec = {EngineKind::kShardtx, Workload::kCross, 64, 2};
+  failed.status = absl::InternalError("disk on fire");
+  const std::vector<RunResult> runs = {ok, failed};
+  Config c;
+  const std::string table = TableText(runs);
+  EXPECT_NE(table.find("FAILED"), std::string::npos);
+  EXPECT_NE(table.find("disk on fire"), std::string::npos);
+  JsonReader reader;
+  auto doc = reader.Parse(ToJson(c, MachineInfo(), runs));
+  ASSERT_TRUE(doc.has_value()) << reader.error();
+  EXPECT_EQ(doc->Get("results")->array.size(), 1u);
+  EXPECT_EQ(doc->Get("results")->array[0].Get("fsyncs_per_s")->type, JsonValue::Type::kNull);
+}
+
+TEST(TxbenchOutput, JsonReaderRejectsMalformedDocuments) {
+  JsonReader reader;
+  EXPECT_TRUE(reader.Parse(R"({"a": [1, -2.5e3, "x\"y", true, null], "b": {}})").has_value());
+  EXPECT_FALSE(reader.Parse(R"({"a": 1,})").has_value());
+  EXPECT_FALSE(reader.Parse(R"({"a": nan})").has_value());
+  EXPECT_FALSE(reader.Parse(R"({"a": 1} x)").has_value());
+  EXPECT_FALSE(reader.Parse(R"(["unterminated)").has_value());
+}
+
+TEST(TxbenchOutput, ChartIsDrawnWhenGnuplotIsPresent) {
+  const std::string dir = FreshDir();
+  RunResult a;
+  a.spec = {EngineKind::kShardtx, Workload::kSingle, 64, 2};
+  a.txn_per_s = 50000;
+  a.p50_us = 900;
+  a.p95_us = 1500;
+  a.p99_us = 2500;
+  a.p999_us = 4000;
+  RunResult b = a;
+  b.spec.engine = EngineKind::kLmdb;
+  b.txn_per_s = 300;
+  RunResult f;
+  f.spec = {EngineKind::kFsync, Workload::kFsync, 1, 1};
+  f.txn_per_s = 4000;
+  f.p50_us = 230;
+  f.p95_us = f.p99_us = f.p999_us = 300;
+  const std::string png = dir + "/chart.png";
+  ChartFiles files = MakeChart({f, a, b}, png, "test");
+  EXPECT_NE(files.script.find(png), std::string::npos);
+  EXPECT_NE(files.throughput_data.find("\"single 64t\" - 50000.0 300.0"), std::string::npos)
+      << files.throughput_data;
+  EXPECT_NE(files.latency_data.find("\"fsync floor\" 230.00"), std::string::npos);
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "gnuplot not installed";
+  }
+  absl::Status s = DrawChart({f, a, b}, png, "test");
+  ASSERT_TRUE(s.ok()) << s;
+  const std::string bytes = ReadFile(png);
+  ASSERT_GT(bytes.size(), 1000u);
+  EXPECT_EQ(bytes.substr(1, 3), "PNG");
+}
+
+}  // namespace
+}  // namespace txbench

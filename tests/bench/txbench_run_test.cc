@@ -1,0 +1,237 @@
+// txbench's runs: each workload briefly on each engine (counts consistent), the bank check,
+// the fsync floor, deferred work inside the window, and the RocksDB 2PC protocols' shapes.
+#include "bench/txbench/txbench.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "bench/txbench/config.h"
+#include "bench/txbench/engine.h"
+#include "bench/txbench/keyspace.h"
+#include "bench/txbench/report.h"
+#include "bench/txbench/runner.h"
+#include "bench/txbench/workload.h"
+#include "gtest/gtest.h"
+#include "tests/bench/txbench_test_util.h"
+
+namespace txbench {
+namespace {
+
+using ::txbench::testing::FreshDir;
+using ::txbench::testing::SmallConfig;
+
+// ---------------------------------------------------------------------------------------------
+// Each workload on each engine, briefly.
+
+struct EngineWorkload {
+  EngineKind engine;
+  Workload workload;
+};
+
+void PrintTo(const EngineWorkload& ew, std::ostream* os) {
+  *os << EngineName(ew.engine) << "/" << WorkloadName(ew.workload);
+}
+
+class TxbenchRun : public ::testing::TestWithParam<EngineWorkload> {};
+
+TEST_P(TxbenchRun, RunsBrieflyAndCountsConsistently) {
+  const EngineWorkload ew = GetParam();
+  if (IsRocksdb(ew.engine) && !HaveRocksdb()) GTEST_SKIP() << "built without RocksDB";
+  Config c = SmallConfig();
+  RunSpec spec{ew.engine, ew.workload, c.threads, c.shards_per_txn};
+  RunResult r = RunOne(c, spec, nullptr);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_GT(r.committed, 0u);
+  // The window holds the clients' seconds and the engine's deferred work after them.
+  EXPECT_GE(r.settle_s, 0);
+  EXPECT_GE(r.elapsed_s, c.seconds * 0.9 + r.settle_s);
+  EXPECT_LT(r.elapsed_s, c.seconds + 10);
+  EXPECT_NEAR(r.txn_per_s * r.elapsed_s, static_cast<double>(r.committed), 1.0);
+  EXPECT_NEAR(r.ops_per_s * r.elapsed_s, static_cast<double>(r.ops), 1.0);
+  EXPECT_GE(r.abort_pct, 0);
+  EXPECT_LT(r.abort_pct, 100);
+  EXPECT_LE(r.p50_us, r.p95_us);
+  EXPECT_LE(r.p95_us, r.p99_us);
+  EXPECT_LE(r.p99_us, r.p999_us);
+  EXPECT_GT(r.p50_us, 0);
+  ASSERT_TRUE(r.fsyncs_per_s.has_value());
+  switch (ew.workload) {
+    case Workload::kSingle:
+    case Workload::kCross:
+    case Workload::kMixed:
+      EXPECT_EQ(r.ops, 4 * r.committed);  // 2 keys: Get + Put each
+      EXPECT_GT(*r.fsyncs_per_s, 0);
+      break;
+    case Workload::kBank:
+      EXPECT_EQ(r.ops, 4 * r.committed);
+      ASSERT_TRUE(r.bank_total.has_value());
+      EXPECT_EQ(*r.bank_total, static_cast<int64_t>(c.keys) * kInitialBalance);
+      break;
+    case Workload::kReadonly:
+      EXPECT_EQ(r.ops, 2 * r.committed);
+      EXPECT_EQ(r.abort_pct, 0);
+      break;
+    case Workload::kYcsbA:
+    case Workload::kYcsbB:
+      EXPECT_EQ(r.ops, r.committed);
+      break;
+    case Workload::kFsync:
+      break;
+  }
+  if (ew.workload == Workload::kCross) {
+    EXPECT_EQ(r.cross_shard, r.committed);
+  } else if (ew.workload == Workload::kSingle) {
+    EXPECT_EQ(r.cross_shard, 0u);
+  }
+  // The run's files are gone.
+  EXPECT_TRUE(std::filesystem::is_empty(c.dir));
+}
+
+std::vector<EngineWorkload> AllRuns() {
+  std::vector<EngineWorkload> out;
+  for (EngineKind e : {EngineKind::kShardtx, EngineKind::kRocksdb, EngineKind::kLmdb}) {
+    for (Workload w : {Workload::kSingle, Workload::kCross, Workload::kMixed, Workload::kYcsbA,
+                       Workload::kYcsbB, Workload::kReadonly, Workload::kBank}) {
+      out.push_back({e, w});
+    }
+  }
+  out.push_back({EngineKind::kRocksdbSerial2pc, Workload::kCross});
+  return out;
+}
+
+std::string RunName(const ::testing::TestParamInfo<EngineWorkload>& info) {
+  std::string name =
+      std::string(EngineName(info.param.engine)) + "_" + WorkloadName(info.param.workload);
+  for (char& ch : name) {
+    if (ch == '-') ch = '_';
+  }
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(EachEngineEachWorkload, TxbenchRun, ::testing::ValuesIn(AllRuns()),
+                         RunName);
+
+// Bank on one shard: shardtx needs no cross-shard commit, so the check runs for it today.
+TEST(TxbenchBank, OneShardBankKeepsTheTotalOnEveryEngine) {
+  for (EngineKind e : {EngineKind::kShardtx, EngineKind::kRocksdb, EngineKind::kLmdb}) {
+    if (e == EngineKind::kRocksdb && !HaveRocksdb()) continue;
+    Config c = SmallConfig();
+    c.shards = 1;
+    c.zipf = 0.9;  // hot accounts: conflicts
+    RunResult r = RunOne(c, {e, Workload::kBank, 8, 2}, nullptr);
+    ASSERT_TRUE(r.status.ok()) << EngineName(e) << ": " << r.status;
+    ASSERT_TRUE(r.bank_total.has_value());
+    EXPECT_EQ(*r.bank_total, static_cast<int64_t>(c.keys) * kInitialBalance) << EngineName(e);
+  }
+}
+
+TEST(TxbenchBank, TheCheckNoticesMoneyCreated) {
+  const std::string dir = FreshDir();
+  const KeySpace keys(100, 16, 100, 1, 0, 1);
+  EngineSetup setup;
+  setup.dir = dir;
+  setup.keys = &keys;
+  auto engine = OpenLmdb(setup);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  ASSERT_TRUE(Preload(**engine, keys, /*bank=*/true, 100, 1000, nullptr).ok());
+  auto total = BankTotal(**engine, keys);
+  ASSERT_TRUE(total.ok()) << total.status();
+  EXPECT_EQ(*total, 100 * kInitialBalance);
+  {
+    auto session = (*engine)->NewSession();
+    session->Begin(TxnShape::kReadWrite);
+    ASSERT_TRUE(session->Put(keys.Key(5), EncodeBalance(kInitialBalance + 1, 100)).ok());
+    ASSERT_TRUE(session->Commit().ok());
+  }
+  total = BankTotal(**engine, keys);
+  ASSERT_TRUE(total.ok());
+  EXPECT_EQ(*total, 100 * kInitialBalance + 1);
+  EXPECT_TRUE((*engine)->Close().ok());
+}
+
+TEST(TxbenchFsync, FloorMeasuresSyncs) {
+  Config c = SmallConfig();
+  RunResult r = RunFsyncFloor(c, 296, 0.3, nullptr);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_GT(r.committed, 0u);
+  EXPECT_GT(r.p50_us, 0);
+  ASSERT_TRUE(r.fsyncs_per_s.has_value());
+  EXPECT_DOUBLE_EQ(*r.fsyncs_per_s, r.txn_per_s);
+  EXPECT_TRUE(std::filesystem::is_empty(c.dir));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deferred work inside the window, and the RocksDB 2PC baselines
+
+// Writes `n` keys of the key space through a session, outside bulk load.
+void WriteSome(Engine& engine, const KeySpace& keys, int n) {
+  std::unique_ptr<Session> session = engine.NewSession();
+  for (int i = 0; i < n; ++i) {
+    session->Begin(TxnShape::kReadWrite);
+    ASSERT_TRUE(session->Put(keys.Key(static_cast<uint64_t>(i)), std::string(100, 'v')).ok());
+    ASSERT_TRUE(session->Commit().ok());
+  }
+}
+
+size_t FilesEndingIn(const std::string& dir, const std::string& suffix) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    const std::string p = e.path().string();
+    if (p.size() >= suffix.size() &&
+        p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+TEST(TxbenchSettle, ShardtxCheckpointsAndRocksdbFlushesInsideTheWindow) {
+  const std::string dir = FreshDir();
+  const KeySpace keys(2000, 16, 100, 2, 0, 1);
+  for (EngineKind kind : {EngineKind::kShardtx, EngineKind::kRocksdb}) {
+    if (IsRocksdb(kind) && !HaveRocksdb()) continue;
+    SCOPED_TRACE(EngineName(kind));
+    EngineSetup setup;
+    setup.dir = dir + "/" + EngineName(kind);
+    std::filesystem::create_directories(setup.dir);
+    setup.shards = 2;
+    setup.keys = &keys;
+    auto engine = OpenEngine(kind, setup);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    WriteSome(**engine, keys, 200);
+    const uint64_t fsyncs0 = (*engine)->Fsyncs().value_or(0);
+    const size_t ssts0 = FilesEndingIn(setup.dir, ".sst");
+    ASSERT_TRUE((*engine)->SettleDeferredWork().ok());
+    if (kind == EngineKind::kShardtx) {
+      // A checkpoint of both shards: at least one LMDB chunk and one meta-page sync each.
+      EXPECT_GE((*engine)->Fsyncs().value_or(0), fsyncs0 + 4);
+    } else {
+      EXPECT_GT(FilesEndingIn(setup.dir, ".sst"), ssts0);  // the memtable is on disk
+    }
+    ASSERT_TRUE((*engine)->Close().ok());
+  }
+}
+
+TEST(TxbenchRocksdb2pc, CarefulWaitsForTwoSyncsPerCrossShardCommitAndSerialForFour) {
+  if (!HaveRocksdb()) GTEST_SKIP() << "built without RocksDB";
+  Config c = SmallConfig();
+  c.threads = 1;  // one client: no group commit merges the syncs of two transactions
+  c.seconds = 0.5;
+  double per_txn[2] = {0, 0};
+  int i = 0;
+  for (EngineKind kind : {EngineKind::kRocksdb, EngineKind::kRocksdbSerial2pc}) {
+    RunResult r = RunOne(c, {kind, Workload::kCross, 1, 2}, nullptr);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    ASSERT_GT(r.committed, 10u);
+    ASSERT_TRUE(r.fsyncs_per_s.has_value());
+    per_txn[i++] = *r.fsyncs_per_s / r.txn_per_s;
+  }
+  // Careful: the other participant's prepare, then the decision (the coordinator's prepare
+  // and commits wait for no sync of their own). Serial: two prepares, two commits.
+  EXPECT_NEAR(per_txn[0], 2.0, 0.25);
+  EXPECT_NEAR(per_txn[1], 4.0, 0.4);
+}
+
+}  // namespace
+}  // namespace txbench

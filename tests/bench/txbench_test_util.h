@@ -1,0 +1,48 @@
+// Helpers shared by txbench's tests: a fresh directory per test, a small fast configuration,
+// reading a file whole.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "bench/txbench/config.h"
+#include "gtest/gtest.h"
+
+namespace txbench::testing {
+
+inline std::string FreshDir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = std::string(info->test_suite_name()) + "_" + info->name();
+  for (char& c : name) {
+    if (c == '/') c = '_';
+  }
+  const std::string dir = ::testing::TempDir() + "/txbench_" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// A small, fast configuration: a few keys, a short run.
+inline Config SmallConfig() {
+  Config c;
+  c.dir = FreshDir();
+  c.keys = 2000;
+  c.seconds = 0.3;
+  c.threads = 4;
+  c.shards = 2;
+  c.shards_per_txn = 2;
+  c.warmup_s = 0;
+  c.progress = false;
+  return c;
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace txbench::testing
