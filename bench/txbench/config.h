@@ -74,7 +74,8 @@ absl::Status Validate(const Config& config);
 // during a repetition does not favour the engine that runs first).
 //  - make_bench: the fsync floor; shardtx single at 1 thread; single at 64 threads for every
 //    engine of the config; cross at 64 threads (2 shards per transaction) for shardtx and the
-//    rocksdb engines. Only the runs issue 5's targets compare, to keep within ~3 minutes.
+//    rocksdb engines, both of RocksDB's 2PC protocols when rocksdb is named. Only the runs
+//    issue 5's targets compare, to keep within ~3 minutes.
 //  - long_bench: the fsync floor, then single at 1 and 64 threads, cross at 64 threads and
 //    ycsb-b at 2 threads, each for every engine of the config.
 //  - otherwise: every engine of the config on config.workload at config.threads (the fsync

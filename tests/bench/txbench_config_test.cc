@@ -175,6 +175,7 @@ TEST(TxbenchFlags, MakeBenchPlanHoldsTheTargetsRunsOnly) {
       {EngineKind::kLmdb, Workload::kSingle, 64, 2},
       {EngineKind::kShardtx, Workload::kCross, 64, 2},
       {EngineKind::kRocksdb, Workload::kCross, 64, 2},
+      {EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2},
   };
   ASSERT_EQ(runs.size(), expected.size());
   for (size_t i = 0; i < runs.size(); ++i) {

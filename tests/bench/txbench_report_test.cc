@@ -107,6 +107,26 @@ TEST(TxbenchVerdict, TargetsPairWindowsOfTheSameRepetition) {
   EXPECT_EQ(summary.find("shardtx / shardtx"), std::string::npos) << summary;  // async apart
 }
 
+TEST(TxbenchVerdict, CrossTargetComparesWithTheBetterRocksdbProtocolOfEachRepetition) {
+  std::vector<RunResult> runs;
+  const double careful[] = {10, 1, 10, 1, 10}, serial[] = {1, 5, 2, 5, 1};
+  for (int rep = 0; rep < 5; ++rep) {
+    runs.push_back(Window(EngineKind::kShardtx, Workload::kCross, 64, rep, 60));
+    runs.push_back(Window(EngineKind::kRocksdb, Workload::kCross, 64, rep, careful[rep]));
+    runs.push_back(Window(EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, rep, serial[rep]));
+  }
+  for (const Verdict& v : JudgeTargets(runs)) {
+    if (v.target.find("cross") == std::string::npos) continue;
+    // Per repetition: 60/10, 60/5, 60/10, 60/5, 60/10, never 60/1.
+    EXPECT_EQ(v.pairs, 5);
+    EXPECT_DOUBLE_EQ(v.min, 6);
+    EXPECT_DOUBLE_EQ(v.max, 12);
+    EXPECT_EQ(v.outcome, "holds");
+    return;
+  }
+  FAIL() << "no cross target";
+}
+
 TEST(TxbenchVerdict, RepetitionsAlternateTheOrderOfTheEngines) {
   Config c = SmallConfig();
   c.engines = {EngineKind::kShardtx, EngineKind::kLmdb};
