@@ -268,25 +268,28 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
     }
   };
   auto every = [](EngineKind) { return true; };
+  // RocksDB's two 2PC protocols: the careful one waits for fewer fsyncs, but under load its
+  // extra decision write can cost more than the serial one's waits; the cross-shard target
+  // compares shardtx with the better of the two in each repetition.
+  auto add_serial_2pc = [&] {
+    const bool rocksdb =
+        std::find(c.engines.begin(), c.engines.end(), EngineKind::kRocksdb) != c.engines.end();
+    const bool serial = std::find(c.engines.begin(), c.engines.end(),
+                                  EngineKind::kRocksdbSerial2pc) != c.engines.end();
+    if (rocksdb && !serial)
+      runs.push_back({EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2});
+  };
   if (c.make_bench) {
     add(Workload::kSingle, 1, 2, [](EngineKind e) { return e == EngineKind::kShardtx; });
     add(Workload::kSingle, 64, 2, [](EngineKind e) { return e != EngineKind::kRocksdbSerial2pc; });
     add(Workload::kCross, 64, 2,
         [](EngineKind e) { return e == EngineKind::kShardtx || IsRocksdb(e); });
-    // RocksDB's two 2PC protocols: the careful one waits for fewer fsyncs, but under load its
-    // extra decision write can cost more than the serial one's waits; the target compares
-    // shardtx with the better of the two in each repetition.
-    const bool rocksdb =
-        std::find(c.engines.begin(), c.engines.end(), EngineKind::kRocksdb) != c.engines.end();
-    const bool serial = std::find(c.engines.begin(), c.engines.end(),
-                                  EngineKind::kRocksdbSerial2pc) != c.engines.end();
-    if (rocksdb && !serial) {
-      runs.push_back({EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2});
-    }
+    add_serial_2pc();
   } else if (c.long_bench) {
     add(Workload::kSingle, 1, 2, every);
     add(Workload::kSingle, 64, 2, every);
     add(Workload::kCross, 64, 2, every);
+    add_serial_2pc();
     add(Workload::kYcsbB, 2, 2, every);
   } else {
     add(c.workload, c.threads, c.shards_per_txn, every);

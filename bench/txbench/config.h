@@ -76,8 +76,9 @@ absl::Status Validate(const Config& config);
 //    engine of the config; cross at 64 threads (2 shards per transaction) for shardtx and the
 //    rocksdb engines, both of RocksDB's 2PC protocols when rocksdb is named. Only the runs
 //    issue 5's targets compare, to keep within ~3 minutes.
-//  - long_bench: the fsync floor, then single at 1 and 64 threads, cross at 64 threads and
-//    ycsb-b at 2 threads, each for every engine of the config.
+//  - long_bench: the fsync floor, then single at 1 and 64 threads, cross at 64 threads (and
+//    RocksDB's serial 2PC when rocksdb is named) and ycsb-b at 2 threads, each for every
+//    engine of the config.
 //  - otherwise: every engine of the config on config.workload at config.threads (the fsync
 //    floor first when the engines name it).
 std::vector<RunSpec> PlanRuns(const Config& config);
