@@ -115,19 +115,21 @@ absl::Status Shard::Recover() {
   RETURN_IF_ERROR(reader_or.status());
   std::unique_ptr<wal::WalReader> reader = std::move(*reader_or);
   wal::WalRecord rec;
-  while (true) {
-    ASSIGN_OR_RETURN(bool more, reader->Next(&rec));
-    if (!more) break;
-    const bool applied = rec.lsn <= meta.applied_lsn;
-    if (!applied) {
-      SHARDTX_KILL_POINT("recovery.mid_redo");
-      if (recovery_.from_lsn == 0) recovery_.from_lsn = rec.lsn;
-      recovery_.to_lsn = rec.lsn;
-      ++recovery_.records;
-      recovery_.bytes += rec.payload.size();
+  {
+    MutexLock l(&commit_mu_);  // uncontended: nothing else runs on the shard yet
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, reader->Next(&rec));
+      if (!more) break;
+      const bool applied = rec.lsn <= meta.applied_lsn;
+      if (!applied) {
+        SHARDTX_KILL_POINT("recovery.mid_redo");
+        if (recovery_.from_lsn == 0) recovery_.from_lsn = rec.lsn;
+        recovery_.to_lsn = rec.lsn;
+        ++recovery_.records;
+        recovery_.bytes += rec.payload.size();
+      }
+      RETURN_IF_ERROR(RedoLocked(rec.lsn, rec.type, rec.payload, applied));
     }
-    MutexLock l(&commit_mu_);
-    RETURN_IF_ERROR(RedoLocked(rec.lsn, rec.type, rec.payload, applied));
   }
   const wal::WalTail& tail = reader->tail();
   if (tail.next_lsn <= meta.applied_lsn) {

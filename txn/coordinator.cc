@@ -18,16 +18,6 @@ SHARDTX_DEFINE_KILL_POINT(after_decision, "2pc.after_decision");
 SHARDTX_DEFINE_KILL_POINT(after_some_commits, "2pc.after_some_commits");
 SHARDTX_DEFINE_KILL_POINT(resolve_in_doubt, "recovery.resolve_in_doubt");
 
-namespace {
-
-uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now() - start)
-                                   .count());
-}
-
-}  // namespace
-
 ShardLocks::ShardLocks(DatabaseImpl* db,
                        const std::vector<uint32_t>& shards) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (uint32_t s : shards) {

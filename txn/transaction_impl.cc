@@ -2,7 +2,6 @@
 
 #include <chrono>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "txn/coordinator.h"
@@ -231,16 +230,6 @@ absl::Status TransactionImpl::ValidateReadsLocked(uint32_t shard) {
   }
   return absl::OkStatus();
 }
-
-namespace {
-
-uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now() - start)
-                                   .count());
-}
-
-}  // namespace
 
 absl::StatusOr<CommitPlan> TransactionImpl::MakePlan() {
   if (write_bytes_ + 16 * writes_.size() > db_->options().max_txn_bytes) {

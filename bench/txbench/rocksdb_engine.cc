@@ -381,15 +381,14 @@ absl::Status RocksdbSession::CommitCareful(const std::vector<uint32_t>& writers)
   // Phase one. The coordinator's prepare waits for no sync: the decision, later in the same
   // WAL, is synced before anything depends on it.
   txns_[coordinator]->SetWriteOptions(engine_->unsynced_write_options());
+  // The coordinator's (cheap) prepare on this thread, then the synced ones in parallel.
   std::vector<rocksdb::Status> prepared(writers.size());
-  std::vector<std::function<void()>> calls;
-  for (size_t i = 0; i < writers.size(); ++i) {
-    calls.emplace_back([&, i] { prepared[i] = txns_[writers[i]]->Prepare(); });
+  prepared[0] = txns_[coordinator]->Prepare();
+  std::vector<std::function<void()>> synced;
+  for (size_t i = 1; i < writers.size(); ++i) {
+    synced.emplace_back([&, i] { prepared[i] = txns_[writers[i]]->Prepare(); });
   }
-  // The coordinator's (cheap) prepare first on this thread, then the synced ones in parallel.
-  calls[0]();
-  calls.erase(calls.begin());
-  crew_.RunAll(calls);
+  crew_.RunAll(synced);
   for (size_t i = 0; i < writers.size(); ++i) {
     if (!prepared[i].ok()) {
       return FromRocks(prepared[i], absl::StrCat("2PC Prepare on shard ", writers[i]));
@@ -397,10 +396,10 @@ absl::Status RocksdbSession::CommitCareful(const std::vector<uint32_t>& writers)
   }
   // The decision: synced (when the run is), in the coordinator's DB, outside any lock.
   rocksdb::WriteBatch decision;
-  rocksdb::Status s = decision.Put(absl::StrCat("\xff"
-                                                "2pc-decision/",
-                                                name),
-                                   "C");
+  constexpr char kDecisionPrefix[] =
+      "\xff"
+      "2pc-decision/";
+  rocksdb::Status s = decision.Put(absl::StrCat(kDecisionPrefix, name), "C");
   if (s.ok()) {
     rocksdb::TransactionDBWriteOptimizations unlocked;
     unlocked.skip_concurrency_control = true;  // a fresh key no transaction touches

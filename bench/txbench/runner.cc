@@ -455,20 +455,6 @@ RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& pr
   return r;
 }
 
-RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double seconds,
-                        const ProgressFn& progress) {
-  RunResult r;
-  r.spec = {EngineKind::kFsync, Workload::kFsync, 1, 1};
-  r.shards = 1;
-  r.durability = DurabilityMode::kSync;
-  std::error_code ec;
-  std::filesystem::create_directories(config.dir, ec);
-  FsyncFile file(absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat"));
-  r.status = file.Create();
-  if (r.status.ok()) file.Measure(record_size, seconds, progress, &r);
-  return r;
-}
-
 absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(EngineKind kind, const EngineSetup& setup) {
   switch (kind) {
     case EngineKind::kShardtx:

@@ -108,11 +108,6 @@ ContenderKey KeyOfRun(const Config& config, const RunSpec& spec);
 // any), one window of config.seconds, close. Never throws; failures are in RunResult::status.
 RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& progress);
 
-// The fsync floor alone: one thread, pwrite of `record_size` bytes at the next offset of a
-// preallocated (written and synced) file, then fdatasync; `seconds` long.
-RunResult RunFsyncFloor(const Config& config, uint32_t record_size, double seconds,
-                        const ProgressFn& progress);
-
 // The size of one commit record of the single workload, for the fsync floor: shards_per_txn
 // writes of key_size + value_size bytes plus 64 bytes of framing.
 uint32_t RecordSize(const Config& config);

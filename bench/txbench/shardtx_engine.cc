@@ -64,7 +64,7 @@ class ShardtxEngine final : public Engine {
   absl::Status SetBulkLoad(bool on) override {
     bulk_ = on;
     if (on) return absl::OkStatus();
-    return db_->Checkpoint();  // durable, and the run starts with the data in LMDB
+    return SettleDeferredWork();  // durable, and the run starts with the data in LMDB
   }
   absl::Status SettleDeferredWork() override { return db_->Checkpoint(); }
   std::optional<uint64_t> Fsyncs() override {

@@ -19,7 +19,9 @@ namespace txbench {
 namespace {
 
 using ::txbench::testing::FreshDir;
+using ::txbench::testing::kNoRocksdb;
 using ::txbench::testing::SmallConfig;
+using ::txbench::testing::WithoutRocksdb;
 
 // ---------------------------------------------------------------------------------------------
 // Each workload on each engine, briefly.
@@ -37,7 +39,7 @@ class TxbenchRun : public ::testing::TestWithParam<EngineWorkload> {};
 
 TEST_P(TxbenchRun, RunsBrieflyAndCountsConsistently) {
   const EngineWorkload ew = GetParam();
-  if (IsRocksdb(ew.engine) && !HaveRocksdb()) GTEST_SKIP() << "built without RocksDB";
+  if (IsRocksdb(ew.engine) && !HaveRocksdb()) GTEST_SKIP() << kNoRocksdb;
   Config c = SmallConfig();
   RunSpec spec{ew.engine, ew.workload, c.threads, c.shards_per_txn};
   RunResult r = RunOne(c, spec, nullptr);
@@ -115,7 +117,7 @@ INSTANTIATE_TEST_SUITE_P(EachEngineEachWorkload, TxbenchRun, ::testing::ValuesIn
 // Bank on one shard: shardtx needs no cross-shard commit, so the check runs for it today.
 TEST(TxbenchBank, OneShardBankKeepsTheTotalOnEveryEngine) {
   for (EngineKind e : {EngineKind::kShardtx, EngineKind::kRocksdb, EngineKind::kLmdb}) {
-    if (e == EngineKind::kRocksdb && !HaveRocksdb()) continue;
+    if (WithoutRocksdb(e)) continue;  // the other engines are still checked
     Config c = SmallConfig();
     c.shards = 1;
     c.zipf = 0.9;  // hot accounts: conflicts
@@ -152,7 +154,7 @@ TEST(TxbenchBank, TheCheckNoticesMoneyCreated) {
 
 TEST(TxbenchFsync, FloorMeasuresSyncs) {
   Config c = SmallConfig();
-  RunResult r = RunFsyncFloor(c, 296, 0.3, nullptr);
+  RunResult r = RunOne(c, {EngineKind::kFsync, Workload::kFsync, 1, 1}, nullptr);
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_GT(r.committed, 0u);
   EXPECT_GT(r.p50_us, 0);
@@ -190,7 +192,7 @@ TEST(TxbenchSettle, ShardtxCheckpointsAndRocksdbFlushesInsideTheWindow) {
   const std::string dir = FreshDir();
   const KeySpace keys(2000, 16, 100, 2, 0, 1);
   for (EngineKind kind : {EngineKind::kShardtx, EngineKind::kRocksdb}) {
-    if (IsRocksdb(kind) && !HaveRocksdb()) continue;
+    if (WithoutRocksdb(kind)) continue;  // shardtx is still checked
     SCOPED_TRACE(EngineName(kind));
     EngineSetup setup;
     setup.dir = dir + "/" + EngineName(kind);
@@ -214,7 +216,7 @@ TEST(TxbenchSettle, ShardtxCheckpointsAndRocksdbFlushesInsideTheWindow) {
 }
 
 TEST(TxbenchRocksdb2pc, CarefulWaitsForTwoSyncsPerCrossShardCommitAndSerialForFour) {
-  if (!HaveRocksdb()) GTEST_SKIP() << "built without RocksDB";
+  if (!HaveRocksdb()) GTEST_SKIP() << kNoRocksdb;
   Config c = SmallConfig();
   c.threads = 1;  // one client: no group commit merges the syncs of two transactions
   c.seconds = 0.5;

@@ -2,12 +2,14 @@
 // reading a file whole.
 #pragma once
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "bench/txbench/config.h"
+#include "bench/txbench/engine.h"
 #include "gtest/gtest.h"
 
 namespace txbench::testing {
@@ -43,6 +45,20 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+// Why a RocksDB case cannot run: `make test` installs librocksdb-dev and configures with
+// SHARDTX_WITH_ROCKSDB=ON, so only a build made otherwise (the option OFF, or the package
+// missing on a machine where make could not install it) lacks the engine.
+inline constexpr char kNoRocksdb[] =
+    "txbench was built without RocksDB (SHARDTX_WITH_ROCKSDB=OFF or no librocksdb-dev; "
+    "make test installs it)";
+
+// True when `engine` runs on RocksDB and this build has none; says so in the test's output.
+inline bool WithoutRocksdb(EngineKind engine) {
+  if (!IsRocksdb(engine) || HaveRocksdb()) return false;
+  std::printf("[ SKIPPED  ] %s: %s\n", EngineName(engine), kNoRocksdb);
+  return true;
 }
 
 }  // namespace txbench::testing

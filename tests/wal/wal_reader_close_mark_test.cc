@@ -13,23 +13,8 @@
 #include "wal/segment.h"
 #include "wal/writer.h"
 
-namespace shardtx::wal {
+namespace shardtx::wal::testutil {
 namespace {
-
-using testutil::ExpectDataLossAt;
-using testutil::FlipBit;
-using testutil::OpenWriter;
-using testutil::PatchFile;
-using testutil::Prefix;
-using testutil::ReadFile;
-using testutil::ReadLog;
-using testutil::ReadResult;
-using testutil::Record;
-using testutil::RecordExtent;
-using testutil::RecordExtents;
-using testutil::ScratchDir;
-using testutil::Sizes;
-using testutil::WriteLog;
 
 // Segments of the default size: 64 MiB preallocated, almost all of it beyond the records.
 WalOptions FullSizeSegments() {
@@ -107,4 +92,4 @@ TEST(WalReader, ManyMiBOfLostRecordsBeforeDurableOnesAreDataLossWithOrWithoutACl
 }
 
 }  // namespace
-}  // namespace shardtx::wal
+}  // namespace shardtx::wal::testutil

@@ -19,28 +19,8 @@
 #include "wal/segment.h"
 #include "wal/writer.h"
 
-namespace shardtx::wal {
+namespace shardtx::wal::testutil {
 namespace {
-
-using testutil::Concat;
-using testutil::CopyDir;
-using testutil::ExpectDataLossAt;
-using testutil::LastSegmentPath;
-using testutil::PatchFile;
-using testutil::Prefix;
-using testutil::ReadFile;
-using testutil::ReadLog;
-using testutil::ReadResult;
-using testutil::Record;
-using testutil::RecordExtent;
-using testutil::RecordExtents;
-using testutil::Resume;
-using testutil::ScratchDir;
-using testutil::SegmentNumbers;
-using testutil::Sizes;
-using testutil::TestSeed;
-using testutil::TruncateFile;
-using testutil::WriteLog;
 
 TEST(WalReader, BitFlipAnywhereIsDataLossOrACutTailNeverWrongData) {
   const uint64_t seed = TestSeed(20240601);
@@ -285,4 +265,4 @@ TEST(WalReader, LsnsAtTheTopOfTheRangeNeverWrapOrRunPastTheLastSegment) {
 }
 
 }  // namespace
-}  // namespace shardtx::wal
+}  // namespace shardtx::wal::testutil

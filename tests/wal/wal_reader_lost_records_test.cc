@@ -17,32 +17,8 @@
 #include "wal/segment.h"
 #include "wal/writer.h"
 
-namespace shardtx::wal {
+namespace shardtx::wal::testutil {
 namespace {
-
-using testutil::AppendAll;
-using testutil::Concat;
-using testutil::ExpectDataLossAt;
-using testutil::ExpectPointInTimeResumes;
-using testutil::FlipBit;
-using testutil::LastSegmentPath;
-using testutil::MakeRecords;
-using testutil::OpenWriter;
-using testutil::PatchFile;
-using testutil::Prefix;
-using testutil::ReadLog;
-using testutil::ReadResult;
-using testutil::Record;
-using testutil::RecordExtent;
-using testutil::RecordExtents;
-using testutil::Resume;
-using testutil::ScratchDir;
-using testutil::SegmentNumbers;
-using testutil::SmallSegments;
-using testutil::TestSeed;
-using testutil::TruncateFile;
-using testutil::WriteLog;
-using testutil::WriteThreeSegments;
 
 TEST(WalReader, MissingMiddleSegmentIsDataLoss) {
   ScratchDir dir;
@@ -281,4 +257,4 @@ TEST(WalReaderPointInTime, StopsAtTheFirstBadRecordAndWritingContinuesAfterIt) {
 }
 
 }  // namespace
-}  // namespace shardtx::wal
+}  // namespace shardtx::wal::testutil

@@ -10,20 +10,8 @@
 #include "wal/reader.h"
 #include "wal/writer.h"
 
-namespace shardtx::wal {
+namespace shardtx::wal::testutil {
 namespace {
-
-using testutil::AppendAll;
-using testutil::FilesWithSuffix;
-using testutil::MakeRecords;
-using testutil::OpenWriter;
-using testutil::ReadLog;
-using testutil::ReadResult;
-using testutil::Record;
-using testutil::ScratchDir;
-using testutil::Sizes;
-using testutil::SmallSegments;
-using testutil::WriteLog;
 
 TEST(WalReader, RoundTripsRecordsOfEverySizeAcrossManySegments) {
   ScratchDir dir;
@@ -137,4 +125,4 @@ TEST(WalReader, IgnoresFilesThatAreNotSegments) {
 }
 
 }  // namespace
-}  // namespace shardtx::wal
+}  // namespace shardtx::wal::testutil

@@ -11,26 +11,8 @@
 #include "wal/segment.h"
 #include "wal/writer.h"
 
-namespace shardtx::wal {
+namespace shardtx::wal::testutil {
 namespace {
-
-using testutil::AppendAll;
-using testutil::Concat;
-using testutil::MakeRecords;
-using testutil::OpenWriter;
-using testutil::PatchFile;
-using testutil::ReadFile;
-using testutil::ReadLog;
-using testutil::ReadResult;
-using testutil::Record;
-using testutil::RecordExtent;
-using testutil::RecordExtents;
-using testutil::Resume;
-using testutil::ScratchDir;
-using testutil::SegmentNumbers;
-using testutil::Sizes;
-using testutil::SmallSegments;
-using testutil::WriteLog;
 
 TEST(WalReader, RecycledSegmentsNeverBringOldRecordsBack) {
   ScratchDir dir;
@@ -132,4 +114,4 @@ TEST(WalReader, ReopeningTheWriterRepeatedlyKeepsTheLogReadable) {
 }
 
 }  // namespace
-}  // namespace shardtx::wal
+}  // namespace shardtx::wal::testutil

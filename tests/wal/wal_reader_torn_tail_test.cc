@@ -14,31 +14,8 @@
 #include "wal/segment.h"
 #include "wal/writer.h"
 
-namespace shardtx::wal {
+namespace shardtx::wal::testutil {
 namespace {
-
-using testutil::AppendAll;
-using testutil::Concat;
-using testutil::CopyDir;
-using testutil::ExpectDataLossAt;
-using testutil::FlipBit;
-using testutil::LastSegmentPath;
-using testutil::MakeRecords;
-using testutil::OpenWriter;
-using testutil::PatchFile;
-using testutil::Prefix;
-using testutil::ReadFile;
-using testutil::ReadLog;
-using testutil::ReadResult;
-using testutil::Record;
-using testutil::RecordExtent;
-using testutil::RecordExtents;
-using testutil::Resume;
-using testutil::ScratchDir;
-using testutil::SegmentNumbers;
-using testutil::Sizes;
-using testutil::TruncateFile;
-using testutil::WriteLog;
 
 TEST(WalReader, TornTailOfEveryLengthIsCutAndWritingResumesAfterIt) {
   ScratchDir dir;
@@ -150,4 +127,4 @@ TEST(WalReader, BadRecordInsideAnUnsyncedBatchIsATornTailNotCorruption) {
 }
 
 }  // namespace
-}  // namespace shardtx::wal
+}  // namespace shardtx::wal::testutil
