@@ -6,6 +6,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "engine/lmdb_util.h"
+#include "engine/stored_value.h"
 #include "util/coding.h"
 #include "util/kill_point.h"
 #include "util/status_macros.h"
@@ -14,58 +16,6 @@ namespace shardtx::engine {
 
 SHARDTX_DEFINE_KILL_POINT(before_lmdb_commit, "checkpoint.before_lmdb_commit");
 SHARDTX_DEFINE_KILL_POINT(between_lmdb_chunks, "checkpoint.between_lmdb_chunks");
-
-namespace {
-
-constexpr char kAppliedLsnKey[] = "applied_lsn";
-constexpr char kMaxTsKey[] = "max_ts";
-constexpr char kFormatKey[] = "format_version";
-
-MDB_val Val(absl::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
-absl::string_view View(const MDB_val& v) {
-  return absl::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
-}
-
-// Stored value: u64 commit timestamp, then the value bytes. *value points into `v`.
-bool DecodeStored(const MDB_val& v, Timestamp* ts, absl::string_view* value) {
-  absl::string_view in = View(v);
-  uint64_t t;
-  if (!GetFixed64(&in, &t)) return false;
-  *ts = t;
-  *value = in;
-  return true;
-}
-
-bool DecodeStored(const MDB_val& v, Found* out) {
-  absl::string_view value;
-  if (!DecodeStored(v, &out->ts, &value)) return false;
-  out->tombstone = false;
-  out->value.assign(value.data(), value.size());
-  return true;
-}
-
-// RAII for a write transaction: aborted unless committed.
-class ScopedWriteTxn {
- public:
-  explicit ScopedWriteTxn(MDB_txn* t) : txn_(t) {}
-  ~ScopedWriteTxn() {
-    if (txn_ != nullptr) mdb_txn_abort(txn_);
-  }
-  MDB_txn* get() { return txn_; }
-  // The environment runs with MDB_NOMETASYNC: this syncs the data pages, not the meta page, so
-  // a system crash may undo the commit, never corrupt the environment. Enough for a
-  // checkpoint chunk, which the WAL still covers.
-  int Commit() {
-    int rc = mdb_txn_commit(txn_);
-    txn_ = nullptr;
-    return rc;
-  }
-
- private:
-  MDB_txn* txn_;
-};
-
-}  // namespace
 
 absl::Status LmdbError(int rc, absl::string_view op, const std::string& dir) {
   std::string msg = absl::StrCat("LMDB ", op, " in ", dir, ": ", mdb_strerror(rc));
@@ -114,52 +64,126 @@ absl::Status ShardStore::Init() {
                      " bytes at most; shardtx needs ", kMaxKeySize));
   }
 
+  // Upgrading a format-1 store rewrites every value in this one transaction: a map too small for
+  // the result grows, and the transaction starts over.
+  for (int attempt = 0;; ++attempt) {
+    bool creating = false;
+    absl::Status s = InitTxn(&creating);
+    if (s.ok()) return creating ? SyncMetaPage() : absl::OkStatus();
+    if (!absl::IsResourceExhausted(s) || s.message().find("MDB_MAP_FULL") == std::string::npos ||
+        attempt >= 20) {
+      return s;
+    }
+    map_size_ *= 2;
+    if ((rc = mdb_env_set_mapsize(env_, map_size_)) != 0) return LmdbError(rc, "set_mapsize", dir_);
+    ++growths_;
+  }
+}
+
+absl::Status ShardStore::InitTxn(bool* creating) {
   MDB_txn* t;
-  if ((rc = mdb_txn_begin(env_, nullptr, 0, &t)) != 0) return LmdbError(rc, "txn_begin", dir_);
+  int rc = mdb_txn_begin(env_, nullptr, 0, &t);
+  if (rc != 0) return LmdbError(rc, "txn_begin", dir_);
   ScopedWriteTxn txn(t);
-  if ((rc = mdb_dbi_open(txn.get(), "data", MDB_CREATE, &data_dbi_)) != 0) {
+  if ((rc = mdb_dbi_open(txn.get(), kDataTable, MDB_CREATE, &data_dbi_)) != 0) {
     return LmdbError(rc, "dbi_open data", dir_);
   }
-  if ((rc = mdb_dbi_open(txn.get(), "meta", MDB_CREATE, &meta_dbi_)) != 0) {
+  if ((rc = mdb_dbi_open(txn.get(), kMetaTable, MDB_CREATE, &meta_dbi_)) != 0) {
     return LmdbError(rc, "dbi_open meta", dir_);
   }
-  MDB_val k = Val(kFormatKey), v;
-  rc = mdb_get(txn.get(), meta_dbi_, &k, &v);
-  const bool creating = rc == MDB_NOTFOUND;
-  if (creating) {
-    std::string fv;
-    PutFixed32(&fv, kFormatVersion);
-    MDB_val nv = Val(fv);
-    if ((rc = mdb_put(txn.get(), meta_dbi_, &k, &nv, 0)) != 0) return LmdbError(rc, "put", dir_);
-    meta_.format_version = kFormatVersion;
-  } else if (rc != 0) {
-    return LmdbError(rc, "get format_version", dir_);
+  meta_ = StoreMeta{};
+  digest_ = StoreDigest{};
+  ASSIGN_OR_RETURN(const uint32_t found, ReadFormat(txn.get()));
+  *creating = found == 0;
+  if (found > kFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "LMDB ", dir_, ": format version ", found, " is newer than this build's ", kFormatVersion));
+  }
+  if (*creating) {
+    RETURN_IF_ERROR(PutMetaFields(txn.get(), nullptr, digest_));
+  } else if (found == 1) {
+    RETURN_IF_ERROR(UpgradeFromFormat1(txn.get()));
   } else {
-    absl::string_view in = View(v);
-    uint32_t fv;
-    if (!GetFixed32(&in, &fv)) {
-      return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": corrupt format_version"));
+    for (auto [key, field] :
+         {std::pair{kAppliedLsnKey, &meta_.applied_lsn}, std::pair{kMaxTsKey, &meta_.max_ts}}) {
+      ASSIGN_OR_RETURN(std::optional<std::string> v, GetMeta(txn.get(), key));
+      absl::string_view in = v.value_or("");
+      if (v.has_value() && (!GetFixed64(&in, field) || !in.empty())) {
+        return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": corrupt meta field ", key));
+      }
     }
-    if (fv > kFormatVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "LMDB ", dir_, ": format version ", fv, " is newer than this build's ", kFormatVersion));
-    }
-    meta_.format_version = fv;
-  }
-  for (auto [key, field] :
-       {std::pair{kAppliedLsnKey, &meta_.applied_lsn}, std::pair{kMaxTsKey, &meta_.max_ts}}) {
-    MDB_val mk = Val(key), mv;
-    rc = mdb_get(txn.get(), meta_dbi_, &mk, &mv);
-    if (rc == MDB_NOTFOUND) continue;
-    if (rc != 0) return LmdbError(rc, "get meta", dir_);
-    absl::string_view in = View(mv);
-    if (!GetFixed64(&in, field) || !in.empty()) {
-      return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": corrupt meta field ", key));
+    ASSIGN_OR_RETURN(std::optional<std::string> d, GetMeta(txn.get(), kDigestKey));
+    absl::string_view in = d.value_or("");
+    if (!d.has_value() || !GetFixed64(&in, &digest_.entries) || !GetFixed64(&in, &digest_.sum) ||
+        !in.empty()) {
+      return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": missing or corrupt digest"));
     }
   }
+  meta_.format_version = kFormatVersion;
   if ((rc = txn.Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
   // An existing store's transaction here only read: nothing to sync, no fsync added to Open.
-  return creating ? SyncMetaPage() : absl::OkStatus();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> ShardStore::ReadFormat(MDB_txn* txn) {
+  MDB_val k = Val(kFormatKey), v;
+  int rc = mdb_get(txn, meta_dbi_, &k, &v);
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc != 0) return LmdbError(rc, "get format_version", dir_);
+  // Format 1 stored the bare u32; later formats seal it like every meta value.
+  absl::string_view in = View(v);
+  if (in.size() == 4 && DecodeFixed32(in.data()) == 1) return 1;
+  absl::string_view value;
+  uint32_t fv;
+  if (DecodeMeta(kFormatKey, in, &value) != StoredState::kOk || !GetFixed32(&value, &fv) ||
+      !value.empty() || fv < 2) {
+    return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": corrupt format_version"));
+  }
+  return fv;
+}
+
+absl::StatusOr<std::optional<std::string>> ShardStore::GetMeta(MDB_txn* txn, absl::string_view key) {
+  MDB_val k = Val(key), v;
+  int rc = mdb_get(txn, meta_dbi_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<std::string>();
+  if (rc != 0) return LmdbError(rc, "get meta", dir_);
+  absl::string_view value;
+  if (StoredState st = DecodeMeta(key, View(v), &value); st != StoredState::kOk) {
+    return absl::DataLossError(
+        absl::StrCat("LMDB ", dir_, ": meta field ", key, ": ", StoredStateName(st)));
+  }
+  return std::optional<std::string>(std::string(value));
+}
+
+absl::Status ShardStore::PutMeta(MDB_txn* txn, absl::string_view key, absl::string_view value) {
+  std::string sealed;
+  EncodeMeta(&sealed, key, value);
+  MDB_val k = Val(key), v = Val(sealed);
+  const int rc = mdb_put(txn, meta_dbi_, &k, &v, 0);
+  return rc == 0 ? absl::OkStatus() : LmdbError(rc, absl::StrCat("put meta ", key), dir_);
+}
+
+absl::Status ShardStore::PutDigest(MDB_txn* txn, const StoreDigest& d) {
+  std::string buf;
+  PutFixed64(&buf, d.entries);
+  PutFixed64(&buf, d.sum);
+  return PutMeta(txn, kDigestKey, buf);
+}
+
+absl::Status ShardStore::PutMetaFields(MDB_txn* txn, const StoreMeta* meta,
+                                       const StoreDigest& digest) {
+  std::string buf;
+  PutFixed32(&buf, kFormatVersion);
+  RETURN_IF_ERROR(PutMeta(txn, kFormatKey, buf));
+  if (meta != nullptr) {
+    for (auto [key, value] :
+         {std::pair{kAppliedLsnKey, meta->applied_lsn}, std::pair{kMaxTsKey, meta->max_ts}}) {
+      buf.clear();
+      PutFixed64(&buf, value);
+      RETURN_IF_ERROR(PutMeta(txn, key, buf));
+    }
+  }
+  return PutDigest(txn, digest);
 }
 
 absl::Status ShardStore::SyncMetaPage() {
@@ -206,6 +230,14 @@ void ShardStore::Release(MDB_txn* txn) {
   if (active_views_ == 0) pool_cv_.SignalAll();
 }
 
+absl::Status ShardStore::Decode(absl::string_view key, absl::string_view stored, Timestamp* ts,
+                               absl::string_view* value) const {
+  const StoredState st = DecodeData(key, stored, ts, value);
+  if (st == StoredState::kOk) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": ", StoredStateName(st),
+                                          " in the value of key '", absl::CHexEscape(key), "'"));
+}
+
 ReadView::~ReadView() { store_->Release(txn_); }
 
 absl::StatusOr<std::optional<Found>> ReadView::Get(absl::string_view key) {
@@ -214,10 +246,9 @@ absl::StatusOr<std::optional<Found>> ReadView::Get(absl::string_view key) {
   if (rc == MDB_NOTFOUND) return std::optional<Found>();
   if (rc != 0) return LmdbError(rc, "get", store_->dir_);
   Found f;
-  if (!DecodeStored(v, &f)) {
-    return absl::DataLossError(
-        absl::StrCat("LMDB ", store_->dir_, ": corrupt value of key ", absl::CHexEscape(key)));
-  }
+  absl::string_view value;
+  RETURN_IF_ERROR(store_->Decode(key, View(v), &f.ts, &value));
+  f.value.assign(value.data(), value.size());
   return std::optional<Found>(std::move(f));
 }
 
@@ -244,9 +275,9 @@ absl::Status ReadView::Scan(absl::string_view from, bool inclusive, bool reverse
   for (size_t n = 0; rc == 0 && n < limit; ++n) {
     Timestamp ts;
     absl::string_view value;
-    if (!DecodeStored(v, &ts, &value)) {
+    if (absl::Status s = store_->Decode(View(k), View(v), &ts, &value); !s.ok()) {
       mdb_cursor_close(c);
-      return absl::DataLossError(absl::StrCat("LMDB ", store_->dir_, ": corrupt value"));
+      return s;
     }
     out->push_back(ScanEntry{View(k), value, false});
     rc = mdb_cursor_get(c, &k, &v, reverse ? MDB_PREV : MDB_NEXT);
@@ -268,7 +299,11 @@ absl::StatusOr<bool> ReadView::AnyNewerInRange(absl::string_view lower, absl::st
   while (rc == 0 && (upper.empty() || View(k) < upper)) {
     Timestamp stored_ts;
     absl::string_view value;
-    if (DecodeStored(v, &stored_ts, &value) && stored_ts > ts) {
+    if (absl::Status s = store_->Decode(View(k), View(v), &stored_ts, &value); !s.ok()) {
+      mdb_cursor_close(c);
+      return s;
+    }
+    if (stored_ts > ts) {
       newer = true;
       break;
     }
@@ -300,6 +335,12 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
   int rc = mdb_txn_begin(env_, nullptr, 0, &t);
   if (rc != 0) return LmdbError(rc, "txn_begin", dir_);
   std::optional<ScopedWriteTxn> txn(std::in_place, t);
+  ScopedCursor cursor;
+  if ((rc = cursor.Open(t, data_dbi_)) != 0) return LmdbError(rc, "cursor_open", dir_);
+  // The digest changes with every entry and is written in every transaction, so that each
+  // committed chunk leaves LMDB with a digest that matches its entries. digest_ follows the
+  // commits; `digest` runs ahead of them.
+  StoreDigest digest = digest_;
   // The data goes in chunks of about chunk_bytes, each its own transaction, so that the disk
   // never has a whole checkpoint to write back at once: a WAL fsync issued meanwhile waits for
   // one chunk, not for all of it. Only the last transaction records applied_lsn (and syncs its
@@ -308,17 +349,20 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
   // same or newer versions above them, which reads see first.
   uint64_t chunk = 0;
   auto chunk_start = std::chrono::steady_clock::now();
-  auto next_chunk = [&]() -> int {
-    int r = txn->Commit();
-    if (r != 0) return r;
+  auto next_chunk = [&]() -> absl::Status {
+    RETURN_IF_ERROR(PutDigest(t, digest));
+    cursor.Reset();
+    if (int r = txn->Commit(); r != 0) return LmdbError(r, "txn_commit (chunk)", dir_);
+    digest_ = digest;
     chunks_.fetch_add(1, std::memory_order_relaxed);
     SHARDTX_KILL_POINT("checkpoint.between_lmdb_chunks");
     if (between_chunks) between_chunks(std::chrono::steady_clock::now() - chunk_start);
     chunk_start = std::chrono::steady_clock::now();
-    if ((r = mdb_txn_begin(env_, nullptr, 0, &t)) != 0) return r;
+    if (int r = mdb_txn_begin(env_, nullptr, 0, &t); r != 0) return LmdbError(r, "txn_begin", dir_);
     txn.emplace(t);
+    if (int r = cursor.Open(t, data_dbi_); r != 0) return LmdbError(r, "cursor_open", dir_);
     chunk = 0;
-    return 0;
+    return absl::OkStatus();
   };
   std::string buf;
   for (const Overlay* layer : frozen) {
@@ -329,16 +373,20 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
       bool full = false;
       done = layer->ForEachNewestAfter(
           started ? &resume : nullptr, [&](absl::string_view key, const Version& v) {
-            MDB_val k = Val(key);
+            // Positioned on the old entry, if any: its check leaves the digest, and the put
+            // replaces it in place instead of searching the tree again.
+            MDB_val k = Val(key), old;
+            rc = mdb_cursor_get(cursor.get(), &k, &old, MDB_SET);
+            const bool had = rc == 0;
+            if (rc != 0 && rc != MDB_NOTFOUND) return false;
+            rc = 0;
+            if (had) digest.Remove(StoredDataCheck(View(old)));
             if (v.tombstone) {
-              rc = mdb_del(t, data_dbi_, &k, nullptr);
-              if (rc == MDB_NOTFOUND) rc = 0;
+              if (had) rc = mdb_cursor_del(cursor.get(), 0);
             } else {
-              buf.clear();
-              PutFixed64(&buf, v.ts);
-              buf.append(v.value.data(), v.value.size());
+              digest.Add(EncodeData(&buf, key, v.ts, v.value));
               MDB_val val = Val(buf);
-              rc = mdb_put(t, data_dbi_, &k, &val, 0);
+              rc = mdb_cursor_put(cursor.get(), &k, &val, had ? MDB_CURRENT : 0);
             }
             if (rc != 0) return false;
             chunk += key.size() + v.value.size();
@@ -350,38 +398,41 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
             return true;
           });
       if (rc != 0) return LmdbError(rc, "put", dir_);
-      if (full && (rc = next_chunk()) != 0) return LmdbError(rc, "txn_commit (chunk)", dir_);
+      if (full) RETURN_IF_ERROR(next_chunk());
     }
   }
+  cursor.Reset();
   for (const TableWrite& w : table_writes) {
     MDB_dbi dbi;
     if ((rc = mdb_dbi_open(t, w.table.c_str(), MDB_CREATE, &dbi)) != 0) {
       return LmdbError(rc, "dbi_open " + w.table, dir_);
     }
-    MDB_val k = Val(w.key);
+    MDB_val k = Val(w.key), old;
+    rc = mdb_get(t, dbi, &k, &old);
+    if (rc == 0) {
+      digest.Remove(StoredTableCheck(View(old)));
+    } else if (rc != MDB_NOTFOUND) {
+      return LmdbError(rc, "table read " + w.table, dir_);
+    }
+    const bool had = rc == 0;
     if (w.value.has_value()) {
-      MDB_val v = Val(*w.value);
+      digest.Add(EncodeTableValue(&buf, w.table, w.key, *w.value));
+      MDB_val v = Val(buf);
       rc = mdb_put(t, dbi, &k, &v, 0);
     } else {
-      rc = mdb_del(t, dbi, &k, nullptr);
-      if (rc == MDB_NOTFOUND) rc = 0;
+      rc = had ? mdb_del(t, dbi, &k, nullptr) : 0;
     }
     if (rc != 0) return LmdbError(rc, "table write " + w.table, dir_);
   }
   StoreMeta next = meta_;
   next.applied_lsn = std::max(meta_.applied_lsn, applied_lsn);
   next.max_ts = std::max(meta_.max_ts, max_ts);
-  for (auto [key, value] :
-       {std::pair{kAppliedLsnKey, next.applied_lsn}, std::pair{kMaxTsKey, next.max_ts}}) {
-    buf.clear();
-    PutFixed64(&buf, value);
-    MDB_val k = Val(key), v = Val(buf);
-    if ((rc = mdb_put(t, meta_dbi_, &k, &v, 0)) != 0) return LmdbError(rc, "put meta", dir_);
-  }
+  RETURN_IF_ERROR(PutMetaFields(t, &next, digest));
   SHARDTX_KILL_POINT("checkpoint.before_lmdb_commit");
   if ((rc = txn->Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
-  chunks_.fetch_add(1, std::memory_order_relaxed);
   meta_ = next;  // what LMDB holds now, durable or not
+  digest_ = digest;
+  chunks_.fetch_add(1, std::memory_order_relaxed);
   return SyncMetaPage();
 }
 
@@ -431,7 +482,15 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ShardStore::Rea
   MDB_val k, v;
   for (rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : rc; rc == 0;
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    out.emplace_back(std::string(View(k)), std::string(View(v)));
+    absl::string_view value;
+    if (StoredState st = DecodeTableValue(table, View(k), View(v), &value); st != StoredState::kOk) {
+      mdb_cursor_close(c);
+      mdb_txn_abort(t);
+      return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": ", StoredStateName(st),
+                                              " in table ", table, ", key '",
+                                              absl::CHexEscape(View(k)), "'"));
+    }
+    out.emplace_back(std::string(View(k)), std::string(value));
   }
   mdb_cursor_close(c);
   mdb_txn_abort(t);

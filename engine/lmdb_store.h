@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/overlay.h"
+#include "engine/stored_value.h"
 #include "lmdb.h"
 #include "util/mutex.h"
 
@@ -26,6 +27,17 @@ struct StoreOptions {
   // A checkpoint writes its data in LMDB transactions of about this many bytes (0: one
   // transaction), the last of which records applied_lsn.
   uint64_t checkpoint_chunk_bytes = 64ull << 10;
+};
+
+// What ShardStore::Check found: every entry read and verified against its checksum, the
+// digest recomputed. Problems are listed one per line, each naming the table and the key.
+struct StoreCheck {
+  uint64_t entries = 0;     // entries read, outside "meta"
+  uint64_t bad_values = 0;  // entries (meta included) whose checksum failed or that are malformed
+  StoreDigest recorded;     // the digest the last checkpoint recorded
+  StoreDigest computed;     // the digest of what is there
+  std::vector<std::string> problems;
+  bool ok() const { return problems.empty(); }
 };
 
 // The checkpoint state recorded in LMDB with the data it describes.
@@ -63,11 +75,14 @@ class ReadView {
 
 class ShardStore {
  public:
-  static constexpr uint32_t kFormatVersion = 1;
+  // 2: values carry checksums and the store a digest (engine/stored_value.h). A format-1 store
+  // is upgraded by Open, in one LMDB transaction.
+  static constexpr uint32_t kFormatVersion = 2;
 
-  // Opens (creating if needed) the LMDB environment in directory `dir`. kDataLoss if the files
-  // are not a valid LMDB environment or its metadata is corrupt; kFailedPrecondition for a
-  // newer format version.
+  // Opens (creating if needed) the LMDB environment in directory `dir`, upgrading a format-1
+  // store. kDataLoss if the files are not a valid LMDB environment or its metadata is corrupt
+  // (a meta value or the digest fails its checksum); kFailedPrecondition for a newer format
+  // version. Values are verified when read, not here: opening costs no scan.
   static absl::StatusOr<std::unique_ptr<ShardStore>> Open(const std::string& dir,
                                                           const StoreOptions& options);
   ~ShardStore();
@@ -94,7 +109,14 @@ class ShardStore {
                      const std::vector<TableWrite>& table_writes = {},
                      const BetweenChunks& between_chunks = nullptr);
 
-  // Reads every entry of a named table (empty if it does not exist).
+  // Reads every entry of the store in one consistent view and verifies each against its
+  // checksum and all of them against the recorded digest. `progress`, if set, is called with
+  // the number of entries read so far every 64 Ki entries. An error status only when the
+  // store cannot be read at all; damage found is in the result.
+  absl::StatusOr<StoreCheck> Check(const std::function<void(uint64_t)>& progress = nullptr);
+
+  // Reads every entry of a named table (empty if it does not exist). kDataLoss naming the
+  // table and key if one fails its checksum.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadTable(
       const std::string& table);
 
@@ -105,6 +127,22 @@ class ShardStore {
   friend class ReadView;
   ShardStore(std::string dir, const StoreOptions& options) : dir_(std::move(dir)), options_(options) {}
   absl::Status Init();
+  absl::Status InitTxn(bool* creating);
+  // The format recorded in LMDB, 0 for a new store.
+  absl::StatusOr<uint32_t> ReadFormat(MDB_txn* txn);
+  // Rewrites a format-1 store's values with checks, computes its digest, records format 2.
+  absl::Status UpgradeFromFormat1(MDB_txn* txn);
+  // Meta values, verified / sealed (engine/stored_value.h).
+  absl::StatusOr<std::optional<std::string>> GetMeta(MDB_txn* txn, absl::string_view key);
+  absl::Status PutMeta(MDB_txn* txn, absl::string_view key, absl::string_view value);
+  absl::Status PutDigest(MDB_txn* txn, const StoreDigest& d);
+  // The format, applied_lsn and max_ts (if meta is set) and the digest.
+  absl::Status PutMetaFields(MDB_txn* txn, const StoreMeta* meta, const StoreDigest& digest);
+  // A data value, verified: kDataLoss naming the store and key on a mismatch.
+  absl::Status Decode(absl::string_view key, absl::string_view stored, Timestamp* ts,
+                      absl::string_view* value) const;
+  // The named tables besides "data" and "meta".
+  absl::StatusOr<std::vector<std::string>> TableNames(MDB_txn* txn);
   absl::Status WriteCheckpoint(const std::vector<const Overlay*>& frozen, uint64_t applied_lsn,
                                Timestamp max_ts, const std::vector<TableWrite>& table_writes,
                                const BetweenChunks& between_chunks);
@@ -121,6 +159,7 @@ class ShardStore {
   MDB_dbi data_dbi_ = 0;
   MDB_dbi meta_dbi_ = 0;
   StoreMeta meta_;
+  StoreDigest digest_;  // what the last committed LMDB write transaction recorded
   uint64_t map_size_ = 0;
   uint64_t growths_ = 0;
   // LMDB requires that no transaction be active while the map is resized: Grow waits for the

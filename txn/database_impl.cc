@@ -56,6 +56,7 @@ absl::Status DatabaseImpl::OpenShards() {
     max_ts = std::max(max_ts, shard->recovered_max_ts());
     shards_.push_back(std::move(shard));
   }
+  RETURN_IF_ERROR(directory_->RecordCurrentFormat());
   oracle_.Recovered(std::max(max_ts, coordinator_->RecoveredMaxTs()));
   RETURN_IF_ERROR(coordinator_->ResolveInDoubt());
   for (auto& s : shards_) s->StartBackground();

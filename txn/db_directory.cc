@@ -15,7 +15,14 @@ namespace {
 
 constexpr char kManifest[] = "SHARDTX";
 constexpr char kLockFile[] = "LOCK";
-constexpr uint32_t kFormatVersion = 1;
+// 2: LMDB values carry checksums (engine/stored_value.h). A format-1 directory is upgraded:
+// each shard's store when it opens, then this manifest (DbDirectory::RecordCurrentFormat).
+constexpr uint32_t kFormatVersion = 2;
+
+std::string Manifest(uint32_t shards, const std::string& partitioning) {
+  return absl::StrCat("format ", kFormatVersion, "\nshards ", shards, "\npartitioning ",
+                      partitioning, "\n");
+}
 
 absl::StatusOr<std::string> ReadSmallFile(Env* env, const std::string& path) {
   ASSIGN_OR_RETURN(std::unique_ptr<File> f, env->OpenFile(path, Env::OpenMode::kRead));
@@ -80,6 +87,7 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
   }
 
   uint32_t shards = options.num_shards == 0 ? 1 : options.num_shards;
+  uint32_t format = kFormatVersion;
   if (has_manifest) {
     ASSIGN_OR_RETURN(std::string m, ReadSmallFile(env, path + "/" + kManifest));
     uint32_t version = 0, recorded = 0;
@@ -104,6 +112,7 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
                                                      options.num_shards));
     }
     shards = recorded;
+    format = version;
     if (Partitioner::Describe(options) != partitioning) {
       return absl::InvalidArgumentError(absl::StrCat(path, " was created with partitioning '",
                                                      partitioning, "'; the options say '",
@@ -112,12 +121,19 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
     RETURN_IF_ERROR(Partitioner::Validate(options, shards));
   } else {
     RETURN_IF_ERROR(Partitioner::Validate(options, shards));
-    RETURN_IF_ERROR(
-        WriteFileAtomically(env, path, kManifest,
-                            absl::StrCat("format ", kFormatVersion, "\nshards ", shards,
-                                         "\npartitioning ", Partitioner::Describe(options), "\n")));
+    RETURN_IF_ERROR(WriteFileAtomically(env, path, kManifest,
+                                        Manifest(shards, Partitioner::Describe(options))));
   }
-  return std::unique_ptr<DbDirectory>(new DbDirectory(path, shards, std::move(*lock)));
+  return std::unique_ptr<DbDirectory>(new DbDirectory(env, path, shards, format,
+                                                      Partitioner::Describe(options),
+                                                      std::move(*lock)));
+}
+
+absl::Status DbDirectory::RecordCurrentFormat() {
+  if (format_ == kFormatVersion) return absl::OkStatus();
+  RETURN_IF_ERROR(WriteFileAtomically(env_, path_, kManifest, Manifest(num_shards_, partitioning_)));
+  format_ = kFormatVersion;
+  return absl::OkStatus();
 }
 
 std::string DbDirectory::ShardDir(uint32_t i) const {

@@ -35,15 +35,27 @@ class DbDirectory {
   uint32_t num_shards() const { return num_shards_; }
   // The directory of shard `i`.
   std::string ShardDir(uint32_t i) const;
+  // Records this build's format in the manifest if it holds an older one: called once every
+  // shard has opened (and so upgraded its store).
+  absl::Status RecordCurrentFormat();
   // Gives up the lock.
   void Unlock() { lock_.reset(); }
 
  private:
-  DbDirectory(std::string path, uint32_t num_shards, std::unique_ptr<FileLock> lock)
-      : path_(std::move(path)), num_shards_(num_shards), lock_(std::move(lock)) {}
+  DbDirectory(Env* env, std::string path, uint32_t num_shards, uint32_t format,
+              std::string partitioning, std::unique_ptr<FileLock> lock)
+      : env_(env),
+        path_(std::move(path)),
+        num_shards_(num_shards),
+        format_(format),
+        partitioning_(std::move(partitioning)),
+        lock_(std::move(lock)) {}
 
+  Env* const env_;
   const std::string path_;
   const uint32_t num_shards_;
+  uint32_t format_;  // as the manifest records it
+  const std::string partitioning_;
   std::unique_ptr<FileLock> lock_;
 };
 
