@@ -43,7 +43,7 @@ absl::StatusOr<std::vector<std::string>> ShardStore::TableNames(MDB_txn* txn) {
 
 absl::Status ShardStore::UpgradeFromFormat1(MDB_txn* txn) {
   // Format 1: data values u64 ts | value, table and meta values bare, no digest.
-  std::string buf;
+  std::string buf, key;
   ScopedCursor c;
   int rc = c.Open(txn, data_dbi_);
   if (rc != 0) return LmdbError(rc, "cursor_open", dir_);
@@ -56,8 +56,10 @@ absl::Status ShardStore::UpgradeFromFormat1(MDB_txn* txn) {
                                               Printable(View(k)), "' has a malformed value"));
     }
     digest_.Add(EncodeData(&buf, View(k), DecodeFixed64(old.data()), old.substr(8)));
-    MDB_val nv = Val(buf);
-    if ((rc = mdb_cursor_put(c.get(), &k, &nv, MDB_CURRENT)) != 0) break;
+    // The key LMDB returned points into the page the put rewrites: pass a copy.
+    key.assign(static_cast<const char*>(k.mv_data), k.mv_size);
+    MDB_val kc = Val(key), nv = Val(buf);
+    if ((rc = mdb_cursor_put(c.get(), &kc, &nv, MDB_CURRENT)) != 0) break;
   }
   if (rc != MDB_NOTFOUND) return LmdbError(rc, "upgrade data", dir_);
   ASSIGN_OR_RETURN(std::vector<std::string> tables, TableNames(txn));
@@ -70,8 +72,9 @@ absl::Status ShardStore::UpgradeFromFormat1(MDB_txn* txn) {
     for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
       digest_.Add(EncodeTableValue(&buf, table, View(k), View(v)));
-      MDB_val nv = Val(buf);
-      if ((rc = mdb_cursor_put(c.get(), &k, &nv, MDB_CURRENT)) != 0) break;
+      key.assign(static_cast<const char*>(k.mv_data), k.mv_size);
+      MDB_val kc = Val(key), nv = Val(buf);
+      if ((rc = mdb_cursor_put(c.get(), &kc, &nv, MDB_CURRENT)) != 0) break;
     }
     if (rc != MDB_NOTFOUND) return LmdbError(rc, "upgrade table " + table, dir_);
   }
@@ -85,8 +88,8 @@ absl::Status ShardStore::UpgradeFromFormat1(MDB_txn* txn) {
     if (rc != 0) return LmdbError(rc, "get meta", dir_);
     absl::string_view in = View(mv);
     if (!GetFixed64(&in, fields[i]) || !in.empty()) {
-      return absl::DataLossError(
-          absl::StrCat("LMDB ", dir_, ": upgrading from format 1: corrupt meta field ", kLsnKeys[i]));
+      return absl::DataLossError(absl::StrCat(
+          "LMDB ", dir_, ": upgrading from format 1: corrupt meta field ", kLsnKeys[i]));
     }
   }
   return PutMetaFields(txn, &meta_, digest_);
@@ -98,8 +101,8 @@ absl::StatusOr<StoreCheck> ShardStore::Check(const std::function<void(uint64_t)>
   StoreCheck out;
   auto problem = [&](absl::string_view table, absl::string_view key, uint64_t index,
                      absl::string_view what) {
-    out.problems.push_back(absl::StrCat("table ", table, ", entry ", index, ", key '",
-                                        Printable(key), "': ", what));
+    out.problems.push_back(
+        absl::StrCat("table ", table, ", entry ", index, ", key '", Printable(key), "': ", what));
   };
   // Meta: every value sealed; the digest as recorded.
   ScopedCursor c;
@@ -159,9 +162,9 @@ absl::StatusOr<StoreCheck> ShardStore::Check(const std::function<void(uint64_t)>
   }
   if (have_digest && out.recorded != out.computed) {
     out.problems.push_back(absl::StrCat(
-        "digest mismatch: the last checkpoint recorded ", out.recorded.entries,
-        " entries (sum ", absl::Hex(out.recorded.sum), "), the store holds ", out.computed.entries,
-        " (sum ", absl::Hex(out.computed.sum), "): entries were lost, added or altered"));
+        "digest mismatch: the last checkpoint recorded ", out.recorded.entries, " entries (sum ",
+        absl::Hex(out.recorded.sum), "), the store holds ", out.computed.entries, " (sum ",
+        absl::Hex(out.computed.sum), "): entries were lost, added or altered"));
   }
   return out;
 }
