@@ -85,11 +85,18 @@ absl::Status ShardStore::InitTxn(bool* creating) {
   int rc = mdb_txn_begin(env_, nullptr, 0, &t);
   if (rc != 0) return LmdbError(rc, "txn_begin", dir_);
   ScopedWriteTxn txn(t);
-  if ((rc = mdb_dbi_open(txn.get(), kDataTable, MDB_CREATE, &data_dbi_)) != 0) {
-    return LmdbError(rc, "dbi_open data", dir_);
-  }
-  if ((rc = mdb_dbi_open(txn.get(), kMetaTable, MDB_CREATE, &meta_dbi_)) != 0) {
-    return LmdbError(rc, "dbi_open meta", dir_);
+  // Only a store never written gets its tables created: in one that was, a missing table is
+  // damage (say, to the page naming the tables), never a reason to start afresh.
+  MDB_envinfo info;
+  if ((rc = mdb_env_info(env_, &info)) != 0) return LmdbError(rc, "env_info", dir_);
+  const unsigned create = info.me_last_txnid == 0 ? MDB_CREATE : 0;
+  for (auto [name, dbi] : {std::pair{kDataTable, &data_dbi_}, std::pair{kMetaTable, &meta_dbi_}}) {
+    rc = mdb_dbi_open(txn.get(), name, create, dbi);
+    if (rc == MDB_NOTFOUND) {
+      return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": table '", name,
+                                              "' is missing from a store that has been written"));
+    }
+    if (rc != 0) return LmdbError(rc, absl::StrCat("dbi_open ", name), dir_);
   }
   meta_ = StoreMeta{};
   digest_ = StoreDigest{};
@@ -100,7 +107,7 @@ absl::Status ShardStore::InitTxn(bool* creating) {
         "LMDB ", dir_, ": format version ", found, " is newer than this build's ", kFormatVersion));
   }
   if (*creating) {
-    RETURN_IF_ERROR(PutMetaFields(txn.get(), nullptr, digest_));
+    RETURN_IF_ERROR(PutMetaFields(txn.get(), meta_, digest_));
   } else if (found == 1) {
     RETURN_IF_ERROR(UpgradeFromFormat1(txn.get()));
   } else {
@@ -108,8 +115,9 @@ absl::Status ShardStore::InitTxn(bool* creating) {
          {std::pair{kAppliedLsnKey, &meta_.applied_lsn}, std::pair{kMaxTsKey, &meta_.max_ts}}) {
       ASSIGN_OR_RETURN(std::optional<std::string> v, GetMeta(txn.get(), key));
       absl::string_view in = v.value_or("");
-      if (v.has_value() && (!GetFixed64(&in, field) || !in.empty())) {
-        return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": corrupt meta field ", key));
+      if (!v.has_value() || !GetFixed64(&in, field) || !in.empty()) {
+        return absl::DataLossError(
+            absl::StrCat("LMDB ", dir_, ": missing or corrupt meta field ", key));
       }
     }
     ASSIGN_OR_RETURN(std::optional<std::string> d, GetMeta(txn.get(), kDigestKey));
@@ -170,18 +178,16 @@ absl::Status ShardStore::PutDigest(MDB_txn* txn, const StoreDigest& d) {
   return PutMeta(txn, kDigestKey, buf);
 }
 
-absl::Status ShardStore::PutMetaFields(MDB_txn* txn, const StoreMeta* meta,
+absl::Status ShardStore::PutMetaFields(MDB_txn* txn, const StoreMeta& meta,
                                        const StoreDigest& digest) {
   std::string buf;
   PutFixed32(&buf, kFormatVersion);
   RETURN_IF_ERROR(PutMeta(txn, kFormatKey, buf));
-  if (meta != nullptr) {
-    for (auto [key, value] :
-         {std::pair{kAppliedLsnKey, meta->applied_lsn}, std::pair{kMaxTsKey, meta->max_ts}}) {
-      buf.clear();
-      PutFixed64(&buf, value);
-      RETURN_IF_ERROR(PutMeta(txn, key, buf));
-    }
+  for (auto [key, value] :
+       {std::pair{kAppliedLsnKey, meta.applied_lsn}, std::pair{kMaxTsKey, meta.max_ts}}) {
+    buf.clear();
+    PutFixed64(&buf, value);
+    RETURN_IF_ERROR(PutMeta(txn, key, buf));
   }
   return PutDigest(txn, digest);
 }
@@ -427,7 +433,7 @@ absl::Status ShardStore::WriteCheckpoint(const std::vector<const Overlay*>& froz
   StoreMeta next = meta_;
   next.applied_lsn = std::max(meta_.applied_lsn, applied_lsn);
   next.max_ts = std::max(meta_.max_ts, max_ts);
-  RETURN_IF_ERROR(PutMetaFields(t, &next, digest));
+  RETURN_IF_ERROR(PutMetaFields(t, next, digest));
   SHARDTX_KILL_POINT("checkpoint.before_lmdb_commit");
   if ((rc = txn->Commit()) != 0) return LmdbError(rc, "txn_commit", dir_);
   meta_ = next;  // what LMDB holds now, durable or not

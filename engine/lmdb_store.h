@@ -136,8 +136,9 @@ class ShardStore {
   absl::StatusOr<std::optional<std::string>> GetMeta(MDB_txn* txn, absl::string_view key);
   absl::Status PutMeta(MDB_txn* txn, absl::string_view key, absl::string_view value);
   absl::Status PutDigest(MDB_txn* txn, const StoreDigest& d);
-  // The format, applied_lsn and max_ts (if meta is set) and the digest.
-  absl::Status PutMetaFields(MDB_txn* txn, const StoreMeta* meta, const StoreDigest& digest);
+  // Every meta field: the format, applied_lsn and max_ts, and the digest. A format-2 store
+  // always has all four.
+  absl::Status PutMetaFields(MDB_txn* txn, const StoreMeta& meta, const StoreDigest& digest);
   // A data value, verified: kDataLoss naming the store and key on a mismatch.
   absl::Status Decode(absl::string_view key, absl::string_view stored, Timestamp* ts,
                       absl::string_view* value) const;

@@ -92,7 +92,7 @@ absl::Status ShardStore::UpgradeFromFormat1(MDB_txn* txn) {
           "LMDB ", dir_, ": upgrading from format 1: corrupt meta field ", kLsnKeys[i]));
     }
   }
-  return PutMetaFields(txn, &meta_, digest_);
+  return PutMetaFields(txn, meta_, digest_);
 }
 
 absl::StatusOr<StoreCheck> ShardStore::Check(const std::function<void(uint64_t)>& progress) {
@@ -104,61 +104,81 @@ absl::StatusOr<StoreCheck> ShardStore::Check(const std::function<void(uint64_t)>
     out.problems.push_back(
         absl::StrCat("table ", table, ", entry ", index, ", key '", Printable(key), "': ", what));
   };
-  // Meta: every value sealed; the digest as recorded.
-  ScopedCursor c;
-  int rc = c.Open(txn, meta_dbi_);
-  if (rc != 0) return LmdbError(rc, "cursor_open meta", dir_);
-  MDB_val k, v;
-  uint64_t index = 0;
-  bool have_digest = false;
-  for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT), ++index) {
-    absl::string_view value;
-    const StoredState st = DecodeMeta(View(k), View(v), &value);
-    if (st != StoredState::kOk) {
-      ++out.bad_values;
-      problem(kMetaTable, View(k), index, StoredStateName(st));
-    } else if (View(k) == kDigestKey) {
-      have_digest = GetFixed64(&value, &out.recorded.entries) &&
-                    GetFixed64(&value, &out.recorded.sum) && value.empty();
+  // Calls fn(key, stored value, index) for every entry of a table, in order. The walk goes
+  // leaf by leaf while reads search from the root: damage to a branch page can hide a key
+  // from the search that the walk still finds, so each key is also looked up, and the keys
+  // must ascend. Damage that stops the walk is reported; the check goes on with other tables.
+  auto walk = [&](absl::string_view table, MDB_dbi dbi,
+                  const std::function<void(absl::string_view, absl::string_view, uint64_t)>& fn)
+      -> absl::Status {
+    ScopedCursor c;
+    int rc = c.Open(txn, dbi);
+    if (rc != 0) return LmdbError(rc, absl::StrCat("cursor_open ", table), dir_);
+    MDB_val k, v;
+    uint64_t index = 0;
+    std::string prev;
+    for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT), ++index) {
+      MDB_val found_k = k, found_v;
+      if ((index > 0 && View(k) <= prev) || mdb_get(txn, dbi, &found_k, &found_v) != 0 ||
+          View(found_v) != View(v)) {
+        problem(table, View(k), index, "out of order, or not found by a lookup (damaged tree)");
+      }
+      prev.assign(static_cast<const char*>(k.mv_data), k.mv_size);
+      fn(View(k), View(v), index);
     }
-  }
-  if (rc != MDB_NOTFOUND) return LmdbError(rc, "cursor_get meta", dir_);
+    if (rc != MDB_NOTFOUND) {
+      out.problems.push_back(absl::StrCat("table ", table, ": unreadable after entry ", index, ": ",
+                                          mdb_strerror(rc)));
+    }
+    return absl::OkStatus();
+  };
+
+  // Meta: every value sealed, every field present; the digest as recorded.
+  bool have_digest = false;
+  int fields = 0;
+  RETURN_IF_ERROR(walk(kMetaTable, meta_dbi_,
+                       [&](absl::string_view key, absl::string_view stored, uint64_t index) {
+                         absl::string_view value;
+                         const StoredState st = DecodeMeta(key, stored, &value);
+                         if (st != StoredState::kOk) {
+                           ++out.bad_values;
+                           problem(kMetaTable, key, index, StoredStateName(st));
+                           return;
+                         }
+                         fields += key == kFormatKey || key == kAppliedLsnKey || key == kMaxTsKey;
+                         if (key == kDigestKey) {
+                           have_digest = GetFixed64(&value, &out.recorded.entries) &&
+                                         GetFixed64(&value, &out.recorded.sum) && value.empty();
+                         }
+                       }));
   if (!have_digest) out.problems.push_back("table meta: the digest is missing or corrupt");
+  if (fields != 3) out.problems.push_back("table meta: a field is missing");
 
   // Data and the other tables: each value against its check, all of them against the digest.
   ASSIGN_OR_RETURN(std::vector<std::string> tables, TableNames(txn));
   tables.insert(tables.begin(), kDataTable);
   for (const std::string& table : tables) {
     MDB_dbi dbi = data_dbi_;
-    if (table != kDataTable && (rc = mdb_dbi_open(txn, table.c_str(), 0, &dbi)) != 0) {
-      return LmdbError(rc, "dbi_open " + table, dir_);
-    }
-    if ((rc = c.Open(txn, dbi)) != 0) return LmdbError(rc, "cursor_open " + table, dir_);
-    index = 0;
-    for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT), ++index) {
-      absl::string_view value;
-      StoredState st;
-      if (table == kDataTable) {
-        Timestamp ts;
-        st = DecodeData(View(k), View(v), &ts, &value);
-        out.computed.Add(StoredDataCheck(View(v)));
-      } else {
-        st = DecodeTableValue(table, View(k), View(v), &value);
-        out.computed.Add(StoredTableCheck(View(v)));
+    if (table != kDataTable) {
+      if (int rc = mdb_dbi_open(txn, table.c_str(), 0, &dbi); rc != 0) {
+        return LmdbError(rc, "dbi_open " + table, dir_);
       }
-      if (st != StoredState::kOk) {
-        ++out.bad_values;
-        problem(table, View(k), index, StoredStateName(st));
-      }
-      if (++out.entries % (64 << 10) == 0 && progress) progress(out.entries);
     }
-    if (rc != MDB_NOTFOUND) {
-      // Damage to LMDB's own structure ends the walk of this table; report it, go on.
-      out.problems.push_back(absl::StrCat("table ", table, ": unreadable after entry ", index, ": ",
-                                          mdb_strerror(rc)));
-    }
+    const bool data = table == kDataTable;
+    RETURN_IF_ERROR(
+        walk(table, dbi, [&](absl::string_view key, absl::string_view stored, uint64_t index) {
+          absl::string_view value;
+          Timestamp ts;
+          const StoredState st = data ? DecodeData(key, stored, &ts, &value)
+                                      : DecodeTableValue(table, key, stored, &value);
+          out.computed.Add(data ? StoredDataCheck(stored) : StoredTableCheck(stored));
+          if (st != StoredState::kOk) {
+            ++out.bad_values;
+            problem(table, key, index, StoredStateName(st));
+          }
+          if (++out.entries % (64 << 10) == 0 && progress) progress(out.entries);
+        }));
   }
   if (have_digest && out.recorded != out.computed) {
     out.problems.push_back(absl::StrCat(
