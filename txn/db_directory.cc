@@ -120,6 +120,11 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
   return std::unique_ptr<DbDirectory>(new DbDirectory(path, shards, std::move(*lock)));
 }
 
+absl::Status DbDirectory::CopyManifestTo(Env* env, const std::string& dir) const {
+  ASSIGN_OR_RETURN(std::string m, ReadSmallFile(env, path_ + "/" + kManifest));
+  return WriteFileAtomically(env, dir, kManifest, m);
+}
+
 std::string DbDirectory::ShardDir(uint32_t i) const {
   return absl::StrFormat("%s/shard-%03d", path_, i);
 }

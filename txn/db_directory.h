@@ -37,6 +37,9 @@ class DbDirectory {
   std::string ShardDir(uint32_t i) const;
   // Gives up the lock.
   void Unlock() { lock_.reset(); }
+  // Writes a copy of the manifest into directory `dir` the way Open writes one (atomically,
+  // synced), for a backup. Errors: the Env's; kDataLoss if the manifest is corrupt.
+  absl::Status CopyManifestTo(Env* env, const std::string& dir) const;
 
  private:
   DbDirectory(std::string path, uint32_t num_shards, std::unique_ptr<FileLock> lock)
