@@ -19,16 +19,15 @@ namespace {
 constexpr uint64_t kChunk = 1 << 20;
 
 // Streams one segment file into its copy as a walk over its records passes the bytes: the source
-// is read a chunk at a time, and what the walk has passed is written out before the next read.
+// is read a chunk at a time, and what the walk has passed is written out, after the copy's
+// header, before the next read; records the walk skips are not written.
 class SegmentStream {
  public:
   SegmentStream(File* src, uint64_t src_size, File* dst)
       : src_(src), src_size_(src_size), dst_(dst) {}
 
-  uint64_t src_size() const { return src_size_; }
-
   // The source bytes [off, off + n), fewer at the end of the file; valid until the next call.
-  // REQUIRES: off at or after the end of the last Flush.
+  // REQUIRES: off at or after the end of the last Flush or Skip.
   absl::StatusOr<absl::string_view> Get(uint64_t off, uint64_t n) {
     if (off >= buf_off_ && off - buf_off_ + n <= buf_.size()) {
       return absl::string_view(buf_.data() + (off - buf_off_), n);
@@ -42,13 +41,24 @@ class SegmentStream {
     return absl::string_view(buf_.data(), std::min<uint64_t>(n, got));
   }
 
-  // Writes the source bytes from the end of the last Flush up to `end` into the copy, at the
-  // same offsets. REQUIRES: they were all returned by Get since.
+  // The source bytes before `off` are not to be copied.
+  void Skip(uint64_t off) { read_ = off; }
+
+  // Appends the source bytes from the end of the last Flush or Skip up to `end` to the copy.
+  // REQUIRES: they were all returned by Get since.
   absl::Status Flush(uint64_t end) {
-    if (end <= written_) return absl::OkStatus();
-    RETURN_IF_ERROR(dst_->Write(
-        written_, absl::string_view(buf_.data() + (written_ - buf_off_), end - written_)));
-    written_ = end;
+    if (end <= read_) return absl::OkStatus();
+    RETURN_IF_ERROR(
+        dst_->Write(written_, absl::string_view(buf_.data() + (read_ - buf_off_), end - read_)));
+    written_ += end - read_;
+    read_ = end;
+    return absl::OkStatus();
+  }
+
+  // Appends `bytes` of the copy's own to it.
+  absl::Status Append(absl::string_view bytes) {
+    RETURN_IF_ERROR(dst_->Write(written_, bytes));
+    written_ += bytes.size();
     return absl::OkStatus();
   }
 
@@ -57,22 +67,27 @@ class SegmentStream {
   const uint64_t src_size_;
   File* const dst_;
   std::string buf_;
-  uint64_t buf_off_ = 0;  // where buf_ starts in the source
-  uint64_t written_ = 0;  // the copy holds the source's bytes before this offset
+  uint64_t buf_off_ = 0;                // where buf_ starts in the source
+  uint64_t read_ = kSegmentHeaderSize;  // the source up to here is copied or skipped
+  uint64_t written_ = 0;                // the copy's size
 };
 
-// Copies segment file `src_path` (header `h`) to `dst_path`: the header and the records from
-// the first through `last`, each checked; then, if `close`, a close mark after them.
+// Copies segment file `src_path` (header `h`) to `dst_path`: records `first` through `last`,
+// each checked (those before `first` too), under a header saying the segment starts at `first`
+// (same number and salt, so the records' checksums hold); then, if `close`, a close mark.
 absl::Status CopySegment(Env* env, const std::string& src_path, const std::string& dst_path,
-                         const SegmentHeader& h, Lsn last, bool close) {
+                         const SegmentHeader& h, Lsn first, Lsn last, bool close) {
   ASSIGN_OR_RETURN(std::unique_ptr<File> src, env->OpenFile(src_path, Env::OpenMode::kRead));
   ASSIGN_OR_RETURN(uint64_t size, src->Size());
   ASSIGN_OR_RETURN(std::unique_ptr<File> dst,
                    env->OpenFile(dst_path, Env::OpenMode::kCreateExclusive));
   SegmentStream stream(src.get(), size, dst.get());
-  RETURN_IF_ERROR(stream.Get(0, kSegmentHeaderSize).status());
+  char header[kSegmentHeaderSize];
+  EncodeSegmentHeader(SegmentHeader{h.segment, first, h.salt}, header);
+  RETURN_IF_ERROR(stream.Append(absl::string_view(header, sizeof(header))));
   uint64_t off = kSegmentHeaderSize;
   for (Lsn lsn = h.first_lsn; lsn <= last; ++lsn) {
+    if (lsn <= first) stream.Skip(off);
     std::optional<ParsedRecord> r;
     ASSIGN_OR_RETURN(absl::string_view head, stream.Get(off, kRecordHeaderSize));
     if (head.size() == kRecordHeaderSize) {
@@ -88,11 +103,12 @@ absl::Status CopySegment(Env* env, const std::string& src_path, const std::strin
     }
     off += r->aligned_size;
   }
+  if (last < first) stream.Skip(off);
   RETURN_IF_ERROR(stream.Flush(off));
   if (close) {
     char mark[kRecordHeaderSize];
-    EncodeCloseMark(last + 1, h.seed(), mark);
-    RETURN_IF_ERROR(dst->Write(off, absl::string_view(mark, sizeof(mark))));
+    EncodeCloseMark(std::max(last, first - 1) + 1, h.seed(), mark);
+    RETURN_IF_ERROR(stream.Append(absl::string_view(mark, sizeof(mark))));
   }
   return dst->Sync();
 }
@@ -144,6 +160,7 @@ absl::Status CopyLog(Env* env, const std::string& from_dir, const std::string& t
     const SegmentHeader& h = segments[i];
     RETURN_IF_ERROR(CopySegment(env, SegmentPath(from_dir, h.segment),
                                 SegmentPath(to_dir, h.segment), h,
+                                i == start ? std::max(first, h.first_lsn) : h.first_lsn,
                                 last ? to_lsn : segments[i + 1].first_lsn - 1, last));
     SHARDTX_KILL_POINT("backup.wal_segment_copied");
   }

@@ -10,12 +10,15 @@
 
 namespace shardtx::wal {
 
-// Copies the log in `from_dir` into `to_dir` (created; it must hold no segment yet): the
-// segments holding LSN min(from_lsn, to_lsn) through to_lsn, each from its header and first
-// record on, the last one cut right after record `to_lsn` and closed there with a close mark
-// (format.h), so that the copy ends at a record boundary with nothing after it. (With to_lsn 0,
-// an empty log, the first segment's header alone.) Every record copied is checked (checksum,
-// LSN). Every file written is synced, and so is `to_dir`; the caller syncs its parent.
+// Copies the log in `from_dir` into `to_dir` (created; it must hold no segment yet): records
+// min(from_lsn, to_lsn) through to_lsn, in the segments that hold them. The first copied
+// segment starts at min(from_lsn, to_lsn): its header (same number and salt, so the records'
+// checksums hold) says so, and the records before it are left out. The last is cut right after
+// record `to_lsn` and closed there with a close mark (format.h), so that the copy ends at a
+// record boundary with nothing after it. (With to_lsn 0, an empty log, the first segment's
+// header alone.) Segments are not padded to their preallocated size. Every record read is
+// checked (checksum, LSN). Every file written is synced, and so is `to_dir`; the caller syncs
+// its parent.
 //
 // REQUIRES: every record up to to_lsn has been written to `from_dir` (is durable, say), and
 // nothing frees the segments from the one holding from_lsn on while this runs (a WAL pin). A
