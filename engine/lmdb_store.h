@@ -123,6 +123,14 @@ class ShardStore {
   uint64_t map_size() const { return map_size_; }
   uint64_t map_growths() const { return growths_; }
 
+  // Writes a consistent, compacted copy of the store (one snapshot: the last committed LMDB
+  // transaction, which may be a checkpoint chunk newer than its applied_lsn) to `dir`/data.mdb,
+  // which must not exist, and syncs it; checkpoints go on meanwhile. A map growth waits for it
+  // (30 s at most, then that checkpoint fails and is retried). Streams through LMDB's copy
+  // buffers, no whole-file buffer. Defined in engine/shard_copy.cc. Errors: LMDB's, the
+  // file system's (kAlreadyExists, kPermissionDenied, kInternal naming the path).
+  absl::Status CopyTo(const std::string& dir);
+
  private:
   friend class ReadView;
   ShardStore(std::string dir, const StoreOptions& options) : dir_(std::move(dir)), options_(options) {}

@@ -229,6 +229,19 @@ class Shard {
 
   ShardStats Stats();
 
+  // --- Backups (engine/shard_copy.cc). ---
+  // The applied LSN of the last checkpoint (what LMDB holds).
+  Lsn applied_lsn() const { return applied_lsn_.load(); }
+  // The LSN of the last record appended.
+  Lsn last_lsn_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) { return last_lsn_; }
+  // Copies the store, consistent as of one LMDB snapshot, into `shard_dir`/lmdb (created) and
+  // returns the copy's own applied LSN. Commits and checkpoints go on.
+  absl::StatusOr<Lsn> CopyStoreTo(const std::string& shard_dir);
+  // Copies the log from the segment holding `from` through record `to` into `shard_dir`/wal
+  // (wal::CopyLog). REQUIRES: `to` durable; the segments from `from` on pinned
+  // (ShardHooks::PinnedLsn at or below `from`) until this returns.
+  absl::Status CopyWalTo(const std::string& shard_dir, Lsn from, Lsn to);
+
  private:
   Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks);
   absl::Status Recover();

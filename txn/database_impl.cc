@@ -134,6 +134,12 @@ absl::Status DatabaseImpl::RollbackPrepared(const std::string& name) {
   return coordinator_->RollbackPrepared(name);
 }
 
+absl::Status DatabaseImpl::Backup(const std::string& dest) {
+  OpGuard op(&gate_);  // Close waits for a backup under way
+  if (!op.admitted()) return ClosedError();
+  return RunBackup(this, dest);
+}
+
 Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) {
   return coordinator_->state().GetOutcome(id);
 }
@@ -167,6 +173,10 @@ void DatabaseImpl::CheckpointCommitted(uint32_t shard) {
 }
 
 engine::Lsn DatabaseImpl::PinnedLsn(uint32_t shard) {
+  return backup_pins_.Fold(shard, TwoPhasePinnedLsn(shard));
+}
+
+engine::Lsn DatabaseImpl::TwoPhasePinnedLsn(uint32_t shard) {
   return coordinator_->state().PinnedLsn(shard,
                                          [this](uint32_t s) { return shards_[s]->durable_lsn(); });
 }

@@ -8,6 +8,7 @@
 //   Coordinator     two-phase commit, named prepares, and their recovery
 //   TransactionImpl one transaction: reads, writes, the one-phase commit
 //   MakeStats       the public Stats
+//   RunBackup       online backup (txn/backup.h)
 #pragma once
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include "engine/shard.h"
 #include "shardtx/database.h"
 #include "shardtx/env.h"
+#include "txn/backup.h"
 #include "txn/coordinator.h"
 #include "txn/db_directory.h"
 #include "txn/db_stats.h"
@@ -43,6 +45,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   absl::Status CommitPrepared(const std::string& name) override;
   absl::Status RollbackPrepared(const std::string& name) override;
   Outcome GetOutcome(uint64_t id) override;
+  absl::Status Backup(const std::string& dest) override;
 
   // engine::ShardHooks
   absl::Status WaitVisible(engine::Timestamp ts) override;
@@ -53,6 +56,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
                                                   uint8_t type, absl::string_view payload) override;
   std::vector<engine::TableWrite> CheckpointTables(uint32_t shard) override;
   void CheckpointCommitted(uint32_t shard) override;
+  // What two-phase commit pins, folded with a running backup's pin (BackupPins).
   engine::Lsn PinnedLsn(uint32_t shard) override;
 
   // For transactions and the coordinator.
@@ -65,6 +69,12 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   Coordinator& coordinator() { return *coordinator_; }
   TwoPhaseState& two_phase() { return coordinator_->state(); }
   const Options& options() const { return options_; }
+  // For Backup.
+  Env* env() const { return env_; }
+  const DbDirectory& directory() const { return *directory_; }
+  BackupPins& backup_pins() { return backup_pins_; }
+  // The oldest LSN of `shard` that two-phase commit still needs in the WAL, or 0.
+  engine::Lsn TwoPhasePinnedLsn(uint32_t shard);
   TxnCounters& counters() { return counters_; }
   uint64_t NewTxnId() { return txn_id_base_ + next_txn_.fetch_add(1); }
   // Calls that write the log are admitted through the gate; Close drains it.
@@ -98,6 +108,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   Mutex close_mu_;   // one Close at a time; a concurrent one waits for it
   Mutex shards_mu_;  // GetStats against Close's release of shards_
   std::atomic<uint64_t> live_txns_{0};
+  BackupPins backup_pins_;
 };
 
 }  // namespace shardtx::txn

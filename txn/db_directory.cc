@@ -136,6 +136,11 @@ absl::Status DbDirectory::RecordCurrentFormat() {
   return absl::OkStatus();
 }
 
+absl::Status DbDirectory::CopyManifestTo(Env* env, const std::string& dir) const {
+  ASSIGN_OR_RETURN(std::string m, ReadSmallFile(env, path_ + "/" + kManifest));
+  return WriteFileAtomically(env, dir, kManifest, m);
+}
+
 std::string DbDirectory::ShardDir(uint32_t i) const {
   return absl::StrFormat("%s/shard-%03d", path_, i);
 }

@@ -40,6 +40,9 @@ class DbDirectory {
   absl::Status RecordCurrentFormat();
   // Gives up the lock.
   void Unlock() { lock_.reset(); }
+  // Writes a copy of the manifest into directory `dir` the way Open writes one (atomically,
+  // synced), for a backup. Errors: the Env's; kDataLoss if the manifest is corrupt.
+  absl::Status CopyManifestTo(Env* env, const std::string& dir) const;
 
  private:
   DbDirectory(Env* env, std::string path, uint32_t num_shards, uint32_t format,

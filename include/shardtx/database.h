@@ -76,6 +76,37 @@ class Database {
   enum class Outcome { kUnknown, kCommitted, kAborted, kPrepared };
   virtual Outcome GetOutcome(uint64_t id) = 0;
 
+  // Online backup: writes a consistent copy of this database, while it stays open and commits
+  // go on, into the new directory `dest` (its parent must exist). The copy is an ordinary
+  // database: Open it (with the same partitioning options), and it recovers by redo and then
+  // commits like any other. It holds exactly the transactions whose commit records lie before one
+  // cut, the same instant on every shard: every commit acknowledged before Backup was called is
+  // in it, no cross-shard transaction is in it in part, and one that was between its phases at
+  // the cut comes back as after a crash there (committed if its decision was logged; otherwise
+  // aborted, or still prepared under its name for a host's named prepare).
+  //
+  // Costs: commits wait only for the cut (one instant, every shard's commit lock at once);
+  // checkpoints go on, but the WAL is not truncated below what the copy needs until Backup
+  // returns, and an LMDB map growth waits for a store copy (30 s at most, then that checkpoint
+  // is retried). Files are streamed; memory stays bounded. Close waits for a running Backup.
+  //
+  // Crash safety: the copy is written into `dest.partial-<pid>-<n>` next to dest, every file
+  // and directory synced, the manifest last, then renamed to dest and the parent synced. A
+  // Backup that fails removes its partial directory and leaves no dest. One killed before the
+  // manifest leaves a partial directory that Open refuses (kFailedPrecondition); killed between
+  // the manifest and the rename, a complete copy under the partial name. The next Backup next
+  // to it removes partial directories of processes that no longer exist.
+  //
+  // Errors (nothing is written for the first five):
+  //   kAlreadyExists       dest exists;
+  //   kNotFound            dest's parent directory does not exist;
+  //   kInvalidArgument     dest is empty, or lies inside this database's directory;
+  //   kFailedPrecondition  the database is closed, or another Backup of it is running;
+  //   kPermissionDenied    dest cannot be created;
+  //   an I/O status (kInternal, kResourceExhausted for a full disk) if a write or sync failed,
+  //   and kDataLoss if a WAL record to copy is unreadable: then no dest exists.
+  virtual absl::Status Backup(const std::string& dest) = 0;
+
   // Refuses every later call that would write (Commit, Prepare, CommitPrepared,
   // RollbackPrepared, Checkpoint, and reads of transactions still open: kFailedPrecondition
   // "closed"), waits for such calls already in flight to return, makes every commit durable,
