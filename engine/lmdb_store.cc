@@ -1,5 +1,7 @@
 #include "engine/lmdb_store.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -106,7 +108,18 @@ absl::Status ShardStore::Init() {
   // MDB_NOMETASYNC halves the syncs of a chunked checkpoint: each chunk syncs its data pages
   // only. The transaction that records applied_lsn, which the WAL is truncated behind, syncs
   // its meta page as well (SyncMetaPage). Never MDB_NOSYNC: see docs/architecture.md.
-  rc = mdb_env_open(env_, dir_.c_str(), MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC, 0644);
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC;
+  if (options_.read_only) {
+    struct stat st;
+    if (::stat((dir_ + "/data.mdb").c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat("LMDB ", dir_, ": no data.mdb"));
+    }
+    // Every opener creates lock.mdb: without one nobody has the store open, and a read-only
+    // open must not create it.
+    flags |= MDB_RDONLY;
+    if (::stat((dir_ + "/lock.mdb").c_str(), &st) != 0) flags |= MDB_NOLOCK;
+  }
+  rc = mdb_env_open(env_, dir_.c_str(), flags, 0644);
   if (rc != 0) return LmdbError(rc, "env_open", dir_);
   if (const int max_key = mdb_env_get_maxkeysize(env_); max_key < static_cast<int>(kMaxKeySize)) {
     return absl::FailedPreconditionError(
@@ -115,17 +128,24 @@ absl::Status ShardStore::Init() {
   }
 
   MDB_txn* t;
-  if ((rc = mdb_txn_begin(env_, nullptr, 0, &t)) != 0) return LmdbError(rc, "txn_begin", dir_);
-  ScopedWriteTxn txn(t);
-  if ((rc = mdb_dbi_open(txn.get(), "data", MDB_CREATE, &data_dbi_)) != 0) {
-    return LmdbError(rc, "dbi_open data", dir_);
+  const unsigned txn_flags = options_.read_only ? MDB_RDONLY : 0;
+  if ((rc = mdb_txn_begin(env_, nullptr, txn_flags, &t)) != 0) {
+    return LmdbError(rc, "txn_begin", dir_);
   }
-  if ((rc = mdb_dbi_open(txn.get(), "meta", MDB_CREATE, &meta_dbi_)) != 0) {
-    return LmdbError(rc, "dbi_open meta", dir_);
+  ScopedWriteTxn txn(t);  // committed even when read-only: that keeps the table handles
+  const unsigned create = options_.read_only ? 0 : MDB_CREATE;
+  for (auto [name, dbi] : {std::pair{"data", &data_dbi_}, std::pair{"meta", &meta_dbi_}}) {
+    if ((rc = mdb_dbi_open(txn.get(), name, create, dbi)) == MDB_NOTFOUND) {
+      return absl::NotFoundError(absl::StrCat("LMDB ", dir_, ": no '", name, "' table"));
+    }
+    if (rc != 0) return LmdbError(rc, absl::StrCat("dbi_open ", name), dir_);
   }
   MDB_val k = Val(kFormatKey), v;
   rc = mdb_get(txn.get(), meta_dbi_, &k, &v);
-  const bool creating = rc == MDB_NOTFOUND;
+  const bool creating = rc == MDB_NOTFOUND && !options_.read_only;
+  if (rc == MDB_NOTFOUND && options_.read_only) {
+    return absl::NotFoundError(absl::StrCat("LMDB ", dir_, ": no format_version"));
+  }
   if (creating) {
     std::string fv;
     PutFixed32(&fv, kFormatVersion);

@@ -26,6 +26,11 @@ struct StoreOptions {
   // A checkpoint writes its data in LMDB transactions of about this many bytes (0: one
   // transaction), the last of which records applied_lsn.
   uint64_t checkpoint_chunk_bytes = 64ull << 10;
+  // Read-only (tools: safe while another process has the store open): MDB_RDONLY; nothing is
+  // created or written (not even lock.mdb: without one, no process has the environment open,
+  // and the store is read without LMDB's reader locks). Open fails with kNotFound if the store
+  // or its tables do not exist; Apply fails.
+  bool read_only = false;
 };
 
 // The checkpoint state recorded in LMDB with the data it describes.
@@ -65,9 +70,9 @@ class ShardStore {
  public:
   static constexpr uint32_t kFormatVersion = 1;
 
-  // Opens (creating if needed) the LMDB environment in directory `dir`. kDataLoss if the files
-  // are not a valid LMDB environment or its metadata is corrupt; kFailedPrecondition for a
-  // newer format version.
+  // Opens (creating if needed, unless options.read_only) the LMDB environment in directory
+  // `dir`. kDataLoss if the files are not a valid LMDB environment or its metadata is corrupt;
+  // kFailedPrecondition for a newer format version; kNotFound (read_only) if there is no store.
   static absl::StatusOr<std::unique_ptr<ShardStore>> Open(const std::string& dir,
                                                           const StoreOptions& options);
   ~ShardStore();
