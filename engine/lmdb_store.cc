@@ -117,7 +117,9 @@ absl::Status ShardStore::Init() {
     // Every opener creates lock.mdb: without one nobody has the store open, and a read-only
     // open must not create it.
     flags |= MDB_RDONLY;
-    if (::stat((dir_ + "/lock.mdb").c_str(), &st) != 0) flags |= MDB_NOLOCK;
+    if (options_.no_reader_lock || ::stat((dir_ + "/lock.mdb").c_str(), &st) != 0) {
+      flags |= MDB_NOLOCK;
+    }
   }
   rc = mdb_env_open(env_, dir_.c_str(), flags, 0644);
   if (rc != 0) return LmdbError(rc, "env_open", dir_);

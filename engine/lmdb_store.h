@@ -31,6 +31,10 @@ struct StoreOptions {
   // and the store is read without LMDB's reader locks). Open fails with kNotFound if the store
   // or its tables do not exist; Apply fails.
   bool read_only = false;
+  // With read_only, for a store no process has open (the caller knows): MDB_NOLOCK, so that not
+  // even lock.mdb's reader table is written. A writer that opens it meanwhile may overwrite
+  // pages being read.
+  bool no_reader_lock = false;
 };
 
 // The checkpoint state recorded in LMDB with the data it describes.

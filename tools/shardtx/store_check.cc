@@ -21,7 +21,8 @@ StoreReport VerifyStore(const std::string& lmdb_dir) {
   StoreReport report;
   engine::StoreOptions options;
   options.read_only = true;
-  options.initial_map_size = 0;  // as large as the environment says
+  options.no_reader_lock = true;  // check runs only on a database nobody has open
+  options.initial_map_size = 0;   // as large as the environment says
   options.max_readers = 8;
   auto store = engine::ShardStore::Open(lmdb_dir, options);
   if (!store.ok()) {

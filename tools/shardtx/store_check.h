@@ -16,7 +16,8 @@ struct StoreReport {
   std::vector<std::string> problems;  // each names the shard's store and the key where known
 };
 
-// Verifies the store in lmdb_dir. Never writes.
+// Verifies the store in lmdb_dir. Never writes, not even LMDB's reader table: REQUIRES no
+// process has the store open.
 StoreReport VerifyStore(const std::string& lmdb_dir);
 
 // VerifyStore in a child process, so that damage to LMDB's own structure that crashes the
