@@ -39,10 +39,7 @@ void CheckCoverage(const ShardCheck& c, std::vector<std::string>* problems) {
 }  // namespace
 
 int RunCheck(const Args& args) {
-  auto pos = ParseArgs(args, {"json"});
-  if (!pos.ok()) return Fail(pos.status());
-  if (pos->size() != 1) return Fail("usage: shardtx check DIR [--json]");
-  auto info = InspectDb((*pos)[0]);
+  auto info = ParseDirCommand(args, {"json"}, "check DIR [--json]");
   if (!info.ok()) return Fail(info.status());
   if (auto pid = LockHolder(info->path)) {
     return Fail(absl::StrCat(info->path, " is open by pid ", *pid,

@@ -86,6 +86,15 @@ absl::StatusOr<std::vector<std::string>> ParseArgs(const std::vector<std::string
   return positional;
 }
 
+absl::StatusOr<DbInfo> ParseDirCommand(const std::vector<std::string>& args,
+                                       absl::Span<const char* const> allowed,
+                                       absl::string_view usage) {
+  absl::StatusOr<std::vector<std::string>> pos = ParseArgs(args, allowed);
+  if (!pos.ok()) return pos.status();
+  if (pos->size() != 1) return absl::InvalidArgumentError(absl::StrCat("usage: shardtx ", usage));
+  return InspectDb((*pos)[0]);
+}
+
 int Fail(absl::string_view message) {
   std::fprintf(stderr, "shardtx: %.*s\n", static_cast<int>(message.size()), message.data());
   return kExitCannotRun;

@@ -45,6 +45,13 @@ enum ExitCode : int {
 absl::StatusOr<std::vector<std::string>> ParseArgs(const std::vector<std::string>& args,
                                                    absl::Span<const char* const> allowed);
 
+struct DbInfo;
+// The start of a command whose one argument is DIR: ParseArgs, then InspectDb. kInvalidArgument
+// with `usage` when there is not exactly one positional argument.
+absl::StatusOr<DbInfo> ParseDirCommand(const std::vector<std::string>& args,
+                                       absl::Span<const char* const> allowed,
+                                       absl::string_view usage);
+
 // Prints "shardtx: <message>" to stderr and returns kExitCannotRun.
 int Fail(const absl::Status& status);
 int Fail(absl::string_view message);

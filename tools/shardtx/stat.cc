@@ -124,10 +124,7 @@ std::string Size(uint64_t bytes) {
 }  // namespace
 
 int RunStat(const Args& args) {
-  auto pos = ParseArgs(args, {"json"});
-  if (!pos.ok()) return Fail(pos.status());
-  if (pos->size() != 1) return Fail("usage: shardtx stat DIR [--json]");
-  auto info = InspectDb((*pos)[0]);
+  auto info = ParseDirCommand(args, {"json"}, "stat DIR [--json]");
   if (!info.ok()) return Fail(info.status());
   const bool json = absl::GetFlag(FLAGS_json);
   const std::optional<std::string> holder = LockHolder(info->path);

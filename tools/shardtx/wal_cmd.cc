@@ -28,10 +28,8 @@ void NoteIfOpen(const DbInfo& info) {
 }  // namespace
 
 int RunWalDump(const Args& args) {
-  auto pos = ParseArgs(args, {"shard", "from", "limit", "max_keys", "json"});
-  if (!pos.ok()) return Fail(pos.status());
-  if (pos->size() != 1) return Fail("usage: shardtx wal dump DIR [--shard N] [--from LSN] ...");
-  auto info = InspectDb((*pos)[0]);
+  auto info = ParseDirCommand(args, {"shard", "from", "limit", "max_keys", "json"},
+                              "wal dump DIR [--shard N] [--from LSN] [--limit N] ...");
   if (!info.ok()) return Fail(info.status());
   const int32_t only = absl::GetFlag(FLAGS_shard);
   if (only < -1 || only >= static_cast<int32_t>(info->shards)) {
@@ -95,10 +93,7 @@ int RunWalDump(const Args& args) {
 }
 
 int RunWalVerify(const Args& args) {
-  auto pos = ParseArgs(args, {"json"});
-  if (!pos.ok()) return Fail(pos.status());
-  if (pos->size() != 1) return Fail("usage: shardtx wal verify DIR [--json]");
-  auto info = InspectDb((*pos)[0]);
+  auto info = ParseDirCommand(args, {"json"}, "wal verify DIR [--json]");
   if (!info.ok()) return Fail(info.status());
   const bool json = absl::GetFlag(FLAGS_json);
   NoteIfOpen(*info);
