@@ -1,5 +1,7 @@
 #include "engine/lmdb_store.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -56,7 +58,20 @@ absl::Status ShardStore::Init() {
   // MDB_NOMETASYNC halves the syncs of a chunked checkpoint: each chunk syncs its data pages
   // only. The transaction that records applied_lsn, which the WAL is truncated behind, syncs
   // its meta page as well (SyncMetaPage). Never MDB_NOSYNC: see docs/architecture.md.
-  rc = mdb_env_open(env_, dir_.c_str(), MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC, 0644);
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC;
+  if (options_.read_only) {
+    struct stat st;
+    if (::stat((dir_ + "/data.mdb").c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat("LMDB ", dir_, ": no data.mdb"));
+    }
+    // Every opener creates lock.mdb: without one nobody has the store open, and a read-only
+    // open must not create it.
+    flags |= MDB_RDONLY;
+    if (options_.no_reader_lock || ::stat((dir_ + "/lock.mdb").c_str(), &st) != 0) {
+      flags |= MDB_NOLOCK;
+    }
+  }
+  rc = mdb_env_open(env_, dir_.c_str(), flags, 0644);
   if (rc != 0) return LmdbError(rc, "env_open", dir_);
   if (const int max_key = mdb_env_get_maxkeysize(env_); max_key < static_cast<int>(kMaxKeySize)) {
     return absl::FailedPreconditionError(
@@ -82,16 +97,20 @@ absl::Status ShardStore::Init() {
 
 absl::Status ShardStore::InitTxn(bool* creating) {
   MDB_txn* t;
-  int rc = mdb_txn_begin(env_, nullptr, 0, &t);
+  int rc = mdb_txn_begin(env_, nullptr, options_.read_only ? MDB_RDONLY : 0, &t);
   if (rc != 0) return LmdbError(rc, "txn_begin", dir_);
-  ScopedWriteTxn txn(t);
+  ScopedWriteTxn txn(t);  // committed even when read-only: that keeps the table handles
   // Only a store never written gets its tables created: in one that was, a missing table is
   // damage (say, to the page naming the tables), never a reason to start afresh.
   MDB_envinfo info;
   if ((rc = mdb_env_info(env_, &info)) != 0) return LmdbError(rc, "env_info", dir_);
-  const unsigned create = info.me_last_txnid == 0 ? MDB_CREATE : 0;
+  const bool fresh = info.me_last_txnid == 0;
+  const unsigned create = fresh && !options_.read_only ? MDB_CREATE : 0;
   for (auto [name, dbi] : {std::pair{kDataTable, &data_dbi_}, std::pair{kMetaTable, &meta_dbi_}}) {
     rc = mdb_dbi_open(txn.get(), name, create, dbi);
+    if (rc == MDB_NOTFOUND && fresh) {
+      return absl::NotFoundError(absl::StrCat("LMDB ", dir_, ": no store here"));
+    }
     if (rc == MDB_NOTFOUND) {
       return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": table '", name,
                                               "' is missing from a store that has been written"));
@@ -105,6 +124,12 @@ absl::Status ShardStore::InitTxn(bool* creating) {
   if (found > kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "LMDB ", dir_, ": format version ", found, " is newer than this build's ", kFormatVersion));
+  }
+  if (options_.read_only && found < 2) {
+    return found == 0 ? absl::NotFoundError(absl::StrCat("LMDB ", dir_, ": no format_version"))
+                      : absl::FailedPreconditionError(absl::StrCat(
+                            "LMDB ", dir_, ": format version 1; open the database once (not "
+                            "read-only) with this build to upgrade it"));
   }
   if (*creating) {
     RETURN_IF_ERROR(PutMetaFields(txn.get(), meta_, digest_));

@@ -27,6 +27,15 @@ struct StoreOptions {
   // A checkpoint writes its data in LMDB transactions of about this many bytes (0: one
   // transaction), the last of which records applied_lsn.
   uint64_t checkpoint_chunk_bytes = 64ull << 10;
+  // Read-only (tools: safe while another process has the store open): MDB_RDONLY; nothing is
+  // created or written (not even lock.mdb: without one, no process has the environment open,
+  // and the store is read without LMDB's reader locks). Open fails with kNotFound if the store
+  // or its tables do not exist; Apply fails.
+  bool read_only = false;
+  // With read_only, for a store no process has open (the caller knows): MDB_NOLOCK, so that not
+  // even lock.mdb's reader table is written. A writer that opens it meanwhile may overwrite
+  // pages being read.
+  bool no_reader_lock = false;
 };
 
 // What ShardStore::Check found: every entry read and verified against its checksum, the
@@ -79,10 +88,12 @@ class ShardStore {
   // is upgraded by Open, in one LMDB transaction.
   static constexpr uint32_t kFormatVersion = 2;
 
-  // Opens (creating if needed) the LMDB environment in directory `dir`, upgrading a format-1
-  // store. kDataLoss if the files are not a valid LMDB environment or its metadata is corrupt
-  // (a meta value or the digest fails its checksum); kFailedPrecondition for a newer format
-  // version. Values are verified when read, not here: opening costs no scan.
+  // Opens (creating if needed, unless options.read_only) the LMDB environment in directory
+  // `dir`, upgrading a format-1 store (refused when read_only). kDataLoss if the files are not a
+  // valid LMDB environment or its metadata is corrupt (a meta value or the digest fails its
+  // checksum, a table of a written store is missing); kFailedPrecondition for a newer format
+  // version; kNotFound (read_only) if there is no store. Values are verified when read, not
+  // here: opening costs no scan.
   static absl::StatusOr<std::unique_ptr<ShardStore>> Open(const std::string& dir,
                                                           const StoreOptions& options);
   ~ShardStore();

@@ -1,0 +1,217 @@
+// `stat DIR`: what a database holds, read without taking its lock, so that it works while a
+// host has the database open (then it says so: the figures are a snapshot). LMDB is opened
+// read-only (engine::ShardStore, read_only), the WAL through wal::WalReader.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "engine/lmdb_store.h"
+#include "engine/types.h"
+#include "tools/shardtx/cli.h"
+#include "tools/shardtx/commands.h"
+#include "tools/shardtx/shard_wal.h"
+#include "txn/txn_records.h"
+#include "util/coding.h"
+#include "wal/segment.h"
+
+namespace shardtx::cli {
+namespace {
+
+// A prepared transaction not yet decided, as one shard's table and log show it.
+struct Prepared {
+  std::string name;  // empty: an internal cross-shard prepare in flight (or in doubt)
+  std::set<uint32_t> shards;
+};
+
+struct ShardFigures {
+  uint64_t wal_segments = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t lmdb_bytes = 0;
+  int64_t lmdb_mtime = 0;  // seconds since the epoch; 0: no data.mdb
+  std::string lmdb_error;  // why LMDB could not be read (empty: read)
+  engine::StoreMeta meta;
+  WalVerdict wal;
+};
+
+// Sizes and counts of the segment files (*.wal) of a WAL directory.
+void CountSegments(const std::string& wal_dir, ShardFigures* f) {
+  auto names = Env::Default()->ListDir(wal_dir);
+  if (!names.ok()) return;
+  for (const std::string& n : *names) {
+    struct stat st;
+    if (!wal::ParseSegmentFileName(n).has_value()) continue;
+    if (::stat((wal_dir + "/" + n).c_str(), &st) != 0) continue;
+    ++f->wal_segments;
+    f->wal_bytes += static_cast<uint64_t>(st.st_size);
+  }
+}
+
+// Reads the shard's LMDB read-only: its meta and its prepared-transactions table.
+void ReadStore(const std::string& lmdb_dir, uint32_t shard, ShardFigures* f,
+               std::map<uint64_t, Prepared>* prepared) {
+  struct stat st;
+  if (::stat((lmdb_dir + "/data.mdb").c_str(), &st) == 0) {
+    f->lmdb_bytes = static_cast<uint64_t>(st.st_size);
+    f->lmdb_mtime = st.st_mtime;
+  }
+  engine::StoreOptions options;
+  options.read_only = true;
+  options.initial_map_size = 0;  // as large as the environment says
+  options.max_readers = 8;
+  auto store = engine::ShardStore::Open(lmdb_dir, options);
+  if (!store.ok()) {
+    f->lmdb_error = std::string(store.status().message());
+    return;
+  }
+  f->meta = (*store)->meta();
+  auto rows = (*store)->ReadTable(txn::kPreparedTable);
+  if (!rows.ok()) {
+    f->lmdb_error = std::string(rows.status().message());
+    return;
+  }
+  for (const auto& [key, payload] : *rows) {
+    txn::PrepareRecord p;
+    if (!txn::DecodePrepare(payload, &p)) continue;
+    Prepared& entry = (*prepared)[p.txn_id];
+    entry.name = p.name;
+    entry.shards.insert(shard);
+  }
+}
+
+// Scans the shard's whole log: prepares add to `prepared`, resolutions remove.
+absl::Status ScanLog(const std::string& wal_dir, uint32_t shard, ShardFigures* f,
+                     std::map<uint64_t, Prepared>* prepared) {
+  std::set<uint64_t> resolved;
+  auto v = ReadShardWal(wal_dir, 0, [&](const wal::WalRecord& rec) {
+    if (rec.type == engine::kPrepare) {
+      txn::PrepareRecord p;
+      if (txn::DecodePrepare(rec.payload, &p) && !resolved.count(p.txn_id)) {
+        Prepared& entry = (*prepared)[p.txn_id];
+        entry.name = p.name;
+        entry.shards.insert(shard);
+      }
+    } else if (rec.type == engine::kCommitPrepared || rec.type == engine::kAbortPrepared) {
+      absl::string_view in = rec.payload;
+      uint64_t id;
+      if (GetFixed64(&in, &id)) {
+        resolved.insert(id);
+        auto it = prepared->find(id);
+        if (it != prepared->end()) {
+          it->second.shards.erase(shard);
+          if (it->second.shards.empty()) prepared->erase(it);
+        }
+      }
+    }
+    return true;
+  });
+  if (!v.ok()) return v.status();
+  f->wal = std::move(*v);
+  return absl::OkStatus();
+}
+
+std::string Size(uint64_t bytes) {
+  if (bytes < (1 << 20)) return absl::StrFormat("%.1f KiB", static_cast<double>(bytes) / 1024);
+  return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+}
+
+}  // namespace
+
+int RunStat(const Args& args) {
+  auto info = ParseDirCommand(args, {"json"}, "stat DIR [--json]");
+  if (!info.ok()) return Fail(info.status());
+  const bool json = absl::GetFlag(FLAGS_json);
+  const std::optional<std::string> holder = LockHolder(info->path);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+
+  std::vector<ShardFigures> shards(info->shards);
+  std::map<uint64_t, Prepared> prepared;  // by transaction id
+  bool problem = false;
+  for (uint32_t i = 0; i < info->shards; ++i) {
+    ShardFigures& f = shards[i];
+    CountSegments(info->WalDir(i), &f);
+    ReadStore(info->LmdbDir(i), i, &f, &prepared);
+    if (absl::Status s = ScanLog(info->WalDir(i), i, &f, &prepared); !s.ok()) {
+      return Fail(absl::StrCat("shard ", i, ": ", s.message()));
+    }
+    problem = problem || !f.lmdb_error.empty() || f.wal.corrupt;
+  }
+
+  if (json) {
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < info->shards; ++i) {
+      const ShardFigures& f = shards[i];
+      std::string s =
+          absl::StrCat("{\"shard\":", i, ",\"wal_segments\":", f.wal_segments,
+                       ",\"wal_bytes\":", f.wal_bytes, ",\"wal_end_lsn\":", f.wal.end_lsn,
+                       ",\"wal_first_lsn\":", f.wal.first_lsn, ",\"wal_verdict\":",
+                       JsonString(f.wal.corrupt ? "corrupt"
+                                  : f.wal.torn  ? "torn"
+                                                : "clean"),
+                       ",\"lmdb_bytes\":", f.lmdb_bytes, ",\"applied_lsn\":", f.meta.applied_lsn,
+                       ",\"max_ts\":", f.meta.max_ts);
+      if (f.lmdb_mtime != 0) absl::StrAppend(&s, ",\"checkpoint_age_s\":", now - f.lmdb_mtime);
+      if (!f.lmdb_error.empty()) {
+        absl::StrAppend(&s, ",\"lmdb_error\":", JsonString(Printable(f.lmdb_error)));
+      }
+      out.push_back(s + "}");
+    }
+    std::vector<std::string> prep;
+    for (const auto& [id, p] : prepared) {
+      prep.push_back(absl::StrCat("{\"txn\":", id, ",\"name\":", JsonString(Printable(p.name)),
+                                  ",\"shards\":[", absl::StrJoin(p.shards, ","), "]}"));
+    }
+    std::printf(
+        "{\"path\":%s,\"format\":%u,\"shards\":%u,\"partitioning\":%s,\"open_by_pid\":%s,"
+        "\"shard\":[%s],\"prepared\":[%s]}\n",
+        JsonString(Printable(info->path)).c_str(), info->format, info->shards,
+        JsonString(Printable(info->partitioning)).c_str(),
+        holder ? JsonString(*holder).c_str() : "null", absl::StrJoin(out, ",").c_str(),
+        absl::StrJoin(prep, ",").c_str());
+    return problem ? kExitProblem : kExitOk;
+  }
+
+  std::printf("database %s: format %u, %u shards, partitioning %s\n", info->path.c_str(),
+              info->format, info->shards, info->partitioning.c_str());
+  if (holder) {
+    std::printf("open by pid %s: figures are a snapshot (read without taking the lock)\n",
+                holder->c_str());
+  } else {
+    std::printf("not open by any process\n");
+  }
+  for (uint32_t i = 0; i < info->shards; ++i) {
+    const ShardFigures& f = shards[i];
+    std::printf(
+        "shard %u: WAL %llu segment files, %s, LSN %llu..%llu (%s); LMDB %s, applied LSN %llu", i,
+        static_cast<unsigned long long>(f.wal_segments), Size(f.wal_bytes).c_str(),
+        static_cast<unsigned long long>(f.wal.first_lsn),
+        static_cast<unsigned long long>(f.wal.end_lsn), f.wal.Text().c_str(),
+        Size(f.lmdb_bytes).c_str(), static_cast<unsigned long long>(f.meta.applied_lsn));
+    if (f.wal.end_lsn > f.meta.applied_lsn) {
+      std::printf(" (%llu records to redo)",
+                  static_cast<unsigned long long>(f.wal.end_lsn - f.meta.applied_lsn));
+    }
+    if (f.lmdb_mtime != 0) {
+      std::printf(", last checkpoint %llds ago", static_cast<long long>(now - f.lmdb_mtime));
+    }
+    if (!f.lmdb_error.empty()) std::printf("; LMDB unreadable: %s", f.lmdb_error.c_str());
+    std::printf("\n");
+  }
+  std::printf("(checkpoint age: from data.mdb's modification time; only checkpoints write LMDB)\n");
+  if (prepared.empty()) std::printf("prepared transactions: none\n");
+  for (const auto& [id, p] : prepared) {
+    std::printf("prepared: %s txn %llu on shards %s\n",
+                p.name.empty() ? "(internal, in flight or in doubt)"
+                               : absl::StrCat("\"", Printable(p.name), "\"").c_str(),
+                static_cast<unsigned long long>(id), absl::StrJoin(p.shards, ",").c_str());
+  }
+  return problem ? kExitProblem : kExitOk;
+}
+
+}  // namespace shardtx::cli
