@@ -15,9 +15,7 @@ namespace {
 
 constexpr char kManifest[] = "SHARDTX";
 constexpr char kLockFile[] = "LOCK";
-// 2: LMDB values carry checksums (engine/stored_value.h). A format-1 directory is upgraded:
-// each shard's store when it opens, then this manifest (DbDirectory::RecordCurrentFormat).
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = DbDirectory::kFormatVersion;
 
 std::string Manifest(uint32_t shards, const std::string& partitioning) {
   return absl::StrCat("format ", kFormatVersion, "\nshards ", shards, "\npartitioning ",

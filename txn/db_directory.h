@@ -20,6 +20,10 @@ namespace shardtx::txn {
 
 class DbDirectory {
  public:
+  // The manifest's format. 2: LMDB values carry checksums (engine/stored_value.h). A format-1
+  // directory is upgraded: each shard's store when it opens, then the manifest
+  // (RecordCurrentFormat).
+  static constexpr uint32_t kFormatVersion = 2;
   // The most shards a database may have.
   static constexpr uint32_t kMaxShards = 1024;
 

@@ -16,6 +16,7 @@
 #include "absl/types/span.h"
 #include "shardtx/database.h"
 #include "shardtx/options.h"
+#include "txn/db_directory.h"
 
 // Every flag of every subcommand (cli.cc); each subcommand names the ones it accepts.
 ABSL_DECLARE_FLAG(bool, json);
@@ -108,8 +109,8 @@ struct DbInfo {
   std::string LmdbDir(uint32_t shard) const { return ShardDir(shard) + "/lmdb"; }
 };
 
-// The newest manifest format this tool reads (txn/db_directory.cc's kFormatVersion).
-inline constexpr uint32_t kManifestFormat = 1;
+// The newest manifest format this tool reads: the library's.
+inline constexpr uint32_t kManifestFormat = txn::DbDirectory::kFormatVersion;
 
 // Reads dir's manifest. kNotFound: no such directory; kFailedPrecondition: not a shardtx
 // database (no SHARDTX file), or a newer format; kDataLoss: a corrupt manifest.
