@@ -125,6 +125,17 @@ static void test_open_errors(void) {
   CHECK(db == NULL);
   shardtx_options_destroy(options);
 
+  /* A regular file; a directory whose parent is missing; no path at all. */
+  options = options_for("other/notes.txt", 1);
+  CHECK_CODE(SHARDTX_FAILED_PRECONDITION, shardtx_open(options, &db, &err));
+  CHECK_CODE(SHARDTX_OK, shardtx_options_set_path(options, path_in("no/parent"), &err));
+  CHECK_CODE(SHARDTX_NOT_FOUND, shardtx_open(options, &db, &err));
+  CHECK(stat(path_in("no"), &st) != 0);
+  CHECK_CODE(SHARDTX_OK, shardtx_options_set_path(options, "", &err));
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_open(options, &db, &err));
+  CHECK(db == NULL);
+  shardtx_options_destroy(options);
+
   /* Range partitioning needs num_shards - 1 split points. */
   options = options_for("badrange", 3);
   const char* points[] = {"m"};
