@@ -317,8 +317,8 @@ shardtx_code shardtx_get_outcome(shardtx_db_t* db, uint64_t txn_id, shardtx_outc
 
 // --- Transactions ------------------------------------------------------------------------------
 
-shardtx_code shardtx_begin(shardtx_db_t* db, shardtx_isolation isolation,
-                           shardtx_durability durability, shardtx_txn_t** txn, char** errptr) {
+shardtx_code shardtx_begin(shardtx_db_t* db, int isolation, int durability, shardtx_txn_t** txn,
+                           char** errptr) {
   if (db == nullptr || txn == nullptr) return NullArgument(__func__, errptr);
   *txn = nullptr;
   return Guard(errptr, [&] {
@@ -332,7 +332,7 @@ shardtx_code shardtx_begin(shardtx_db_t* db, shardtx_isolation isolation,
         break;
       default:
         return absl::InvalidArgumentError("shardtx_begin: unknown isolation " +
-                                          std::to_string(static_cast<int>(isolation)));
+                                          std::to_string(isolation));
     }
     switch (durability) {
       case SHARDTX_SYNC:
@@ -346,7 +346,7 @@ shardtx_code shardtx_begin(shardtx_db_t* db, shardtx_isolation isolation,
         break;
       default:
         return absl::InvalidArgumentError("shardtx_begin: unknown durability " +
-                                          std::to_string(static_cast<int>(durability)));
+                                          std::to_string(durability));
     }
     auto shared = std::make_shared<SharedTxn>();
     shared->db = db->db;

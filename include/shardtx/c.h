@@ -180,10 +180,11 @@ typedef enum shardtx_durability {
   SHARDTX_NONE = 2   /* durable with the next synced commit, checkpoint or close */
 } shardtx_durability;
 
-/* Starts a transaction and sets *txn. Errors: INVALID_ARGUMENT (an isolation or durability
- * not listed above), RESOURCE_EXHAUSTED. */
-shardtx_code shardtx_begin(shardtx_db_t* db, shardtx_isolation isolation,
-                           shardtx_durability durability, shardtx_txn_t** txn, char** errptr);
+/* Starts a transaction and sets *txn. isolation is a shardtx_isolation and durability a
+ * shardtx_durability (ints, so that any value a host passes is read safely). Errors:
+ * INVALID_ARGUMENT (a value not listed above), RESOURCE_EXHAUSTED. */
+shardtx_code shardtx_begin(shardtx_db_t* db, int isolation, int durability, shardtx_txn_t** txn,
+                           char** errptr);
 
 /* Rolls the transaction back if it is not over, and frees the handle. NULL is a no-op. */
 void shardtx_txn_destroy(shardtx_txn_t* txn);
