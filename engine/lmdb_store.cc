@@ -139,14 +139,15 @@ absl::Status ShardStore::InitTxn(bool* creating) {
     for (auto [key, field] :
          {std::pair{kAppliedLsnKey, &meta_.applied_lsn}, std::pair{kMaxTsKey, &meta_.max_ts}}) {
       ASSIGN_OR_RETURN(std::optional<std::string> v, GetMeta(txn.get(), key));
-      absl::string_view in = v.value_or("");
+      absl::string_view in = v.has_value() ? absl::string_view(*v) : absl::string_view();
       if (!v.has_value() || !GetFixed64(&in, field) || !in.empty()) {
         return absl::DataLossError(
             absl::StrCat("LMDB ", dir_, ": missing or corrupt meta field ", key));
       }
     }
     ASSIGN_OR_RETURN(std::optional<std::string> d, GetMeta(txn.get(), kDigestKey));
-    absl::string_view in = d.value_or("");
+    // (Not d.value_or(""): that is a temporary, gone before `in` is read.)
+    absl::string_view in = d.has_value() ? absl::string_view(*d) : absl::string_view();
     if (!d.has_value() || !GetFixed64(&in, &digest_.entries) || !GetFixed64(&in, &digest_.sum) ||
         !in.empty()) {
       return absl::DataLossError(absl::StrCat("LMDB ", dir_, ": missing or corrupt digest"));
