@@ -54,6 +54,11 @@ engine::Lsn BackupPins::Fold(uint32_t shard, engine::Lsn pinned) {
 namespace {
 
 constexpr char kPartialTag[] = ".partial-";
+// In every backup's directory from its start ("backup of <path>"): with no manifest beside it,
+// it marks the debris of an interrupted backup, which a later backup to the same destination
+// may remove.
+constexpr char kBackupNote[] = "BACKUP";
+constexpr char kManifest[] = "SHARDTX";
 
 // The partial directories this process's running backups are writing.
 struct InFlight {
@@ -126,11 +131,17 @@ void RemoveStalePartials(Env* env, const Target& t) {
   }
 }
 
-// Steps 1-4 and the manifest (see backup.h) into the new directory `partial`.
+// Steps 1-4 (see backup.h) into the new directory `partial`: everything but the manifest.
 absl::Status CopyDatabase(DatabaseImpl* db, const std::string& partial) {
   Env* env = db->env();
   const uint32_t n = db->num_shards();
   RETURN_IF_ERROR(CreateDirDurably(env, partial));
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<File> note,
+                     env->OpenFile(Join(partial, kBackupNote), Env::OpenMode::kCreate));
+    RETURN_IF_ERROR(note->Write(0, absl::StrCat("backup of ", db->options().path, "\n")));
+    RETURN_IF_ERROR(note->Sync());
+  }
   // 1. Pins. Every log was pinned whole by BackupPins::Begin, so a checkpoint that read its pin
   // before then has published its applied LSN by now (it does so before asking): what it may
   // still truncate lies below applied_lsn() + 1 and below what 2PC pinned then (no LSN is
@@ -178,10 +189,7 @@ absl::Status CopyDatabase(DatabaseImpl* db, const std::string& partial) {
     RETURN_IF_ERROR(db->shard(s)->CopyWalTo(dirs[s], from[s], cut[s]));
     RETURN_IF_ERROR(env->SyncDir(dirs[s]));
   }
-  RETURN_IF_ERROR(env->SyncDir(partial));
-  // 5. The manifest last: without it, Database::Open refuses the directory.
-  SHARDTX_KILL_POINT("backup.before_manifest");
-  return db->directory().CopyManifestTo(env, partial);
+  return env->SyncDir(partial);
 }
 
 }  // namespace
@@ -190,7 +198,18 @@ absl::Status RunBackup(DatabaseImpl* db, const std::string& dest) {
   Env* env = db->env();
   ASSIGN_OR_RETURN(const Target t, ParseDest(dest));
   if (absl::Status e = env->FileExists(t.dest); e.ok()) {
-    return absl::AlreadyExistsError(absl::StrCat("backup destination ", t.dest, " exists"));
+    // What a backup killed after its rename left: its note and no manifest. Anything else is
+    // not ours to remove.
+    if (!absl::IsNotFound(env->FileExists(Join(t.dest, kManifest))) ||
+        !env->FileExists(Join(t.dest, kBackupNote)).ok()) {
+      return absl::AlreadyExistsError(absl::StrCat("backup destination ", t.dest, " exists"));
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(t.dest, ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("removing the interrupted backup at ", t.dest, ": ", ec.message()));
+    }
   } else if (!absl::IsNotFound(e)) {
     return e;
   }
@@ -221,19 +240,23 @@ absl::Status RunBackup(DatabaseImpl* db, const std::string& dest) {
     MutexLock l(&in_flight.mu);
     in_flight.paths.erase(partial);
   };
+  // 5. Rename, then the manifest: until it is written, Database::Open refuses the directory
+  // (under either name), so a crash at any point leaves nothing that opens as a database.
   absl::Status s = CopyDatabase(db, partial);
+  bool renamed = false;
   if (s.ok()) {
     SHARDTX_KILL_POINT("backup.before_rename");
     s = env->RenameFile(partial, t.dest);
-    if (s.ok()) {
-      s = env->SyncDir(t.parent);
-      // Not durable, so not done: take it back rather than leave a backup that may vanish.
-      if (!s.ok()) env->RenameFile(t.dest, partial).IgnoreError();
-    }
+    renamed = s.ok();
+  }
+  if (s.ok()) s = env->SyncDir(t.parent);
+  if (s.ok()) {
+    SHARDTX_KILL_POINT("backup.before_manifest");
+    s = db->directory().CopyManifestTo(env, t.dest);
   }
   if (!s.ok()) {
     std::error_code ec;
-    std::filesystem::remove_all(partial, ec);
+    std::filesystem::remove_all(renamed ? t.dest : partial, ec);
   }
   return s;
 }

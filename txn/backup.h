@@ -4,7 +4,9 @@
 //   2. copy each shard's LMDB store (one snapshot each), noting each copy's own applied LSN;
 //   3. the cut: under every shard's commit lock at once, each shard's last appended LSN;
 //   4. make every shard's log durable through its cut, and copy it from the pin to the cut;
-//   5. the manifest last, into a sibling `dest.partial-<pid>-<n>`, then rename it to dest.
+//   5. all of it into a sibling `dest.partial-<pid>-<n>` (with a BACKUP note), renamed
+//      to dest, and only then the manifest: until it exists no crash leaves a directory that
+//      opens as a database, under either name.
 #pragma once
 
 #include <cstdint>

@@ -91,11 +91,12 @@ class Database {
   // is retried). Files are streamed; memory stays bounded. Close waits for a running Backup.
   //
   // Crash safety: the copy is written into `dest.partial-<pid>-<n>` next to dest, every file
-  // and directory synced, the manifest last, then renamed to dest and the parent synced. A
-  // Backup that fails removes its partial directory and leaves no dest. One killed before the
-  // manifest leaves a partial directory that Open refuses (kFailedPrecondition); killed between
-  // the manifest and the rename, a complete copy under the partial name. The next Backup next
-  // to it removes partial directories of processes that no longer exist.
+  // and directory synced, renamed to dest and the parent synced, and only then given its
+  // manifest. A Backup that fails leaves neither directory. One killed at any point leaves no
+  // directory that opens as a database: a partial directory, or a dest without a manifest
+  // (holding the BACKUP note every backup has), which Open refuses (kFailedPrecondition). The next
+  // Backup to the same dest removes both kinds (partial directories only of processes that no
+  // longer exist).
   //
   // Errors (nothing is written for the first five):
   //   kAlreadyExists       dest exists;

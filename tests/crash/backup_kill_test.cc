@@ -1,8 +1,8 @@
 // kill -9 during Database::Backup: a child process backs up a live database while its writers
 // run, and dies by SIGKILL, either at a backup kill point (it sends the signal to itself there)
 // or from the parent at a random moment. Then nothing at the destination opens as a database; a
-// partial directory left before the manifest is refused by Database::Open; and a second Backup
-// to the same destination works, removing the stale partial directory.
+// partial directory, or a dest left without its manifest, is refused by Database::Open; and a
+// second Backup to the same destination works, removing what the killed one left.
 //
 // SHARDTX_SEED replays a run; SHARDTX_KILL_ROUNDS sets the random-moment rounds (default 8).
 #include <poll.h>
@@ -104,36 +104,45 @@ bool KillDuringBackup(const std::string& dir, const std::string& dest, const Rou
 void CheckAndRetry(const std::string& dir, const std::string& dest, const Round& r, bool finished) {
   Options at_dest = BankOptions(dest);
   at_dest.create_if_missing = false;
-  // Killed after the rename (before the child could say so), the backup is complete: the
-  // rename is its commit point.
-  if (finished || (r.kill_point.empty() && std::filesystem::exists(dest))) {
+  // Killed after the manifest (before the child could say so), the backup is complete: the
+  // manifest is its commit point.
+  if (finished || (r.kill_point.empty() && std::filesystem::exists(dest + "/SHARDTX"))) {
     CheckBankCopy(dest, kWriters);
     return;
   }
+  // Nothing opens: dest is missing, or (killed between the rename and the manifest) holds a
+  // copy without its manifest, which Open refuses.
+  const bool renamed = std::filesystem::exists(dest);
   auto opened = Database::Open(at_dest);
-  EXPECT_TRUE(absl::IsNotFound(opened.status()))
-      << "dest after a killed backup: " << opened.status();
+  if (renamed) {
+    EXPECT_TRUE(absl::IsFailedPrecondition(opened.status()))
+        << "dest after a killed backup: " << opened.status();
+  } else {
+    EXPECT_TRUE(absl::IsNotFound(opened.status()))
+        << "dest after a killed backup: " << opened.status();
+  }
+  if (r.kill_point == "backup.before_manifest") {
+    EXPECT_TRUE(renamed) << "killed before the rename";
+  }
   const std::vector<std::string> partials = PartialsOf(dest);
   EXPECT_LE(partials.size(), 1u);
+  EXPECT_TRUE(partials.empty() || !renamed);
   for (const std::string& p : partials) {
+    // Killed between creating the directory and writing its note: an empty directory, which
+    // holds nothing to open (Open would make a new database there, as in any empty directory).
+    if (std::filesystem::is_empty(p)) continue;
     Options o = BankOptions(p);
     o.create_if_missing = false;
     auto partial = Database::Open(o);
-    if (r.kill_point == "backup.before_rename") {
-      // Killed between the manifest and the rename: a complete copy under the partial name.
-      EXPECT_TRUE(partial.ok()) << partial.status();
-    } else if (!r.kill_point.empty() || !std::filesystem::exists(p + "/SHARDTX")) {
-      // (A random moment may also fall between the manifest and the rename.)
-      EXPECT_TRUE(absl::IsFailedPrecondition(partial.status()))
-          << p << " opened as a database: " << partial.status();
-    }
+    EXPECT_TRUE(absl::IsFailedPrecondition(partial.status()))
+        << p << " opened as a database: " << partial.status();
   }
-  if (!r.kill_point.empty()) {
+  if (!r.kill_point.empty() && r.kill_point != "backup.before_manifest") {
     EXPECT_EQ(partials.size(), 1u) << "no partial directory left";
   }
   auto db = Database::Open(BankOptions(dir));
   ASSERT_TRUE(db.ok()) << db.status();
-  ASSERT_TRUE((*db)->Backup(dest).ok());
+  ASSERT_TRUE((*db)->Backup(dest).ok()) << "the retry";
   EXPECT_TRUE(PartialsOf(dest).empty()) << "the stale partial directory stayed";
   db->reset();
   CheckBankCopy(dest, kWriters);
