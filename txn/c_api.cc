@@ -284,6 +284,11 @@ shardtx_code shardtx_checkpoint(shardtx_db_t* db, char** errptr) {
   return Guard(errptr, [&] { return db->db->Checkpoint(); });
 }
 
+shardtx_code shardtx_backup(shardtx_db_t* db, const char* dest, char** errptr) {
+  if (db == nullptr || dest == nullptr) return NullArgument(__func__, errptr);
+  return Guard(errptr, [&] { return db->db->Backup(dest); });
+}
+
 shardtx_code shardtx_stats(shardtx_db_t* db, char** stats, char** errptr) {
   if (db == nullptr || stats == nullptr) return NullArgument(__func__, errptr);
   *stats = nullptr;

@@ -147,6 +147,13 @@ shardtx_code shardtx_close(shardtx_db_t* db, char** errptr);
 /* Checkpoints every shard now (commits continue meanwhile). */
 shardtx_code shardtx_checkpoint(shardtx_db_t* db, char** errptr);
 
+/* Writes a consistent copy of the open database into the new directory `dest`, whose parent
+ * must exist, while commits continue (Database::Backup: every commit acknowledged before the
+ * call is in it, no cross-shard transaction is in it in part; it opens with shardtx_open like
+ * any database). ALREADY_EXISTS if dest exists; NOT_FOUND if its parent does not;
+ * FAILED_PRECONDITION if the database is closed or another backup of it is running. */
+shardtx_code shardtx_backup(shardtx_db_t* db, const char* dest, char** errptr);
+
 /* A human-readable multi-line dump of the database's counters (Stats::ToString) in *stats,
  * NUL-terminated, to free with shardtx_free. */
 shardtx_code shardtx_stats(shardtx_db_t* db, char** stats, char** errptr);

@@ -472,6 +472,28 @@ static void test_named_prepares(shardtx_db_t* db) {
 
 static void test_checkpoint_stats_close(shardtx_db_t* db) {
   CHECK_CODE(SHARDTX_OK, shardtx_checkpoint(db, &err));
+
+  /* A backup opens as a database holding what was committed; a second one to the same place
+   * is refused. */
+  char backup[4300];
+  snprintf(backup, sizeof backup, "%s", path_in("backup"));
+  CHECK_CODE(SHARDTX_OK, shardtx_backup(db, backup, &err));
+  CHECK_CODE(SHARDTX_ALREADY_EXISTS, shardtx_backup(db, backup, &err));
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_backup(db, NULL, &err));
+  {
+    shardtx_options_t* copy_options = options_for("backup", 0);
+    const char* splits[] = {"h", "p"};
+    size_t split_lens[] = {1, 1};
+    CHECK_CODE(SHARDTX_OK,
+               shardtx_options_set_range_partitioning(copy_options, splits, split_lens, 2, &err));
+    shardtx_db_t* copy = NULL;
+    CHECK_CODE(SHARDTX_OK, shardtx_open(copy_options, &copy, &err));
+    if (copy != NULL) {
+      expect(copy, "apple", "prepared");
+      CHECK_CODE(SHARDTX_OK, shardtx_close(copy, &err));
+    }
+    shardtx_options_destroy(copy_options);
+  }
   char* stats = NULL;
   CHECK_CODE(SHARDTX_OK, shardtx_stats(db, &stats, &err));
   CHECK(stats != NULL && strlen(stats) > 0);

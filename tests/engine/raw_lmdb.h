@@ -39,6 +39,7 @@ inline void RawWrite(
 inline MDB_val RawVal(const std::string& s) {
   return MDB_val{s.size(), const_cast<char*>(s.data())};
 }
+MDB_val RawVal(std::string&& s) = delete;  // it would point into a temporary
 
 inline std::string RawGet(MDB_txn* txn, MDB_dbi dbi, const std::string& key) {
   MDB_val k = RawVal(key), v;

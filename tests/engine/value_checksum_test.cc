@@ -190,7 +190,8 @@ TEST_F(ValueChecksums, TheDigestFindsALostAndAResurrectedEntry) {
   std::filesystem::remove_all(copy);
   std::filesystem::copy(dir_, copy);
   RawWrite(dir_, [](MDB_txn* txn, const auto& open) {
-    MDB_val k = ::shardtx::testing::RawVal("b");
+    const std::string key = "b";
+    MDB_val k = ::shardtx::testing::RawVal(key);
     EXPECT_EQ(mdb_del(txn, open("data"), &k, nullptr), 0);
   });
   RawWrite(copy, [](MDB_txn* txn, const auto& open) {

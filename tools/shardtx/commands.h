@@ -19,5 +19,7 @@ int RunPreparedList(const Args& args);      // prepared_cmd.cc
 int RunPreparedCommit(const Args& args);    // prepared_cmd.cc
 int RunPreparedRollback(const Args& args);  // prepared_cmd.cc
 int RunCheckpoint(const Args& args);        // prepared_cmd.cc
+int RunBackup(const Args& args);            // backup_cmd.cc
+int RunRestore(const Args& args);           // backup_cmd.cc
 
 }  // namespace shardtx::cli

@@ -16,7 +16,7 @@ using shardtx::cli::Args;
 struct Subcommand {
   const char* name;  // one or two words
   const char* synopsis;
-  int (*run)(const Args&);  // nullptr: reserved, not yet available
+  int (*run)(const Args&);
 };
 
 constexpr Subcommand kSubcommands[] = {
@@ -41,8 +41,10 @@ constexpr Subcommand kSubcommands[] = {
      "load DIR FILE [--batch_keys N] [--batch_bytes N] [--create [--shards N]]\n"
      "                          a dump back, checked whole first, then in bounded transactions",
      shardtx::cli::RunLoad},
-    {"backup", "backup DIR DEST          (not yet available)", nullptr},
-    {"restore", "restore BACKUP DIR       (not yet available)", nullptr},
+    {"backup", "backup DIR DEST          a consistent copy (Database::Backup) in the new DEST",
+     shardtx::cli::RunBackup},
+    {"restore", "restore BACKUP DIR       the backup copied back into the new DIR",
+     shardtx::cli::RunRestore},
 };
 
 constexpr char kHelpTail[] = R"help(
@@ -111,9 +113,6 @@ int main(int argc, char** argv) {
         continue;
       }
       used = 2;
-    }
-    if (c.run == nullptr) {
-      return shardtx::cli::Fail(absl::StrCat(name, ": not yet available in this build"));
     }
     return c.run(Args(words.begin() + static_cast<long>(used), words.end()));
   }
