@@ -54,6 +54,9 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
     if (!options.create_if_missing) {
       return absl::NotFoundError(absl::StrCat("database ", path, " does not exist"));
     }
+    // Options that cannot describe the new database create nothing.
+    RETURN_IF_ERROR(
+        Partitioner::Validate(options, options.num_shards == 0 ? 1 : options.num_shards));
   } else if (!exists.ok()) {
     return exists;
   }

@@ -16,6 +16,12 @@ absl::Status ValidateOptions(const Options& options) {
     return absl::InvalidArgumentError(
         "Options.overlay_limit_bytes must be >= checkpoint_overlay_bytes");
   }
+  if (options.wal_segment_size % 8 != 0 || options.wal_segment_size < (64u << 10) ||
+      options.wal_segment_size > (1u << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat("Options.wal_segment_size ",
+                                                   options.wal_segment_size,
+                                                   " must be a multiple of 8 in [64 KiB, 1 GiB]"));
+  }
   if (options.max_txn_bytes == 0 || options.max_txn_bytes > options.wal_segment_size / 2) {
     return absl::InvalidArgumentError(absl::StrCat("Options.max_txn_bytes ", options.max_txn_bytes,
                                                    " must be in [1, wal_segment_size / 2]"));

@@ -32,6 +32,8 @@ absl::Status ErrnoStatus(absl::string_view op, const std::string& path, int err)
       return absl::ResourceExhaustedError(msg);
     case EOPNOTSUPP:
       return absl::UnimplementedError(msg);
+    case ENOTDIR:  // a path through a regular file: the caller's path is wrong, not the system
+      return absl::FailedPreconditionError(msg);
     default:
       return absl::InternalError(msg);
   }

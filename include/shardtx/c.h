@@ -131,10 +131,10 @@ void shardtx_options_set_lmdb_map_size(shardtx_options_t* options, uint64_t byte
 typedef struct shardtx_db_t shardtx_db_t;
 
 /* Opens (creating or recovering) the database that `options` describe and sets *db. Errors
- * (see Database::Open): INVALID_ARGUMENT (bad options; shard count or partitioning differ from
- * the directory's), NOT_FOUND (missing and create_if_missing is 0), FAILED_PRECONDITION (not a
- * shardtx directory, a newer format, already open), PERMISSION_DENIED, DATA_LOSS. On failure
- * *db is NULL. */
+ * (see Database::Open): INVALID_ARGUMENT (bad options, which create nothing; shard count or
+ * partitioning differ from the directory's), NOT_FOUND (missing and create_if_missing is 0),
+ * FAILED_PRECONDITION (not a shardtx directory, a path through a regular file, a newer format,
+ * already open), PERMISSION_DENIED, DATA_LOSS. On failure *db is NULL. */
 shardtx_code shardtx_open(const shardtx_options_t* options, shardtx_db_t** db, char** errptr);
 
 /* Closes the database (Database::Close: later writes through its transactions fail with

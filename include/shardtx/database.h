@@ -31,11 +31,12 @@ class Database {
  public:
   // Opens the database at options.path, creating it if missing (create_if_missing), and
   // recovers it: each shard's WAL is redone above the LMDB checkpoint. Errors:
-  //   kInvalidArgument  bad options, or num_shards differs from the directory's;
+  //   kInvalidArgument  bad options (a new database's directory is then not created), or
+  //                     num_shards differs from the directory's;
   //   kNotFound         path missing and !create_if_missing;
-  //   kFailedPrecondition  path is not a directory, holds something other than a shardtx
-  //                     database, is of a newer format version, or is already open (by this
-  //                     or another process: "already open by pid N");
+  //   kFailedPrecondition  path is not a directory (or runs through a file), holds something
+  //                     other than a shardtx database, is of a newer format version, or is
+  //                     already open (by this or another process: "already open by pid N");
   //   kPermissionDenied the path cannot be written;
   //   kDataLoss         the WAL or LMDB is corrupt (the message names the file and offset).
   static absl::StatusOr<std::unique_ptr<Database>> Open(const Options& options);

@@ -16,7 +16,8 @@ struct IteratorOptions {
 
 // Iterates the keys visible to its transaction (its snapshot plus its own writes) in key
 // order, merged across all shards. Not thread-safe; must not outlive its transaction. An
-// error (status() not OK) ends the iteration; so does the end of the transaction (Commit,
+// error (status() not OK; kDataLoss for a stored value that fails its checksum) ends the
+// iteration; so does the end of the transaction (Commit,
 // Rollback, Prepare): Valid() turns false and a later move sets a kFailedPrecondition status.
 class Iterator {
  public:

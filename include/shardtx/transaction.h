@@ -30,7 +30,8 @@ class Transaction {
  public:
   virtual ~Transaction() = default;
 
-  // The value of `key`, or kNotFound.
+  // The value of `key`, or kNotFound. kDataLoss (naming the shard's store and the key) if the
+  // stored value fails its checksum: the wrong bytes are never returned.
   virtual absl::StatusOr<std::string> Get(absl::string_view key) = 0;
   // Buffers a write; visible to this transaction's reads at once, to others after Commit.
   virtual absl::Status Put(absl::string_view key, absl::string_view value) = 0;

@@ -151,6 +151,11 @@ static void test_open_errors(void) {
   shardtx_options_set_wal_segment_size(options, 100); /* not a multiple of 8, below 64 KiB */
   CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_open(options, &db, &err));
   CHECK(db == NULL);
+  CHECK(stat(path_in("badrange"), &st) != 0); /* bad options created nothing */
+  /* A path through a regular file. */
+  shardtx_options_set_wal_segment_size(options, 64u << 20);
+  CHECK_CODE(SHARDTX_OK, shardtx_options_set_path(options, path_in("other/notes.txt/db"), &err));
+  CHECK_CODE(SHARDTX_FAILED_PRECONDITION, shardtx_open(options, &db, &err));
   shardtx_options_destroy(options);
 }
 
