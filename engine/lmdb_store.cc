@@ -121,6 +121,10 @@ absl::Status ShardStore::InitTxn(bool* creating) {
   digest_ = StoreDigest{};
   ASSIGN_OR_RETURN(const uint32_t found, ReadFormat(txn.get()));
   *creating = found == 0;
+  if (*creating && !fresh) {  // as with a missing table: never start a damaged store afresh
+    return absl::DataLossError(absl::StrCat(
+        "LMDB ", dir_, ": format_version is missing from a store that has been written"));
+  }
   if (found > kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "LMDB ", dir_, ": format version ", found, " is newer than this build's ", kFormatVersion));

@@ -209,7 +209,8 @@ TEST(ByteFlip, NoWrongValueIsReadAndCheckReportsEveryChangedCopy) {
       for (size_t offset = next; fd >= 0 && offset < original.size(); offset += stride) {
         std::string damaged = original;
         damaged[offset] = static_cast<char>(damaged[offset] ^ 0xFF);
-        // Open may write (it creates a table it cannot find): every copy starts from scratch.
+        // Opening may write (damage can make a store look never written, and so new): every
+        // copy starts from scratch.
         if (ftruncate(fd, 0) != 0 ||
             pwrite(fd, damaged.data(), damaged.size(), 0) != static_cast<ssize_t>(damaged.size())) {
           _exit(3);

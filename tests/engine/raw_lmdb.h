@@ -2,11 +2,14 @@
 // checkpoint wrote, or to write a store in an older format. The store must be closed.
 #pragma once
 
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "lmdb.h"
+#include "util/coding.h"
 
 namespace shardtx::testing {
 
@@ -50,6 +53,32 @@ inline std::string RawGet(MDB_txn* txn, MDB_dbi dbi, const std::string& key) {
 inline void RawPut(MDB_txn* txn, MDB_dbi dbi, const std::string& key, const std::string& value) {
   MDB_val k = RawVal(key), v = RawVal(value);
   EXPECT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0) << key;
+}
+
+// A format-1 store (no checks, no digest) in `dir`, written the way the old build wrote it.
+inline void WriteFormat1Store(const std::string& dir,
+                              const std::map<std::string, std::string>& data, uint64_t ts,
+                              uint64_t applied_lsn, bool with_prepared_row = true) {
+  std::filesystem::create_directories(dir);
+  RawWrite(dir, [&](MDB_txn* txn, const auto& open) {
+    const MDB_dbi d = open("data"), meta = open("meta"), prepared = open("prepared");
+    for (const auto& [k, v] : data) {
+      std::string stored;
+      PutFixed64(&stored, ts);
+      stored += v;
+      RawPut(txn, d, k, stored);
+    }
+    if (with_prepared_row) {
+      RawPut(txn, prepared, std::string("\0\0\0\0\0\0\0\1", 8), "prepare-record");
+    }
+    std::string f, lsn, max_ts;
+    PutFixed32(&f, 1);
+    PutFixed64(&lsn, applied_lsn);
+    PutFixed64(&max_ts, ts);
+    RawPut(txn, meta, "format_version", f);
+    RawPut(txn, meta, "applied_lsn", lsn);
+    RawPut(txn, meta, "max_ts", max_ts);
+  });
 }
 
 }  // namespace shardtx::testing

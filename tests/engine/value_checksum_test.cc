@@ -24,6 +24,7 @@ using ::shardtx::testing::FreshDir;
 using ::shardtx::testing::RawGet;
 using ::shardtx::testing::RawPut;
 using ::shardtx::testing::RawWrite;
+using ::shardtx::testing::WriteFormat1Store;
 using ::testing::HasSubstr;
 
 // Every single-bit change of the stored bytes, and the same bytes under another key, fail.
@@ -182,6 +183,42 @@ TEST_F(ValueChecksums, ADamagedMetaValueFailsOpen) {
   EXPECT_THAT(store.status().message(), HasSubstr("applied_lsn: checksum mismatch"));
 }
 
+// A store that has been written never starts afresh: without its format_version (or a table)
+// it is damaged, and Open says so instead of writing new, empty metadata over it.
+TEST_F(ValueChecksums, AWrittenStoreMissingItsFormatIsDataLossNotANewStore) {
+  MakeStore();
+  RawWrite(dir_, [](MDB_txn* txn, const auto& open) {
+    const std::string key = "format_version";
+    MDB_val k = ::shardtx::testing::RawVal(key);
+    EXPECT_EQ(mdb_del(txn, open("meta"), &k, nullptr), 0);
+  });
+  StoreOptions o;
+  o.initial_map_size = 64 << 20;
+  for (int attempt = 0; attempt < 2; ++attempt) {  // and nothing was written the first time
+    auto store = ShardStore::Open(dir_, o);
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+    EXPECT_THAT(store.status().message(), HasSubstr("format_version is missing"));
+  }
+}
+
+// A checkpoint that fills the map grows it and starts again; chunks already committed stay,
+// and the digest still matches what the store holds.
+TEST_F(ValueChecksums, TheDigestSurvivesAMapGrowthInTheMiddleOfAChunkedCheckpoint) {
+  StoreOptions o;
+  o.initial_map_size = 256 << 10;
+  o.checkpoint_chunk_bytes = 16 << 10;
+  auto store = ShardStore::Open(dir_, o);
+  ASSERT_TRUE(store.ok());
+  Overlay layer;
+  for (int i = 0; i < 3000; ++i) layer.Add(absl::StrCat("key", i), 5, false, std::string(400, 'g'));
+  ASSERT_TRUE((*store)->Apply({&layer}, 1, 5).ok());
+  EXPECT_GT((*store)->map_growths(), 0u);
+  auto check = (*store)->Check();
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->ok()) << check->problems[0];
+  EXPECT_EQ(check->computed.entries, 3000u);
+}
+
 // No value checksum can see an entry that vanished, or one that came back with its own valid
 // check: the digest does.
 TEST_F(ValueChecksums, TheDigestFindsALostAndAResurrectedEntry) {
@@ -256,31 +293,6 @@ TEST_F(ValueChecksums, TheDigestStaysInStepWithEveryCommittedChunk) {
   EXPECT_TRUE(check->ok());
   EXPECT_EQ(check->computed.entries, live.size() + 1);  // plus the last prepared row
   EXPECT_EQ(check->recorded, check->computed);
-}
-
-// A format-1 store (no checks, no digest) written the way the old build wrote it.
-void WriteFormat1Store(const std::string& dir, const std::map<std::string, std::string>& data,
-                       Timestamp ts, uint64_t applied_lsn, bool with_prepared_row = true) {
-  std::filesystem::create_directories(dir);
-  RawWrite(dir, [&](MDB_txn* txn, const auto& open) {
-    const MDB_dbi d = open("data"), meta = open("meta"), prepared = open("prepared");
-    for (const auto& [k, v] : data) {
-      std::string stored;
-      PutFixed64(&stored, ts);
-      stored += v;
-      RawPut(txn, d, k, stored);
-    }
-    if (with_prepared_row) {
-      RawPut(txn, prepared, std::string("\0\0\0\0\0\0\0\1", 8), "prepare-record");
-    }
-    std::string f, lsn, max_ts;
-    PutFixed32(&f, 1);
-    PutFixed64(&lsn, applied_lsn);
-    PutFixed64(&max_ts, ts);
-    RawPut(txn, meta, "format_version", f);
-    RawPut(txn, meta, "applied_lsn", lsn);
-    RawPut(txn, meta, "max_ts", max_ts);
-  });
 }
 
 TEST_F(ValueChecksums, AFormat1StoreIsUpgradedWhenOpened) {
