@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "txn/coordinator.h"
 #include "txn/database_impl.h"
 #include "util/kill_point.h"
@@ -60,7 +61,8 @@ constexpr char kPartialTag[] = ".partial-";
 constexpr char kBackupNote[] = "BACKUP";
 constexpr char kManifest[] = "SHARDTX";
 
-// The partial directories this process's running backups are writing.
+// The directories this process's running backups are writing: partial ones, and dest between
+// the rename and the manifest.
 struct InFlight {
   Mutex mu;
   std::set<std::string> paths ABSL_GUARDED_BY(mu);
@@ -105,6 +107,34 @@ bool Inside(const std::string& inner, const std::string& outer) {
   return !rel.empty() && *rel.begin() != "..";
 }
 
+// Whether process `pid`, which wrote the backup directory `path`, is done with it: it no longer
+// exists, or it is this process and none of its running backups owns `path`.
+bool WriterGone(int pid, const std::string& path) {
+  if (pid == ::getpid()) {
+    InFlight& f = Partials();
+    MutexLock l(&f.mu);
+    return f.paths.count(path) == 0;
+  }
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+// Whether `dest` is what a backup killed after its rename left: its note, no manifest, and a
+// writer that is gone.
+bool InterruptedBackup(Env* env, const std::string& dest) {
+  if (!absl::IsNotFound(env->FileExists(Join(dest, kManifest)))) return false;
+  auto note = env->OpenFile(Join(dest, kBackupNote), Env::OpenMode::kRead);
+  if (!note.ok()) return false;
+  char buf[4096];
+  auto got = (*note)->Read(0, sizeof(buf), buf);
+  if (!got.ok()) return false;
+  absl::string_view text(buf, *got);
+  const size_t at = text.rfind(" by pid ");
+  int pid = 0;
+  return at != absl::string_view::npos &&
+         absl::SimpleAtoi(absl::StripSuffix(text.substr(at + 8), "\n"), &pid) && pid > 0 &&
+         WriterGone(pid, dest);
+}
+
 // Removes the partial directories `<base>.partial-<pid>-<n>` that backups interrupted by a crash
 // left next to `t.dest`: those of processes that no longer exist, and this process's own that
 // no backup is writing. Another live process's are left alone (it may be writing them; a
@@ -119,13 +149,7 @@ void RemoveStalePartials(Env* env, const Target& t) {
     int pid = 0;
     if (!absl::SimpleAtoi(rest.substr(0, rest.find('-')), &pid) || pid <= 0) continue;
     const std::string path = Join(t.parent, name);
-    if (pid == ::getpid()) {
-      InFlight& f = Partials();
-      MutexLock l(&f.mu);
-      if (f.paths.count(path) != 0) continue;
-    } else if (::kill(pid, 0) == 0 || errno != ESRCH) {
-      continue;
-    }
+    if (!WriterGone(pid, path)) continue;
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
   }
@@ -139,7 +163,8 @@ absl::Status CopyDatabase(DatabaseImpl* db, const std::string& partial) {
   {
     ASSIGN_OR_RETURN(std::unique_ptr<File> note,
                      env->OpenFile(Join(partial, kBackupNote), Env::OpenMode::kCreate));
-    RETURN_IF_ERROR(note->Write(0, absl::StrCat("backup of ", db->options().path, "\n")));
+    RETURN_IF_ERROR(note->Write(
+        0, absl::StrCat("backup of ", db->options().path, " by pid ", ::getpid(), "\n")));
     RETURN_IF_ERROR(note->Sync());
   }
   // 1. Pins. Every log was pinned whole by BackupPins::Begin, so a checkpoint that read its pin
@@ -197,18 +222,11 @@ absl::Status CopyDatabase(DatabaseImpl* db, const std::string& partial) {
 absl::Status RunBackup(DatabaseImpl* db, const std::string& dest) {
   Env* env = db->env();
   ASSIGN_OR_RETURN(const Target t, ParseDest(dest));
+  bool interrupted = false;  // dest holds what a killed backup left: removed below
   if (absl::Status e = env->FileExists(t.dest); e.ok()) {
-    // What a backup killed after its rename left: its note and no manifest. Anything else is
-    // not ours to remove.
-    if (!absl::IsNotFound(env->FileExists(Join(t.dest, kManifest))) ||
-        !env->FileExists(Join(t.dest, kBackupNote)).ok()) {
+    interrupted = InterruptedBackup(env, t.dest);
+    if (!interrupted) {
       return absl::AlreadyExistsError(absl::StrCat("backup destination ", t.dest, " exists"));
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(t.dest, ec);
-    if (ec) {
-      return absl::InternalError(
-          absl::StrCat("removing the interrupted backup at ", t.dest, ": ", ec.message()));
     }
   } else if (!absl::IsNotFound(e)) {
     return e;
@@ -227,6 +245,14 @@ absl::Status RunBackup(DatabaseImpl* db, const std::string& dest) {
         absl::StrCat("a backup of ", db->options().path, " is already running"));
   }
   absl::Cleanup end_pins = [db] { db->backup_pins().End(); };
+  if (interrupted) {
+    std::error_code ec;
+    std::filesystem::remove_all(t.dest, ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("removing the interrupted backup at ", t.dest, ": ", ec.message()));
+    }
+  }
   RemoveStalePartials(env, t);
 
   InFlight& in_flight = Partials();
@@ -239,6 +265,7 @@ absl::Status RunBackup(DatabaseImpl* db, const std::string& dest) {
   absl::Cleanup forget = [&] {
     MutexLock l(&in_flight.mu);
     in_flight.paths.erase(partial);
+    in_flight.paths.erase(t.dest);
   };
   // 5. Rename, then the manifest: until it is written, Database::Open refuses the directory
   // (under either name), so a crash at any point leaves nothing that opens as a database.
@@ -246,6 +273,10 @@ absl::Status RunBackup(DatabaseImpl* db, const std::string& dest) {
   bool renamed = false;
   if (s.ok()) {
     SHARDTX_KILL_POINT("backup.before_rename");
+    {
+      MutexLock l(&in_flight.mu);
+      in_flight.paths.insert(t.dest);  // ours until the manifest is written
+    }
     s = env->RenameFile(partial, t.dest);
     renamed = s.ok();
   }

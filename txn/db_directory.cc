@@ -69,6 +69,12 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
 
   ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(path));
   const bool has_manifest = std::find(names.begin(), names.end(), kManifest) != names.end();
+  if (!has_manifest && !options.create_if_missing) {
+    // An existing directory without a manifest holds no database (an empty one included):
+    // opening it must not create one.
+    return absl::NotFoundError(absl::StrCat("database ", path, " does not exist (", path,
+                                            " holds no ", kManifest, " manifest)"));
+  }
   if (!has_manifest) {
     for (const std::string& n : names) {
       if (n != kLockFile && n != std::string(kManifest) + ".tmp") {

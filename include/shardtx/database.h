@@ -33,7 +33,7 @@ class Database {
   // recovers it: each shard's WAL is redone above the LMDB checkpoint. Errors:
   //   kInvalidArgument  bad options (a new database's directory is then not created), or
   //                     num_shards differs from the directory's;
-  //   kNotFound         path missing and !create_if_missing;
+  //   kNotFound         path missing, or holding no database, and !create_if_missing;
   //   kFailedPrecondition  path is not a directory (or runs through a file), holds something
   //                     other than a shardtx database, is of a newer format version, or is
   //                     already open (by this or another process: "already open by pid N");
@@ -95,7 +95,7 @@ class Database {
   // and directory synced, renamed to dest and the parent synced, and only then given its
   // manifest. A Backup that fails leaves neither directory. One killed at any point leaves no
   // directory that opens as a database: a partial directory, or a dest without a manifest
-  // (holding the BACKUP note every backup has), which Open refuses (kFailedPrecondition). The next
+  // (holding the BACKUP note every backup has), which Open refuses. The next
   // Backup to the same dest removes both kinds (partial directories only of processes that no
   // longer exist).
   //

@@ -38,7 +38,8 @@ enum class Isolation {
 };
 
 struct Options {
-  // Directory of the database. Created if missing when create_if_missing.
+  // Directory of the database. Created if missing when create_if_missing; without it, a
+  // directory that holds no database (no SHARDTX manifest; an empty one too) is kNotFound.
   std::string path;
   bool create_if_missing = true;
   // File-system seam for the write-ahead log; nullptr means Env::Default(). Not owned; must

@@ -46,6 +46,18 @@ TEST(BadInput, MissingPathWithoutCreateIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(db.status())) << db.status();
 }
 
+// An existing empty directory is no database either: without create_if_missing, Open
+// refuses it and writes nothing there (not even a LOCK).
+TEST(BadInput, ExistingEmptyDirectoryWithoutCreateIsNotFoundAndUntouched) {
+  const std::string dir = FreshDir();
+  std::filesystem::create_directories(dir);
+  Options o = Opts(dir);
+  o.create_if_missing = false;
+  auto db = Database::Open(o);
+  EXPECT_TRUE(absl::IsNotFound(db.status())) << db.status();
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+}
+
 TEST(BadInput, EmptyPathIsInvalid) {
   auto db = Database::Open(Options{});
   EXPECT_TRUE(absl::IsInvalidArgument(db.status())) << db.status();

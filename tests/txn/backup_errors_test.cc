@@ -63,6 +63,23 @@ TEST_F(BackupErrors, ExistingDestinationIsAlreadyExistsAndUntouched) {
   EXPECT_TRUE(PartialsOf(dest_).empty());
 }
 
+// An unfinished backup (its note, no manifest) is removed only when its writer is gone: one
+// whose writer lives may still be writing its manifest.
+TEST_F(BackupErrors, AnUnfinishedBackupIsReplacedOnlyWhenItsWriterIsGone) {
+  fs::create_directories(dest_ + "/shard-000");
+  std::ofstream(dest_ + "/BACKUP") << "backup of elsewhere by pid 1\n";  // init: alive
+  absl::Status s = db_->Backup(dest_);
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  EXPECT_TRUE(fs::exists(dest_ + "/shard-000"));
+  // Its writer gone (a pid no process can have), it is debris: replaced by a whole backup.
+  std::ofstream(dest_ + "/BACKUP") << "backup of elsewhere by pid 2147483646\n";
+  ASSERT_TRUE(db_->Backup(dest_).ok());
+  EXPECT_TRUE(fs::exists(dest_ + "/SHARDTX"));
+  Options o = Opts(dest_);
+  o.create_if_missing = false;
+  EXPECT_TRUE(Database::Open(o).ok());
+}
+
 TEST_F(BackupErrors, BadDestinationsAreRefusedWithNothingWritten) {
   absl::Status s = db_->Backup(dest_ + "/no/such/parent");
   EXPECT_TRUE(absl::IsNotFound(s)) << s;
