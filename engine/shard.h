@@ -237,7 +237,7 @@ class Shard {
   // Copies the store, consistent as of one LMDB snapshot, into `shard_dir`/lmdb (created) and
   // returns the copy's own applied LSN. Commits and checkpoints go on.
   absl::StatusOr<Lsn> CopyStoreTo(const std::string& shard_dir);
-  // Copies the log from the segment holding `from` through record `to` into `shard_dir`/wal
+  // Copies the log's records `from` through `to` into `shard_dir`/wal
   // (wal::CopyLog). REQUIRES: `to` durable; the segments from `from` on pinned
   // (ShardHooks::PinnedLsn at or below `from`) until this returns.
   absl::Status CopyWalTo(const std::string& shard_dir, Lsn from, Lsn to);

@@ -28,8 +28,9 @@
  * needed); names and paths are NUL-terminated.
  *
  * Handles and threads. A shardtx_db_t may be used from many threads at once. A shardtx_txn_t,
- * and a shardtx_iterator_t, by one thread at a time (they may move between threads). Handles
- * may be destroyed in any order (a garbage collector's finalizers are fine): a transaction
+ * and a shardtx_iterator_t, by one thread at a time (they may move between threads); a
+ * transaction and its iterators count as one here: never use or destroy them from two threads
+ * at once (a finalizer thread included). Otherwise handles may be destroyed in any order: a transaction
  * keeps what it needs of its database alive, and an iterator what it needs of its transaction,
  * so that destroying the database handle or the transaction first is never a use after free;
  * the directory is released when the last of them is gone.
@@ -151,6 +152,7 @@ shardtx_code shardtx_checkpoint(shardtx_db_t* db, char** errptr);
  * must exist, while commits continue (Database::Backup: every commit acknowledged before the
  * call is in it, no cross-shard transaction is in it in part; it opens with shardtx_open like
  * any database). ALREADY_EXISTS if dest exists; NOT_FOUND if its parent does not;
+ * INVALID_ARGUMENT if dest is empty or lies inside the database;
  * FAILED_PRECONDITION if the database is closed or another backup of it is running. */
 shardtx_code shardtx_backup(shardtx_db_t* db, const char* dest, char** errptr);
 

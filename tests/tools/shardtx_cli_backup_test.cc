@@ -65,6 +65,24 @@ TEST(ShardtxCliChecksums, ALostEntryIsFoundByTheStoreDigest) {
       << c.out;
 }
 
+// A format-1 directory (values without checksums): check cannot vouch for it and says how to
+// upgrade; a command that opens it upgrades it, and then it checks clean.
+TEST(ShardtxCliChecksums, AFormat1DirectoryIsRefusedByCheckUntilUpgraded) {
+  const std::string dir = FreshDir();
+  WriteFormat1Store(dir + "/shard-000/lmdb", {{"old", "value"}}, 9, 0,
+                    /*with_prepared_row=*/false);
+  WriteFile(dir + "/SHARDTX", "format 1\nshards 1\npartitioning hash\n");
+  const auto before = Fingerprint(dir);
+  CliResult c = RunCli({"check", dir});
+  EXPECT_EQ(c.code, 2) << Describe(c);
+  EXPECT_TRUE(absl::StrContains(c.err, "has format 1")) << c.err;
+  EXPECT_EQ(Fingerprint(dir), before);
+  ASSERT_EQ(RunCli({"checkpoint", dir}).code, 0);
+  EXPECT_TRUE(absl::StartsWith(ReadFile(dir + "/SHARDTX"), "format 2\n"));
+  CliResult after = RunCli({"check", dir});
+  EXPECT_EQ(after.code, 0) << Describe(after);
+}
+
 TEST(ShardtxCliBackup, BackupAndRestoreCopyADatabaseThatOpensAndChecksClean) {
   const std::string dir = NeedleDb();
   const std::string copy = FreshDir("_copy"), restored = FreshDir("_restored");
@@ -78,8 +96,11 @@ TEST(ShardtxCliBackup, BackupAndRestoreCopyADatabaseThatOpensAndChecksClean) {
   EXPECT_TRUE(absl::StrContains(again.err, "exists")) << again.err;
   EXPECT_EQ(Fingerprint(copy), before);
 
+  const auto backup_files = Fingerprint(copy);
   CliResult r = RunCli({"restore", copy, restored});
   ASSERT_EQ(r.code, 0) << Describe(r);
+  EXPECT_EQ(Fingerprint(copy), backup_files) << "restore changed the backup";
+  EXPECT_EQ(RunCli({"restore", copy, restored}).code, 2) << "restored over an existing directory";
   EXPECT_EQ(RunCli({"check", restored}).code, 0);
   std::map<std::string, std::string> want, got;
   {
@@ -93,6 +114,15 @@ TEST(ShardtxCliBackup, BackupAndRestoreCopyADatabaseThatOpensAndChecksClean) {
   }
   EXPECT_EQ(got.size(), 20u);
   EXPECT_EQ(got, want);
+  // A damaged backup is not restored: check's verdict, exit 1, nothing at the destination.
+  const std::string damaged_at = FreshDir("_damaged");
+  const std::string mdb = copy + "/shard-000/lmdb/data.mdb";
+  const size_t at = ReadFile(mdb).find("hay of needle-11");
+  ASSERT_NE(at, std::string::npos);
+  FlipByte(mdb, at, 0x01);
+  CliResult d = RunCli({"restore", copy, damaged_at});
+  EXPECT_EQ(d.code, 1) << Describe(d);
+  EXPECT_FALSE(fs::exists(damaged_at));
   // A backup of what is not a database: exit 2, nothing created.
   CliResult bad = RunCli({"backup", dir + "_missing", copy + "2"});
   EXPECT_EQ(bad.code, 2) << Describe(bad);

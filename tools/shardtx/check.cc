@@ -1,5 +1,5 @@
-// `check DIR`: everything `wal verify` checks, plus, per shard, the store (VerifyStore: LMDB
-// opens and every entry reads and decodes) and that the WAL covers LMDB's applied LSN without
+// `check DIR`: everything `wal verify` checks, plus, per shard, the store (VerifyStore: value
+// checksums, lookups, the store digest) and that the WAL covers LMDB's applied LSN without
 // a gap (what recovery needs). Reads only; refuses a database another process has open, since
 // a checkpoint running meanwhile could move LMDB and truncate the WAL between the two reads.
 #include <cstdio>
@@ -41,6 +41,12 @@ void CheckCoverage(const ShardCheck& c, std::vector<std::string>* problems) {
 int RunCheck(const Args& args) {
   auto info = ParseDirCommand(args, {"json"}, "check DIR [--json]");
   if (!info.ok()) return Fail(info.status());
+  if (info->format < kManifestFormat) {
+    return Fail(absl::StrCat(info->path, " has format ", info->format,
+                             " (values without checksums): open it once with this build to "
+                             "upgrade it (for example `shardtx checkpoint ",
+                             info->path, "`), then check it"));
+  }
   if (auto pid = LockHolder(info->path)) {
     return Fail(absl::StrCat(info->path, " is open by pid ", *pid,
                              ": check needs it closed (stat and wal verify work on an open "

@@ -29,7 +29,8 @@ absl::StatusOr<std::string> KeyArgument(const std::string& text) {
 }
 
 void ReadOnlyTuning(Options* o) {
-  // Dump writes nothing of its own: no checkpoint while it runs or when it closes.
+  // Dump adds nothing of its own: no checkpoint while it runs or when it closes (Open itself
+  // may still write: recovery's resolutions, a format-1 upgrade).
   o->checkpoint_on_close = false;
   o->checkpoint_wal_bytes = 0;
   o->checkpoint_overlay_bytes = 0;

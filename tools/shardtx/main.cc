@@ -29,7 +29,9 @@ constexpr Subcommand kSubcommands[] = {
     {"wal verify",
      "wal verify DIR [--json]  every record's checksum; clean / torn / corrupt per shard",
      shardtx::cli::RunWalVerify},
-    {"check", "check DIR [--json]       wal verify + every LMDB entry decodes + WAL covers LMDB",
+    {"check",
+     "check DIR [--json]       wal verify + every LMDB value's checksum + the store digest\n"
+     "                          + WAL covers LMDB",
      shardtx::cli::RunCheck},
     {"prepared list", "prepared list DIR [--json]", shardtx::cli::RunPreparedList},
     {"prepared commit", "prepared commit DIR NAME", shardtx::cli::RunPreparedCommit},

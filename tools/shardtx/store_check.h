@@ -1,6 +1,6 @@
-// `check`'s per-shard store step: the shard's LMDB opens (read-only) and every entry of its
-// data table reads and decodes through the engine's read path (engine::ShardStore, ReadView).
-// The one function to extend with further per-store checks (value checksums, a digest).
+// `check`'s per-shard store step: the shard's LMDB opens (read-only) and ShardStore::Check
+// passes: every value of every table against its checksum, every key found by a lookup, and
+// the store digest against the one the last checkpoint recorded.
 #pragma once
 
 #include <cstdint>
