@@ -2,6 +2,8 @@
 // reading a file whole.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,7 +22,8 @@ inline std::string FreshDir() {
   for (char& c : name) {
     if (c == '/') c = '_';
   }
-  const std::string dir = ::testing::TempDir() + "/txbench_" + name;
+  const std::string dir =
+      ::testing::TempDir() + "/txbench_" + name + "_p" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

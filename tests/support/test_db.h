@@ -2,6 +2,8 @@
 // shorthands.
 #pragma once
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -11,11 +13,14 @@
 
 namespace shardtx::testing {
 
-// A fresh directory under the test temp dir, named after the running test.
+// A fresh directory under the test temp dir, named after the running test and this test
+// process (the first to ask: children forked later keep its name), so that suites of two
+// build trees running at once (make asan and make tsan) never share one.
 inline std::string FreshDir(const std::string& suffix = "") {
+  static const std::string process = "_p" + std::to_string(::getpid());
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string dir = ::testing::TempDir() + "/shardtx_" + info->test_suite_name() + "_" +
-                    info->name() + suffix;
+                    info->name() + process + suffix;
   for (size_t i = ::testing::TempDir().size() + 1; i < dir.size(); ++i) {
     if (dir[i] == '/') dir[i] = '_';  // parameterised test names contain slashes
   }

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 
@@ -9,7 +11,7 @@ namespace shardtx::wal {
 namespace {
 
 TEST(WalSmoke, WriteReopenRead) {
-  std::string dir = ::testing::TempDir() + "/walsmoke";
+  std::string dir = ::testing::TempDir() + "/walsmoke_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   {
     auto w = WalWriter::OpenAfterScan(Env::Default(), dir, WalOptions{});
