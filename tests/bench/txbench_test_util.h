@@ -13,6 +13,7 @@
 #include "bench/txbench/config.h"
 #include "bench/txbench/engine.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_db.h"
 
 namespace txbench::testing {
 
@@ -25,6 +26,7 @@ inline std::string FreshDir() {
   const std::string dir =
       ::testing::TempDir() + "/txbench_" + name + "_p" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
+  shardtx::testing::internal::DirsOfThisTest().push_back(dir);  // removed if the test passes
   std::filesystem::create_directories(dir);
   return dir;
 }

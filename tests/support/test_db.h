@@ -4,18 +4,64 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
 
 namespace shardtx::testing {
 
+namespace internal {
+
+// The directories FreshDir made for the running test.
+inline std::vector<std::string>& DirsOfThisTest() {
+  static auto* dirs = new std::vector<std::string>;
+  return *dirs;
+}
+
+// Removes what a test that passed left in its FreshDir directories, and their siblings named
+// after them (dir + ".copy", a backup's partial directories...); a failed test keeps them for
+// a look. Without this, every run of the suite would leave gigabytes behind, since the names
+// differ from run to run.
+class RemoveDirsOfPassedTests : public ::testing::EmptyTestEventListener {
+  void OnTestEnd(const ::testing::TestInfo& info) override {
+    std::vector<std::string>& dirs = DirsOfThisTest();
+    if (info.result()->Passed()) {
+      std::error_code ec;
+      for (const std::string& dir : dirs) {
+        const std::filesystem::path p(dir);
+        const std::string base = p.filename().string();
+        for (const auto& e : std::filesystem::directory_iterator(p.parent_path(), ec)) {
+          const std::string name = e.path().filename().string();
+          // (Not another process's: "..._p12" must not take "..._p123".)
+          if (name.rfind(base, 0) == 0 &&
+              (name.size() == base.size() ||
+               !std::isdigit(static_cast<unsigned char>(name[base.size()])))) {
+            std::filesystem::remove_all(e.path(), ec);
+          }
+        }
+      }
+    }
+    dirs.clear();
+  }
+};
+
+inline const bool kRemoveDirsRegistered = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new RemoveDirsOfPassedTests);
+  return true;
+}();
+
+}  // namespace internal
+
 // A fresh directory under the test temp dir, named after the running test and this test
 // process (the first to ask: children forked later keep its name), so that suites of two
-// build trees running at once (make asan and make tsan) never share one.
+// build trees running at once (make asan and make tsan) never share one. Removed, with its
+// siblings named after it, when the test passes.
 inline std::string FreshDir(const std::string& suffix = "") {
   static const std::string process = "_p" + std::to_string(::getpid());
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -25,6 +71,7 @@ inline std::string FreshDir(const std::string& suffix = "") {
     if (dir[i] == '/') dir[i] = '_';  // parameterised test names contain slashes
   }
   std::filesystem::remove_all(dir);
+  internal::DirsOfThisTest().push_back(dir);
   return dir;
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/support/test_db.h"
 #include "wal/reader.h"
 #include "wal/writer.h"
 
@@ -13,6 +14,7 @@ namespace {
 TEST(WalSmoke, WriteReopenRead) {
   std::string dir = ::testing::TempDir() + "/walsmoke_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
+  shardtx::testing::internal::DirsOfThisTest().push_back(dir);  // removed if the test passes
   {
     auto w = WalWriter::OpenAfterScan(Env::Default(), dir, WalOptions{});
     ASSERT_TRUE(w.ok()) << w.status();
