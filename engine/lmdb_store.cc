@@ -19,6 +19,15 @@ namespace shardtx::engine {
 SHARDTX_DEFINE_KILL_POINT(before_lmdb_commit, "checkpoint.before_lmdb_commit");
 SHARDTX_DEFINE_KILL_POINT(between_lmdb_chunks, "checkpoint.between_lmdb_chunks");
 
+namespace {
+
+// LMDB's MDB_MAP_FULL as LmdbError reports it: the map must grow, and the work start over.
+bool IsMapFull(const absl::Status& s) {
+  return absl::IsResourceExhausted(s) && s.message().find("MDB_MAP_FULL") != std::string::npos;
+}
+
+}  // namespace
+
 absl::Status LmdbError(int rc, absl::string_view op, const std::string& dir) {
   std::string msg = absl::StrCat("LMDB ", op, " in ", dir, ": ", mdb_strerror(rc));
   switch (rc) {
@@ -85,8 +94,7 @@ absl::Status ShardStore::Init() {
     bool creating = false;
     absl::Status s = InitTxn(&creating);
     if (s.ok()) return creating ? SyncMetaPage() : absl::OkStatus();
-    if (!absl::IsResourceExhausted(s) || s.message().find("MDB_MAP_FULL") == std::string::npos ||
-        attempt >= 20) {
+    if (!IsMapFull(s) || attempt >= 20) {
       return s;
     }
     map_size_ *= 2;
@@ -355,8 +363,7 @@ absl::Status ShardStore::Apply(const std::vector<const Overlay*>& frozen, uint64
                                const BetweenChunks& between_chunks) {
   for (int attempt = 0;; ++attempt) {
     absl::Status s = WriteCheckpoint(frozen, applied_lsn, max_ts, table_writes, between_chunks);
-    if (!absl::IsResourceExhausted(s) || s.message().find("MDB_MAP_FULL") == std::string::npos ||
-        attempt >= 20) {
+    if (!IsMapFull(s) || attempt >= 20) {
       return s;
     }
     RETURN_IF_ERROR(Grow());

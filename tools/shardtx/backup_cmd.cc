@@ -1,17 +1,15 @@
 // `backup DIR DEST`: Database::Backup from the command line (Database::Open takes the lock: a
 // database another process has open cannot be backed up from here; its host calls
 // Database::Backup itself). `restore BACKUP DIR`: a checked file copy of a backup, see below.
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "shardtx/env.h"
 #include "tools/shardtx/cli.h"
 #include "tools/shardtx/commands.h"
 
@@ -20,34 +18,28 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::Status Errno(const std::string& what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
-
-absl::Status SyncPath(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) return Errno("open", path);
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok ? absl::OkStatus() : Errno("fsync", path);
+// Syncs the file at `path` through the Env (the library's file-system seam).
+absl::Status SyncFile(Env* env, const std::string& path) {
+  auto f = env->OpenFile(path, Env::OpenMode::kRead);
+  if (!f.ok()) return f.status();
+  return (*f)->Sync();
 }
 
 // Copies `from` to `dir`/`name` and syncs it (the file, then the directory).
-absl::Status CopyFileDurably(const std::string& from, const std::string& dir,
+absl::Status CopyFileDurably(Env* env, const std::string& from, const std::string& dir,
                              const std::string& name) {
   const std::string tmp = dir + "/" + name + ".tmp";
   std::error_code ec;
   if (!fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec)) {
     return absl::InternalError(absl::StrCat("copy ", from, ": ", ec.message()));
   }
-  if (absl::Status s = SyncPath(tmp, false); !s.ok()) return s;
-  fs::rename(tmp, dir + "/" + name, ec);
-  if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ec.message()));
-  return SyncPath(dir, true);
+  if (absl::Status s = SyncFile(env, tmp); !s.ok()) return s;
+  if (absl::Status s = env->RenameFile(tmp, dir + "/" + name); !s.ok()) return s;
+  return env->SyncDir(dir);
 }
 
 // The backup's files, all but its manifest and lock files, into the new directory `to`, synced.
-absl::Status CopyTree(const std::string& from, const std::string& to) {
+absl::Status CopyTree(Env* env, const std::string& from, const std::string& to) {
   std::error_code ec;
   fs::create_directory(to, ec);
   if (ec) return absl::InternalError(absl::StrCat("mkdir ", to, ": ", ec.message()));
@@ -61,7 +53,7 @@ absl::Status CopyTree(const std::string& from, const std::string& to) {
     } else if (name != "SHARDTX" && name != "LOCK" && name != "lock.mdb") {
       fs::copy_file(it->path(), dest, ec);
       if (!ec) {
-        if (absl::Status s = SyncPath(dest, false); !s.ok()) return s;
+        if (absl::Status s = SyncFile(env, dest); !s.ok()) return s;
       }
     }
   }
@@ -69,17 +61,15 @@ absl::Status CopyTree(const std::string& from, const std::string& to) {
   for (auto it = fs::recursive_directory_iterator(to, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_directory()) {
-      if (absl::Status s = SyncPath(it->path().string(), true); !s.ok()) return s;
+      if (absl::Status s = env->SyncDir(it->path().string()); !s.ok()) return s;
     }
   }
-  return SyncPath(to, true);
+  return env->SyncDir(to);
 }
 
-absl::Status RenameDurably(const std::string& from, const std::string& to) {
-  std::error_code ec;
-  fs::rename(from, to, ec);
-  if (ec) return absl::InternalError(absl::StrCat("rename ", from, ": ", ec.message()));
-  return SyncPath(fs::path(to).parent_path().string(), true);
+absl::Status RenameDurably(Env* env, const std::string& from, const std::string& to) {
+  if (absl::Status s = env->RenameFile(from, to); !s.ok()) return s;
+  return env->SyncDir(fs::path(to).parent_path().string());
 }
 
 // Copies the database at `from` into the new directory `to` with Database::Backup. `what`
@@ -140,9 +130,10 @@ int RunRestore(const Args& args) {
   }
   const fs::path partial =
       parent / absl::StrCat(target.filename().string(), ".restore-partial-", ::getpid());
-  absl::Status s = CopyTree(backup, partial.string());
-  if (s.ok()) s = RenameDurably(partial.string(), target.string());
-  if (s.ok()) s = CopyFileDurably(backup + "/SHARDTX", target.string(), "SHARDTX");
+  Env* env = Env::Default();
+  absl::Status s = CopyTree(env, backup, partial.string());
+  if (s.ok()) s = RenameDurably(env, partial.string(), target.string());
+  if (s.ok()) s = CopyFileDurably(env, backup + "/SHARDTX", target.string(), "SHARDTX");
   if (!s.ok()) {
     fs::remove_all(partial, ec);
     if (!fs::exists(target / "SHARDTX", ec)) fs::remove_all(target, ec);
