@@ -24,6 +24,11 @@ std::string GnuplotString(const std::string& s) {
   return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "''"}}), "'");
 }
 
+// The fsync floors: one file, or several synced at once (RunSpec::threads files).
+std::string FloorLabel(const RunResult& r) {
+  return r.spec.threads == 1 ? "fsync floor" : absl::StrFormat("fsync floor, %d files", r.spec.threads);
+}
+
 std::string ShellQuote(const std::string& s) {
   return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "'\\''"}}), "'");
 }
@@ -42,7 +47,7 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
     if (!r.status.ok()) continue;
     const std::string g =
         r.spec.workload == Workload::kFsync
-            ? "fsync floor"
+            ? FloorLabel(r)
             : absl::StrFormat("%s %dt%s", WorkloadName(r.spec.workload), r.spec.threads,
                               r.spec.workload == Workload::kCross
                                   ? absl::StrFormat(" k=%d", r.spec.shards_per_txn)
@@ -70,7 +75,7 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
     const std::string label = r.spec.workload == Workload::kFsync
-                                  ? "fsync floor"
+                                  ? FloorLabel(r)
                                   : absl::StrFormat("%s %s %dt", EngineName(r.spec.engine),
                                                     WorkloadName(r.spec.workload), r.spec.threads);
     files.latency_data += absl::StrFormat("%s %.2f %.2f %.2f %.2f\n", Quote(label),

@@ -59,7 +59,8 @@ ABSL_FLAG(std::string, chart, "",
           "Draw a PNG (gnuplot) of throughput by engine and workload and of latency percentiles.");
 ABSL_FLAG(bool, make_bench, false,
           "Run the matrix of `make bench` (about 3 minutes): 5 interleaved repetitions of the "
-          "fsync floor, shardtx single at 1 thread, single at 64 threads for every engine and "
+          "fsync floors (one file; two files synced at once), shardtx single and cross at 1 "
+          "thread, single at 64 threads for every engine and "
           "cross at 64 threads (2 shards per transaction) for shardtx and both of RocksDB's 2PC "
           "protocols (rocksdb, rocksdb-serial2pc).");
 ABSL_FLAG(bool, long_bench, false,
@@ -280,7 +281,10 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
       runs.push_back({EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2});
   };
   if (c.make_bench) {
+    // The floor of a cross-shard commit whose two prepares are synced at once on two logs.
+    runs.push_back({EngineKind::kFsync, Workload::kFsync, 2, 1});
     add(Workload::kSingle, 1, 2, [](EngineKind e) { return e == EngineKind::kShardtx; });
+    add(Workload::kCross, 1, 2, [](EngineKind e) { return e == EngineKind::kShardtx; });
     add(Workload::kSingle, 64, 2, [](EngineKind e) { return e != EngineKind::kRocksdbSerial2pc; });
     add(Workload::kCross, 64, 2,
         [](EngineKind e) { return e == EngineKind::kShardtx || IsRocksdb(e); });

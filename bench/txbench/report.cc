@@ -384,6 +384,19 @@ std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
                       PairRatios(runs, {EngineKind::kShardtx, Workload::kSingle, 1, 2},
                                  {EngineKind::kFsync, Workload::kFsync, 1, 0}, P50),
                       1.2, false));
+  // Parallel commit: one fsync round per cross-shard commit. Its two prepares go to two logs
+  // (one per shard), so the floor is two fdatasyncs at once on two files of the same disk; the
+  // one-file floor would apply only if the prepares shared one sync.
+  const Pick x1{EngineKind::kShardtx, Workload::kCross, 1, 2};
+  out.push_back(Judge("cross (2 of 4), 1 thread, sync: shardtx p50 <= 1.3x two concurrent fsyncs",
+                      PairRatios(runs, x1, {EngineKind::kFsync, Workload::kFsync, 2, 0}, P50),
+                      1.3, false));
+  out.push_back(Judge("cross (2 of 4), 1 thread, sync: shardtx p50 <= 1.3x one fsync",
+                      PairRatios(runs, x1, {EngineKind::kFsync, Workload::kFsync, 1, 0}, P50),
+                      1.3, false));
+  out.push_back(Judge(
+      "cross (2 shards/txn), 64 threads, sync: shardtx >= 3x RocksDB careful 2PC",
+      PairRatios(runs, x64, {EngineKind::kRocksdb, Workload::kCross, 64, 2}, TxnPerS), 3, true));
   out.push_back(Judge("ycsb-b, 2 threads, sync: shardtx >= 0.8x LMDB",
                       PairRatios(runs, {EngineKind::kShardtx, Workload::kYcsbB, 2, 0},
                                  {EngineKind::kLmdb, Workload::kYcsbB, 2, 0}, TxnPerS),

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <barrier>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <latch>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -214,43 +216,85 @@ uint32_t RecordSize(const Config& config) {
   return config.shards_per_txn * (config.key_size + config.value_size) + 64;
 }
 
-// The fsync floor's file: 64 MiB written with zeros and synced once, then one thread's
-// pwrite of one commit record at the next offset and fdatasync, window after window.
+// The fsync floor: one file per concurrent syncer, each 64 MiB written with zeros and synced
+// once; then, round after round, every syncer's pwrite of one commit record at the next offset
+// of its file and fdatasync, all syncers at once (a round ends when the last returns). One file
+// is the floor of a commit that waits for one fsync; two files on one disk, the floor of a
+// cross-shard commit whose two prepares are synced in parallel on two logs.
 class FsyncFile {
  public:
   static constexpr uint64_t kFileSize = 64ull << 20;
 
-  explicit FsyncFile(std::string path) : path_(std::move(path)) {}
+  FsyncFile(std::string path, int files) : path_(std::move(path)), fds_(std::max(files, 1), -1) {}
   ~FsyncFile() {
-    if (fd_ >= 0) close(fd_);
-    unlink(path_.c_str());
+    for (size_t i = 0; i < fds_.size(); ++i) {
+      if (fds_[i] >= 0) close(fds_[i]);
+      unlink(PathOf(i).c_str());
+    }
   }
 
   absl::Status Create() {
-    fd_ = open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) return ErrnoError(absl::StrCat("open ", path_));
     const std::string zeros(1 << 20, '\0');
-    for (uint64_t off = 0; off < kFileSize; off += zeros.size()) {
-      if (pwrite(fd_, zeros.data(), zeros.size(), static_cast<off_t>(off)) !=
-          static_cast<ssize_t>(zeros.size())) {
-        return ErrnoError(absl::StrCat("pwrite ", path_));
+    for (size_t i = 0; i < fds_.size(); ++i) {
+      const std::string path = PathOf(i);
+      fds_[i] = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fds_[i] < 0) return ErrnoError(absl::StrCat("open ", path));
+      for (uint64_t off = 0; off < kFileSize; off += zeros.size()) {
+        if (pwrite(fds_[i], zeros.data(), zeros.size(), static_cast<off_t>(off)) !=
+            static_cast<ssize_t>(zeros.size())) {
+          return ErrnoError(absl::StrCat("pwrite ", path));
+        }
       }
+      if (fsync(fds_[i]) != 0) return ErrnoError(absl::StrCat("fsync ", path));
     }
-    if (fsync(fd_) != 0) return ErrnoError(absl::StrCat("fsync ", path_));
     return absl::OkStatus();
   }
 
   void Measure(uint32_t record_size, double seconds, const ProgressFn& progress, RunResult* r) {
-    r->engine_description = absl::StrCat(
-        "fsync: one thread, pwrite of ", record_size,
-        " B (one commit record) at the next offset of a 64 MiB file written with zeros and "
-        "synced beforehand, then fdatasync");
+    const int files = static_cast<int>(fds_.size());
+    const std::string what =
+        files == 1 ? "fsync floor" : absl::StrCat("fsync floor (", files, " files at once)");
+    r->engine_description =
+        files == 1
+            ? absl::StrCat("fsync: one thread, pwrite of ", record_size,
+                           " B (one commit record) at the next offset of a 64 MiB file written "
+                           "with zeros and synced beforehand, then fdatasync")
+            : absl::StrCat("fsync: ", files, " threads at once, each a pwrite of ", record_size,
+                           " B and fdatasync on its own 64 MiB file written with zeros and "
+                           "synced beforehand; a round ends when the last sync returns");
     if (progress) {
-      progress(
-          absl::StrFormat("fsync floor: pwrite %d B + fdatasync for %.0f s", record_size, seconds),
-          false);
+      progress(absl::StrFormat("%s: pwrite %d B + fdatasync for %.0f s", what, record_size,
+                               seconds),
+               false);
     }
     const std::string record(record_size, 'r');
+    // Round i: every syncer writes and syncs its file; the round ends at the barrier.
+    std::atomic<bool> stop{false};
+    std::vector<absl::Status> errors(files);
+    std::barrier round(files);
+    auto sync_one = [&](int i) {
+      if (pwrite(fds_[i], record.data(), record.size(), static_cast<off_t>(off_)) !=
+          static_cast<ssize_t>(record.size())) {
+        errors[i] = ErrnoError(absl::StrCat("pwrite ", PathOf(i)));
+        stop = true;
+      } else if (fdatasync(fds_[i]) != 0) {
+        errors[i] = ErrnoError(absl::StrCat("fdatasync ", PathOf(i)));
+        stop = true;
+      }
+    };
+    // The other syncers follow syncer 0 (this thread) round by round: wait for the start,
+    // sync, meet at the end.
+    std::vector<std::thread> others;
+    for (int i = 1; i < files; ++i) {
+      others.emplace_back([&, i] {
+        while (true) {
+          round.arrive_and_wait();  // start
+          if (stop) return;
+          sync_one(i);
+          round.arrive_and_wait();  // end
+        }
+      });
+    }
     shardtx::Histogram latency;
     uint64_t n = 0;
     const CpuSample cpu0 = SampleCpu();
@@ -258,19 +302,14 @@ class FsyncFile {
     const auto deadline =
         t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     auto last = t0;
-    for (auto now = t0; now < deadline; now = Clock::now()) {
+    for (auto now = t0; now < deadline && !stop; now = Clock::now()) {
       if (off_ + record_size > kFileSize) off_ = 0;
       const auto s0 = Clock::now();
-      if (pwrite(fd_, record.data(), record.size(), static_cast<off_t>(off_)) !=
-          static_cast<ssize_t>(record.size())) {
-        r->status = ErrnoError(absl::StrCat("pwrite ", path_));
-        break;
-      }
-      if (fdatasync(fd_) != 0) {
-        r->status = ErrnoError(absl::StrCat("fdatasync ", path_));
-        break;
-      }
+      if (files > 1) round.arrive_and_wait();
+      sync_one(0);
+      if (files > 1) round.arrive_and_wait();
       const auto s1 = Clock::now();
+      if (stop) break;
       latency.Add(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(s1 - s0).count()));
       off_ += record_size;
@@ -278,10 +317,17 @@ class FsyncFile {
       if (progress && s1 - last >= std::chrono::milliseconds(500)) {
         last = s1;
         const double t = std::chrono::duration<double>(s1 - t0).count();
-        progress(
-            absl::StrFormat("fsync floor: %.1f/%.0f s, %d syncs, %.0f/s", t, seconds, n, n / t),
-            true);
+        progress(absl::StrFormat("%s: %.1f/%.0f s, %d rounds, %.0f/s", what, t, seconds, n, n / t),
+                 true);
       }
+    }
+    if (files > 1) {
+      stop = true;
+      round.arrive_and_wait();  // releases the others from their start, to see stop
+    }
+    for (std::thread& t : others) t.join();
+    for (const absl::Status& e : errors) {
+      if (!e.ok() && r->status.ok()) r->status = e;
     }
     r->elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
     std::tie(r->cpu_cores, r->other_cores) = CoresUsed(cpu0, SampleCpu());
@@ -289,12 +335,14 @@ class FsyncFile {
     r->ops = n;
     FillRates(r);
     FillLatency(latency, r);
-    r->fsyncs_per_s = r->txn_per_s;
+    r->fsyncs_per_s = r->txn_per_s * files;
   }
 
  private:
+  std::string PathOf(size_t i) const { return i == 0 ? path_ : absl::StrCat(path_, ".", i); }
+
   const std::string path_;
-  int fd_ = -1;
+  std::vector<int> fds_;
   uint64_t off_ = 0;
 };
 
@@ -325,7 +373,7 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
   std::filesystem::create_directories(config.dir, ec);
   if (kind == EngineKind::kFsync) {
     c->fsync_ =
-        std::make_unique<FsyncFile>(absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat"));
+        std::make_unique<FsyncFile>(absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat"), max_threads);
     if (absl::Status s = c->fsync_->Create(); !s.ok()) return s;
     return c;
   }

@@ -169,7 +169,9 @@ TEST(TxbenchFlags, MakeBenchPlanHoldsTheTargetsRunsOnly) {
   const std::vector<RunSpec> runs = PlanRuns(c);
   const std::vector<RunSpec> expected = {
       {EngineKind::kFsync, Workload::kFsync, 1, 1},
+      {EngineKind::kFsync, Workload::kFsync, 2, 1},
       {EngineKind::kShardtx, Workload::kSingle, 1, 2},
+      {EngineKind::kShardtx, Workload::kCross, 1, 2},
       {EngineKind::kShardtx, Workload::kSingle, 64, 2},
       {EngineKind::kRocksdb, Workload::kSingle, 64, 2},
       {EngineKind::kLmdb, Workload::kSingle, 64, 2},
