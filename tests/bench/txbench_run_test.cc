@@ -163,6 +163,19 @@ TEST(TxbenchFsync, FloorMeasuresSyncs) {
   EXPECT_TRUE(std::filesystem::is_empty(c.dir));
 }
 
+TEST(TxbenchFsync, TwoFileFloorSyncsBothFilesEachRound) {
+  Config c = SmallConfig();
+  RunResult r = RunOne(c, {EngineKind::kFsync, Workload::kFsync, 2, 1}, nullptr);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_GT(r.committed, 0u);
+  EXPECT_GT(r.p50_us, 0);
+  ASSERT_TRUE(r.fsyncs_per_s.has_value());
+  EXPECT_DOUBLE_EQ(*r.fsyncs_per_s, 2 * r.txn_per_s);  // a round is one sync of each file
+  EXPECT_NE(r.engine_description.find("2 threads at once"), std::string::npos)
+      << r.engine_description;
+  EXPECT_TRUE(std::filesystem::is_empty(c.dir));  // both files removed
+}
+
 // ---------------------------------------------------------------------------------------------
 // Deferred work inside the window, and the RocksDB 2PC baselines
 
