@@ -67,7 +67,8 @@ class Transaction {
   // A transaction that writes one shard:
   //   - An error known before anything is logged (kAborted for a conflict, kResourceExhausted,
   //     kFailedPrecondition once the Database is closing, an I/O status when the log is already
-  //     failed) is returned at once, and `done` is never called.
+  //     failed, kInvalidArgument for an empty `done`) is returned at once, and `done` is never
+  //     called.
   //   - OK means `done` will be called exactly once: with OK once the commit is durable AND
   //     visible (a transaction begun after `done` starts sees it), or with the I/O error that
   //     failed the log before the record was durable (the commit is then not in memory: nobody
