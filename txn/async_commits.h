@@ -86,8 +86,8 @@ class AsyncCommits {
   CondVar slot_cv_{&slot_mu_};
 
   Mutex mu_;
-  CondVar cv_{&mu_};        // work for the completion thread
-  CondVar pool_cv_{&mu_};   // work for the pool
+  CondVar cv_{&mu_};       // work for the completion thread
+  CondVar pool_cv_{&mu_};  // work for the pool
   std::deque<AsyncBatch> ready_ ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<AsyncBatch, absl::Status>> failed_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> failed_pending_{false};  // failed_ is not empty

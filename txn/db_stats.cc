@@ -96,11 +96,11 @@ std::string Stats::ToString() const {
       "recovery: %d records, %d bytes, %.1f ms\n",
       commits, read_only_commits, cross_shard_commits, rollbacks, aborts_write_conflict,
       aborts_read_validation, aborts_snapshot_too_old, aborts_locked, aborts_too_large,
-      aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us, async_commits,
-      async_batches, async_completions_per_batch, async_batch_size, async_backpressure_waits,
-      prepare_us,
-      decision_us, phase2_us, wal_bytes, fsyncs, records_per_fsync, checkpoints, checkpoint_bytes,
-      overlay_bytes, recovery_records, recovery_bytes, recovery_ms);
+      aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us,
+      async_commits, async_batches, async_completions_per_batch, async_batch_size,
+      async_backpressure_waits, prepare_us, decision_us, phase2_us, wal_bytes, fsyncs,
+      records_per_fsync, checkpoints, checkpoint_bytes, overlay_bytes, recovery_records,
+      recovery_bytes, recovery_ms);
   for (const ShardStatsView& s : shards) {
     absl::StrAppendFormat(
         &out,

@@ -78,14 +78,13 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
   files.latency_data = "run p50 p95 p99 p99.9\n";
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
-    const std::string label = r.spec.workload == Workload::kFsync
-                                  ? "fsync floor"
-                                  : absl::StrFormat("%s %s %dt%s%s", EngineName(r.spec.engine),
-                                                    WorkloadName(r.spec.workload), r.spec.threads,
-                                                    r.spec.inflight > 0
-                                                        ? absl::StrFormat(" x%d", r.spec.inflight)
-                                                        : "",
-                                                    DurabilitySuffix(r));
+    const std::string label =
+        r.spec.workload == Workload::kFsync
+            ? "fsync floor"
+            : absl::StrFormat("%s %s %dt%s%s", EngineName(r.spec.engine),
+                              WorkloadName(r.spec.workload), r.spec.threads,
+                              r.spec.inflight > 0 ? absl::StrFormat(" x%d", r.spec.inflight) : "",
+                              DurabilitySuffix(r));
     files.latency_data += absl::StrFormat("%s %.2f %.2f %.2f %.2f\n", Quote(label),
                                           std::max(r.p50_us, 0.01), std::max(r.p95_us, 0.01),
                                           std::max(r.p99_us, 0.01), std::max(r.p999_us, 0.01));

@@ -301,10 +301,10 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
     // Asynchronous commit (issue 19): 2 submitting threads with 256 in flight, against
     // shardtx's own no-sync commits at 64 threads and RocksDB with as many transactions in
     // flight as blocking threads (it has no asynchronous commit).
-    const bool shardtx = std::find(c.engines.begin(), c.engines.end(), EngineKind::kShardtx) !=
-                         c.engines.end();
-    const bool rocksdb = std::find(c.engines.begin(), c.engines.end(), EngineKind::kRocksdb) !=
-                         c.engines.end();
+    const bool shardtx =
+        std::find(c.engines.begin(), c.engines.end(), EngineKind::kShardtx) != c.engines.end();
+    const bool rocksdb =
+        std::find(c.engines.begin(), c.engines.end(), EngineKind::kRocksdb) != c.engines.end();
     if (shardtx) {
       runs.push_back({EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, std::nullopt, 256});
       runs.push_back({EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone});

@@ -382,13 +382,13 @@ std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
       5, true));
   // Issue 19: asynchronous commit, 2 submitting threads keeping 256 transactions in flight.
   const Pick async{EngineKind::kShardtxAsync, Workload::kSingle, 2, 2};
-  out.push_back(Judge("async, 2 submitters x 256 in flight: shardtx >= 0.6x shardtx no-sync at 64 "
-                      "threads",
-                      PairRatios(runs, async,
-                                 Pick{EngineKind::kShardtx, Workload::kSingle, 64, 2,
-                                      DurabilityMode::kNone},
-                                 TxnPerS),
-                      0.6, true));
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx >= 0.6x shardtx no-sync at 64 "
+            "threads",
+            PairRatios(runs, async,
+                       Pick{EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone},
+                       TxnPerS),
+            0.6, true));
   out.push_back(Judge(
       "async, 2 submitters x 256 in flight: shardtx >= 5x RocksDB TransactionDB durable at 256 "
       "threads",

@@ -111,42 +111,44 @@ void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& ke
   std::vector<std::unique_ptr<ClientStats>> stats;
   std::atomic<bool> stop{false};
   FirstError error;
-  DriveWindow(spec, engine, seconds, progress, stats, stop, error,
-    [&](int i, ClientStats& st, std::latch& start) {
-      Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
-      std::unique_ptr<Session> session = engine.NewSession();
-      TxnPlan plan;
-      start.arrive_and_wait();
-      while (!stop.load(std::memory_order_relaxed)) {
-        NextPlan(params, keys, rng, &plan);
-        const auto t0 = Clock::now();
-        bool committed = false;
-        int retries = 0;
-        for (;;) {
-          absl::Status s = Execute(plan, keys, *session, rng, value_size);
-          if (s.ok()) {
-            committed = true;
-            break;
+  DriveWindow(
+      spec, engine, seconds, progress, stats, stop, error,
+      [&](int i, ClientStats& st, std::latch& start) {
+        Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
+        std::unique_ptr<Session> session = engine.NewSession();
+        TxnPlan plan;
+        start.arrive_and_wait();
+        while (!stop.load(std::memory_order_relaxed)) {
+          NextPlan(params, keys, rng, &plan);
+          const auto t0 = Clock::now();
+          bool committed = false;
+          int retries = 0;
+          for (;;) {
+            absl::Status s = Execute(plan, keys, *session, rng, value_size);
+            if (s.ok()) {
+              committed = true;
+              break;
+            }
+            if (!absl::IsAborted(s)) {
+              error.Set(std::move(s));
+              stop.store(true);
+              break;
+            }
+            st.aborts.fetch_add(1, std::memory_order_relaxed);
+            if (stop.load(std::memory_order_relaxed)) break;  // give up at the end of the run
+            Backoff(++retries, rng);
           }
-          if (!absl::IsAborted(s)) {
-            error.Set(std::move(s));
-            stop.store(true);
-            break;
+          if (!committed) break;
+          st.latency_ns.Add(static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+          st.committed.fetch_add(1, std::memory_order_relaxed);
+          st.ops.fetch_add(plan.ops(), std::memory_order_relaxed);
+          if (plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly) {
+            st.cross.fetch_add(1, std::memory_order_relaxed);
           }
-          st.aborts.fetch_add(1, std::memory_order_relaxed);
-          if (stop.load(std::memory_order_relaxed)) break;  // give up at the end of the run
-          Backoff(++retries, rng);
         }
-        if (!committed) break;
-        st.latency_ns.Add(static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
-        st.committed.fetch_add(1, std::memory_order_relaxed);
-        st.ops.fetch_add(plan.ops(), std::memory_order_relaxed);
-        if (plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly) {
-          st.cross.fetch_add(1, std::memory_order_relaxed);
-        }
-      }
-    }, r);
+      },
+      r);
 }
 
 // shardtx-async: each client thread keeps up to its share of spec.inflight transactions in
@@ -176,75 +178,77 @@ void MeasureAsyncWindow(const Config& config, const RunSpec& spec, const KeySpac
   std::vector<std::unique_ptr<ClientStats>> stats;
   std::atomic<bool> stop{false};
   FirstError error;
-  DriveWindow(spec, engine, seconds, progress, stats, stop, error,
-    [&](int i, ClientStats& st, std::latch& start) {
-      InFlight& f = *in_flight[i];
-      const int window = std::max(1, spec.inflight / spec.threads +
-                                         (i < spec.inflight % spec.threads ? 1 : 0));
-      // A full client sleeps until a quarter of its window completed, not one commit: one
-      // wake-up per completion batch rather than per commit.
-      const int low_water = window - std::max(1, window / 4);
-      Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
-      std::unique_ptr<Session> session = engine.NewSession();
-      TxnPlan plan;
-      start.arrive_and_wait();
-      while (!stop.load(std::memory_order_relaxed)) {
-        {
-          std::unique_lock<std::mutex> l(f.mu);
-          if (f.n >= window) {
-            f.waiting = true;
-            f.cv.wait(l, [&] { return f.n <= low_water; });
-            f.waiting = false;
+  DriveWindow(
+      spec, engine, seconds, progress, stats, stop, error,
+      [&](int i, ClientStats& st, std::latch& start) {
+        InFlight& f = *in_flight[i];
+        const int window =
+            std::max(1, spec.inflight / spec.threads + (i < spec.inflight % spec.threads ? 1 : 0));
+        // A full client sleeps until a quarter of its window completed, not one commit: one
+        // wake-up per completion batch rather than per commit.
+        const int low_water = window - std::max(1, window / 4);
+        Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
+        std::unique_ptr<Session> session = engine.NewSession();
+        TxnPlan plan;
+        start.arrive_and_wait();
+        while (!stop.load(std::memory_order_relaxed)) {
+          {
+            std::unique_lock<std::mutex> l(f.mu);
+            if (f.n >= window) {
+              f.waiting = true;
+              f.cv.wait(l, [&] { return f.n <= low_water; });
+              f.waiting = false;
+            }
+            ++f.n;
           }
-          ++f.n;
-        }
-        NextPlan(params, keys, rng, &plan);
-        const auto t0 = Clock::now();
-        const uint64_t ops = plan.ops();
-        const bool cross = plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly;
-        auto done = [&st, &f, &error, &stop, t0, ops, cross, low_water](absl::Status s) {
-          if (s.ok()) {
-            st.latency_ns.Add(static_cast<uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
-            st.committed.fetch_add(1, std::memory_order_relaxed);
-            st.ops.fetch_add(ops, std::memory_order_relaxed);
-            if (cross) st.cross.fetch_add(1, std::memory_order_relaxed);
-          } else {
-            error.Set(std::move(s));
-            stop.store(true);
+          NextPlan(params, keys, rng, &plan);
+          const auto t0 = Clock::now();
+          const uint64_t ops = plan.ops();
+          const bool cross = plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly;
+          auto done = [&st, &f, &error, &stop, t0, ops, cross, low_water](absl::Status s) {
+            if (s.ok()) {
+              st.latency_ns.Add(static_cast<uint64_t>(
+                  std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+              st.committed.fetch_add(1, std::memory_order_relaxed);
+              st.ops.fetch_add(ops, std::memory_order_relaxed);
+              if (cross) st.cross.fetch_add(1, std::memory_order_relaxed);
+            } else {
+              error.Set(std::move(s));
+              stop.store(true);
+            }
+            std::lock_guard<std::mutex> l(f.mu);
+            --f.n;
+            if ((f.waiting && f.n <= low_water) || f.n == 0) f.cv.notify_one();
+          };
+          bool submitted = false;
+          int retries = 0;
+          for (;;) {
+            absl::Status s = Execute(plan, keys, *session, rng, value_size,
+                                     [&](Session& ss) { return ss.CommitAsync(done); });
+            if (s.ok()) {
+              submitted = true;
+              break;
+            }
+            if (!absl::IsAborted(s)) {
+              error.Set(std::move(s));
+              stop.store(true);
+              break;
+            }
+            st.aborts.fetch_add(1, std::memory_order_relaxed);
+            if (stop.load(std::memory_order_relaxed)) break;
+            Backoff(++retries, rng);
           }
-          std::lock_guard<std::mutex> l(f.mu);
-          --f.n;
-          if ((f.waiting && f.n <= low_water) || f.n == 0) f.cv.notify_one();
-        };
-        bool submitted = false;
-        int retries = 0;
-        for (;;) {
-          absl::Status s = Execute(plan, keys, *session, rng, value_size,
-                                   [&](Session& ss) { return ss.CommitAsync(done); });
-          if (s.ok()) {
-            submitted = true;
+          if (!submitted) {
+            std::lock_guard<std::mutex> l(f.mu);
+            --f.n;
             break;
           }
-          if (!absl::IsAborted(s)) {
-            error.Set(std::move(s));
-            stop.store(true);
-            break;
-          }
-          st.aborts.fetch_add(1, std::memory_order_relaxed);
-          if (stop.load(std::memory_order_relaxed)) break;
-          Backoff(++retries, rng);
         }
-        if (!submitted) {
-          std::lock_guard<std::mutex> l(f.mu);
-          --f.n;
-          break;
-        }
-      }
-      // The callbacks still to come count into `st` and `f`.
-      std::unique_lock<std::mutex> l(f.mu);
-      f.cv.wait(l, [&] { return f.n == 0; });
-    }, r);
+        // The callbacks still to come count into `st` and `f`.
+        std::unique_lock<std::mutex> l(f.mu);
+        f.cv.wait(l, [&] { return f.n == 0; });
+      },
+      r);
 }
 
 void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const ProgressFn& progress,

@@ -109,7 +109,8 @@ TEST_F(AsyncCommitTest, EveryCallbackRunsExactlyOnceUnderManyThreads) {
                          EXPECT_TRUE(s.ok()) << s;
                          calls[n].fetch_add(1);
                          done.Add();
-                       }).ok());
+                       })
+                        .ok());
       }
     });
   }
@@ -280,9 +281,9 @@ TEST_F(AsyncCommitTest, CloseWaitsForEveryAcceptedCallback) {
     auto t = db_->Begin();
     ASSERT_TRUE(t->Put(absl::StrCat("k", i), "v").ok());
     if (t->CommitAsync([&](absl::Status s) {
-          EXPECT_TRUE(s.ok()) << s;
-          called++;
-        }).ok()) {
+           EXPECT_TRUE(s.ok()) << s;
+           called++;
+         }).ok()) {
       accepted++;
     }
   }
@@ -321,10 +322,12 @@ TEST_F(AsyncCommitTest, CrossShardCommitCompletesThroughTheCallback) {
   EXPECT_EQ(apple, "1");
   EXPECT_EQ(zebra, "2");
   absl::Status lost;
-  ASSERT_TRUE(loser->CommitAsync([&](absl::Status s) {
-                     lost = s;
-                     done.Add();
-                   }).ok());
+  ASSERT_TRUE(loser
+                  ->CommitAsync([&](absl::Status s) {
+                    lost = s;
+                    done.Add();
+                  })
+                  .ok());
   done.WaitFor(2);
   EXPECT_TRUE(absl::IsAborted(lost)) << lost;
   EXPECT_EQ(*Read("apple"), "1");

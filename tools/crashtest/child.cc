@@ -253,8 +253,7 @@ bool Child::CommitAndReport(ThreadState& ts, uint64_t seq, std::unique_ptr<Trans
       std::lock_guard<std::mutex> l(ts.mu);
       after(s.ok());
     }
-    return ReportResult(ts, seq, s, single_shard >= 0 ? txn->commit_timestamp() : 0,
-                        single_shard);
+    return ReportResult(ts, seq, s, single_shard >= 0 ? txn->commit_timestamp() : 0, single_shard);
   }
   {
     std::unique_lock<std::mutex> l(ts.mu);
@@ -269,20 +268,20 @@ bool Child::CommitAndReport(ThreadState& ts, uint64_t seq, std::unique_ptr<Trans
   // The callback owns the transaction too: it reads the commit timestamp there. The
   // acknowledgement goes to the parent only from the callback: durable and visible.
   std::shared_ptr<Transaction> owned(std::move(txn));
-  absl::Status s = owned->CommitAsync([this, &ts, seq, single_shard, owned, after,
-                                       unbusy](absl::Status st) {
-    {
-      std::lock_guard<std::mutex> l(ts.mu);
-      if (after) after(st.ok());
-    }
-    const bool go = ReportResult(ts, seq, st, single_shard >= 0 ? owned->commit_timestamp() : 0,
-                                 single_shard);
-    std::lock_guard<std::mutex> l(ts.mu);
-    --ts.in_flight;
-    unbusy();
-    if (!go) ts.stop = true;
-    ts.cv.notify_all();
-  });
+  absl::Status s =
+      owned->CommitAsync([this, &ts, seq, single_shard, owned, after, unbusy](absl::Status st) {
+        {
+          std::lock_guard<std::mutex> l(ts.mu);
+          if (after) after(st.ok());
+        }
+        const bool go = ReportResult(ts, seq, st, single_shard >= 0 ? owned->commit_timestamp() : 0,
+                                     single_shard);
+        std::lock_guard<std::mutex> l(ts.mu);
+        --ts.in_flight;
+        unbusy();
+        if (!go) ts.stop = true;
+        ts.cv.notify_all();
+      });
   if (s.ok()) return true;
   {
     std::lock_guard<std::mutex> l(ts.mu);
@@ -308,7 +307,8 @@ bool Child::Transfer(ThreadState& ts) {
     // Its markers are this thread's: wait until no commit of it in flight writes them.
     std::unique_lock<std::mutex> l(ts.mu);
     ts.cv.wait(l, [&] {
-      return ts.stop || (!ts.busy.count(MarkerKey(s1, ts.t)) && !ts.busy.count(MarkerKey(s2, ts.t)));
+      return ts.stop ||
+             (!ts.busy.count(MarkerKey(s1, ts.t)) && !ts.busy.count(MarkerKey(s2, ts.t)));
     });
     if (ts.stop) return false;
   }
