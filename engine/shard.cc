@@ -144,6 +144,9 @@ absl::Status Shard::Recover() {
   wal_options.max_record_size = options_.max_record_size;
   if (DurableListener* listener = options_.durable_listener; listener != nullptr) {
     wal_options.on_durable = [listener, id = id_](Lsn lsn) { listener->Durable(id, lsn); };
+    wal_options.on_poisoned = [listener, id = id_](const absl::Status& error) {
+      listener->Poisoned(id, error);
+    };
   }
   ASSIGN_OR_RETURN(wal_, wal::WalWriter::Open(env, wal_dir, wal_options, tail));
   {

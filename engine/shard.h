@@ -44,6 +44,9 @@ class DurableListener {
  public:
   virtual ~DurableListener() = default;
   virtual void Durable(uint32_t shard, Lsn lsn) = 0;
+  // The shard's log failed (and will report nothing durable again): `error` is why. Called
+  // once, after every Durable call, on the thread whose write or sync failed.
+  virtual void Poisoned(uint32_t /*shard*/, const absl::Status& /*error*/) {}
 };
 
 struct ShardOptions {

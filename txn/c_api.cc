@@ -249,6 +249,7 @@ SHARDTX_OPTION_SETTER(checkpointed_deletes_bytes, uint64_t)
 SHARDTX_OPTION_SETTER(checkpoint_txn_bytes, uint64_t)
 SHARDTX_OPTION_SETTER(checkpoint_pace, double)
 SHARDTX_OPTION_SETTER(max_open_transactions, uint32_t)
+SHARDTX_OPTION_SETTER(max_async_commits, uint32_t)
 SHARDTX_OPTION_SETTER(lmdb_map_size, uint64_t)
 #undef SHARDTX_OPTION_SETTER
 
@@ -409,6 +410,23 @@ shardtx_code shardtx_delete(shardtx_txn_t* txn, const char* key, size_t keylen, 
 shardtx_code shardtx_commit(shardtx_txn_t* txn, char** errptr) {
   if (txn == nullptr) return NullArgument(__func__, errptr);
   return Guard(errptr, [&] { return txn->shared->txn->Commit(); });
+}
+
+shardtx_code shardtx_commit_async(shardtx_txn_t* txn, shardtx_commit_fn done, void* arg,
+                                  char** errptr) {
+  if (txn == nullptr || done == nullptr) return NullArgument(__func__, errptr);
+  return Guard(errptr, [&] {
+    return txn->shared->txn->CommitAsync([done, arg](absl::Status status) {
+      if (status.ok()) {
+        done(arg, SHARDTX_OK, nullptr);
+        return;
+      }
+      // The message, NUL-terminated; none if even that copy fails (no exception may leave).
+      char* message = MallocCopy(status.message());
+      done(arg, static_cast<shardtx_code>(status.code()), message);
+      std::free(message);
+    });
+  });
 }
 
 shardtx_code shardtx_rollback(shardtx_txn_t* txn, char** errptr) {

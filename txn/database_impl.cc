@@ -18,6 +18,7 @@ namespace txn {
 absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& options) {
   RETURN_IF_ERROR(ValidateOptions(options));
   std::unique_ptr<DatabaseImpl> db(new DatabaseImpl(options));
+  db->async_commits_ = std::make_unique<AsyncCommits>(db.get(), options.max_async_commits);
   db->env_ = options.env != nullptr ? options.env : Env::Default();
   auto directory = DbDirectory::Open(db->env_, options);
   absl::Status s = directory.status();
@@ -41,7 +42,7 @@ absl::Status DatabaseImpl::OpenShards() {
   coordinator_ = std::make_unique<Coordinator>(this, n);
   // Before any WAL exists: its flusher reports durable LSNs here (nothing is queued until the
   // database is open).
-  durable_commits_ = std::make_unique<DurableCommits>(n, &oracle_);
+  durable_commits_ = std::make_unique<DurableCommits>(n, &oracle_, async_commits_.get());
   {
     std::random_device rd;
     txn_id_base_ = ((static_cast<uint64_t>(rd()) << 32) ^ rd()) & ~uint64_t{0xFFFFFFFF};
@@ -73,6 +74,9 @@ absl::Status DatabaseImpl::Close() { return Release(options_.checkpoint_on_close
 
 absl::Status DatabaseImpl::Release(bool checkpoint) {
   MutexLock close(&close_mu_);  // a second Close returns once the first is done
+  // Every accepted CommitAsync completes first: its commit needs the shards (and, when it
+  // writes several, the gate below).
+  if (async_commits_ != nullptr) async_commits_->Drain();
   if (!gate_.CloseAndDrain()) return absl::OkStatus();
   absl::Status result;
   for (auto& s : shards_) {

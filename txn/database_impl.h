@@ -5,6 +5,7 @@
 //   engine::Shard   one per shard: log, overlay, LMDB, checkpoints, redo
 //   TimestampOracle commit timestamps and what is visible
 //   DurableCommits  when single-shard synchronous commits become visible
+//   AsyncCommits    CommitAsync's completion thread, back-pressure and draining
 //   Coordinator     two-phase commit, named prepares, and their recovery
 //   TransactionImpl one transaction: reads, writes, the one-phase commit
 //   MakeStats       the public Stats
@@ -20,6 +21,7 @@
 #include "engine/shard.h"
 #include "shardtx/database.h"
 #include "shardtx/env.h"
+#include "txn/async_commits.h"
 #include "txn/backup.h"
 #include "txn/coordinator.h"
 #include "txn/db_directory.h"
@@ -66,6 +68,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   const Partitioner& partitioner() const { return *partitioner_; }
   TimestampOracle& oracle() { return oracle_; }
   DurableCommits& durable_commits() { return *durable_commits_; }
+  AsyncCommits& async_commits() { return *async_commits_; }
   Coordinator& coordinator() { return *coordinator_; }
   TwoPhaseState& two_phase() { return coordinator_->state(); }
   const Options& options() const { return options_; }
@@ -109,6 +112,8 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   Mutex shards_mu_;  // GetStats against Close's release of shards_
   std::atomic<uint64_t> live_txns_{0};
   BackupPins backup_pins_;
+  // Last: destroyed (its threads stopped) first, while everything its callbacks use remains.
+  std::unique_ptr<AsyncCommits> async_commits_;
 };
 
 }  // namespace shardtx::txn

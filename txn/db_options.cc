@@ -31,6 +31,10 @@ absl::Status ValidateOptions(const Options& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("Options.checkpoint_pace ", options.checkpoint_pace, " must be in [0, 100]"));
   }
+  if (options.max_async_commits == 0 || options.max_async_commits > (1u << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Options.max_async_commits ", options.max_async_commits, " must be in [1, 1048576]"));
+  }
   return absl::OkStatus();
 }
 

@@ -24,6 +24,14 @@ Stats MakeStats(const TxnCounters& counters, uint64_t in_doubt,
   s.in_doubt = in_doubt;
   s.recovered_commits = counters.recovered_commits.load();
   s.recovered_aborts = counters.recovered_aborts.load();
+  s.async_commits = counters.async_commits.load();
+  s.async_batches = counters.async_batches.load();
+  s.async_completions_per_batch =
+      s.async_batches == 0
+          ? 0.0
+          : static_cast<double>(counters.async_completions.load()) / s.async_batches;
+  s.async_batch_size = counters.async_batch_size.Summary();
+  s.async_backpressure_waits = counters.async_backpressure_waits.load();
   s.prepare_us = counters.prepare_us.Summary();
   s.decision_us = counters.decision_us.Summary();
   s.phase2_us = counters.phase2_us.Summary();
@@ -81,15 +89,18 @@ std::string Stats::ToString() const {
       "aborts: write-conflict %d, read-validation %d, snapshot-too-old %d, locked %d, "
       "too-large %d, io-error %d\n"
       "in-doubt: %d (recovery committed %d, aborted %d)\ncommit latency us: %s\n"
+      "async commits: %d, %d batches (%.1f per batch, sizes %s), %d back-pressure waits\n"
       "2pc us: prepare %s | decision %s | phase 2 %s\n"
       "wal: %d bytes, %d fsyncs, %.1f records/fsync\n"
       "checkpoints: %d, %d bytes; overlay %d bytes\n"
       "recovery: %d records, %d bytes, %.1f ms\n",
       commits, read_only_commits, cross_shard_commits, rollbacks, aborts_write_conflict,
       aborts_read_validation, aborts_snapshot_too_old, aborts_locked, aborts_too_large,
-      aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us, prepare_us,
-      decision_us, phase2_us, wal_bytes, fsyncs, records_per_fsync, checkpoints, checkpoint_bytes,
-      overlay_bytes, recovery_records, recovery_bytes, recovery_ms);
+      aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us,
+      async_commits, async_batches, async_completions_per_batch, async_batch_size,
+      async_backpressure_waits, prepare_us, decision_us, phase2_us, wal_bytes, fsyncs,
+      records_per_fsync, checkpoints, checkpoint_bytes, overlay_bytes, recovery_records,
+      recovery_bytes, recovery_ms);
   for (const ShardStatsView& s : shards) {
     absl::StrAppendFormat(
         &out,

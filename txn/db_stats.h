@@ -19,6 +19,11 @@ struct TxnCounters {
   std::atomic<uint64_t> aborts_io_error{0};
   std::atomic<uint64_t> recovered_commits{0}, recovered_aborts{0};
   Histogram commit_latency_us;
+  // Transaction::CommitAsync: accepted, their completions delivered in batches (one batch:
+  // what the completion thread took at once), and the callers that waited for a slot.
+  std::atomic<uint64_t> async_commits{0}, async_batches{0}, async_completions{0};
+  std::atomic<uint64_t> async_backpressure_waits{0};
+  Histogram async_batch_size;
   // Two-phase commit phases, microseconds.
   Histogram prepare_us, decision_us, phase2_us;
 };

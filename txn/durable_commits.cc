@@ -4,7 +4,8 @@
 
 namespace shardtx::txn {
 
-DurableCommits::DurableCommits(uint32_t num_shards, TimestampOracle* oracle) : oracle_(oracle) {
+DurableCommits::DurableCommits(uint32_t num_shards, TimestampOracle* oracle, AsyncCommits* async)
+    : oracle_(oracle), async_(async) {
   for (uint32_t i = 0; i < num_shards; ++i) queues_.push_back(std::make_unique<Queue>());
 }
 
@@ -14,25 +15,66 @@ void DurableCommits::Add(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts) 
     MutexLock l(&q.mu);
     // The log may have synced the record, and reported it, between the append and now.
     if (q.durable < lsn) {
-      q.pending.emplace_back(lsn, ts);
+      q.pending.push_back(Pending{lsn, ts, nullptr});
       return;
     }
   }
   oracle_->Finish(ts);
 }
 
+void DurableCommits::AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit> commit) {
+  Queue& q = *queues_[commit->shard];
+  const engine::Timestamp ts = commit->ts;
+  absl::Status error;
+  {
+    MutexLock l(&q.mu);
+    if (q.error.ok() && q.durable < lsn) {
+      q.pending.push_back(Pending{lsn, ts, std::move(commit)});
+      return;
+    }
+    error = q.error;
+  }
+  AsyncBatch batch;
+  batch.push_back(std::move(commit));
+  if (!error.ok()) {
+    async_->Fail(std::move(batch), error);
+    return;
+  }
+  oracle_->Finish(ts);
+  async_->Deliver(std::move(batch));
+}
+
 void DurableCommits::Durable(uint32_t shard, engine::Lsn lsn) {
   Queue& q = *queues_[shard];
   std::vector<engine::Timestamp> done;
+  AsyncBatch async;
   {
     MutexLock l(&q.mu);
     q.durable = std::max(q.durable, lsn);
-    while (!q.pending.empty() && q.pending.front().first <= lsn) {
-      done.push_back(q.pending.front().second);
+    while (!q.pending.empty() && q.pending.front().lsn <= lsn) {
+      Pending& p = q.pending.front();
+      done.push_back(p.ts);
+      if (p.async != nullptr) async.push_back(std::move(p.async));
       q.pending.pop_front();
     }
   }
   if (!done.empty()) oracle_->FinishMany(done);
+  if (!async.empty()) async_->Deliver(std::move(async));
+}
+
+void DurableCommits::Poisoned(uint32_t shard, const absl::Status& error) {
+  Queue& q = *queues_[shard];
+  AsyncBatch failed;
+  {
+    MutexLock l(&q.mu);
+    q.error = error.ok() ? absl::InternalError("log failed") : error;
+    // Synchronous commits learn it from WaitDurable and take themselves back.
+    for (Pending& p : q.pending) {
+      if (p.async != nullptr) failed.push_back(std::move(p.async));
+    }
+    q.pending.clear();
+  }
+  async_->Fail(std::move(failed), error);
 }
 
 }  // namespace shardtx::txn

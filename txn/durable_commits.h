@@ -2,7 +2,9 @@
 // LSN order, as its record is appended, and finished (made visible through the timestamp
 // oracle) when its shard's log reports the record durable: every commit one fsync covered at
 // once, before any of their threads is woken. A commit becomes visible when its fsync
-// returns, not when its own thread gets to run.
+// returns, not when its own thread gets to run. Asynchronous commits (CommitAsync) are queued
+// the same way and handed, one batch per fsync, to AsyncCommits for their callbacks; when a
+// shard's log fails, its queued asynchronous commits are handed over as failed.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 
 #include "engine/shard.h"
 #include "engine/types.h"
+#include "txn/async_commits.h"
 #include "txn/timestamp_oracle.h"
 #include "util/mutex.h"
 
@@ -20,24 +23,37 @@ namespace shardtx::txn {
 
 class DurableCommits final : public engine::DurableListener {
  public:
-  // `oracle` outlives this.
-  DurableCommits(uint32_t num_shards, TimestampOracle* oracle);
+  // `oracle` and `async` outlive this.
+  DurableCommits(uint32_t num_shards, TimestampOracle* oracle, AsyncCommits* async);
 
   // A commit at `ts` whose record is at `lsn` on `shard` becomes visible once that record is
   // durable; at once if the log already reported it durable. REQUIRES: the shard's commit
   // lock, held since the record was appended (so that the queue is in LSN order).
   void Add(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts);
+  // The same for an asynchronous commit (its timestamp in `commit->ts`), which then goes to
+  // AsyncCommits::Deliver; or to AsyncCommits::Fail if the log fails first (or has failed).
+  // REQUIRES: as Add.
+  void AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit> commit);
 
   // The shard's log: every record through `lsn` is durable.
   void Durable(uint32_t shard, engine::Lsn lsn) override;
+  // The shard's log failed: no queued record will become durable.
+  void Poisoned(uint32_t shard, const absl::Status& error) override;
 
  private:
+  struct Pending {
+    engine::Lsn lsn;
+    engine::Timestamp ts;
+    std::unique_ptr<AsyncCommit> async;  // null for a synchronous commit
+  };
   struct Queue {
     Mutex mu;
-    std::deque<std::pair<engine::Lsn, engine::Timestamp>> pending ABSL_GUARDED_BY(mu);
+    std::deque<Pending> pending ABSL_GUARDED_BY(mu);
     engine::Lsn durable ABSL_GUARDED_BY(mu) = 0;  // the highest LSN the log reported
+    absl::Status error ABSL_GUARDED_BY(mu);       // the log failed
   };
   TimestampOracle* const oracle_;
+  AsyncCommits* const async_;
   std::vector<std::unique_ptr<Queue>> queues_;
 };
 

@@ -422,3 +422,136 @@ absl::Status TransactionImpl::CommitOnePhase(CommitPlan& plan) {
 }
 
 }  // namespace shardtx::txn
+
+namespace shardtx::txn {
+
+TransactionImpl::TransactionImpl(TransactionImpl* from)
+    : db_(from->db_),
+      options_(from->options_),
+      id_(from->id_),
+      snapshot_(from->snapshot_),
+      writes_(std::move(from->writes_)),
+      write_bytes_(from->write_bytes_),
+      views_(std::move(from->views_)),
+      live_(std::exchange(from->live_, false)),
+      reads_(std::move(from->reads_)),
+      ranges_(std::move(from->ranges_)) {
+  from->writes_.clear();
+  from->views_.clear();
+}
+
+bool TransactionImpl::WritesSeveralShards() const {
+  if (db_->num_shards() == 1 || writes_.empty()) return false;
+  const uint32_t first = db_->partitioner().ShardOf(writes_.begin()->first);
+  for (const auto& [key, value] : writes_) {
+    if (db_->partitioner().ShardOf(key) != first) return true;
+  }
+  return false;
+}
+
+absl::Status TransactionImpl::CommitAsync(CommitCallback done) {
+  RETURN_IF_ERROR(CheckActive());
+  auto fail = [&](absl::Status s) {
+    state_ = State::kAborted;
+    Finish();
+    return s;
+  };
+  if (!done) return fail(absl::InvalidArgumentError("CommitAsync: the callback is empty"));
+  AsyncCommits& async = db_->async_commits();
+  if (!async.Admit()) return fail(db_->ClosedError());
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& v : views_) v.reset();  // release LMDB readers early
+  if (writes_.empty()) {
+    state_ = State::kCommitted;
+    db_->counters().read_only_commits++;
+    Finish();
+    done(absl::OkStatus());
+    async.Release();
+    return absl::OkStatus();
+  }
+  if (WritesSeveralShards()) {
+    // The blocking two-phase commit, on a pool thread, of a copy: the caller may destroy
+    // this Transaction as soon as this returns.
+    TransactionImpl* copy = new TransactionImpl(this);
+    state_ = State::kCommitted;
+    db_->counters().async_commits++;
+    Finish();
+    async.RunOnPool([copy, done = std::move(done), &async] {
+      std::unique_ptr<TransactionImpl> owned(copy);
+      absl::Status s = owned->Commit();
+      owned.reset();
+      done(s);
+      async.Release();
+    });
+    return absl::OkStatus();
+  }
+  absl::StatusOr<CommitPlan> plan = MakePlan();
+  if (!plan.ok()) {
+    async.Release();
+    return fail(plan.status());
+  }
+  auto commit = std::make_unique<AsyncCommit>();
+  commit->done = std::move(done);
+  commit->txn_id = id_;
+  commit->start = start;
+  absl::Status s = CommitOnePhaseAsync(*plan, std::move(commit));
+  if (!s.ok()) {
+    async.Release();
+    return fail(s);
+  }
+  return absl::OkStatus();  // `this` may be gone already: the callback may have destroyed it
+}
+
+absl::Status TransactionImpl::CommitOnePhaseAsync(CommitPlan& plan,
+                                                  std::unique_ptr<AsyncCommit> commit) {
+  DatabaseImpl* const db = db_;  // `this` may be destroyed once the commit is handed over
+  const uint32_t shard = plan.parts.front();
+  std::vector<engine::Write>& writes = plan.by_shard[shard];
+  engine::Shard* s = db->shard(shard);
+  const bool sync = options_.durability == Durability::kSync;
+  // A durable commit is synced by the log's flusher as promptly as an async one: nobody
+  // waits in WaitDurable to write it.
+  const engine::Durability durability =
+      sync ? engine::Durability::kAsync : ToEngine(options_.durability);
+  const bool early = sync && KillPoints::DeliberateBug("async_complete_before_fsync");
+  s->WaitForSpace();
+  std::string record = engine::EncodeCommit(/*commit_ts=*/0, id_, writes);
+  engine::Timestamp ts;
+  {
+    ShardLocks locks(db, plan.involved);
+    s->commit_mu()->AssertHeld();
+    RETURN_IF_ERROR(ValidateLocked(plan));
+    ts = db->oracle().Assign();
+    engine::SetCommitTs(&record, ts);
+    auto appended = s->AppendLocked(engine::kCommit, record, durability);
+    if (!appended.ok()) {
+      db->oracle().Finish(ts);  // nothing installed under it
+      db->counters().aborts_io_error++;
+      return appended.status();
+    }
+    s->InstallLocked(&writes, ts);  // the transaction is done with the values
+    commit->shard = shard;
+    commit->ts = ts;
+    commit_ts_ = ts;
+    state_ = State::kCommitted;
+    db->counters().async_commits++;
+    Finish();
+    if (sync && !early) {
+      commit->writes = std::move(writes);  // the keys, to take back if the log fails
+      db->durable_commits().AddAsync(*appended, std::move(commit));  // may complete at once
+    } else if (!sync) {
+      db->oracle().Finish(ts);  // visible now; durable soon (async) or later (none)
+    }
+  }
+  SHARDTX_KILL_POINT("commit.after_wal_append");
+  if (commit != nullptr) {
+    // kAsync or kNone: no fsync to wait for. (Or the deliberate bug: complete before it.)
+    if (early) db->oracle().Finish(ts);
+    AsyncBatch batch;
+    batch.push_back(std::move(commit));
+    db->async_commits().Deliver(std::move(batch));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace shardtx::txn

@@ -12,6 +12,7 @@
 #include "engine/shard.h"
 #include "shardtx/options.h"
 #include "shardtx/transaction.h"
+#include "txn/async_commits.h"
 #include "txn/coordinator.h"
 
 namespace shardtx::txn {
@@ -28,6 +29,7 @@ class TransactionImpl final : public Transaction {
   absl::Status Delete(absl::string_view key) override;
   std::unique_ptr<Iterator> NewIterator(const IteratorOptions& options) override;
   absl::Status Commit() override;
+  absl::Status CommitAsync(CommitCallback done) override;
   absl::Status Rollback() override;
   absl::Status Prepare(absl::string_view name) override;
   uint64_t id() const override { return id_; }
@@ -58,6 +60,15 @@ class TransactionImpl final : public Transaction {
   absl::Status ValidateReadsLocked(uint32_t shard);
   absl::Status ValidateWritesLocked(uint32_t shard, const std::vector<engine::Write>& writes);
   void Finish();
+  // Takes over `from`'s state (snapshot, writes, reads, views, its place among the live
+  // transactions), leaving it over: a cross-shard CommitAsync commits the copy on another
+  // thread, since the caller may destroy `from` at once.
+  explicit TransactionImpl(TransactionImpl* from);
+  // The shards the buffered writes go to number more than one.
+  bool WritesSeveralShards() const;
+  // CommitAsync of a transaction writing one shard: validate, log, install, queue for the
+  // fsync. An error means nothing was logged (or installed) and `commit` is dropped.
+  absl::Status CommitOnePhaseAsync(CommitPlan& plan, std::unique_ptr<AsyncCommit> commit);
 
   DatabaseImpl* const db_;
   const TxnOptions options_;

@@ -237,6 +237,7 @@ void WalWriter::RunBatch(const Batch& b) {
       flusher_cv_.Signal();  // the flusher exits
     }
     WakeAllWaiters();
+    if (options_.on_poisoned) options_.on_poisoned(s);
     return;
   }
   {

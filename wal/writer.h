@@ -44,6 +44,10 @@ struct WalOptions {
   // batch (the flusher, or a committer inside WaitDurable, holding whatever locks it holds).
   // Must not call into this writer; it delays the next batch, so keep it short.
   std::function<void(Lsn)> on_durable;
+  // Called once when a write or sync fails and poisons the log, with its error, after every
+  // on_durable call (records not reported durable by then never will be): on the thread that
+  // wrote the failed batch, holding whatever locks it holds. Must not call into this writer.
+  std::function<void(const absl::Status&)> on_poisoned;
 };
 
 struct WalStats {

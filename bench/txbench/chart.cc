@@ -33,6 +33,12 @@ std::string ShellQuote(const std::string& s) {
   return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "'\\''"}}), "'");
 }
 
+std::string DurabilitySuffix(const RunResult& r) {
+  return r.durability == DurabilityMode::kSync || r.spec.workload == Workload::kFsync
+             ? ""
+             : absl::StrCat(" ", DurabilityName(r.durability));
+}
+
 }  // namespace
 
 ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_path,
@@ -45,13 +51,16 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
   std::map<std::pair<std::string, EngineKind>, double> tput;
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
+    // Runs at another durability than sync (--make-bench's no-sync row) get groups of their
+    // own, so that they never hide the synced runs of the same engine.
     const std::string g =
         r.spec.workload == Workload::kFsync
             ? FloorLabel(r)
-            : absl::StrFormat("%s %dt%s", WorkloadName(r.spec.workload), r.spec.threads,
+            : absl::StrFormat("%s %dt%s%s", WorkloadName(r.spec.workload), r.spec.threads,
                               r.spec.workload == Workload::kCross
                                   ? absl::StrFormat(" k=%d", r.spec.shards_per_txn)
-                                  : "");
+                                  : "",
+                              DurabilitySuffix(r));
     if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
     if (std::find(engines.begin(), engines.end(), r.spec.engine) == engines.end()) {
       engines.push_back(r.spec.engine);
@@ -74,10 +83,13 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
   files.latency_data = "run p50 p95 p99 p99.9\n";
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
-    const std::string label = r.spec.workload == Workload::kFsync
-                                  ? FloorLabel(r)
-                                  : absl::StrFormat("%s %s %dt", EngineName(r.spec.engine),
-                                                    WorkloadName(r.spec.workload), r.spec.threads);
+    const std::string label =
+        r.spec.workload == Workload::kFsync
+            ? FloorLabel(r)
+            : absl::StrFormat("%s %s %dt%s%s", EngineName(r.spec.engine),
+                              WorkloadName(r.spec.workload), r.spec.threads,
+                              r.spec.inflight > 0 ? absl::StrFormat(" x%d", r.spec.inflight) : "",
+                              DurabilitySuffix(r));
     files.latency_data += absl::StrFormat("%s %.2f %.2f %.2f %.2f\n", Quote(label),
                                           std::max(r.p50_us, 0.01), std::max(r.p95_us, 0.01),
                                           std::max(r.p99_us, 0.01), std::max(r.p999_us, 0.01));

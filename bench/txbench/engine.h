@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,14 @@ class Session {
   virtual absl::Status Put(const std::string& key, absl::string_view value) = 0;
   // Commits; kAborted means the transaction had no effect and may be retried.
   virtual absl::Status Commit() = 0;
+  // Commits without waiting (shardtx's Transaction::CommitAsync): an error returned at once
+  // means `done` is never called (kAborted: retry); OK means `done` is called once, on
+  // another thread, when the commit is durable and visible (or failed). The session is free
+  // for its next transaction as soon as this returns. kUnimplemented by other engines.
+  virtual absl::Status CommitAsync(std::function<void(absl::Status)> done) {
+    (void)done;
+    return absl::UnimplementedError("this engine has no asynchronous commit");
+  }
   // Abandons the transaction (after a failed call). Never fails.
   virtual void Rollback() = 0;
 };
@@ -81,6 +90,11 @@ class Engine {
   // nothing, its commits write the B-tree). The runner calls it inside every measured window,
   // so that no engine leaves part of its cost outside the clock.
   virtual absl::Status SettleDeferredWork() = 0;
+
+  // The durability of the coming runs' transactions, when it may differ from
+  // EngineSetup::durability (shardtx's per-transaction TxnOptions); other engines accept only
+  // their setup's (kUnimplemented otherwise).
+  virtual absl::Status SetRunDurability(DurabilityMode durability) = 0;
 
   // fsync-type calls made so far (WAL and data syncs), or nullopt when the engine cannot tell.
   virtual std::optional<uint64_t> Fsyncs() = 0;

@@ -89,6 +89,10 @@ class LmdbEngine final : public Engine {
 
   // A synced commit has written and synced its B-tree pages: nothing is deferred. Under
   // MDB_NOSYNC (async, none) the deferred work is the sync of those pages.
+  absl::Status SetRunDurability(DurabilityMode durability) override {
+    if (durability == setup_.durability) return absl::OkStatus();
+    return absl::UnimplementedError("txbench: this engine runs at its setup's durability only");
+  }
   absl::Status SettleDeferredWork() override {
     if (setup_.durability == DurabilityMode::kSync) return absl::OkStatus();
     int rc = mdb_env_sync(env_, 1);

@@ -380,6 +380,20 @@ std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
                                    {EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2}},
                  TxnPerS),
       5, true));
+  // Issue 19: asynchronous commit, 2 submitting threads keeping 256 transactions in flight.
+  const Pick async{EngineKind::kShardtxAsync, Workload::kSingle, 2, 2};
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx >= 0.6x shardtx no-sync at 64 "
+            "threads",
+            PairRatios(runs, async,
+                       Pick{EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone},
+                       TxnPerS),
+            0.6, true));
+  out.push_back(Judge(
+      "async, 2 submitters x 256 in flight: shardtx >= 5x RocksDB TransactionDB durable at 256 "
+      "threads",
+      PairRatios(runs, async, Pick{EngineKind::kRocksdb, Workload::kSingle, 256, 2}, TxnPerS), 5,
+      true));
   out.push_back(Judge("single, 1 thread, sync: shardtx p50 <= 1.2x the fsync floor",
                       PairRatios(runs, {EngineKind::kShardtx, Workload::kSingle, 1, 2},
                                  {EngineKind::kFsync, Workload::kFsync, 1, 0}, P50),

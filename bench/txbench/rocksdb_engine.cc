@@ -186,6 +186,10 @@ class RocksdbEngine final : public Engine {
     return SettleDeferredWork();
   }
 
+  absl::Status SetRunDurability(DurabilityMode durability) override {
+    if (durability == setup_.durability) return absl::OkStatus();
+    return absl::UnimplementedError("txbench: this engine runs at its setup's durability only");
+  }
   absl::Status SettleDeferredWork() override {
     for (rocksdb::TransactionDB* db : dbs_) {
       rocksdb::Status s = db->Flush(rocksdb::FlushOptions());

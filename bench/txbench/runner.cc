@@ -7,10 +7,13 @@
 #include <barrier>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <latch>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -86,8 +89,16 @@ absl::Status ErrnoError(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
+// One client thread of a window: runs transactions until `stop`, counting into its stats.
+// `start` is passed once the thread is ready.
+using ClientFn = std::function<void(int i, ClientStats& st, std::latch& start)>;
+
 // One measured window once the engine is open and loaded: the clients for `seconds`, then
 // the engine's deferred work, on one clock.
+void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const ProgressFn& progress,
+                 std::vector<std::unique_ptr<ClientStats>>& stats, std::atomic<bool>& stop,
+                 FirstError& error, const ClientFn& client, RunResult* r);
+
 void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& keys, Engine& engine,
                    double seconds, uint64_t seed, const ProgressFn& progress, RunResult* r) {
   WorkloadParams params;
@@ -100,48 +111,156 @@ void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& ke
                                   : config.value_size;
 
   std::vector<std::unique_ptr<ClientStats>> stats;
-  for (int i = 0; i < spec.threads; ++i) stats.push_back(std::make_unique<ClientStats>());
   std::atomic<bool> stop{false};
   FirstError error;
+  DriveWindow(
+      spec, engine, seconds, progress, stats, stop, error,
+      [&](int i, ClientStats& st, std::latch& start) {
+        Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
+        std::unique_ptr<Session> session = engine.NewSession();
+        TxnPlan plan;
+        start.arrive_and_wait();
+        while (!stop.load(std::memory_order_relaxed)) {
+          NextPlan(params, keys, rng, &plan);
+          const auto t0 = Clock::now();
+          bool committed = false;
+          int retries = 0;
+          for (;;) {
+            absl::Status s = Execute(plan, keys, *session, rng, value_size);
+            if (s.ok()) {
+              committed = true;
+              break;
+            }
+            if (!absl::IsAborted(s)) {
+              error.Set(std::move(s));
+              stop.store(true);
+              break;
+            }
+            st.aborts.fetch_add(1, std::memory_order_relaxed);
+            if (stop.load(std::memory_order_relaxed)) break;  // give up at the end of the run
+            Backoff(++retries, rng);
+          }
+          if (!committed) break;
+          st.latency_ns.Add(static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+          st.committed.fetch_add(1, std::memory_order_relaxed);
+          st.ops.fetch_add(plan.ops(), std::memory_order_relaxed);
+          if (plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly) {
+            st.cross.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+      },
+      r);
+}
+
+// shardtx-async: each client thread keeps up to its share of spec.inflight transactions in
+// flight through Session::CommitAsync; a transaction counts (and its latency, from its first
+// attempt, ends) when its callback reports it committed.
+void MeasureAsyncWindow(const Config& config, const RunSpec& spec, const KeySpace& keys,
+                        Engine& engine, double seconds, uint64_t seed, const ProgressFn& progress,
+                        RunResult* r) {
+  WorkloadParams params;
+  params.workload = spec.workload;
+  params.shards_per_txn = spec.shards_per_txn;
+  params.cross_pct = config.cross_pct;
+  params.value_size = config.value_size;
+  const uint32_t value_size = spec.workload == Workload::kBank
+                                  ? std::max<uint32_t>(config.value_size, 20)
+                                  : config.value_size;
+  // Per client: its transactions in flight. Callbacks lock `mu` to count down, so the client
+  // may return (and this be destroyed) once it has seen zero under the lock.
+  struct InFlight {
+    std::mutex mu;
+    std::condition_variable cv;
+    int n = 0;
+    bool waiting = false;
+  };
+  std::vector<std::unique_ptr<InFlight>> in_flight;
+  for (int i = 0; i < spec.threads; ++i) in_flight.push_back(std::make_unique<InFlight>());
+  std::vector<std::unique_ptr<ClientStats>> stats;
+  std::atomic<bool> stop{false};
+  FirstError error;
+  DriveWindow(
+      spec, engine, seconds, progress, stats, stop, error,
+      [&](int i, ClientStats& st, std::latch& start) {
+        InFlight& f = *in_flight[i];
+        const int window =
+            std::max(1, spec.inflight / spec.threads + (i < spec.inflight % spec.threads ? 1 : 0));
+        // A full client sleeps until a quarter of its window completed, not one commit: one
+        // wake-up per completion batch rather than per commit.
+        const int low_water = window - std::max(1, window / 4);
+        Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
+        std::unique_ptr<Session> session = engine.NewSession();
+        TxnPlan plan;
+        start.arrive_and_wait();
+        while (!stop.load(std::memory_order_relaxed)) {
+          {
+            std::unique_lock<std::mutex> l(f.mu);
+            if (f.n >= window) {
+              f.waiting = true;
+              f.cv.wait(l, [&] { return f.n <= low_water; });
+              f.waiting = false;
+            }
+            ++f.n;
+          }
+          NextPlan(params, keys, rng, &plan);
+          const auto t0 = Clock::now();
+          const uint64_t ops = plan.ops();
+          const bool cross = plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly;
+          auto done = [&st, &f, &error, &stop, t0, ops, cross, low_water](absl::Status s) {
+            if (s.ok()) {
+              st.latency_ns.Add(static_cast<uint64_t>(
+                  std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+              st.committed.fetch_add(1, std::memory_order_relaxed);
+              st.ops.fetch_add(ops, std::memory_order_relaxed);
+              if (cross) st.cross.fetch_add(1, std::memory_order_relaxed);
+            } else {
+              error.Set(std::move(s));
+              stop.store(true);
+            }
+            std::lock_guard<std::mutex> l(f.mu);
+            --f.n;
+            if ((f.waiting && f.n <= low_water) || f.n == 0) f.cv.notify_one();
+          };
+          bool submitted = false;
+          int retries = 0;
+          for (;;) {
+            absl::Status s = Execute(plan, keys, *session, rng, value_size,
+                                     [&](Session& ss) { return ss.CommitAsync(done); });
+            if (s.ok()) {
+              submitted = true;
+              break;
+            }
+            if (!absl::IsAborted(s)) {
+              error.Set(std::move(s));
+              stop.store(true);
+              break;
+            }
+            st.aborts.fetch_add(1, std::memory_order_relaxed);
+            if (stop.load(std::memory_order_relaxed)) break;
+            Backoff(++retries, rng);
+          }
+          if (!submitted) {
+            std::lock_guard<std::mutex> l(f.mu);
+            --f.n;
+            break;
+          }
+        }
+        // The callbacks still to come count into `st` and `f`.
+        std::unique_lock<std::mutex> l(f.mu);
+        f.cv.wait(l, [&] { return f.n == 0; });
+      },
+      r);
+}
+
+void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const ProgressFn& progress,
+                 std::vector<std::unique_ptr<ClientStats>>& stats, std::atomic<bool>& stop,
+                 FirstError& error, const ClientFn& client, RunResult* r) {
+  for (int i = 0; i < spec.threads; ++i) stats.push_back(std::make_unique<ClientStats>());
   std::latch start(spec.threads + 1);
   std::vector<std::thread> clients;
   for (int i = 0; i < spec.threads; ++i) {
-    clients.emplace_back([&, i] {
-      ClientStats& st = *stats[i];
-      Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
-      std::unique_ptr<Session> session = engine.NewSession();
-      TxnPlan plan;
-      start.arrive_and_wait();
-      while (!stop.load(std::memory_order_relaxed)) {
-        NextPlan(params, keys, rng, &plan);
-        const auto t0 = Clock::now();
-        bool committed = false;
-        int retries = 0;
-        for (;;) {
-          absl::Status s = Execute(plan, keys, *session, rng, value_size);
-          if (s.ok()) {
-            committed = true;
-            break;
-          }
-          if (!absl::IsAborted(s)) {
-            error.Set(std::move(s));
-            stop.store(true);
-            break;
-          }
-          st.aborts.fetch_add(1, std::memory_order_relaxed);
-          if (stop.load(std::memory_order_relaxed)) break;  // give up at the end of the run
-          Backoff(++retries, rng);
-        }
-        if (!committed) break;
-        st.latency_ns.Add(static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
-        st.committed.fetch_add(1, std::memory_order_relaxed);
-        st.ops.fetch_add(plan.ops(), std::memory_order_relaxed);
-        if (plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly) {
-          st.cross.fetch_add(1, std::memory_order_relaxed);
-        }
-      }
-    });
+    clients.emplace_back([&, i] { client(i, *stats[i], start); });
   }
 
   const std::optional<uint64_t> fsyncs0 = engine.Fsyncs();
@@ -356,7 +475,10 @@ uint32_t ValueSize(const Config& config, Workload workload) {
 }  // namespace
 
 ContenderKey KeyOfRun(const Config& config, const RunSpec& spec) {
-  return {spec.engine, IsRocksdb(spec.engine) && RocksdbPerShard(config, spec.workload),
+  // shardtx-async measures the same database as shardtx.
+  const EngineKind engine =
+      spec.engine == EngineKind::kShardtxAsync ? EngineKind::kShardtx : spec.engine;
+  return {engine, IsRocksdb(spec.engine) && RocksdbPerShard(config, spec.workload),
           spec.workload == Workload::kBank};
 }
 
@@ -438,7 +560,7 @@ RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
     return r;
   }
   r.shards = config_.shards;
-  r.durability = config_.durability;
+  r.durability = spec.durability.value_or(config_.durability);
   if (!(KeyOfRun(config_, spec) == KeyOfRun(config_, {kind_, workload_, 1, 2}))) {
     r.status = absl::InternalError(
         absl::StrCat("txbench: ", RunName(spec), " measured on another engine's contender"));
@@ -448,9 +570,18 @@ RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
     r.status = absl::FailedPreconditionError("txbench: contender closed");
     return r;
   }
+  if (absl::Status s = engine_->SetRunDurability(r.durability); !s.ok()) {
+    r.status = s;
+    return r;
+  }
   r.engine_description = engine_->Describe();
-  MeasureWindow(config_, spec, *keys_, *engine_, seconds, seed, progress, &r);
+  if (spec.engine == EngineKind::kShardtxAsync) {
+    MeasureAsyncWindow(config_, spec, *keys_, *engine_, seconds, seed, progress, &r);
+  } else {
+    MeasureWindow(config_, spec, *keys_, *engine_, seconds, seed, progress, &r);
+  }
   r.notes = engine_->Notes();
+  engine_->SetRunDurability(config_.durability).IgnoreError();
   if (r.status.ok() && spec.workload == Workload::kBank) {
     auto total = BankTotal(*engine_, *keys_);
     if (!total.ok()) {
@@ -506,6 +637,7 @@ RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& pr
 absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(EngineKind kind, const EngineSetup& setup) {
   switch (kind) {
     case EngineKind::kShardtx:
+    case EngineKind::kShardtxAsync:
       return OpenShardtx(setup);
     case EngineKind::kRocksdb:
     case EngineKind::kRocksdbSerial2pc:

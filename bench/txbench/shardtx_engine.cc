@@ -1,6 +1,7 @@
 // The shardtx engine: one Database with num_shards = --shards; one Transaction per benchmark
 // transaction at the run's durability.
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,11 @@ class ShardtxSession final : public Session {
     txn_.reset();
     return s;
   }
+  absl::Status CommitAsync(std::function<void(absl::Status)> done) override {
+    absl::Status s = txn_->CommitAsync(std::move(done));
+    txn_.reset();  // the transaction is over; the callback does not need it
+    return s;
+  }
   void Rollback() override {
     if (txn_ != nullptr) txn_->Rollback().IgnoreError();  // may already be over
     txn_.reset();
@@ -54,6 +60,7 @@ class ShardtxEngine final : public Engine {
   ShardtxEngine(std::unique_ptr<shardtx::Database> db, const EngineSetup& setup)
       : db_(std::move(db)), setup_(setup) {
     run_options_.durability = ToShardtx(setup.durability);
+    run_durability_ = setup.durability;
     bulk_options_.durability = shardtx::Durability::kNone;
   }
   ~ShardtxEngine() override {
@@ -67,6 +74,11 @@ class ShardtxEngine final : public Engine {
     return SettleDeferredWork();  // durable, and the run starts with the data in LMDB
   }
   absl::Status SettleDeferredWork() override { return db_->Checkpoint(); }
+  absl::Status SetRunDurability(DurabilityMode durability) override {
+    run_durability_ = durability;
+    run_options_.durability = ToShardtx(durability);
+    return absl::OkStatus();
+  }
   std::optional<uint64_t> Fsyncs() override {
     shardtx::Stats s = db_->GetStats();
     // WAL fdatasyncs, plus LMDB's: one per LMDB transaction of a checkpoint (its data pages;
@@ -94,9 +106,9 @@ class ShardtxEngine final : public Engine {
   std::string Describe() const override {
     return absl::StrCat("shardtx: Database, num_shards=", setup_.shards,
                         ", TxnOptions.durability=k",
-                        setup_.durability == DurabilityMode::kSync    ? "Sync"
-                        : setup_.durability == DurabilityMode::kAsync ? "Async"
-                                                                      : "None",
+                        run_durability_ == DurabilityMode::kSync    ? "Sync"
+                        : run_durability_ == DurabilityMode::kAsync ? "Async"
+                                                                    : "None",
                         ", snapshot isolation (first committer wins; aborts retried)");
   }
   absl::Status Close() override {
@@ -113,6 +125,7 @@ class ShardtxEngine final : public Engine {
   EngineSetup setup_;
   shardtx::TxnOptions run_options_, bulk_options_;
   bool bulk_ = false;  // set between runs, never while sessions run
+  DurabilityMode run_durability_;
 };
 
 void ShardtxSession::Begin(TxnShape /*shape*/) {

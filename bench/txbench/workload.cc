@@ -106,6 +106,11 @@ void NextPlan(const WorkloadParams& p, const KeySpace& keys, Rng& rng, TxnPlan* 
 
 absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session, Rng& rng,
                      uint32_t value_size) {
+  return Execute(plan, keys, session, rng, value_size, [](Session& s) { return s.Commit(); });
+}
+
+absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session, Rng& rng,
+                     uint32_t value_size, const std::function<absl::Status(Session&)>& commit) {
   auto fail = [&](absl::Status s, const std::string& key) {
     session.Rollback();
     if (absl::IsNotFound(s)) {
@@ -164,7 +169,7 @@ absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session
       break;
     }
   }
-  absl::Status s = session.Commit();
+  absl::Status s = commit(session);
   if (!s.ok()) session.Rollback();
   return s;
 }

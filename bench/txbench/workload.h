@@ -51,6 +51,9 @@ void NextPlan(const WorkloadParams& params, const KeySpace& keys, Rng& rng, TxnP
 // errors.
 absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session, Rng& rng,
                      uint32_t value_size);
+// The same, ending with `commit(session)` instead of session.Commit() (asynchronous commits).
+absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session, Rng& rng,
+                     uint32_t value_size, const std::function<absl::Status(Session&)>& commit);
 
 // Loads every key with its initial value (bank: kInitialBalance), in transactions of up to
 // `batch` keys of one shard. progress(done) is called after each batch.

@@ -125,6 +125,7 @@ void shardtx_options_set_checkpoint_on_close(shardtx_options_t* options, int che
 void shardtx_options_set_checkpoint_txn_bytes(shardtx_options_t* options, uint64_t bytes);
 void shardtx_options_set_checkpoint_pace(shardtx_options_t* options, double pace);
 void shardtx_options_set_max_open_transactions(shardtx_options_t* options, uint32_t count);
+void shardtx_options_set_max_async_commits(shardtx_options_t* options, uint32_t count);
 void shardtx_options_set_lmdb_map_size(shardtx_options_t* options, uint64_t bytes);
 
 /* ---------------------------------------------------------------------------------------------
@@ -217,6 +218,20 @@ shardtx_code shardtx_delete(shardtx_txn_t* txn, const char* key, size_t keylen, 
  * RESOURCE_EXHAUSTED (larger than max_txn_bytes), FAILED_PRECONDITION (database closed,
  * transaction over), INTERNAL (the log failed: not committed, reopen the database). */
 shardtx_code shardtx_commit(shardtx_txn_t* txn, char** errptr);
+/* Commits without blocking for the disk (Transaction::CommitAsync: the rules for callbacks,
+ * back-pressure and transactions writing several shards are written there). An error known
+ * before anything is logged (ABORTED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION, INTERNAL for a
+ * failed log) is returned at once, and `done` is never called. SHARDTX_OK means `done(arg,
+ * code, message)` will be called exactly once, on a shardtx thread (or, for a read-only
+ * transaction, on this one before shardtx_commit_async returns): with SHARDTX_OK and a NULL
+ * message once the commit is durable and visible, or with the error (a failed log: not
+ * committed, reopen the database) and its message, valid only during the call. The callback
+ * must be quick, must not call shardtx_close nor destroy the last handle of the database, and
+ * must not unwind (longjmp) out. The transaction is over once this returns; its handle may be
+ * destroyed at once. shardtx_close returns only after every accepted callback has returned. */
+typedef void (*shardtx_commit_fn)(void* arg, shardtx_code code, const char* message);
+shardtx_code shardtx_commit_async(shardtx_txn_t* txn, shardtx_commit_fn done, void* arg,
+                                  char** errptr);
 /* Discards the writes. FAILED_PRECONDITION if the transaction is already over. */
 shardtx_code shardtx_rollback(shardtx_txn_t* txn, char** errptr);
 

@@ -97,6 +97,11 @@ struct Options {
   // (memory first). 0: never pause. In [0, 100].
   double checkpoint_pace = 1.0;
 
+  // Largest number of Transaction::CommitAsync calls in flight (accepted, their callback not
+  // yet returned); CommitAsync blocks at the limit (back-pressure) until one completes, except
+  // on a shardtx callback thread. In [1, 2^20].
+  uint32_t max_async_commits = 4096;
+
   // Largest number of transactions open at once (sizes LMDB's reader table).
   uint32_t max_open_transactions = 1024;
   // Initial LMDB map size per shard (address space, not disk); grown automatically when full.

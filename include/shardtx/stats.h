@@ -60,6 +60,15 @@ struct Stats {
   uint64_t recovered_commits = 0;       // in-doubt transactions recovery committed (decision)
   uint64_t recovered_aborts = 0;        // ... and aborted (no decision: presumed abort)
   std::string commit_latency_us;        // Histogram summary of Commit() calls
+  // Transaction::CommitAsync: commits accepted; completion batches delivered (the callbacks
+  // the completion thread ran in one go: those of one fsync, or of several when callbacks fell
+  // behind), their mean and distribution of sizes; calls that waited for a slot
+  // (Options::max_async_commits).
+  uint64_t async_commits = 0;
+  uint64_t async_batches = 0;
+  double async_completions_per_batch = 0;
+  std::string async_batch_size;
+  uint64_t async_backpressure_waits = 0;
   // Two-phase commit phases (microseconds): prepare (log + sync on every participant),
   // decision (log + sync on the coordinator), phase 2 (commit records, install, publish).
   std::string prepare_us, decision_us, phase2_us;

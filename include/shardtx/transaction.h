@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -55,6 +56,47 @@ class Transaction {
   // that a serializable prepared transaction read (see Prepare). So no cycle forms with a
   // prepared transaction: commit-timestamp order is a serial order.
   virtual absl::Status Commit() = 0;
+  // How CommitAsync reports an outcome. A callback, not a future: a future costs an
+  // allocation and a wake-up of a waiting thread per commit, where a callback lets shardtx hand
+  // every commit one fsync covered to one thread at once and run them there in a row.
+  using CommitCallback = std::function<void(absl::Status)>;
+
+  // Commit without blocking the calling thread for the disk: the same durability (per
+  // TxnOptions::durability), isolation and errors as Commit(), the outcome reported to `done`.
+  //
+  // A transaction that writes one shard:
+  //   - An error known before anything is logged (kAborted for a conflict, kResourceExhausted,
+  //     kFailedPrecondition once the Database is closing, an I/O status when the log is already
+  //     failed, kInvalidArgument for an empty `done`) is returned at once, and `done` is never
+  //     called.
+  //   - OK means `done` will be called exactly once: with OK once the commit is durable AND
+  //     visible (a transaction begun after `done` starts sees it), or with the I/O error that
+  //     failed the log before the record was durable (the commit is then not in memory: nobody
+  //     ever saw it; whether the record reached the disk is unknown until the database is
+  //     reopened, as for Commit).
+  // A transaction that writes several shards commits with the blocking two-phase commit on a
+  // thread of the Database's own (one thread switch each way): CommitAsync returns OK (or
+  // kFailedPrecondition when closing) and every outcome, conflicts included, goes to `done`.
+  // A read-only transaction: `done(OK)` is called on the calling thread before CommitAsync
+  // returns OK.
+  //
+  // The Transaction is over when CommitAsync returns (whatever it returns) and may be
+  // destroyed at once; commit_timestamp() is valid once it returned OK (one shard; 0 for
+  // several, whose timestamp is taken on the commit thread).
+  //
+  // Back-pressure: while Options::max_async_commits commits are in flight (accepted, `done`
+  // not yet returned), CommitAsync blocks until one completes, except when called from a
+  // callback (it never blocks there: the thread it would wait for is its own).
+  //
+  // Callbacks (`done`) run on a shardtx thread: all the completions one fsync covered, in
+  // commit order, one after another on the Database's completion thread. A callback must be
+  // quick: the next one waits for it. It may call any shardtx API (Begin, Get, Put,
+  // CommitAsync, GetStats...); blocking calls (Commit, Checkpoint, Backup) work but stall
+  // every completion queued behind them. It must not call Database::Close nor destroy the
+  // Database: they wait for every accepted CommitAsync's callback to return, its own
+  // included. Close (and destruction) returns only after every accepted CommitAsync's `done`
+  // has returned. `done` must not throw.
+  virtual absl::Status CommitAsync(CommitCallback done) = 0;
   // Discards the writes. Always OK unless already over.
   virtual absl::Status Rollback() = 0;
 
@@ -74,7 +116,7 @@ class Transaction {
   // written in its WAL records. Database::GetOutcome(id) tells what became of it.
   virtual uint64_t id() const = 0;
 
-  // The commit timestamp (0 before a successful Commit).
+  // The commit timestamp (0 before a successful Commit, or a CommitAsync that returned OK).
   virtual uint64_t commit_timestamp() const = 0;
   // The snapshot timestamp reads are served at.
   virtual uint64_t snapshot_timestamp() const = 0;

@@ -178,6 +178,11 @@ TEST(TxbenchFlags, MakeBenchPlanHoldsTheTargetsRunsOnly) {
       {EngineKind::kShardtx, Workload::kCross, 64, 2},
       {EngineKind::kRocksdb, Workload::kCross, 64, 2},
       {EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2},
+      // Issue 19: async commits (2 submitters, 256 in flight), shardtx no-sync at 64 threads,
+      // RocksDB with 256 blocking threads.
+      {EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, std::nullopt, 256},
+      {EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone},
+      {EngineKind::kRocksdb, Workload::kSingle, 256, 2},
   };
   ASSERT_EQ(runs.size(), expected.size());
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -185,6 +190,8 @@ TEST(TxbenchFlags, MakeBenchPlanHoldsTheTargetsRunsOnly) {
     EXPECT_EQ(runs[i].workload, expected[i].workload) << i;
     EXPECT_EQ(runs[i].threads, expected[i].threads) << i;
     EXPECT_EQ(runs[i].shards_per_txn, expected[i].shards_per_txn) << i;
+    EXPECT_EQ(runs[i].durability, expected[i].durability) << i;
+    EXPECT_EQ(runs[i].inflight, expected[i].inflight) << i;
   }
   // The long matrix: every engine on single 1t, 64t, cross 64t (and RocksDB's serial 2PC) and
   // ycsb-b 2t, after the floor.

@@ -186,6 +186,59 @@ static void test_explicit_partitioning(void) {
   CHECK_CODE(SHARDTX_OK, shardtx_close(db, &err));
 }
 
+/* What a shardtx_commit_async callback saw. */
+struct async_outcome {
+  int calls;
+  shardtx_code code;
+  int had_message;
+};
+
+static void on_commit(void* arg, shardtx_code code, const char* message) {
+  struct async_outcome* o = (struct async_outcome*)arg;
+  o->calls++;
+  o->code = code;
+  o->had_message = message != NULL;
+}
+
+/* shardtx_commit_async: a callback per accepted commit (seen after shardtx_close, which waits
+ * for every one), none for a conflict; a read-only commit calls back before returning. */
+static void test_commit_async(void) {
+  shardtx_options_t* options = options_for("async", 1);
+  shardtx_options_set_max_async_commits(options, 8);
+  shardtx_db_t* db = NULL;
+  CHECK_CODE(SHARDTX_OK, shardtx_open(options, &db, &err));
+  shardtx_options_destroy(options);
+  if (db == NULL) return;
+  struct async_outcome committed = {0, SHARDTX_UNKNOWN, 1};
+  struct async_outcome conflicted = {0, SHARDTX_UNKNOWN, 0};
+  struct async_outcome read_only = {0, SHARDTX_UNKNOWN, 1};
+  shardtx_txn_t* loser = NULL;
+  CHECK_CODE(SHARDTX_OK, shardtx_begin(db, SHARDTX_SNAPSHOT, SHARDTX_SYNC, &loser, &err));
+  shardtx_txn_t* txn = NULL;
+  CHECK_CODE(SHARDTX_OK, shardtx_begin(db, SHARDTX_SNAPSHOT, SHARDTX_SYNC, &txn, &err));
+  put(txn, "async", "1");
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_commit_async(txn, NULL, NULL, &err));
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_commit_async(NULL, on_commit, NULL, &err));
+  CHECK_CODE(SHARDTX_OK, shardtx_commit_async(txn, on_commit, &committed, &err));
+  shardtx_txn_destroy(txn); /* at once: allowed */
+  put(loser, "async", "2");
+  CHECK_CODE(SHARDTX_ABORTED, shardtx_commit_async(loser, on_commit, &conflicted, &err));
+  shardtx_txn_destroy(loser);
+  CHECK_CODE(SHARDTX_OK, shardtx_begin(db, SHARDTX_SNAPSHOT, SHARDTX_SYNC, &txn, &err));
+  CHECK_CODE(SHARDTX_OK, shardtx_commit_async(txn, on_commit, &read_only, &err));
+  CHECK(read_only.calls == 1 && read_only.code == SHARDTX_OK && !read_only.had_message);
+  shardtx_txn_destroy(txn);
+  CHECK_CODE(SHARDTX_OK, shardtx_close(db, &err));
+  CHECK(committed.calls == 1 && committed.code == SHARDTX_OK && !committed.had_message);
+  CHECK(conflicted.calls == 0);
+  options = options_for("async", 1);
+  CHECK_CODE(SHARDTX_OK, shardtx_open(options, &db, &err));
+  shardtx_options_destroy(options);
+  if (db == NULL) return;
+  expect(db, "async", "1");
+  CHECK_CODE(SHARDTX_OK, shardtx_close(db, &err));
+}
+
 /* Opens the main database: 3 shards split at "h" and "p", every numeric option set. */
 static shardtx_db_t* open_main(void) {
   shardtx_options_t* options = options_for("main", 3);
@@ -204,6 +257,7 @@ static shardtx_db_t* open_main(void) {
   shardtx_options_set_checkpoint_txn_bytes(options, 16u << 10);
   shardtx_options_set_checkpoint_pace(options, 0.5);
   shardtx_options_set_max_open_transactions(options, 64);
+  shardtx_options_set_max_async_commits(options, 1024);
   shardtx_options_set_lmdb_map_size(options, 64u << 20);
   shardtx_db_t* db = NULL;
   CHECK_CODE(SHARDTX_OK, shardtx_open(options, &db, &err));
@@ -550,6 +604,7 @@ int main(int argc, char** argv) {
   test_codes_and_null_handles();
   test_open_errors();
   test_explicit_partitioning();
+  test_commit_async();
   shardtx_db_t* db = open_main();
   if (db != NULL) {
     test_commit_get_delete(db);

@@ -112,6 +112,11 @@ TEST(ReleaseLibrary, IgnoresDeliberateBugAckBeforeFsync) {
   EXPECT_FALSE(KillPoints::DeliberateBug("ack_before_fsync"));
 }
 
+TEST(ReleaseLibrary, IgnoresDeliberateBugAsyncCompleteBeforeFsync) {
+  ASSERT_EQ(setenv("SHARDTX_DELIBERATE_BUG", "async_complete_before_fsync", 1), 0);
+  EXPECT_FALSE(KillPoints::DeliberateBug("async_complete_before_fsync"));
+}
+
 TEST(ReleaseLibrary, IgnoresDeliberateBugSkipDecisionRecord) {
   ASSERT_EQ(setenv("SHARDTX_DELIBERATE_BUG", "skip_decision_record", 1), 0);
   EXPECT_FALSE(KillPoints::DeliberateBug("skip_decision_record"));

@@ -5,11 +5,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -27,12 +31,24 @@ using testing::FaultInjectionEnv;
 
 constexpr int kExitKillPoint = 42;
 constexpr int kExitPowerLoss = 43;
+// Async commits (ChildConfig::async_commit): the most a thread keeps in flight.
+constexpr int kMaxInFlight = 8;
 
 // What one worker thread knows: its random stream and the keys it may delete or decide.
 struct ThreadState {
   int t = 0;
   std::mt19937_64 rng;
   uint64_t seq = 0;
+  // With async commits the callbacks (on a shardtx thread) update `inserted` and count the
+  // commits in flight; `mu` guards those, and `stop` (an outcome unknown: the thread stops).
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0;
+  bool stop = false;
+  // Keys written by this thread's commits in flight. The model resolves an operation whose
+  // outcome is unknown from its own keys, so two of them must never chain on one key: a
+  // write of a busy key waits (markers) or picks another (overwrites).
+  std::multiset<std::string> busy;
   std::vector<std::vector<std::string>> inserted;  // per shard: its acknowledged inserts
   std::vector<std::string> decidable;              // named prepares it may commit/roll back
 
@@ -64,10 +80,15 @@ class Child {
   bool NamedPrepare(ThreadState& ts);
   bool Decide(ThreadState& ts);
   bool CheckBankTotal(ThreadState& ts);
+  size_t InsertedCount(ThreadState& ts, int shard);
+  bool IsBusy(ThreadState& ts, const std::string& key);
 
-  // Reports the intent, commits, reports the result.
-  bool CommitAndReport(ThreadState& ts, uint64_t seq, Transaction* txn, const Intent& intent,
-                       int single_shard);
+  // Reports the intent, commits, reports the result (with async commits: from the callback,
+  // after running `after(committed)`; at once if CommitAsync refused). `after` runs under
+  // ts.mu.
+  bool CommitAndReport(ThreadState& ts, uint64_t seq, std::unique_ptr<Transaction> txn,
+                       const Intent& intent, int single_shard,
+                       std::function<void(bool committed)> after = nullptr);
   bool ReportResult(ThreadState& ts, uint64_t seq, const absl::Status& s, uint64_t commit_ts,
                     int shard);
   // A read failed: kAborted (snapshot too old) skips the operation; anything else is reported.
@@ -161,6 +182,10 @@ void Child::Worker(int t) {
     if (static_cast<int>(i % c_.threads) == t) ts.decidable.push_back(c_.pending[i]);
   }
   while (true) {
+    {
+      std::lock_guard<std::mutex> l(ts.mu);
+      if (ts.stop) break;  // a callback saw an outcome it cannot know
+    }
     const uint64_t r = ts.Uniform(100);
     bool go;
     if (r < 34) {
@@ -176,8 +201,21 @@ void Child::Worker(int t) {
     } else {
       go = CheckBankTotal(ts);
     }
-    if (!go) return;
+    if (!go) break;
   }
+  // Callbacks still to come use `ts`.
+  std::unique_lock<std::mutex> l(ts.mu);
+  ts.cv.wait(l, [&] { return ts.in_flight == 0; });
+}
+
+bool Child::IsBusy(ThreadState& ts, const std::string& key) {
+  std::lock_guard<std::mutex> l(ts.mu);
+  return ts.busy.count(key) > 0;
+}
+
+size_t Child::InsertedCount(ThreadState& ts, int shard) {
+  std::lock_guard<std::mutex> l(ts.mu);
+  return ts.inserted[shard].size();
 }
 
 bool Child::ReadFailed(const absl::Status& s, const std::string& key) {
@@ -205,11 +243,54 @@ bool Child::ReportResult(ThreadState& ts, uint64_t seq, const absl::Status& s, u
   return false;
 }
 
-bool Child::CommitAndReport(ThreadState& ts, uint64_t seq, Transaction* txn, const Intent& intent,
-                            int single_shard) {
+bool Child::CommitAndReport(ThreadState& ts, uint64_t seq, std::unique_ptr<Transaction> txn,
+                            const Intent& intent, int single_shard,
+                            std::function<void(bool committed)> after) {
   Line(absl::StrCat("I ", ts.t, " ", seq, " ", FormatIntent(intent)));
-  absl::Status s = txn->Commit();
-  return ReportResult(ts, seq, s, single_shard >= 0 ? txn->commit_timestamp() : 0, single_shard);
+  if (!c_.async_commit) {
+    absl::Status s = txn->Commit();
+    if (after) {
+      std::lock_guard<std::mutex> l(ts.mu);
+      after(s.ok());
+    }
+    return ReportResult(ts, seq, s, single_shard >= 0 ? txn->commit_timestamp() : 0, single_shard);
+  }
+  {
+    std::unique_lock<std::mutex> l(ts.mu);
+    ts.cv.wait(l, [&] { return ts.in_flight < kMaxInFlight || ts.stop; });
+    if (ts.stop) return false;
+    ++ts.in_flight;
+    for (const auto& [k, v] : intent.writes) ts.busy.insert(k);
+  }
+  auto unbusy = [&ts, keys = intent.writes] {  // REQUIRES: ts.mu
+    for (const auto& [k, v] : keys) ts.busy.erase(ts.busy.find(k));
+  };
+  // The callback owns the transaction too: it reads the commit timestamp there. The
+  // acknowledgement goes to the parent only from the callback: durable and visible.
+  std::shared_ptr<Transaction> owned(std::move(txn));
+  absl::Status s =
+      owned->CommitAsync([this, &ts, seq, single_shard, owned, after, unbusy](absl::Status st) {
+        {
+          std::lock_guard<std::mutex> l(ts.mu);
+          if (after) after(st.ok());
+        }
+        const bool go = ReportResult(ts, seq, st, single_shard >= 0 ? owned->commit_timestamp() : 0,
+                                     single_shard);
+        std::lock_guard<std::mutex> l(ts.mu);
+        --ts.in_flight;
+        unbusy();
+        if (!go) ts.stop = true;
+        ts.cv.notify_all();
+      });
+  if (s.ok()) return true;
+  {
+    std::lock_guard<std::mutex> l(ts.mu);
+    --ts.in_flight;
+    unbusy();
+    if (after) after(false);
+    ts.cv.notify_all();
+  }
+  return ReportResult(ts, seq, s, 0, single_shard);
 }
 
 bool Child::Transfer(ThreadState& ts) {
@@ -222,6 +303,15 @@ bool Child::Transfer(ThreadState& ts) {
   const int a = static_cast<int>(ts.Uniform(kAccountsPerShard));
   int b = static_cast<int>(ts.Uniform(kAccountsPerShard));
   if (s1 == s2 && a == b) b = (a + 1) % kAccountsPerShard;
+  if (c_.async_commit) {
+    // Its markers are this thread's: wait until no commit of it in flight writes them.
+    std::unique_lock<std::mutex> l(ts.mu);
+    ts.cv.wait(l, [&] {
+      return ts.stop ||
+             (!ts.busy.count(MarkerKey(s1, ts.t)) && !ts.busy.count(MarkerKey(s2, ts.t)));
+    });
+    if (ts.stop) return false;
+  }
   Intent in;
   in.kind = OpKind::kTransfer;
   in.from = AccountKey(s1, a);
@@ -245,7 +335,7 @@ bool Child::Transfer(ThreadState& ts) {
   in.writes.emplace_back(MarkerKey(s1, ts.t), mark);
   if (s2 != s1) in.writes.emplace_back(MarkerKey(s2, ts.t), mark);
   for (const auto& [k, v] : in.writes) (void)txn->Put(k, *v);
-  return CommitAndReport(ts, seq, txn.get(), in, s1 == s2 ? s1 : -1);
+  return CommitAndReport(ts, seq, std::move(txn), in, s1 == s2 ? s1 : -1);
 }
 
 bool Child::WriteBatch(ThreadState& ts) {
@@ -268,15 +358,21 @@ bool Child::WriteBatch(ThreadState& ts) {
       const uint64_t choice = ts.Uniform(10);
       if (choice < 5) {
         const std::string key = OverwriteKey(s, ts.t, static_cast<int>(ts.Uniform(kOverwriteKeys)));
-        if (writes.count(key)) continue;
+        if (writes.count(key) || IsBusy(ts, key)) continue;
+        // (With async commits an earlier write of this key may be in flight: then this
+        // transaction conflicts with it, or sees it.)
         auto cur = txn->Get(key);
         if (!cur.ok() && !absl::IsNotFound(cur.status())) return ReadFailed(cur.status(), key);
         // Delete only what is there, so that every write of the batch changes its key.
         writes[key] = cur.ok() && ts.OneIn(3) ? std::nullopt : std::optional<std::string>(value);
-      } else if (choice < 7 && !ts.inserted[s].empty()) {
-        const size_t i = ts.Uniform(ts.inserted[s].size());
-        const std::string key = ts.inserted[s][i];
-        ts.inserted[s].erase(ts.inserted[s].begin() + static_cast<long>(i));
+      } else if (choice < 7 && InsertedCount(ts, s) > 0) {
+        std::string key;
+        {
+          std::lock_guard<std::mutex> l(ts.mu);
+          const size_t i = ts.Uniform(ts.inserted[s].size());
+          key = ts.inserted[s][i];
+          ts.inserted[s].erase(ts.inserted[s].begin() + static_cast<long>(i));
+        }
         deleted_inserts.emplace_back(s, key);
         writes[key] = std::nullopt;
       } else {
@@ -293,18 +389,20 @@ bool Child::WriteBatch(ThreadState& ts) {
     }
   }
   const int single = shards.size() == 1 ? shards[0] : -1;
-  Line(absl::StrCat("I ", ts.t, " ", seq, " ", FormatIntent(in)));
-  absl::Status s = txn->Commit();
-  if (s.ok()) {
-    for (const auto& [k, v] : writes) {
-      if (v.has_value() && k.find("/ins/") != std::string::npos) {
-        ts.inserted[ShardOfKey(k)].push_back(k);
+  // Acknowledged inserts become deletable; a failed batch's deletes give their keys back.
+  auto after = [&ts, writes = std::move(writes),
+                deleted_inserts = std::move(deleted_inserts)](bool committed) {
+    if (committed) {
+      for (const auto& [k, v] : writes) {
+        if (v.has_value() && k.find("/ins/") != std::string::npos) {
+          ts.inserted[ShardOfKey(k)].push_back(k);
+        }
       }
+    } else {
+      for (auto& [sh, k] : deleted_inserts) ts.inserted[sh].push_back(k);
     }
-  } else {
-    for (auto& [sh, k] : deleted_inserts) ts.inserted[sh].push_back(k);
-  }
-  return ReportResult(ts, seq, s, single >= 0 ? txn->commit_timestamp() : 0, single);
+  };
+  return CommitAndReport(ts, seq, std::move(txn), in, single, std::move(after));
 }
 
 bool Child::AsyncInsert(ThreadState& ts) {
@@ -322,7 +420,7 @@ bool Child::AsyncInsert(ThreadState& ts) {
                            UniqueValue(c_.round, ts.t, seq, j));
     (void)txn->Put(in.writes.back().first, *in.writes.back().second);
   }
-  return CommitAndReport(ts, seq, txn.get(), in, s);
+  return CommitAndReport(ts, seq, std::move(txn), in, s);
 }
 
 bool Child::NamedPrepare(ThreadState& ts) {

@@ -27,6 +27,9 @@ struct ChildConfig {
   int delay_ms = 0;     // timer: after "R"
   uint64_t ops = 0;     // ops: crash instead of the ops-th Env operation
   int tear = 0;         // FaultInjectionEnv::Tear of the crash
+  // Commit read-write transactions with Transaction::CommitAsync (several in flight per
+  // thread), acknowledging each from its callback; else with Commit.
+  bool async_commit = false;
   // false: only open (recover), report N if the armed point was not reached, and exit.
   bool workload = true;
   // Named prepared transactions left from earlier rounds; thread i % threads may decide them.

@@ -20,6 +20,7 @@ ABSL_FLAG(int32_t, child_delay_ms, 0, "internal: power loss timer");
 ABSL_FLAG(uint64_t, child_ops, 0, "internal: power loss at this Env operation");
 ABSL_FLAG(int32_t, child_tear, 0, "internal: tear mode of the power loss");
 ABSL_FLAG(bool, child_workload, true, "internal: run the workload after Open");
+ABSL_FLAG(bool, child_async_commit, false, "internal: commit with Transaction::CommitAsync");
 ABSL_FLAG(std::string, child_pending, "", "internal: pending named prepares, comma-separated");
 ABSL_FLAG(std::string, self_test_broken, "",
           "internal: break crashtest itself (never_arm | skip_verify); the run must not count");
@@ -44,6 +45,7 @@ int ChildMain() {
   c.ops = absl::GetFlag(FLAGS_child_ops);
   c.tear = absl::GetFlag(FLAGS_child_tear);
   c.workload = absl::GetFlag(FLAGS_child_workload);
+  c.async_commit = absl::GetFlag(FLAGS_child_async_commit);
   const std::string pending = absl::GetFlag(FLAGS_child_pending);
   if (!pending.empty()) c.pending = absl::StrSplit(pending, ',');
   RunChild(c);

@@ -42,10 +42,13 @@ struct Plan {
   uint64_t ops = 0;     // powerloss ops
   int tear = 0;
   bool two_stage = false;  // recovery points: a first child crashes, the second dies in Open
+  bool async_commit = false;  // the children commit with CommitAsync
   int stage1_delay_ms = 0;
 
   std::string Describe() const {
-    if (mode == "blackbox") return absl::StrCat("SIGKILL after ", delay_ms, " ms");
+    if (mode == "blackbox") {
+      return absl::StrCat("SIGKILL after ", delay_ms, " ms", async_commit ? ", async" : "");
+    }
     std::string d;
     if (mode == "whitebox" || trigger == "point") {
       d = absl::StrCat("kill point ", point, "/", skip);
@@ -55,6 +58,7 @@ struct Plan {
       d = absl::StrCat("power loss at Env op ", ops);
     }
     if (mode == "powerloss") absl::StrAppend(&d, ", tear ", kTearNames[tear]);
+    if (async_commit) absl::StrAppend(&d, ", async");
     return d;
   }
 };
@@ -120,6 +124,7 @@ Plan Driver::MakePlan() {
     const uint64_t r = rng_() % 100;
     p.mode = r < 25 ? "blackbox" : r < 65 ? "whitebox" : "powerloss";
   }
+  p.async_commit = o_.commit == "async" || (o_.commit == "mixed" && rng_() % 3 == 0);
   p.delay_ms = 10 + static_cast<int>(rng_() % 1500);
   p.tear = static_cast<int>(rng_() % 4);
   p.stage1_delay_ms = 20 + static_cast<int>(rng_() % 800);
@@ -167,6 +172,9 @@ std::vector<std::string> Driver::ChildArgs(const Plan& plan, bool stage1, int ro
       a.push_back(absl::StrCat("--child_ops=", plan.ops));
     }
     if (plan.two_stage) a.push_back("--child_workload=false");
+  }
+  if (plan.async_commit) {
+    a.push_back("--child_async_commit");
   }
   const std::vector<std::string> pending = model_.PendingNames();
   if (!pending.empty()) a.push_back("--child_pending=" + absl::StrJoin(pending, ","));

@@ -19,6 +19,9 @@ struct DriverOptions {
   int shards = 4;
   int threads = 4;
   std::string mode = "mixed";  // blackbox | whitebox | powerloss | mixed
+  // How children commit: "sync" (Commit), "async" (CommitAsync, acknowledged from the
+  // callback) or "mixed" (async in about a third of the rounds).
+  std::string commit = "sync";
   std::string dir;             // work directory; the database is <dir>/db
   bool keep = false;           // keep the directory after a clean run
   std::string self;            // path of this binary, for the children

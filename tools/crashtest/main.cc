@@ -34,6 +34,11 @@ ABSL_FLAG(std::string, mode, "mixed",
           "at a random named kill point), powerloss (the fault-injecting Env drops every "
           "unsynced WAL byte, maybe tearing the last write; WAL only: LMDB does its own I/O), "
           "or mixed (a random one per round).");
+ABSL_FLAG(std::string, commit, "",
+          "How the workload commits: sync (Transaction::Commit), async (CommitAsync, each commit "
+          "acknowledged to the parent only from its callback, several in flight per thread) or "
+          "mixed (async in about a third of the rounds). Default: mixed with --mode=mixed, "
+          "else sync.");
 ABSL_FLAG(std::string, dir, "",
           "Work directory; the database is <dir>/db, which must not exist (default: "
           "$TMPDIR/crashtest.<pid>).");
@@ -69,11 +74,13 @@ constexpr char kUsage[] =
     "\n"
     "This is a test build: crashtest carries its own copy of shardtx compiled with the named\n"
     "kill points and the SHARDTX_DELIBERATE_BUG switches (ack_before_fsync,\n"
-    "skip_decision_record: set one and crashtest must report a violation). The library a host\n"
+    "skip_decision_record, async_complete_before_fsync with --commit=async: set one and\n"
+    "crashtest must report a violation). The library a host\n"
     "links (libshardtx, as installed) has neither, and ignores that variable.\n"
     "\n"
     "Usage: crashtest [--mode=mixed] [--rounds=N] [--seconds=S] [--seed=N] [--shards=N]\n"
-    "                 [--threads=N] [--dir=D] [--keep] | --list-kill-points";
+    "                 [--threads=N] [--commit=sync|async|mixed] [--dir=D] [--keep]\n"
+    "                 | --list-kill-points";
 
 void ListKillPoints() {
   for (const std::string& name : shardtx::KillPoints::All()) std::printf("%s\n", name.c_str());
@@ -117,6 +124,12 @@ int main(int argc, char** argv) {
   o.shards = absl::GetFlag(FLAGS_shards);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.mode = absl::GetFlag(FLAGS_mode);
+  o.commit = absl::GetFlag(FLAGS_commit);
+  if (o.commit.empty()) o.commit = o.mode == "mixed" ? "mixed" : "sync";
+  if (o.commit != "sync" && o.commit != "async" && o.commit != "mixed") {
+    std::fprintf(stderr, "crashtest: --commit must be sync, async or mixed\n");
+    return 2;
+  }
   o.dir = absl::GetFlag(FLAGS_dir);
   o.keep = absl::GetFlag(FLAGS_keep);
   o.self = SelfPath();
