@@ -340,10 +340,21 @@ Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>&
     bool ended = d.commit_lsns.size() >= d.participants;
     for (const auto& [s, lsn] : d.commit_lsns) ended = ended && durable_lsn(s) >= lsn;
     if (ended) {
-      decisions_.erase(it++);  // every participant's commit record is durable: forget it
+      // Every participant's commit record is durable (the coordinator's comes after the
+      // decision in its WAL, so the decision is too): forget it.
+      decisions_.erase(it++);
       continue;
     }
     if (d.coordinator == shard) pin(d.lsn);
+    // Parallel commit: while the decision is not durable (or could not be logged: lsn 0),
+    // this participant's commit record stays in its WAL. Once its part is resolved, nothing
+    // else keeps its prepare (the WAL below it may go, its prepared-table row is deleted), and
+    // recovery would otherwise find no evidence here and abort a committed transaction.
+    if (d.lsn == 0 || durable_lsn(d.coordinator) < d.lsn) {
+      for (const auto& [s, lsn] : d.commit_lsns) {
+        if (s == shard) pin(lsn);
+      }
+    }
     ++it;
   }
   return pinned;

@@ -120,6 +120,8 @@ class TwoPhaseState {
   size_t InDoubt() const;
 
   // --- Decisions (the coordinator's memory). ---
+  // The decision of `txn_id` was appended at `lsn` on `coordinator` (0: its append failed;
+  // the transaction is committed all the same, see PinnedLsn).
   void AddDecision(uint64_t txn_id, uint32_t coordinator, Lsn lsn, size_t participants);
   // A participant's commit record for a decided transaction was appended at `lsn`.
   void AddCommitLsn(uint64_t txn_id, uint32_t shard, Lsn lsn);
@@ -127,8 +129,11 @@ class TwoPhaseState {
   // --- Checkpoint hooks. ---
   std::vector<engine::TableWrite> CheckpointTables(uint32_t shard);
   void CheckpointCommitted(uint32_t shard);
-  // The smallest LSN of `shard` still needed: unpersisted prepares and decisions some
-  // participant may still need (durable_lsn(s) tells which commit records are durable).
+  // The smallest LSN of `shard` still needed (durable_lsn(s) tells what is durable on shard
+  // s): unpersisted prepares; decisions until every participant's commit record is durable;
+  // and, while a decision is not durable on its coordinator, the participants' commit
+  // records (the evidence pin: recovery must find the transaction committed somewhere once a
+  // participant's prepare is checkpointed away).
   Lsn PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn);
 
   // --- Outcomes, for callers that lost track of a commit. ---

@@ -69,8 +69,8 @@ constexpr char kUsage[] =
     "\n"
     "This is a test build: crashtest carries its own copy of shardtx compiled with the named\n"
     "kill points and the SHARDTX_DELIBERATE_BUG switches (ack_before_fsync,\n"
-    "skip_decision_record: set one and crashtest must report a violation). The library a host\n"
-    "links (libshardtx, as installed) has neither, and ignores that variable.\n"
+    "commit_with_prepare_missing: set one and crashtest must report a violation). The library\n"
+    "a host links (libshardtx, as installed) has neither, and ignores that variable.\n"
     "\n"
     "Usage: crashtest [--mode=mixed] [--rounds=N] [--seconds=S] [--seed=N] [--shards=N]\n"
     "                 [--threads=N] [--dir=D] [--keep] | --list-kill-points";
