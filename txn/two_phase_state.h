@@ -1,7 +1,8 @@
 // TwoPhaseState: what two-phase commit keeps between a prepare and its decision: the prepared
 // transactions (by id and by name) with their write sets per shard, the locks on their keys,
 // the read locks of prepared serializable named transactions, the decisions a coordinator shard
-// must remember until every participant has its commit record durable, the rows checkpoints
+// must remember until every participant has its commit record durable (and, until the decision
+// itself is durable, the participants' commit records each WAL must keep), the rows checkpoints
 // write to each shard's prepared table, and a bounded window of transaction outcomes.
 //
 // A transaction's life here: AddPart (once per participant, kPreparing: not listed, not
