@@ -116,7 +116,7 @@ class Coordinator {
   // The decision and phase two of prepared transaction `txn_id` on `parts` (ascending;
   // parts[0] is the coordinator). `named` (a host's CommitPrepared): logs and syncs the
   // decision (the commit point) first. Otherwise (our own transaction, committed once its
-  // prepares are durable) the decision is appended without waiting (kAsync), and a failed
+  // prepares are durable) the decision is appended without a sync (kDeferred), and a failed
   // append does not undo the commit. Then on each participant logs the commit record without
   // waiting, installs the writes at one commit timestamp and releases the locks; then makes
   // the commit visible everywhere at once. `commit_ts` 0: chosen here (one taken before is

@@ -325,7 +325,8 @@ void TwoPhaseState::CheckpointCommitted(uint32_t shard) {
   ts.deletes_in_flight.clear();
 }
 
-Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn) {
+Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn,
+                             std::vector<uint32_t>* waiting_on) {
   MutexLock l(&mu_);
   Lsn pinned = 0;
   auto pin = [&](Lsn lsn) {
@@ -352,7 +353,13 @@ Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>&
     // recovery would otherwise find no evidence here and abort a committed transaction.
     if (d.lsn == 0 || durable_lsn(d.coordinator) < d.lsn) {
       for (const auto& [s, lsn] : d.commit_lsns) {
-        if (s == shard) pin(lsn);
+        if (s != shard) continue;
+        pin(lsn);
+        if (waiting_on != nullptr && d.lsn != 0 &&
+            std::find(waiting_on->begin(), waiting_on->end(), d.coordinator) ==
+                waiting_on->end()) {
+          waiting_on->push_back(d.coordinator);
+        }
       }
     }
     ++it;

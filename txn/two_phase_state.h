@@ -135,7 +135,10 @@ class TwoPhaseState {
   // and, while a decision is not durable on its coordinator, the participants' commit
   // records (the evidence pin: recovery must find the transaction committed somewhere once a
   // participant's prepare is checkpointed away).
-  Lsn PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn);
+  // `waiting_on`, if given, receives the coordinator shards whose decisions (logged, not yet
+  // durable) hold such an evidence pin on `shard`: syncing their logs releases it.
+  Lsn PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn,
+                std::vector<uint32_t>* waiting_on = nullptr);
 
   // --- Outcomes, for callers that lost track of a commit. ---
   void SetOutcome(uint64_t txn_id, Database::Outcome outcome);

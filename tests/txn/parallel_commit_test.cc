@@ -16,6 +16,7 @@
 #include "tests/support/test_db.h"
 #include "tests/txn/fault_db_test.h"
 #include "txn/coordinator.h"
+#include "txn/database_impl.h"
 #include "util/kill_point.h"
 #include "util/mutex.h"
 
@@ -347,6 +348,25 @@ TEST_F(ParallelCommitTest, EvidencePinEndsOnceTheDecisionIsDurable) {
   EXPECT_LT(LiveSegments(1), segments);
   Reopen();
   EXPECT_TRUE(Committed({'a', 'b'}, "1"));
+}
+
+// The decision is appended without a sync of its own: with the coordinator idle afterwards it
+// stays in its buffer, pinning the participant's commit record. A checkpoint of the
+// participant (DatabaseImpl::PinnedLsn) syncs the coordinator's log and is then free of the pin.
+TEST_F(ParallelCommitTest, ParticipantCheckpointSyncsTheCoordinatorInsteadOfKeepingThePin) {
+  OpenHeld(2);
+  auto t = Txn({'a', 'b'}, "1");
+  ASSERT_TRUE(t->Commit().ok());
+  for (int i = 0; i < 4; ++i) {  // B's commit record is durable; A stays idle
+    ASSERT_TRUE(PutOne(db_.get(), absl::StrCat("b/fill/", i), "f").ok());
+  }
+  auto* impl = static_cast<txn::DatabaseImpl*>(db_.get());
+  const engine::Lsn a_durable = impl->shard(0)->durable_lsn();
+  EXPECT_NE(impl->TwoPhasePinnedLsn(1), 0u) << "the decision should not be durable yet";
+  EXPECT_EQ(impl->shard(0)->durable_lsn(), a_durable);
+  EXPECT_EQ(impl->PinnedLsn(1), 0u);  // syncs shard 0's log, then nothing is pinned
+  EXPECT_GT(impl->shard(0)->durable_lsn(), a_durable);
+  EXPECT_EQ(impl->TwoPhasePinnedLsn(1), 0u);
 }
 
 }  // namespace
