@@ -188,8 +188,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitDecided(uint64_t txn_id,
     engine::Shard* c = db_->shard(coordinator);
     MutexLock l(c->commit_mu());
     DecisionRecord d{txn_id, true, commit_ts, parts};
-    auto lsn =
-        c->AppendLocked(engine::kDecision, EncodeDecision(d), engine::Durability::kDeferred);
+    auto lsn = c->AppendLocked(engine::kDecision, EncodeDecision(d), engine::Durability::kDeferred);
     // If it failed, the transaction is committed all the same (its prepares are durable):
     // phase two goes on, and the coordinator's log is failed, so later calls report it and
     // the database must be reopened; recovery commits it from its prepares. Remembered with

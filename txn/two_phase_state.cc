@@ -356,8 +356,7 @@ Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>&
         if (s != shard) continue;
         pin(lsn);
         if (waiting_on != nullptr && d.lsn != 0 &&
-            std::find(waiting_on->begin(), waiting_on->end(), d.coordinator) ==
-                waiting_on->end()) {
+            std::find(waiting_on->begin(), waiting_on->end(), d.coordinator) == waiting_on->end()) {
           waiting_on->push_back(d.coordinator);
         }
       }
