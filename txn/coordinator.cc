@@ -178,9 +178,9 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitDecided(uint64_t txn_id,
     // durable (parallel commit). The decision is bookkeeping, so that recovery need not look
     // for every prepare (and so that it records the commit timestamp): appended without a
     // sync of its own (kDeferred), it goes with the coordinator's next batch. (kAsync, a sync
-    // per decision, measured slower on one disk: a single client's next prepares queued
-    // behind it, 2.3x the fsync floor at p50 against 1.45x; docs/architecture.md.) Until it is
-    // durable, each participant's commit record stays in its WAL (TwoPhaseState::PinnedLsn),
+    // per decision, measured slower on one disk, a single client's next prepares queued
+    // behind it: p50 2.2-2.35x the fsync floor against 1.4-1.7x; docs/architecture.md.) Until
+    // it is durable, each participant's commit record stays in its WAL (TwoPhaseState::PinnedLsn),
     // the evidence recovery needs once the prepare behind it is checkpointed away; a
     // participant's checkpoint syncs the coordinator's log rather than keep it
     // (DatabaseImpl::PinnedLsn).
