@@ -1,17 +1,29 @@
 // Coordinator: two-phase commit across shards, and the host's named prepares.
 //
 //   Prepare          phase one: validate and lock under every involved shard's commit lock,
-//                    log a kPrepare record on each participant, wait for their fsyncs
-//   CommitDecided    the decision on the coordinator shard (the commit point), then phase two:
-//                    kCommitPrepared on each participant, install, visible everywhere at once
+//                    log a kPrepare record (naming every participant) on each participant,
+//                    wait for their fsyncs, all in one round. For our own cross-shard commit,
+//                    every prepare durable is the commit point (parallel commit); for a named
+//                    prepare, the transaction is then prepared until its host decides
+//   CommitDecided    the decision on the coordinator shard (parts[0]), then phase two:
+//                    kCommitPrepared on each participant, install, visible everywhere at
+//                    once. Our own transaction's decision is bookkeeping, appended without
+//                    waiting; a named one's is synced first (its commit point)
 //   AbortPrepared    kAbortPrepared on each participant (presumed abort needs no decision)
 //   Redo, LoadPrepared, ResolveInDoubt
 //                    recovery: the 2PC records and prepared-table rows of every shard, then
-//                    each prepared transaction committed (decision on record), aborted
-//                    (unnamed or incomplete, none on record) or kept for its host (named)
+//                    each prepared transaction resolved: our own by DecideInDoubt (a commit
+//                    decision or commit record anywhere, else an abort record anywhere, else
+//                    every participant's prepare durable); a named one committed if its
+//                    decision is on record, aborted if some participant's prepare is missing,
+//                    else kept prepared for its host
 //
-// The protocol and its records: docs/architecture.md, txn/txn_records.h. The state it keeps
-// between the phases (prepared transactions, key locks, decisions, outcomes) is TwoPhaseState.
+// Evidence pin: until the decision is durable, each participant's commit record stays in its
+// WAL (TwoPhaseState::PinnedLsn), so a checkpoint that drops a resolved part's prepare (its
+// row, or the WAL below it) never leaves recovery without proof that the transaction
+// committed. The protocol and its records: docs/architecture.md, txn/txn_records.h. The state
+// it keeps between the phases (prepared transactions, key locks, decisions, outcomes) is
+// TwoPhaseState.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +37,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "engine/shard.h"
 #include "shardtx/database.h"
 #include "txn/two_phase_state.h"
@@ -55,6 +68,23 @@ class ShardLocks {
   absl::InlinedVector<Mutex*, 4> held_;
 };
 
+// What recovery found of one participant's part of a transaction in doubt.
+struct PartEvidence {
+  bool prepare = false;  // its prepare: a kPrepare record in the WAL or a prepared-table row
+  bool commit = false;   // a kCommitPrepared record
+  bool abort = false;    // a kAbortPrepared record
+};
+enum class InDoubtVerdict { kCommit, kAbort };
+// The in-doubt rule of parallel commit, for our own (unnamed) cross-shard transactions.
+// `commit_decision`: a commit decision is on record on the coordinator shard; `parts`: one
+// entry per participant named in the prepare record. In this order:
+//   a commit decision, or a commit record on any participant     -> kCommit
+//   else an abort record on any participant                      -> kAbort (abort records are
+//        written only for a commit never acknowledged: a prepare failed to append or to sync)
+//   else a durable prepare on every participant                  -> kCommit (the commit point)
+//   else                                                         -> kAbort (never committed)
+InDoubtVerdict DecideInDoubt(bool commit_decision, absl::Span<const PartEvidence> parts);
+
 class Coordinator {
  public:
   // `db` outlives this.
@@ -75,21 +105,25 @@ class Coordinator {
     bool early_ts = false;
   };
   // Phase one of plan->parts. `validate` runs under every involved shard's commit lock and
-  // fails the prepare with its status. Returns the early commit timestamp (0 unless
-  // early_ts), to hand to CommitDecided. On an I/O failure the parts prepared so far are
-  // aborted, on the record too.
+  // fails the prepare with its status. Returns, once every prepare is durable, the early
+  // commit timestamp (0 unless early_ts), to hand to CommitDecided: an unnamed transaction
+  // is then committed and must be finished by CommitDecided. On an I/O failure the parts
+  // prepared so far are aborted, on the record too (a failed fsync: without waiting, and the
+  // outcome is known only after reopening).
   absl::StatusOr<engine::Timestamp> Prepare(PrepareRequest& request,
                                             absl::FunctionRef<absl::Status()> validate);
 
   // The decision and phase two of prepared transaction `txn_id` on `parts` (ascending;
-  // parts[0] is the coordinator): logs and syncs the decision (the commit point), then on
-  // each participant logs the commit record without waiting, installs the writes at one new
-  // commit timestamp and releases the locks; then makes the commit visible everywhere at
-  // once. `commit_ts` 0: chosen after the decision (one taken before is finished on every
-  // path). Returns the commit timestamp, or an I/O status: then, if the decision could not be
-  // appended, an unnamed transaction is aborted and a `named` one stays prepared; if its sync
-  // failed, the transaction stays prepared (in doubt until the database is reopened); and a
-  // single participant's commit record that failed is taken back, unseen.
+  // parts[0] is the coordinator). `named` (a host's CommitPrepared): logs and syncs the
+  // decision (the commit point) first. Otherwise (our own transaction, committed once its
+  // prepares are durable) the decision is appended without a sync (kDeferred), and a failed
+  // append does not undo the commit. Then on each participant logs the commit record without
+  // waiting, installs the writes at one commit timestamp and releases the locks; then makes
+  // the commit visible everywhere at once. `commit_ts` 0: chosen here (one taken before is
+  // finished on every path). Returns the commit timestamp, or an I/O status (named or single
+  // participant only): if a named decision could not be appended or synced, the transaction
+  // stays prepared (in doubt until the database is reopened); a single participant's commit
+  // record that failed is taken back, unseen.
   absl::StatusOr<engine::Timestamp> CommitDecided(uint64_t txn_id,
                                                   const std::vector<uint32_t>& parts,
                                                   engine::Timestamp commit_ts, bool named);
@@ -117,12 +151,16 @@ class Coordinator {
  private:
   // Read locks of a prepared transaction found in a prepare record or prepared-table row.
   void AddRecoveredReadLocks(const PrepareRecord& r);
+  // Recovery: what was found of transaction `txn_id` on `shard`.
+  PartEvidence& Evidence(uint64_t txn_id, uint32_t shard);
 
   DatabaseImpl* const db_;
   TwoPhaseState state_;
   // Recovery only: decisions and commit timestamps found in the WALs.
   absl::flat_hash_map<uint64_t, DecisionRecord> recovered_decisions_;
   absl::flat_hash_map<uint64_t, engine::Timestamp> recovered_commit_ts_;
+  // Recovery only: the 2PC records and prepared-table rows found, by transaction and shard.
+  absl::flat_hash_map<std::pair<uint64_t, uint32_t>, PartEvidence> recovered_evidence_;
 };
 
 }  // namespace shardtx::txn

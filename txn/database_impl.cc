@@ -177,7 +177,18 @@ void DatabaseImpl::CheckpointCommitted(uint32_t shard) {
 }
 
 engine::Lsn DatabaseImpl::PinnedLsn(uint32_t shard) {
-  return backup_pins_.Fold(shard, TwoPhasePinnedLsn(shard));
+  // A checkpoint of `shard` about to drop what it may: a participant's commit record whose
+  // decision is not yet durable on its coordinator must stay (the evidence pin). Rather than
+  // keep it until a later checkpoint, sync those coordinators' logs now (one fsync each at
+  // most: the decision is appended without a sync of its own) and ask again. A coordinator
+  // whose log failed keeps its pins until the database is reopened.
+  auto durable = [this](uint32_t s) { return shards_[s]->durable_lsn(); };
+  std::vector<uint32_t> waiting_on;
+  engine::Lsn pinned = coordinator_->state().PinnedLsn(shard, durable, &waiting_on);
+  bool synced = false;
+  for (uint32_t c : waiting_on) synced = shards_[c]->SyncWal().ok() || synced;
+  if (synced) pinned = coordinator_->state().PinnedLsn(shard, durable);
+  return backup_pins_.Fold(shard, pinned);
 }
 
 engine::Lsn DatabaseImpl::TwoPhasePinnedLsn(uint32_t shard) {

@@ -58,7 +58,8 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
                                                   uint8_t type, absl::string_view payload) override;
   std::vector<engine::TableWrite> CheckpointTables(uint32_t shard) override;
   void CheckpointCommitted(uint32_t shard) override;
-  // What two-phase commit pins, folded with a running backup's pin (BackupPins).
+  // What two-phase commit pins, folded with a running backup's pin (BackupPins). Syncs the
+  // logs of coordinators whose undurable decisions would otherwise pin `shard`'s WAL.
   engine::Lsn PinnedLsn(uint32_t shard) override;
 
   // For transactions and the coordinator.

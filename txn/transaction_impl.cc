@@ -293,6 +293,8 @@ absl::Status TransactionImpl::Commit() {
         id_, "", snapshot_, &*plan, {}, {}, options_.isolation == Isolation::kSerializable};
     auto early_ts = db_->coordinator().Prepare(request, [&] { return ValidateLocked(*plan); });
     if (!early_ts.ok()) return fail(early_ts.status());
+    // Every prepare is durable: committed (parallel commit). The decision is bookkeeping, and
+    // CommitDecided finishes phase two whatever it can still log.
     auto ts = db_->coordinator().CommitDecided(id_, plan->parts, *early_ts, /*named=*/false);
     if (!ts.ok()) return fail(ts.status());
     commit_ts_ = *ts;

@@ -325,7 +325,8 @@ void TwoPhaseState::CheckpointCommitted(uint32_t shard) {
   ts.deletes_in_flight.clear();
 }
 
-Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn) {
+Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn,
+                             std::vector<uint32_t>* waiting_on) {
   MutexLock l(&mu_);
   Lsn pinned = 0;
   auto pin = [&](Lsn lsn) {
@@ -340,10 +341,26 @@ Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>&
     bool ended = d.commit_lsns.size() >= d.participants;
     for (const auto& [s, lsn] : d.commit_lsns) ended = ended && durable_lsn(s) >= lsn;
     if (ended) {
-      decisions_.erase(it++);  // every participant's commit record is durable: forget it
+      // Every participant's commit record is durable (the coordinator's comes after the
+      // decision in its WAL, so the decision is too): forget it.
+      decisions_.erase(it++);
       continue;
     }
     if (d.coordinator == shard) pin(d.lsn);
+    // Parallel commit: while the decision is not durable (or could not be logged: lsn 0),
+    // this participant's commit record stays in its WAL. Once its part is resolved, nothing
+    // else keeps its prepare (the WAL below it may go, its prepared-table row is deleted), and
+    // recovery would otherwise find no evidence here and abort a committed transaction.
+    if (d.lsn == 0 || durable_lsn(d.coordinator) < d.lsn) {
+      for (const auto& [s, lsn] : d.commit_lsns) {
+        if (s != shard) continue;
+        pin(lsn);
+        if (waiting_on != nullptr && d.lsn != 0 &&
+            std::find(waiting_on->begin(), waiting_on->end(), d.coordinator) == waiting_on->end()) {
+          waiting_on->push_back(d.coordinator);
+        }
+      }
+    }
     ++it;
   }
   return pinned;

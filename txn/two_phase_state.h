@@ -1,7 +1,8 @@
 // TwoPhaseState: what two-phase commit keeps between a prepare and its decision: the prepared
 // transactions (by id and by name) with their write sets per shard, the locks on their keys,
 // the read locks of prepared serializable named transactions, the decisions a coordinator shard
-// must remember until every participant has its commit record durable, the rows checkpoints
+// must remember until every participant has its commit record durable (and, until the decision
+// itself is durable, the participants' commit records each WAL must keep), the rows checkpoints
 // write to each shard's prepared table, and a bounded window of transaction outcomes.
 //
 // A transaction's life here: AddPart (once per participant, kPreparing: not listed, not
@@ -120,6 +121,8 @@ class TwoPhaseState {
   size_t InDoubt() const;
 
   // --- Decisions (the coordinator's memory). ---
+  // The decision of `txn_id` was appended at `lsn` on `coordinator` (0: its append failed;
+  // the transaction is committed all the same, see PinnedLsn).
   void AddDecision(uint64_t txn_id, uint32_t coordinator, Lsn lsn, size_t participants);
   // A participant's commit record for a decided transaction was appended at `lsn`.
   void AddCommitLsn(uint64_t txn_id, uint32_t shard, Lsn lsn);
@@ -127,9 +130,15 @@ class TwoPhaseState {
   // --- Checkpoint hooks. ---
   std::vector<engine::TableWrite> CheckpointTables(uint32_t shard);
   void CheckpointCommitted(uint32_t shard);
-  // The smallest LSN of `shard` still needed: unpersisted prepares and decisions some
-  // participant may still need (durable_lsn(s) tells which commit records are durable).
-  Lsn PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn);
+  // The smallest LSN of `shard` still needed (durable_lsn(s) tells what is durable on shard
+  // s): unpersisted prepares; decisions until every participant's commit record is durable;
+  // and, while a decision is not durable on its coordinator, the participants' commit
+  // records (the evidence pin: recovery must find the transaction committed somewhere once a
+  // participant's prepare is checkpointed away).
+  // `waiting_on`, if given, receives the coordinator shards whose decisions (logged, not yet
+  // durable) hold such an evidence pin on `shard`: syncing their logs releases it.
+  Lsn PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>& durable_lsn,
+                std::vector<uint32_t>* waiting_on = nullptr);
 
   // --- Outcomes, for callers that lost track of a commit. ---
   void SetOutcome(uint64_t txn_id, Database::Outcome outcome);

@@ -31,7 +31,8 @@ class KillPoints {
   // Deliberate bugs, for proving that crash tests catch them: true when the environment
   // variable SHARDTX_DELIBERATE_BUG names `bug` (read once). Known bugs:
   //   "ack_before_fsync"      single-shard commits return before their record is durable;
-  //   "skip_decision_record"  two-phase commit skips logging the coordinator's decision;
+  //   "commit_with_prepare_missing"  a cross-shard commit is decided (acknowledged) with its
+  //                          last participant's prepare neither synced nor waited for;
   //   "async_complete_before_fsync"  CommitAsync calls back before the record is durable.
   static bool DeliberateBug(const char* bug);
 

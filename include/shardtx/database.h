@@ -83,8 +83,9 @@ class Database {
   // commits like any other. It holds exactly the transactions whose commit records lie before one
   // cut, the same instant on every shard: every commit acknowledged before Backup was called is
   // in it, no cross-shard transaction is in it in part, and one that was between its phases at
-  // the cut comes back as after a crash there (committed if its decision was logged; otherwise
-  // aborted, or still prepared under its name for a host's named prepare).
+  // the cut comes back as after a crash there (committed if its decision, or for a Commit its
+  // prepares, were logged before the cut; a host's named prepare without a decision stays
+  // prepared under its name).
   //
   // Costs: commits wait only for the cut (one instant, every shard's commit lock at once);
   // checkpoints go on, but the WAL is not truncated below what the copy needs until Backup

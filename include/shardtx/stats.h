@@ -57,8 +57,8 @@ struct Stats {
   uint64_t aborts_too_large = 0;
   uint64_t aborts_io_error = 0;
   uint64_t in_doubt = 0;                // prepared transactions awaiting a decision
-  uint64_t recovered_commits = 0;       // in-doubt transactions recovery committed (decision)
-  uint64_t recovered_aborts = 0;        // ... and aborted (no decision: presumed abort)
+  uint64_t recovered_commits = 0;       // in-doubt transactions recovery committed
+  uint64_t recovered_aborts = 0;        // ... and aborted
   std::string commit_latency_us;        // Histogram summary of Commit() calls
   // Transaction::CommitAsync: commits accepted; completion batches delivered (the callbacks
   // the completion thread ran in one go: those of one fsync, or of several when callbacks fell
@@ -70,7 +70,9 @@ struct Stats {
   std::string async_batch_size;
   uint64_t async_backpressure_waits = 0;
   // Two-phase commit phases (microseconds): prepare (log + sync on every participant),
-  // decision (log + sync on the coordinator), phase 2 (commit records, install, publish).
+  // decision (log + sync on the coordinator: named transactions' CommitPrepared only, since a
+  // cross-shard Commit is committed once its prepares are durable and does not wait for its
+  // decision record), phase 2 (commit records, install, publish).
   std::string prepare_us, decision_us, phase2_us;
   // Sums over shards.
   uint64_t fsyncs = 0;

@@ -47,8 +47,14 @@ class Transaction {
   //   serializable validation, or a key locked by a prepared transaction, the message naming
   //   the key, the shard and the phase; kResourceExhausted when the transaction exceeds
   //   Options::max_txn_bytes; kFailedPrecondition once the Database is closing or closed; an
-  //   I/O status when the log failed (the database must then be reopened; the transaction is
-  //   not committed). After any error the transaction is over.
+  //   I/O status when the log failed: the database must then be reopened, and whether the
+  //   transaction committed is known only then (Database::GetOutcome; a write, or an fsync
+  //   that failed, may still have reached the disk). After any error the transaction is over.
+  //
+  // A commit over several shards is durable, and committed, once every participant shard's
+  // prepare record is durable (parallel commit: one fsync round); its decision record is
+  // written after, without waiting. Once that point is passed Commit returns OK even if a
+  // later record cannot be logged (the failed log then fails the next calls that need it).
   //
   // Serializable and prepared transactions: a serializable Commit aborts (retryably, "prepare
   // conflict") if a key it read, or a key in a range it read, is written by a transaction that

@@ -20,7 +20,7 @@ if(found)
   message(FATAL_ERROR "${LIBRARY} has kill points:\n  ${lines}")
 endif()
 file(STRINGS "${LIBRARY}" found
-  REGEX "SHARDTX_DELIBERATE_BUG|ack_before_fsync|skip_decision_record|async_complete_before_fsync")
+  REGEX "SHARDTX_DELIBERATE_BUG|ack_before_fsync|commit_with_prepare_missing|async_complete_before_fsync")
 if(found)
   list(JOIN found "\n  " lines)
   message(FATAL_ERROR "${LIBRARY} has the deliberate-bug switches:\n  ${lines}")

@@ -117,9 +117,9 @@ TEST(ReleaseLibrary, IgnoresDeliberateBugAsyncCompleteBeforeFsync) {
   EXPECT_FALSE(KillPoints::DeliberateBug("async_complete_before_fsync"));
 }
 
-TEST(ReleaseLibrary, IgnoresDeliberateBugSkipDecisionRecord) {
-  ASSERT_EQ(setenv("SHARDTX_DELIBERATE_BUG", "skip_decision_record", 1), 0);
-  EXPECT_FALSE(KillPoints::DeliberateBug("skip_decision_record"));
+TEST(ReleaseLibrary, IgnoresDeliberateBugCommitWithPrepareMissing) {
+  ASSERT_EQ(setenv("SHARDTX_DELIBERATE_BUG", "commit_with_prepare_missing", 1), 0);
+  EXPECT_FALSE(KillPoints::DeliberateBug("commit_with_prepare_missing"));
 }
 
 // The behaviour behind the switch: with SHARDTX_DELIBERATE_BUG=ack_before_fsync set, a durable

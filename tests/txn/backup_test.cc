@@ -266,11 +266,12 @@ TEST_P(BackupCut, CopyShowsTheTransactionAsACrashAtTheCutWould) {
 INSTANTIATE_TEST_SUITE_P(
     Phases, BackupCut,
     ::testing::Values(
-        // Every prepare logged, only the first participant's synced: no decision in the copy.
-        CutCase{"2pc.after_some_prepares", false, false, false},
-        // Every prepare durable, no decision: presumed abort...
-        CutCase{"2pc.after_all_prepares", false, false, false},
-        // ...except for a host's named prepare, which its host decides.
+        // Every prepare logged before the cut (the copy has all of them), no decision: our
+        // own cross-shard commit is committed by its prepares (parallel commit; before it,
+        // the copy aborted these two)...
+        CutCase{"2pc.after_some_prepares", false, true, false},
+        CutCase{"2pc.after_all_prepares", false, true, false},
+        // ...a host's named prepare stays prepared, for its host to decide.
         CutCase{"2pc.after_some_prepares", true, false, true},
         CutCase{"2pc.after_all_prepares", true, false, true},
         // The decision durable, no commit record yet: the copy commits it.

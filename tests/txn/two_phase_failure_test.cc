@@ -1,7 +1,8 @@
-// Two-phase commit when the log fails: a failed decision or commit point never leaves a
-// timestamp unfinished or a version visible, a prepare that failed half-way leaves no orphan
-// that takes a later prepare's lock on replay, and a failed Open releases what it opened
-// without hanging. Each hang is caught by a deadline, not waited out.
+// Two-phase commit when the log fails: a failed decision never undoes a commit whose prepares
+// are durable, a failed commit point never leaves a timestamp unfinished or a version visible, a
+// prepare that failed half-way leaves no orphan that takes a later prepare's lock on replay, and a
+// failed Open releases what it opened without hanging. Each hang is caught by a deadline, not
+// waited out.
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -51,38 +52,46 @@ class TwoPhaseFailureTest : public testing::FaultDbTest {
   }
 };
 
-// Item 7: a serializable cross-shard commit takes its timestamp with the validation; a failed
-// decision fsync must finish it, or every later synchronous commit, checkpoint and Close waits
-// forever for visible_ts to pass it.
-TEST_F(TwoPhaseFailureTest, FailedDecisionSyncLeavesNoTimestampUnfinished) {
+// Item 7: a serializable cross-shard commit takes its timestamp with the validation. Under
+// parallel commit it is committed once its prepares are durable: a decision whose fsync then
+// fails does not undo it (before parallel commit the decision's fsync was the commit point
+// and this test expected the transaction in doubt, then aborted), and leaves no timestamp
+// unfinished (or every later synchronous commit, checkpoint and Close would wait forever).
+TEST_F(TwoPhaseFailureTest, FailedDecisionSyncLeavesTheCommitCommittedAndNoTimestampUnfinished) {
   Open();
   auto t = Serializable();
   ASSERT_TRUE(t->Put("apple", "1").ok());
   ASSERT_TRUE(t->Put("zebra", "1").ok());
-  // Every prepare is durable; the next fsync is the decision's on shard 0, the commit point.
+  // Every prepare is durable; from here every fsync fails, the decision's on shard 0 included.
   const uint64_t hits = KillPoints::Hits("2pc.after_all_prepares");
   KillPoints::Arm("2pc.after_all_prepares", 0, [&] { env_.FailSyncAfter(1, /*persistent=*/true); });
   absl::Status s = t->Commit();
-  env_.ClearFaults();
   ASSERT_EQ(KillPoints::Hits("2pc.after_all_prepares"), hits + 1);
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(t->commit_timestamp(), 0u);
-  // The decision may be on disk: in doubt, its locks held, until the database is reopened.
-  EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kPrepared);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_NE(t->commit_timestamp(), 0u);
+  EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kCommitted);
+  // A synchronous commit on shard 0 fails (its fsync, or the decision's before it, failed):
+  // the decision certainly never reached the disk.
+  EXPECT_FALSE(PutOne(db_.get(), "avocado", "x").ok());
+  env_.ClearFaults();
   WithinDeadline("a commit on the healthy shard",
                  [&] { EXPECT_TRUE(PutOne(db_.get(), "zulu", "after").ok()); });
   EXPECT_EQ(*GetOne(db_.get(), "zulu"), "after");
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "1");
   WithinDeadline("Close", [&] { db_->Close().IgnoreError(); });
-  // The decision never became durable: presumed abort.
+  // No decision on disk, but both prepares are: committed.
   CrashAndReopen();
-  EXPECT_TRUE(absl::IsNotFound(GetOne(db_.get(), "apple").status()));
-  EXPECT_TRUE(absl::IsNotFound(GetOne(db_.get(), "zebra").status()));
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "1");
+  EXPECT_EQ(*GetOne(db_.get(), "zebra"), "1");
   EXPECT_EQ(*GetOne(db_.get(), "zulu"), "after");
+  EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kCommitted);
 }
 
 // Item 7, the other exit: the decision cannot even be appended (the coordinator's log failed
-// between the prepares and the decision).
-TEST_F(TwoPhaseFailureTest, FailedDecisionAppendAbortsAndFinishesTheTimestamp) {
+// between the prepares and the decision). The transaction is committed all the same (before
+// parallel commit this aborted it): phase two finishes, the timestamp too, and recovery
+// commits it from its prepares.
+TEST_F(TwoPhaseFailureTest, FailedDecisionAppendStillCommitsAndFinishesTheTimestamp) {
   Open();
   auto t = Serializable();
   ASSERT_TRUE(t->Put("apple", "1").ok());
@@ -91,14 +100,15 @@ TEST_F(TwoPhaseFailureTest, FailedDecisionAppendAbortsAndFinishesTheTimestamp) {
   KillPoints::Arm("2pc.after_all_prepares", 0, [&] { PoisonShardOf("avocado"); });
   absl::Status s = t->Commit();
   ASSERT_EQ(KillPoints::Hits("2pc.after_all_prepares"), hits + 1);
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kAborted);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(db_->GetOutcome(t->id()), Database::Outcome::kCommitted);
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "1");
   WithinDeadline("a commit on the healthy shard", [&] {
-    EXPECT_TRUE(PutOne(db_.get(), "zebra", "free").ok());  // aborted: its lock is gone too
+    EXPECT_TRUE(PutOne(db_.get(), "zebra", "free").ok());  // committed: its lock is gone too
   });
   WithinDeadline("Close", [&] { db_->Close().IgnoreError(); });
   CrashAndReopen();
-  EXPECT_TRUE(absl::IsNotFound(GetOne(db_.get(), "apple").status()));
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "1");
   EXPECT_EQ(*GetOne(db_.get(), "zebra"), "free");
 }
 

@@ -130,7 +130,8 @@ std::vector<int> Model::SyncedShards(const Intent& in) const {
     case OpKind::kTransfer:
     case OpKind::kWrite:
       // One shard: its commit record is synced before Commit returns. Several: so is every
-      // participant's prepare (the coordinator's own rides with the decision, synced after it).
+      // participant's prepare (all of them durable is the commit point of parallel commit; the
+      // decision after them is not waited for).
       return ParticipantShards(in.from, in.to, in.writes, false);
     case OpKind::kPrepare:
       return ParticipantShards(in.from, in.to, in.writes, true);  // every prepare synced
