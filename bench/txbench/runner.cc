@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <cerrno>
@@ -369,8 +370,10 @@ class FsyncFile {
     return absl::OkStatus();
   }
 
-  void Measure(uint32_t record_size, double seconds, const ProgressFn& progress, RunResult* r) {
-    const int files = static_cast<int>(fds_.size());
+  // Syncs the first `files` files (at most as many as were created) at once, round by round.
+  void Measure(int files, uint32_t record_size, double seconds, const ProgressFn& progress,
+               RunResult* r) {
+    files = std::clamp(files, 1, static_cast<int>(fds_.size()));
     const std::string what =
         files == 1 ? "fsync floor" : absl::StrCat("fsync floor (", files, " files at once)");
     r->engine_description =
@@ -556,7 +559,7 @@ RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
   if (kind_ == EngineKind::kFsync) {
     r.shards = 1;
     r.durability = DurabilityMode::kSync;
-    fsync_->Measure(RecordSize(config_), std::min(seconds, 3.0), progress, &r);
+    fsync_->Measure(spec.threads, RecordSize(config_), std::min(seconds, 3.0), progress, &r);
     return r;
   }
   r.shards = config_.shards;

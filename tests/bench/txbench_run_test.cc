@@ -176,6 +176,22 @@ TEST(TxbenchFsync, TwoFileFloorSyncsBothFilesEachRound) {
   EXPECT_TRUE(std::filesystem::is_empty(c.dir));  // both files removed
 }
 
+// --make-bench opens one floor contender for both floors (with as many files as the larger
+// needs): each run syncs as many files as its own spec says.
+TEST(TxbenchFsync, SharedFloorContenderSyncsTheRunsOwnNumberOfFiles) {
+  Config c = SmallConfig();
+  auto contender = Contender::Open(c, EngineKind::kFsync, Workload::kFsync, 2, nullptr);
+  ASSERT_TRUE(contender.ok()) << contender.status();
+  for (int files : {1, 2}) {
+    RunResult r = (*contender)->Measure({EngineKind::kFsync, Workload::kFsync, files, 1}, 0.2,
+                                        c.seed, nullptr);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    ASSERT_GT(r.committed, 0u);
+    ASSERT_TRUE(r.fsyncs_per_s.has_value());
+    EXPECT_DOUBLE_EQ(*r.fsyncs_per_s, files * r.txn_per_s) << files;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Deferred work inside the window, and the RocksDB 2PC baselines
 
