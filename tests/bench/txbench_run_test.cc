@@ -183,8 +183,9 @@ TEST(TxbenchFsync, SharedFloorContenderSyncsTheRunsOwnNumberOfFiles) {
   auto contender = Contender::Open(c, EngineKind::kFsync, Workload::kFsync, 2, nullptr);
   ASSERT_TRUE(contender.ok()) << contender.status();
   for (int files : {1, 2}) {
-    RunResult r = (*contender)->Measure({EngineKind::kFsync, Workload::kFsync, files, 1}, 0.2,
-                                        c.seed, nullptr);
+    RunResult r =
+        (*contender)
+            ->Measure({EngineKind::kFsync, Workload::kFsync, files, 1}, 0.2, c.seed, nullptr);
     ASSERT_TRUE(r.status.ok()) << r.status;
     ASSERT_GT(r.committed, 0u);
     ASSERT_TRUE(r.fsyncs_per_s.has_value());
