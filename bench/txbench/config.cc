@@ -63,11 +63,12 @@ ABSL_FLAG(std::string, csv, "", "Write the results as CSV to this file.");
 ABSL_FLAG(std::string, chart, "",
           "Draw a PNG (gnuplot) of throughput by engine and workload and of latency percentiles.");
 ABSL_FLAG(bool, make_bench, false,
-          "Run the matrix of `make bench` (about 3 minutes): 5 interleaved repetitions of the "
+          "Run the matrix of `make bench` (about 5 minutes): 5 interleaved repetitions of the "
           "fsync floors (one file; two files synced at once), shardtx single and cross at 1 "
           "thread, single at 64 threads for every engine and "
           "cross at 64 threads (2 shards per transaction) for shardtx and both of RocksDB's 2PC "
-          "protocols (rocksdb, rocksdb-serial2pc).");
+          "protocols (rocksdb, rocksdb-serial2pc), shardtx-async single with 2 threads and 256 "
+          "in flight, shardtx single at 64 threads without sync, rocksdb single at 256 threads.");
 ABSL_FLAG(bool, long_bench, false,
           "Run the long steady-state matrix of `make bench-long` (about 40 minutes): 5 "
           "interleaved repetitions of 30 s windows of single at 1 and 64 threads, cross at 64 "

@@ -167,7 +167,7 @@ Outcome Run(const Config& config, FILE* out) {
   for (const auto& [engine, text] : notes) {
     std::fprintf(out, "  %s after its last window: %s\n", EngineName(engine), text.c_str());
   }
-  std::fprintf(out, "\n== medians over %d repetition%s ==\n%s\n== issue 5 targets ==\n%s",
+  std::fprintf(out, "\n== medians over %d repetition%s ==\n%s\n== targets (issues 5 and 19) ==\n%s",
                config.reps, config.reps == 1 ? "" : "s", SummaryText(outcome.runs).c_str(),
                TargetsText(outcome.runs).c_str());
   std::fflush(out);
