@@ -1,7 +1,7 @@
 // What txbench prints and writes: the header that states the fairness rules and the verdict
 // rule, a row per measured window, the medians over the repetitions with each engine's
-// per-repetition ratio to the others, the targets of issues 5 and 19 with their verdicts, and the JSON and
-// CSV files.
+// per-repetition ratio to the others, the targets of issues 5 and 19 with their verdicts, and the
+// JSON and CSV files.
 #pragma once
 
 #include <string>
