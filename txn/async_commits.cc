@@ -11,7 +11,7 @@ namespace shardtx::txn {
 
 namespace {
 
-constexpr int kPoolThreads = 4;
+constexpr size_t kPoolThreads = 4;
 thread_local bool on_callback_thread = false;
 
 }  // namespace
@@ -32,6 +32,12 @@ AsyncCommits::~AsyncCommits() {
 
 bool AsyncCommits::OnCallbackThread() { return on_callback_thread; }
 
+AsyncCommits::CallbackScope::CallbackScope() : previous_(on_callback_thread) {
+  on_callback_thread = true;
+}
+
+AsyncCommits::CallbackScope::~CallbackScope() { on_callback_thread = previous_; }
+
 bool AsyncCommits::TryTakeSlot() {
   uint64_t n = in_flight_.load(std::memory_order_seq_cst);
   while (n < max_in_flight_) {
@@ -40,8 +46,20 @@ bool AsyncCommits::TryTakeSlot() {
   return false;
 }
 
+void AsyncCommits::StartCompletionThread() {
+  // Before any slot is taken: a throw here leaks nothing (and the next Admit tries again).
+  std::call_once(completion_once_, [this] {
+    completion_ = std::thread([this] {
+      on_callback_thread = true;
+      CompletionLoop();
+    });
+  });
+  completion_started_.store(true, std::memory_order_release);
+}
+
 bool AsyncCommits::Admit() {
   if (closed_.load(std::memory_order_seq_cst)) return false;
+  if (!completion_started_.load(std::memory_order_acquire)) StartCompletionThread();
   if (on_callback_thread) {
     in_flight_.fetch_add(1, std::memory_order_seq_cst);  // never waits for itself
   } else if (!TryTakeSlot()) {
@@ -81,94 +99,95 @@ void AsyncCommits::Drain() {
   slot_waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-void AsyncCommits::StartLocked() {
-  if (started_) return;
-  started_ = true;
-  completion_ = std::thread([this] {
-    on_callback_thread = true;
-    CompletionLoop();
-  });
-}
-
 void AsyncCommits::Deliver(AsyncBatch batch) {
   if (batch.empty()) return;
   MutexLock l(&mu_);
-  StartLocked();
-  ready_.push_back(std::move(batch));
+  queue_.emplace_back(std::move(batch), absl::OkStatus());
   cv_.Signal();
 }
 
-void AsyncCommits::Fail(AsyncBatch commits, const absl::Status& error) {
+void AsyncCommits::TakeBack(uint32_t shard, AsyncBatch commits, const absl::Status& error) {
   if (commits.empty()) return;
   {
-    MutexLock l(&mu_);
-    StartLocked();
-    failed_.emplace_back(std::move(commits), error);
-    failed_pending_.store(true, std::memory_order_seq_cst);
-    cv_.Signal();
+    engine::Shard* s = db_->shard(shard);
+    MutexLock l(s->commit_mu());
+    for (const auto& c : commits) s->UninstallLocked(c->writes, c->ts);
   }
-  // The completion thread may be waiting for a timestamp of these commits to become visible.
-  db_->oracle().Wake();
+  FinishTakenBack(std::move(commits), error);
+}
+
+void AsyncCommits::TakeBackLocked(uint32_t shard, AsyncBatch commits, const absl::Status& error) {
+  if (commits.empty()) return;
+  engine::Shard* s = db_->shard(shard);
+  s->commit_mu()->AssertHeld();
+  for (const auto& c : commits) s->UninstallLocked(c->writes, c->ts);
+  FinishTakenBack(std::move(commits), error);
+}
+
+void AsyncCommits::FinishTakenBack(AsyncBatch commits, const absl::Status& error) {
+  // Nobody has seen these versions (visible_ts is below their timestamps, and they are gone
+  // from the overlay now): visible_ts may pass them.
+  std::vector<engine::Timestamp> ts;
+  ts.reserve(commits.size());
+  for (const auto& c : commits) ts.push_back(c->ts);
+  db_->oracle().FinishMany(ts);
+  db_->counters().aborts_io_error += commits.size();
+  MutexLock l(&mu_);
+  queue_.emplace_back(std::move(commits), error);
+  cv_.Signal();
 }
 
 void AsyncCommits::RunOnPool(std::function<void()> task) {
-  MutexLock l(&mu_);
-  if (!pool_started_) {
-    pool_started_ = true;
-    for (int i = 0; i < kPoolThreads; ++i) {
+  // Outside mu_; a throw here leaves the pool as it was (or partly started: completed later).
+  std::call_once(pool_once_, [this] {
+    while (pool_.size() < kPoolThreads) {
       pool_.emplace_back([this] {
         on_callback_thread = true;
         PoolLoop();
       });
     }
-  }
+  });
+  MutexLock l(&mu_);
   pool_tasks_.push_back(std::move(task));
   pool_cv_.Signal();
 }
 
 void AsyncCommits::PoolLoop() {
-  MutexLock l(&mu_);
+  mu_.Lock();
   while (true) {
     while (pool_tasks_.empty() && !stop_) pool_cv_.Wait();
-    if (pool_tasks_.empty()) return;
+    if (pool_tasks_.empty()) break;
     std::function<void()> task = std::move(pool_tasks_.front());
     pool_tasks_.pop_front();
     mu_.Unlock();
     task();
+    task = nullptr;  // its captures go here, outside mu_
     mu_.Lock();
   }
-}
-
-void AsyncCommits::RunFailures() {
-  std::deque<std::pair<AsyncBatch, absl::Status>> failed;
-  {
-    MutexLock l(&mu_);
-    failed.swap(failed_);
-    failed_pending_.store(false, std::memory_order_seq_cst);
-  }
-  for (auto& [commits, error] : failed) RunFailed(std::move(commits), error);
+  mu_.Unlock();
 }
 
 void AsyncCommits::CompletionLoop() {
   mu_.Lock();
   while (true) {
-    while (ready_.empty() && failed_.empty() && !stop_) cv_.Wait();
-    if (!failed_.empty()) {
-      mu_.Unlock();
-      RunFailures();
-      mu_.Lock();
-      continue;
-    }
-    if (ready_.empty()) break;  // stopping with nothing left
-    // Everything queued: the batches of several fsyncs when callbacks fell behind.
-    AsyncBatch commits = std::move(ready_.front());
-    ready_.pop_front();
-    while (!ready_.empty()) {
-      for (auto& c : ready_.front()) commits.push_back(std::move(c));
-      ready_.pop_front();
-    }
+    while (queue_.empty() && !stop_) cv_.Wait();
+    if (queue_.empty()) break;  // stopping with nothing left
+    // Everything queued (the batches of several fsyncs when callbacks fell behind), in the
+    // order it came: one shard's failures after its earlier successes.
+    std::deque<std::pair<AsyncBatch, absl::Status>> work;
+    work.swap(queue_);
     mu_.Unlock();
-    RunDelivered(std::move(commits));
+    AsyncBatch delivered;
+    for (auto& [commits, status] : work) {
+      if (status.ok()) {
+        for (auto& c : commits) delivered.push_back(std::move(c));
+        continue;
+      }
+      if (!delivered.empty()) RunDelivered(std::exchange(delivered, {}));
+      RunFailed(std::move(commits), status);
+    }
+    if (!delivered.empty()) RunDelivered(std::move(delivered));
+    work.clear();
     mu_.Lock();
   }
   mu_.Unlock();
@@ -177,12 +196,9 @@ void AsyncCommits::CompletionLoop() {
 void AsyncCommits::RunDelivered(AsyncBatch commits) {
   engine::Timestamp max_ts = 0;
   for (const auto& c : commits) max_ts = std::max(max_ts, c->ts);
-  // Visible once every earlier timestamp is finished. One of those may belong to a commit
-  // of a failed log, which only this thread finishes (after uninstalling it): do that first.
-  while (!db_->oracle().WaitVisibleUnless(
-      max_ts, [this] { return failed_pending_.load(std::memory_order_seq_cst); })) {
-    RunFailures();
-  }
+  // Visible once every earlier timestamp is finished, which never waits for this thread: a
+  // commit of a failed log is taken back by the thread that failed it.
+  db_->oracle().WaitVisible(max_ts);
   SHARDTX_KILL_POINT("commit.after_durable");
   TxnCounters& counters = db_->counters();
   counters.async_batches++;
@@ -199,17 +215,7 @@ void AsyncCommits::RunDelivered(AsyncBatch commits) {
 }
 
 void AsyncCommits::RunFailed(AsyncBatch commits, const absl::Status& error) {
-  // Nobody has seen these versions (visible_ts is below their timestamps): take them back,
-  // then let visible_ts pass their timestamps. Each shard's commits are in LSN order.
-  for (auto& c : commits) {
-    engine::Shard* s = db_->shard(c->shard);
-    MutexLock l(s->commit_mu());
-    s->UninstallLocked(c->writes, c->ts);
-  }
-  std::vector<engine::Timestamp> ts;
-  for (const auto& c : commits) ts.push_back(c->ts);
-  db_->oracle().FinishMany(ts);
-  db_->counters().aborts_io_error += commits.size();
+  // Taken back already (TakeBack): only the callbacks are left.
   for (auto& c : commits) {
     c->done(error);
     c.reset();

@@ -22,26 +22,34 @@ void DurableCommits::Add(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts) 
   oracle_->Finish(ts);
 }
 
-void DurableCommits::AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit> commit) {
+void DurableCommits::AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit>& commit) {
   Queue& q = *queues_[commit->shard];
   const engine::Timestamp ts = commit->ts;
   absl::Status error;
   {
     MutexLock l(&q.mu);
     if (q.error.ok() && q.durable < lsn) {
-      q.pending.push_back(Pending{lsn, ts, std::move(commit)});
+      // Queued first, so that a throw leaves `commit` with the caller.
+      q.pending.push_back(Pending{lsn, ts, nullptr});
+      q.pending.back().async = std::move(commit);
       return;
     }
     error = q.error;
+    if (error.ok()) {
+      // Reported durable already: delivered under q.mu, like Durable's batches, so that they
+      // reach AsyncCommits in LSN order.
+      oracle_->Finish(ts);
+      AsyncBatch batch;
+      batch.push_back(std::move(commit));
+      async_->Deliver(std::move(batch));
+      return;
+    }
   }
+  // The log failed after the append: taken back here, under the caller's commit lock.
+  const uint32_t shard = commit->shard;
   AsyncBatch batch;
   batch.push_back(std::move(commit));
-  if (!error.ok()) {
-    async_->Fail(std::move(batch), error);
-    return;
-  }
-  oracle_->Finish(ts);
-  async_->Deliver(std::move(batch));
+  async_->TakeBackLocked(shard, std::move(batch), error);
 }
 
 void DurableCommits::Durable(uint32_t shard, engine::Lsn lsn) {
@@ -57,24 +65,35 @@ void DurableCommits::Durable(uint32_t shard, engine::Lsn lsn) {
       if (p.async != nullptr) async.push_back(std::move(p.async));
       q.pending.pop_front();
     }
+    if (!async.empty()) {
+      // Under q.mu: one shard's batches reach AsyncCommits in LSN order, also past an AddAsync
+      // that finds its record reported durable already (and delivers it itself).
+      oracle_->FinishMany(done);
+      async_->Deliver(std::move(async));
+      return;
+    }
   }
   if (!done.empty()) oracle_->FinishMany(done);
-  if (!async.empty()) async_->Deliver(std::move(async));
 }
 
 void DurableCommits::Poisoned(uint32_t shard, const absl::Status& error) {
   Queue& q = *queues_[shard];
   AsyncBatch failed;
+  absl::Status e;
   {
     MutexLock l(&q.mu);
     q.error = error.ok() ? absl::InternalError("log failed") : error;
+    e = q.error;
     // Synchronous commits learn it from WaitDurable and take themselves back.
     for (Pending& p : q.pending) {
       if (p.async != nullptr) failed.push_back(std::move(p.async));
     }
     q.pending.clear();
   }
-  async_->Fail(std::move(failed), error);
+  // Here, on the thread that wrote the failed batch (which holds no WAL lock and no commit
+  // lock), not on the completion thread: a callback running there may wait for visible_ts to
+  // pass these timestamps.
+  async_->TakeBack(shard, std::move(failed), e);
 }
 
 }  // namespace shardtx::txn

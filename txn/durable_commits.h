@@ -4,7 +4,7 @@
 // once, before any of their threads is woken. A commit becomes visible when its fsync
 // returns, not when its own thread gets to run. Asynchronous commits (CommitAsync) are queued
 // the same way and handed, one batch per fsync, to AsyncCommits for their callbacks; when a
-// shard's log fails, its queued asynchronous commits are handed over as failed.
+// shard's log fails, its queued asynchronous commits are taken back and reported failed.
 #pragma once
 
 #include <cstdint>
@@ -30,14 +30,17 @@ class DurableCommits final : public engine::DurableListener {
   // durable; at once if the log already reported it durable. REQUIRES: the shard's commit
   // lock, held since the record was appended (so that the queue is in LSN order).
   void Add(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts);
-  // The same for an asynchronous commit (its timestamp in `commit->ts`), which then goes to
-  // AsyncCommits::Deliver; or to AsyncCommits::Fail if the log fails first (or has failed).
+  // The same for an asynchronous commit (its timestamp in `commit->ts`, its keys in
+  // `commit->writes`), which then goes to AsyncCommits::Deliver; or, if the log fails first (or
+  // has failed), is taken back (AsyncCommits::TakeBack). Takes `commit`, unless it throws.
   // REQUIRES: as Add.
-  void AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit> commit);
+  void AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit>& commit);
 
   // The shard's log: every record through `lsn` is durable.
   void Durable(uint32_t shard, engine::Lsn lsn) override;
-  // The shard's log failed: no queued record will become durable.
+  // The shard's log failed: no queued record will become durable. Takes back the queued
+  // asynchronous commits on the calling thread, taking the shard's commit lock: REQUIRES: the
+  // caller holds no commit lock and no lock of the shard's log.
   void Poisoned(uint32_t shard, const absl::Status& error) override;
 
  private:

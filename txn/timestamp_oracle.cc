@@ -58,18 +58,4 @@ void TimestampOracle::WaitVisible(Timestamp ts) {
   --waiters_;
 }
 
-bool TimestampOracle::WaitVisibleUnless(Timestamp ts, absl::FunctionRef<bool()> stop) {
-  if (visible() >= ts) return true;
-  MutexLock l(&mu_);
-  ++waiters_;
-  while (visible_.load(std::memory_order_relaxed) < ts && !stop()) cv_.Wait();
-  --waiters_;
-  return visible_.load(std::memory_order_relaxed) >= ts;
-}
-
-void TimestampOracle::Wake() {
-  MutexLock l(&mu_);
-  if (waiters_ > 0) cv_.SignalAll();
-}
-
 }  // namespace shardtx::txn

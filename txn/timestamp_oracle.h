@@ -8,7 +8,6 @@
 #include <deque>
 #include <vector>
 
-#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "engine/types.h"
 #include "util/mutex.h"
@@ -38,11 +37,6 @@ class TimestampOracle {
 
   // Blocks until visible_ts >= ts.
   void WaitVisible(Timestamp ts);
-  // Blocks until visible_ts >= ts or `stop()` (checked under the oracle's lock, whenever
-  // visible_ts advances or Wake is called). True if visible.
-  bool WaitVisibleUnless(Timestamp ts, absl::FunctionRef<bool()> stop);
-  // Wakes WaitVisibleUnless callers to recheck their `stop`.
-  void Wake();
 
  private:
   void FinishLocked(Timestamp ts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "txn/coordinator.h"
@@ -461,46 +462,51 @@ absl::Status TransactionImpl::CommitAsync(CommitCallback done) {
   if (!done) return fail(absl::InvalidArgumentError("CommitAsync: the callback is empty"));
   AsyncCommits& async = db_->async_commits();
   if (!async.Admit()) return fail(db_->ClosedError());
+  // Released on every way out (a throw included) until a commit that releases it takes it.
+  AsyncCommits::Slot slot(&async);
   const auto start = std::chrono::steady_clock::now();
   for (auto& v : views_) v.reset();  // release LMDB readers early
   if (writes_.empty()) {
     state_ = State::kCommitted;
     db_->counters().read_only_commits++;
     Finish();
-    done(absl::OkStatus());
-    async.Release();
+    // This thread holds a slot while `done` runs: a CommitAsync in `done` must not wait for it.
+    AsyncCommits::CallbackScope callback_thread;
+    CommitCallback d = std::move(done);  // its captures go before the slot
+    d(absl::OkStatus());
     return absl::OkStatus();
   }
   if (WritesSeveralShards()) {
     // The blocking two-phase commit, on a pool thread, of a copy: the caller may destroy
     // this Transaction as soon as this returns.
-    TransactionImpl* copy = new TransactionImpl(this);
+    std::unique_ptr<TransactionImpl> copy(new TransactionImpl(this));
     state_ = State::kCommitted;
     db_->counters().async_commits++;
     Finish();
-    async.RunOnPool([copy, done = std::move(done), &async] {
+    async.RunOnPool([copy = copy.get(), done = std::move(done), &async]() mutable {
       std::unique_ptr<TransactionImpl> owned(copy);
       absl::Status s = owned->Commit();
       owned.reset();
-      done(s);
+      {
+        CommitCallback d = std::move(done);  // its captures go before the slot
+        d(s);
+      }
       async.Release();
     });
+    copy.release();  // the task owns it now
+    slot.HandOver();
     return absl::OkStatus();
   }
   absl::StatusOr<CommitPlan> plan = MakePlan();
-  if (!plan.ok()) {
-    async.Release();
-    return fail(plan.status());
-  }
+  if (!plan.ok()) return fail(plan.status());
   auto commit = std::make_unique<AsyncCommit>();
   commit->done = std::move(done);
   commit->txn_id = id_;
   commit->start = start;
   absl::Status s = CommitOnePhaseAsync(*plan, std::move(commit));
-  if (!s.ok()) {
-    async.Release();
-    return fail(s);
-  }
+  if (!s.ok()) return fail(s);
+  // The commit's callback releases the slot (it may have already).
+  slot.HandOver();
   return absl::OkStatus();  // `this` may be gone already: the callback may have destroyed it
 }
 
@@ -518,19 +524,28 @@ absl::Status TransactionImpl::CommitOnePhaseAsync(CommitPlan& plan,
   const bool early = sync && KillPoints::DeliberateBug("async_complete_before_fsync");
   s->WaitForSpace();
   std::string record = engine::EncodeCommit(/*commit_ts=*/0, id_, writes);
-  engine::Timestamp ts;
   {
     ShardLocks locks(db, plan.involved);
     s->commit_mu()->AssertHeld();
     RETURN_IF_ERROR(ValidateLocked(plan));
-    ts = db->oracle().Assign();
+    const engine::Timestamp ts = db->oracle().Assign();
+    // Should anything below throw (an allocation) before the commit is handed over, it is
+    // taken back here: a timestamp never finished would stop visible_ts for good.
+    bool installed = false, finished = false;
+    absl::Cleanup take_back = [&] {
+      if (commit == nullptr || finished) return;  // handed over, or visible already
+      // `take_back` goes before `locks`.
+      s->commit_mu()->AssertHeld();
+      if (installed) s->UninstallLocked(commit->writes.empty() ? writes : commit->writes, ts);
+      db->oracle().Finish(ts);
+    };
     engine::SetCommitTs(&record, ts);
     auto appended = s->AppendLocked(engine::kCommit, record, durability);
     if (!appended.ok()) {
-      db->oracle().Finish(ts);  // nothing installed under it
       db->counters().aborts_io_error++;
-      return appended.status();
+      return appended.status();  // nothing installed: take_back finishes the timestamp
     }
+    installed = true;
     s->InstallLocked(&writes, ts);  // the transaction is done with the values
     commit->shard = shard;
     commit->ts = ts;
@@ -540,19 +555,19 @@ absl::Status TransactionImpl::CommitOnePhaseAsync(CommitPlan& plan,
     Finish();
     if (sync && !early) {
       commit->writes = std::move(writes);  // the keys, to take back if the log fails
-      db->durable_commits().AddAsync(*appended, std::move(commit));  // may complete at once
-    } else if (!sync) {
-      db->oracle().Finish(ts);  // visible now; durable soon (async) or later (none)
+      db->durable_commits().AddAsync(*appended, commit);  // may complete at once
+    } else {
+      // kAsync or kNone: no fsync to wait for (or the deliberate bug: complete before it).
+      // Visible now, durable soon (async) or later (none); delivered under the commit lock,
+      // so that one shard's commits of one durability are delivered in commit order.
+      db->oracle().Finish(ts);
+      finished = true;
+      AsyncBatch batch;
+      batch.push_back(std::move(commit));
+      db->async_commits().Deliver(std::move(batch));
     }
   }
   SHARDTX_KILL_POINT("commit.after_wal_append");
-  if (commit != nullptr) {
-    // kAsync or kNone: no fsync to wait for. (Or the deliberate bug: complete before it.)
-    if (early) db->oracle().Finish(ts);
-    AsyncBatch batch;
-    batch.push_back(std::move(commit));
-    db->async_commits().Deliver(std::move(batch));
-  }
   return absl::OkStatus();
 }
 

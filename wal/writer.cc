@@ -229,14 +229,18 @@ void WalWriter::RunBatch(const Batch& b) {
   flushing_.clear();
   if (!s.ok()) {
     {
-      // Poisoned: every waiter, of this batch and the next, wakes to see error_.
+      // Poisoned: every waiter, of this batch and the next, wakes to see error_; so does an
+      // Append waiting for buffer space, which may hold a lock of its caller's that
+      // on_poisoned takes below.
       MutexLock l(&mu_);
       in_flight_ = false;
       error_ = s;
       BumpAllLocked();
+      space_cv_.SignalAll();
       flusher_cv_.Signal();  // the flusher exits
     }
     WakeAllWaiters();
+    // Without mu_: on_poisoned may take locks that appenders hold while they take mu_.
     if (options_.on_poisoned) options_.on_poisoned(s);
     return;
   }

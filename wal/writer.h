@@ -46,7 +46,9 @@ struct WalOptions {
   std::function<void(Lsn)> on_durable;
   // Called once when a write or sync fails and poisons the log, with its error, after every
   // on_durable call (records not reported durable by then never will be): on the thread that
-  // wrote the failed batch, holding whatever locks it holds. Must not call into this writer.
+  // wrote the failed batch, holding no lock of this writer (a committer in WaitDurable holds
+  // whatever else it holds), after every Append waiting for buffer space has been woken to
+  // fail. So it may take a lock that Append's callers hold. Must not call into this writer.
   std::function<void(const absl::Status&)> on_poisoned;
 };
 

@@ -88,20 +88,29 @@ class Transaction {
   //
   // The Transaction is over when CommitAsync returns (whatever it returns) and may be
   // destroyed at once; commit_timestamp() is valid once it returned OK (one shard; 0 for
-  // several, whose timestamp is taken on the commit thread).
+  // several, whose timestamp is taken on the commit thread). It stays set (nonzero) when `done`
+  // later gets an I/O error: the timestamp was taken, and the commit then taken back.
   //
   // Back-pressure: while Options::max_async_commits commits are in flight (accepted, `done`
   // not yet returned), CommitAsync blocks until one completes, except when called from a
   // callback (it never blocks there: the thread it would wait for is its own).
   //
-  // Callbacks (`done`) run on a shardtx thread: all the completions one fsync covered, in
-  // commit order, one after another on the Database's completion thread. A callback must be
-  // quick: the next one waits for it. It may call any shardtx API (Begin, Get, Put,
-  // CommitAsync, GetStats...); blocking calls (Commit, Checkpoint, Backup) work but stall
-  // every completion queued behind them. It must not call Database::Close nor destroy the
-  // Database: they wait for every accepted CommitAsync's callback to return, its own
-  // included. Close (and destruction) returns only after every accepted CommitAsync's `done`
-  // has returned. `done` must not throw.
+  // Callbacks (`done`) run on shardtx threads, never on a thread that writes the log:
+  //   - Single-shard commits: on the Database's completion thread, one at a time (the next
+  //     waits for the one running), with OK once its commit is visible. Of one shard's commits
+  //     with the same durability, the OK callbacks run in commit order (all the completions
+  //     one fsync covered in a row). Across shards, between kSync and kAsync/kNone commits of
+  //     one shard, and for errors, the order is not promised: a commit at a later timestamp
+  //     may be reported first (though not before the earlier one is visible or failed).
+  //   - Several shards: on a small pool of the Database's threads, concurrently with each
+  //     other and with the completion thread, in no particular order.
+  //   - Read-only: on the calling thread, as said above.
+  // A callback must be quick: the completions behind it wait. It may call any shardtx API
+  // (Begin, Get, Put, CommitAsync, GetStats...); blocking calls (Commit, Checkpoint, Backup)
+  // work but stall every completion queued behind them. It must not call Database::Close nor
+  // destroy the Database: they wait for every accepted CommitAsync's callback to return, its
+  // own included. Close (and destruction) returns only after every accepted CommitAsync's
+  // `done` has returned and been destroyed (its captures with it). `done` must not throw.
   virtual absl::Status CommitAsync(CommitCallback done) = 0;
   // Discards the writes. Always OK unless already over.
   virtual absl::Status Rollback() = 0;

@@ -2,6 +2,8 @@
 // synchronous errors, back-pressure, a failing log, Close draining, and callbacks that commit.
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -331,6 +333,121 @@ TEST_F(AsyncCommitTest, CrossShardCommitCompletesThroughTheCallback) {
   done.WaitFor(2);
   EXPECT_TRUE(absl::IsAborted(lost)) << lost;
   EXPECT_EQ(*Read("apple"), "1");
+}
+
+// A shard's log fails while the completion thread is busy in a callback that makes a blocking
+// commit on another shard: that commit waits for visible_ts to pass the failed commit's
+// timestamp, so the failed commit must be taken back (and its timestamp finished) by a thread
+// other than the completion thread. Everything completes, the failed commit is never visible,
+// and Close returns.
+TEST_F(AsyncCommitTest, FailedLogIsTakenBackWhileACallbackCommitsOnAnotherShard) {
+  Open(Opts(2));
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  Count entered, done;
+  absl::Status blocking = absl::UnknownError("not run"), failed = absl::UnknownError("not called");
+  auto first = db_->Begin();
+  ASSERT_TRUE(first->Put("apple", "1").ok());
+  ASSERT_TRUE(first
+                  ->CommitAsync([&](absl::Status s) {
+                    EXPECT_TRUE(s.ok()) << s;
+                    entered.Add();
+                    {
+                      std::unique_lock<std::mutex> l(gate_mu);
+                      gate_cv.wait(l, [&] { return open; });
+                    }
+                    // Durability kAsync: the commit does not wait for the (failing) fsync, only
+                    // for visible_ts to reach its timestamp, which is above the failed one's.
+                    TxnOptions o;
+                    o.durability = Durability::kAsync;
+                    auto t = db_->Begin(o);
+                    EXPECT_TRUE(t->Put("zebra", "z").ok());
+                    blocking = t->Commit();
+                    done.Add();
+                  })
+                  .ok());
+  entered.WaitFor(1);  // the completion thread is in the callback
+  env_.FailSyncAfter(1, /*persistent=*/true);
+  auto doomed = db_->Begin();
+  ASSERT_TRUE(doomed->Put("banana", "b").ok());  // shard 0
+  ASSERT_TRUE(doomed
+                  ->CommitAsync([&](absl::Status s) {
+                    failed = s;
+                    EXPECT_TRUE(absl::IsNotFound(Read("banana").status()));
+                    done.Add();
+                  })
+                  .ok());
+  {
+    std::lock_guard<std::mutex> l(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  done.WaitFor(2);
+  EXPECT_TRUE(blocking.ok()) << blocking;
+  EXPECT_FALSE(failed.ok());
+  EXPECT_TRUE(absl::IsNotFound(Read("banana").status()));
+  EXPECT_EQ(*Read("zebra"), "z");
+  EXPECT_FALSE(db_->Close().ok());  // returns: the logs failed
+  env_.ClearFaults();
+}
+
+// A read-only CommitAsync runs `done` on the caller's thread while holding its slot: with one
+// slot, a CommitAsync inside that callback must not wait for it.
+TEST_F(AsyncCommitTest, ReadOnlyCallbackCommitsAsyncAtTheLimit) {
+  Options o = OneShard();
+  o.max_async_commits = 1;
+  Open(o);
+  Count done;
+  absl::Status inner = absl::UnknownError("not called");
+  auto reader = db_->Begin();
+  ASSERT_TRUE(reader
+                  ->CommitAsync([&](absl::Status s) {
+                    EXPECT_TRUE(s.ok()) << s;
+                    auto t = db_->Begin();
+                    EXPECT_TRUE(t->Put("k", "v").ok());
+                    EXPECT_TRUE(t->CommitAsync([&](absl::Status s) {
+                                   inner = s;
+                                   done.Add();
+                                 }).ok());
+                  })
+                  .ok());
+  done.WaitFor(1);
+  EXPECT_TRUE(inner.ok()) << inner;
+  EXPECT_EQ(*Read("k"), "v");
+  // The inner CommitAsync took a slot beyond the limit instead of waiting.
+  EXPECT_EQ(db_->GetStats().async_backpressure_waits, 0u);
+}
+
+// The captures of a cross-shard commit's callback are destroyed on the pool thread before its
+// slot is released and outside the pool's lock: a capture whose destructor commits (here: a
+// cross-shard CommitAsync, queued to the same pool) works.
+TEST_F(AsyncCommitTest, CallbackCapturesAreDestroyedOutsideThePoolLock) {
+  Open(Opts(2));
+  Count done;
+  std::atomic<int> destroyed{0};
+  auto cross_shard = [&](const std::string& value, Transaction::CommitCallback callback) {
+    auto t = db_->Begin();
+    EXPECT_TRUE(t->Put("apple", value).ok());
+    EXPECT_TRUE(t->Put("zebra", value).ok());
+    EXPECT_TRUE(t->CommitAsync(std::move(callback)).ok());
+  };
+  // Destroyed with the first callback's captures: commits again.
+  std::shared_ptr<void> on_destroy(nullptr, [&](void*) {
+    destroyed++;
+    cross_shard("2", [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      done.Add();
+    });
+  });
+  cross_shard("1", [&, on_destroy = std::move(on_destroy)](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    done.Add();
+  });
+  done.WaitFor(2);
+  EXPECT_EQ(destroyed.load(), 1);
+  EXPECT_EQ(*Read("apple"), "2");
+  ASSERT_TRUE(db_->Close().ok());
 }
 
 TEST_F(AsyncCommitTest, MaxAsyncCommitsIsValidated) {
