@@ -86,6 +86,26 @@ void Backoff(int retries, Rng& rng) {
   std::this_thread::sleep_for(std::chrono::microseconds(us));
 }
 
+// Runs `attempt` (a transaction, or its submission) until it succeeds: true. An error other
+// than kAborted fails the run (false, `stop` raised); an abort is counted, backed off and
+// retried until the run ends (false).
+template <typename Attempt>
+bool RetryAborted(const Attempt& attempt, ClientStats& st, std::atomic<bool>& stop,
+                  FirstError& error, Rng& rng) {
+  for (int retries = 0;;) {
+    absl::Status s = attempt();
+    if (s.ok()) return true;
+    if (!absl::IsAborted(s)) {
+      error.Set(std::move(s));
+      stop.store(true);
+      return false;
+    }
+    st.aborts.fetch_add(1, std::memory_order_relaxed);
+    if (stop.load(std::memory_order_relaxed)) return false;  // give up at the end of the run
+    Backoff(++retries, rng);
+  }
+}
+
 absl::Status ErrnoError(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
@@ -124,24 +144,10 @@ void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& ke
         while (!stop.load(std::memory_order_relaxed)) {
           NextPlan(params, keys, rng, &plan);
           const auto t0 = Clock::now();
-          bool committed = false;
-          int retries = 0;
-          for (;;) {
-            absl::Status s = Execute(plan, keys, *session, rng, value_size);
-            if (s.ok()) {
-              committed = true;
-              break;
-            }
-            if (!absl::IsAborted(s)) {
-              error.Set(std::move(s));
-              stop.store(true);
-              break;
-            }
-            st.aborts.fetch_add(1, std::memory_order_relaxed);
-            if (stop.load(std::memory_order_relaxed)) break;  // give up at the end of the run
-            Backoff(++retries, rng);
+          if (!RetryAborted([&] { return Execute(plan, keys, *session, rng, value_size); }, st,
+                            stop, error, rng)) {
+            break;
           }
-          if (!committed) break;
           st.latency_ns.Add(static_cast<uint64_t>(
               std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
           st.committed.fetch_add(1, std::memory_order_relaxed);
@@ -223,24 +229,12 @@ void MeasureAsyncWindow(const Config& config, const RunSpec& spec, const KeySpac
             --f.n;
             if ((f.waiting && f.n <= low_water) || f.n == 0) f.cv.notify_one();
           };
-          bool submitted = false;
-          int retries = 0;
-          for (;;) {
-            absl::Status s = Execute(plan, keys, *session, rng, value_size,
-                                     [&](Session& ss) { return ss.CommitAsync(done); });
-            if (s.ok()) {
-              submitted = true;
-              break;
-            }
-            if (!absl::IsAborted(s)) {
-              error.Set(std::move(s));
-              stop.store(true);
-              break;
-            }
-            st.aborts.fetch_add(1, std::memory_order_relaxed);
-            if (stop.load(std::memory_order_relaxed)) break;
-            Backoff(++retries, rng);
-          }
+          const bool submitted = RetryAborted(
+              [&] {
+                return Execute(plan, keys, *session, rng, value_size,
+                               [&](Session& ss) { return ss.CommitAsync(done); });
+              },
+              st, stop, error, rng);
           if (!submitted) {
             std::lock_guard<std::mutex> l(f.mu);
             --f.n;
