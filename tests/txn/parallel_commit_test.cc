@@ -193,6 +193,10 @@ class ParallelCommitTest : public testing::FaultDbTest {
     KillPoints::Arm(point, skip, [this] { env_.SimulateCrash().IgnoreError(); });
   }
 
+  // The database's threads use held_: close it before held_ goes (members of this class are
+  // destroyed before FaultDbTest's db_).
+  ~ParallelCommitTest() override { db_.reset(); }
+
   HoldSyncEnv held_{&env_};
 };
 
