@@ -106,6 +106,30 @@ bool RetryAborted(const Attempt& attempt, ClientStats& st, std::atomic<bool>& st
   }
 }
 
+// The value size a workload writes (bank balances need at least 20 bytes).
+uint32_t ValueSize(const Config& config, Workload workload) {
+  return workload == Workload::kBank ? std::max<uint32_t>(config.value_size, 20)
+                                     : config.value_size;
+}
+
+WorkloadParams ParamsFor(const Config& config, const RunSpec& spec) {
+  WorkloadParams params;
+  params.workload = spec.workload;
+  params.shards_per_txn = spec.shards_per_txn;
+  params.cross_pct = config.cross_pct;
+  params.value_size = config.value_size;
+  return params;
+}
+
+// A transaction of `ops` operations, begun at `t0`, committed.
+void CountCommitted(ClientStats& st, Clock::time_point t0, uint64_t ops, bool cross) {
+  st.latency_ns.Add(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+  st.committed.fetch_add(1, std::memory_order_relaxed);
+  st.ops.fetch_add(ops, std::memory_order_relaxed);
+  if (cross) st.cross.fetch_add(1, std::memory_order_relaxed);
+}
+
 absl::Status ErrnoError(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
@@ -122,14 +146,8 @@ void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const Prog
 
 void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& keys, Engine& engine,
                    double seconds, uint64_t seed, const ProgressFn& progress, RunResult* r) {
-  WorkloadParams params;
-  params.workload = spec.workload;
-  params.shards_per_txn = spec.shards_per_txn;
-  params.cross_pct = config.cross_pct;
-  params.value_size = config.value_size;
-  const uint32_t value_size = spec.workload == Workload::kBank
-                                  ? std::max<uint32_t>(config.value_size, 20)
-                                  : config.value_size;
+  const WorkloadParams params = ParamsFor(config, spec);
+  const uint32_t value_size = ValueSize(config, spec.workload);
 
   std::vector<std::unique_ptr<ClientStats>> stats;
   std::atomic<bool> stop{false};
@@ -148,13 +166,8 @@ void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& ke
                             stop, error, rng)) {
             break;
           }
-          st.latency_ns.Add(static_cast<uint64_t>(
-              std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
-          st.committed.fetch_add(1, std::memory_order_relaxed);
-          st.ops.fetch_add(plan.ops(), std::memory_order_relaxed);
-          if (plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly) {
-            st.cross.fetch_add(1, std::memory_order_relaxed);
-          }
+          CountCommitted(st, t0, plan.ops(),
+                         plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly);
         }
       },
       r);
@@ -166,14 +179,8 @@ void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& ke
 void MeasureAsyncWindow(const Config& config, const RunSpec& spec, const KeySpace& keys,
                         Engine& engine, double seconds, uint64_t seed, const ProgressFn& progress,
                         RunResult* r) {
-  WorkloadParams params;
-  params.workload = spec.workload;
-  params.shards_per_txn = spec.shards_per_txn;
-  params.cross_pct = config.cross_pct;
-  params.value_size = config.value_size;
-  const uint32_t value_size = spec.workload == Workload::kBank
-                                  ? std::max<uint32_t>(config.value_size, 20)
-                                  : config.value_size;
+  const WorkloadParams params = ParamsFor(config, spec);
+  const uint32_t value_size = ValueSize(config, spec.workload);
   // Per client: its transactions in flight. Callbacks lock `mu` to count down, so the client
   // may return (and this be destroyed) once it has seen zero under the lock.
   struct InFlight {
@@ -216,11 +223,7 @@ void MeasureAsyncWindow(const Config& config, const RunSpec& spec, const KeySpac
           const bool cross = plan.cross_shard && plan.kind != TxnPlan::Kind::kReadOnly;
           auto done = [&st, &f, &error, &stop, t0, ops, cross, low_water](absl::Status s) {
             if (s.ok()) {
-              st.latency_ns.Add(static_cast<uint64_t>(
-                  std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
-              st.committed.fetch_add(1, std::memory_order_relaxed);
-              st.ops.fetch_add(ops, std::memory_order_relaxed);
-              if (cross) st.cross.fetch_add(1, std::memory_order_relaxed);
+              CountCommitted(st, t0, ops, cross);
             } else {
               error.Set(std::move(s));
               stop.store(true);
@@ -462,14 +465,6 @@ class FsyncFile {
   uint64_t off_ = 0;
 };
 
-namespace {
-
-uint32_t ValueSize(const Config& config, Workload workload) {
-  return workload == Workload::kBank ? std::max<uint32_t>(config.value_size, 20)
-                                     : config.value_size;
-}
-
-}  // namespace
 
 ContenderKey KeyOfRun(const Config& config, const RunSpec& spec) {
   // shardtx-async measures the same database as shardtx.

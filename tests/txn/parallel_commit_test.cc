@@ -188,6 +188,14 @@ class ParallelCommitTest : public testing::FaultDbTest {
     }
     return n;
   }
+  // Fills shard 1's log past a few segments (64 KiB each), so that a checkpoint could recycle
+  // the ones before; returns the segments in use.
+  int FillShardB() {
+    for (int i = 0; i < 40; ++i) {
+      EXPECT_TRUE(PutOne(db_.get(), absl::StrCat("b/fill/", i), std::string(4000, 'f')).ok());
+    }
+    return LiveSegments(1);
+  }
   // Arms `point` (its skip+1-th hit) to cut the power there.
   void CrashAt(const std::string& point, int skip = 0) {
     KillPoints::Arm(point, skip, [this] { env_.SimulateCrash().IgnoreError(); });
@@ -321,10 +329,7 @@ TEST_P(EvidencePinTest, ResolvedAndCheckpointedParticipantKeepsTheCommitProvable
   ASSERT_TRUE(t->Commit().ok());
   // Fill B's log past a segment (64 KiB), so that a checkpoint could recycle the one holding
   // the transaction's records.
-  for (int i = 0; i < 40; ++i) {
-    ASSERT_TRUE(PutOne(db_.get(), absl::StrCat("b/fill/", i), std::string(4000, 'f')).ok());
-  }
-  const int segments = LiveSegments(1);
+  const int segments = FillShardB();
   ASSERT_GE(segments, 3);
   EXPECT_FALSE(db_->Checkpoint().ok());  // A's log failed; B's checkpoint runs
   ASSERT_GE(db_->GetStats().shards[1].checkpoints, rows ? 2u : 1u);
@@ -343,10 +348,7 @@ TEST_F(ParallelCommitTest, EvidencePinEndsOnceTheDecisionIsDurable) {
   OpenHeld(2);
   auto t = Txn({'a', 'b'}, "1");
   ASSERT_TRUE(t->Commit().ok());
-  for (int i = 0; i < 40; ++i) {
-    ASSERT_TRUE(PutOne(db_.get(), absl::StrCat("b/fill/", i), std::string(4000, 'f')).ok());
-  }
-  const int segments = LiveSegments(1);
+  const int segments = FillShardB();
   ASSERT_GE(segments, 3);
   ASSERT_TRUE(db_->Checkpoint().ok());  // shard 0 first: its checkpoint syncs the decision
   EXPECT_LT(LiveSegments(1), segments);
