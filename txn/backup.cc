@@ -219,8 +219,8 @@ absl::Status CopyDatabase(DatabaseImpl* db, const std::string& partial) {
     // shard's cut are other shards' records from before the cut.
     const engine::Lsn last = *std::max_element(cut.begin(), cut.end());
     if (last != 0) RETURN_IF_ERROR(log->WaitDurable(last));
-    ASSIGN_OR_RETURN(const engine::Lsn oldest, log->Retain());
-    absl::Cleanup release = [log] { log->Release(); };
+    const engine::Lsn oldest = log->Retain(last);
+    absl::Cleanup release = [log, oldest] { log->Release(oldest); };
     for (uint32_t s = 0; s < n; ++s) RETURN_IF_ERROR(env->SyncDir(dirs[s]));
     RETURN_IF_ERROR(
         wal::CopyLog(env, db->directory().LogDir(), Join(partial, "log"), oldest, last));

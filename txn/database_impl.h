@@ -31,6 +31,7 @@
 #include "txn/partitioner.h"
 #include "txn/timestamp_oracle.h"
 #include "util/op_gate.h"
+#include "wal/writer.h"
 
 namespace shardtx::txn {
 

@@ -149,10 +149,10 @@ TEST_P(SharedLogReopen, CommitsOnEveryShardAndAcrossShardsSurvive) {
     }
     EXPECT_EQ(*GetOne(db.get(), Key(0, 1000)), round == 0 ? "x" : "y");
     EXPECT_EQ(*GetOne(db.get(), Key(3, 1000)), round == 0 ? "x" : "y");
-    if (round == 1) EXPECT_EQ(*GetOne(db.get(), Key(2, 2000)), "r0");
+    if (round == 1) { EXPECT_EQ(*GetOne(db.get(), Key(2, 2000)), "r0"); }
     // The reopened log goes on after its tail, for every shard.
     ASSERT_TRUE(CrossShard(db.get(), 0, 3, "y").ok());
-    if (round == 0) ASSERT_TRUE(PutOne(db.get(), Key(2, 2000), "r0").ok());
+    if (round == 0) { ASSERT_TRUE(PutOne(db.get(), Key(2, 2000), "r0").ok()); }
     ASSERT_TRUE(db->Close().ok());
   }
 }
@@ -212,7 +212,7 @@ TEST_P(SharedLogTruncation, OnlyAShardWithRecordsToRedoHoldsTheLog) {
     auto db = OpenOrDie(o);
     ASSERT_NE(db, nullptr);
     for (int s = 0; s < kShards; ++s) ASSERT_TRUE(PutOne(db.get(), Key(s, 0), "first").ok());
-    if (shard3_checkpointed) ASSERT_TRUE(db->Checkpoint().ok());
+    if (shard3_checkpointed) { ASSERT_TRUE(db->Checkpoint().ok()); }
     ASSERT_TRUE(db->Close().ok());
   }
   const std::vector<uint64_t> first_session = Segments(dir + "/log");
@@ -248,7 +248,7 @@ TEST_P(SharedLogTruncation, OnlyAShardWithRecordsToRedoHoldsTheLog) {
   auto db = OpenOrDie(o);
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(*GetOne(db.get(), Key(3, 0)), "first");
-  if (!shard3_checkpointed) EXPECT_EQ(db->GetStats().shards[3].recovery_records, 1u);
+  if (!shard3_checkpointed) { EXPECT_EQ(db->GetStats().shards[3].recovery_records, 1u); }
   ASSERT_TRUE(db->Checkpoint().ok());
   // Everything checkpointed: the first session's segment goes now in both cases.
   EXPECT_GT(Segments(dir + "/log").front(), oldest);
