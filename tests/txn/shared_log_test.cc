@@ -336,6 +336,30 @@ INSTANTIATE_TEST_SUITE_P(KillPoints, SharedLogTwoPhaseCrash,
                            return absl::StrReplaceAll(std::string(info.param), {{".", "_"}});
                          });
 
+// With the deliberate bug commit_with_prepare_missing (SHARDTX_DELIBERATE_BUG, set by the ctest
+// that runs this; skipped otherwise), the shared layout still acknowledges a cross-shard commit
+// whose last prepare is not durable, and a power cut loses it: the bug the crash tests must
+// catch exists in this layout too (one fsync does not hide it).
+TEST_F(SharedLogCrash, DeliberateBugLosesAnAcknowledgedCrossShardCommit) {
+  if (!KillPoints::DeliberateBug("commit_with_prepare_missing")) {
+    GTEST_SKIP() << "SHARDTX_DELIBERATE_BUG=commit_with_prepare_missing not set";
+  }
+  const std::string dir = FreshDir();
+  {
+    auto db = OpenOrDie(CrashOpts(dir));
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(CrossShard(db.get(), 0, 3, "acked").ok());
+    ASSERT_TRUE(env_.SimulateCrash().ok());
+    db.reset();
+  }
+  env_.Reset();
+  auto db = OpenOrDie(CrashOpts(dir));
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(absl::IsNotFound(GetOne(db.get(), Key(0, 1000)).status()));
+  EXPECT_TRUE(absl::IsNotFound(GetOne(db.get(), Key(3, 1000)).status()));
+  EXPECT_EQ(db->GetStats().recovered_aborts, 1u);
+}
+
 // A power cut during recovery (redo, before the shared log is reopened, resolving the
 // transaction a first cut left in doubt), then recovery again: nothing acknowledged is lost and
 // the transaction in doubt is committed (its prepares were durable).
