@@ -64,6 +64,22 @@ struct Options {
   // kExplicit: must return a shard < num_shards for every key, the same one forever.
   std::function<uint32_t(absl::string_view key)> explicit_shard;
 
+  // Where the shards' write-ahead logs live. Chosen when the directory is created and
+  // recorded in its manifest: an existing directory keeps the layout it was created with,
+  // whatever this says (Stats::shared_log reports it).
+  enum class LogLayout {
+    // One log per shard (PATH/shard-NNN/wal/): each shard syncs its own files. For hosts that
+    // give each shard a disk of its own.
+    kPerShard,
+    // One log for all shards (PATH/log/): one fsync makes the records of every shard durable,
+    // so the durable commit rate of a disk does not fall as shards are added, and the prepares
+    // of a cross-shard commit share one fsync. Each shard keeps its own stream of records in
+    // it: its LSNs increase but are not consecutive (the other shards' records lie between).
+    // A segment is freed once no shard needs it; a shard with nothing to redo pins nothing.
+    kShared,
+  };
+  LogLayout log_layout = LogLayout::kPerShard;
+
   // WAL segment size (preallocated). Multiple of 8, in [64 KiB, 1 GiB].
   uint64_t wal_segment_size = 64ull << 20;
   // Largest single commit record. Larger transactions fail Commit with kResourceExhausted.
