@@ -18,7 +18,9 @@
 //     0  checksum  u64  XXH3-64 of bytes [8, 32 + length), seeded with RecordSeed(segment, salt)
 //     8  length    u32  payload bytes
 //    12  type      u8   1..255, meaning owned by the layer above (0 is never valid)
-//    13  reserved  u8[3] 0
+//    13  reserved  u8   0
+//    14  stream    u16  the stream the record belongs to (WalOptions::streams): in a log shared
+//                       by several shards, the shard's number; 0 in a log of one stream
 //    16  lsn       u64  this record's log sequence number
 //    24  sync_lsn  u64  every record with a smaller LSN was durable when this one was written
 //
@@ -36,7 +38,8 @@
 //   lies further on: it need not read the rest of the preallocated segment to tell a torn tail
 //   from corruption. (Readers that predate it see a bad record at the tail: a torn tail.)
 //
-// LSNs number records: 1, 2, 3, ... with no gaps, across segments. The seed makes a record from
+// LSNs number records: 1, 2, 3, ... with no gaps, across segments and streams (a stream's own
+// records have increasing LSNs with the other streams' records between them). The seed makes a record from
 // a recycled file or from an earlier activation of the same file fail its checksum; the LSN
 // check makes the reader stop where the live records end. sync_lsn separates a torn tail (bad
 // bytes followed only by records written before the bad one was synced) from corruption (bad

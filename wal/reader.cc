@@ -418,9 +418,12 @@ absl::StatusOr<bool> WalReader::Next(WalRecord* rec) {
     }
     offset_ += r->aligned_size;
     ++expected_;
+    if (r->stream >= tail_.stream_last_lsn.size()) tail_.stream_last_lsn.resize(r->stream + 1);
+    tail_.stream_last_lsn[r->stream] = r->lsn;
     if (r->lsn < options_.from_lsn) continue;
     rec->lsn = r->lsn;
     rec->type = r->type;
+    rec->stream = r->stream;
     rec->payload = r->payload;
     ++tail_.records_read;
     return true;

@@ -35,6 +35,7 @@ struct ReaderOptions {
 struct WalRecord {
   Lsn lsn = 0;
   uint8_t type = 0;
+  uint16_t stream = 0;  // format.h; 0 in a log of one stream
   absl::string_view payload;  // valid until the next call to Next()
 };
 
@@ -52,6 +53,9 @@ struct WalTail {
   bool lost = false;
   Lsn lost_from = 0;
   Lsn lost_to = 0;
+  // The last LSN of each stream among the records read (returned or not): index = stream, 0 for
+  // a stream with none; as long as the largest stream seen + 1.
+  std::vector<Lsn> stream_last_lsn;
   uint64_t records_read = 0;  // valid records returned
   uint64_t bytes_read = 0;    // segment bytes read
 };

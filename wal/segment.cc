@@ -58,10 +58,12 @@ std::optional<SegmentHeader> DecodeSegmentHeader(absl::string_view bytes,
   return h;
 }
 
-void EncodeRecord(char* dst, uint8_t type, Lsn lsn, absl::string_view payload) {
+void EncodeRecord(char* dst, uint8_t type, Lsn lsn, absl::string_view payload,
+                  uint16_t stream) {
   std::memset(dst, 0, kRecordHeaderSize);
   EncodeFixed32(dst + 8, static_cast<uint32_t>(payload.size()));
   dst[12] = static_cast<char>(type);
+  EncodeFixed16(dst + 14, stream);
   EncodeFixed64(dst + 16, lsn);
   if (!payload.empty()) std::memcpy(dst + kRecordHeaderSize, payload.data(), payload.size());
   uint64_t total = AlignedRecordSize(payload.size());
@@ -106,12 +108,13 @@ std::optional<ParsedRecord> ParseRecord(absl::string_view segment, uint64_t offs
   uint64_t len = DecodeFixed32(p + 8);
   if (len > max_payload || len > segment.size() - offset - kRecordHeaderSize) return std::nullopt;
   uint8_t type = static_cast<uint8_t>(p[12]);
-  if (type == 0 || p[13] != 0 || p[14] != 0 || p[15] != 0) return std::nullopt;
+  if (type == 0 || p[13] != 0) return std::nullopt;
   if (DecodeFixed64(p) != XXH3_64bits_withSeed(p + 8, kRecordHeaderSize - 8 + len, seed)) {
     return std::nullopt;
   }
   ParsedRecord r;
   r.type = type;
+  r.stream = DecodeFixed16(p + 14);
   r.lsn = DecodeFixed64(p + 16);
   r.sync_lsn = DecodeFixed64(p + 24);
   r.payload = absl::string_view(p + kRecordHeaderSize, len);

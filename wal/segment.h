@@ -29,7 +29,8 @@ std::optional<SegmentHeader> DecodeSegmentHeader(absl::string_view bytes,
 
 // Writes a record header (checksum left zero) followed by the payload and zero padding into
 // dst, which must hold AlignedRecordSize(payload.size()) bytes.
-void EncodeRecord(char* dst, uint8_t type, Lsn lsn, absl::string_view payload);
+void EncodeRecord(char* dst, uint8_t type, Lsn lsn, absl::string_view payload,
+                  uint16_t stream = 0);
 // Fills sync_lsn and the checksum of an encoded record in place.
 void SealRecord(char* record, Lsn sync_lsn, uint64_t seed);
 
@@ -43,6 +44,7 @@ struct ParsedRecord {
   Lsn lsn = 0;
   Lsn sync_lsn = 0;
   uint8_t type = 0;
+  uint16_t stream = 0;
   absl::string_view payload;
   uint64_t aligned_size = 0;
 };

@@ -1,5 +1,6 @@
 #include "wal/writer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -42,6 +43,18 @@ absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::
         absl::StrCat("WalOptions.segment_size must be a multiple of 8 in [64 KiB, 1 GiB], not ",
                      options.segment_size));
   }
+  if (options.streams == 0 || options.streams > 65536) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("WalOptions.streams must be in [1, 65536], not ", options.streams));
+  }
+  if (tail.stream_last_lsn.size() > options.streams &&
+      std::any_of(tail.stream_last_lsn.begin() + options.streams, tail.stream_last_lsn.end(),
+                  [](Lsn l) { return l != 0; })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the log in ", dir, " holds records of stream ",
+                     tail.stream_last_lsn.size() - 1, " but WalOptions.streams is ",
+                     options.streams));
+  }
   if (options.max_record_size == 0 ||
       AlignedRecordSize(options.max_record_size) > options.segment_size - kSegmentHeaderSize) {
     return absl::InvalidArgumentError(
@@ -56,6 +69,13 @@ absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(Env* env, const std::
     w->next_lsn_ = tail.next_lsn;
     w->taken_lsn_ = tail.next_lsn - 1;
     w->written_lsn_ = tail.next_lsn - 1;
+    // Until a stream states its floor, it needs every record of its still in the log.
+    w->streams_.resize(options.streams);
+    for (size_t s = 0; s < tail.stream_last_lsn.size() && s < options.streams; ++s) {
+      if (tail.stream_last_lsn[s] == 0) continue;
+      w->streams_[s].last = tail.stream_last_lsn[s];
+      w->streams_[s].need = 1;
+    }
   }
   w->durable_lsn_.store(tail.next_lsn - 1);
   w->acked_lsn_.store(tail.next_lsn - 1);
@@ -93,8 +113,12 @@ absl::Status WalWriter::Close() {
 }
 
 absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
-                                      Durability durability) {
+                                      Durability durability, uint16_t stream) {
   if (type == 0) return absl::InvalidArgumentError("WAL record type 0 is reserved");
+  if (stream >= options_.streams) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("WAL stream ", stream, " is not below WalOptions.streams ", options_.streams));
+  }
   if (payload.size() > options_.max_record_size) {
     return absl::InvalidArgumentError(absl::StrCat("WAL record of ", payload.size(),
                                                    " bytes exceeds max_record_size ",
@@ -111,9 +135,12 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
   if (!error_.ok()) return error_;
   if (closing_) return absl::FailedPreconditionError("WAL " + segments_.dir() + " is closed");
   const Lsn lsn = next_lsn_++;
+  StreamFloor& floor = streams_[stream];
+  if (floor.need == 0) floor.need = lsn;
+  floor.last = lsn;
   const size_t old = buffer_.size();
   buffer_.resize(old + size);
-  EncodeRecord(buffer_.data() + old, type, lsn, payload);
+  EncodeRecord(buffer_.data() + old, type, lsn, payload, stream);
   if (durability == Durability::kSync || durability == Durability::kAsync) sync_wanted_ = true;
   // A kSync caller goes on to WaitDurable, which writes the batch itself when nobody else is
   // (no hand-off to the flusher), or wakes the flusher; kAsync and kNone need the flusher now.
@@ -350,12 +377,49 @@ absl::Status WalWriter::WriteBatch(std::string* batch, Lsn sync_lsn, bool sync) 
   return absl::OkStatus();
 }
 
-absl::Status WalWriter::Truncate(Lsn lsn) {
+absl::Status WalWriter::Truncate(Lsn lsn, uint16_t stream) {
+  Lsn floor, durable;
   {
     MutexLock l(&mu_);
     if (!error_.ok()) return error_;
+    if (stream >= options_.streams) {
+      return absl::InvalidArgumentError(absl::StrCat("WAL stream ", stream,
+                                                     " is not below WalOptions.streams ",
+                                                     options_.streams));
+    }
+    StreamFloor& f = streams_[stream];
+    f.need = f.last >= lsn ? lsn : 0;
+    floor = FloorLocked();
+    // Read with the floors: a record appended after this is above it, so no segment holding
+    // it can be freed below (a stream that needed nothing needs its new record).
+    durable = durable_lsn_.load(std::memory_order_acquire);
   }
-  return segments_.Truncate(lsn, durable_lsn_.load(std::memory_order_acquire));
+  return segments_.Truncate(std::min(floor, durable + 1), durable);
+}
+
+Lsn WalWriter::FloorLocked() const {
+  Lsn floor = retained_.empty() ? kNoFloor : *retained_.begin();
+  for (const StreamFloor& f : streams_) {
+    if (f.need != 0) floor = std::min(floor, f.need);
+  }
+  return floor;
+}
+
+Lsn WalWriter::Retain(Lsn at_most) {
+  MutexLock l(&mu_);
+  // No segment holding a record at or above the floor, or the last durable one, is ever freed
+  // (a truncation in progress computed a floor no higher than this one), and segments are
+  // contiguous from the oldest on: everything from max(oldest, floor) is in the log.
+  Lsn floor = std::min(FloorLocked(), durable_lsn_.load(std::memory_order_acquire) + 1);
+  const Lsn lsn = std::min(std::max(floor, segments_.oldest_lsn()), at_most);
+  retained_.insert(lsn);
+  return lsn;
+}
+
+void WalWriter::Release(Lsn retained) {
+  MutexLock l(&mu_);
+  auto it = retained_.find(retained);
+  if (it != retained_.end()) retained_.erase(it);
 }
 
 Lsn WalWriter::oldest_lsn() const { return segments_.oldest_lsn(); }

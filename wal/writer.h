@@ -7,8 +7,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "shardtx/env.h"
@@ -39,6 +41,10 @@ struct WalOptions {
   uint64_t buffer_limit = 8ull << 20;
   // Reuse segments freed by Truncate as future segments instead of deleting them.
   bool recycle_segments = true;
+  // Streams the log carries (format.h): each record belongs to one, numbered below this, and
+  // each stream states its own truncation floor. A log shared by several shards has a stream
+  // per shard. In [1, 65536].
+  uint32_t streams = 1;
   // Called each time records become durable, with the new durable LSN, before any WaitDurable
   // for those records returns: one call at a time, in LSN order, on whichever thread wrote the
   // batch (the flusher, or a committer inside WaitDurable, holding whatever locks it holds).
@@ -88,10 +94,12 @@ class WalWriter {
   // Flushes and syncs what was appended, then stops the flusher.
   ~WalWriter();
 
-  // Appends one record of `type` (1..255) and returns its LSN. Does not wait for the disk;
-  // call WaitDurable(lsn) for kSync. Errors: kInvalidArgument (type 0, payload too large), the
-  // poisoning I/O error, kFailedPrecondition after Close.
-  absl::StatusOr<Lsn> Append(uint8_t type, absl::string_view payload, Durability durability);
+  // Appends one record of `type` (1..255) to `stream` and returns its LSN. Does not wait for
+  // the disk; call WaitDurable(lsn) for kSync. Errors: kInvalidArgument (type 0, payload too
+  // large, stream not below WalOptions::streams), the poisoning I/O error, kFailedPrecondition
+  // after Close.
+  absl::StatusOr<Lsn> Append(uint8_t type, absl::string_view payload, Durability durability,
+                             uint16_t stream = 0);
 
   // Blocks until the record `lsn` is durable, or returns the I/O error that poisoned the log.
   absl::Status WaitDurable(Lsn lsn);
@@ -99,9 +107,19 @@ class WalWriter {
   // Makes every record appended so far durable.
   absl::Status Sync();
 
-  // Recycles (or removes) every segment whose records all lie below `lsn`. Never touches the
-  // segment being written.
-  absl::Status Truncate(Lsn lsn);
+  // Says that `stream` needs no record below `lsn` any more, and recycles (or removes) every
+  // segment that no stream and no Retain needs: one whose records all lie below every stream's
+  // floor. A stream that has appended nothing at or above its floor needs nothing (until its
+  // next append); one that has not stated a floor since Open needs every record of its that is
+  // in the log. Never frees the segment being written, nor one holding the last durable record.
+  // Errors: kInvalidArgument (stream), the poisoning error, the Env's.
+  absl::Status Truncate(Lsn lsn, uint16_t stream = 0);
+
+  // Keeps every record from the returned LSN on in the log until the matching Release, and
+  // returns an LSN no higher than `at_most` below which no stream needs any record. REQUIRES:
+  // `at_most` appended and not below an earlier return of Retain still held (it is present).
+  Lsn Retain(Lsn at_most);
+  void Release(Lsn retained);
 
   // Flushes, syncs and stops, then marks the end of the log (a close mark, format.h) so that the
   // next reader need not scan the rest of the segment. Later appends fail. Returns the first
@@ -140,6 +158,9 @@ class WalWriter {
   void RunBatch(const Batch& b) ABSL_LOCKS_EXCLUDED(mu_);
   // Writes one batch of encoded records and syncs it if `sync`. Token holder only.
   absl::Status WriteBatch(std::string* batch, Lsn sync_lsn, bool sync);
+  // The lowest LSN some stream or Retain needs (kNoFloor when none needs any).
+  Lsn FloorLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static constexpr Lsn kNoFloor = ~Lsn{0};
 
   const WalOptions options_;
 
@@ -168,6 +189,13 @@ class WalWriter {
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool flusher_done_ ABSL_GUARDED_BY(mu_) = false;  // nobody will wake new waiters
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  // Per stream: its last record, and the lowest LSN it needs (0: none, until its next append).
+  struct StreamFloor {
+    Lsn last = 0;
+    Lsn need = 0;
+  };
+  std::vector<StreamFloor> streams_ ABSL_GUARDED_BY(mu_);
+  std::multiset<Lsn> retained_ ABSL_GUARDED_BY(mu_);  // Retain's pins
   std::atomic<Lsn> durable_lsn_{0};
   // Durable and reported through on_durable: what WaitDurable waits for. Trails durable_lsn_.
   std::atomic<Lsn> acked_lsn_{0};
