@@ -46,6 +46,7 @@ Shard::Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks)
     : id_(id),
       options_(options),
       hooks_(hooks),
+      stream_(options.shared_log ? static_cast<uint16_t>(id) : 0),
       checkpointed_deletes_(options.checkpointed_deletes_bytes) {
   Checkpointer::Triggers triggers;
   triggers.wal_bytes = options.checkpoint_wal_bytes;
@@ -67,14 +68,13 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(uint32_t id, const ShardOptio
 
 void Shard::StartBackground() { checkpointer_->Start(); }
 
-absl::Status Shard::Recover() {
-  const auto start = std::chrono::steady_clock::now();
+absl::StatusOr<Lsn> Shard::OpenStore() {
+  open_start_ = std::chrono::steady_clock::now();
   Env* env = options_.env;
   RETURN_IF_ERROR(CreateDirDurably(env, options_.dir));
   const std::string lmdb_dir = options_.dir + "/lmdb";
-  const std::string wal_dir = options_.dir + "/wal";
   RETURN_IF_ERROR(env->CreateDir(lmdb_dir));
-  RETURN_IF_ERROR(env->CreateDir(wal_dir));
+  if (!options_.shared_log) RETURN_IF_ERROR(env->CreateDir(options_.dir + "/wal"));
   RETURN_IF_ERROR(env->SyncDir(options_.dir));
   StoreOptions store_options;
   store_options.initial_map_size = options_.lmdb_map_size;
@@ -97,6 +97,47 @@ absl::Status Shard::Recover() {
     overlays_ = {active};
     lmdb_max_ts_ = meta.max_ts;
   }
+  store_applied_lsn_ = meta.applied_lsn;
+  applied_lsn_.store(meta.applied_lsn);
+  return meta.applied_lsn;
+}
+
+absl::Status Shard::RedoRecovered(Lsn lsn, uint8_t type, absl::string_view payload) {
+  MutexLock l(&commit_mu_);  // uncontended: nothing else runs on the shard yet
+  const bool applied = lsn <= store_applied_lsn_;
+  if (!applied) {
+    SHARDTX_KILL_POINT("recovery.mid_redo");
+    if (recovery_.from_lsn == 0) recovery_.from_lsn = lsn;
+    recovery_.to_lsn = lsn;
+    ++recovery_.records;
+    recovery_.bytes += payload.size();
+  }
+  return RedoLocked(lsn, type, payload, applied);
+}
+
+void Shard::AttachSharedLog(wal::WalWriter* log, Lsn last_lsn, bool torn) {
+  wal_ = log;
+  {
+    MutexLock l(&commit_mu_);
+    last_lsn_ = last_lsn;
+  }
+  recovery_.torn_tail = torn;
+  recovery_.millis = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - open_start_)
+                         .count();
+}
+
+absl::Status Shard::StateLogFloor() {
+  Lsn keep = applied_lsn_.load() + 1;
+  if (Lsn pinned = hooks_->PinnedLsn(id_); pinned != 0) keep = std::min(keep, pinned);
+  return wal_->Truncate(keep, stream_);
+}
+
+absl::Status Shard::Recover() {
+  ASSIGN_OR_RETURN(const Lsn applied_lsn, OpenStore());
+  if (options_.shared_log) return absl::OkStatus();
+  Env* env = options_.env;
+  const std::string wal_dir = options_.dir + "/wal";
   // Everything still in the WAL: records at or below applied_lsn are in LMDB already, but
   // transaction records among them (a decision a participant still needs) matter. Every LSN
   // above applied_lsn must be there (a gap is kDataLoss naming it). Below it, checkpoints
@@ -105,11 +146,11 @@ absl::Status Shard::Recover() {
   // removed a later one but not it) was being freed and is skipped, not read.
   wal::ReaderOptions ropts;
   ropts.from_lsn = 0;
-  ropts.needed_lsn = meta.applied_lsn + 1;
+  ropts.needed_lsn = applied_lsn + 1;
   auto reader_or = wal::WalReader::Open(env, wal_dir, ropts);
   if (absl::IsNotFound(reader_or.status())) {
     return absl::DataLossError(absl::StrCat("shard ", id_, ": LMDB has applied LSN ",
-                                            meta.applied_lsn, " but the WAL cannot continue it: ",
+                                            applied_lsn, " but the WAL cannot continue it: ",
                                             reader_or.status().message()));
   }
   RETURN_IF_ERROR(reader_or.status());
@@ -120,7 +161,7 @@ absl::Status Shard::Recover() {
     while (true) {
       ASSIGN_OR_RETURN(bool more, reader->Next(&rec));
       if (!more) break;
-      const bool applied = rec.lsn <= meta.applied_lsn;
+      const bool applied = rec.lsn <= applied_lsn;
       if (!applied) {
         SHARDTX_KILL_POINT("recovery.mid_redo");
         if (recovery_.from_lsn == 0) recovery_.from_lsn = rec.lsn;
@@ -132,10 +173,10 @@ absl::Status Shard::Recover() {
     }
   }
   const wal::WalTail& tail = reader->tail();
-  if (tail.next_lsn <= meta.applied_lsn) {
+  if (tail.next_lsn <= applied_lsn) {
     return absl::DataLossError(absl::StrCat("shard ", id_, ": WAL ends at LSN ",
                                             tail.next_lsn - 1, " but LMDB has applied LSN ",
-                                            meta.applied_lsn));
+                                            applied_lsn));
   }
   recovery_.torn_tail = tail.torn;
   SHARDTX_KILL_POINT("recovery.before_wal_open");
@@ -148,14 +189,14 @@ absl::Status Shard::Recover() {
       listener->Poisoned(id, error);
     };
   }
-  ASSIGN_OR_RETURN(wal_, wal::WalWriter::Open(env, wal_dir, wal_options, tail));
+  ASSIGN_OR_RETURN(own_wal_, wal::WalWriter::Open(env, wal_dir, wal_options, tail));
+  wal_ = own_wal_.get();
   {
     MutexLock l(&commit_mu_);
     last_lsn_ = tail.next_lsn - 1;
   }
-  applied_lsn_.store(meta.applied_lsn);
   recovery_.millis = std::chrono::duration<double, std::milli>(
-                         std::chrono::steady_clock::now() - start)
+                         std::chrono::steady_clock::now() - open_start_)
                          .count();
   return absl::OkStatus();
 }
@@ -199,8 +240,8 @@ absl::Status Shard::Close(bool checkpoint) {
   absl::Status result;
   if (checkpoint && wal_ != nullptr) result = Checkpoint();
   checkpointer_->Stop();
-  if (wal_ != nullptr) {
-    absl::Status s = wal_->Close();
+  if (own_wal_ != nullptr) {
+    absl::Status s = own_wal_->Close();
     if (result.ok()) result = s;
   }
   return result;
@@ -359,7 +400,7 @@ absl::StatusOr<bool> Shard::AnyNewerInRangeLocked(absl::string_view lower,
 
 absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view payload,
                                         Durability durability) {
-  ASSIGN_OR_RETURN(Lsn lsn, wal_->Append(type, payload, ToWal(durability)));
+  ASSIGN_OR_RETURN(Lsn lsn, wal_->Append(type, payload, ToWal(durability), stream_));
   last_lsn_ = lsn;
   return lsn;
 }
@@ -458,7 +499,7 @@ absl::Status Shard::Checkpoint() {
   SHARDTX_KILL_POINT("checkpoint.before_wal_truncate");
   Lsn keep = c + 1;
   if (Lsn pinned = hooks_->PinnedLsn(id_); pinned != 0) keep = std::min(keep, pinned);
-  s = wal_->Truncate(keep);
+  s = wal_->Truncate(keep, stream_);
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
   checkpoint_bytes_.fetch_add(frozen_bytes, std::memory_order_relaxed);
   checkpoint_ms_.Add(static_cast<uint64_t>(std::chrono::duration<double, std::milli>(

@@ -1,9 +1,10 @@
-// Shard: one LMDB environment + the in-memory overlay of committed versions + one WAL.
-// Commits append to the WAL and install into the active overlay (never LMDB); fuzzy
-// checkpoints freeze the overlay and write it to LMDB (in chunks, the last of which records the
-// applied LSN and is durable), pausing between chunks while commits flow; Open redoes
-// the WAL above LMDB's applied_lsn. Knows nothing of transactions or other shards: the
-// transaction layer drives the commit path under commit_mu().
+// Shard: one LMDB environment + the in-memory overlay of committed versions + one WAL (its own,
+// or its stream in a log all shards share). Commits append to the WAL and install into the
+// active overlay (never LMDB); fuzzy checkpoints freeze the overlay and write it to LMDB (in
+// chunks, the last of which records the applied LSN and is durable), pausing between chunks
+// while commits flow; Open redoes the WAL above LMDB's applied_lsn (a shared log is read by
+// the layer above, which hands the shard its records). Knows nothing of transactions or other
+// shards: the transaction layer drives the commit path under commit_mu().
 #pragma once
 
 #include <atomic>
@@ -50,7 +51,7 @@ class DurableListener {
 };
 
 struct ShardOptions {
-  std::string dir;  // the shard's directory: wal/ and lmdb/ below it
+  std::string dir;  // the shard's directory: wal/ (unless shared_log) and lmdb/ below it
   Env* env = nullptr;
   DurableListener* durable_listener = nullptr;  // optional; outlives the shard
   // The log: its segment size, and the largest record it accepts.
@@ -69,6 +70,11 @@ struct ShardOptions {
   uint64_t checkpointed_deletes_bytes = 8ull << 20;
   // See Options::checkpoint_pace.
   double checkpoint_pace = 1.0;
+  // The shard's records go to a log shared with other shards, as the stream numbered after the
+  // shard (Options::LogLayout::kShared): Open opens the store only; the owner of the log
+  // redoes it (RedoRecovered) and then attaches it (AttachSharedLog). durable_listener is
+  // unused (the log's owner reports durability).
+  bool shared_log = false;
 };
 
 // What the shard needs from the layer above, without knowing it.
@@ -147,13 +153,29 @@ struct ShardStats {
 class Shard {
  public:
   // Opens (creating) the shard in options.dir and redoes its WAL above LMDB's applied_lsn.
-  // `hooks` must outlive the shard.
+  // With options.shared_log, opens the store only: the shard is not usable until
+  // AttachSharedLog. `hooks` must outlive the shard.
   static absl::StatusOr<std::unique_ptr<Shard>> Open(uint32_t id, const ShardOptions& options,
                                                      ShardHooks* hooks);
+
+  // --- A shared log (options.shared_log), in this order, before StartBackground. ---
+  // Redo of the shard's record `lsn` read from the shared log, in LSN order: what Open does
+  // with each record of a log of its own (RedoLocked; records above the store's applied LSN
+  // count in the recovery stats). Errors: RedoLocked's.
+  absl::Status RedoRecovered(Lsn lsn, uint8_t type, absl::string_view payload);
+  // The shard appends to `log` (not owned; it outlives the shard's use of it, up to Close) as
+  // stream id(): `last_lsn` is the log's last LSN, `torn` whether recovery cut a torn tail.
+  void AttachSharedLog(wal::WalWriter* log, Lsn last_lsn, bool torn);
+  // Tells the shared log which of the shard's records it must keep (what a checkpoint would:
+  // from min(applied LSN + 1, ShardHooks::PinnedLsn) on): once the layer above has resolved
+  // what recovery left in doubt, so that a shard with nothing to redo pins nothing.
+  absl::Status StateLogFloor();
   // Starts the checkpoint thread (triggers: WAL bytes, overlay bytes, interval). Call once
   // the layer above is ready to answer the hooks.
   void StartBackground();
-  // Stops the checkpoint thread; checkpoints first when `checkpoint`. Returns the first error.
+  // Stops the checkpoint thread; checkpoints first when `checkpoint`. Closes the shard's own
+  // log (a shared one is its owner's to close, after every shard's Close). Returns the first
+  // error.
   absl::Status Close(bool checkpoint);
   ~Shard();
 
@@ -242,12 +264,16 @@ class Shard {
   absl::StatusOr<Lsn> CopyStoreTo(const std::string& shard_dir);
   // Copies the log's records `from` through `to` into `shard_dir`/wal
   // (wal::CopyLog). REQUIRES: `to` durable; the segments from `from` on pinned
-  // (ShardHooks::PinnedLsn at or below `from`) until this returns.
+  // (ShardHooks::PinnedLsn at or below `from`) until this returns; a log of the shard's own
+  // (a shared log is copied once, by its owner).
   absl::Status CopyWalTo(const std::string& shard_dir, Lsn from, Lsn to);
 
  private:
   Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks);
   absl::Status Recover();
+  // Opens the store, loads the hooks' tables, and starts the overlays. Returns the store's
+  // applied LSN.
+  absl::StatusOr<Lsn> OpenStore();
   // After an install: wakes the checkpoint thread when the active overlay reached its trigger.
   void RequestCheckpointIfFullLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Bytes in the active and frozen overlays, as back-pressure counts them.
@@ -257,7 +283,12 @@ class Shard {
   const ShardOptions options_;
   ShardHooks* const hooks_;
   std::unique_ptr<ShardStore> store_;
-  std::unique_ptr<wal::WalWriter> wal_;
+  std::unique_ptr<wal::WalWriter> own_wal_;  // null with a shared log
+  // The log appended to: own_wal_, or the shared log (stream id_). Set before any commit.
+  wal::WalWriter* wal_ = nullptr;
+  const uint16_t stream_;  // the shard's stream in its log: id_ if shared, else 0
+  Lsn store_applied_lsn_ = 0;  // LMDB's applied LSN at Open
+  std::chrono::steady_clock::time_point open_start_;
   Timestamp recovered_max_ts_ ABSL_GUARDED_BY(commit_mu_) = 0;  // the largest redone
   RecoveryStats recovery_;
 

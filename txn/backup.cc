@@ -19,6 +19,8 @@
 #include "txn/database_impl.h"
 #include "util/kill_point.h"
 #include "util/status_macros.h"
+#include "wal/log_copy.h"
+#include "wal/writer.h"
 
 namespace shardtx::txn {
 
@@ -201,16 +203,34 @@ absl::Status CopyDatabase(DatabaseImpl* db, const std::string& partial) {
     }
   }
   SHARDTX_KILL_POINT("backup.after_cut");
-  // 4. Each log from its pin through its cut, once durable there.
-  for (uint32_t s = 0; s < n; ++s) {
-    if (cut[s] != 0) RETURN_IF_ERROR(db->shard(s)->WaitDurable(cut[s]));
-  }
   for (uint32_t s = 0; s < n; ++s) {
     if (applied[s] > cut[s] || from[s] > applied[s] + 1) {
       return absl::InternalError(absl::StrCat("backup of shard ", s, ": store copy at LSN ",
                                               applied[s], " does not lie in [", from[s] - 1, ", ",
                                               cut[s], "]"));
     }
+  }
+  if (wal::WalWriter* log = db->shared_log(); log != nullptr) {
+    // 4. (One log shared by the shards.) Once durable through the last cut, copied once, from
+    // the oldest record any shard still needs (at or below every pin: the pins keep each
+    // shard's records from its pin on, Retain keeps them until the copy is done) through the
+    // last cut. Each shard's cut is its last record at the cut's instant, and every record
+    // after that instant has a larger LSN than every cut: the records of the copy above a
+    // shard's cut are other shards' records from before the cut.
+    const engine::Lsn last = *std::max_element(cut.begin(), cut.end());
+    if (last != 0) RETURN_IF_ERROR(log->WaitDurable(last));
+    const engine::Lsn oldest = log->Retain(last);
+    absl::Cleanup release = [log, oldest] { log->Release(oldest); };
+    for (uint32_t s = 0; s < n; ++s) RETURN_IF_ERROR(env->SyncDir(dirs[s]));
+    RETURN_IF_ERROR(
+        wal::CopyLog(env, db->directory().LogDir(), Join(partial, "log"), oldest, last));
+    return env->SyncDir(partial);
+  }
+  // 4. Each log from its pin through its cut, once durable there.
+  for (uint32_t s = 0; s < n; ++s) {
+    if (cut[s] != 0) RETURN_IF_ERROR(db->shard(s)->WaitDurable(cut[s]));
+  }
+  for (uint32_t s = 0; s < n; ++s) {
     RETURN_IF_ERROR(db->shard(s)->CopyWalTo(dirs[s], from[s], cut[s]));
     RETURN_IF_ERROR(env->SyncDir(dirs[s]));
   }

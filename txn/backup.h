@@ -3,7 +3,9 @@
 //   1. pin each shard's WAL from min(applied LSN + 1, the oldest LSN 2PC needs) on;
 //   2. copy each shard's LMDB store (one snapshot each), noting each copy's own applied LSN;
 //   3. the cut: under every shard's commit lock at once, each shard's last appended LSN;
-//   4. make every shard's log durable through its cut, and copy it from the pin to the cut;
+//   4. make every shard's log durable through its cut, and copy it from the pin to the cut
+//      (a log shared by the shards: copied once, from the oldest record a shard needs through
+//      the last cut);
 //   5. all of it into a sibling `dest.partial-<pid>-<n>` (with a BACKUP note), renamed
 //      to dest, and only then the manifest: until it exists no crash leaves a directory that
 //      opens as a database, under either name.

@@ -261,6 +261,12 @@ void shardtx_options_set_checkpoint_on_close(shardtx_options_t* options, int che
   if (options != nullptr) options->options.checkpoint_on_close = checkpoint != 0;
 }
 
+void shardtx_options_set_shared_log(shardtx_options_t* options, int shared) {
+  if (options == nullptr) return;
+  options->options.log_layout =
+      shared != 0 ? shardtx::Options::LogLayout::kShared : shardtx::Options::LogLayout::kPerShard;
+}
+
 // --- Database ----------------------------------------------------------------------------------
 
 shardtx_code shardtx_open(const shardtx_options_t* options, shardtx_db_t** db, char** errptr) {

@@ -60,6 +60,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::Prepare(PrepareRequest& request,
                          KillPoints::DeliberateBug("commit_with_prepare_missing");
   engine::Timestamp commit_ts = 0;
   std::vector<engine::Lsn> lsns;
+  const bool shared_log = db_->shared_log() != nullptr;
   {
     ShardLocks locks(db_, plan.involved);
     RETURN_IF_ERROR(validate());
@@ -79,9 +80,11 @@ absl::StatusOr<engine::Timestamp> Coordinator::Prepare(PrepareRequest& request,
       }
       // Every prepare is synced, all in one round: the first by this thread (kSync), the
       // others by their shards' flushers at once, in parallel (kAsync). For our own cross-shard
-      // commit, all of them durable is the commit point (parallel commit).
-      engine::Durability durability =
-          i == 0 ? engine::Durability::kSync : engine::Durability::kAsync;
+      // commit, all of them durable is the commit point (parallel commit). In a log shared by
+      // the shards, all of them kSync, which wakes no flusher: the first WaitDurable below
+      // writes them together and one fsync covers them all.
+      engine::Durability durability = i == 0 || shared_log ? engine::Durability::kSync
+                                                           : engine::Durability::kAsync;
       if (skip_last && i + 1 == plan.parts.size()) durability = engine::Durability::kDeferred;
       auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), durability);
       if (!lsn.ok()) {

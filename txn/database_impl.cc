@@ -5,7 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "txn/db_options.h"
 #include "txn/transaction_impl.h"
+#include "util/kill_point.h"
 #include "util/status_macros.h"
+#include "wal/reader.h"
+#include "wal/writer.h"
 
 namespace shardtx {
 
@@ -14,6 +17,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
 }
 
 namespace txn {
+
+SHARDTX_DEFINE_KILL_POINT(shared_recovery_before_wal_open, "recovery.before_shared_log_open");
 
 absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& options) {
   RETURN_IF_ERROR(ValidateOptions(options));
@@ -49,18 +54,81 @@ absl::Status DatabaseImpl::OpenShards() {
   }
   // Every shard is redone before any checkpoint can run, and before the oracle learns the
   // largest recovered timestamp.
-  engine::Timestamp max_ts = 0;
+  const bool shared = directory_->shared_log();
   for (uint32_t i = 0; i < n; ++i) {
     engine::ShardOptions so = ShardOptionsFor(options_, env_, directory_->ShardDir(i));
     so.durable_listener = durable_commits_.get();
+    so.shared_log = shared;
     ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard> shard, engine::Shard::Open(i, so, this));
-    max_ts = std::max(max_ts, shard->recovered_max_ts());
     shards_.push_back(std::move(shard));
   }
+  if (shared) RETURN_IF_ERROR(RecoverSharedLog());
+  engine::Timestamp max_ts = 0;
+  for (auto& s : shards_) max_ts = std::max(max_ts, s->recovered_max_ts());
   RETURN_IF_ERROR(directory_->RecordCurrentFormat());
   oracle_.Recovered(std::max(max_ts, coordinator_->RecoveredMaxTs()));
   RETURN_IF_ERROR(coordinator_->ResolveInDoubt());
+  if (shared) {
+    // Until a shard states what it needs, the shared log keeps every record of its: a shard
+    // with nothing to redo must not hold the log back until its first checkpoint.
+    for (auto& s : shards_) RETURN_IF_ERROR(s->StateLogFloor());
+  }
   for (auto& s : shards_) s->StartBackground();
+  return absl::OkStatus();
+}
+
+absl::Status DatabaseImpl::RecoverSharedLog() {
+  const uint32_t n = options_.num_shards;
+  const std::string log_dir = directory_->LogDir();
+  RETURN_IF_ERROR(CreateDirDurably(env_, log_dir));
+  // Every LSN above the largest applied LSN must be there; one at or below it may be another
+  // shard's record that was freed (a per-shard demand of applied + 1 could name one). Each
+  // shard's records above its own applied LSN are kept by that shard's floor.
+  engine::Lsn max_applied = 0;
+  for (auto& s : shards_) max_applied = std::max(max_applied, s->applied_lsn());
+  wal::ReaderOptions ropts;
+  ropts.from_lsn = 0;
+  ropts.needed_lsn = max_applied + 1;
+  auto reader_or = wal::WalReader::Open(env_, log_dir, ropts);
+  if (absl::IsNotFound(reader_or.status())) {
+    return absl::DataLossError(absl::StrCat("the shards' stores have applied LSNs up to ",
+                                            max_applied, " but the shared log ", log_dir,
+                                            " cannot continue them: ",
+                                            reader_or.status().message()));
+  }
+  RETURN_IF_ERROR(reader_or.status());
+  std::unique_ptr<wal::WalReader> reader = std::move(*reader_or);
+  wal::WalRecord rec;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, reader->Next(&rec));
+    if (!more) break;
+    if (rec.stream >= n) {
+      return absl::DataLossError(absl::StrCat("shared log ", log_dir, ": record at LSN ", rec.lsn,
+                                              " belongs to stream ", rec.stream,
+                                              ", but the database has ", n, " shards"));
+    }
+    RETURN_IF_ERROR(shards_[rec.stream]->RedoRecovered(rec.lsn, rec.type, rec.payload));
+  }
+  const wal::WalTail& tail = reader->tail();
+  if (tail.next_lsn <= max_applied) {
+    return absl::DataLossError(absl::StrCat("shared log ", log_dir, " ends at LSN ",
+                                            tail.next_lsn - 1, " but a shard's store has applied LSN ",
+                                            max_applied));
+  }
+  SHARDTX_KILL_POINT("recovery.before_shared_log_open");
+  wal::WalOptions wopts;
+  wopts.segment_size = options_.wal_segment_size;
+  wopts.max_record_size = ShardOptionsFor(options_, env_, "").max_record_size;
+  wopts.streams = n;
+  DurableCommits* listener = durable_commits_.get();
+  wopts.on_durable = [listener, n](engine::Lsn lsn) {
+    for (uint32_t s = 0; s < n; ++s) listener->Durable(s, lsn);
+  };
+  wopts.on_poisoned = [listener, n](const absl::Status& error) {
+    for (uint32_t s = 0; s < n; ++s) listener->Poisoned(s, error);
+  };
+  ASSIGN_OR_RETURN(shared_log_, wal::WalWriter::Open(env_, log_dir, wopts, tail));
+  for (auto& s : shards_) s->AttachSharedLog(shared_log_.get(), tail.next_lsn - 1, tail.torn);
   return absl::OkStatus();
 }
 
@@ -81,6 +149,12 @@ absl::Status DatabaseImpl::Release(bool checkpoint) {
   absl::Status result;
   for (auto& s : shards_) {
     absl::Status st = s->Close(checkpoint);
+    if (result.ok()) result = st;
+  }
+  // The shared log after every shard's last checkpoint and truncation. (Kept, closed, until
+  // the shards that point at it are gone.)
+  if (shared_log_ != nullptr) {
+    absl::Status st = shared_log_->Close();
     if (result.ok()) result = st;
   }
   // Transactions still open may hold read views of the shards: then the shards (and the
@@ -118,7 +192,8 @@ Stats DatabaseImpl::GetStats() {
     MutexLock l(&shards_mu_);  // Close may clear shards_ meanwhile
     for (auto& shard : shards_) shards.emplace_back(shard->id(), shard->Stats());
   }
-  return MakeStats(counters_, coordinator_->state().InDoubt(), shards);
+  return MakeStats(counters_, coordinator_->state().InDoubt(), shards,
+                   directory_ != nullptr && directory_->shared_log());
 }
 
 absl::StatusOr<std::vector<std::string>> DatabaseImpl::ListPrepared() {
@@ -186,7 +261,10 @@ engine::Lsn DatabaseImpl::PinnedLsn(uint32_t shard) {
   std::vector<uint32_t> waiting_on;
   engine::Lsn pinned = coordinator_->state().PinnedLsn(shard, durable, &waiting_on);
   bool synced = false;
-  for (uint32_t c : waiting_on) synced = shards_[c]->SyncWal().ok() || synced;
+  for (uint32_t c : waiting_on) {
+    synced = shards_[c]->SyncWal().ok() || synced;
+    if (shared_log_ != nullptr) break;  // one log: one sync covers every coordinator
+  }
   if (synced) pinned = coordinator_->state().PinnedLsn(shard, durable);
   return backup_pins_.Fold(shard, pinned);
 }

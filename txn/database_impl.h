@@ -3,6 +3,7 @@
 //
 //   DbDirectory     the directory, its manifest and its lock
 //   engine::Shard   one per shard: log, overlay, LMDB, checkpoints, redo
+//   shared_log_     the log all shards share, in that layout (read and opened here)
 //   TimestampOracle commit timestamps and what is visible
 //   DurableCommits  when single-shard synchronous commits become visible
 //   AsyncCommits    CommitAsync's completion thread, back-pressure and draining
@@ -30,6 +31,7 @@
 #include "txn/partitioner.h"
 #include "txn/timestamp_oracle.h"
 #include "util/op_gate.h"
+#include "wal/writer.h"
 
 namespace shardtx::txn {
 
@@ -64,6 +66,8 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
 
   // For transactions and the coordinator.
   engine::Shard* shard(uint32_t i) { return shards_[i].get(); }
+  // The log all shards share (Options::LogLayout::kShared), or null when each has its own.
+  wal::WalWriter* shared_log() { return shared_log_.get(); }
   // From the options, not shards_ (which Close may clear while a transaction is being begun).
   uint32_t num_shards() const { return options_.num_shards; }
   const Partitioner& partitioner() const { return *partitioner_; }
@@ -93,6 +97,9 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   explicit DatabaseImpl(const Options& options) : options_(options) {}
   // Opens (recovering) every shard, then resolves the in-doubt transactions.
   absl::Status OpenShards();
+  // The shared layout's recovery: reads PATH/log once, handing each record to the shard of its
+  // stream, then opens the shared log after its tail and attaches it to every shard.
+  absl::Status RecoverSharedLog();
   // Close: refuses new calls, waits for those in flight, closes the shards (checkpointing
   // first when `checkpoint`) and releases the directory. Also undoes a failed Open.
   absl::Status Release(bool checkpoint);
@@ -104,6 +111,10 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   std::unique_ptr<Partitioner> partitioner_;
   TimestampOracle oracle_;
   std::unique_ptr<DurableCommits> durable_commits_;
+  // After durable_commits_ (destroyed before it: its callbacks report there); the shards, which
+  // append to it, are cleared before it is destroyed (~DatabaseImpl) and closed before it is
+  // (Release).
+  std::unique_ptr<wal::WalWriter> shared_log_;
   std::unique_ptr<Coordinator> coordinator_;
   TxnCounters counters_;
   uint64_t txn_id_base_ = 0;

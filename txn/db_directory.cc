@@ -16,10 +16,16 @@ namespace {
 constexpr char kManifest[] = "SHARDTX";
 constexpr char kLockFile[] = "LOCK";
 constexpr uint32_t kFormatVersion = DbDirectory::kFormatVersion;
+constexpr uint32_t kSharedLogFormatVersion = DbDirectory::kSharedLogFormatVersion;
 
-std::string Manifest(uint32_t shards, const std::string& partitioning) {
-  return absl::StrCat("format ", kFormatVersion, "\nshards ", shards, "\npartitioning ",
-                      partitioning, "\n");
+// The format this build writes for a database of the given layout.
+uint32_t CurrentFormat(bool shared_log) {
+  return shared_log ? kSharedLogFormatVersion : kFormatVersion;
+}
+
+std::string Manifest(uint32_t shards, const std::string& partitioning, bool shared_log) {
+  return absl::StrCat("format ", CurrentFormat(shared_log), "\nshards ", shards,
+                      "\npartitioning ", partitioning, "\n", shared_log ? "log shared\n" : "");
 }
 
 absl::StatusOr<std::string> ReadSmallFile(Env* env, const std::string& path) {
@@ -94,25 +100,36 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
   }
 
   uint32_t shards = options.num_shards == 0 ? 1 : options.num_shards;
-  uint32_t format = kFormatVersion;
+  bool shared_log = options.log_layout == Options::LogLayout::kShared;
+  uint32_t format = CurrentFormat(shared_log);
   if (has_manifest) {
     ASSIGN_OR_RETURN(std::string m, ReadSmallFile(env, path + "/" + kManifest));
     uint32_t version = 0, recorded = 0;
     std::string partitioning = "hash";
+    std::string log;
     for (absl::string_view line : absl::StrSplit(m, '\n', absl::SkipEmpty())) {
       std::vector<absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
       if (kv.size() != 2) continue;
       if (kv[0] == "format") (void)absl::SimpleAtoi(kv[1], &version);
       if (kv[0] == "shards") (void)absl::SimpleAtoi(kv[1], &recorded);
       if (kv[0] == "partitioning") partitioning = std::string(kv[1]);
+      if (kv[0] == "log") log = std::string(kv[1]);
     }
     if (version == 0 || recorded == 0 || recorded > kMaxShards) {
       return absl::DataLossError(absl::StrCat(path, "/", kManifest, " is corrupt"));
     }
-    if (version > kFormatVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          path, " has format version ", version, ", newer than this build's ", kFormatVersion));
+    if (version > kSharedLogFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(path, " has format version ", version,
+                                                        ", newer than this build's ",
+                                                        kSharedLogFormatVersion));
     }
+    // Format 3 is the shared log layout and says so; no older format has a log line.
+    if ((version == kSharedLogFormatVersion) != (log == "shared") ||
+        (!log.empty() && log != "shared")) {
+      return absl::DataLossError(absl::StrCat(path, "/", kManifest, " is corrupt: format ",
+                                              version, " with log layout '", log, "'"));
+    }
+    shared_log = log == "shared";
     if (options.num_shards != 0 && options.num_shards != recorded) {
       return absl::InvalidArgumentError(absl::StrCat(path, " was created with ", recorded,
                                                      " shards; Options.num_shards is ",
@@ -128,18 +145,20 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
     RETURN_IF_ERROR(Partitioner::Validate(options, shards));
   } else {
     RETURN_IF_ERROR(Partitioner::Validate(options, shards));
-    RETURN_IF_ERROR(WriteFileAtomically(env, path, kManifest,
-                                        Manifest(shards, Partitioner::Describe(options))));
+    RETURN_IF_ERROR(WriteFileAtomically(
+        env, path, kManifest, Manifest(shards, Partitioner::Describe(options), shared_log)));
   }
   return std::unique_ptr<DbDirectory>(new DbDirectory(env, path, shards, format,
-                                                      Partitioner::Describe(options),
+                                                      Partitioner::Describe(options), shared_log,
                                                       std::move(*lock)));
 }
 
 absl::Status DbDirectory::RecordCurrentFormat() {
-  if (format_ == kFormatVersion) return absl::OkStatus();
-  RETURN_IF_ERROR(WriteFileAtomically(env_, path_, kManifest, Manifest(num_shards_, partitioning_)));
-  format_ = kFormatVersion;
+  const uint32_t current = CurrentFormat(shared_log_);
+  if (format_ == current) return absl::OkStatus();
+  RETURN_IF_ERROR(WriteFileAtomically(env_, path_, kManifest,
+                                      Manifest(num_shards_, partitioning_, shared_log_)));
+  format_ = current;
   return absl::OkStatus();
 }
 

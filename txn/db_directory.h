@@ -1,9 +1,11 @@
 // DbDirectory: the layout of a database directory, and the claim on it.
 //
-//   PATH/SHARDTX      the manifest: "format N", "shards N", "partitioning P" (one per line),
-//                     written once, atomically (temp file, fsync, rename, fsync of PATH)
+//   PATH/SHARDTX      the manifest: "format N", "shards N", "partitioning P" and, in the
+//                     shared log layout only, "log shared" (one per line), written once,
+//                     atomically (temp file, fsync, rename, fsync of PATH)
 //   PATH/LOCK         held (flock) while a Database has the directory open
 //   PATH/shard-NNN/   one per shard (see engine::Shard)
+//   PATH/log/         the log all shards share (Options::LogLayout::kShared only)
 //
 // A directory with no manifest must hold nothing else (a LOCK, a manifest's temp file).
 #pragma once
@@ -24,6 +26,9 @@ class DbDirectory {
   // directory is upgraded: each shard's store when it opens, then the manifest
   // (RecordCurrentFormat).
   static constexpr uint32_t kFormatVersion = 2;
+  // The format of a database in the shared log layout: format 2 plus the line "log shared",
+  // which it requires (builds that know only format 2 refuse it as newer).
+  static constexpr uint32_t kSharedLogFormatVersion = 3;
   // The most shards a database may have.
   static constexpr uint32_t kMaxShards = 1024;
 
@@ -39,6 +44,10 @@ class DbDirectory {
   uint32_t num_shards() const { return num_shards_; }
   // The directory of shard `i`.
   std::string ShardDir(uint32_t i) const;
+  // Whether the shards share one log (Options::LogLayout::kShared), as the manifest says.
+  bool shared_log() const { return shared_log_; }
+  // The shared log's directory (meaningful when shared_log()).
+  std::string LogDir() const { return path_ + "/log"; }
   // Records this build's format in the manifest if it holds an older one: called once every
   // shard has opened (and so upgraded its store).
   absl::Status RecordCurrentFormat();
@@ -50,12 +59,13 @@ class DbDirectory {
 
  private:
   DbDirectory(Env* env, std::string path, uint32_t num_shards, uint32_t format,
-              std::string partitioning, std::unique_ptr<FileLock> lock)
+              std::string partitioning, bool shared_log, std::unique_ptr<FileLock> lock)
       : env_(env),
         path_(std::move(path)),
         num_shards_(num_shards),
         format_(format),
         partitioning_(std::move(partitioning)),
+        shared_log_(shared_log),
         lock_(std::move(lock)) {}
 
   Env* const env_;
@@ -63,6 +73,7 @@ class DbDirectory {
   const uint32_t num_shards_;
   uint32_t format_;  // as the manifest records it
   const std::string partitioning_;
+  const bool shared_log_;
   std::unique_ptr<FileLock> lock_;
 };
 

@@ -8,8 +8,10 @@ namespace shardtx {
 namespace txn {
 
 Stats MakeStats(const TxnCounters& counters, uint64_t in_doubt,
-                const std::vector<std::pair<uint32_t, engine::ShardStats>>& shards) {
+                const std::vector<std::pair<uint32_t, engine::ShardStats>>& shards,
+                bool shared_log) {
   Stats s;
+  s.shared_log = shared_log;
   s.commits = counters.commits.load();
   s.read_only_commits = counters.read_only_commits.load();
   s.cross_shard_commits = counters.cross_shard_commits.load();
@@ -66,12 +68,16 @@ Stats MakeStats(const TxnCounters& counters, uint64_t in_doubt,
     v.recovery_bytes = st.recovery.bytes;
     v.recovery_ms = st.recovery.millis;
     v.recovery_torn_tail = st.recovery.torn_tail;
-    s.fsyncs += v.wal_fsyncs;
-    synced_records += static_cast<uint64_t>(v.wal_records_per_fsync * v.wal_fsyncs);
+    // One shared log: every shard reports it; count it once (the first shard's report).
+    const bool count_log = !shared_log || s.shards.empty();
+    if (count_log) {
+      s.fsyncs += v.wal_fsyncs;
+      synced_records += static_cast<uint64_t>(v.wal_records_per_fsync * v.wal_fsyncs);
+      s.wal_bytes += v.wal_bytes;
+    }
     s.checkpoints += v.checkpoints;
     s.checkpoint_bytes += v.checkpoint_bytes;
     s.overlay_bytes += v.overlay_bytes;
-    s.wal_bytes += v.wal_bytes;
     s.recovery_records += v.recovery_records;
     s.recovery_bytes += v.recovery_bytes;
     s.recovery_ms = std::max(s.recovery_ms, v.recovery_ms);
@@ -91,7 +97,7 @@ std::string Stats::ToString() const {
       "in-doubt: %d (recovery committed %d, aborted %d)\ncommit latency us: %s\n"
       "async commits: %d, %d batches (%.1f per batch, sizes %s), %d back-pressure waits\n"
       "2pc us: prepare %s | decision %s | phase 2 %s\n"
-      "wal: %d bytes, %d fsyncs, %.1f records/fsync\n"
+      "wal: %d bytes, %d fsyncs, %.1f records/fsync%s\n"
       "checkpoints: %d, %d bytes; overlay %d bytes\n"
       "recovery: %d records, %d bytes, %.1f ms\n",
       commits, read_only_commits, cross_shard_commits, rollbacks, aborts_write_conflict,
@@ -99,7 +105,7 @@ std::string Stats::ToString() const {
       aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us,
       async_commits, async_batches, async_completions_per_batch, async_batch_size,
       async_backpressure_waits, prepare_us, decision_us, phase2_us, wal_bytes, fsyncs,
-      records_per_fsync, checkpoints, checkpoint_bytes, overlay_bytes, recovery_records,
+      records_per_fsync, shared_log ? " (one log shared by all shards)" : "", checkpoints, checkpoint_bytes, overlay_bytes, recovery_records,
       recovery_bytes, recovery_ms);
   for (const ShardStatsView& s : shards) {
     absl::StrAppendFormat(

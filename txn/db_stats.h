@@ -29,8 +29,10 @@ struct TxnCounters {
 };
 
 // The counters, the number of in-doubt transactions, and every shard's own stats (in shard
-// order), as the public Stats; the totals summed over the shards.
+// order), as the public Stats; the totals summed over the shards, except the log's when the
+// shards share one (`shared_log`: each shard's log figures are that log's, counted once).
 Stats MakeStats(const TxnCounters& counters, uint64_t in_doubt,
-                const std::vector<std::pair<uint32_t, engine::ShardStats>>& shards);
+                const std::vector<std::pair<uint32_t, engine::ShardStats>>& shards,
+                bool shared_log);
 
 }  // namespace shardtx::txn

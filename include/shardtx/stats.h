@@ -74,7 +74,10 @@ struct Stats {
   // cross-shard Commit is committed once its prepares are durable and does not wait for its
   // decision record), phase 2 (commit records, install, publish).
   std::string prepare_us, decision_us, phase2_us;
-  // Sums over shards.
+  // The shards share one log (Options::LogLayout::kShared, as the database was created): every
+  // shard's wal_* figures (ShardStatsView) are that log's, and the sums below count it once.
+  bool shared_log = false;
+  // Sums over shards (over their logs: one, when shared_log).
   uint64_t fsyncs = 0;
   double records_per_fsync = 0;
   uint64_t checkpoints = 0;

@@ -186,6 +186,39 @@ static void test_explicit_partitioning(void) {
   CHECK_CODE(SHARDTX_OK, shardtx_close(db, &err));
 }
 
+/* shardtx_options_set_shared_log: a new database gets one log for all its shards (PATH/log, no
+ * shard-NNN/wal), which it keeps when reopened with the option off. */
+static int is_dir(const char* path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void test_shared_log(void) {
+  shardtx_options_set_shared_log(NULL, 1); /* a no-op */
+  for (int round = 0; round < 2; ++round) {
+    shardtx_options_t* options = options_for("shared", 2);
+    shardtx_options_set_shared_log(options, round == 0); /* then off: the directory decides */
+    shardtx_db_t* db = NULL;
+    CHECK_CODE(SHARDTX_OK, shardtx_open(options, &db, &err));
+    shardtx_options_destroy(options);
+    if (db == NULL) return;
+    shardtx_txn_t* txn = NULL;
+    CHECK_CODE(SHARDTX_OK, shardtx_begin(db, SHARDTX_SNAPSHOT, SHARDTX_SYNC, &txn, &err));
+    put(txn, round == 0 ? "a" : "b", "1");
+    CHECK_CODE(SHARDTX_OK, shardtx_commit(txn, &err));
+    shardtx_txn_destroy(txn);
+    expect(db, "a", "1");
+    char* stats = NULL;
+    CHECK_CODE(SHARDTX_OK, shardtx_stats(db, &stats, &err));
+    CHECK(stats != NULL && strstr(stats, "one log shared by all shards") != NULL);
+    shardtx_free(stats);
+    CHECK_CODE(SHARDTX_OK, shardtx_close(db, &err));
+  }
+  CHECK(is_dir(path_in("shared/log")));
+  CHECK(!is_dir(path_in("shared/shard-000/wal")));
+  CHECK(!is_dir(path_in("shared/shard-001/wal")));
+}
+
 /* What a shardtx_commit_async callback saw. */
 struct async_outcome {
   int calls;
@@ -605,6 +638,7 @@ int main(int argc, char** argv) {
   test_open_errors();
   test_explicit_partitioning();
   test_commit_async();
+  test_shared_log();
   shardtx_db_t* db = open_main();
   if (db != NULL) {
     test_commit_get_delete(db);

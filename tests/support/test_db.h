@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -73,6 +74,15 @@ inline std::string FreshDir(const std::string& suffix = "") {
   std::filesystem::remove_all(dir);
   internal::DirsOfThisTest().push_back(dir);
   return dir;
+}
+
+// The log layout a suite runs in: kShared when the environment variable SHARDTX_TEST_LOG_LAYOUT
+// is "shared" (ctest runs some suites a second time so), else kPerShard. For suites that do not
+// look at the log's files themselves.
+inline Options::LogLayout TestLogLayout() {
+  const char* v = std::getenv("SHARDTX_TEST_LOG_LAYOUT");
+  return v != nullptr && std::string(v) == "shared" ? Options::LogLayout::kShared
+                                                     : Options::LogLayout::kPerShard;
 }
 
 inline std::unique_ptr<Database> OpenOrDie(const Options& options) {

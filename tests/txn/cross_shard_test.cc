@@ -21,6 +21,7 @@ Options RangeOpts(const std::string& dir) {
   o.partitioning = Options::Partitioning::kRange;
   o.range_split_points = {"m"};
   o.checkpoint_interval = absl::ZeroDuration();
+  o.log_layout = testing::TestLogLayout();
   return o;
 }
 

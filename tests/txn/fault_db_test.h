@@ -37,6 +37,7 @@ class FaultDbTest : public ::testing::Test {
     o.checkpoint_on_close = false;
     o.wal_segment_size = 64 << 10;
     o.max_txn_bytes = 16 << 10;
+    o.log_layout = TestLogLayout();
     return o;
   }
   // Opens with `options` (remembered for CrashAndReopen).

@@ -52,6 +52,7 @@ class TwoPhaseCrashTest : public ::testing::TestWithParam<std::string> {
     o.checkpoint_on_close = false;
     o.wal_segment_size = 64 << 10;
     o.max_txn_bytes = 16 << 10;
+    o.log_layout = testing::TestLogLayout();
     return o;
   }
   FaultInjectionEnv env_{Env::Default(), FaultInjectionEnv::Options{.sync_base = false}};
