@@ -82,12 +82,10 @@ class ShardtxEngine final : public Engine {
   std::optional<uint64_t> Fsyncs() override {
     shardtx::Stats s = db_->GetStats();
     // WAL fdatasyncs, plus LMDB's: one per LMDB transaction of a checkpoint (its data pages;
-    // a checkpoint writes in chunks) and one more for the checkpoint's meta page. With a
-    // shared log every shard reports that log's figures: its fsyncs count once.
-    uint64_t n = 0;
-    for (size_t i = 0; i < s.shards.size(); ++i) {
-      const shardtx::ShardStatsView& shard = s.shards[i];
-      if (!setup_.shared_log || i == 0) n += shard.wal_fsyncs;
+    // a checkpoint writes in chunks) and one more for the checkpoint's meta page. Stats::fsyncs
+    // counts a log shared by the shards once.
+    uint64_t n = s.fsyncs;
+    for (const shardtx::ShardStatsView& shard : s.shards) {
       n += shard.checkpoint_txns + shard.checkpoints;
     }
     return n;

@@ -252,6 +252,26 @@ size_t FilesEndingIn(const std::string& dir, const std::string& suffix) {
   return n;
 }
 
+// With one log for 4 shards, every shard's statistics are that log's: its fsyncs count once.
+// One client commits 20 times, one after the other: about one fsync each, not four.
+TEST(TxbenchSharedLog, FsyncsOfTheSharedLogCountOnce) {
+  const KeySpace keys(2000, 16, 100, 4, 0, 1);
+  EngineSetup setup;
+  setup.dir = FreshDir();
+  setup.shards = 4;
+  setup.shared_log = true;
+  setup.keys = &keys;
+  auto engine = OpenShardtx(setup);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const std::optional<uint64_t> before = (*engine)->Fsyncs();
+  ASSERT_TRUE(before.has_value());
+  WriteSome(**engine, keys, 20);
+  const uint64_t synced = *(*engine)->Fsyncs() - *before;
+  EXPECT_GE(synced, 20u);
+  EXPECT_LT(synced, 40u);
+  EXPECT_TRUE((*engine)->Close().ok());
+}
+
 TEST(TxbenchSettle, ShardtxCheckpointsAndRocksdbFlushesInsideTheWindow) {
   const std::string dir = FreshDir();
   const KeySpace keys(2000, 16, 100, 2, 0, 1);

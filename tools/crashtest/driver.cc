@@ -294,6 +294,12 @@ int Driver::Run() {
       return Fail(static_cast<int>(round), plan, violations);
     }
     recovery_ms_.push_back(recovery_ms);
+    // The database keeps the layout it was created with, the one asked for.
+    if ((*db)->GetStats().shared_log != (o_.log_layout == Options::LogLayout::kShared)) {
+      violations.push_back({false, "-",
+                            absl::StrCat("the recovered database's log layout is not ",
+                                         LogLayoutName(o_.log_layout), " (Stats::shared_log)")});
+    }
     const bool verify = o_.self_test_broken != "skip_verify";
     if (verify) {
       model_.Verify(db->get(), &violations);
