@@ -231,6 +231,38 @@ TEST(ShardtxCliSharedLog, CheckNeedsTheLogToReachTheLargestAppliedLsn) {
       << c.out;
 }
 
+// A record whose stream names no shard of the database (here: the manifest rewritten to 2 of
+// the 3 shards whose records the log holds) is damage Database::Open would refuse: wal verify,
+// wal dump, stat and check each say so.
+TEST(ShardtxCliSharedLog, ARecordOfNoShardIsDamage) {
+  std::vector<int> per_shard;
+  const std::string dir = SharedWalDb(30, &per_shard);
+  ASSERT_GT(per_shard[2], 0);
+  const std::string manifest = ReadFile(dir + "/SHARDTX");
+  std::string two = manifest;
+  two.replace(two.find("shards 3\n"), 9, "shards 2\n");
+  WriteFile(dir + "/SHARDTX", two);
+
+  CliResult v = RunCli({"wal", "verify", dir});
+  EXPECT_EQ(v.code, 1) << Describe(v);
+  EXPECT_TRUE(absl::StrContains(v.out, "MALFORMED: LSN ")) << v.out;
+  EXPECT_TRUE(absl::StrContains(v.out, ": stream 2, but the database has 2 shards")) << v.out;
+  EXPECT_TRUE(absl::StrContains(v.out, "verdict: damaged")) << v.out;
+  CliResult d = RunCli({"wal", "dump", dir});
+  EXPECT_EQ(d.code, 1) << Describe(d);
+  EXPECT_EQ(LinesStartingWith(d.out, "shard=2 ").size(), static_cast<size_t>(per_shard[2]))
+      << d.out;
+  EXPECT_TRUE(absl::StrContains(d.out, "MALFORMED: stream 2")) << d.out;
+  CliResult st = RunCli({"stat", dir});
+  EXPECT_EQ(st.code, 1) << Describe(st);
+  EXPECT_TRUE(
+      absl::StrContains(st.out, absl::StrCat(per_shard[2], " records of no shard (DAMAGE)")))
+      << st.out;
+  EXPECT_EQ(RunCli({"check", dir}).code, 1);
+  WriteFile(dir + "/SHARDTX", manifest);
+  EXPECT_EQ(RunCli({"wal", "verify", dir}).code, 0);
+}
+
 TEST(ShardtxCliSharedLog, Format3NeedsItsLogSharedLineAndOlderFormatsRefuseIt) {
   const std::string dir = SharedWalDb(3);
   const std::string manifest = ReadFile(dir + "/SHARDTX");
