@@ -122,9 +122,9 @@ void Shard::AttachSharedLog(wal::WalWriter* log, Lsn last_lsn, bool torn) {
     last_lsn_ = last_lsn;
   }
   recovery_.torn_tail = torn;
-  recovery_.millis = std::chrono::duration<double, std::milli>(
-                         std::chrono::steady_clock::now() - open_start_)
-                         .count();
+  recovery_.millis =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - open_start_)
+          .count();
 }
 
 absl::Status Shard::StateLogFloor() {
@@ -149,9 +149,9 @@ absl::Status Shard::Recover() {
   ropts.needed_lsn = applied_lsn + 1;
   auto reader_or = wal::WalReader::Open(env, wal_dir, ropts);
   if (absl::IsNotFound(reader_or.status())) {
-    return absl::DataLossError(absl::StrCat("shard ", id_, ": LMDB has applied LSN ",
-                                            applied_lsn, " but the WAL cannot continue it: ",
-                                            reader_or.status().message()));
+    return absl::DataLossError(
+        absl::StrCat("shard ", id_, ": LMDB has applied LSN ", applied_lsn,
+                     " but the WAL cannot continue it: ", reader_or.status().message()));
   }
   RETURN_IF_ERROR(reader_or.status());
   std::unique_ptr<wal::WalReader> reader = std::move(*reader_or);
@@ -174,9 +174,8 @@ absl::Status Shard::Recover() {
   }
   const wal::WalTail& tail = reader->tail();
   if (tail.next_lsn <= applied_lsn) {
-    return absl::DataLossError(absl::StrCat("shard ", id_, ": WAL ends at LSN ",
-                                            tail.next_lsn - 1, " but LMDB has applied LSN ",
-                                            applied_lsn));
+    return absl::DataLossError(absl::StrCat("shard ", id_, ": WAL ends at LSN ", tail.next_lsn - 1,
+                                            " but LMDB has applied LSN ", applied_lsn));
   }
   recovery_.torn_tail = tail.torn;
   SHARDTX_KILL_POINT("recovery.before_wal_open");
@@ -195,9 +194,9 @@ absl::Status Shard::Recover() {
     MutexLock l(&commit_mu_);
     last_lsn_ = tail.next_lsn - 1;
   }
-  recovery_.millis = std::chrono::duration<double, std::milli>(
-                         std::chrono::steady_clock::now() - open_start_)
-                         .count();
+  recovery_.millis =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - open_start_)
+          .count();
   return absl::OkStatus();
 }
 

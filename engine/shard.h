@@ -286,7 +286,7 @@ class Shard {
   std::unique_ptr<wal::WalWriter> own_wal_;  // null with a shared log
   // The log appended to: own_wal_, or the shared log (stream id_). Set before any commit.
   wal::WalWriter* wal_ = nullptr;
-  const uint16_t stream_;  // the shard's stream in its log: id_ if shared, else 0
+  const uint16_t stream_;      // the shard's stream in its log: id_ if shared, else 0
   Lsn store_applied_lsn_ = 0;  // LMDB's applied LSN at Open
   std::chrono::steady_clock::time_point open_start_;
   Timestamp recovered_max_ts_ ABSL_GUARDED_BY(commit_mu_) = 0;  // the largest redone

@@ -83,9 +83,14 @@ absl::StatusOr<engine::Timestamp> Coordinator::Prepare(PrepareRequest& request,
       // commit, all of them durable is the commit point (parallel commit). In a log shared by
       // the shards, all of them kSync, which wakes no flusher: the first WaitDurable below
       // writes them together and one fsync covers them all.
-      engine::Durability durability = i == 0 || shared_log ? engine::Durability::kSync
-                                                           : engine::Durability::kAsync;
-      if (skip_last && i + 1 == plan.parts.size()) durability = engine::Durability::kDeferred;
+      engine::Durability durability =
+          i == 0 || shared_log ? engine::Durability::kSync : engine::Durability::kAsync;
+      if (skip_last && i + 1 == plan.parts.size()) {
+        durability = engine::Durability::kDeferred;
+        // In a shared log the others' fsync would cover this prepare too: synced first (the
+        // bug's path only; an fsync under the commit locks).
+        if (shared_log) db_->shard(plan.parts[0])->WaitDurable(lsns[0]).IgnoreError();
+      }
       auto lsn = s->AppendLocked(engine::kPrepare, EncodePrepare(r), durability);
       if (!lsn.ok()) {
         db_->counters().aborts_io_error++;

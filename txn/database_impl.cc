@@ -18,8 +18,6 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options)
 
 namespace txn {
 
-SHARDTX_DEFINE_KILL_POINT(shared_recovery_before_wal_open, "recovery.before_shared_log_open");
-
 absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& options) {
   RETURN_IF_ERROR(ValidateOptions(options));
   std::unique_ptr<DatabaseImpl> db(new DatabaseImpl(options));
@@ -91,10 +89,9 @@ absl::Status DatabaseImpl::RecoverSharedLog() {
   ropts.needed_lsn = max_applied + 1;
   auto reader_or = wal::WalReader::Open(env_, log_dir, ropts);
   if (absl::IsNotFound(reader_or.status())) {
-    return absl::DataLossError(absl::StrCat("the shards' stores have applied LSNs up to ",
-                                            max_applied, " but the shared log ", log_dir,
-                                            " cannot continue them: ",
-                                            reader_or.status().message()));
+    return absl::DataLossError(absl::StrCat(
+        "the shards' stores have applied LSNs up to ", max_applied, " but the shared log ", log_dir,
+        " cannot continue them: ", reader_or.status().message()));
   }
   RETURN_IF_ERROR(reader_or.status());
   std::unique_ptr<wal::WalReader> reader = std::move(*reader_or);
@@ -112,10 +109,11 @@ absl::Status DatabaseImpl::RecoverSharedLog() {
   const wal::WalTail& tail = reader->tail();
   if (tail.next_lsn <= max_applied) {
     return absl::DataLossError(absl::StrCat("shared log ", log_dir, " ends at LSN ",
-                                            tail.next_lsn - 1, " but a shard's store has applied LSN ",
-                                            max_applied));
+                                            tail.next_lsn - 1,
+                                            " but a shard's store has applied LSN ", max_applied));
   }
-  SHARDTX_KILL_POINT("recovery.before_shared_log_open");
+  // The per-shard layout's point (defined in engine/shard.cc), here before the one log opens.
+  SHARDTX_KILL_POINT("recovery.before_wal_open");
   wal::WalOptions wopts;
   wopts.segment_size = options_.wal_segment_size;
   wopts.max_record_size = ShardOptionsFor(options_, env_, "").max_record_size;

@@ -24,8 +24,8 @@ uint32_t CurrentFormat(bool shared_log) {
 }
 
 std::string Manifest(uint32_t shards, const std::string& partitioning, bool shared_log) {
-  return absl::StrCat("format ", CurrentFormat(shared_log), "\nshards ", shards,
-                      "\npartitioning ", partitioning, "\n", shared_log ? "log shared\n" : "");
+  return absl::StrCat("format ", CurrentFormat(shared_log), "\nshards ", shards, "\npartitioning ",
+                      partitioning, "\n", shared_log ? "log shared\n" : "");
 }
 
 absl::StatusOr<std::string> ReadSmallFile(Env* env, const std::string& path) {
@@ -126,8 +126,8 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
     // Format 3 is the shared log layout and says so; no older format has a log line.
     if ((version == kSharedLogFormatVersion) != (log == "shared") ||
         (!log.empty() && log != "shared")) {
-      return absl::DataLossError(absl::StrCat(path, "/", kManifest, " is corrupt: format ",
-                                              version, " with log layout '", log, "'"));
+      return absl::DataLossError(absl::StrCat(path, "/", kManifest, " is corrupt: format ", version,
+                                              " with log layout '", log, "'"));
     }
     shared_log = log == "shared";
     if (options.num_shards != 0 && options.num_shards != recorded) {
@@ -148,9 +148,8 @@ absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const O
     RETURN_IF_ERROR(WriteFileAtomically(
         env, path, kManifest, Manifest(shards, Partitioner::Describe(options), shared_log)));
   }
-  return std::unique_ptr<DbDirectory>(new DbDirectory(env, path, shards, format,
-                                                      Partitioner::Describe(options), shared_log,
-                                                      std::move(*lock)));
+  return std::unique_ptr<DbDirectory>(new DbDirectory(
+      env, path, shards, format, Partitioner::Describe(options), shared_log, std::move(*lock)));
 }
 
 absl::Status DbDirectory::RecordCurrentFormat() {

@@ -105,8 +105,8 @@ std::string Stats::ToString() const {
       aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us,
       async_commits, async_batches, async_completions_per_batch, async_batch_size,
       async_backpressure_waits, prepare_us, decision_us, phase2_us, wal_bytes, fsyncs,
-      records_per_fsync, shared_log ? " (one log shared by all shards)" : "", checkpoints, checkpoint_bytes, overlay_bytes, recovery_records,
-      recovery_bytes, recovery_ms);
+      records_per_fsync, shared_log ? " (one log shared by all shards)" : "", checkpoints,
+      checkpoint_bytes, overlay_bytes, recovery_records, recovery_bytes, recovery_ms);
   for (const ShardStatsView& s : shards) {
     absl::StrAppendFormat(
         &out,

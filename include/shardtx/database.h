@@ -8,8 +8,9 @@
 //   txn->Put("k", "v");
 //   absl::Status s = txn->Commit();                      // durable once OK (kSync)
 //
-// Layout of the directory: SHARDTX (format version, shard count), LOCK (pid of the process
-// that has it open), shard-NNN/{wal,lmdb}/ per shard.
+// Layout of the directory: SHARDTX (format version, shard count, log layout), LOCK (pid of the
+// process that has it open), shard-NNN/{wal,lmdb}/ per shard; or, in the shared log layout
+// (Options::log_layout), shard-NNN/lmdb/ per shard and log/ for all of them.
 //
 // Thread safety: a Database is used from many threads at once. Each Transaction is used by
 // one thread at a time.
@@ -30,7 +31,8 @@ namespace shardtx {
 class Database {
  public:
   // Opens the database at options.path, creating it if missing (create_if_missing), and
-  // recovers it: each shard's WAL is redone above the LMDB checkpoint. Errors:
+  // recovers it: each shard's WAL (or its records in the shared log) is redone above the LMDB
+  // checkpoint. Errors:
   //   kInvalidArgument  bad options (a new database's directory is then not created), or
   //                     num_shards differs from the directory's;
   //   kNotFound         path missing, or holding no database, and !create_if_missing;
@@ -38,7 +40,9 @@ class Database {
   //                     other than a shardtx database, is of a newer format version, or is
   //                     already open (by this or another process: "already open by pid N");
   //   kPermissionDenied the path cannot be written;
-  //   kDataLoss         the WAL or LMDB is corrupt (the message names the file and offset).
+  //   kDataLoss         the WAL or LMDB is corrupt (the message names the file and offset), or
+  //                     the manifest is (a shared-layout format without its "log shared"
+  //                     line; a shared log record of a shard the manifest does not have).
   static absl::StatusOr<std::unique_ptr<Database>> Open(const Options& options);
 
   // Closes (see Close) if still open.

@@ -82,7 +82,7 @@ inline std::string FreshDir(const std::string& suffix = "") {
 inline Options::LogLayout TestLogLayout() {
   const char* v = std::getenv("SHARDTX_TEST_LOG_LAYOUT");
   return v != nullptr && std::string(v) == "shared" ? Options::LogLayout::kShared
-                                                     : Options::LogLayout::kPerShard;
+                                                    : Options::LogLayout::kPerShard;
 }
 
 inline std::unique_ptr<Database> OpenOrDie(const Options& options) {
