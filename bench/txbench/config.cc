@@ -153,9 +153,7 @@ const char* LogLayoutName(LogLayout l) {
   return "?";
 }
 
-bool IsShardtx(EngineKind e) {
-  return e == EngineKind::kShardtx || e == EngineKind::kShardtxAsync;
-}
+bool IsShardtx(EngineKind e) { return e == EngineKind::kShardtx || e == EngineKind::kShardtxAsync; }
 
 uint32_t ShardsOf(const Config& config, const RunSpec& spec) {
   return spec.shards != 0 ? spec.shards : config.shards;
@@ -301,9 +299,9 @@ absl::Status Validate(const Config& c) {
     }
     // Each shard must hold enough keys to pick shards_per_txn distinct ones.
     if (c.keys < static_cast<uint64_t>(shards) * r.shards_per_txn * 4) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--keys ", c.keys, " too few for ", shards, " shards and ", r.shards_per_txn,
-          " keys per transaction (need >= ", shards * r.shards_per_txn * 4, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--keys ", c.keys, " too few for ", shards, " shards and ", r.shards_per_txn,
+                       " keys per transaction (need >= ", shards * r.shards_per_txn * 4, ")"));
     }
   }
   if (c.dir.empty()) return absl::InvalidArgumentError("--dir is empty");

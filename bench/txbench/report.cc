@@ -220,10 +220,10 @@ std::string TableText(const std::vector<RunResult>& runs) {
       "p99us", "p99.9us", "fsync/s", "txn/fs", "settle", "cpu", "other");
   for (const RunResult& r : runs) {
     if (!r.status.ok()) {
-      out += absl::StrFormat("%3d %-24s %-8s %4d %4d %3d %-5s FAILED: %s\n", r.rep + 1,
-                             RowName(r), WorkloadName(r.spec.workload),
-                             r.spec.threads, r.shards, r.spec.shards_per_txn,
-                             DurabilityName(r.durability), r.status.ToString());
+      out +=
+          absl::StrFormat("%3d %-24s %-8s %4d %4d %3d %-5s FAILED: %s\n", r.rep + 1, RowName(r),
+                          WorkloadName(r.spec.workload), r.spec.threads, r.shards,
+                          r.spec.shards_per_txn, DurabilityName(r.durability), r.status.ToString());
       continue;
     }
     std::string fs = "n/a", per = "n/a";
@@ -234,10 +234,10 @@ std::string TableText(const std::vector<RunResult>& runs) {
     out += absl::StrFormat(
         "%3d %-24s %-8s %4d %4d %3d %-5s %9s %9s %6.2f %8.1f %8.1f %8.1f %8.1f %8s %7s %6.2f %5.2f "
         "%5.2f\n",
-        r.rep + 1, RowName(r), WorkloadName(r.spec.workload), r.spec.threads,
-        r.shards, r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s),
-        Num(r.ops_per_s), r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.settle_s,
-        r.cpu_cores, r.other_cores);
+        r.rep + 1, RowName(r), WorkloadName(r.spec.workload), r.spec.threads, r.shards,
+        r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s), Num(r.ops_per_s),
+        r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.settle_s, r.cpu_cores,
+        r.other_cores);
   }
   return out;
 }
@@ -300,8 +300,8 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
   const std::vector<Summary> rows = Summarize(runs);
   std::string out = absl::StrFormat(
       "%-24s %-8s %4s %4s %3s %-5s %4s %9s %17s %6s %8s %8s %8s %8s %7s %6s %5s %5s\n", "engine",
-      "workload", "thr", "shrd", "k", "dur", "n", "txn/s", "txn/s min-max", "abort%", "p50us", "p99us",
-      "p99.9us", "fsync/s", "txn/fs", "settle", "cpu", "other");
+      "workload", "thr", "shrd", "k", "dur", "n", "txn/s", "txn/s min-max", "abort%", "p50us",
+      "p99us", "p99.9us", "fsync/s", "txn/fs", "settle", "cpu", "other");
   for (const Summary& s : rows) {
     const RunResult& m = s.median;
     std::string fs = "n/a", per = "n/a";
@@ -312,8 +312,8 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
     out += absl::StrFormat(
         "%-24s %-8s %4d %4d %3d %-5s %4d %9s %17s %6.2f %8.1f %8.1f %8.1f %8s %7s %6.2f %5.2f "
         "%5.2f\n",
-        RowName(m), WorkloadName(m.spec.workload), m.spec.threads, m.shards,
-        m.spec.shards_per_txn, DurabilityName(m.durability), s.windows, Num(m.txn_per_s),
+        RowName(m), WorkloadName(m.spec.workload), m.spec.threads, m.shards, m.spec.shards_per_txn,
+        DurabilityName(m.durability), s.windows, Num(m.txn_per_s),
         absl::StrCat(Num(s.txn_min), "-", Num(s.txn_max)), m.abort_pct, m.p50_us, m.p99_us,
         m.p999_us, fs, per, m.settle_s, m.cpu_cores, m.other_cores);
   }
@@ -341,8 +341,8 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
         WorkloadName(first.workload), first.threads, members[0]->shards,
         members[0]->shards == 1 ? "" : "s", DurabilityName(durability));
     auto pick = [](const RunResult* m) {
-      return Pick{m->spec.engine,  m->spec.workload, m->spec.threads, m->spec.shards_per_txn,
-                  m->durability,   m->spec.shards,   m->log_layout};
+      return Pick{m->spec.engine, m->spec.workload, m->spec.threads, m->spec.shards_per_txn,
+                  m->durability,  m->spec.shards,   m->log_layout};
     };
     // Each pair once, the engine that runs first in the plan (shardtx) over the other.
     for (size_t i = 0; i < members.size(); ++i) {
@@ -403,42 +403,47 @@ std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
   const Pick floor1{EngineKind::kFsync, Workload::kFsync, 1, 0};
   std::vector<Verdict> out;
   // Issue 5's targets and issue 19's first parts, on per-shard logs (shardtx's default).
-  out.push_back(Judge("single, 64 threads, sync: shardtx (per-shard logs) >= 5x RocksDB "
-                      "TransactionDB",
-                      PairRatios(runs, s64, rocksdb_s64, TxnPerS), 5, true));
+  out.push_back(
+      Judge("single, 64 threads, sync: shardtx (per-shard logs) >= 5x RocksDB "
+            "TransactionDB",
+            PairRatios(runs, s64, rocksdb_s64, TxnPerS), 5, true));
   out.push_back(Judge("single, 64 threads, sync: shardtx (per-shard logs) >= 50x LMDB",
                       PairRatios(runs, s64, {EngineKind::kLmdb, Workload::kSingle, 64, 2}, TxnPerS),
                       50, true));
-  out.push_back(Judge("cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 5x "
-                      "RocksDB 2PC (the better protocol)",
-                      PairRatios(runs, x64, rocksdb_x64, TxnPerS), 5, true));
+  out.push_back(
+      Judge("cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 5x "
+            "RocksDB 2PC (the better protocol)",
+            PairRatios(runs, x64, rocksdb_x64, TxnPerS), 5, true));
   // Issue 19: asynchronous commit, 2 submitting threads keeping 256 transactions in flight.
   const Pick async{EngineKind::kShardtxAsync, Workload::kSingle, 2, 2};
-  out.push_back(Judge("async, 2 submitters x 256 in flight: shardtx (per-shard logs) >= 0.6x "
-                      "shardtx no-sync at 64 threads",
-                      PairRatios(runs, async, nosync, TxnPerS), 0.6, true));
-  out.push_back(Judge("async, 2 submitters x 256 in flight: shardtx (per-shard logs) >= 5x "
-                      "RocksDB TransactionDB durable at 256 threads",
-                      PairRatios(runs, async, rocksdb_256, TxnPerS), 5, true));
-  out.push_back(Judge("single, 1 thread, sync: shardtx (per-shard logs) p50 <= 1.2x the fsync "
-                      "floor",
-                      PairRatios(runs, {EngineKind::kShardtx, Workload::kSingle, 1, 2}, floor1,
-                                 P50),
-                      1.2, false));
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx (per-shard logs) >= 0.6x "
+            "shardtx no-sync at 64 threads",
+            PairRatios(runs, async, nosync, TxnPerS), 0.6, true));
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx (per-shard logs) >= 5x "
+            "RocksDB TransactionDB durable at 256 threads",
+            PairRatios(runs, async, rocksdb_256, TxnPerS), 5, true));
+  out.push_back(Judge(
+      "single, 1 thread, sync: shardtx (per-shard logs) p50 <= 1.2x the fsync "
+      "floor",
+      PairRatios(runs, {EngineKind::kShardtx, Workload::kSingle, 1, 2}, floor1, P50), 1.2, false));
   // Parallel commit: one fsync round per cross-shard commit. On per-shard logs its two prepares
   // go to two logs, so the floor is two fdatasyncs at once on two files of the same disk; the
   // one-file floor applies when the prepares share one sync (the shared log, below).
   const Pick x1{EngineKind::kShardtx, Workload::kCross, 1, 2};
-  out.push_back(Judge("cross (2 of 4), 1 thread, sync: shardtx (per-shard logs) p50 <= 1.3x two "
-                      "concurrent fsyncs",
-                      PairRatios(runs, x1, {EngineKind::kFsync, Workload::kFsync, 2, 0}, P50), 1.3,
-                      false));
-  out.push_back(Judge("cross (2 of 4), 1 thread, sync: shardtx (per-shard logs) p50 <= 1.3x one "
-                      "fsync",
-                      PairRatios(runs, x1, floor1, P50), 1.3, false));
-  out.push_back(Judge("cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 3x "
-                      "RocksDB careful 2PC",
-                      PairRatios(runs, x64, rocksdb_x64[0], TxnPerS), 3, true));
+  out.push_back(
+      Judge("cross (2 of 4), 1 thread, sync: shardtx (per-shard logs) p50 <= 1.3x two "
+            "concurrent fsyncs",
+            PairRatios(runs, x1, {EngineKind::kFsync, Workload::kFsync, 2, 0}, P50), 1.3, false));
+  out.push_back(
+      Judge("cross (2 of 4), 1 thread, sync: shardtx (per-shard logs) p50 <= 1.3x one "
+            "fsync",
+            PairRatios(runs, x1, floor1, P50), 1.3, false));
+  out.push_back(
+      Judge("cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 3x "
+            "RocksDB careful 2PC",
+            PairRatios(runs, x64, rocksdb_x64[0], TxnPerS), 3, true));
   out.push_back(Judge("ycsb-b, 2 threads, sync: shardtx (per-shard logs) >= 0.8x LMDB",
                       PairRatios(runs, {EngineKind::kShardtx, Workload::kYcsbB, 2, 0},
                                  {EngineKind::kLmdb, Workload::kYcsbB, 2, 0}, TxnPerS),
@@ -447,32 +452,36 @@ std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
   // shards must keep what 1 shard gets from the disk, and one fsync covers both prepares of a
   // cross-shard commit.
   const Pick shared_s64{EngineKind::kShardtx, Workload::kSingle, 64, 2, kSync, 4, kShared};
-  out.push_back(Judge("single-shard workload, 64 threads, sync: 4 shards on one disk (shared "
-                      "log) >= 0.9x the same over 1 shard",
-                      PairRatios(runs, shared_s64,
-                                 Pick{EngineKind::kShardtx, Workload::kSingle, 64, 2, kSync, 1},
-                                 TxnPerS),
-                      0.9, true));
-  out.push_back(Judge("single-shard workload, 64 threads, sync: 4 shards on one disk (shared "
-                      "log) >= 3x RocksDB TransactionDB",
-                      PairRatios(runs, shared_s64, rocksdb_s64, TxnPerS), 3, true));
-  out.push_back(Judge("cross (2 of 4), 1 thread, sync: shardtx (shared log: the two prepares "
-                      "share one sync) p50 <= 1.3x one fsync",
-                      PairRatios(runs, {EngineKind::kShardtx, Workload::kCross, 1, 2, kSync, 0,
-                                        kShared},
-                                 floor1, P50),
-                      1.3, false));
+  out.push_back(
+      Judge("single-shard workload, 64 threads, sync: 4 shards on one disk (shared "
+            "log) >= 0.9x the same over 1 shard",
+            PairRatios(runs, shared_s64,
+                       Pick{EngineKind::kShardtx, Workload::kSingle, 64, 2, kSync, 1}, TxnPerS),
+            0.9, true));
+  out.push_back(
+      Judge("single-shard workload, 64 threads, sync: 4 shards on one disk (shared "
+            "log) >= 3x RocksDB TransactionDB",
+            PairRatios(runs, shared_s64, rocksdb_s64, TxnPerS), 3, true));
+  out.push_back(
+      Judge("cross (2 of 4), 1 thread, sync: shardtx (shared log: the two prepares "
+            "share one sync) p50 <= 1.3x one fsync",
+            PairRatios(runs, {EngineKind::kShardtx, Workload::kCross, 1, 2, kSync, 0, kShared},
+                       floor1, P50),
+            1.3, false));
   const Pick shared_x64{EngineKind::kShardtx, Workload::kCross, 64, 2, kSync, 0, kShared};
-  out.push_back(Judge("cross (2 shards/txn), 64 threads, sync: shardtx (shared log) >= 5x "
-                      "RocksDB 2PC (the better protocol)",
-                      PairRatios(runs, shared_x64, rocksdb_x64, TxnPerS), 5, true));
+  out.push_back(
+      Judge("cross (2 shards/txn), 64 threads, sync: shardtx (shared log) >= 5x "
+            "RocksDB 2PC (the better protocol)",
+            PairRatios(runs, shared_x64, rocksdb_x64, TxnPerS), 5, true));
   const Pick shared_async{EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, kSync, 0, kShared};
-  out.push_back(Judge("async, 2 submitters x 256 in flight: shardtx (shared log) >= 0.6x "
-                      "shardtx no-sync at 64 threads",
-                      PairRatios(runs, shared_async, nosync, TxnPerS), 0.6, true));
-  out.push_back(Judge("async, 2 submitters x 256 in flight: shardtx (shared log) >= 5x RocksDB "
-                      "TransactionDB durable at 256 threads",
-                      PairRatios(runs, shared_async, rocksdb_256, TxnPerS), 5, true));
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx (shared log) >= 0.6x "
+            "shardtx no-sync at 64 threads",
+            PairRatios(runs, shared_async, nosync, TxnPerS), 0.6, true));
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx (shared log) >= 5x RocksDB "
+            "TransactionDB durable at 256 threads",
+            PairRatios(runs, shared_async, rocksdb_256, TxnPerS), 5, true));
   return out;
 }
 
@@ -560,8 +569,8 @@ std::string ToCsv(const std::vector<RunResult>& runs) {
     out += absl::StrFormat(
         "%s,%s,%d,%d,%s,%d,%s,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%.3f\n",
         EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads, r.shards,
-        LogLayoutName(r.log_layout), r.spec.shards_per_txn, DurabilityName(r.durability), r.rep, r.txn_per_s, r.ops_per_s,
-        r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us,
+        LogLayoutName(r.log_layout), r.spec.shards_per_txn, DurabilityName(r.durability), r.rep,
+        r.txn_per_s, r.ops_per_s, r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us,
         r.fsyncs_per_s.has_value() ? absl::StrFormat("%.3f", *r.fsyncs_per_s) : "", r.settle_s);
   }
   return out;

@@ -324,7 +324,7 @@ bool RocksdbPerShard(const Config& config, Workload workload, uint32_t shards) {
       return shards > 1;
     case RocksdbLayout::kAuto:
       return shards > 1 && (workload == Workload::kCross || workload == Workload::kMixed ||
-                                   workload == Workload::kBank);
+                            workload == Workload::kBank);
   }
   return false;
 }
@@ -499,9 +499,9 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
   const std::string variant =
       absl::StrCat(key.shards != config.shards ? absl::StrCat("-", key.shards, "shards") : "",
                    key.log_layout == LogLayout::kShared ? "-sharedlog" : "");
-  c->dir_ = absl::StrCat(config.dir, "/", EngineName(kind),
-                         key.rocksdb_per_shard ? "-pershard" : "", key.bank ? "-bank" : "",
-                         variant, "-", getpid());
+  c->dir_ =
+      absl::StrCat(config.dir, "/", EngineName(kind), key.rocksdb_per_shard ? "-pershard" : "",
+                   key.bank ? "-bank" : "", variant, "-", getpid());
   std::filesystem::remove_all(c->dir_, ec);
   std::filesystem::create_directories(c->dir_, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", c->dir_, ": ", ec.message()));

@@ -20,7 +20,7 @@ namespace txbench {
 
 struct RunResult {
   RunSpec spec;
-  uint32_t shards = 1;  // the run's (ShardsOf)
+  uint32_t shards = 1;                          // the run's (ShardsOf)
   LogLayout log_layout = LogLayout::kPerShard;  // the run's (LogLayoutOf)
   DurabilityMode durability = DurabilityMode::kSync;
   absl::Status status;  // not OK: the run failed (the figures below are not valid)
@@ -65,8 +65,8 @@ class Contender {
   // balances), its shard count and shardtx log layout (ShardsOf, LogLayoutOf), ready for up
   // to max_threads client threads, and preloads the keys. The fsync floor's contender
   // (kFsync) creates max_threads files.
-  static absl::StatusOr<std::unique_ptr<Contender>> Open(const Config& config,
-                                                         const RunSpec& spec, int max_threads,
+  static absl::StatusOr<std::unique_ptr<Contender>> Open(const Config& config, const RunSpec& spec,
+                                                         int max_threads,
                                                          const ProgressFn& progress);
   ~Contender();
 

@@ -100,7 +100,8 @@ Outcome Run(const Config& config, FILE* out) {
   }
   auto failed = [&](const RunSpec& spec, int rep, absl::Status s) {
     outcome.exit_code = 1;
-    std::fprintf(stderr, "txbench: %s FAILED: %s\n", RunLabel(config, spec).c_str(), s.ToString().c_str());
+    std::fprintf(stderr, "txbench: %s FAILED: %s\n", RunLabel(config, spec).c_str(),
+                 s.ToString().c_str());
     outcome.runs.push_back(FailedRun(config, spec, rep, std::move(s)));
   };
 

@@ -1,10 +1,8 @@
 // txbench's configuration: flag parsing, validation, the plans (make bench, the long
 // matrix), the key space every engine shares, and the workloads' transaction plans.
-#include "bench/txbench/txbench.h"
-
 #include <set>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -15,6 +13,7 @@
 #include "bench/txbench/keyspace.h"
 #include "bench/txbench/report.h"
 #include "bench/txbench/runner.h"
+#include "bench/txbench/txbench.h"
 #include "bench/txbench/workload.h"
 #include "gtest/gtest.h"
 #include "shardtx/partitioning.h"
@@ -73,12 +72,24 @@ TEST(TxbenchFlags, ParsesEnginesWorkloadsAndDurability) {
 }
 
 TEST(TxbenchFlags, CommandLineFillsTheConfig) {
-  std::vector<std::string> args = {
-      "txbench",           "--engines=lmdb,fsync", "--workload=mixed",   "--threads=3",
-      "--seconds=2",       "--shards=8",           "--shards-per-txn=3", "--cross-pct=25",
-      "--keys=5000",       "--key-size=20",        "--value-size=64",    "--zipf=0.9",
-      "--durability=none", "--dir=/tmp/x",         "--json=/tmp/x.json", "--csv=/tmp/x.csv",
-      "--chart=/tmp/x.png", "--log-layout=shared"};
+  std::vector<std::string> args = {"txbench",
+                                   "--engines=lmdb,fsync",
+                                   "--workload=mixed",
+                                   "--threads=3",
+                                   "--seconds=2",
+                                   "--shards=8",
+                                   "--shards-per-txn=3",
+                                   "--cross-pct=25",
+                                   "--keys=5000",
+                                   "--key-size=20",
+                                   "--value-size=64",
+                                   "--zipf=0.9",
+                                   "--durability=none",
+                                   "--dir=/tmp/x",
+                                   "--json=/tmp/x.json",
+                                   "--csv=/tmp/x.csv",
+                                   "--chart=/tmp/x.png",
+                                   "--log-layout=shared"};
   args = NormalizeFlagNames(args);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -1,7 +1,5 @@
 // txbench's report: verdicts from interleaved pairs, and the JSON/CSV/chart outputs
 // (well-formed, and their figures consistent with the counts).
-#include "bench/txbench/txbench.h"
-
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -15,6 +13,7 @@
 #include "bench/txbench/keyspace.h"
 #include "bench/txbench/report.h"
 #include "bench/txbench/runner.h"
+#include "bench/txbench/txbench.h"
 #include "bench/txbench/workload.h"
 #include "gtest/gtest.h"
 #include "tests/bench/json_reader.h"
@@ -86,8 +85,9 @@ TEST(TxbenchVerdict, TargetsPairWindowsOfTheSameRepetition) {
   const Verdict* cross = nullptr;
   const Verdict* latency = nullptr;
   for (const Verdict& v : verdicts) {
-    if (v.target == "cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 3x "
-                    "RocksDB careful 2PC") {
+    if (v.target ==
+        "cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 3x "
+        "RocksDB careful 2PC") {
       cross = &v;
     }
     if (v.target.find("fsync floor") != std::string::npos) latency = &v;
@@ -174,12 +174,11 @@ TEST(TxbenchVerdict, SharedLogTargetsJudgeTheirOwnRows) {
     // Per-shard, 4 shards: 40k; shared over 4 shards: 66k (65k in rep 3); 1 shard: 70k;
     // RocksDB 10k.
     runs.push_back(Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, 40000));
-    runs.push_back(with(
-        Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, rep == 3 ? 65000 : 66000), 4,
-        LogLayout::kShared));
     runs.push_back(
-        with(Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, 70000), 1,
-             LogLayout::kPerShard));
+        with(Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, rep == 3 ? 65000 : 66000), 4,
+             LogLayout::kShared));
+    runs.push_back(with(Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, 70000), 1,
+                        LogLayout::kPerShard));
     runs.push_back(Window(EngineKind::kRocksdb, Workload::kSingle, 64, rep, 10000));
     // Cross at 1 thread: per-shard 230 us, shared 160 us, against a 150 us one-file floor.
     runs.push_back(Window(EngineKind::kFsync, Workload::kFsync, 1, rep, 6000, 150));
@@ -299,9 +298,9 @@ TEST(TxbenchOutput, JsonIsWellFormedAndMatchesTheCounts) {
   ASSERT_EQ(results->array.size(), outcome.runs.size());
 
   const std::vector<std::string> schema = {
-      "engine",    "workload",  "threads", "shards",  "log_layout", "shards_per_txn",
-      "durability", "rep",      "txn_per_s", "ops_per_s", "abort_pct", "p50_us",
-      "p95_us",    "p99_us",    "p999_us", "fsyncs_per_s", "settle_s"};
+      "engine",     "workload", "threads",   "shards",       "log_layout", "shards_per_txn",
+      "durability", "rep",      "txn_per_s", "ops_per_s",    "abort_pct",  "p50_us",
+      "p95_us",     "p99_us",   "p999_us",   "fsyncs_per_s", "settle_s"};
   for (size_t i = 0; i < results->array.size(); ++i) {
     const JsonValue& row = results->array[i];
     const RunResult& run = outcome.runs[i];

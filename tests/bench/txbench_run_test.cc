@@ -142,8 +142,7 @@ TEST(TxbenchSharedLog, RunsOnADatabaseWithOneLogForAllShards) {
         << entry.path();
     EXPECT_TRUE(std::filesystem::is_directory(entry.path() / "log")) << entry.path();
     EXPECT_FALSE(std::filesystem::exists(entry.path() / "shard-000" / "wal")) << entry.path();
-    EXPECT_NE(ReadFile((entry.path() / "SHARDTX").string()).find("log shared"),
-              std::string::npos);
+    EXPECT_NE(ReadFile((entry.path() / "SHARDTX").string()).find("log shared"), std::string::npos);
   }
   EXPECT_EQ(databases, 2);  // one per RunOne
 }
