@@ -51,16 +51,17 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
   std::map<std::pair<std::string, EngineKind>, double> tput;
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
-    // Runs at another durability than sync (--make-bench's no-sync row) get groups of their
-    // own, so that they never hide the synced runs of the same engine.
+    // Runs at another durability than sync (--make-bench's no-sync row), with their own shard
+    // count or on shardtx's shared log get groups of their own, so that they never hide the
+    // default runs of the same engine.
     const std::string g =
         r.spec.workload == Workload::kFsync
             ? FloorLabel(r)
-            : absl::StrFormat("%s %dt%s%s", WorkloadName(r.spec.workload), r.spec.threads,
+            : absl::StrFormat("%s %dt%s%s%s", WorkloadName(r.spec.workload), r.spec.threads,
                               r.spec.workload == Workload::kCross
                                   ? absl::StrFormat(" k=%d", r.spec.shards_per_txn)
                                   : "",
-                              DurabilitySuffix(r));
+                              DurabilitySuffix(r), VariantSuffix(r));
     if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
     if (std::find(engines.begin(), engines.end(), r.spec.engine) == engines.end()) {
       engines.push_back(r.spec.engine);
@@ -86,7 +87,7 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
     const std::string label =
         r.spec.workload == Workload::kFsync
             ? FloorLabel(r)
-            : absl::StrFormat("%s %s %dt%s%s", EngineName(r.spec.engine),
+            : absl::StrFormat("%s%s %s %dt%s%s", EngineName(r.spec.engine), VariantSuffix(r),
                               WorkloadName(r.spec.workload), r.spec.threads,
                               r.spec.inflight > 0 ? absl::StrFormat(" x%d", r.spec.inflight) : "",
                               DurabilitySuffix(r));

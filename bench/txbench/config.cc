@@ -55,6 +55,11 @@ ABSL_FLAG(int, async_inflight, 256,
 ABSL_FLAG(std::string, rocksdb_layout, "auto",
           "auto: one TransactionDB for workloads without cross-shard transactions, one per "
           "shard (with RocksDB's 2PC) for cross, mixed and bank; one; per-shard.");
+ABSL_FLAG(std::string, log_layout, "per-shard",
+          "shardtx's log layout (Options::log_layout): per-shard (a log per shard, each synced "
+          "on its own) or shared (one log for all shards: one fsync covers every shard's "
+          "commits, and the prepares of a cross-shard commit share it). Other engines ignore "
+          "it; --make-bench runs both.");
 ABSL_FLAG(std::string, dir, "",
           "Directory for the engines' files (default: under the build tree). Must be on the disk "
           "being measured (not a tmpfs).");
@@ -63,12 +68,15 @@ ABSL_FLAG(std::string, csv, "", "Write the results as CSV to this file.");
 ABSL_FLAG(std::string, chart, "",
           "Draw a PNG (gnuplot) of throughput by engine and workload and of latency percentiles.");
 ABSL_FLAG(bool, make_bench, false,
-          "Run the matrix of `make bench` (about 5 minutes): 5 interleaved repetitions of the "
+          "Run the matrix of `make bench` (about 6 minutes): 5 interleaved repetitions of the "
           "fsync floors (one file; two files synced at once), shardtx single and cross at 1 "
           "thread, single at 64 threads for every engine and "
           "cross at 64 threads (2 shards per transaction) for shardtx and both of RocksDB's 2PC "
           "protocols (rocksdb, rocksdb-serial2pc), shardtx-async single with 2 threads and 256 "
-          "in flight, shardtx single at 64 threads without sync, rocksdb single at 256 threads.");
+          "in flight, shardtx single at 64 threads without sync, rocksdb single at 256 threads; "
+          "and the shared log: shardtx single at 64 threads over 4 shards sharing one log and "
+          "over 1 shard, shardtx cross at 1 and 64 threads and shardtx-async with the shared "
+          "log.");
 ABSL_FLAG(bool, long_bench, false,
           "Run the long steady-state matrix of `make bench-long` (about 40 minutes): 5 "
           "interleaved repetitions of 30 s windows of single at 1 and 64 threads, cross at 64 "
@@ -135,6 +143,27 @@ const char* DurabilityName(DurabilityMode d) {
   return "?";
 }
 
+const char* LogLayoutName(LogLayout l) {
+  switch (l) {
+    case LogLayout::kPerShard:
+      return "per-shard";
+    case LogLayout::kShared:
+      return "shared";
+  }
+  return "?";
+}
+
+bool IsShardtx(EngineKind e) { return e == EngineKind::kShardtx || e == EngineKind::kShardtxAsync; }
+
+uint32_t ShardsOf(const Config& config, const RunSpec& spec) {
+  return spec.shards != 0 ? spec.shards : config.shards;
+}
+
+LogLayout LogLayoutOf(const Config& config, const RunSpec& spec) {
+  if (!IsShardtx(spec.engine)) return LogLayout::kPerShard;
+  return spec.log_layout.value_or(config.log_layout);
+}
+
 absl::StatusOr<std::vector<EngineKind>> ParseEngines(absl::string_view list) {
   std::vector<EngineKind> out;
   for (absl::string_view raw : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
@@ -195,6 +224,14 @@ absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name) {
       absl::StrCat("--rocksdb_layout: unknown layout '", n, "' (choose from auto|one|per-shard)"));
 }
 
+absl::StatusOr<LogLayout> ParseLogLayout(absl::string_view name) {
+  const std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
+  if (n == "per-shard") return LogLayout::kPerShard;
+  if (n == "shared") return LogLayout::kShared;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--log_layout: unknown layout '", n, "' (choose from per-shard|shared)"));
+}
+
 absl::Status Validate(const Config& c) {
   if (c.engines.empty()) return absl::InvalidArgumentError("no engine to run");
   if (c.async_inflight < 1 || c.async_inflight > (1 << 20)) {
@@ -249,21 +286,22 @@ absl::Status Validate(const Config& c) {
         absl::StrCat("--zipf ", c.zipf, " not in [0, 1) (0 = uniform; YCSB uses 0.99)"));
   }
   for (const RunSpec& r : PlanRuns(c)) {
+    const uint32_t shards = ShardsOf(c, r);
     const bool multi = r.workload == Workload::kCross || r.workload == Workload::kMixed;
-    if (multi && c.shards < r.shards_per_txn) {
+    if (multi && shards < r.shards_per_txn) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--workload=", WorkloadName(r.workload), " with --shards_per_txn ", r.shards_per_txn,
-          " needs --shards >= ", r.shards_per_txn, " (have ", c.shards, ")"));
+          " needs --shards >= ", r.shards_per_txn, " (have ", shards, ")"));
     }
     if (multi && r.shards_per_txn < 2) {
       return absl::InvalidArgumentError(
           absl::StrCat("--workload=", WorkloadName(r.workload), " needs --shards_per_txn >= 2"));
     }
     // Each shard must hold enough keys to pick shards_per_txn distinct ones.
-    if (c.keys < static_cast<uint64_t>(c.shards) * r.shards_per_txn * 4) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--keys ", c.keys, " too few for ", c.shards, " shards and ", r.shards_per_txn,
-          " keys per transaction (need >= ", c.shards * r.shards_per_txn * 4, ")"));
+    if (c.keys < static_cast<uint64_t>(shards) * r.shards_per_txn * 4) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--keys ", c.keys, " too few for ", shards, " shards and ", r.shards_per_txn,
+                       " keys per transaction (need >= ", shards * r.shards_per_txn * 4, ")"));
     }
   }
   if (c.dir.empty()) return absl::InvalidArgumentError("--dir is empty");
@@ -295,26 +333,45 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
       runs.push_back({EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2});
   };
   if (c.make_bench) {
-    // The floor of a cross-shard commit whose two prepares are synced at once on two logs.
-    runs.push_back({EngineKind::kFsync, Workload::kFsync, 2, 1});
-    add(Workload::kSingle, 1, 2, [](EngineKind e) { return e == EngineKind::kShardtx; });
-    add(Workload::kCross, 1, 2, [](EngineKind e) { return e == EngineKind::kShardtx; });
-    add(Workload::kSingle, 64, 2, [](EngineKind e) { return e != EngineKind::kRocksdbSerial2pc; });
-    add(Workload::kCross, 64, 2,
-        [](EngineKind e) { return e == EngineKind::kShardtx || IsRocksdb(e); });
-    add_serial_2pc();
-    // Asynchronous commit (issue 19): 2 submitting threads with 256 in flight, against
-    // shardtx's own no-sync commits at 64 threads and RocksDB with as many transactions in
-    // flight as blocking threads (it has no asynchronous commit).
     const bool shardtx =
         std::find(c.engines.begin(), c.engines.end(), EngineKind::kShardtx) != c.engines.end();
     const bool rocksdb =
         std::find(c.engines.begin(), c.engines.end(), EngineKind::kRocksdb) != c.engines.end();
+    // Issue 19 part 3: the shared log, beside the per-shard rows it is compared with.
+    auto add_shared = [&](RunSpec spec, uint32_t shards = 0) {
+      if (shardtx) runs.push_back(spec.With(shards, LogLayout::kShared));
+    };
+    // The floor of a cross-shard commit whose two prepares are synced at once on two logs.
+    runs.push_back({EngineKind::kFsync, Workload::kFsync, 2, 1});
+    add(Workload::kSingle, 1, 2, [](EngineKind e) { return e == EngineKind::kShardtx; });
+    add(Workload::kCross, 1, 2, [](EngineKind e) { return e == EngineKind::kShardtx; });
+    // With one log, the two prepares share one sync: the one-file floor applies.
+    add_shared({EngineKind::kShardtx, Workload::kCross, 1, 2});
+    add(Workload::kSingle, 64, 2, [](EngineKind e) { return e != EngineKind::kRocksdbSerial2pc; });
+    // Single-shard commits of 4 shards sharing one disk's log, against the same over 1 shard
+    // (one log either way; the per-shard layout, as a one-shard host runs it).
+    add_shared({EngineKind::kShardtx, Workload::kSingle, 64, 2}, 4);
+    if (shardtx) {
+      runs.push_back(
+          RunSpec(EngineKind::kShardtx, Workload::kSingle, 64, 2).With(1, LogLayout::kPerShard));
+    }
+    add(Workload::kCross, 64, 2,
+        [](EngineKind e) { return e == EngineKind::kShardtx || IsRocksdb(e); });
+    add_serial_2pc();
+    add_shared({EngineKind::kShardtx, Workload::kCross, 64, 2});
+    // Asynchronous commit (issue 19): 2 submitting threads with 256 in flight, against
+    // shardtx's own no-sync commits at 64 threads and RocksDB with as many transactions in
+    // flight as blocking threads (it has no asynchronous commit).
     if (shardtx) {
       runs.push_back({EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, std::nullopt, 256});
+      add_shared({EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, std::nullopt, 256});
       runs.push_back({EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone});
     }
     if (rocksdb) runs.push_back({EngineKind::kRocksdb, Workload::kSingle, 256, 2});
+    // Every other shardtx row is per-shard, whatever --log_layout says: the plan holds both.
+    for (RunSpec& r : runs) {
+      if (IsShardtx(r.engine) && !r.log_layout.has_value()) r.log_layout = LogLayout::kPerShard;
+    }
   } else if (c.long_bench) {
     add(Workload::kSingle, 1, 2, every);
     add(Workload::kSingle, 64, 2, every);
@@ -374,6 +431,9 @@ absl::StatusOr<Config> ConfigFromFlags() {
   auto layout = ParseRocksdbLayout(absl::GetFlag(FLAGS_rocksdb_layout));
   if (!layout.ok()) return layout.status();
   c.rocksdb_layout = *layout;
+  auto log_layout = ParseLogLayout(absl::GetFlag(FLAGS_log_layout));
+  if (!log_layout.ok()) return log_layout.status();
+  c.log_layout = *log_layout;
   c.make_bench = absl::GetFlag(FLAGS_make_bench);
   c.long_bench = absl::GetFlag(FLAGS_long_bench);
   c.threads = absl::GetFlag(FLAGS_threads);

@@ -22,15 +22,21 @@ enum class DurabilityMode { kSync, kAsync, kNone };
 // How the rocksdb engine lays out its data: one TransactionDB for everything, or one per
 // shard (needed for cross-shard transactions, which then use 2PC on RocksDB's prepare).
 enum class RocksdbLayout { kAuto, kOne, kPerShard };
+// Where shardtx keeps its shards' logs (shardtx::Options::log_layout): one log per shard, or one
+// log shared by every shard of the database (one fsync covers all shards' commits). Other
+// engines ignore it.
+enum class LogLayout { kPerShard, kShared };
 
 const char* EngineName(EngineKind e);
 const char* WorkloadName(Workload w);
 const char* DurabilityName(DurabilityMode d);
+const char* LogLayoutName(LogLayout l);  // "per-shard" | "shared"
 
 absl::StatusOr<std::vector<EngineKind>> ParseEngines(absl::string_view list);
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name);
 absl::StatusOr<DurabilityMode> ParseDurability(absl::string_view name);
 absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name);
+absl::StatusOr<LogLayout> ParseLogLayout(absl::string_view name);
 
 // Settings shared by every run of an invocation.
 struct Config {
@@ -50,6 +56,7 @@ struct Config {
   DurabilityMode durability = DurabilityMode::kSync;
   int async_inflight = 256;  // shardtx-async: transactions in flight over all client threads
   RocksdbLayout rocksdb_layout = RocksdbLayout::kAuto;
+  LogLayout log_layout = LogLayout::kPerShard;  // shardtx's, for runs that do not set their own
   std::string dir;
   std::string json_path;
   std::string csv_path;
@@ -74,7 +81,28 @@ struct RunSpec {
   // This run's durability, when not the invocation's (--make-bench's shardtx no-sync row).
   std::optional<DurabilityMode> durability;
   int inflight = 0;  // shardtx-async: transactions in flight over all threads
+  // This run's shard count, when not the invocation's --shards (0): --make-bench's one-shard
+  // row, and its four-shard shared-log row. Runs with different shard counts (or log layouts)
+  // run on different databases.
+  uint32_t shards = 0;
+  // This run's shardtx log layout, when not the invocation's --log_layout (shardtx engines
+  // only).
+  std::optional<LogLayout> log_layout;
+
+  // The same run with its own shard count and log layout.
+  RunSpec With(uint32_t shard_count, std::optional<LogLayout> layout) const {
+    RunSpec r = *this;
+    r.shards = shard_count;
+    r.log_layout = layout;
+    return r;
+  }
 };
+
+// A run's shard count and shardtx log layout: its own, else the invocation's. Engines other
+// than shardtx always report kPerShard (they have no such choice).
+uint32_t ShardsOf(const Config& config, const RunSpec& spec);
+LogLayout LogLayoutOf(const Config& config, const RunSpec& spec);
+bool IsShardtx(EngineKind e);  // kShardtx or kShardtxAsync
 
 // Checks ranges and combinations (e.g. cross needs shards >= shards_per_txn).
 absl::Status Validate(const Config& config);
@@ -87,8 +115,10 @@ absl::Status Validate(const Config& config);
 //    engine of the config; cross at 64 threads (2 shards per transaction) for shardtx and the
 //    rocksdb engines, both of RocksDB's 2PC protocols when rocksdb is named; issue 19's
 //    asynchronous commit rows: shardtx-async single with 2 threads and 256 in flight, shardtx
-//    single at 64 threads with durability none, RocksDB single at 256 threads. Only the runs
-//    the targets compare, to keep within a few minutes.
+//    single at 64 threads with durability none, RocksDB single at 256 threads; and issue 19's
+//    shared log (part 3): shardtx single at 64 threads over 4 shards sharing one log and over
+//    1 shard, and the shared-log variants of shardtx-async and of shardtx cross at 1 and 64
+//    threads. Only the runs the targets compare, to keep within about six minutes.
 //  - long_bench: the fsync floor, then single at 1 and 64 threads, cross at 64 threads (and
 //    RocksDB's serial 2PC when rocksdb is named) and ycsb-b at 2 threads, each for every
 //    engine of the config.

@@ -71,6 +71,8 @@ struct EngineSetup {
   DurabilityMode durability = DurabilityMode::kSync;
   // rocksdb: one TransactionDB per shard (and 2PC across them) rather than one.
   bool per_shard = false;
+  // shardtx: Options::log_layout = kShared (one log for all shards) rather than kPerShard.
+  bool shared_log = false;
   Rocksdb2pc rocksdb_2pc = Rocksdb2pc::kCareful;
   const KeySpace* keys = nullptr;  // key -> shard map; outlives the engine
 };

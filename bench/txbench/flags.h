@@ -20,6 +20,7 @@ ABSL_DECLARE_FLAG(uint32_t, value_size);
 ABSL_DECLARE_FLAG(double, zipf);
 ABSL_DECLARE_FLAG(std::string, durability);
 ABSL_DECLARE_FLAG(std::string, rocksdb_layout);
+ABSL_DECLARE_FLAG(std::string, log_layout);
 ABSL_DECLARE_FLAG(std::string, dir);
 ABSL_DECLARE_FLAG(std::string, json);
 ABSL_DECLARE_FLAG(std::string, csv);

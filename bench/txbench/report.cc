@@ -61,20 +61,26 @@ double Median(std::vector<double> v) {
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// What makes windows comparable: the same engine, workload, threads, keys per transaction
-// and durability (the fsync floor ignores keys per transaction).
-using RowKey = std::tuple<int, int, int, uint32_t, int>;
+// What makes windows comparable: the same row of the plan: engine, workload, threads, keys
+// per transaction (the fsync floor ignores them), durability, the run's own shard count (0:
+// the invocation's) and log layout.
+using RowKey = std::tuple<int, int, int, uint32_t, int, uint32_t, int>;
 RowKey RowOf(const RunResult& r) {
-  return {static_cast<int>(r.spec.engine), static_cast<int>(r.spec.workload), r.spec.threads,
+  return {static_cast<int>(r.spec.engine),
+          static_cast<int>(r.spec.workload),
+          r.spec.threads,
           r.spec.workload == Workload::kFsync ? 0 : r.spec.shards_per_txn,
-          static_cast<int>(r.durability)};
+          static_cast<int>(r.durability),
+          r.spec.shards,
+          static_cast<int>(r.log_layout)};
 }
 
-// Groups of the ratio matrices: same workload, threads, keys per transaction and durability.
-using GroupKey = std::tuple<int, int, uint32_t, int>;
+// Groups of the ratio matrices: same workload, threads, keys per transaction, durability and
+// shard count (the log layouts of one shard count side by side).
+using GroupKey = std::tuple<int, int, uint32_t, int, uint32_t>;
 GroupKey GroupOf(const RunResult& r) {
   return {static_cast<int>(r.spec.workload), r.spec.threads, r.spec.shards_per_txn,
-          static_cast<int>(r.durability)};
+          static_cast<int>(r.durability), r.shards};
 }
 
 // Picks the windows of one row of the plan (ycsb-b, readonly: any keys per transaction).
@@ -84,13 +90,21 @@ struct Pick {
   int threads;
   uint32_t shards_per_txn;  // 0: any
   DurabilityMode durability = DurabilityMode::kSync;
+  uint32_t shards = 0;  // the run's own shard count (RunSpec::shards; 0: the invocation's)
+  LogLayout log_layout = LogLayout::kPerShard;
   bool Matches(const RunResult& r) const {
     return r.status.ok() && r.spec.engine == engine && r.spec.workload == workload &&
            r.spec.threads == threads &&
            (shards_per_txn == 0 || r.spec.shards_per_txn == shards_per_txn) &&
-           r.durability == durability;
+           r.durability == durability && r.spec.shards == shards && r.log_layout == log_layout;
   }
 };
+
+// The engine of a row, with its shard count and log layout where they are not the
+// invocation's default.
+std::string RowName(const RunResult& r) {
+  return absl::StrCat(EngineName(r.spec.engine), VariantSuffix(r));
+}
 
 // metric(a) / metric(b) for each repetition that has both a and a b, in repetition order;
 // with several picks for b, the highest metric among them in that repetition (the best
@@ -133,6 +147,13 @@ std::string RatioSpread(const std::vector<double>& ratios) {
 
 }  // namespace
 
+std::string VariantSuffix(const RunResult& r) {
+  std::string out;
+  if (r.spec.shards != 0) absl::StrAppend(&out, "/", r.shards, "sh");
+  if (r.log_layout == LogLayout::kShared) absl::StrAppend(&out, "/shared");
+  return out;
+}
+
 std::string HeaderText(const Config& c, const MachineInfo& m) {
   std::vector<std::string> engines;
   for (EngineKind e : c.engines) engines.push_back(EngineName(e));
@@ -149,11 +170,14 @@ std::string HeaderText(const Config& c, const MachineInfo& m) {
           "repetition), the\n"
           "        same durability (%s), and the same number of client threads; the key -> "
           "shard map is\n"
-          "        shardtx's partitioner (%d shards) for every engine; aborted attempts are "
-          "retried until\n"
-          "        they commit and counted; each engine's preload is made durable and settled "
-          "in its store\n"
-          "        before the first window.\n",
+          "        shardtx's partitioner (%d shards unless a row says /Nsh) for every engine; "
+          "aborted attempts are\n"
+          "        retried until they commit and counted; each engine's preload is made durable "
+          "and settled in its\n"
+          "        store before the first window.\n"
+          "  shardtx's logs: one per shard, except in rows marked /shared: one log for all the "
+          "shards\n"
+          "        (Options::log_layout kShared, one fsync for every shard's commits)\n",
           c.keys, c.key_size, c.value_size, c.seed, DurabilityName(c.durability), c.shards),
       "  durability ", DurabilityName(c.durability), ": ",
       c.durability == DurabilityMode::kSync
@@ -191,15 +215,15 @@ std::string HeaderText(const Config& c, const MachineInfo& m) {
 
 std::string TableText(const std::vector<RunResult>& runs) {
   std::string out = absl::StrFormat(
-      "%3s %-17s %-8s %4s %4s %3s %-5s %9s %9s %6s %8s %8s %8s %8s %8s %7s %6s %5s %5s\n", "rep",
+      "%3s %-24s %-8s %4s %4s %3s %-5s %9s %9s %6s %8s %8s %8s %8s %8s %7s %6s %5s %5s\n", "rep",
       "engine", "workload", "thr", "shrd", "k", "dur", "txn/s", "ops/s", "abort%", "p50us", "p95us",
       "p99us", "p99.9us", "fsync/s", "txn/fs", "settle", "cpu", "other");
   for (const RunResult& r : runs) {
     if (!r.status.ok()) {
-      out += absl::StrFormat("%3d %-17s %-8s %4d %4d %3d %-5s FAILED: %s\n", r.rep + 1,
-                             EngineName(r.spec.engine), WorkloadName(r.spec.workload),
-                             r.spec.threads, r.shards, r.spec.shards_per_txn,
-                             DurabilityName(r.durability), r.status.ToString());
+      out +=
+          absl::StrFormat("%3d %-24s %-8s %4d %4d %3d %-5s FAILED: %s\n", r.rep + 1, RowName(r),
+                          WorkloadName(r.spec.workload), r.spec.threads, r.shards,
+                          r.spec.shards_per_txn, DurabilityName(r.durability), r.status.ToString());
       continue;
     }
     std::string fs = "n/a", per = "n/a";
@@ -208,12 +232,12 @@ std::string TableText(const std::vector<RunResult>& runs) {
       per = *r.fsyncs_per_s > 0 ? absl::StrFormat("%.1f", r.txn_per_s / *r.fsyncs_per_s) : "-";
     }
     out += absl::StrFormat(
-        "%3d %-17s %-8s %4d %4d %3d %-5s %9s %9s %6.2f %8.1f %8.1f %8.1f %8.1f %8s %7s %6.2f %5.2f "
+        "%3d %-24s %-8s %4d %4d %3d %-5s %9s %9s %6.2f %8.1f %8.1f %8.1f %8.1f %8s %7s %6.2f %5.2f "
         "%5.2f\n",
-        r.rep + 1, EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads,
-        r.shards, r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s),
-        Num(r.ops_per_s), r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.settle_s,
-        r.cpu_cores, r.other_cores);
+        r.rep + 1, RowName(r), WorkloadName(r.spec.workload), r.spec.threads, r.shards,
+        r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s), Num(r.ops_per_s),
+        r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.settle_s, r.cpu_cores,
+        r.other_cores);
   }
   return out;
 }
@@ -235,6 +259,7 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& runs) {
     RunResult& m = s.median;
     m.spec = w[0]->spec;
     m.shards = w[0]->shards;
+    m.log_layout = w[0]->log_layout;
     m.durability = w[0]->durability;
     m.engine_description = w[0]->engine_description;
     auto median = [&](double RunResult::*field) {
@@ -274,9 +299,9 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& runs) {
 std::string SummaryText(const std::vector<RunResult>& runs) {
   const std::vector<Summary> rows = Summarize(runs);
   std::string out = absl::StrFormat(
-      "%-17s %-8s %4s %3s %-5s %4s %9s %17s %6s %8s %8s %8s %8s %7s %6s %5s %5s\n", "engine",
-      "workload", "thr", "k", "dur", "n", "txn/s", "txn/s min-max", "abort%", "p50us", "p99us",
-      "p99.9us", "fsync/s", "txn/fs", "settle", "cpu", "other");
+      "%-24s %-8s %4s %4s %3s %-5s %4s %9s %17s %6s %8s %8s %8s %8s %7s %6s %5s %5s\n", "engine",
+      "workload", "thr", "shrd", "k", "dur", "n", "txn/s", "txn/s min-max", "abort%", "p50us",
+      "p99us", "p99.9us", "fsync/s", "txn/fs", "settle", "cpu", "other");
   for (const Summary& s : rows) {
     const RunResult& m = s.median;
     std::string fs = "n/a", per = "n/a";
@@ -285,9 +310,10 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
       per = *m.fsyncs_per_s > 0 ? absl::StrFormat("%.1f", m.txn_per_s / *m.fsyncs_per_s) : "-";
     }
     out += absl::StrFormat(
-        "%-17s %-8s %4d %3d %-5s %4d %9s %17s %6.2f %8.1f %8.1f %8.1f %8s %7s %6.2f %5.2f %5.2f\n",
-        EngineName(m.spec.engine), WorkloadName(m.spec.workload), m.spec.threads,
-        m.spec.shards_per_txn, DurabilityName(m.durability), s.windows, Num(m.txn_per_s),
+        "%-24s %-8s %4d %4d %3d %-5s %4d %9s %17s %6.2f %8.1f %8.1f %8.1f %8s %7s %6.2f %5.2f "
+        "%5.2f\n",
+        RowName(m), WorkloadName(m.spec.workload), m.spec.threads, m.shards, m.spec.shards_per_txn,
+        DurabilityName(m.durability), s.windows, Num(m.txn_per_s),
         absl::StrCat(Num(s.txn_min), "-", Num(s.txn_max)), m.abort_pct, m.p50_us, m.p99_us,
         m.p999_us, fs, per, m.settle_s, m.cpu_cores, m.other_cores);
   }
@@ -310,24 +336,25 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
     const RunSpec& first = members[0]->spec;
     const DurabilityMode durability = members[0]->durability;
     out += absl::StrFormat(
-        "  ratios, %s at %d threads, %s: median of the per-repetition ratios (min-max, pairs)\n",
-        WorkloadName(first.workload), first.threads, DurabilityName(durability));
+        "  ratios, %s at %d threads, %d shard%s, %s: median of the per-repetition ratios "
+        "(min-max, pairs)\n",
+        WorkloadName(first.workload), first.threads, members[0]->shards,
+        members[0]->shards == 1 ? "" : "s", DurabilityName(durability));
     auto pick = [](const RunResult* m) {
       return Pick{m->spec.engine, m->spec.workload, m->spec.threads, m->spec.shards_per_txn,
-                  m->durability};
+                  m->durability,  m->spec.shards,   m->log_layout};
     };
     // Each pair once, the engine that runs first in the plan (shardtx) over the other.
     for (size_t i = 0; i < members.size(); ++i) {
       const RunResult* row = members[i];
       for (size_t j = i + 1; j < members.size(); ++j) {
         const RunResult* col = members[j];
-        out += absl::StrFormat("    txn/s %s / %s: %s\n", EngineName(row->spec.engine),
-                               EngineName(col->spec.engine),
+        out += absl::StrFormat("    txn/s %s / %s: %s\n", RowName(*row), RowName(*col),
                                RatioSpread(PairRatios(runs, pick(row), pick(col), TxnPerS)));
       }
       if (floor && durability == DurabilityMode::kSync) {
         out += absl::StrFormat(
-            "    p50 %s / fsync floor p50: %s\n", EngineName(row->spec.engine),
+            "    p50 %s / fsync floor p50: %s\n", RowName(*row),
             RatioSpread(PairRatios(runs, pick(row),
                                    Pick{EngineKind::kFsync, Workload::kFsync, 1, 0}, P50)));
       }
@@ -364,57 +391,97 @@ Verdict Judge(const std::string& target, const std::vector<double>& ratios, doub
 }
 
 std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
+  constexpr DurabilityMode kSync = DurabilityMode::kSync;
+  constexpr LogLayout kShared = LogLayout::kShared;
   const Pick s64{EngineKind::kShardtx, Workload::kSingle, 64, 2};
   const Pick x64{EngineKind::kShardtx, Workload::kCross, 64, 2};
+  const Pick rocksdb_s64{EngineKind::kRocksdb, Workload::kSingle, 64, 2};
+  const std::vector<Pick> rocksdb_x64 = {{EngineKind::kRocksdb, Workload::kCross, 64, 2},
+                                         {EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2}};
+  const Pick nosync{EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone};
+  const Pick rocksdb_256{EngineKind::kRocksdb, Workload::kSingle, 256, 2};
+  const Pick floor1{EngineKind::kFsync, Workload::kFsync, 1, 0};
   std::vector<Verdict> out;
-  out.push_back(Judge(
-      "single, 64 threads, sync: shardtx >= 5x RocksDB TransactionDB",
-      PairRatios(runs, s64, {EngineKind::kRocksdb, Workload::kSingle, 64, 2}, TxnPerS), 5, true));
-  out.push_back(Judge("single, 64 threads, sync: shardtx >= 50x LMDB",
+  // Issue 5's targets and issue 19's first parts, on per-shard logs (shardtx's default).
+  out.push_back(
+      Judge("single, 64 threads, sync: shardtx (per-shard logs) >= 5x RocksDB "
+            "TransactionDB",
+            PairRatios(runs, s64, rocksdb_s64, TxnPerS), 5, true));
+  out.push_back(Judge("single, 64 threads, sync: shardtx (per-shard logs) >= 50x LMDB",
                       PairRatios(runs, s64, {EngineKind::kLmdb, Workload::kSingle, 64, 2}, TxnPerS),
                       50, true));
-  out.push_back(Judge(
-      "cross (2 shards/txn), 64 threads, sync: shardtx >= 5x RocksDB 2PC (the better protocol)",
-      PairRatios(runs, x64,
-                 std::vector<Pick>{{EngineKind::kRocksdb, Workload::kCross, 64, 2},
-                                   {EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2}},
-                 TxnPerS),
-      5, true));
+  out.push_back(
+      Judge("cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 5x "
+            "RocksDB 2PC (the better protocol)",
+            PairRatios(runs, x64, rocksdb_x64, TxnPerS), 5, true));
   // Issue 19: asynchronous commit, 2 submitting threads keeping 256 transactions in flight.
   const Pick async{EngineKind::kShardtxAsync, Workload::kSingle, 2, 2};
   out.push_back(
-      Judge("async, 2 submitters x 256 in flight: shardtx >= 0.6x shardtx no-sync at 64 "
-            "threads",
-            PairRatios(runs, async,
-                       Pick{EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone},
-                       TxnPerS),
-            0.6, true));
+      Judge("async, 2 submitters x 256 in flight: shardtx (per-shard logs) >= 0.6x "
+            "shardtx no-sync at 64 threads",
+            PairRatios(runs, async, nosync, TxnPerS), 0.6, true));
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx (per-shard logs) >= 5x "
+            "RocksDB TransactionDB durable at 256 threads",
+            PairRatios(runs, async, rocksdb_256, TxnPerS), 5, true));
   out.push_back(Judge(
-      "async, 2 submitters x 256 in flight: shardtx >= 5x RocksDB TransactionDB durable at 256 "
-      "threads",
-      PairRatios(runs, async, Pick{EngineKind::kRocksdb, Workload::kSingle, 256, 2}, TxnPerS), 5,
-      true));
-  out.push_back(Judge("single, 1 thread, sync: shardtx p50 <= 1.2x the fsync floor",
-                      PairRatios(runs, {EngineKind::kShardtx, Workload::kSingle, 1, 2},
-                                 {EngineKind::kFsync, Workload::kFsync, 1, 0}, P50),
-                      1.2, false));
-  // Parallel commit: one fsync round per cross-shard commit. Its two prepares go to two logs
-  // (one per shard), so the floor is two fdatasyncs at once on two files of the same disk; the
-  // one-file floor would apply only if the prepares shared one sync.
+      "single, 1 thread, sync: shardtx (per-shard logs) p50 <= 1.2x the fsync "
+      "floor",
+      PairRatios(runs, {EngineKind::kShardtx, Workload::kSingle, 1, 2}, floor1, P50), 1.2, false));
+  // Parallel commit: one fsync round per cross-shard commit. On per-shard logs its two prepares
+  // go to two logs, so the floor is two fdatasyncs at once on two files of the same disk; the
+  // one-file floor applies when the prepares share one sync (the shared log, below).
   const Pick x1{EngineKind::kShardtx, Workload::kCross, 1, 2};
-  out.push_back(Judge("cross (2 of 4), 1 thread, sync: shardtx p50 <= 1.3x two concurrent fsyncs",
-                      PairRatios(runs, x1, {EngineKind::kFsync, Workload::kFsync, 2, 0}, P50),
-                      1.3, false));
-  out.push_back(Judge("cross (2 of 4), 1 thread, sync: shardtx p50 <= 1.3x one fsync",
-                      PairRatios(runs, x1, {EngineKind::kFsync, Workload::kFsync, 1, 0}, P50),
-                      1.3, false));
-  out.push_back(Judge(
-      "cross (2 shards/txn), 64 threads, sync: shardtx >= 3x RocksDB careful 2PC",
-      PairRatios(runs, x64, {EngineKind::kRocksdb, Workload::kCross, 64, 2}, TxnPerS), 3, true));
-  out.push_back(Judge("ycsb-b, 2 threads, sync: shardtx >= 0.8x LMDB",
+  out.push_back(
+      Judge("cross (2 of 4), 1 thread, sync: shardtx (per-shard logs) p50 <= 1.3x two "
+            "concurrent fsyncs",
+            PairRatios(runs, x1, {EngineKind::kFsync, Workload::kFsync, 2, 0}, P50), 1.3, false));
+  out.push_back(
+      Judge("cross (2 of 4), 1 thread, sync: shardtx (per-shard logs) p50 <= 1.3x one "
+            "fsync",
+            PairRatios(runs, x1, floor1, P50), 1.3, false));
+  out.push_back(
+      Judge("cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 3x "
+            "RocksDB careful 2PC",
+            PairRatios(runs, x64, rocksdb_x64[0], TxnPerS), 3, true));
+  out.push_back(Judge("ycsb-b, 2 threads, sync: shardtx (per-shard logs) >= 0.8x LMDB",
                       PairRatios(runs, {EngineKind::kShardtx, Workload::kYcsbB, 2, 0},
                                  {EngineKind::kLmdb, Workload::kYcsbB, 2, 0}, TxnPerS),
                       0.8, true));
+  // Issue 19 part 3: one log shared by the shards of a disk. Single-shard commits over 4
+  // shards must keep what 1 shard gets from the disk, and one fsync covers both prepares of a
+  // cross-shard commit.
+  const Pick shared_s64{EngineKind::kShardtx, Workload::kSingle, 64, 2, kSync, 4, kShared};
+  out.push_back(
+      Judge("single-shard workload, 64 threads, sync: 4 shards on one disk (shared "
+            "log) >= 0.9x the same over 1 shard",
+            PairRatios(runs, shared_s64,
+                       Pick{EngineKind::kShardtx, Workload::kSingle, 64, 2, kSync, 1}, TxnPerS),
+            0.9, true));
+  out.push_back(
+      Judge("single-shard workload, 64 threads, sync: 4 shards on one disk (shared "
+            "log) >= 3x RocksDB TransactionDB",
+            PairRatios(runs, shared_s64, rocksdb_s64, TxnPerS), 3, true));
+  out.push_back(
+      Judge("cross (2 of 4), 1 thread, sync: shardtx (shared log: the two prepares "
+            "share one sync) p50 <= 1.3x one fsync",
+            PairRatios(runs, {EngineKind::kShardtx, Workload::kCross, 1, 2, kSync, 0, kShared},
+                       floor1, P50),
+            1.3, false));
+  const Pick shared_x64{EngineKind::kShardtx, Workload::kCross, 64, 2, kSync, 0, kShared};
+  out.push_back(
+      Judge("cross (2 shards/txn), 64 threads, sync: shardtx (shared log) >= 5x "
+            "RocksDB 2PC (the better protocol)",
+            PairRatios(runs, shared_x64, rocksdb_x64, TxnPerS), 5, true));
+  const Pick shared_async{EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, kSync, 0, kShared};
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx (shared log) >= 0.6x "
+            "shardtx no-sync at 64 threads",
+            PairRatios(runs, shared_async, nosync, TxnPerS), 0.6, true));
+  out.push_back(
+      Judge("async, 2 submitters x 256 in flight: shardtx (shared log) >= 5x RocksDB "
+            "TransactionDB durable at 256 threads",
+            PairRatios(runs, shared_async, rocksdb_256, TxnPerS), 5, true));
   return out;
 }
 
@@ -422,10 +489,10 @@ std::string TargetsText(const std::vector<RunResult>& runs) {
   std::string out;
   for (const Verdict& v : JudgeTargets(runs)) {
     if (v.pairs == 0) {
-      out += absl::StrFormat("  %-64s not measured in this run\n", v.target);
+      out += absl::StrFormat("  %-100s not measured in this run\n", v.target);
       continue;
     }
-    out += absl::StrFormat("  %-64s %.2fx (%.2f-%.2f, %d pairs)  %s\n", v.target, v.median, v.min,
+    out += absl::StrFormat("  %-100s %.2fx (%.2f-%.2f, %d pairs)  %s\n", v.target, v.median, v.min,
                            v.max, v.pairs, v.outcome);
   }
   return out;
@@ -467,6 +534,7 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
         "    {\"engine\": ", JsonString(EngineName(r.spec.engine)),
         ", \"workload\": ", JsonString(WorkloadName(r.spec.workload)),
         ", \"threads\": ", r.spec.threads, ", \"shards\": ", r.shards,
+        ", \"log_layout\": ", JsonString(LogLayoutName(r.log_layout)),
         ", \"shards_per_txn\": ", r.spec.shards_per_txn,
         ", \"durability\": ", JsonString(DurabilityName(r.durability)), ", \"rep\": ", r.rep,
         ", \"txn_per_s\": ", JsonNumber(r.txn_per_s), ", \"ops_per_s\": ", JsonNumber(r.ops_per_s),
@@ -494,15 +562,15 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
 
 std::string ToCsv(const std::vector<RunResult>& runs) {
   std::string out =
-      "engine,workload,threads,shards,shards_per_txn,durability,rep,txn_per_s,ops_per_s,"
+      "engine,workload,threads,shards,log_layout,shards_per_txn,durability,rep,txn_per_s,ops_per_s,"
       "abort_pct,p50_us,p95_us,p99_us,p999_us,fsyncs_per_s,settle_s\n";
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
     out += absl::StrFormat(
-        "%s,%s,%d,%d,%d,%s,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%.3f\n",
+        "%s,%s,%d,%d,%s,%d,%s,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%.3f\n",
         EngineName(r.spec.engine), WorkloadName(r.spec.workload), r.spec.threads, r.shards,
-        r.spec.shards_per_txn, DurabilityName(r.durability), r.rep, r.txn_per_s, r.ops_per_s,
-        r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us,
+        LogLayoutName(r.log_layout), r.spec.shards_per_txn, DurabilityName(r.durability), r.rep,
+        r.txn_per_s, r.ops_per_s, r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us,
         r.fsyncs_per_s.has_value() ? absl::StrFormat("%.3f", *r.fsyncs_per_s) : "", r.settle_s);
   }
   return out;

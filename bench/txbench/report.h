@@ -16,6 +16,11 @@ namespace txbench {
 
 std::string HeaderText(const Config& config, const MachineInfo& machine);
 
+// How a row's run differs from the invocation's default, for its label: "/Nsh" when the run
+// has its own shard count (RunSpec::shards), "/shared" when shardtx shares one log among the
+// shards; "" otherwise.
+std::string VariantSuffix(const RunResult& r);
+
 // A row per window of `runs`, with its repetition (failed windows as a line with their error).
 std::string TableText(const std::vector<RunResult>& runs);
 
@@ -49,15 +54,16 @@ struct Verdict {
 Verdict Judge(const std::string& target, const std::vector<double>& ratios, double bound,
               bool at_least);
 
-// Issue 5's targets, each judged from the per-repetition pairs of synced windows in `runs`.
+// Issue 5's and 19's targets (the per-shard and shared-log ones labelled so), each judged from the
+// per-repetition pairs of synced windows in `runs`.
 std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs);
 // One line per target: median (min-max, pairs) and the verdict.
 std::string TargetsText(const std::vector<RunResult>& runs);
 
-// {"machine": {...}, "results": [{"engine", "workload", "threads", "shards", "shards_per_txn",
-// "durability", "rep", "txn_per_s", "ops_per_s", "abort_pct", "p50_us", "p95_us", "p99_us",
-// "p999_us", "fsyncs_per_s", "settle_s"}, ...], "targets": [{"target", "pairs", "median",
-// "min", "max", "verdict"}, ...]}: a result per window. Failed windows are left out;
+// {"machine": {...}, "results": [{"engine", "workload", "threads", "shards", "log_layout",
+// "shards_per_txn", "durability", "rep", "txn_per_s", "ops_per_s", "abort_pct", "p50_us",
+// "p95_us", "p99_us", "p999_us", "fsyncs_per_s", "settle_s"}, ...], "targets": [{"target", "pairs",
+// "median", "min", "max", "verdict"}, ...]}: a result per window. Failed windows are left out;
 // fsyncs_per_s is null when the engine cannot count them; a target's figures are null when
 // it was not measured.
 std::string ToJson(const Config& config, const MachineInfo& machine,

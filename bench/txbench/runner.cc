@@ -316,15 +316,15 @@ void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const Prog
 
 }  // namespace
 
-bool RocksdbPerShard(const Config& config, Workload workload) {
+bool RocksdbPerShard(const Config& config, Workload workload, uint32_t shards) {
   switch (config.rocksdb_layout) {
     case RocksdbLayout::kOne:
       return false;
     case RocksdbLayout::kPerShard:
-      return config.shards > 1;
+      return shards > 1;
     case RocksdbLayout::kAuto:
-      return config.shards > 1 && (workload == Workload::kCross || workload == Workload::kMixed ||
-                                   workload == Workload::kBank);
+      return shards > 1 && (workload == Workload::kCross || workload == Workload::kMixed ||
+                            workload == Workload::kBank);
   }
   return false;
 }
@@ -470,19 +470,22 @@ ContenderKey KeyOfRun(const Config& config, const RunSpec& spec) {
   // shardtx-async measures the same database as shardtx.
   const EngineKind engine =
       spec.engine == EngineKind::kShardtxAsync ? EngineKind::kShardtx : spec.engine;
-  return {engine, IsRocksdb(spec.engine) && RocksdbPerShard(config, spec.workload),
-          spec.workload == Workload::kBank};
+  if (engine == EngineKind::kFsync) return {engine, false, false, 0, LogLayout::kPerShard};
+  const uint32_t shards = ShardsOf(config, spec);
+  return {engine, IsRocksdb(spec.engine) && RocksdbPerShard(config, spec.workload, shards),
+          spec.workload == Workload::kBank, shards, LogLayoutOf(config, spec)};
 }
 
-Contender::Contender(const Config& config, EngineKind kind, Workload workload)
-    : config_(config), kind_(kind), workload_(workload) {}
+Contender::Contender(const Config& config, const RunSpec& spec) : config_(config), spec_(spec) {}
 
 Contender::~Contender() { Close().IgnoreError(); }
 
-absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config, EngineKind kind,
-                                                           Workload workload, int max_threads,
+absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
+                                                           const RunSpec& spec, int max_threads,
                                                            const ProgressFn& progress) {
-  std::unique_ptr<Contender> c(new Contender(config, kind, workload));
+  const EngineKind kind = spec.engine;
+  const Workload workload = spec.workload;
+  std::unique_ptr<Contender> c(new Contender(config, spec));
   std::error_code ec;
   std::filesystem::create_directories(config.dir, ec);
   if (kind == EngineKind::kFsync) {
@@ -491,20 +494,25 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
     if (absl::Status s = c->fsync_->Create(); !s.ok()) return s;
     return c;
   }
-  const ContenderKey key = KeyOfRun(config, {kind, workload, max_threads, 2});
+  const ContenderKey key = KeyOfRun(config, spec);
+  // Contenders that differ only in shard count or log layout need directories of their own.
+  const std::string variant =
+      absl::StrCat(key.shards != config.shards ? absl::StrCat("-", key.shards, "shards") : "",
+                   key.log_layout == LogLayout::kShared ? "-sharedlog" : "");
   c->dir_ =
       absl::StrCat(config.dir, "/", EngineName(kind), key.rocksdb_per_shard ? "-pershard" : "",
-                   key.bank ? "-bank" : "", "-", getpid());
+                   key.bank ? "-bank" : "", variant, "-", getpid());
   std::filesystem::remove_all(c->dir_, ec);
   std::filesystem::create_directories(c->dir_, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", c->dir_, ": ", ec.message()));
   const bool bank = workload == Workload::kBank;
   const uint32_t value_size = ValueSize(config, workload);
-  c->keys_ = std::make_unique<KeySpace>(config.keys, config.key_size, value_size, config.shards,
+  c->keys_ = std::make_unique<KeySpace>(config.keys, config.key_size, value_size, key.shards,
                                         config.zipf, config.seed);
   EngineSetup setup;
   setup.dir = c->dir_;
-  setup.shards = config.shards;
+  setup.shards = key.shards;
+  setup.shared_log = key.log_layout == LogLayout::kShared;
   setup.threads = max_threads;
   setup.durability = config.durability;
   setup.per_shard = key.rocksdb_per_shard;
@@ -516,7 +524,9 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
   c->engine_ = std::move(*opened);
 
   const std::string name = absl::StrCat(
-      EngineName(kind), key.rocksdb_per_shard ? " (per shard)" : "", bank ? " (bank)" : "");
+      EngineName(kind), key.rocksdb_per_shard ? " (per shard)" : "", bank ? " (bank)" : "",
+      key.shards != config.shards ? absl::StrCat(" (", key.shards, " shards)") : "",
+      key.log_layout == LogLayout::kShared ? " (shared log)" : "");
   const auto p0 = Clock::now();
   auto last = p0;
   const KeySpace& keys = *c->keys_;
@@ -545,15 +555,16 @@ RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
   RunResult r;
   r.spec = spec;
   r.preload_s = preload_s_;
-  if (kind_ == EngineKind::kFsync) {
+  if (spec_.engine == EngineKind::kFsync) {
     r.shards = 1;
     r.durability = DurabilityMode::kSync;
     fsync_->Measure(spec.threads, RecordSize(config_), std::min(seconds, 3.0), progress, &r);
     return r;
   }
-  r.shards = config_.shards;
+  r.shards = ShardsOf(config_, spec);
+  r.log_layout = LogLayoutOf(config_, spec);
   r.durability = spec.durability.value_or(config_.durability);
-  if (!(KeyOfRun(config_, spec) == KeyOfRun(config_, {kind_, workload_, 1, 2}))) {
+  if (!(KeyOfRun(config_, spec) == KeyOfRun(config_, spec_))) {
     r.status = absl::InternalError(
         absl::StrCat("txbench: ", RunName(spec), " measured on another engine's contender"));
     return r;
@@ -607,11 +618,12 @@ absl::Status Contender::Close() {
 }
 
 RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& progress) {
-  auto contender = Contender::Open(config, spec.engine, spec.workload, spec.threads, progress);
+  auto contender = Contender::Open(config, spec, spec.threads, progress);
   if (!contender.ok()) {
     RunResult r;
     r.spec = spec;
-    r.shards = config.shards;
+    r.shards = ShardsOf(config, spec);
+    r.log_layout = LogLayoutOf(config, spec);
     r.durability = config.durability;
     r.status = contender.status();
     return r;

@@ -20,7 +20,8 @@ namespace txbench {
 
 struct RunResult {
   RunSpec spec;
-  uint32_t shards = 1;
+  uint32_t shards = 1;                          // the run's (ShardsOf)
+  LogLayout log_layout = LogLayout::kPerShard;  // the run's (LogLayoutOf)
   DurabilityMode durability = DurabilityMode::kSync;
   absl::Status status;  // not OK: the run failed (the figures below are not valid)
   std::string engine_description;
@@ -60,10 +61,12 @@ class KeySpace;
 // serves single and cross workloads alike); ContenderKey says which.
 class Contender {
  public:
-  // Opens `kind` for `workload` (which decides RocksDB's layout and the bank's balances),
-  // ready for up to max_threads client threads, and preloads the keys.
-  static absl::StatusOr<std::unique_ptr<Contender>> Open(const Config& config, EngineKind kind,
-                                                         Workload workload, int max_threads,
+  // Opens the engine of `spec` for its workload (which decides RocksDB's layout and the bank's
+  // balances), its shard count and shardtx log layout (ShardsOf, LogLayoutOf), ready for up
+  // to max_threads client threads, and preloads the keys. The fsync floor's contender
+  // (kFsync) creates max_threads files.
+  static absl::StatusOr<std::unique_ptr<Contender>> Open(const Config& config, const RunSpec& spec,
+                                                         int max_threads,
                                                          const ProgressFn& progress);
   ~Contender();
 
@@ -79,11 +82,10 @@ class Contender {
   double preload_s() const { return preload_s_; }
 
  private:
-  Contender(const Config& config, EngineKind kind, Workload workload);
+  Contender(const Config& config, const RunSpec& spec);
 
   const Config& config_;
-  const EngineKind kind_;
-  const Workload workload_;
+  const RunSpec spec_;  // the run it was opened for (engine, workload, shards, log layout)
   std::string dir_;
   std::unique_ptr<KeySpace> keys_;
   std::unique_ptr<Engine> engine_;
@@ -96,9 +98,11 @@ struct ContenderKey {
   EngineKind engine;
   bool rocksdb_per_shard;
   bool bank;
+  uint32_t shards = 0;                          // ShardsOf (0 for the fsync floor)
+  LogLayout log_layout = LogLayout::kPerShard;  // LogLayoutOf
   bool operator<(const ContenderKey& o) const {
-    return std::tie(engine, rocksdb_per_shard, bank) <
-           std::tie(o.engine, o.rocksdb_per_shard, o.bank);
+    return std::tie(engine, rocksdb_per_shard, bank, shards, log_layout) <
+           std::tie(o.engine, o.rocksdb_per_shard, o.bank, o.shards, o.log_layout);
   }
   bool operator==(const ContenderKey& o) const = default;
 };
@@ -112,7 +116,8 @@ RunResult RunOne(const Config& config, const RunSpec& spec, const ProgressFn& pr
 // writes of key_size + value_size bytes plus 64 bytes of framing.
 uint32_t RecordSize(const Config& config);
 
-// Whether the rocksdb engine uses one TransactionDB per shard for this workload.
-bool RocksdbPerShard(const Config& config, Workload workload);
+// Whether the rocksdb engine uses one TransactionDB per shard for this workload over `shards`
+// shards.
+bool RocksdbPerShard(const Config& config, Workload workload, uint32_t shards);
 
 }  // namespace txbench

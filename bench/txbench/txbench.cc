@@ -40,9 +40,13 @@ class ProgressLine {
   const bool enabled_, tty_;
 };
 
-std::string RunLabel(const RunSpec& spec) {
-  return absl::StrFormat("%s %s %dt", EngineName(spec.engine), WorkloadName(spec.workload),
-                         spec.threads);
+std::string RunLabel(const Config& config, const RunSpec& spec) {
+  RunResult r;
+  r.spec = spec;
+  r.shards = ShardsOf(config, spec);
+  r.log_layout = LogLayoutOf(config, spec);
+  return absl::StrFormat("%s%s %s %dt", EngineName(spec.engine), VariantSuffix(r),
+                         WorkloadName(spec.workload), spec.threads);
 }
 
 // A failed window that never ran (its contender did not open, or its warm-up failed).
@@ -50,7 +54,8 @@ RunResult FailedRun(const Config& config, const RunSpec& spec, int rep, absl::St
   RunResult r;
   r.spec = spec;
   r.rep = rep;
-  r.shards = config.shards;
+  r.shards = ShardsOf(config, spec);
+  r.log_layout = LogLayoutOf(config, spec);
   r.durability = config.durability;
   r.status = std::move(status);
   return r;
@@ -85,7 +90,7 @@ Outcome Run(const Config& config, FILE* out) {
   for (const RunSpec& spec : plan) {
     const ContenderKey key = KeyOfRun(config, spec);
     if (contenders.count(key) != 0 || broken.count(key) != 0) continue;
-    auto c = Contender::Open(config, spec.engine, spec.workload, threads[key], show("[open] "));
+    auto c = Contender::Open(config, spec, threads[key], show("[open] "));
     progress.Clear();
     if (c.ok()) {
       contenders[key] = std::move(*c);
@@ -95,7 +100,8 @@ Outcome Run(const Config& config, FILE* out) {
   }
   auto failed = [&](const RunSpec& spec, int rep, absl::Status s) {
     outcome.exit_code = 1;
-    std::fprintf(stderr, "txbench: %s FAILED: %s\n", RunLabel(spec).c_str(), s.ToString().c_str());
+    std::fprintf(stderr, "txbench: %s FAILED: %s\n", RunLabel(config, spec).c_str(),
+                 s.ToString().c_str());
     outcome.runs.push_back(FailedRun(config, spec, rep, std::move(s)));
   };
 
@@ -138,7 +144,7 @@ Outcome Run(const Config& config, FILE* out) {
       }
       if (!r.status.ok()) {
         outcome.exit_code = 1;
-        std::fprintf(stderr, "txbench: %s FAILED: %s\n", RunLabel(r.spec).c_str(),
+        std::fprintf(stderr, "txbench: %s FAILED: %s\n", RunLabel(config, r.spec).c_str(),
                      r.status.ToString().c_str());
       }
       if (r.bank_total.has_value()) {

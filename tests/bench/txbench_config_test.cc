@@ -1,9 +1,8 @@
 // txbench's configuration: flag parsing, validation, the plans (make bench, the long
 // matrix), the key space every engine shares, and the workloads' transaction plans.
-#include "bench/txbench/txbench.h"
-
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -14,6 +13,7 @@
 #include "bench/txbench/keyspace.h"
 #include "bench/txbench/report.h"
 #include "bench/txbench/runner.h"
+#include "bench/txbench/txbench.h"
 #include "bench/txbench/workload.h"
 #include "gtest/gtest.h"
 #include "shardtx/partitioning.h"
@@ -63,15 +63,33 @@ TEST(TxbenchFlags, ParsesEnginesWorkloadsAndDurability) {
     EXPECT_STREQ(DurabilityName(*parsed), d);
   }
   EXPECT_FALSE(ParseDurability("fsync").ok());
+  for (const char* l : {"per-shard", "shared"}) {
+    auto parsed = ParseLogLayout(l);
+    ASSERT_TRUE(parsed.ok()) << l;
+    EXPECT_STREQ(LogLayoutName(*parsed), l);
+  }
+  EXPECT_FALSE(ParseLogLayout("one").ok());
 }
 
 TEST(TxbenchFlags, CommandLineFillsTheConfig) {
-  std::vector<std::string> args = {
-      "txbench",           "--engines=lmdb,fsync", "--workload=mixed",   "--threads=3",
-      "--seconds=2",       "--shards=8",           "--shards-per-txn=3", "--cross-pct=25",
-      "--keys=5000",       "--key-size=20",        "--value-size=64",    "--zipf=0.9",
-      "--durability=none", "--dir=/tmp/x",         "--json=/tmp/x.json", "--csv=/tmp/x.csv",
-      "--chart=/tmp/x.png"};
+  std::vector<std::string> args = {"txbench",
+                                   "--engines=lmdb,fsync",
+                                   "--workload=mixed",
+                                   "--threads=3",
+                                   "--seconds=2",
+                                   "--shards=8",
+                                   "--shards-per-txn=3",
+                                   "--cross-pct=25",
+                                   "--keys=5000",
+                                   "--key-size=20",
+                                   "--value-size=64",
+                                   "--zipf=0.9",
+                                   "--durability=none",
+                                   "--dir=/tmp/x",
+                                   "--json=/tmp/x.json",
+                                   "--csv=/tmp/x.csv",
+                                   "--chart=/tmp/x.png",
+                                   "--log-layout=shared"};
   args = NormalizeFlagNames(args);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -94,6 +112,7 @@ TEST(TxbenchFlags, CommandLineFillsTheConfig) {
   EXPECT_EQ(c->json_path, "/tmp/x.json");
   EXPECT_EQ(c->csv_path, "/tmp/x.csv");
   EXPECT_EQ(c->chart_path, "/tmp/x.png");
+  EXPECT_EQ(c->log_layout, LogLayout::kShared);
   EXPECT_FALSE(c->make_bench);
 
   // Bad values come back as errors naming the flag.
@@ -112,6 +131,9 @@ TEST(TxbenchFlags, CommandLineFillsTheConfig) {
   absl::SetFlag(&FLAGS_engines, "sqlite");
   EXPECT_FALSE(ConfigFromFlags().ok());
   absl::SetFlag(&FLAGS_engines, "shardtx");
+  absl::SetFlag(&FLAGS_log_layout, "both");
+  EXPECT_FALSE(ConfigFromFlags().ok());
+  absl::SetFlag(&FLAGS_log_layout, "per-shard");
   absl::SetFlag(&FLAGS_make_bench, true);
   absl::SetFlag(&FLAGS_seconds, 0);
   absl::SetFlag(&FLAGS_reps, 0);
@@ -162,26 +184,67 @@ TEST(TxbenchFlags, ValidateRejectsImpossibleSetups) {
   EXPECT_FALSE(Validate(c).ok());
 }
 
+TEST(TxbenchFlags, RunsTakeTheInvocationsShardsAndLayoutUnlessTheyHaveTheirOwn) {
+  Config c = SmallConfig();
+  c.shards = 4;
+  c.log_layout = LogLayout::kShared;
+  const RunSpec plain(EngineKind::kShardtx, Workload::kSingle, 8, 2);
+  EXPECT_EQ(ShardsOf(c, plain), 4u);
+  EXPECT_EQ(LogLayoutOf(c, plain), LogLayout::kShared);
+  const RunSpec own = plain.With(1, LogLayout::kPerShard);
+  EXPECT_EQ(ShardsOf(c, own), 1u);
+  EXPECT_EQ(LogLayoutOf(c, own), LogLayout::kPerShard);
+  // Only shardtx has log layouts: another engine is per-shard whatever the run says.
+  EXPECT_EQ(LogLayoutOf(c, RunSpec(EngineKind::kLmdb, Workload::kSingle, 8, 2)),
+            LogLayout::kPerShard);
+  EXPECT_EQ(LogLayoutOf(c, RunSpec(EngineKind::kShardtxAsync, Workload::kSingle, 8, 2)),
+            LogLayout::kShared);
+  // Each shard count and layout is a database of its own; the async client shares shardtx's.
+  EXPECT_FALSE(KeyOfRun(c, plain) == KeyOfRun(c, own));
+  EXPECT_FALSE(KeyOfRun(c, plain) == KeyOfRun(c, plain.With(0, LogLayout::kPerShard)));
+  EXPECT_FALSE(KeyOfRun(c, plain) == KeyOfRun(c, plain.With(2, std::nullopt)));
+  EXPECT_TRUE(KeyOfRun(c, plain) == KeyOfRun(c, plain.With(4, LogLayout::kShared)));
+  EXPECT_TRUE(KeyOfRun(c, plain) ==
+              KeyOfRun(c, RunSpec(EngineKind::kShardtxAsync, Workload::kCross, 2, 2)));
+  // A run's own shard count is validated like --shards: cross over 1 shard is impossible.
+  c.make_bench = true;
+  c.engines = {EngineKind::kShardtx};
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c);
+  c.shards = 1;  // --make-bench's cross rows need 2
+  EXPECT_FALSE(Validate(c).ok());
+}
+
 TEST(TxbenchFlags, MakeBenchPlanHoldsTheTargetsRunsOnly) {
   Config c;
   c.make_bench = true;
   c.engines = {EngineKind::kShardtx, EngineKind::kRocksdb, EngineKind::kLmdb};
   const std::vector<RunSpec> runs = PlanRuns(c);
+  constexpr LogLayout kPerShard = LogLayout::kPerShard, kShared = LogLayout::kShared;
   const std::vector<RunSpec> expected = {
       {EngineKind::kFsync, Workload::kFsync, 1, 1},
       {EngineKind::kFsync, Workload::kFsync, 2, 1},
-      {EngineKind::kShardtx, Workload::kSingle, 1, 2},
-      {EngineKind::kShardtx, Workload::kCross, 1, 2},
-      {EngineKind::kShardtx, Workload::kSingle, 64, 2},
+      RunSpec(EngineKind::kShardtx, Workload::kSingle, 1, 2).With(0, kPerShard),
+      RunSpec(EngineKind::kShardtx, Workload::kCross, 1, 2).With(0, kPerShard),
+      // Issue 19 part 3: cross at 1 thread on the shared log (against the one-file floor).
+      RunSpec(EngineKind::kShardtx, Workload::kCross, 1, 2).With(0, kShared),
+      RunSpec(EngineKind::kShardtx, Workload::kSingle, 64, 2).With(0, kPerShard),
       {EngineKind::kRocksdb, Workload::kSingle, 64, 2},
       {EngineKind::kLmdb, Workload::kSingle, 64, 2},
-      {EngineKind::kShardtx, Workload::kCross, 64, 2},
+      // Single at 64 threads: 4 shards sharing one log, and 1 shard.
+      RunSpec(EngineKind::kShardtx, Workload::kSingle, 64, 2).With(4, kShared),
+      RunSpec(EngineKind::kShardtx, Workload::kSingle, 64, 2).With(1, kPerShard),
+      RunSpec(EngineKind::kShardtx, Workload::kCross, 64, 2).With(0, kPerShard),
       {EngineKind::kRocksdb, Workload::kCross, 64, 2},
       {EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, 2},
-      // Issue 19: async commits (2 submitters, 256 in flight), shardtx no-sync at 64 threads,
-      // RocksDB with 256 blocking threads.
-      {EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, std::nullopt, 256},
-      {EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone},
+      RunSpec(EngineKind::kShardtx, Workload::kCross, 64, 2).With(0, kShared),
+      // Issue 19: async commits (2 submitters, 256 in flight) on both layouts, shardtx
+      // no-sync at 64 threads, RocksDB with 256 blocking threads.
+      RunSpec(EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, std::nullopt, 256)
+          .With(0, kPerShard),
+      RunSpec(EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, std::nullopt, 256)
+          .With(0, kShared),
+      RunSpec(EngineKind::kShardtx, Workload::kSingle, 64, 2, DurabilityMode::kNone)
+          .With(0, kPerShard),
       {EngineKind::kRocksdb, Workload::kSingle, 256, 2},
   };
   ASSERT_EQ(runs.size(), expected.size());
@@ -192,7 +255,24 @@ TEST(TxbenchFlags, MakeBenchPlanHoldsTheTargetsRunsOnly) {
     EXPECT_EQ(runs[i].shards_per_txn, expected[i].shards_per_txn) << i;
     EXPECT_EQ(runs[i].durability, expected[i].durability) << i;
     EXPECT_EQ(runs[i].inflight, expected[i].inflight) << i;
+    EXPECT_EQ(runs[i].shards, expected[i].shards) << i;
+    EXPECT_EQ(runs[i].log_layout, expected[i].log_layout) << i;
   }
+  // --log_layout does not change the plan: it holds both layouts already.
+  c.log_layout = LogLayout::kShared;
+  const std::vector<RunSpec> again = PlanRuns(c);
+  ASSERT_EQ(again.size(), runs.size());
+  for (size_t i = 0; i < runs.size(); ++i) EXPECT_EQ(again[i].log_layout, runs[i].log_layout) << i;
+  // The shared-log rows of 4 shards share one database with the cross and async shared rows
+  // (at the default --shards 4): three shardtx databases in all (per-shard, shared, 1 shard).
+  std::set<std::tuple<uint32_t, LogLayout>> shardtx_dbs;
+  for (const RunSpec& r : runs) {
+    if (IsShardtx(r.engine)) {
+      const ContenderKey key = KeyOfRun(c, r);
+      shardtx_dbs.insert({key.shards, key.log_layout});
+    }
+  }
+  EXPECT_EQ(shardtx_dbs.size(), 3u);
   // The long matrix: every engine on single 1t, 64t, cross 64t (and RocksDB's serial 2PC) and
   // ycsb-b 2t, after the floor.
   c.make_bench = false;

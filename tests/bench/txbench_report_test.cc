@@ -1,9 +1,8 @@
 // txbench's report: verdicts from interleaved pairs, and the JSON/CSV/chart outputs
 // (well-formed, and their figures consistent with the counts).
-#include "bench/txbench/txbench.h"
-
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "bench/txbench/keyspace.h"
 #include "bench/txbench/report.h"
 #include "bench/txbench/runner.h"
+#include "bench/txbench/txbench.h"
 #include "bench/txbench/workload.h"
 #include "gtest/gtest.h"
 #include "tests/bench/json_reader.h"
@@ -55,6 +55,7 @@ RunResult Window(EngineKind e, Workload w, int threads, int rep, double txn_per_
                  double p50_us = 100) {
   RunResult r;
   r.spec = {e, w, threads, w == Workload::kFsync ? 1u : 2u};
+  r.shards = w == Workload::kFsync ? 1 : 4;  // the invocation's --shards
   r.rep = rep;
   r.txn_per_s = txn_per_s;
   r.p50_us = p50_us;
@@ -84,7 +85,11 @@ TEST(TxbenchVerdict, TargetsPairWindowsOfTheSameRepetition) {
   const Verdict* cross = nullptr;
   const Verdict* latency = nullptr;
   for (const Verdict& v : verdicts) {
-    if (v.target.find("cross") != std::string::npos) cross = &v;
+    if (v.target ==
+        "cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 3x "
+        "RocksDB careful 2PC") {
+      cross = &v;
+    }
     if (v.target.find("fsync floor") != std::string::npos) latency = &v;
   }
   ASSERT_NE(cross, nullptr);
@@ -121,7 +126,11 @@ TEST(TxbenchVerdict, CrossLatencyIsJudgedAgainstBothFloors) {
   const std::vector<Verdict> verdicts = JudgeTargets(runs);
   for (const Verdict& v : verdicts) {
     if (v.target.find("two concurrent fsyncs") != std::string::npos) two = &v;
-    if (v.target.find("1.3x one fsync") != std::string::npos) one = &v;
+    if (v.target.find("(per-shard logs) p50 <= 1.3x one fsync") != std::string::npos) one = &v;
+    // The shared log's cross target takes no per-shard windows.
+    if (v.target.find("shared log: the two prepares share one sync") != std::string::npos) {
+      EXPECT_EQ(v.pairs, 0);
+    }
   }
   ASSERT_NE(two, nullptr);
   ASSERT_NE(one, nullptr);
@@ -149,6 +158,82 @@ TEST(TxbenchVerdict, CrossTargetComparesWithTheBetterRocksdbProtocolOfEachRepeti
     return;
   }
   FAIL() << "no cross target";
+}
+
+// Issue 19 part 3: the shared log's targets take only the windows of their own rows (shard
+// count and layout), and the per-shard targets never take a shared-log or one-shard window.
+TEST(TxbenchVerdict, SharedLogTargetsJudgeTheirOwnRows) {
+  std::vector<RunResult> runs;
+  auto with = [](RunResult r, uint32_t shards, LogLayout layout) {
+    r.spec = r.spec.With(shards, layout);
+    r.shards = shards != 0 ? shards : 4;
+    r.log_layout = layout;
+    return r;
+  };
+  for (int rep = 0; rep < 5; ++rep) {
+    // Per-shard, 4 shards: 40k; shared over 4 shards: 66k (65k in rep 3); 1 shard: 70k;
+    // RocksDB 10k.
+    runs.push_back(Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, 40000));
+    runs.push_back(
+        with(Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, rep == 3 ? 65000 : 66000), 4,
+             LogLayout::kShared));
+    runs.push_back(with(Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, 70000), 1,
+                        LogLayout::kPerShard));
+    runs.push_back(Window(EngineKind::kRocksdb, Workload::kSingle, 64, rep, 10000));
+    // Cross at 1 thread: per-shard 230 us, shared 160 us, against a 150 us one-file floor.
+    runs.push_back(Window(EngineKind::kFsync, Workload::kFsync, 1, rep, 6000, 150));
+    runs.push_back(Window(EngineKind::kShardtx, Workload::kCross, 1, rep, 4000, 230));
+    runs.push_back(with(Window(EngineKind::kShardtx, Workload::kCross, 1, rep, 6000, 160), 0,
+                        LogLayout::kShared));
+  }
+  std::map<std::string, Verdict> by_target;
+  for (const Verdict& v : JudgeTargets(runs)) by_target[v.target] = v;
+  const Verdict& scale = by_target.at(
+      "single-shard workload, 64 threads, sync: 4 shards on one disk (shared log) >= 0.9x the "
+      "same over 1 shard");
+  EXPECT_EQ(scale.pairs, 5);
+  EXPECT_DOUBLE_EQ(scale.min, 65000.0 / 70000);
+  EXPECT_DOUBLE_EQ(scale.max, 66000.0 / 70000);
+  EXPECT_EQ(scale.outcome, "holds");
+  const Verdict& vs_rocksdb = by_target.at(
+      "single-shard workload, 64 threads, sync: 4 shards on one disk (shared log) >= 3x RocksDB "
+      "TransactionDB");
+  EXPECT_DOUBLE_EQ(vs_rocksdb.median, 6.6);
+  EXPECT_EQ(vs_rocksdb.outcome, "holds");
+  // The per-shard target: 40k / 10k, not the shared or the one-shard window's figure.
+  const Verdict& per_shard = by_target.at(
+      "single, 64 threads, sync: shardtx (per-shard logs) >= 5x RocksDB TransactionDB");
+  EXPECT_EQ(per_shard.pairs, 5);
+  EXPECT_DOUBLE_EQ(per_shard.max, 4.0);
+  EXPECT_EQ(per_shard.outcome, "MISSED");
+  const Verdict& shared_cross = by_target.at(
+      "cross (2 of 4), 1 thread, sync: shardtx (shared log: the two prepares share one sync) "
+      "p50 <= 1.3x one fsync");
+  EXPECT_NEAR(shared_cross.median, 160.0 / 150, 1e-9);
+  EXPECT_EQ(shared_cross.outcome, "holds");
+  const Verdict& per_shard_cross = by_target.at(
+      "cross (2 of 4), 1 thread, sync: shardtx (per-shard logs) p50 <= 1.3x one fsync");
+  EXPECT_NEAR(per_shard_cross.median, 230.0 / 150, 1e-9);
+  EXPECT_EQ(per_shard_cross.outcome, "MISSED");
+
+  // The summary keeps the rows apart and says how each differs from the default.
+  const std::vector<Summary> rows = Summarize(runs);
+  int single64 = 0;
+  for (const Summary& row : rows) {
+    if (row.median.spec.engine == EngineKind::kShardtx &&
+        row.median.spec.workload == Workload::kSingle) {
+      ++single64;
+      EXPECT_EQ(row.windows, 5);
+    }
+  }
+  EXPECT_EQ(single64, 3);
+  const std::string summary = SummaryText(runs);
+  EXPECT_NE(summary.find("shardtx/4sh/shared"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("shardtx/1sh"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("txn/s shardtx / shardtx/4sh/shared"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("p50 shardtx/shared / fsync floor p50"), std::string::npos) << summary;
+  const std::string table = TableText(runs);
+  EXPECT_NE(table.find("shardtx/1sh"), std::string::npos) << table;
 }
 
 TEST(TxbenchVerdict, RepetitionsAlternateTheOrderOfTheEngines) {
@@ -213,9 +298,9 @@ TEST(TxbenchOutput, JsonIsWellFormedAndMatchesTheCounts) {
   ASSERT_EQ(results->array.size(), outcome.runs.size());
 
   const std::vector<std::string> schema = {
-      "engine", "workload",  "threads",      "shards",    "shards_per_txn", "durability",
-      "rep",    "txn_per_s", "ops_per_s",    "abort_pct", "p50_us",         "p95_us",
-      "p99_us", "p999_us",   "fsyncs_per_s", "settle_s"};
+      "engine",     "workload", "threads",   "shards",       "log_layout", "shards_per_txn",
+      "durability", "rep",      "txn_per_s", "ops_per_s",    "abort_pct",  "p50_us",
+      "p95_us",     "p99_us",   "p999_us",   "fsyncs_per_s", "settle_s"};
   for (size_t i = 0; i < results->array.size(); ++i) {
     const JsonValue& row = results->array[i];
     const RunResult& run = outcome.runs[i];
@@ -225,6 +310,7 @@ TEST(TxbenchOutput, JsonIsWellFormedAndMatchesTheCounts) {
     EXPECT_EQ(row.Get("workload")->string, WorkloadName(run.spec.workload));
     EXPECT_EQ(row.Get("threads")->number, run.spec.threads);
     EXPECT_EQ(row.Get("durability")->string, "sync");
+    EXPECT_EQ(row.Get("log_layout")->string, "per-shard");
     EXPECT_EQ(row.Get("rep")->number, run.rep);
     const double txn_per_s = row.Get("txn_per_s")->number;
     // The figures agree with the counts: txn/s x seconds = committed transactions.
@@ -250,7 +336,8 @@ TEST(TxbenchOutput, JsonIsWellFormedAndMatchesTheCounts) {
       absl::StrSplit(ReadFile(c.csv_path), '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), outcome.runs.size() + 1);
   EXPECT_EQ(lines[0],
-            "engine,workload,threads,shards,shards_per_txn,durability,rep,txn_per_s,ops_per_s,"
+            "engine,workload,threads,shards,log_layout,shards_per_txn,durability,rep,txn_per_s,"
+            "ops_per_s,"
             "abort_pct,p50_us,p95_us,p99_us,p999_us,fsyncs_per_s,settle_s");
   for (size_t i = 1; i < lines.size(); ++i) {
     EXPECT_EQ(std::vector<std::string>(absl::StrSplit(lines[i], ',')).size(), schema.size());

@@ -20,6 +20,7 @@ namespace {
 
 using ::txbench::testing::FreshDir;
 using ::txbench::testing::kNoRocksdb;
+using ::txbench::testing::ReadFile;
 using ::txbench::testing::SmallConfig;
 using ::txbench::testing::WithoutRocksdb;
 
@@ -114,6 +115,38 @@ std::string RunName(const ::testing::TestParamInfo<EngineWorkload>& info) {
 INSTANTIATE_TEST_SUITE_P(EachEngineEachWorkload, TxbenchRun, ::testing::ValuesIn(AllRuns()),
                          RunName);
 
+// Issue 19 part 3: a run on shardtx's shared log opens a database of that layout, in a
+// directory of its own, and reports its layout.
+TEST(TxbenchSharedLog, RunsOnADatabaseWithOneLogForAllShards) {
+  Config c = SmallConfig();
+  c.keep_data = true;
+  for (EngineKind e : {EngineKind::kShardtx, EngineKind::kShardtxAsync}) {
+    // Cross-shard commits for the blocking client (their prepares share the log), single for
+    // the asynchronous one (as --make-bench runs it).
+    const Workload w = e == EngineKind::kShardtx ? Workload::kCross : Workload::kSingle;
+    const RunSpec spec = RunSpec(e, w, 2, 2, std::nullopt, 8).With(0, LogLayout::kShared);
+    RunResult r = RunOne(c, spec, nullptr);
+    ASSERT_TRUE(r.status.ok()) << EngineName(e) << ": " << r.status;
+    EXPECT_GT(r.committed, 0u);
+    EXPECT_EQ(r.cross_shard, w == Workload::kCross ? r.committed : 0u);
+    EXPECT_EQ(r.log_layout, LogLayout::kShared);
+    EXPECT_EQ(r.shards, 2u);
+    EXPECT_NE(r.engine_description.find("log_layout=kShared"), std::string::npos)
+        << r.engine_description;
+  }
+  // The kept directory: one shared log (PATH/log), no per-shard log, a manifest that says so.
+  int databases = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(c.dir)) {
+    ++databases;
+    EXPECT_NE(entry.path().filename().string().find("sharedlog"), std::string::npos)
+        << entry.path();
+    EXPECT_TRUE(std::filesystem::is_directory(entry.path() / "log")) << entry.path();
+    EXPECT_FALSE(std::filesystem::exists(entry.path() / "shard-000" / "wal")) << entry.path();
+    EXPECT_NE(ReadFile((entry.path() / "SHARDTX").string()).find("log shared"), std::string::npos);
+  }
+  EXPECT_EQ(databases, 2);  // one per RunOne
+}
+
 // Bank on one shard: shardtx needs no cross-shard commit, so the check runs for it today.
 TEST(TxbenchBank, OneShardBankKeepsTheTotalOnEveryEngine) {
   for (EngineKind e : {EngineKind::kShardtx, EngineKind::kRocksdb, EngineKind::kLmdb}) {
@@ -180,7 +213,7 @@ TEST(TxbenchFsync, TwoFileFloorSyncsBothFilesEachRound) {
 // needs): each run syncs as many files as its own spec says.
 TEST(TxbenchFsync, SharedFloorContenderSyncsTheRunsOwnNumberOfFiles) {
   Config c = SmallConfig();
-  auto contender = Contender::Open(c, EngineKind::kFsync, Workload::kFsync, 2, nullptr);
+  auto contender = Contender::Open(c, {EngineKind::kFsync, Workload::kFsync, 2, 1}, 2, nullptr);
   ASSERT_TRUE(contender.ok()) << contender.status();
   for (int files : {1, 2}) {
     RunResult r =
@@ -216,6 +249,26 @@ size_t FilesEndingIn(const std::string& dir, const std::string& suffix) {
     }
   }
   return n;
+}
+
+// With one log for 4 shards, every shard's statistics are that log's: its fsyncs count once.
+// One client commits 20 times, one after the other: about one fsync each, not four.
+TEST(TxbenchSharedLog, FsyncsOfTheSharedLogCountOnce) {
+  const KeySpace keys(2000, 16, 100, 4, 0, 1);
+  EngineSetup setup;
+  setup.dir = FreshDir();
+  setup.shards = 4;
+  setup.shared_log = true;
+  setup.keys = &keys;
+  auto engine = OpenShardtx(setup);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const std::optional<uint64_t> before = (*engine)->Fsyncs();
+  ASSERT_TRUE(before.has_value());
+  WriteSome(**engine, keys, 20);
+  const uint64_t synced = *(*engine)->Fsyncs() - *before;
+  EXPECT_GE(synced, 20u);
+  EXPECT_LT(synced, 40u);
+  EXPECT_TRUE((*engine)->Close().ok());
 }
 
 TEST(TxbenchSettle, ShardtxCheckpointsAndRocksdbFlushesInsideTheWindow) {

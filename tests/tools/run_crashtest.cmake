@@ -1,13 +1,19 @@
 # Runs crashtest and checks how it ended. Invoked by ctest (see CMakeLists.txt):
 #   cmake -DCRASHTEST=<binary> -DDIR=<work dir> -DEXPECT=clean|violation|too_little
 #         [-DBUG=<deliberate bug>] -DCRASHTEST_ARGS="<flags>" -P run_crashtest.cmake
-# EXPECT=clean: exit 0 and the final line "..., 0 lost, 0 violations" (a run that found nothing
-# wrong but verified too little exits 3 and fails here).
+# EXPECT=clean: exit 0 and the final line "..., 0 lost, 0 violations (N shards, log layout L)"
+# with the layout the arguments ask for (a run that found nothing wrong but verified too little
+# exits 3 and fails here).
 # EXPECT=violation: exit 1 and a "crashtest: VIOLATION" report with a lost acknowledged write or
 # a partly applied transaction (the deliberately broken build was caught).
 # EXPECT=too_little: exit 3 and "crashtest: TOO LITTLE VERIFIED" (a deliberately broken crashtest,
 # --self_test_broken, did not count as a pass). $SHARDTX_SEED replays a run's plans.
 separate_arguments(args UNIX_COMMAND "${CRASHTEST_ARGS}")
+# The run's log layout (--log-layout, default per-shard) must be the one its report names.
+set(layout "per-shard")
+if(CRASHTEST_ARGS MATCHES "--log[-_]layout=([a-z-]+)")
+  set(layout "${CMAKE_MATCH_1}")
+endif()
 if(DEFINED ENV{SHARDTX_SEED})
   list(APPEND args "--seed=$ENV{SHARDTX_SEED}")
 endif()
@@ -24,7 +30,7 @@ if(EXPECT STREQUAL "clean")
     message(FATAL_ERROR "crashtest found no violation but verified too little to count "
       "(exit 3, see its TOO LITTLE VERIFIED lines); directory kept: ${DIR}")
   endif()
-  if(NOT rc EQUAL 0 OR NOT out MATCHES "crashtest: [0-9]+ rounds, [0-9]+ acknowledged commits verified, 0 lost, 0 violations")
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "crashtest: [0-9]+ rounds, [0-9]+ acknowledged commits verified, 0 lost, 0 violations \\([0-9]+ shards, log layout ${layout}\\)")
     message(FATAL_ERROR "crashtest did not end clean (exit ${rc}); directory kept: ${DIR}")
   endif()
   file(REMOVE_RECURSE "${DIR}")
@@ -32,7 +38,7 @@ elseif(EXPECT STREQUAL "violation")
   # Both bugs lose acknowledged writes or apply a transaction partly; a violation of another
   # kind would be a different bug.
   if(NOT rc EQUAL 1 OR NOT out MATCHES "crashtest: VIOLATION" OR
-     NOT out MATCHES "\\[lost\\]|partly applied")
+     NOT out MATCHES "\\[lost\\]|partly applied" OR NOT out MATCHES "log layout ${layout};")
     message(FATAL_ERROR "crashtest did not catch the deliberate bug '${BUG}' (exit ${rc})")
   endif()
   string(REGEX MATCH "VIOLATION in round [0-9]+" caught "${out}")

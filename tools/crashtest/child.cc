@@ -124,7 +124,7 @@ void Child::StartMonitor() {
 
 void Child::Run() {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the parent
-  Options options = MakeOptions(c_.db_path, c_.shards);
+  Options options = MakeOptions(c_.db_path, c_.shards, c_.log_layout);
   if (c_.powerloss) {
     env_ = std::make_unique<FaultInjectionEnv>(Env::Default(),
                                                FaultInjectionEnv::Options{.sync_base = true});

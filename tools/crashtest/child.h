@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "shardtx/options.h"
+
 namespace shardtx::crashtest {
 
 struct ChildConfig {
@@ -16,6 +18,7 @@ struct ChildConfig {
   std::string db_path;
   int shards = 4;
   int threads = 4;
+  Options::LogLayout log_layout = Options::LogLayout::kPerShard;
   int round = 0;
   uint64_t seed = 0;
   // Whitebox or powerloss at a kill point: armed before Open, so recovery points can fire.

@@ -3,9 +3,11 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
 #include "tools/crashtest/child.h"
+#include "tools/crashtest/layout.h"
 
 ABSL_DECLARE_FLAG(int32_t, shards);
 ABSL_DECLARE_FLAG(int32_t, threads);
+ABSL_DECLARE_FLAG(std::string, log_layout);
 
 ABSL_FLAG(bool, child, false, "internal: run as a crashtest child");
 ABSL_FLAG(int32_t, child_fd, 3, "internal: the pipe to the parent");
@@ -35,6 +37,8 @@ int ChildMain() {
   c.db_path = absl::GetFlag(FLAGS_child_db);
   c.shards = absl::GetFlag(FLAGS_shards);
   c.threads = absl::GetFlag(FLAGS_threads);
+  c.log_layout =
+      ParseLogLayout(absl::GetFlag(FLAGS_log_layout)).value_or(Options::LogLayout::kPerShard);
   c.round = absl::GetFlag(FLAGS_child_round);
   c.seed = absl::GetFlag(FLAGS_child_seed);
   c.arm_point = absl::GetFlag(FLAGS_child_arm);

@@ -147,6 +147,7 @@ std::vector<std::string> Driver::ChildArgs(const Plan& plan, bool stage1, int ro
                                 "--child_fd=3",
                                 "--child_db=" + db_path_,
                                 absl::StrCat("--shards=", o_.shards),
+                                absl::StrCat("--log_layout=", LogLayoutName(o_.log_layout)),
                                 absl::StrCat("--threads=", o_.threads),
                                 absl::StrCat("--child_round=", round),
                                 absl::StrCat("--child_seed=", rng_())};
@@ -232,12 +233,12 @@ int Driver::Run() {
     std::fprintf(stderr, "crashtest: this build has no kill points (SHARDTX_KILL_POINTS off)\n");
     return 2;
   }
-  std::printf("crashtest: seed %llu, mode %s, %d shards, %d threads, directory %s\n",
-              static_cast<unsigned long long>(o_.seed), o_.mode.c_str(), o_.shards, o_.threads,
-              o_.dir.c_str());
+  std::printf("crashtest: seed %llu, mode %s, %d shards, log layout %s, %d threads, directory %s\n",
+              static_cast<unsigned long long>(o_.seed), o_.mode.c_str(), o_.shards,
+              LogLayoutName(o_.log_layout), o_.threads, o_.dir.c_str());
   std::fflush(stdout);
   {
-    auto db = Database::Open(MakeOptions(db_path_, o_.shards));
+    auto db = Database::Open(MakeOptions(db_path_, o_.shards, o_.log_layout));
     absl::Status s = db.ok() ? model_.Initialize(db->get()) : db.status();
     if (s.ok()) s = (*db)->Close();
     if (!s.ok()) {
@@ -282,7 +283,7 @@ int Driver::Run() {
       }
     }
     // Recovery: the parent reopens the directory the child crashed in.
-    Options options = MakeOptions(db_path_, o_.shards);
+    Options options = MakeOptions(db_path_, o_.shards, o_.log_layout);
     options.checkpoint_on_close = rng_() % 2 == 0;
     const auto t0 = Clock::now();
     auto db = Database::Open(options);
@@ -293,6 +294,12 @@ int Driver::Run() {
       return Fail(static_cast<int>(round), plan, violations);
     }
     recovery_ms_.push_back(recovery_ms);
+    // The database keeps the layout it was created with, the one asked for.
+    if ((*db)->GetStats().shared_log != (o_.log_layout == Options::LogLayout::kShared)) {
+      violations.push_back({false, "-",
+                            absl::StrCat("the recovered database's log layout is not ",
+                                         LogLayoutName(o_.log_layout), " (Stats::shared_log)")});
+    }
     const bool verify = o_.self_test_broken != "skip_verify";
     if (verify) {
       model_.Verify(db->get(), &violations);
@@ -359,10 +366,10 @@ int Driver::Fail(int round, const Plan& plan, const std::vector<Violation>& v) {
                 v[i].what.c_str());
   }
   std::printf(
-      "crashtest: seed %llu, round %d, kill point %s, first offending key %s; "
-      "directory kept: %s (child log: %s)\n",
+      "crashtest: seed %llu, round %d, kill point %s, first offending key %s; %d shards, log "
+      "layout %s; directory kept: %s (child log: %s)\n",
       static_cast<unsigned long long>(o_.seed), round, point.c_str(), v.front().key.c_str(),
-      o_.dir.c_str(), log_path_.c_str());
+      o_.shards, LogLayoutName(o_.log_layout), o_.dir.c_str(), log_path_.c_str());
   PrintSummary(round + 1, lost, v.size() - lost);
   return 1;
 }
@@ -406,9 +413,10 @@ void Driver::PrintSummary(int64_t rounds, uint64_t lost, uint64_t violations) {
               r.empty() ? 0.0 : r.back(), r.size());
   std::printf(
       "crashtest: %lld rounds, %llu acknowledged commits verified, %llu lost, "
-      "%llu violations\n",
+      "%llu violations (%d shards, log layout %s)\n",
       static_cast<long long>(rounds), static_cast<unsigned long long>(model_.verified_total()),
-      static_cast<unsigned long long>(lost), static_cast<unsigned long long>(violations));
+      static_cast<unsigned long long>(lost), static_cast<unsigned long long>(violations), o_.shards,
+      LogLayoutName(o_.log_layout));
   std::fflush(stdout);
 }
 

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "shardtx/options.h"
+
 namespace shardtx::crashtest {
 
 struct DriverOptions {
@@ -18,6 +20,8 @@ struct DriverOptions {
   uint64_t seed = 0;
   int shards = 4;
   int threads = 4;
+  // Where the database keeps its shards' logs: one per shard, or one shared by all of them.
+  Options::LogLayout log_layout = Options::LogLayout::kPerShard;
   std::string mode = "mixed";  // blackbox | whitebox | powerloss | mixed
   // How children commit: "sync" (Commit), "async" (CommitAsync, acknowledged from the
   // callback) or "mixed" (async in about a third of the rounds).

@@ -43,10 +43,21 @@ std::string UniqueValue(int round, int thread, uint64_t seq, int j) {
   return absl::StrCat(round, ".", thread, ".", seq, ".", j);
 }
 
-Options MakeOptions(const std::string& path, int shards) {
+std::optional<Options::LogLayout> ParseLogLayout(absl::string_view name) {
+  if (name == "per-shard") return Options::LogLayout::kPerShard;
+  if (name == "shared") return Options::LogLayout::kShared;
+  return std::nullopt;
+}
+
+const char* LogLayoutName(Options::LogLayout layout) {
+  return layout == Options::LogLayout::kShared ? "shared" : "per-shard";
+}
+
+Options MakeOptions(const std::string& path, int shards, Options::LogLayout log_layout) {
   Options o;
   o.path = path;
   o.num_shards = static_cast<uint32_t>(shards);
+  o.log_layout = log_layout;
   o.partitioning = Options::Partitioning::kRange;
   for (int i = 1; i < shards; ++i) o.range_split_points.push_back(ShardPrefix(i));
   o.wal_segment_size = 64 << 10;  // the smallest: many segment rolls and recycled segments

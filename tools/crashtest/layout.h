@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -41,7 +42,13 @@ bool IsAccountKey(absl::string_view key);
 std::string UniqueValue(int round, int thread, uint64_t seq, int j);
 
 // Options of every Open, parent and child: small WAL segments and checkpoint triggers, so that
-// segment rolls, checkpoints and WAL recycling happen many times per round.
-Options MakeOptions(const std::string& path, int shards);
+// segment rolls, checkpoints and WAL recycling happen many times per round. `log_layout` takes
+// effect when the database is created (the first Open); later Opens keep the recorded one.
+Options MakeOptions(const std::string& path, int shards,
+                    Options::LogLayout log_layout = Options::LogLayout::kPerShard);
+
+// --log-layout's spelling of a layout: "per-shard" or "shared"; nullopt for anything else.
+std::optional<Options::LogLayout> ParseLogLayout(absl::string_view name);
+const char* LogLayoutName(Options::LogLayout layout);
 
 }  // namespace shardtx::crashtest

@@ -1,11 +1,14 @@
 // crashtest: the crash-recovery torture tool. See tools/crashtest/README.md.
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
@@ -15,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "tools/crashtest/driver.h"
+#include "tools/crashtest/layout.h"
 #include "util/kill_point.h"
 
 ABSL_DECLARE_FLAG(std::string, self_test_broken);  // child_flags.cc (hidden)
@@ -29,6 +33,10 @@ ABSL_FLAG(uint64_t, seed, 0,
           "interleaving.");
 ABSL_FLAG(int32_t, shards, 4, "Shards of the database (1..64).");
 ABSL_FLAG(int32_t, threads, 4, "Workload threads in each child (1..64).");
+ABSL_FLAG(std::string, log_layout, "per-shard",
+          "Where the database keeps its shards' write-ahead logs (Options::log_layout): "
+          "per-shard (one log per shard) or shared (one log for all shards, each shard a "
+          "stream in it). Also --log-layout.");
 ABSL_FLAG(std::string, mode, "mixed",
           "How each round's child dies: blackbox (SIGKILL at a random moment), whitebox (exits "
           "at a random named kill point), powerloss (the fault-injecting Env drops every "
@@ -79,7 +87,8 @@ constexpr char kUsage[] =
     "links (libshardtx, as installed) has none of them, and ignores that variable.\n"
     "\n"
     "Usage: crashtest [--mode=mixed] [--rounds=N] [--seconds=S] [--seed=N] [--shards=N]\n"
-    "                 [--threads=N] [--commit=sync|async|mixed] [--dir=D] [--keep]\n"
+    "                 [--threads=N] [--commit=sync|async|mixed] [--log-layout=per-shard|shared]\n"
+    "                 [--dir=D] [--keep]\n"
     "                 | --list-kill-points";
 
 void ListKillPoints() {
@@ -110,7 +119,19 @@ int main(int argc, char** argv) {
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
   absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
+  // Flag names may be written with hyphens (--log-layout): Abseil's are underscores.
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size() && args[i] != "--"; ++i) {
+    std::string& a = args[i];
+    if (a.size() < 3 || a[0] != '-') continue;
+    const size_t end = std::min(a.find('='), a.size());
+    for (size_t j = a[1] == '-' ? 2 : 1; j < end; ++j) {
+      if (a[j] == '-') a[j] = '_';
+    }
+  }
+  std::vector<char*> normalized;
+  for (std::string& a : args) normalized.push_back(a.data());
+  absl::ParseCommandLine(static_cast<int>(normalized.size()), normalized.data());
   if (shardtx::crashtest::ChildMain() >= 0) return 0;  // never returns in a child
   if (absl::GetFlag(FLAGS_list_kill_points)) {
     ListKillPoints();
@@ -123,6 +144,13 @@ int main(int argc, char** argv) {
   if (o.seed == 0) o.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   o.shards = absl::GetFlag(FLAGS_shards);
   o.threads = absl::GetFlag(FLAGS_threads);
+  const std::optional<shardtx::Options::LogLayout> layout =
+      shardtx::crashtest::ParseLogLayout(absl::GetFlag(FLAGS_log_layout));
+  if (!layout.has_value()) {
+    std::fprintf(stderr, "crashtest: --log-layout must be per-shard or shared\n");
+    return 2;
+  }
+  o.log_layout = *layout;
   o.mode = absl::GetFlag(FLAGS_mode);
   o.commit = absl::GetFlag(FLAGS_commit);
   if (o.commit.empty()) o.commit = o.mode == "mixed" ? "mixed" : "sync";

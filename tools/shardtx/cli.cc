@@ -219,9 +219,20 @@ absl::StatusOr<DbInfo> InspectDb(const std::string& dir) {
     if (kv.first == "format") (void)absl::SimpleAtoi(kv.second, &info.format);
     if (kv.first == "shards") (void)absl::SimpleAtoi(kv.second, &info.shards);
     if (kv.first == "partitioning") info.partitioning = std::string(kv.second);
+    if (kv.first == "log") {
+      if (kv.second != "shared") return absl::DataLossError(manifest + " is corrupt (log line)");
+      info.shared_log = true;
+    }
   }
   if (info.format == 0 || info.shards == 0 || info.shards > 1024 || info.partitioning.empty()) {
     return absl::DataLossError(manifest + " is corrupt");
+  }
+  // The shared log layout is format 3, which requires its line; older formats have none.
+  if (info.format <= kManifestFormat &&
+      info.shared_log != (info.format == txn::DbDirectory::kSharedLogFormatVersion)) {
+    return absl::DataLossError(absl::StrCat(manifest, " is corrupt (format ", info.format,
+                                            info.shared_log ? " with" : " without",
+                                            " a 'log shared' line)"));
   }
   if (info.format > kManifestFormat) {
     return absl::FailedPreconditionError(absl::StrCat(

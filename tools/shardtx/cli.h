@@ -104,16 +104,23 @@ struct DbInfo {
   uint32_t format = 0;
   uint32_t shards = 0;
   std::string partitioning;  // as recorded: "hash", "range <hex split points>", "explicit"
+  // The shared log layout ("log shared", format 3): one log for all shards in LogDir(), each
+  // record's stream its shard; shards have no WalDir then.
+  bool shared_log = false;
   std::string ShardDir(uint32_t shard) const;
   std::string WalDir(uint32_t shard) const { return ShardDir(shard) + "/wal"; }
   std::string LmdbDir(uint32_t shard) const { return ShardDir(shard) + "/lmdb"; }
+  std::string LogDir() const { return path + "/log"; }
 };
 
-// The newest manifest format this tool reads: the library's.
-inline constexpr uint32_t kManifestFormat = txn::DbDirectory::kFormatVersion;
+// The newest manifest format this tool reads: the library's (the shared log layout's).
+inline constexpr uint32_t kManifestFormat = txn::DbDirectory::kSharedLogFormatVersion;
+// The first format whose LMDB values carry checksums (check needs them).
+inline constexpr uint32_t kChecksummedFormat = txn::DbDirectory::kFormatVersion;
 
 // Reads dir's manifest. kNotFound: no such directory; kFailedPrecondition: not a shardtx
-// database (no SHARDTX file), or a newer format; kDataLoss: a corrupt manifest.
+// database (no SHARDTX file), or a newer format; kDataLoss: a corrupt manifest (format 3
+// without "log shared", or that line in an older format).
 absl::StatusOr<DbInfo> InspectDb(const std::string& dir);
 
 // The pid recorded in dir/LOCK if another process (or this one) holds the lock, as the

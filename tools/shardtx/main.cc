@@ -62,6 +62,12 @@ Exit status:
      load, check), a damaged WAL that Database::Open refuses (dump, load), an I/O error.
      Nothing is created or changed on bad input (not even a LOCK file).
 
+Log layout: a database created with one log shared by all shards (Options::log_layout
+kShared; its manifest says "log shared") keeps it in DIR/log. wal dump reads it once, in LSN
+order, each record under the shard its stream names (--shard N: that shard's only); wal verify
+and check verify it once and report it as the log of all shards, with its records by shard;
+stat counts its segment files once and gives each shard its own records' LSNs.
+
 Lock: stat, wal dump and wal verify read without taking the database's lock and work while a
 host has it open (they say so: "open by pid N: figures are a snapshot"). check reads without
 the lock but needs the database closed. prepared, checkpoint, dump and load open the database

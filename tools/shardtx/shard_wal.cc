@@ -103,13 +103,45 @@ absl::StatusOr<WalVerdict> ReadShardWal(const std::string& wal_dir, wal::Lsn fro
   return v;
 }
 
-std::string ShardWalReport::Text(uint32_t shard) const {
-  std::string out = absl::StrCat("shard ", shard, ": ", verdict.records, " records");
+namespace {
+
+std::string ReportText(const ShardWalReport& r, absl::string_view name) {
+  const WalVerdict& verdict = r.verdict;
+  std::string out = absl::StrCat(name, ": ", verdict.records, " records");
   if (verdict.records != 0)
     absl::StrAppend(&out, ", LSN ", verdict.first_lsn, "..", verdict.end_lsn);
   absl::StrAppend(&out, ", ", verdict.Text());
-  for (const std::string& m : malformed) absl::StrAppend(&out, "; MALFORMED: ", m);
+  if (!r.streams.empty()) {
+    std::vector<std::string> by_shard;
+    for (size_t s = 0; s < r.streams.size(); ++s) {
+      by_shard.push_back(absl::StrCat(s, ":", r.streams[s].records));
+    }
+    absl::StrAppend(&out, "; records by shard: ", absl::StrJoin(by_shard, " "));
+  }
+  for (const std::string& m : r.malformed) absl::StrAppend(&out, "; MALFORMED: ", m);
   return out;
+}
+
+}  // namespace
+
+std::string ShardWalReport::SharedText() const {
+  return ReportText(*this, absl::StrCat("shared log (all ", streams.size(), " shards)"));
+}
+
+std::string ShardWalReport::SharedJson() const {
+  std::vector<std::string> m, by_shard;
+  for (const std::string& s : malformed) m.push_back(JsonString(Printable(s)));
+  for (size_t s = 0; s < streams.size(); ++s) {
+    by_shard.push_back(absl::StrCat("{\"shard\":", s, ",\"records\":", streams[s].records,
+                                    ",\"first_lsn\":", streams[s].first_lsn,
+                                    ",\"end_lsn\":", streams[s].end_lsn, "}"));
+  }
+  return absl::StrCat("{\"shared_by\":", streams.size(), ",", verdict.Json(), ",\"malformed\":[",
+                      absl::StrJoin(m, ","), "],\"streams\":[", absl::StrJoin(by_shard, ","), "]}");
+}
+
+std::string ShardWalReport::Text(uint32_t shard) const {
+  return ReportText(*this, absl::StrCat("shard ", shard));
 }
 
 std::string ShardWalReport::Json(uint32_t shard) const {
@@ -119,14 +151,28 @@ std::string ShardWalReport::Json(uint32_t shard) const {
                       absl::StrJoin(m, ","), "]}");
 }
 
-absl::StatusOr<ShardWalReport> VerifyShardWal(const std::string& wal_dir, Progress* progress) {
+absl::StatusOr<ShardWalReport> VerifyShardWal(const std::string& wal_dir, Progress* progress,
+                                              uint32_t shared_streams) {
   ShardWalReport report;
+  report.streams.resize(shared_streams);
   constexpr size_t kMaxListed = 100;
   size_t malformed = 0;
   absl::StatusOr<WalVerdict> v = ReadShardWal(
       wal_dir, 0,
       [&](const wal::WalRecord& rec) {
         absl::Status s = CheckRecord(rec);
+        if (s.ok() && shared_streams != 0) {
+          if (rec.stream >= shared_streams) {
+            s = absl::DataLossError(absl::StrCat("LSN ", rec.lsn, ": stream ", rec.stream,
+                                                 ", but the database has ", shared_streams,
+                                                 " shards"));
+          } else {
+            StreamFigures& f = report.streams[rec.stream];
+            ++f.records;
+            if (f.first_lsn == 0) f.first_lsn = rec.lsn;
+            f.end_lsn = rec.lsn;
+          }
+        }
         if (!s.ok() && ++malformed <= kMaxListed) report.malformed.emplace_back(s.message());
         return true;
       },

@@ -1,4 +1,5 @@
-// One shard's WAL as the tool reads it: every record through wal::WalReader (which opens the
+// A WAL as the tool reads it, one shard's or the log all shards share (the shared layout, where
+// each record's stream is its shard): every record through wal::WalReader (which opens the
 // segment files read-only and never truncates), and the verdict of `wal verify`.
 #pragma once
 
@@ -39,15 +40,31 @@ using RecordFn = std::function<bool(const wal::WalRecord&)>;
 absl::StatusOr<WalVerdict> ReadShardWal(const std::string& wal_dir, wal::Lsn from_lsn,
                                         const RecordFn& each, Progress* progress = nullptr);
 
-// What `wal verify` finds in one shard's log: the verdict, and the records that passed their
-// checksum but whose payload does not decode (Database::Open would fail on them).
+// One stream's records in a shared log (one shard's).
+struct StreamFigures {
+  uint64_t records = 0;
+  wal::Lsn first_lsn = 0, end_lsn = 0;  // of its first and last record (0: none)
+};
+
+// What `wal verify` finds in one shard's log, or in the shared log: the verdict, and the
+// records that passed their checksum but whose payload does not decode, or, in a shared log,
+// whose stream is no shard of the database (Database::Open would fail on them).
 struct ShardWalReport {
   WalVerdict verdict;
   std::vector<std::string> malformed;  // the decoder's messages, naming the LSN
+  // A shared log's records by stream (index: shard); empty for a shard's own log.
+  std::vector<StreamFigures> streams;
   bool damaged() const { return verdict.corrupt || !malformed.empty(); }
   std::string Text(uint32_t shard) const;  // "shard 0: 12 records, LSN 1..12, clean"
   std::string Json(uint32_t shard) const;  // one JSON object
+  // The shared log's: "shared log (all 4 shards): 40 records, LSN 1..40, clean; records by
+  // shard: 0:10 1:10 2:10 3:10", and one JSON object with the records by shard.
+  std::string SharedText() const;
+  std::string SharedJson() const;
 };
-absl::StatusOr<ShardWalReport> VerifyShardWal(const std::string& wal_dir, Progress* progress);
+// Verifies the log in wal_dir: a shard's own (shared_streams 0) or the log shared by
+// `shared_streams` shards, where a record of another stream is malformed.
+absl::StatusOr<ShardWalReport> VerifyShardWal(const std::string& wal_dir, Progress* progress,
+                                              uint32_t shared_streams = 0);
 
 }  // namespace shardtx::cli

@@ -1,6 +1,8 @@
 // `stat DIR`: what a database holds, read without taking its lock, so that it works while a
 // host has the database open (then it says so: the figures are a snapshot). LMDB is opened
-// read-only (engine::ShardStore, read_only), the WAL through wal::WalReader.
+// read-only (engine::ShardStore, read_only), the WAL through wal::WalReader. In the shared log
+// layout the one log is read and its segments counted once; each shard's figures are those of
+// its stream in it.
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -31,8 +33,11 @@ struct Prepared {
 };
 
 struct ShardFigures {
-  uint64_t wal_segments = 0;
+  uint64_t wal_segments = 0;  // per-shard logs only (the shared log's are counted once)
   uint64_t wal_bytes = 0;
+  // In a shared log, this shard's records (its stream): how many, and above applied_lsn.
+  uint64_t stream_records = 0;
+  uint64_t records_to_redo = 0;
   uint64_t lmdb_bytes = 0;
   int64_t lmdb_mtime = 0;  // seconds since the epoch; 0: no data.mdb
   std::string lmdb_error;  // why LMDB could not be read (empty: read)
@@ -85,34 +90,76 @@ void ReadStore(const std::string& lmdb_dir, uint32_t shard, ShardFigures* f,
   }
 }
 
+// Applies one record of `shard` to the prepared transactions: a prepare adds to `prepared`,
+// a resolution removes.
+void ScanRecord(const wal::WalRecord& rec, uint32_t shard, std::set<uint64_t>* resolved,
+                std::map<uint64_t, Prepared>* prepared) {
+  if (rec.type == engine::kPrepare) {
+    txn::PrepareRecord p;
+    if (txn::DecodePrepare(rec.payload, &p) && !resolved->count(p.txn_id)) {
+      Prepared& entry = (*prepared)[p.txn_id];
+      entry.name = p.name;
+      entry.shards.insert(shard);
+    }
+  } else if (rec.type == engine::kCommitPrepared || rec.type == engine::kAbortPrepared) {
+    absl::string_view in = rec.payload;
+    uint64_t id;
+    if (GetFixed64(&in, &id)) {
+      resolved->insert(id);
+      auto it = prepared->find(id);
+      if (it != prepared->end()) {
+        it->second.shards.erase(shard);
+        if (it->second.shards.empty()) prepared->erase(it);
+      }
+    }
+  }
+}
+
 // Scans the shard's whole log: prepares add to `prepared`, resolutions remove.
 absl::Status ScanLog(const std::string& wal_dir, uint32_t shard, ShardFigures* f,
                      std::map<uint64_t, Prepared>* prepared) {
   std::set<uint64_t> resolved;
   auto v = ReadShardWal(wal_dir, 0, [&](const wal::WalRecord& rec) {
-    if (rec.type == engine::kPrepare) {
-      txn::PrepareRecord p;
-      if (txn::DecodePrepare(rec.payload, &p) && !resolved.count(p.txn_id)) {
-        Prepared& entry = (*prepared)[p.txn_id];
-        entry.name = p.name;
-        entry.shards.insert(shard);
-      }
-    } else if (rec.type == engine::kCommitPrepared || rec.type == engine::kAbortPrepared) {
-      absl::string_view in = rec.payload;
-      uint64_t id;
-      if (GetFixed64(&in, &id)) {
-        resolved.insert(id);
-        auto it = prepared->find(id);
-        if (it != prepared->end()) {
-          it->second.shards.erase(shard);
-          if (it->second.shards.empty()) prepared->erase(it);
-        }
-      }
-    }
+    ScanRecord(rec, shard, &resolved, prepared);
     return true;
   });
   if (!v.ok()) return v.status();
   f->wal = std::move(*v);
+  return absl::OkStatus();
+}
+
+// Scans the shared log once: each record is its stream's shard's. Every shard's `wal` is the
+// log's verdict with the LSNs of its own first and last record; a record of no shard is
+// counted in *foreign.
+absl::Status ScanSharedLog(const std::string& log_dir, std::vector<ShardFigures>* shards,
+                           std::map<uint64_t, Prepared>* prepared, uint64_t* foreign,
+                           WalVerdict* log) {
+  std::vector<std::set<uint64_t>> resolved(shards->size());
+  std::vector<WalVerdict> streams(shards->size());
+  auto v = ReadShardWal(log_dir, 0, [&](const wal::WalRecord& rec) {
+    if (rec.stream >= shards->size()) {
+      ++*foreign;
+      return true;
+    }
+    ShardFigures& f = (*shards)[rec.stream];
+    WalVerdict& s = streams[rec.stream];
+    ++s.records;
+    if (s.first_lsn == 0) s.first_lsn = rec.lsn;
+    s.end_lsn = rec.lsn;
+    ++f.stream_records;
+    if (rec.lsn > f.meta.applied_lsn) ++f.records_to_redo;
+    ScanRecord(rec, rec.stream, &resolved[rec.stream], prepared);
+    return true;
+  });
+  if (!v.ok()) return v.status();
+  *log = *v;
+  for (size_t i = 0; i < shards->size(); ++i) {
+    WalVerdict& w = (*shards)[i].wal;
+    w = *v;
+    w.records = streams[i].records;
+    w.first_lsn = streams[i].first_lsn;
+    w.end_lsn = streams[i].end_lsn;
+  }
   return absl::OkStatus();
 }
 
@@ -133,13 +180,26 @@ int RunStat(const Args& args) {
   std::vector<ShardFigures> shards(info->shards);
   std::map<uint64_t, Prepared> prepared;  // by transaction id
   bool problem = false;
+  ShardFigures log;      // the shared log's segments and verdict (shared layout)
+  uint64_t foreign = 0;  // shared log records of no shard
   for (uint32_t i = 0; i < info->shards; ++i) {
     ShardFigures& f = shards[i];
-    CountSegments(info->WalDir(i), &f);
     ReadStore(info->LmdbDir(i), i, &f, &prepared);
+    if (info->shared_log) continue;
+    CountSegments(info->WalDir(i), &f);
     if (absl::Status s = ScanLog(info->WalDir(i), i, &f, &prepared); !s.ok()) {
       return Fail(absl::StrCat("shard ", i, ": ", s.message()));
     }
+  }
+  if (info->shared_log) {
+    CountSegments(info->LogDir(), &log);
+    if (absl::Status s = ScanSharedLog(info->LogDir(), &shards, &prepared, &foreign, &log.wal);
+        !s.ok()) {
+      return Fail(absl::StrCat("shared log: ", s.message()));
+    }
+    problem = log.wal.corrupt || foreign != 0;
+  }
+  for (const ShardFigures& f : shards) {
     problem = problem || !f.lmdb_error.empty() || f.wal.corrupt;
   }
 
@@ -147,15 +207,20 @@ int RunStat(const Args& args) {
     std::vector<std::string> out;
     for (uint32_t i = 0; i < info->shards; ++i) {
       const ShardFigures& f = shards[i];
-      std::string s =
-          absl::StrCat("{\"shard\":", i, ",\"wal_segments\":", f.wal_segments,
-                       ",\"wal_bytes\":", f.wal_bytes, ",\"wal_end_lsn\":", f.wal.end_lsn,
-                       ",\"wal_first_lsn\":", f.wal.first_lsn, ",\"wal_verdict\":",
-                       JsonString(f.wal.corrupt ? "corrupt"
-                                  : f.wal.torn  ? "torn"
-                                                : "clean"),
-                       ",\"lmdb_bytes\":", f.lmdb_bytes, ",\"applied_lsn\":", f.meta.applied_lsn,
-                       ",\"max_ts\":", f.meta.max_ts);
+      // In the shared layout the segments are the log's (below), and a shard's LSNs are those
+      // of its own records in it.
+      std::string s = info->shared_log
+                          ? absl::StrCat("{\"shard\":", i, ",\"wal_records\":", f.stream_records,
+                                         ",\"records_to_redo\":", f.records_to_redo)
+                          : absl::StrCat("{\"shard\":", i, ",\"wal_segments\":", f.wal_segments,
+                                         ",\"wal_bytes\":", f.wal_bytes);
+      absl::StrAppend(&s, ",\"wal_end_lsn\":", f.wal.end_lsn,
+                      ",\"wal_first_lsn\":", f.wal.first_lsn, ",\"wal_verdict\":",
+                      JsonString(f.wal.corrupt ? "corrupt"
+                                 : f.wal.torn  ? "torn"
+                                               : "clean"),
+                      ",\"lmdb_bytes\":", f.lmdb_bytes, ",\"applied_lsn\":", f.meta.applied_lsn,
+                      ",\"max_ts\":", f.meta.max_ts);
       if (f.lmdb_mtime != 0) absl::StrAppend(&s, ",\"checkpoint_age_s\":", now - f.lmdb_mtime);
       if (!f.lmdb_error.empty()) {
         absl::StrAppend(&s, ",\"lmdb_error\":", JsonString(Printable(f.lmdb_error)));
@@ -167,35 +232,74 @@ int RunStat(const Args& args) {
       prep.push_back(absl::StrCat("{\"txn\":", id, ",\"name\":", JsonString(Printable(p.name)),
                                   ",\"shards\":[", absl::StrJoin(p.shards, ","), "]}"));
     }
+    const std::string shared =
+        info->shared_log
+            ? absl::StrCat(
+                  ",\"log\":{\"wal_segments\":", log.wal_segments, ",\"wal_bytes\":", log.wal_bytes,
+                  ",\"wal_first_lsn\":", log.wal.first_lsn, ",\"wal_end_lsn\":", log.wal.end_lsn,
+                  ",\"wal_records\":", log.wal.records, ",\"foreign_records\":", foreign,
+                  ",\"wal_verdict\":",
+                  JsonString(log.wal.corrupt ? "corrupt"
+                             : log.wal.torn  ? "torn"
+                                             : "clean"),
+                  "}")
+            : "";
     std::printf(
-        "{\"path\":%s,\"format\":%u,\"shards\":%u,\"partitioning\":%s,\"open_by_pid\":%s,"
-        "\"shard\":[%s],\"prepared\":[%s]}\n",
+        "{\"path\":%s,\"format\":%u,\"shards\":%u,\"partitioning\":%s,\"log_layout\":%s%s,"
+        "\"open_by_pid\":%s,\"shard\":[%s],\"prepared\":[%s]}\n",
         JsonString(Printable(info->path)).c_str(), info->format, info->shards,
         JsonString(Printable(info->partitioning)).c_str(),
+        JsonString(info->shared_log ? "shared" : "per-shard").c_str(), shared.c_str(),
         holder ? JsonString(*holder).c_str() : "null", absl::StrJoin(out, ",").c_str(),
         absl::StrJoin(prep, ",").c_str());
     return problem ? kExitProblem : kExitOk;
   }
 
-  std::printf("database %s: format %u, %u shards, partitioning %s\n", info->path.c_str(),
-              info->format, info->shards, info->partitioning.c_str());
+  std::printf("database %s: format %u, %u shards, partitioning %s%s\n", info->path.c_str(),
+              info->format, info->shards, info->partitioning.c_str(),
+              info->shared_log ? ", one log shared by all shards" : "");
   if (holder) {
     std::printf("open by pid %s: figures are a snapshot (read without taking the lock)\n",
                 holder->c_str());
   } else {
     std::printf("not open by any process\n");
   }
+  if (info->shared_log) {
+    std::printf("shared log: %llu segment files, %s, %llu records, LSN %llu..%llu (%s)",
+                static_cast<unsigned long long>(log.wal_segments), Size(log.wal_bytes).c_str(),
+                static_cast<unsigned long long>(log.wal.records),
+                static_cast<unsigned long long>(log.wal.first_lsn),
+                static_cast<unsigned long long>(log.wal.end_lsn), log.wal.Text().c_str());
+    if (foreign != 0) {
+      std::printf("; %llu records of no shard (DAMAGE)", static_cast<unsigned long long>(foreign));
+    }
+    std::printf("\n");
+  }
   for (uint32_t i = 0; i < info->shards; ++i) {
     const ShardFigures& f = shards[i];
-    std::printf(
-        "shard %u: WAL %llu segment files, %s, LSN %llu..%llu (%s); LMDB %s, applied LSN %llu", i,
-        static_cast<unsigned long long>(f.wal_segments), Size(f.wal_bytes).c_str(),
-        static_cast<unsigned long long>(f.wal.first_lsn),
-        static_cast<unsigned long long>(f.wal.end_lsn), f.wal.Text().c_str(),
-        Size(f.lmdb_bytes).c_str(), static_cast<unsigned long long>(f.meta.applied_lsn));
-    if (f.wal.end_lsn > f.meta.applied_lsn) {
-      std::printf(" (%llu records to redo)",
-                  static_cast<unsigned long long>(f.wal.end_lsn - f.meta.applied_lsn));
+    if (info->shared_log) {
+      std::printf("shard %u: %llu records in the shared log", i,
+                  static_cast<unsigned long long>(f.stream_records));
+      if (f.stream_records != 0) {
+        std::printf(", LSN %llu..%llu", static_cast<unsigned long long>(f.wal.first_lsn),
+                    static_cast<unsigned long long>(f.wal.end_lsn));
+      }
+      std::printf("; LMDB %s, applied LSN %llu", Size(f.lmdb_bytes).c_str(),
+                  static_cast<unsigned long long>(f.meta.applied_lsn));
+      if (f.records_to_redo != 0) {
+        std::printf(" (%llu records to redo)", static_cast<unsigned long long>(f.records_to_redo));
+      }
+    } else {
+      std::printf(
+          "shard %u: WAL %llu segment files, %s, LSN %llu..%llu (%s); LMDB %s, applied LSN %llu", i,
+          static_cast<unsigned long long>(f.wal_segments), Size(f.wal_bytes).c_str(),
+          static_cast<unsigned long long>(f.wal.first_lsn),
+          static_cast<unsigned long long>(f.wal.end_lsn), f.wal.Text().c_str(),
+          Size(f.lmdb_bytes).c_str(), static_cast<unsigned long long>(f.meta.applied_lsn));
+      if (f.wal.end_lsn > f.meta.applied_lsn) {
+        std::printf(" (%llu records to redo)",
+                    static_cast<unsigned long long>(f.wal.end_lsn - f.meta.applied_lsn));
+      }
     }
     if (f.lmdb_mtime != 0) {
       std::printf(", last checkpoint %llds ago", static_cast<long long>(now - f.lmdb_mtime));

@@ -1,6 +1,7 @@
 // `wal dump` and `wal verify`: a shard's log record by record (like pg_waldump), and the
-// checksum verdict of every shard's log. Both only read (wal::WalReader opens segment files
-// read-only and never truncates) and take no lock.
+// checksum verdict of every shard's log; in the shared log layout, the one log of all shards
+// (each record's stream is its shard), read once. Both only read (wal::WalReader opens segment
+// files read-only and never truncates) and take no lock.
 #include <chrono>
 #include <cstdio>
 
@@ -50,11 +51,22 @@ int RunWalDump(const Args& args) {
   bool damaged = false;
   uint64_t printed = 0, payload_bytes = 0, read_bytes = 0;
   const auto start = std::chrono::steady_clock::now();
-  for (uint32_t shard = 0; shard < info->shards; ++shard) {
-    if (only >= 0 && shard != static_cast<uint32_t>(only)) continue;
+  // Per-shard logs: each shard's in turn. The shared log: once, in LSN order, every record
+  // of the shard its stream names (those of --shard only, if given).
+  const uint32_t logs = info->shared_log ? 1 : info->shards;
+  for (uint32_t log = 0; log < logs; ++log) {
+    if (!info->shared_log && only >= 0 && log != static_cast<uint32_t>(only)) continue;
     if (limit != 0 && printed >= limit) break;
-    auto verdict = ReadShardWal(info->WalDir(shard), from, [&](const wal::WalRecord& rec) {
-      absl::StatusOr<std::string> line = DescribeRecord(shard, rec, max_keys, json);
+    const std::string dir = info->shared_log ? info->LogDir() : info->WalDir(log);
+    const std::string name = info->shared_log ? "shared log" : absl::StrCat("shard ", log);
+    auto verdict = ReadShardWal(dir, from, [&](const wal::WalRecord& rec) {
+      const uint32_t shard = info->shared_log ? rec.stream : log;
+      if (info->shared_log && only >= 0 && shard != static_cast<uint32_t>(only)) return true;
+      absl::StatusOr<std::string> line =
+          shard < info->shards
+              ? DescribeRecord(shard, rec, max_keys, json)
+              : absl::DataLossError(absl::StrCat("stream ", shard, ", but the database has ",
+                                                 info->shards, " shards"));
       if (line.ok()) {
         out.Line(*line);
       } else {
@@ -70,14 +82,17 @@ int RunWalDump(const Args& args) {
     });
     if (!verdict.ok()) {
       out.Flush();
-      return Fail(absl::StrCat("shard ", shard, ": ", verdict.status().message()));
+      return Fail(absl::StrCat(name, ": ", verdict.status().message()));
     }
     read_bytes += verdict->bytes_read;
     if (limit != 0 && printed >= limit) break;  // the verdict of a partial read says nothing
     if (verdict->corrupt || verdict->torn) {
       damaged = damaged || verdict->corrupt;
-      out.Line(json ? absl::StrCat("{\"shard\":", shard, ",", verdict->Json(), "}")
-                    : absl::StrCat("# shard ", shard, ": ", verdict->Text()));
+      out.Line(json ? absl::StrCat(
+                          "{",
+                          info->shared_log ? "\"log\":\"shared\"" : absl::StrCat("\"shard\":", log),
+                          ",", verdict->Json(), "}")
+                    : absl::StrCat("# ", name, ": ", verdict->Text()));
     }
   }
   const double secs =
@@ -100,6 +115,27 @@ int RunWalVerify(const Args& args) {
   Progress progress("wal verify", 0);
   std::vector<std::string> shards;
   bool damaged = false, torn = false;
+  if (info->shared_log) {
+    // One log for all shards: verified once, and said so.
+    progress.SetLabel("wal verify: the shared log, records");
+    auto report = VerifyShardWal(info->LogDir(), &progress, info->shards);
+    progress.Done();
+    if (!report.ok()) return Fail(absl::StrCat("shared log: ", report.status().message()));
+    damaged = report->damaged();
+    torn = report->verdict.torn;
+    const char* verdict = damaged ? "damaged" : torn ? "torn tail (not damage)" : "clean";
+    if (json) {
+      std::printf("{\"path\":%s,\"log_layout\":\"shared\",\"log\":%s,\"verdict\":%s}\n",
+                  JsonString(Printable(info->path)).c_str(), report->SharedJson().c_str(),
+                  JsonString(damaged ? "damaged"
+                             : torn  ? "torn"
+                                     : "clean")
+                      .c_str());
+    } else {
+      std::printf("%s\nverdict: %s\n", report->SharedText().c_str(), verdict);
+    }
+    return damaged ? kExitProblem : kExitOk;
+  }
   for (uint32_t shard = 0; shard < info->shards; ++shard) {
     progress.SetLabel(absl::StrCat("wal verify: shard ", shard, "/", info->shards, ", records"));
     auto report = VerifyShardWal(info->WalDir(shard), &progress);
