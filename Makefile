@@ -15,7 +15,7 @@ PACKAGES := cmake g++ make pkg-config liblmdb-dev libabsl-dev libgtest-dev libgm
 test: deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
-# About 3 minutes: 5 interleaved repetitions of the runs issue 5's targets compare.
+# About 6 minutes: 5 interleaved repetitions of the runs the targets of issues 5 and 19 compare.
 bench: deps build
 	$(BUILD_DIR)/bench/txbench --make-bench --json=$(BUILD_DIR)/bench-results.json \
 	  --chart=$(BUILD_DIR)/bench-results.png
