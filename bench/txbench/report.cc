@@ -473,6 +473,10 @@ std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
       Judge("cross (2 shards/txn), 64 threads, sync: shardtx (shared log) >= 5x "
             "RocksDB 2PC (the better protocol)",
             PairRatios(runs, shared_x64, rocksdb_x64, TxnPerS), 5, true));
+  out.push_back(
+      Judge("cross (2 shards/txn), 64 threads, sync: shardtx (shared log) >= 3x RocksDB "
+            "careful 2PC",
+            PairRatios(runs, shared_x64, rocksdb_x64[0], TxnPerS), 3, true));
   const Pick shared_async{EngineKind::kShardtxAsync, Workload::kSingle, 2, 2, kSync, 0, kShared};
   out.push_back(
       Judge("async, 2 submitters x 256 in flight: shardtx (shared log) >= 0.6x "

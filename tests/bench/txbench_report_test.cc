@@ -185,6 +185,13 @@ TEST(TxbenchVerdict, SharedLogTargetsJudgeTheirOwnRows) {
     runs.push_back(Window(EngineKind::kShardtx, Workload::kCross, 1, rep, 4000, 230));
     runs.push_back(with(Window(EngineKind::kShardtx, Workload::kCross, 1, rep, 6000, 160), 0,
                         LogLayout::kShared));
+    // Cross at 64 threads: per-shard 14k, shared 18k; RocksDB's careful 2PC 5k, its serial
+    // 2PC (the better protocol here) 6k.
+    runs.push_back(Window(EngineKind::kShardtx, Workload::kCross, 64, rep, 14000));
+    runs.push_back(with(Window(EngineKind::kShardtx, Workload::kCross, 64, rep, 18000), 0,
+                        LogLayout::kShared));
+    runs.push_back(Window(EngineKind::kRocksdb, Workload::kCross, 64, rep, 5000));
+    runs.push_back(Window(EngineKind::kRocksdbSerial2pc, Workload::kCross, 64, rep, 6000));
   }
   std::map<std::string, Verdict> by_target;
   for (const Verdict& v : JudgeTargets(runs)) by_target[v.target] = v;
@@ -215,6 +222,22 @@ TEST(TxbenchVerdict, SharedLogTargetsJudgeTheirOwnRows) {
       "cross (2 of 4), 1 thread, sync: shardtx (per-shard logs) p50 <= 1.3x one fsync");
   EXPECT_NEAR(per_shard_cross.median, 230.0 / 150, 1e-9);
   EXPECT_EQ(per_shard_cross.outcome, "MISSED");
+  // Issue 19's cross target at 64 threads is against the careful 2PC (5k), in either layout;
+  // issue 5's is against the better of RocksDB's two protocols (6k).
+  const Verdict& shared_careful = by_target.at(
+      "cross (2 shards/txn), 64 threads, sync: shardtx (shared log) >= 3x RocksDB careful 2PC");
+  EXPECT_DOUBLE_EQ(shared_careful.median, 18000.0 / 5000);
+  EXPECT_EQ(shared_careful.outcome, "holds");
+  const Verdict& per_shard_careful = by_target.at(
+      "cross (2 shards/txn), 64 threads, sync: shardtx (per-shard logs) >= 3x RocksDB careful "
+      "2PC");
+  EXPECT_DOUBLE_EQ(per_shard_careful.median, 14000.0 / 5000);
+  EXPECT_EQ(per_shard_careful.outcome, "MISSED");
+  const Verdict& shared_better = by_target.at(
+      "cross (2 shards/txn), 64 threads, sync: shardtx (shared log) >= 5x RocksDB 2PC (the "
+      "better protocol)");
+  EXPECT_DOUBLE_EQ(shared_better.median, 18000.0 / 6000);
+  EXPECT_EQ(shared_better.outcome, "MISSED");
 
   // The summary keeps the rows apart and says how each differs from the default.
   const std::vector<Summary> rows = Summarize(runs);
