@@ -102,6 +102,22 @@ step("run the find_package host" "${WORK_DIR}/consumer-cmake/consumer" "${WORK_D
 step("run the find_package C host (shared)" "${WORK_DIR}/consumer-cmake/consumer_c"
      "${WORK_DIR}/db-cmake-c")
 check_needs_shared("${WORK_DIR}/consumer-cmake/consumer_c" TRUE)
+# The C host asked for one log shared by its shards: the directory has it, and no shard has a
+# log of its own; the installed CLI reads it as a shared log and finds it clean.
+if(NOT IS_DIRECTORY "${WORK_DIR}/db-cmake-c/log" OR EXISTS "${WORK_DIR}/db-cmake-c/shard-000/wal")
+  message(FATAL_ERROR "packaging: the C host's database has no shared log:\n"
+                      "packaging: scratch directory kept: ${WORK_DIR}")
+endif()
+step("the installed shardtx CLI verifies the shared log" "${prefix}/bin/shardtx" wal verify
+     "${WORK_DIR}/db-cmake-c")
+if(NOT step_output MATCHES "shared")
+  message(FATAL_ERROR "packaging: `shardtx wal verify` does not say the log is shared:\n"
+                      "${step_output}\npackaging: scratch directory kept: ${WORK_DIR}")
+endif()
+step("the installed shardtx CLI checks the database" "${prefix}/bin/shardtx" check
+     "${WORK_DIR}/db-cmake-c")
+step("the installed shardtx CLI dumps shard 1's records" "${prefix}/bin/shardtx" wal dump
+     "${WORK_DIR}/db-cmake-c" --shard 1)
 step("run the find_package C host (static)" "${WORK_DIR}/consumer-cmake/consumer_c_static"
      "${WORK_DIR}/db-cmake-c-static")
 check_needs_shared("${WORK_DIR}/consumer-cmake/consumer_c_static" FALSE)

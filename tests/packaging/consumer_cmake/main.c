@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   shardtx_code code = shardtx_options_set_path(options, argv[1], &err);
   if (code != SHARDTX_OK) return fail("shardtx_options_set_path", code, err);
   shardtx_options_set_num_shards(options, 2);
+  /* The C host keeps one log for both shards (the C++ host keeps a log per shard). */
+  shardtx_options_set_shared_log(options, 1);
   shardtx_db_t* db = NULL;
   code = shardtx_open(options, &db, &err);
   shardtx_options_destroy(options);
