@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "shardtx/env.h"
 #include "util/mutex.h"
@@ -29,6 +30,13 @@ namespace shardtx::wal {
 //    activation) fails its checksum.
 //  - A file exists as a segment (created, recycled, removed) only once its directory is synced.
 //  - At most one spare: the next segment file, preallocated but not yet activated.
+//  - A segment file created here is preallocated (fallocate), which leaves its blocks
+//    unwritten. The first write into an unwritten block makes the next fdatasync also persist
+//    the file's extent map (measured on this project's ext4: about 215 us per 4.5 KB write and
+//    fdatasync, against 165 us on blocks written before). So the active segment is written
+//    with zeros ahead of its write position, kZeroChunk at a time: the extent change is paid
+//    once per chunk, not once per group commit. Zeros read as the end of the log, as the
+//    unwritten blocks did. A recycled file was written in its earlier use and needs none.
 //
 // Thread safety: two sides.
 //  - The writing side (Fits, seed, unsynced, Write, Sync, Roll, has_spare, PrepareSpare,
@@ -51,7 +59,11 @@ class SegmentFiles {
     uint64_t recycled = 0;
     uint64_t removed = 0;
     uint64_t fallocate_fallbacks = 0;  // segments zero-filled because fallocate was refused
+    uint64_t zeroed_ahead = 0;         // bytes of zeros written ahead of the write position
   };
+
+  // Zeros are written ahead of the write position in pieces of this size (see above).
+  static constexpr uint64_t kZeroChunk = 256 << 10;
 
   SegmentFiles(Env* env, std::string dir, const Options& options);
   SegmentFiles(const SegmentFiles&) = delete;
@@ -84,6 +96,7 @@ class SegmentFiles {
     writes_.fetch_add(1, std::memory_order_relaxed);
     active_.offset += bytes.size();
     active_.unsynced = true;
+    if (active_.offset > active_.zeroed) return ZeroAhead();
     return absl::OkStatus();
   }
 
@@ -134,13 +147,20 @@ class SegmentFiles {
     uint64_t number = 0;
     uint64_t seed = 0;
     uint64_t offset = 0;  // next write position
+    uint64_t zeroed = 0;  // [0, zeroed) of the file holds written blocks (see the invariants)
     bool unsynced = false;
   };
 
+  // Writes zeros from the write position to the next kZeroChunk boundary (or the segment's
+  // end), and moves active_.zeroed there (writing side).
+  absl::Status ZeroAhead();
+
   // Activates segment active_.number + 1 for records from `first_lsn` on (writing side).
   absl::Status ActivateNext(Lsn first_lsn);
-  // Makes segment file `number` exist, preallocated and durable (writing side).
-  absl::Status CreateFile(uint64_t number);
+  // Makes segment file `number` exist, preallocated and durable (writing side). Returns whether
+  // all its blocks were written before (a recycled file, or zero-filled after fallocate was
+  // refused), that is, whether it needs no ZeroAhead.
+  absl::StatusOr<bool> CreateFile(uint64_t number);
 
   Env* const env_;
   const std::string dir_;
@@ -154,9 +174,10 @@ class SegmentFiles {
   // The writing side's.
   Active active_;
   uint64_t spare_ = 0;  // number of a preallocated, not yet activated segment (0: none)
+  bool spare_written_ = false;  // CreateFile's answer for the spare
 
   std::atomic<uint64_t> writes_{0}, syncs_{0}, created_{0}, recycled_{0}, removed_{0};
-  std::atomic<uint64_t> fallbacks_{0};
+  std::atomic<uint64_t> fallbacks_{0}, zeroed_ahead_{0};
 };
 
 }  // namespace shardtx::wal

@@ -439,6 +439,7 @@ WalStats WalWriter::Stats() const {
   s.segments_recycled = files.recycled;
   s.segments_removed = files.removed;
   s.fallocate_fallbacks = files.fallocate_fallbacks;
+  s.zeroed_ahead_bytes = files.zeroed_ahead;
   s.fsync_latency_us = fsync_us_.Summary();
   s.durable_lsn = durable_lsn_.load();
   MutexLock l(&mu_);

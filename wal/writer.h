@@ -70,6 +70,7 @@ struct WalStats {
   uint64_t segments_recycled = 0;
   uint64_t segments_removed = 0;
   uint64_t fallocate_fallbacks = 0;  // segments zero-filled because fallocate was refused
+  uint64_t zeroed_ahead_bytes = 0;   // zeros written ahead of the records in new segments
   Lsn durable_lsn = 0;
   Lsn written_lsn = 0;
   Lsn next_lsn = 0;
