@@ -55,11 +55,11 @@ ABSL_FLAG(int, async_inflight, 256,
 ABSL_FLAG(std::string, rocksdb_layout, "auto",
           "auto: one TransactionDB for workloads without cross-shard transactions, one per "
           "shard (with RocksDB's 2PC) for cross, mixed and bank; one; per-shard.");
-ABSL_FLAG(std::string, log_layout, "per-shard",
-          "shardtx's log layout (Options::log_layout): per-shard (a log per shard, each synced "
-          "on its own) or shared (one log for all shards: one fsync covers every shard's "
-          "commits, and the prepares of a cross-shard commit share it). Other engines ignore "
-          "it; --make-bench runs both.");
+ABSL_FLAG(std::string, log_layout, "shared",
+          "shardtx's log layout (Options::log_layout): shared (the library's default: one log "
+          "for all shards, one fsync covers every shard's commits, and the prepares of a "
+          "cross-shard commit share it) or per-shard (a log per shard, each synced on its "
+          "own). Other engines ignore it; --make-bench runs both.");
 ABSL_FLAG(std::string, dir, "",
           "Directory for the engines' files (default: under the build tree). Must be on the disk "
           "being measured (not a tmpfs).");

@@ -127,9 +127,9 @@ void shardtx_options_set_checkpoint_pace(shardtx_options_t* options, double pace
 void shardtx_options_set_max_open_transactions(shardtx_options_t* options, uint32_t count);
 void shardtx_options_set_max_async_commits(shardtx_options_t* options, uint32_t count);
 void shardtx_options_set_lmdb_map_size(shardtx_options_t* options, uint64_t bytes);
-/* Options::log_layout: 0 (the default) one log per shard, nonzero one log shared by all shards
- * (PATH/log). Used when the directory is created; an existing directory keeps the layout it
- * was created with, whatever this says. */
+/* Options::log_layout: nonzero (the default) one log shared by all shards (PATH/log), 0 one log
+ * per shard (PATH/shard-NNN/wal). Used when the directory is created; an existing directory
+ * keeps the layout it was created with, whatever this says. */
 void shardtx_options_set_shared_log(shardtx_options_t* options, int shared);
 
 /* ---------------------------------------------------------------------------------------------

@@ -66,7 +66,8 @@ struct Options {
 
   // Where the shards' write-ahead logs live. Chosen when the directory is created and
   // recorded in its manifest: an existing directory keeps the layout it was created with,
-  // whatever this says (Stats::shared_log reports it).
+  // whatever this says (Stats::shared_log reports it). The default, kShared, suits shards that
+  // share a disk; kPerShard suits a disk per shard.
   enum class LogLayout {
     // One log per shard (PATH/shard-NNN/wal/): each shard syncs its own files. For hosts that
     // give each shard a disk of its own.
@@ -78,7 +79,7 @@ struct Options {
     // A segment is freed once no shard needs it; a shard with nothing to redo pins nothing.
     kShared,
   };
-  LogLayout log_layout = LogLayout::kPerShard;
+  LogLayout log_layout = LogLayout::kShared;
 
   // WAL segment size (preallocated). Multiple of 8, in [64 KiB, 1 GiB].
   uint64_t wal_segment_size = 64ull << 20;

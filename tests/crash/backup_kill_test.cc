@@ -140,7 +140,9 @@ void CheckAndRetry(const std::string& dir, const std::string& dest, const Round&
   CheckBankCopy(dest, kWriters);
 }
 
-TEST(BackupKill, NothingAtDestOpensAfterKillNineAndARetryWorks) {
+// The rounds at `fixed` kill points, then random moments, on a database created with `layout`
+// (the child and the retries open it as it was created).
+void RunRounds(Options::LogLayout layout, std::vector<Round> rounds) {
   uint64_t seed = std::random_device{}();
   if (const char* s = std::getenv("SHARDTX_SEED")) seed = std::strtoull(s, nullptr, 10);
   int random_rounds = 8;
@@ -149,16 +151,12 @@ TEST(BackupKill, NothingAtDestOpensAfterKillNineAndARetryWorks) {
   std::mt19937_64 rng(seed);
   const std::string dir = FreshDir();
   {
-    auto db = Database::Open(BankOptions(dir));
+    Options o = BankOptions(dir);
+    o.log_layout = layout;
+    auto db = Database::Open(o);
     ASSERT_TRUE(db.ok()) << db.status();
     ASSERT_TRUE(testing::FundBank(db->get()).ok());
   }
-  std::vector<Round> rounds = {
-      {"backup.after_store_copy", 0},   {"backup.after_store_copy", 3},
-      {"backup.after_cut", 0},          {"backup.wal_segment_copied", 0},
-      {"backup.wal_segment_copied", 2}, {"backup.before_manifest", 0},
-      {"backup.before_rename", 0},
-  };
   for (int i = 0; i < random_rounds; ++i)
     rounds.push_back({"", 0, static_cast<int>(rng() % 100000)});
   int finished = 0;
@@ -175,6 +173,33 @@ TEST(BackupKill, NothingAtDestOpensAfterKillNineAndARetryWorks) {
   }
   std::printf("BackupKill: %zu rounds, %d backups finished before the kill\n", rounds.size(),
               finished);
+}
+
+TEST(BackupKill, NothingAtDestOpensAfterKillNineAndARetryWorks) {
+  RunRounds(Options::LogLayout::kPerShard,
+            {
+                {"backup.after_store_copy", 0},
+                {"backup.after_store_copy", 3},
+                {"backup.after_cut", 0},
+                {"backup.wal_segment_copied", 0},
+                {"backup.wal_segment_copied", 2},  // a later shard's log, or a later segment
+                {"backup.before_manifest", 0},
+                {"backup.before_rename", 0},
+            });
+}
+
+// One log for all shards: it is copied once, so its first segment is the only one every
+// backup is sure to copy.
+TEST(BackupKill, SharedLogNothingAtDestOpensAfterKillNineAndARetryWorks) {
+  RunRounds(Options::LogLayout::kShared,
+            {
+                {"backup.after_store_copy", 0},
+                {"backup.after_store_copy", 3},
+                {"backup.after_cut", 0},
+                {"backup.wal_segment_copied", 0},
+                {"backup.before_manifest", 0},
+                {"backup.before_rename", 0},
+            });
 }
 
 }  // namespace

@@ -38,6 +38,12 @@ Options Opts(const std::string& dir) {
   o.max_txn_bytes = 64 << 10;
   return o;
 }
+// For tests that damage a shard's own log files (shard-NNN/wal).
+Options PerShardOpts(const std::string& dir) {
+  Options o = Opts(dir);
+  o.log_layout = Options::LogLayout::kPerShard;
+  return o;
+}
 
 TEST(BadInput, MissingPathWithoutCreateIsNotFound) {
   Options o = Opts(FreshDir());
@@ -234,7 +240,7 @@ TEST(BadInput, GarbageInTheLmdbFileGivesAnErrorNotACrash) {
 TEST(BadInput, GarbageInTheMiddleOfTheWalIsDataLossNamingFileAndOffset) {
   const std::string dir = FreshDir();
   {
-    auto db = OpenOrDie(Opts(dir));
+    auto db = OpenOrDie(PerShardOpts(dir));
     for (int i = 0; i < 50; ++i) ASSERT_TRUE(PutOne(db.get(), "k" + std::to_string(i), "v").ok());
   }
   std::string seg;
@@ -245,7 +251,7 @@ TEST(BadInput, GarbageInTheMiddleOfTheWalIsDataLossNamingFileAndOffset) {
   }
   ASSERT_FALSE(seg.empty());
   Scribble(seg, 64 + 40, "garbage!");  // inside the first record; 49 synced ones follow
-  auto db = Database::Open(Opts(dir));
+  auto db = Database::Open(PerShardOpts(dir));
   ASSERT_TRUE(absl::IsDataLoss(db.status())) << db.status();
   EXPECT_NE(db.status().message().find(".wal"), std::string::npos) << db.status();
   EXPECT_NE(db.status().message().find("offset"), std::string::npos) << db.status();
@@ -269,13 +275,13 @@ TEST(BadInput, WellFramedButMalformedRecordsAreDataLossAtOpen) {
     SCOPED_TRACE(c.says);
     const std::string dir = FreshDir();
     {
-      auto db = OpenOrDie(Opts(dir));
+      auto db = OpenOrDie(PerShardOpts(dir));
       ASSERT_NE(db, nullptr);
       ASSERT_TRUE(PutOne(db.get(), "k", "v").ok());
     }
     {
       wal::WalOptions wo;
-      wo.segment_size = Opts(dir).wal_segment_size;
+      wo.segment_size = PerShardOpts(dir).wal_segment_size;
       wo.max_record_size = 1024;
       auto w = wal::WalWriter::OpenAfterScan(Env::Default(), dir + "/shard-000/wal", wo);
       ASSERT_TRUE(w.ok()) << w.status();
@@ -284,7 +290,7 @@ TEST(BadInput, WellFramedButMalformedRecordsAreDataLossAtOpen) {
       ASSERT_TRUE((*w)->WaitDurable(*lsn).ok());
       ASSERT_TRUE((*w)->Close().ok());
     }
-    auto db = Database::Open(Opts(dir));
+    auto db = Database::Open(PerShardOpts(dir));
     ASSERT_TRUE(absl::IsDataLoss(db.status())) << db.status();
     EXPECT_NE(db.status().message().find(c.says), std::string::npos) << db.status();
     EXPECT_NE(db.status().message().find("LSN"), std::string::npos) << db.status();

@@ -22,11 +22,13 @@ using testing::GetOne;
 using testing::OpenOrDie;
 using testing::PutOne;
 
-// One shard, small segments, checkpoints only when asked.
+// One shard with a log of its own (the tests look at its segment files), small segments,
+// checkpoints only when asked.
 Options SmallSegments(const std::string& path) {
   Options o;
   o.path = path;
   o.num_shards = 1;
+  o.log_layout = Options::LogLayout::kPerShard;
   o.wal_segment_size = 64 << 10;
   o.max_txn_bytes = 16 << 10;
   o.checkpoint_on_close = false;

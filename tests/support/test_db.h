@@ -76,13 +76,13 @@ inline std::string FreshDir(const std::string& suffix = "") {
   return dir;
 }
 
-// The log layout a suite runs in: kShared when the environment variable SHARDTX_TEST_LOG_LAYOUT
-// is "shared" (ctest runs some suites a second time so), else kPerShard. For suites that do not
-// look at the log's files themselves.
+// The log layout a suite runs in: kPerShard when the environment variable
+// SHARDTX_TEST_LOG_LAYOUT is "per-shard" (ctest runs some suites a second time so), else the
+// default, kShared. For suites that do not look at the log's files themselves.
 inline Options::LogLayout TestLogLayout() {
   const char* v = std::getenv("SHARDTX_TEST_LOG_LAYOUT");
-  return v != nullptr && std::string(v) == "shared" ? Options::LogLayout::kShared
-                                                    : Options::LogLayout::kPerShard;
+  return v != nullptr && std::string(v) == "per-shard" ? Options::LogLayout::kPerShard
+                                                       : Options::LogLayout::kShared;
 }
 
 inline std::unique_ptr<Database> OpenOrDie(const Options& options) {

@@ -80,6 +80,7 @@ TEST(CrashtestFindings, IncompleteNamedPrepareDoesNotSurviveRecovery) {
   o.num_shards = 2;
   o.partitioning = Options::Partitioning::kRange;
   o.range_split_points = {"b"};  // "a..." on shard 0, "b..." on shard 1
+  o.log_layout = Options::LogLayout::kPerShard;  // one participant's log fails, not the other's
   {
     auto db = testing::OpenOrDie(o);
     ASSERT_NE(db, nullptr);

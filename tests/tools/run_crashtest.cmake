@@ -9,8 +9,8 @@
 # EXPECT=too_little: exit 3 and "crashtest: TOO LITTLE VERIFIED" (a deliberately broken crashtest,
 # --self_test_broken, did not count as a pass). $SHARDTX_SEED replays a run's plans.
 separate_arguments(args UNIX_COMMAND "${CRASHTEST_ARGS}")
-# The run's log layout (--log-layout, default per-shard) must be the one its report names.
-set(layout "per-shard")
+# The run's log layout (--log-layout, default shared) must be the one its report names.
+set(layout "shared")
 if(CRASHTEST_ARGS MATCHES "--log[-_]layout=([a-z-]+)")
   set(layout "${CMAKE_MATCH_1}")
 endif()

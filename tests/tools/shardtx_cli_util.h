@@ -72,12 +72,14 @@ inline std::string Describe(const CliResult& r) {
   return absl::StrCat("exit ", r.code, "\nstdout:\n", r.out, "\nstderr:\n", r.err);
 }
 
-// Options for a small test database: 1 MiB WAL segments; with `keep_wal`, no checkpoint ever
-// (every commit stays in the WAL).
+// Options for a small test database: a log per shard (the tests read and damage shard-NNN/wal;
+// shardtx_cli_shared_test.cc covers the shared layout), 1 MiB WAL segments; with `keep_wal`,
+// no checkpoint ever (every commit stays in the WAL).
 inline Options SmallDb(const std::string& dir, uint32_t shards, bool keep_wal) {
   Options o;
   o.path = dir;
   o.num_shards = shards;
+  o.log_layout = Options::LogLayout::kPerShard;
   o.wal_segment_size = 1 << 20;
   o.max_txn_bytes = 256 << 10;
   o.lmdb_map_size = 64 << 20;

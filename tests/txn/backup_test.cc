@@ -151,7 +151,9 @@ size_t SegmentFiles(const std::string& wal_dir) {
 TEST_F(BackupTest, CheckpointsDuringTheCopyFreeNothingItNeeds) {
   const std::string dir = FreshDir();
   const std::string dest = FreshDir("_copy");
-  auto db = OpenOrDie(TwoShards(dir));
+  Options o = TwoShards(dir);
+  o.log_layout = Options::LogLayout::kPerShard;  // counts each shard's own segment files
+  auto db = OpenOrDie(o);
   // Named prepares waiting for their host, across both shards.
   for (const char* name : {"np-1", "np-2"}) {
     auto t = db->Begin();

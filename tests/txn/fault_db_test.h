@@ -37,9 +37,13 @@ class FaultDbTest : public ::testing::Test {
     o.checkpoint_on_close = false;
     o.wal_segment_size = 64 << 10;
     o.max_txn_bytes = 16 << 10;
-    o.log_layout = TestLogLayout();
+    o.log_layout = per_shard_logs_ ? Options::LogLayout::kPerShard : TestLogLayout();
     return o;
   }
+  // For a test of what only per-shard logs have (one shard's log failing while another's goes
+  // on, a prepare missing from one log while another's is durable, pins on one shard's WAL
+  // files, its segment files): call before Opts.
+  void UsePerShardLogs() { per_shard_logs_ = true; }
   // Opens with `options` (remembered for CrashAndReopen).
   void Open(const Options& options) {
     options_ = options;
@@ -69,6 +73,7 @@ class FaultDbTest : public ::testing::Test {
   std::string dir_;
   Options options_;
   std::unique_ptr<Database> db_;
+  bool per_shard_logs_ = false;
 };
 
 }  // namespace shardtx::testing

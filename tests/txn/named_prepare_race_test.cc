@@ -117,6 +117,7 @@ TEST_F(NamedPrepareRaceTest, NameIsInvisibleUntilEveryPartIsDurable) {
 // A Prepare whose fsync failed gives its name up; another Prepare takes the name; the failed
 // one's cleanup must not release the name it no longer holds.
 TEST_F(NamedPrepareRaceTest, FailedPrepareDoesNotReleaseANameTakenSince) {
+  UsePerShardLogs();
   Open(2);  // "apple" on shard 0, "zebra" and later on shard 1
   auto t1 = db_->Begin();
   ASSERT_TRUE(t1->Put("apple", "t1").ok());

@@ -98,6 +98,7 @@ TEST_F(NamedPrepareTest, NameReusedAfterItsTransactionEndedIsANewTransaction) {
 }
 
 TEST_F(NamedPrepareTest, LongPreparedTransactionDoesNotPinTheWal) {
+  UsePerShardLogs();
   Open();
   ASSERT_TRUE(Prepare("slow", {{"apple", "waiting"}}).ok());
   const std::string wal = dir_ + "/shard-000/wal";

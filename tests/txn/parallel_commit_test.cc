@@ -211,6 +211,7 @@ class ParallelCommitTest : public testing::FaultDbTest {
 // The first participant's prepare is durable, the second's never reaches the disk: not
 // committed (and the commit was never acknowledged).
 TEST_F(ParallelCommitTest, CrashAfterSomePreparesWithOneMissingAborts) {
+  UsePerShardLogs();
   OpenHeld(2);
   held_.Hold(1);
   const uint64_t hits = KillPoints::Hits("2pc.after_some_prepares");
@@ -227,6 +228,7 @@ TEST_F(ParallelCommitTest, CrashAfterSomePreparesWithOneMissingAborts) {
 // the disk; and one between the first and the second, the second held (the third may be
 // durable or not: either way a prepare is missing).
 TEST_F(ParallelCommitTest, CrashBetweenPreparesWithALaterOneMissingAborts) {
+  UsePerShardLogs();
   for (int held : {1, 2}) {
     SCOPED_TRACE(absl::StrCat("held shard ", held));
     dir_ = testing::FreshDir(absl::StrCat("_", held));
@@ -316,6 +318,7 @@ TEST_F(ParallelCommitTest, AcknowledgedCommitWhoseDecisionIsLostSurvives) {
 class EvidencePinTest : public ParallelCommitTest, public ::testing::WithParamInterface<bool> {};
 
 TEST_P(EvidencePinTest, ResolvedAndCheckpointedParticipantKeepsTheCommitProvable) {
+  UsePerShardLogs();
   const bool rows = GetParam();
   OpenHeld(2);
   KillPoints::Arm("2pc.after_all_prepares", 0, [&] {
@@ -345,6 +348,7 @@ INSTANTIATE_TEST_SUITE_P(PreparedRows, EvidencePinTest, ::testing::Bool(),
 
 // The pin lasts only until the decision is durable: then B's checkpoint recycles the segment.
 TEST_F(ParallelCommitTest, EvidencePinEndsOnceTheDecisionIsDurable) {
+  UsePerShardLogs();
   OpenHeld(2);
   auto t = Txn({'a', 'b'}, "1");
   ASSERT_TRUE(t->Commit().ok());
@@ -360,6 +364,7 @@ TEST_F(ParallelCommitTest, EvidencePinEndsOnceTheDecisionIsDurable) {
 // stays in its buffer, pinning the participant's commit record. A checkpoint of the
 // participant (DatabaseImpl::PinnedLsn) syncs the coordinator's log and is then free of the pin.
 TEST_F(ParallelCommitTest, ParticipantCheckpointSyncsTheCoordinatorInsteadOfKeepingThePin) {
+  UsePerShardLogs();
   OpenHeld(2);
   auto t = Txn({'a', 'b'}, "1");
   ASSERT_TRUE(t->Commit().ok());

@@ -63,6 +63,8 @@ TEST(Partitioner, ExplicitShardIsTheHostsChoice) {
   Options o;
   o.path = testing::FreshDir();
   o.num_shards = 3;
+  // A log per shard, so that each shard's WAL appends say where the record went.
+  o.log_layout = Options::LogLayout::kPerShard;
   o.partitioning = Options::Partitioning::kExplicit;
   o.explicit_shard = [](absl::string_view key) -> uint32_t { return key[0] - '0'; };
   auto db = testing::OpenOrDie(o);

@@ -174,6 +174,33 @@ uint64_t CrossShardCommitFsyncs(const std::string& dir, Options::LogLayout layou
   return after - before;
 }
 
+// Options' default: shards that share a disk share one log (issue 19: a disk's durable commit
+// rate must not fall as its shards grow in number).
+TEST(SharedLog, IsTheDefaultLayout) {
+  Options o;
+  o.path = FreshDir();
+  o.num_shards = 3;
+  {
+    auto db = OpenOrDie(o);
+    ASSERT_NE(db, nullptr);
+    EXPECT_TRUE(db->GetStats().shared_log);
+    ASSERT_TRUE(PutOne(db.get(), "k", "v").ok());
+  }
+  EXPECT_TRUE(std::filesystem::is_directory(o.path + "/log"));
+  for (int s = 0; s < 3; ++s) {
+    EXPECT_FALSE(std::filesystem::exists(absl::StrCat(o.path, "/shard-00", s, "/wal")));
+  }
+  // A directory made with a log per shard keeps it under the default options.
+  Options per_shard = o;
+  per_shard.path = FreshDir("_per_shard");
+  per_shard.log_layout = Options::LogLayout::kPerShard;
+  { ASSERT_NE(OpenOrDie(per_shard), nullptr); }
+  per_shard.log_layout = Options().log_layout;
+  auto db = OpenOrDie(per_shard);
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(db->GetStats().shared_log);
+}
+
 TEST(SharedLog, CrossShardDurableCommitCostsOneFsync) {
   // Each shard's log syncs its own prepare; the shared log syncs both prepares at once.
   EXPECT_EQ(CrossShardCommitFsyncs(FreshDir("_per_shard"), Options::LogLayout::kPerShard), 2u);

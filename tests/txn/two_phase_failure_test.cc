@@ -58,6 +58,7 @@ class TwoPhaseFailureTest : public testing::FaultDbTest {
 // and this test expected the transaction in doubt, then aborted), and leaves no timestamp
 // unfinished (or every later synchronous commit, checkpoint and Close would wait forever).
 TEST_F(TwoPhaseFailureTest, FailedDecisionSyncLeavesTheCommitCommittedAndNoTimestampUnfinished) {
+  UsePerShardLogs();
   Open();
   auto t = Serializable();
   ASSERT_TRUE(t->Put("apple", "1").ok());
@@ -92,6 +93,7 @@ TEST_F(TwoPhaseFailureTest, FailedDecisionSyncLeavesTheCommitCommittedAndNoTimes
 // parallel commit this aborted it): phase two finishes, the timestamp too, and recovery
 // commits it from its prepares.
 TEST_F(TwoPhaseFailureTest, FailedDecisionAppendStillCommitsAndFinishesTheTimestamp) {
+  UsePerShardLogs();
   Open();
   auto t = Serializable();
   ASSERT_TRUE(t->Put("apple", "1").ok());
@@ -189,6 +191,7 @@ TEST_F(TwoPhaseFailureTest, ANameFreedBeforeACrashPassesToItsLaterOwnerOnRecover
 // of a later prepare of the same key, and recovery's presumed abort then releases it: the later
 // prepared transaction comes back without its lock (a lost update waiting to happen).
 TEST_F(TwoPhaseFailureTest, HalfFailedPrepareLeavesNoOrphanToStealALockOnReplay) {
+  UsePerShardLogs();
   Open();
   PoisonShardOf("zulu");  // shard 1's log is gone; shard 0's is healthy
   {
@@ -227,6 +230,7 @@ TEST(FailedOpen, ReturnsDataLossWithoutHangingOrTouchingOpenedShards) {
   o.checkpoint_on_close = false;
   o.wal_segment_size = 64 << 10;
   o.max_txn_bytes = 16 << 10;
+  o.log_layout = Options::LogLayout::kPerShard;  // damages shard 1's own log
   {
     auto db = testing::OpenOrDie(o);
     ASSERT_NE(db, nullptr);

@@ -38,7 +38,7 @@ int ChildMain() {
   c.shards = absl::GetFlag(FLAGS_shards);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.log_layout =
-      ParseLogLayout(absl::GetFlag(FLAGS_log_layout)).value_or(Options::LogLayout::kPerShard);
+      ParseLogLayout(absl::GetFlag(FLAGS_log_layout)).value_or(Options::LogLayout::kShared);
   c.round = absl::GetFlag(FLAGS_child_round);
   c.seed = absl::GetFlag(FLAGS_child_seed);
   c.arm_point = absl::GetFlag(FLAGS_child_arm);

@@ -33,10 +33,10 @@ ABSL_FLAG(uint64_t, seed, 0,
           "interleaving.");
 ABSL_FLAG(int32_t, shards, 4, "Shards of the database (1..64).");
 ABSL_FLAG(int32_t, threads, 4, "Workload threads in each child (1..64).");
-ABSL_FLAG(std::string, log_layout, "per-shard",
+ABSL_FLAG(std::string, log_layout, "shared",
           "Where the database keeps its shards' write-ahead logs (Options::log_layout): "
-          "per-shard (one log per shard) or shared (one log for all shards, each shard a "
-          "stream in it). Also --log-layout.");
+          "shared (one log for all shards, each shard a stream in it; the library's default) "
+          "or per-shard (one log per shard). Also --log-layout.");
 ABSL_FLAG(std::string, mode, "mixed",
           "How each round's child dies: blackbox (SIGKILL at a random moment), whitebox (exits "
           "at a random named kill point), powerloss (the fault-injecting Env drops every "
