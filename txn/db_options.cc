@@ -1,7 +1,24 @@
 #include "txn/db_options.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "txn/db_directory.h"
+
+namespace shardtx {
+
+const char* LogLayoutName(Options::LogLayout layout) {
+  return layout == Options::LogLayout::kShared ? "shared" : "per-shard";
+}
+
+absl::StatusOr<Options::LogLayout> ParseLogLayout(absl::string_view name) {
+  const std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
+  if (n == "shared") return Options::LogLayout::kShared;
+  if (n == "per-shard") return Options::LogLayout::kPerShard;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown log layout '", name, "' (choose from shared|per-shard)"));
+}
+
+}  // namespace shardtx
 
 namespace shardtx::txn {
 

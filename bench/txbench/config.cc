@@ -143,16 +143,6 @@ const char* DurabilityName(DurabilityMode d) {
   return "?";
 }
 
-const char* LogLayoutName(LogLayout l) {
-  switch (l) {
-    case LogLayout::kPerShard:
-      return "per-shard";
-    case LogLayout::kShared:
-      return "shared";
-  }
-  return "?";
-}
-
 bool IsShardtx(EngineKind e) { return e == EngineKind::kShardtx || e == EngineKind::kShardtxAsync; }
 
 uint32_t ShardsOf(const Config& config, const RunSpec& spec) {
@@ -222,14 +212,6 @@ absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name) {
   if (n == "per-shard") return RocksdbLayout::kPerShard;
   return absl::InvalidArgumentError(
       absl::StrCat("--rocksdb_layout: unknown layout '", n, "' (choose from auto|one|per-shard)"));
-}
-
-absl::StatusOr<LogLayout> ParseLogLayout(absl::string_view name) {
-  const std::string n = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
-  if (n == "per-shard") return LogLayout::kPerShard;
-  if (n == "shared") return LogLayout::kShared;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--log_layout: unknown layout '", n, "' (choose from per-shard|shared)"));
 }
 
 absl::Status Validate(const Config& c) {
@@ -432,7 +414,9 @@ absl::StatusOr<Config> ConfigFromFlags() {
   if (!layout.ok()) return layout.status();
   c.rocksdb_layout = *layout;
   auto log_layout = ParseLogLayout(absl::GetFlag(FLAGS_log_layout));
-  if (!log_layout.ok()) return log_layout.status();
+  if (!log_layout.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--log_layout: ", log_layout.status().message()));
+  }
   c.log_layout = *log_layout;
   c.make_bench = absl::GetFlag(FLAGS_make_bench);
   c.long_bench = absl::GetFlag(FLAGS_long_bench);

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "shardtx/options.h"
 
 namespace txbench {
 
@@ -24,19 +25,19 @@ enum class DurabilityMode { kSync, kAsync, kNone };
 enum class RocksdbLayout { kAuto, kOne, kPerShard };
 // Where shardtx keeps its shards' logs (shardtx::Options::log_layout): one log per shard, or one
 // log shared by every shard of the database (one fsync covers all shards' commits). Other
-// engines ignore it.
-enum class LogLayout { kPerShard, kShared };
+// engines ignore it. Named and parsed by the library ("per-shard" | "shared").
+using LogLayout = shardtx::Options::LogLayout;
+using shardtx::LogLayoutName;
+using shardtx::ParseLogLayout;
 
 const char* EngineName(EngineKind e);
 const char* WorkloadName(Workload w);
 const char* DurabilityName(DurabilityMode d);
-const char* LogLayoutName(LogLayout l);  // "per-shard" | "shared"
 
 absl::StatusOr<std::vector<EngineKind>> ParseEngines(absl::string_view list);
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name);
 absl::StatusOr<DurabilityMode> ParseDurability(absl::string_view name);
 absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name);
-absl::StatusOr<LogLayout> ParseLogLayout(absl::string_view name);
 
 // Settings shared by every run of an invocation.
 struct Config {

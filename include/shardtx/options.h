@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-
 #include "absl/time/time.h"
 
 namespace shardtx {
@@ -124,6 +124,13 @@ struct Options {
   // Initial LMDB map size per shard (address space, not disk); grown automatically when full.
   uint64_t lmdb_map_size = 16ull << 30;
 };
+
+// The names a log layout has outside the code (the tools' --log-layout, a host's configuration):
+// "shared" (kShared) and "per-shard" (kPerShard).
+const char* LogLayoutName(Options::LogLayout layout);
+// The layout a name above stands for, ignoring case and surrounding blanks. Any other name:
+// kInvalidArgument, naming the choices.
+absl::StatusOr<Options::LogLayout> ParseLogLayout(absl::string_view name);
 
 struct TxnOptions {
   Isolation isolation = Isolation::kSnapshot;

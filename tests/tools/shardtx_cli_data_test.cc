@@ -87,6 +87,33 @@ TEST(ShardtxCliData, DumpThenLoadRoundTripsBinaryKeysAndValuesExactly) {
   }
 }
 
+// load --create makes the library's default layout (one shared log), or the one asked for; a
+// layout it does not know creates nothing.
+TEST(ShardtxCliData, LoadCreateTakesTheLogLayout) {
+  std::map<std::string, std::string> kv = {{"a", "1"}, {"b", "2"}};
+  const std::string file = FreshDir("_kv.txt");
+  WriteFile(file, "# shardtx dump 1\n\"a\" \"1\"\n\"b\" \"2\"\n# end 2 records\n");
+  const std::string shared = FreshDir("_shared");
+  CliResult l = RunCli({"load", shared, file, "--create", "--shards=2"});
+  ASSERT_EQ(l.code, 0) << Describe(l);
+  EXPECT_TRUE(fs::is_directory(shared + "/log"));
+  EXPECT_FALSE(fs::exists(shared + "/shard-000/wal"));
+  EXPECT_EQ(ContentsOf(shared), kv);
+
+  const std::string per_shard = FreshDir("_per_shard");
+  l = RunCli({"load", per_shard, file, "--create", "--shards=2", "--log_layout=per-shard"});
+  ASSERT_EQ(l.code, 0) << Describe(l);
+  EXPECT_FALSE(fs::exists(per_shard + "/log"));
+  EXPECT_TRUE(fs::is_directory(per_shard + "/shard-001/wal"));
+  EXPECT_EQ(ContentsOf(per_shard), kv);
+
+  const std::string bad = FreshDir("_bad");
+  l = RunCli({"load", bad, file, "--create", "--log_layout=one"});
+  EXPECT_EQ(l.code, 2) << Describe(l);
+  EXPECT_TRUE(absl::StrContains(l.err, "shared|per-shard")) << Describe(l);
+  EXPECT_FALSE(fs::exists(bad));
+}
+
 TEST(ShardtxCliData, DumpTakesAKeyRange) {
   std::map<std::string, std::string> kv;
   for (int i = 0; i < 10; ++i) kv[absl::StrCat("k", i)] = absl::StrCat("v", i);

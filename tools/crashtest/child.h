@@ -18,7 +18,7 @@ struct ChildConfig {
   std::string db_path;
   int shards = 4;
   int threads = 4;
-  Options::LogLayout log_layout = Options::LogLayout::kPerShard;
+  Options::LogLayout log_layout = Options::LogLayout::kShared;
   int round = 0;
   uint64_t seed = 0;
   // Whitebox or powerloss at a kill point: armed before Open, so recovery points can fire.

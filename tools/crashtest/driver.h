@@ -21,7 +21,7 @@ struct DriverOptions {
   int shards = 4;
   int threads = 4;
   // Where the database keeps its shards' logs: one per shard, or one shared by all of them.
-  Options::LogLayout log_layout = Options::LogLayout::kPerShard;
+  Options::LogLayout log_layout = Options::LogLayout::kShared;
   std::string mode = "mixed";  // blackbox | whitebox | powerloss | mixed
   // How children commit: "sync" (Commit), "async" (CommitAsync, acknowledged from the
   // callback) or "mixed" (async in about a third of the rounds).

@@ -43,16 +43,6 @@ std::string UniqueValue(int round, int thread, uint64_t seq, int j) {
   return absl::StrCat(round, ".", thread, ".", seq, ".", j);
 }
 
-std::optional<Options::LogLayout> ParseLogLayout(absl::string_view name) {
-  if (name == "per-shard") return Options::LogLayout::kPerShard;
-  if (name == "shared") return Options::LogLayout::kShared;
-  return std::nullopt;
-}
-
-const char* LogLayoutName(Options::LogLayout layout) {
-  return layout == Options::LogLayout::kShared ? "shared" : "per-shard";
-}
-
 Options MakeOptions(const std::string& path, int shards, Options::LogLayout log_layout) {
   Options o;
   o.path = path;

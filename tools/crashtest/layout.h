@@ -45,10 +45,6 @@ std::string UniqueValue(int round, int thread, uint64_t seq, int j);
 // segment rolls, checkpoints and WAL recycling happen many times per round. `log_layout` takes
 // effect when the database is created (the first Open); later Opens keep the recorded one.
 Options MakeOptions(const std::string& path, int shards,
-                    Options::LogLayout log_layout = Options::LogLayout::kPerShard);
-
-// --log-layout's spelling of a layout: "per-shard" or "shared"; nullopt for anything else.
-std::optional<Options::LogLayout> ParseLogLayout(absl::string_view name);
-const char* LogLayoutName(Options::LogLayout layout);
+                    Options::LogLayout log_layout = Options::LogLayout::kShared);
 
 }  // namespace shardtx::crashtest

@@ -144,10 +144,11 @@ int main(int argc, char** argv) {
   if (o.seed == 0) o.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   o.shards = absl::GetFlag(FLAGS_shards);
   o.threads = absl::GetFlag(FLAGS_threads);
-  const std::optional<shardtx::Options::LogLayout> layout =
-      shardtx::crashtest::ParseLogLayout(absl::GetFlag(FLAGS_log_layout));
-  if (!layout.has_value()) {
-    std::fprintf(stderr, "crashtest: --log-layout must be per-shard or shared\n");
+  const absl::StatusOr<shardtx::Options::LogLayout> layout =
+      shardtx::ParseLogLayout(absl::GetFlag(FLAGS_log_layout));
+  if (!layout.ok()) {
+    std::fprintf(stderr, "crashtest: --log-layout: %s\n",
+                 std::string(layout.status().message()).c_str());
     return 2;
   }
   o.log_layout = *layout;

@@ -31,6 +31,9 @@ ABSL_FLAG(uint64_t, batch_keys, 1000, "load: keys per transaction (at most).");
 ABSL_FLAG(uint64_t, batch_bytes, 1 << 20, "load: key and value bytes per transaction (at most).");
 ABSL_FLAG(bool, create, false, "load: create the database if DIR does not exist.");
 ABSL_FLAG(uint32_t, shards, 1, "load --create: shards of the new database.");
+ABSL_FLAG(std::string, log_layout, "shared",
+          "load --create: where the new database keeps its shards' logs: shared (one log for "
+          "all shards, the library's default) or per-shard.");
 
 namespace shardtx::cli {
 

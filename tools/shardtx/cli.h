@@ -29,6 +29,7 @@ ABSL_DECLARE_FLAG(bool, hex);
 ABSL_DECLARE_FLAG(uint64_t, batch_keys);
 ABSL_DECLARE_FLAG(uint64_t, batch_bytes);
 ABSL_DECLARE_FLAG(bool, create);
+ABSL_DECLARE_FLAG(std::string, log_layout);
 ABSL_DECLARE_FLAG(uint32_t, shards);
 
 namespace shardtx::cli {

@@ -127,7 +127,7 @@ int RunDump(const Args& args) {
 }
 
 int RunLoad(const Args& args) {
-  auto pos = ParseArgs(args, {"batch_keys", "batch_bytes", "create", "shards"});
+  auto pos = ParseArgs(args, {"batch_keys", "batch_bytes", "create", "shards", "log_layout"});
   if (!pos.ok()) return Fail(pos.status());
   if (pos->size() != 2) return Fail("usage: shardtx load DIR FILE [--batch_keys N] ...");
   const std::string& dir = (*pos)[0];
@@ -136,6 +136,9 @@ int RunLoad(const Args& args) {
   const uint64_t batch_bytes = absl::GetFlag(FLAGS_batch_bytes);
   if (batch_keys == 0 || batch_bytes == 0)
     return Fail("--batch_keys and --batch_bytes must be > 0");
+  const absl::StatusOr<Options::LogLayout> layout =
+      ParseLogLayout(absl::GetFlag(FLAGS_log_layout));
+  if (!layout.ok()) return Fail(absl::StrCat("--log_layout: ", layout.status().message()));
 
   // The whole file is checked before anything is opened or written.
   uint64_t total = 0;
@@ -151,6 +154,7 @@ int RunLoad(const Args& args) {
     Options options;
     options.path = dir;
     options.num_shards = absl::GetFlag(FLAGS_shards);
+    options.log_layout = *layout;
     db = Database::Open(options);
   } else {
     auto info = InspectDb(dir);

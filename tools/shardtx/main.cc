@@ -40,7 +40,8 @@ constexpr Subcommand kSubcommands[] = {
     {"dump", "dump DIR [--from KEY] [--to KEY] [--hex]   every key/value, key order",
      shardtx::cli::RunDump},
     {"load",
-     "load DIR FILE [--batch_keys N] [--batch_bytes N] [--create [--shards N]]\n"
+     "load DIR FILE [--batch_keys N] [--batch_bytes N]\n"
+     "     [--create [--shards N] [--log_layout shared|per-shard]]\n"
      "                          a dump back, checked whole first, then in bounded transactions",
      shardtx::cli::RunLoad},
     {"backup", "backup DIR DEST          a consistent copy (Database::Backup) in the new DEST",
