@@ -119,9 +119,7 @@ absl::Status DatabaseImpl::RecoverSharedLog() {
   wopts.max_record_size = ShardOptionsFor(options_, env_, "").max_record_size;
   wopts.streams = n;
   DurableCommits* listener = durable_commits_.get();
-  wopts.on_durable = [listener, n](engine::Lsn lsn) {
-    for (uint32_t s = 0; s < n; ++s) listener->Durable(s, lsn);
-  };
+  wopts.on_durable = [listener](engine::Lsn lsn) { listener->DurableAll(lsn); };
   wopts.on_poisoned = [listener, n](const absl::Status& error) {
     for (uint32_t s = 0; s < n; ++s) listener->Poisoned(s, error);
   };

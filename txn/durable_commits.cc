@@ -52,19 +52,36 @@ void DurableCommits::AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit>& com
   async_->TakeBackLocked(shard, std::move(batch), error);
 }
 
+void DurableCommits::TakeDurableLocked(Queue& q, engine::Lsn lsn,
+                                       std::vector<engine::Timestamp>* done, AsyncBatch* async) {
+  q.durable = std::max(q.durable, lsn);
+  while (!q.pending.empty() && q.pending.front().lsn <= lsn) {
+    Pending& p = q.pending.front();
+    done->push_back(p.ts);
+    if (p.async != nullptr) async->push_back(std::move(p.async));
+    q.pending.pop_front();
+  }
+}
+
+void DurableCommits::DurableAll(engine::Lsn lsn) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  std::vector<engine::Timestamp> done;
+  AsyncBatch async;
+  // Every queue stays locked until the batch is delivered: each shard's batches reach
+  // AsyncCommits in LSN order, also past an AddAsync that delivers its own (see Durable).
+  for (auto& q : queues_) q->mu.Lock();
+  for (auto& q : queues_) TakeDurableLocked(*q, lsn, &done, &async);
+  if (!done.empty()) oracle_->FinishMany(done);
+  async_->Deliver(std::move(async));  // nothing if empty
+  for (auto it = queues_.rbegin(); it != queues_.rend(); ++it) (*it)->mu.Unlock();
+}
+
 void DurableCommits::Durable(uint32_t shard, engine::Lsn lsn) {
   Queue& q = *queues_[shard];
   std::vector<engine::Timestamp> done;
   AsyncBatch async;
   {
     MutexLock l(&q.mu);
-    q.durable = std::max(q.durable, lsn);
-    while (!q.pending.empty() && q.pending.front().lsn <= lsn) {
-      Pending& p = q.pending.front();
-      done.push_back(p.ts);
-      if (p.async != nullptr) async.push_back(std::move(p.async));
-      q.pending.pop_front();
-    }
+    TakeDurableLocked(q, lsn, &done, &async);
     if (!async.empty()) {
       // Under q.mu: one shard's batches reach AsyncCommits in LSN order, also past an AddAsync
       // that finds its record reported durable already (and delivers it itself).

@@ -38,6 +38,9 @@ class DurableCommits final : public engine::DurableListener {
 
   // The shard's log: every record through `lsn` is durable.
   void Durable(uint32_t shard, engine::Lsn lsn) override;
+  // The log every shard shares (Options::LogLayout::kShared): every record through `lsn`, of
+  // every shard, is durable. One batch of completions for all shards, as for one shard's log.
+  void DurableAll(engine::Lsn lsn);
   // The shard's log failed: no queued record will become durable. Takes back the queued
   // asynchronous commits on the calling thread, taking the shard's commit lock: REQUIRES: the
   // caller holds no commit lock and no lock of the shard's log.
@@ -50,11 +53,17 @@ class DurableCommits final : public engine::DurableListener {
     std::unique_ptr<AsyncCommit> async;  // null for a synchronous commit
   };
   struct Queue {
+    // Durable and AddAsync take one queue's lock; DurableAll takes every queue's, in shard
+    // order.
     Mutex mu;
     std::deque<Pending> pending ABSL_GUARDED_BY(mu);
     engine::Lsn durable ABSL_GUARDED_BY(mu) = 0;  // the highest LSN the log reported
     absl::Status error ABSL_GUARDED_BY(mu);       // the log failed
   };
+  // Moves the pending commits through `lsn` of `q` to `done` and `async`.
+  static void TakeDurableLocked(Queue& q, engine::Lsn lsn, std::vector<engine::Timestamp>* done,
+                                AsyncBatch* async) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q.mu);
+
   TimestampOracle* const oracle_;
   AsyncCommits* const async_;
   std::vector<std::unique_ptr<Queue>> queues_;
