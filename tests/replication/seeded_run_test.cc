@@ -64,8 +64,8 @@ std::string Dump(SimulatedGroup& group, const std::vector<RecordingMachine*>& m)
 // Runs one seed; returns "" or what failed.
 // I/O faults: libraft gives up on a failed write (RAFT_UNAVAILABLE) and the fixture cannot
 // restart a server, so only one server of a seed (`faulty`, a minority) would get them. They are
-// off by default: under ASan, libraft 0.15's own code double-frees an entry after an injected
-// fault (seeds 135 and 220 of 400 with them on; allocation and both frees inside libraft.so,
+// off by default: under ASan, libraft 0.15's own code double-frees after an injected fault (25
+// of seeds 401-3,000 with them on, the first 425; allocation and both frees inside libraft.so,
 // under raft_fixture_step). The simulator of plan step 9 injects I/O faults in its own raft_io.
 std::string RunSeed(uint64_t seed, bool guard, bool io_faults, SeedTotals* totals) {
   Rng rng(seed);

@@ -1,7 +1,7 @@
 // SimulatedGroup over libraft's fixture: election, proposals, release on every server, refusals.
 #include "replication/simulated_group.h"
 
-#include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -143,6 +143,32 @@ TEST(SimulatedGroup, KilledServerRefusesAndFrozenLeaderIsNotNamed) {
   group->Revive(1);
   ASSERT_TRUE(group->StepUntil([&] { return group->Info(1).role == Role::kFollower; }, 5'000));
   EXPECT_EQ(group->LeaderConflicts(), 0u);
+}
+
+TEST(SimulatedGroup, LeadershipLostInFlightIsUnknownAndTheEntryIsNeverReleased) {
+  SimulatedGroupOptions options;
+  options.seed = 5;
+  std::vector<RecordingMachine*> machines;
+  auto group = OpenRecordingGroup(options, &machines);
+  ASSERT_NE(group, nullptr);
+  ASSERT_TRUE(group->Elect(0).ok());
+  group->Isolate(0);
+  std::optional<absl::Status> outcome;
+  ASSERT_TRUE(group->Propose(0, "cut off", [&](absl::Status s) { outcome = s; }).ok());
+  // Server 0 steps down once it misses a majority for an election timeout; 1 or 2 takes over.
+  ASSERT_TRUE(group->StepUntil([&] { return outcome.has_value(); }, 30'000));
+  EXPECT_TRUE(absl::IsUnknown(*outcome)) << *outcome;
+  ASSERT_TRUE(group->StepUntil([&] { return group->Leader().has_value() && *group->Leader() != 0; },
+                               30'000));
+  unsigned leader = *group->Leader();
+  bool acked = false;
+  ASSERT_TRUE(group->Propose(leader, "after", [&](absl::Status s) { acked = s.ok(); }).ok());
+  ASSERT_TRUE(group->StepUntil([&] { return acked; }, 10'000));
+  group->Rejoin(0);
+  ASSERT_TRUE(group->StepUntil([&] { return machines[0]->sequence().size() == 1; }, 10'000));
+  for (RecordingMachine* m : machines) {
+    EXPECT_EQ(m->sequence(), std::vector<std::string>{"after"});
+  }
 }
 
 TEST(SimulatedGroup, OpenRejectsBadOptions) {
