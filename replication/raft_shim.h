@@ -49,7 +49,7 @@ typedef struct rs_group rs_group;
 typedef struct rs_sim rs_sim;
 
 /* What a group calls back into its owner. ctx is passed back unchanged. All four are required.
- * A callback must not call rs_sim_step or close the simulation. */
+ * A callback may call rs_group_info and rs_buffer_alloc only (it runs inside libraft). */
 struct rs_callbacks {
   void *ctx;
   /* An entry released to this server's state machine: committed, in index order, each index

@@ -96,7 +96,8 @@ class SimulatedGroup {
   // The outcome of an accepted proposal, called once: OK = released on the proposing server
   // (committed on a majority and applied there); kUnknown = leadership was lost while it was in
   // flight, so it may or may not commit (its release on the servers tells). Never called after
-  // the group is destroyed.
+  // the group is destroyed. It runs inside a Step*() call and must not call into the group
+  // (Info() and Leader() excepted).
   using DoneCallback = std::function<void(absl::Status)>;
 
   // Opens, bootstraps and starts the group with no leader yet. machines[i] serves server i
