@@ -308,6 +308,7 @@ void rs_group_info(rs_group *g, struct rs_info *info) {
   const char *address = NULL;
   raft_leader(r, &leader_id, &address);
   info->leader_id = leader_id;
+  info->last_index = raft_last_index(r);
   info->commit_index = r->commit_index;
   info->last_applied = raft_last_applied(r);
   info->released_index = g->released_index;

@@ -98,6 +98,7 @@ struct rs_info {
   int ready;   /* leads and has released an entry of its current term */
   uint64_t term;
   uint64_t leader_id;         /* who this server believes leads (0: unknown) */
+  uint64_t last_index;        /* the last index in its log (stored or not) */
   uint64_t commit_index;      /* libraft's (may count an older term's entry: see the gate) */
   uint64_t last_applied;      /* libraft's: applied to the gate, released or held */
   uint64_t released_index;    /* the last index released to the state machine */

@@ -169,6 +169,7 @@ ServerInfo SimulatedGroup::Info(unsigned server) const {
   info.ready = raw.ready != 0;
   info.term = raw.term;
   if (raw.leader_id != 0) info.believed_leader = static_cast<unsigned>(raw.leader_id - 1);
+  info.last_index = raw.last_index;
   info.commit_index = raw.commit_index;
   info.last_applied = raw.last_applied;
   info.released_index = raw.released_index;

@@ -56,8 +56,9 @@ struct ServerInfo {
   bool ready = false;
   uint64_t term = 0;
   std::optional<unsigned> believed_leader;  // whom it takes for the leader, if anyone
-  uint64_t commit_index = 0;
-  uint64_t last_applied = 0;
+  uint64_t last_index = 0;                  // the last index in its log (stored or not)
+  uint64_t commit_index = 0;  // libraft's (may count an older term's entry: see the gate)
+  uint64_t last_applied = 0;  // libraft's: released or held by the gate
   uint64_t released_index = 0;
   uint64_t held = 0;  // entries libraft applied that the release gate holds back
   uint64_t noops_proposed = 0;
