@@ -1,0 +1,169 @@
+/* The C seam between shardtx and libraft 0.15: raft_shim.c is the only file that includes raft.h
+ * (which has no extern "C" and clashes with C++ on struct raft_apply). Everything above it sees
+ * the opaque handles and plain types of this header.
+ *
+ * An rs_group is one server's Raft instance of one replication group, whatever its backend. This
+ * step builds one backend, rs_sim: N groups of one simulated cluster over libraft's raft_fixture
+ * (deterministic, single-threaded, driven by rs_sim_step). A raft_uv backend (a uv loop per
+ * group, docs/replication-plan.md step 2) will add its own open function returning rs_group.
+ *
+ * The Figure-8 guard (docs/replication-plan.md section 3) lives here, because it needs the Raft
+ * instance's current term inside fsm->apply:
+ *  - every entry carries its proposer's (term, index) tag;
+ *  - entries applied by libraft are held in a queue and released to the state machine only when
+ *    an entry whose tag term is the server's current term is applied (the release gate);
+ *  - a server that finds itself leader of a new term proposes a term-start no-op entry at once;
+ *  - until that entry (or any entry of its term) is released, the leader is "not ready" and
+ *    refuses proposals (RS_NOT_READY);
+ *  - fsm->snapshot returns RAFT_BUSY while the queue holds entries.
+ *
+ * Threading: not thread-safe. Every call on an rs_sim and its groups, and every callback, runs on
+ * the one thread that drives the simulation. */
+#ifndef SHARDTX_REPLICATION_RAFT_SHIM_H_
+#define SHARDTX_REPLICATION_RAFT_SHIM_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Results of rs_group_propose and of the proposal callback. */
+enum {
+  RS_OK = 0,
+  RS_NOT_LEADER = 1, /* this server does not lead: no effect */
+  RS_NOT_READY = 2,  /* it leads, but no entry of its term is released yet: no effect */
+  RS_DOWN = 3,       /* the server is down (killed) or closing: no effect */
+  RS_UNKNOWN = 4,    /* callback only: the outcome is unknown (leadership lost in flight) */
+  RS_NOMEM = 5,      /* out of memory: no effect */
+  RS_INVALID = 6     /* bad argument or configuration */
+};
+
+/* Roles, as libraft's states. RS_ROLE_UNAVAILABLE after start means the instance gave up (for
+ * example a follower asked to truncate below its commit index): it must be closed and reopened
+ * from its durable state, which the fixture backend cannot do (rs_group_info counts it). */
+enum { RS_ROLE_UNAVAILABLE = 0, RS_ROLE_FOLLOWER, RS_ROLE_CANDIDATE, RS_ROLE_LEADER };
+
+typedef struct rs_group rs_group;
+typedef struct rs_sim rs_sim;
+
+/* What a group calls back into its owner. ctx is passed back unchanged. All four are required.
+ * A callback may call rs_group_info and rs_buffer_alloc only (it runs inside libraft). */
+struct rs_callbacks {
+  void *ctx;
+  /* An entry released to this server's state machine: committed, in index order, each index
+   * once (after a restore, indexes continue above the snapshot). data is valid only during the
+   * call. Term-start no-op entries are not reported. */
+  void (*release)(void *ctx, uint64_t term, uint64_t index, const void *data, size_t len);
+  /* The state machine's state as of the last released entry. On success returns 0 and sets
+   * *data to a buffer from rs_buffer_alloc (ownership passes to the shim) and *len. */
+  int (*snapshot)(void *ctx, void **data, size_t *len);
+  /* Replaces the state with a snapshot's (data valid only during the call). Returns 0 on
+   * success. */
+  int (*restore)(void *ctx, const void *data, size_t len);
+  /* The outcome of an accepted proposal, exactly once per cookie (never after the group was
+   * closed): RS_OK = released on the proposing server (so committed); RS_UNKNOWN = it may or
+   * may not commit later. */
+  void (*done)(void *ctx, uint64_t cookie, int status);
+};
+
+/* Raft settings of every group of a simulation. */
+struct rs_config {
+  unsigned election_timeout_ms; /* base; each draw is in [base, 2*base) */
+  unsigned heartbeat_ms;
+  unsigned snapshot_threshold; /* entries applied since the last snapshot before the next */
+  unsigned snapshot_trailing;  /* entries kept after a snapshot */
+  int pre_vote;                /* non-zero: Raft pre-vote on */
+  /* Non-zero: draw each server's election timeout again from the seed after each of its events.
+   * Zero keeps the fixture's fixed timeouts (1000 + 100*i ms), as the docs' probes do. */
+  int redraw_election_timeouts;
+  /* TEST ONLY. Zero switches the Figure-8 guard off (no gate, no term-start entry, a leader is
+   * ready at once): stock libraft 0.15, which can diverge or wedge. */
+  int figure8_guard;
+};
+
+/* Fills *config with the defaults: election 1000 ms, heartbeat 100 ms, threshold 64, trailing
+ * 16 (small: the fixture's step cost grows with the log), pre-vote on, redraw on, guard on. */
+void rs_config_default(struct rs_config *config);
+
+/* A buffer the shim (and libraft) may take ownership of; NULL if out of memory. */
+void *rs_buffer_alloc(size_t len);
+void rs_buffer_free(void *buf);
+
+/* A snapshot of one group's state and counters. */
+struct rs_info {
+  uint64_t id; /* Raft id (the fixture: server index + 1) */
+  int role;    /* RS_ROLE_* */
+  int ready;   /* leads and has released an entry of its current term */
+  uint64_t term;
+  uint64_t leader_id;         /* who this server believes leads (0: unknown) */
+  uint64_t last_index;        /* the last index in its log (stored or not) */
+  uint64_t commit_index;      /* libraft's (may count an older term's entry: see the gate) */
+  uint64_t last_applied;      /* libraft's: applied to the gate, released or held */
+  uint64_t released_index;    /* the last index released to the state machine */
+  uint64_t held;              /* entries held by the gate */
+  uint64_t released;          /* entries released (no-ops included) */
+  uint64_t noops_proposed;    /* term-start entries proposed */
+  uint64_t snapshots_refused; /* fsm->snapshot answered RAFT_BUSY */
+  uint64_t snapshots_taken;
+  uint64_t restores;
+  uint64_t tag_mismatches; /* entries whose tag index was not the index applied (expect 0) */
+  uint64_t malformed;      /* entries that did not decode (expect 0) */
+  uint64_t unavailable;    /* times this server was seen in RS_ROLE_UNAVAILABLE */
+};
+
+/* Fills *info. */
+void rs_group_info(rs_group *g, struct rs_info *info);
+
+/* Proposes one command entry (data copied) on this server. Returns RS_OK if accepted: the done
+ * callback then reports its outcome with cookie. Any other result has had no effect and no
+ * callback follows: RS_NOT_LEADER, RS_NOT_READY, RS_DOWN, RS_NOMEM. */
+int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie);
+
+/* ---- The fixture backend ---- */
+
+/* Opens a simulated cluster of n servers (1..8), all voters, bootstrapped and started; no
+ * leader yet. callbacks[i] serves server i. seed drives every random choice (the fixture has
+ * none of its own), so a seed replays a run exactly. Returns RS_OK or RS_INVALID / RS_NOMEM. */
+int rs_sim_open(unsigned n, const struct rs_config *config, uint64_t seed,
+                const struct rs_callbacks *callbacks, rs_sim **out);
+
+/* Closes the cluster and every group; pending proposals get no callback. */
+void rs_sim_close(rs_sim *s);
+
+unsigned rs_sim_size(rs_sim *s);
+rs_group *rs_sim_group(rs_sim *s, unsigned i);
+uint64_t rs_sim_time(rs_sim *s); /* simulated milliseconds */
+
+/* Fires the earliest event (a tick, a disk write or a message) and advances the clock to it. */
+void rs_sim_step(rs_sim *s);
+
+/* Makes server i leader (libraft's fixture: there must be no leader or candidate, and i must
+ * reach a majority). */
+void rs_sim_elect(rs_sim *s, unsigned i);
+
+/* Network: messages from i to j fail (disconnect) or vanish (saturate), one direction only. */
+void rs_sim_disconnect(rs_sim *s, unsigned from, unsigned to);
+void rs_sim_reconnect(rs_sim *s, unsigned from, unsigned to);
+void rs_sim_saturate(rs_sim *s, unsigned from, unsigned to);
+void rs_sim_desaturate(rs_sim *s, unsigned from, unsigned to);
+/* Kill freezes server i (no ticks, no messages, its memory intact); revive resumes it. There is
+ * no crash and restart in the fixture. */
+void rs_sim_kill(rs_sim *s, unsigned i);
+void rs_sim_revive(rs_sim *s, unsigned i);
+int rs_sim_alive(rs_sim *s, unsigned i);
+void rs_sim_set_network_latency(rs_sim *s, unsigned i, unsigned ms);
+void rs_sim_set_disk_latency(rs_sim *s, unsigned i, unsigned ms);
+/* The (delay+1)-th I/O request of server i from now on fails, and the next repeat-1 too. */
+void rs_sim_io_fault(rs_sim *s, unsigned i, int delay, int repeat);
+
+/* Number of terms in which two different servers were seen leading (checked after every
+ * step; expect 0). */
+uint64_t rs_sim_leader_conflicts(rs_sim *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHARDTX_REPLICATION_RAFT_SHIM_H_ */
