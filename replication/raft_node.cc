@@ -197,6 +197,7 @@ NodeInfo RaftNode::Info() const {
   info.tag_mismatches = raw.tag_mismatches;
   info.malformed = raw.malformed;
   info.unavailable = raw.unavailable;
+  info.nodelay_streams = raw.nodelay_streams;
   return info;
 }
 

@@ -69,6 +69,7 @@ struct NodeInfo {
   uint64_t tag_mismatches = 0;
   uint64_t malformed = 0;
   uint64_t unavailable = 0;  // times seen in Role::kUnavailable (not reopened yet: see the memo)
+  uint64_t nodelay_streams = 0;  // TCP connections (made or accepted) set to TCP_NODELAY
 };
 
 // Thread-safety: Propose() and Info() may be called from any thread, the node's own callbacks

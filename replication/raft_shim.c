@@ -594,6 +594,7 @@ static void set_error(char *buf, size_t len, const char *fmt, ...) {
 /* The transport wrapper: raft_uv_tcp, with TCP_NODELAY on each stream it hands to raft_uv. */
 struct nd_connect {
   struct raft_uv_connect req; /* first: the inner transport calls back with &req */
+  struct rs_uv *u;
   struct raft_uv_connect *outer;
   raft_uv_connect_cb cb;
 };
@@ -608,7 +609,7 @@ static int nd_init(struct raft_uv_transport *t, raft_id id, const char *address)
 static void nd_accepted(struct raft_uv_transport *inner, raft_id id, const char *address,
                         struct uv_stream_s *stream) {
   struct rs_uv *u = inner->data;
-  uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+  if (uv_tcp_nodelay((uv_tcp_t *)stream, 1) == 0) u->g.counters.nodelay_streams++;
   u->accept_cb(&u->nodelay, id, address, stream);
 }
 
@@ -622,10 +623,11 @@ static int nd_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
 
 static void nd_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status) {
   struct nd_connect *c = (struct nd_connect *)req;
+  struct rs_uv *u = c->u;
   struct raft_uv_connect *outer = c->outer;
   raft_uv_connect_cb cb = c->cb;
   free(c);
-  if (status == 0) uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+  if (status == 0 && uv_tcp_nodelay((uv_tcp_t *)stream, 1) == 0) u->g.counters.nodelay_streams++;
   cb(outer, stream, status);
 }
 
@@ -634,6 +636,7 @@ static int nd_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
   struct rs_uv *u = t->impl;
   struct nd_connect *c = calloc(1, sizeof *c);
   if (c == NULL) return RAFT_NOMEM;
+  c->u = u;
   c->outer = req;
   c->cb = cb;
   req->cb = cb;

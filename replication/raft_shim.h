@@ -121,6 +121,7 @@ struct rs_info {
   uint64_t tag_mismatches; /* entries whose tag index was not the index applied (expect 0) */
   uint64_t malformed;      /* entries that did not decode (expect 0) */
   uint64_t unavailable;    /* times this server was seen in RS_ROLE_UNAVAILABLE */
+  uint64_t nodelay_streams; /* rs_uv: TCP streams (made or accepted) set to TCP_NODELAY */
 };
 
 /* Fills *info. rs_uv: from any thread; off the loop thread it is the state published at the end
