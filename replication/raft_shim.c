@@ -591,7 +591,15 @@ static void set_error(char *buf, size_t len, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* The transport wrapper: raft_uv_tcp, with TCP_NODELAY on each stream it hands to raft_uv. */
+/* The transport wrapper: raft_uv_tcp, with TCP_NODELAY on each stream it hands to raft_uv.
+ *
+ * raft_uv_tcp 0.15 splits "host:port" with strtok, whose position is one static for the whole
+ * process: two loop threads connecting at once race on it (TSan, 3 groups in one process), and one
+ * may parse the other's address. The wrapper serialises every raft_uv_tcp call that parses an
+ * address (init, listen, connect) under one process-wide mutex. Host code calling strtok on other
+ * threads at the same time can still collide with libraft; nothing here can prevent that. */
+static pthread_mutex_t tcp_parse_mu = PTHREAD_MUTEX_INITIALIZER;
+
 struct nd_connect {
   struct raft_uv_connect req; /* first: the inner transport calls back with &req */
   struct rs_uv *u;
@@ -601,7 +609,9 @@ struct nd_connect {
 
 static int nd_init(struct raft_uv_transport *t, raft_id id, const char *address) {
   struct rs_uv *u = t->impl;
+  pthread_mutex_lock(&tcp_parse_mu);
   int rv = u->tcp.init(&u->tcp, id, address);
+  pthread_mutex_unlock(&tcp_parse_mu);
   if (rv != 0) memcpy(t->errmsg, u->tcp.errmsg, sizeof t->errmsg);
   return rv;
 }
@@ -616,7 +626,9 @@ static void nd_accepted(struct raft_uv_transport *inner, raft_id id, const char 
 static int nd_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
   struct rs_uv *u = t->impl;
   u->accept_cb = cb;
+  pthread_mutex_lock(&tcp_parse_mu);
   int rv = u->tcp.listen(&u->tcp, nd_accepted);
+  pthread_mutex_unlock(&tcp_parse_mu);
   if (rv != 0) memcpy(t->errmsg, u->tcp.errmsg, sizeof t->errmsg);
   return rv;
 }
@@ -640,7 +652,9 @@ static int nd_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
   c->outer = req;
   c->cb = cb;
   req->cb = cb;
+  pthread_mutex_lock(&tcp_parse_mu);
   int rv = u->tcp.connect(&u->tcp, &c->req, id, address, nd_connected);
+  pthread_mutex_unlock(&tcp_parse_mu);
   if (rv != 0) {
     memcpy(t->errmsg, u->tcp.errmsg, sizeof t->errmsg);
     free(c);
