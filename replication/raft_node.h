@@ -42,7 +42,8 @@ struct RaftNodeOptions {
   bool pre_vote = true;
   unsigned connect_retry_ms = 0;  // between connection attempts to a member; 0 = 1000 ms
   // Optional: called on the node's loop thread after its role, term, believed leader or readiness
-  // changed. It must not call into the node except Info().
+  // changed (and once inside Open, on the calling thread). It must not call into the node except
+  // Info().
   std::function<void()> on_change;
   // TEST ONLY: false switches the Figure-8 guard off (stock libraft 0.15).
   bool figure8_guard = true;

@@ -208,7 +208,8 @@ struct rs_uv_options {
   unsigned n_members;
   unsigned connect_retry_ms; /* delay between connection attempts; 0 = libraft's 1000 ms */
   /* Optional: called on the loop thread, with ctx, after an iteration that changed this
-   * server's role, term, believed leader or readiness. It may call rs_group_info only. */
+   * server's role, term, believed leader or readiness (and once inside rs_uv_open, on the calling
+   * thread, for the initial state). It may call rs_group_info only. */
   void (*changed)(void *ctx);
   void *changed_ctx;
 };
