@@ -1,25 +1,39 @@
 /* libraft 0.15 behind the C API of raft_shim.h: the entry tags, the release gate, the term-start
- * entry and the fixture backend. The only file of shardtx that includes raft.h. */
+ * entry, the fixture backend and the raft_uv backend. The only file of shardtx that includes
+ * raft.h. */
+#define _GNU_SOURCE
 #include "replication/raft_shim.h"
 
+#include <pthread.h>
 #include <raft.h>
 #include <raft/fixture.h>
+#include <raft/uv.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 /* ---- Entry format ----
- * Every entry the shim proposes: a 24-byte header, then the payload.
- *   magic u32 | kind u32 | tag term u64 | tag index u64 | payload
+ * Every entry the shim proposes: a 24-byte header, the payload, then 0-7 zero bytes.
+ *   magic u32 | kind u8 | pad u8 | zero u16 | tag term u64 | tag index u64 | payload | pad zeros
  * little-endian; the tag is the proposer's current term and the index it expected the entry to
- * get (raft_last_index + 1 right before raft_apply). A snapshot is a 24-byte header
- *   magic u32 | zero u32 | released term u64 | released index u64 | the state machine's bytes. */
+ * get (raft_last_index + 1 right before raft_apply). The padding makes every entry a multiple of
+ * 8 bytes: raft_uv 0.15's TCP decoder steps over each entry of an AppendEntries message as if it
+ * were padded to 8 bytes while its sender sends it unpadded, so a message carrying several
+ * unaligned entries is decoded at wrong offsets, past the end of its buffer (a catching-up
+ * follower then applied garbage; ASan: heap-buffer-overflow in libraft's receive path).
+ * A snapshot is a 24-byte header, then the state machine's bytes:
+ *   magic u32 | zero u32 | released term u64 | released index u64 | the state machine's bytes */
 enum { kEntryMagic = 0x31455352u /* "RSE1" */, kSnapshotMagic = 0x31535352u /* "RSS1" */ };
 enum { kKindCommand = 1, kKindNoop = 2 };
 enum { kHeaderSize = 24 };
 
 struct header {
   uint32_t magic;
-  uint32_t kind;
+  uint32_t kind; /* entries: kind | pad << 8 on the wire, split by decode_header */
+  uint32_t pad;
   uint64_t term;
   uint64_t index;
 };
@@ -42,7 +56,7 @@ static uint64_t get64(const unsigned char *p) {
 }
 static void encode_header(unsigned char *p, const struct header *h) {
   put32(p, h->magic);
-  put32(p + 4, h->kind);
+  put32(p + 4, h->kind | h->pad << 8);
   put64(p + 8, h->term);
   put64(p + 16, h->index);
 }
@@ -50,7 +64,10 @@ static int decode_header(const void *base, size_t len, uint32_t magic, struct he
   const unsigned char *p = base;
   if (len < kHeaderSize) return 0;
   h->magic = get32(p);
-  h->kind = get32(p + 4);
+  uint32_t kind = get32(p + 4);
+  h->kind = kind & 0xffu;
+  h->pad = (kind >> 8) & 0xffu;
+  if ((kind >> 16) != 0 || h->pad > 7) return 0;
   h->term = get64(p + 8);
   h->index = get64(p + 16);
   return h->magic == magic;
@@ -82,8 +99,10 @@ struct rs_group {
   struct rs_callbacks cb;
   rs_sim *sim; /* the fixture backend's cluster (NULL for another backend) */
   unsigned sim_index;
+  struct rs_uv *uv; /* the raft_uv backend's server (NULL for another backend) */
   int guard;
-  int closing;
+  int closing; /* proposals are refused */
+  int mute;    /* done callbacks are no longer made */
   int last_role;
   struct held_entry *held;
   size_t nheld, capheld;
@@ -155,7 +174,12 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
   }
   if (h.index != index) g->counters.tag_mismatches++;
   const unsigned char *payload = (const unsigned char *)buf->base + kHeaderSize;
-  size_t len = buf->len - kHeaderSize;
+  size_t pad = h.pad;
+  if (pad > buf->len - kHeaderSize) {
+    g->counters.malformed++;
+    return 0;
+  }
+  size_t len = buf->len - kHeaderSize - pad;
   int noop = h.kind == kKindNoop;
   if (!g->guard) {
     release_one(g, h.term, index, noop, payload, len);
@@ -192,7 +216,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     raft_free(data);
     return RAFT_NOMEM;
   }
-  struct header h = {kSnapshotMagic, 0, g->released_term, g->released_index};
+  struct header h = {kSnapshotMagic, 0, 0, g->released_term, g->released_index};
   encode_header(base, &h);
   if (len > 0) memcpy(base + kHeaderSize, data, len);
   raft_free(data);
@@ -231,7 +255,7 @@ static void apply_done(struct raft_apply *a, int status, void *result) {
   rs_group *g = req->g;
   (void)result;
   unlink_req(req);
-  if (!req->noop && !g->closing) {
+  if (!req->noop && !g->mute) {
     /* 0 = applied here by libraft; with the gate it counts only once released. */
     int outcome = status == 0 && g->released_index >= req->index ? RS_OK : RS_UNKNOWN;
     g->cb.done(g->cb.ctx, req->cookie, outcome);
@@ -244,16 +268,18 @@ static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t le
   struct raft *r = g->raft;
   struct rs_req *req = calloc(1, sizeof *req);
   struct raft_buffer buf;
-  buf.len = kHeaderSize + len;
+  size_t pad = (8 - (kHeaderSize + len) % 8) % 8;
+  buf.len = kHeaderSize + len + pad;
   buf.base = raft_malloc(buf.len);
   if (req == NULL || buf.base == NULL) {
     free(req);
     raft_free(buf.base);
     return RS_NOMEM;
   }
-  struct header h = {kEntryMagic, kind, r->current_term, raft_last_index(r) + 1};
+  struct header h = {kEntryMagic, kind, (uint32_t)pad, r->current_term, raft_last_index(r) + 1};
   encode_header(buf.base, &h);
   if (len > 0) memcpy((unsigned char *)buf.base + kHeaderSize, data, len);
+  memset((unsigned char *)buf.base + kHeaderSize + len, 0, pad);
   req->apply.data = req;
   req->g = g;
   req->cookie = cookie;
@@ -276,12 +302,20 @@ static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t le
   return RS_OK;
 }
 
-int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie) {
+static int uv_propose(rs_group *g, const void *data, size_t len, uint64_t cookie);
+
+/* Proposes on the thread that runs g's libraft (the rs_sim driver or the rs_uv loop). */
+static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie) {
   if (g->closing || !group_alive(g)) return RS_DOWN;
   struct raft *r = g->raft;
   if (raft_state(r) != RAFT_LEADER) return RS_NOT_LEADER;
   if (g->guard && g->released_term != r->current_term) return RS_NOT_READY;
   return propose_entry(g, kKindCommand, data, len, cookie);
+}
+
+int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie) {
+  if (g->uv != NULL) return uv_propose(g, data, len, cookie);
+  return group_propose_now(g, data, len, cookie);
 }
 
 /* Runs after every event (the fixture's hook; a uv_check handle in the raft_uv backend). */
@@ -290,7 +324,7 @@ static void group_tick(rs_group *g) {
   int role = raft_state(r);
   if (role == RAFT_UNAVAILABLE && g->last_role != RAFT_UNAVAILABLE) g->counters.unavailable++;
   g->last_role = role;
-  if (g->guard && role == RAFT_LEADER && g->noop_term != r->current_term) {
+  if (g->guard && !g->closing && role == RAFT_LEADER && g->noop_term != r->current_term) {
     if (propose_entry(g, kKindNoop, NULL, 0, 0) == RS_OK) {
       g->noop_term = r->current_term;
       g->counters.noops_proposed++;
@@ -298,7 +332,10 @@ static void group_tick(rs_group *g) {
   }
 }
 
-void rs_group_info(rs_group *g, struct rs_info *info) {
+static int uv_published_info(rs_group *g, struct rs_info *info);
+
+/* The live state; on the thread that runs g's libraft only. */
+static void group_info_now(rs_group *g, struct rs_info *info) {
   struct raft *r = g->raft;
   *info = g->counters;
   info->id = r->id;
@@ -308,12 +345,21 @@ void rs_group_info(rs_group *g, struct rs_info *info) {
   const char *address = NULL;
   raft_leader(r, &leader_id, &address);
   info->leader_id = leader_id;
+  memset(info->leader_address, 0, sizeof info->leader_address);
+  if (leader_id != 0 && address != NULL) {
+    strncpy(info->leader_address, address, sizeof info->leader_address - 1);
+  }
   info->last_index = raft_last_index(r);
   info->commit_index = r->commit_index;
   info->last_applied = raft_last_applied(r);
   info->released_index = g->released_index;
   info->held = g->nheld;
   info->ready = info->role == RAFT_LEADER && (!g->guard || g->released_term == r->current_term);
+}
+
+void rs_group_info(rs_group *g, struct rs_info *info) {
+  if (g->uv != NULL && uv_published_info(g, info)) return;
+  group_info_now(g, info);
 }
 
 static void group_init(rs_group *g, const struct rs_callbacks *cb, int guard) {
@@ -457,7 +503,7 @@ int rs_sim_open(unsigned n, const struct rs_config *config, uint64_t seed,
 }
 
 void rs_sim_close(rs_sim *s) {
-  for (unsigned i = 0; i < s->n; i++) s->groups[i].closing = 1;
+  for (unsigned i = 0; i < s->n; i++) s->groups[i].closing = s->groups[i].mute = 1;
   raft_fixture_close(&s->f);
   for (unsigned i = 0; i < s->n; i++) group_release_memory(&s->groups[i]);
   free(s->leader_of_term);
@@ -500,3 +546,446 @@ void rs_sim_io_fault(rs_sim *s, unsigned i, int delay, int repeat) {
   raft_fixture_io_fault(&s->f, i, delay, repeat);
 }
 uint64_t rs_sim_leader_conflicts(rs_sim *s) { return s->leader_conflicts; }
+
+/* ---- The raft_uv backend ---- */
+
+/* A proposal accepted by rs_group_propose, waiting for the loop thread. */
+struct queued {
+  struct queued *next;
+  uint64_t cookie;
+  size_t len;
+  unsigned char data[];
+};
+
+struct rs_uv {
+  rs_group g;
+  struct raft raft;
+  struct raft_io io;
+  struct raft_uv_transport tcp;     /* raft_uv_tcp */
+  struct raft_uv_transport nodelay; /* what raft_uv uses: tcp with TCP_NODELAY on every stream */
+  raft_uv_accept_cb accept_cb;
+  raft_uv_transport_close_cb transport_close_cb;
+  uv_loop_t loop;
+  uv_async_t async;
+  uv_check_t check;
+  int handles; /* async and check are initialised */
+  pthread_t thread;
+  void (*changed)(void *ctx);
+  void *changed_ctx;
+  int raft_closing; /* loop thread: raft_close was called */
+  pthread_mutex_t mu;
+  /* Guarded by mu. */
+  struct queued *head, *tail;
+  int close_requested;
+  struct rs_info published;
+};
+
+/* The rs_uv whose libraft runs on this thread, if any. */
+static _Thread_local struct rs_uv *tls_loop_owner;
+
+static void set_error(char *buf, size_t len, const char *fmt, ...) {
+  if (buf == NULL || len == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, len, fmt, ap);
+  va_end(ap);
+}
+
+/* The transport wrapper: raft_uv_tcp, with TCP_NODELAY on each stream it hands to raft_uv.
+ *
+ * raft_uv_tcp 0.15 splits "host:port" with strtok, whose position is one static for the whole
+ * process: two loop threads connecting at once race on it (TSan, 3 groups in one process), and one
+ * may parse the other's address. The wrapper serialises every raft_uv_tcp call that parses an
+ * address (init, listen, connect) under one process-wide mutex. Host code calling strtok on other
+ * threads at the same time can still collide with libraft; nothing here can prevent that. */
+static pthread_mutex_t tcp_parse_mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct nd_connect {
+  struct raft_uv_connect req; /* first: the inner transport calls back with &req */
+  struct rs_uv *u;
+  struct raft_uv_connect *outer;
+  raft_uv_connect_cb cb;
+};
+
+static int nd_init(struct raft_uv_transport *t, raft_id id, const char *address) {
+  struct rs_uv *u = t->impl;
+  pthread_mutex_lock(&tcp_parse_mu);
+  int rv = u->tcp.init(&u->tcp, id, address);
+  pthread_mutex_unlock(&tcp_parse_mu);
+  if (rv != 0) memcpy(t->errmsg, u->tcp.errmsg, sizeof t->errmsg);
+  return rv;
+}
+
+static void nd_accepted(struct raft_uv_transport *inner, raft_id id, const char *address,
+                        struct uv_stream_s *stream) {
+  struct rs_uv *u = inner->data;
+  if (uv_tcp_nodelay((uv_tcp_t *)stream, 1) == 0) u->g.counters.nodelay_streams++;
+  u->accept_cb(&u->nodelay, id, address, stream);
+}
+
+static int nd_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
+  struct rs_uv *u = t->impl;
+  u->accept_cb = cb;
+  pthread_mutex_lock(&tcp_parse_mu);
+  int rv = u->tcp.listen(&u->tcp, nd_accepted);
+  pthread_mutex_unlock(&tcp_parse_mu);
+  if (rv != 0) memcpy(t->errmsg, u->tcp.errmsg, sizeof t->errmsg);
+  return rv;
+}
+
+static void nd_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status) {
+  struct nd_connect *c = (struct nd_connect *)req;
+  struct rs_uv *u = c->u;
+  struct raft_uv_connect *outer = c->outer;
+  raft_uv_connect_cb cb = c->cb;
+  free(c);
+  if (status == 0 && uv_tcp_nodelay((uv_tcp_t *)stream, 1) == 0) u->g.counters.nodelay_streams++;
+  cb(outer, stream, status);
+}
+
+static int nd_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                      const char *address, raft_uv_connect_cb cb) {
+  struct rs_uv *u = t->impl;
+  struct nd_connect *c = calloc(1, sizeof *c);
+  if (c == NULL) return RAFT_NOMEM;
+  c->u = u;
+  c->outer = req;
+  c->cb = cb;
+  req->cb = cb;
+  pthread_mutex_lock(&tcp_parse_mu);
+  int rv = u->tcp.connect(&u->tcp, &c->req, id, address, nd_connected);
+  pthread_mutex_unlock(&tcp_parse_mu);
+  if (rv != 0) {
+    memcpy(t->errmsg, u->tcp.errmsg, sizeof t->errmsg);
+    free(c);
+  }
+  return rv;
+}
+
+static void nd_closed(struct raft_uv_transport *inner) {
+  struct rs_uv *u = inner->data;
+  if (u->transport_close_cb != NULL) u->transport_close_cb(&u->nodelay);
+}
+
+static void nd_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb) {
+  struct rs_uv *u = t->impl;
+  u->transport_close_cb = cb;
+  u->tcp.close(&u->tcp, nd_closed);
+}
+
+static void ignore_sigpipe_if_default(void) {
+  static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&once);
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+      old.sa_handler == SIG_DFL) {
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+  }
+  pthread_mutex_unlock(&once);
+}
+
+static struct rs_uv *uv_of_raft(struct raft *r) {
+  return (struct rs_uv *)((char *)r - offsetof(struct rs_uv, raft));
+}
+
+/* Loop thread: publishes the state other threads read, and says when it changed. */
+static void uv_publish(struct rs_uv *u) {
+  struct rs_info info;
+  group_info_now(&u->g, &info);
+  pthread_mutex_lock(&u->mu);
+  struct rs_info old = u->published;
+  u->published = info;
+  pthread_mutex_unlock(&u->mu);
+  if (u->changed != NULL && (old.role != info.role || old.term != info.term ||
+                             old.leader_id != info.leader_id || old.ready != info.ready)) {
+    u->changed(u->changed_ctx);
+  }
+}
+
+static int uv_published_info(rs_group *g, struct rs_info *info) {
+  struct rs_uv *u = g->uv;
+  if (tls_loop_owner == u && !u->raft_closing) return 0; /* the live state */
+  pthread_mutex_lock(&u->mu);
+  *info = u->published;
+  pthread_mutex_unlock(&u->mu);
+  return 1;
+}
+
+static int uv_propose(rs_group *g, const void *data, size_t len, uint64_t cookie) {
+  struct rs_uv *u = g->uv;
+  struct queued *q = malloc(sizeof *q + (len > 0 ? len : 1));
+  if (q == NULL) return RS_NOMEM;
+  q->next = NULL;
+  q->cookie = cookie;
+  q->len = len;
+  if (len > 0) memcpy(q->data, data, len);
+  pthread_mutex_lock(&u->mu);
+  int rv = RS_OK;
+  if (u->close_requested) {
+    rv = RS_DOWN;
+  } else if (u->published.role != RAFT_LEADER) {
+    rv = RS_NOT_LEADER;
+  } else if (!u->published.ready) {
+    rv = RS_NOT_READY;
+  } else {
+    if (u->tail != NULL) {
+      u->tail->next = q;
+    } else {
+      u->head = q;
+    }
+    u->tail = q;
+  }
+  pthread_mutex_unlock(&u->mu);
+  if (rv != RS_OK) {
+    free(q);
+    return rv;
+  }
+  uv_async_send(&u->async);
+  return RS_OK;
+}
+
+/* libraft has made its last callback: answer what it left, and let the loop end. */
+static void uv_raft_closed(struct raft *r) {
+  struct rs_uv *u = uv_of_raft(r);
+  rs_group *g = &u->g;
+  while (g->reqs.next != &g->reqs) {
+    struct rs_req *req = g->reqs.next;
+    unlink_req(req);
+    if (!req->noop && !g->mute) g->cb.done(g->cb.ctx, req->cookie, RS_UNKNOWN);
+    free(req);
+  }
+  if (u->handles) {
+    uv_close((uv_handle_t *)&u->async, NULL);
+    uv_close((uv_handle_t *)&u->check, NULL);
+  }
+}
+
+static void uv_start_close(struct rs_uv *u) {
+  if (u->raft_closing) return;
+  u->raft_closing = 1;
+  u->g.closing = 1;
+  raft_close(&u->raft, uv_raft_closed);
+}
+
+static void uv_on_async(uv_async_t *handle) {
+  struct rs_uv *u = handle->data;
+  pthread_mutex_lock(&u->mu);
+  struct queued *q = u->head;
+  u->head = u->tail = NULL;
+  int closing = u->close_requested;
+  pthread_mutex_unlock(&u->mu);
+  while (q != NULL) {
+    struct queued *next = q->next;
+    int rv = closing ? RS_DOWN : group_propose_now(&u->g, q->data, q->len, q->cookie);
+    if (rv != RS_OK) u->g.cb.done(u->g.cb.ctx, q->cookie, rv);
+    free(q);
+    q = next;
+  }
+  if (closing) uv_start_close(u);
+}
+
+/* After each loop iteration's I/O: the guard's per-event hook, then publish. */
+static void uv_on_check(uv_check_t *handle) {
+  struct rs_uv *u = handle->data;
+  if (u->raft_closing) return;
+  group_tick(&u->g);
+  uv_publish(u);
+}
+
+static void *uv_thread_main(void *arg) {
+  struct rs_uv *u = arg;
+  tls_loop_owner = u;
+  uv_run(&u->loop, UV_RUN_DEFAULT);
+  tls_loop_owner = NULL;
+  return NULL;
+}
+
+/* Frees a group whose loop has ended (or never ran a thread). */
+static void uv_free(struct rs_uv *u) {
+  raft_uv_close(&u->io);
+  raft_uv_tcp_close(&u->tcp);
+  for (int k = 0; k < 100 && uv_loop_close(&u->loop) == UV_EBUSY; k++) {
+    uv_run(&u->loop, UV_RUN_NOWAIT);
+  }
+  group_release_memory(&u->g);
+  while (u->head != NULL) {
+    struct queued *next = u->head->next;
+    free(u->head);
+    u->head = next;
+  }
+  pthread_mutex_destroy(&u->mu);
+  free(u);
+}
+
+/* Open failed after raft_init: close libraft on this thread, then free. */
+static void uv_abort_open(struct rs_uv *u) {
+  u->g.mute = 1;
+  tls_loop_owner = u;
+  uv_start_close(u);
+  uv_run(&u->loop, UV_RUN_DEFAULT);
+  tls_loop_owner = NULL;
+  uv_free(u);
+}
+
+static int raft_to_rs(int rv) {
+  return rv == RAFT_NOMEM ? RS_NOMEM : rv == RAFT_INVALID ? RS_INVALID : RS_IOERR;
+}
+
+int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *config,
+               const struct rs_callbacks *cb, rs_group **out, char *errmsg, size_t errmsg_len) {
+  *out = NULL;
+  set_error(errmsg, errmsg_len, "%s", "");
+  if (options->id == 0 || options->address == NULL || options->dir == NULL ||
+      options->members == NULL || options->n_members == 0) {
+    set_error(errmsg, errmsg_len, "id, address, dir and members are required");
+    return RS_INVALID;
+  }
+  if (config->election_timeout_ms == 0 || config->heartbeat_ms == 0 ||
+      config->snapshot_threshold == 0) {
+    set_error(errmsg, errmsg_len, "timeouts and the snapshot threshold must be > 0");
+    return RS_INVALID;
+  }
+  if (!cb->release || !cb->snapshot || !cb->restore || !cb->done) {
+    set_error(errmsg, errmsg_len, "every callback is required");
+    return RS_INVALID;
+  }
+  int self_found = 0;
+  for (unsigned i = 0; i < options->n_members; i++) {
+    const struct rs_member *m = &options->members[i];
+    if (m->id == 0 || m->address == NULL) {
+      set_error(errmsg, errmsg_len, "member %u: id must be > 0 and the address given", i);
+      return RS_INVALID;
+    }
+    if (m->id == options->id) self_found = 1;
+  }
+  if (!self_found) {
+    set_error(errmsg, errmsg_len, "server %llu is not among the members",
+              (unsigned long long)options->id);
+    return RS_INVALID;
+  }
+  ignore_sigpipe_if_default();
+
+  struct rs_uv *u = calloc(1, sizeof *u);
+  if (u == NULL) return RS_NOMEM;
+  group_init(&u->g, cb, config->figure8_guard);
+  u->g.uv = u;
+  u->g.raft = &u->raft;
+  u->changed = options->changed;
+  u->changed_ctx = options->changed_ctx;
+  pthread_mutex_init(&u->mu, NULL);
+  int rv = uv_loop_init(&u->loop);
+  if (rv != 0) {
+    set_error(errmsg, errmsg_len, "uv_loop_init: %s", uv_strerror(rv));
+    pthread_mutex_destroy(&u->mu);
+    free(u);
+    return RS_IOERR;
+  }
+  rv = raft_uv_tcp_init(&u->tcp, &u->loop);
+  if (rv != 0) {
+    set_error(errmsg, errmsg_len, "raft_uv_tcp_init: %s", raft_strerror(rv));
+    uv_loop_close(&u->loop);
+    pthread_mutex_destroy(&u->mu);
+    free(u);
+    return raft_to_rs(rv);
+  }
+  u->tcp.data = u;
+  u->nodelay.impl = u;
+  u->nodelay.init = nd_init;
+  u->nodelay.listen = nd_listen;
+  u->nodelay.connect = nd_connect;
+  u->nodelay.close = nd_close;
+  rv = raft_uv_init(&u->io, &u->loop, options->dir, &u->nodelay);
+  if (rv != 0) {
+    set_error(errmsg, errmsg_len, "raft_uv_init(%s): %s", options->dir,
+              u->io.errmsg[0] ? u->io.errmsg : raft_strerror(rv));
+    raft_uv_tcp_close(&u->tcp);
+    uv_loop_close(&u->loop);
+    pthread_mutex_destroy(&u->mu);
+    free(u);
+    return raft_to_rs(rv);
+  }
+  if (options->connect_retry_ms > 0) {
+    raft_uv_set_connect_retry_delay(&u->io, options->connect_retry_ms);
+  }
+  rv = raft_init(&u->raft, &u->io, &u->g.fsm, options->id, options->address);
+  if (rv != 0) {
+    set_error(errmsg, errmsg_len, "raft_init: %s", raft_errmsg(&u->raft));
+    raft_uv_close(&u->io);
+    raft_uv_tcp_close(&u->tcp);
+    uv_loop_close(&u->loop);
+    pthread_mutex_destroy(&u->mu);
+    free(u);
+    return raft_to_rs(rv);
+  }
+  struct raft_configuration conf;
+  raft_configuration_init(&conf);
+  for (unsigned i = 0; i < options->n_members && rv == 0; i++) {
+    rv = raft_configuration_add(&conf, options->members[i].id, options->members[i].address,
+                                RAFT_VOTER);
+  }
+  if (rv != 0) {
+    set_error(errmsg, errmsg_len, "members: %s (duplicate id or address?)", raft_strerror(rv));
+  } else {
+    rv = raft_bootstrap(&u->raft, &conf);
+    if (rv == RAFT_CANTBOOTSTRAP) {
+      rv = 0; /* the directory holds state already: reuse it */
+    } else if (rv != 0) {
+      set_error(errmsg, errmsg_len, "raft_bootstrap(%s): %s", options->dir, raft_errmsg(&u->raft));
+    }
+  }
+  raft_configuration_close(&conf);
+  if (rv != 0) {
+    uv_abort_open(u);
+    return raft_to_rs(rv);
+  }
+  raft_set_election_timeout(&u->raft, config->election_timeout_ms);
+  raft_set_heartbeat_timeout(&u->raft, config->heartbeat_ms);
+  raft_set_snapshot_threshold(&u->raft, config->snapshot_threshold);
+  raft_set_snapshot_trailing(&u->raft, config->snapshot_trailing);
+  raft_set_pre_vote(&u->raft, config->pre_vote != 0);
+  uv_async_init(&u->loop, &u->async, uv_on_async);
+  u->async.data = u;
+  uv_check_init(&u->loop, &u->check);
+  u->check.data = u;
+  uv_check_start(&u->check, uv_on_check);
+  u->handles = 1;
+
+  tls_loop_owner = u;
+  rv = raft_start(&u->raft);
+  if (rv != 0) {
+    /* raft_uv 0.15 reports a taken address as RAFT_IOERR with an empty message. */
+    set_error(
+        errmsg, errmsg_len, "raft_start(%s, %s): %s", options->address, options->dir,
+        raft_errmsg(&u->raft)[0] ? raft_errmsg(&u->raft) : "I/O error (is the address in use?)");
+    tls_loop_owner = NULL;
+    uv_abort_open(u);
+    return raft_to_rs(rv);
+  }
+  u->g.last_role = raft_state(&u->raft);
+  uv_publish(u);
+  tls_loop_owner = NULL;
+
+  rv = pthread_create(&u->thread, NULL, uv_thread_main, u);
+  if (rv != 0) {
+    set_error(errmsg, errmsg_len, "pthread_create: %s", strerror(rv));
+    uv_abort_open(u);
+    return RS_NOMEM;
+  }
+  *out = &u->g;
+  return RS_OK;
+}
+
+void rs_group_close(rs_group *g) {
+  struct rs_uv *u = g->uv;
+  if (u == NULL) return;
+  pthread_mutex_lock(&u->mu);
+  u->close_requested = 1;
+  pthread_mutex_unlock(&u->mu);
+  uv_async_send(&u->async);
+  pthread_join(u->thread, NULL);
+  uv_free(u);
+}

@@ -2,10 +2,12 @@
  * (which has no extern "C" and clashes with C++ on struct raft_apply). Everything above it sees
  * the opaque handles and plain types of this header.
  *
- * An rs_group is one server's Raft instance of one replication group, whatever its backend. This
- * step builds one backend, rs_sim: N groups of one simulated cluster over libraft's raft_fixture
- * (deterministic, single-threaded, driven by rs_sim_step). A raft_uv backend (a uv loop per
- * group, docs/replication-plan.md step 2) will add its own open function returning rs_group.
+ * An rs_group is one server's Raft instance of one replication group, whatever its backend. Two
+ * backends return it:
+ *  - rs_sim: N groups of one simulated cluster over libraft's raft_fixture (deterministic,
+ *    single-threaded, driven by rs_sim_step);
+ *  - rs_uv: one real server over raft_uv (disk) and TCP, with its own uv loop thread
+ *    (rs_uv_open, rs_group_close; see "The raft_uv backend" below).
  *
  * The Figure-8 guard (docs/replication-plan.md section 3) lives here, because it needs the Raft
  * instance's current term inside fsm->apply:
@@ -17,8 +19,8 @@
  *    refuses proposals (RS_NOT_READY);
  *  - fsm->snapshot returns RAFT_BUSY while the queue holds entries.
  *
- * Threading: not thread-safe. Every call on an rs_sim and its groups, and every callback, runs on
- * the one thread that drives the simulation. */
+ * Threading: rs_sim is not thread-safe. Every call on an rs_sim and its groups, and every
+ * callback, runs on the one thread that drives the simulation. rs_uv: see its section. */
 #ifndef SHARDTX_REPLICATION_RAFT_SHIM_H_
 #define SHARDTX_REPLICATION_RAFT_SHIM_H_
 
@@ -37,8 +39,12 @@ enum {
   RS_DOWN = 3,       /* the server is down (killed) or closing: no effect */
   RS_UNKNOWN = 4,    /* callback only: the outcome is unknown (leadership lost in flight) */
   RS_NOMEM = 5,      /* out of memory: no effect */
-  RS_INVALID = 6     /* bad argument or configuration */
+  RS_INVALID = 6,    /* bad argument or configuration */
+  RS_IOERR = 7       /* rs_uv_open: the directory or the address could not be used */
 };
+
+/* The longest leader address rs_info reports (longer ones are cut). */
+enum { RS_ADDRESS_MAX = 128 };
 
 /* Roles, as libraft's states. RS_ROLE_UNAVAILABLE after start means the instance gave up (for
  * example a follower asked to truncate below its commit index): it must be closed and reopened
@@ -62,9 +68,12 @@ struct rs_callbacks {
   /* Replaces the state with a snapshot's (data valid only during the call). Returns 0 on
    * success. */
   int (*restore)(void *ctx, const void *data, size_t len);
-  /* The outcome of an accepted proposal, exactly once per cookie (never after the group was
-   * closed): RS_OK = released on the proposing server (so committed); RS_UNKNOWN = it may or
-   * may not commit later. */
+  /* The outcome of an accepted proposal, exactly once per cookie: RS_OK = released on the
+   * proposing server (so committed); RS_UNKNOWN = it may or may not commit later. rs_sim never
+   * calls it after rs_sim_close. rs_uv may also report a proposal its loop thread refused (no
+   * effect): RS_NOT_LEADER, RS_NOT_READY (leadership changed after rs_group_propose accepted
+   * it), RS_DOWN (closed before it was proposed), RS_NOMEM; and rs_group_close reports every
+   * proposal still in flight as RS_UNKNOWN before it returns. */
   void (*done)(void *ctx, uint64_t cookie, int status);
 };
 
@@ -98,6 +107,7 @@ struct rs_info {
   int ready;   /* leads and has released an entry of its current term */
   uint64_t term;
   uint64_t leader_id;         /* who this server believes leads (0: unknown) */
+  char leader_address[RS_ADDRESS_MAX]; /* its address as configured ("" if unknown) */
   uint64_t last_index;        /* the last index in its log (stored or not) */
   uint64_t commit_index;      /* libraft's (may count an older term's entry: see the gate) */
   uint64_t last_applied;      /* libraft's: applied to the gate, released or held */
@@ -111,14 +121,18 @@ struct rs_info {
   uint64_t tag_mismatches; /* entries whose tag index was not the index applied (expect 0) */
   uint64_t malformed;      /* entries that did not decode (expect 0) */
   uint64_t unavailable;    /* times this server was seen in RS_ROLE_UNAVAILABLE */
+  uint64_t nodelay_streams; /* rs_uv: TCP streams (made or accepted) set to TCP_NODELAY */
 };
 
-/* Fills *info. */
+/* Fills *info. rs_uv: from any thread; off the loop thread it is the state published at the end
+ * of the loop's last iteration (at most one iteration old). */
 void rs_group_info(rs_group *g, struct rs_info *info);
 
 /* Proposes one command entry (data copied) on this server. Returns RS_OK if accepted: the done
  * callback then reports its outcome with cookie. Any other result has had no effect and no
- * callback follows: RS_NOT_LEADER, RS_NOT_READY, RS_DOWN, RS_NOMEM. */
+ * callback follows: RS_NOT_LEADER, RS_NOT_READY, RS_DOWN, RS_NOMEM. rs_uv: from any thread
+ * (callbacks included); the refusal is decided on the published state, and the loop thread
+ * proposes the entry later (the done callback may then still report a refusal). */
 int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie);
 
 /* ---- The fixture backend ---- */
@@ -161,6 +175,59 @@ void rs_sim_io_fault(rs_sim *s, unsigned i, int delay, int repeat);
 /* Number of terms in which two different servers were seen leading (checked after every
  * step; expect 0). */
 uint64_t rs_sim_leader_conflicts(rs_sim *s);
+
+/* ---- The raft_uv backend ----
+ *
+ * One server of one group: libraft over raft_uv, which keeps the log, the term and vote and the
+ * snapshots in `dir` (O_DSYNC segment writes), and talks to the other members over TCP. Every
+ * connection it makes or accepts gets TCP_NODELAY (raft_uv 0.15 sets none, and Nagle plus
+ * delayed ACK stall multi-KB messages by about 40 ms: docs/replication-plan.md section 4).
+ *
+ * SIGPIPE: raft_uv writes to sockets whose peer may have died, which raises SIGPIPE and, by
+ * default, kills the process. rs_uv_open therefore sets SIGPIPE to SIG_IGN for the whole process
+ * if its disposition is still SIG_DFL (a handler or ignore already installed is left alone).
+ *
+ * Threads: each open group runs its own uv loop thread, started by rs_uv_open and stopped by
+ * rs_group_close. libraft, the Figure-8 guard and every callback run on that thread (the restore
+ * of a snapshot found on disk may also run inside rs_uv_open, on the calling thread, before the
+ * loop thread starts). rs_group_propose and rs_group_info may be called from any thread. */
+
+/* One voting member of a group. */
+struct rs_member {
+  uint64_t id;         /* Raft id, > 0, unique in the group */
+  const char *address; /* "IPv4:port" it listens on */
+};
+
+struct rs_uv_options {
+  uint64_t id;         /* this server's Raft id: must be one of members */
+  const char *address; /* this server's address, as in members */
+  const char *dir;     /* an existing directory that only this server uses */
+  /* The configuration bootstrapped into a pristine dir. A dir that already holds Raft state is
+   * reused as it is (a restarted server rejoins), and members is not checked against it. */
+  const struct rs_member *members;
+  unsigned n_members;
+  unsigned connect_retry_ms; /* delay between connection attempts; 0 = libraft's 1000 ms */
+  /* Optional: called on the loop thread, with ctx, after an iteration that changed this
+   * server's role, term, believed leader or readiness (and once inside rs_uv_open, on the calling
+   * thread, for the initial state). It may call rs_group_info only. */
+  void (*changed)(void *ctx);
+  void *changed_ctx;
+};
+
+/* Opens dir (bootstrapping it if pristine), starts the server and its loop thread. config's
+ * election, heartbeat, snapshot and guard settings apply (redraw_election_timeouts does not:
+ * raft_uv draws its own). On failure returns RS_INVALID, RS_NOMEM or RS_IOERR (for example the
+ * address is in use or the dir is not usable), with a message in errmsg (errmsg_len bytes, may be
+ * 0), and *out = NULL. */
+int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *config,
+               const struct rs_callbacks *callbacks, rs_group **out, char *errmsg,
+               size_t errmsg_len);
+
+/* Closes an rs_uv group: refuses further proposals (RS_DOWN), reports queued proposals RS_DOWN
+ * and proposals in flight RS_UNKNOWN through the done callback, closes libraft and its sockets,
+ * stops the loop thread and frees everything. The state in dir stays for a later rs_uv_open.
+ * REQUIRES: not on the group's loop thread (not from a callback); no concurrent call on g. */
+void rs_group_close(rs_group *g);
 
 #ifdef __cplusplus
 }

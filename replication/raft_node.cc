@@ -1,0 +1,204 @@
+// RaftNode: the C++ face of raft_shim.h's raft_uv backend.
+#include "replication/raft_node.h"
+
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "replication/raft_shim.h"
+
+namespace shardtx::replication {
+
+struct RaftNode::Callbacks {
+  static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
+    auto* self = static_cast<RaftNode*>(ctx);
+    self->machine_->Release(
+        ReleasedEntry{term, index, std::string_view(static_cast<const char*>(data), len)});
+  }
+
+  static int OnSnapshot(void* ctx, void** data, size_t* len) {
+    auto* self = static_cast<RaftNode*>(ctx);
+    absl::StatusOr<std::string> state = self->machine_->Snapshot();
+    if (!state.ok()) return 1;
+    void* buf = rs_buffer_alloc(state->size());
+    if (buf == nullptr) return 1;
+    if (!state->empty()) std::memcpy(buf, state->data(), state->size());
+    *data = buf;
+    *len = state->size();
+    return 0;
+  }
+
+  static int OnRestore(void* ctx, const void* data, size_t len) {
+    auto* self = static_cast<RaftNode*>(ctx);
+    return self->machine_->Restore(std::string_view(static_cast<const char*>(data), len)).ok() ? 0
+                                                                                               : 1;
+  }
+
+  static void OnDone(void* ctx, uint64_t cookie, int status) {
+    auto* self = static_cast<RaftNode*>(ctx);
+    DoneCallback done;
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      auto it = self->pending_.find(cookie);
+      if (it == self->pending_.end()) return;
+      done = std::move(it->second);
+      self->pending_.erase(it);
+    }
+    if (status == RS_OK) {
+      done(absl::OkStatus());
+    } else if (status == RS_UNKNOWN) {
+      done(absl::UnknownError(
+          absl::StrCat("outcome unknown: server ", self->id_,
+                       " lost its leadership (or closed) while the entry was in flight")));
+    } else {
+      done(self->Refusal(status));
+    }
+  }
+
+  static void OnChange(void* ctx) {
+    auto* self = static_cast<RaftNode*>(ctx);
+    if (self->on_change_) self->on_change_();
+  }
+};
+
+absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& options,
+                                                         std::unique_ptr<StateMachine> machine) {
+  if (machine == nullptr) return absl::InvalidArgumentError("the state machine is null");
+  if (options.dir.empty()) return absl::InvalidArgumentError("the Raft directory is not set");
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create the Raft directory ", options.dir, ": ", ec.message()));
+  }
+  std::unique_ptr<RaftNode> node(new RaftNode());
+  node->id_ = options.id;
+  node->on_change_ = options.on_change;
+  node->machine_ = std::move(machine);
+
+  std::vector<rs_member> members;
+  members.reserve(options.members.size());
+  for (const RaftMember& m : options.members) members.push_back({m.id, m.address.c_str()});
+  rs_uv_options uv{};
+  uv.id = options.id;
+  uv.address = options.address.c_str();
+  uv.dir = options.dir.c_str();
+  uv.members = members.data();
+  uv.n_members = static_cast<unsigned>(members.size());
+  uv.connect_retry_ms = options.connect_retry_ms;
+  uv.changed = &Callbacks::OnChange;
+  uv.changed_ctx = node.get();
+  rs_config config;
+  rs_config_default(&config);
+  config.election_timeout_ms = options.election_timeout_ms;
+  config.heartbeat_ms = options.heartbeat_ms;
+  config.snapshot_threshold = options.snapshot_threshold;
+  config.snapshot_trailing = options.snapshot_trailing;
+  config.pre_vote = options.pre_vote ? 1 : 0;
+  config.redraw_election_timeouts = 0;
+  config.figure8_guard = options.figure8_guard ? 1 : 0;
+  rs_callbacks callbacks{node.get(), &Callbacks::OnRelease, &Callbacks::OnSnapshot,
+                         &Callbacks::OnRestore, &Callbacks::OnDone};
+  char error[256];
+  int rv = rs_uv_open(&uv, &config, &callbacks, &node->group_, error, sizeof error);
+  switch (rv) {
+    case RS_OK:
+      return node;
+    case RS_INVALID:
+      return absl::InvalidArgumentError(absl::StrCat("raft node ", options.id, ": ", error));
+    case RS_NOMEM:
+      return absl::ResourceExhaustedError(absl::StrCat("raft node ", options.id, ": ", error));
+    default:
+      return absl::UnavailableError(absl::StrCat("raft node ", options.id, ": ", error));
+  }
+}
+
+RaftNode::~RaftNode() { Close(); }
+
+void RaftNode::Close() {
+  if (group_ == nullptr) return;
+  rs_group_close(group_);  // every accepted proposal's callback has run
+  group_ = nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_.clear();  // empty: the shim answers each accepted proposal
+}
+
+absl::Status RaftNode::Refusal(int code) const {
+  switch (code) {
+    case RS_NOT_LEADER: {
+      NodeInfo info = Info();
+      return absl::UnavailableError(absl::StrCat(
+          "server ", id_, " does not lead (term ", info.term, "); ",
+          info.leader_id != 0
+              ? absl::StrCat("leader is server ", info.leader_id, " at ", info.leader_address)
+              : std::string("leader unknown")));
+    }
+    case RS_NOT_READY: {
+      NodeInfo info = Info();
+      return absl::UnavailableError(
+          absl::StrCat("server ", id_, " leads term ", info.term,
+                       " but is not ready (its term-start entry is not released); leader is "
+                       "server ",
+                       id_, " at ", info.leader_address));
+    }
+    case RS_DOWN:
+      return absl::UnavailableError(absl::StrCat("server ", id_, " is closed"));
+    case RS_NOMEM:
+      return absl::ResourceExhaustedError("propose: out of memory");
+    default:
+      return absl::UnknownError(absl::StrCat(
+          "outcome unknown: libraft failed the proposal on server ", id_, " with an I/O error"));
+  }
+}
+
+absl::Status RaftNode::Propose(std::string_view payload, DoneCallback done) {
+  if (group_ == nullptr) return Refusal(RS_DOWN);
+  uint64_t cookie;
+  {
+    // Registered first: the loop thread may answer before rs_group_propose returns.
+    std::lock_guard<std::mutex> lock(mu_);
+    cookie = next_cookie_++;
+    pending_.emplace(cookie, std::move(done));
+  }
+  int rv = rs_group_propose(group_, payload.data(), payload.size(), cookie);
+  if (rv == RS_OK) return absl::OkStatus();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.erase(cookie);
+  }
+  return Refusal(rv);
+}
+
+NodeInfo RaftNode::Info() const {
+  NodeInfo info;
+  info.id = id_;
+  if (group_ == nullptr) {
+    info.role = Role::kUnavailable;
+    return info;
+  }
+  rs_info raw;
+  rs_group_info(group_, &raw);
+  info.role = static_cast<Role>(raw.role);
+  info.ready = raw.ready != 0;
+  info.term = raw.term;
+  info.leader_id = raw.leader_id;
+  info.leader_address = raw.leader_address;
+  info.last_index = raw.last_index;
+  info.commit_index = raw.commit_index;
+  info.last_applied = raw.last_applied;
+  info.released_index = raw.released_index;
+  info.held = raw.held;
+  info.noops_proposed = raw.noops_proposed;
+  info.snapshots_taken = raw.snapshots_taken;
+  info.snapshots_refused = raw.snapshots_refused;
+  info.restores = raw.restores;
+  info.tag_mismatches = raw.tag_mismatches;
+  info.malformed = raw.malformed;
+  info.unavailable = raw.unavailable;
+  info.nodelay_streams = raw.nodelay_streams;
+  return info;
+}
+
+}  // namespace shardtx::replication

@@ -1,0 +1,544 @@
+// RaftNode: three real servers (raft_uv on disk, TCP on 127.0.0.1) in one process. Ports come from
+// binding port 0, so parallel test processes do not collide; directories are per process.
+#include "replication/raft_node.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace shardtx::replication {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+#ifdef SHARDTX_REPLICATION_SLOW_BUILD
+// Sanitizers slow the loop threads several times over: longer timeouts keep elections rare.
+constexpr unsigned kElectionMs = 1000;
+constexpr unsigned kHeartbeatMs = 100;
+#else
+constexpr unsigned kElectionMs = 300;
+constexpr unsigned kHeartbeatMs = 50;
+#endif
+
+// A state machine other threads can read: the released payloads, in order.
+class SyncMachine : public StateMachine {
+ public:
+  // Keeps the first `keep` bytes of each payload (snapshots copy the whole state on the loop
+  // thread: 200 x 64 KiB of it stalled sanitizer builds past the election timeout).
+  explicit SyncMachine(size_t keep = std::string::npos) : keep_(keep) {}
+
+  void Release(const ReleasedEntry& entry) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (entry.index <= last_index_) violations_++;
+    last_index_ = entry.index;
+    sequence_.emplace_back(entry.payload.substr(0, keep_));
+    cv_.notify_all();
+  }
+
+  absl::StatusOr<std::string> Snapshot() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string out(reinterpret_cast<const char*>(&last_index_), sizeof last_index_);
+    for (const std::string& p : sequence_) {
+      uint32_t n = static_cast<uint32_t>(p.size());
+      out.append(reinterpret_cast<const char*>(&n), sizeof n);
+      out.append(p);
+    }
+    snapshots_++;
+    return out;
+  }
+
+  absl::Status Restore(std::string_view snapshot) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (snapshot.size() < sizeof(uint64_t)) return absl::DataLossError("short snapshot");
+    std::memcpy(&last_index_, snapshot.data(), sizeof last_index_);
+    sequence_.clear();
+    size_t pos = sizeof last_index_;
+    while (pos < snapshot.size()) {
+      uint32_t n = 0;
+      if (snapshot.size() - pos < sizeof n) return absl::DataLossError("torn snapshot");
+      std::memcpy(&n, snapshot.data() + pos, sizeof n);
+      pos += sizeof n;
+      if (snapshot.size() - pos < n) return absl::DataLossError("torn snapshot");
+      sequence_.emplace_back(snapshot.substr(pos, n));
+      pos += n;
+    }
+    restores_++;
+    cv_.notify_all();
+    return absl::OkStatus();
+  }
+
+  // Waits until at least n entries were released; false on timeout.
+  bool WaitForSize(size_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return sequence_.size() >= n; });
+  }
+  std::vector<std::string> sequence() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sequence_;
+  }
+  uint64_t violations() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return violations_;
+  }
+  uint64_t restores() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return restores_;
+  }
+
+ private:
+  const size_t keep_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> sequence_;
+  uint64_t last_index_ = 0;
+  uint64_t violations_ = 0;
+  uint64_t snapshots_ = 0;
+  uint64_t restores_ = 0;
+};
+
+// n distinct free TCP ports on 127.0.0.1 (bound together, then released).
+std::vector<int> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ADD_FAILURE() << "cannot find a free port";
+      if (fd >= 0) close(fd);
+      continue;
+    }
+    fds.push_back(fd);
+    ports.push_back(ntohs(a.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
+}
+
+// One proposal's outcome, waited for by the test thread.
+struct Outcome {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<absl::Status> status;
+  void Set(absl::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = std::move(s);
+    cv.notify_all();
+  }
+  std::optional<absl::Status> Wait(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, timeout, [&] { return status.has_value(); });
+    return status;
+  }
+};
+
+class Cluster {
+ public:
+  explicit Cluster(std::string name) {
+    root_ = std::filesystem::path(testing::TempDir()) /
+            absl::StrCat("shardtx_raft_node_", getpid(), "_", name);
+    std::filesystem::remove_all(root_);
+    std::vector<int> ports = FreePorts(3);
+    for (int i = 0; i < 3; i++) {
+      members_.push_back({static_cast<uint64_t>(i + 1),
+                          absl::StrCat("127.0.0.1:", ports.size() > size_t(i) ? ports[i] : 1)});
+    }
+    nodes_.resize(3);
+    machines_.resize(3);
+  }
+  ~Cluster() {
+    for (auto& node : nodes_) node.reset();  // never while holding mu_
+    std::filesystem::remove_all(root_);
+  }
+
+  RaftNodeOptions Options(int i) {
+    RaftNodeOptions o;
+    o.id = members_[i].id;
+    o.address = members_[i].address;
+    o.dir = (root_ / absl::StrCat("node", i + 1)).string();
+    o.members = members_;
+    o.election_timeout_ms = kElectionMs;
+    o.heartbeat_ms = kHeartbeatMs;
+    o.snapshot_threshold = 256;
+    o.snapshot_trailing = 32;
+    o.connect_retry_ms = 50;
+    o.on_change = [this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_.notify_all();
+    };
+    return o;
+  }
+
+  // Opens node i with a fresh state machine (from its directory, if it has state).
+  absl::Status Open(int i) {
+    auto machine = std::make_unique<SyncMachine>(keep_payload_bytes);
+    SyncMachine* raw = machine.get();
+    absl::StatusOr<std::unique_ptr<RaftNode>> node = RaftNode::Open(Options(i), std::move(machine));
+    if (!node.ok()) return node.status();
+    std::lock_guard<std::mutex> lock(mu_);
+    machines_[i] = raw;
+    nodes_[i] = std::move(*node);
+    return absl::OkStatus();
+  }
+  void Close(int i) {
+    std::unique_ptr<RaftNode> node;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      node = std::move(nodes_[i]);
+      machines_[i] = nullptr;
+    }
+    node.reset();
+  }
+
+  // The open node that is a ready leader with no open node in a higher term, waiting for one up to
+  // `timeout`.
+  std::optional<int> WaitLeader(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    std::optional<int> leader;
+    cv_.wait_for(lock, timeout, [&] {
+      leader = LeaderLocked();
+      return leader.has_value();
+    });
+    return leader;
+  }
+
+  size_t keep_payload_bytes = std::string::npos;  // for the machines Open() makes
+
+  RaftNode& node(int i) { return *nodes_[i]; }
+  SyncMachine& machine(int i) { return *machines_[i]; }
+  const RaftMember& member(int i) const { return members_[i]; }
+
+ private:
+  std::optional<int> LeaderLocked() {
+    std::optional<int> leader;
+    uint64_t top = 0;
+    for (int i = 0; i < 3; i++) {
+      if (nodes_[i] == nullptr) continue;
+      NodeInfo info = nodes_[i]->Info();
+      if (info.term > top) {
+        top = info.term;
+        leader.reset();
+      }
+      if (info.term == top && info.ready) leader = i;
+    }
+    return leader;
+  }
+
+  std::filesystem::path root_;
+  std::vector<RaftMember> members_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<RaftNode>> nodes_;
+  std::vector<SyncMachine*> machines_;
+};
+
+// Proposes `count` payloads "<prefix>-<k>" on `node` with up to `window` in flight, and waits for
+// every outcome. Returns the number that were acknowledged OK; *first_error gets the first other
+// status.
+int ProposeAll(RaftNode& node, const std::string& prefix, int count, int window,
+               std::vector<std::string>* proposed, absl::Status* first_error) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0, ok = 0, done = 0;
+  for (int k = 0; k < count; k++) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return in_flight < window; });
+      in_flight++;
+    }
+    std::string payload = absl::StrCat(prefix, "-", k);
+    absl::Status s = node.Propose(payload, [&](absl::Status st) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (st.ok()) {
+        ok++;
+      } else if (first_error->ok()) {
+        *first_error = st;
+      }
+      done++;
+      in_flight--;
+      cv.notify_all();
+    });
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (first_error->ok()) *first_error = s;
+      in_flight--;
+      done++;
+      continue;
+    }
+    proposed->push_back(payload);
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done == count; });
+  return ok;
+}
+
+TEST(RaftNode, ThreeNodesElectAndReleaseTheSameThousandEntries) {
+  Cluster cluster("thousand");
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(leader.has_value()) << "no leader within 20 s";
+
+  std::vector<std::string> expected;
+  absl::Status error;
+  int ok = ProposeAll(cluster.node(*leader), "entry", 1000, 64, &expected, &error);
+  EXPECT_EQ(ok, 1000) << error;
+  ASSERT_EQ(expected.size(), 1000u);
+  for (int i = 0; i < 3; i++) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(cluster.machine(i).WaitForSize(expected.size(), std::chrono::seconds(20)));
+    EXPECT_EQ(cluster.machine(i).sequence(), expected);
+    EXPECT_EQ(cluster.machine(i).violations(), 0u);
+    NodeInfo info = cluster.node(i).Info();
+    EXPECT_EQ(info.tag_mismatches, 0u);
+    EXPECT_EQ(info.malformed, 0u);
+    EXPECT_EQ(info.unavailable, 0u);
+    // The snapshot threshold (256) is below 1,000: the snapshot path ran on every node.
+    EXPECT_GT(info.snapshots_taken, 0u);
+    // raft_uv receives on accepted connections and sends on its own: every node has at least
+    // one of each (the leader two of each), all set to TCP_NODELAY.
+    EXPECT_GE(info.nodelay_streams, i == *leader ? 4u : 2u);
+  }
+  NodeInfo leader_info = cluster.node(*leader).Info();
+  EXPECT_EQ(leader_info.role, Role::kLeader);
+  EXPECT_GE(leader_info.noops_proposed, 1u);
+}
+
+TEST(RaftNode, FailoverThenTheClosedLeaderReopensAndCatchesUp) {
+  Cluster cluster("failover");
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  std::optional<int> first = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(first.has_value());
+  std::vector<std::string> expected;
+  absl::Status error;
+  ASSERT_EQ(ProposeAll(cluster.node(*first), "before", 100, 16, &expected, &error), 100) << error;
+
+  // Close the leader. The others stop hearing heartbeats, time out within [T, 2T), and one of
+  // them wins and releases its term-start entry: the bound is 5 election timeouts T.
+  Clock::time_point closed_at = Clock::now();
+  cluster.Close(*first);
+  std::optional<int> second = cluster.WaitLeader(std::chrono::milliseconds(20 * kElectionMs));
+  ASSERT_TRUE(second.has_value()) << "no new leader";
+  auto failover = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - closed_at);
+  std::printf(
+      "failover: a new ready leader %lld ms after the leader closed (election timeout %u "
+      "ms)\n",
+      static_cast<long long>(failover.count()), kElectionMs);
+  EXPECT_LT(failover.count(), 5 * kElectionMs);
+  ASSERT_NE(*second, *first);
+
+  // Proposals on the new leader succeed; one on the remaining follower is refused, naming the
+  // leader's id and address, with no effect.
+  ASSERT_EQ(ProposeAll(cluster.node(*second), "after", 100, 16, &expected, &error), 100) << error;
+  int follower = 3 - *first - *second;
+  absl::Status refused = cluster.node(follower).Propose(
+      "refused", [](absl::Status) { ADD_FAILURE() << "a refused proposal was called back"; });
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_NE(refused.message().find(absl::StrCat("leader is server ", cluster.member(*second).id,
+                                                " at ", cluster.member(*second).address)),
+            std::string::npos)
+      << refused;
+
+  // The closed node reopens from its directory and catches up: same sequence everywhere.
+  ASSERT_TRUE(cluster.Open(*first).ok());
+  for (int i = 0; i < 3; i++) {
+    SCOPED_TRACE(i);
+    bool caught_up = cluster.machine(i).WaitForSize(expected.size(), std::chrono::seconds(20));
+    NodeInfo info = cluster.node(i).Info();
+    ASSERT_TRUE(caught_up) << cluster.machine(i).sequence().size() << " released; role "
+                           << static_cast<int>(info.role) << " term " << info.term << " commit "
+                           << info.commit_index << " applied " << info.last_applied << " released "
+                           << info.released_index << " held " << info.held << " last "
+                           << info.last_index << " restores " << info.restores << " malformed "
+                           << info.malformed << " first "
+                           << (cluster.machine(i).sequence().empty()
+                                   ? std::string("-")
+                                   : cluster.machine(i).sequence().front())
+                           << " last "
+                           << (cluster.machine(i).sequence().empty()
+                                   ? std::string("-")
+                                   : cluster.machine(i).sequence().back());
+    EXPECT_EQ(cluster.machine(i).sequence(), expected);
+    EXPECT_EQ(cluster.machine(i).violations(), 0u);
+  }
+  NodeInfo reopened = cluster.node(*first).Info();
+  EXPECT_EQ(reopened.role, Role::kFollower);
+  EXPECT_EQ(reopened.leader_id, cluster.member(*second).id);
+}
+
+TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
+  Cluster cluster("close");
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  RaftNode& node = cluster.node(*leader);
+  constexpr int kProposals = 200;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> calls(kProposals, 0);
+  int ok = 0, unknown = 0, unavailable = 0, other = 0, accepted = 0;
+  for (int k = 0; k < kProposals; k++) {
+    absl::Status s = node.Propose(absl::StrCat("close-", k), [&, k](absl::Status st) {
+      std::lock_guard<std::mutex> lock(mu);
+      calls[k]++;
+      cv.notify_all();
+      if (st.ok()) {
+        ok++;
+      } else if (absl::IsUnknown(st)) {
+        unknown++;
+      } else if (absl::IsUnavailable(st)) {
+        unavailable++;
+      } else {
+        other++;
+      }
+    });
+    if (s.ok()) accepted++;
+  }
+  {
+    // Once the first has committed, the loop thread has taken proposals off the queue.
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return ok > 0; }));
+  }
+  node.Close();  // with proposals in flight (and perhaps some still queued)
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(accepted, kProposals);
+  EXPECT_EQ(ok + unknown + unavailable, accepted) << "other " << other;
+  for (int k = 0; k < kProposals; k++) EXPECT_EQ(calls[k], 1) << k;
+  std::printf("close with %d proposals accepted: %d OK, %d unknown, %d unavailable\n", accepted, ok,
+              unknown, unavailable);
+
+  absl::Status after = node.Propose("late", [](absl::Status) { ADD_FAILURE() << "called"; });
+  EXPECT_TRUE(absl::IsUnavailable(after)) << after;
+  EXPECT_EQ(node.Info().role, Role::kUnavailable);
+}
+
+TEST(RaftNode, OpenRefusesBadOptionsAndATakenAddress) {
+  Cluster cluster("refuse");
+  RaftNodeOptions stranger = cluster.Options(0);
+  stranger.id = 9;  // not a member
+  absl::StatusOr<std::unique_ptr<RaftNode>> node =
+      RaftNode::Open(stranger, std::make_unique<SyncMachine>());
+  EXPECT_TRUE(absl::IsInvalidArgument(node.status())) << node.status();
+
+  ASSERT_TRUE(cluster.Open(0).ok());
+  // Opening a node installs SIG_IGN for SIGPIPE (it was at its default in this test binary).
+  struct sigaction current;
+  ASSERT_EQ(sigaction(SIGPIPE, nullptr, &current), 0);
+  EXPECT_EQ(current.sa_handler, SIG_IGN);
+
+  RaftNodeOptions twin = cluster.Options(0);  // the same address, another directory
+  twin.dir += "-twin";
+  node = RaftNode::Open(twin, std::make_unique<SyncMachine>());
+  EXPECT_TRUE(absl::IsUnavailable(node.status())) << node.status();
+}
+
+TEST(RaftNode, SixtyFourKiBEntriesCommitLatency) {
+  Cluster cluster("latency");
+  cluster.keep_payload_bytes = 16;
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  constexpr int kEntries = 200;
+  std::string payload(64 << 10, 'x');
+  std::vector<double> micros;
+  for (int k = 0; k < kEntries; k++) {
+    payload[0] = static_cast<char>('a' + k % 26);
+    Outcome outcome;
+    Clock::time_point t0 = Clock::now();
+    ASSERT_TRUE(
+        cluster.node(*leader).Propose(payload, [&](absl::Status s) { outcome.Set(s); }).ok());
+    std::optional<absl::Status> s = outcome.Wait(std::chrono::seconds(20));
+    ASSERT_TRUE(s.has_value() && s->ok()) << (s ? s->ToString() : "no outcome");
+    micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  std::sort(micros.begin(), micros.end());
+  double p50 = micros[kEntries / 2], p90 = micros[kEntries * 9 / 10];
+  std::printf(
+      "64 KiB entries, one at a time, 3 nodes on 127.0.0.1: commit p50 %.0f us, p90 %.0f "
+      "us, max %.0f us\n",
+      p50, p90, micros.back());
+  testing::Test::RecordProperty("p50_us", static_cast<int>(p50));
+  // The timing target (p50 < 5 ms) belongs to a benchmark: this only checks that every entry
+  // committed and was released everywhere.
+  for (int i = 0; i < 3; i++) {
+    ASSERT_TRUE(cluster.machine(i).WaitForSize(kEntries, std::chrono::seconds(20)));
+  }
+
+  // 2 KiB entries, 4 in flight: the case where Nagle + delayed ACK stalled stock raft_uv (memo
+  // section 4: p50 19.8 ms without TCP_NODELAY, 1.2 ms with it). Printed, not checked.
+  Clock::time_point t0 = Clock::now();
+  std::vector<std::string> proposed;
+  absl::Status error;
+  ASSERT_EQ(ProposeAll(cluster.node(*leader), std::string(2040, 'y'), 400, 4, &proposed, &error),
+            400)
+      << error;
+  double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("2 KiB entries, 4 in flight, proposed by the test thread: %.0f commits/s\n",
+              400 / seconds);
+
+  // The same, each callback proposing the next on the loop thread (no thread wake-up per entry).
+  // Shared with its callbacks, which may still be returning when the test thread wakes.
+  struct Chain : std::enable_shared_from_this<Chain> {
+    RaftNode* node = nullptr;
+    std::string payload = std::string(2048, 'z');
+    std::mutex mu;
+    std::condition_variable cv;
+    int to_propose = 400, done = 0, failed = 0;
+    void Next() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (to_propose == 0) return;
+        to_propose--;
+      }
+      absl::Status s = node->Propose(payload, [self = shared_from_this()](absl::Status st) {
+        self->Next();
+        std::lock_guard<std::mutex> lock(self->mu);
+        self->done++;
+        if (!st.ok()) self->failed++;
+        self->cv.notify_all();
+      });
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        done++;
+        failed++;
+        cv.notify_all();
+      }
+    }
+  };
+  auto chain = std::make_shared<Chain>();
+  chain->node = &cluster.node(*leader);
+  t0 = Clock::now();
+  for (int k = 0; k < 4; k++) chain->Next();
+  {
+    std::unique_lock<std::mutex> lock(chain->mu);
+    ASSERT_TRUE(
+        chain->cv.wait_for(lock, std::chrono::seconds(60), [&] { return chain->done == 400; }));
+    EXPECT_EQ(chain->failed, 0);
+  }
+  seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("2 KiB entries, 4 in flight, proposed from the callbacks: %.0f commits/s\n",
+              400 / seconds);
+}
+
+}  // namespace
+}  // namespace shardtx::replication
