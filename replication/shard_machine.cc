@@ -69,8 +69,8 @@ absl::StatusOr<ShardDigest> DigestOf(engine::Shard& shard) {
   bool inclusive = true;
   absl::Status status;
   while (true) {
-    status = engine::Shard::ScanVisible(view.get(), from, inclusive, /*reverse=*/false, 256,
-                                        &batch);
+    status =
+        engine::Shard::ScanVisible(view.get(), from, inclusive, /*reverse=*/false, 256, &batch);
     if (!status.ok()) break;
     for (const auto& [key, value] : batch.entries) {
       char sizes[4];
@@ -217,14 +217,14 @@ absl::Status ShardMachine::Restore(std::string_view snapshot) {
   uint32_t magic = 0, shard_id = 0, producer = 0;
   engine::RaftPosition at;
   if (in.size() != kSnapshotSize || !GetFixed32(&in, &magic) || magic != kSnapshotMagic ||
-      !GetFixed32(&in, &shard_id) || !GetFixed32(&in, &producer) ||
-      !GetFixed64(&in, &at.index) || !GetFixed64(&in, &at.term)) {
+      !GetFixed32(&in, &shard_id) || !GetFixed32(&in, &producer) || !GetFixed64(&in, &at.index) ||
+      !GetFixed64(&in, &at.term)) {
     return absl::InvalidArgumentError(
         absl::StrCat("shard ", options_.shard_id, ": not a shard snapshot"));
   }
   if (shard_id != options_.shard_id) {
-    return absl::InvalidArgumentError(absl::StrCat("shard ", options_.shard_id,
-                                                   ": snapshot of shard ", shard_id));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard ", options_.shard_id, ": snapshot of shard ", shard_id));
   }
   if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
   if (applied().index >= at.index) {
@@ -233,8 +233,8 @@ absl::Status ShardMachine::Restore(std::string_view snapshot) {
   }
   ShardMachine* source = options_.sources == nullptr ? nullptr : options_.sources->Find(producer);
   if (source == nullptr || source == this) {
-    return absl::NotFoundError(absl::StrCat("shard ", options_.shard_id,
-                                            ": no copy of snapshot producer ", producer));
+    return absl::NotFoundError(
+        absl::StrCat("shard ", options_.shard_id, ": no copy of snapshot producer ", producer));
   }
   // The copy holds at least what the producer has applied now.
   if (const engine::RaftPosition has = source->applied(); has.index < at.index) {

@@ -8,7 +8,7 @@
 //  - one leader per term; every tag matched its index.
 // SHARDTX_SEED=N replays seed N alone; SHARDTX_REPLICATION_SEEDS=K runs K seeds (default 1,000;
 // a sanitizer build a tenth). Test-only switches: SHARDTX_REPLICATION_NO_GUARD=1 runs without the
-// Figure-8 guard (expect failures), SHARDTX_REPLICATION_IO_FAULTS=1 adds I/O faults (see DriveSeed).
+// Figure-8 guard (expect failures), SHARDTX_REPLICATION_IO_FAULTS=1 adds I/O faults (DriveSeed).
 #include <chrono>
 #include <cstdlib>
 #include <string>

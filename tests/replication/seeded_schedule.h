@@ -199,7 +199,9 @@ inline std::string DriveSeed(uint64_t seed, bool guard, bool io_faults,
                                .ok();
         },
         60'000);
-    if (!proposed) return "wedged: no ready leader within 60 s of healing" + DumpGroup(*group, machines);
+    if (!proposed) {
+      return "wedged: no ready leader within 60 s of healing" + DumpGroup(*group, machines);
+    }
     if (!group->StepUntil([&] { return called; }, 60'000)) {
       return absl::StrCat("no outcome for '", label, "' in 60 s") + DumpGroup(*group, machines);
     }

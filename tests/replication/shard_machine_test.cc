@@ -126,8 +126,9 @@ ShardDigest UnreplicatedDigest(const std::string& dir, const std::vector<Commit>
     std::vector<Write> writes = commits[i].writes;
     {
       MutexLock l((*shard)->commit_mu());
-      auto lsn = (*shard)->AppendLocked(
-          engine::kCommit, engine::EncodeCommit(commits[i].ts, 7, writes), engine::Durability::kAsync);
+      auto lsn =
+          (*shard)->AppendLocked(engine::kCommit, engine::EncodeCommit(commits[i].ts, 7, writes),
+                                 engine::Durability::kAsync);
       EXPECT_TRUE(lsn.ok()) << lsn.status();
       (*shard)->InstallLocked(&writes, commits[i].ts);
     }
@@ -172,7 +173,7 @@ TEST(ShardMachine, AfterACrashEntriesAtOrBelowTheAppliedIndexAreSkippedAndTheRes
   FaultInjectionEnv env;
   auto m = ShardMachine::Open(MachineOptions(FreshDir(), &env, 0, /*checkpoint_every=*/5));
   ASSERT_TRUE(m.ok()) << m.status();
-  ApplyRange(**m, entries, 1, 6);  // a checkpoint after 5: LMDB holds raft index 5
+  ApplyRange(**m, entries, 1, 6);    // a checkpoint after 5: LMDB holds raft index 5
   auto snapshot = (*m)->Snapshot();  // syncs the WAL: 6 is durable
   ASSERT_TRUE(snapshot.ok()) << snapshot.status();
   ApplyRange(**m, entries, 7, 9);  // written without a sync
@@ -182,7 +183,7 @@ TEST(ShardMachine, AfterACrashEntriesAtOrBelowTheAppliedIndexAreSkippedAndTheRes
   env.Reset();
   ASSERT_TRUE((*m)->ReopenShard().ok());
   EXPECT_EQ((*m)->applied().index, 6u);  // from LMDB (5) and the WAL's redo (6)
-  EXPECT_EQ(LastLsn(**m), 6u);          // one WAL record per entry
+  EXPECT_EQ(LastLsn(**m), 6u);           // one WAL record per entry
 
   // libraft re-applies everything above its snapshot (here: from the start).
   const uint64_t applied_before = (*m)->entries_applied();
@@ -218,13 +219,16 @@ TEST(ShardMachine, ACleanReopenSkipsWhatItApplied) {
 TEST(ShardMachine, AMalformedEntryAppliesNothing) {
   auto m = ShardMachine::Open(MachineOptions(FreshDir(), Env::Default()));
   ASSERT_TRUE(m.ok()) << m.status();
-  for (const std::string& bad :
-       {std::string(), std::string("\x01\x05" "abc", 5),
-        [] {  // a kRaftEntry may not nest
-          std::string e;
-          engine::AppendEntryRecord(&e, engine::kRaftEntry, "0123456789abcdef");
-          return e;
-        }()}) {
+  for (const std::string& bad : {std::string(),
+                                 std::string("\x01\x05"
+                                             "abc",
+                                             5),
+                                 [] {  // a kRaftEntry may not nest
+                                   std::string e;
+                                   engine::AppendEntryRecord(&e, engine::kRaftEntry,
+                                                             "0123456789abcdef");
+                                   return e;
+                                 }()}) {
     (*m)->Release(ReleasedEntry{1, 1, bad});
   }
   EXPECT_EQ((*m)->failures(), 3u);
@@ -269,6 +273,55 @@ TEST(ShardMachine, RestoreCopiesTheProducersShardAndContinuesAboveIt) {
   db = (*b)->Digest();
   ASSERT_TRUE(db.ok());
   EXPECT_EQ(*da, *db);
+}
+
+TEST(RaftEntryRecord, RoundTripsAndRefusesEveryTruncation) {
+  std::string entry;
+  engine::AppendEntryRecord(&entry, engine::kCommit,
+                            engine::EncodeCommit(5, 9, {{WriteOp::kPut, "k", "v"}}));
+  engine::AppendEntryRecord(&entry, engine::kDecision, std::string("\0x", 2));
+  const std::string record = engine::EncodeRaftEntry({42, 3}, entry);
+  engine::RaftPosition at;
+  absl::string_view got;
+  ASSERT_TRUE(engine::DecodeRaftEntry(record, &at, &got));
+  EXPECT_EQ(at.index, 42u);
+  EXPECT_EQ(at.term, 3u);
+  EXPECT_EQ(got, entry);
+  std::vector<engine::EntryRecord> records;
+  ASSERT_TRUE(engine::DecodeEntryRecords(got, &records));
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].type, engine::kCommit);
+  EXPECT_EQ(records[1].type, engine::kDecision);
+  EXPECT_EQ(records[1].payload, absl::string_view("\0x", 2));
+  // Every cut inside a record fails; a cut between records is a shorter, valid list.
+  const size_t first_end = entry.size() - 4;  // the second record: type, length 2, 2 bytes
+  for (size_t n = 0; n < entry.size(); ++n) {
+    const bool valid = n == first_end;
+    EXPECT_EQ(engine::DecodeEntryRecords(absl::string_view(entry).substr(0, n), &records), valid)
+        << n;
+  }
+  for (size_t n = 0; n < 16; ++n) {
+    EXPECT_FALSE(engine::DecodeRaftEntry(absl::string_view(record).substr(0, n), &at, &got)) << n;
+  }
+}
+
+TEST(RaftEntryRecord, AMalformedOneInTheWalFailsOpenWithDataLoss) {
+  const std::string dir = FreshDir();
+  {
+    CommitOnlyHooks hooks;
+    auto shard = engine::Shard::Open(0, SmallShard(dir, Env::Default()), &hooks);
+    ASSERT_TRUE(shard.ok()) << shard.status();
+    MutexLock l((*shard)->commit_mu());
+    // A position, then a record whose length runs past the end.
+    const std::string bad = engine::EncodeRaftEntry({1, 1}, std::string("\x01\x09", 2) + "ab");
+    ASSERT_TRUE((*shard)->AppendLocked(engine::kRaftEntry, bad, engine::Durability::kAsync).ok());
+  }
+  CommitOnlyHooks hooks;
+  auto shard = engine::Shard::Open(0, SmallShard(dir, Env::Default()), &hooks);
+  ASSERT_TRUE(absl::IsDataLoss(shard.status())) << shard.status();
+  EXPECT_NE(shard.status().message().find("malformed raft entry record at LSN 1"),
+            std::string::npos)
+      << shard.status();
 }
 
 }  // namespace

@@ -105,8 +105,8 @@ std::string CheckWalIndexes(ShardMachine& machine, const std::string& dir) {
 }
 
 // Runs one seed in `root`; returns "" or what failed.
-std::string RunSeed(uint64_t seed, const std::string& root, SeedTotals* totals,
-                    uint64_t* restores, uint64_t* skipped) {
+std::string RunSeed(uint64_t seed, const std::string& root, SeedTotals* totals, uint64_t* restores,
+                    uint64_t* skipped) {
   Rng rng(seed * 104729 + 3);
   const uint64_t checkpoint_every = rng.In(0, 12);
   SnapshotSources sources;
@@ -138,12 +138,12 @@ std::string RunSeed(uint64_t seed, const std::string& root, SeedTotals* totals,
     ShardMachine& s = *m[server];
     return absl::StrCat("shard applied ", s.applied().index, "/", s.applied().term, " (",
                         s.entries_applied(), " applied, ", s.entries_skipped(), " skipped, ",
-                        s.restores(), " restores, ", s.failures(), " failures: ",
-                        s.first_error().ToString(), ")");
+                        s.restores(), " restores, ", s.failures(),
+                        " failures: ", s.first_error().ToString(), ")");
   };
   SeededRun run;
-  if (std::string failure = DriveSeed(seed, /*guard=*/true, /*io_faults=*/false, machines, &run,
-                                      totals);
+  if (std::string failure =
+          DriveSeed(seed, /*guard=*/true, /*io_faults=*/false, machines, &run, totals);
       !failure.empty()) {
     return failure;
   }
