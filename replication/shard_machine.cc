@@ -128,18 +128,23 @@ absl::Status ShardMachine::ReopenShard() {
   o.checkpoint_wal_bytes = 0;
   o.checkpoint_overlay_bytes = 0;
   ASSIGN_OR_RETURN(shard_, engine::Shard::Open(options_.shard_id, o, hooks_.get()));
+  stop_ = absl::OkStatus();
   return absl::OkStatus();
 }
 
-void ShardMachine::Release(const ReleasedEntry& entry) {
-  absl::Status s = Apply(entry);
+void ShardMachine::Release(const ReleasedEntry& entry) { Apply(entry).IgnoreError(); }
+
+absl::Status ShardMachine::Apply(const ReleasedEntry& entry) {
+  absl::Status s = stop_.ok() ? ApplyOnce(entry) : stop_;
   if (!s.ok()) {
     ++failures_;
     if (first_error_.ok()) first_error_ = s;
+    if (stop_.ok()) stop_ = s;
   }
+  return s;
 }
 
-absl::Status ShardMachine::Apply(const ReleasedEntry& entry) {
+absl::Status ShardMachine::ApplyOnce(const ReleasedEntry& entry) {
   if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
   const absl::string_view payload = ToAbsl(entry.payload);
   {
@@ -153,14 +158,24 @@ absl::Status ShardMachine::Apply(const ReleasedEntry& entry) {
       return absl::InvalidArgumentError(absl::StrCat(
           "shard ", options_.shard_id, ": malformed entry payload at raft index ", entry.index));
     }
+    // Until the transaction layer's hooks redo its records on replicas (plan steps 5-6), only
+    // the engine's own kCommit: refused before anything reaches the WAL.
+    for (const engine::EntryRecord& r : records) {
+      if (r.type != engine::kCommit) {
+        return absl::UnimplementedError(absl::StrCat(
+            "shard ", options_.shard_id, ": record type ", r.type, " at raft index ", entry.index,
+            " needs the transaction layer, which ", "replicas do not redo yet"));
+      }
+    }
     // One WAL record for the whole entry, so that a crash keeps all of it or none; no fsync
     // (libraft's log holds the entry durably; Snapshot syncs).
     const std::string record =
         engine::EncodeRaftEntry(engine::RaftPosition{entry.index, entry.term}, payload);
     ASSIGN_OR_RETURN(engine::Lsn lsn,
                      shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone));
-    // Crash recovery's step. Its failure leaves the record in the WAL: the shard is then as
-    // after a failed redo at Open (reopening reports the same error).
+    // Crash recovery's step. Its failure (a malformed commit record inside a well-formed entry:
+    // every replica fails it alike) leaves the record in the WAL, and reopening reports the
+    // same error: the entry stops this replica for good, as it would stop recovery.
     RETURN_IF_ERROR(shard_->RedoLocked(lsn, engine::kRaftEntry, record, /*applied=*/false));
   }
   ++entries_applied_;

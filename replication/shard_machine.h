@@ -64,10 +64,11 @@ class ShardMachine final : public StateMachine {
   // Applies the entry unless its index is at or below applied().index (then skipped: an entry
   // is never applied twice, across reopens too). entry.payload is a list of engine records
   // (engine::AppendEntryRecord). A failure (a malformed payload, a record type the shard's
-  // hooks cannot redo yet, an I/O error) applies nothing further of the entry and is counted and
-  // kept (first_error()); the next entries are still tried.
+  // hooks cannot redo yet, an I/O error) stops the machine: that entry and every later one are
+  // not applied (each counted in failures(); the first error kept) until ReopenShard, since
+  // applying an entry above one that is missing would diverge from the other replicas.
   void Release(const ReleasedEntry& entry) override;
-  // Release, with its status.
+  // Release, with its status (the stopping error, once stopped).
   absl::Status Apply(const ReleasedEntry& entry);
 
   // Syncs the shard's WAL (everything applied so far becomes durable) and returns the snapshot's
@@ -95,8 +96,9 @@ class ShardMachine final : public StateMachine {
   absl::Status CopyTo(const std::string& dir);
 
   // Closes the shard and opens it again from its directory: crash recovery (LMDB, then redo of
-  // the WAL above its applied LSN). With a FaultInjectionEnv, crash the env between the two
-  // (CloseShard, SimulateCrash, Reset, ReopenShard). REQUIRES for ReopenShard: closed.
+  // the WAL above its applied LSN). A successful reopen clears a stop (see Release). With a
+  // FaultInjectionEnv, crash the env between the two (CloseShard, SimulateCrash, Reset,
+  // ReopenShard). REQUIRES for ReopenShard: closed.
   absl::Status CloseShard();
   absl::Status ReopenShard();
 
@@ -115,10 +117,12 @@ class ShardMachine final : public StateMachine {
   uint64_t restores_kept() const { return restores_kept_; }  // own state already covered it
   uint64_t failures() const { return failures_; }
   const absl::Status& first_error() const { return first_error_; }
+  bool stopped() const { return !stop_.ok(); }
 
  private:
   class Hooks;
   explicit ShardMachine(const ShardMachineOptions& options);
+  absl::Status ApplyOnce(const ReleasedEntry& entry);
 
   const ShardMachineOptions options_;
   std::unique_ptr<Hooks> hooks_;
@@ -126,6 +130,7 @@ class ShardMachine final : public StateMachine {
   uint64_t entries_applied_ = 0, entries_skipped_ = 0;
   uint64_t restores_ = 0, restores_kept_ = 0, failures_ = 0;
   absl::Status first_error_;
+  absl::Status stop_;  // why Apply refuses entries until ReopenShard; OK when it does not
 };
 
 // SIMULATION ONLY (see ShardMachine::Restore): the live machines of one process by server id, so

@@ -216,29 +216,46 @@ TEST(ShardMachine, ACleanReopenSkipsWhatItApplied) {
   EXPECT_EQ(LastLsn(**m), 5u);
 }
 
-TEST(ShardMachine, AMalformedEntryAppliesNothing) {
+TEST(ShardMachine, AnEntryItCannotApplyStopsItUntilReopened) {
+  const std::vector<std::string> entries = EntriesOf(Workload());
   auto m = ShardMachine::Open(MachineOptions(FreshDir(), Env::Default()));
   ASSERT_TRUE(m.ok()) << m.status();
-  for (const std::string& bad : {std::string(),
-                                 std::string("\x01\x05"
-                                             "abc",
-                                             5),
-                                 [] {  // a kRaftEntry may not nest
-                                   std::string e;
-                                   engine::AppendEntryRecord(&e, engine::kRaftEntry,
-                                                             "0123456789abcdef");
-                                   return e;
-                                 }()}) {
-    (*m)->Release(ReleasedEntry{1, 1, bad});
-  }
-  EXPECT_EQ((*m)->failures(), 3u);
-  EXPECT_TRUE(absl::IsInvalidArgument((*m)->first_error())) << (*m)->first_error();
-  EXPECT_EQ((*m)->applied().index, 0u);
-  EXPECT_EQ(LastLsn(**m), 0u);
-  // A record the shard's hooks cannot redo yet (a prepare) fails the entry.
-  std::string prepare;
+  ApplyRange(**m, entries, 1, 2);
+  std::string prepare;  // a record the shard's hooks cannot redo yet
   engine::AppendEntryRecord(&prepare, engine::kPrepare, "opaque");
-  EXPECT_TRUE(absl::IsUnimplemented((*m)->Apply(ReleasedEntry{1, 1, prepare})));
+  const std::string bad[] = {std::string(),
+                             std::string("\x01\x05"
+                                         "abc",
+                                         5),  // length past the end
+                             [] {             // a kRaftEntry may not nest
+                               std::string e;
+                               engine::AppendEntryRecord(&e, engine::kRaftEntry,
+                                                         "0123456789abcdef");
+                               return e;
+                             }(),
+                             prepare};
+  for (size_t i = 0; i < std::size(bad); ++i) {
+    SCOPED_TRACE(i);
+    (*m)->Release(ReleasedEntry{1, 3, bad[i]});
+    EXPECT_EQ((*m)->failures(), 1u);
+    EXPECT_TRUE((*m)->stopped());
+    const absl::Status first = (*m)->first_error();
+    EXPECT_TRUE(i < 3 ? absl::IsInvalidArgument(first) : absl::IsUnimplemented(first)) << first;
+    // Nothing after it is applied, not even a good entry.
+    EXPECT_EQ((*m)->Apply(EntryAt(entries, 4)), first);
+    EXPECT_EQ((*m)->failures(), 2u);
+    EXPECT_EQ((*m)->applied().index, 2u);
+    EXPECT_EQ(LastLsn(**m), 2u);  // nothing of it reached the WAL
+    // Reopened, it is where it was, and goes on.
+    ASSERT_TRUE((*m)->CloseShard().ok());
+    ASSERT_TRUE((*m)->ReopenShard().ok());
+    EXPECT_FALSE((*m)->stopped());
+    EXPECT_EQ((*m)->applied().index, 2u);
+    *m = nullptr;
+    m = ShardMachine::Open(MachineOptions(FreshDir(std::to_string(i)), Env::Default()));
+    ASSERT_TRUE(m.ok()) << m.status();
+    ApplyRange(**m, entries, 1, 2);
+  }
 }
 
 TEST(ShardMachine, RestoreCopiesTheProducersShardAndContinuesAboveIt) {
