@@ -58,15 +58,17 @@ class ShardMachine final : public StateMachine {
   static absl::StatusOr<std::unique_ptr<ShardMachine>> Open(const ShardMachineOptions& options);
   ShardMachine(const ShardMachine&) = delete;
   ShardMachine& operator=(const ShardMachine&) = delete;
-  // Closes the shard without a checkpoint (what is not synced is the OS's to write).
+  // Closes the shard without a checkpoint (closing its WAL syncs it).
   ~ShardMachine() override;
 
   // Applies the entry unless its index is at or below applied().index (then skipped: an entry
   // is never applied twice, across reopens too). entry.payload is a list of engine records
-  // (engine::AppendEntryRecord). A failure (a malformed payload, a record type the shard's
-  // hooks cannot redo yet, an I/O error) stops the machine: that entry and every later one are
-  // not applied (each counted in failures(); the first error kept) until ReopenShard, since
-  // applying an entry above one that is missing would diverge from the other replicas.
+  // (engine::AppendEntryRecord). A failure stops the machine: that entry and every later one
+  // are not applied (each counted in failures(); the first error kept) until ReopenShard, since
+  // applying an entry above a missing one would diverge from the other replicas. Failures: a
+  // malformed payload (kInvalidArgument) or a record type other than kCommit (kUnimplemented:
+  // replicas do not redo the transaction layer's records yet), both before anything reaches
+  // the WAL; the WAL's and redo's errors.
   void Release(const ReleasedEntry& entry) override;
   // Release, with its status (the stopping error, once stopped).
   absl::Status Apply(const ReleasedEntry& entry);
