@@ -176,7 +176,7 @@ TEST(ShardMachine, AfterACrashEntriesAtOrBelowTheAppliedIndexAreSkippedAndTheRes
   ApplyRange(**m, entries, 1, 6);    // a checkpoint after 5: LMDB holds raft index 5
   auto snapshot = (*m)->Snapshot();  // syncs the WAL: 6 is durable
   ASSERT_TRUE(snapshot.ok()) << snapshot.status();
-  ApplyRange(**m, entries, 7, 9);  // written without a sync
+  ApplyRange(**m, entries, 7, 9);         // written without a sync
   ASSERT_TRUE(env.SimulateCrash().ok());  // the unsynced records of 7..9 are lost
   (*m)->CloseShard().IgnoreError();
   env.Reset();
