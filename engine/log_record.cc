@@ -52,4 +52,37 @@ bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
          in.empty();
 }
 
+void AppendEntryRecord(std::string* entry, uint8_t type, absl::string_view payload) {
+  entry->push_back(static_cast<char>(type));
+  PutLengthPrefixed(entry, payload);
+}
+
+bool DecodeEntryRecords(absl::string_view entry, std::vector<EntryRecord>* records) {
+  records->clear();
+  if (entry.empty()) return false;
+  while (!entry.empty()) {
+    const uint8_t type = static_cast<uint8_t>(entry[0]);
+    entry.remove_prefix(1);
+    absl::string_view payload;
+    if (type == kRaftEntry || !GetLengthPrefixed(&entry, &payload)) return false;
+    records->push_back({type, payload});
+  }
+  return true;
+}
+
+std::string EncodeRaftEntry(const RaftPosition& position, absl::string_view entry) {
+  std::string out;
+  out.reserve(16 + entry.size());
+  PutFixed64(&out, position.index);
+  PutFixed64(&out, position.term);
+  out.append(entry.data(), entry.size());
+  return out;
+}
+
+bool DecodeRaftEntry(absl::string_view in, RaftPosition* position, absl::string_view* entry) {
+  if (!GetFixed64(&in, &position->index) || !GetFixed64(&in, &position->term)) return false;
+  *entry = in;
+  return true;
+}
+
 }  // namespace shardtx::engine

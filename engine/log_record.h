@@ -1,8 +1,12 @@
-// The engine's own log record, kCommit: a single-shard commit, redone by the engine itself.
-// Payload, integers little-endian, strings varint-length-prefixed:
+// The engine's own log records, redone by the engine itself: kCommit, a single-shard commit, and
+// kRaftEntry, a Raft entry a replica applied. Payload, integers little-endian, strings
+// varint-length-prefixed:
 //
 //   kCommit          u64 commit_ts, u64 txn_id, varint n, n x (u8 op, key, value)
 //                    op: 1 put, 2 delete
+//   kRaftEntry       u64 raft index, u64 raft term, then the entry's payload verbatim:
+//                    m >= 1 x (u8 record type, lp record payload), to the end
+//                    (record type: any but kRaftEntry)
 //
 // Every committed version carries its commit timestamp in the record, never implied by LSN.
 // The record types are in engine/types.h; the transaction layer's records (kPrepare and the
@@ -31,5 +35,19 @@ bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
                   std::vector<Write>* writes);
 // Only the fixed header of a commit record (no write set is decoded).
 bool DecodeCommitHeader(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id);
+
+// A Raft entry's payload (what the group replicates) is a list of engine records: appends one.
+void AppendEntryRecord(std::string* entry, uint8_t type, absl::string_view payload);
+struct EntryRecord {
+  uint8_t type = 0;
+  absl::string_view payload;  // points into the decoded input
+};
+// Decodes an entry payload; false unless it is one or more well-formed records of types other
+// than kRaftEntry, and nothing else.
+bool DecodeEntryRecords(absl::string_view entry, std::vector<EntryRecord>* records);
+// The kRaftEntry record of the entry at `position` with payload `entry`.
+std::string EncodeRaftEntry(const RaftPosition& position, absl::string_view entry);
+// Splits a kRaftEntry record (the entry payload is not decoded: DecodeEntryRecords).
+bool DecodeRaftEntry(absl::string_view in, RaftPosition* position, absl::string_view* entry);
 
 }  // namespace shardtx::engine

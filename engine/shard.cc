@@ -31,6 +31,11 @@ wal::Durability ToWal(Durability d) {
   return wal::Durability::kSync;
 }
 
+// The store's table of a replica's applied Raft position (Shard::raft_applied_locked), one row,
+// written by checkpoints only once a kRaftEntry was redone. Its value: u64 index, u64 term.
+constexpr char kRaftTable[] = "engine.raft";
+constexpr char kRaftAppliedKey[] = "applied";
+
 }  // namespace
 
 Shard::View::View() = default;
@@ -88,10 +93,21 @@ absl::StatusOr<Lsn> Shard::OpenStore() {
     RETURN_IF_ERROR(hooks_->LoadTable(id_, table, rows));
   }
 
+  RaftPosition raft_applied;
+  ASSIGN_OR_RETURN(auto raft_rows, store_->ReadTable(kRaftTable));
+  for (const auto& [key, value] : raft_rows) {
+    absl::string_view rest;
+    if (key != kRaftAppliedKey || !DecodeRaftEntry(value, &raft_applied, &rest) || !rest.empty()) {
+      return absl::DataLossError(absl::StrCat("shard ", id_, ": malformed row '", key,
+                                              "' in the store's table ", kRaftTable));
+    }
+  }
+
   {
     auto active = std::make_shared<Overlay>();
     MutexLock l(&commit_mu_);
     active_ = active;
+    raft_applied_ = raft_applied;
     recovered_max_ts_ = meta.max_ts;
     MutexLock v(&view_mu_);
     overlays_ = {active};
@@ -201,6 +217,22 @@ absl::Status Shard::Recover() {
 }
 
 absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload, bool applied) {
+  if (type == kRaftEntry) {
+    // The engine's own: never the hooks' whole. Applied or not (the store's row may be older
+    // than an entry the WAL still holds below its applied LSN), the highest position wins.
+    RaftPosition position;
+    absl::string_view entry;
+    std::vector<EntryRecord> records;
+    if (!DecodeRaftEntry(payload, &position, &entry) || !DecodeEntryRecords(entry, &records)) {
+      return absl::DataLossError(
+          absl::StrCat("shard ", id_, ": malformed raft entry record at LSN ", lsn));
+    }
+    for (const EntryRecord& r : records) {
+      RETURN_IF_ERROR(RedoLocked(lsn, r.type, r.payload, applied));
+    }
+    if (position.index > raft_applied_.index) raft_applied_ = position;
+    return absl::OkStatus();
+  }
   if (applied) {
     // In LMDB already; a transaction record may still matter to the layer above.
     if (type == kCommit) return absl::OkStatus();
@@ -439,6 +471,9 @@ absl::Status Shard::Checkpoint() {
     MutexLock l(&commit_mu_);
     c = last_lsn_;
     table_writes = hooks_->CheckpointTables(id_);
+    if (raft_applied_.index != 0) {  // an unreplicated shard's store stays as it was
+      table_writes.push_back({kRaftTable, kRaftAppliedKey, EncodeRaftEntry(raft_applied_, "")});
+    }
     active_ = std::make_shared<Overlay>();
     MutexLock v(&view_mu_);
     overlays_.insert(overlays_.begin(), active_);

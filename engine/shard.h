@@ -238,13 +238,21 @@ class Shard {
   // Makes every record appended so far durable.
   absl::Status SyncWal();
 
-  // Redo of one logged record: a kCommit's writes go into the active overlay; any other type
-  // goes to ShardHooks::Redo, and the writes it returns, if any, go in too. `applied`: the
-  // record is at or below the checkpoint's applied LSN (its writes are in LMDB; only the
-  // hooks hear of it, and not of a kCommit). The one step of crash recovery, and of a replica
-  // applying its leader's log. Errors: kDataLoss for a malformed record, the hooks' own.
+  // Redo of one logged record: a kCommit's writes go into the active overlay; a kRaftEntry's
+  // records are redone each in turn (at the same LSN) and its position raises
+  // raft_applied_locked() (applied or not); any other type goes to ShardHooks::Redo, and the
+  // writes it returns, if any, go in too. `applied`: the record is at or below the checkpoint's
+  // applied LSN (its writes are in LMDB; only the hooks hear of it, and not of a kCommit). The
+  // one step of crash recovery, and of a replica applying its leader's log
+  // (replication/shard_machine.h). Errors: kDataLoss for a malformed record, the hooks' own.
   absl::Status RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload, bool applied)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // The highest Raft position of a kRaftEntry redone so far ({0, 0} if none): the last entry a
+  // replica applied. Checkpoints keep it in the store (table "engine.raft"), so it survives
+  // the truncation of the WAL that held its record.
+  RaftPosition raft_applied_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+    return raft_applied_;
+  }
 
   // Runs a checkpoint now (waits for one in progress first).
   absl::Status Checkpoint();
@@ -295,6 +303,7 @@ class Shard {
   Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(view_mu_);
   Lsn last_lsn_ ABSL_GUARDED_BY(commit_mu_) = 0;
   std::vector<Write> redo_writes_ ABSL_GUARDED_BY(commit_mu_);  // reused by RedoLocked
+  RaftPosition raft_applied_ ABSL_GUARDED_BY(commit_mu_);       // see raft_applied_locked()
 
   Mutex view_mu_;
   // Newest first: the active overlay, then the frozen ones a checkpoint is writing (more than

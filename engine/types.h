@@ -28,6 +28,18 @@ enum RecordType : uint8_t {
   kAbortPrepared = 4,
   kDecision = 5,
   kEnd = 6,
+  // Written only by a replica (replication/shard_machine.h): one applied Raft entry, its
+  // position (index, term) and the records it carried, in one WAL record so that a crash keeps
+  // all of them or none. Redone by the engine (each record inside as if logged alone), never
+  // handed to ShardHooks::Redo whole; an unreplicated shard never writes one.
+  kRaftEntry = 7,
+};
+
+// A position in a shard's Raft log: the entry's index and the term that proposed it. {0, 0}:
+// none (a shard that never applied a replicated entry).
+struct RaftPosition {
+  uint64_t index = 0;
+  uint64_t term = 0;
 };
 
 enum class WriteOp : uint8_t { kPut = 1, kDelete = 2 };

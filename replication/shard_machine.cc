@@ -1,0 +1,299 @@
+#include "replication/shard_machine.h"
+
+#include <xxhash.h>
+
+#include <filesystem>
+#include <limits>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/log_record.h"
+#include "util/coding.h"
+#include "util/mutex.h"
+#include "util/status_macros.h"
+
+namespace shardtx::replication {
+
+namespace {
+
+constexpr uint32_t kSnapshotMagic = 0x53484d31;  // "SHM1"
+constexpr size_t kSnapshotSize = 4 + 4 + 4 + 8 + 8;
+
+absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+absl::Status RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("remove ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+std::string ParentOf(const std::string& path) {
+  std::string parent = std::filesystem::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+}  // namespace
+
+// The shard's hooks: no transaction layer yet, so no tables, and only the engine's own records.
+class ShardMachine::Hooks final : public engine::ShardHooks {
+ public:
+  absl::Status WaitVisible(engine::Timestamp) override { return absl::OkStatus(); }
+  std::vector<std::string> CheckpointTableNames() override { return {}; }
+  absl::Status LoadTable(uint32_t, const std::string&,
+                         const std::vector<std::pair<std::string, std::string>>&) override {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<RedoInstall>> Redo(uint32_t shard, engine::Lsn lsn, bool,
+                                                  uint8_t type, absl::string_view) override {
+    if (type == engine::kCommit) return std::optional<RedoInstall>();
+    return absl::UnimplementedError(
+        absl::StrCat("shard ", shard, ": record type ", type, " at LSN ", lsn,
+                     " needs the transaction layer, which replicas do not redo yet"));
+  }
+  std::vector<engine::TableWrite> CheckpointTables(uint32_t) override { return {}; }
+  void CheckpointCommitted(uint32_t) override {}
+  engine::Lsn PinnedLsn(uint32_t) override { return 0; }
+};
+
+absl::StatusOr<ShardDigest> DigestOf(engine::Shard& shard) {
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard::View> view,
+                   shard.Pin(std::numeric_limits<engine::Timestamp>::max()));
+  XXH3_state_t* state = XXH3_createState();
+  if (state == nullptr) return absl::ResourceExhaustedError("XXH3_createState");
+  XXH3_64bits_reset(state);
+  ShardDigest digest;
+  engine::Shard::ScanBatch batch;
+  std::string from;
+  bool inclusive = true;
+  absl::Status status;
+  while (true) {
+    status =
+        engine::Shard::ScanVisible(view.get(), from, inclusive, /*reverse=*/false, 256, &batch);
+    if (!status.ok()) break;
+    for (const auto& [key, value] : batch.entries) {
+      char sizes[4];
+      EncodeFixed32(sizes, static_cast<uint32_t>(key.size()));
+      XXH3_64bits_update(state, sizes, sizeof sizes);
+      XXH3_64bits_update(state, key.data(), key.size());
+      EncodeFixed32(sizes, static_cast<uint32_t>(value.size()));
+      XXH3_64bits_update(state, sizes, sizeof sizes);
+      XXH3_64bits_update(state, value.data(), value.size());
+      ++digest.keys;
+    }
+    if (batch.done) break;
+    from = batch.resume;
+    inclusive = false;
+  }
+  digest.hash = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  if (!status.ok()) return status;
+  return digest;
+}
+
+ShardMachine::ShardMachine(const ShardMachineOptions& options)
+    : options_(options), hooks_(std::make_unique<Hooks>()) {}
+
+absl::StatusOr<std::unique_ptr<ShardMachine>> ShardMachine::Open(
+    const ShardMachineOptions& options) {
+  if (options.shard.durable_listener != nullptr || options.shard.shared_log ||
+      options.shard.env == nullptr || options.shard.dir.empty()) {
+    return absl::InvalidArgumentError(
+        "ShardMachine: needs a directory and an Env, and takes no durable listener or shared log");
+  }
+  std::unique_ptr<ShardMachine> m(new ShardMachine(options));
+  RETURN_IF_ERROR(m->ReopenShard());
+  if (options.sources != nullptr) options.sources->Add(options.server, m.get());
+  return m;
+}
+
+ShardMachine::~ShardMachine() {
+  if (options_.sources != nullptr) options_.sources->Remove(options_.server, this);
+  CloseShard().IgnoreError();
+}
+
+absl::Status ShardMachine::CloseShard() {
+  if (shard_ == nullptr) return absl::OkStatus();
+  absl::Status s = shard_->Close(/*checkpoint=*/false);
+  shard_.reset();
+  return s;
+}
+
+absl::Status ShardMachine::ReopenShard() {
+  if (shard_ != nullptr) return absl::FailedPreconditionError("ShardMachine: shard is open");
+  engine::ShardOptions o = options_.shard;
+  // The machine checkpoints itself (checkpoint_every); no background thread runs.
+  o.checkpoint_interval = absl::ZeroDuration();
+  o.checkpoint_wal_bytes = 0;
+  o.checkpoint_overlay_bytes = 0;
+  ASSIGN_OR_RETURN(shard_, engine::Shard::Open(options_.shard_id, o, hooks_.get()));
+  stop_ = absl::OkStatus();
+  return absl::OkStatus();
+}
+
+void ShardMachine::Release(const ReleasedEntry& entry) { Apply(entry).IgnoreError(); }
+
+absl::Status ShardMachine::Apply(const ReleasedEntry& entry) {
+  absl::Status s = stop_.ok() ? ApplyOnce(entry) : stop_;
+  if (!s.ok()) {
+    ++failures_;
+    if (first_error_.ok()) first_error_ = s;
+    if (stop_.ok()) stop_ = s;
+  }
+  return s;
+}
+
+absl::Status ShardMachine::ApplyOnce(const ReleasedEntry& entry) {
+  if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
+  const absl::string_view payload = ToAbsl(entry.payload);
+  {
+    MutexLock l(shard_->commit_mu());
+    if (entry.index <= shard_->raft_applied_locked().index) {
+      ++entries_skipped_;  // applied before (this run, or before a reopen)
+      return absl::OkStatus();
+    }
+    std::vector<engine::EntryRecord> records;
+    if (!engine::DecodeEntryRecords(payload, &records)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shard ", options_.shard_id, ": malformed entry payload at raft index ", entry.index));
+    }
+    // Until the transaction layer's hooks redo its records on replicas (plan steps 5-6), only
+    // the engine's own kCommit: refused before anything reaches the WAL.
+    for (const engine::EntryRecord& r : records) {
+      if (r.type != engine::kCommit) {
+        return absl::UnimplementedError(absl::StrCat(
+            "shard ", options_.shard_id, ": record type ", r.type, " at raft index ", entry.index,
+            " needs the transaction layer, which ", "replicas do not redo yet"));
+      }
+    }
+    // One WAL record for the whole entry, so that a crash keeps all of it or none; no fsync
+    // (libraft's log holds the entry durably; Snapshot syncs).
+    const std::string record =
+        engine::EncodeRaftEntry(engine::RaftPosition{entry.index, entry.term}, payload);
+    ASSIGN_OR_RETURN(engine::Lsn lsn,
+                     shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone));
+    // Crash recovery's step. Its failure (a malformed commit record inside a well-formed entry:
+    // every replica fails it alike) leaves the record in the WAL, and reopening reports the
+    // same error: the entry stops this replica for good, as it would stop recovery.
+    RETURN_IF_ERROR(shard_->RedoLocked(lsn, engine::kRaftEntry, record, /*applied=*/false));
+  }
+  ++entries_applied_;
+  if (options_.checkpoint_every != 0 && entries_applied_ % options_.checkpoint_every == 0) {
+    RETURN_IF_ERROR(shard_->Checkpoint());
+  }
+  return absl::OkStatus();
+}
+
+engine::RaftPosition ShardMachine::applied() {
+  MutexLock l(shard_->commit_mu());
+  return shard_->raft_applied_locked();
+}
+
+absl::StatusOr<std::string> ShardMachine::Snapshot() {
+  if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
+  RETURN_IF_ERROR(shard_->SyncWal());
+  const engine::RaftPosition at = applied();
+  std::string out;
+  PutFixed32(&out, kSnapshotMagic);
+  PutFixed32(&out, options_.shard_id);
+  PutFixed32(&out, options_.server);
+  PutFixed64(&out, at.index);
+  PutFixed64(&out, at.term);
+  return out;
+}
+
+absl::Status ShardMachine::CopyTo(const std::string& dir) {
+  if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
+  Env* env = options_.shard.env;
+  RETURN_IF_ERROR(env->CreateDir(dir));
+  // As Database::Backup does for one shard: the WAL from the store's applied LSN (nothing
+  // truncates it meanwhile: checkpoints run only inside Apply, on this thread), the store, then
+  // the cut, once durable.
+  const engine::Lsn from = shard_->applied_lsn() + 1;
+  ASSIGN_OR_RETURN(const engine::Lsn copied, shard_->CopyStoreTo(dir));
+  engine::Lsn cut;
+  {
+    MutexLock l(shard_->commit_mu());
+    cut = shard_->last_lsn_locked();
+  }
+  if (copied > cut || from > copied + 1) {
+    return absl::InternalError(absl::StrCat("copy of shard ", options_.shard_id, ": store at LSN ",
+                                            copied, " outside [", from - 1, ", ", cut, "]"));
+  }
+  RETURN_IF_ERROR(shard_->SyncWal());
+  RETURN_IF_ERROR(shard_->CopyWalTo(dir, from, cut));
+  RETURN_IF_ERROR(env->SyncDir(dir));
+  return env->SyncDir(ParentOf(dir));
+}
+
+absl::Status ShardMachine::Restore(std::string_view snapshot) {
+  absl::string_view in = ToAbsl(snapshot);
+  uint32_t magic = 0, shard_id = 0, producer = 0;
+  engine::RaftPosition at;
+  if (in.size() != kSnapshotSize || !GetFixed32(&in, &magic) || magic != kSnapshotMagic ||
+      !GetFixed32(&in, &shard_id) || !GetFixed32(&in, &producer) || !GetFixed64(&in, &at.index) ||
+      !GetFixed64(&in, &at.term)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard ", options_.shard_id, ": not a shard snapshot"));
+  }
+  if (shard_id != options_.shard_id) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard ", options_.shard_id, ": snapshot of shard ", shard_id));
+  }
+  if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
+  if (applied().index >= at.index) {
+    ++restores_kept_;  // this replica's own state already covers the snapshot
+    return absl::OkStatus();
+  }
+  ShardMachine* source = options_.sources == nullptr ? nullptr : options_.sources->Find(producer);
+  if (source == nullptr || source == this) {
+    return absl::NotFoundError(
+        absl::StrCat("shard ", options_.shard_id, ": no copy of snapshot producer ", producer));
+  }
+  // The copy holds at least what the producer has applied now.
+  if (const engine::RaftPosition has = source->applied(); has.index < at.index) {
+    return absl::DataLossError(absl::StrCat("shard ", options_.shard_id, ": server ", producer,
+                                            " has applied raft index ", has.index,
+                                            ", its snapshot ", at.index));
+  }
+  // Copy beside the shard's directory, then swap: a failed copy leaves the state as it was.
+  Env* env = options_.shard.env;
+  const std::string& dir = options_.shard.dir;
+  const std::string staging = dir + ".restore", old = dir + ".old";
+  RETURN_IF_ERROR(RemoveTree(staging));
+  if (absl::Status s = source->CopyTo(staging); !s.ok()) {
+    RemoveTree(staging).IgnoreError();
+    return s;
+  }
+  RETURN_IF_ERROR(CloseShard());
+  RETURN_IF_ERROR(RemoveTree(old));
+  RETURN_IF_ERROR(env->RenameFile(dir, old));
+  RETURN_IF_ERROR(env->RenameFile(staging, dir));
+  RETURN_IF_ERROR(env->SyncDir(ParentOf(dir)));
+  RETURN_IF_ERROR(RemoveTree(old));
+  RETURN_IF_ERROR(ReopenShard());
+  ++restores_;
+  if (const engine::RaftPosition now = applied(); now.index < at.index) {
+    return absl::InternalError(absl::StrCat("shard ", options_.shard_id, ": copy of server ",
+                                            producer, " reaches raft index ", now.index,
+                                            ", the snapshot ", at.index));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ShardDigest> ShardMachine::Digest() {
+  if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
+  return DigestOf(*shard_);
+}
+
+absl::StatusOr<std::optional<std::string>> ShardMachine::Get(std::string_view key) {
+  if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard::View> view,
+                   shard_->Pin(std::numeric_limits<engine::Timestamp>::max()));
+  ASSIGN_OR_RETURN(std::optional<engine::Found> found, engine::Shard::Get(view.get(), ToAbsl(key)));
+  if (!found.has_value() || found->tombstone) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(found->value));
+}
+
+}  // namespace shardtx::replication
