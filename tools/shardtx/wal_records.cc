@@ -141,6 +141,38 @@ absl::Status Decode(const wal::WalRecord& rec, size_t max_keys, Line* line) {
       line->Shards("shards", d.shards);
       return absl::OkStatus();
     }
+    case engine::kRaftEntry: {
+      // A replica's applied Raft entry: its position, and the records it carried, each of which
+      // must decode as if it had been logged alone.
+      engine::RaftPosition pos;
+      absl::string_view entry;
+      std::vector<engine::EntryRecord> carried;
+      if (!engine::DecodeRaftEntry(rec.payload, &pos, &entry) ||
+          !engine::DecodeEntryRecords(entry, &carried)) {
+        return Malformed(rec);
+      }
+      for (const engine::EntryRecord& c : carried) {
+        wal::WalRecord inner = rec;
+        inner.type = c.type;
+        inner.payload = c.payload;
+        if (absl::Status s = Decode(inner, max_keys, nullptr); !s.ok()) {
+          return absl::DataLossError(absl::StrCat("Raft entry at LSN ", rec.lsn, " carries a ",
+                                                  s.message()));
+        }
+      }
+      if (line == nullptr) return absl::OkStatus();
+      line->Num("raft_index", pos.index);
+      line->Num("raft_term", pos.term);
+      line->Num("records", carried.size());
+      if (carried.size() == 1) {  // the usual case: show what the one record says
+        wal::WalRecord inner = rec;
+        inner.type = carried[0].type;
+        inner.payload = carried[0].payload;
+        line->Word("carries", RecordTypeName(inner.type));
+        return Decode(inner, max_keys, line);
+      }
+      return absl::OkStatus();
+    }
     default:
       return absl::DataLossError(absl::StrCat("unknown WAL record type ",
                                               static_cast<int>(rec.type), " at LSN ", rec.lsn));
@@ -163,6 +195,8 @@ std::string RecordTypeName(uint8_t type) {
       return "decision";
     case engine::kEnd:
       return "end";
+    case engine::kRaftEntry:
+      return "raft_entry";
     default:
       return absl::StrCat("type_", static_cast<int>(type));
   }
