@@ -134,7 +134,8 @@ void CheckAndRetry(const std::string& dir, const std::string& dest, const Round&
   }
   auto db = Database::Open(BankOptions(dir));
   ASSERT_TRUE(db.ok()) << db.status();
-  ASSERT_TRUE((*db)->Backup(dest).ok()) << "the retry";
+  const absl::Status retry = (*db)->Backup(dest);
+  ASSERT_TRUE(retry.ok()) << "the retry: " << retry;
   EXPECT_TRUE(PartialsOf(dest).empty()) << "the stale partial directory stayed";
   db->reset();
   CheckBankCopy(dest, kWriters);
