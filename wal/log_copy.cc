@@ -117,9 +117,11 @@ absl::Status CopySegment(Env* env, const std::string& src_path, const std::strin
 
 absl::Status CopyLog(Env* env, const std::string& from_dir, const std::string& to_dir, Lsn from_lsn,
                      Lsn to_lsn) {
-  // The copy runs from the segment holding `first` to the one holding `end`.
-  const Lsn end = std::max<Lsn>(to_lsn, 1);
-  const Lsn first = std::clamp<Lsn>(from_lsn, 1, end);
+  // The copy runs from the segment holding `first` to the one holding `end`. With nothing to
+  // copy, `first` is the next LSN, to_lsn + 1, and its segment is the one it would be written to
+  // (the segment holding to_lsn may be gone: nothing needs it).
+  const Lsn first = from_lsn > to_lsn ? to_lsn + 1 : std::max<Lsn>(from_lsn, 1);
+  const Lsn end = std::max(to_lsn, first);
   ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(from_dir));
   std::vector<uint64_t> numbers;
   for (const std::string& name : names) {
@@ -127,7 +129,7 @@ absl::Status CopyLog(Env* env, const std::string& from_dir, const std::string& t
   }
   std::sort(numbers.begin(), numbers.end());
   // Live segments that start at or below `end`. Spares (no valid header yet) and segments
-  // begun after to_lsn are left out; so is a segment freed since the listing (below the pin).
+  // begun after it are left out; so is a segment freed since the listing (below the pin).
   std::vector<SegmentHeader> segments;
   for (uint64_t n : numbers) {
     auto f = env->OpenFile(SegmentPath(from_dir, n), Env::OpenMode::kRead);
@@ -144,7 +146,11 @@ absl::Status CopyLog(Env* env, const std::string& from_dir, const std::string& t
   }
   if (start == segments.size()) {
     return absl::DataLossError(
-        absl::StrCat("copying WAL ", from_dir, ": LSN ", first, " is no longer in the log"));
+        absl::StrCat("copying WAL ", from_dir, ": LSN ", first, " is no longer in the log (",
+                     segments.empty() ? absl::StrCat("no segment starts at or below LSN ", end)
+                                      : absl::StrCat("its oldest segment, ", segments[0].segment,
+                                                     ", starts at LSN ", segments[0].first_lsn),
+                     ")"));
   }
   for (size_t i = start + 1; i < segments.size(); ++i) {
     const SegmentHeader& prev = segments[i - 1];

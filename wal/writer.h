@@ -118,7 +118,8 @@ class WalWriter {
 
   // Keeps every record from the returned LSN on in the log until the matching Release, and
   // returns an LSN no higher than `at_most` below which no stream needs any record. REQUIRES:
-  // `at_most` appended and not below an earlier return of Retain still held (it is present).
+  // `at_most` appended (or the next LSN to be) and not below an earlier return of Retain still
+  // held (it is present).
   Lsn Retain(Lsn at_most);
   void Release(Lsn retained);
 
