@@ -36,6 +36,10 @@ void SetCommitTs(std::string* commit_record, uint64_t commit_ts) {
 
 std::string EncodeCommit(uint64_t commit_ts, uint64_t txn_id, const std::vector<Write>& writes) {
   std::string out;
+  // One allocation: an upper bound of the encoding (a varint takes at most 10 bytes).
+  size_t size = 16 + 10;
+  for (const Write& w : writes) size += 1 + 10 + w.key.size() + 10 + w.value.size();
+  out.reserve(size);
   PutFixed64(&out, commit_ts);
   PutFixed64(&out, txn_id);
   EncodeWrites(&out, writes);

@@ -4,22 +4,28 @@
 
 namespace shardtx::engine {
 namespace {
-// Rough per-version cost of the map node, chain and strings beyond the bytes themselves.
+// Rough per-version cost of the chain entry and the value string beyond the bytes themselves,
+// and per-key cost of the two maps' entries and the chain.
 constexpr uint64_t kVersionOverhead = 64;
+constexpr uint64_t kKeyOverhead = 96;
 }  // namespace
 
 void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, std::string&& value) {
   std::unique_lock l(mu_);
   uint64_t added = value.size() + kVersionOverhead;
-  auto it = map_.lower_bound(key);  // one descent: the hint places a new key
-  if (it == map_.end() || it->first != key) {
-    it = map_.emplace_hint(it, arena_.Copy(key), Chain{});
-    added += key.size();
+  Chain* chain;
+  if (auto hit = index_.find(key); hit != index_.end()) {
+    chain = hit->second;
+  } else {
+    const absl::string_view kept_key = arena_.Copy(key);
+    chain = &chains_.emplace_back();
+    index_.emplace(kept_key, chain);
+    map_.emplace(kept_key, chain);
+    added += key.size() + kKeyOverhead;
   }
-  Chain& chain = it->second;
   absl::string_view kept;
   if (!value.empty()) kept = values_.emplace_back(std::move(value));
-  chain.insert(chain.begin(), Version{ts, tombstone, kept});
+  chain->insert(chain->begin(), Version{ts, tombstone, kept});
   bytes_.fetch_add(added, std::memory_order_relaxed);
   if (ts > max_ts_.load(std::memory_order_relaxed)) max_ts_.store(ts, std::memory_order_relaxed);
   if (tombstone) had_tombstones_.store(true, std::memory_order_relaxed);
@@ -27,23 +33,27 @@ void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, std::stri
 
 void Overlay::Remove(absl::string_view key, Timestamp ts) {
   std::unique_lock l(mu_);
-  auto it = map_.find(key);
-  if (it == map_.end()) return;
-  Chain& chain = it->second;
+  auto hit = index_.find(key);
+  if (hit == index_.end()) return;
+  Chain& chain = *hit->second;
   for (auto v = chain.begin(); v != chain.end(); ++v) {
     if (v->ts == ts) {
       chain.erase(v);
       break;
     }
   }
-  if (chain.empty()) map_.erase(it);
+  if (chain.empty()) {
+    // Its key stays in the arena and its chain in chains_ (empty), freed with the overlay.
+    map_.erase(key);
+    index_.erase(hit);
+  }
 }
 
 std::optional<Found> Overlay::Get(absl::string_view key, Timestamp snapshot) const {
   std::shared_lock l(mu_);
-  auto it = map_.find(key);
-  if (it == map_.end()) return std::nullopt;
-  for (const Version& v : it->second) {
+  auto hit = index_.find(key);
+  if (hit == index_.end()) return std::nullopt;
+  for (const Version& v : *hit->second) {
     if (v.ts <= snapshot) return Found{v.ts, v.tombstone, std::string(v.value)};
   }
   return std::nullopt;
@@ -51,8 +61,8 @@ std::optional<Found> Overlay::Get(absl::string_view key, Timestamp snapshot) con
 
 Timestamp Overlay::LatestTs(absl::string_view key) const {
   std::shared_lock l(mu_);
-  auto it = map_.find(key);
-  return it == map_.end() ? 0 : it->second.front().ts;
+  auto hit = index_.find(key);
+  return hit == index_.end() ? 0 : hit->second->front().ts;
 }
 
 bool Overlay::AnyNewerInRange(absl::string_view lower, absl::string_view upper,
@@ -60,7 +70,7 @@ bool Overlay::AnyNewerInRange(absl::string_view lower, absl::string_view upper,
   std::shared_lock l(mu_);
   for (auto it = map_.lower_bound(lower); it != map_.end(); ++it) {
     if (!upper.empty() && it->first >= upper) break;
-    if (it->second.front().ts > ts) return true;
+    if (it->second->front().ts > ts) return true;
   }
   return false;
 }
@@ -86,13 +96,13 @@ void Overlay::Scan(absl::string_view from, bool inclusive, bool reverse, size_t 
   auto more = [&] { return emitted < limit && work < kScanWork; };
   if (!reverse) {
     auto it = inclusive ? map_.lower_bound(from) : map_.upper_bound(from);
-    for (; it != map_.end() && more(); ++it) emit(it->first, it->second);
+    for (; it != map_.end() && more(); ++it) emit(it->first, *it->second);
     if (it != map_.end() && work > 0) *stopped_at = last;
   } else {
     auto it = from.empty() ? map_.end() : (inclusive ? map_.upper_bound(from) : map_.lower_bound(from));
     while (it != map_.begin() && more()) {
       --it;
-      emit(it->first, it->second);
+      emit(it->first, *it->second);
     }
     if (it != map_.begin() && work > 0) *stopped_at = last;
   }

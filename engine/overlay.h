@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
 #include "engine/types.h"
@@ -90,7 +91,7 @@ class Overlay {
     std::shared_lock l(mu_);
     for (auto it = after == nullptr ? map_.begin() : map_.upper_bound(*after); it != map_.end();
          ++it) {
-      if (!fn(absl::string_view(it->first), it->second.front())) return false;
+      if (!fn(absl::string_view(it->first), it->second->front())) return false;
     }
     return true;
   }
@@ -103,12 +104,17 @@ class Overlay {
  private:
   using Chain = absl::InlinedVector<Version, 1>;  // newest first
   mutable std::shared_mutex mu_;
-  // Keys live in arena_ and values in values_ (a deque never moves its elements, and a moved
-  // string keeps its bytes), so what a reader was given stays put while the map and its
-  // chains move entries around; all of it is freed with the overlay.
+  // Keys live in arena_, chains in chains_ and values in values_ (a deque never moves its
+  // elements, and a moved string keeps its bytes), so what a reader was given stays put while
+  // the maps and the chains move entries around; all of it is freed with the overlay.
   Arena arena_;
   std::deque<std::string> values_;
-  absl::btree_map<absl::string_view, Chain> map_;
+  std::deque<Chain> chains_;
+  // Every key with a version, twice: in order for scans and checkpoints, and hashed for the
+  // point lookups of reads and commit validation (one probe instead of a tree descent of
+  // key comparisons). Both name the same chain.
+  absl::btree_map<absl::string_view, Chain*> map_;
+  absl::flat_hash_map<absl::string_view, Chain*> index_;
   std::atomic<uint64_t> bytes_{0};
   std::atomic<Timestamp> max_ts_{0};
   std::atomic<bool> had_tombstones_{false};

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "txn/coordinator.h"
@@ -241,17 +242,18 @@ absl::StatusOr<CommitPlan> TransactionImpl::MakePlan() {
   }
   CommitPlan plan;
   plan.by_shard.resize(db_->num_shards());
-  std::vector<bool> involved(db_->num_shards(), false);
-  for (auto& [key, value] : writes_) {
-    const uint32_t s = db_->partitioner().ShardOf(key);
+  absl::InlinedVector<bool, 16> involved(db_->num_shards(), false);
+  // The buffer's entries are taken over, keys too (extracted, not copied), in key order.
+  while (!writes_.empty()) {
+    auto entry = writes_.extract(writes_.begin());
+    const uint32_t s = db_->partitioner().ShardOf(entry.key());
     involved[s] = true;
     engine::Write w;
-    w.op = value.has_value() ? engine::WriteOp::kPut : engine::WriteOp::kDelete;
-    w.key = key;
-    if (value.has_value()) w.value = std::move(*value);
+    w.op = entry.mapped().has_value() ? engine::WriteOp::kPut : engine::WriteOp::kDelete;
+    w.key = std::move(entry.key());
+    if (entry.mapped().has_value()) w.value = std::move(*entry.mapped());
     plan.by_shard[s].push_back(std::move(w));
   }
-  writes_.clear();
   for (uint32_t s = 0; s < db_->num_shards(); ++s) {
     if (!plan.by_shard[s].empty()) plan.parts.push_back(s);
   }

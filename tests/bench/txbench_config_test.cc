@@ -298,6 +298,9 @@ TEST(TxbenchKeySpace, ShardsAreShardtxsAndBucketsCoverEveryKey) {
   }
   EXPECT_EQ(total, 5000u);
   EXPECT_EQ(keys.Key(42), "k000000000000042");
+  EXPECT_EQ(keys.Key(0), "k000000000000000");
+  EXPECT_EQ(keys.Key(999999999999999), "k999999999999999");
+  EXPECT_EQ(keys.Key(18446744073709551615ull), "k18446744073709551615");  // wider than the keys
   EXPECT_EQ(keys.InitialValue(7), keys.InitialValue(7));
   EXPECT_EQ(keys.InitialValue(7).size(), 100u);
 }
