@@ -216,17 +216,14 @@ absl::Status CopyDatabase(DatabaseImpl* db, const std::string& partial) {
     // shard's records from its pin on, Retain keeps them until the copy is done) through the
     // last cut. Each shard's cut is its last record at the cut's instant, and every record
     // after that instant has a larger LSN than every cut: the records of the copy above a
-    // shard's cut are other shards' records from before the cut. When no shard needs a record
-    // (each store copy holds all its shard has), the copy is the log's next LSN alone: the
-    // segments holding the cuts may be gone (every shard checkpointed past them and they were
-    // freed, as after a Close and reopen).
+    // shard's cut are other shards' records from before the cut. Retain is asked for at most
+    // the log's next LSN, not the last cut: when no shard needs a record (every store copy
+    // holds all its shard has), the segments holding the cuts may be gone (every shard
+    // checkpointed past them and they were freed, as after a Close and reopen), and the copy
+    // is the next LSN alone.
     const engine::Lsn last = *std::max_element(cut.begin(), cut.end());
-    engine::Lsn need = last + 1;
-    for (uint32_t s = 0; s < n; ++s) {
-      if (from[s] <= cut[s]) need = std::min(need, from[s]);
-    }
     if (last != 0) RETURN_IF_ERROR(log->WaitDurable(last));
-    const engine::Lsn oldest = log->Retain(need);
+    const engine::Lsn oldest = log->Retain(last + 1);
     absl::Cleanup release = [log, oldest] { log->Release(oldest); };
     for (uint32_t s = 0; s < n; ++s) RETURN_IF_ERROR(env->SyncDir(dirs[s]));
     RETURN_IF_ERROR(
