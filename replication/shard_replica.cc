@@ -1,4 +1,4 @@
-#include "replication/simulated_replica.h"
+#include "replication/shard_replica.h"
 
 #include <random>
 #include <utility>
@@ -14,59 +14,77 @@ namespace {
 
 constexpr size_t kTagSize = 16;  // u64 origin, u64 sequence
 
-uint64_t NewOrigin(unsigned server) {
+uint64_t NewOrigin(uint64_t server) {
   std::random_device rd;
-  return (static_cast<uint64_t>(server) << 32) | rd();
+  return (server << 32) ^ rd();
 }
 
 }  // namespace
 
-SimulatedReplica::SimulatedReplica(const SimulatedReplicaOptions& options, engine::Shard* shard)
+ShardReplica::ShardReplica(const ShardReplicaOptions& options, engine::Shard* shard)
     : options_(options), shard_(shard), origin_(NewOrigin(options.server)) {
   MutexLock l(&state_mu_);
   not_ready_ = absl::StrCat("server ", options_.server, " of shard ", options_.shard_id,
                             ": leadership not known yet");
 }
 
-SimulatedReplica::~SimulatedReplica() {
+ShardReplica::~ShardReplica() {
   MutexLock l(shard_->commit_mu());
   AbandonLocked("the replica closed");
 }
 
-void SimulatedReplica::SetListener(Listener* listener) { listener_ = listener; }
+void ShardReplica::SetListener(Listener* listener) { listener_ = listener; }
 
-absl::Status SimulatedReplica::CheckLeader() {
+absl::Status ShardReplica::first_error() const {
+  MutexLock l(shard_->commit_mu());
+  return first_error_;
+}
+
+absl::Status ShardReplica::CheckLeader() {
   MutexLock l(&state_mu_);
   if (ready_) return absl::OkStatus();
   return absl::UnavailableError(not_ready_);
 }
 
-absl::Status SimulatedReplica::ProposeLocked(absl::string_view records, Proposal* proposal) {
+absl::Status ShardReplica::ProposeLocked(absl::string_view records, Proposal* proposal) {
   shard_->commit_mu()->AssertHeld();
-  RETURN_IF_ERROR(CheckLeader());
+  uint64_t term;
+  {
+    MutexLock l(&state_mu_);
+    if (!ready_) return absl::UnavailableError(not_ready_);
+    term = term_;
+  }
   if (!stop_.ok()) {
     return absl::UnavailableError(absl::StrCat("server ", options_.server, " of shard ",
                                                options_.shard_id,
                                                " stopped applying entries: ", stop_.message()));
   }
-  Queued q;
-  q.seq = next_seq_++;
-  q.proposal = proposal;
-  q.entry.reserve(kTagSize + records.size());
-  PutFixed64(&q.entry, origin_);
-  PutFixed64(&q.entry, q.seq);
-  q.entry.append(records.data(), records.size());
-  queue_.push_back(std::move(q));
+  const uint64_t seq = next_seq_++;
+  std::string entry;
+  entry.reserve(kTagSize + records.size());
+  PutFixed64(&entry, origin_);
+  PutFixed64(&entry, seq);
+  entry.append(records.data(), records.size());
+  if (RaftNode* node = node_.load(); node != nullptr) {
+    // Registered first: the loop thread answers under commit_mu, so not before this returns.
+    in_flight_.emplace(seq, InFlight{proposal, {0, term}});
+    absl::Status s = node->Propose(entry, [this, seq](absl::Status st) { OnDone(seq, st); });
+    if (!s.ok()) in_flight_.erase(seq);  // refused: no effect
+    return s;
+  }
+  queue_.push_back(Queued{seq, std::move(entry), proposal});
   if (options_.on_queued) options_.on_queued();
   return absl::OkStatus();
 }
 
-std::string SimulatedReplica::EntryName(uint64_t seq, engine::RaftPosition at) const {
-  return absl::StrCat("entry (term ", at.term, ", index ", at.index, ", tag ", origin_, ":", seq,
-                      ") of shard ", options_.shard_id, " proposed by server ", options_.server);
+std::string ShardReplica::EntryName(uint64_t seq, engine::RaftPosition at) const {
+  return absl::StrCat("entry (term ", at.term, ", index ",
+                      at.index == 0 ? std::string("not known here") : absl::StrCat(at.index),
+                      ", tag ", origin_, ":", seq, ") of shard ", options_.shard_id,
+                      " proposed by server ", options_.server);
 }
 
-void SimulatedReplica::AbandonLocked(const std::string& why) {
+void ShardReplica::AbandonLocked(const std::string& why) {
   for (auto& [seq, f] : in_flight_) {
     ++unknown_;
     f.proposal->Unknown(absl::UnknownError(
@@ -82,12 +100,19 @@ void SimulatedReplica::AbandonLocked(const std::string& why) {
   queue_.clear();
 }
 
-void SimulatedReplica::OnDone(uint64_t seq, const absl::Status& status) {
+void ShardReplica::OnDone(uint64_t seq, const absl::Status& status) {
   MutexLock l(shard_->commit_mu());
   auto it = in_flight_.find(seq);
   if (it == in_flight_.end()) return;  // completed at its release (or abandoned)
   const InFlight f = it->second;
   in_flight_.erase(it);
+  if (absl::IsUnavailable(status)) {
+    // A RaftNode's loop thread refused it (leadership changed after Propose): in no log.
+    ++refused_;
+    f.proposal->Refused(absl::UnavailableError(
+        absl::StrCat(status.message(), " (shard ", options_.shard_id, "; no effect)")));
+    return;
+  }
   ++unknown_;
   // OK without a release that completed it cannot happen (the shim releases an entry before it
   // reports it OK); were it to, the outcome is still not known here.
@@ -97,8 +122,8 @@ void SimulatedReplica::OnDone(uint64_t seq, const absl::Status& status) {
       status.message(), "); if it commits, every replica applies it")));
 }
 
-void SimulatedReplica::Pump(SimulatedGroup& group) {
-  const unsigned me = options_.server;
+void ShardReplica::Pump(SimulatedGroup& group) {
+  const unsigned me = static_cast<unsigned>(options_.server);
   {
     MutexLock l(shard_->commit_mu());
     while (!queue_.empty()) {
@@ -122,38 +147,74 @@ void SimulatedReplica::Pump(SimulatedGroup& group) {
     }
   }
   const ServerInfo info = group.Info(me);
-  if (info.alive && info.role == Role::kLeader && info.ready) {
-    if (info.term != ready_term_) {
-      // Every entry before this term's term-start entry is released and applied here.
-      MutexLock l(shard_->commit_mu());
+  Seen seen;
+  seen.alive = info.alive;
+  seen.role = info.role;
+  seen.ready = info.ready;
+  seen.term = info.term;
+  if (info.believed_leader.has_value()) {
+    seen.leader = *info.believed_leader;
+    if (*info.believed_leader < options_.addresses.size()) {
+      seen.leader_address = options_.addresses[*info.believed_leader];
+    }
+  }
+  Publish(seen);
+}
+
+void ShardReplica::AttachNode(RaftNode* node) {
+  node_.store(node);
+  OnNodeChange();
+}
+
+void ShardReplica::OnNodeChange() {
+  RaftNode* node = node_.load();
+  if (node == nullptr) return;
+  const NodeInfo info = node->Info();
+  Seen seen;
+  seen.role = info.role;
+  seen.ready = info.ready;
+  seen.term = info.term;
+  if (info.leader_id != 0) seen.leader = info.leader_id;
+  seen.leader_address = info.leader_address;
+  Publish(seen);
+}
+
+void ShardReplica::Publish(const Seen& seen) {
+  const uint64_t me = options_.server;
+  if (seen.alive && seen.role == Role::kLeader && seen.ready) {
+    MutexLock c(shard_->commit_mu());
+    if (seen.term != ready_term_) {
+      // Every entry before this term's term-start entry is released and applied here: new
+      // timestamps go above all of them before the first commit of the term.
       if (listener_ != nullptr) listener_->Applied(shard_->max_redone_ts_locked());
-      ready_term_ = info.term;
+      ready_term_ = seen.term;
     }
     MutexLock l(&state_mu_);
     ready_ = true;
+    term_ = seen.term;
     return;
   }
   std::string why;
   const std::string who = absl::StrCat("server ", me, " of shard ", options_.shard_id);
-  if (!info.alive) {
+  if (!seen.alive) {
     why = absl::StrCat(who, " is down");
-  } else if (info.role == Role::kLeader) {
-    why = absl::StrCat(who, " leads term ", info.term,
+  } else if (seen.role == Role::kLeader) {
+    why = absl::StrCat(who, " leads term ", seen.term,
                        " but is not ready (its term-start entry is not released yet); retry");
-  } else if (info.believed_leader.has_value()) {
-    const unsigned leader = *info.believed_leader;
-    why = absl::StrCat(
-        who, " does not lead (term ", info.term, "); leader is server ", leader, " at ",
-        leader < options_.addresses.size() ? options_.addresses[leader] : "(address unknown)");
+  } else if (seen.leader.has_value() && *seen.leader != me) {
+    why = absl::StrCat(who, " does not lead (term ", seen.term, "); leader is server ",
+                       *seen.leader, " at ",
+                       seen.leader_address.empty() ? "(address unknown)" : seen.leader_address);
   } else {
-    why = absl::StrCat(who, " does not lead (term ", info.term, "); leader unknown");
+    why = absl::StrCat(who, " does not lead (term ", seen.term, "); leader unknown");
   }
   MutexLock l(&state_mu_);
   ready_ = false;
+  term_ = seen.term;
   not_ready_ = std::move(why);
 }
 
-void SimulatedReplica::Release(const ReleasedEntry& entry) {
+void ShardReplica::Release(const ReleasedEntry& entry) {
   MutexLock l(shard_->commit_mu());
   absl::Status s = stop_.ok() ? ApplyLocked(entry) : stop_;
   if (!s.ok()) {
@@ -161,9 +222,10 @@ void SimulatedReplica::Release(const ReleasedEntry& entry) {
     if (first_error_.ok()) first_error_ = s;
     if (stop_.ok()) stop_ = s;
   }
+  if (options_.on_applied) options_.on_applied();
 }
 
-absl::Status SimulatedReplica::ApplyLocked(const ReleasedEntry& entry) {
+absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
   if (entry.index <= shard_->raft_applied_locked().index) {
     ++skipped_;  // applied before
     return absl::OkStatus();
@@ -225,7 +287,7 @@ absl::Status SimulatedReplica::ApplyLocked(const ReleasedEntry& entry) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> SimulatedReplica::Snapshot() {
+absl::StatusOr<std::string> ShardReplica::Snapshot() {
   RETURN_IF_ERROR(shard_->SyncWal());
   engine::RaftPosition at;
   {
@@ -238,7 +300,7 @@ absl::StatusOr<std::string> SimulatedReplica::Snapshot() {
   return out;
 }
 
-absl::Status SimulatedReplica::Restore(std::string_view) {
+absl::Status ShardReplica::Restore(std::string_view) {
   absl::Status s = absl::UnimplementedError(
       absl::StrCat("shard ", options_.shard_id, ": server ", options_.server,
                    " cannot install a snapshot yet (plan step 10)"));
