@@ -169,6 +169,7 @@ void ShardReplica::AttachNode(RaftNode* node) {
 void ShardReplica::OnNodeChange() {
   RaftNode* node = node_.load();
   if (node == nullptr) return;
+  MutexLock l(&node_change_mu_);
   const NodeInfo info = node->Info();
   Seen seen;
   seen.role = info.role;

@@ -139,6 +139,9 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   uint64_t ready_term_ = 0;  // the last term published ready (the listener heard of it)
 
   std::atomic<RaftNode*> node_{nullptr};
+  // One OnNodeChange at a time (the loop thread's and AttachNode's), so that a stale view of
+  // the node never overwrites a newer one.
+  Mutex node_change_mu_ ABSL_ACQUIRED_BEFORE(state_mu_);
 
   // Published by Pump or OnNodeChange (after commit_mu, when both are taken).
   mutable Mutex state_mu_;

@@ -88,8 +88,9 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   uint64_t NewTxnId() { return txn_id_base_ + next_txn_.fetch_add(1); }
   // EXPERIMENTAL, internal (docs/replication-plan.md §8 step 5; opening a replicated database
   // from Options is step 8): from now on the commits of `shard` go through `log`, a Raft group
-  // of which this database is one replica (not owned; it outlives every commit and the
-  // database's Close). A single-shard commit on it is acknowledged once a majority holds its
+  // of which this database is one replica (not owned; it outlives every commit, and its group
+  // stops applying entries to the shard before the database closes). A single-shard commit on
+  // it is acknowledged once a majority holds its
   // entry; on a replica that is not the group's ready leader it fails with kUnavailable, with
   // no effect; cross-shard commits, named prepares and CommitAsync on a database with a
   // replicated shard return kUnimplemented (issue 17). Entries of other proposers, applied by
