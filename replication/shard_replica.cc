@@ -116,10 +116,10 @@ void ShardReplica::OnDone(uint64_t seq, const absl::Status& status) {
   ++unknown_;
   // OK without a release that completed it cannot happen (the shim releases an entry before it
   // reports it OK); were it to, the outcome is still not known here.
-  f.proposal->Unknown(absl::UnknownError(absl::StrCat(
-      "outcome unknown: server ", options_.server, " lost the leadership of shard ",
-      options_.shard_id, " while its ", EntryName(seq, f.at), " was in flight (",
-      status.message(), "); if it commits, every replica applies it")));
+  f.proposal->Unknown(absl::UnknownError(
+      absl::StrCat("outcome unknown: server ", options_.server, " lost the leadership of shard ",
+                   options_.shard_id, " while its ", EntryName(seq, f.at), " was in flight (",
+                   status.message(), "); if it commits, every replica applies it")));
 }
 
 void ShardReplica::Pump(SimulatedGroup& group) {
@@ -130,8 +130,7 @@ void ShardReplica::Pump(SimulatedGroup& group) {
       Queued q = std::move(queue_.front());
       queue_.pop_front();
       const uint64_t seq = q.seq;
-      absl::Status st =
-          group.Propose(me, q.entry, [this, seq](absl::Status s) { OnDone(seq, s); });
+      absl::Status st = group.Propose(me, q.entry, [this, seq](absl::Status s) { OnDone(seq, s); });
       if (st.ok()) {
         const ServerInfo info = group.Info(me);
         in_flight_.emplace(seq, InFlight{q.proposal, {info.last_index, info.term}});
@@ -234,9 +233,8 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
   absl::string_view payload(entry.payload.data(), entry.payload.size());
   uint64_t origin = 0, seq = 0;
   if (!GetFixed64(&payload, &origin) || !GetFixed64(&payload, &seq)) {
-    return absl::InvalidArgumentError(absl::StrCat("shard ", options_.shard_id,
-                                                   ": entry without a tag at raft index ",
-                                                   entry.index));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shard ", options_.shard_id, ": entry without a tag at raft index ", entry.index));
   }
   const engine::RaftPosition at{entry.index, entry.term};
   const std::string record = engine::EncodeRaftEntry(at, payload);

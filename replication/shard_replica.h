@@ -92,7 +92,7 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   uint64_t committed() const { return committed_.load(); }  // own entries released: acked
   uint64_t unknown() const { return unknown_.load(); }      // own entries answered kUnknown
   uint64_t refused() const { return refused_.load(); }      // accepted, then refused: no effect
-  uint64_t redone() const { return redone_.load(); }  // other proposers' entries (or own, late)
+  uint64_t redone() const { return redone_.load(); }    // other proposers' entries (or own, late)
   uint64_t skipped() const { return skipped_.load(); }  // at or below the applied index
   uint64_t failures() const { return failures_.load(); }
   absl::Status first_error() const;

@@ -207,9 +207,9 @@ TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   const int follower = (*leader + 1) % 3;
   absl::Status refused = Put(c.db(follower), "k0", "follower");
   EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
-  EXPECT_TRUE(absl::StrContains(refused.message(),
-                                absl::StrCat("leader is server ", c.member(*leader).id, " at ",
-                                             c.member(*leader).address)))
+  EXPECT_TRUE(absl::StrContains(
+      refused.message(),
+      absl::StrCat("leader is server ", c.member(*leader).id, " at ", c.member(*leader).address)))
       << refused;
   EXPECT_EQ(Read(c.db(follower), "k0"), std::optional<std::string>("v0"));
   // The leader's node closes; a new leader commits above every applied timestamp.
