@@ -40,6 +40,11 @@ absl::Status ShardReplica::first_error() const {
   return first_error_;
 }
 
+size_t ShardReplica::waiting() const {
+  MutexLock l(shard_->commit_mu());
+  return in_flight_.size() + queue_.size();
+}
+
 absl::Status ShardReplica::CheckLeader() {
   MutexLock l(&state_mu_);
   if (ready_) return absl::OkStatus();

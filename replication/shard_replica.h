@@ -96,6 +96,8 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   uint64_t skipped() const { return skipped_.load(); }  // at or below the applied index
   uint64_t failures() const { return failures_.load(); }
   absl::Status first_error() const;
+  // Commits this replica proposed (or queued) and has not answered yet.
+  size_t waiting() const;
 
  private:
   struct Queued {

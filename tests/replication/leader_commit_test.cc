@@ -600,6 +600,7 @@ struct SeedTotals {
   uint64_t commits = 0, acked = 0, unknown = 0, unavailable = 0, aborted = 0, other = 0;
   uint64_t redone = 0;
   uint64_t unknown_committed = 0;  // answered kUnknown, committed after all
+  uint64_t checkpoints = 0;
 };
 
 class Rng {
@@ -664,6 +665,15 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
       c.group().Saturate(from, to);
     } else if (what <= 93) {
       c.group().Kill(rng.In(0, 2));
+    } else if (what <= 96) {
+      // A checkpoint (LMDB, the applied Raft position, WAL truncation) on a server with no
+      // commit of its own waiting: the checkpoint waits for what it froze to be visible, and
+      // only this thread can step the group.
+      const unsigned server = rng.In(0, 2);
+      if (c.replica(server).waiting() == 0) {
+        if (absl::Status s = c.db(server).Checkpoint(); !s.ok()) return s.ToString();
+        totals->checkpoints++;
+      }
     } else {
       c.group().HealAll();
     }
@@ -774,7 +784,8 @@ TEST(LeaderCommit, SeededRunsKeepEveryAcknowledgedCommitOnEveryReplica) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "seeds %llu-%llu: %llu failures, %.2f s; commits %llu: acked %llu, unknown %llu, "
-      "unavailable %llu, aborted %llu; entries redone %llu; unknown then committed %llu\n",
+      "unavailable %llu, aborted %llu; entries redone %llu; unknown then committed %llu; "
+      "checkpoints %llu\n",
       static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
       static_cast<unsigned long long>(failures), secs,
       static_cast<unsigned long long>(totals.commits),
@@ -783,7 +794,8 @@ TEST(LeaderCommit, SeededRunsKeepEveryAcknowledgedCommitOnEveryReplica) {
       static_cast<unsigned long long>(totals.unavailable),
       static_cast<unsigned long long>(totals.aborted),
       static_cast<unsigned long long>(totals.redone),
-      static_cast<unsigned long long>(totals.unknown_committed));
+      static_cast<unsigned long long>(totals.unknown_committed),
+      static_cast<unsigned long long>(totals.checkpoints));
   EXPECT_GT(totals.acked, 0u);
   EXPECT_GT(totals.unknown + totals.unavailable, 0u);
 }
