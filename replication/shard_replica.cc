@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "engine/log_record.h"
 #include "util/coding.h"
 #include "util/status_macros.h"
@@ -135,14 +136,17 @@ void ShardReplica::Pump(SimulatedGroup& group) {
       Queued q = std::move(queue_.front());
       queue_.pop_front();
       const uint64_t seq = q.seq;
+      // The index the shim tags the entry with: the last index + 1 when it proposes.
+      const ServerInfo before = group.Info(me);
+      const engine::RaftPosition at{before.last_index + 1, before.term};
       absl::Status st = group.Propose(me, q.entry, [this, seq](absl::Status s) { OnDone(seq, s); });
       if (st.ok()) {
-        const ServerInfo info = group.Info(me);
-        in_flight_.emplace(seq, InFlight{q.proposal, {info.last_index, info.term}});
+        in_flight_.emplace(seq, InFlight{q.proposal, at});
       } else if (absl::IsUnknown(st)) {
         ++unknown_;  // libraft may have taken it into its log
-        q.proposal->Unknown(absl::UnknownError(
-            absl::StrCat("outcome unknown: ", EntryName(seq, {}), ": ", st.message())));
+        q.proposal->Unknown(
+            absl::UnknownError(absl::StrCat("outcome unknown: ", EntryName(seq, at), ": ",
+                                            absl::StripPrefix(st.message(), "outcome unknown: "))));
       } else {
         ++refused_;
         q.proposal->Refused(absl::UnavailableError(

@@ -493,6 +493,35 @@ TEST(LeaderCommit, UnknownEntryThatCommitsLaterIsRedoneOnTheOldLeader) {
   EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
 }
 
+// A disk fault on the leader as it appends the entry: kUnknown (libraft may hold it), the writes
+// never visible there while unknown, and all replicas agree after the heal.
+TEST(LeaderCommit, LeaderDiskFaultAnswersUnknown) {
+  Cluster c(Root("iofault"), 3, 7);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  c.group().InjectIoFault(0, 0, 1);
+  CommitJob* job = c.StartCommit(0, "x", {{"x", "faulted"}});
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        auto v = c.Read(0, "x");
+        EXPECT_TRUE(v.ok() && !v->has_value()) << "visible on the leader while unknown";
+        return c.Done(job);
+      },
+      20'000));
+  EXPECT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
+  EXPECT_TRUE(absl::StrContains(c.StatusOf(job).message(), "index ")) << c.StatusOf(job);
+  ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
+  const unsigned leader = *c.group().Leader();
+  CommitJob* next = c.StartCommit(leader, "y", {{"y", "after"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(next); }, 10'000));
+  EXPECT_TRUE(c.StatusOf(next).ok()) << c.StatusOf(next);
+  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.replica(i).failures(), 0u) << c.replica(i).first_error();
+  }
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+}
+
 TEST(LeaderCommit, FollowerRefusesNamingTheLeaderWithNoEffect) {
   Cluster c(Root("follower"), 3, 4);
   ASSERT_EQ(c.error(), "");
