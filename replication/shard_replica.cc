@@ -208,8 +208,12 @@ void ShardReplica::Publish(const Seen& seen) {
   if (!seen.alive) {
     why = absl::StrCat(who, " is down");
   } else if (seen.role == Role::kLeader) {
+    std::string address = seen.leader_address;
+    if (address.empty() && me < options_.addresses.size()) address = options_.addresses[me];
     why = absl::StrCat(who, " leads term ", seen.term,
-                       " but is not ready (its term-start entry is not released yet); retry");
+                       " but is not ready (its term-start entry is not released yet; retry); "
+                       "leader is server ",
+                       me, " at ", address.empty() ? "(address unknown)" : address);
   } else if (seen.leader.has_value() && *seen.leader != me) {
     why = absl::StrCat(who, " does not lead (term ", seen.term, "); leader is server ",
                        *seen.leader, " at ",

@@ -581,6 +581,9 @@ TEST(LeaderCommit, LeaderNotReadyRefusesWithNoEffect) {
   const absl::Status s = txn->Commit();
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "not ready")) << s;
+  EXPECT_TRUE(absl::StrContains(
+      s.message(), absl::StrCat("leader is server ", *fresh, " at ", AddressOf(*fresh))))
+      << s;
   EXPECT_EQ(c.LastLsn(*fresh), lsn);
   EXPECT_EQ(c.group().Info(*fresh).last_index, last_index);
 }
