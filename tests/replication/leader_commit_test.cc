@@ -49,6 +49,19 @@ std::string Root(const std::string& name) {
   return absl::StrCat(base, "/shardtx_leader_p", ::getpid(), "/", name);
 }
 
+// Removes this process's directory under /dev/shm once every test passed (each test removes
+// its own below it; a failed seed keeps its files).
+class RemoveProcessRoot : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (!::testing::UnitTest::GetInstance()->Passed()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(std::filesystem::path(Root("x")).parent_path(), ec);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kRemoveProcessRoot =
+    ::testing::AddGlobalTestEnvironment(new RemoveProcessRoot);
+
 std::string AddressOf(unsigned server) { return absl::StrCat("10.0.0.", server + 1, ":7000"); }
 
 Options DbOptions(const std::string& path, uint32_t shards = 1) {
