@@ -253,6 +253,16 @@ class Shard {
   RaftPosition raft_applied_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
     return raft_applied_;
   }
+  // A replicated shard's leader appended the kRaftEntry record at `position` of an entry it
+  // proposed itself, whose writes it installed at commit (not redone): raises
+  // raft_applied_locked() as the redo of that record would.
+  void NoteRaftAppliedLocked(RaftPosition position) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+    if (position.index > raft_applied_.index) raft_applied_ = position;
+  }
+  // The largest commit timestamp redone so far (recovery, or a replica's redo of entries).
+  Timestamp max_redone_ts_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+    return recovered_max_ts_;
+  }
 
   // Runs a checkpoint now (waits for one in progress first).
   absl::Status Checkpoint();

@@ -163,6 +163,13 @@ absl::Status DatabaseImpl::Release(bool checkpoint) {
   return result;
 }
 
+void DatabaseImpl::AttachReplicatedLog(uint32_t shard, engine::ReplicatedLog* log) {
+  if (replicated_logs_.empty()) replicated_logs_.assign(options_.num_shards, nullptr);
+  replicated_logs_[shard] = log;
+  log->SetListener(&replica_listener_);
+  replicated_ = true;
+}
+
 absl::Status DatabaseImpl::ClosedError() {
   return absl::FailedPreconditionError(absl::StrCat("database ", options_.path, " is closed"));
 }

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/replicated_log.h"
 #include "engine/shard.h"
 #include "shardtx/database.h"
 #include "shardtx/env.h"
@@ -85,6 +86,21 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   engine::Lsn TwoPhasePinnedLsn(uint32_t shard);
   TxnCounters& counters() { return counters_; }
   uint64_t NewTxnId() { return txn_id_base_ + next_txn_.fetch_add(1); }
+  // EXPERIMENTAL, internal (docs/replication-plan.md §8 step 5; opening a replicated database
+  // from Options is step 8): from now on the commits of `shard` go through `log`, a Raft group
+  // of which this database is one replica (not owned; it outlives every commit, and its group
+  // stops applying entries to the shard before the database closes). A single-shard commit on
+  // it is acknowledged once a majority holds its
+  // entry; on a replica that is not the group's ready leader it fails with kUnavailable, with
+  // no effect; cross-shard commits, named prepares and CommitAsync on a database with a
+  // replicated shard return kUnimplemented (issue 17). Entries of other proposers, applied by
+  // redo, raise the oracle. REQUIRES: before any transaction begins; once per shard.
+  void AttachReplicatedLog(uint32_t shard, engine::ReplicatedLog* log);
+  // Whether any shard is replicated, and shard `shard`'s log (null when not replicated).
+  bool replicated() const { return replicated_; }
+  engine::ReplicatedLog* replicated_log(uint32_t shard) {
+    return replicated_ ? replicated_logs_[shard] : nullptr;
+  }
   // Calls that write the log are admitted through the gate; Close drains it.
   OpGate& gate() { return gate_; }
   absl::Status ClosedError();
@@ -124,6 +140,18 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   Mutex shards_mu_;  // GetStats against Close's release of shards_
   std::atomic<uint64_t> live_txns_{0};
   BackupPins backup_pins_;
+  // Replicated shards (AttachReplicatedLog): set before any transaction, then only read.
+  class ReplicaListener final : public engine::ReplicatedLog::Listener {
+   public:
+    explicit ReplicaListener(TimestampOracle* oracle) : oracle_(oracle) {}
+    void Applied(engine::Timestamp max_ts) override { oracle_->RaiseTo(max_ts); }
+
+   private:
+    TimestampOracle* const oracle_;
+  };
+  bool replicated_ = false;
+  std::vector<engine::ReplicatedLog*> replicated_logs_;
+  ReplicaListener replica_listener_{&oracle_};
   // Last: destroyed (its threads stopped) first, while everything its callbacks use remains.
   std::unique_ptr<AsyncCommits> async_commits_;
 };

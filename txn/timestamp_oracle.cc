@@ -13,6 +13,22 @@ void TimestampOracle::Recovered(Timestamp max_ts) {
   window_.clear();
 }
 
+void TimestampOracle::RaiseTo(Timestamp ts) {
+  MutexLock l(&mu_);
+  if (ts <= last_) return;
+  if (window_.empty()) {  // nothing in flight: jump
+    last_ = ts;
+    visible_.store(ts, std::memory_order_release);
+    if (waiters_ > 0) cv_.SignalAll();
+    return;
+  }
+  while (last_ < ts) {
+    window_.push_back(true);
+    ++last_;
+  }
+  AdvanceLocked();
+}
+
 Timestamp TimestampOracle::Assign() {
   MutexLock l(&mu_);
   window_.push_back(false);

@@ -25,6 +25,12 @@ class TimestampOracle {
   // REQUIRES: no timestamp in flight.
   void Recovered(Timestamp max_ts);
 
+  // A replica applied commits of another proposer up to `ts` (replicated shards): timestamps
+  // continue above it, and every timestamp up to it that this oracle never assigned counts as
+  // finished (visible_ts passes it once the ones in flight below it finish). Nothing if `ts` is
+  // not above the last assigned.
+  void RaiseTo(Timestamp ts);
+
   // A new commit timestamp, in flight until Finish.
   Timestamp Assign();
   // The commit `ts` is installed everywhere (or abandoned): visible_ts may advance over it.

@@ -1,11 +1,15 @@
 #include "txn/transaction_impl.h"
 
 #include <chrono>
+#include <optional>
 
+#include "absl/base/optimization.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "engine/log_record.h"
+#include "engine/replicated_log.h"
 #include "txn/coordinator.h"
 #include "txn/database_impl.h"
 #include "txn/merge_iterator.h"
@@ -104,6 +108,11 @@ absl::Status CheckKey(absl::string_view key) {
                                                    kMaxKeySize, " bytes (LMDB's limit)"));
   }
   return absl::OkStatus();
+}
+
+absl::Status ReplicatedUnimplemented(absl::string_view what) {
+  return absl::UnimplementedError(
+      absl::StrCat(what, " on a database with replicated shards (issue 17)"));
 }
 
 }  // namespace
@@ -286,7 +295,12 @@ absl::Status TransactionImpl::Commit() {
   }
   absl::StatusOr<CommitPlan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
-  if (plan->parts.size() == 1) {
+  if (ABSL_PREDICT_FALSE(db_->replicated())) {
+    if (plan->parts.size() != 1) return fail(ReplicatedUnimplemented("a cross-shard commit"));
+    engine::ReplicatedLog* log = db_->replicated_log(plan->parts.front());
+    absl::Status s = log != nullptr ? CommitReplicated(*plan, log) : CommitOnePhase(*plan);
+    if (!s.ok()) return fail(s);
+  } else if (plan->parts.size() == 1) {
     absl::Status s = CommitOnePhase(*plan);
     if (!s.ok()) return fail(s);
   } else {
@@ -319,6 +333,11 @@ absl::Status TransactionImpl::Prepare(absl::string_view name) {
     state_ = State::kAborted;
     Finish();
     return db_->ClosedError();
+  }
+  if (db_->replicated()) {
+    state_ = State::kAborted;
+    Finish();
+    return ReplicatedUnimplemented("a named prepare");
   }
   RETURN_IF_ERROR(db_->two_phase().ReserveName(n, id_));
   for (auto& v : views_) v.reset();
@@ -426,6 +445,95 @@ absl::Status TransactionImpl::CommitOnePhase(CommitPlan& plan) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A replicated commit waiting for its entry's outcome (engine/replicated_log.h). The
+// replication layer calls one method, with the shard's commit_mu held, on its own thread.
+class ReplicatedCommit final : public engine::ReplicatedLog::Proposal {
+ public:
+  ReplicatedCommit(TimestampOracle* oracle, engine::Shard* shard,
+                   const std::vector<engine::Write>* writes, engine::Timestamp ts)
+      : oracle_(oracle), shard_(shard), writes_(writes), ts_(ts) {}
+
+  void Committed(engine::RaftPosition) override {
+    oracle_->Finish(ts_);  // visible: a majority holds the entry
+    Done(absl::OkStatus());
+  }
+  void Unknown(const absl::Status& status) override { TakeBack(status); }
+  void Refused(const absl::Status& status) override { TakeBack(status); }
+
+  // Blocks until one of the above ran; returns its status.
+  absl::Status Wait() {
+    MutexLock l(&mu_);
+    while (!done_) cv_.Wait();
+    return status_;
+  }
+
+ private:
+  void TakeBack(const absl::Status& status) {
+    // Nobody saw the versions (visible_ts is below ts_). Should the entry commit after all,
+    // this replica redoes it like any entry it did not propose.
+    shard_->commit_mu()->AssertHeld();
+    shard_->UninstallLocked(*writes_, ts_);
+    oracle_->Finish(ts_);
+    Done(status);
+  }
+  void Done(absl::Status status) {
+    MutexLock l(&mu_);
+    status_ = std::move(status);
+    done_ = true;
+    cv_.Signal();
+  }
+
+  TimestampOracle* const oracle_;
+  engine::Shard* const shard_;
+  const std::vector<engine::Write>* const writes_;
+  const engine::Timestamp ts_;
+  Mutex mu_;
+  CondVar cv_{&mu_};
+  bool done_ = false;
+  absl::Status status_;
+};
+
+}  // namespace
+
+absl::Status TransactionImpl::CommitReplicated(CommitPlan& plan, engine::ReplicatedLog* log) {
+  const uint32_t shard = plan.parts.front();
+  std::vector<engine::Write>& writes = plan.by_shard[shard];
+  engine::Shard* s = db_->shard(shard);
+  // A replica that does not lead refuses before anything else (checked again when proposing).
+  RETURN_IF_ERROR(log->CheckLeader());
+  s->WaitForSpace();
+  std::string record = engine::EncodeCommit(/*commit_ts=*/0, id_, writes);
+  std::optional<ReplicatedCommit> commit;
+  {
+    ShardLocks locks(db_, plan.involved);
+    s->commit_mu()->AssertHeld();
+    RETURN_IF_ERROR(ValidateLocked(plan));
+    commit_ts_ = db_->oracle().Assign();
+    engine::SetCommitTs(&record, commit_ts_);
+    std::string entry;
+    engine::AppendEntryRecord(&entry, engine::kCommit, record);
+    s->InstallLocked(&writes, commit_ts_);  // invisible until the entry is released here
+    commit.emplace(&db_->oracle(), s, &writes, commit_ts_);
+    absl::Status proposed = log->ProposeLocked(entry, &*commit);
+    if (!proposed.ok()) {
+      s->UninstallLocked(writes, commit_ts_);
+      db_->oracle().Finish(commit_ts_);
+      commit_ts_ = 0;
+      return proposed;
+    }
+  }
+  absl::Status outcome = commit->Wait();
+  if (!outcome.ok()) {
+    commit_ts_ = 0;
+    return outcome;
+  }
+  db_->two_phase().SetOutcome(id_, Database::Outcome::kCommitted);
+  db_->oracle().WaitVisible(commit_ts_);  // read-your-commits, as CommitOnePhase
+  return absl::OkStatus();
+}
+
 }  // namespace shardtx::txn
 
 namespace shardtx::txn {
@@ -478,6 +586,7 @@ absl::Status TransactionImpl::CommitAsync(CommitCallback done) {
     d(absl::OkStatus());
     return absl::OkStatus();
   }
+  if (db_->replicated()) return fail(ReplicatedUnimplemented("CommitAsync"));
   if (WritesSeveralShards()) {
     // The blocking two-phase commit, on a pool thread, of a copy: the caller may destroy
     // this Transaction as soon as this returns.

@@ -9,6 +9,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
+#include "engine/replicated_log.h"
 #include "engine/shard.h"
 #include "shardtx/options.h"
 #include "shardtx/transaction.h"
@@ -52,6 +53,12 @@ class TransactionImpl final : public Transaction {
   // One shard written: validate, log one commit record, install, wait for the fsync.
   // (Several: the Coordinator's two-phase commit.)
   absl::Status CommitOnePhase(CommitPlan& plan);
+  // One replicated shard written (DatabaseImpl::AttachReplicatedLog): validate, install
+  // invisibly, propose one entry; visible and acknowledged once this replica releases it.
+  // kUnavailable (no effect) on a replica that is not the ready leader; kUnknown if leadership
+  // was lost while the entry was in flight (the writes are taken back here; the entry may still
+  // commit, and is then applied here by redo).
+  absl::Status CommitReplicated(CommitPlan& plan, engine::ReplicatedLog* log);
   // The commit's validation: write conflicts and locks on every part, and (serializable) the
   // reads on every involved shard. REQUIRES: every involved shard's commit lock.
   absl::Status ValidateLocked(const CommitPlan& plan);

@@ -1,0 +1,326 @@
+#include "replication/shard_replica.h"
+
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "engine/log_record.h"
+#include "util/coding.h"
+#include "util/status_macros.h"
+
+namespace shardtx::replication {
+
+namespace {
+
+constexpr size_t kTagSize = 16;  // u64 origin, u64 sequence
+
+uint64_t NewOrigin(uint64_t server) {
+  std::random_device rd;
+  return (server << 32) ^ rd();
+}
+
+}  // namespace
+
+ShardReplica::ShardReplica(const ShardReplicaOptions& options, engine::Shard* shard)
+    : options_(options), shard_(shard), origin_(NewOrigin(options.server)) {
+  MutexLock l(&state_mu_);
+  not_ready_ = absl::StrCat("server ", options_.server, " of shard ", options_.shard_id,
+                            ": leadership not known yet");
+}
+
+ShardReplica::~ShardReplica() {
+  MutexLock l(shard_->commit_mu());
+  AbandonLocked("the replica closed");
+}
+
+void ShardReplica::SetListener(Listener* listener) { listener_ = listener; }
+
+absl::Status ShardReplica::first_error() const {
+  MutexLock l(shard_->commit_mu());
+  return first_error_;
+}
+
+size_t ShardReplica::waiting() const {
+  MutexLock l(shard_->commit_mu());
+  return in_flight_.size() + queue_.size();
+}
+
+absl::Status ShardReplica::CheckLeader() {
+  MutexLock l(&state_mu_);
+  if (ready_) return absl::OkStatus();
+  return absl::UnavailableError(not_ready_);
+}
+
+absl::Status ShardReplica::ProposeLocked(absl::string_view records, Proposal* proposal) {
+  shard_->commit_mu()->AssertHeld();
+  uint64_t term;
+  {
+    MutexLock l(&state_mu_);
+    if (!ready_) return absl::UnavailableError(not_ready_);
+    term = term_;
+  }
+  if (!stop_.ok()) {
+    return absl::UnavailableError(absl::StrCat("server ", options_.server, " of shard ",
+                                               options_.shard_id,
+                                               " stopped applying entries: ", stop_.message()));
+  }
+  const uint64_t seq = next_seq_++;
+  std::string entry;
+  entry.reserve(kTagSize + records.size());
+  PutFixed64(&entry, origin_);
+  PutFixed64(&entry, seq);
+  entry.append(records.data(), records.size());
+  if (RaftNode* node = node_.load(); node != nullptr) {
+    // Registered first: the loop thread answers under commit_mu, so not before this returns.
+    in_flight_.emplace(seq, InFlight{proposal, {0, term}});
+    absl::Status s = node->Propose(entry, [this, seq](absl::Status st) { OnDone(seq, st); });
+    if (!s.ok()) in_flight_.erase(seq);  // refused: no effect
+    return s;
+  }
+  queue_.push_back(Queued{seq, std::move(entry), proposal});
+  if (options_.on_queued) options_.on_queued();
+  return absl::OkStatus();
+}
+
+std::string ShardReplica::EntryName(uint64_t seq, engine::RaftPosition at) const {
+  return absl::StrCat("entry (term ", at.term, ", index ",
+                      at.index == 0 ? std::string("not known here") : absl::StrCat(at.index),
+                      ", tag ", origin_, ":", seq, ") of shard ", options_.shard_id,
+                      " proposed by server ", options_.server);
+}
+
+void ShardReplica::AbandonLocked(const std::string& why) {
+  for (auto& [seq, f] : in_flight_) {
+    ++unknown_;
+    f.proposal->Unknown(absl::UnknownError(
+        absl::StrCat("outcome unknown: ", EntryName(seq, f.at), " was in flight when ", why)));
+  }
+  in_flight_.clear();
+  for (Queued& q : queue_) {
+    ++refused_;
+    q.proposal->Refused(absl::UnavailableError(
+        absl::StrCat("server ", options_.server, " of shard ", options_.shard_id,
+                     " did not propose the commit: ", why, "; no effect")));
+  }
+  queue_.clear();
+}
+
+void ShardReplica::OnDone(uint64_t seq, const absl::Status& status) {
+  MutexLock l(shard_->commit_mu());
+  auto it = in_flight_.find(seq);
+  if (it == in_flight_.end()) return;  // completed at its release (or abandoned)
+  const InFlight f = it->second;
+  in_flight_.erase(it);
+  if (absl::IsUnavailable(status)) {
+    // A RaftNode's loop thread refused it (leadership changed after Propose): in no log.
+    ++refused_;
+    f.proposal->Refused(absl::UnavailableError(
+        absl::StrCat(status.message(), " (shard ", options_.shard_id, "; no effect)")));
+    return;
+  }
+  ++unknown_;
+  // OK without a release that completed it cannot happen (the shim releases an entry before it
+  // reports it OK); were it to, the outcome is still not known here.
+  f.proposal->Unknown(absl::UnknownError(
+      absl::StrCat("outcome unknown: server ", options_.server, " lost the leadership of shard ",
+                   options_.shard_id, " while its ", EntryName(seq, f.at), " was in flight (",
+                   status.message(), "); if it commits, every replica applies it")));
+}
+
+void ShardReplica::Pump(SimulatedGroup& group) {
+  const unsigned me = static_cast<unsigned>(options_.server);
+  {
+    MutexLock l(shard_->commit_mu());
+    while (!queue_.empty()) {
+      Queued q = std::move(queue_.front());
+      queue_.pop_front();
+      const uint64_t seq = q.seq;
+      // The index the shim tags the entry with: the last index + 1 when it proposes.
+      const ServerInfo before = group.Info(me);
+      const engine::RaftPosition at{before.last_index + 1, before.term};
+      absl::Status st = group.Propose(me, q.entry, [this, seq](absl::Status s) { OnDone(seq, s); });
+      if (st.ok()) {
+        in_flight_.emplace(seq, InFlight{q.proposal, at});
+      } else if (absl::IsUnknown(st)) {
+        ++unknown_;  // libraft may have taken it into its log
+        q.proposal->Unknown(
+            absl::UnknownError(absl::StrCat("outcome unknown: ", EntryName(seq, at), ": ",
+                                            absl::StripPrefix(st.message(), "outcome unknown: "))));
+      } else {
+        ++refused_;
+        q.proposal->Refused(absl::UnavailableError(
+            absl::StrCat(st.message(), " (shard ", options_.shard_id, "; no effect)")));
+      }
+    }
+  }
+  const ServerInfo info = group.Info(me);
+  Seen seen;
+  seen.alive = info.alive;
+  seen.role = info.role;
+  seen.ready = info.ready;
+  seen.term = info.term;
+  if (info.believed_leader.has_value()) {
+    seen.leader = *info.believed_leader;
+    if (*info.believed_leader < options_.addresses.size()) {
+      seen.leader_address = options_.addresses[*info.believed_leader];
+    }
+  }
+  Publish(seen);
+}
+
+void ShardReplica::AttachNode(RaftNode* node) {
+  node_.store(node);
+  OnNodeChange();
+}
+
+void ShardReplica::OnNodeChange() {
+  RaftNode* node = node_.load();
+  if (node == nullptr) return;
+  MutexLock l(&node_change_mu_);
+  const NodeInfo info = node->Info();
+  Seen seen;
+  seen.role = info.role;
+  seen.ready = info.ready;
+  seen.term = info.term;
+  if (info.leader_id != 0) seen.leader = info.leader_id;
+  seen.leader_address = info.leader_address;
+  Publish(seen);
+}
+
+void ShardReplica::Publish(const Seen& seen) {
+  const uint64_t me = options_.server;
+  if (seen.alive && seen.role == Role::kLeader && seen.ready) {
+    MutexLock c(shard_->commit_mu());
+    if (seen.term != ready_term_) {
+      // Every entry before this term's term-start entry is released and applied here: new
+      // timestamps go above all of them before the first commit of the term.
+      if (listener_ != nullptr) listener_->Applied(shard_->max_redone_ts_locked());
+      ready_term_ = seen.term;
+    }
+    MutexLock l(&state_mu_);
+    ready_ = true;
+    term_ = seen.term;
+    return;
+  }
+  std::string why;
+  const std::string who = absl::StrCat("server ", me, " of shard ", options_.shard_id);
+  if (!seen.alive) {
+    why = absl::StrCat(who, " is down");
+  } else if (seen.role == Role::kLeader) {
+    std::string address = seen.leader_address;
+    if (address.empty() && me < options_.addresses.size()) address = options_.addresses[me];
+    why = absl::StrCat(who, " leads term ", seen.term,
+                       " but is not ready (its term-start entry is not released yet; retry); "
+                       "leader is server ",
+                       me, " at ", address.empty() ? "(address unknown)" : address);
+  } else if (seen.leader.has_value() && *seen.leader != me) {
+    why = absl::StrCat(who, " does not lead (term ", seen.term, "); leader is server ",
+                       *seen.leader, " at ",
+                       seen.leader_address.empty() ? "(address unknown)" : seen.leader_address);
+  } else {
+    why = absl::StrCat(who, " does not lead (term ", seen.term, "); leader unknown");
+  }
+  MutexLock l(&state_mu_);
+  ready_ = false;
+  term_ = seen.term;
+  not_ready_ = std::move(why);
+}
+
+void ShardReplica::Release(const ReleasedEntry& entry) {
+  MutexLock l(shard_->commit_mu());
+  absl::Status s = stop_.ok() ? ApplyLocked(entry) : stop_;
+  if (!s.ok()) {
+    ++failures_;
+    if (first_error_.ok()) first_error_ = s;
+    if (stop_.ok()) stop_ = s;
+  }
+  if (options_.on_applied) options_.on_applied();
+}
+
+absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
+  if (entry.index <= shard_->raft_applied_locked().index) {
+    ++skipped_;  // applied before
+    return absl::OkStatus();
+  }
+  absl::string_view payload(entry.payload.data(), entry.payload.size());
+  uint64_t origin = 0, seq = 0;
+  if (!GetFixed64(&payload, &origin) || !GetFixed64(&payload, &seq)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shard ", options_.shard_id, ": entry without a tag at raft index ", entry.index));
+  }
+  const engine::RaftPosition at{entry.index, entry.term};
+  const std::string record = engine::EncodeRaftEntry(at, payload);
+  if (origin == origin_) {
+    if (auto it = in_flight_.find(seq); it != in_flight_.end()) {
+      // Ours, still waited for: installed at commit, so logged here but not redone.
+      Proposal* proposal = it->second.proposal;
+      in_flight_.erase(it);
+      absl::StatusOr<engine::Lsn> lsn =
+          shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone);
+      if (!lsn.ok()) {
+        ++unknown_;
+        proposal->Unknown(absl::UnknownError(absl::StrCat(
+            "outcome unknown: ", EntryName(seq, at),
+            " committed but this replica could not log it: ", lsn.status().message())));
+        return lsn.status();
+      }
+      shard_->NoteRaftAppliedLocked(at);
+      ++committed_;
+      proposal->Committed(at);
+      return absl::OkStatus();
+    }
+  }
+  // Another proposer's entry (or ours, answered kUnknown before it committed). Raft releases in
+  // index order, so an entry of ours still in flight now lies above an entry of a later term:
+  // it can no longer commit. Take such entries back first, so that no version of theirs shares
+  // a timestamp with a redone one.
+  if (!in_flight_.empty() || !queue_.empty()) {
+    AbandonLocked(absl::StrCat("server ", options_.server, " applied another proposer's entry (",
+                               "raft index ", entry.index, ", term ", entry.term, ")"));
+  }
+  std::vector<engine::EntryRecord> records;
+  if (!engine::DecodeEntryRecords(payload, &records)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shard ", options_.shard_id, ": malformed entry payload at raft index ", entry.index));
+  }
+  for (const engine::EntryRecord& r : records) {
+    if (r.type != engine::kCommit) {
+      return absl::UnimplementedError(absl::StrCat("shard ", options_.shard_id, ": record type ",
+                                                   r.type, " at raft index ", entry.index,
+                                                   " (replicas redo commits only)"));
+    }
+  }
+  ASSIGN_OR_RETURN(engine::Lsn lsn,
+                   shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone));
+  RETURN_IF_ERROR(shard_->RedoLocked(lsn, engine::kRaftEntry, record, /*applied=*/false));
+  ++redone_;
+  if (listener_ != nullptr) listener_->Applied(shard_->max_redone_ts_locked());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ShardReplica::Snapshot() {
+  RETURN_IF_ERROR(shard_->SyncWal());
+  engine::RaftPosition at;
+  {
+    MutexLock l(shard_->commit_mu());
+    at = shard_->raft_applied_locked();
+  }
+  std::string out;
+  PutFixed64(&out, at.index);
+  PutFixed64(&out, at.term);
+  return out;
+}
+
+absl::Status ShardReplica::Restore(std::string_view) {
+  absl::Status s = absl::UnimplementedError(
+      absl::StrCat("shard ", options_.shard_id, ": server ", options_.server,
+                   " cannot install a snapshot yet (plan step 10)"));
+  MutexLock l(shard_->commit_mu());
+  ++failures_;
+  if (first_error_.ok()) first_error_ = s;
+  if (stop_.ok()) stop_ = s;
+  return s;
+}
+
+}  // namespace shardtx::replication

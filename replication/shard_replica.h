@@ -1,0 +1,158 @@
+// ShardReplica: one replica of a replicated shard (plan step 5, the leader commit path), over a
+// SimulatedGroup (deterministic tests) or a RaftNode (raft_uv, real sockets). It is both sides of
+// the replica:
+//  - the engine::ReplicatedLog the shard's commit path proposes through (a Database attaches it
+//    with DatabaseImpl::AttachReplicatedLog);
+//  - the StateMachine the group releases entries to: an entry this replica proposed and still
+//    waits for completes its commit (kRaftEntry record appended, not redone: the writes were
+//    installed at commit); any other entry is redone, as ShardMachine does on a follower.
+//
+// Threads. A SimulatedGroup is driven by one thread (it is not thread-safe), which calls Pump()
+// after every step; committers run on other threads: ProposeLocked only queues the entry (under
+// the shard's commit_mu), and the next Pump() proposes the queue in order. With a RaftNode
+// (AttachNode), ProposeLocked proposes at once (RaftNode::Propose is thread-safe), and releases,
+// outcomes and OnNodeChange() run on the node's loop thread. Either way CheckLeader and
+// ProposeLocked answer from the leadership last published (Pump, OnNodeChange), and a new term's
+// leadership is published ready only after the listener heard the largest applied timestamp.
+//
+// Entry payload: u64 origin (this replica's server id and a random nonce), u64 sequence, then
+// the engine records. The kRaftEntry record in the shard's WAL carries only the records, so
+// the WALs of all replicas hold the same bytes for an entry.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/replicated_log.h"
+#include "engine/shard.h"
+#include "replication/raft_node.h"
+#include "replication/simulated_group.h"
+#include "util/mutex.h"
+
+namespace shardtx::replication {
+
+struct ShardReplicaOptions {
+  uint64_t server = 0;    // this replica's server in the group (a RaftNode's id)
+  uint32_t shard_id = 0;  // for messages
+  // SimulatedGroup: each server's address, by server id, as kUnavailable names the leader (a
+  // RaftNode knows its leader's address).
+  std::vector<std::string> addresses;
+  // TEST ONLY: called (with the shard's commit_mu held) after ProposeLocked queued an entry
+  // (SimulatedGroup), and after each entry this replica applied or completed.
+  std::function<void()> on_queued;
+  std::function<void()> on_applied;
+};
+
+class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
+ public:
+  // `shard` (not owned) outlives this replica.
+  ShardReplica(const ShardReplicaOptions& options, engine::Shard* shard);
+  ShardReplica(const ShardReplica&) = delete;
+  ShardReplica& operator=(const ShardReplica&) = delete;
+  // Answers every proposal still queued (Refused) or in flight (Unknown): destroy the group
+  // first (it then calls nothing), then the replica, then the shard's database.
+  ~ShardReplica() override;
+
+  // --- engine::ReplicatedLog ---
+  void SetListener(Listener* listener) override;
+  absl::Status CheckLeader() override;
+  absl::Status ProposeLocked(absl::string_view records, Proposal* proposal) override;
+
+  // --- StateMachine ---
+  // A failure (malformed entry, a WAL or redo error) stops the replica: it applies nothing
+  // after (failures(), first_error()).
+  void Release(const ReleasedEntry& entry) override;
+  // Syncs the shard's WAL; the snapshot is the applied position (16 bytes).
+  absl::StatusOr<std::string> Snapshot() override;
+  // Not yet (plan step 10): kUnimplemented, and the replica stops. Keep the group's snapshot
+  // threshold above the entries a run proposes.
+  absl::Status Restore(std::string_view snapshot) override;
+
+  // SimulatedGroup: on the group's thread, after every step (and once before the first commit):
+  // proposes the queued entries in order, then publishes this server's leadership.
+  void Pump(SimulatedGroup& group);
+
+  // RaftNode: open the node with this replica as its machine and with on_change calling
+  // OnNodeChange(), then attach it (not owned; it outlives its use here: close the node before
+  // destroying it). OnNodeChange publishes the node's leadership (it does nothing before
+  // AttachNode, which calls it once).
+  void AttachNode(RaftNode* node);
+  void OnNodeChange();
+
+  // Counters (any thread).
+  uint64_t committed() const { return committed_.load(); }  // own entries released: acked
+  uint64_t unknown() const { return unknown_.load(); }      // own entries answered kUnknown
+  uint64_t refused() const { return refused_.load(); }      // accepted, then refused: no effect
+  uint64_t redone() const { return redone_.load(); }    // other proposers' entries (or own, late)
+  uint64_t skipped() const { return skipped_.load(); }  // at or below the applied index
+  uint64_t failures() const { return failures_.load(); }
+  absl::Status first_error() const;
+  // Commits this replica proposed (or queued) and has not answered yet.
+  size_t waiting() const;
+
+ private:
+  struct Queued {
+    uint64_t seq = 0;
+    std::string entry;
+    Proposal* proposal = nullptr;
+  };
+  struct InFlight {
+    Proposal* proposal = nullptr;
+    engine::RaftPosition at;  // as proposed: the leader's term and the index the entry got
+  };
+
+  // What Pump or OnNodeChange saw of this server.
+  struct Seen {
+    bool alive = true;
+    Role role = Role::kFollower;
+    bool ready = false;
+    uint64_t term = 0;
+    std::optional<uint64_t> leader;
+    std::string leader_address;
+  };
+  void Publish(const Seen& seen);
+  void OnDone(uint64_t seq, const absl::Status& status);
+  // Every proposal in flight can no longer be answered OK here: Unknown; every queued one:
+  // Refused. REQUIRES: commit_mu.
+  void AbandonLocked(const std::string& why);
+  absl::Status ApplyLocked(const ReleasedEntry& entry);
+  std::string EntryName(uint64_t seq, engine::RaftPosition at) const;
+
+  const ShardReplicaOptions options_;
+  engine::Shard* const shard_;
+  const uint64_t origin_;
+  Listener* listener_ = nullptr;
+
+  // Under the shard's commit_mu.
+  uint64_t next_seq_ = 1;
+  std::deque<Queued> queue_;
+  absl::flat_hash_map<uint64_t, InFlight> in_flight_;
+  absl::Status stop_;
+  absl::Status first_error_;
+  uint64_t ready_term_ = 0;  // the last term published ready (the listener heard of it)
+
+  std::atomic<RaftNode*> node_{nullptr};
+  // One OnNodeChange at a time (the loop thread's and AttachNode's), so that a stale view of
+  // the node never overwrites a newer one.
+  Mutex node_change_mu_ ABSL_ACQUIRED_BEFORE(state_mu_);
+
+  // Published by Pump or OnNodeChange (after commit_mu, when both are taken).
+  mutable Mutex state_mu_;
+  bool ready_ ABSL_GUARDED_BY(state_mu_) = false;
+  uint64_t term_ ABSL_GUARDED_BY(state_mu_) = 0;
+  std::string not_ready_ ABSL_GUARDED_BY(state_mu_);  // kUnavailable's message when !ready_
+
+  std::atomic<uint64_t> committed_{0}, unknown_{0}, refused_{0}, redone_{0}, skipped_{0},
+      failures_{0};
+};
+
+}  // namespace shardtx::replication
