@@ -1,0 +1,389 @@
+// The snapshot stream (replication/snapshot_stream.h) over 127.0.0.1: a follower's ShardMachine
+// restores a producer's shard through gRPC; memory stays bounded for a shard larger than the
+// bound; a corrupted chunk, a stream cut off and a foreign cluster leave the follower as it was.
+#include "replication/snapshot_stream.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/log_record.h"
+#include "gtest/gtest.h"
+#include "replication/shard_machine.h"
+#include "tests/support/test_db.h"
+#include "util/mutex.h"
+
+namespace shardtx::replication {
+namespace {
+
+using engine::Write;
+using engine::WriteOp;
+using ::shardtx::testing::FreshDir;
+
+constexpr char kCluster[] = "cluster-a";
+
+engine::ShardOptions ShardAt(const std::string& dir, uint64_t segment = 1 << 20) {
+  engine::ShardOptions o;
+  o.dir = dir;
+  o.env = Env::Default();
+  o.wal_segment_size = segment;
+  o.max_record_size = segment / 2;
+  o.lmdb_map_size = 256ull << 20;
+  o.max_readers = 16;
+  return o;
+}
+
+// Entry i (raft index i + 1, term 1 + i / 10) puts `per_entry` keys "k<i>-<j>" with values of
+// `value_size` bytes drawn from the seed, and deletes one key of the entry before.
+std::vector<std::string> Entries(int n, int per_entry, size_t value_size, uint64_t seed = 7) {
+  std::vector<std::string> out;
+  uint64_t x = seed;
+  engine::Timestamp ts = 100;
+  for (int i = 0; i < n; ++i) {
+    std::vector<Write> writes;
+    for (int j = 0; j < per_entry; ++j) {
+      std::string v(value_size, '\0');
+      for (char& ch : v) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        ch = static_cast<char>(x >> 56);
+      }
+      writes.push_back({WriteOp::kPut, absl::StrCat("k", i, "-", j), std::move(v)});
+    }
+    if (i > 0) writes.push_back({WriteOp::kDelete, absl::StrCat("k", i - 1, "-0"), ""});
+    std::string entry;
+    engine::AppendEntryRecord(&entry, engine::kCommit, engine::EncodeCommit(++ts, 7, writes));
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+ReleasedEntry EntryAt(const std::vector<std::string>& entries, uint64_t index) {
+  return ReleasedEntry{1 + (index - 1) / 10, index, entries[index - 1]};
+}
+
+void ApplyRange(ShardMachine& m, const std::vector<std::string>& entries, uint64_t from,
+                uint64_t to) {
+  for (uint64_t i = from; i <= to; ++i) {
+    absl::Status s = m.Apply(EntryAt(entries, i));
+    ASSERT_TRUE(s.ok()) << "entry " << i << ": " << s;
+  }
+}
+
+bool Exists(const std::string& path) { return Env::Default()->FileExists(path).ok(); }
+
+// A producer (server 1, serving its shard on a SnapshotServer) and a follower (server 2, which
+// restores over the stream from whatever address `producer_address` holds).
+class SnapshotStreamTest : public ::testing::Test {
+ protected:
+  void StartServer(SnapshotServerOptions so = {}) {
+    so.cluster = kCluster;
+    so.producer = 1;
+    so.env = Env::Default();
+    auto server = SnapshotServer::Start(so);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    producer_address_ = server_->address();
+  }
+
+  void OpenProducer(uint64_t checkpoint_every = 0, uint64_t segment = 1 << 20) {
+    ShardMachineOptions o;
+    o.shard = ShardAt(producer_dir_, segment);
+    o.server = 1;
+    o.checkpoint_every = checkpoint_every;
+    o.cluster = kCluster;
+    o.snapshot_server = server_.get();
+    auto m = ShardMachine::Open(o);
+    ASSERT_TRUE(m.ok()) << m.status();
+    producer_ = std::move(*m);
+  }
+
+  void OpenFollower(const std::string& cluster = kCluster) {
+    ShardMachineOptions o;
+    o.shard = ShardAt(follower_dir_);
+    o.server = 2;
+    o.cluster = cluster;
+    o.snapshot_address = [this](uint32_t server) {
+      return server == 1 ? producer_address_ : std::string();
+    };
+    auto m = ShardMachine::Open(o);
+    ASSERT_TRUE(m.ok()) << m.status();
+    follower_ = std::move(*m);
+  }
+
+  std::string Snapshot() {
+    auto s = producer_->Snapshot();
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : std::string();
+  }
+
+  ShardDigest DigestOf(ShardMachine& m) {
+    auto d = m.Digest();
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *d : ShardDigest{};
+  }
+
+  // The follower is as it was: same position and digest, no staging directory, and it still
+  // reopens to the same state.
+  void ExpectFollowerUnchanged(engine::RaftPosition position, const ShardDigest& digest) {
+    EXPECT_EQ(follower_->applied().index, position.index);
+    EXPECT_EQ(DigestOf(*follower_), digest);
+    EXPECT_FALSE(Exists(follower_dir_ + ".partial"));
+    EXPECT_EQ(follower_->restores(), 0u);
+    ASSERT_TRUE(follower_->CloseShard().ok());
+    ASSERT_TRUE(follower_->ReopenShard().ok());
+    EXPECT_EQ(follower_->applied().index, position.index);
+    EXPECT_EQ(DigestOf(*follower_), digest);
+  }
+
+  void TearDown() override {
+    follower_.reset();
+    producer_.reset();
+    server_.reset();
+  }
+
+  const std::string producer_dir_ = FreshDir("_producer");
+  const std::string follower_dir_ = FreshDir("_follower");
+  std::unique_ptr<SnapshotServer> server_;
+  std::string producer_address_;
+  std::unique_ptr<ShardMachine> producer_, follower_;
+};
+
+// (1) A round trip: the follower ends with the producer's digest at or above the snapshot's
+// position, and goes on applying above it.
+TEST_F(SnapshotStreamTest, RoundTripGivesTheProducersShard) {
+  StartServer();
+  OpenProducer();
+  OpenFollower();
+  const std::vector<std::string> entries = Entries(60, 8, 300);
+  ApplyRange(*producer_, entries, 1, 30);
+  ASSERT_TRUE(producer_->shard().Checkpoint().ok());  // some in LMDB, some in the WAL tail
+  ApplyRange(*producer_, entries, 31, 45);
+  ApplyRange(*follower_, entries, 1, 4);  // the follower's older state, replaced
+  const std::string snapshot = Snapshot();
+
+  ASSERT_TRUE(follower_->Restore(snapshot).ok());
+  EXPECT_GE(follower_->applied().index, 45u);
+  EXPECT_EQ(follower_->restores(), 1u);
+  EXPECT_EQ(DigestOf(*follower_), DigestOf(*producer_));
+  EXPECT_FALSE(Exists(follower_dir_ + ".partial"));
+  EXPECT_EQ(server_->streams_completed(), 1u);
+
+  // It continues above the snapshot, and survives a reopen.
+  ApplyRange(*producer_, entries, 46, 60);
+  ApplyRange(*follower_, entries, 46, 60);
+  ASSERT_TRUE(follower_->CloseShard().ok());
+  ASSERT_TRUE(follower_->ReopenShard().ok());
+  EXPECT_EQ(follower_->applied().index, 60u);
+  EXPECT_EQ(DigestOf(*follower_), DigestOf(*producer_));
+}
+
+// The stream from a producer whose shard keeps applying (and checkpointing, truncating its WAL)
+// on another thread meanwhile: the WAL pin keeps what the copy needs.
+TEST_F(SnapshotStreamTest, ProducerAppliesAndCheckpointsDuringTheStream) {
+  StartServer();
+  OpenProducer(/*checkpoint_every=*/3, /*segment=*/64 << 10);
+  OpenFollower();
+  const std::vector<std::string> entries = Entries(400, 4, 700);
+  ApplyRange(*producer_, entries, 1, 100);
+  const std::string snapshot = Snapshot();
+  std::atomic<bool> failed{false};
+  std::thread applier([&] {
+    for (uint64_t i = 101; i <= entries.size(); ++i) {
+      if (!producer_->Apply(EntryAt(entries, i)).ok()) failed = true;
+    }
+  });
+  absl::Status restored = follower_->Restore(snapshot);
+  applier.join();
+  ASSERT_TRUE(restored.ok()) << restored;
+  ASSERT_FALSE(failed.load());
+  const uint64_t at = follower_->applied().index;
+  EXPECT_GE(at, 100u);
+  ApplyRange(*follower_, entries, at + 1, entries.size());
+  EXPECT_EQ(DigestOf(*follower_), DigestOf(*producer_));
+}
+
+uint64_t RssAnonBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) << 10;  // kB
+  }
+  return 0;
+}
+
+// (2) A shard of about 56 MB restored while the process's anonymous memory (both ends are in
+// this process) grows by at most the stated bound plus a fixed slack for gRPC's own start-up
+// (threads, connection). Buffering the shard whole, on either end, would exceed it.
+TEST_F(SnapshotStreamTest, MemoryStaysBoundedForAShardLargerThanTheBound) {
+  if (RssAnonBytes() == 0) GTEST_SKIP() << "no RssAnon in /proc/self/status";
+  StartServer();
+  OpenProducer(/*checkpoint_every=*/0, /*segment=*/8 << 20);
+  OpenFollower();
+  constexpr int kEntries = 220, kPerEntry = 64;
+  constexpr size_t kValue = 4000;  // one LMDB overflow page each
+  {
+    const std::vector<std::string> entries = Entries(kEntries, kPerEntry, kValue);
+    ApplyRange(*producer_, entries, 1, kEntries);
+  }
+  ASSERT_TRUE(producer_->shard().Checkpoint().ok());
+  const uint64_t shard_bytes = uint64_t{kEntries} * kPerEntry * kValue;
+  constexpr uint64_t kSlack = 16ull << 20;
+  const uint64_t bound = StreamBoundBytes(kDefaultChunkBytes) + kSlack;
+  ASSERT_GT(shard_bytes, 2 * bound);
+  const std::string snapshot = Snapshot();
+
+  const uint64_t before = RssAnonBytes();
+  std::atomic<uint64_t> peak{before};
+  std::atomic<bool> done{false};
+  // Samples while the restore runs (a measurement, not synchronisation).
+  std::thread sampler([&] {
+    while (!done.load()) {
+      const uint64_t now = RssAnonBytes();
+      if (now > peak.load()) peak = now;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  absl::Status restored = follower_->Restore(snapshot);
+  done = true;
+  sampler.join();
+  ASSERT_TRUE(restored.ok()) << restored;
+  const uint64_t growth = peak.load() - before;
+  std::printf("snapshot stream: shard %.1f MiB of values, store copy %.1f MiB; RssAnon growth "
+              "%.1f MiB (bound %.1f MiB + slack %.1f MiB)\n",
+              shard_bytes / 1048576.0,
+              static_cast<double>(std::filesystem::file_size(follower_dir_ + "/lmdb/data.mdb")) /
+                  1048576.0,
+              growth / 1048576.0, StreamBoundBytes(kDefaultChunkBytes) / 1048576.0,
+              kSlack / 1048576.0);
+  EXPECT_LT(growth, bound);
+  EXPECT_GE(follower_->applied().index, uint64_t{kEntries});
+  EXPECT_EQ(DigestOf(*follower_), DigestOf(*producer_));
+}
+
+// (3) A byte flipped in one data chunk on the server side: kDataLoss, and the follower keeps its
+// old shard, which still opens.
+TEST_F(SnapshotStreamTest, CorruptedChunkIsDataLossAndChangesNothing) {
+  SnapshotServerOptions so;
+  so.chunk_bytes = 16 << 10;  // several chunks
+  std::atomic<int> flipped{0};
+  so.tamper = [&flipped](uint64_t seq, std::string* bytes) {
+    if (seq == 3 && bytes != nullptr && !bytes->empty()) {
+      (*bytes)[bytes->size() / 2] ^= 0x20;
+      ++flipped;
+    }
+  };
+  StartServer(so);
+  OpenProducer();
+  OpenFollower();
+  const std::vector<std::string> entries = Entries(40, 8, 500);
+  ApplyRange(*producer_, entries, 1, 40);
+  ASSERT_TRUE(producer_->shard().Checkpoint().ok());
+  ApplyRange(*follower_, entries, 1, 6);
+  const ShardDigest old = DigestOf(*follower_);
+
+  absl::Status s = follower_->Restore(Snapshot());
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_EQ(flipped.load(), 1);
+  ExpectFollowerUnchanged({6, 1}, old);
+}
+
+// The wrong cluster (either end may notice: here the producer), and a snapshot index the
+// producer has not reached: refused, nothing applied.
+TEST_F(SnapshotStreamTest, WrongClusterOrMissingIndexChangesNothing) {
+  StartServer();
+  OpenProducer();
+  OpenFollower("cluster-b");
+  const std::vector<std::string> entries = Entries(20, 4, 100);
+  ApplyRange(*producer_, entries, 1, 20);
+  ApplyRange(*follower_, entries, 1, 3);
+  const ShardDigest old = DigestOf(*follower_);
+  absl::Status s = follower_->Restore(Snapshot());
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  ExpectFollowerUnchanged({3, 1}, old);
+
+  // A direct fetch of a shard the producer does not serve.
+  FetchOptions f;
+  f.address = producer_address_;
+  f.cluster = kCluster;
+  f.shard = 9;
+  f.env = Env::Default();
+  auto r = FetchSnapshot(f, follower_dir_ + ".partial");
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+  // One above what the producer has applied.
+  f.shard = 0;
+  f.min_raft_index = 21;
+  r = FetchSnapshot(f, follower_dir_ + ".partial");
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  EXPECT_FALSE(Exists(follower_dir_ + ".partial"));
+}
+
+// (4) The producer's server stops in the middle of a stream: the fetch fails (kUnavailable),
+// leaves no staging directory, the follower is unchanged; a later restore from a new server
+// succeeds.
+TEST_F(SnapshotStreamTest, StreamCutByAStoppingServerLeavesNothing) {
+  SnapshotServerOptions so;
+  so.chunk_bytes = 16 << 10;
+  StartServer(so);
+  OpenProducer();
+  OpenFollower();
+  const std::vector<std::string> entries = Entries(60, 8, 800);
+  ApplyRange(*producer_, entries, 1, 60);
+  ASSERT_TRUE(producer_->shard().Checkpoint().ok());
+  ApplyRange(*follower_, entries, 1, 2);
+  const ShardDigest old = DigestOf(*follower_);
+
+  FetchOptions f;
+  f.address = producer_address_;
+  f.cluster = kCluster;
+  f.shard = 0;
+  f.min_raft_index = 60;
+  f.env = Env::Default();
+  uint64_t seen = 0;
+  f.on_message = [&](uint64_t seq) {
+    seen = seq + 1;
+    if (seq == 4) server_->Stop();  // cancels the stream in flight, waits for its handler
+  };
+  const std::string staging = follower_dir_ + ".partial";
+  auto r = FetchSnapshot(f, staging);
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+  EXPECT_GE(seen, 5u);
+  EXPECT_FALSE(Exists(staging));
+  EXPECT_EQ(server_->streams_failed(), 1u);
+  ExpectFollowerUnchanged({2, 1}, old);
+
+  // The producer must stop serving before its server goes (the machine holds a registration).
+  producer_.reset();
+  server_.reset();
+  StartServer();
+  OpenProducer();
+  ASSERT_TRUE(follower_->Restore(Snapshot()).ok());
+  EXPECT_EQ(DigestOf(*follower_), DigestOf(*producer_));
+}
+
+// A producer whose chunks exceed what the follower accepts: refused at the header, nothing kept.
+TEST_F(SnapshotStreamTest, ChunksLargerThanTheFollowerAcceptsAreRefused) {
+  StartServer();
+  OpenProducer();
+  const std::vector<std::string> entries = Entries(10, 4, 100);
+  ApplyRange(*producer_, entries, 1, 10);
+  FetchOptions f;
+  f.address = producer_address_;
+  f.cluster = kCluster;
+  f.env = Env::Default();
+  f.max_chunk_bytes = 64 << 10;
+  auto r = FetchSnapshot(f, follower_dir_ + ".partial");
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status()) || absl::IsResourceExhausted(r.status()))
+      << r.status();
+  EXPECT_FALSE(Exists(follower_dir_ + ".partial"));
+}
+
+}  // namespace
+}  // namespace shardtx::replication
