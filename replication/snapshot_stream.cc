@@ -304,11 +304,13 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
         : impl_(impl), shard_(shard), ctx_(ctx) {}
     ~Hold() {
       MutexLock l(&impl_->mu_);
+      --impl_->active_;
+      impl_->cv_.SignalAll();
+      // (Always there: RemoveShard waits for this stream before it erases the shard.)
       auto it = impl_->shards_.find(shard_);
       if (it == impl_->shards_.end()) return;
       UnpinLocked(it->second);
       it->second.contexts.erase(ctx_);
-      impl_->cv_.SignalAll();
     }
     Hold(const Hold&) = delete;
     Hold& operator=(const Hold&) = delete;
@@ -409,6 +411,12 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
                                                           " does not serve shard ", req->shard()));
       }
       if (ctx->IsCancelled()) return Gone();
+      if (active_ >= options_.max_streams) {
+        return grpc::Status(grpc::RESOURCE_EXHAUSTED,
+                            absl::StrCat("snapshot server of server ", options_.producer, ": ",
+                                         active_, " streams running"));
+      }
+      ++active_;
       it->second.contexts.insert(ctx);
       source = it->second.source;
     }
@@ -510,6 +518,7 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
   Mutex mu_;
   CondVar cv_{&mu_};
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t active_ ABSL_GUARDED_BY(mu_) = 0;  // streams holding a shard
   std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, Served> shards_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_scratch_{0};
@@ -521,10 +530,11 @@ SnapshotServer::~SnapshotServer() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<SnapshotServer>> SnapshotServer::Start(
     const SnapshotServerOptions& options) {
-  if (options.env == nullptr || options.chunk_bytes < kMinChunk ||
+  if (options.env == nullptr || options.max_streams == 0 || options.chunk_bytes < kMinChunk ||
       options.chunk_bytes > kMaxChunk) {
     return absl::InvalidArgumentError(
-        absl::StrCat("snapshot server: needs an Env and chunk_bytes in [", kMinChunk, ", ",
+        absl::StrCat("snapshot server: needs an Env, max_streams > 0 and chunk_bytes in [",
+                     kMinChunk, ", ",
                      kMaxChunk, "]"));
   }
   IgnoreSigpipe();

@@ -82,6 +82,9 @@ struct SnapshotServerOptions {
   uint32_t producer = 0;
   // The largest Data piece (C above). 4 KiB .. 16 MiB.
   uint32_t chunk_bytes = kDefaultChunkBytes;
+  // Streams served at once (each costs the producer's share of the bound above); a Fetch
+  // beyond them gets kResourceExhausted and may retry later. At least 1.
+  uint32_t max_streams = 4;
   // The file system seam for the WAL copy (wal::CopyLog) and the scratch directory. Not owned.
   Env* env = nullptr;
   // Where the WAL tail is staged while it streams (a directory per stream below it, removed

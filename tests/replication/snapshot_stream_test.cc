@@ -184,28 +184,35 @@ TEST_F(SnapshotStreamTest, RoundTripGivesTheProducersShard) {
   EXPECT_EQ(DigestOf(*follower_), DigestOf(*producer_));
 }
 
-// The stream from a producer whose shard keeps applying (and checkpointing, truncating its WAL)
-// on another thread meanwhile: the WAL pin keeps what the copy needs.
-TEST_F(SnapshotStreamTest, ProducerAppliesAndCheckpointsDuringTheStream) {
-  StartServer();
+// The producer's shard applies 300 more entries, checkpointing every 3 (and so recycling its
+// WAL's 64 KiB segments), after the stream pinned its WAL and while the LMDB copy is in flight:
+// the WAL pin keeps the tail the copy needs. (Without the pin the stream fails: CopyLog finds
+// the tail's first LSN gone.) The applying runs on the server's stream thread, from the test
+// hook, while the test thread waits in Restore: one thread drives the producer at a time.
+TEST_F(SnapshotStreamTest, WalPinKeepsTheTailWhileTheProducerCheckpoints) {
+  SnapshotServerOptions so;
+  so.chunk_bytes = 16 << 10;
+  const std::vector<std::string> entries = Entries(400, 4, 700);
+  absl::Status applied_meanwhile = absl::UnknownError("not run");
+  so.tamper = [&](uint64_t seq, std::string*) {
+    if (seq != 1) return;  // the first piece of the LMDB copy
+    applied_meanwhile = absl::OkStatus();
+    for (uint64_t i = 101; i <= entries.size() && applied_meanwhile.ok(); ++i) {
+      applied_meanwhile = producer_->Apply(EntryAt(entries, i));
+    }
+  };
+  StartServer(so);
   OpenProducer(/*checkpoint_every=*/3, /*segment=*/64 << 10);
   OpenFollower();
-  const std::vector<std::string> entries = Entries(400, 4, 700);
   ApplyRange(*producer_, entries, 1, 100);
-  const std::string snapshot = Snapshot();
-  std::atomic<bool> failed{false};
-  std::thread applier([&] {
-    for (uint64_t i = 101; i <= entries.size(); ++i) {
-      if (!producer_->Apply(EntryAt(entries, i)).ok()) failed = true;
-    }
-  });
-  absl::Status restored = follower_->Restore(snapshot);
-  applier.join();
+  const engine::Lsn applied_before = producer_->shard().applied_lsn();
+  absl::Status restored = follower_->Restore(Snapshot());
+  ASSERT_TRUE(applied_meanwhile.ok()) << applied_meanwhile;
   ASSERT_TRUE(restored.ok()) << restored;
-  ASSERT_FALSE(failed.load());
-  const uint64_t at = follower_->applied().index;
-  EXPECT_GE(at, 100u);
-  ApplyRange(*follower_, entries, at + 1, entries.size());
+  // Checkpoints ran while the stream was in flight.
+  EXPECT_GT(producer_->shard().applied_lsn(), applied_before + 100);
+  // The copy holds everything up to the cut, taken after the LMDB copy: all 400 entries.
+  EXPECT_EQ(follower_->applied().index, 400u);
   EXPECT_EQ(DigestOf(*follower_), DigestOf(*producer_));
 }
 
@@ -365,6 +372,46 @@ TEST_F(SnapshotStreamTest, StreamCutByAStoppingServerLeavesNothing) {
   OpenProducer();
   ASSERT_TRUE(follower_->Restore(Snapshot()).ok());
   EXPECT_EQ(DigestOf(*follower_), DigestOf(*producer_));
+}
+
+// The producer's machine closes its shard while a stream of it runs: the stream is cancelled
+// (RemoveShard waits for it), the fetch fails and leaves nothing; the reopened shard is served
+// again. A second stream beyond max_streams is refused.
+TEST_F(SnapshotStreamTest, ClosingTheProducersShardCancelsItsStreams) {
+  SnapshotServerOptions so;
+  so.chunk_bytes = 16 << 10;
+  so.max_streams = 1;
+  StartServer(so);
+  OpenProducer();
+  const std::vector<std::string> entries = Entries(60, 8, 800);
+  ApplyRange(*producer_, entries, 1, 60);
+  ASSERT_TRUE(producer_->shard().Checkpoint().ok());
+
+  FetchOptions f;
+  f.address = producer_address_;
+  f.cluster = kCluster;
+  f.env = Env::Default();
+  const std::string staging = follower_dir_ + ".partial";
+  absl::Status second;
+  f.on_message = [&](uint64_t seq) {
+    if (seq != 2) return;
+    FetchOptions g = f;
+    g.on_message = nullptr;
+    second = FetchSnapshot(g, follower_dir_ + ".second").status();
+    ASSERT_TRUE(producer_->CloseShard().ok());  // returns once the stream is gone
+  };
+  auto r = FetchSnapshot(f, staging);
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+  EXPECT_TRUE(absl::IsResourceExhausted(second)) << second;
+  EXPECT_FALSE(Exists(staging));
+  EXPECT_FALSE(Exists(follower_dir_ + ".second"));
+
+  ASSERT_TRUE(producer_->ReopenShard().ok());
+  f.on_message = nullptr;
+  r = FetchSnapshot(f, staging);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GE(r->raft.index, 60u);
+  EXPECT_EQ(server_->streams_completed(), 1u);
 }
 
 // A producer whose chunks exceed what the follower accepts: refused at the header, nothing kept.
