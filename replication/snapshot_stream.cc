@@ -574,6 +574,7 @@ class Receiver {
     args.SetMaxSendMessageSize(static_cast<int>(kMessageSlack));
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, static_cast<int>(kStreamWindowBytes));
+    args.SetInt(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, static_cast<int>(kTcpReadBytes));
     // A channel of its own: the connection lives as long as this fetch.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     std::shared_ptr<grpc::Channel> channel =

@@ -15,20 +15,26 @@
 // it; InstallSnapshotDir swaps it into place atomically.
 //
 // MEMORY BOUND, per stream, independent of the shard's size (C = chunk_bytes, 1 MiB by default;
-// W = kStreamWindowBytes, 1 MiB):
+// W = kStreamWindowBytes, 1 MiB; R = kTcpReadBytes, 256 KiB):
 //   producer: the pipe read buffer (C) + the message being sent, serialized (C + 4 KiB) + the
 //     HTTP/2 bytes the transport holds for the socket, at most the peer's flow-control window
-//     (W) + LMDB's two copy buffers (2 x 1 MiB, MDB_WBUF in mdb.c, a constant of LMDB) +
-//     the WAL copy's read buffer (1 MiB, wal::CopyLog; used before the tail is streamed)
-//     <= 2C + W + 3 MiB + 4 KiB = 6 MiB.
-//   follower: the receive window (W) + the message being assembled (C + 4 KiB) + the parsed
-//     Chunk (C) <= 2C + W + 4 KiB = 3 MiB.
-//   The pipe (64 KiB by default) is kernel memory, not the process's. So one stream costs at
-//   most kStreamBoundBytes(C) = 9 MiB + 8 KiB with both ends in one process (as in the tests),
-//   plus gRPC's fixed cost (threads, connection), which does not grow with the shard. The
-//   window is fixed: the BDP probe that would grow it is switched off, the max message size is
-//   C + 64 KiB on both ends. The disk, not memory, holds the WAL tail on the producer (at most
-//   what the shard's checkpoint triggers leave behind) and the copy on the follower.
+//     (W) + LMDB's two copy buffers (2 x 1 MiB, MDB_WBUF in mdb.c, a constant of LMDB; the WAL
+//     copy's 1 MiB read buffer comes after them, never with them)
+//     <= 2C + W + 2 MiB + 4 KiB = 5 MiB + 4 KiB.
+//   follower: the receive window (W) + the TCP read buffer (R) + the message being assembled
+//     (C + 4 KiB) + the parsed Chunk (C) <= 2C + W + R + 4 KiB = 3.25 MiB + 4 KiB.
+//   Both ends in one process (as in the tests): StreamBoundBytes(C) = 8.25 MiB + 8 KiB, plus
+//   gRPC's fixed cost (threads, the connection), which does not grow with the shard. The pipe
+//   (64 KiB by default) is kernel memory, not the process's. The window is fixed: the BDP probe
+//   that would grow it is off; the largest message is C + 64 KiB on both ends; gRPC's TCP reads
+//   are capped at R (its default grows to 4 MiB). The disk, not memory, holds the WAL tail on
+//   the producer (what the shard's checkpoint triggers leave, staged) and the copy on the
+//   follower.
+//   Measured (snapshot_stream_test, Release, both ends in one process, 1 MiB chunks, shards of
+//   5-215 MiB): the bytes malloc has live grow by 6.9-8.6 MiB at the peak, flat in the shard's
+//   size; RssAnon by 9-19 MiB, the rest being what glibc's per-thread arenas keep of freed
+//   1 MiB buffers (with MALLOC_ARENA_MAX=1: 8.5 MiB). A node serving several followers at once
+//   pays the producer's share per stream (SnapshotServerOptions::max_streams).
 //
 // Back-pressure: a slow follower slows the sender (flow control), which stops reading the pipe,
 // which blocks LMDB's copy thread. Meanwhile the producer holds one LMDB read transaction (a
@@ -54,9 +60,11 @@ namespace shardtx::replication {
 
 inline constexpr uint32_t kDefaultChunkBytes = 1u << 20;
 inline constexpr uint32_t kStreamWindowBytes = 1u << 20;
+inline constexpr uint32_t kTcpReadBytes = 256u << 10;
 // The bound stated above for one stream with both ends in one process.
 constexpr uint64_t StreamBoundBytes(uint64_t chunk_bytes) {
-  return 4 * chunk_bytes + 2 * uint64_t{kStreamWindowBytes} + (3ull << 20) + (8ull << 10);
+  return 4 * chunk_bytes + 2 * uint64_t{kStreamWindowBytes} + kTcpReadBytes + (2ull << 20) +
+         (8ull << 10);
 }
 
 // What a SnapshotServer streams from: one shard of this node. Implemented by ShardMachine.
