@@ -40,6 +40,7 @@ namespace {
 constexpr uint32_t kMessageSlack = 64u << 10;
 constexpr uint32_t kMinChunk = 4u << 10, kMaxChunk = 16u << 20;
 constexpr char kStoreFile[] = "lmdb/data.mdb";
+constexpr char kTruncatedByTest[] = "stream truncated by SnapshotServerOptions::tamper";
 
 absl::Status ErrnoStatus(absl::string_view op, const std::string& path, int err) {
   const std::string msg = absl::StrCat(op, " ", path, ": ", std::strerror(err));
@@ -280,6 +281,9 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
                      grpc::ServerWriter<pb::Chunk>* writer) override {
     started_.fetch_add(1);
     grpc::Status s = FetchImpl(ctx, req, writer);
+    if (s.error_code() == grpc::ABORTED && s.error_message() == kTruncatedByTest) {
+      s = grpc::Status::OK;
+    }
     (s.ok() ? completed_ : failed_).fetch_add(1);
     return s;
   }
@@ -339,6 +343,8 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
     engine::Lsn pinned_ = 0;
   };
 
+  static grpc::Status Gone() { return grpc::Status(grpc::CANCELLED, "snapshot stream cancelled"); }
+
   // Sends messages with their sequence numbers, checks and the running digest.
   class Sender {
    public:
@@ -354,10 +360,17 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
         data_bytes_ += c->data().bytes().size();
       }
       c->set_check(CheckOf(*c, &check_));
-      if (options_.tamper) {
-        options_.tamper(c->seq(), c->has_data() ? c->mutable_data()->mutable_bytes() : nullptr);
+      if (options_.tamper &&
+          options_.tamper(c->seq(), c->has_data() ? c->mutable_data()->mutable_bytes() : nullptr)) {
+        truncated_ = true;  // the test ends the stream here, as if all was sent
+        return false;
       }
       return writer_->Write(*c);
+    }
+    // What the handler returns after Send failed.
+    // (The truncation travels up as kTruncatedByTest; Fetch turns it into OK.)
+    grpc::Status Broken() const {
+      return truncated_ ? grpc::Status(grpc::ABORTED, kTruncatedByTest) : Gone();
     }
     uint64_t seq() const { return seq_; }
     uint64_t data_bytes() const { return data_bytes_; }
@@ -368,14 +381,14 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
     grpc::ServerWriter<pb::Chunk>* const writer_;
     Hasher check_, digest_;
     uint64_t seq_ = 0, data_bytes_ = 0;
+    bool truncated_ = false;
   };
 
-  static grpc::Status Gone() { return grpc::Status(grpc::CANCELLED, "snapshot stream cancelled"); }
 
   // Streams `fd` to its end as the file `path`. *gone: the stream broke (the caller stops).
   grpc::Status SendFile(Sender* out, int fd, const std::string& path, pb::Chunk* c) {
     c->mutable_file_start()->set_path(path);
-    if (!out->Send(c)) return Gone();
+    if (!out->Send(c)) return out->Broken();
     uint64_t offset = 0;
     while (true) {
       std::string* bytes = c->mutable_data()->mutable_bytes();
@@ -386,11 +399,11 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
       bytes->resize(*n);
       c->mutable_data()->set_offset(offset);
       offset += *n;
-      if (!out->Send(c)) return Gone();
+      if (!out->Send(c)) return out->Broken();
       if (*n < options_.chunk_bytes) break;
     }
     c->mutable_file_end()->set_size(offset);
-    if (!out->Send(c)) return Gone();
+    if (!out->Send(c)) return out->Broken();
     return grpc::Status::OK;
   }
 
@@ -452,7 +465,7 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
       h->set_wal_from_lsn(from);
       h->set_chunk_bytes(options_.chunk_bytes);
     }
-    if (!out.Send(&c)) return Gone();
+    if (!out.Send(&c)) return out.Broken();
 
     // 1. The LMDB copy, through a pipe: LMDB's copy runs on a thread of ours and blocks when the
     // pipe is full; this thread reads the pipe as fast as the stream drains.
@@ -511,7 +524,7 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
       t->set_messages(messages);
       t->set_digest(out.digest());
     }
-    if (!out.Send(&c)) return Gone();
+    if (!out.Send(&c)) return out.Broken();
     return grpc::Status::OK;
   }
 

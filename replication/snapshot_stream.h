@@ -98,9 +98,10 @@ struct SnapshotServerOptions {
   // Where the WAL tail is staged while it streams (a directory per stream below it, removed
   // after). Empty: next to the shard directory, as "<shard dir>.stream-<n>".
   std::string scratch_dir;
-  // TEST ONLY: called with each message's sequence number and, for Data, its bytes after the
-  // message's check was computed (flip a byte to corrupt the stream).
-  std::function<void(uint64_t seq, std::string* bytes)> tamper;
+  // TEST ONLY: called with each message's sequence number and, for Data, its bytes (else null)
+  // after the message's check was computed (flip a byte to corrupt the stream). Returning true
+  // ends the stream there, unsent, with an OK status (a truncated stream).
+  std::function<bool(uint64_t seq, std::string* bytes)> tamper;
 };
 
 // One per node. Thread-safe.

@@ -197,11 +197,12 @@ TEST_F(SnapshotStreamTest, WalPinKeepsTheTailWhileTheProducerCheckpoints) {
   const std::vector<std::string> entries = Entries(400, 4, 700);
   absl::Status applied_meanwhile = absl::UnknownError("not run");
   so.tamper = [&](uint64_t seq, std::string*) {
-    if (seq != 1) return;  // the first piece of the LMDB copy
+    if (seq != 1) return false;  // the first piece of the LMDB copy
     applied_meanwhile = absl::OkStatus();
     for (uint64_t i = 101; i <= entries.size() && applied_meanwhile.ok(); ++i) {
       applied_meanwhile = producer_->Apply(EntryAt(entries, i));
     }
+    return false;
   };
   StartServer(so);
   OpenProducer(/*checkpoint_every=*/3, /*segment=*/64 << 10);
@@ -311,6 +312,7 @@ TEST_F(SnapshotStreamTest, CorruptedChunkIsDataLossAndChangesNothing) {
       (*bytes)[bytes->size() / 2] ^= 0x20;
       ++flipped;
     }
+    return false;
   };
   StartServer(so);
   OpenProducer();
@@ -324,6 +326,37 @@ TEST_F(SnapshotStreamTest, CorruptedChunkIsDataLossAndChangesNothing) {
   absl::Status s = follower_->Restore(Snapshot());
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_EQ(flipped.load(), 1);
+  ExpectFollowerUnchanged({6, 1}, old);
+}
+
+// A stream that ends early with an OK status (everything it sent checks out, the trailer is
+// missing): kDataLoss, nothing applied. Cut right after the store file's end, before the WAL:
+// a plausible-looking truncation.
+TEST_F(SnapshotStreamTest, TruncatedStreamIsDataLossAndChangesNothing) {
+  SnapshotServerOptions so;
+  so.chunk_bytes = 16 << 10;
+  std::atomic<uint64_t> store_end{0};
+  so.tamper = [&](uint64_t seq, std::string* bytes) {
+    // Seq 0 is the header, 1 the store's file start, then its data; the first message without
+    // bytes after those is the store's file end.
+    if (bytes == nullptr && seq > 2 && store_end.load() == 0) store_end = seq;
+    return store_end.load() != 0 && seq == store_end.load() + 1;
+  };
+  StartServer(so);
+  OpenProducer();
+  OpenFollower();
+  const std::vector<std::string> entries = Entries(40, 8, 500);
+  ApplyRange(*producer_, entries, 1, 30);
+  ASSERT_TRUE(producer_->shard().Checkpoint().ok());
+  ApplyRange(*producer_, entries, 31, 40);
+  ApplyRange(*follower_, entries, 1, 6);
+  const ShardDigest old = DigestOf(*follower_);
+
+  absl::Status s = follower_->Restore(Snapshot());
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("without its trailer"), absl::string_view::npos) << s;
+  EXPECT_GT(store_end.load(), 2u);
+  EXPECT_EQ(server_->streams_completed(), 1u);  // the handler returned OK
   ExpectFollowerUnchanged({6, 1}, old);
 }
 
