@@ -62,7 +62,9 @@ struct ShardDigest {
 absl::StatusOr<ShardDigest> DigestOf(engine::Shard& shard);
 
 // Not thread-safe: the thread that drives the group calls everything (as StateMachine says).
-// The shard's own WAL flusher thread runs beside it.
+// The shard's own WAL flusher thread runs beside it, and so do the threads of
+// options.snapshot_server while they stream the shard (through SnapshotSource only; CloseShard
+// waits for them).
 class ShardMachine final : public StateMachine, public SnapshotSource {
  public:
   // Opens the shard in options.shard.dir (creating it; a directory a previous machine left is

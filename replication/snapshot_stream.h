@@ -31,10 +31,12 @@
 //   the producer (what the shard's checkpoint triggers leave, staged) and the copy on the
 //   follower.
 //   Measured (snapshot_stream_test, Release, both ends in one process, 1 MiB chunks, shards of
-//   5-215 MiB): the bytes malloc has live grow by 6.9-8.6 MiB at the peak, flat in the shard's
-//   size; RssAnon by 9-19 MiB, the rest being what glibc's per-thread arenas keep of freed
-//   1 MiB buffers (with MALLOC_ARENA_MAX=1: 8.5 MiB). A node serving several followers at once
-//   pays the producer's share per stream (SnapshotServerOptions::max_streams).
+//   5-215 MiB, sampled every millisecond during ShardMachine::Restore): the bytes malloc has
+//   live grow by 6.9-9.1 MiB at the peak, flat in the shard's size (a 0.3 MiB shard: 3.1-3.3
+//   MiB, LMDB's copy buffers, one chunk, gRPC's and two shard opens' fixed costs); RssAnon by
+//   9-19 MiB, the rest being what glibc's per-thread arenas keep of freed 1 MiB buffers (with
+//   MALLOC_ARENA_MAX=1: 8.5 MiB). A node serving several followers at once pays the producer's
+//   share per stream (SnapshotServerOptions::max_streams).
 //
 // Back-pressure: a slow follower slows the sender (flow control), which stops reading the pipe,
 // which blocks LMDB's copy thread. Meanwhile the producer holds one LMDB read transaction (a
@@ -171,7 +173,8 @@ struct FetchResult {
 // kInvalidArgument (the producer names another cluster or shard, or refused ours),
 // kFailedPrecondition (the producer has not applied min_raft_index), kNotFound (the producer
 // does not serve the shard), kUnavailable (no connection; the stream broke, as when the
-// producer stops), kDeadlineExceeded, the file system's.
+// producer stops), kResourceExhausted (the producer runs max_streams already), kDeadlineExceeded,
+// kAlreadyExists (`staging_dir` exists: then it is left alone), the file system's.
 absl::StatusOr<FetchResult> FetchSnapshot(const FetchOptions& options,
                                           const std::string& staging_dir);
 
