@@ -248,6 +248,7 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
       }
       server = std::move(server_);
     }
+    if (options_.after_cancel) options_.after_cancel();
     if (server != nullptr) {
       // Cancels what is still running, then waits for the handlers.
       server->Shutdown(std::chrono::system_clock::now());
@@ -273,6 +274,7 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
     Served& served = it->second;
     served.removing = true;
     for (grpc::ServerContext* ctx : served.contexts) ctx->TryCancel();
+    if (options_.after_cancel) options_.after_cancel();
     while (!served.contexts.empty()) cv_.Wait();
     shards_.erase(it);
   }

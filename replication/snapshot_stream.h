@@ -104,6 +104,10 @@ struct SnapshotServerOptions {
   // after the message's check was computed (flip a byte to corrupt the stream). Returning true
   // ends the stream there, unsent, with an OK status (a truncated stream).
   std::function<bool(uint64_t seq, std::string* bytes)> tamper;
+  // TEST ONLY: called by RemoveShard and Stop right after they cancelled the streams in flight,
+  // before they wait for them (so a stream a test holds in `tamper` can be let go then). Must
+  // not call the server.
+  std::function<void()> after_cancel;
 };
 
 // One per node. Thread-safe.

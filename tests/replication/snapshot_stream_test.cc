@@ -7,10 +7,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +81,36 @@ void ApplyRange(ShardMachine& m, const std::vector<std::string>& entries, uint64
 }
 
 bool Exists(const std::string& path) { return Env::Default()->FileExists(path).ok(); }
+
+// Holds the first stream that reaches message `seq` on the server (in the tamper hook) until
+// the server has cancelled it (the after_cancel hook): so that a test can stop or remove a
+// stream that is certainly still running (it cannot end before it is cancelled), whatever the
+// buffers between the two ends hold.
+class HoldUntilCancelled {
+ public:
+  explicit HoldUntilCancelled(uint64_t seq) : seq_(seq) {}
+  void Install(SnapshotServerOptions* so) {
+    so->tamper = [this](uint64_t seq, std::string*) {
+      std::unique_lock<std::mutex> l(mu_);
+      if (seq == seq_ && !held_) {
+        held_ = true;
+        cv_.wait(l, [this] { return released_; });
+      }
+      return false;
+    };
+    so->after_cancel = [this] {
+      std::lock_guard<std::mutex> l(mu_);
+      released_ = true;
+      cv_.notify_all();
+    };
+  }
+
+ private:
+  const uint64_t seq_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false, released_ = false;
+};
 
 // A producer (server 1, serving its shard on a SnapshotServer) and a follower (server 2, which
 // restores over the stream from whatever address `producer_address` holds).
@@ -151,6 +183,7 @@ class SnapshotStreamTest : public ::testing::Test {
   }
 
   const std::string producer_dir_ = FreshDir("_producer");
+  std::unique_ptr<HoldUntilCancelled> hold_;  // outlives server_, whose hooks use it
   const std::string follower_dir_ = FreshDir("_follower");
   std::unique_ptr<SnapshotServer> server_;
   std::string producer_address_;
@@ -396,6 +429,8 @@ TEST_F(SnapshotStreamTest, WrongClusterOrMissingIndexChangesNothing) {
 TEST_F(SnapshotStreamTest, StreamCutByAStoppingServerLeavesNothing) {
   SnapshotServerOptions so;
   so.chunk_bytes = 16 << 10;
+  hold_ = std::make_unique<HoldUntilCancelled>(/*seq=*/7);
+  hold_->Install(&so);
   StartServer(so);
   OpenProducer();
   OpenFollower();
@@ -420,6 +455,7 @@ TEST_F(SnapshotStreamTest, StreamCutByAStoppingServerLeavesNothing) {
   auto r = FetchSnapshot(f, staging);
   EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
   EXPECT_GE(seen, 5u);
+  EXPECT_LE(seen, 7u);  // the stream cannot pass message 7 before it is cancelled
   EXPECT_FALSE(Exists(staging));
   EXPECT_EQ(server_->streams_failed(), 1u);
   ExpectFollowerUnchanged({2, 1}, old);
@@ -440,6 +476,8 @@ TEST_F(SnapshotStreamTest, ClosingTheProducersShardCancelsItsStreams) {
   SnapshotServerOptions so;
   so.chunk_bytes = 16 << 10;
   so.max_streams = 1;
+  hold_ = std::make_unique<HoldUntilCancelled>(/*seq=*/5);
+  hold_->Install(&so);
   StartServer(so);
   OpenProducer();
   const std::vector<std::string> entries = Entries(60, 8, 800);
