@@ -8,7 +8,8 @@ CMAKE_ARGS ?=
 # chart) are installed for `make test` too, so that the suite runs txbench's RocksDB and chart
 # tests instead of skipping them.
 PACKAGES := cmake g++ make pkg-config liblmdb-dev libabsl-dev libgtest-dev libgmock-dev \
-            libbenchmark-dev libxxhash-dev librocksdb-dev gnuplot-nox libraft-dev libuv1-dev
+            libbenchmark-dev libxxhash-dev librocksdb-dev gnuplot-nox libraft-dev libuv1-dev \
+            libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 
 .PHONY: test bench bench-long bench-micro build deps clean asan tsan
 

@@ -141,6 +141,9 @@ class ShardStore {
   // buffers, no whole-file buffer. Defined in engine/shard_copy.cc. Errors: LMDB's, the
   // file system's (kAlreadyExists, kPermissionDenied, kInternal naming the path).
   absl::Status CopyTo(const std::string& dir);
+  // The same copy written to `fd` (a file or a pipe; not synced, not closed); `what` names it
+  // in errors.
+  absl::Status CopyToFd(int fd, const std::string& what);
 
  private:
   friend class ReadView;

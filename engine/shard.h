@@ -280,6 +280,11 @@ class Shard {
   // Copies the store, consistent as of one LMDB snapshot, into `shard_dir`/lmdb (created) and
   // returns the copy's own applied LSN. Commits and checkpoints go on.
   absl::StatusOr<Lsn> CopyStoreTo(const std::string& shard_dir);
+  // The same consistent, compacted LMDB copy written to `fd` (a pipe will do: the writes are
+  // sequential), neither synced nor closed; its applied LSN is the copy's to tell (open it).
+  // Blocks while `fd` does (the caller's back-pressure). Errors: LMDB's (a failed write, e.g.
+  // EPIPE when the reader closed the pipe).
+  absl::Status CopyStoreToFd(int fd);
   // Copies the log's records `from` through `to` into `shard_dir`/wal
   // (wal::CopyLog). REQUIRES: `to` durable; the segments from `from` on pinned
   // (ShardHooks::PinnedLsn at or below `from`) until this returns; a log of the shard's own

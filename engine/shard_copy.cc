@@ -46,21 +46,29 @@ class ScopedFd {
 
 }  // namespace
 
-absl::Status ShardStore::CopyTo(const std::string& dir) {
+absl::Status ShardStore::CopyToFd(int fd, const std::string& what) {
   // A pinned view for as long as the copy runs: Grow waits for it, since LMDB forbids resizing
   // the map while any transaction (here, the copy's own read transaction) is active.
   ASSIGN_OR_RETURN(std::unique_ptr<ReadView> hold, Pin());
+  // Compacted: free pages are left out and the pages renumbered, so the copy is no larger
+  // than the live data. LMDB streams it through two buffers and a writer thread, writing
+  // sequentially (a pipe will do).
+  if (int rc = mdb_env_copyfd2(env_, fd, MDB_CP_COMPACT); rc != 0) {
+    return LmdbError(rc, "copy to " + what, dir_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardStore::CopyTo(const std::string& dir) {
   const std::string path = dir + "/data.mdb";
   ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (fd.get() < 0) return FileError("create", path, errno);
-  // Compacted: free pages are left out and the pages renumbered, so the copy is no larger
-  // than the live data. LMDB streams it through two buffers and a writer thread.
-  if (int rc = mdb_env_copyfd2(env_, fd.get(), MDB_CP_COMPACT); rc != 0) {
-    return LmdbError(rc, "copy to " + path, dir_);
-  }
+  RETURN_IF_ERROR(CopyToFd(fd.get(), path));
   if (::fsync(fd.get()) != 0) return FileError("fsync", path, errno);
   return fd.Close(path);
 }
+
+absl::Status Shard::CopyStoreToFd(int fd) { return store_->CopyToFd(fd, "a stream"); }
 
 absl::StatusOr<Lsn> Shard::CopyStoreTo(const std::string& shard_dir) {
   Env* env = options_.env;

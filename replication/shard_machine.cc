@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <atomic>
 #include <filesystem>
 #include <limits>
 #include <system_error>
@@ -54,7 +55,10 @@ class ShardMachine::Hooks final : public engine::ShardHooks {
   }
   std::vector<engine::TableWrite> CheckpointTables(uint32_t) override { return {}; }
   void CheckpointCommitted(uint32_t) override {}
-  engine::Lsn PinnedLsn(uint32_t) override { return 0; }
+  engine::Lsn PinnedLsn(uint32_t) override { return pinned.load(); }
+
+  // The WAL a snapshot stream is copying (ShardMachine::PinWal).
+  std::atomic<engine::Lsn> pinned{0};
 };
 
 absl::StatusOr<ShardDigest> DigestOf(engine::Shard& shard) {
@@ -115,6 +119,10 @@ ShardMachine::~ShardMachine() {
 
 absl::Status ShardMachine::CloseShard() {
   if (shard_ == nullptr) return absl::OkStatus();
+  if (serving_) {
+    options_.snapshot_server->RemoveShard(options_.shard_id);  // waits for its streams
+    serving_ = false;
+  }
   absl::Status s = shard_->Close(/*checkpoint=*/false);
   shard_.reset();
   return s;
@@ -129,6 +137,10 @@ absl::Status ShardMachine::ReopenShard() {
   o.checkpoint_overlay_bytes = 0;
   ASSIGN_OR_RETURN(shard_, engine::Shard::Open(options_.shard_id, o, hooks_.get()));
   stop_ = absl::OkStatus();
+  if (options_.snapshot_server != nullptr) {
+    RETURN_IF_ERROR(options_.snapshot_server->AddShard(options_.shard_id, this));
+    serving_ = true;
+  }
   return absl::OkStatus();
 }
 
@@ -184,6 +196,8 @@ absl::Status ShardMachine::ApplyOnce(const ReleasedEntry& entry) {
   }
   return absl::OkStatus();
 }
+
+void ShardMachine::PinWal(engine::Lsn lsn) { hooks_->pinned.store(lsn); }
 
 engine::RaftPosition ShardMachine::applied() {
   MutexLock l(shard_->commit_mu());
@@ -246,6 +260,35 @@ absl::Status ShardMachine::Restore(std::string_view snapshot) {
     ++restores_kept_;  // this replica's own state already covers the snapshot
     return absl::OkStatus();
   }
+  // A copy beside the shard's directory, checked, then exchanged with it: a failure before the
+  // exchange leaves the state as it was.
+  const std::string& dir = options_.shard.dir;
+  const std::string staging = dir + ".partial";
+  RETURN_IF_ERROR(RemoveTree(staging));  // a leftover of a crash
+  if (absl::Status s = options_.snapshot_address ? StreamCopy(producer, at, staging)
+                                                 : LocalCopy(producer, at, staging);
+      !s.ok()) {
+    RemoveTree(staging).IgnoreError();
+    return s;
+  }
+  RETURN_IF_ERROR(CloseShard());
+  if (absl::Status s = InstallSnapshotDir(staging, dir); !s.ok()) {
+    RemoveTree(staging).IgnoreError();
+    RETURN_IF_ERROR(ReopenShard());
+    return s;
+  }
+  RETURN_IF_ERROR(ReopenShard());
+  ++restores_;
+  if (const engine::RaftPosition now = applied(); now.index < at.index) {
+    return absl::InternalError(absl::StrCat("shard ", options_.shard_id, ": copy of server ",
+                                            producer, " reaches raft index ", now.index,
+                                            ", the snapshot ", at.index));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardMachine::LocalCopy(uint32_t producer, engine::RaftPosition at,
+                                     const std::string& staging) {
   ShardMachine* source = options_.sources == nullptr ? nullptr : options_.sources->Find(producer);
   if (source == nullptr || source == this) {
     return absl::NotFoundError(
@@ -257,27 +300,49 @@ absl::Status ShardMachine::Restore(std::string_view snapshot) {
                                             " has applied raft index ", has.index,
                                             ", its snapshot ", at.index));
   }
-  // Copy beside the shard's directory, then swap: a failed copy leaves the state as it was.
-  Env* env = options_.shard.env;
-  const std::string& dir = options_.shard.dir;
-  const std::string staging = dir + ".restore", old = dir + ".old";
-  RETURN_IF_ERROR(RemoveTree(staging));
-  if (absl::Status s = source->CopyTo(staging); !s.ok()) {
-    RemoveTree(staging).IgnoreError();
-    return s;
+  return source->CopyTo(staging);
+}
+
+absl::Status ShardMachine::StreamCopy(uint32_t producer, engine::RaftPosition at,
+                                      const std::string& staging) {
+  FetchOptions f;
+  f.address = options_.snapshot_address(producer);
+  if (f.address.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("shard ", options_.shard_id, ": no address for snapshot producer ", producer));
   }
-  RETURN_IF_ERROR(CloseShard());
-  RETURN_IF_ERROR(RemoveTree(old));
-  RETURN_IF_ERROR(env->RenameFile(dir, old));
-  RETURN_IF_ERROR(env->RenameFile(staging, dir));
-  RETURN_IF_ERROR(env->SyncDir(ParentOf(dir)));
-  RETURN_IF_ERROR(RemoveTree(old));
-  RETURN_IF_ERROR(ReopenShard());
-  ++restores_;
-  if (const engine::RaftPosition now = applied(); now.index < at.index) {
-    return absl::InternalError(absl::StrCat("shard ", options_.shard_id, ": copy of server ",
-                                            producer, " reaches raft index ", now.index,
-                                            ", the snapshot ", at.index));
+  f.cluster = options_.cluster;
+  f.shard = options_.shard_id;
+  f.min_raft_index = at.index;
+  f.env = options_.shard.env;
+  absl::StatusOr<FetchResult> fetched = FetchSnapshot(f, staging);
+  if (!fetched.ok()) {
+    // The producer not having applied the index is the same loss as on the local path.
+    if (absl::IsFailedPrecondition(fetched.status())) {
+      return absl::DataLossError(fetched.status().message());
+    }
+    return fetched.status();
+  }
+  // Open the copy before it replaces anything: it must recover and reach the snapshot.
+  engine::ShardOptions o = options_.shard;
+  o.dir = staging;
+  o.checkpoint_interval = absl::ZeroDuration();
+  o.checkpoint_wal_bytes = 0;
+  o.checkpoint_overlay_bytes = 0;
+  Hooks hooks;
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard> copy,
+                   engine::Shard::Open(options_.shard_id, o, &hooks));
+  engine::RaftPosition reached;
+  {
+    MutexLock l(copy->commit_mu());
+    reached = copy->raft_applied_locked();
+  }
+  RETURN_IF_ERROR(copy->Close(/*checkpoint=*/false));
+  if (reached.index < at.index || reached.index < fetched->raft.index) {
+    return absl::DataLossError(absl::StrCat(
+        "shard ", options_.shard_id, ": the stream from server ", producer, " reaches raft index ",
+        reached.index, ", the snapshot ", at.index, " and the stream's header ",
+        fetched->raft.index));
   }
   return absl::OkStatus();
 }

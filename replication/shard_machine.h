@@ -5,7 +5,9 @@
 // (docs/replication-plan.md §5), and the shard's WAL is each replica's log of applied entries.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "engine/shard.h"
 #include "replication/simulated_group.h"
+#include "replication/snapshot_stream.h"
 
 namespace shardtx::replication {
 
@@ -33,6 +36,16 @@ struct ShardMachineOptions {
   // Where Restore finds a snapshot's producer (may be null: Restore then fails), and where this
   // machine registers itself as `server` while it lives. Not owned; outlives the machine.
   SnapshotSources* sources = nullptr;
+
+  // Catch-up over gRPC (replication/snapshot_stream.h). When snapshot_address is set, Restore
+  // streams the snapshot's state from its producer's SnapshotServer at
+  // snapshot_address(producer) (empty: unknown producer) instead of using `sources`.
+  std::function<std::string(uint32_t server)> snapshot_address;
+  // The cluster id both ends of a stream check.
+  std::string cluster;
+  // This node's SnapshotServer (may be null; not owned; outlives the machine): the machine
+  // serves its shard there as shard_id whenever its shard is open.
+  SnapshotServer* snapshot_server = nullptr;
 };
 
 // A digest of a shard's visible contents: every live key and its value, in key order.
@@ -49,8 +62,10 @@ struct ShardDigest {
 absl::StatusOr<ShardDigest> DigestOf(engine::Shard& shard);
 
 // Not thread-safe: the thread that drives the group calls everything (as StateMachine says).
-// The shard's own WAL flusher thread runs beside it.
-class ShardMachine final : public StateMachine {
+// The shard's own WAL flusher thread runs beside it, and so do the threads of
+// options.snapshot_server while they stream the shard (through SnapshotSource only; CloseShard
+// waits for them).
+class ShardMachine final : public StateMachine, public SnapshotSource {
  public:
   // Opens the shard in options.shard.dir (creating it; a directory a previous machine left is
   // recovered, its applied Raft position with it). Errors: the shard's Open, kInvalidArgument
@@ -82,15 +97,27 @@ class ShardMachine final : public StateMachine {
   // own state covers the snapshot and is kept (a restarted node restoring its own snapshot).
   // Otherwise it copies the producer's shard.
   //
-  // SIMULATION ONLY: the producer is looked up in options.sources and its shard is copied from
-  // its directory in this process (CopyTo: LMDB copy + WAL tail, as Database::Backup does).
-  // This is the stand-in for plan step 10, in which the follower streams a consistent LMDB copy
-  // and the WAL tail from the leader over gRPC in bounded memory.
+  // With options.snapshot_address set (the real path): FetchSnapshot from the producer's
+  // SnapshotServer into "<dir>.partial" (bounded memory, every chunk checked), open that copy as
+  // a shard to check it reaches the snapshot's Raft index, then close this shard, exchange the
+  // directories atomically (InstallSnapshotDir) and reopen. Any failure before the exchange
+  // leaves this shard's state and directory as they were, open, and applies nothing.
   //
-  // Errors, with the current state kept: kInvalidArgument (not a snapshot of this shard),
-  // kNotFound (producer unknown), kDataLoss (the producer has not applied the snapshot's
-  // index), the copy's. After the swap: the reopen's, kInternal if the copy falls short.
+  // SIMULATION ONLY, without snapshot_address: the producer is looked up in options.sources and
+  // its shard is copied from its directory in this process (CopyTo: LMDB copy + WAL tail, as
+  // Database::Backup does), for the deterministic fixture tests.
+  //
+  // Errors, with the current state kept: kInvalidArgument (not a snapshot of this shard; the
+  // stream's cluster or shard differ), kNotFound (producer unknown), kDataLoss (the producer
+  // has not applied the snapshot's index; a stream failed its checks; the copy falls short of
+  // the index), FetchSnapshot's (kUnavailable when the stream broke). After the exchange: the
+  // reopen's, kInternal if the copy falls short.
   absl::Status Restore(std::string_view snapshot) override;
+
+  // SnapshotSource, for options.snapshot_server (called from its threads while registered).
+  engine::Shard& snapshot_shard() override { return *shard_; }
+  std::string snapshot_shard_dir() override { return options_.shard.dir; }
+  void PinWal(engine::Lsn lsn) override;
 
   // Writes a consistent copy of this shard into `dir` (which must not exist): its LMDB store and
   // its WAL from the store's applied LSN through the last record, synced. Opening `dir` gives
@@ -125,10 +152,14 @@ class ShardMachine final : public StateMachine {
   class Hooks;
   explicit ShardMachine(const ShardMachineOptions& options);
   absl::Status ApplyOnce(const ReleasedEntry& entry);
+  // Restore's two ways of getting a copy at or above `at` into `staging` (not existing).
+  absl::Status StreamCopy(uint32_t producer, engine::RaftPosition at, const std::string& staging);
+  absl::Status LocalCopy(uint32_t producer, engine::RaftPosition at, const std::string& staging);
 
   const ShardMachineOptions options_;
   std::unique_ptr<Hooks> hooks_;
   std::unique_ptr<engine::Shard> shard_;
+  bool serving_ = false;  // registered with options_.snapshot_server
   uint64_t entries_applied_ = 0, entries_skipped_ = 0;
   uint64_t restores_ = 0, restores_kept_ = 0, failures_ = 0;
   absl::Status first_error_;
