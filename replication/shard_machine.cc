@@ -61,6 +61,24 @@ class ShardMachine::Hooks final : public engine::ShardHooks {
   std::atomic<engine::Lsn> pinned{0};
 };
 
+absl::Status CheckEntryPayload(uint32_t shard, uint64_t index, absl::string_view payload) {
+  std::vector<engine::EntryRecord> records;
+  if (!engine::DecodeEntryRecords(payload, &records)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard ", shard, ": malformed entry payload at raft index ", index));
+  }
+  // Until the transaction layer's hooks redo its records on replicas (issue 17), only the
+  // engine's own kCommit: refused before anything reaches the WAL.
+  for (const engine::EntryRecord& r : records) {
+    if (r.type != engine::kCommit) {
+      return absl::UnimplementedError(absl::StrCat("shard ", shard, ": record type ", r.type,
+                                                   " at raft index ", index,
+                                                   " (replicas redo commits only)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ShardDigest> DigestOf(engine::Shard& shard) {
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard::View> view,
                    shard.Pin(std::numeric_limits<engine::Timestamp>::max()));
@@ -165,20 +183,7 @@ absl::Status ShardMachine::ApplyOnce(const ReleasedEntry& entry) {
       ++entries_skipped_;  // applied before (this run, or before a reopen)
       return absl::OkStatus();
     }
-    std::vector<engine::EntryRecord> records;
-    if (!engine::DecodeEntryRecords(payload, &records)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "shard ", options_.shard_id, ": malformed entry payload at raft index ", entry.index));
-    }
-    // Until the transaction layer's hooks redo its records on replicas (plan steps 5-6), only
-    // the engine's own kCommit: refused before anything reaches the WAL.
-    for (const engine::EntryRecord& r : records) {
-      if (r.type != engine::kCommit) {
-        return absl::UnimplementedError(absl::StrCat(
-            "shard ", options_.shard_id, ": record type ", r.type, " at raft index ", entry.index,
-            " needs the transaction layer, which ", "replicas do not redo yet"));
-      }
-    }
+    RETURN_IF_ERROR(CheckEntryPayload(options_.shard_id, entry.index, payload));
     // One WAL record for the whole entry, so that a crash keeps all of it or none; no fsync
     // (libraft's log holds the entry durably; Snapshot syncs).
     const std::string record =

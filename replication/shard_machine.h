@@ -57,6 +57,12 @@ struct ShardDigest {
   bool operator!=(const ShardDigest& o) const { return !(*this == o); }
 };
 
+// Checks a released entry's payload before anything of it reaches the WAL: a list of engine
+// records (engine/log_record.h), every one a kCommit (replicas redo nothing else yet). Errors:
+// kInvalidArgument (malformed), kUnimplemented (another record type); both name `shard` and the
+// raft `index`.
+absl::Status CheckEntryPayload(uint32_t shard, uint64_t index, absl::string_view payload);
+
 // The digest of `shard` as a reader sees it with every redone or installed version visible.
 // Errors: the shard's reads'.
 absl::StatusOr<ShardDigest> DigestOf(engine::Shard& shard);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "engine/log_record.h"
+#include "replication/shard_machine.h"
 #include "util/coding.h"
 #include "util/status_macros.h"
 
@@ -279,18 +280,7 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
     AbandonLocked(absl::StrCat("server ", options_.server, " applied another proposer's entry (",
                                "raft index ", entry.index, ", term ", entry.term, ")"));
   }
-  std::vector<engine::EntryRecord> records;
-  if (!engine::DecodeEntryRecords(payload, &records)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shard ", options_.shard_id, ": malformed entry payload at raft index ", entry.index));
-  }
-  for (const engine::EntryRecord& r : records) {
-    if (r.type != engine::kCommit) {
-      return absl::UnimplementedError(absl::StrCat("shard ", options_.shard_id, ": record type ",
-                                                   r.type, " at raft index ", entry.index,
-                                                   " (replicas redo commits only)"));
-    }
-  }
+  RETURN_IF_ERROR(CheckEntryPayload(options_.shard_id, entry.index, payload));
   ASSIGN_OR_RETURN(engine::Lsn lsn,
                    shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone));
   RETURN_IF_ERROR(shard_->RedoLocked(lsn, engine::kRaftEntry, record, /*applied=*/false));
