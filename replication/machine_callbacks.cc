@@ -9,9 +9,9 @@
 
 namespace shardtx::replication {
 
-void ReleaseTo(StateMachine* machine, uint64_t term, uint64_t index, const void* data,
-               size_t len) {
-  machine->Release(ReleasedEntry{term, index, std::string_view(static_cast<const char*>(data), len)});
+void ReleaseTo(StateMachine* machine, uint64_t term, uint64_t index, const void* data, size_t len) {
+  machine->Release(
+      ReleasedEntry{term, index, std::string_view(static_cast<const char*>(data), len)});
 }
 
 int SnapshotOf(StateMachine* machine, void** data, size_t* len) {

@@ -11,8 +11,7 @@
 namespace shardtx::replication {
 
 // Hands the released entry (term, index, the `len` bytes at `data`) to `machine`.
-void ReleaseTo(StateMachine* machine, uint64_t term, uint64_t index, const void* data,
-               size_t len);
+void ReleaseTo(StateMachine* machine, uint64_t term, uint64_t index, const void* data, size_t len);
 
 // The machine's snapshot in a buffer of the shim's (rs_buffer_alloc), which takes it over:
 // 0, or 1 when the machine or the allocation failed (nothing allocated then).
