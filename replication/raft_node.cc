@@ -1,39 +1,25 @@
 // RaftNode: the C++ face of raft_shim.h's raft_uv backend.
 #include "replication/raft_node.h"
 
-#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "replication/machine_callbacks.h"
 #include "replication/raft_shim.h"
 
 namespace shardtx::replication {
 
 struct RaftNode::Callbacks {
   static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
-    auto* self = static_cast<RaftNode*>(ctx);
-    self->machine_->Release(
-        ReleasedEntry{term, index, std::string_view(static_cast<const char*>(data), len)});
+    ReleaseTo(static_cast<RaftNode*>(ctx)->machine_, term, index, data, len);
   }
-
   static int OnSnapshot(void* ctx, void** data, size_t* len) {
-    auto* self = static_cast<RaftNode*>(ctx);
-    absl::StatusOr<std::string> state = self->machine_->Snapshot();
-    if (!state.ok()) return 1;
-    void* buf = rs_buffer_alloc(state->size());
-    if (buf == nullptr) return 1;
-    if (!state->empty()) std::memcpy(buf, state->data(), state->size());
-    *data = buf;
-    *len = state->size();
-    return 0;
+    return SnapshotOf(static_cast<RaftNode*>(ctx)->machine_, data, len);
   }
-
   static int OnRestore(void* ctx, const void* data, size_t len) {
-    auto* self = static_cast<RaftNode*>(ctx);
-    return self->machine_->Restore(std::string_view(static_cast<const char*>(data), len)).ok() ? 0
-                                                                                               : 1;
+    return RestoreInto(static_cast<RaftNode*>(ctx)->machine_, data, len);
   }
 
   static void OnDone(void* ctx, uint64_t cookie, int status) {

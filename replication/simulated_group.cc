@@ -1,11 +1,11 @@
 // SimulatedGroup: the C++ face of raft_shim.h's fixture backend.
 #include "replication/simulated_group.h"
 
-#include <cstring>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "replication/machine_callbacks.h"
 #include "replication/raft_shim.h"
 
 namespace shardtx::replication {
@@ -17,27 +17,13 @@ struct SimulatedGroup::Server {
   absl::flat_hash_map<uint64_t, DoneCallback> pending;
 
   static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
-    auto* self = static_cast<Server*>(ctx);
-    self->machine->Release(
-        ReleasedEntry{term, index, std::string_view(static_cast<const char*>(data), len)});
+    ReleaseTo(static_cast<Server*>(ctx)->machine, term, index, data, len);
   }
-
   static int OnSnapshot(void* ctx, void** data, size_t* len) {
-    auto* self = static_cast<Server*>(ctx);
-    absl::StatusOr<std::string> state = self->machine->Snapshot();
-    if (!state.ok()) return 1;
-    void* buf = rs_buffer_alloc(state->size());
-    if (buf == nullptr) return 1;
-    if (!state->empty()) std::memcpy(buf, state->data(), state->size());
-    *data = buf;
-    *len = state->size();
-    return 0;
+    return SnapshotOf(static_cast<Server*>(ctx)->machine, data, len);
   }
-
   static int OnRestore(void* ctx, const void* data, size_t len) {
-    auto* self = static_cast<Server*>(ctx);
-    return self->machine->Restore(std::string_view(static_cast<const char*>(data), len)).ok() ? 0
-                                                                                              : 1;
+    return RestoreInto(static_cast<Server*>(ctx)->machine, data, len);
   }
 
   static void OnDone(void* ctx, uint64_t cookie, int status) {
