@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -65,7 +66,15 @@ inline CliResult RunCli(const std::vector<std::string>& args) {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = ReadFile(out_path);
   r.err = ReadFile(err_path);
+  std::remove(out_path.c_str());  // one pair per test process, not one per run left in TempDir
+  std::remove(err_path.c_str());
   return r;
+}
+
+// Where RunCli captures the output of this process's runs (removed after each run).
+inline std::vector<std::string> CliCaptureFiles() {
+  const std::string base = absl::StrCat(::testing::TempDir(), "/shardtx_cli_", ::getpid());
+  return {base + ".out", base + ".err"};
 }
 
 inline std::string Describe(const CliResult& r) {
