@@ -13,13 +13,13 @@ namespace shardtx::replication {
 
 struct RaftNode::Callbacks {
   static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
-    ReleaseTo(static_cast<RaftNode*>(ctx)->machine_, term, index, data, len);
+    ReleaseTo(static_cast<RaftNode*>(ctx)->machine_.get(), term, index, data, len);
   }
   static int OnSnapshot(void* ctx, void** data, size_t* len) {
-    return SnapshotOf(static_cast<RaftNode*>(ctx)->machine_, data, len);
+    return SnapshotOf(static_cast<RaftNode*>(ctx)->machine_.get(), data, len);
   }
   static int OnRestore(void* ctx, const void* data, size_t len) {
-    return RestoreInto(static_cast<RaftNode*>(ctx)->machine_, data, len);
+    return RestoreInto(static_cast<RaftNode*>(ctx)->machine_.get(), data, len);
   }
 
   static void OnDone(void* ctx, uint64_t cookie, int status) {
