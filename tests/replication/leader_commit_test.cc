@@ -31,6 +31,7 @@
 #include "replication/shard_replica.h"
 #include "replication/simulated_group.h"
 #include "shardtx/database.h"
+#include "tests/replication/seeded_schedule.h"
 #include "txn/database_impl.h"
 #include "util/mutex.h"
 #include "wal/reader.h"
@@ -646,18 +647,6 @@ struct SeedTotals {
   uint64_t redone = 0;
   uint64_t unknown_committed = 0;  // answered kUnknown, committed after all
   uint64_t checkpoints = 0;
-};
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : gen_(seed) {}
-  unsigned In(unsigned lo, unsigned hi) {
-    return lo + static_cast<unsigned>(gen_() % (hi - lo + 1));
-  }
-  bool Chance(unsigned percent) { return In(1, 100) <= percent; }
-
- private:
-  std::mt19937_64 gen_;
 };
 
 std::string DescribeCluster(Cluster& c) {
