@@ -64,15 +64,6 @@ void RemoveTree(const std::string& path) {
   std::filesystem::remove_all(path, ec);
 }
 
-absl::Status SyncPath(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open", path, errno);
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  return rc == 0 ? absl::OkStatus() : ErrnoStatus("fsync", path, err);
-}
-
 std::string ParentOf(const std::string& path) {
   std::string parent = std::filesystem::path(path).parent_path().string();
   return parent.empty() ? "." : parent;
@@ -386,7 +377,6 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
     bool truncated_ = false;
   };
 
-
   // Streams `fd` to its end as the file `path`. *gone: the stream broke (the caller stops).
   grpc::Status SendFile(Sender* out, int fd, const std::string& path, pb::Chunk* c) {
     c->mutable_file_start()->set_path(path);
@@ -421,9 +411,9 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
       MutexLock l(&mu_);
       auto it = shards_.find(req->shard());
       if (stopping_ || it == shards_.end() || it->second.removing) {
-        return grpc::Status(grpc::NOT_FOUND, absl::StrCat("snapshot server of server ",
-                                                          options_.producer,
-                                                          " does not serve shard ", req->shard()));
+        return grpc::Status(grpc::NOT_FOUND,
+                            absl::StrCat("snapshot server of server ", options_.producer,
+                                         " does not serve shard ", req->shard()));
       }
       if (ctx->IsCancelled()) return Gone();
       if (active_ >= options_.max_streams) {
@@ -443,10 +433,10 @@ class SnapshotServer::Impl final : public pb::SnapshotStream::Service {
       at = shard.raft_applied_locked();
     }
     if (at.index < req->min_raft_index()) {
-      return grpc::Status(grpc::FAILED_PRECONDITION,
-                          absl::StrCat("server ", options_.producer, " has applied raft index ",
-                                       at.index, " of shard ", req->shard(), ", asked for ",
-                                       req->min_raft_index()));
+      return grpc::Status(
+          grpc::FAILED_PRECONDITION,
+          absl::StrCat("server ", options_.producer, " has applied raft index ", at.index,
+                       " of shard ", req->shard(), ", asked for ", req->min_raft_index()));
     }
     // The WAL pin, as Database::Backup takes it: the whole log first, so that a checkpoint that
     // read the pins before has published its applied LSN by now; then from that LSN on.
@@ -549,8 +539,7 @@ absl::StatusOr<std::unique_ptr<SnapshotServer>> SnapshotServer::Start(
       options.chunk_bytes > kMaxChunk) {
     return absl::InvalidArgumentError(
         absl::StrCat("snapshot server: needs an Env, max_streams > 0 and chunk_bytes in [",
-                     kMinChunk, ", ",
-                     kMaxChunk, "]"));
+                     kMinChunk, ", ", kMaxChunk, "]"));
   }
   IgnoreSigpipe();
   auto impl = std::make_unique<Impl>(options);
@@ -614,8 +603,8 @@ class Receiver {
       if (!done_) ctx.TryCancel();
       while (reader->Read(&c)) {
         if (done_ && mine.ok()) {
-          mine = absl::DataLossError(
-              absl::StrCat("snapshot stream of shard ", options_.shard, ": data after the trailer"));
+          mine = absl::DataLossError(absl::StrCat("snapshot stream of shard ", options_.shard,
+                                                  ": data after the trailer"));
         }
       }
     }
@@ -632,9 +621,9 @@ class Receiver {
       return s;
     }
     if (!done_) {
-      return absl::DataLossError(absl::StrCat("snapshot stream of shard ", options_.shard,
-                                              " from ", options_.address, " ended after ",
-                                              next_seq_, " messages without its trailer"));
+      return absl::DataLossError(absl::StrCat("snapshot stream of shard ", options_.shard, " from ",
+                                              options_.address, " ended after ", next_seq_,
+                                              " messages without its trailer"));
     }
     return result_;
   }
@@ -642,8 +631,7 @@ class Receiver {
  private:
   absl::Status Loss(absl::string_view what) const {
     return absl::DataLossError(absl::StrCat("snapshot stream of shard ", options_.shard, " from ",
-                                            options_.address, ", message ", next_seq_, ": ",
-                                            what));
+                                            options_.address, ", message ", next_seq_, ": ", what));
   }
 
   // A path the stream may write: the store file, or a plain name under wal/.
@@ -665,18 +653,16 @@ class Receiver {
         if (next_seq_ != 0) return Loss("a second header");
         const pb::Header& h = c.header();
         if (h.cluster() != options_.cluster) {
-          return absl::InvalidArgumentError(absl::StrCat("snapshot of cluster '", h.cluster(),
-                                                         "', this node is in '", options_.cluster,
-                                                         "'"));
+          return absl::InvalidArgumentError(absl::StrCat(
+              "snapshot of cluster '", h.cluster(), "', this node is in '", options_.cluster, "'"));
         }
         if (h.shard() != options_.shard) {
-          return absl::InvalidArgumentError(absl::StrCat("snapshot stream of shard ", h.shard(),
-                                                         ", asked for ", options_.shard));
+          return absl::InvalidArgumentError(
+              absl::StrCat("snapshot stream of shard ", h.shard(), ", asked for ", options_.shard));
         }
         if (h.raft_index() < options_.min_raft_index) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("snapshot at raft index ", h.raft_index(), ", asked for ",
-                           options_.min_raft_index));
+          return absl::FailedPreconditionError(absl::StrCat(
+              "snapshot at raft index ", h.raft_index(), ", asked for ", options_.min_raft_index));
         }
         if (h.chunk_bytes() > options_.max_chunk_bytes) {
           return absl::InvalidArgumentError(absl::StrCat("producer's chunks of ", h.chunk_bytes(),
@@ -770,9 +756,9 @@ absl::StatusOr<FetchResult> FetchInto(const FetchOptions& options, const std::st
                      engine::ShardStore::Open(staging + "/lmdb", engine::StoreOptions{}));
     const engine::Lsn applied = store->meta().applied_lsn;
     if (applied + 1 < result.wal_from_lsn || applied > result.wal_cut_lsn) {
-      return absl::DataLossError(absl::StrCat(
-          "snapshot of shard ", options.shard, ": store at LSN ", applied, ", WAL tail from ",
-          result.wal_from_lsn, " through ", result.wal_cut_lsn));
+      return absl::DataLossError(
+          absl::StrCat("snapshot of shard ", options.shard, ": store at LSN ", applied,
+                       ", WAL tail from ", result.wal_from_lsn, " through ", result.wal_cut_lsn));
     }
   }
   RETURN_IF_ERROR(env->RemoveFile(staging + "/lmdb/lock.mdb"));
@@ -799,6 +785,7 @@ absl::StatusOr<FetchResult> FetchSnapshot(const FetchOptions& options,
 }
 
 absl::Status InstallSnapshotDir(const std::string& staging_dir, const std::string& dir) {
+  Env* const env = Env::Default();
   if (::renameat2(AT_FDCWD, staging_dir.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
     const int err = errno;
     if (err != EINVAL && err != ENOSYS && err != ENOTSUP) {
@@ -813,12 +800,12 @@ absl::Status InstallSnapshotDir(const std::string& staging_dir, const std::strin
       if (::rename(old.c_str(), dir.c_str()) != 0) return ErrnoStatus("rename back", old, errno);
       return ErrnoStatus("rename", staging_dir, e);
     }
-    RETURN_IF_ERROR(SyncPath(ParentOf(dir)));
+    RETURN_IF_ERROR(env->SyncDir(ParentOf(dir)));
     RemoveTree(old);
     return absl::OkStatus();
   }
-  RETURN_IF_ERROR(SyncPath(ParentOf(dir)));
-  if (ParentOf(staging_dir) != ParentOf(dir)) RETURN_IF_ERROR(SyncPath(ParentOf(staging_dir)));
+  RETURN_IF_ERROR(env->SyncDir(ParentOf(dir)));
+  if (ParentOf(staging_dir) != ParentOf(dir)) RETURN_IF_ERROR(env->SyncDir(ParentOf(staging_dir)));
   RemoveTree(staging_dir);  // the old state; a leftover is harmless (and removed next time)
   return absl::OkStatus();
 }
