@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
 #include "tests/replication/free_ports.h"
+#include "replication/shard_replica.h"
 #include "txn/database_impl.h"
 
 namespace shardtx {
@@ -221,6 +222,34 @@ TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(WaitFor([&] { return Read(c.db(i), "a1") == "v2"; })) << "node " << i;
   }
+}
+
+TEST(ReplicatedOpen, CloseAnswersACommitThatCannotReachAMajority) {
+  Cluster c("close");
+  ASSERT_TRUE(c.OpenAll().ok());
+  std::optional<int> leader = c.Leader(0);
+  ASSERT_TRUE(leader.has_value());
+  auto db = Database::Open(c.OptionsOf(*leader));  // the directory is taken: refused at once
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  for (int i = 0; i < 3; ++i) {
+    if (i != *leader) {
+      ASSERT_TRUE(c.db(i).Close().ok());
+    }
+  }
+  absl::Status outcome;
+  std::thread committer([&] { outcome = Put(c.db(*leader), "a1", "stuck"); });
+  auto* replica = static_cast<replication::ShardReplica*>(
+      static_cast<txn::DatabaseImpl&>(c.db(*leader)).replicated_log(0));
+  const bool in_flight = WaitFor([&] { return replica->waiting() == 1; });
+  EXPECT_TRUE(in_flight);
+  // Raft stops before Close waits for commits: the commit is answered (kUnknown once libraft
+  // had it; kUnavailable, no effect, if still queued for the loop thread), Close returns.
+  EXPECT_TRUE(c.db(*leader).Close().ok());
+  committer.join();
+  if (in_flight) {
+    EXPECT_TRUE(absl::IsUnknown(outcome) || absl::IsUnavailable(outcome)) << outcome;
+  }
+  EXPECT_TRUE(c.db(*leader).Leadership().empty());
 }
 
 // Opens node 0 alone (no quorum needed) and closes it: its directory is bootstrapped.
