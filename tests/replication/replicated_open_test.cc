@@ -27,6 +27,7 @@
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "shardtx/database.h"
+#include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
 #include "replication/shard_replica.h"
 #include "txn/database_impl.h"
@@ -94,18 +95,8 @@ Options NodeOptions(const std::string& dir, uint64_t id, const std::string& clus
   return o;
 }
 
-absl::Status Put(Database& db, const std::string& key, const std::string& value) {
-  std::unique_ptr<Transaction> txn = db.Begin();
-  if (absl::Status s = txn->Put(key, value); !s.ok()) return s;
-  return txn->Commit();
-}
-
-std::optional<std::string> Read(Database& db, const std::string& key) {
-  std::unique_ptr<Transaction> txn = db.Begin();
-  absl::StatusOr<std::string> v = txn->Get(key);
-  if (!v.ok()) return std::nullopt;
-  return *v;
-}
+using replication::PutOne;
+using replication::ReadOne;
 
 uint64_t Incarnation(Database& db) { return static_cast<txn::DatabaseImpl&>(db).incarnation(); }
 
@@ -173,12 +164,12 @@ TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Incarnation(c.db(i)), 1u);
   std::optional<int> leader = c.Leader(0);
   ASSERT_TRUE(leader.has_value());
-  ASSERT_TRUE(Put(c.db(*leader), "a1", "v1").ok());
+  ASSERT_TRUE(PutOne(c.db(*leader), "a1", "v1").ok());
   const std::string names_leader =
       absl::StrCat("leader is server ", c.member(*leader).id, " at ", c.member(*leader).address);
   for (int i = 0; i < 3; ++i) {
     if (i == *leader) continue;
-    absl::Status refused = Put(c.db(i), "a2", "no");
+    absl::Status refused = PutOne(c.db(i), "a2", "no");
     EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
     EXPECT_TRUE(absl::StrContains(refused.message(), names_leader)) << refused;
     std::vector<Database::ShardLeadership> l = c.db(i).Leadership();
@@ -188,13 +179,13 @@ TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
     EXPECT_EQ(l[0].term, c.db(*leader).Leadership()[0].term);
   }
   for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return Read(c.db(i), "a1") == "v1"; })) << "node " << i;
-    EXPECT_EQ(Read(c.db(i), "a2"), std::nullopt) << "node " << i;
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "v1"; })) << "node " << i;
+    EXPECT_EQ(ReadOne(c.db(i), "a2"), std::nullopt) << "node " << i;
   }
   // Shard 1 is a group of its own (its own leader, maybe another node).
   std::optional<int> leader1 = c.Leader(1);
   ASSERT_TRUE(leader1.has_value());
-  ASSERT_TRUE(Put(c.db(*leader1), "b1", "w1").ok());
+  ASSERT_TRUE(PutOne(c.db(*leader1), "b1", "w1").ok());
   // Issue 17's paths stay closed on replicated shards.
   {
     std::unique_ptr<Transaction> txn = c.db(*leader).Begin();
@@ -213,14 +204,14 @@ TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
   ASSERT_TRUE(c.OpenAll().ok());
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(Incarnation(c.db(i)), 2u);
-    EXPECT_EQ(Read(c.db(i), "a1"), "v1") << "node " << i;
-    EXPECT_TRUE(WaitFor([&] { return Read(c.db(i), "b1") == "w1"; })) << "node " << i;
+    EXPECT_EQ(ReadOne(c.db(i), "a1"), "v1") << "node " << i;
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "b1") == "w1"; })) << "node " << i;
   }
   leader = c.Leader(0);
   ASSERT_TRUE(leader.has_value());
-  ASSERT_TRUE(Put(c.db(*leader), "a1", "v2").ok());
+  ASSERT_TRUE(PutOne(c.db(*leader), "a1", "v2").ok());
   for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return Read(c.db(i), "a1") == "v2"; })) << "node " << i;
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "v2"; })) << "node " << i;
   }
 }
 
@@ -237,7 +228,7 @@ TEST(ReplicatedOpen, CloseAnswersACommitThatCannotReachAMajority) {
     }
   }
   absl::Status outcome;
-  std::thread committer([&] { outcome = Put(c.db(*leader), "a1", "stuck"); });
+  std::thread committer([&] { outcome = PutOne(c.db(*leader), "a1", "stuck"); });
   auto* replica = static_cast<replication::ShardReplica*>(
       static_cast<txn::DatabaseImpl&>(c.db(*leader)).replicated_log(0));
   const bool in_flight = WaitFor([&] { return replica->waiting() == 1; });
@@ -338,7 +329,7 @@ TEST(ReplicatedOpen, MixedOrOrphanRaftStateIsNotBootstrappedAgain) {
   {
     auto p = Database::Open(plain);
     ASSERT_TRUE(p.ok()) << p.status();
-    ASSERT_TRUE(Put(**p, "a1", "local").ok());
+    ASSERT_TRUE(PutOne(**p, "a1", "local").ok());
   }
   db = Database::Open(a.OptionsOf(1));
   ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
