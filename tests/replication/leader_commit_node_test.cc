@@ -23,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
 #include "replication/raft_node.h"
 #include "replication/shard_machine.h"
@@ -152,18 +153,6 @@ class NodeCluster {
   CondVar cv_{&mu_};
 };
 
-absl::Status Put(Database& db, const std::string& key, const std::string& value) {
-  std::unique_ptr<Transaction> txn = db.Begin();
-  if (absl::Status s = txn->Put(key, value); !s.ok()) return s;
-  return txn->Commit();
-}
-
-std::optional<std::string> Read(Database& db, const std::string& key) {
-  std::unique_ptr<Transaction> txn = db.Begin();
-  absl::StatusOr<std::string> v = txn->Get(key);
-  if (!v.ok()) return std::nullopt;
-  return *v;
-}
 
 TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   NodeCluster c("failover");
@@ -175,7 +164,7 @@ TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   std::vector<double> micros;
   for (int k = 0; k < kCommits; ++k) {
     const auto start = std::chrono::steady_clock::now();
-    absl::Status s = Put(c.db(*leader), absl::StrCat("k", k), absl::StrCat("v", k));
+    absl::Status s = PutOne(c.db(*leader), absl::StrCat("k", k), absl::StrCat("v", k));
     micros.push_back(
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
             .count());
@@ -197,18 +186,18 @@ TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   EXPECT_EQ(c.replica(*leader).committed(), static_cast<uint64_t>(kCommits));
   EXPECT_EQ(c.replica(*leader).redone(), 0u);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(Read(c.db(i), "k119"), std::optional<std::string>("v119")) << "server " << i;
+    EXPECT_EQ(ReadOne(c.db(i), "k119"), std::optional<std::string>("v119")) << "server " << i;
     EXPECT_EQ(c.replica(i).failures(), 0u) << c.replica(i).first_error();
   }
   // A follower refuses, naming the leader's id and address, with no effect.
   const int follower = (*leader + 1) % 3;
-  absl::Status refused = Put(c.db(follower), "k0", "follower");
+  absl::Status refused = PutOne(c.db(follower), "k0", "follower");
   EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
   EXPECT_TRUE(absl::StrContains(
       refused.message(),
       absl::StrCat("leader is server ", c.member(*leader).id, " at ", c.member(*leader).address)))
       << refused;
-  EXPECT_EQ(Read(c.db(follower), "k0"), std::optional<std::string>("v0"));
+  EXPECT_EQ(ReadOne(c.db(follower), "k0"), std::optional<std::string>("v0"));
   // The leader's node closes; a new leader commits above every applied timestamp.
   c.CloseNode(*leader);
   std::vector<int> rest;
@@ -217,11 +206,11 @@ TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   }
   std::optional<int> next;
   ASSERT_TRUE(c.WaitFor([&] { return (next = c.ReadyLeader(rest)).has_value(); }));
-  absl::Status s = Put(c.db(*next), "k0", "after failover");
+  absl::Status s = PutOne(c.db(*next), "k0", "after failover");
   ASSERT_TRUE(s.ok()) << s;
   const int other = rest[0] == *next ? rest[1] : rest[0];
-  ASSERT_TRUE(c.WaitFor([&] { return Read(c.db(other), "k0") == "after failover"; }));
-  EXPECT_EQ(Read(c.db(*next), "k0"), std::optional<std::string>("after failover"));
+  ASSERT_TRUE(c.WaitFor([&] { return ReadOne(c.db(other), "k0") == "after failover"; }));
+  EXPECT_EQ(ReadOne(c.db(*next), "k0"), std::optional<std::string>("after failover"));
   absl::StatusOr<ShardDigest> a = DigestOf(*Impl(&c.db(*next))->shard(0));
   absl::StatusOr<ShardDigest> b = DigestOf(*Impl(&c.db(other))->shard(0));
   ASSERT_TRUE(a.ok() && b.ok());
