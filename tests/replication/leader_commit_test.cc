@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/log_record.h"
@@ -33,6 +34,7 @@
 #include "shardtx/database.h"
 #include "tests/replication/seeded_schedule.h"
 #include "txn/database_impl.h"
+#include "txn/txn_ids.h"
 #include "util/mutex.h"
 #include "wal/reader.h"
 
@@ -79,7 +81,8 @@ Options DbOptions(const std::string& path, uint32_t shards = 1) {
 
 txn::DatabaseImpl* Impl(Database* db) { return static_cast<txn::DatabaseImpl*>(db); }
 
-// One commit running Transaction::Commit on its own thread.
+// One commit running Transaction::Commit on its own thread (or, an outcome job, one
+// Database::GetOutcome(ask) call).
 struct CommitJob {
   std::string label;
   unsigned server = 0;
@@ -87,6 +90,9 @@ struct CommitJob {
   std::thread thread;
   bool done = false;  // under Cluster::mu_
   absl::Status status;
+  uint64_t id = 0;  // the transaction's id (a commit job), under Cluster::mu_
+  std::optional<uint64_t> ask;  // an outcome job: the id asked about
+  Database::Outcome outcome = Database::Outcome::kUnknown;
 };
 
 class Cluster {
@@ -108,6 +114,8 @@ class Cluster {
         return;
       }
       dbs_.push_back(std::move(*db));
+      incarnations_.push_back(1);
+      UseIds(i);
       ShardReplicaOptions ro;
       ro.server = i;
       ro.addresses = addresses;
@@ -188,12 +196,14 @@ class Cluster {
   // Starts a commit of `writes` on `server`'s database and returns once it is queued on its
   // replica for the group (then proposes it: in flight) or has returned (refused, aborted).
   CommitJob* StartCommit(unsigned server, const std::string& label,
-                         std::vector<std::pair<std::string, std::optional<std::string>>> writes) {
+                         std::vector<std::pair<std::string, std::optional<std::string>>> writes,
+                         std::optional<uint64_t> ask = std::nullopt) {
     auto job = std::make_unique<CommitJob>();
     CommitJob* j = job.get();
     j->label = label;
     j->server = server;
     j->writes = std::move(writes);
+    j->ask = ask;
     uint64_t before;
     {
       MutexLock l(&mu_);
@@ -202,7 +212,20 @@ class Cluster {
     }
     Database* db = dbs_[server].get();
     j->thread = std::thread([this, j, db] {
+      if (j->ask.has_value()) {
+        const Database::Outcome o = db->GetOutcome(*j->ask);
+        MutexLock l(&mu_);
+        j->outcome = o;
+        j->done = true;
+        ++finished_;
+        cv_.SignalAll();
+        return;
+      }
       std::unique_ptr<Transaction> txn = db->Begin();
+      {
+        MutexLock l(&mu_);
+        j->id = txn->id();
+      }
       absl::Status s;
       for (const auto& [key, value] : j->writes) {
         s = value.has_value() ? txn->Put(key, *value) : txn->Delete(key);
@@ -227,6 +250,32 @@ class Cluster {
   bool Done(CommitJob* j) {
     MutexLock l(&mu_);
     return j->done;
+  }
+  uint64_t IdOf(CommitJob* j) {
+    MutexLock l(&mu_);
+    return j->id;
+  }
+  // Database::GetOutcome(id) on `server`, on a thread of its own (a leader proposes a fence
+  // entry and waits for it): steps the group until it returns.
+  absl::StatusOr<Database::Outcome> OutcomeOn(unsigned server, uint64_t id) {
+    CommitJob* j = StartCommit(server, absl::StrCat("outcome of ", id), {}, id);
+    if (!StepUntil([&] { return Done(j); }, 30'000)) {
+      return absl::DeadlineExceededError("GetOutcome did not return");
+    }
+    MutexLock l(&mu_);
+    return j->outcome;
+  }
+  // Shard 0's released-transaction table on `server` (also with no group attached, e.g. after
+  // CloseCheckReopen).
+  engine::ReleasedTxns::State Released(unsigned server, uint64_t id) {
+    engine::Shard* s = Impl(dbs_[server].get())->shard(0);
+    MutexLock l(s->commit_mu());
+    return s->ReleasedTxnLocked(id);
+  }
+  // Replicated transaction ids on `server`: node server + 1, its incarnation (one more at each
+  // reopen, as the node manifest's would be).
+  void UseIds(unsigned server) {
+    Impl(dbs_[server].get())->UseReplicatedTxnIds(server + 1, incarnations_[server], nullptr);
   }
   absl::Status StatusOf(CommitJob* j) {
     MutexLock l(&mu_);
@@ -327,6 +376,8 @@ class Cluster {
                             " keys) differs from before (", before[i].keys, " keys)");
       }
       dbs_.push_back(std::move(*db));
+      ++incarnations_[i];
+      UseIds(i);
     }
     return "";
   }
@@ -337,6 +388,7 @@ class Cluster {
   std::string error_;
   bool remove_ = true;
   std::vector<std::unique_ptr<Database>> dbs_;
+  std::vector<uint64_t> incarnations_;
   std::vector<ShardReplica*> replicas_;  // owned by group_
   std::unique_ptr<SimulatedGroup> group_;
   Mutex mu_;
@@ -640,6 +692,122 @@ TEST(LeaderCommit, WhatIsNotBuiltYetSaysSo) {
   EXPECT_FALSE(on0_value->has_value());
 }
 
+// ---- Step 6: transaction ids and outcomes after a kUnknown ----
+
+using Outcome = Database::Outcome;
+using Released = engine::ReleasedTxns::State;
+
+// The followers stored the entry, the leader never heard so: kUnknown; the new leader answers
+// kCommitted (its term-start entry committed it), the follower and, once it rejoins, the old
+// leader too (their tables hold it); cut off, the old leader never says more than kUnknown.
+// After every database is reopened (one of them checkpointed first, so its table comes from the
+// store, the others' from the WAL's redo) every replica's table still holds it.
+TEST(LeaderOutcome, CommittedOnTheNewLeaderWhenTheFollowersHeldTheEntry) {
+  Cluster c(Root("outcome_committed"), 3, 3);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  c.group().Saturate(1, 0);
+  c.group().Saturate(2, 0);
+  CommitJob* job = c.StartCommit(0, "x", {{"x", "maybe"}});
+  const uint64_t index = c.group().Info(0).last_index;
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
+      },
+      5'000));
+  c.group().Isolate(0);
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(job); }, 20'000));
+  ASSERT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
+  const uint64_t id = c.IdOf(job);
+  EXPECT_EQ(txn::TxnIds::NodeOf(id), 1u);
+  EXPECT_EQ(txn::TxnIds::IncarnationOf(id), 1u);
+  absl::StatusOr<Outcome> on_old = c.OutcomeOn(0, id);
+  ASSERT_TRUE(on_old.ok()) << on_old.status();
+  EXPECT_EQ(*on_old, Outcome::kUnknown);
+  ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
+  const unsigned leader = *c.group().Leader();
+  ASSERT_NE(leader, 0u);
+  absl::StatusOr<Outcome> on_leader = c.OutcomeOn(leader, id);
+  ASSERT_TRUE(on_leader.ok()) << on_leader.status();
+  EXPECT_EQ(*on_leader, Outcome::kCommitted);
+  const unsigned follower = leader == 1 ? 2 : 1;
+  ASSERT_TRUE(c.StepUntil([&] { return c.Released(follower, id) == Released::kReleased; }, 5'000));
+  absl::StatusOr<Outcome> on_follower = c.OutcomeOn(follower, id);
+  ASSERT_TRUE(on_follower.ok()) << on_follower.status();
+  EXPECT_EQ(*on_follower, Outcome::kCommitted);
+  c.group().Rejoin(0);
+  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  EXPECT_EQ(c.Released(0, id), Released::kReleased);  // its own entry, redone as a follower
+  absl::StatusOr<Outcome> on_rejoined = c.OutcomeOn(0, id);
+  ASSERT_TRUE(on_rejoined.ok()) << on_rejoined.status();
+  EXPECT_EQ(*on_rejoined, Outcome::kCommitted);
+  ASSERT_TRUE(c.db(leader).Checkpoint().ok());
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.Released(i, id), Released::kReleased) << "server " << i << " after reopening";
+  }
+}
+
+// The entry never left the isolated leader: kUnknown; the new leader answers kAborted (final:
+// nobody ever has the key), a follower kUnknown (GetOutcomeOfKey: kUnavailable naming the
+// leader). Commits after it, one before a checkpoint and one after, and a reopen of every
+// database: the tables agree (the aborted id in none, the others in all).
+TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
+  Cluster c(Root("outcome_aborted"), 3, 2);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  CommitJob* base = c.StartCommit(0, "base", {{"k", "base"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(base); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(base).ok()) << c.StatusOf(base);
+  c.group().Isolate(0);
+  CommitJob* job = c.StartCommit(0, "x", {{"x", "lost"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(job); }, 20'000));
+  ASSERT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
+  const uint64_t id = c.IdOf(job);
+  EXPECT_NE(id, c.IdOf(base));
+  ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
+  const unsigned leader = *c.group().Leader();
+  ASSERT_NE(leader, 0u);
+  absl::StatusOr<Outcome> on_leader = c.OutcomeOn(leader, id);
+  ASSERT_TRUE(on_leader.ok()) << on_leader.status();
+  EXPECT_EQ(*on_leader, Outcome::kAborted);
+  const unsigned follower = leader == 1 ? 2 : 1;
+  absl::StatusOr<Outcome> on_follower = c.OutcomeOn(follower, id);
+  ASSERT_TRUE(on_follower.ok()) << on_follower.status();
+  EXPECT_EQ(*on_follower, Outcome::kUnknown);
+  absl::StatusOr<Outcome> of_key = c.db(follower).GetOutcomeOfKey(id, "x");
+  EXPECT_TRUE(absl::IsUnavailable(of_key.status())) << of_key.status();
+  EXPECT_TRUE(absl::StrContains(of_key.status().message(),
+                                absl::StrCat("leader is server ", leader, " at ", AddressOf(leader))))
+      << of_key.status();
+  c.group().Rejoin(0);
+  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  c.StepFor(500);
+  for (unsigned i = 0; i < 3; ++i) {
+    auto v = c.Read(i, "x");
+    ASSERT_TRUE(v.ok());
+    EXPECT_FALSE(v->has_value()) << "server " << i;
+  }
+  on_leader = c.OutcomeOn(leader, id);
+  ASSERT_TRUE(on_leader.ok()) << on_leader.status();
+  EXPECT_EQ(*on_leader, Outcome::kAborted);
+  CommitJob* before_checkpoint = c.StartCommit(leader, "y", {{"y", "1"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(before_checkpoint) && c.CaughtUp(leader); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(before_checkpoint).ok()) << c.StatusOf(before_checkpoint);
+  for (unsigned i = 0; i < 3; ++i) ASSERT_TRUE(c.db(i).Checkpoint().ok());
+  CommitJob* after_checkpoint = c.StartCommit(leader, "z", {{"z", "1"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(after_checkpoint) && c.CaughtUp(leader); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(after_checkpoint).ok()) << c.StatusOf(after_checkpoint);
+  EXPECT_EQ(txn::TxnIds::NodeOf(c.IdOf(after_checkpoint)), leader + 1);
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.Released(i, id), Released::kNotReleased) << "server " << i;
+    EXPECT_EQ(c.Released(i, c.IdOf(base)), Released::kReleased) << "server " << i;
+    EXPECT_EQ(c.Released(i, c.IdOf(before_checkpoint)), Released::kReleased) << "server " << i;
+    EXPECT_EQ(c.Released(i, c.IdOf(after_checkpoint)), Released::kReleased) << "server " << i;
+  }
+}
+
 // ---- The seeded run ----
 
 struct SeedTotals {
@@ -647,6 +815,8 @@ struct SeedTotals {
   uint64_t redone = 0;
   uint64_t unknown_committed = 0;  // answered kUnknown, committed after all
   uint64_t checkpoints = 0;
+  // GetOutcome on the healed cluster's leader for each kUnknown commit.
+  uint64_t outcome_committed = 0, outcome_aborted = 0, outcome_own = 0;
 };
 
 std::string DescribeCluster(Cluster& c) {
@@ -753,8 +923,17 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
              DescribeCluster(c);
     }
   }
+  struct Asked {
+    CommitJob* job;
+    bool present;
+  };
+  std::vector<Asked> asked;
+  absl::flat_hash_set<uint64_t> ids;
   for (CommitJob* j : c.Jobs()) {
-    if (j->label == "final") continue;
+    if (j->label == "final" || j->ask.has_value()) continue;
+    if (!ids.insert(c.IdOf(j)).second) {
+      return absl::StrCat("commit ", j->label, " has the id of an earlier one: ", c.IdOf(j));
+    }
     const absl::Status s = c.StatusOf(j);
     totals->commits++;
     bool must = false, must_not = false;
@@ -777,6 +956,7 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
       auto v = c.Read(i, "key/" + j->label);
       if (!v.ok()) return v.status().ToString();
       if (i == 0 && absl::IsUnknown(s) && v->has_value()) totals->unknown_committed++;
+      if (i == 0) asked.push_back({j, v->has_value()});
       if (must && *v != std::optional<std::string>("value of " + j->label)) {
         return absl::StrCat("acknowledged commit ", j->label, " (on server ", j->server,
                             ") missing on server ", i) +
@@ -790,7 +970,43 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
     }
   }
   for (unsigned i = 0; i < 3; ++i) totals->redone += c.replica(i).redone();
+  // Every kUnknown commit: GetOutcome on the leader agrees with whether its key is present
+  // (kUnknown only for the leader's own ids: it may still propose them).
+  for (const Asked& a : asked) {
+    if (!absl::IsUnknown(c.StatusOf(a.job))) continue;
+    std::optional<unsigned> leader = c.group().Leader();
+    if (!leader.has_value()) return "no leader to ask" + DescribeCluster(c);
+    absl::StatusOr<Database::Outcome> o = c.OutcomeOn(*leader, c.IdOf(a.job));
+    if (!o.ok()) return o.status().ToString();
+    const bool own = *leader == a.job->server;
+    if (*o == Database::Outcome::kCommitted && a.present) {
+      totals->outcome_committed++;
+    } else if (*o == Database::Outcome::kAborted && !a.present && !own) {
+      totals->outcome_aborted++;
+    } else if (*o == Database::Outcome::kUnknown && !a.present && own) {
+      totals->outcome_own++;
+    } else {
+      return absl::StrCat("commit ", a.job->label, " on server ", a.job->server,
+                          " (kUnknown; its key ", a.present ? "present" : "absent",
+                          "): GetOutcome on leader ", *leader, " says ", static_cast<int>(*o)) +
+             DescribeCluster(c);
+    }
+  }
   std::string failure = c.CloseCheckReopen(digests);
+  // Reopened (the tables rebuilt from each store and WAL): every commit's id is released on
+  // every replica exactly when its key is present.
+  for (const Asked& a : asked) {
+    if (!failure.empty()) break;
+    for (unsigned i = 0; i < 3; ++i) {
+      const bool released = c.Released(i, c.IdOf(a.job)) == engine::ReleasedTxns::State::kReleased;
+      if (released != a.present) {
+        failure = absl::StrCat("server ", i, " after reopening: commit ", a.job->label, "'s id ",
+                               released ? "released" : "not released", " but its key ",
+                               a.present ? "present" : "absent");
+        break;
+      }
+    }
+  }
   if (!failure.empty()) c.KeepFiles();
   return failure;
 }
@@ -819,7 +1035,7 @@ TEST(LeaderCommit, SeededRunsKeepEveryAcknowledgedCommitOnEveryReplica) {
   std::printf(
       "seeds %llu-%llu: %llu failures, %.2f s; commits %llu: acked %llu, unknown %llu, "
       "unavailable %llu, aborted %llu; entries redone %llu; unknown then committed %llu; "
-      "checkpoints %llu\n",
+      "checkpoints %llu; GetOutcome of unknown: committed %llu, aborted %llu, own %llu\n",
       static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
       static_cast<unsigned long long>(failures), secs,
       static_cast<unsigned long long>(totals.commits),
@@ -829,7 +1045,10 @@ TEST(LeaderCommit, SeededRunsKeepEveryAcknowledgedCommitOnEveryReplica) {
       static_cast<unsigned long long>(totals.aborted),
       static_cast<unsigned long long>(totals.redone),
       static_cast<unsigned long long>(totals.unknown_committed),
-      static_cast<unsigned long long>(totals.checkpoints));
+      static_cast<unsigned long long>(totals.checkpoints),
+      static_cast<unsigned long long>(totals.outcome_committed),
+      static_cast<unsigned long long>(totals.outcome_aborted),
+      static_cast<unsigned long long>(totals.outcome_own));
   EXPECT_GT(totals.acked, 0u);
   EXPECT_GT(totals.unknown + totals.unavailable, 0u);
 }
