@@ -56,7 +56,7 @@ TEST(ReleasedTxns, WindowEvictsOldestAndKeepsAHorizonPerPrefix) {
   EXPECT_EQ(r.Lookup(Id(7, 2)), State::kReleased);      // still in the window
   EXPECT_EQ(r.Lookup(Id(7, 6)), State::kNotReleased);   // above it
   EXPECT_EQ(r.Lookup(Id(9, 0)), State::kNotReleased);   // another prefix: no horizon
-  r.Add(Id(7, 9));  // the same id twice counts once
+  r.Add(Id(7, 9));                                      // the same id twice counts once
   EXPECT_EQ(r.size(), 3u);
   EXPECT_EQ(r.evicted(), 1u);
 }
@@ -102,8 +102,8 @@ TEST(ReleasedTxns, MalformedRowIsDataLoss) {
   EXPECT_TRUE(absl::IsDataLoss(r.Load(3, {{std::string("w\0\0\0\0\0\0\0\1", 9), "short"}})));
   // Window rows must be contiguous.
   const std::string id(8, '\1');
-  EXPECT_TRUE(absl::IsDataLoss(r.Load(3, {{std::string("w\0\0\0\0\0\0\0\1", 9), id},
-                                          {std::string("w\0\0\0\0\0\0\0\3", 9), id}})));
+  EXPECT_TRUE(absl::IsDataLoss(r.Load(
+      3, {{std::string("w\0\0\0\0\0\0\0\1", 9), id}, {std::string("w\0\0\0\0\0\0\0\3", 9), id}})));
 }
 
 }  // namespace

@@ -90,7 +90,7 @@ struct CommitJob {
   std::thread thread;
   bool done = false;  // under Cluster::mu_
   absl::Status status;
-  uint64_t id = 0;  // the transaction's id (a commit job), under Cluster::mu_
+  uint64_t id = 0;              // the transaction's id (a commit job), under Cluster::mu_
   std::optional<uint64_t> ask;  // an outcome job: the id asked about
   Database::Outcome outcome = Database::Outcome::kUnknown;
 };
@@ -162,8 +162,19 @@ class Cluster {
   // Pumps every replica, then waits until every commit whose outcome its replica decided has
   // returned: what a test sees next depends on the schedule only, not on thread timing.
   void Pump() {
-    for (ShardReplica* r : replicas_) r->Pump(*group_);
+    for (unsigned i = 0; i < replicas_.size(); ++i) {
+      if (!frozen_.contains(i)) replicas_[i]->Pump(*group_);
+    }
     Settle();
+  }
+  // A frozen replica is not pumped: it proposes nothing of its queue and keeps the leadership
+  // it last published, as a RaftNode's replica does until its loop thread tells it otherwise.
+  void Freeze(unsigned server, bool frozen) {
+    if (frozen) {
+      frozen_.insert(server);
+    } else {
+      frozen_.erase(server);
+    }
   }
   void Settle() {
     uint64_t decided = 0;
@@ -389,6 +400,7 @@ class Cluster {
   bool remove_ = true;
   std::vector<std::unique_ptr<Database>> dbs_;
   std::vector<uint64_t> incarnations_;
+  absl::flat_hash_set<unsigned> frozen_;
   std::vector<ShardReplica*> replicas_;  // owned by group_
   std::unique_ptr<SimulatedGroup> group_;
   Mutex mu_;
@@ -777,8 +789,8 @@ TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
   EXPECT_EQ(*on_follower, Outcome::kUnknown);
   absl::StatusOr<Outcome> of_key = c.db(follower).GetOutcomeOfKey(id, "x");
   EXPECT_TRUE(absl::IsUnavailable(of_key.status())) << of_key.status();
-  EXPECT_TRUE(absl::StrContains(of_key.status().message(),
-                                absl::StrCat("leader is server ", leader, " at ", AddressOf(leader))))
+  EXPECT_TRUE(absl::StrContains(of_key.status().message(), absl::StrCat("leader is server ", leader,
+                                                                        " at ", AddressOf(leader))))
       << of_key.status();
   c.group().Rejoin(0);
   ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
@@ -799,6 +811,10 @@ TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
   ASSERT_TRUE(c.StepUntil([&] { return c.Done(after_checkpoint) && c.CaughtUp(leader); }, 5'000));
   ASSERT_TRUE(c.StatusOf(after_checkpoint).ok()) << c.StatusOf(after_checkpoint);
   EXPECT_EQ(txn::TxnIds::NodeOf(c.IdOf(after_checkpoint)), leader + 1);
+  for (unsigned i = 0; i < 3; ++i) {  // proposers completed them, the others redid them
+    EXPECT_EQ(c.Released(i, c.IdOf(base)), Released::kReleased) << "server " << i;
+    EXPECT_EQ(c.Released(i, c.IdOf(after_checkpoint)), Released::kReleased) << "server " << i;
+  }
   EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
   for (unsigned i = 0; i < 3; ++i) {
     EXPECT_EQ(c.Released(i, id), Released::kNotReleased) << "server " << i;
@@ -806,6 +822,37 @@ TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
     EXPECT_EQ(c.Released(i, c.IdOf(before_checkpoint)), Released::kReleased) << "server " << i;
     EXPECT_EQ(c.Released(i, c.IdOf(after_checkpoint)), Released::kReleased) << "server " << i;
   }
+}
+
+// A deposed leader that still believes it leads (its replica has not yet heard that its term
+// ended) does not hold a transaction the new leader committed: it must not answer kAborted. Its
+// fence entry cannot commit, so it answers kUnknown.
+TEST(LeaderOutcome, DeposedLeaderThatStillBelievesItLeadsNeverSaysAborted) {
+  Cluster c(Root("outcome_deposed"), 3, 11);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  c.Freeze(0, true);
+  c.group().Isolate(0);
+  unsigned fresh = 0;
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        for (unsigned i : {1u, 2u}) {
+          if (c.group().Info(i).role == Role::kLeader && c.group().Info(i).ready) fresh = i;
+        }
+        return fresh != 0;
+      },
+      20'000));
+  ASSERT_TRUE(c.replica(0).CheckLeader().ok()) << "server 0 should still believe it leads";
+  CommitJob* job = c.StartCommit(fresh, "x", {{"x", "new"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(job); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(job).ok()) << c.StatusOf(job);
+  c.Freeze(0, false);  // pumped again once the question is queued
+  absl::StatusOr<Outcome> on_old = c.OutcomeOn(0, c.IdOf(job));
+  ASSERT_TRUE(on_old.ok()) << on_old.status();
+  EXPECT_EQ(*on_old, Outcome::kUnknown);
+  absl::StatusOr<Outcome> on_fresh = c.OutcomeOn(fresh, c.IdOf(job));
+  ASSERT_TRUE(on_fresh.ok()) << on_fresh.status();
+  EXPECT_EQ(*on_fresh, Outcome::kCommitted);
 }
 
 // ---- The seeded run ----

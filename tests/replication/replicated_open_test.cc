@@ -26,10 +26,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
+#include "replication/shard_replica.h"
 #include "shardtx/database.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
-#include "replication/shard_replica.h"
 #include "txn/database_impl.h"
 #include "txn/txn_ids.h"
 
@@ -111,9 +111,7 @@ class Cluster {
     std::filesystem::remove_all(root_, ec);
   }
   std::string Dir(int i) const { return absl::StrCat(root_, "/node", i + 1); }
-  Options OptionsOf(int i) const {
-    return NodeOptions(Dir(i), members_[i].id, cluster_, members_);
-  }
+  Options OptionsOf(int i) const { return NodeOptions(Dir(i), members_[i].id, cluster_, members_); }
   const ReplicationMember& member(int i) const { return members_[i]; }
   const std::vector<ReplicationMember>& members() const { return members_; }
   const std::string& root() const { return root_; }
@@ -159,7 +157,7 @@ class Cluster {
 TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
   Cluster c("basic");
   ASSERT_TRUE(c.OpenAll().ok());
-  struct sigaction sa{};
+  struct sigaction sa {};
   ASSERT_EQ(sigaction(SIGPIPE, nullptr, &sa), 0);
   EXPECT_EQ(sa.sa_handler, SIG_IGN);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Incarnation(c.db(i)), 1u);
@@ -336,8 +334,10 @@ TEST(ReplicatedOpen, WrongMemberListIsReportedWithBothLists) {
   EXPECT_TRUE(absl::StrContains(db.status().message(), "replicated Raft configuration"))
       << db.status();
   EXPECT_TRUE(absl::StrContains(db.status().message(), "3@127.0.0.1:2")) << db.status();
-  EXPECT_TRUE(absl::StrContains(db.status().message(), absl::StrCat("3@127.0.0.1:",
-      std::stoi(c.member(2).address.substr(10)) + 1))) << db.status();
+  EXPECT_TRUE(absl::StrContains(
+      db.status().message(),
+      absl::StrCat("3@127.0.0.1:", std::stoi(c.member(2).address.substr(10)) + 1)))
+      << db.status();
 }
 
 TEST(ReplicatedOpen, ForeignClusterOrNodeIsRefused) {
