@@ -426,6 +426,45 @@ std::vector<ShardDigest> ExpectSameDigests(Cluster& c) {
   return out;
 }
 
+// Steps until `job` answered (20 s simulated at most), calling `check` before every step.
+void StepUntilDone(Cluster& c, CommitJob* job, const std::function<void()>& check) {
+  EXPECT_TRUE(c.StepUntil(
+      [&] {
+        check();
+        return c.Done(job);
+      },
+      20'000));
+}
+
+// Server 0 (the leader) commits `writes`; followers 1 and 2 store the entry but their answers
+// never reach it, and then it is cut off. Returns the job once it answered (kUnknown), calling
+// `check` before every step meanwhile.
+CommitJob* CommitOnlyTheFollowersHold(Cluster& c, const std::string& label, Writes writes,
+                                      const std::function<void()>& check) {
+  c.group().Saturate(1, 0);
+  c.group().Saturate(2, 0);
+  CommitJob* job = c.StartCommit(0, label, std::move(writes));
+  const uint64_t index = c.group().Info(0).last_index;
+  EXPECT_TRUE(c.StepUntil(
+      [&] {
+        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
+      },
+      5'000));
+  c.group().Isolate(0);
+  StepUntilDone(c, job, check);
+  return job;
+}
+
+// Server 0 (the leader) is cut off, then commits `writes`: the entry never leaves it. Returns
+// the job once it answered (kUnknown), calling `check` before every step meanwhile.
+CommitJob* CommitOnAnIsolatedLeader(Cluster& c, const std::string& label, Writes writes,
+                                    const std::function<void()>& check) {
+  c.group().Isolate(0);
+  CommitJob* job = c.StartCommit(0, label, std::move(writes));
+  StepUntilDone(c, job, check);
+  return job;
+}
+
 TEST(LeaderCommit, AcknowledgedOnlyOnceAMajorityHoldsIt) {
   Cluster c(Root("majority"), 3, 1);
   ASSERT_EQ(c.error(), "");
@@ -476,16 +515,12 @@ TEST(LeaderCommit, IsolatedLeaderAnswersUnknownAndItsWritesStayInvisible) {
   CommitJob* base = c.StartCommit(0, "base", {{"k", "base"}});
   ASSERT_TRUE(c.StepUntil([&] { return c.Done(base); }, 5'000));
   ASSERT_TRUE(c.StatusOf(base).ok()) << c.StatusOf(base);
-  c.group().Isolate(0);
-  CommitJob* job = c.StartCommit(0, "x", {{"k", "lost"}, {"x", "lost"}});
-  ASSERT_TRUE(c.StepUntil(
-      [&] {
-        auto v = c.Read(0, "k");
-        EXPECT_TRUE(v.ok() && *v == std::optional<std::string>("base"))
-            << "the unknown commit's write is visible on the old leader";
-        return c.Done(job);
-      },
-      20'000));
+  CommitJob* job = CommitOnAnIsolatedLeader(c, "x", {{"k", "lost"}, {"x", "lost"}}, [&] {
+    auto v = c.Read(0, "k");
+    EXPECT_TRUE(v.ok() && *v == std::optional<std::string>("base"))
+        << "the unknown commit's write is visible on the old leader";
+  });
+  ASSERT_TRUE(c.Done(job));
   const absl::Status s = c.StatusOf(job);
   EXPECT_TRUE(absl::IsUnknown(s)) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "term ")) << s;
@@ -522,23 +557,11 @@ TEST(LeaderCommit, UnknownEntryThatCommitsLaterIsRedoneOnTheOldLeader) {
   Cluster c(Root("later"), 3, 3);
   ASSERT_EQ(c.error(), "");
   ASSERT_TRUE(c.Elect(0).ok());
-  c.group().Saturate(1, 0);
-  c.group().Saturate(2, 0);
-  CommitJob* job = c.StartCommit(0, "x", {{"x", "maybe"}});
-  const uint64_t index = c.group().Info(0).last_index;
-  ASSERT_TRUE(c.StepUntil(
-      [&] {
-        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
-      },
-      5'000));
-  c.group().Isolate(0);
-  ASSERT_TRUE(c.StepUntil(
-      [&] {
-        auto v = c.Read(0, "x");
-        EXPECT_TRUE(v.ok() && !v->has_value()) << "visible on the old leader while unknown";
-        return c.Done(job);
-      },
-      20'000));
+  CommitJob* job = CommitOnlyTheFollowersHold(c, "x", {{"x", "maybe"}}, [&] {
+    auto v = c.Read(0, "x");
+    EXPECT_TRUE(v.ok() && !v->has_value()) << "visible on the old leader while unknown";
+  });
+  ASSERT_TRUE(c.Done(job));
   EXPECT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
   ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
   const unsigned leader = *c.group().Leader();
@@ -709,6 +732,13 @@ TEST(LeaderCommit, WhatIsNotBuiltYetSaysSo) {
 using Outcome = Database::Outcome;
 using Released = engine::ReleasedTxns::State;
 
+// GetOutcome(id) on `server` (stepping the group meanwhile) is `want`.
+void ExpectOutcome(Cluster& c, unsigned server, uint64_t id, Outcome want) {
+  absl::StatusOr<Outcome> o = c.OutcomeOn(server, id);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(*o, want) << "GetOutcome(" << id << ") on server " << server;
+}
+
 // The followers stored the entry, the leader never heard so: kUnknown; the new leader answers
 // kCommitted (its term-start entry committed it), the follower and, once it rejoins, the old
 // leader too (their tables hold it); cut off, the old leader never says more than kUnknown.
@@ -718,41 +748,24 @@ TEST(LeaderOutcome, CommittedOnTheNewLeaderWhenTheFollowersHeldTheEntry) {
   Cluster c(Root("outcome_committed"), 3, 3);
   ASSERT_EQ(c.error(), "");
   ASSERT_TRUE(c.Elect(0).ok());
-  c.group().Saturate(1, 0);
-  c.group().Saturate(2, 0);
-  CommitJob* job = c.StartCommit(0, "x", {{"x", "maybe"}});
-  const uint64_t index = c.group().Info(0).last_index;
-  ASSERT_TRUE(c.StepUntil(
-      [&] {
-        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
-      },
-      5'000));
-  c.group().Isolate(0);
-  ASSERT_TRUE(c.StepUntil([&] { return c.Done(job); }, 20'000));
+  CommitJob* job = CommitOnlyTheFollowersHold(c, "x", {{"x", "maybe"}}, [] {});
+  ASSERT_TRUE(c.Done(job));
   ASSERT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
   const uint64_t id = c.IdOf(job);
   EXPECT_EQ(txn::TxnIds::NodeOf(id), 1u);
   EXPECT_EQ(txn::TxnIds::IncarnationOf(id), 1u);
-  absl::StatusOr<Outcome> on_old = c.OutcomeOn(0, id);
-  ASSERT_TRUE(on_old.ok()) << on_old.status();
-  EXPECT_EQ(*on_old, Outcome::kUnknown);
+  ExpectOutcome(c, 0, id, Outcome::kUnknown);
   ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
   const unsigned leader = *c.group().Leader();
   ASSERT_NE(leader, 0u);
-  absl::StatusOr<Outcome> on_leader = c.OutcomeOn(leader, id);
-  ASSERT_TRUE(on_leader.ok()) << on_leader.status();
-  EXPECT_EQ(*on_leader, Outcome::kCommitted);
+  ExpectOutcome(c, leader, id, Outcome::kCommitted);
   const unsigned follower = leader == 1 ? 2 : 1;
   ASSERT_TRUE(c.StepUntil([&] { return c.Released(follower, id) == Released::kReleased; }, 5'000));
-  absl::StatusOr<Outcome> on_follower = c.OutcomeOn(follower, id);
-  ASSERT_TRUE(on_follower.ok()) << on_follower.status();
-  EXPECT_EQ(*on_follower, Outcome::kCommitted);
+  ExpectOutcome(c, follower, id, Outcome::kCommitted);
   c.group().Rejoin(0);
   ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
   EXPECT_EQ(c.Released(0, id), Released::kReleased);  // its own entry, redone as a follower
-  absl::StatusOr<Outcome> on_rejoined = c.OutcomeOn(0, id);
-  ASSERT_TRUE(on_rejoined.ok()) << on_rejoined.status();
-  EXPECT_EQ(*on_rejoined, Outcome::kCommitted);
+  ExpectOutcome(c, 0, id, Outcome::kCommitted);
   ASSERT_TRUE(c.db(leader).Checkpoint().ok());
   EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
   for (unsigned i = 0; i < 3; ++i) {
@@ -771,22 +784,17 @@ TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
   CommitJob* base = c.StartCommit(0, "base", {{"k", "base"}});
   ASSERT_TRUE(c.StepUntil([&] { return c.Done(base); }, 5'000));
   ASSERT_TRUE(c.StatusOf(base).ok()) << c.StatusOf(base);
-  c.group().Isolate(0);
-  CommitJob* job = c.StartCommit(0, "x", {{"x", "lost"}});
-  ASSERT_TRUE(c.StepUntil([&] { return c.Done(job); }, 20'000));
+  CommitJob* job = CommitOnAnIsolatedLeader(c, "x", {{"x", "lost"}}, [] {});
+  ASSERT_TRUE(c.Done(job));
   ASSERT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
   const uint64_t id = c.IdOf(job);
   EXPECT_NE(id, c.IdOf(base));
   ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
   const unsigned leader = *c.group().Leader();
   ASSERT_NE(leader, 0u);
-  absl::StatusOr<Outcome> on_leader = c.OutcomeOn(leader, id);
-  ASSERT_TRUE(on_leader.ok()) << on_leader.status();
-  EXPECT_EQ(*on_leader, Outcome::kAborted);
+  ExpectOutcome(c, leader, id, Outcome::kAborted);
   const unsigned follower = leader == 1 ? 2 : 1;
-  absl::StatusOr<Outcome> on_follower = c.OutcomeOn(follower, id);
-  ASSERT_TRUE(on_follower.ok()) << on_follower.status();
-  EXPECT_EQ(*on_follower, Outcome::kUnknown);
+  ExpectOutcome(c, follower, id, Outcome::kUnknown);
   absl::StatusOr<Outcome> of_key = c.db(follower).GetOutcomeOfKey(id, "x");
   EXPECT_TRUE(absl::IsUnavailable(of_key.status())) << of_key.status();
   EXPECT_TRUE(absl::StrContains(of_key.status().message(), absl::StrCat("leader is server ", leader,
@@ -800,9 +808,7 @@ TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
     ASSERT_TRUE(v.ok());
     EXPECT_FALSE(v->has_value()) << "server " << i;
   }
-  on_leader = c.OutcomeOn(leader, id);
-  ASSERT_TRUE(on_leader.ok()) << on_leader.status();
-  EXPECT_EQ(*on_leader, Outcome::kAborted);
+  ExpectOutcome(c, leader, id, Outcome::kAborted);
   CommitJob* before_checkpoint = c.StartCommit(leader, "y", {{"y", "1"}});
   ASSERT_TRUE(c.StepUntil([&] { return c.Done(before_checkpoint) && c.CaughtUp(leader); }, 5'000));
   ASSERT_TRUE(c.StatusOf(before_checkpoint).ok()) << c.StatusOf(before_checkpoint);
@@ -847,12 +853,8 @@ TEST(LeaderOutcome, DeposedLeaderThatStillBelievesItLeadsNeverSaysAborted) {
   ASSERT_TRUE(c.StepUntil([&] { return c.Done(job); }, 5'000));
   ASSERT_TRUE(c.StatusOf(job).ok()) << c.StatusOf(job);
   c.Freeze(0, false);  // pumped again once the question is queued
-  absl::StatusOr<Outcome> on_old = c.OutcomeOn(0, c.IdOf(job));
-  ASSERT_TRUE(on_old.ok()) << on_old.status();
-  EXPECT_EQ(*on_old, Outcome::kUnknown);
-  absl::StatusOr<Outcome> on_fresh = c.OutcomeOn(fresh, c.IdOf(job));
-  ASSERT_TRUE(on_fresh.ok()) << on_fresh.status();
-  EXPECT_EQ(*on_fresh, Outcome::kCommitted);
+  ExpectOutcome(c, 0, c.IdOf(job), Outcome::kUnknown);
+  ExpectOutcome(c, fresh, c.IdOf(job), Outcome::kCommitted);
 }
 
 // ---- The seeded run ----
