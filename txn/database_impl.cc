@@ -258,23 +258,37 @@ absl::Status DatabaseImpl::Backup(const std::string& dest) {
 }
 
 Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) {
+  if (id == 0) return Outcome::kUnknown;  // no transaction's (a fence entry's empty commit)
   const Outcome local = coordinator_->state().GetOutcome(id);
   if (!replicated_ || local != Outcome::kUnknown) return local;
   // Replicated: the transaction committed on at most one shard; aborted only if every shard's
   // leader (this node) says so.
   OpGuard op(&gate_);  // a fence entry may be proposed
   if (!op.admitted()) return Outcome::kUnknown;
-  bool aborted_everywhere = true;
+  bool leads_all = true;
+  for (uint32_t g = 0; g < num_shards(); ++g) {
+    engine::Shard* s = shards_[g].get();
+    {
+      MutexLock l(s->commit_mu());
+      if (s->ReleasedTxnLocked(id) == engine::ReleasedTxns::State::kReleased) {
+        return Outcome::kCommitted;
+      }
+    }
+    engine::ReplicatedLog* log = replicated_log(g);
+    leads_all = leads_all && log != nullptr && log->CheckLeader().ok();
+  }
+  if (!leads_all) return Outcome::kUnknown;  // no fence proposed for an answer that cannot be final
   for (uint32_t g = 0; g < num_shards(); ++g) {
     absl::StatusOr<Outcome> o = ReplicatedOutcomeOnShard(this, g, id);
     if (o.ok() && *o == Outcome::kCommitted) return Outcome::kCommitted;
-    if (!o.ok() || *o != Outcome::kAborted) aborted_everywhere = false;
+    if (!o.ok() || *o != Outcome::kAborted) return Outcome::kUnknown;
   }
-  return aborted_everywhere ? Outcome::kAborted : Outcome::kUnknown;
+  return Outcome::kAborted;
 }
 
 absl::StatusOr<Database::Outcome> DatabaseImpl::GetOutcomeOfKey(uint64_t id,
                                                                 const std::string& key) {
+  if (id == 0) return Outcome::kUnknown;
   const Outcome local = coordinator_->state().GetOutcome(id);
   if (!replicated_ || local != Outcome::kUnknown) return local;
   OpGuard op(&gate_);
