@@ -144,6 +144,7 @@ absl::Status TransactionImpl::Put(absl::string_view key, absl::string_view value
         write_bytes_, " bytes buffered); split it"));
   }
   auto [it, inserted] = writes_.try_emplace(key);
+  if (inserted) NoteWrittenShard(key);
   if (!inserted) write_bytes_ -= it->first.size() + (it->second ? it->second->size() : 0);
   it->second = std::string(value);
   write_bytes_ += key.size() + value.size();
@@ -154,6 +155,7 @@ absl::Status TransactionImpl::Delete(absl::string_view key) {
   RETURN_IF_ERROR(CheckActive());
   RETURN_IF_ERROR(CheckKey(key));
   auto [it, inserted] = writes_.try_emplace(key);
+  if (inserted) NoteWrittenShard(key);
   if (!inserted) write_bytes_ -= it->first.size() + (it->second ? it->second->size() : 0);
   it->second.reset();
   write_bytes_ += key.size();
@@ -252,10 +254,25 @@ absl::StatusOr<CommitPlan> TransactionImpl::MakePlan() {
   CommitPlan plan;
   plan.by_shard.resize(db_->num_shards());
   absl::InlinedVector<bool, 16> involved(db_->num_shards(), false);
+  // Each shard's write set is sized before it is filled: one allocation per part. Writes to
+  // one shard (the common case) need no partitioning: Put noted their shard.
+  absl::InlinedVector<uint32_t, 16> shard_of;
+  if (several_shards_) {
+    absl::InlinedVector<uint32_t, 16> count(db_->num_shards(), 0);
+    for (const auto& [key, value] : writes_) {
+      shard_of.push_back(db_->partitioner().ShardOf(key));
+      ++count[shard_of.back()];
+    }
+    for (uint32_t s = 0; s < db_->num_shards(); ++s) {
+      if (count[s] != 0) plan.by_shard[s].reserve(count[s]);
+    }
+  } else {
+    plan.by_shard[first_shard_].reserve(writes_.size());
+  }
   // The buffer's entries are taken over, keys too (extracted, not copied), in key order.
-  while (!writes_.empty()) {
+  for (size_t i = 0; !writes_.empty(); ++i) {
     auto entry = writes_.extract(writes_.begin());
-    const uint32_t s = db_->partitioner().ShardOf(entry.key());
+    const uint32_t s = several_shards_ ? shard_of[i] : first_shard_;
     involved[s] = true;
     engine::Write w;
     w.op = entry.mapped().has_value() ? engine::WriteOp::kPut : engine::WriteOp::kDelete;
@@ -546,6 +563,8 @@ TransactionImpl::TransactionImpl(TransactionImpl* from)
       snapshot_(from->snapshot_),
       writes_(std::move(from->writes_)),
       write_bytes_(from->write_bytes_),
+      first_shard_(from->first_shard_),
+      several_shards_(from->several_shards_),
       views_(std::move(from->views_)),
       live_(std::exchange(from->live_, false)),
       reads_(std::move(from->reads_)),
@@ -554,13 +573,14 @@ TransactionImpl::TransactionImpl(TransactionImpl* from)
   from->views_.clear();
 }
 
-bool TransactionImpl::WritesSeveralShards() const {
-  if (db_->num_shards() == 1 || writes_.empty()) return false;
-  const uint32_t first = db_->partitioner().ShardOf(writes_.begin()->first);
-  for (const auto& [key, value] : writes_) {
-    if (db_->partitioner().ShardOf(key) != first) return true;
+void TransactionImpl::NoteWrittenShard(absl::string_view key) {
+  if (db_->num_shards() == 1) return;  // first_shard_ stays 0
+  const uint32_t s = db_->partitioner().ShardOf(key);
+  if (writes_.size() == 1) {
+    first_shard_ = s;
+  } else if (s != first_shard_) {
+    several_shards_ = true;
   }
-  return false;
 }
 
 absl::Status TransactionImpl::CommitAsync(CommitCallback done) {

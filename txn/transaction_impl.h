@@ -72,7 +72,10 @@ class TransactionImpl final : public Transaction {
   // thread, since the caller may destroy `from` at once.
   explicit TransactionImpl(TransactionImpl* from);
   // The shards the buffered writes go to number more than one.
-  bool WritesSeveralShards() const;
+  bool WritesSeveralShards() const { return several_shards_; }
+  // Put and Delete, for a key new to the write buffer (already in it): keeps first_shard_ and
+  // several_shards_.
+  void NoteWrittenShard(absl::string_view key);
   // CommitAsync of a transaction writing one shard: validate, log, install, queue for the
   // fsync. An error means nothing was logged (or installed) and `commit` is dropped.
   absl::Status CommitOnePhaseAsync(CommitPlan& plan, std::unique_ptr<AsyncCommit> commit);
@@ -85,6 +88,10 @@ class TransactionImpl final : public Transaction {
   enum class State { kActive, kCommitted, kAborted, kPrepared } state_ = State::kActive;
   WriteBuffer writes_;
   uint64_t write_bytes_ = 0;
+  // The shard of the first key written, and whether another key went to another shard: a
+  // commit of one shard's writes needs no partitioning.
+  uint32_t first_shard_ = 0;
+  bool several_shards_ = false;
   std::vector<std::unique_ptr<engine::Shard::View>> views_;  // by shard, pinned lazily
   bool live_ = true;  // counted in the database's live transactions until Finish
   // Serializable read tracking.
