@@ -6,6 +6,7 @@
 // 200, a sanitizer build a tenth).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -342,6 +343,7 @@ struct SeedTotals {
   // refused, how many had missed a commit acknowledged before they began (stale: the fence at
   // work); barriers proposed.
   uint64_t reads = 0, reads_ok = 0, reads_refused = 0, stale_refused = 0, barriers = 0;
+  uint64_t deposed_reads = 0;  // begun on a ready leader of a term older than another server's
 };
 
 std::string DescribeCluster(Cluster& c) {
@@ -392,6 +394,11 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
         acked.push_back(j->label);
       }
     }
+    uint64_t top_term = 0;
+    for (unsigned i = 0; i < 3; ++i) top_term = std::max(top_term, c.group().Info(i).term);
+    if (c.replica(server).CheckLeader().ok() && c.group().Info(server).term < top_term) {
+      totals->deposed_reads++;
+    }
     std::unique_ptr<Transaction> txn = c.db(server).Begin();
     std::string missed;
     for (const std::string& label : acked) {
@@ -437,8 +444,36 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
     }
     c.StepFor(rng.In(0, 60));
     if (read_rng.Chance(40)) {
-      std::optional<unsigned> leader = c.group().Leader();
-      read(leader.has_value() && read_rng.Chance(50) ? *leader : read_rng.In(0, 2));
+      // On the leader, on a server that takes itself for a ready leader (of the oldest term
+      // among them: a deposed leader that does not know it yet, if any), or on any server.
+      std::optional<unsigned> server = c.group().Leader();
+      const unsigned choice = read_rng.In(1, 3);
+      if (choice == 2 && server.has_value() && read_rng.Chance(30)) {
+        // The leader pauses past the election timeout (killed: frozen); a newer leader, if one
+        // is elected, commits; the old one wakes up behind a partition, taking itself for the
+        // leader of its old term, and reads there.
+        const unsigned paused = *server;
+        c.group().Kill(paused);
+        c.Pump();
+        if (c.StepUntil([&] { return c.group().Leader().has_value(); }, 5'000)) {
+          const std::string label = absl::StrCat("p", r);
+          CommitJob* job = c.StartCommit(*c.group().Leader(), label,
+                                         {{"key/" + label, "value of " + label}});
+          c.StepUntil([&] { return c.Done(job); }, 2'000);
+        }
+        c.group().Isolate(paused);
+        c.group().Revive(paused);
+        c.Pump();
+        server = paused;
+      } else if (choice == 2) {
+        for (unsigned i = 0; i < 3; ++i) {
+          if (c.replica(i).CheckLeader().ok() &&
+              (!server.has_value() || c.group().Info(i).term < c.group().Info(*server).term)) {
+            server = i;
+          }
+        }
+      }
+      read(server.has_value() && choice != 3 ? *server : read_rng.In(0, 2));
       if (!read_failure.empty()) return read_failure;
     }
   }
@@ -572,7 +607,7 @@ TEST(LeaderCommit, SeededRunsKeepEveryAcknowledgedCommitOnEveryReplica) {
       "seeds %llu-%llu: %llu failures, %.2f s; commits %llu: acked %llu, unknown %llu, "
       "unavailable %llu, aborted %llu; entries redone %llu; unknown then committed %llu; "
       "checkpoints %llu; read-only %llu: confirmed %llu, refused %llu (%llu of them stale); "
-      "barriers %llu\n",
+      "barriers %llu; reads begun on a deposed leader %llu\n",
       static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
       static_cast<unsigned long long>(failures), secs,
       static_cast<unsigned long long>(totals.commits),
@@ -587,7 +622,8 @@ TEST(LeaderCommit, SeededRunsKeepEveryAcknowledgedCommitOnEveryReplica) {
       static_cast<unsigned long long>(totals.reads_ok),
       static_cast<unsigned long long>(totals.reads_refused),
       static_cast<unsigned long long>(totals.stale_refused),
-      static_cast<unsigned long long>(totals.barriers));
+      static_cast<unsigned long long>(totals.barriers),
+      static_cast<unsigned long long>(totals.deposed_reads));
   EXPECT_GT(totals.acked, 0u);
   EXPECT_GT(totals.reads_ok, 0u);
   EXPECT_LT(totals.barriers, totals.reads);
