@@ -158,5 +158,41 @@ TEST(ReadFence, ConcurrentReadOnlyCommitsShareBarriers) {
   EXPECT_LT(c.replica(0).barriers_proposed(), c.replica(0).reads_confirmed());
 }
 
+// A read-write transaction is confirmed by its own entry only if the entry is released in the
+// term its replica led when the snapshot was taken: one begun on a follower that leads by the
+// time it commits is refused (its snapshot may miss what the old leader acknowledged), with no
+// effect; one begun on the new leader commits.
+TEST(ReadFence, ReadWriteTransactionBegunBeforeItsReplicaLedIsRefused) {
+  Cluster c(Root("rwterm"), 3, 14);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  CommitAndSpread(c, 0, "k", "v");
+  std::string seen;
+  std::unique_ptr<Transaction> on1 = BeginAndRead(c, 1, "k", &seen);
+  std::unique_ptr<Transaction> on2 = BeginAndRead(c, 2, "k", &seen);
+  c.group().Kill(0);
+  c.Pump();
+  ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
+  const unsigned leader = *c.group().Leader();
+  ASSERT_NE(leader, 0u);
+  std::unique_ptr<Transaction>& early = leader == 1 ? on1 : on2;
+  ASSERT_TRUE(early->Put("k", "early").ok());
+  const uint64_t last_index = c.group().Info(leader).last_index;
+  const absl::Status s = early->Commit();  // refused before proposing: no wait
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "while it was not the ready leader")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("leader is server ", leader, " at ",
+                                                          AddressOf(leader))))
+      << s;
+  EXPECT_EQ(c.group().Info(leader).last_index, last_index);
+  EXPECT_EQ(c.replica(leader).refused() + c.replica(leader).unknown(), 0u);
+  CommitJob* fresh = c.StartCommit(leader, "fresh", {{"k", "fresh"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(fresh); }, 10'000));
+  EXPECT_TRUE(c.StatusOf(fresh).ok()) << c.StatusOf(fresh);
+  auto v = c.Read(leader, "k");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, std::optional<std::string>("fresh"));
+}
+
 }  // namespace
 }  // namespace shardtx::replication
