@@ -180,8 +180,16 @@ class Cluster {
     job->writes = std::move(writes);
     return Start(std::move(job));
   }
-  // The same for `txn`, begun (and read) by the caller on `server`'s database, without writes:
-  // it returns once the commit waits for a barrier, or has returned.
+  // The same for `txn`, begun (and used) by the caller on `server`'s database.
+  CommitJob* StartCommitOf(unsigned server, const std::string& label,
+                           std::unique_ptr<Transaction> txn) {
+    auto job = std::make_unique<CommitJob>();
+    job->label = label;
+    job->server = server;
+    job->txn = std::move(txn);
+    return Start(std::move(job));
+  }
+  // A read-only `txn`: returns once its commit waits for a barrier, or has returned.
   CommitJob* StartReadOnlyCommit(unsigned server, const std::string& label,
                                  std::unique_ptr<Transaction> txn, std::string note = "") {
     auto job = std::make_unique<CommitJob>();

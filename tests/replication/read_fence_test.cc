@@ -178,7 +178,9 @@ TEST(ReadFence, ReadWriteTransactionBegunBeforeItsReplicaLedIsRefused) {
   std::unique_ptr<Transaction>& early = leader == 1 ? on1 : on2;
   ASSERT_TRUE(early->Put("k", "early").ok());
   const uint64_t last_index = c.group().Info(leader).last_index;
-  const absl::Status s = early->Commit();  // refused before proposing: no wait
+  CommitJob* job = c.StartCommitOf(leader, "early", std::move(early));
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(job); }, 10'000));
+  const absl::Status s = c.StatusOf(job);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "while it was not the ready leader")) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("leader is server ", leader, " at ",
