@@ -106,8 +106,9 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   config.pre_vote = options.pre_vote ? 1 : 0;
   config.redraw_election_timeouts = 0;
   config.figure8_guard = options.figure8_guard ? 1 : 0;
-  rs_callbacks callbacks{node.get(), &Callbacks::OnRelease, &Callbacks::OnSnapshot,
-                         &Callbacks::OnRestore, &Callbacks::OnDone, &Callbacks::OnBarrierDone};
+  rs_callbacks callbacks{
+      node.get(),         &Callbacks::OnRelease,    &Callbacks::OnSnapshot, &Callbacks::OnRestore,
+      &Callbacks::OnDone, &Callbacks::OnBarrierDone};
   char error[256];
   int rv = rs_uv_open(&uv, &config, &callbacks, &node->group_, error, sizeof error);
   switch (rv) {

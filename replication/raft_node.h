@@ -132,8 +132,8 @@ class RaftNode {
   std::unique_ptr<StateMachine> machine_;
   rs_group* group_ = nullptr;
   mutable std::mutex mu_;
-  uint64_t next_cookie_ = 1;                             // guarded by mu_
-  absl::flat_hash_map<uint64_t, DoneCallback> pending_;  // guarded by mu_
+  uint64_t next_cookie_ = 1;                                         // guarded by mu_
+  absl::flat_hash_map<uint64_t, DoneCallback> pending_;              // guarded by mu_
   absl::flat_hash_map<uint64_t, BarrierCallback> pending_barriers_;  // guarded by mu_
 };
 

@@ -74,8 +74,7 @@ absl::Status ShardReplica::CheckLeads(uint64_t term, absl::string_view what) {
   const std::string me = absl::StrCat("server ", options_.server, " of shard ", options_.shard_id);
   return absl::UnavailableError(absl::StrCat(
       me, " leads term ", term_, ", but ", what, " began ",
-      term == 0 ? std::string("while it was not the ready leader")
-                : absl::StrCat("in term ", term),
+      term == 0 ? std::string("while it was not the ready leader") : absl::StrCat("in term ", term),
       ": its reads are not confirmed (no effect; retry); leader is server ", options_.server,
       " at ", address_.empty() ? "(address unknown)" : address_));
 }

@@ -73,8 +73,7 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   // --- engine::ReplicatedLog ---
   void SetListener(Listener* listener) override;
   absl::Status CheckLeader() override;
-  absl::Status ProposeLocked(absl::string_view records, uint64_t term,
-                             Proposal* proposal) override;
+  absl::Status ProposeLocked(absl::string_view records, uint64_t term, Proposal* proposal) override;
   ReadStamp StampRead() override;
   absl::Status ConfirmReads(const ReadStamp& begun, ReadCheck* check) override;
 

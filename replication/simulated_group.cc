@@ -74,8 +74,8 @@ absl::StatusOr<std::unique_ptr<SimulatedGroup>> SimulatedGroup::Open(
     }
     auto server = std::make_unique<Server>();
     server->machine = machines[i].get();
-    callbacks[i] = rs_callbacks{server.get(), &Server::OnRelease, &Server::OnSnapshot,
-                                &Server::OnRestore, &Server::OnDone, &Server::OnBarrierDone};
+    callbacks[i] = rs_callbacks{server.get(),       &Server::OnRelease, &Server::OnSnapshot,
+                                &Server::OnRestore, &Server::OnDone,    &Server::OnBarrierDone};
     group->servers_.push_back(std::move(server));
   }
   group->machines_ = std::move(machines);

@@ -40,7 +40,9 @@ inline std::string Root(const std::string& name) {
   return absl::StrCat(base, "/shardtx_leader_p", ::getpid(), "/", name);
 }
 
-inline std::string AddressOf(unsigned server) { return absl::StrCat("10.0.0.", server + 1, ":7000"); }
+inline std::string AddressOf(unsigned server) {
+  return absl::StrCat("10.0.0.", server + 1, ":7000");
+}
 
 inline Options DbOptions(const std::string& path, uint32_t shards = 1) {
   Options o;
@@ -142,8 +144,8 @@ class Cluster {
   void Settle() {
     uint64_t decided = 0;
     for (ShardReplica* r : replicas_) {
-      decided += r->committed() + r->unknown() + r->refused() + r->reads_confirmed() +
-                 r->reads_failed();
+      decided +=
+          r->committed() + r->unknown() + r->refused() + r->reads_confirmed() + r->reads_failed();
     }
     MutexLock l(&mu_);
     while (finished_ < decided + returned_unqueued_) cv_.Wait();

@@ -3,8 +3,8 @@
 // acknowledged and reach every replica (a checkpoint on each in between; the latency printed); a
 // follower refuses naming the leader's address; after the leader's node closes, a new leader
 // commits above every applied timestamp. Read-only commits (plan step 7) are confirmed by
-// barriers on the leader, concurrently from several threads, and refused on a follower. Waits are on condition variables fed by the replicas'
-// hooks, with generous deadlines (no sleeps).
+// barriers on the leader, concurrently from several threads, and refused on a follower. Waits are
+// on condition variables fed by the replicas' hooks, with generous deadlines (no sleeps).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -25,11 +25,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/replication/free_ports.h"
 #include "replication/raft_node.h"
 #include "replication/shard_machine.h"
 #include "replication/shard_replica.h"
 #include "shardtx/database.h"
+#include "tests/replication/free_ports.h"
 #include "txn/database_impl.h"
 #include "util/mutex.h"
 
@@ -46,7 +46,6 @@ constexpr unsigned kHeartbeatMs = 50;
 constexpr auto kDeadline = std::chrono::seconds(30);
 
 txn::DatabaseImpl* Impl(Database* db) { return static_cast<txn::DatabaseImpl*>(db); }
-
 
 class NodeCluster {
  public:
@@ -260,8 +259,7 @@ TEST(LeaderCommitOverRaftNodes, ReadOnlyCommitsConfirmOnTheLeaderAndFailOnAFollo
   for (const absl::Status& s : failures) EXPECT_TRUE(s.ok()) << s;
   ShardReplica& r = c.replica(*leader);
   std::printf("%d read-only commits from %d threads on the leader: %llu barriers proposed\n",
-              kThreads * kReads, kThreads,
-              static_cast<unsigned long long>(r.barriers_proposed()));
+              kThreads * kReads, kThreads, static_cast<unsigned long long>(r.barriers_proposed()));
   EXPECT_EQ(r.reads_confirmed(), static_cast<uint64_t>(kThreads * kReads));
   EXPECT_GE(r.barriers_committed(), 1u);
   EXPECT_LE(r.barriers_proposed(), r.reads_confirmed());

@@ -404,8 +404,8 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
     for (const std::string& label : acked) {
       absl::StatusOr<std::string> v = txn->Get("key/" + label);
       if (!v.ok() && !absl::IsNotFound(v.status())) {
-        read_failure = absl::StrCat("read of key/", label, " on server ", server, ": ",
-                                    v.status().ToString());
+        read_failure =
+            absl::StrCat("read of key/", label, " on server ", server, ": ", v.status().ToString());
         return;
       }
       if (!v.ok() || *v != "value of " + label) {
@@ -458,8 +458,8 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
         c.Pump();
         if (c.StepUntil([&] { return c.group().Leader().has_value(); }, 5'000)) {
           const std::string label = absl::StrCat("p", r);
-          CommitJob* job = c.StartCommit(*c.group().Leader(), label,
-                                         {{"key/" + label, "value of " + label}});
+          CommitJob* job =
+              c.StartCommit(*c.group().Leader(), label, {{"key/" + label, "value of " + label}});
           c.StepUntil([&] { return c.Done(job); }, 2'000);
         }
         c.group().Isolate(*paused);

@@ -183,8 +183,8 @@ TEST(ReadFence, ReadWriteTransactionBegunBeforeItsReplicaLedIsRefused) {
   const absl::Status s = c.StatusOf(job);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "while it was not the ready leader")) << s;
-  EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("leader is server ", leader, " at ",
-                                                          AddressOf(leader))))
+  EXPECT_TRUE(absl::StrContains(
+      s.message(), absl::StrCat("leader is server ", leader, " at ", AddressOf(leader))))
       << s;
   EXPECT_EQ(c.group().Info(leader).last_index, last_index);
   EXPECT_EQ(c.replica(leader).refused() + c.replica(leader).unknown(), 0u);
