@@ -1,5 +1,7 @@
 #include "engine/overlay.h"
 
+#include <algorithm>
+#include <iterator>
 #include <mutex>
 
 namespace shardtx::engine {
@@ -20,11 +22,19 @@ void Overlay::Add(absl::string_view key, Timestamp ts, bool tombstone, std::stri
     const absl::string_view kept_key = arena_.Copy(key);
     chain = &chains_.emplace_back();
     index_.emplace(kept_key, chain);
-    map_.emplace(kept_key, chain);
+    unordered_.push_back(kept_key);
+    has_unordered_.store(true, std::memory_order_relaxed);
     added += key.size() + kKeyOverhead;
   }
+  // A small value is copied into the arena: the caller's string is then freed by the thread
+  // that allocated it, and the overlay's memory goes back in a few blocks rather than a string
+  // per version. A large one is taken over, so that no large copy is made under the lock.
   absl::string_view kept;
-  if (!value.empty()) kept = values_.emplace_back(std::move(value));
+  if (value.size() <= Arena::kOwnBlock) {
+    kept = arena_.Copy(value);
+  } else {
+    kept = values_.emplace_back(std::move(value));
+  }
   chain->insert(chain->begin(), Version{ts, tombstone, kept});
   bytes_.fetch_add(added, std::memory_order_relaxed);
   if (ts > max_ts_.load(std::memory_order_relaxed)) max_ts_.store(ts, std::memory_order_relaxed);
@@ -43,10 +53,27 @@ void Overlay::Remove(absl::string_view key, Timestamp ts) {
     }
   }
   if (chain.empty()) {
-    // Its key stays in the arena and its chain in chains_ (empty), freed with the overlay.
+    // Its key stays in the arena and its chain in chains_ (empty), freed with the overlay. If
+    // it is still in unordered_, Order skips it (it is no longer in index_).
     map_.erase(key);
     index_.erase(hit);
   }
+}
+
+void Overlay::Order() const {
+  if (!has_unordered_.load(std::memory_order_relaxed)) return;
+  std::unique_lock l(mu_);
+  if (unordered_.empty()) return;
+  std::sort(unordered_.begin(), unordered_.end());
+  auto hint = map_.end();
+  for (absl::string_view key : unordered_) {
+    auto hit = index_.find(key);
+    if (hit == index_.end()) continue;  // removed since it was added
+    // In key order, each key lands next to the one before it: the hint saves the descent.
+    hint = std::next(map_.emplace_hint(hint, hit->first, hit->second));
+  }
+  unordered_.clear();
+  has_unordered_.store(false, std::memory_order_relaxed);
 }
 
 std::optional<Found> Overlay::Get(absl::string_view key, Timestamp snapshot) const {
@@ -67,6 +94,7 @@ Timestamp Overlay::LatestTs(absl::string_view key) const {
 
 bool Overlay::AnyNewerInRange(absl::string_view lower, absl::string_view upper,
                               Timestamp ts) const {
+  Order();
   std::shared_lock l(mu_);
   for (auto it = map_.lower_bound(lower); it != map_.end(); ++it) {
     if (!upper.empty() && it->first >= upper) break;
@@ -79,6 +107,7 @@ void Overlay::Scan(absl::string_view from, bool inclusive, bool reverse, size_t 
                    Timestamp snapshot, std::vector<ScanEntry>* out,
                    std::optional<absl::string_view>* stopped_at) const {
   stopped_at->reset();
+  Order();
   std::shared_lock l(mu_);
   size_t work = 0, emitted = 0;
   absl::string_view last;

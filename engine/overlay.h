@@ -56,7 +56,8 @@ class Overlay {
   void Add(absl::string_view key, Timestamp ts, bool tombstone, absl::string_view value) {
     Add(key, ts, tombstone, std::string(value));
   }
-  // The same, taking the value over: its bytes are not copied (nor allocated under the lock).
+  // The same, taking the value over when it is large (more than Arena::kOwnBlock bytes): its
+  // bytes are then not copied (nor allocated under the lock). A small value is copied.
   void Add(absl::string_view key, Timestamp ts, bool tombstone, std::string&& value);
 
   // Removes the version of `key` with exactly `ts`, if present (a commit that failed before
@@ -88,6 +89,7 @@ class Overlay {
   // (after taking other locks) from the last key it saw.
   template <class Fn>
   bool ForEachNewestAfter(const std::string* after, Fn fn) const {
+    Order();
     std::shared_lock l(mu_);
     for (auto it = after == nullptr ? map_.begin() : map_.upper_bound(*after); it != map_.end();
          ++it) {
@@ -104,17 +106,28 @@ class Overlay {
  private:
   using Chain = absl::InlinedVector<Version, 1>;  // newest first
   mutable std::shared_mutex mu_;
-  // Keys live in arena_, chains in chains_ and values in values_ (a deque never moves its
-  // elements, and a moved string keeps its bytes), so what a reader was given stays put while
-  // the maps and the chains move entries around; all of it is freed with the overlay.
+  // Keys and small values live in arena_, chains in chains_ and large values in values_ (a
+  // deque never moves its elements, and a moved string keeps its bytes), so what a reader was
+  // given stays put while the maps and the chains move entries around; all of it is freed with
+  // the overlay.
   Arena arena_;
   std::deque<std::string> values_;
   std::deque<Chain> chains_;
-  // Every key with a version, twice: in order for scans and checkpoints, and hashed for the
-  // point lookups of reads and commit validation (one probe instead of a tree descent of
-  // key comparisons). Both name the same chain.
-  absl::btree_map<absl::string_view, Chain*> map_;
+  // Every key with a version is hashed in index_, for the point lookups of reads and commit
+  // validation (one probe instead of a tree descent of key comparisons). The ordered map_ that
+  // scans and checkpoints walk is brought up to date lazily (Order): Add, under the shard's
+  // commit lock, only appends a new key to unordered_. Both maps name the same chain.
   absl::flat_hash_map<absl::string_view, Chain*> index_;
+  mutable absl::btree_map<absl::string_view, Chain*> map_;
+  // Keys added since the last Order, in no order; a key removed since is skipped by Order.
+  mutable std::vector<absl::string_view> unordered_;
+  mutable std::atomic<bool> has_unordered_{false};
+
+  // Moves the keys of unordered_ into map_ (under the exclusive lock, if there are any), so
+  // that map_ holds every key with a version as of the call. A key added afterwards has only
+  // versions newer than every snapshot already visible: a scan at such a snapshot, or a
+  // validation under the commit lock, misses nothing by not seeing it.
+  void Order() const;
   std::atomic<uint64_t> bytes_{0};
   std::atomic<Timestamp> max_ts_{0};
   std::atomic<bool> had_tombstones_{false};

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/checkpointed_deletes.h"
@@ -188,7 +189,9 @@ class Shard {
     View();
     ~View();
     Timestamp snapshot = 0;
-    std::vector<std::shared_ptr<const Overlay>> overlays;  // newest first
+    // Newest first: the active overlay and those frozen by a checkpoint in progress (rarely
+    // more than one), held inline so that pinning a view allocates nothing for them.
+    absl::InlinedVector<std::shared_ptr<const Overlay>, 3> overlays;
     std::unique_ptr<ReadView> lmdb;
   };
   // kAborted "snapshot too old" when a checkpoint already replaced versions older than

@@ -112,8 +112,14 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   char error[256];
   int rv = rs_uv_open(&uv, &config, &callbacks, &node->group_, error, sizeof error);
   switch (rv) {
-    case RS_OK:
+    case RS_OK: {
+      rs_voter voters[RS_MAX_VOTERS];
+      const unsigned n = rs_group_opened_voters(node->group_, voters, RS_MAX_VOTERS);
+      for (unsigned i = 0; i < n && i < RS_MAX_VOTERS; i++) {
+        node->opened_voters_.push_back({voters[i].id, voters[i].address});
+      }
       return node;
+    }
     case RS_INVALID:
       return absl::InvalidArgumentError(absl::StrCat("raft node ", options.id, ": ", error));
     case RS_NOMEM:

@@ -34,7 +34,8 @@ struct RaftNodeOptions {
   uint64_t id = 0;                      // this node's Raft id; must be in `members`
   std::string address;                  // this node's address, as in `members`
   std::string dir;                      // Raft log, term/vote and snapshots; created if missing
-  std::vector<RaftMember> members;      // bootstraps a pristine `dir`; ignored (not checked) after
+  std::vector<RaftMember> members;      // bootstraps a pristine `dir`; not checked after
+                                        // (opened_voters() says what the directory holds)
   unsigned election_timeout_ms = 1000;  // libraft draws each timeout in [this, 2 * this)
   unsigned heartbeat_ms = 100;
   unsigned snapshot_threshold = 1024;  // entries released since the last snapshot
@@ -119,6 +120,10 @@ class RaftNode {
   // directory keeps the state for a later Open. Idempotent.
   void Close();
 
+  // The voters of the configuration the node loaded from its directory (or bootstrapped) at
+  // Open, in libraft's order. What a later Open compares with the members it was given.
+  const std::vector<RaftMember>& opened_voters() const { return opened_voters_; }
+
   StateMachine& machine() { return *machine_; }
   uint64_t id() const { return id_; }
 
@@ -130,6 +135,7 @@ class RaftNode {
   uint64_t id_ = 0;
   std::function<void()> on_change_;
   std::unique_ptr<StateMachine> machine_;
+  std::vector<RaftMember> opened_voters_;
   rs_group* group_ = nullptr;
   mutable std::mutex mu_;
   uint64_t next_cookie_ = 1;                                         // guarded by mu_

@@ -646,6 +646,10 @@ struct rs_uv {
   struct queued *head, *tail;
   int close_requested;
   struct rs_info published;
+  /* The configuration libraft loaded (or bootstrapped) at open; written before the loop thread
+   * starts, then only read. */
+  struct rs_voter opened_voters[RS_MAX_VOTERS];
+  unsigned n_opened_voters;
 };
 
 /* The rs_uv whose libraft runs on this thread, if any. */
@@ -1041,6 +1045,13 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
     return raft_to_rs(rv);
   }
   u->g.last_role = raft_state(&u->raft);
+  for (unsigned i = 0; i < u->raft.configuration.n && u->n_opened_voters < RS_MAX_VOTERS; i++) {
+    const struct raft_server *sv = &u->raft.configuration.servers[i];
+    if (sv->role != RAFT_VOTER) continue;
+    struct rs_voter *v = &u->opened_voters[u->n_opened_voters++];
+    v->id = sv->id;
+    snprintf(v->address, sizeof v->address, "%s", sv->address != NULL ? sv->address : "");
+  }
   uv_publish(u);
   tls_loop_owner = NULL;
 
@@ -1052,6 +1063,14 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   }
   *out = &u->g;
   return RS_OK;
+}
+
+unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max) {
+  struct rs_uv *u = g->uv;
+  if (u == NULL) return 0;
+  unsigned n = u->n_opened_voters < max ? u->n_opened_voters : max;
+  memcpy(out, u->opened_voters, n * sizeof *out);
+  return u->n_opened_voters;
 }
 
 void rs_group_close(rs_group *g) {

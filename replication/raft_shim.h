@@ -238,6 +238,16 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
                const struct rs_callbacks *callbacks, rs_group **out, char *errmsg,
                size_t errmsg_len);
 
+/* The voters of the configuration the server loaded from its directory (or bootstrapped) when
+ * rs_uv_open opened it: up to max are copied into out; returns how many there are. Any thread.
+ * 0 for the fixture backend. */
+enum { RS_MAX_VOTERS = 16 };
+struct rs_voter {
+  uint64_t id;
+  char address[RS_ADDRESS_MAX];
+};
+unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max);
+
 /* Closes an rs_uv group: refuses further proposals (RS_DOWN), reports queued proposals RS_DOWN
  * and proposals in flight RS_UNKNOWN through the done callback, closes libraft and its sockets,
  * stops the loop thread and frees everything. The state in dir stays for a later rs_uv_open.

@@ -293,6 +293,10 @@ void ShardReplica::OnNodeChange() {
   seen.term = info.term;
   if (info.leader_id != 0) seen.leader = info.leader_id;
   seen.leader_address = info.leader_address;
+  if (info.leader_id != 0 && options_.address_of) {
+    std::string address = options_.address_of(info.leader_id);
+    if (!address.empty()) seen.leader_address = std::move(address);
+  }
   Publish(seen);
 }
 

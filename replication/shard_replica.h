@@ -51,6 +51,9 @@ struct ShardReplicaOptions {
   // SimulatedGroup: each server's address, by server id, as kUnavailable names the leader (a
   // RaftNode knows its leader's address).
   std::vector<std::string> addresses;
+  // RaftNode: the address kUnavailable names for leader `id` (e.g. the member's address, where
+  // the Raft group listens on a port derived from it); unset or "": the leader's Raft address.
+  std::function<std::string(uint64_t id)> address_of;
   // TEST ONLY: called (with the shard's commit_mu held) after ProposeLocked queued an entry
   // (SimulatedGroup), and after each entry this replica applied or completed.
   std::function<void()> on_queued;

@@ -30,6 +30,15 @@ absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& opti
     db->options_.num_shards = db->directory_->num_shards();
     s = db->OpenShards();
   }
+  if (s.ok() && options.replication.enabled()) {
+    auto replicated = ReplicatedShards::Open(db.get());
+    s = replicated.status();
+    if (s.ok()) {
+      db->incarnation_ = (*replicated)->incarnation();
+      MutexLock l(&db->replication_mu_);
+      db->replicated_shards_ = std::move(*replicated);
+    }
+  }
   if (!s.ok()) {
     // Release what was opened as it is: a checkpoint or a truncation now could act on a
     // half-recovered state (and would wait for commits that recovery never finished).
@@ -141,7 +150,21 @@ absl::Status DatabaseImpl::Release(bool checkpoint) {
   // Every accepted CommitAsync completes first: its commit needs the shards (and, when it
   // writes several, the gate below).
   if (async_commits_ != nullptr) async_commits_->Drain();
+  // Raft stops before the gate drains: a commit waiting for its entry's outcome is answered
+  // (kUnknown) instead of holding Close; one arriving meanwhile is refused (kUnavailable).
+  {
+    MutexLock l(&replication_mu_);
+    if (replicated_shards_ != nullptr) replicated_shards_->Stop();
+  }
   if (!gate_.CloseAndDrain()) return absl::OkStatus();
+  // No commit runs now: the groups (and their replicas) go before the shards close.
+  {
+    MutexLock l(&replication_mu_);
+    if (replicated_shards_ != nullptr) {
+      replicated_shards_.reset();
+      DetachReplicatedLogs();
+    }
+  }
   absl::Status result;
   for (auto& s : shards_) {
     absl::Status st = s->Close(checkpoint);
@@ -168,6 +191,16 @@ void DatabaseImpl::AttachReplicatedLog(uint32_t shard, engine::ReplicatedLog* lo
   replicated_logs_[shard] = log;
   log->SetListener(&replica_listener_);
   replicated_ = true;
+}
+
+void DatabaseImpl::DetachReplicatedLogs() {
+  for (auto& log : replicated_logs_) log = nullptr;
+}
+
+std::vector<Database::ShardLeadership> DatabaseImpl::Leadership() {
+  MutexLock l(&replication_mu_);
+  if (replicated_shards_ == nullptr) return {};
+  return replicated_shards_->Leadership();
 }
 
 absl::Status DatabaseImpl::ClosedError() {

@@ -30,6 +30,7 @@
 #include "txn/db_stats.h"
 #include "txn/durable_commits.h"
 #include "txn/partitioner.h"
+#include "txn/replicated_shards.h"
 #include "txn/timestamp_oracle.h"
 #include "util/op_gate.h"
 #include "wal/writer.h"
@@ -51,6 +52,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   absl::Status RollbackPrepared(const std::string& name) override;
   Outcome GetOutcome(uint64_t id) override;
   absl::Status Backup(const std::string& dest) override;
+  std::vector<ShardLeadership> Leadership() override;
 
   // engine::ShardHooks
   absl::Status WaitVisible(engine::Timestamp ts) override;
@@ -96,6 +98,13 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // replicated shard return kUnimplemented (issue 17). Entries of other proposers, applied by
   // redo, raise the oracle. REQUIRES: before any transaction begins; once per shard.
   void AttachReplicatedLog(uint32_t shard, engine::ReplicatedLog* log);
+  // Undoes AttachReplicatedLog for every shard (a failed Open; Close, once the logs are gone).
+  void DetachReplicatedLogs();
+  // Shard `shard`'s Raft directory in a replicated database (Options::replication).
+  std::string RaftDir(uint32_t shard) const { return directory_->ShardDir(shard) + "/raft"; }
+  // A replicated database's incarnation on this node (node manifest; bumped and synced by every
+  // Open), or 0 when not replicated. For transaction ids (plan §6: node:16|incarnation:16|...).
+  uint64_t incarnation() const { return incarnation_; }
   // Whether any shard is replicated, and shard `shard`'s log (null when not replicated).
   bool replicated() const { return replicated_; }
   engine::ReplicatedLog* replicated_log(uint32_t shard) {
@@ -152,6 +161,11 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   bool replicated_ = false;
   std::vector<engine::ReplicatedLog*> replicated_logs_;
   ReplicaListener replica_listener_{&oracle_};
+  // Options::replication: the shards' Raft groups (set by Open; stopped, then destroyed, by
+  // Release before the shards close). Under replication_mu_ (Leadership against Release).
+  Mutex replication_mu_;
+  std::unique_ptr<ReplicatedShards> replicated_shards_ ABSL_GUARDED_BY(replication_mu_);
+  uint64_t incarnation_ = 0;
   // Last: destroyed (its threads stopped) first, while everything its callbacks use remains.
   std::unique_ptr<AsyncCommits> async_commits_;
 };

@@ -28,6 +28,8 @@ std::string Manifest(uint32_t shards, const std::string& partitioning, bool shar
                       partitioning, "\n", shared_log ? "log shared\n" : "");
 }
 
+}  // namespace
+
 absl::StatusOr<std::string> ReadSmallFile(Env* env, const std::string& path) {
   ASSIGN_OR_RETURN(std::unique_ptr<File> f, env->OpenFile(path, Env::OpenMode::kRead));
   ASSIGN_OR_RETURN(uint64_t size, f->Size());
@@ -42,6 +44,8 @@ absl::StatusOr<std::string> ReadSmallFile(Env* env, const std::string& path) {
 absl::Status WriteFileAtomically(Env* env, const std::string& dir, const std::string& name,
                                  const std::string& data) {
   const std::string tmp = dir + "/" + name + ".tmp";
+  // A temp file left by a crash may be longer than `data` (kCreate does not truncate).
+  if (env->FileExists(tmp).ok()) RETURN_IF_ERROR(env->RemoveFile(tmp));
   {
     ASSIGN_OR_RETURN(std::unique_ptr<File> f, env->OpenFile(tmp, Env::OpenMode::kCreate));
     RETURN_IF_ERROR(f->Write(0, data));
@@ -50,8 +54,6 @@ absl::Status WriteFileAtomically(Env* env, const std::string& dir, const std::st
   RETURN_IF_ERROR(env->RenameFile(tmp, dir + "/" + name));
   return env->SyncDir(dir);
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<DbDirectory>> DbDirectory::Open(Env* env, const Options& options) {
   const std::string& path = options.path;

@@ -20,6 +20,12 @@
 
 namespace shardtx::txn {
 
+// A small file's contents (at most 4 KiB: larger is kDataLoss).
+absl::StatusOr<std::string> ReadSmallFile(Env* env, const std::string& path);
+// Writes a small file atomically: temp file (dir/name.tmp), fsync, rename, fsync of the directory.
+absl::Status WriteFileAtomically(Env* env, const std::string& dir, const std::string& name,
+                                 const std::string& data);
+
 class DbDirectory {
  public:
   // The manifest's format. 2: LMDB values carry checksums (engine/stored_value.h). A format-1

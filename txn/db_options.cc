@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "txn/db_directory.h"
+#include "txn/replicated_shards.h"
 
 namespace shardtx {
 
@@ -52,7 +53,7 @@ absl::Status ValidateOptions(const Options& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "Options.max_async_commits ", options.max_async_commits, " must be in [1, 1048576]"));
   }
-  return absl::OkStatus();
+  return ReplicatedShards::Validate(options);
 }
 
 engine::ShardOptions ShardOptionsFor(const Options& options, Env* env, const std::string& dir) {

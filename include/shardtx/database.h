@@ -43,6 +43,14 @@ class Database {
   //   kDataLoss         the WAL or LMDB is corrupt (the message names the file and offset), or
   //                     the manifest is (a shared-layout format without its "log shared"
   //                     line; a shared log record of a shard the manifest does not have).
+  // With Options::replication set (see ReplicationOptions), also:
+  //   kInvalidArgument  bad replication options (ids, addresses, cluster id, timeouts);
+  //   kFailedPrecondition  the node manifest (PATH/NODE) or a shard's Raft state disagrees with
+  //                     the options (another cluster, node or member list: both are named), or
+  //                     Raft state is there without a manifest (or missing with one);
+  //   kUnavailable      a shard's Raft port (P+1+g) cannot be bound, or its Raft directory
+  //                     cannot be used.
+  // A failed Open leaves nothing running and the directory closed (a later Open may succeed).
   static absl::StatusOr<std::unique_ptr<Database>> Open(const Options& options);
 
   // Closes (see Close) if still open.
@@ -56,6 +64,21 @@ class Database {
   virtual absl::Status Checkpoint() = 0;
 
   virtual Stats GetStats() = 0;
+
+  // Who leads each shard's Raft group, as this node knows it (a replicated database; see
+  // ReplicationOptions). One entry per shard, in shard order; empty when the database is not
+  // replicated or is closed. Thread-safe, never blocks on the network.
+  struct ShardLeadership {
+    enum class Role { kFollower, kCandidate, kLeader, kUnavailable };
+    uint32_t shard = 0;
+    Role role = Role::kFollower;  // this node's role in the group
+    // This node leads and its term has started: it accepts commits on the shard.
+    bool ready = false;
+    uint64_t term = 0;            // this node's current Raft term
+    uint64_t leader_id = 0;       // who this node believes leads: 0 when none is known
+    std::string leader_address;   // that leader's member address ("IPv4:P"), "" when none
+  };
+  virtual std::vector<ShardLeadership> Leadership() = 0;
 
   // --- Named two-phase commit (see Transaction::Prepare). ---
   // Names of the transactions prepared and not yet decided, sorted.

@@ -37,6 +37,59 @@ enum class Isolation {
   kSerializable,
 };
 
+// One voting member of a replicated database's cluster.
+struct ReplicationMember {
+  uint64_t id = 0;      // > 0, unique in the cluster
+  std::string address;  // "IPv4:P": the member's one configured address (see ReplicationOptions)
+};
+
+// Replication (off by default): every shard of the database is one Raft group (libraft) whose
+// replicas are the members' databases, all with the same shard count and partitioning.
+//
+// Addresses and ports. Each member has one address "IPv4:P". Shard g's Raft group listens on
+// port P+1+g of that host (so a member uses ports P+1 .. P+num_shards, which must be free);
+// port P is reserved for the node's snapshot stream (not served yet: a replica that falls behind
+// the leader's log cannot catch up by snapshot; docs/replication-plan.md section 9, step 8).
+//
+// Identity. The first Open of a database with replication set bootstraps this node: it requires
+// pristine Raft state (none of the shards has any) and node_id among members, and records
+// cluster_id, node_id and members in PATH/NODE (written and synced atomically). Every later Open
+// checks them and refuses, never obeys, a difference: another cluster_id or node_id, or
+// replication not set, is kFailedPrecondition; so is a member list other than the manifest's or
+// other than a shard's replicated Raft configuration (the message names both lists), and Raft
+// state that does not fit the manifest (present without one, missing with one). Membership
+// changes go through Raft (not yet: issue 16's membership step), never through these options.
+//
+// Behaviour. A transaction commits on a node that leads its shard's group (the leader's term
+// started: Database::Leadership says ready); Commit then returns OK once a majority of the
+// members hold the entry durably, kUnknown if leadership was lost while it was in flight (it
+// may or may not commit), and kUnavailable, with no effect, on any other node (the message
+// names the leader's id and address when known: "leader is server ID at ADDRESS"). Cross-shard
+// commits, named prepares (Transaction::Prepare) and CommitAsync return kUnimplemented on a
+// replicated database. Reads on any member see what that member applied (not fenced yet).
+//
+// SIGPIPE: Open sets it to SIG_IGN for the whole process if it is still SIG_DFL (a peer that
+// dies mid-write would otherwise kill the process). A host that installs its own handler keeps
+// it; one that wants the default back must not use replication.
+struct ReplicationOptions {
+  // This node's id in members; 0 (the default) means: not replicated.
+  uint64_t node_id = 0;
+  // The cluster's id: any non-empty string of [A-Za-z0-9_-] of at most 64 bytes, the same on
+  // every member and never reused for another cluster (draw it at random once, when the cluster
+  // is created, e.g. 16 hex digits from /dev/urandom). It keeps a node of another cluster, or a
+  // directory from one, out of this one.
+  std::string cluster_id;
+  // Every voting member, this node included. At most 9.
+  std::vector<ReplicationMember> members;
+  // Raft timing. A follower that hears no leader for election_timeout (drawn afresh in
+  // [election_timeout, 2 * election_timeout)) stands for election; a leader sends heartbeats
+  // every heartbeat. heartbeat < election_timeout; both in [1 ms, 10 min].
+  absl::Duration election_timeout = absl::Seconds(1);
+  absl::Duration heartbeat = absl::Milliseconds(100);
+
+  bool enabled() const { return node_id != 0; }
+};
+
 struct Options {
   // Directory of the database. Created if missing when create_if_missing; without it, a
   // directory that holds no database (no SHARDTX manifest; an empty one too) is kNotFound.
@@ -123,6 +176,10 @@ struct Options {
   uint32_t max_open_transactions = 1024;
   // Initial LMDB map size per shard (address space, not disk); grown automatically when full.
   uint64_t lmdb_map_size = 16ull << 30;
+
+  // Off by default (node_id 0): see ReplicationOptions. An unreplicated database's format and
+  // behaviour are the same whether or not this library can replicate.
+  ReplicationOptions replication;
 };
 
 // The names a log layout has outside the code (the tools' --log-layout, a host's configuration):

@@ -29,6 +29,7 @@
 #include "replication/shard_machine.h"
 #include "replication/shard_replica.h"
 #include "shardtx/database.h"
+#include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
 #include "txn/database_impl.h"
 #include "util/mutex.h"
@@ -153,18 +154,6 @@ class NodeCluster {
   CondVar cv_{&mu_};
 };
 
-absl::Status Put(Database& db, const std::string& key, const std::string& value) {
-  std::unique_ptr<Transaction> txn = db.Begin();
-  if (absl::Status s = txn->Put(key, value); !s.ok()) return s;
-  return txn->Commit();
-}
-
-std::optional<std::string> Read(Database& db, const std::string& key) {
-  std::unique_ptr<Transaction> txn = db.Begin();
-  absl::StatusOr<std::string> v = txn->Get(key);
-  if (!v.ok()) return std::nullopt;
-  return *v;
-}
 
 TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   NodeCluster c("failover");
@@ -176,7 +165,7 @@ TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   std::vector<double> micros;
   for (int k = 0; k < kCommits; ++k) {
     const auto start = std::chrono::steady_clock::now();
-    absl::Status s = Put(c.db(*leader), absl::StrCat("k", k), absl::StrCat("v", k));
+    absl::Status s = PutOne(c.db(*leader), absl::StrCat("k", k), absl::StrCat("v", k));
     micros.push_back(
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
             .count());
@@ -198,18 +187,18 @@ TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   EXPECT_EQ(c.replica(*leader).committed(), static_cast<uint64_t>(kCommits));
   EXPECT_EQ(c.replica(*leader).redone(), 0u);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(Read(c.db(i), "k119"), std::optional<std::string>("v119")) << "server " << i;
+    EXPECT_EQ(ReadOne(c.db(i), "k119"), std::optional<std::string>("v119")) << "server " << i;
     EXPECT_EQ(c.replica(i).failures(), 0u) << c.replica(i).first_error();
   }
   // A follower refuses, naming the leader's id and address, with no effect.
   const int follower = (*leader + 1) % 3;
-  absl::Status refused = Put(c.db(follower), "k0", "follower");
+  absl::Status refused = PutOne(c.db(follower), "k0", "follower");
   EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
   EXPECT_TRUE(absl::StrContains(
       refused.message(),
       absl::StrCat("leader is server ", c.member(*leader).id, " at ", c.member(*leader).address)))
       << refused;
-  EXPECT_EQ(Read(c.db(follower), "k0"), std::optional<std::string>("v0"));
+  EXPECT_EQ(ReadOne(c.db(follower), "k0"), std::optional<std::string>("v0"));
   // The leader's node closes; a new leader commits above every applied timestamp.
   c.CloseNode(*leader);
   std::vector<int> rest;
@@ -218,11 +207,11 @@ TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   }
   std::optional<int> next;
   ASSERT_TRUE(c.WaitFor([&] { return (next = c.ReadyLeader(rest)).has_value(); }));
-  absl::Status s = Put(c.db(*next), "k0", "after failover");
+  absl::Status s = PutOne(c.db(*next), "k0", "after failover");
   ASSERT_TRUE(s.ok()) << s;
   const int other = rest[0] == *next ? rest[1] : rest[0];
-  ASSERT_TRUE(c.WaitFor([&] { return Read(c.db(other), "k0") == "after failover"; }));
-  EXPECT_EQ(Read(c.db(*next), "k0"), std::optional<std::string>("after failover"));
+  ASSERT_TRUE(c.WaitFor([&] { return ReadOne(c.db(other), "k0") == "after failover"; }));
+  EXPECT_EQ(ReadOne(c.db(*next), "k0"), std::optional<std::string>("after failover"));
   absl::StatusOr<ShardDigest> a = DigestOf(*Impl(&c.db(*next))->shard(0));
   absl::StatusOr<ShardDigest> b = DigestOf(*Impl(&c.db(other))->shard(0));
   ASSERT_TRUE(a.ok() && b.ok());
@@ -238,7 +227,7 @@ TEST(LeaderCommitOverRaftNodes, ReadOnlyCommitsConfirmOnTheLeaderAndFailOnAFollo
   ASSERT_EQ(c.error(), "");
   std::optional<int> leader;
   ASSERT_TRUE(c.WaitFor([&] { return (leader = c.ReadyLeader({0, 1, 2})).has_value(); }));
-  ASSERT_TRUE(Put(c.db(*leader), "k", "v").ok());
+  ASSERT_TRUE(PutOne(c.db(*leader), "k", "v").ok());
   constexpr int kThreads = 4, kReads = 25;
   std::vector<std::thread> readers;
   std::vector<absl::Status> failures(kThreads);

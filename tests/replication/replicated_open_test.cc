@@ -1,0 +1,381 @@
+// Plan step 8: a replicated Database opened through the public Database::Open (Options::
+// replication), three nodes in one process on 127.0.0.1, two shards each (shard g's Raft group on
+// port P+1+g). They form a cluster, elect, commit on the leader, refuse on the others naming it,
+// reopen with data, leadership and a higher incarnation; and the node manifest's checks refuse a
+// wrong member list, a foreign directory, mixed Raft state and a failed Open leaves nothing
+// behind. Waits poll Leadership() or reads against a deadline.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gtest/gtest.h"
+#include "shardtx/database.h"
+#include "tests/replication/db_calls.h"
+#include "tests/replication/free_ports.h"
+#include "replication/shard_replica.h"
+#include "txn/database_impl.h"
+
+namespace shardtx {
+namespace {
+
+#ifdef SHARDTX_REPLICATION_SLOW_BUILD
+constexpr int kElectionMs = 1000;
+constexpr int kHeartbeatMs = 100;
+#else
+constexpr int kElectionMs = 300;
+constexpr int kHeartbeatMs = 50;
+#endif
+constexpr auto kDeadline = std::chrono::seconds(30);
+constexpr uint32_t kShards = 2;
+
+// Polls `done` every few milliseconds until it holds or the deadline passes.
+bool WaitFor(const std::function<bool()>& done) {
+  const auto end = std::chrono::steady_clock::now() + kDeadline;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+std::string Root(const std::string& name) {
+  std::error_code ec;
+  const std::string base =
+      std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
+  std::string root = absl::StrCat(base, "/shardtx_repl_open_p", ::getpid(), "_", name);
+  std::filesystem::remove_all(root, ec);
+  std::filesystem::create_directories(root, ec);
+  return root;
+}
+
+// Three members' options, each with its own P .. P+kShards free.
+std::vector<ReplicationMember> Members() {
+  std::vector<ReplicationMember> members;
+  std::vector<int> used;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    const int p = replication::FreePortRange(1 + kShards, used);
+    for (uint32_t i = 0; i <= kShards; ++i) used.push_back(p + static_cast<int>(i));
+    members.push_back({id, absl::StrCat("127.0.0.1:", p)});
+  }
+  return members;
+}
+
+Options NodeOptions(const std::string& dir, uint64_t id, const std::string& cluster,
+                    const std::vector<ReplicationMember>& members) {
+  Options o;
+  o.path = dir;
+  o.num_shards = kShards;
+  o.partitioning = Options::Partitioning::kExplicit;  // "a..." on shard 0, anything else on 1
+  o.explicit_shard = [](absl::string_view key) { return key[0] == 'a' ? 0u : 1u; };
+  o.wal_segment_size = 256 << 10;
+  o.max_txn_bytes = 64 << 10;
+  o.lmdb_map_size = 32ull << 20;
+  o.replication.node_id = id;
+  o.replication.cluster_id = cluster;
+  o.replication.members = members;
+  o.replication.election_timeout = absl::Milliseconds(kElectionMs);
+  o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
+  return o;
+}
+
+using replication::PutOne;
+using replication::ReadOne;
+
+uint64_t Incarnation(Database& db) { return static_cast<txn::DatabaseImpl&>(db).incarnation(); }
+
+class Cluster {
+ public:
+  explicit Cluster(const std::string& name, const std::string& cluster = "c1")
+      : root_(Root(name)), cluster_(cluster), members_(Members()) {}
+  ~Cluster() {
+    dbs_.clear();
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+  std::string Dir(int i) const { return absl::StrCat(root_, "/node", i + 1); }
+  Options OptionsOf(int i) const {
+    return NodeOptions(Dir(i), members_[i].id, cluster_, members_);
+  }
+  const ReplicationMember& member(int i) const { return members_[i]; }
+  const std::vector<ReplicationMember>& members() const { return members_; }
+  const std::string& root() const { return root_; }
+
+  absl::Status OpenAll() {
+    dbs_.clear();
+    for (int i = 0; i < 3; ++i) {
+      auto db = Database::Open(OptionsOf(i));
+      if (!db.ok()) return db.status();
+      dbs_.push_back(std::move(*db));
+    }
+    return absl::OkStatus();
+  }
+  void CloseAll() { dbs_.clear(); }
+  Database& db(int i) { return *dbs_[i]; }
+
+  // The node whose shard `shard` is a ready leader, once every node agrees on it.
+  std::optional<int> Leader(uint32_t shard) {
+    std::optional<int> leader;
+    bool agreed = WaitFor([&] {
+      leader.reset();
+      for (int i = 0; i < 3; ++i) {
+        std::vector<Database::ShardLeadership> l = dbs_[i]->Leadership();
+        if (l.size() != kShards) return false;
+        if (l[shard].ready) leader = i;
+      }
+      if (!leader.has_value()) return false;
+      for (int i = 0; i < 3; ++i) {
+        if (dbs_[i]->Leadership()[shard].leader_id != members_[*leader].id) return false;
+      }
+      return true;
+    });
+    return agreed ? leader : std::nullopt;
+  }
+
+ private:
+  std::string root_;
+  std::string cluster_;
+  std::vector<ReplicationMember> members_;
+  std::vector<std::unique_ptr<Database>> dbs_;
+};
+
+TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
+  Cluster c("basic");
+  ASSERT_TRUE(c.OpenAll().ok());
+  struct sigaction sa{};
+  ASSERT_EQ(sigaction(SIGPIPE, nullptr, &sa), 0);
+  EXPECT_EQ(sa.sa_handler, SIG_IGN);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Incarnation(c.db(i)), 1u);
+  std::optional<int> leader = c.Leader(0);
+  ASSERT_TRUE(leader.has_value());
+  ASSERT_TRUE(PutOne(c.db(*leader), "a1", "v1").ok());
+  const std::string names_leader =
+      absl::StrCat("leader is server ", c.member(*leader).id, " at ", c.member(*leader).address);
+  for (int i = 0; i < 3; ++i) {
+    if (i == *leader) continue;
+    absl::Status refused = PutOne(c.db(i), "a2", "no");
+    EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
+    EXPECT_TRUE(absl::StrContains(refused.message(), names_leader)) << refused;
+    std::vector<Database::ShardLeadership> l = c.db(i).Leadership();
+    ASSERT_EQ(l.size(), kShards);
+    EXPECT_EQ(l[0].role, Database::ShardLeadership::Role::kFollower);
+    EXPECT_EQ(l[0].leader_address, c.member(*leader).address);
+    EXPECT_EQ(l[0].term, c.db(*leader).Leadership()[0].term);
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "v1"; })) << "node " << i;
+    EXPECT_EQ(ReadOne(c.db(i), "a2"), std::nullopt) << "node " << i;
+  }
+  // Shard 1 is a group of its own (its own leader, maybe another node).
+  std::optional<int> leader1 = c.Leader(1);
+  ASSERT_TRUE(leader1.has_value());
+  ASSERT_TRUE(PutOne(c.db(*leader1), "b1", "w1").ok());
+  // Issue 17's paths stay closed on replicated shards.
+  {
+    std::unique_ptr<Transaction> txn = c.db(*leader).Begin();
+    ASSERT_TRUE(txn->Put("a3", "x").ok() && txn->Put("b3", "x").ok());
+    EXPECT_TRUE(absl::IsUnimplemented(txn->Commit()));
+    txn = c.db(*leader).Begin();
+    ASSERT_TRUE(txn->Put("a3", "x").ok());
+    EXPECT_TRUE(absl::IsUnimplemented(txn->Prepare("named")));
+    txn = c.db(*leader).Begin();
+    ASSERT_TRUE(txn->Put("a3", "x").ok());
+    EXPECT_TRUE(absl::IsUnimplemented(txn->CommitAsync([](absl::Status) {})));
+  }
+
+  // Close all, reopen all: data, leadership, a higher incarnation.
+  c.CloseAll();
+  ASSERT_TRUE(c.OpenAll().ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Incarnation(c.db(i)), 2u);
+    EXPECT_EQ(ReadOne(c.db(i), "a1"), "v1") << "node " << i;
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "b1") == "w1"; })) << "node " << i;
+  }
+  leader = c.Leader(0);
+  ASSERT_TRUE(leader.has_value());
+  ASSERT_TRUE(PutOne(c.db(*leader), "a1", "v2").ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "v2"; })) << "node " << i;
+  }
+}
+
+TEST(ReplicatedOpen, CloseAnswersACommitThatCannotReachAMajority) {
+  Cluster c("close");
+  ASSERT_TRUE(c.OpenAll().ok());
+  std::optional<int> leader = c.Leader(0);
+  ASSERT_TRUE(leader.has_value());
+  auto db = Database::Open(c.OptionsOf(*leader));  // the directory is taken: refused at once
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  for (int i = 0; i < 3; ++i) {
+    if (i != *leader) {
+      ASSERT_TRUE(c.db(i).Close().ok());
+    }
+  }
+  absl::Status outcome;
+  std::thread committer([&] { outcome = PutOne(c.db(*leader), "a1", "stuck"); });
+  auto* replica = static_cast<replication::ShardReplica*>(
+      static_cast<txn::DatabaseImpl&>(c.db(*leader)).replicated_log(0));
+  const bool in_flight = WaitFor([&] { return replica->waiting() == 1; });
+  EXPECT_TRUE(in_flight);
+  // Raft stops before Close waits for commits: the commit is answered (kUnknown once libraft
+  // had it; kUnavailable, no effect, if still queued for the loop thread), Close returns.
+  EXPECT_TRUE(c.db(*leader).Close().ok());
+  committer.join();
+  if (in_flight) {
+    EXPECT_TRUE(absl::IsUnknown(outcome) || absl::IsUnavailable(outcome)) << outcome;
+  }
+  EXPECT_TRUE(c.db(*leader).Leadership().empty());
+}
+
+// Opens node 0 alone (no quorum needed) and closes it: its directory is bootstrapped.
+void Bootstrap(const Cluster& c, int i) {
+  auto db = Database::Open(c.OptionsOf(i));
+  ASSERT_TRUE(db.ok()) << db.status();
+}
+
+TEST(ReplicatedOpen, WrongMemberListIsReportedWithBothLists) {
+  Cluster c("members");
+  ASSERT_NO_FATAL_FAILURE(Bootstrap(c, 0));
+  Options o = c.OptionsOf(0);
+  o.replication.members[2].address = "127.0.0.1:1";
+  auto db = Database::Open(o);
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "3@127.0.0.1:1")) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), absl::StrCat("3@", c.member(2).address)))
+      << db.status();
+  o = c.OptionsOf(0);
+  o.replication.members.push_back({4, "127.0.0.1:2"});
+  db = Database::Open(o);
+  EXPECT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  // A manifest edited to agree with wrong options: the shards' Raft configuration still says no.
+  const std::string node_file = c.Dir(0) + "/NODE";
+  std::stringstream text;
+  text << std::ifstream(node_file).rdbuf();
+  std::ofstream(node_file, std::ios::trunc) << absl::StrReplaceAll(
+      text.str(), {{absl::StrCat("member 3 ", c.member(2).address), "member 3 127.0.0.1:1"}});
+  o = c.OptionsOf(0);
+  o.replication.members[2].address = "127.0.0.1:1";
+  db = Database::Open(o);
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "replicated Raft configuration"))
+      << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "3@127.0.0.1:2")) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), absl::StrCat("3@127.0.0.1:",
+      std::stoi(c.member(2).address.substr(10)) + 1))) << db.status();
+}
+
+TEST(ReplicatedOpen, ForeignClusterOrNodeIsRefused) {
+  Cluster c("foreign");
+  ASSERT_NO_FATAL_FAILURE(Bootstrap(c, 0));
+  Options o = c.OptionsOf(0);
+  o.replication.cluster_id = "other";
+  auto db = Database::Open(o);
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "belongs to cluster 'c1'")) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "'other'")) << db.status();
+  o = c.OptionsOf(0);
+  o.replication.node_id = 2;
+  db = Database::Open(o);
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "is node 1")) << db.status();
+  // The right options still open it.
+  db = Database::Open(c.OptionsOf(0));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ(Incarnation(**db), 2u);
+}
+
+TEST(ReplicatedOpen, MixedOrOrphanRaftStateIsNotBootstrappedAgain) {
+  Cluster a("mixed_a");
+  ASSERT_NO_FATAL_FAILURE(Bootstrap(a, 0));
+  // Raft state without a node manifest (a directory of another bootstrap, its manifest lost).
+  std::filesystem::rename(a.Dir(0) + "/NODE", a.root() + "/NODE.saved");
+  auto db = Database::Open(a.OptionsOf(0));
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "no node manifest")) << db.status();
+  std::filesystem::rename(a.root() + "/NODE.saved", a.Dir(0) + "/NODE");
+  // One shard's Raft state gone: its group is not bootstrapped a second time.
+  const std::string raft1 = static_cast<std::string>(a.Dir(0)) + "/shard-001/raft";
+  ASSERT_TRUE(std::filesystem::is_directory(raft1));
+  std::filesystem::rename(raft1, a.root() + "/raft1.saved");
+  db = Database::Open(a.OptionsOf(0));
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "shard 1 has none")) << db.status();
+  // Another cluster's Raft state for shard 1, bootstrapped with other members.
+  Cluster b("mixed_b", "c1");
+  ASSERT_NO_FATAL_FAILURE(Bootstrap(b, 0));
+  std::filesystem::rename(b.Dir(0) + "/shard-001/raft", raft1);
+  db = Database::Open(a.OptionsOf(0));
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "shard 1 of database")) << db.status();
+  // A database that committed without replication does not become a node.
+  Options plain = a.OptionsOf(1);
+  plain.replication = ReplicationOptions();
+  {
+    auto p = Database::Open(plain);
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_TRUE(PutOne(**p, "a1", "local").ok());
+  }
+  db = Database::Open(a.OptionsOf(1));
+  ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "without replication")) << db.status();
+}
+
+TEST(ReplicatedOpen, FailedOpenOnAPortInUseReturnsAndALaterOpenWorks) {
+  Cluster c("port");
+  // Shard 0's Raft port (P+1) is taken: libraft bootstraps its directory, then cannot listen.
+  const int taken = std::stoi(c.member(0).address.substr(10)) + 1;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(taken));
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  auto db = Database::Open(c.OptionsOf(0));
+  EXPECT_TRUE(absl::IsUnavailable(db.status())) << db.status();
+  EXPECT_TRUE(absl::StrContains(db.status().message(), "shard 0")) << db.status();
+  close(fd);
+  // The directory was released, the Raft state left pristine: the bootstrap completes now.
+  db = Database::Open(c.OptionsOf(0));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->Leadership().size(), kShards);
+}
+
+TEST(ReplicatedOpen, BadReplicationOptionsAreRefused) {
+  const std::string root = Root("options");
+  std::vector<ReplicationMember> members = {{1, "127.0.0.1:7000"}, {2, "127.0.0.1:7100"}};
+  auto refused = [&](const std::function<void(Options&)>& edit) {
+    Options o = NodeOptions(root + "/db", 1, "c1", members);
+    edit(o);
+    return absl::IsInvalidArgument(Database::Open(o).status());
+  };
+  EXPECT_TRUE(refused([](Options& o) { o.replication.node_id = 3; }));
+  EXPECT_TRUE(refused([](Options& o) { o.replication.cluster_id = ""; }));
+  EXPECT_TRUE(refused([](Options& o) { o.replication.cluster_id = "a b"; }));
+  EXPECT_TRUE(refused([](Options& o) { o.replication.members[1].address = "host:7100"; }));
+  EXPECT_TRUE(refused([](Options& o) { o.replication.members[1].id = 1; }));
+  EXPECT_TRUE(refused([](Options& o) { o.replication.heartbeat = absl::Seconds(2); }));
+  EXPECT_TRUE(refused([](Options& o) { o.replication.node_id = 0; }));
+  EXPECT_FALSE(std::filesystem::exists(root + "/db"));
+  std::error_code ec;
+  std::filesystem::remove_all(root, ec);
+}
+
+}  // namespace
+}  // namespace shardtx

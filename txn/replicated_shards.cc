@@ -1,0 +1,320 @@
+#include "txn/replicated_shards.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "replication/shard_replica.h"
+#include "txn/database_impl.h"
+#include "txn/node_manifest.h"
+#include "util/status_macros.h"
+
+namespace shardtx::txn {
+namespace {
+
+constexpr size_t kMaxMembers = 9;
+constexpr size_t kMaxClusterId = 64;
+// ShardReplica cannot install a snapshot yet (plan step 10 built the stream, not its use here):
+// a follower catches up from the leader's log, which keeps this many entries after a snapshot.
+constexpr unsigned kSnapshotThreshold = 1024;
+constexpr unsigned kSnapshotTrailing = 16384;
+
+struct HostPort {
+  std::string host;
+  uint32_t port = 0;
+};
+
+absl::StatusOr<HostPort> ParseAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  HostPort hp;
+  in_addr ip{};
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &hp.port) || hp.port == 0 ||
+      hp.port > 65535 || inet_pton(AF_INET, address.substr(0, colon).c_str(), &ip) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("replication address '", address, "' is not \"IPv4:port\""));
+  }
+  hp.host = address.substr(0, colon);
+  return hp;
+}
+
+// Where shard `shard`'s Raft group of the member at `address` listens: port P+1+shard.
+std::string RaftAddress(const HostPort& hp, uint32_t shard) {
+  return absl::StrCat(hp.host, ":", hp.port + 1 + shard);
+}
+
+int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
+
+Database::ShardLeadership::Role PublicRole(replication::Role role) {
+  switch (role) {
+    case replication::Role::kLeader:
+      return Database::ShardLeadership::Role::kLeader;
+    case replication::Role::kCandidate:
+      return Database::ShardLeadership::Role::kCandidate;
+    case replication::Role::kFollower:
+      return Database::ShardLeadership::Role::kFollower;
+    default:
+      return Database::ShardLeadership::Role::kUnavailable;
+  }
+}
+
+}  // namespace
+
+absl::Status ReplicatedShards::Validate(const Options& options) {
+  const ReplicationOptions& r = options.replication;
+  if (!r.enabled()) {
+    if (!r.members.empty() || !r.cluster_id.empty()) {
+      return absl::InvalidArgumentError(
+          "Options.replication names members or a cluster id but node_id is 0 (not replicated)");
+    }
+    return absl::OkStatus();
+  }
+  if (r.cluster_id.empty() || r.cluster_id.size() > kMaxClusterId ||
+      !std::all_of(r.cluster_id.begin(), r.cluster_id.end(),
+                   [](char c) { return absl::ascii_isalnum(c) || c == '-' || c == '_'; })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.replication.cluster_id '", r.cluster_id,
+                     "' must be 1 to 64 characters of [A-Za-z0-9_-]"));
+  }
+  if (r.members.empty() || r.members.size() > kMaxMembers) {
+    return absl::InvalidArgumentError(absl::StrCat("Options.replication.members has ",
+                                                   r.members.size(), " members (1 to 9)"));
+  }
+  bool self = false;
+  for (size_t i = 0; i < r.members.size(); ++i) {
+    const ReplicationMember& m = r.members[i];
+    if (m.id == 0) return absl::InvalidArgumentError("Options.replication: a member's id is 0");
+    RETURN_IF_ERROR(ParseAddress(m.address).status());
+    for (size_t j = 0; j < i; ++j) {
+      if (r.members[j].id == m.id || r.members[j].address == m.address) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Options.replication.members repeats an id or an address: ", MembersToString(r.members)));
+      }
+    }
+    self = self || m.id == r.node_id;
+  }
+  if (!self) {
+    return absl::InvalidArgumentError(absl::StrCat("Options.replication.node_id ", r.node_id,
+                                                   " is not among the members (",
+                                                   MembersToString(r.members), ")"));
+  }
+  const int64_t election = Millis(r.election_timeout), heartbeat = Millis(r.heartbeat);
+  const int64_t max = Millis(absl::Minutes(10));
+  if (heartbeat < 1 || election > max || heartbeat >= election) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Options.replication: heartbeat (", heartbeat, " ms) and election_timeout (", election,
+        " ms) must satisfy 1 ms <= heartbeat < election_timeout <= 10 min"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(DatabaseImpl* db) {
+  const Options& options = db->options();
+  const ReplicationOptions& r = options.replication;
+  Env* env = db->env();
+  const uint32_t n = db->num_shards();
+  for (const ReplicationMember& m : r.members) {
+    ASSIGN_OR_RETURN(HostPort hp, ParseAddress(m.address));
+    if (hp.port + n > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("replication address ", m.address, ": ", n,
+                                                     " shards need ports up to ", hp.port + n));
+    }
+  }
+
+  // Which shards hold Raft state already.
+  std::vector<uint32_t> with_state, without_state;
+  for (uint32_t g = 0; g < n; ++g) {
+    const std::string dir = db->RaftDir(g);
+    bool has = false;
+    absl::Status exists = env->FileExists(dir);
+    if (exists.ok()) {
+      ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
+      has = !names.empty();
+    } else if (!absl::IsNotFound(exists)) {
+      return exists;
+    }
+    (has ? with_state : without_state).push_back(g);
+  }
+
+  // A shard that logged anything: its data is not the cluster's, so this node must not
+  // bootstrap (or re-create) Raft state under it.
+  auto history = [db](uint32_t g) -> std::string {
+    engine::Shard* shard = db->shard(g);
+    MutexLock l(shard->commit_mu());
+    if (shard->raft_applied_locked().index != 0) {
+      return absl::StrCat("applied Raft entries up to index ", shard->raft_applied_locked().index);
+    }
+    if (shard->applied_lsn() != 0 || shard->recovered_max_ts() != 0) {
+      return "holds data committed without replication";
+    }
+    return "";
+  };
+  ASSIGN_OR_RETURN(std::optional<NodeManifest> manifest, ReadNodeManifest(env, options.path));
+  NodeManifest m;
+  if (!manifest.has_value()) {
+    if (!with_state.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database ", options.path, " has Raft state (", db->RaftDir(with_state.front()),
+          ") but no node manifest (NODE): it will not bootstrap a new cluster over it"));
+    }
+    for (uint32_t g = 0; g < n; ++g) {
+      if (std::string h = history(g); !h.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "database ", options.path, ": shard ", g, " ", h,
+            "; a node bootstraps only with a new (empty) database"));
+      }
+    }
+    m.cluster_id = r.cluster_id;
+    m.node_id = r.node_id;
+    m.members = r.members;
+  } else {
+    m = std::move(*manifest);
+    if (m.cluster_id != r.cluster_id) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database ", options.path, " belongs to cluster '", m.cluster_id,
+          "' (its node manifest), but the options name cluster '", r.cluster_id, "'"));
+    }
+    if (m.node_id != r.node_id) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database ", options.path, " is node ", m.node_id,
+                       " of its cluster (its node manifest), but the options name node ", r.node_id));
+    }
+    if (!SameMembers(m.members, r.members)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database ", options.path, ": the options' members [", MembersToString(r.members),
+          "] differ from the node manifest's [", MembersToString(m.members),
+          "]; membership changes go through Raft, not the options"));
+    }
+    if (!with_state.empty() && !without_state.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database ", options.path, ": shard ", with_state.front(), " has Raft state but shard ",
+          without_state.front(), " has none (", db->RaftDir(without_state.front()),
+          "): it will not bootstrap one shard's group again"));
+    }
+    // All pristine with a manifest: a bootstrap interrupted before any group was created is
+    // completed; a shard with history has lost its Raft state, and is refused.
+    for (uint32_t g : without_state) {
+      if (std::string h = history(g); !h.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat("database ", options.path, ": shard ", g,
+                                                          " ", h, " but its Raft state (",
+                                                          db->RaftDir(g), ") is missing"));
+      }
+    }
+  }
+  m.incarnation++;
+  RETURN_IF_ERROR(WriteNodeManifest(env, options.path, m));
+
+  std::unique_ptr<ReplicatedShards> rs(new ReplicatedShards(db));
+  rs->options_ = r;
+  rs->incarnation_ = m.incarnation;
+  absl::Status s = rs->OpenGroups();
+  if (!s.ok()) {
+    rs.reset();  // closes the nodes opened, destroys their replicas
+    db->DetachReplicatedLogs();
+    if (with_state.empty()) {
+      // A failed bootstrap leaves the Raft directories pristine again (libraft bootstraps a
+      // directory before it binds the port), so that a later Open can bootstrap.
+      for (uint32_t g = 0; g < n; ++g) {
+        std::error_code ec;
+        std::filesystem::remove_all(db->RaftDir(g), ec);
+      }
+    }
+    return s;
+  }
+  return rs;
+}
+
+absl::Status ReplicatedShards::OpenGroups() {
+  const uint32_t n = db_->num_shards();
+  HostPort self;
+  std::vector<std::pair<uint64_t, HostPort>> members;
+  for (const ReplicationMember& m : options_.members) {
+    ASSIGN_OR_RETURN(HostPort hp, ParseAddress(m.address));
+    if (m.id == options_.node_id) self = hp;
+    members.emplace_back(m.id, std::move(hp));
+  }
+  for (uint32_t g = 0; g < n; ++g) {
+    replication::ShardReplicaOptions ro;
+    ro.server = options_.node_id;
+    ro.shard_id = g;
+    ro.address_of = [this](uint64_t id) { return MemberAddress(id); };
+    auto replica = std::make_unique<replication::ShardReplica>(ro, db_->shard(g));
+    replication::ShardReplica* r = replica.get();
+    db_->AttachReplicatedLog(g, r);  // before the node replays its log: redo raises the oracle
+    replication::RaftNodeOptions no;
+    no.id = options_.node_id;
+    no.address = RaftAddress(self, g);
+    no.dir = db_->RaftDir(g);
+    for (const auto& [id, hp] : members) no.members.push_back({id, RaftAddress(hp, g)});
+    no.election_timeout_ms = static_cast<unsigned>(Millis(options_.election_timeout));
+    no.heartbeat_ms = static_cast<unsigned>(Millis(options_.heartbeat));
+    no.snapshot_threshold = kSnapshotThreshold;
+    no.snapshot_trailing = kSnapshotTrailing;
+    no.on_change = [r] { r->OnNodeChange(); };
+    auto node = replication::RaftNode::Open(no, std::move(replica));
+    if (!node.ok()) {
+      return absl::Status(node.status().code(),
+                          absl::StrCat("shard ", g, ": ", node.status().message()));
+    }
+    std::vector<ReplicationMember> expected, configured;
+    for (const replication::RaftMember& x : no.members) expected.push_back({x.id, x.address});
+    for (const replication::RaftMember& x : (*node)->opened_voters()) {
+      configured.push_back({x.id, x.address});
+    }
+    if (!SameMembers(expected, configured)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "shard ", g, " of database ", db_->options().path, ": the options' members [",
+          MembersToString(expected), "] differ from the replicated Raft configuration [",
+          MembersToString(configured), "] (Raft addresses: port P+1+shard)"));
+    }
+    r->AttachNode(node->get());
+    nodes_.push_back(std::move(*node));
+  }
+  return absl::OkStatus();
+}
+
+ReplicatedShards::~ReplicatedShards() {
+  Stop();
+  nodes_.clear();
+}
+
+void ReplicatedShards::Stop() {
+  MutexLock l(&mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& node : nodes_) node->Close();
+}
+
+std::vector<Database::ShardLeadership> ReplicatedShards::Leadership() {
+  std::vector<Database::ShardLeadership> out;
+  MutexLock l(&mu_);
+  if (stopped_) return out;
+  for (uint32_t g = 0; g < nodes_.size(); ++g) {
+    const replication::NodeInfo info = nodes_[g]->Info();
+    Database::ShardLeadership s;
+    s.shard = g;
+    s.role = PublicRole(info.role);
+    s.ready = info.ready;
+    s.term = info.term;
+    s.leader_id = info.leader_id;
+    if (info.leader_id != 0) s.leader_address = MemberAddress(info.leader_id);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string ReplicatedShards::MemberAddress(uint64_t id) const {
+  for (const ReplicationMember& m : options_.members) {
+    if (m.id == id) return m.address;
+  }
+  return "";
+}
+
+}  // namespace shardtx::txn

@@ -1,0 +1,62 @@
+// ReplicatedShards: the Raft side of a replicated Database (Options::replication; plan step 8).
+// It checks or writes the node manifest (txn/node_manifest.h) and runs, for each shard g, a
+// RaftNode on port P+1+g of this node's host (Raft state in shard-NNN/raft/) with a ShardReplica
+// attached to the shard as its replicated log.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "replication/raft_node.h"
+#include "shardtx/database.h"
+#include "shardtx/options.h"
+#include "util/mutex.h"
+
+namespace shardtx::txn {
+
+class DatabaseImpl;
+
+class ReplicatedShards {
+ public:
+  // Checks options.replication alone (before anything is opened). OK when it is off.
+  static absl::Status Validate(const Options& options);
+
+  // Checks the node manifest against the options (bootstrapping a pristine node), bumps and
+  // syncs its incarnation, then opens and attaches every shard's group. REQUIRES: db's shards
+  // are open and recovered, no transaction has begun. On error, whatever was opened is closed
+  // (and the shards are detached) before it returns.
+  static absl::StatusOr<std::unique_ptr<ReplicatedShards>> Open(DatabaseImpl* db);
+
+  // Stop(), then destroys the nodes and their replicas. REQUIRES: before the shards close.
+  ~ReplicatedShards();
+  ReplicatedShards(const ReplicatedShards&) = delete;
+  ReplicatedShards& operator=(const ReplicatedShards&) = delete;
+
+  // Closes every node: proposals in flight are answered kUnknown, later ones are refused
+  // (kUnavailable); nothing is applied to the shards after it returns. Idempotent.
+  void Stop();
+
+  // Database::Leadership: empty once stopped.
+  std::vector<Database::ShardLeadership> Leadership();
+
+  // This Open's incarnation of the node (1 at bootstrap, then one more at every Open).
+  uint64_t incarnation() const { return incarnation_; }
+
+ private:
+  explicit ReplicatedShards(DatabaseImpl* db) : db_(db) {}
+  absl::Status OpenGroups();
+  std::string MemberAddress(uint64_t id) const;
+
+  DatabaseImpl* const db_;
+  ReplicationOptions options_;
+  uint64_t incarnation_ = 0;
+  Mutex mu_;  // Stop against Leadership
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // One per shard; each owns its ShardReplica.
+  std::vector<std::unique_ptr<replication::RaftNode>> nodes_;
+};
+
+}  // namespace shardtx::txn
