@@ -196,5 +196,35 @@ TEST(ReadFence, ReadWriteTransactionBegunBeforeItsReplicaLedIsRefused) {
   EXPECT_EQ(*v, std::optional<std::string>("fresh"));
 }
 
+// With two shards, only shard 0 replicated: a read-only transaction is confirmed for the
+// replicated shards it read, and only those. On a follower, one that read only the unreplicated
+// shard commits; one that also read shard 0 is refused; on the leader it waits for a barrier.
+TEST(ReadFence, ReadOnlyCommitConfirmsOnlyTheReplicatedShardsItRead) {
+  Cluster c(Root("twoshards"), 3, 15, /*shards=*/2);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  std::string on0, on1;  // a key of each shard
+  for (int i = 0; on0.empty() || on1.empty(); ++i) {
+    std::string k = absl::StrCat("key", i);
+    (Impl(&c.db(0))->partitioner().ShardOf(k) == 0 ? on0 : on1) = k;
+  }
+  std::unique_ptr<Transaction> txn = c.db(1).Begin();
+  EXPECT_TRUE(absl::IsNotFound(txn->Get(on1).status()));
+  EXPECT_TRUE(txn->Commit().ok());  // no replicated shard read: nothing to confirm
+  txn = c.db(1).Begin();
+  EXPECT_TRUE(absl::IsNotFound(txn->Get(on1).status()));
+  EXPECT_TRUE(absl::IsNotFound(txn->Get(on0).status()));
+  const absl::Status s = txn->Commit();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "leader is server 0 at " + AddressOf(0))) << s;
+  txn = c.db(0).Begin();
+  EXPECT_TRUE(absl::IsNotFound(txn->Get(on0).status()));
+  CommitJob* read = c.StartReadOnlyCommit(0, "on the leader", std::move(txn));
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(read); }, 10'000));
+  EXPECT_TRUE(c.StatusOf(read).ok()) << c.StatusOf(read);
+  EXPECT_EQ(c.replica(0).barriers_committed(), 1u);
+  EXPECT_EQ(c.replica(0).reads_confirmed(), 1u);
+}
+
 }  // namespace
 }  // namespace shardtx::replication
