@@ -315,12 +315,7 @@ absl::Status TransactionImpl::Commit() {
   if (!op.admitted()) return fail(db_->ClosedError());
   if (ABSL_PREDICT_FALSE(db_->replicated())) return CommitOnReplicatedDatabase(start);
   for (auto& v : views_) v.reset();  // release LMDB readers early
-  if (writes_.empty()) {
-    state_ = State::kCommitted;
-    db_->counters().read_only_commits++;
-    Finish();
-    return absl::OkStatus();
-  }
+  if (writes_.empty()) return Committed(/*wrote=*/false, start);
   absl::StatusOr<CommitPlan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
   if (plan->parts.size() == 1) {
@@ -340,9 +335,17 @@ absl::Status TransactionImpl::Commit() {
     commit_ts_ = *ts;
     db_->counters().cross_shard_commits++;
   }
+  return Committed(/*wrote=*/true, start);
+}
+
+absl::Status TransactionImpl::Committed(bool wrote, std::chrono::steady_clock::time_point start) {
   state_ = State::kCommitted;
-  db_->counters().commits++;
-  db_->counters().commit_latency_us.Add(MicrosSince(start));
+  if (wrote) {
+    db_->counters().commits++;
+    db_->counters().commit_latency_us.Add(MicrosSince(start));
+  } else {
+    db_->counters().read_only_commits++;
+  }
   Finish();
   return absl::OkStatus();
 }
@@ -366,10 +369,7 @@ absl::Status TransactionImpl::CommitOnReplicatedDatabase(
   for (auto& v : views_) v.reset();  // release LMDB readers before waiting
   if (writes_.empty()) {
     if (absl::Status s = ConfirmReplicatedReads(read); !s.ok()) return fail(s);
-    state_ = State::kCommitted;
-    db_->counters().read_only_commits++;
-    Finish();
-    return absl::OkStatus();
+    return Committed(/*wrote=*/false, start);
   }
   absl::StatusOr<CommitPlan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
@@ -382,11 +382,7 @@ absl::Status TransactionImpl::CommitOnReplicatedDatabase(
   if (absl::Status s = ConfirmReplicatedReads(read); !s.ok()) return fail(s);
   absl::Status s = log != nullptr ? CommitReplicated(*plan, log) : CommitOnePhase(*plan);
   if (!s.ok()) return fail(s);
-  state_ = State::kCommitted;
-  db_->counters().commits++;
-  db_->counters().commit_latency_us.Add(MicrosSince(start));
-  Finish();
-  return absl::OkStatus();
+  return Committed(/*wrote=*/true, start);
 }
 
 absl::Status TransactionImpl::Prepare(absl::string_view name) {

@@ -58,6 +58,8 @@ class TransactionImpl final : public Transaction {
   // replicated shards are confirmed (ConfirmReplicatedReads) or, on the shard written, covered
   // by its entry (ProposeLocked gets the stamp's term).
   absl::Status CommitOnReplicatedDatabase(std::chrono::steady_clock::time_point start);
+  // The transaction is committed (counted as a commit begun at `start`, or read-only): over.
+  absl::Status Committed(bool wrote, std::chrono::steady_clock::time_point start);
   // The replicated shards whose views this transaction pinned (read, or pinned at Begin).
   absl::InlinedVector<uint32_t, 4> ReplicatedShardsPinned() const;
   // Blocks until each of `shards` confirmed that it still led, after the snapshot, the term it

@@ -182,25 +182,23 @@ class Cluster {
     job->writes = std::move(writes);
     return Start(std::move(job));
   }
-  // The same for `txn`, begun (and used) by the caller on `server`'s database.
+  // The same for `txn`, begun (and used) by the caller on `server`'s database; `read_only`
+  // (with the test's `note`) if it wrote nothing: it returns once its commit waits for a barrier,
+  // or has returned.
   CommitJob* StartCommitOf(unsigned server, const std::string& label,
-                           std::unique_ptr<Transaction> txn) {
+                           std::unique_ptr<Transaction> txn, bool read_only = false,
+                           std::string note = "") {
     auto job = std::make_unique<CommitJob>();
     job->label = label;
     job->server = server;
     job->txn = std::move(txn);
-    return Start(std::move(job));
-  }
-  // A read-only `txn`: returns once its commit waits for a barrier, or has returned.
-  CommitJob* StartReadOnlyCommit(unsigned server, const std::string& label,
-                                 std::unique_ptr<Transaction> txn, std::string note = "") {
-    auto job = std::make_unique<CommitJob>();
-    job->label = label;
-    job->server = server;
-    job->txn = std::move(txn);
-    job->read_only = true;
+    job->read_only = read_only;
     job->note = std::move(note);
     return Start(std::move(job));
+  }
+  CommitJob* StartReadOnlyCommit(unsigned server, const std::string& label,
+                                 std::unique_ptr<Transaction> txn, std::string note = "") {
+    return StartCommitOf(server, label, std::move(txn), /*read_only=*/true, std::move(note));
   }
   CommitJob* Start(std::unique_ptr<CommitJob> job) {
     CommitJob* j = job.get();
