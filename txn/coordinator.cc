@@ -20,7 +20,7 @@ SHARDTX_DEFINE_KILL_POINT(after_some_commits, "2pc.after_some_commits");
 SHARDTX_DEFINE_KILL_POINT(resolve_in_doubt, "recovery.resolve_in_doubt");
 
 ShardLocks::ShardLocks(DatabaseImpl* db,
-                       const std::vector<uint32_t>& shards) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                       absl::Span<const uint32_t> shards) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (uint32_t s : shards) {
     Mutex* mu = db->shard(s)->commit_mu();
     mu->Lock();
@@ -73,7 +73,8 @@ absl::StatusOr<engine::Timestamp> Coordinator::Prepare(PrepareRequest& request,
       const uint32_t p = plan.parts[i];
       engine::Shard* s = db_->shard(p);
       s->commit_mu()->AssertHeld();
-      PrepareRecord r{id, name, request.snapshot, plan.parts, plan.by_shard[p], {}, {}};
+      PrepareRecord r{id,  name, request.snapshot, {plan.parts.begin(), plan.parts.end()},
+                      plan.by_shard[p], {}, {}};
       if (read_locks && i == 0) {
         r.read_keys = request.read_keys;
         r.read_ranges = request.read_ranges;
@@ -149,7 +150,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::Prepare(PrepareRequest& request,
 }
 
 absl::StatusOr<engine::Timestamp> Coordinator::CommitDecided(uint64_t txn_id,
-                                                             const std::vector<uint32_t>& parts,
+                                                             absl::Span<const uint32_t> parts,
                                                              engine::Timestamp commit_ts,
                                                              bool named) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -163,7 +164,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitDecided(uint64_t txn_id,
     absl::StatusOr<engine::Lsn> lsn;
     {
       MutexLock l(c->commit_mu());
-      DecisionRecord d{txn_id, true, commit_ts, parts};
+      DecisionRecord d{txn_id, true, commit_ts, {parts.begin(), parts.end()}};
       lsn = c->AppendLocked(engine::kDecision, EncodeDecision(d), engine::Durability::kSync);
       if (lsn.ok()) state_.AddDecision(txn_id, coordinator, *lsn, parts.size());
     }
@@ -195,7 +196,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitDecided(uint64_t txn_id,
     if (commit_ts == 0) commit_ts = oracle.Assign();
     engine::Shard* c = db_->shard(coordinator);
     MutexLock l(c->commit_mu());
-    DecisionRecord d{txn_id, true, commit_ts, parts};
+    DecisionRecord d{txn_id, true, commit_ts, {parts.begin(), parts.end()}};
     auto lsn = c->AppendLocked(engine::kDecision, EncodeDecision(d), engine::Durability::kDeferred);
     // If it failed, the transaction is committed all the same (its prepares are durable):
     // phase two goes on, and the coordinator's log is failed, so later calls report it and
@@ -264,7 +265,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitDecided(uint64_t txn_id,
   return commit_ts;
 }
 
-absl::Status Coordinator::AbortPrepared(uint64_t txn_id, const std::vector<uint32_t>& parts,
+absl::Status Coordinator::AbortPrepared(uint64_t txn_id, absl::Span<const uint32_t> parts,
                                         bool sync) {
   absl::Status status;
   std::vector<std::pair<engine::Shard*, engine::Lsn>> waits;

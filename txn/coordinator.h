@@ -51,15 +51,16 @@ class DatabaseImpl;
 // A transaction's writes by shard, and the shards its commit must lock.
 struct CommitPlan {
   std::vector<std::vector<engine::Write>> by_shard;
-  std::vector<uint32_t> parts;     // shards written, ascending
-  std::vector<uint32_t> involved;  // shards to validate and lock, ascending: the parts, and
-                                   // (serializable) the shards read
+  // Inline: most transactions touch few shards, and the commit path allocates nothing for these.
+  absl::InlinedVector<uint32_t, 4> parts;     // shards written, ascending
+  absl::InlinedVector<uint32_t, 4> involved;  // shards to validate and lock, ascending: the
+                                              // parts, and (serializable) the shards read
 };
 
 // Holds the commit locks of several shards, taken in ascending shard order (no deadlock).
 class ShardLocks {
  public:
-  ShardLocks(DatabaseImpl* db, const std::vector<uint32_t>& shards);
+  ShardLocks(DatabaseImpl* db, absl::Span<const uint32_t> shards);
   ~ShardLocks();
   ShardLocks(const ShardLocks&) = delete;
   ShardLocks& operator=(const ShardLocks&) = delete;
@@ -125,11 +126,11 @@ class Coordinator {
   // stays prepared (in doubt until the database is reopened); a single participant's commit
   // record that failed is taken back, unseen.
   absl::StatusOr<engine::Timestamp> CommitDecided(uint64_t txn_id,
-                                                  const std::vector<uint32_t>& parts,
+                                                  absl::Span<const uint32_t> parts,
                                                   engine::Timestamp commit_ts, bool named);
   // Logs kAbortPrepared on each part and releases its locks. `sync`: wait for durability.
   // REQUIRES no shard commit lock held.
-  absl::Status AbortPrepared(uint64_t txn_id, const std::vector<uint32_t>& parts, bool sync);
+  absl::Status AbortPrepared(uint64_t txn_id, absl::Span<const uint32_t> parts, bool sync);
 
   // The host's decisions on named prepares (Database::CommitPrepared, RollbackPrepared).
   absl::Status CommitPrepared(const std::string& name);

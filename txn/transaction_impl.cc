@@ -279,10 +279,20 @@ absl::StatusOr<CommitPlan> TransactionImpl::MakePlan() {
   CommitPlan plan;
   plan.by_shard.resize(db_->num_shards());
   absl::InlinedVector<bool, 16> involved(db_->num_shards(), false);
+  // Each shard's write set is sized before it is filled: one allocation per part.
+  absl::InlinedVector<uint32_t, 16> shard_of;
+  absl::InlinedVector<uint32_t, 16> count(db_->num_shards(), 0);
+  for (const auto& [key, value] : writes_) {
+    shard_of.push_back(db_->partitioner().ShardOf(key));
+    ++count[shard_of.back()];
+  }
+  for (uint32_t s = 0; s < db_->num_shards(); ++s) {
+    if (count[s] != 0) plan.by_shard[s].reserve(count[s]);
+  }
   // The buffer's entries are taken over, keys too (extracted, not copied), in key order.
-  while (!writes_.empty()) {
+  for (size_t i = 0; !writes_.empty(); ++i) {
     auto entry = writes_.extract(writes_.begin());
-    const uint32_t s = db_->partitioner().ShardOf(entry.key());
+    const uint32_t s = shard_of[i];
     involved[s] = true;
     engine::Write w;
     w.op = entry.mapped().has_value() ? engine::WriteOp::kPut : engine::WriteOp::kDelete;

@@ -126,13 +126,13 @@ void TwoPhaseState::ReleaseName(const std::string& name, uint64_t txn_id) {
 }
 
 void TwoPhaseState::AddPart(uint64_t txn_id, const std::string& name, Timestamp snapshot,
-                            const std::vector<uint32_t>& participants, uint32_t shard, Lsn lsn,
+                            absl::Span<const uint32_t> participants, uint32_t shard, Lsn lsn,
                             std::vector<engine::Write> writes, bool persisted) {
   MutexLock l(&mu_);
   PreparedTxn& t = prepared_[txn_id];
   t.name = name;
   t.snapshot = snapshot;
-  t.participants = participants;
+  t.participants.assign(participants.begin(), participants.end());
   if (!name.empty()) names_.try_emplace(name, txn_id);  // an older replayed one never steals it
   Part& p = t.parts[shard];
   if (p.persisted && !persisted) return;  // already known from the table, locks included

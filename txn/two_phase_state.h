@@ -31,6 +31,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "engine/shard.h"
 #include "engine/types.h"
 #include "shardtx/database.h"
@@ -75,7 +76,7 @@ class TwoPhaseState {
   // was resolved before a later one locked the same key); the lock is held until the last of
   // them is resolved, and LockHolder names the first.
   void AddPart(uint64_t txn_id, const std::string& name, Timestamp snapshot,
-               const std::vector<uint32_t>& participants, uint32_t shard, Lsn lsn,
+               absl::Span<const uint32_t> participants, uint32_t shard, Lsn lsn,
                std::vector<engine::Write> writes, bool persisted);
   bool HasPart(uint64_t txn_id, uint32_t shard) const;
   // REQUIRES the shard's commit lock. Removes the part, unlocks its keys, and returns its

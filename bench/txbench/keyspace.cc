@@ -76,9 +76,16 @@ KeySpace::KeySpace(uint64_t num_keys, uint32_t key_size, uint32_t value_size, ui
 }
 
 std::string KeySpace::Key(uint64_t index) const {
+  std::string key;
+  KeyInto(index, &key);
+  return key;
+}
+
+void KeySpace::KeyInto(uint64_t index, std::string* key) const {
   // "k" and the index in decimal, zero-padded to key_size_ - 1 digits (more if it needs more).
-  // Formatted by hand: every transaction makes its keys here, and a formatting library's
-  // general path costs the clients more CPU than some engines' whole commit.
+  // Formatted by hand into the caller's string (its capacity reused): every transaction makes
+  // its keys here, and a formatting library's general path, or an allocation per key, costs
+  // the clients more CPU than some engines' whole commit.
   char digits[20];
   size_t n = 0;
   do {
@@ -86,10 +93,9 @@ std::string KeySpace::Key(uint64_t index) const {
     index /= 10;
   } while (index != 0);
   const size_t width = std::max<size_t>(key_size_ - 1, n);
-  std::string key(1 + width, '0');
-  key[0] = 'k';
-  for (size_t i = 0; i < n; ++i) key[width - i] = digits[i];
-  return key;
+  key->assign(1 + width, '0');
+  (*key)[0] = 'k';
+  for (size_t i = 0; i < n; ++i) (*key)[width - i] = digits[i];
 }
 
 uint64_t KeySpace::PickAny(Rng& rng) const {

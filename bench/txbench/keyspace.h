@@ -58,6 +58,8 @@ class KeySpace {
   uint32_t value_size() const { return value_size_; }
 
   std::string Key(uint64_t index) const;
+  // The same key, written into *key (reusing its capacity: no allocation per key).
+  void KeyInto(uint64_t index, std::string* key) const;
   uint32_t ShardOfIndex(uint64_t index) const { return shard_of_[index]; }
   uint32_t ShardOfKey(absl::string_view key) const { return partitioner_.ShardOf(key); }
   // The indexes of the keys that live on `shard`, ascending.

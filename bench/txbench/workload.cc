@@ -123,7 +123,7 @@ absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session
     case TxnPlan::Kind::kReadOnly: {
       session.Begin(plan.keys.size() == 1 ? TxnShape::kSingleRead : TxnShape::kReadOnly);
       for (uint64_t k : plan.keys) {
-        key = keys.Key(k);
+        keys.KeyInto(k, &key);
         auto v = session.Get(key);
         if (!v.ok()) return fail(v.status(), key);
       }
@@ -133,7 +133,7 @@ absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session
     case TxnPlan::Kind::kReadWrite: {
       session.Begin(TxnShape::kReadWrite);
       for (uint64_t k : plan.keys) {
-        key = keys.Key(k);
+        keys.KeyInto(k, &key);
         if (plan.kind == TxnPlan::Kind::kReadWrite) {
           auto v = session.Get(key);
           if (!v.ok()) return fail(v.status(), key);
