@@ -43,6 +43,27 @@ struct RaftNode::Callbacks {
     }
   }
 
+  static void OnBarrierDone(void* ctx, uint64_t cookie, int status, uint64_t term) {
+    auto* self = static_cast<RaftNode*>(ctx);
+    BarrierCallback done;
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      auto it = self->pending_barriers_.find(cookie);
+      if (it == self->pending_barriers_.end()) return;
+      done = std::move(it->second);
+      self->pending_barriers_.erase(it);
+    }
+    if (status == RS_OK) {
+      done(term);
+    } else if (status == RS_UNKNOWN) {
+      done(absl::UnknownError(absl::StrCat("server ", self->id_,
+                                           " lost its leadership (or closed) before the barrier "
+                                           "committed")));
+    } else {
+      done(self->Refusal(status));
+    }
+  }
+
   static void OnChange(void* ctx) {
     auto* self = static_cast<RaftNode*>(ctx);
     if (self->on_change_) self->on_change_();
@@ -85,8 +106,9 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   config.pre_vote = options.pre_vote ? 1 : 0;
   config.redraw_election_timeouts = 0;
   config.figure8_guard = options.figure8_guard ? 1 : 0;
-  rs_callbacks callbacks{node.get(), &Callbacks::OnRelease, &Callbacks::OnSnapshot,
-                         &Callbacks::OnRestore, &Callbacks::OnDone};
+  rs_callbacks callbacks{
+      node.get(),         &Callbacks::OnRelease,    &Callbacks::OnSnapshot, &Callbacks::OnRestore,
+      &Callbacks::OnDone, &Callbacks::OnBarrierDone};
   char error[256];
   int rv = rs_uv_open(&uv, &config, &callbacks, &node->group_, error, sizeof error);
   switch (rv) {
@@ -115,6 +137,7 @@ void RaftNode::Close() {
   group_ = nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   pending_.clear();  // empty: the shim answers each accepted proposal
+  pending_barriers_.clear();
 }
 
 absl::Status RaftNode::Refusal(int code) const {
@@ -159,6 +182,27 @@ absl::Status RaftNode::Propose(std::string_view payload, DoneCallback done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.erase(cookie);
+  }
+  return Refusal(rv);
+}
+
+absl::Status RaftNode::Barrier(BarrierCallback done) {
+  if (group_ == nullptr) return Refusal(RS_DOWN);
+  uint64_t cookie;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cookie = next_cookie_++;
+    pending_barriers_.emplace(cookie, std::move(done));
+  }
+  int rv = rs_group_barrier(group_, cookie);
+  if (rv == RS_OK) return absl::OkStatus();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_barriers_.erase(cookie);
+  }
+  if (rv == RS_IOERR) {
+    return absl::UnavailableError(
+        absl::StrCat("libraft failed a barrier on server ", id_, " with an I/O error"));
   }
   return Refusal(rv);
 }

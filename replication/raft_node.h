@@ -86,6 +86,10 @@ class RaftNode {
   //  - kUnavailable: leadership changed between Propose() and the loop thread; no effect.
   // It must not call Close().
   using DoneCallback = std::function<void(absl::Status)>;
+  // The outcome of an accepted barrier, called exactly once, on the node's loop thread: the term
+  // the barrier was appended and committed in, this node leading that term until it applied it;
+  // kUnknown if it lost the leadership (or closed) first; kUnavailable as for DoneCallback.
+  using BarrierCallback = std::function<void(absl::StatusOr<uint64_t>)>;
 
   // Opens (bootstrapping a pristine `dir` with `members`, else reusing its state) and starts the
   // node; it then joins elections on its own. A snapshot in `dir` is restored into `machine`
@@ -103,6 +107,11 @@ class RaftNode {
   // "leader unknown"), "server S leads term T but is not ready ...", or "server S is closed";
   // kResourceExhausted if out of memory.
   absl::Status Propose(std::string_view payload, DoneCallback done);
+
+  // Proposes a Raft barrier (an entry no state machine sees): once committed, it proves that this
+  // node still led its term after the call. OK: accepted, `done` will be called. Otherwise no
+  // effect and no callback, with Propose's refusals.
+  absl::Status Barrier(BarrierCallback done);
 
   NodeInfo Info() const;
 
@@ -129,8 +138,9 @@ class RaftNode {
   std::vector<RaftMember> opened_voters_;
   rs_group* group_ = nullptr;
   mutable std::mutex mu_;
-  uint64_t next_cookie_ = 1;                             // guarded by mu_
-  absl::flat_hash_map<uint64_t, DoneCallback> pending_;  // guarded by mu_
+  uint64_t next_cookie_ = 1;                                         // guarded by mu_
+  absl::flat_hash_map<uint64_t, DoneCallback> pending_;              // guarded by mu_
+  absl::flat_hash_map<uint64_t, BarrierCallback> pending_barriers_;  // guarded by mu_
 };
 
 }  // namespace shardtx::replication

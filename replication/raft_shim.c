@@ -75,13 +75,16 @@ static int decode_header(const void *base, size_t len, uint32_t magic, struct he
 
 /* ---- Groups ---- */
 
-/* An accepted proposal, until libraft calls back. */
+/* An accepted proposal or barrier, until libraft calls back. */
 struct rs_req {
-  struct raft_apply apply;
+  struct raft_apply apply;     /* a command or term-start entry */
+  struct raft_barrier barrier; /* a barrier (rs_group_barrier) */
   rs_group *g;
   uint64_t cookie;
   uint64_t index; /* the tag index: where the entry lands if it commits */
+  uint64_t term;  /* a barrier: the term it was appended in */
   int noop;
+  int is_barrier;
   struct rs_req *prev, *next;
 };
 
@@ -250,6 +253,38 @@ static void unlink_req(struct rs_req *req) {
   req->next->prev = req->prev;
 }
 
+/* A request libraft will never answer (closing): its owner hears RS_UNKNOWN. */
+static void abandon_req(rs_group *g, struct rs_req *req) {
+  if (g->mute || req->noop) return;
+  if (req->is_barrier) {
+    g->cb.barrier_done(g->cb.ctx, req->cookie, RS_UNKNOWN, 0);
+  } else {
+    g->cb.done(g->cb.ctx, req->cookie, RS_UNKNOWN);
+  }
+}
+
+static void link_req(rs_group *g, struct rs_req *req) {
+  req->next = g->reqs.next;
+  req->prev = &g->reqs;
+  g->reqs.next->prev = req;
+  g->reqs.next = req;
+}
+
+/* libraft 0.15 calls a barrier back with 0 when it applies the barrier entry as leader, and
+ * with RAFT_LEADERSHIPLOST when it stops leading first. OK is reported only if this server still
+ * leads the term the barrier was appended in. */
+static void barrier_applied(struct raft_barrier *b, int status) {
+  struct rs_req *req = b->data;
+  rs_group *g = req->g;
+  struct raft *r = g->raft;
+  unlink_req(req);
+  if (!g->mute) {
+    int ok = status == 0 && raft_state(r) == RAFT_LEADER && r->current_term == req->term;
+    g->cb.barrier_done(g->cb.ctx, req->cookie, ok ? RS_OK : RS_UNKNOWN, ok ? req->term : 0);
+  }
+  free(req);
+}
+
 static void apply_done(struct raft_apply *a, int status, void *result) {
   struct rs_req *req = a->data;
   rs_group *g = req->g;
@@ -285,10 +320,7 @@ static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t le
   req->cookie = cookie;
   req->index = h.index;
   req->noop = kind == kKindNoop;
-  req->next = g->reqs.next;
-  req->prev = &g->reqs;
-  g->reqs.next->prev = req;
-  g->reqs.next = req;
+  link_req(g, req);
   int rv = raft_apply(r, &req->apply, &buf, 1, apply_done);
   if (rv != 0) {
     raft_free(buf.base);
@@ -302,20 +334,52 @@ static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t le
   return RS_OK;
 }
 
-static int uv_propose(rs_group *g, const void *data, size_t len, uint64_t cookie);
+static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, int barrier);
 
-/* Proposes on the thread that runs g's libraft (the rs_sim driver or the rs_uv loop). */
-static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie) {
+/* RS_OK if g is a ready leader now; on the thread that runs g's libraft. */
+static int group_check_ready(rs_group *g) {
   if (g->closing || !group_alive(g)) return RS_DOWN;
   struct raft *r = g->raft;
   if (raft_state(r) != RAFT_LEADER) return RS_NOT_LEADER;
   if (g->guard && g->released_term != r->current_term) return RS_NOT_READY;
-  return propose_entry(g, kKindCommand, data, len, cookie);
+  return RS_OK;
+}
+
+/* Proposes on the thread that runs g's libraft (the rs_sim driver or the rs_uv loop). */
+static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie) {
+  int rv = group_check_ready(g);
+  return rv != RS_OK ? rv : propose_entry(g, kKindCommand, data, len, cookie);
+}
+
+static int group_barrier_now(rs_group *g, uint64_t cookie) {
+  int rv = group_check_ready(g);
+  if (rv != RS_OK) return rv;
+  struct raft *r = g->raft;
+  struct rs_req *req = calloc(1, sizeof *req);
+  if (req == NULL) return RS_NOMEM;
+  req->barrier.data = req;
+  req->g = g;
+  req->cookie = cookie;
+  req->term = r->current_term;
+  req->is_barrier = 1;
+  link_req(g, req);
+  rv = raft_barrier(r, &req->barrier, barrier_applied);
+  if (rv != 0) {
+    unlink_req(req);
+    free(req);
+    return rv == RAFT_NOTLEADER ? RS_NOT_LEADER : rv == RAFT_NOMEM ? RS_NOMEM : RS_IOERR;
+  }
+  return RS_OK;
 }
 
 int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie) {
-  if (g->uv != NULL) return uv_propose(g, data, len, cookie);
+  if (g->uv != NULL) return uv_enqueue(g, data, len, cookie, 0);
   return group_propose_now(g, data, len, cookie);
+}
+
+int rs_group_barrier(rs_group *g, uint64_t cookie) {
+  if (g->uv != NULL) return uv_enqueue(g, NULL, 0, cookie, 1);
+  return group_barrier_now(g, cookie);
 }
 
 /* Runs after every event (the fixture's hook; a uv_check handle in the raft_uv backend). */
@@ -455,7 +519,9 @@ int rs_sim_open(unsigned n, const struct rs_config *config, uint64_t seed,
   }
   for (unsigned i = 0; i < n; i++) {
     const struct rs_callbacks *cb = &callbacks[i];
-    if (!cb->release || !cb->snapshot || !cb->restore || !cb->done) return RS_INVALID;
+    if (!cb->release || !cb->snapshot || !cb->restore || !cb->done || !cb->barrier_done) {
+      return RS_INVALID;
+    }
   }
   rs_sim *s = calloc(1, sizeof *s); /* zeroed: raft_fixture_initialize leaves fields unset */
   if (s == NULL) return RS_NOMEM;
@@ -549,10 +615,12 @@ uint64_t rs_sim_leader_conflicts(rs_sim *s) { return s->leader_conflicts; }
 
 /* ---- The raft_uv backend ---- */
 
-/* A proposal accepted by rs_group_propose, waiting for the loop thread. */
+/* A proposal accepted by rs_group_propose (or a barrier by rs_group_barrier), waiting for the
+ * loop thread. */
 struct queued {
   struct queued *next;
   uint64_t cookie;
+  int barrier;
   size_t len;
   unsigned char data[];
 };
@@ -719,12 +787,13 @@ static int uv_published_info(rs_group *g, struct rs_info *info) {
   return 1;
 }
 
-static int uv_propose(rs_group *g, const void *data, size_t len, uint64_t cookie) {
+static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, int barrier) {
   struct rs_uv *u = g->uv;
   struct queued *q = malloc(sizeof *q + (len > 0 ? len : 1));
   if (q == NULL) return RS_NOMEM;
   q->next = NULL;
   q->cookie = cookie;
+  q->barrier = barrier;
   q->len = len;
   if (len > 0) memcpy(q->data, data, len);
   pthread_mutex_lock(&u->mu);
@@ -759,7 +828,7 @@ static void uv_raft_closed(struct raft *r) {
   while (g->reqs.next != &g->reqs) {
     struct rs_req *req = g->reqs.next;
     unlink_req(req);
-    if (!req->noop && !g->mute) g->cb.done(g->cb.ctx, req->cookie, RS_UNKNOWN);
+    abandon_req(g, req);
     free(req);
   }
   if (u->handles) {
@@ -784,8 +853,14 @@ static void uv_on_async(uv_async_t *handle) {
   pthread_mutex_unlock(&u->mu);
   while (q != NULL) {
     struct queued *next = q->next;
-    int rv = closing ? RS_DOWN : group_propose_now(&u->g, q->data, q->len, q->cookie);
-    if (rv != RS_OK) u->g.cb.done(u->g.cb.ctx, q->cookie, rv);
+    int rv = closing      ? RS_DOWN
+             : q->barrier ? group_barrier_now(&u->g, q->cookie)
+                          : group_propose_now(&u->g, q->data, q->len, q->cookie);
+    if (rv != RS_OK && q->barrier) {
+      u->g.cb.barrier_done(u->g.cb.ctx, q->cookie, rv, 0);
+    } else if (rv != RS_OK) {
+      u->g.cb.done(u->g.cb.ctx, q->cookie, rv);
+    }
     free(q);
     q = next;
   }
@@ -853,7 +928,7 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
     set_error(errmsg, errmsg_len, "timeouts and the snapshot threshold must be > 0");
     return RS_INVALID;
   }
-  if (!cb->release || !cb->snapshot || !cb->restore || !cb->done) {
+  if (!cb->release || !cb->snapshot || !cb->restore || !cb->done || !cb->barrier_done) {
     set_error(errmsg, errmsg_len, "every callback is required");
     return RS_INVALID;
   }

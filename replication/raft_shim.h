@@ -40,7 +40,8 @@ enum {
   RS_UNKNOWN = 4,    /* callback only: the outcome is unknown (leadership lost in flight) */
   RS_NOMEM = 5,      /* out of memory: no effect */
   RS_INVALID = 6,    /* bad argument or configuration */
-  RS_IOERR = 7       /* rs_uv_open: the directory or the address could not be used */
+  RS_IOERR = 7       /* rs_uv_open: the directory or the address could not be used;
+                        rs_group_barrier: libraft failed the barrier synchronously */
 };
 
 /* The longest leader address rs_info reports (longer ones are cut). */
@@ -54,7 +55,7 @@ enum { RS_ROLE_UNAVAILABLE = 0, RS_ROLE_FOLLOWER, RS_ROLE_CANDIDATE, RS_ROLE_LEA
 typedef struct rs_group rs_group;
 typedef struct rs_sim rs_sim;
 
-/* What a group calls back into its owner. ctx is passed back unchanged. All four are required.
+/* What a group calls back into its owner. ctx is passed back unchanged. All five are required.
  * A callback may call rs_group_info and rs_buffer_alloc only (it runs inside libraft). */
 struct rs_callbacks {
   void *ctx;
@@ -75,6 +76,12 @@ struct rs_callbacks {
    * it), RS_DOWN (closed before it was proposed), RS_NOMEM; and rs_group_close reports every
    * proposal still in flight as RS_UNKNOWN before it returns. */
   void (*done)(void *ctx, uint64_t cookie, int status);
+  /* The outcome of an accepted barrier (rs_group_barrier), exactly once per cookie, like done:
+   * RS_OK = the barrier entry, appended in `term`, was committed and applied on this server while
+   * it still led `term` (so a majority accepted this leader's entries of `term` after the barrier
+   * was proposed); RS_UNKNOWN = leadership was lost first, or the group closed (rs_sim: never
+   * after rs_sim_close); rs_uv may also report the refusals of done. `term` is 0 unless RS_OK. */
+  void (*barrier_done)(void *ctx, uint64_t cookie, int status, uint64_t term);
 };
 
 /* Raft settings of every group of a simulation. */
@@ -134,6 +141,14 @@ void rs_group_info(rs_group *g, struct rs_info *info);
  * (callbacks included); the refusal is decided on the published state, and the loop thread
  * proposes the entry later (the done callback may then still report a refusal). */
 int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie);
+
+/* Proposes a Raft barrier (libraft's RAFT_BARRIER entry: no payload, never released to the state
+ * machine) on this server, as a read's proof of leadership (docs/replication-plan.md section 6,
+ * "Fencing"). Only a ready leader accepts one. Returns RS_OK if accepted: barrier_done then
+ * reports its outcome with cookie. Otherwise no effect and no callback: RS_NOT_LEADER,
+ * RS_NOT_READY, RS_DOWN, RS_NOMEM, RS_IOERR (libraft failed it synchronously; nothing stays in its
+ * log). rs_uv: from any thread, decided like rs_group_propose. */
+int rs_group_barrier(rs_group *g, uint64_t cookie);
 
 /* ---- The fixture backend ---- */
 

@@ -31,6 +31,16 @@ ShardReplica::ShardReplica(const ShardReplicaOptions& options, engine::Shard* sh
 }
 
 ShardReplica::~ShardReplica() {
+  {
+    MutexLock r(&read_mu_);
+    for (ReadWaiter& w : read_waiters_) {
+      ++reads_failed_;
+      w.check->Done(absl::UnavailableError(
+          absl::StrCat("server ", options_.server, " of shard ", options_.shard_id,
+                       " closed while a read-only commit waited for its barrier; no effect")));
+    }
+    read_waiters_.clear();
+  }
   MutexLock l(shard_->commit_mu());
   AbandonLocked("the replica closed");
 }
@@ -53,14 +63,27 @@ absl::Status ShardReplica::CheckLeader() {
   return absl::UnavailableError(not_ready_);
 }
 
-absl::Status ShardReplica::ProposeLocked(absl::string_view records, Proposal* proposal) {
-  shard_->commit_mu()->AssertHeld();
-  uint64_t term;
-  {
-    MutexLock l(&state_mu_);
-    if (!ready_) return absl::UnavailableError(not_ready_);
-    term = term_;
+absl::Status ShardReplica::CheckLeads(uint64_t term, absl::string_view what) {
+  MutexLock l(&state_mu_);
+  if (ready_ && term == term_) return absl::OkStatus();
+  if (!ready_) {
+    if (term == 0) return absl::UnavailableError(not_ready_);
+    return absl::UnavailableError(
+        absl::StrCat(not_ready_, " (", what, " whose reads began in term ", term, "; no effect)"));
   }
+  const std::string me = absl::StrCat("server ", options_.server, " of shard ", options_.shard_id);
+  return absl::UnavailableError(absl::StrCat(
+      me, " leads term ", term_, ", but ", what, " began ",
+      term == 0 ? std::string("while it was not the ready leader") : absl::StrCat("in term ", term),
+      ": its reads are not confirmed (no effect; retry); leader is server ", options_.server,
+      " at ", address_.empty() ? "(address unknown)" : address_));
+}
+
+absl::Status ShardReplica::ProposeLocked(absl::string_view records, uint64_t term,
+                                         Proposal* proposal) {
+  shard_->commit_mu()->AssertHeld();
+  // The entry, released in `term`, confirms the transaction's reads too (replicated_log.h).
+  RETURN_IF_ERROR(CheckLeads(term, "the transaction"));
   if (!stop_.ok()) {
     return absl::UnavailableError(absl::StrCat("server ", options_.server, " of shard ",
                                                options_.shard_id,
@@ -89,6 +112,88 @@ std::string ShardReplica::EntryName(uint64_t seq, engine::RaftPosition at) const
                       at.index == 0 ? std::string("not known here") : absl::StrCat(at.index),
                       ", tag ", origin_, ":", seq, ") of shard ", options_.shard_id,
                       " proposed by server ", options_.server);
+}
+
+engine::ReplicatedLog::ReadStamp ShardReplica::StampRead() {
+  ReadStamp stamp;
+  stamp.barriers = barriers_proposed_.load();
+  MutexLock l(&state_mu_);
+  if (ready_) stamp.term = term_;
+  return stamp;
+}
+
+absl::Status ShardReplica::ConfirmReads(const ReadStamp& begun, ReadCheck* check) {
+  if (absl::Status s = CheckLeads(begun.term, "the read-only transaction"); !s.ok()) {
+    ++reads_refused_;
+    return s;
+  }
+  {
+    MutexLock r(&read_mu_);
+    read_waiters_.push_back(ReadWaiter{begun, check});
+    // A RaftNode's barriers go out at once (and the next from each one's completion); a
+    // SimulatedGroup's at the next Pump.
+    if (!barrier_in_flight_ && node_.load() != nullptr) ProposeBarrierLocked(nullptr);
+  }
+  if (options_.on_read_queued) options_.on_read_queued();
+  return absl::OkStatus();
+}
+
+void ShardReplica::ProposeBarrierLocked(SimulatedGroup* group) {
+  // Raised before the barrier exists: a read stamped from now on waits for the next one.
+  const uint64_t seq = barriers_proposed_.load() + 1;
+  barriers_proposed_.store(seq);
+  barrier_in_flight_ = true;
+  auto done = [this, seq](absl::StatusOr<uint64_t> term) { OnBarrierDone(seq, term); };
+  absl::Status s;
+  if (group != nullptr) {
+    s = group->Barrier(static_cast<unsigned>(options_.server), std::move(done));
+  } else if (RaftNode* node = node_.load(); node != nullptr) {
+    s = node->Barrier(std::move(done));
+  } else {
+    s = absl::UnavailableError("no Raft group attached");
+  }
+  if (!s.ok()) {
+    barrier_in_flight_ = false;
+    DecideReadsLocked(seq, s);
+  }
+}
+
+void ShardReplica::OnBarrierDone(uint64_t seq, const absl::StatusOr<uint64_t>& term) {
+  MutexLock r(&read_mu_);
+  if (term.ok()) ++barriers_committed_;
+  barrier_in_flight_ = false;
+  DecideReadsLocked(seq, term);
+  if (!read_waiters_.empty() && node_.load() != nullptr) ProposeBarrierLocked(nullptr);
+}
+
+void ShardReplica::DecideReadsLocked(uint64_t seq, const absl::StatusOr<uint64_t>& term) {
+  std::vector<ReadWaiter> later;
+  std::string leader;  // what is known of the leader now, for the refusals
+  for (const ReadWaiter& w : read_waiters_) {
+    if (w.begun.barriers >= seq) {
+      later.push_back(w);  // stamped after this barrier was proposed: the next one decides
+      continue;
+    }
+    if (term.ok() && *term == w.begun.term) {
+      ++reads_confirmed_;
+      w.check->Done(absl::OkStatus());
+      continue;
+    }
+    if (leader.empty()) {
+      MutexLock l(&state_mu_);
+      leader = ready_ ? absl::StrCat("leader is server ", options_.server, " at ",
+                                     address_.empty() ? "(address unknown)" : address_)
+                      : not_ready_;
+    }
+    ++reads_failed_;
+    w.check->Done(absl::UnavailableError(absl::StrCat(
+        "server ", options_.server, " of shard ", options_.shard_id,
+        " could not confirm that it still leads term ", w.begun.term,
+        " for a read-only commit (barrier ", seq, ": ",
+        term.ok() ? absl::StrCat("committed in term ", *term) : term.status().ToString(),
+        "); no effect, retry; ", leader)));
+  }
+  read_waiters_.swap(later);
 }
 
 void ShardReplica::AbandonLocked(const std::string& why) {
@@ -168,6 +273,8 @@ void ShardReplica::Pump(SimulatedGroup& group) {
     }
   }
   Publish(seen);
+  MutexLock r(&read_mu_);
+  if (!barrier_in_flight_ && !read_waiters_.empty()) ProposeBarrierLocked(&group);
 }
 
 void ShardReplica::AttachNode(RaftNode* node) {
@@ -206,6 +313,8 @@ void ShardReplica::Publish(const Seen& seen) {
     MutexLock l(&state_mu_);
     ready_ = true;
     term_ = seen.term;
+    address_ = seen.leader_address;
+    if (address_.empty() && me < options_.addresses.size()) address_ = options_.addresses[me];
     return;
   }
   std::string why;

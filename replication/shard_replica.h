@@ -15,6 +15,11 @@
 // ProposeLocked answer from the leadership last published (Pump, OnNodeChange), and a new term's
 // leadership is published ready only after the listener heard the largest applied timestamp.
 //
+// Reads (plan step 7): ConfirmReads queues the read-only commit; one Raft barrier at a time is
+// proposed for the queue (by Pump on the group's thread, or at once and then from each barrier's
+// completion on a RaftNode), and a barrier's outcome answers every read stamped before it was
+// proposed: OK if it committed in the term the read began in, kUnavailable otherwise.
+//
 // Entry payload: u64 origin (this replica's server id and a random nonce), u64 sequence, then
 // the engine records. The kRaftEntry record in the shard's WAL carries only the records, so
 // the WALs of all replicas hold the same bytes for an entry.
@@ -53,6 +58,9 @@ struct ShardReplicaOptions {
   // (SimulatedGroup), and after each entry this replica applied or completed.
   std::function<void()> on_queued;
   std::function<void()> on_applied;
+  // TEST ONLY: called (with no lock of the shard held) after ConfirmReads queued a read-only
+  // commit.
+  std::function<void()> on_read_queued;
 };
 
 class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
@@ -68,7 +76,9 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   // --- engine::ReplicatedLog ---
   void SetListener(Listener* listener) override;
   absl::Status CheckLeader() override;
-  absl::Status ProposeLocked(absl::string_view records, Proposal* proposal) override;
+  absl::Status ProposeLocked(absl::string_view records, uint64_t term, Proposal* proposal) override;
+  ReadStamp StampRead() override;
+  absl::Status ConfirmReads(const ReadStamp& begun, ReadCheck* check) override;
 
   // --- StateMachine ---
   // A failure (malformed entry, a WAL or redo error) stops the replica: it applies nothing
@@ -81,7 +91,8 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   absl::Status Restore(std::string_view snapshot) override;
 
   // SimulatedGroup: on the group's thread, after every step (and once before the first commit):
-  // proposes the queued entries in order, then publishes this server's leadership.
+  // proposes the queued entries in order, publishes this server's leadership, then proposes a
+  // barrier if reads wait and none is in flight.
   void Pump(SimulatedGroup& group);
 
   // RaftNode: open the node with this replica as its machine and with on_change calling
@@ -99,6 +110,14 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   uint64_t skipped() const { return skipped_.load(); }  // at or below the applied index
   uint64_t failures() const { return failures_.load(); }
   absl::Status first_error() const;
+  // Reads: barriers proposed and committed (in the term they were proposed in), read-only
+  // commits confirmed, and those answered kUnavailable after waiting (queued, then refused) or
+  // at once (not leading).
+  uint64_t barriers_proposed() const { return barriers_proposed_.load(); }
+  uint64_t barriers_committed() const { return barriers_committed_.load(); }
+  uint64_t reads_confirmed() const { return reads_confirmed_.load(); }
+  uint64_t reads_failed() const { return reads_failed_.load(); }
+  uint64_t reads_refused() const { return reads_refused_.load(); }
   // Commits this replica proposed (or queued) and has not answered yet.
   size_t waiting() const;
 
@@ -129,6 +148,15 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   void AbandonLocked(const std::string& why);
   absl::Status ApplyLocked(const ReleasedEntry& entry);
   std::string EntryName(uint64_t seq, engine::RaftPosition at) const;
+  // kUnavailable unless this replica is a ready leader of `term` now, naming the leader.
+  absl::Status CheckLeads(uint64_t term, absl::string_view what);
+  // Proposes the next barrier (through `group`, or the attached node when `group` is null).
+  void ProposeBarrierLocked(SimulatedGroup* group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+  void OnBarrierDone(uint64_t seq, const absl::StatusOr<uint64_t>& term);
+  // Answers every read waiting for barrier `seq` (stamped before it was proposed): OK if it
+  // committed in the read's term.
+  void DecideReadsLocked(uint64_t seq, const absl::StatusOr<uint64_t>& term)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
 
   const ShardReplicaOptions options_;
   engine::Shard* const shard_;
@@ -148,14 +176,28 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   // the node never overwrites a newer one.
   Mutex node_change_mu_ ABSL_ACQUIRED_BEFORE(state_mu_);
 
+  // Reads waiting for a barrier (ConfirmReads), before state_mu_ when both are taken.
+  struct ReadWaiter {
+    ReadStamp begun;
+    ReadCheck* check = nullptr;
+  };
+  Mutex read_mu_ ABSL_ACQUIRED_BEFORE(state_mu_);
+  std::vector<ReadWaiter> read_waiters_ ABSL_GUARDED_BY(read_mu_);
+  bool barrier_in_flight_ ABSL_GUARDED_BY(read_mu_) = false;
+  // Raised under read_mu_ before each barrier is proposed (StampRead reads it without).
+  std::atomic<uint64_t> barriers_proposed_{0};
+
   // Published by Pump or OnNodeChange (after commit_mu, when both are taken).
   mutable Mutex state_mu_;
   bool ready_ ABSL_GUARDED_BY(state_mu_) = false;
   uint64_t term_ ABSL_GUARDED_BY(state_mu_) = 0;
   std::string not_ready_ ABSL_GUARDED_BY(state_mu_);  // kUnavailable's message when !ready_
+  std::string address_ ABSL_GUARDED_BY(state_mu_);    // this server's, when ready_ (may be "")
 
   std::atomic<uint64_t> committed_{0}, unknown_{0}, refused_{0}, redone_{0}, skipped_{0},
       failures_{0};
+  std::atomic<uint64_t> barriers_committed_{0}, reads_confirmed_{0}, reads_failed_{0},
+      reads_refused_{0};
 };
 
 }  // namespace shardtx::replication

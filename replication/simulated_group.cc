@@ -15,6 +15,7 @@ struct SimulatedGroup::Server {
   StateMachine* machine = nullptr;
   uint64_t next_cookie = 1;
   absl::flat_hash_map<uint64_t, DoneCallback> pending;
+  absl::flat_hash_map<uint64_t, BarrierCallback> pending_barriers;
 
   static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
     ReleaseTo(static_cast<Server*>(ctx)->machine, term, index, data, len);
@@ -39,6 +40,19 @@ struct SimulatedGroup::Server {
           absl::UnknownError("outcome unknown: leadership was lost while the entry was in flight"));
     }
   }
+
+  static void OnBarrierDone(void* ctx, uint64_t cookie, int status, uint64_t term) {
+    auto* self = static_cast<Server*>(ctx);
+    auto it = self->pending_barriers.find(cookie);
+    if (it == self->pending_barriers.end()) return;
+    BarrierCallback done = std::move(it->second);
+    self->pending_barriers.erase(it);
+    if (status == RS_OK) {
+      done(term);
+    } else {
+      done(absl::UnknownError("leadership was lost before the barrier committed"));
+    }
+  }
 };
 
 absl::StatusOr<std::unique_ptr<SimulatedGroup>> SimulatedGroup::Open(
@@ -60,8 +74,8 @@ absl::StatusOr<std::unique_ptr<SimulatedGroup>> SimulatedGroup::Open(
     }
     auto server = std::make_unique<Server>();
     server->machine = machines[i].get();
-    callbacks[i] = rs_callbacks{server.get(), &Server::OnRelease, &Server::OnSnapshot,
-                                &Server::OnRestore, &Server::OnDone};
+    callbacks[i] = rs_callbacks{server.get(),       &Server::OnRelease, &Server::OnSnapshot,
+                                &Server::OnRestore, &Server::OnDone,    &Server::OnBarrierDone};
     group->servers_.push_back(std::move(server));
   }
   group->machines_ = std::move(machines);
@@ -100,10 +114,30 @@ absl::Status SimulatedGroup::Propose(unsigned server, std::string_view payload, 
   Server& s = *servers_[server];
   uint64_t cookie = s.next_cookie++;
   int rv = rs_group_propose(rs_sim_group(sim_, server), payload.data(), payload.size(), cookie);
-  switch (rv) {
-    case RS_OK:
-      s.pending.emplace(cookie, std::move(done));
-      return absl::OkStatus();
+  if (rv == RS_OK) {
+    s.pending.emplace(cookie, std::move(done));
+    return absl::OkStatus();
+  }
+  return Refusal(server, rv);
+}
+
+absl::Status SimulatedGroup::Barrier(unsigned server, BarrierCallback done) {
+  Server& s = *servers_[server];
+  uint64_t cookie = s.next_cookie++;
+  int rv = rs_group_barrier(rs_sim_group(sim_, server), cookie);
+  if (rv == RS_OK) {
+    s.pending_barriers.emplace(cookie, std::move(done));
+    return absl::OkStatus();
+  }
+  if (rv == RS_IOERR) {
+    return absl::UnavailableError(
+        absl::StrCat("libraft failed a barrier on server ", server, " with an I/O error"));
+  }
+  return Refusal(server, rv);
+}
+
+absl::Status SimulatedGroup::Refusal(unsigned server, int code) const {
+  switch (code) {
     case RS_NOT_LEADER: {
       ServerInfo info = Info(server);
       return absl::UnavailableError(absl::StrCat(

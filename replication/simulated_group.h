@@ -100,6 +100,10 @@ class SimulatedGroup {
   // the group is destroyed. It runs inside a Step*() call and must not call into the group
   // (Info() and Leader() excepted).
   using DoneCallback = std::function<void(absl::Status)>;
+  // The outcome of an accepted barrier, called once, like a DoneCallback: the term the barrier
+  // was appended and committed in, the proposing server leading that term until it applied it;
+  // kUnknown if it lost the leadership first.
+  using BarrierCallback = std::function<void(absl::StatusOr<uint64_t>)>;
 
   // Opens, bootstraps and starts the group with no leader yet. machines[i] serves server i
   // (options.servers of them, none null). kInvalidArgument on bad options.
@@ -123,6 +127,12 @@ class SimulatedGroup {
   // "server S leads term T but is not ready" (its term-start entry is not released), or "server S
   // is down"; kUnknown if libraft failed it synchronously with an I/O error (then it may commit).
   absl::Status Propose(unsigned server, std::string_view payload, DoneCallback done);
+
+  // Proposes a Raft barrier on `server` (an entry no state machine sees; it proves that the
+  // server still led its term after the call, once it commits). OK: accepted, `done` will be
+  // called. Otherwise no effect and no callback, with Propose's refusals (kUnavailable), or
+  // kUnavailable if libraft failed it synchronously.
+  absl::Status Barrier(unsigned server, BarrierCallback done);
 
   // The ready leader of the highest term among live servers, if any and if no live server (not
   // left unavailable) is in a higher term. A killed server keeps its state frozen, and may still
@@ -167,6 +177,8 @@ class SimulatedGroup {
  private:
   struct Server;  // the C callbacks' context for one server
   SimulatedGroup() = default;
+  // A refusal of Propose or Barrier (a shim code other than RS_OK), as a status.
+  absl::Status Refusal(unsigned server, int code) const;
 
   std::vector<std::unique_ptr<StateMachine>> machines_;
   std::vector<std::unique_ptr<Server>> servers_;

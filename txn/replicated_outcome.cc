@@ -72,7 +72,13 @@ absl::StatusOr<Database::Outcome> ReplicatedOutcomeOnShard(DatabaseImpl* db, uin
   Fence fence;
   {
     MutexLock l(s->commit_mu());
-    RETURN_IF_ERROR(log->ProposeLocked(entry, &fence));
+    // The fence must be proposed and released in the term this replica leads, ready, now (the
+    // proof above rests on a fence committed in this leader's own term, proposed after the
+    // question; it needs no term from before the question). So the term given is the current
+    // one, read here: if leadership moved since CheckLeader, it is 0 or no longer led, and
+    // ProposeLocked refuses (kUnavailable, no effect), as it does a fence that would otherwise
+    // be released in another term.
+    RETURN_IF_ERROR(log->ProposeLocked(entry, log->StampRead().term, &fence));
   }
   if (absl::Status f = fence.Wait(); !f.ok()) {
     return absl::UnavailableError(absl::StrCat("shard ", shard,

@@ -1,5 +1,6 @@
 #include "txn/transaction_impl.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -51,6 +52,32 @@ TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
     : db_(db), options_(options), id_(db->NewTxnId()) {
   db_->TxnBegun();  // before looking at the gate: a Close from now on keeps the shards
   views_.resize(db->num_shards());
+  if (ABSL_PREDICT_FALSE(db_->replicated())) {
+    TakeReplicatedSnapshot();
+  } else {
+    TakeSnapshot();
+  }
+}
+
+void TransactionImpl::TakeReplicatedSnapshot() {
+  // The term each replicated shard leads before the snapshot, the barriers it proposed after:
+  // a barrier proposed later and committed in that term confirms the snapshot's reads
+  // (engine/replicated_log.h).
+  read_stamps_.resize(db_->num_shards());
+  for (uint32_t s = 0; s < db_->num_shards(); ++s) {
+    if (engine::ReplicatedLog* log = db_->replicated_log(s)) {
+      read_stamps_[s].term = log->StampRead().term;
+    }
+  }
+  TakeSnapshot();
+  for (uint32_t s = 0; s < db_->num_shards(); ++s) {
+    if (engine::ReplicatedLog* log = db_->replicated_log(s)) {
+      read_stamps_[s].barriers = log->StampRead().barriers;
+    }
+  }
+}
+
+void TransactionImpl::TakeSnapshot() {
   snapshot_ = db_->oracle().visible();
   // With one shard, pin it now: a snapshot pinned at Begin can never be "too old". A
   // checkpoint may have moved LMDB past the snapshot just read; then take a newer one.
@@ -303,21 +330,12 @@ absl::Status TransactionImpl::Commit() {
   };
   OpGuard op(&db_->gate());
   if (!op.admitted()) return fail(db_->ClosedError());
+  if (ABSL_PREDICT_FALSE(db_->replicated())) return CommitOnReplicatedDatabase(start);
   for (auto& v : views_) v.reset();  // release LMDB readers early
-  if (writes_.empty()) {
-    state_ = State::kCommitted;
-    db_->counters().read_only_commits++;
-    Finish();
-    return absl::OkStatus();
-  }
+  if (writes_.empty()) return Committed(/*wrote=*/false, start);
   absl::StatusOr<CommitPlan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
-  if (ABSL_PREDICT_FALSE(db_->replicated())) {
-    if (plan->parts.size() != 1) return fail(ReplicatedUnimplemented("a cross-shard commit"));
-    engine::ReplicatedLog* log = db_->replicated_log(plan->parts.front());
-    absl::Status s = log != nullptr ? CommitReplicated(*plan, log) : CommitOnePhase(*plan);
-    if (!s.ok()) return fail(s);
-  } else if (plan->parts.size() == 1) {
+  if (plan->parts.size() == 1) {
     absl::Status s = CommitOnePhase(*plan);
     if (!s.ok()) return fail(s);
   } else {
@@ -334,11 +352,54 @@ absl::Status TransactionImpl::Commit() {
     commit_ts_ = *ts;
     db_->counters().cross_shard_commits++;
   }
+  return Committed(/*wrote=*/true, start);
+}
+
+absl::Status TransactionImpl::Committed(bool wrote, std::chrono::steady_clock::time_point start) {
   state_ = State::kCommitted;
-  db_->counters().commits++;
-  db_->counters().commit_latency_us.Add(MicrosSince(start));
+  if (wrote) {
+    db_->counters().commits++;
+    db_->counters().commit_latency_us.Add(MicrosSince(start));
+  } else {
+    db_->counters().read_only_commits++;
+  }
   Finish();
   return absl::OkStatus();
+}
+
+absl::InlinedVector<uint32_t, 4> TransactionImpl::ReplicatedShardsPinned() const {
+  absl::InlinedVector<uint32_t, 4> out;
+  for (uint32_t s = 0; s < views_.size(); ++s) {
+    if (views_[s] != nullptr && db_->replicated_log(s) != nullptr) out.push_back(s);
+  }
+  return out;
+}
+
+absl::Status TransactionImpl::CommitOnReplicatedDatabase(
+    std::chrono::steady_clock::time_point start) {
+  auto fail = [&](absl::Status s) {
+    state_ = State::kAborted;
+    Finish();
+    return s;
+  };
+  absl::InlinedVector<uint32_t, 4> read = ReplicatedShardsPinned();
+  for (auto& v : views_) v.reset();  // release LMDB readers before waiting
+  if (writes_.empty()) {
+    if (absl::Status s = ConfirmReplicatedReads(read); !s.ok()) return fail(s);
+    return Committed(/*wrote=*/false, start);
+  }
+  absl::StatusOr<CommitPlan> plan = MakePlan();
+  if (!plan.ok()) return fail(plan.status());
+  if (plan->parts.size() != 1) return fail(ReplicatedUnimplemented("a cross-shard commit"));
+  const uint32_t part = plan->parts.front();
+  engine::ReplicatedLog* log = db_->replicated_log(part);
+  // The written shard's entry confirms its reads (CommitReplicated); any other replicated shard
+  // read is confirmed first, by its own barrier.
+  if (log != nullptr) read.erase(std::remove(read.begin(), read.end(), part), read.end());
+  if (absl::Status s = ConfirmReplicatedReads(read); !s.ok()) return fail(s);
+  absl::Status s = log != nullptr ? CommitReplicated(*plan, log) : CommitOnePhase(*plan);
+  if (!s.ok()) return fail(s);
+  return Committed(/*wrote=*/true, start);
 }
 
 absl::Status TransactionImpl::Prepare(absl::string_view name) {
@@ -464,6 +525,29 @@ absl::Status TransactionImpl::CommitOnePhase(CommitPlan& plan) {
 
 namespace {
 
+// One status, set once by the replication layer's thread, waited for by the committer.
+class Outcome {
+ public:
+  void Set(absl::Status status) {
+    MutexLock l(&mu_);
+    status_ = std::move(status);
+    done_ = true;
+    cv_.Signal();
+  }
+  // Blocks until Set ran; returns its status.
+  absl::Status Wait() {
+    MutexLock l(&mu_);
+    while (!done_) cv_.Wait();
+    return status_;
+  }
+
+ private:
+  Mutex mu_;
+  CondVar cv_{&mu_};
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
 // A replicated commit waiting for its entry's outcome (engine/replicated_log.h). The
 // replication layer calls one method, with the shard's commit_mu held, on its own thread.
 class ReplicatedCommit final : public engine::ReplicatedLog::Proposal {
@@ -474,17 +558,13 @@ class ReplicatedCommit final : public engine::ReplicatedLog::Proposal {
 
   void Committed(engine::RaftPosition) override {
     oracle_->Finish(ts_);  // visible: a majority holds the entry
-    Done(absl::OkStatus());
+    outcome_.Set(absl::OkStatus());
   }
   void Unknown(const absl::Status& status) override { TakeBack(status); }
   void Refused(const absl::Status& status) override { TakeBack(status); }
 
   // Blocks until one of the above ran; returns its status.
-  absl::Status Wait() {
-    MutexLock l(&mu_);
-    while (!done_) cv_.Wait();
-    return status_;
-  }
+  absl::Status Wait() { return outcome_.Wait(); }
 
  private:
   void TakeBack(const absl::Status& status) {
@@ -493,26 +573,43 @@ class ReplicatedCommit final : public engine::ReplicatedLog::Proposal {
     shard_->commit_mu()->AssertHeld();
     shard_->UninstallLocked(*writes_, ts_);
     oracle_->Finish(ts_);
-    Done(status);
-  }
-  void Done(absl::Status status) {
-    MutexLock l(&mu_);
-    status_ = std::move(status);
-    done_ = true;
-    cv_.Signal();
+    outcome_.Set(status);
   }
 
   TimestampOracle* const oracle_;
   engine::Shard* const shard_;
   const std::vector<engine::Write>* const writes_;
   const engine::Timestamp ts_;
-  Mutex mu_;
-  CondVar cv_{&mu_};
-  bool done_ = false;
-  absl::Status status_;
+  Outcome outcome_;
+};
+
+// A read-only commit waiting for its reads' confirmation (ReplicatedLog::ConfirmReads).
+class ReadConfirmation final : public engine::ReplicatedLog::ReadCheck {
+ public:
+  void Done(const absl::Status& status) override { outcome_.Set(status); }
+  absl::Status Wait() { return outcome_.Wait(); }
+
+ private:
+  Outcome outcome_;
 };
 
 }  // namespace
+
+absl::Status TransactionImpl::ConfirmReplicatedReads(absl::Span<const uint32_t> shards) {
+  std::vector<std::unique_ptr<ReadConfirmation>> asked;
+  absl::Status status;
+  for (uint32_t s : shards) {
+    auto check = std::make_unique<ReadConfirmation>();
+    status = db_->replicated_log(s)->ConfirmReads(read_stamps_[s], check.get());
+    if (!status.ok()) break;
+    asked.push_back(std::move(check));
+  }
+  for (auto& check : asked) {  // each one accepted must be answered before it goes
+    absl::Status s = check->Wait();
+    if (status.ok()) status = s;
+  }
+  return status;
+}
 
 absl::Status TransactionImpl::CommitReplicated(CommitPlan& plan, engine::ReplicatedLog* log) {
   const uint32_t shard = plan.parts.front();
@@ -534,7 +631,7 @@ absl::Status TransactionImpl::CommitReplicated(CommitPlan& plan, engine::Replica
     engine::AppendEntryRecord(&entry, engine::kCommit, record);
     s->InstallLocked(&writes, commit_ts_);  // invisible until the entry is released here
     commit.emplace(&db_->oracle(), s, &writes, commit_ts_);
-    absl::Status proposed = log->ProposeLocked(entry, &*commit);
+    absl::Status proposed = log->ProposeLocked(entry, read_stamps_[shard].term, &*commit);
     if (!proposed.ok()) {
       s->UninstallLocked(writes, commit_ts_);
       db_->oracle().Finish(commit_ts_);
@@ -568,7 +665,8 @@ TransactionImpl::TransactionImpl(TransactionImpl* from)
       views_(std::move(from->views_)),
       live_(std::exchange(from->live_, false)),
       reads_(std::move(from->reads_)),
-      ranges_(std::move(from->ranges_)) {
+      ranges_(std::move(from->ranges_)),
+      read_stamps_(std::move(from->read_stamps_)) {
   from->writes_.clear();
   from->views_.clear();
 }
@@ -596,6 +694,13 @@ absl::Status TransactionImpl::CommitAsync(CommitCallback done) {
   // Released on every way out (a throw included) until a commit that releases it takes it.
   AsyncCommits::Slot slot(&async);
   const auto start = std::chrono::steady_clock::now();
+  if (ABSL_PREDICT_FALSE(db_->replicated())) {
+    if (!writes_.empty()) return fail(ReplicatedUnimplemented("CommitAsync"));
+    // Read-only: the reads are confirmed before `done` runs, on this thread (so this blocks).
+    absl::InlinedVector<uint32_t, 4> read = ReplicatedShardsPinned();
+    for (auto& v : views_) v.reset();
+    if (absl::Status s = ConfirmReplicatedReads(read); !s.ok()) return fail(s);
+  }
   for (auto& v : views_) v.reset();  // release LMDB readers early
   if (writes_.empty()) {
     state_ = State::kCommitted;
@@ -607,7 +712,6 @@ absl::Status TransactionImpl::CommitAsync(CommitCallback done) {
     d(absl::OkStatus());
     return absl::OkStatus();
   }
-  if (db_->replicated()) return fail(ReplicatedUnimplemented("CommitAsync"));
   if (WritesSeveralShards()) {
     // The blocking two-phase commit, on a pool thread, of a copy: the caller may destroy
     // this Transaction as soon as this returns.

@@ -2,6 +2,7 @@
 // (one phase for a single shard; cross-shard commits use two-phase commit).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,8 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/types/span.h"
 #include "engine/replicated_log.h"
 #include "engine/shard.h"
 #include "shardtx/options.h"
@@ -47,6 +50,21 @@ class TransactionImpl final : public Transaction {
   bool active() const { return state_ == State::kActive; }
 
  private:
+  // The snapshot (and, with one shard, its view); on a database with replicated shards, between
+  // two ReadStamps of each replicated shard (read_stamps_).
+  void TakeSnapshot();
+  void TakeReplicatedSnapshot();
+  // Commit on a database with a replicated shard: read-only, or one shard written. The reads of
+  // replicated shards are confirmed (ConfirmReplicatedReads) or, on the shard written, covered
+  // by its entry (ProposeLocked gets the stamp's term).
+  absl::Status CommitOnReplicatedDatabase(std::chrono::steady_clock::time_point start);
+  // The transaction is committed (counted as a commit begun at `start`, or read-only): over.
+  absl::Status Committed(bool wrote, std::chrono::steady_clock::time_point start);
+  // The replicated shards whose views this transaction pinned (read, or pinned at Begin).
+  absl::InlinedVector<uint32_t, 4> ReplicatedShardsPinned() const;
+  // Blocks until each of `shards` confirmed that it still led, after the snapshot, the term it
+  // led when the snapshot was taken (ReplicatedLog::ConfirmReads). kUnavailable otherwise.
+  absl::Status ConfirmReplicatedReads(absl::Span<const uint32_t> shards);
   // The write sets by shard, and the shards a commit must lock: those written, plus (when
   // serializable) those read. Moves the write buffer out.
   absl::StatusOr<CommitPlan> MakePlan();
@@ -97,6 +115,8 @@ class TransactionImpl final : public Transaction {
   // Serializable read tracking.
   absl::btree_set<std::string> reads_;
   std::vector<std::pair<std::string, std::string>> ranges_;
+  // Replicated shards only: by shard, where the snapshot stands in its leadership.
+  std::vector<engine::ReplicatedLog::ReadStamp> read_stamps_;
 };
 
 }  // namespace shardtx::txn

@@ -61,6 +61,26 @@ class Transaction {
   // is prepared and not yet decided; and any Commit aborts if it writes a key, or into a range,
   // that a serializable prepared transaction read (see Prepare). So no cycle forms with a
   // prepared transaction: commit-timestamp order is a serial order.
+  //
+  // Replicated shards (EXPERIMENTAL, docs/replication-plan.md): what Get and iterators return
+  // is not confirmed until Commit returns OK, and a transaction that read a replicated shard
+  // must be committed for its reads to count. Commit then returns OK only if this node was the
+  // ready leader of each replicated shard the transaction read (with one shard: of that shard)
+  // when the transaction began, and a majority of the shard's replicas accepted that same
+  // leadership term after that. So every commit that any node acknowledged before Begin is in
+  // what the transaction read, and no newer leader acknowledged anything before that point
+  // (the reads are linearizable; there is no staleness bound to state). Otherwise Commit returns
+  // kUnavailable, naming the leader's id and address when this node knows them, with no effect:
+  // retry the whole transaction on the leader. This holds for a node paused or partitioned past
+  // the election timeout that still takes itself for the leader.
+  //   - Read-only: a follower refuses at once. On the leader, Commit waits for one Raft barrier
+  //     (a round trip to a majority), shared by every read-only commit whose transaction began
+  //     before that barrier was sent; later ones wait for the next.
+  //   - Read-write (one replicated shard written): no extra round trip. The commit's own entry,
+  //     acknowledged only once it is released in the term the transaction began in, confirms
+  //     its reads of that shard. A transaction begun while this node did not lead the shard, or
+  //     in an earlier term, gets kUnavailable with no effect, even if this node leads now.
+  //     Reads of other replicated shards are confirmed by a barrier each, before the commit.
   virtual absl::Status Commit() = 0;
   // How CommitAsync reports an outcome. A callback, not a future: a future costs an
   // allocation and a wake-up of a waiting thread per commit, where a callback lets shardtx hand
@@ -84,7 +104,9 @@ class Transaction {
   // thread of the Database's own (one thread switch each way): CommitAsync returns OK (or
   // kFailedPrecondition when closing) and every outcome, conflicts included, goes to `done`.
   // A read-only transaction: `done(OK)` is called on the calling thread before CommitAsync
-  // returns OK.
+  // returns OK. On a database with a replicated shard it first confirms its reads as Commit
+  // does, blocking the calling thread for the barrier, and returns kUnavailable (`done` never
+  // called) where Commit would; CommitAsync with writes returns kUnimplemented there.
   //
   // The Transaction is over when CommitAsync returns (whatever it returns) and may be
   // destroyed at once; commit_timestamp() is valid once it returned OK (one shard; 0 for

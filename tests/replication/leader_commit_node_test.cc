@@ -2,8 +2,9 @@
 // replicated by a ShardReplica attached to a RaftNode each. Blocking commits on the leader are
 // acknowledged and reach every replica (a checkpoint on each in between; the latency printed); a
 // follower refuses naming the leader's address; after the leader's node closes, a new leader
-// commits above every applied timestamp. Waits are on condition variables fed by the replicas'
-// hooks, with generous deadlines (no sleeps).
+// commits above every applied timestamp. Read-only commits (plan step 7) are confirmed by
+// barriers on the leader, concurrently from several threads, and refused on a follower. Waits are
+// on condition variables fed by the replicas' hooks, with generous deadlines (no sleeps).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -18,17 +19,18 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/replication/db_calls.h"
-#include "tests/replication/free_ports.h"
 #include "replication/raft_node.h"
 #include "replication/shard_machine.h"
 #include "replication/shard_replica.h"
 #include "shardtx/database.h"
+#include "tests/replication/db_calls.h"
+#include "tests/replication/free_ports.h"
 #include "txn/database_impl.h"
 #include "util/mutex.h"
 
@@ -45,7 +47,6 @@ constexpr unsigned kHeartbeatMs = 50;
 constexpr auto kDeadline = std::chrono::seconds(30);
 
 txn::DatabaseImpl* Impl(Database* db) { return static_cast<txn::DatabaseImpl*>(db); }
-
 
 class NodeCluster {
  public:
@@ -216,6 +217,52 @@ TEST(LeaderCommitOverRaftNodes, CommitsFailOverAndRefuseOnFollowers) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, *b);
   EXPECT_EQ(a->keys, static_cast<uint64_t>(kCommits));
+}
+
+// Plan step 7 over RaftNodes: a read-only commit on the leader is confirmed by a barrier (the
+// RaftNode path proposes it at once, and the next from each barrier's completion); on a follower
+// it fails at once naming the leader's id and address.
+TEST(LeaderCommitOverRaftNodes, ReadOnlyCommitsConfirmOnTheLeaderAndFailOnAFollower) {
+  NodeCluster c("reads");
+  ASSERT_EQ(c.error(), "");
+  std::optional<int> leader;
+  ASSERT_TRUE(c.WaitFor([&] { return (leader = c.ReadyLeader({0, 1, 2})).has_value(); }));
+  ASSERT_TRUE(PutOne(c.db(*leader), "k", "v").ok());
+  constexpr int kThreads = 4, kReads = 25;
+  std::vector<std::thread> readers;
+  std::vector<absl::Status> failures(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    readers.emplace_back([&, t] {
+      for (int k = 0; k < kReads && failures[t].ok(); ++k) {
+        std::unique_ptr<Transaction> txn = c.db(*leader).Begin();
+        absl::StatusOr<std::string> v = txn->Get("k");
+        if (!v.ok() || *v != "v") {
+          failures[t] = absl::InternalError(absl::StrCat("read: ", v.status().ToString()));
+          break;
+        }
+        failures[t] = txn->Commit();
+      }
+    });
+  }
+  for (std::thread& r : readers) r.join();
+  for (const absl::Status& s : failures) EXPECT_TRUE(s.ok()) << s;
+  ShardReplica& r = c.replica(*leader);
+  std::printf("%d read-only commits from %d threads on the leader: %llu barriers proposed\n",
+              kThreads * kReads, kThreads, static_cast<unsigned long long>(r.barriers_proposed()));
+  EXPECT_EQ(r.reads_confirmed(), static_cast<uint64_t>(kThreads * kReads));
+  EXPECT_GE(r.barriers_committed(), 1u);
+  EXPECT_LE(r.barriers_proposed(), r.reads_confirmed());
+  const int follower = (*leader + 1) % 3;
+  std::unique_ptr<Transaction> txn = c.db(follower).Begin();
+  EXPECT_TRUE(txn->Get("k").ok() || absl::IsNotFound(txn->Get("k").status()));
+  const absl::Status refused = txn->Commit();
+  EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
+  EXPECT_TRUE(absl::StrContains(
+      refused.message(),
+      absl::StrCat("leader is server ", c.member(*leader).id, " at ", c.member(*leader).address)))
+      << refused;
+  EXPECT_EQ(c.replica(follower).barriers_proposed(), 0u);
+  EXPECT_EQ(c.replica(follower).reads_refused(), 1u);
 }
 
 }  // namespace

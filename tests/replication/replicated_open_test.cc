@@ -181,6 +181,20 @@ TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
     EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "v1"; })) << "node " << i;
     EXPECT_EQ(ReadOne(c.db(i), "a2"), std::nullopt) << "node " << i;
   }
+  // Reads are confirmed at Commit (plan step 7): a follower's read-only commit of shard 0 is
+  // refused naming the leader, the leader's is confirmed by a barrier.
+  for (int i = 0; i < 3; ++i) {
+    std::unique_ptr<Transaction> txn = c.db(i).Begin();
+    absl::StatusOr<std::string> v = txn->Get("a1");
+    EXPECT_TRUE(v.ok() && *v == "v1") << "node " << i << ": " << v.status();
+    const absl::Status s = txn->Commit();
+    if (i == *leader) {
+      EXPECT_TRUE(s.ok()) << s;
+    } else {
+      EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+      EXPECT_TRUE(absl::StrContains(s.message(), names_leader)) << s;
+    }
+  }
   // Shard 1 is a group of its own (its own leader, maybe another node).
   std::optional<int> leader1 = c.Leader(1);
   ASSERT_TRUE(leader1.has_value());
