@@ -52,6 +52,7 @@ Shard::Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks)
       options_(options),
       hooks_(hooks),
       stream_(options.shared_log ? static_cast<uint16_t>(id) : 0),
+      released_(options.released_txn_window),
       checkpointed_deletes_(options.checkpointed_deletes_bytes) {
   Checkpointer::Triggers triggers;
   triggers.wal_bytes = options.checkpoint_wal_bytes;
@@ -103,9 +104,12 @@ absl::StatusOr<Lsn> Shard::OpenStore() {
     }
   }
 
+  ASSIGN_OR_RETURN(auto released_rows, store_->ReadTable(ReleasedTxns::kTable));
+
   {
     auto active = std::make_shared<Overlay>();
     MutexLock l(&commit_mu_);
+    RETURN_IF_ERROR(released_.Load(id_, released_rows));
     active_ = active;
     raft_applied_ = raft_applied;
     recovered_max_ts_ = meta.max_ts;
@@ -216,6 +220,19 @@ absl::Status Shard::Recover() {
   return absl::OkStatus();
 }
 
+void Shard::NoteReleasedLocked(const std::vector<EntryRecord>& records) {
+  for (const EntryRecord& r : records) {
+    uint64_t ts, txn_id;
+    if (r.type == kCommit && DecodeCommitHeader(r.payload, &ts, &txn_id)) released_.Add(txn_id);
+  }
+}
+
+void Shard::NoteRaftAppliedLocked(RaftPosition position, absl::string_view entry) {
+  std::vector<EntryRecord> records;
+  if (DecodeEntryRecords(entry, &records)) NoteReleasedLocked(records);
+  if (position.index > raft_applied_.index) raft_applied_ = position;
+}
+
 absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload, bool applied) {
   if (type == kRaftEntry) {
     // The engine's own: never the hooks' whole. Applied or not (the store's row may be older
@@ -230,6 +247,8 @@ absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload,
     for (const EntryRecord& r : records) {
       RETURN_IF_ERROR(RedoLocked(lsn, r.type, r.payload, applied));
     }
+    // At or below the applied LSN, the store's table has them already.
+    if (!applied) NoteReleasedLocked(records);
     if (position.index > raft_applied_.index) raft_applied_ = position;
     return absl::OkStatus();
   }
@@ -473,6 +492,7 @@ absl::Status Shard::Checkpoint() {
     table_writes = hooks_->CheckpointTables(id_);
     if (raft_applied_.index != 0) {  // an unreplicated shard's store stays as it was
       table_writes.push_back({kRaftTable, kRaftAppliedKey, EncodeRaftEntry(raft_applied_, "")});
+      released_.CheckpointRows(&table_writes);
     }
     active_ = std::make_shared<Overlay>();
     MutexLock v(&view_mu_);
@@ -526,6 +546,10 @@ absl::Status Shard::Checkpoint() {
     overlays_.resize(1);  // only the active overlay; readers that pinned the rest keep them
   }
   applied_lsn_.store(c);
+  {
+    MutexLock l(&commit_mu_);
+    released_.CheckpointCommitted();
+  }
   hooks_->CheckpointCommitted(id_);
   frozen_bytes_.store(0);
   frozen.clear();

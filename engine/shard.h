@@ -25,6 +25,7 @@
 #include "engine/checkpointer.h"
 #include "engine/log_record.h"
 #include "engine/overlay.h"
+#include "engine/released_txns.h"
 #include "engine/types.h"
 #include "shardtx/env.h"
 #include "util/histogram.h"
@@ -69,6 +70,9 @@ struct ShardOptions {
   absl::Duration checkpoint_interval = absl::Seconds(30);
   // Memory for the keys checkpoints deleted from LMDB (see Shard::checkpointed_deletes_).
   uint64_t checkpointed_deletes_bytes = 8ull << 20;
+  // A replicated shard's window of transactions its released Raft entries committed
+  // (ReleasedTxns; Shard::ReleasedTxnLocked).
+  size_t released_txn_window = 100000;
   // See Options::checkpoint_pace.
   double checkpoint_pace = 1.0;
   // The shard's records go to a log shared with other shards, as the stream numbered after the
@@ -257,10 +261,18 @@ class Shard {
     return raft_applied_;
   }
   // A replicated shard's leader appended the kRaftEntry record at `position` of an entry it
-  // proposed itself, whose writes it installed at commit (not redone): raises
-  // raft_applied_locked() as the redo of that record would.
-  void NoteRaftAppliedLocked(RaftPosition position) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
-    if (position.index > raft_applied_.index) raft_applied_ = position;
+  // proposed itself (payload `entry`), whose writes it installed at commit (not redone): raises
+  // raft_applied_locked() and records its transactions as released, as the redo of that record
+  // would.
+  void NoteRaftAppliedLocked(RaftPosition position, absl::string_view entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // Whether an entry released on this replica committed transaction `txn_id`: the txn ids of
+  // the kCommit records of every kRaftEntry redone or noted (NoteRaftAppliedLocked), in a
+  // bounded window with per-prefix horizons (engine/released_txns.h). Rebuilt by recovery
+  // (the store's table "engine.released" plus the entries redone above it).
+  ReleasedTxns::State ReleasedTxnLocked(uint64_t txn_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+    return released_.Lookup(txn_id);
   }
   // The largest commit timestamp redone so far (recovery, or a replica's redo of entries).
   Timestamp max_redone_ts_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
@@ -300,6 +312,9 @@ class Shard {
   // Opens the store, loads the hooks' tables, and starts the overlays. Returns the store's
   // applied LSN.
   absl::StatusOr<Lsn> OpenStore();
+  // Adds the txn ids of an applied entry's kCommit records to released_.
+  void NoteReleasedLocked(const std::vector<EntryRecord>& records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // After an install: wakes the checkpoint thread when the active overlay reached its trigger.
   void RequestCheckpointIfFullLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Bytes in the active and frozen overlays, as back-pressure counts them.
@@ -322,6 +337,7 @@ class Shard {
   Lsn last_lsn_ ABSL_GUARDED_BY(commit_mu_) = 0;
   std::vector<Write> redo_writes_ ABSL_GUARDED_BY(commit_mu_);  // reused by RedoLocked
   RaftPosition raft_applied_ ABSL_GUARDED_BY(commit_mu_);       // see raft_applied_locked()
+  ReleasedTxns released_ ABSL_GUARDED_BY(commit_mu_);           // see ReleasedTxnLocked()
 
   Mutex view_mu_;
   // Newest first: the active overlay, then the frozen ones a checkpoint is writing (more than

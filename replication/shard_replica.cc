@@ -379,7 +379,7 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
             " committed but this replica could not log it: ", lsn.status().message())));
         return lsn.status();
       }
-      shard_->NoteRaftAppliedLocked(at);
+      shard_->NoteRaftAppliedLocked(at, payload);
       ++committed_;
       proposal->Committed(at);
       return absl::OkStatus();

@@ -1,9 +1,8 @@
 #include "txn/database_impl.h"
 
-#include <random>
-
 #include "absl/strings/str_cat.h"
 #include "txn/db_options.h"
+#include "txn/replicated_outcome.h"
 #include "txn/transaction_impl.h"
 #include "util/kill_point.h"
 #include "util/status_macros.h"
@@ -35,6 +34,13 @@ absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& opti
     s = replicated.status();
     if (s.ok()) {
       db->incarnation_ = (*replicated)->incarnation();
+      DatabaseImpl* d = db.get();
+      db->UseReplicatedTxnIds(options.replication.node_id, db->incarnation_,
+                              [d](uint64_t incarnation) -> absl::Status {
+                                MutexLock l(&d->replication_mu_);
+                                if (d->replicated_shards_ == nullptr) return d->ClosedError();
+                                return d->replicated_shards_->PersistIncarnation(incarnation);
+                              });
       MutexLock l(&db->replication_mu_);
       db->replicated_shards_ = std::move(*replicated);
     }
@@ -55,10 +61,6 @@ absl::Status DatabaseImpl::OpenShards() {
   // Before any WAL exists: its flusher reports durable LSNs here (nothing is queued until the
   // database is open).
   durable_commits_ = std::make_unique<DurableCommits>(n, &oracle_, async_commits_.get());
-  {
-    std::random_device rd;
-    txn_id_base_ = ((static_cast<uint64_t>(rd()) << 32) ^ rd()) & ~uint64_t{0xFFFFFFFF};
-  }
   // Every shard is redone before any checkpoint can run, and before the oracle learns the
   // largest recovered timestamp.
   const bool shared = directory_->shared_log();
@@ -256,7 +258,42 @@ absl::Status DatabaseImpl::Backup(const std::string& dest) {
 }
 
 Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) {
-  return coordinator_->state().GetOutcome(id);
+  if (id == 0) return Outcome::kUnknown;  // no transaction's (a fence entry's empty commit)
+  const Outcome local = coordinator_->state().GetOutcome(id);
+  if (!replicated_ || local != Outcome::kUnknown) return local;
+  // Replicated: the transaction committed on at most one shard; aborted only if every shard's
+  // leader (this node) says so.
+  OpGuard op(&gate_);  // a fence entry may be proposed
+  if (!op.admitted()) return Outcome::kUnknown;
+  bool leads_all = true;
+  for (uint32_t g = 0; g < num_shards(); ++g) {
+    engine::Shard* s = shards_[g].get();
+    {
+      MutexLock l(s->commit_mu());
+      if (s->ReleasedTxnLocked(id) == engine::ReleasedTxns::State::kReleased) {
+        return Outcome::kCommitted;
+      }
+    }
+    engine::ReplicatedLog* log = replicated_log(g);
+    leads_all = leads_all && log != nullptr && log->CheckLeader().ok();
+  }
+  if (!leads_all) return Outcome::kUnknown;  // no fence proposed for an answer that cannot be final
+  for (uint32_t g = 0; g < num_shards(); ++g) {
+    absl::StatusOr<Outcome> o = ReplicatedOutcomeOnShard(this, g, id);
+    if (o.ok() && *o == Outcome::kCommitted) return Outcome::kCommitted;
+    if (!o.ok() || *o != Outcome::kAborted) return Outcome::kUnknown;
+  }
+  return Outcome::kAborted;
+}
+
+absl::StatusOr<Database::Outcome> DatabaseImpl::GetOutcomeOfKey(uint64_t id,
+                                                                const std::string& key) {
+  if (id == 0) return Outcome::kUnknown;
+  const Outcome local = coordinator_->state().GetOutcome(id);
+  if (!replicated_ || local != Outcome::kUnknown) return local;
+  OpGuard op(&gate_);
+  if (!op.admitted()) return ClosedError();
+  return ReplicatedOutcomeOnShard(this, partitioner_->ShardOf(key), id);
 }
 
 // engine::ShardHooks

@@ -32,6 +32,7 @@
 #include "txn/partitioner.h"
 #include "txn/replicated_shards.h"
 #include "txn/timestamp_oracle.h"
+#include "txn/txn_ids.h"
 #include "util/op_gate.h"
 #include "wal/writer.h"
 
@@ -51,6 +52,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   absl::Status CommitPrepared(const std::string& name) override;
   absl::Status RollbackPrepared(const std::string& name) override;
   Outcome GetOutcome(uint64_t id) override;
+  absl::StatusOr<Outcome> GetOutcomeOfKey(uint64_t id, const std::string& key) override;
   absl::Status Backup(const std::string& dest) override;
   std::vector<ShardLeadership> Leadership() override;
 
@@ -87,7 +89,18 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // The oldest LSN of `shard` that two-phase commit still needs in the WAL, or 0.
   engine::Lsn TwoPhasePinnedLsn(uint32_t shard);
   TxnCounters& counters() { return counters_; }
-  uint64_t NewTxnId() { return txn_id_base_ + next_txn_.fetch_add(1); }
+  // A new transaction id (txn/txn_ids.h); 0 when a replicated database can give none
+  // (txn_ids().error()).
+  uint64_t NewTxnId() { return txn_ids_.Next(); }
+  const TxnIds& txn_ids() const { return txn_ids_; }
+  // Transaction ids node:16|incarnation:16|counter:32 from now on, `persist` recording an
+  // incarnation the counter wraps into (txn/txn_ids.h). Open calls it for Options::replication;
+  // tests that attach replicated logs themselves may too. REQUIRES: before any Begin.
+  void UseReplicatedTxnIds(uint64_t node, uint64_t incarnation, TxnIds::Persist persist) {
+    txn_ids_.UseNode(node, incarnation, std::move(persist));
+  }
+  // Internal (tests of the counter's wrap): see TxnIds::SkipTo.
+  void SkipTxnCounterTo(uint32_t counter) { txn_ids_.SkipTo(counter); }
   // EXPERIMENTAL, internal (docs/replication-plan.md §8 step 5; opening a replicated database
   // from Options is step 8): from now on the commits of `shard` go through `log`, a Raft group
   // of which this database is one replica (not owned; it outlives every commit, and its group
@@ -142,8 +155,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   std::unique_ptr<wal::WalWriter> shared_log_;
   std::unique_ptr<Coordinator> coordinator_;
   TxnCounters counters_;
-  uint64_t txn_id_base_ = 0;
-  std::atomic<uint64_t> next_txn_{1};
+  TxnIds txn_ids_;
   OpGate gate_;
   Mutex close_mu_;   // one Close at a time; a concurrent one waits for it
   Mutex shards_mu_;  // GetStats against Close's release of shards_

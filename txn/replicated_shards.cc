@@ -14,6 +14,7 @@
 #include "replication/shard_replica.h"
 #include "txn/database_impl.h"
 #include "txn/node_manifest.h"
+#include "txn/txn_ids.h"
 #include "util/status_macros.h"
 
 namespace shardtx::txn {
@@ -90,7 +91,11 @@ absl::Status ReplicatedShards::Validate(const Options& options) {
   bool self = false;
   for (size_t i = 0; i < r.members.size(); ++i) {
     const ReplicationMember& m = r.members[i];
-    if (m.id == 0) return absl::InvalidArgumentError("Options.replication: a member's id is 0");
+    if (m.id == 0 || m.id > TxnIds::kMaxNode) {
+      return absl::InvalidArgumentError(absl::StrCat("Options.replication: member id ", m.id,
+                                                     " is not in 1..", TxnIds::kMaxNode,
+                                                     " (it is 16 bits of transaction ids)"));
+    }
     RETURN_IF_ERROR(ParseAddress(m.address).status());
     for (size_t j = 0; j < i; ++j) {
       if (r.members[j].id == m.id || r.members[j].address == m.address) {
@@ -208,6 +213,11 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
       }
     }
   }
+  if (m.incarnation >= TxnIds::kMaxIncarnation) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "database ", options.path, ": node ", m.node_id, " has used all ",
+        TxnIds::kMaxIncarnation, " incarnations of its transaction ids"));
+  }
   m.incarnation++;
   RETURN_IF_ERROR(WriteNodeManifest(env, options.path, m));
 
@@ -229,6 +239,18 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
     return s;
   }
   return rs;
+}
+
+absl::Status ReplicatedShards::PersistIncarnation(uint64_t incarnation) {
+  Env* env = db_->env();
+  const std::string& path = db_->options().path;
+  ASSIGN_OR_RETURN(std::optional<NodeManifest> manifest, ReadNodeManifest(env, path));
+  if (!manifest.has_value()) {
+    return absl::DataLossError(absl::StrCat("database ", path, ": the node manifest is gone"));
+  }
+  if (manifest->incarnation >= incarnation) return absl::OkStatus();
+  manifest->incarnation = incarnation;
+  return WriteNodeManifest(env, path, *manifest);
 }
 
 absl::Status ReplicatedShards::OpenGroups() {

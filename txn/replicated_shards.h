@@ -44,6 +44,9 @@ class ReplicatedShards {
 
   // This Open's incarnation of the node (1 at bootstrap, then one more at every Open).
   uint64_t incarnation() const { return incarnation_; }
+  // Records `incarnation` (above this Open's) in the node manifest, synced: transaction ids'
+  // counter wrapped into it (txn/txn_ids.h). REQUIRES: one call at a time.
+  absl::Status PersistIncarnation(uint64_t incarnation);
 
  private:
   explicit ReplicatedShards(DatabaseImpl* db) : db_(db) {}

@@ -617,6 +617,7 @@ absl::Status TransactionImpl::CommitReplicated(CommitPlan& plan, engine::Replica
   engine::Shard* s = db_->shard(shard);
   // A replica that does not lead refuses before anything else (checked again when proposing).
   RETURN_IF_ERROR(log->CheckLeader());
+  if (id_ == 0) return db_->txn_ids().error();  // no unique id could be given (txn/txn_ids.h)
   s->WaitForSpace();
   std::string record = engine::EncodeCommit(/*commit_ts=*/0, id_, writes);
   std::optional<ReplicatedCommit> commit;

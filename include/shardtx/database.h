@@ -101,8 +101,29 @@ class Database {
   // Commit, also after a restart. Known for the most recent 100,000 outcomes of this process
   // and, after a restart, for every transaction whose records are still in the WAL (since the
   // last checkpoint of its shards); kUnknown otherwise.
+  //
+  // Replicated database (Options::replication): ask before retrying a commit that returned
+  // kUnknown. Each shard's replicas keep the ids of the transactions their released entries
+  // committed (the last 100,000 per shard, through restarts and snapshots, plus per node and
+  // incarnation the largest counter dropped from that window). kCommitted if any replica of
+  // this node holds it (final, on a follower too). kAborted, final, only on a node that is the
+  // ready leader of every shard (its term-start entry released): it first commits an empty
+  // entry in its term, then answers kAborted if the id was not released before it, since such a
+  // transaction can never commit (its entry, if any, was not committed before this leader's
+  // term began, and an entry of an older term not committed by then never is). kUnknown
+  // otherwise: on a follower or a leader not ready, for ids this process gave (it may still
+  // propose them), for ids older than the window, or when leadership changed meanwhile. A host
+  // is never told kAborted for a transaction that may still commit. Blocks for one Raft round
+  // trip on the leader. With several shards led by different nodes, use GetOutcomeOfKey.
   enum class Outcome { kUnknown, kCommitted, kAborted, kPrepared };
   virtual Outcome GetOutcome(uint64_t id) = 0;
+  // Replicated database: GetOutcome(id) for a transaction that wrote `key` (so on key's shard
+  // alone), asking the node it is called on. kCommitted or kAborted (final) or kUnknown as
+  // above, but on a node that does not lead key's shard (or leads it but is not ready), when no
+  // replica of this node holds the id: kUnavailable naming the leader's id and address, as a
+  // commit does: ask there. kUnavailable too when leadership changed while the leader confirmed
+  // its term (ask again). An unreplicated database answers GetOutcome(id).
+  virtual absl::StatusOr<Outcome> GetOutcomeOfKey(uint64_t id, const std::string& key) = 0;
 
   // Online backup: writes a consistent copy of this database, while it stays open and commits
   // go on, into the new directory `dest` (its parent must exist). The copy is an ordinary

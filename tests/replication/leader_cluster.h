@@ -5,7 +5,9 @@
 // Transaction::Commit on a committer thread each; the test thread drives the group (step, then
 // Pump every replica) and decides every fault, so outcomes depend on the schedule only. The test
 // thread starts a commit and waits until it is queued on its replica (an entry, or a read-only
-// commit waiting for a barrier) or has returned, before it steps again: no sleeps.
+// commit waiting for a barrier, or a GetOutcome's fence entry) or has returned, before it steps
+// again: no sleeps. Transaction ids are replicated ids (node server + 1, incarnation 1, one more
+// at each reopen).
 #pragma once
 
 #include <unistd.h>
@@ -20,8 +22,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "engine/log_record.h"
+#include "engine/released_txns.h"
 #include "gtest/gtest.h"
 #include "replication/shard_machine.h"
 #include "replication/shard_replica.h"
@@ -59,7 +63,8 @@ inline Options DbOptions(const std::string& path, uint32_t shards = 1) {
 inline txn::DatabaseImpl* Impl(Database* db) { return static_cast<txn::DatabaseImpl*>(db); }
 
 // One commit running Transaction::Commit on its own thread: of `writes`, or of a transaction
-// the test began (StartCommitOf: a read-only one).
+// the test began (StartCommitOf: a read-only one); or, an outcome job, one
+// Database::GetOutcome(ask) call.
 struct CommitJob {
   std::string label;
   unsigned server = 0;
@@ -70,6 +75,9 @@ struct CommitJob {
   std::thread thread;
   bool done = false;  // under Cluster::mu_
   absl::Status status;
+  uint64_t id = 0;              // the transaction's id (a commit job), under Cluster::mu_
+  std::optional<uint64_t> ask;  // an outcome job: the id asked about
+  Database::Outcome outcome = Database::Outcome::kUnknown;
 };
 
 class Cluster {
@@ -91,6 +99,8 @@ class Cluster {
         return;
       }
       dbs_.push_back(std::move(*db));
+      incarnations_.push_back(1);
+      UseIds(i);
       ShardReplicaOptions ro;
       ro.server = i;
       ro.addresses = addresses;
@@ -138,8 +148,19 @@ class Cluster {
   // Pumps every replica, then waits until every commit whose outcome its replica decided has
   // returned: what a test sees next depends on the schedule only, not on thread timing.
   void Pump() {
-    for (ShardReplica* r : replicas_) r->Pump(*group_);
+    for (unsigned i = 0; i < replicas_.size(); ++i) {
+      if (!frozen_.contains(i)) replicas_[i]->Pump(*group_);
+    }
     Settle();
+  }
+  // A frozen replica is not pumped: it proposes nothing of its queue and keeps the leadership
+  // it last published, as a RaftNode's replica does until its loop thread tells it otherwise.
+  void Freeze(unsigned server, bool frozen) {
+    if (frozen) {
+      frozen_.insert(server);
+    } else {
+      frozen_.erase(server);
+    }
   }
   void Settle() {
     uint64_t decided = 0;
@@ -174,12 +195,15 @@ class Cluster {
 
   // Starts a commit of `writes` on `server`'s database and returns once it is queued on its
   // replica for the group (then proposes it: in flight) or has returned (refused, aborted).
+  // With `ask`, an outcome job instead: GetOutcome(*ask) on `server` (see OutcomeOn).
   CommitJob* StartCommit(unsigned server, const std::string& label,
-                         std::vector<std::pair<std::string, std::optional<std::string>>> writes) {
+                         std::vector<std::pair<std::string, std::optional<std::string>>> writes,
+                         std::optional<uint64_t> ask = std::nullopt) {
     auto job = std::make_unique<CommitJob>();
     job->label = label;
     job->server = server;
     job->writes = std::move(writes);
+    job->ask = ask;
     return Start(std::move(job));
   }
   // The same for `txn`, begun (and used) by the caller on `server`'s database; `read_only`
@@ -211,7 +235,20 @@ class Cluster {
     }
     Database* db = dbs_[server].get();
     j->thread = std::thread([this, j, db] {
+      if (j->ask.has_value()) {
+        const Database::Outcome o = db->GetOutcome(*j->ask);
+        MutexLock l(&mu_);
+        j->outcome = o;
+        j->done = true;
+        ++finished_;
+        cv_.SignalAll();
+        return;
+      }
       std::unique_ptr<Transaction> txn = j->txn != nullptr ? std::move(j->txn) : db->Begin();
+      {
+        MutexLock l(&mu_);
+        j->id = txn->id();
+      }
       absl::Status s;
       for (const auto& [key, value] : j->writes) {
         s = value.has_value() ? txn->Put(key, *value) : txn->Delete(key);
@@ -236,6 +273,32 @@ class Cluster {
   bool Done(CommitJob* j) {
     MutexLock l(&mu_);
     return j->done;
+  }
+  uint64_t IdOf(CommitJob* j) {
+    MutexLock l(&mu_);
+    return j->id;
+  }
+  // Database::GetOutcome(id) on `server`, on a thread of its own (a leader proposes a fence
+  // entry and waits for it): steps the group until it returns.
+  absl::StatusOr<Database::Outcome> OutcomeOn(unsigned server, uint64_t id) {
+    CommitJob* j = StartCommit(server, absl::StrCat("outcome of ", id), {}, id);
+    if (!StepUntil([&] { return Done(j); }, 30'000)) {
+      return absl::DeadlineExceededError("GetOutcome did not return");
+    }
+    MutexLock l(&mu_);
+    return j->outcome;
+  }
+  // Shard 0's released-transaction table on `server` (also with no group attached, e.g. after
+  // CloseCheckReopen).
+  engine::ReleasedTxns::State Released(unsigned server, uint64_t id) {
+    engine::Shard* s = Impl(dbs_[server].get())->shard(0);
+    MutexLock l(s->commit_mu());
+    return s->ReleasedTxnLocked(id);
+  }
+  // Replicated transaction ids on `server`: node server + 1, its incarnation (one more at each
+  // reopen, as the node manifest's would be).
+  void UseIds(unsigned server) {
+    Impl(dbs_[server].get())->UseReplicatedTxnIds(server + 1, incarnations_[server], nullptr);
   }
   absl::Status StatusOf(CommitJob* j) {
     MutexLock l(&mu_);
@@ -336,6 +399,8 @@ class Cluster {
                             " keys) differs from before (", before[i].keys, " keys)");
       }
       dbs_.push_back(std::move(*db));
+      ++incarnations_[i];
+      UseIds(i);
     }
     return "";
   }
@@ -346,6 +411,8 @@ class Cluster {
   std::string error_;
   bool remove_ = true;
   std::vector<std::unique_ptr<Database>> dbs_;
+  std::vector<uint64_t> incarnations_;
+  absl::flat_hash_set<unsigned> frozen_;
   std::vector<ShardReplica*> replicas_;  // owned by group_
   std::unique_ptr<SimulatedGroup> group_;
   Mutex mu_;

@@ -1,6 +1,7 @@
 // Plan step 5, the leader commit path, over the Cluster of leader_cluster.h (three Databases
-// whose shard is replicated through a SimulatedGroup); the seeded run also runs read-only
-// transactions (plan step 7, read fencing).
+// whose shard is replicated through a SimulatedGroup), and plan step 6's outcomes after a
+// kUnknown (LeaderOutcome.*); the seeded run also asks GetOutcome of every kUnknown commit and
+// runs read-only transactions (plan step 7, read fencing).
 //
 // SHARDTX_SEED=N replays seed N of the seeded run; SHARDTX_LEADER_SEEDS=K runs K seeds (default
 // 200, a sanitizer build a tenth).
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/log_record.h"
@@ -31,6 +33,7 @@
 #include "tests/replication/leader_cluster.h"
 #include "tests/replication/seeded_schedule.h"
 #include "txn/database_impl.h"
+#include "txn/txn_ids.h"
 #include "util/mutex.h"
 #include "wal/reader.h"
 
@@ -53,6 +56,45 @@ class RemoveProcessRoot : public ::testing::Environment {
 };
 [[maybe_unused]] ::testing::Environment* const kRemoveProcessRoot =
     ::testing::AddGlobalTestEnvironment(new RemoveProcessRoot);
+
+// Steps until `job` answered (20 s simulated at most), calling `check` before every step.
+void StepUntilDone(Cluster& c, CommitJob* job, const std::function<void()>& check) {
+  EXPECT_TRUE(c.StepUntil(
+      [&] {
+        check();
+        return c.Done(job);
+      },
+      20'000));
+}
+
+// Server 0 (the leader) commits `writes`; followers 1 and 2 store the entry but their answers
+// never reach it, and then it is cut off. Returns the job once it answered (kUnknown), calling
+// `check` before every step meanwhile.
+CommitJob* CommitOnlyTheFollowersHold(Cluster& c, const std::string& label, Writes writes,
+                                      const std::function<void()>& check) {
+  c.group().Saturate(1, 0);
+  c.group().Saturate(2, 0);
+  CommitJob* job = c.StartCommit(0, label, std::move(writes));
+  const uint64_t index = c.group().Info(0).last_index;
+  EXPECT_TRUE(c.StepUntil(
+      [&] {
+        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
+      },
+      5'000));
+  c.group().Isolate(0);
+  StepUntilDone(c, job, check);
+  return job;
+}
+
+// Server 0 (the leader) is cut off, then commits `writes`: the entry never leaves it. Returns
+// the job once it answered (kUnknown), calling `check` before every step meanwhile.
+CommitJob* CommitOnAnIsolatedLeader(Cluster& c, const std::string& label, Writes writes,
+                                    const std::function<void()>& check) {
+  c.group().Isolate(0);
+  CommitJob* job = c.StartCommit(0, label, std::move(writes));
+  StepUntilDone(c, job, check);
+  return job;
+}
 
 TEST(LeaderCommit, AcknowledgedOnlyOnceAMajorityHoldsIt) {
   Cluster c(Root("majority"), 3, 1);
@@ -104,16 +146,12 @@ TEST(LeaderCommit, IsolatedLeaderAnswersUnknownAndItsWritesStayInvisible) {
   CommitJob* base = c.StartCommit(0, "base", {{"k", "base"}});
   ASSERT_TRUE(c.StepUntil([&] { return c.Done(base); }, 5'000));
   ASSERT_TRUE(c.StatusOf(base).ok()) << c.StatusOf(base);
-  c.group().Isolate(0);
-  CommitJob* job = c.StartCommit(0, "x", {{"k", "lost"}, {"x", "lost"}});
-  ASSERT_TRUE(c.StepUntil(
-      [&] {
-        auto v = c.Read(0, "k");
-        EXPECT_TRUE(v.ok() && *v == std::optional<std::string>("base"))
-            << "the unknown commit's write is visible on the old leader";
-        return c.Done(job);
-      },
-      20'000));
+  CommitJob* job = CommitOnAnIsolatedLeader(c, "x", {{"k", "lost"}, {"x", "lost"}}, [&] {
+    auto v = c.Read(0, "k");
+    EXPECT_TRUE(v.ok() && *v == std::optional<std::string>("base"))
+        << "the unknown commit's write is visible on the old leader";
+  });
+  ASSERT_TRUE(c.Done(job));
   const absl::Status s = c.StatusOf(job);
   EXPECT_TRUE(absl::IsUnknown(s)) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "term ")) << s;
@@ -150,23 +188,11 @@ TEST(LeaderCommit, UnknownEntryThatCommitsLaterIsRedoneOnTheOldLeader) {
   Cluster c(Root("later"), 3, 3);
   ASSERT_EQ(c.error(), "");
   ASSERT_TRUE(c.Elect(0).ok());
-  c.group().Saturate(1, 0);
-  c.group().Saturate(2, 0);
-  CommitJob* job = c.StartCommit(0, "x", {{"x", "maybe"}});
-  const uint64_t index = c.group().Info(0).last_index;
-  ASSERT_TRUE(c.StepUntil(
-      [&] {
-        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
-      },
-      5'000));
-  c.group().Isolate(0);
-  ASSERT_TRUE(c.StepUntil(
-      [&] {
-        auto v = c.Read(0, "x");
-        EXPECT_TRUE(v.ok() && !v->has_value()) << "visible on the old leader while unknown";
-        return c.Done(job);
-      },
-      20'000));
+  CommitJob* job = CommitOnlyTheFollowersHold(c, "x", {{"x", "maybe"}}, [&] {
+    auto v = c.Read(0, "x");
+    EXPECT_TRUE(v.ok() && !v->has_value()) << "visible on the old leader while unknown";
+  });
+  ASSERT_TRUE(c.Done(job));
   EXPECT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
   ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
   const unsigned leader = *c.group().Leader();
@@ -332,6 +358,136 @@ TEST(LeaderCommit, WhatIsNotBuiltYetSaysSo) {
   EXPECT_FALSE(on0_value->has_value());
 }
 
+// ---- Step 6: transaction ids and outcomes after a kUnknown ----
+
+using Outcome = Database::Outcome;
+using Released = engine::ReleasedTxns::State;
+
+// GetOutcome(id) on `server` (stepping the group meanwhile) is `want`.
+void ExpectOutcome(Cluster& c, unsigned server, uint64_t id, Outcome want) {
+  absl::StatusOr<Outcome> o = c.OutcomeOn(server, id);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(*o, want) << "GetOutcome(" << id << ") on server " << server;
+}
+
+// The followers stored the entry, the leader never heard so: kUnknown; the new leader answers
+// kCommitted (its term-start entry committed it), the follower and, once it rejoins, the old
+// leader too (their tables hold it); cut off, the old leader never says more than kUnknown.
+// After every database is reopened (one of them checkpointed first, so its table comes from the
+// store, the others' from the WAL's redo) every replica's table still holds it.
+TEST(LeaderOutcome, CommittedOnTheNewLeaderWhenTheFollowersHeldTheEntry) {
+  Cluster c(Root("outcome_committed"), 3, 3);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  CommitJob* job = CommitOnlyTheFollowersHold(c, "x", {{"x", "maybe"}}, [] {});
+  ASSERT_TRUE(c.Done(job));
+  ASSERT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
+  const uint64_t id = c.IdOf(job);
+  EXPECT_EQ(txn::TxnIds::NodeOf(id), 1u);
+  EXPECT_EQ(txn::TxnIds::IncarnationOf(id), 1u);
+  ExpectOutcome(c, 0, id, Outcome::kUnknown);
+  ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
+  const unsigned leader = *c.group().Leader();
+  ASSERT_NE(leader, 0u);
+  ExpectOutcome(c, leader, id, Outcome::kCommitted);
+  const unsigned follower = leader == 1 ? 2 : 1;
+  ASSERT_TRUE(c.StepUntil([&] { return c.Released(follower, id) == Released::kReleased; }, 5'000));
+  ExpectOutcome(c, follower, id, Outcome::kCommitted);
+  c.group().Rejoin(0);
+  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  EXPECT_EQ(c.Released(0, id), Released::kReleased);  // its own entry, redone as a follower
+  ExpectOutcome(c, 0, id, Outcome::kCommitted);
+  ASSERT_TRUE(c.db(leader).Checkpoint().ok());
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.Released(i, id), Released::kReleased) << "server " << i << " after reopening";
+  }
+}
+
+// The entry never left the isolated leader: kUnknown; the new leader answers kAborted (final:
+// nobody ever has the key), a follower kUnknown (GetOutcomeOfKey: kUnavailable naming the
+// leader). Commits after it, one before a checkpoint and one after, and a reopen of every
+// database: the tables agree (the aborted id in none, the others in all).
+TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
+  Cluster c(Root("outcome_aborted"), 3, 2);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  CommitJob* base = c.StartCommit(0, "base", {{"k", "base"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(base); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(base).ok()) << c.StatusOf(base);
+  CommitJob* job = CommitOnAnIsolatedLeader(c, "x", {{"x", "lost"}}, [] {});
+  ASSERT_TRUE(c.Done(job));
+  ASSERT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
+  const uint64_t id = c.IdOf(job);
+  EXPECT_NE(id, c.IdOf(base));
+  ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
+  const unsigned leader = *c.group().Leader();
+  ASSERT_NE(leader, 0u);
+  ExpectOutcome(c, leader, id, Outcome::kAborted);
+  const unsigned follower = leader == 1 ? 2 : 1;
+  ExpectOutcome(c, follower, id, Outcome::kUnknown);
+  absl::StatusOr<Outcome> of_key = c.db(follower).GetOutcomeOfKey(id, "x");
+  EXPECT_TRUE(absl::IsUnavailable(of_key.status())) << of_key.status();
+  EXPECT_TRUE(absl::StrContains(of_key.status().message(), absl::StrCat("leader is server ", leader,
+                                                                        " at ", AddressOf(leader))))
+      << of_key.status();
+  c.group().Rejoin(0);
+  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  c.StepFor(500);
+  for (unsigned i = 0; i < 3; ++i) {
+    auto v = c.Read(i, "x");
+    ASSERT_TRUE(v.ok());
+    EXPECT_FALSE(v->has_value()) << "server " << i;
+  }
+  ExpectOutcome(c, leader, id, Outcome::kAborted);
+  CommitJob* before_checkpoint = c.StartCommit(leader, "y", {{"y", "1"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(before_checkpoint) && c.CaughtUp(leader); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(before_checkpoint).ok()) << c.StatusOf(before_checkpoint);
+  for (unsigned i = 0; i < 3; ++i) ASSERT_TRUE(c.db(i).Checkpoint().ok());
+  CommitJob* after_checkpoint = c.StartCommit(leader, "z", {{"z", "1"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(after_checkpoint) && c.CaughtUp(leader); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(after_checkpoint).ok()) << c.StatusOf(after_checkpoint);
+  EXPECT_EQ(txn::TxnIds::NodeOf(c.IdOf(after_checkpoint)), leader + 1);
+  for (unsigned i = 0; i < 3; ++i) {  // proposers completed them, the others redid them
+    EXPECT_EQ(c.Released(i, c.IdOf(base)), Released::kReleased) << "server " << i;
+    EXPECT_EQ(c.Released(i, c.IdOf(after_checkpoint)), Released::kReleased) << "server " << i;
+  }
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.Released(i, id), Released::kNotReleased) << "server " << i;
+    EXPECT_EQ(c.Released(i, c.IdOf(base)), Released::kReleased) << "server " << i;
+    EXPECT_EQ(c.Released(i, c.IdOf(before_checkpoint)), Released::kReleased) << "server " << i;
+    EXPECT_EQ(c.Released(i, c.IdOf(after_checkpoint)), Released::kReleased) << "server " << i;
+  }
+}
+
+// A deposed leader that still believes it leads (its replica has not yet heard that its term
+// ended) does not hold a transaction the new leader committed: it must not answer kAborted. Its
+// fence entry cannot commit, so it answers kUnknown.
+TEST(LeaderOutcome, DeposedLeaderThatStillBelievesItLeadsNeverSaysAborted) {
+  Cluster c(Root("outcome_deposed"), 3, 11);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  c.Freeze(0, true);
+  c.group().Isolate(0);
+  unsigned fresh = 0;
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        for (unsigned i : {1u, 2u}) {
+          if (c.group().Info(i).role == Role::kLeader && c.group().Info(i).ready) fresh = i;
+        }
+        return fresh != 0;
+      },
+      20'000));
+  ASSERT_TRUE(c.replica(0).CheckLeader().ok()) << "server 0 should still believe it leads";
+  CommitJob* job = c.StartCommit(fresh, "x", {{"x", "new"}});
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(job); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(job).ok()) << c.StatusOf(job);
+  c.Freeze(0, false);  // pumped again once the question is queued
+  ExpectOutcome(c, 0, c.IdOf(job), Outcome::kUnknown);
+  ExpectOutcome(c, fresh, c.IdOf(job), Outcome::kCommitted);
+}
+
 // ---- The seeded run ----
 
 struct SeedTotals {
@@ -339,6 +495,8 @@ struct SeedTotals {
   uint64_t redone = 0;
   uint64_t unknown_committed = 0;  // answered kUnknown, committed after all
   uint64_t checkpoints = 0;
+  // GetOutcome on the healed cluster's leader for each kUnknown commit.
+  uint64_t outcome_committed = 0, outcome_aborted = 0, outcome_own = 0;
   // Read-only transactions (plan step 7): confirmed, refused (kUnavailable), and of those
   // refused, how many had missed a commit acknowledged before they began (stale: the fence at
   // work); barriers proposed.
@@ -523,8 +681,17 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
              DescribeCluster(c);
     }
   }
+  struct Asked {
+    CommitJob* job;
+    bool present;
+  };
+  std::vector<Asked> asked;
+  absl::flat_hash_set<uint64_t> ids;
   for (CommitJob* j : c.Jobs()) {
-    if (j->label == "final") continue;
+    if (j->label == "final" || j->ask.has_value()) continue;
+    if (!ids.insert(c.IdOf(j)).second) {
+      return absl::StrCat("commit ", j->label, " has the id of an earlier one: ", c.IdOf(j));
+    }
     const absl::Status s = c.StatusOf(j);
     if (j->read_only) {
       // Every read-only commit that succeeded saw every commit acknowledged before it began.
@@ -567,6 +734,7 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
       auto v = c.Read(i, "key/" + j->label);
       if (!v.ok()) return v.status().ToString();
       if (i == 0 && absl::IsUnknown(s) && v->has_value()) totals->unknown_committed++;
+      if (i == 0) asked.push_back({j, v->has_value()});
       if (must && *v != std::optional<std::string>("value of " + j->label)) {
         return absl::StrCat("acknowledged commit ", j->label, " (on server ", j->server,
                             ") missing on server ", i) +
@@ -583,7 +751,43 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
     totals->redone += c.replica(i).redone();
     totals->barriers += c.replica(i).barriers_proposed();
   }
+  // Every kUnknown commit: GetOutcome on the leader agrees with whether its key is present
+  // (kUnknown only for the leader's own ids: it may still propose them).
+  for (const Asked& a : asked) {
+    if (!absl::IsUnknown(c.StatusOf(a.job))) continue;
+    std::optional<unsigned> leader = c.group().Leader();
+    if (!leader.has_value()) return "no leader to ask" + DescribeCluster(c);
+    absl::StatusOr<Database::Outcome> o = c.OutcomeOn(*leader, c.IdOf(a.job));
+    if (!o.ok()) return o.status().ToString();
+    const bool own = *leader == a.job->server;
+    if (*o == Database::Outcome::kCommitted && a.present) {
+      totals->outcome_committed++;
+    } else if (*o == Database::Outcome::kAborted && !a.present && !own) {
+      totals->outcome_aborted++;
+    } else if (*o == Database::Outcome::kUnknown && !a.present && own) {
+      totals->outcome_own++;
+    } else {
+      return absl::StrCat("commit ", a.job->label, " on server ", a.job->server,
+                          " (kUnknown; its key ", a.present ? "present" : "absent",
+                          "): GetOutcome on leader ", *leader, " says ", static_cast<int>(*o)) +
+             DescribeCluster(c);
+    }
+  }
   std::string failure = c.CloseCheckReopen(digests);
+  // Reopened (the tables rebuilt from each store and WAL): every commit's id is released on
+  // every replica exactly when its key is present.
+  for (const Asked& a : asked) {
+    if (!failure.empty()) break;
+    for (unsigned i = 0; i < 3; ++i) {
+      const bool released = c.Released(i, c.IdOf(a.job)) == engine::ReleasedTxns::State::kReleased;
+      if (released != a.present) {
+        failure = absl::StrCat("server ", i, " after reopening: commit ", a.job->label, "'s id ",
+                               released ? "released" : "not released", " but its key ",
+                               a.present ? "present" : "absent");
+        break;
+      }
+    }
+  }
   if (!failure.empty()) c.KeepFiles();
   return failure;
 }
@@ -613,7 +817,8 @@ TEST(LeaderCommit, SeededRunsKeepEveryAcknowledgedCommitOnEveryReplica) {
       "seeds %llu-%llu: %llu failures, %.2f s; commits %llu: acked %llu, unknown %llu, "
       "unavailable %llu, aborted %llu; entries redone %llu; unknown then committed %llu; "
       "checkpoints %llu; read-only %llu: confirmed %llu, refused %llu (%llu of them stale); "
-      "barriers %llu; reads begun on a deposed leader %llu\n",
+      "barriers %llu; reads begun on a deposed leader %llu; GetOutcome of unknown: committed "
+      "%llu, aborted %llu, own %llu\n",
       static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
       static_cast<unsigned long long>(failures), secs,
       static_cast<unsigned long long>(totals.commits),
@@ -629,7 +834,10 @@ TEST(LeaderCommit, SeededRunsKeepEveryAcknowledgedCommitOnEveryReplica) {
       static_cast<unsigned long long>(totals.reads_refused),
       static_cast<unsigned long long>(totals.stale_refused),
       static_cast<unsigned long long>(totals.barriers),
-      static_cast<unsigned long long>(totals.deposed_reads));
+      static_cast<unsigned long long>(totals.deposed_reads),
+      static_cast<unsigned long long>(totals.outcome_committed),
+      static_cast<unsigned long long>(totals.outcome_aborted),
+      static_cast<unsigned long long>(totals.outcome_own));
   EXPECT_GT(totals.acked, 0u);
   EXPECT_GT(totals.reads_ok, 0u);
   EXPECT_LT(totals.barriers, totals.reads);

@@ -26,11 +26,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
+#include "replication/shard_replica.h"
 #include "shardtx/database.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
-#include "replication/shard_replica.h"
 #include "txn/database_impl.h"
+#include "txn/txn_ids.h"
 
 namespace shardtx {
 namespace {
@@ -110,9 +111,7 @@ class Cluster {
     std::filesystem::remove_all(root_, ec);
   }
   std::string Dir(int i) const { return absl::StrCat(root_, "/node", i + 1); }
-  Options OptionsOf(int i) const {
-    return NodeOptions(Dir(i), members_[i].id, cluster_, members_);
-  }
+  Options OptionsOf(int i) const { return NodeOptions(Dir(i), members_[i].id, cluster_, members_); }
   const ReplicationMember& member(int i) const { return members_[i]; }
   const std::vector<ReplicationMember>& members() const { return members_; }
   const std::string& root() const { return root_; }
@@ -158,7 +157,7 @@ class Cluster {
 TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
   Cluster c("basic");
   ASSERT_TRUE(c.OpenAll().ok());
-  struct sigaction sa{};
+  struct sigaction sa {};
   ASSERT_EQ(sigaction(SIGPIPE, nullptr, &sa), 0);
   EXPECT_EQ(sa.sa_handler, SIG_IGN);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Incarnation(c.db(i)), 1u);
@@ -229,6 +228,65 @@ TEST(ReplicatedOpen, ThreeNodesElectCommitRefuseAndReopen) {
   }
 }
 
+// Step 6 over real nodes: transaction ids name the node and its incarnation (unique across
+// nodes and restarts), and after every node restarted (a checkpoint first, so the tables come
+// from the stores) the leader of shard 0 answers kCommitted for a commit and kAborted for a
+// transaction that never committed; a follower answers kCommitted from its own table and sends
+// a host asking about the other to the leader.
+TEST(ReplicatedOpen, TxnIdsAndOutcomesSurviveARestart) {
+  Cluster c("outcome");
+  ASSERT_TRUE(c.OpenAll().ok());
+  std::vector<uint64_t> seen;
+  auto check_ids = [&](uint64_t incarnation) {
+    for (int i = 0; i < 3; ++i) {
+      const uint64_t id = c.db(i).Begin()->id();
+      EXPECT_EQ(txn::TxnIds::NodeOf(id), c.member(i).id) << "node " << i;
+      EXPECT_EQ(txn::TxnIds::IncarnationOf(id), incarnation) << "node " << i;
+      for (uint64_t other : seen) EXPECT_NE(id, other);
+      seen.push_back(id);
+    }
+  };
+  check_ids(1);
+  std::optional<int> leader = c.Leader(0);
+  ASSERT_TRUE(leader.has_value());
+  std::unique_ptr<Transaction> committed = c.db(*leader).Begin();
+  ASSERT_TRUE(committed->Put("a1", "v1").ok());
+  ASSERT_TRUE(committed->Commit().ok());
+  std::unique_ptr<Transaction> never = c.db(*leader).Begin();
+  ASSERT_TRUE(never->Put("a2", "v2").ok());
+  const uint64_t committed_id = committed->id(), never_id = never->id();
+  never.reset();  // rolled back: never proposed
+  // This process gave never_id: it cannot tell yet.
+  absl::StatusOr<Database::Outcome> own = c.db(*leader).GetOutcomeOfKey(never_id, "a2");
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_EQ(*own, Database::Outcome::kUnknown);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "v1"; })) << "node " << i;
+    ASSERT_TRUE(c.db(i).Checkpoint().ok());
+  }
+  c.CloseAll();
+  ASSERT_TRUE(c.OpenAll().ok());
+  check_ids(2);
+  leader = c.Leader(0);
+  ASSERT_TRUE(leader.has_value());
+  absl::StatusOr<Database::Outcome> o = c.db(*leader).GetOutcomeOfKey(committed_id, "a1");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(*o, Database::Outcome::kCommitted);
+  o = c.db(*leader).GetOutcomeOfKey(never_id, "a2");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(*o, Database::Outcome::kAborted);
+  const int follower = (*leader + 1) % 3;
+  o = c.db(follower).GetOutcomeOfKey(committed_id, "a1");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(*o, Database::Outcome::kCommitted);
+  o = c.db(follower).GetOutcomeOfKey(never_id, "a2");
+  EXPECT_TRUE(absl::IsUnavailable(o.status())) << o.status();
+  EXPECT_TRUE(absl::StrContains(o.status().message(),
+                                absl::StrCat("leader is server ", c.member(*leader).id)))
+      << o.status();
+  EXPECT_EQ(c.db(follower).GetOutcome(never_id), Database::Outcome::kUnknown);
+}
+
 TEST(ReplicatedOpen, CloseAnswersACommitThatCannotReachAMajority) {
   Cluster c("close");
   ASSERT_TRUE(c.OpenAll().ok());
@@ -290,8 +348,10 @@ TEST(ReplicatedOpen, WrongMemberListIsReportedWithBothLists) {
   EXPECT_TRUE(absl::StrContains(db.status().message(), "replicated Raft configuration"))
       << db.status();
   EXPECT_TRUE(absl::StrContains(db.status().message(), "3@127.0.0.1:2")) << db.status();
-  EXPECT_TRUE(absl::StrContains(db.status().message(), absl::StrCat("3@127.0.0.1:",
-      std::stoi(c.member(2).address.substr(10)) + 1))) << db.status();
+  EXPECT_TRUE(absl::StrContains(
+      db.status().message(),
+      absl::StrCat("3@127.0.0.1:", std::stoi(c.member(2).address.substr(10)) + 1)))
+      << db.status();
 }
 
 TEST(ReplicatedOpen, ForeignClusterOrNodeIsRefused) {

@@ -90,8 +90,10 @@ std::vector<std::string> EntriesOf(const std::vector<Commit>& commits) {
   for (size_t i = 0; i < commits.size();) {
     std::string entry;
     for (size_t k = 0; k < 1 + entries.size() % 3 && i < commits.size(); ++k, ++i) {
-      engine::AppendEntryRecord(&entry, engine::kCommit,
-                                engine::EncodeCommit(commits[i].ts, 7, commits[i].writes));
+      // The commit's timestamp serves as its txn id (the released-transaction tables).
+      engine::AppendEntryRecord(
+          &entry, engine::kCommit,
+          engine::EncodeCommit(commits[i].ts, commits[i].ts, commits[i].writes));
     }
     entries.push_back(std::move(entry));
   }
@@ -109,6 +111,14 @@ void ApplyRange(ShardMachine& m, const std::vector<std::string>& entries, uint64
     absl::Status s = m.Apply(EntryAt(entries, i));
     ASSERT_TRUE(s.ok()) << "entry " << i << ": " << s;
   }
+}
+
+// The released-transaction table's answer for each commit of Workload() (txn id = timestamp).
+std::vector<engine::ReleasedTxns::State> ReleasedStates(ShardMachine& m) {
+  std::vector<engine::ReleasedTxns::State> out;
+  MutexLock l(m.shard().commit_mu());
+  for (const Commit& c : Workload()) out.push_back(m.shard().ReleasedTxnLocked(c.ts));
+  return out;
 }
 
 engine::Lsn LastLsn(ShardMachine& m) {
@@ -278,6 +288,11 @@ TEST(ShardMachine, RestoreCopiesTheProducersShardAndContinuesAboveIt) {
   auto da = (*a)->Digest(), db = (*b)->Digest();
   ASSERT_TRUE(da.ok() && db.ok());
   EXPECT_EQ(*da, *db);
+  // The copy brought the producer's released transactions (its store's table and WAL tail).
+  const std::vector<engine::ReleasedTxns::State> released = ReleasedStates(**a);
+  EXPECT_EQ(released.front(), engine::ReleasedTxns::State::kReleased);
+  EXPECT_EQ(released.back(), engine::ReleasedTxns::State::kNotReleased);
+  EXPECT_EQ(ReleasedStates(**b), released);
   // A snapshot it has applied already keeps its own state; a foreign one is refused.
   ASSERT_TRUE((*b)->Restore(*snapshot).ok());
   EXPECT_EQ((*b)->restores_kept(), 1u);
@@ -289,6 +304,7 @@ TEST(ShardMachine, RestoreCopiesTheProducersShardAndContinuesAboveIt) {
   db = (*b)->Digest();
   ASSERT_TRUE(db.ok());
   EXPECT_EQ(*da, *db);
+  EXPECT_EQ(ReleasedStates(**b), released);
 }
 
 TEST(RaftEntryRecord, RoundTripsAndRefusesEveryTruncation) {
