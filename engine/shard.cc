@@ -458,7 +458,11 @@ absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view paylo
 void Shard::InstallLocked(std::vector<Write>* writes, Timestamp ts) {
   for (Write& w : *writes) {
     active_->Add(w.key, ts, w.op == WriteOp::kDelete, std::move(w.value));
-    w.value.clear();
+    // Freed here, by the committing thread, which allocated it (the overlay copied a small
+    // value, moved a large one): a write set kept for a take-back (an async commit's) is freed
+    // later on another thread, and a free of another thread's chunk waits for that thread's
+    // malloc arena lock.
+    std::string().swap(w.value);
   }
   RequestCheckpointIfFullLocked();
 }
