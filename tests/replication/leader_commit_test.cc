@@ -57,6 +57,16 @@ class RemoveProcessRoot : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const kRemoveProcessRoot =
     ::testing::AddGlobalTestEnvironment(new RemoveProcessRoot);
 
+// Server 0 leads and has committed k=base, acknowledged (the job in *base_job, if given).
+void ElectAndCommitBase(Cluster& c, CommitJob** base_job = nullptr) {
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  CommitJob* base = c.StartCommit(0, "base", {{"k", "base"}});
+  if (base_job != nullptr) *base_job = base;
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(base); }, 5'000));
+  ASSERT_TRUE(c.StatusOf(base).ok()) << c.StatusOf(base);
+}
+
 // Steps until `job` answered (20 s simulated at most), calling `check` before every step.
 void StepUntilDone(Cluster& c, CommitJob* job, const std::function<void()>& check) {
   EXPECT_TRUE(c.StepUntil(
@@ -141,11 +151,7 @@ TEST(LeaderCommit, AcknowledgedOnlyOnceAMajorityHoldsIt) {
 // nobody has it.
 TEST(LeaderCommit, IsolatedLeaderAnswersUnknownAndItsWritesStayInvisible) {
   Cluster c(Root("isolated"), 3, 2);
-  ASSERT_EQ(c.error(), "");
-  ASSERT_TRUE(c.Elect(0).ok());
-  CommitJob* base = c.StartCommit(0, "base", {{"k", "base"}});
-  ASSERT_TRUE(c.StepUntil([&] { return c.Done(base); }, 5'000));
-  ASSERT_TRUE(c.StatusOf(base).ok()) << c.StatusOf(base);
+  ASSERT_NO_FATAL_FAILURE(ElectAndCommitBase(c));
   CommitJob* job = CommitOnAnIsolatedLeader(c, "x", {{"k", "lost"}, {"x", "lost"}}, [&] {
     auto v = c.Read(0, "k");
     EXPECT_TRUE(v.ok() && *v == std::optional<std::string>("base"))
@@ -410,11 +416,8 @@ TEST(LeaderOutcome, CommittedOnTheNewLeaderWhenTheFollowersHeldTheEntry) {
 // database: the tables agree (the aborted id in none, the others in all).
 TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
   Cluster c(Root("outcome_aborted"), 3, 2);
-  ASSERT_EQ(c.error(), "");
-  ASSERT_TRUE(c.Elect(0).ok());
-  CommitJob* base = c.StartCommit(0, "base", {{"k", "base"}});
-  ASSERT_TRUE(c.StepUntil([&] { return c.Done(base); }, 5'000));
-  ASSERT_TRUE(c.StatusOf(base).ok()) << c.StatusOf(base);
+  CommitJob* base = nullptr;
+  ASSERT_NO_FATAL_FAILURE(ElectAndCommitBase(c, &base));
   CommitJob* job = CommitOnAnIsolatedLeader(c, "x", {{"x", "lost"}}, [] {});
   ASSERT_TRUE(c.Done(job));
   ASSERT_TRUE(absl::IsUnknown(c.StatusOf(job))) << c.StatusOf(job);
