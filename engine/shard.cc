@@ -481,6 +481,13 @@ void Shard::UninstallLocked(const std::vector<Write>& writes, Timestamp ts) {
   }
 }
 
+void Shard::UninstallLocked(absl::Span<const absl::string_view> keys, Timestamp ts) {
+  MutexLock v(&view_mu_);
+  for (const auto& o : overlays_) {
+    for (absl::string_view key : keys) o->Remove(key, ts);
+  }
+}
+
 absl::Status Shard::Checkpoint() {
   MutexLock ck(&checkpoint_mu_);
   const auto start = std::chrono::steady_clock::now();

@@ -12,9 +12,33 @@ namespace shardtx::txn {
 namespace {
 
 constexpr size_t kPoolThreads = 4;
+// A finished commit whose key buffer grew past this is freed, not kept.
+constexpr size_t kMaxRecycledKeyBytes = 64 << 10;
 thread_local bool on_callback_thread = false;
 
 }  // namespace
+
+void CommitKeys::Assign(const std::vector<engine::Write>& writes) {
+  bytes_.clear();
+  ends_.clear();
+  for (const engine::Write& w : writes) {
+    bytes_.append(w.key);
+    ends_.push_back(static_cast<uint32_t>(bytes_.size()));
+  }
+}
+
+std::vector<absl::string_view> CommitKeys::Views() const {
+  std::vector<absl::string_view> views;
+  views.reserve(ends_.size());
+  uint32_t begin = 0;
+  for (uint32_t end : ends_) {
+    views.push_back(absl::string_view(bytes_).substr(begin, end - begin));
+    begin = end;
+  }
+  return views;
+}
+
+size_t CommitKeys::Capacity() const { return bytes_.capacity(); }
 
 AsyncCommits::AsyncCommits(DatabaseImpl* db, uint32_t max_in_flight)
     : db_(db), max_in_flight_(max_in_flight) {}
@@ -90,6 +114,29 @@ void AsyncCommits::Release(uint32_t n) {
   }
 }
 
+std::unique_ptr<AsyncCommit> AsyncCommits::NewCommit() {
+  {
+    MutexLock l(&free_mu_);
+    if (!free_.empty()) {
+      std::unique_ptr<AsyncCommit> c = std::move(free_.back());
+      free_.pop_back();
+      return c;
+    }
+  }
+  return std::make_unique<AsyncCommit>();
+}
+
+void AsyncCommits::Recycle(AsyncBatch commits) {
+  for (auto& c : commits) {
+    if (c->keys.Capacity() > kMaxRecycledKeyBytes) c.reset();
+  }
+  MutexLock l(&free_mu_);
+  for (auto& c : commits) {
+    if (c != nullptr && free_.size() < max_in_flight_) free_.push_back(std::move(c));
+  }
+  // What is left (a commit beyond max_in_flight_ or with a large buffer) is freed here.
+}
+
 void AsyncCommits::Drain() {
   closed_.store(true, std::memory_order_seq_cst);
   MutexLock l(&slot_mu_);
@@ -111,7 +158,7 @@ void AsyncCommits::TakeBack(uint32_t shard, AsyncBatch commits, const absl::Stat
   {
     engine::Shard* s = db_->shard(shard);
     MutexLock l(s->commit_mu());
-    for (const auto& c : commits) s->UninstallLocked(c->writes, c->ts);
+    for (const auto& c : commits) s->UninstallLocked(c->keys.Views(), c->ts);
   }
   FinishTakenBack(std::move(commits), error);
 }
@@ -120,7 +167,7 @@ void AsyncCommits::TakeBackLocked(uint32_t shard, AsyncBatch commits, const absl
   if (commits.empty()) return;
   engine::Shard* s = db_->shard(shard);
   s->commit_mu()->AssertHeld();
-  for (const auto& c : commits) s->UninstallLocked(c->writes, c->ts);
+  for (const auto& c : commits) s->UninstallLocked(c->keys.Views(), c->ts);
   FinishTakenBack(std::move(commits), error);
 }
 
@@ -209,18 +256,22 @@ void AsyncCommits::RunDelivered(AsyncBatch commits) {
     counters.commits++;
     counters.commit_latency_us.Add(MicrosSince(c->start));
     c->done(absl::OkStatus());
-    c.reset();  // the callback's captures go before the slot (and Close) is released
+    c->done = nullptr;  // the callback's captures go before the slot (and Close) is released
   }
-  Release(static_cast<uint32_t>(commits.size()));
+  const auto n = static_cast<uint32_t>(commits.size());
+  Recycle(std::move(commits));
+  Release(n);
 }
 
 void AsyncCommits::RunFailed(AsyncBatch commits, const absl::Status& error) {
   // Taken back already (TakeBack): only the callbacks are left.
   for (auto& c : commits) {
     c->done(error);
-    c.reset();
+    c->done = nullptr;
   }
-  Release(static_cast<uint32_t>(commits.size()));
+  const auto n = static_cast<uint32_t>(commits.size());
+  Recycle(std::move(commits));
+  Release(n);
 }
 
 }  // namespace shardtx::txn

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "engine/types.h"
 #include "shardtx/transaction.h"
 #include "util/mutex.h"
@@ -25,15 +26,27 @@ namespace shardtx::txn {
 
 class DatabaseImpl;
 
-// One accepted single-shard CommitAsync, from its append until its callback.
+// The keys a commit wrote, to take it back if its log fails before its record is durable. One
+// buffer, whose capacity stays when the commit is recycled.
+class CommitKeys {
+ public:
+  void Assign(const std::vector<engine::Write>& writes);
+  std::vector<absl::string_view> Views() const;
+  size_t Capacity() const;  // bytes held
+
+ private:
+  std::string bytes_;
+  std::vector<uint32_t> ends_;
+};
+
+// One accepted single-shard CommitAsync, from its append until its callback. Recycled
+// (AsyncCommits::NewCommit): created on a client thread, finished on the completion thread.
 struct AsyncCommit {
   Transaction::CommitCallback done;
   uint32_t shard = 0;
   engine::Timestamp ts = 0;
   uint64_t txn_id = 0;
-  // Installed (the values moved into the overlay; the keys stay): what to uninstall if the
-  // log fails before the record is durable.
-  std::vector<engine::Write> writes;
+  CommitKeys keys;  // installed: what to uninstall if the log fails
   std::chrono::steady_clock::time_point start;
 };
 using AsyncBatch = std::vector<std::unique_ptr<AsyncCommit>>;
@@ -53,6 +66,10 @@ class AsyncCommits {
   // A throw (the thread could not start) takes no slot.
   bool Admit();
   void Release(uint32_t n = 1);
+  // An empty AsyncCommit: a finished one when there is one (its buffers kept), else a new one.
+  // Finished commits are kept for reuse rather than freed on the completion thread: memory a
+  // client thread allocated and another thread frees costs the client's malloc arena lock.
+  std::unique_ptr<AsyncCommit> NewCommit();
   // Refuses later Admits and waits until every admitted commit is released.
   void Drain();
 
@@ -113,6 +130,8 @@ class AsyncCommits {
   void PoolLoop();
   void RunFailed(AsyncBatch commits, const absl::Status& error);
   void RunDelivered(AsyncBatch commits);
+  // Keeps finished commits (their callbacks destroyed) for NewCommit.
+  void Recycle(AsyncBatch commits);
 
   DatabaseImpl* const db_;
   const uint32_t max_in_flight_;
@@ -138,6 +157,9 @@ class AsyncCommits {
   std::deque<std::pair<AsyncBatch, absl::Status>> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<std::function<void()>> pool_tasks_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+
+  Mutex free_mu_;
+  AsyncBatch free_ ABSL_GUARDED_BY(free_mu_);  // at most max_in_flight_
 };
 
 }  // namespace shardtx::txn

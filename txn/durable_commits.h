@@ -54,7 +54,7 @@ class DurableCommits final : public engine::DurableListener {
   };
   struct Queue {
     // Durable and AddAsync take one queue's lock; DurableAll takes every queue's, in shard
-    // order.
+    // order. Each holds it only to queue or take commits.
     Mutex mu;
     std::deque<Pending> pending ABSL_GUARDED_BY(mu);
     engine::Lsn durable ABSL_GUARDED_BY(mu) = 0;  // the highest LSN the log reported
@@ -64,9 +64,16 @@ class DurableCommits final : public engine::DurableListener {
   static void TakeDurableLocked(Queue& q, engine::Lsn lsn, std::vector<engine::Timestamp>* done,
                                 AsyncBatch* async) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q.mu);
 
+  // Finishes the timestamps of a taken batch and delivers its asynchronous commits, if any
+  // (then REQUIRES deliver_mu_, which it releases).
+  void Complete(const std::vector<engine::Timestamp>& done, AsyncBatch async);
+
   TimestampOracle* const oracle_;
   AsyncCommits* const async_;
   std::vector<std::unique_ptr<Queue>> queues_;
+  // Orders deliveries: held from the taking of a batch of asynchronous commits (before its
+  // queue locks are released) until AsyncCommits has it. Innermost: taken under queue locks.
+  Mutex deliver_mu_;
 };
 
 }  // namespace shardtx::txn

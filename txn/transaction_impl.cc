@@ -735,7 +735,7 @@ absl::Status TransactionImpl::CommitAsync(CommitCallback done) {
   }
   absl::StatusOr<CommitPlan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
-  auto commit = std::make_unique<AsyncCommit>();
+  std::unique_ptr<AsyncCommit> commit = async.NewCommit();
   commit->done = std::move(done);
   commit->txn_id = id_;
   commit->start = start;
@@ -772,7 +772,7 @@ absl::Status TransactionImpl::CommitOnePhaseAsync(CommitPlan& plan,
       if (commit == nullptr || finished) return;  // handed over, or visible already
       // `take_back` goes before `locks`.
       s->commit_mu()->AssertHeld();
-      if (installed) s->UninstallLocked(commit->writes.empty() ? writes : commit->writes, ts);
+      if (installed) s->UninstallLocked(writes, ts);
       db->oracle().Finish(ts);
     };
     engine::SetCommitTs(&record, ts);
@@ -790,7 +790,7 @@ absl::Status TransactionImpl::CommitOnePhaseAsync(CommitPlan& plan,
     db->counters().async_commits++;
     Finish();
     if (sync && !early) {
-      commit->writes = std::move(writes);  // the keys, to take back if the log fails
+      commit->keys.Assign(writes);  // to take back if the log fails
       db->durable_commits().AddAsync(*appended, commit);  // may complete at once
     } else {
       // kAsync or kNone: no fsync to wait for (or the deliberate bug: complete before it).
