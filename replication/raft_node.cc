@@ -235,7 +235,7 @@ NodeInfo RaftNode::Info() const {
   info.unavailable = raw.unavailable;
   info.nodelay_streams = raw.nodelay_streams;
   info.results_lowered = raw.results_lowered;
-  info.results_dropped = raw.results_dropped;
+  info.results_unmatched = raw.results_unmatched;
   return info;
 }
 

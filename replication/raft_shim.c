@@ -98,9 +98,9 @@ struct held_entry {
 
 /* The match-index fix's forwarding raft_io (see "The match-index fix" below). */
 struct match_request {
-  int active;       /* a request is being answered */
-  raft_id leader;   /* who sent it */
-  raft_term term;   /* its term */
+  int active;        /* a request is being answered */
+  raft_id leader;    /* who sent it */
+  raft_term term;    /* its term */
   raft_index proven; /* prev_log_index + n_entries (InstallSnapshot: its last index) */
 };
 
@@ -495,12 +495,15 @@ static void group_release_memory(rs_group *g) {
  * the prefix up to it is the leader's, and each of the n entries after it was present with the
  * leader's term or written from the request. Within one term the leader's log only grows, so no
  * later request of the same leader truncates those entries; a request of a newer leader may, but
- * then this server's term has moved on. So a success is sent only if it goes to the server whose
- * request it answers, in that request's term; any other success (an append callback answering an
- * older leader's request after a newer leader appeared, which libraft addresses to the newer one)
- * is not sent: the newer leader learns the follower's state from its own requests. The cap at
- * last_stored keeps entries that are in memory but not yet durable out of the count. A value too
- * small only slows replication: the leader's next requests and their answers raise it. */
+ * then this server's term has moved on. So the request's bound applies only to a result that goes
+ * to the server whose request it answers, in that request's term. Any other success is sent with
+ * last index 0, which no leader counts (libraft only ever raises a match index): an append
+ * callback answering an older leader's request after a newer leader appeared (libraft addresses
+ * it to the newer one, in the newer term), and a refusal of a stale leader's request whose
+ * prev_log_index is 0 (libraft's `rejected` is that index, so it reads as a success; its higher
+ * term is what deposes the stale leader, so it must still go). The cap at last_stored keeps
+ * entries that are in memory but not yet durable out of the count. A value too small only slows
+ * replication: the leader's next requests and their answers raise it. */
 
 static rs_group *group_of_io(struct raft_io *io) {
   struct raft *r = io->data;
@@ -537,15 +540,16 @@ static int match_send(struct raft_io *io, struct raft_io_send *req,
   }
   rs_group *g = group_of_io(io);
   const struct match_request *a = &m->answering;
-  if (!a->active || a->leader != message->server_id ||
-      a->term != message->append_entries_result.term) {
-    g->counters.results_dropped++;
-    if (cb != NULL) cb(req, RAFT_NOCONNECTION); /* as if lost on the way */
-    return 0;
+  raft_index proven = 0;
+  if (a->active && a->leader == message->server_id &&
+      a->term == message->append_entries_result.term) {
+    proven = a->proven;
+  } else {
+    g->counters.results_unmatched++;
   }
   struct raft_message copy = *message;
   raft_index last = copy.append_entries_result.last_log_index;
-  if (last > a->proven) last = a->proven;
+  if (last > proven) last = proven;
   if (last > g->raft->last_stored) last = g->raft->last_stored;
   if (last < copy.append_entries_result.last_log_index) g->counters.results_lowered++;
   copy.append_entries_result.last_log_index = last;

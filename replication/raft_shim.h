@@ -134,10 +134,10 @@ struct rs_info {
   uint64_t unavailable;    /* times this server was seen in RS_ROLE_UNAVAILABLE */
   uint64_t nodelay_streams; /* rs_uv: TCP streams (made or accepted) set to TCP_NODELAY */
   /* The match-index fix (raft_shim.c): successful AppendEntries results whose last index was
-   * lowered to what the request they answer proved, and successes not sent because they would
-   * have reached a leader (or term) other than the one whose request they answer. */
+   * lowered (to what the request they answer proved), and successes that answer no request of
+   * their addressee in their term (sent with last index 0, so that only their term counts). */
   uint64_t results_lowered;
-  uint64_t results_dropped;
+  uint64_t results_unmatched;
 };
 
 /* Fills *info. rs_uv: from any thread; off the loop thread it is the state published at the end

@@ -203,7 +203,7 @@ ServerInfo SimulatedGroup::Info(unsigned server) const {
   info.malformed = raw.malformed;
   info.unavailable = raw.unavailable;
   info.results_lowered = raw.results_lowered;
-  info.results_dropped = raw.results_dropped;
+  info.results_unmatched = raw.results_unmatched;
   return info;
 }
 

@@ -71,10 +71,10 @@ struct ServerInfo {
   // Raft instance from disk; the fixture cannot restart a server, so it stays there.
   uint64_t unavailable = 0;
   // The match-index fix (rs_info in raft_shim.h): successful AppendEntries results whose last
-  // index was lowered to what their request proved, and successes not sent (they would have
-  // reached another leader or term than their request's).
+  // index was lowered to what their request proved, and successes that answer no request of
+  // their addressee in their term (sent with last index 0).
   uint64_t results_lowered = 0;
-  uint64_t results_dropped = 0;
+  uint64_t results_unmatched = 0;
 };
 
 struct SimulatedGroupOptions {
