@@ -21,7 +21,7 @@ struct LeftoverOutcome {
   bool diverged = false;        // two servers released sequences neither of which extends the other
   bool acked_lost = false;      // an acknowledged entry is missing from a server's release
   uint64_t unavailable = 0;     // servers left in RAFT_UNAVAILABLE
-  uint64_t s1_lowered = 0;      // S1's successes whose last index the fix lowered (step 5)
+  uint64_t fix_acted = 0;       // the fix's counter on the server it corrects
   std::vector<std::vector<std::string>> sequences;
 };
 
@@ -34,7 +34,7 @@ std::string Describe(const LeftoverOutcome& o) {
   }
   return s + " acked=" + std::to_string(o.c_acknowledged) +
          " unavailable=" + std::to_string(o.unavailable) +
-         " S1 results lowered=" + std::to_string(o.s1_lowered);
+         " fix acted=" + std::to_string(o.fix_acted);
 }
 
 // The schedule (3 servers, fixed election timeouts 1000 + 100*i ms, pre-vote on):
@@ -109,7 +109,7 @@ LeftoverOutcome RunLeftoverSuffix(bool fix) {
   // 5.
   group->StepFor(1'000);
   out.c_acknowledged = c_status.has_value() && c_status->ok();
-  out.s1_lowered = group->Info(1).results_lowered;
+  out.fix_acted = group->Info(1).results_lowered;
 
   // 6.
   group->Kill(0);
@@ -149,6 +149,136 @@ LeftoverOutcome RunLeftoverSuffix(bool fix) {
   return out;
 }
 
+// The second way: a follower's append callback answers an older leader's request after a newer
+// leader appeared, and libraft 0.15 addresses that success to the newer leader, in its term, with
+// the follower's last stored index (5 servers, fixed timeouts 1000 + 100*i ms, pre-vote on; the
+// Figure-8 guard off, so that the new leader appends nothing before "B" and its first heartbeat
+// is all S2 hears of it; a term-start entry would truncate S2's entries before its write ends):
+//  1. S0 leads term T; "x" everywhere. S0, cut off from all but S2, appends A1..A3, which S2
+//     takes into its log; S2's disk is slow (5 s), so the write is in flight.
+//  2. S0 is cut off from S2 too. S1 is elected in a newer term by S3 and S4; S2 follows S1 (its
+//     heartbeats carry nothing: S1's log ends where S2's write begins).
+//  3. S2's write of A1..A3 completes: stock libraft sends S1 a success of S1's term with last
+//     index k+3. S1 has just appended "B" at k+1 and is cut off from S2 and S3 (S4 holds B); it
+//     counts S2 as holding B: B commits on two servers of five and is acknowledged.
+//  4. S1 and S4 are killed; S0, S2 and S3 elect a leader whose log has A1..A3, which overwrite B.
+LeftoverOutcome RunStaleAppendCallback(bool fix) {
+  SimulatedGroupOptions options;
+  options.servers = 5;
+  options.redraw_election_timeouts = false;
+  options.pre_vote = true;
+  options.figure8_guard = false;
+  options.snapshot_threshold = 1024;
+  options.snapshot_trailing = 1024;
+  options.match_index_fix = fix;
+  std::vector<RecordingMachine*> m;
+  auto group = OpenRecordingGroup(options, &m);
+  LeftoverOutcome out;
+  EXPECT_NE(group, nullptr);
+  if (group == nullptr) return out;
+  auto ignore = [](absl::Status) {};
+  auto everywhere = [&](const std::string& label) {
+    for (RecordingMachine* r : m) {
+      if (r->sequence().empty() || r->sequence().back() != label) return false;
+    }
+    return true;
+  };
+
+  // 1.
+  EXPECT_TRUE(group->Elect(0).ok());
+  EXPECT_TRUE(group->Propose(0, "x", ignore).ok());
+  EXPECT_TRUE(group->StepUntil([&] { return everywhere("x"); }, 5'000));
+  const uint64_t k = group->Info(0).last_index;
+  const uint64_t old_term = group->Info(0).term;
+  for (unsigned j : {1u, 3u, 4u}) {
+    group->Disconnect(0, j);
+    group->Disconnect(j, 0);
+  }
+  group->SetDiskLatency(2, 5'000);
+  group->SetNetworkLatency(2, 300);
+  for (int a = 1; a <= 3; a++) EXPECT_TRUE(group->Propose(0, "A" + std::to_string(a), ignore).ok());
+  EXPECT_TRUE(group->StepUntil([&] { return group->Info(2).last_index == k + 3; }, 1'000));
+  const uint64_t written = group->NowMs() + 5'000;  // when S2's write of A1..A3 completes
+
+  // 2.
+  group->Isolate(0);
+  EXPECT_TRUE(group->StepUntil(
+      [&] {
+        ServerInfo info = group->Info(1);
+        return info.role == Role::kLeader && info.term > old_term;
+      },
+      5'000));
+  EXPECT_TRUE(group->StepUntil([&] { return group->Info(2).believed_leader == 1u; }, 1'000));
+  EXPECT_LT(group->NowMs(), written) << "S1 was elected after S2's write completed";
+
+  // 3.
+  group->StepUntil([&] { return group->NowMs() > written; }, 5'000);
+  EXPECT_EQ(group->Info(2).believed_leader, 1u);
+  group->Disconnect(1, 2);
+  group->Disconnect(1, 3);
+  std::optional<absl::Status> b_status;
+  EXPECT_TRUE(group->Propose(1, "B", [&](absl::Status s) { b_status = s; }).ok());
+  group->StepFor(600);
+  out.c_acknowledged = b_status.has_value() && b_status->ok();
+  out.fix_acted = group->Info(2).results_unmatched;
+
+  // 4.
+  group->Kill(1);
+  group->Kill(4);
+  group->SetDiskLatency(2, 10);
+  group->SetNetworkLatency(2, 15);
+  for (unsigned a : {0u, 2u, 3u}) {
+    for (unsigned b : {0u, 2u, 3u}) {
+      if (a != b) group->Reconnect(a, b);
+    }
+  }
+  std::optional<unsigned> leader;
+  EXPECT_TRUE(group->StepUntil(
+      [&] {
+        leader = group->Leader();
+        return leader.has_value() && *leader != 1 && *leader != 4;
+      },
+      30'000));
+  bool y_acked = false;
+  if (leader) {
+    EXPECT_TRUE(group->Propose(*leader, "y", [&](absl::Status s) { y_acked = s.ok(); }).ok());
+    EXPECT_TRUE(group->StepUntil([&] { return y_acked; }, 5'000));
+  }
+  group->HealAll();
+  group->StepFor(5'000);
+  for (unsigned i = 0; i < 5; i++) {
+    ServerInfo info = group->Info(i);
+    out.unavailable += info.role == Role::kUnavailable ? 1 : 0;
+    out.sequences.push_back(m[i]->sequence());
+  }
+  for (unsigned i = 0; i < 5; i++) {
+    for (unsigned j = i + 1; j < 5; j++) {
+      if (!PrefixRelated(out.sequences[i], out.sequences[j])) out.diverged = true;
+    }
+    bool has_b = false;
+    for (const std::string& e : out.sequences[i]) has_b = has_b || e == "B";
+    if (out.c_acknowledged && !has_b) out.acked_lost = true;
+  }
+  return out;
+}
+
+TEST(MatchIndex, AnOlderLeadersAppendCallbackNeverCountsForTheNewLeader) {
+  LeftoverOutcome o = RunStaleAppendCallback(/*fix=*/true);
+  std::printf("with the fix:%s\n", Describe(o).c_str());
+  EXPECT_FALSE(o.c_acknowledged) << Describe(o);  // only S1 and S4 ever held B
+  EXPECT_FALSE(o.acked_lost) << Describe(o);
+  EXPECT_FALSE(o.diverged) << Describe(o);
+  EXPECT_EQ(o.unavailable, 0u) << Describe(o);
+  EXPECT_GT(o.fix_acted, 0u) << Describe(o);  // S2's late success went out with last index 0
+}
+
+TEST(MatchIndex, WithoutTheFixAnOlderLeadersAppendCallbackCommitsForTheNewLeader) {
+  LeftoverOutcome o = RunStaleAppendCallback(/*fix=*/false);
+  std::printf("without the fix:%s\n", Describe(o).c_str());
+  EXPECT_TRUE(o.c_acknowledged) << Describe(o);
+  EXPECT_TRUE(o.acked_lost || o.diverged || o.unavailable > 0) << Describe(o);
+}
+
 TEST(MatchIndex, AnOldTermSuffixNeverCountsAsAReplicaOfTheNewLeadersEntries) {
   LeftoverOutcome o = RunLeftoverSuffix(/*fix=*/true);
   std::printf("with the fix:%s\n", Describe(o).c_str());
@@ -156,7 +286,7 @@ TEST(MatchIndex, AnOldTermSuffixNeverCountsAsAReplicaOfTheNewLeadersEntries) {
   EXPECT_FALSE(o.acked_lost) << Describe(o);
   EXPECT_FALSE(o.diverged) << Describe(o);
   EXPECT_EQ(o.unavailable, 0u) << Describe(o);
-  EXPECT_GT(o.s1_lowered, 0u) << Describe(o);  // S1's answer to the first heartbeat, at least
+  EXPECT_GT(o.fix_acted, 0u) << Describe(o);  // S1's answer to the first heartbeat was lowered
   // The schedule really ran: y was released by the later leader on S1 and S2.
   ASSERT_EQ(o.sequences.size(), 3u);
   EXPECT_EQ(o.sequences[1].back(), "y") << Describe(o);
