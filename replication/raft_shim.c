@@ -578,22 +578,22 @@ static struct match_deferred *match_defer(struct match_io *m, void *outer_req) {
   return d;
 }
 
-static void match_append_done(struct raft_io_append *req, int status) {
-  struct match_deferred *d = (struct match_deferred *)req;
+/* Runs the deferred request's callback as the answer to the request it was submitted for. */
+static void match_resume(struct match_deferred *d, int status) {
   struct match_request saved = d->m->answering;
   d->m->answering = d->answering;
   if (d->append_cb != NULL) d->append_cb(d->outer_req, status);
+  if (d->put_cb != NULL) d->put_cb(d->outer_req, status);
   d->m->answering = saved;
   free(d);
 }
 
+static void match_append_done(struct raft_io_append *req, int status) {
+  match_resume((struct match_deferred *)req, status);
+}
+
 static void match_put_done(struct raft_io_snapshot_put *req, int status) {
-  struct match_deferred *d = (struct match_deferred *)req;
-  struct match_request saved = d->m->answering;
-  d->m->answering = d->answering;
-  if (d->put_cb != NULL) d->put_cb(d->outer_req, status);
-  d->m->answering = saved;
-  free(d);
+  match_resume((struct match_deferred *)req, status);
 }
 
 static int match_append(struct raft_io *io, struct raft_io_append *req,
@@ -639,8 +639,8 @@ static int match_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                       struct raft_snapshot **snapshot, raft_index *start_index,
                       struct raft_entry *entries[], size_t *n_entries) {
   struct match_io *m = io->impl;
-  return match_fail(m, m->inner->load(m->inner, term, voted_for, snapshot, start_index, entries,
-                                      n_entries));
+  return match_fail(
+      m, m->inner->load(m->inner, term, voted_for, snapshot, start_index, entries, n_entries));
 }
 static int match_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                        raft_io_recv_cb recv) {

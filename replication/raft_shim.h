@@ -104,7 +104,8 @@ struct rs_config {
 };
 
 /* Fills *config with the defaults: election 1000 ms, heartbeat 100 ms, threshold 64, trailing
- * 16 (small: the fixture's step cost grows with the log), pre-vote on, redraw on, guard on, match-index fix on. */
+ * 16 (small: the fixture's step cost grows with the log), pre-vote on, redraw on, guard on,
+ * match-index fix on. */
 void rs_config_default(struct rs_config *config);
 
 /* A buffer the shim (and libraft) may take ownership of; NULL if out of memory. */
