@@ -1,8 +1,10 @@
 // libraft 0.15 answers AppendEntries with the follower's own last index, and the leader takes it as
 // the follower's match index: entries an old leader appended alone then count as replicas of the
 // new leader's entries at the same indexes (docs/replication-plan.md section 9, "libraft
-// match-index fix"). A hand-made schedule over the fixture: without the shim's fix the new leader
-// acknowledges an entry only it holds, and a later leader overwrites it; with it, nothing
+// match-index fix"). Two hand-made schedules over the fixture, one per way a follower's answer
+// overstates what it holds (a leftover suffix answering a heartbeat; an older leader's append
+// completing after a newer leader appeared): without the shim's fix the new leader acknowledges an
+// entry only it (and a minority) holds, and a later leader overwrites it; with it, nothing
 // acknowledged is lost.
 #include <algorithm>
 #include <cstdio>
@@ -36,6 +38,20 @@ std::string Describe(const LeftoverOutcome& o) {
   return s + " acked=" + std::to_string(o.lone_acknowledged) +
          " unavailable=" + std::to_string(o.unavailable) +
          " fix acted=" + std::to_string(o.fix_acted);
+}
+
+// The schedules' groups: fixed election timeouts (1000 + 100*i ms), pre-vote on, no snapshot
+// (every log keeps every entry).
+SimulatedGroupOptions ScheduleOptions(unsigned servers, bool guard, bool fix) {
+  SimulatedGroupOptions options;
+  options.servers = servers;
+  options.redraw_election_timeouts = false;
+  options.pre_vote = true;
+  options.figure8_guard = guard;
+  options.snapshot_threshold = 1024;
+  options.snapshot_trailing = 1024;
+  options.match_index_fix = fix;
+  return options;
 }
 
 // Steps until a ready leader other than `excluded` (killed or cut off) is named, and has it
@@ -90,15 +106,8 @@ void HealAndCompare(SimulatedGroup& group, const std::vector<RecordingMachine*>&
 //  6. S0 is killed; S1 and S2 elect a leader, whose term-start entry lands at C's index; "y".
 //  7. Everything heals.
 LeftoverOutcome RunLeftoverSuffix(bool fix) {
-  SimulatedGroupOptions options;
-  options.servers = 3;
-  options.redraw_election_timeouts = false;
-  options.pre_vote = true;
-  options.snapshot_threshold = 1024;  // no snapshot: every log keeps every entry
-  options.snapshot_trailing = 1024;
-  options.match_index_fix = fix;
   std::vector<RecordingMachine*> m;
-  auto group = OpenRecordingGroup(options, &m);
+  auto group = OpenRecordingGroup(ScheduleOptions(3, /*guard=*/true, fix), &m);
   LeftoverOutcome out;
   EXPECT_NE(group, nullptr);
   if (group == nullptr) return out;
@@ -176,16 +185,8 @@ LeftoverOutcome RunLeftoverSuffix(bool fix) {
 //     counts S2 as holding B: B commits on two servers of five and is acknowledged.
 //  4. S1 and S4 are killed; S0, S2 and S3 elect a leader whose log has A1..A3, which overwrite B.
 LeftoverOutcome RunStaleAppendCallback(bool fix) {
-  SimulatedGroupOptions options;
-  options.servers = 5;
-  options.redraw_election_timeouts = false;
-  options.pre_vote = true;
-  options.figure8_guard = false;
-  options.snapshot_threshold = 1024;
-  options.snapshot_trailing = 1024;
-  options.match_index_fix = fix;
   std::vector<RecordingMachine*> m;
-  auto group = OpenRecordingGroup(options, &m);
+  auto group = OpenRecordingGroup(ScheduleOptions(5, /*guard=*/false, fix), &m);
   LeftoverOutcome out;
   EXPECT_NE(group, nullptr);
   if (group == nullptr) return out;
