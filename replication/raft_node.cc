@@ -234,6 +234,8 @@ NodeInfo RaftNode::Info() const {
   info.malformed = raw.malformed;
   info.unavailable = raw.unavailable;
   info.nodelay_streams = raw.nodelay_streams;
+  info.results_lowered = raw.results_lowered;
+  info.results_unmatched = raw.results_unmatched;
   return info;
 }
 

@@ -72,6 +72,10 @@ struct NodeInfo {
   uint64_t malformed = 0;
   uint64_t unavailable = 0;  // times seen in Role::kUnavailable (not reopened yet: see the memo)
   uint64_t nodelay_streams = 0;  // TCP connections (made or accepted) set to TCP_NODELAY
+  // The match-index fix (rs_info): successes whose last index was lowered, and successes
+  // that answer no request of their addressee in their term (sent with last index 0).
+  uint64_t results_lowered = 0;
+  uint64_t results_unmatched = 0;
 };
 
 // Thread-safety: Propose() and Info() may be called from any thread, the node's own callbacks

@@ -96,6 +96,21 @@ struct held_entry {
   unsigned char *data;
 };
 
+/* The match-index fix's forwarding raft_io (see "The match-index fix" below). */
+struct match_request {
+  int active;        /* a request is being answered */
+  raft_id leader;    /* who sent it */
+  raft_term term;    /* its term */
+  raft_index proven; /* prev_log_index + n_entries (InstallSnapshot: its last index) */
+};
+
+struct match_io {
+  struct raft_io outer;  /* what libraft calls */
+  struct raft_io *inner; /* the backend's: the fixture's or raft_uv's */
+  raft_io_recv_cb recv;  /* libraft's receive callback */
+  struct match_request answering;
+};
+
 struct rs_group {
   struct raft *raft;
   struct raft_fsm fsm;
@@ -112,6 +127,7 @@ struct rs_group {
   uint64_t released_index, released_term, noop_term;
   struct rs_req reqs; /* sentinel of the pending proposals */
   struct rs_info counters;
+  struct match_io match; /* in use if the fix is on (rs_config.match_index_fix) */
 };
 
 void *rs_buffer_alloc(size_t len) { return raft_malloc(len > 0 ? len : 1); }
@@ -126,6 +142,7 @@ void rs_config_default(struct rs_config *config) {
   config->pre_vote = 1;
   config->redraw_election_timeouts = 1;
   config->figure8_guard = 1;
+  config->match_index_fix = 1;
 }
 
 static int group_alive(rs_group *g);
@@ -450,6 +467,256 @@ static void group_release_memory(rs_group *g) {
   g->held = NULL;
 }
 
+/* ---- The match-index fix ----
+ *
+ * libraft 0.15's follower answers a successful AppendEntries with its own last index (or last
+ * stored index), and its leader takes that as the follower's match index, capped at its own last
+ * index. A follower whose log runs past the point the leader checked, with entries an older leader
+ * appended alone, is then counted as holding the leader's different entries at those indexes: the
+ * leader can commit, and shardtx release and acknowledge, an entry only it holds, or commit a
+ * barrier on a reply sent before the barrier existed (docs/replication-plan.md section 9).
+ * libraft >= 0.17 answers with prev_log_index + n_entries of the request.
+ *
+ * The fix, on the follower: a raft_io forwarding every call to the backend's (the fixture's or
+ * raft_uv's) that knows which request each APPEND_ENTRIES_RESULT answers and lowers a success's
+ * last index to min(last index sent, prev_log_index + n_entries of that request, last_stored).
+ * How libraft 0.15 orders its replies (recvAppendEntries, replicationAppend, appendFollowerCb,
+ * installSnapshotCb), and so how the request is known:
+ *  - A rejection, or a success that appends nothing (a heartbeat, or entries all present), is
+ *    sent from inside the receive callback of the request: `answering` is set around it.
+ *  - A success that appends is sent from the io->append callback, and that append was submitted
+ *    from inside the receive callback of the request: the append is wrapped, keeps a copy of
+ *    `answering`, and restores it around its callback. InstallSnapshot likewise, through
+ *    io->snapshot_put (its `proven` is the snapshot's last index).
+ * Rejections pass unchanged (the leader only lowers its next index for them).
+ *
+ * Why the value sent is never more than the follower holds of the leader's log: a success means
+ * the follower's entry at prev_log_index has the leader's term there, so by Raft's log matching
+ * the prefix up to it is the leader's, and each of the n entries after it was present with the
+ * leader's term or written from the request. Within one term the leader's log only grows, so no
+ * later request of the same leader truncates those entries; a request of a newer leader may, but
+ * then this server's term has moved on. So the request's bound applies only to a result that goes
+ * to the server whose request it answers, in that request's term. Any other success is sent with
+ * last index 0, which no leader counts (libraft only ever raises a match index): an append
+ * callback answering an older leader's request after a newer leader appeared (libraft addresses
+ * it to the newer one, in the newer term), and a refusal of a stale leader's request whose
+ * prev_log_index is 0 (libraft's `rejected` is that index, so it reads as a success; its higher
+ * term is what deposes the stale leader, so it must still go). The cap at last_stored keeps
+ * entries that are in memory but not yet durable out of the count. A value too small only slows
+ * replication: the leader's next requests and their answers raise it. */
+
+static rs_group *group_of_io(struct raft_io *io) {
+  struct raft *r = io->data;
+  return r->fsm->data;
+}
+
+static int match_fail(struct match_io *m, int rv) {
+  if (rv != 0) memcpy(m->outer.errmsg, m->inner->errmsg, sizeof m->outer.errmsg);
+  return rv;
+}
+
+static void match_recv(struct raft_io *inner, struct raft_message *message) {
+  struct match_io *m = &group_of_io(inner)->match;
+  struct match_request saved = m->answering;
+  struct match_request now = {0, 0, 0, 0};
+  if (message->type == RAFT_IO_APPEND_ENTRIES) {
+    const struct raft_append_entries *a = &message->append_entries;
+    now = (struct match_request){1, message->server_id, a->term, a->prev_log_index + a->n_entries};
+  } else if (message->type == RAFT_IO_INSTALL_SNAPSHOT) {
+    const struct raft_install_snapshot *a = &message->install_snapshot;
+    now = (struct match_request){1, message->server_id, a->term, a->last_index};
+  }
+  m->answering = now;
+  m->recv(&m->outer, message);
+  m->answering = saved;
+}
+
+static int match_send(struct raft_io *io, struct raft_io_send *req,
+                      const struct raft_message *message, raft_io_send_cb cb) {
+  struct match_io *m = io->impl;
+  if (message->type != RAFT_IO_APPEND_ENTRIES_RESULT ||
+      message->append_entries_result.rejected != 0) {
+    return match_fail(m, m->inner->send(m->inner, req, message, cb));
+  }
+  rs_group *g = group_of_io(io);
+  const struct match_request *a = &m->answering;
+  raft_index proven = 0;
+  if (a->active && a->leader == message->server_id &&
+      a->term == message->append_entries_result.term) {
+    proven = a->proven;
+  } else {
+    g->counters.results_unmatched++;
+  }
+  struct raft_message copy = *message;
+  raft_index last = copy.append_entries_result.last_log_index;
+  if (last > proven) last = proven;
+  if (last > g->raft->last_stored) last = g->raft->last_stored;
+  if (last < copy.append_entries_result.last_log_index) g->counters.results_lowered++;
+  copy.append_entries_result.last_log_index = last;
+  return match_fail(m, m->inner->send(m->inner, req, &copy, cb));
+}
+
+/* An append or snapshot put submitted while answering a request: its callback answers it too. */
+struct match_deferred {
+  union {
+    struct raft_io_append append;
+    struct raft_io_snapshot_put put;
+  } req; /* first: the backend calls back with its address */
+  struct match_io *m;
+  struct match_request answering;
+  void *outer_req;
+  raft_io_append_cb append_cb;
+  raft_io_snapshot_put_cb put_cb;
+};
+
+static struct match_deferred *match_defer(struct match_io *m, void *outer_req) {
+  struct match_deferred *d = calloc(1, sizeof *d);
+  if (d == NULL) return NULL;
+  d->m = m;
+  d->answering = m->answering;
+  d->outer_req = outer_req;
+  return d;
+}
+
+/* Runs the deferred request's callback as the answer to the request it was submitted for. */
+static void match_resume(struct match_deferred *d, int status) {
+  struct match_request saved = d->m->answering;
+  d->m->answering = d->answering;
+  if (d->append_cb != NULL) d->append_cb(d->outer_req, status);
+  if (d->put_cb != NULL) d->put_cb(d->outer_req, status);
+  d->m->answering = saved;
+  free(d);
+}
+
+static void match_append_done(struct raft_io_append *req, int status) {
+  match_resume((struct match_deferred *)req, status);
+}
+
+static void match_put_done(struct raft_io_snapshot_put *req, int status) {
+  match_resume((struct match_deferred *)req, status);
+}
+
+static int match_append(struct raft_io *io, struct raft_io_append *req,
+                        const struct raft_entry entries[], unsigned n, raft_io_append_cb cb) {
+  struct match_io *m = io->impl;
+  req->cb = cb;
+  if (!m->answering.active) return match_fail(m, m->inner->append(m->inner, req, entries, n, cb));
+  struct match_deferred *d = match_defer(m, req);
+  if (d == NULL) return RAFT_NOMEM;
+  d->append_cb = cb;
+  int rv = m->inner->append(m->inner, &d->req.append, entries, n, match_append_done);
+  if (rv != 0) free(d);
+  return match_fail(m, rv);
+}
+
+static int match_snapshot_put(struct raft_io *io, unsigned trailing,
+                              struct raft_io_snapshot_put *req,
+                              const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb) {
+  struct match_io *m = io->impl;
+  req->cb = cb;
+  if (!m->answering.active) {
+    return match_fail(m, m->inner->snapshot_put(m->inner, trailing, req, snapshot, cb));
+  }
+  struct match_deferred *d = match_defer(m, req);
+  if (d == NULL) return RAFT_NOMEM;
+  d->put_cb = cb;
+  int rv = m->inner->snapshot_put(m->inner, trailing, &d->req.put, snapshot, match_put_done);
+  if (rv != 0) free(d);
+  return match_fail(m, rv);
+}
+
+/* The other calls only forward. */
+static int match_init(struct raft_io *io, raft_id id, const char *address) {
+  struct match_io *m = io->impl;
+  m->inner->data = io->data;
+  return match_fail(m, m->inner->init(m->inner, id, address));
+}
+static void match_close(struct raft_io *io, raft_io_close_cb cb) {
+  struct match_io *m = io->impl;
+  m->inner->close(m->inner, cb); /* cb gets the inner io, whose data is the raft instance too */
+}
+static int match_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                      struct raft_snapshot **snapshot, raft_index *start_index,
+                      struct raft_entry *entries[], size_t *n_entries) {
+  struct match_io *m = io->impl;
+  return match_fail(
+      m, m->inner->load(m->inner, term, voted_for, snapshot, start_index, entries, n_entries));
+}
+static int match_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                       raft_io_recv_cb recv) {
+  struct match_io *m = io->impl;
+  m->recv = recv;
+  m->inner->data = io->data;
+  return match_fail(m, m->inner->start(m->inner, msecs, tick, match_recv));
+}
+static int match_bootstrap(struct raft_io *io, const struct raft_configuration *conf) {
+  struct match_io *m = io->impl;
+  return match_fail(m, m->inner->bootstrap(m->inner, conf));
+}
+static int match_recover(struct raft_io *io, const struct raft_configuration *conf) {
+  struct match_io *m = io->impl;
+  return match_fail(m, m->inner->recover(m->inner, conf));
+}
+static int match_set_term(struct raft_io *io, raft_term term) {
+  struct match_io *m = io->impl;
+  return match_fail(m, m->inner->set_term(m->inner, term));
+}
+static int match_set_vote(struct raft_io *io, raft_id server_id) {
+  struct match_io *m = io->impl;
+  return match_fail(m, m->inner->set_vote(m->inner, server_id));
+}
+static int match_truncate(struct raft_io *io, raft_index index) {
+  struct match_io *m = io->impl;
+  return match_fail(m, m->inner->truncate(m->inner, index));
+}
+static int match_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+                              raft_io_snapshot_get_cb cb) {
+  struct match_io *m = io->impl;
+  return match_fail(m, m->inner->snapshot_get(m->inner, req, cb));
+}
+static raft_time match_time(struct raft_io *io) {
+  struct match_io *m = io->impl;
+  return m->inner->time(m->inner);
+}
+static int match_random(struct raft_io *io, int min, int max) {
+  struct match_io *m = io->impl;
+  return m->inner->random(m->inner, min, max);
+}
+static int match_async_work(struct raft_io *io, struct raft_io_async_work *req,
+                            raft_io_async_work_cb cb) {
+  struct match_io *m = io->impl;
+  return match_fail(m, m->inner->async_work(m->inner, req, cb));
+}
+
+/* Returns the raft_io libraft is to use for g: `inner` wrapped by g's match_io. The raft
+ * instance's fsm must be g's (libraft's callbacks find g through it). */
+static struct raft_io *match_wrap(rs_group *g, struct raft_io *inner) {
+  struct match_io *m = &g->match;
+  memset(m, 0, sizeof *m);
+  m->inner = inner;
+  struct raft_io *io = &m->outer;
+  io->version = inner->version;
+  io->data = inner->data;
+  io->impl = m;
+  io->init = match_init;
+  io->close = match_close;
+  io->load = match_load;
+  io->start = match_start;
+  io->bootstrap = match_bootstrap;
+  io->recover = match_recover;
+  io->set_term = match_set_term;
+  io->set_vote = match_set_vote;
+  io->send = match_send;
+  io->append = match_append;
+  io->truncate = match_truncate;
+  io->snapshot_put = match_snapshot_put;
+  io->snapshot_get = match_snapshot_get;
+  io->time = match_time;
+  io->random = match_random;
+  if (inner->version >= 2) io->async_work = inner->async_work != NULL ? match_async_work : NULL;
+  return io;
+}
+
 /* ---- The fixture backend ---- */
 
 struct rs_sim {
@@ -540,6 +807,9 @@ int rs_sim_open(unsigned n, const struct rs_config *config, uint64_t seed,
     g->sim_index = i;
     rv = raft_fixture_grow(&s->f, &g->fsm);
     if (rv == 0) g->raft = raft_fixture_get(&s->f, i);
+    /* After raft_init (inside grow), before bootstrap and start: from here on libraft reaches the
+     * fixture's io through the match-index fix. */
+    if (rv == 0 && config->match_index_fix) g->raft->io = match_wrap(g, g->raft->io);
   }
   struct raft_configuration conf;
   raft_configuration_init(&conf);
@@ -990,7 +1260,8 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   if (options->connect_retry_ms > 0) {
     raft_uv_set_connect_retry_delay(&u->io, options->connect_retry_ms);
   }
-  rv = raft_init(&u->raft, &u->io, &u->g.fsm, options->id, options->address);
+  struct raft_io *io = config->match_index_fix ? match_wrap(&u->g, &u->io) : &u->io;
+  rv = raft_init(&u->raft, io, &u->g.fsm, options->id, options->address);
   if (rv != 0) {
     set_error(errmsg, errmsg_len, "raft_init: %s", raft_errmsg(&u->raft));
     raft_uv_close(&u->io);

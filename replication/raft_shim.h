@@ -97,10 +97,15 @@ struct rs_config {
   /* TEST ONLY. Zero switches the Figure-8 guard off (no gate, no term-start entry, a leader is
    * ready at once): stock libraft 0.15, which can diverge or wedge. */
   int figure8_guard;
+  /* TEST ONLY. Zero switches the match-index fix off: this server's successful AppendEntries
+   * results then carry its own last index, as stock libraft 0.15 sends them (see raft_shim.c,
+   * "The match-index fix"). */
+  int match_index_fix;
 };
 
 /* Fills *config with the defaults: election 1000 ms, heartbeat 100 ms, threshold 64, trailing
- * 16 (small: the fixture's step cost grows with the log), pre-vote on, redraw on, guard on. */
+ * 16 (small: the fixture's step cost grows with the log), pre-vote on, redraw on, guard on,
+ * match-index fix on. */
 void rs_config_default(struct rs_config *config);
 
 /* A buffer the shim (and libraft) may take ownership of; NULL if out of memory. */
@@ -129,6 +134,11 @@ struct rs_info {
   uint64_t malformed;      /* entries that did not decode (expect 0) */
   uint64_t unavailable;    /* times this server was seen in RS_ROLE_UNAVAILABLE */
   uint64_t nodelay_streams; /* rs_uv: TCP streams (made or accepted) set to TCP_NODELAY */
+  /* The match-index fix (raft_shim.c): successful AppendEntries results whose last index was
+   * lowered (to what the request they answer proved), and successes that answer no request of
+   * their addressee in their term (sent with last index 0, so that only their term counts). */
+  uint64_t results_lowered;
+  uint64_t results_unmatched;
 };
 
 /* Fills *info. rs_uv: from any thread; off the loop thread it is the state published at the end

@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<SimulatedGroup>> SimulatedGroup::Open(
   config.pre_vote = options.pre_vote ? 1 : 0;
   config.redraw_election_timeouts = options.redraw_election_timeouts ? 1 : 0;
   config.figure8_guard = options.figure8_guard ? 1 : 0;
+  config.match_index_fix = options.match_index_fix ? 1 : 0;
   int rv = rs_sim_open(options.servers, &config, options.seed, callbacks.data(), &group->sim_);
   if (rv == RS_NOMEM) return absl::ResourceExhaustedError("simulated group: out of memory");
   if (rv != RS_OK) {
@@ -201,6 +202,8 @@ ServerInfo SimulatedGroup::Info(unsigned server) const {
   info.tag_mismatches = raw.tag_mismatches;
   info.malformed = raw.malformed;
   info.unavailable = raw.unavailable;
+  info.results_lowered = raw.results_lowered;
+  info.results_unmatched = raw.results_unmatched;
   return info;
 }
 

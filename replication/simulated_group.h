@@ -70,6 +70,11 @@ struct ServerInfo {
   // Times the server was seen in Role::kUnavailable. A real node then closes and reopens its
   // Raft instance from disk; the fixture cannot restart a server, so it stays there.
   uint64_t unavailable = 0;
+  // The match-index fix (rs_info in raft_shim.h): successful AppendEntries results whose last
+  // index was lowered to what their request proved, and successes that answer no request of
+  // their addressee in their term (sent with last index 0).
+  uint64_t results_lowered = 0;
+  uint64_t results_unmatched = 0;
 };
 
 struct SimulatedGroupOptions {
@@ -88,6 +93,9 @@ struct SimulatedGroupOptions {
   // TEST ONLY: false switches the Figure-8 guard off (stock libraft 0.15, which can diverge or
   // wedge), so that a test can show the guard matters.
   bool figure8_guard = true;
+  // TEST ONLY: false switches the match-index fix off (stock libraft 0.15, whose followers answer
+  // AppendEntries with their own last index; see rs_config.match_index_fix).
+  bool match_index_fix = true;
 };
 
 // The group. Servers are numbered 0..servers-1. Not thread-safe: one thread calls everything, and

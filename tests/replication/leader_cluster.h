@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -121,6 +122,8 @@ class Cluster {
     // No libraft snapshots: a ShardReplica cannot install one yet (plan step 10).
     go.snapshot_threshold = 1'000'000;
     go.snapshot_trailing = 1'000'000;
+    // TEST ONLY: SHARDTX_REPLICATION_NO_MATCH_FIX=1 runs stock libraft 0.15's match index.
+    go.match_index_fix = std::getenv("SHARDTX_REPLICATION_NO_MATCH_FIX") == nullptr;
     auto group = SimulatedGroup::Open(go, std::move(machines));
     if (!group.ok()) {
       error_ = group.status().ToString();

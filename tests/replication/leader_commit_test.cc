@@ -637,11 +637,9 @@ std::string RunSeed(uint64_t seed, SeedTotals* totals) {
       }
       read(server.has_value() && choice != 3 ? *server : read_rng.In(0, 2));
       if (!read_failure.empty()) return read_failure;
-      // Rejoined once its read waits for a barrier: a deposed leader left cut off for long
-      // gathers a suffix of its old term, and libraft 0.15 counts such a leftover suffix on a
-      // follower as matching the new leader's entries (docs/replication-plan.md, step 7), which
-      // can leave a server unavailable: not what this run is about.
-      if (paused.has_value()) c.group().Rejoin(*paused);
+      // A paused leader stays cut off until the schedule heals it, gathering a suffix of its old
+      // term (its read's barrier, commits proposed to it): the leftover suffix libraft 0.15
+      // counted as matching a newer leader's entries (the match-index fix, raft_shim.c).
     }
   }
   // Heal; a closing commit acknowledged by a leader and released everywhere.

@@ -25,6 +25,7 @@ namespace shardtx::replication {
 struct SeedTotals {
   uint64_t proposed = 0, acked = 0, unknown = 0, refused = 0;
   uint64_t restores = 0, snapshots_refused = 0, unavailable = 0, sim_ms = 0;
+  uint64_t results_lowered = 0, results_unmatched = 0;  // the match-index fix (raft_shim.c)
 };
 
 class Rng {
@@ -94,6 +95,8 @@ inline std::string DriveSeed(uint64_t seed, bool guard, bool io_faults,
   options.snapshot_trailing = rng.In(1, 16);
   options.pre_vote = rng.Chance(75);
   options.figure8_guard = guard;
+  // TEST ONLY: SHARDTX_REPLICATION_NO_MATCH_FIX=1 runs stock libraft 0.15's match index.
+  options.match_index_fix = std::getenv("SHARDTX_REPLICATION_NO_MATCH_FIX") == nullptr;
   std::vector<std::unique_ptr<StateMachine>> owned;
   for (unsigned i = 0; i < options.servers; i++) {
     absl::StatusOr<std::unique_ptr<StateMachine>> m = machines.open(i);
@@ -235,6 +238,8 @@ inline std::string DriveSeed(uint64_t seed, bool guard, bool io_faults,
     totals->restores += info.restores;
     totals->snapshots_refused += info.snapshots_refused;
     totals->unavailable += info.role == Role::kUnavailable ? 1 : 0;
+    totals->results_lowered += info.results_lowered;
+    totals->results_unmatched += info.results_unmatched;
   }
   for (const auto& [label, outcome] : proposals) {
     if (outcome == Outcome::kAcked) totals->acked++;
@@ -270,7 +275,7 @@ inline void PrintTotals(const SeedRange& range, const char* what, uint64_t failu
   std::printf(
       "%llu seeds from %llu%s: %llu failed, %.2f s; proposals %llu accepted (%llu acknowledged, "
       "%llu unknown), %llu refused; restores %llu, snapshots refused %llu, servers left "
-      "unavailable %llu; %.0f s simulated\n",
+      "unavailable %llu; %.0f s simulated; AppendEntries successes lowered %llu, unmatched %llu\n",
       static_cast<unsigned long long>(range.count), static_cast<unsigned long long>(range.first),
       what, static_cast<unsigned long long>(failures), secs,
       static_cast<unsigned long long>(totals.proposed),
@@ -279,7 +284,9 @@ inline void PrintTotals(const SeedRange& range, const char* what, uint64_t failu
       static_cast<unsigned long long>(totals.refused),
       static_cast<unsigned long long>(totals.restores),
       static_cast<unsigned long long>(totals.snapshots_refused),
-      static_cast<unsigned long long>(totals.unavailable), totals.sim_ms / 1000.0);
+      static_cast<unsigned long long>(totals.unavailable), totals.sim_ms / 1000.0,
+      static_cast<unsigned long long>(totals.results_lowered),
+      static_cast<unsigned long long>(totals.results_unmatched));
 }
 
 }  // namespace shardtx::replication
