@@ -481,11 +481,9 @@ void Shard::UninstallLocked(const std::vector<Write>& writes, Timestamp ts) {
   }
 }
 
-void Shard::UninstallLocked(absl::Span<const absl::string_view> keys, Timestamp ts) {
+void Shard::UninstallKeyLocked(absl::string_view key, Timestamp ts) {
   MutexLock v(&view_mu_);
-  for (const auto& o : overlays_) {
-    for (absl::string_view key : keys) o->Remove(key, ts);
-  }
+  for (const auto& o : overlays_) o->Remove(key, ts);
 }
 
 absl::Status Shard::Checkpoint() {

@@ -20,7 +20,6 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
-#include "absl/types/span.h"
 #include "absl/time/time.h"
 #include "engine/checkpointed_deletes.h"
 #include "engine/checkpointer.h"
@@ -239,7 +238,8 @@ class Shard {
   // Takes back versions installed under `ts` whose commit failed before becoming visible.
   void UninstallLocked(const std::vector<Write>& writes, Timestamp ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
-  void UninstallLocked(absl::Span<const absl::string_view> keys, Timestamp ts)
+  // The same for one key; allocates nothing.
+  void UninstallKeyLocked(absl::string_view key, Timestamp ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // Waits until the record at `lsn` is durable (kSync appends). An error means the log is
   // poisoned: the record may or may not be on disk.

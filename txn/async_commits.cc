@@ -12,9 +12,16 @@ namespace shardtx::txn {
 namespace {
 
 constexpr size_t kPoolThreads = 4;
-// A finished commit whose key buffer grew past this is freed, not kept.
+// A finished commit whose key buffers grew past this is freed, not kept; so are commits
+// beyond kMaxRecycled (more than that in flight).
 constexpr size_t kMaxRecycledKeyBytes = 64 << 10;
+constexpr size_t kMaxRecycled = 4096;
 thread_local bool on_callback_thread = false;
+
+void UninstallKeys(engine::Shard* s, const AsyncCommit& c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // REQUIRES: s's commit lock (the callers assert it).
+  c.keys.ForEach([&](absl::string_view key) { s->UninstallKeyLocked(key, c.ts); });
+}
 
 }  // namespace
 
@@ -27,21 +34,10 @@ void CommitKeys::Assign(const std::vector<engine::Write>& writes) {
   }
 }
 
-std::vector<absl::string_view> CommitKeys::Views() const {
-  std::vector<absl::string_view> views;
-  views.reserve(ends_.size());
-  uint32_t begin = 0;
-  for (uint32_t end : ends_) {
-    views.push_back(absl::string_view(bytes_).substr(begin, end - begin));
-    begin = end;
-  }
-  return views;
-}
-
-size_t CommitKeys::Capacity() const { return bytes_.capacity(); }
-
 AsyncCommits::AsyncCommits(DatabaseImpl* db, uint32_t max_in_flight)
-    : db_(db), max_in_flight_(max_in_flight) {}
+    : db_(db), max_in_flight_(max_in_flight) {
+  free_.reserve(std::min<size_t>(max_in_flight, kMaxRecycled));
+}
 
 AsyncCommits::~AsyncCommits() {
   {
@@ -132,7 +128,7 @@ void AsyncCommits::Recycle(AsyncBatch commits) {
   }
   MutexLock l(&free_mu_);
   for (auto& c : commits) {
-    if (c != nullptr && free_.size() < max_in_flight_) free_.push_back(std::move(c));
+    if (c != nullptr && free_.size() < free_.capacity()) free_.push_back(std::move(c));
   }
   // What is left (a commit beyond max_in_flight_ or with a large buffer) is freed here.
 }
@@ -158,7 +154,7 @@ void AsyncCommits::TakeBack(uint32_t shard, AsyncBatch commits, const absl::Stat
   {
     engine::Shard* s = db_->shard(shard);
     MutexLock l(s->commit_mu());
-    for (const auto& c : commits) s->UninstallLocked(c->keys.Views(), c->ts);
+    for (const auto& c : commits) UninstallKeys(s, *c);
   }
   FinishTakenBack(std::move(commits), error);
 }
@@ -167,7 +163,7 @@ void AsyncCommits::TakeBackLocked(uint32_t shard, AsyncBatch commits, const absl
   if (commits.empty()) return;
   engine::Shard* s = db_->shard(shard);
   s->commit_mu()->AssertHeld();
-  for (const auto& c : commits) s->UninstallLocked(c->keys.Views(), c->ts);
+  for (const auto& c : commits) UninstallKeys(s, *c);
   FinishTakenBack(std::move(commits), error);
 }
 

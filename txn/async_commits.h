@@ -31,8 +31,16 @@ class DatabaseImpl;
 class CommitKeys {
  public:
   void Assign(const std::vector<engine::Write>& writes);
-  std::vector<absl::string_view> Views() const;
-  size_t Capacity() const;  // bytes held
+  // Calls fn(key) for each key; allocates nothing (a take-back must not throw).
+  template <class Fn>
+  void ForEach(Fn fn) const {
+    uint32_t begin = 0;
+    for (uint32_t end : ends_) {
+      fn(absl::string_view(bytes_).substr(begin, end - begin));
+      begin = end;
+    }
+  }
+  size_t Capacity() const { return bytes_.capacity() + ends_.capacity() * sizeof(uint32_t); }
 
  private:
   std::string bytes_;
@@ -159,7 +167,8 @@ class AsyncCommits {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 
   Mutex free_mu_;
-  AsyncBatch free_ ABSL_GUARDED_BY(free_mu_);  // at most max_in_flight_
+  // Reserved at construction, never grown: Recycle cannot throw.
+  AsyncBatch free_ ABSL_GUARDED_BY(free_mu_);
 };
 
 }  // namespace shardtx::txn

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/inlined_vector.h"
 
 namespace shardtx::txn {
 
@@ -38,14 +39,17 @@ void DurableCommits::AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit>& com
   const absl::Status error = q.error;
   if (error.ok()) {
     // Reported durable already. Delivered after the batches taken from `q` before (each holds
-    // deliver_mu_ from its taking until it is delivered): one shard's commits reach
+    // q.deliver_mu from its taking until it is delivered): one shard's commits reach
     // AsyncCommits in LSN order.
-    deliver_mu_.Lock();
-    q.mu.Unlock();
-    absl::Cleanup unlock = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { deliver_mu_.Unlock(); };
-    oracle_->Finish(commit->ts);
+    absl::Cleanup unlock_queue = [&q]() ABSL_NO_THREAD_SAFETY_ANALYSIS { q.mu.Unlock(); };
     AsyncBatch batch;
-    batch.push_back(std::move(commit));
+    batch.push_back(nullptr);  // a throw here leaves `commit` with the caller
+    const engine::Timestamp ts = commit->ts;
+    batch.back() = std::move(commit);
+    q.deliver_mu.Lock();
+    std::move(unlock_queue).Invoke();
+    absl::Cleanup unlock = [&q]() ABSL_NO_THREAD_SAFETY_ANALYSIS { q.deliver_mu.Unlock(); };
+    oracle_->Finish(ts);
     async_->Deliver(std::move(batch));
     return;
   }
@@ -68,40 +72,49 @@ void DurableCommits::TakeDurableLocked(Queue& q, engine::Lsn lsn,
   }
 }
 
-void DurableCommits::Complete(const std::vector<engine::Timestamp>& done, AsyncBatch async)
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (async.empty()) {
-    if (!done.empty()) oracle_->FinishMany(done);
-    return;
-  }
-  // deliver_mu_ is held (taken before the queue locks were released).
-  absl::Cleanup unlock = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { deliver_mu_.Unlock(); };
-  oracle_->FinishMany(done);
-  async_->Deliver(std::move(async));
+void DurableCommits::Complete(const std::vector<engine::Timestamp>& done, AsyncBatch async,
+                              absl::Span<Mutex* const> delivering) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  absl::Cleanup unlock = [delivering]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (Mutex* mu : delivering) mu->Unlock();
+  };
+  if (!done.empty()) oracle_->FinishMany(done);
+  async_->Deliver(std::move(async));  // nothing if empty
 }
 
 void DurableCommits::DurableAll(engine::Lsn lsn) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::vector<engine::Timestamp> done;
   AsyncBatch async;
-  // The queue locks are held only while the batch is taken. A batch with asynchronous commits
-  // takes deliver_mu_ before they are released and keeps it until it is delivered (see
-  // AddAsync).
+  absl::InlinedVector<Mutex*, 4> delivering;
+  // The queue locks are held only while the batch is taken. Each queue that gave asynchronous
+  // commits has its deliver_mu taken before they are released, and kept until the batch is
+  // delivered (see AddAsync).
   for (auto& q : queues_) q->mu.Lock();
-  for (auto& q : queues_) TakeDurableLocked(*q, lsn, &done, &async);
-  if (!async.empty()) deliver_mu_.Lock();
+  for (auto& q : queues_) {
+    const size_t before = async.size();
+    TakeDurableLocked(*q, lsn, &done, &async);
+    if (async.size() != before) {
+      q->deliver_mu.Lock();
+      delivering.push_back(&q->deliver_mu);
+    }
+  }
   for (auto it = queues_.rbegin(); it != queues_.rend(); ++it) (*it)->mu.Unlock();
-  Complete(done, std::move(async));
+  Complete(done, std::move(async), delivering);
 }
 
 void DurableCommits::Durable(uint32_t shard, engine::Lsn lsn) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Queue& q = *queues_[shard];
   std::vector<engine::Timestamp> done;
   AsyncBatch async;
+  Mutex* delivering = nullptr;
   q.mu.Lock();
   TakeDurableLocked(q, lsn, &done, &async);
-  if (!async.empty()) deliver_mu_.Lock();  // as in DurableAll
+  if (!async.empty()) {  // as in DurableAll
+    delivering = &q.deliver_mu;
+    delivering->Lock();
+  }
   q.mu.Unlock();
-  Complete(done, std::move(async));
+  Complete(done, std::move(async),
+           delivering == nullptr ? absl::Span<Mutex* const>() : absl::MakeConstSpan(&delivering, 1));
 }
 
 void DurableCommits::Poisoned(uint32_t shard, const absl::Status& error) {
@@ -119,7 +132,7 @@ void DurableCommits::Poisoned(uint32_t shard, const absl::Status& error) {
     q.pending.clear();
     // Wait for a batch taken before to be delivered: these failures reach AsyncCommits after
     // the shard's earlier successes.
-    MutexLock d(&deliver_mu_);
+    MutexLock d(&q.deliver_mu);
   }
   // Here, on the thread that wrote the failed batch (which holds no WAL lock and no commit
   // lock), not on the completion thread: a callback running there may wait for visible_ts to

@@ -17,6 +17,7 @@
 #include "engine/types.h"
 #include "txn/async_commits.h"
 #include "txn/timestamp_oracle.h"
+#include "absl/types/span.h"
 #include "util/mutex.h"
 
 namespace shardtx::txn {
@@ -31,7 +32,7 @@ class DurableCommits final : public engine::DurableListener {
   // lock, held since the record was appended (so that the queue is in LSN order).
   void Add(uint32_t shard, engine::Lsn lsn, engine::Timestamp ts);
   // The same for an asynchronous commit (its timestamp in `commit->ts`, its keys in
-  // `commit->writes`), which then goes to AsyncCommits::Deliver; or, if the log fails first (or
+  // `commit->keys`), which then goes to AsyncCommits::Deliver; or, if the log fails first (or
   // has failed), is taken back (AsyncCommits::TakeBack). Takes `commit`, unless it throws.
   // REQUIRES: as Add.
   void AddAsync(engine::Lsn lsn, std::unique_ptr<AsyncCommit>& commit);
@@ -56,6 +57,10 @@ class DurableCommits final : public engine::DurableListener {
     // Durable and AddAsync take one queue's lock; DurableAll takes every queue's, in shard
     // order. Each holds it only to queue or take commits.
     Mutex mu;
+    // Orders the shard's deliveries: taken under `mu` when a batch of asynchronous commits is
+    // taken (or AddAsync delivers its own), kept until AsyncCommits has it. Then the oracle's
+    // and AsyncCommits' locks are taken under it; DurableAll takes several, in shard order.
+    Mutex deliver_mu;
     std::deque<Pending> pending ABSL_GUARDED_BY(mu);
     engine::Lsn durable ABSL_GUARDED_BY(mu) = 0;  // the highest LSN the log reported
     absl::Status error ABSL_GUARDED_BY(mu);       // the log failed
@@ -64,16 +69,14 @@ class DurableCommits final : public engine::DurableListener {
   static void TakeDurableLocked(Queue& q, engine::Lsn lsn, std::vector<engine::Timestamp>* done,
                                 AsyncBatch* async) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q.mu);
 
-  // Finishes the timestamps of a taken batch and delivers its asynchronous commits, if any
-  // (then REQUIRES deliver_mu_, which it releases).
-  void Complete(const std::vector<engine::Timestamp>& done, AsyncBatch async);
+  // Finishes the timestamps of a taken batch and delivers its asynchronous commits, if any,
+  // then releases `delivering` (held: the deliver_mu of each queue that gave commits).
+  void Complete(const std::vector<engine::Timestamp>& done, AsyncBatch async,
+                absl::Span<Mutex* const> delivering);
 
   TimestampOracle* const oracle_;
   AsyncCommits* const async_;
   std::vector<std::unique_ptr<Queue>> queues_;
-  // Orders deliveries: held from the taking of a batch of asynchronous commits (before its
-  // queue locks are released) until AsyncCommits has it. Innermost: taken under queue locks.
-  Mutex deliver_mu_;
 };
 
 }  // namespace shardtx::txn

@@ -760,6 +760,9 @@ absl::Status TransactionImpl::CommitOnePhaseAsync(CommitPlan& plan,
   const bool early = sync && KillPoints::DeliberateBug("async_complete_before_fsync");
   s->WaitForSpace();
   std::string record = engine::EncodeCommit(/*commit_ts=*/0, id_, writes);
+  // The keys to take the commit back by if its log fails: copied here, before anything is
+  // done that a throw would have to undo.
+  if (sync && !early) commit->keys.Assign(writes);
   {
     ShardLocks locks(db, plan.involved);
     s->commit_mu()->AssertHeld();
@@ -790,7 +793,6 @@ absl::Status TransactionImpl::CommitOnePhaseAsync(CommitPlan& plan,
     db->counters().async_commits++;
     Finish();
     if (sync && !early) {
-      commit->keys.Assign(writes);  // to take back if the log fails
       db->durable_commits().AddAsync(*appended, commit);  // may complete at once
     } else {
       // kAsync or kNone: no fsync to wait for (or the deliberate bug: complete before it).
