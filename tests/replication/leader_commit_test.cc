@@ -68,6 +68,12 @@ void ElectAndCommitBase(Cluster& c, CommitJob** base_job = nullptr) {
 }
 
 // Steps until `job` answered (20 s simulated at most), calling `check` before every step.
+// Heals server 0 (cut off by the test) and steps until it has caught up with `leader`.
+bool RejoinServer0(Cluster& c, unsigned leader) {
+  c.group().Rejoin(0);
+  return c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000);
+}
+
 void StepUntilDone(Cluster& c, CommitJob* job, const std::function<void()>& check) {
   EXPECT_TRUE(c.StepUntil(
       [&] {
@@ -172,8 +178,7 @@ TEST(LeaderCommit, IsolatedLeaderAnswersUnknownAndItsWritesStayInvisible) {
   CommitJob* next = c.StartCommit(leader, "y", {{"y", "new"}});
   ASSERT_TRUE(c.StepUntil([&] { return c.Done(next); }, 5'000));
   EXPECT_TRUE(c.StatusOf(next).ok()) << c.StatusOf(next);
-  c.group().Rejoin(0);
-  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  ASSERT_TRUE(RejoinServer0(c, leader));
   c.StepFor(500);
   for (unsigned i = 0; i < 3; ++i) {
     auto v = c.Read(i, "k");
@@ -207,8 +212,7 @@ TEST(LeaderCommit, UnknownEntryThatCommitsLaterIsRedoneOnTheOldLeader) {
   auto on_leader = c.Read(leader, "x");
   ASSERT_TRUE(on_leader.ok());
   EXPECT_EQ(*on_leader, std::optional<std::string>("maybe"));
-  c.group().Rejoin(0);
-  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  ASSERT_TRUE(RejoinServer0(c, leader));
   c.StepFor(500);
   for (unsigned i = 0; i < 3; ++i) {
     auto v = c.Read(i, "x");
@@ -399,8 +403,7 @@ TEST(LeaderOutcome, CommittedOnTheNewLeaderWhenTheFollowersHeldTheEntry) {
   const unsigned follower = leader == 1 ? 2 : 1;
   ASSERT_TRUE(c.StepUntil([&] { return c.Released(follower, id) == Released::kReleased; }, 5'000));
   ExpectOutcome(c, follower, id, Outcome::kCommitted);
-  c.group().Rejoin(0);
-  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  ASSERT_TRUE(RejoinServer0(c, leader));
   EXPECT_EQ(c.Released(0, id), Released::kReleased);  // its own entry, redone as a follower
   ExpectOutcome(c, 0, id, Outcome::kCommitted);
   ASSERT_TRUE(c.db(leader).Checkpoint().ok());
@@ -434,8 +437,7 @@ TEST(LeaderOutcome, AbortedOnTheNewLeaderWhenTheFollowersDidNotHoldTheEntry) {
   EXPECT_TRUE(absl::StrContains(of_key.status().message(), absl::StrCat("leader is server ", leader,
                                                                         " at ", AddressOf(leader))))
       << of_key.status();
-  c.group().Rejoin(0);
-  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(leader); }, 10'000));
+  ASSERT_TRUE(RejoinServer0(c, leader));
   c.StepFor(500);
   for (unsigned i = 0; i < 3; ++i) {
     auto v = c.Read(i, "x");
