@@ -6,6 +6,7 @@
 #include "engine/log_record.h"
 #include "txn/database_impl.h"
 #include "util/mutex.h"
+#include "util/status_latch.h"
 #include "util/status_macros.h"
 
 namespace shardtx::txn {
@@ -26,26 +27,13 @@ namespace {
 // An empty commit (txn id 0, no writes) proposed through the shard's log, waited for.
 class Fence final : public engine::ReplicatedLog::Proposal {
  public:
-  void Committed(engine::RaftPosition) override { Done(absl::OkStatus()); }
-  void Unknown(const absl::Status& status) override { Done(status); }
-  void Refused(const absl::Status& status) override { Done(status); }
-  absl::Status Wait() {
-    MutexLock l(&mu_);
-    while (!done_) cv_.Wait();
-    return status_;
-  }
+  void Committed(engine::RaftPosition) override { done_.Set(absl::OkStatus()); }
+  void Unknown(const absl::Status& status) override { done_.Set(status); }
+  void Refused(const absl::Status& status) override { done_.Set(status); }
+  absl::Status Wait() { return done_.Wait(); }
 
  private:
-  void Done(absl::Status status) {
-    MutexLock l(&mu_);
-    status_ = std::move(status);
-    done_ = true;
-    cv_.Signal();
-  }
-  Mutex mu_;
-  CondVar cv_{&mu_};
-  bool done_ = false;
-  absl::Status status_;
+  StatusLatch done_;
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "txn/txn_records.h"
 #include "util/kill_point.h"
 #include "util/op_gate.h"
+#include "util/status_latch.h"
 #include "util/status_macros.h"
 
 namespace shardtx::txn {
@@ -525,29 +526,6 @@ absl::Status TransactionImpl::CommitOnePhase(CommitPlan& plan) {
 
 namespace {
 
-// One status, set once by the replication layer's thread, waited for by the committer.
-class Outcome {
- public:
-  void Set(absl::Status status) {
-    MutexLock l(&mu_);
-    status_ = std::move(status);
-    done_ = true;
-    cv_.Signal();
-  }
-  // Blocks until Set ran; returns its status.
-  absl::Status Wait() {
-    MutexLock l(&mu_);
-    while (!done_) cv_.Wait();
-    return status_;
-  }
-
- private:
-  Mutex mu_;
-  CondVar cv_{&mu_};
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-};
-
 // A replicated commit waiting for its entry's outcome (engine/replicated_log.h). The
 // replication layer calls one method, with the shard's commit_mu held, on its own thread.
 class ReplicatedCommit final : public engine::ReplicatedLog::Proposal {
@@ -580,7 +558,7 @@ class ReplicatedCommit final : public engine::ReplicatedLog::Proposal {
   engine::Shard* const shard_;
   const std::vector<engine::Write>* const writes_;
   const engine::Timestamp ts_;
-  Outcome outcome_;
+  StatusLatch outcome_;  // set once, on the replication layer's thread
 };
 
 // A read-only commit waiting for its reads' confirmation (ReplicatedLog::ConfirmReads).
@@ -590,7 +568,7 @@ class ReadConfirmation final : public engine::ReplicatedLog::ReadCheck {
   absl::Status Wait() { return outcome_.Wait(); }
 
  private:
-  Outcome outcome_;
+  StatusLatch outcome_;  // set once, on the replication layer's thread
 };
 
 }  // namespace
