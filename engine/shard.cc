@@ -522,6 +522,14 @@ absl::Status Shard::Checkpoint() {
   // visible (so that no new snapshot is older than what LMDB will hold).
   absl::Status s = hooks_->WaitVisible(max_ts);
   if (s.ok() && c > 0) s = wal_->WaitDurable(c);
+  // Once the log has failed, the overlays may hold commits that have no record in it: a
+  // decided cross-shard transaction whose commit records could not be appended is installed
+  // all the same (it is committed: its prepares are durable). LMDB past its prepare, with no
+  // commit record at or below applied_lsn and no prepared-table row, would leave recovery
+  // committing it again with nothing to keep the prepare in the log until the next checkpoint.
+  // So nothing more reaches LMDB until the database is reopened and redoes the log. (Checked
+  // after the freeze: the failure is sticky, and any such install in a frozen overlay followed it.)
+  if (s.ok()) s = wal_->status();
   if (s.ok()) {
     // The frozen deletes, which LMDB will hold only as absence (see checkpointed_deletes_).
     std::vector<std::pair<std::string, Timestamp>> deletes;

@@ -153,6 +153,11 @@ absl::StatusOr<Lsn> WalWriter::Append(uint8_t type, absl::string_view payload,
   return lsn;
 }
 
+absl::Status WalWriter::status() const {
+  MutexLock l(&mu_);
+  return error_;
+}
+
 absl::Status WalWriter::WaitDurable(Lsn lsn) {
   while (acked_lsn_.load(std::memory_order_acquire) < lsn) {
     WaitWord* word = nullptr;

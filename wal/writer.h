@@ -128,6 +128,10 @@ class WalWriter {
   // I/O error seen.
   absl::Status Close();
 
+  // OK while the log is healthy; once a write or sync has failed, the error that poisoned it
+  // (every later Append and every WaitDurable not yet satisfied return it too).
+  absl::Status status() const;
+
   WalStats Stats() const;
   // fsyncs done so far (cheap: one relaxed load).
   uint64_t fsyncs() const { return segments_.syncs(); }

@@ -114,6 +114,67 @@ TEST_F(TwoPhaseFailureTest, FailedDecisionAppendStillCommitsAndFinishesTheTimest
   EXPECT_EQ(*GetOne(db_.get(), "zebra"), "free");
 }
 
+// Found by make tsan's crashtest_shared_log_short: a cross-shard transaction whose prepares are
+// durable is committed even if the log fails before its decision and commit records can be
+// appended; its writes are installed without them. A checkpoint whose cut was durable (below the
+// failure) then moved them into shard 0's LMDB: the store was past the prepare, with no commit
+// record at or below its applied LSN and no prepared-table row. Recovery committed the
+// transaction again, but shard 0's floor (applied + 1) no longer kept the prepare; once another
+// shard's checkpoint freed its segment, the next Open failed with kDataLoss ("commit record ...
+// whose prepare is neither in the WAL nor in LMDB"). Now no checkpoint writes to LMDB once the
+// log has failed.
+TEST_F(TwoPhaseFailureTest, NoCheckpointAfterTheLogFailedSoNoPrepareIsLostOnReopen) {
+  Options o = Opts();
+  o.log_layout = Options::LogLayout::kShared;
+  o.checkpoint_wal_bytes = 0;
+  o.checkpoint_overlay_bytes = 1 << 20;  // shard 1 checkpoints by itself at the end
+  Open(o);
+  const std::string filler(12 << 10, 'f');
+  auto t = db_->Begin();
+  ASSERT_TRUE(t->Put("apple", "1").ok());
+  ASSERT_TRUE(t->Put("zebra", "1").ok());
+  const uint64_t hits = KillPoints::Hits("2pc.after_all_prepares");
+  KillPoints::Arm("2pc.after_all_prepares", 0, [&] {
+    // Both prepares are durable. Shard 0's records go on durably into a later segment than
+    // its prepare's (segments of 64 KiB), so that a cut there is durable...
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_TRUE(PutOne(db_.get(), absl::StrCat("b", i), filler).ok());
+    }
+    // ... then the log fails: a commit on shard 1 whose fsync fails.
+    PoisonShardOf("zulu");
+  });
+  ASSERT_TRUE(t->Commit().ok());
+  ASSERT_EQ(KillPoints::Hits("2pc.after_all_prepares"), hits + 1);
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "1");
+  const uint64_t applied = db_->GetStats().shards[0].applied_lsn;
+  EXPECT_FALSE(db_->Checkpoint().ok());
+  EXPECT_EQ(db_->GetStats().shards[0].applied_lsn, applied) << "LMDB written after the log failed";
+  WithinDeadline("Close", [&] { db_->Close().IgnoreError(); });
+  db_.reset();
+
+  Open(o);  // recovery commits the transaction from its prepares
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "1");
+  EXPECT_EQ(*GetOne(db_.get(), "zebra"), "1");
+  // Shard 1 alone checkpoints (its overlay fills) and frees every segment no shard's floor keeps.
+  for (int i = 0; i < 100 && db_->GetStats().shards[1].checkpoints == 0; ++i) {
+    ASSERT_TRUE(PutOne(db_.get(), absl::StrCat("n", i), filler).ok());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (db_->GetStats().shards[1].checkpoints == 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "shard 1 never checkpointed";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(db_->GetStats().shards[0].checkpoints, 0u);
+  ASSERT_TRUE(db_->Close().ok());  // no checkpoint at Close (Opts)
+  db_.reset();
+
+  auto reopened = Database::Open(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  db_ = std::move(*reopened);
+  EXPECT_EQ(*GetOne(db_.get(), "apple"), "1");
+  EXPECT_EQ(*GetOne(db_.get(), "zebra"), "1");
+}
+
 // Item 8: a single participant's commit record is the commit point. If its fsync fails, the
 // writes must not become visible and the outcome must not read "committed".
 TEST_F(TwoPhaseFailureTest, SingleParticipantCommitPreparedWhoseSyncFailsIsNotVisible) {
