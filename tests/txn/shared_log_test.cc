@@ -162,13 +162,14 @@ TEST_P(SharedLogReopen, CommitsOnEveryShardAndAcrossShardsSurvive) {
 
 INSTANTIATE_TEST_SUITE_P(CheckpointOnClose, SharedLogReopen, ::testing::Bool());
 
-// fsyncs of one cross-shard durable commit (after a first one), in the layout given.
-uint64_t CrossShardCommitFsyncs(const std::string& dir, Options::LogLayout layout) {
+// fsyncs of `n` cross-shard durable commits, one after another (after a first one), in the
+// layout given.
+uint64_t CrossShardCommitFsyncs(const std::string& dir, Options::LogLayout layout, int n) {
   auto db = OpenOrDie(Opts(dir, layout));
   if (db == nullptr) return 0;
   EXPECT_TRUE(CrossShard(db.get(), 0, 3, "warm").ok());
   const uint64_t before = db->GetStats().fsyncs;
-  EXPECT_TRUE(CrossShard(db.get(), 0, 3, "measured").ok());
+  for (int i = 0; i < n; ++i) EXPECT_TRUE(CrossShard(db.get(), 0, 3, absl::StrCat(i)).ok());
   const uint64_t after = db->GetStats().fsyncs;
   EXPECT_TRUE(db->Close().ok());
   return after - before;
@@ -202,9 +203,14 @@ TEST(SharedLog, IsTheDefaultLayout) {
 }
 
 TEST(SharedLog, CrossShardDurableCommitCostsOneFsync) {
-  // Each shard's log syncs its own prepare; the shared log syncs both prepares at once.
-  EXPECT_EQ(CrossShardCommitFsyncs(FreshDir("_per_shard"), Options::LogLayout::kPerShard), 2u);
-  EXPECT_EQ(CrossShardCommitFsyncs(FreshDir("_shared"), Options::LogLayout::kShared), 1u);
+  // Each shard's log syncs its own prepare; the shared log syncs both prepares at once. Counted
+  // over 20 commits: a background sync (a flusher that took the first prepare alone, a spare
+  // segment) may add one now and then, never one per commit.
+  constexpr int kCommits = 20;
+  EXPECT_GE(CrossShardCommitFsyncs(FreshDir("_per_shard"), Options::LogLayout::kPerShard, kCommits),
+            2u * kCommits);
+  EXPECT_LE(CrossShardCommitFsyncs(FreshDir("_shared"), Options::LogLayout::kShared, kCommits),
+            kCommits + kCommits / 4);
 }
 
 TEST(SharedLog, SegmentsAreFreedOnceEveryShardIsCheckpointed) {
