@@ -112,7 +112,13 @@ void Checkpointer::Loop() {
     mu_.Unlock();
     absl::Status s = probes_.checkpoint();
     mu_.Lock();
-    if (!s.ok()) last_ = absl::Now();  // back off until the next interval or trigger
+    if (!s.ok()) {
+      // Back off until the next interval, or until the log has grown by another trigger's
+      // worth: not at once, as the WAL bytes that triggered this attempt would (a failed log
+      // fails every checkpoint until the database is reopened).
+      last_ = absl::Now();
+      wal_bytes_at_last_ = probes_.wal_bytes();
+    }
   }
 }
 

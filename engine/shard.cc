@@ -487,7 +487,15 @@ void Shard::UninstallKeyLocked(absl::string_view key, Timestamp ts) {
 }
 
 absl::Status Shard::Checkpoint() {
+  absl::Status s = CheckpointOnce();
+  if (!s.ok()) checkpoint_failures_.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+absl::Status Shard::CheckpointOnce() {
   MutexLock ck(&checkpoint_mu_);
+  // A failed log fails every checkpoint (below, after the freeze): do not freeze for nothing.
+  RETURN_IF_ERROR(wal_->status());
   const auto start = std::chrono::steady_clock::now();
   // Freeze: the active overlay joins the frozen ones (left over from a failed checkpoint, if
   // any); commits go on into a new active overlay. The cut is exact: every record at or below
@@ -586,6 +594,7 @@ absl::Status Shard::Checkpoint() {
 ShardStats Shard::Stats() {
   ShardStats s;
   s.checkpoints = checkpoints_.load();
+  s.checkpoint_failures = checkpoint_failures_.load();
   s.checkpoint_bytes = checkpoint_bytes_.load();
   s.checkpoint_txns = store_->checkpoint_txns();
   s.checkpoint_ms = checkpoint_ms_.Summary();

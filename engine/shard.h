@@ -139,6 +139,8 @@ struct LogStats {
 
 struct ShardStats {
   uint64_t checkpoints = 0;
+  uint64_t checkpoint_failures = 0;  // attempts that returned an error (nothing applied, or
+                                     // applied and then the log truncation failed)
   uint64_t checkpoint_bytes = 0;  // overlay bytes written to LMDB
   uint64_t checkpoint_txns = 0;   // LMDB write transactions they took (chunks)
   std::string checkpoint_ms;      // Histogram summary
@@ -282,7 +284,8 @@ class Shard {
     return recovered_max_ts_;
   }
 
-  // Runs a checkpoint now (waits for one in progress first).
+  // Runs a checkpoint now (waits for one in progress first). Fails, with nothing written to
+  // LMDB, once the shard's log has failed (see CheckpointOnce).
   absl::Status Checkpoint();
   // Reads a table written with checkpoints (see ShardStore::TableWrite).
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadTable(
@@ -312,6 +315,8 @@ class Shard {
  private:
   Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks);
   absl::Status Recover();
+  // Checkpoint's work; Checkpoint counts its failures.
+  absl::Status CheckpointOnce();
   // Opens the store, loads the hooks' tables, and starts the overlays. Returns the store's
   // applied LSN.
   absl::StatusOr<Lsn> OpenStore();
@@ -359,7 +364,7 @@ class Shard {
   std::atomic<Lsn> applied_lsn_{0};
   std::shared_ptr<Overlay> active_ ABSL_GUARDED_BY(commit_mu_);  // == overlays_[0]
 
-  std::atomic<uint64_t> checkpoints_{0}, checkpoint_bytes_{0};
+  std::atomic<uint64_t> checkpoints_{0}, checkpoint_failures_{0}, checkpoint_bytes_{0};
   std::atomic<uint64_t> validation_lmdb_reads_{0};
   std::atomic<uint64_t> snapshot_too_old_{0};
   Histogram checkpoint_ms_;

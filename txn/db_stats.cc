@@ -52,6 +52,7 @@ Stats MakeStats(const TxnCounters& counters, uint64_t in_doubt,
     v.wal_segments_created = st.wal.segments_created;
     v.wal_segments_recycled = st.wal.segments_recycled;
     v.checkpoints = st.checkpoints;
+    v.checkpoint_failures = st.checkpoint_failures;
     v.checkpoint_bytes = st.checkpoint_bytes;
     v.checkpoint_txns = st.checkpoint_txns;
     v.checkpoint_ms = st.checkpoint_ms;
@@ -112,14 +113,14 @@ std::string Stats::ToString() const {
         &out,
         "shard %d: wal appends %d bytes %d fsyncs %d (%.1f rec/fsync, max %d, inline %d) "
         "unsynced %d segments created %d recycled %d; fsync us %s; "
-        "checkpoints %d (%d bytes, %d LMDB txns, ms %s, paused %d times %d ms); "
+        "checkpoints %d (%d failed; %d bytes, %d LMDB txns, ms %s, paused %d times %d ms); "
         "overlay %d bytes; "
         "backpressure waits %d; validation LMDB reads %d; applied LSN %d durable LSN %d; "
         "lmdb map %d (grown %d); recovery %d records %d bytes %.1f ms%s\n",
         s.shard, s.wal_appends, s.wal_bytes, s.wal_fsyncs, s.wal_records_per_fsync,
         s.wal_max_records_per_fsync, s.wal_inline_syncs, s.wal_unsynced_bytes,
         s.wal_segments_created, s.wal_segments_recycled, s.wal_fsync_latency_us, s.checkpoints,
-        s.checkpoint_bytes, s.checkpoint_txns, s.checkpoint_ms, s.checkpoint_pauses,
+        s.checkpoint_failures, s.checkpoint_bytes, s.checkpoint_txns, s.checkpoint_ms, s.checkpoint_pauses,
         s.checkpoint_paused_ms, s.overlay_bytes, s.backpressure_waits, s.validation_lmdb_reads,
         s.applied_lsn, s.durable_lsn, s.lmdb_map_size, s.lmdb_map_growths, s.recovery_records,
         s.recovery_bytes, s.recovery_ms, s.recovery_torn_tail ? " (torn tail cut)" : "");

@@ -21,6 +21,8 @@ struct ShardStatsView {
   uint64_t wal_segments_created = 0;
   uint64_t wal_segments_recycled = 0;
   uint64_t checkpoints = 0;
+  // Checkpoints that failed (an I/O error; after the log failed, every one until reopened).
+  uint64_t checkpoint_failures = 0;
   uint64_t checkpoint_bytes = 0;
   uint64_t checkpoint_txns = 0;  // LMDB write transactions (a checkpoint writes in chunks)
   std::string checkpoint_ms;

@@ -3,6 +3,7 @@
 // prepare that failed half-way leaves no orphan that takes a later prepare's lock on replay, and a
 // failed Open releases what it opened without hanging. Each hang is caught by a deadline, not
 // waited out.
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -173,6 +174,41 @@ TEST_F(TwoPhaseFailureTest, NoCheckpointAfterTheLogFailedSoNoPrepareIsLostOnReop
   db_ = std::move(*reopened);
   EXPECT_EQ(*GetOne(db_.get(), "apple"), "1");
   EXPECT_EQ(*GetOne(db_.get(), "zebra"), "1");
+}
+
+// A checkpoint that fails once the log has failed (every one does, until the database is
+// reopened) backs off until the next trigger. It retried at once while the WAL bytes that had
+// triggered it were still unabsorbed: a thread spinning on checkpoints, each freezing one more
+// overlay layer, for as long as the database stayed open.
+TEST_F(TwoPhaseFailureTest, CheckpointsFailingAfterTheLogFailedAreNotRetriedInALoop) {
+  Options o = Opts();
+  o.checkpoint_wal_bytes = 32 << 10;  // the only trigger (no interval, Opts)
+  Open(o);
+  std::atomic<bool> poisoned{false};
+  // The first triggered checkpoint: the log fails just after its freeze.
+  KillPoints::Arm("checkpoint.after_freeze", 0, [&] {
+    PoisonShardOf("apple");
+    poisoned = true;
+  });
+  const std::string value(8 << 10, 'v');
+  for (int i = 0; i < 8 && !poisoned; ++i) {
+    (void)PutOne(db_.get(), absl::StrCat("b", i), value);  // fails once the log has
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!poisoned) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no checkpoint was triggered";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // An observation window, not a synchronisation: a loop makes thousands of attempts in it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  uint64_t failures = 0;
+  for (const ShardStatsView& v : db_->GetStats().shards) failures += v.checkpoint_failures;
+  EXPECT_GE(failures, 1u);
+  EXPECT_LE(failures, 2u);
+  EXPECT_FALSE(db_->Checkpoint().ok());  // still refused, and counted
+  uint64_t after = 0;
+  for (const ShardStatsView& v : db_->GetStats().shards) after += v.checkpoint_failures;
+  EXPECT_GT(after, failures);
 }
 
 // Item 8: a single participant's commit record is the commit point. If its fsync fails, the
