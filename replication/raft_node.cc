@@ -236,6 +236,8 @@ NodeInfo RaftNode::Info() const {
   info.nodelay_streams = raw.nodelay_streams;
   info.results_lowered = raw.results_lowered;
   info.results_unmatched = raw.results_unmatched;
+  info.log_writes = raw.log_writes;
+  info.entries_stored = raw.entries_stored;
   return info;
 }
 

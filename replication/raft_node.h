@@ -76,6 +76,9 @@ struct NodeInfo {
   // that answer no request of their addressee in their term (sent with last index 0).
   uint64_t results_lowered = 0;
   uint64_t results_unmatched = 0;
+  // Durable writes of the node's Raft log and the entries they stored (rs_info).
+  uint64_t log_writes = 0;
+  uint64_t entries_stored = 0;
 };
 
 // Thread-safety: Propose() and Info() may be called from any thread, the node's own callbacks

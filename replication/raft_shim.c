@@ -122,6 +122,7 @@ struct rs_group {
   int closing; /* proposals are refused */
   int mute;    /* done callbacks are no longer made */
   int last_role;
+  raft_index stored_seen; /* libraft's last_stored at the previous tick (log_writes) */
   struct held_entry *held;
   size_t nheld, capheld;
   uint64_t released_index, released_term, noop_term;
@@ -405,6 +406,11 @@ static void group_tick(rs_group *g) {
   int role = raft_state(r);
   if (role == RAFT_UNAVAILABLE && g->last_role != RAFT_UNAVAILABLE) g->counters.unavailable++;
   g->last_role = role;
+  if (r->last_stored > g->stored_seen) {
+    g->counters.log_writes++;
+    g->counters.entries_stored += r->last_stored - g->stored_seen;
+  }
+  g->stored_seen = r->last_stored;
   if (g->guard && !g->closing && role == RAFT_LEADER && g->noop_term != r->current_term) {
     if (propose_entry(g, kKindNoop, NULL, 0, 0) == RS_OK) {
       g->noop_term = r->current_term;
@@ -833,7 +839,10 @@ int rs_sim_open(unsigned n, const struct rs_config *config, uint64_t seed,
     rs_sim_close(s);
     return rv == RAFT_NOMEM ? RS_NOMEM : RS_INVALID;
   }
-  for (unsigned i = 0; i < n; i++) s->groups[i].last_role = raft_state(s->groups[i].raft);
+  for (unsigned i = 0; i < n; i++) {
+    s->groups[i].last_role = raft_state(s->groups[i].raft);
+    s->groups[i].stored_seen = s->groups[i].raft->last_stored;
+  }
   *out = s;
   return RS_OK;
 }
@@ -1316,6 +1325,7 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
     return raft_to_rs(rv);
   }
   u->g.last_role = raft_state(&u->raft);
+  u->g.stored_seen = u->raft.last_stored; /* what the log held at start is not a write */
   for (unsigned i = 0; i < u->raft.configuration.n && u->n_opened_voters < RS_MAX_VOTERS; i++) {
     const struct raft_server *sv = &u->raft.configuration.servers[i];
     if (sv->role != RAFT_VOTER) continue;

@@ -139,6 +139,13 @@ struct rs_info {
    * their addressee in their term (sent with last index 0, so that only their term counts). */
   uint64_t results_lowered;
   uint64_t results_unmatched;
+  /* Durable writes of this server's Raft log: events (rs_uv: loop iterations) after which
+   * libraft's stored index had advanced, and the entries they stored. raft_uv keeps one write
+   * in flight per open segment, so under load each counted event is one O_DSYNC write (two
+   * writes completing in one iteration count once). A truncated or snapshot-replaced log
+   * restarts the count from its new stored index. */
+  uint64_t log_writes;
+  uint64_t entries_stored;
 };
 
 /* Fills *info. rs_uv: from any thread; off the loop thread it is the state published at the end

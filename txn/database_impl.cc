@@ -230,8 +230,11 @@ Stats DatabaseImpl::GetStats() {
     MutexLock l(&shards_mu_);  // Close may clear shards_ meanwhile
     for (auto& shard : shards_) shards.emplace_back(shard->id(), shard->Stats());
   }
-  return MakeStats(counters_, coordinator_->state().InDoubt(), shards,
-                   directory_ != nullptr && directory_->shared_log());
+  Stats stats = MakeStats(counters_, coordinator_->state().InDoubt(), shards,
+                          directory_ != nullptr && directory_->shared_log());
+  MutexLock l(&replication_mu_);
+  if (replicated_shards_ != nullptr) replicated_shards_->AddStats(&stats);
+  return stats;
 }
 
 absl::StatusOr<std::vector<std::string>> DatabaseImpl::ListPrepared() {

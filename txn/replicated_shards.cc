@@ -332,6 +332,17 @@ std::vector<Database::ShardLeadership> ReplicatedShards::Leadership() {
   return out;
 }
 
+void ReplicatedShards::AddStats(Stats* stats) {
+  MutexLock l(&mu_);
+  if (stopped_) return;
+  for (ShardStatsView& shard : stats->shards) {
+    if (shard.shard >= nodes_.size()) continue;
+    const replication::NodeInfo info = nodes_[shard.shard]->Info();
+    shard.raft_log_writes = info.log_writes;
+    shard.raft_entries_stored = info.entries_stored;
+  }
+}
+
 std::string ReplicatedShards::MemberAddress(uint64_t id) const {
   for (const ReplicationMember& m : options_.members) {
     if (m.id == id) return m.address;

@@ -42,6 +42,10 @@ class ReplicatedShards {
   // Database::Leadership: empty once stopped.
   std::vector<Database::ShardLeadership> Leadership();
 
+  // Adds each shard's Raft log counters (raft_log_writes, raft_entries_stored) to `stats`.
+  // Nothing once stopped.
+  void AddStats(Stats* stats);
+
   // This Open's incarnation of the node (1 at bootstrap, then one more at every Open).
   uint64_t incarnation() const { return incarnation_; }
   // Records `incarnation` (above this Open's) in the node manifest, synced: transaction ids'

@@ -26,7 +26,8 @@ std::string GnuplotString(const std::string& s) {
 
 // The fsync floors: one file, or several synced at once (RunSpec::threads files).
 std::string FloorLabel(const RunResult& r) {
-  return r.spec.threads == 1 ? "fsync floor" : absl::StrFormat("fsync floor, %d files", r.spec.threads);
+  return r.spec.threads == 1 ? "fsync floor"
+                             : absl::StrFormat("fsync floor, %d files", r.spec.threads);
 }
 
 std::string ShellQuote(const std::string& s) {
@@ -87,8 +88,8 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
     const std::string label =
         r.spec.workload == Workload::kFsync
             ? FloorLabel(r)
-            : absl::StrFormat("%s%s %s %dt%s%s", EngineName(r.spec.engine), VariantSuffix(r),
-                              WorkloadName(r.spec.workload), r.spec.threads,
+            : absl::StrFormat("%s %s %dt%s%s", RowName(r), WorkloadName(r.spec.workload),
+                              r.spec.threads,
                               r.spec.inflight > 0 ? absl::StrFormat(" x%d", r.spec.inflight) : "",
                               DurabilitySuffix(r));
     files.latency_data += absl::StrFormat("%s %.2f %.2f %.2f %.2f\n", Quote(label),

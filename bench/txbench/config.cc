@@ -81,6 +81,15 @@ ABSL_FLAG(bool, long_bench, false,
           "Run the long steady-state matrix of `make bench-long` (about 40 minutes): 5 "
           "interleaved repetitions of 30 s windows of single at 1 and 64 threads, cross at 64 "
           "and ycsb-b at 2, for every engine.");
+ABSL_FLAG(int, replicas, 0,
+          "Issue 16: 0 (off), 3 or 5. Opens that many replicated shardtx Databases in this "
+          "process (members on 127.0.0.1, node 1 made the leader of every shard) and runs, "
+          "interleaved, the fsync floor and shardtx unreplicated and replicated at 1 and 64 "
+          "threads on --workload (single-shard workloads only: single, ycsb-a, ycsb-b), with "
+          "issue 16's verdicts and each replica's Raft log writes/s and entries per write. "
+          "--engines and --threads are ignored; 5 repetitions of 3 s windows unless --reps, "
+          "--seconds say otherwise (about 2-3 minutes). Catch-up of a new replica is not "
+          "measured: snapshot catch-up is not wired into Database::Open yet.");
 ABSL_FLAG(bool, keep_data, false, "Keep each run's files under --dir.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the key and value choices (threads derive theirs).");
 ABSL_FLAG(bool, progress, true, "Progress lines on stderr.");
@@ -101,6 +110,8 @@ const char* EngineName(EngineKind e) {
       return "rocksdb-serial2pc";
     case EngineKind::kShardtxAsync:
       return "shardtx-async";
+    case EngineKind::kShardtxReplicated:
+      return "shardtx-replicated";
   }
   return "?";
 }
@@ -143,7 +154,10 @@ const char* DurabilityName(DurabilityMode d) {
   return "?";
 }
 
-bool IsShardtx(EngineKind e) { return e == EngineKind::kShardtx || e == EngineKind::kShardtxAsync; }
+bool IsShardtx(EngineKind e) {
+  return e == EngineKind::kShardtx || e == EngineKind::kShardtxAsync ||
+         e == EngineKind::kShardtxReplicated;
+}
 
 uint32_t ShardsOf(const Config& config, const RunSpec& spec) {
   return spec.shards != 0 ? spec.shards : config.shards;
@@ -214,6 +228,45 @@ absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name) {
       absl::StrCat("--rocksdb_layout: unknown layout '", n, "' (choose from auto|one|per-shard)"));
 }
 
+namespace {
+
+// --replicas: 3 or 5 replicas, single-shard transactions, synced commits, its own plan.
+absl::Status ValidateReplicas(const Config& c) {
+  if (c.replicas == 0) return absl::OkStatus();
+  if (c.replicas != 3 && c.replicas != 5) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--replicas ", c.replicas,
+        ": choose 0 (off), 3 or 5 (replicated shards tolerate the failure of a minority; 1 is "
+        "the unreplicated engine, and an even count costs a replica without tolerating one "
+        "more failure)"));
+  }
+  if (c.make_bench || c.long_bench) {
+    return absl::InvalidArgumentError(
+        "--replicas runs its own plan; it does not combine with --make-bench or --long-bench");
+  }
+  switch (c.workload) {
+    case Workload::kSingle:
+    case Workload::kYcsbA:
+    case Workload::kYcsbB:
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--replicas with --workload=", WorkloadName(c.workload),
+          ": a replicated database commits single-shard transactions only (cross-shard "
+          "commits on replicated shards are issue 17); use --workload=single, ycsb-a or "
+          "ycsb-b"));
+  }
+  if (c.durability != DurabilityMode::kSync) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--replicas with --durability=", DurabilityName(c.durability),
+                     ": the replicated engine measures durable commits (held by a majority); use "
+                     "--durability=sync"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Validate(const Config& c) {
   if (c.engines.empty()) return absl::InvalidArgumentError("no engine to run");
   if (c.async_inflight < 1 || c.async_inflight > (1 << 20)) {
@@ -235,6 +288,7 @@ absl::Status Validate(const Config& c) {
   if (c.make_bench && c.long_bench) {
     return absl::InvalidArgumentError("--make-bench and --long-bench are two different matrices");
   }
+  if (absl::Status s = ValidateReplicas(c); !s.ok()) return s;
   if (c.shards < 1 || c.shards > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("--shards ", c.shards, " not in [1, 1024]"));
   }
@@ -294,7 +348,7 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
   std::vector<RunSpec> runs;
   const bool fsync =
       std::find(c.engines.begin(), c.engines.end(), EngineKind::kFsync) != c.engines.end();
-  if (fsync || c.make_bench || c.long_bench) {
+  if (fsync || c.make_bench || c.long_bench || c.replicas > 0) {
     runs.push_back({EngineKind::kFsync, Workload::kFsync, 1, 1});
   }
   auto add = [&](Workload w, int threads, uint32_t k, auto wanted) {
@@ -353,6 +407,13 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
     // Every other shardtx row is per-shard, whatever --log_layout says: the plan holds both.
     for (RunSpec& r : runs) {
       if (IsShardtx(r.engine) && !r.log_layout.has_value()) r.log_layout = LogLayout::kPerShard;
+    }
+  } else if (c.replicas > 0) {
+    // Issue 16: a replicated commit at 1 thread against the floor, and at 64 threads against
+    // the same engine unreplicated (same workload, shards and log layout).
+    for (int threads : {1, 64}) {
+      runs.push_back({EngineKind::kShardtx, c.workload, threads, c.shards_per_txn});
+      runs.push_back({EngineKind::kShardtxReplicated, c.workload, threads, c.shards_per_txn});
     }
   } else if (c.long_bench) {
     add(Workload::kSingle, 1, 2, every);
@@ -415,17 +476,19 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.rocksdb_layout = *layout;
   auto log_layout = ParseLogLayout(absl::GetFlag(FLAGS_log_layout));
   if (!log_layout.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--log_layout: ", log_layout.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log_layout: ", log_layout.status().message()));
   }
   c.log_layout = *log_layout;
   c.make_bench = absl::GetFlag(FLAGS_make_bench);
+  c.replicas = absl::GetFlag(FLAGS_replicas);
   c.long_bench = absl::GetFlag(FLAGS_long_bench);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.async_inflight = absl::GetFlag(FLAGS_async_inflight);
   c.seconds = absl::GetFlag(FLAGS_seconds);
-  if (c.seconds == 0) c.seconds = c.make_bench ? 3 : c.long_bench ? 30 : 5;
+  if (c.seconds == 0) c.seconds = c.make_bench || c.replicas > 0 ? 3 : c.long_bench ? 30 : 5;
   c.reps = absl::GetFlag(FLAGS_reps);
-  if (c.reps == 0) c.reps = c.make_bench || c.long_bench ? 5 : 1;
+  if (c.reps == 0) c.reps = c.make_bench || c.long_bench || c.replicas > 0 ? 5 : 1;
   c.warmup_s = absl::GetFlag(FLAGS_warmup);
   if (c.warmup_s == -1) c.warmup_s = c.long_bench ? 5 : 1;
   c.shards = absl::GetFlag(FLAGS_shards);

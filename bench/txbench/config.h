@@ -17,7 +17,17 @@ namespace txbench {
 // Rocksdb2pc), for comparison with the careful protocol of kRocksdb.
 // kShardtxAsync: shardtx committing with Transaction::CommitAsync (each client thread keeps
 // up to RunSpec::inflight / threads transactions in flight); same database as kShardtx.
-enum class EngineKind { kShardtx, kRocksdb, kLmdb, kFsync, kRocksdbSerial2pc, kShardtxAsync };
+// kShardtxReplicated: shardtx on Config::replicas replicated Databases in this process
+// (--replicas; loopback_cluster.h), every session on node 1, which leads every shard.
+enum class EngineKind {
+  kShardtx,
+  kRocksdb,
+  kLmdb,
+  kFsync,
+  kRocksdbSerial2pc,
+  kShardtxAsync,
+  kShardtxReplicated
+};
 enum class Workload { kSingle, kCross, kMixed, kYcsbA, kYcsbB, kReadonly, kBank, kFsync };
 enum class DurabilityMode { kSync, kAsync, kNone };
 // How the rocksdb engine lays out its data: one TransactionDB for everything, or one per
@@ -65,6 +75,9 @@ struct Config {
   bool make_bench = false;
   bool long_bench = false;  // the long steady-state matrix (`make bench-long`)
   bool keep_data = false;
+  // Issue 16: 0, or the number of replicated Databases (3 or 5) of the shardtx-replicated
+  // engine; its own plan (see PlanRuns), and only single-shard workloads.
+  int replicas = 0;
   uint64_t seed = 1;
   bool progress = true;  // progress lines on stderr
 };
@@ -103,7 +116,7 @@ struct RunSpec {
 // than shardtx always report kPerShard (they have no such choice).
 uint32_t ShardsOf(const Config& config, const RunSpec& spec);
 LogLayout LogLayoutOf(const Config& config, const RunSpec& spec);
-bool IsShardtx(EngineKind e);  // kShardtx or kShardtxAsync
+bool IsShardtx(EngineKind e);  // kShardtx, kShardtxAsync or kShardtxReplicated
 
 // Checks ranges and combinations (e.g. cross needs shards >= shards_per_txn).
 absl::Status Validate(const Config& config);
@@ -123,6 +136,8 @@ absl::Status Validate(const Config& config);
 //  - long_bench: the fsync floor, then single at 1 and 64 threads, cross at 64 threads (and
 //    RocksDB's serial 2PC when rocksdb is named) and ycsb-b at 2 threads, each for every
 //    engine of the config.
+//  - replicas (issue 16): the fsync floor, then shardtx and shardtx-replicated on
+//    config.workload at 1 thread and at 64 threads (--engines and --threads are ignored).
 //  - otherwise: every engine of the config on config.workload at config.threads (the fsync
 //    floor first when the engines name it).
 std::vector<RunSpec> PlanRuns(const Config& config);

@@ -11,12 +11,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "bench/txbench/config.h"
 #include "bench/txbench/keyspace.h"
+#include "bench/txbench/loopback_cluster.h"
 
 namespace txbench {
 
@@ -74,6 +76,9 @@ struct EngineSetup {
   // shardtx: Options::log_layout = kShared (one log for all shards) rather than kPerShard.
   bool shared_log = false;
   Rocksdb2pc rocksdb_2pc = Rocksdb2pc::kCareful;
+  // shardtx: 0, or this many replicated Databases in dir/node1 .. dir/nodeN, sessions on
+  // node 1 (OpenLoopbackCluster).
+  int replicas = 0;
   const KeySpace* keys = nullptr;  // key -> shard map; outlives the engine
 };
 
@@ -100,6 +105,9 @@ class Engine {
 
   // fsync-type calls made so far (WAL and data syncs), or nullopt when the engine cannot tell.
   virtual std::optional<uint64_t> Fsyncs() = 0;
+  // A replicated engine's counters, one entry per replica (node 1 first), since open; empty
+  // for every other engine.
+  virtual std::vector<ReplicaCounters> Replicas() { return {}; }
   // Engine-specific figures worth printing after a run (abort causes, batching), or "".
   virtual std::string Notes() { return ""; }
   // One line describing the engine's configuration for the run header.

@@ -100,12 +100,6 @@ struct Pick {
   }
 };
 
-// The engine of a row, with its shard count and log layout where they are not the
-// invocation's default.
-std::string RowName(const RunResult& r) {
-  return absl::StrCat(EngineName(r.spec.engine), VariantSuffix(r));
-}
-
 // metric(a) / metric(b) for each repetition that has both a and a b, in repetition order;
 // with several picks for b, the highest metric among them in that repetition (the best
 // peer).
@@ -147,6 +141,33 @@ std::string RatioSpread(const std::vector<double>& ratios) {
 
 }  // namespace
 
+std::string RowName(const RunResult& r) {
+  const std::string engine = r.spec.engine == EngineKind::kShardtxReplicated && r.replicas > 0
+                                 ? absl::StrCat("shardtx-", r.replicas, "replicas")
+                                 : std::string(EngineName(r.spec.engine));
+  return absl::StrCat(engine, VariantSuffix(r));
+}
+
+namespace {
+
+// Each replica's figures of a window (or of the medians), one line each.
+std::string ReplicaLines(const RunResult& r, const std::string& indent) {
+  std::string out;
+  for (const ReplicaFigures& f : r.replica_figures) {
+    absl::StrAppendFormat(
+        &out,
+        "%sreplica %d%s: raft log %s writes/s, %.1f entries/write; WAL %s fsyncs/s, %s "
+        "records/fsync; LMDB %s syncs/s\n",
+        indent, f.node_id, f.node_id == 1 ? " (leader)" : "", Num(f.raft_log_writes_per_s),
+        f.raft_entries_per_write, Num(f.wal_fsyncs_per_s),
+        f.wal_records_per_fsync > 0 ? absl::StrFormat("%.1f", f.wal_records_per_fsync) : "-",
+        Num(f.lmdb_syncs_per_s));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string VariantSuffix(const RunResult& r) {
   std::string out;
   if (r.spec.shards != 0) absl::StrAppend(&out, "/", r.shards, "sh");
@@ -157,8 +178,23 @@ std::string VariantSuffix(const RunResult& r) {
 std::string HeaderText(const Config& c, const MachineInfo& m) {
   std::vector<std::string> engines;
   for (EngineKind e : c.engines) engines.push_back(EngineName(e));
+  if (c.replicas > 0) {
+    engines = {"fsync floor", "shardtx", absl::StrCat("shardtx-", c.replicas, "replicas")};
+  }
   std::string out = absl::StrCat(
       "txbench: ", absl::StrJoin(engines, ", "), " side by side, same run, same disk\n",
+      c.replicas == 0
+          ? ""
+          : absl::StrFormat(
+                "  replicas (issue 16): %d replicated Databases in this process, members on "
+                "127.0.0.1, node 1 made\n"
+                "        the leader of every shard and every session on it; a commit returns "
+                "once a majority holds\n"
+                "        it in its Raft log (O_DSYNC writes); the replicas share this disk "
+                "and these CPUs, so for\n"
+                "        separate machines read each replica's raft log writes/s and "
+                "entries/write under its row\n",
+                c.replicas),
       absl::StrFormat("  machine: %s, %s x %d CPUs, %.1f GB, %s, %s\n", m.host, m.cpu_model, m.cpus,
                       m.mem_gb, m.kernel, m.os),
       absl::StrFormat("  dir: %s (%s)\n", m.dir, m.filesystem),
@@ -238,6 +274,7 @@ std::string TableText(const std::vector<RunResult>& runs) {
         r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s), Num(r.ops_per_s),
         r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.settle_s, r.cpu_cores,
         r.other_cores);
+    out += ReplicaLines(r, "      ");
   }
   return out;
 }
@@ -286,6 +323,26 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& runs) {
       if (r->fsyncs_per_s.has_value()) fs.push_back(*r->fsyncs_per_s);
     }
     if (fs.size() == w.size()) m.fsyncs_per_s = Median(fs);
+    m.replicas = w[0]->replicas;
+    // Each replica's figures: the median over the windows that have them all.
+    const size_t replicas = w[0]->replica_figures.size();
+    for (size_t i = 0; i < replicas; ++i) {
+      auto replica_median = [&](double ReplicaFigures::*field) {
+        std::vector<double> v;
+        for (const RunResult* r : w) {
+          if (r->replica_figures.size() == replicas) v.push_back(r->replica_figures[i].*field);
+        }
+        return Median(v);
+      };
+      ReplicaFigures f;
+      f.node_id = w[0]->replica_figures[i].node_id;
+      f.raft_log_writes_per_s = replica_median(&ReplicaFigures::raft_log_writes_per_s);
+      f.raft_entries_per_write = replica_median(&ReplicaFigures::raft_entries_per_write);
+      f.wal_fsyncs_per_s = replica_median(&ReplicaFigures::wal_fsyncs_per_s);
+      f.wal_records_per_fsync = replica_median(&ReplicaFigures::wal_records_per_fsync);
+      f.lmdb_syncs_per_s = replica_median(&ReplicaFigures::lmdb_syncs_per_s);
+      m.replica_figures.push_back(f);
+    }
     s.txn_min = s.txn_max = w[0]->txn_per_s;
     for (const RunResult* r : w) {
       s.txn_min = std::min(s.txn_min, r->txn_per_s);
@@ -316,6 +373,7 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
         DurabilityName(m.durability), s.windows, Num(m.txn_per_s),
         absl::StrCat(Num(s.txn_min), "-", Num(s.txn_max)), m.abort_pct, m.p50_us, m.p99_us,
         m.p999_us, fs, per, m.settle_s, m.cpu_cores, m.other_cores);
+    out += ReplicaLines(m, "    median ");
   }
   // Ratios within each group, pair by pair (the same repetition), and each engine's p50 over
   // the fsync floor's p50 of the same repetition.
@@ -489,6 +547,73 @@ std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
   return out;
 }
 
+std::vector<Verdict> JudgeReplicationTargets(const std::vector<RunResult>& runs) {
+  std::vector<Verdict> out;
+  // The replicated rows' workloads and layouts, in the order they first ran.
+  std::vector<const RunResult*> firsts;
+  for (const RunResult& r : runs) {
+    if (!r.status.ok() || r.spec.engine != EngineKind::kShardtxReplicated) continue;
+    bool seen = false;
+    for (const RunResult* f : firsts) {
+      seen = seen || (f->spec.workload == r.spec.workload && f->log_layout == r.log_layout &&
+                      f->spec.shards_per_txn == r.spec.shards_per_txn);
+    }
+    if (!seen) firsts.push_back(&r);
+  }
+  if (firsts.empty()) {
+    for (const RunResult& r : runs) {
+      if (r.spec.engine == EngineKind::kShardtxReplicated) firsts.push_back(&r);
+      if (!firsts.empty()) break;
+    }
+  }
+  const Pick floor1{EngineKind::kFsync, Workload::kFsync, 1, 0};
+  for (const RunResult* f : firsts) {
+    const std::string name = RowName(*f);
+    auto pick = [&](EngineKind e, int threads) {
+      return Pick{e,
+                  f->spec.workload,
+                  threads,
+                  f->spec.shards_per_txn,
+                  DurabilityMode::kSync,
+                  f->spec.shards,
+                  f->log_layout};
+    };
+    out.push_back(Judge(absl::StrCat(WorkloadName(f->spec.workload), ", 1 thread, sync: ", name,
+                                     " commit p50 <= 3x the fsync floor"),
+                        PairRatios(runs, pick(EngineKind::kShardtxReplicated, 1), floor1, P50), 3,
+                        false));
+    out.push_back(Judge(
+        absl::StrCat(WorkloadName(f->spec.workload), ", 64 threads, sync: ", name,
+                     " durable commits/s >= 0.4x shardtx unreplicated (replicas on one disk)"),
+        PairRatios(runs, pick(EngineKind::kShardtxReplicated, 64), pick(EngineKind::kShardtx, 64),
+                   TxnPerS),
+        0.4, true));
+  }
+  if (!firsts.empty()) {
+    Verdict catch_up;
+    catch_up.target = "time for a new replica to catch up 1 GB";
+    catch_up.outcome =
+        "not measured: snapshot catch-up is not wired into Database::Open yet (a replica "
+        "catches up only from the leader's log)";
+    out.push_back(catch_up);
+  }
+  return out;
+}
+
+std::string ReplicationTargetsText(const std::vector<RunResult>& runs) {
+  std::string out;
+  for (const Verdict& v : JudgeReplicationTargets(runs)) {
+    if (v.pairs == 0) {
+      out += absl::StrFormat("  %-100s %s\n", v.target,
+                             v.outcome == "not measured" ? "not measured in this run" : v.outcome);
+      continue;
+    }
+    out += absl::StrFormat("  %-100s %.2fx (%.2f-%.2f, %d pairs)  %s\n", v.target, v.median, v.min,
+                           v.max, v.pairs, v.outcome);
+  }
+  return out;
+}
+
 std::string TargetsText(const std::vector<RunResult>& runs) {
   std::string out;
   for (const Verdict& v : JudgeTargets(runs)) {
@@ -546,12 +671,29 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
         ", \"p95_us\": ", JsonNumber(r.p95_us), ", \"p99_us\": ", JsonNumber(r.p99_us),
         ", \"p999_us\": ", JsonNumber(r.p999_us),
         ", \"fsyncs_per_s\": ", r.fsyncs_per_s.has_value() ? JsonNumber(*r.fsyncs_per_s) : "null",
-        ", \"settle_s\": ", JsonNumber(r.settle_s), "}");
+        ", \"settle_s\": ", JsonNumber(r.settle_s));
+    if (r.spec.engine == EngineKind::kShardtxReplicated) {
+      std::vector<std::string> figures;
+      for (const ReplicaFigures& f : r.replica_figures) {
+        figures.push_back(
+            absl::StrCat("{\"node\": ", f.node_id,
+                         ", \"raft_log_writes_per_s\": ", JsonNumber(f.raft_log_writes_per_s),
+                         ", \"raft_entries_per_write\": ", JsonNumber(f.raft_entries_per_write),
+                         ", \"wal_fsyncs_per_s\": ", JsonNumber(f.wal_fsyncs_per_s),
+                         ", \"wal_records_per_fsync\": ", JsonNumber(f.wal_records_per_fsync),
+                         ", \"lmdb_syncs_per_s\": ", JsonNumber(f.lmdb_syncs_per_s), "}"));
+      }
+      absl::StrAppend(&out, ", \"replicas\": ", r.replicas, ", \"replica_figures\": [",
+                      absl::StrJoin(figures, ", "), "]");
+    }
+    out += "}";
   }
   out += first ? "],\n" : "\n  ],\n";
   out += "  \"targets\": [";
   first = true;
-  for (const Verdict& v : JudgeTargets(runs)) {
+  std::vector<Verdict> verdicts = JudgeTargets(runs);
+  for (Verdict& v : JudgeReplicationTargets(runs)) verdicts.push_back(std::move(v));
+  for (const Verdict& v : verdicts) {
     out += first ? "\n" : ",\n";
     first = false;
     out += absl::StrCat("    {\"target\": ", JsonString(v.target), ", \"pairs\": ", v.pairs,

@@ -21,6 +21,10 @@ std::string HeaderText(const Config& config, const MachineInfo& machine);
 // shards; "" otherwise.
 std::string VariantSuffix(const RunResult& r);
 
+// A row's engine with its variant: "shardtx-3replicas" for the replicated engine (with
+// RunResult::replicas), then VariantSuffix.
+std::string RowName(const RunResult& r);
+
 // A row per window of `runs`, with its repetition (failed windows as a line with their error).
 std::string TableText(const std::vector<RunResult>& runs);
 
@@ -59,6 +63,14 @@ Verdict Judge(const std::string& target, const std::vector<double>& ratios, doub
 std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs);
 // One line per target: median (min-max, pairs) and the verdict.
 std::string TargetsText(const std::vector<RunResult>& runs);
+
+// Issue 16's targets, for each workload (and log layout) the replicated engine ran: its
+// single-thread commit p50 at most 3x the one-file fsync floor's, and its commits/s at 64
+// threads at least 0.4x shardtx unreplicated on the same workload, shards and log layout; then
+// the catch-up time of a new replica, always "not measured" (snapshot catch-up is not wired
+// into Database::Open). Empty when no replicated run was planned. In the JSON's "targets" too.
+std::vector<Verdict> JudgeReplicationTargets(const std::vector<RunResult>& runs);
+std::string ReplicationTargetsText(const std::vector<RunResult>& runs);
 
 // {"machine": {...}, "results": [{"engine", "workload", "threads", "shards", "log_layout",
 // "shards_per_txn", "durability", "rep", "txn_per_s", "ops_per_s", "abort_pct", "p50_us",

@@ -134,6 +134,30 @@ absl::Status ErrnoError(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
+// Each replica's figures over a window of `seconds`, from its counters at either end.
+std::vector<ReplicaFigures> ReplicaWindow(const std::vector<ReplicaCounters>& before,
+                                          const std::vector<ReplicaCounters>& after,
+                                          double seconds) {
+  std::vector<ReplicaFigures> out;
+  for (size_t i = 0; i < before.size(); ++i) {
+    const ReplicaCounters& a = before[i];
+    const ReplicaCounters& b = after[i];
+    auto delta = [](uint64_t x, uint64_t y) { return static_cast<double>(y >= x ? y - x : 0); };
+    const double writes = delta(a.raft_log_writes, b.raft_log_writes);
+    const double fsyncs = delta(a.wal_fsyncs, b.wal_fsyncs);
+    ReplicaFigures f;
+    f.node_id = b.node_id;
+    f.raft_log_writes_per_s = writes / seconds;
+    f.raft_entries_per_write =
+        writes > 0 ? delta(a.raft_entries_stored, b.raft_entries_stored) / writes : 0;
+    f.wal_fsyncs_per_s = fsyncs / seconds;
+    f.wal_records_per_fsync = fsyncs > 0 ? delta(a.wal_records, b.wal_records) / fsyncs : 0;
+    f.lmdb_syncs_per_s = delta(a.lmdb_syncs, b.lmdb_syncs) / seconds;
+    out.push_back(f);
+  }
+  return out;
+}
+
 // One client thread of a window: runs transactions until `stop`, counting into its stats.
 // `start` is passed once the thread is ready.
 using ClientFn = std::function<void(int i, ClientStats& st, std::latch& start)>;
@@ -262,6 +286,7 @@ void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const Prog
   }
 
   const std::optional<uint64_t> fsyncs0 = engine.Fsyncs();
+  const std::vector<ReplicaCounters> replicas0 = engine.Replicas();
   const CpuSample cpu0 = SampleCpu();
   start.arrive_and_wait();
   const auto t0 = Clock::now();
@@ -295,6 +320,7 @@ void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const Prog
   r->settle_s = std::chrono::duration<double>(t1 - settle0).count();
   const CpuSample cpu1 = SampleCpu();
   const std::optional<uint64_t> fsyncs1 = engine.Fsyncs();
+  const std::vector<ReplicaCounters> replicas1 = engine.Replicas();
 
   shardtx::Histogram latency;
   for (auto& st : stats) {
@@ -311,6 +337,9 @@ void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const Prog
     r->fsyncs_per_s = static_cast<double>(*fsyncs1 - *fsyncs0) / r->elapsed_s;
   }
   std::tie(r->cpu_cores, r->other_cores) = CoresUsed(cpu0, cpu1);
+  if (replicas0.size() == replicas1.size() && r->elapsed_s > 0) {
+    r->replica_figures = ReplicaWindow(replicas0, replicas1, r->elapsed_s);
+  }
   r->status = error.Get();
 }
 
@@ -382,9 +411,9 @@ class FsyncFile {
                            " B and fdatasync on its own 64 MiB file written with zeros and "
                            "synced beforehand; a round ends when the last sync returns");
     if (progress) {
-      progress(absl::StrFormat("%s: pwrite %d B + fdatasync for %.0f s", what, record_size,
-                               seconds),
-               false);
+      progress(
+          absl::StrFormat("%s: pwrite %d B + fdatasync for %.0f s", what, record_size, seconds),
+          false);
     }
     const std::string record(record_size, 'r');
     // Round i: every syncer writes and syncs its file; the round ends at the barrier.
@@ -465,7 +494,6 @@ class FsyncFile {
   uint64_t off_ = 0;
 };
 
-
 ContenderKey KeyOfRun(const Config& config, const RunSpec& spec) {
   // shardtx-async measures the same database as shardtx.
   const EngineKind engine =
@@ -489,8 +517,8 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
   std::error_code ec;
   std::filesystem::create_directories(config.dir, ec);
   if (kind == EngineKind::kFsync) {
-    c->fsync_ =
-        std::make_unique<FsyncFile>(absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat"), max_threads);
+    c->fsync_ = std::make_unique<FsyncFile>(
+        absl::StrCat(config.dir, "/fsync-floor-", getpid(), ".dat"), max_threads);
     if (absl::Status s = c->fsync_->Create(); !s.ok()) return s;
     return c;
   }
@@ -519,6 +547,7 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
   setup.rocksdb_2pc =
       kind == EngineKind::kRocksdbSerial2pc ? Rocksdb2pc::kSerial : Rocksdb2pc::kCareful;
   setup.keys = c->keys_.get();
+  setup.replicas = kind == EngineKind::kShardtxReplicated ? config.replicas : 0;
   auto opened = OpenEngine(kind, setup);
   if (!opened.ok()) return opened.status();
   c->engine_ = std::move(*opened);
@@ -564,6 +593,7 @@ RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
   r.shards = ShardsOf(config_, spec);
   r.log_layout = LogLayoutOf(config_, spec);
   r.durability = spec.durability.value_or(config_.durability);
+  if (spec.engine == EngineKind::kShardtxReplicated) r.replicas = config_.replicas;
   if (!(KeyOfRun(config_, spec) == KeyOfRun(config_, spec_))) {
     r.status = absl::InternalError(
         absl::StrCat("txbench: ", RunName(spec), " measured on another engine's contender"));
@@ -642,6 +672,7 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenEngine(EngineKind kind, const Engine
   switch (kind) {
     case EngineKind::kShardtx:
     case EngineKind::kShardtxAsync:
+    case EngineKind::kShardtxReplicated:
       return OpenShardtx(setup);
     case EngineKind::kRocksdb:
     case EngineKind::kRocksdbSerial2pc:

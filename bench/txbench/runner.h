@@ -18,8 +18,19 @@
 
 namespace txbench {
 
+// One replica's durable writes over a measured window (the replicated engine only).
+struct ReplicaFigures {
+  uint64_t node_id = 0;
+  double raft_log_writes_per_s = 0;
+  double raft_entries_per_write = 0;  // 0 when it wrote nothing
+  double wal_fsyncs_per_s = 0;        // its applied log's fdatasyncs
+  double wal_records_per_fsync = 0;   // 0 when it synced nothing
+  double lmdb_syncs_per_s = 0;        // checkpoint LMDB transactions and meta pages
+};
+
 struct RunResult {
   RunSpec spec;
+  int replicas = 0;                             // kShardtxReplicated: Config::replicas
   uint32_t shards = 1;                          // the run's (ShardsOf)
   LogLayout log_layout = LogLayout::kPerShard;  // the run's (LogLayoutOf)
   DurabilityMode durability = DurabilityMode::kSync;
@@ -44,7 +55,8 @@ struct RunResult {
   double cpu_cores = 0;                // this process's CPU seconds per second
   double other_cores = 0;              // the rest of the machine's
   double preload_s = 0;
-  std::optional<int64_t> bank_total;  // bank: the checked total
+  std::optional<int64_t> bank_total;            // bank: the checked total
+  std::vector<ReplicaFigures> replica_figures;  // replicated: one per replica, node 1 first
 };
 
 // Called with a transient progress text (nullptr-free); the runner prints nothing itself.

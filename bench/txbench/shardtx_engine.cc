@@ -1,11 +1,14 @@
 // The shardtx engine: one Database with num_shards = the run's shards and its log layout; one
-// Transaction per benchmark transaction at the run's durability.
+// Transaction per benchmark transaction at the run's durability. With EngineSetup::replicas,
+// that many replicated Databases in this process (loopback_cluster.h), sessions on node 1.
 #include <algorithm>
 #include <functional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "bench/txbench/engine.h"
 #include "shardtx/database.h"
 
@@ -57,15 +60,16 @@ class ShardtxSession final : public Session {
 
 class ShardtxEngine final : public Engine {
  public:
-  ShardtxEngine(std::unique_ptr<shardtx::Database> db, const EngineSetup& setup)
-      : db_(std::move(db)), setup_(setup) {
+  // dbs[0] serves the sessions; the others (replicated: nodes 2..N) are only settled, counted
+  // and closed.
+  ShardtxEngine(std::vector<std::unique_ptr<shardtx::Database>> dbs,
+                std::vector<shardtx::ReplicationMember> members, const EngineSetup& setup)
+      : dbs_(std::move(dbs)), db_(dbs_.front().get()), members_(std::move(members)), setup_(setup) {
     run_options_.durability = ToShardtx(setup.durability);
     run_durability_ = setup.durability;
     bulk_options_.durability = shardtx::Durability::kNone;
   }
-  ~ShardtxEngine() override {
-    if (db_ != nullptr) db_->Close().IgnoreError();
-  }
+  ~ShardtxEngine() override { Close().IgnoreError(); }
 
   std::unique_ptr<Session> NewSession() override { return std::make_unique<ShardtxSession>(this); }
   absl::Status SetBulkLoad(bool on) override {
@@ -73,22 +77,33 @@ class ShardtxEngine final : public Engine {
     if (on) return absl::OkStatus();
     return SettleDeferredWork();  // durable, and the run starts with the data in LMDB
   }
-  absl::Status SettleDeferredWork() override { return db_->Checkpoint(); }
+  // Every replica checkpoints: they share the disk, and each one's LMDB writes are its own.
+  absl::Status SettleDeferredWork() override {
+    absl::Status result;
+    for (auto& db : dbs_) {
+      absl::Status s = db->Checkpoint();
+      if (result.ok()) result = s;
+    }
+    return result;
+  }
   absl::Status SetRunDurability(DurabilityMode durability) override {
     run_durability_ = durability;
     run_options_.durability = ToShardtx(durability);
     return absl::OkStatus();
   }
   std::optional<uint64_t> Fsyncs() override {
-    shardtx::Stats s = db_->GetStats();
     // WAL fdatasyncs, plus LMDB's: one per LMDB transaction of a checkpoint (its data pages;
     // a checkpoint writes in chunks) and one more for the checkpoint's meta page. Stats::fsyncs
-    // counts a log shared by the shards once.
-    uint64_t n = s.fsyncs;
-    for (const shardtx::ShardStatsView& shard : s.shards) {
-      n += shard.checkpoint_txns + shard.checkpoints;
-    }
-    return n;
+    // counts a log shared by the shards once. Replicated: node 1's, plus its Raft log writes
+    // (each an O_DSYNC write); the other replicas' are in Replicas().
+    const ReplicaCounters c = CountersOf(1, db_->GetStats());
+    return c.wal_fsyncs + c.lmdb_syncs + c.raft_log_writes;
+  }
+  std::vector<ReplicaCounters> Replicas() override {
+    std::vector<ReplicaCounters> out;
+    if (setup_.replicas == 0) return out;
+    for (size_t i = 0; i < dbs_.size(); ++i) out.push_back(CountersOf(i + 1, dbs_[i]->GetStats()));
+    return out;
   }
   std::string Notes() override {
     shardtx::Stats s = db_->GetStats();
@@ -102,27 +117,65 @@ class ShardtxEngine final : public Engine {
                s.records_per_fsync, s.checkpoints, s.commit_latency_us) +
            (s.shards.empty()
                 ? ""
-                : absl::StrCat("; shard 0 fdatasync (us): ", s.shards[0].wal_fsync_latency_us));
+                : absl::StrCat("; shard 0 fdatasync (us): ", s.shards[0].wal_fsync_latency_us)) +
+           ReplicaNotes();
   }
   std::string Describe() const override {
-    return absl::StrCat("shardtx: Database, num_shards=", setup_.shards, ", log_layout=k",
+    std::string replicated;
+    if (setup_.replicas > 0) {
+      std::vector<std::string> addresses;
+      for (const shardtx::ReplicationMember& m : members_) {
+        addresses.push_back(absl::StrCat(m.id, "@", m.address));
+      }
+      replicated = absl::StrCat(
+          setup_.replicas, " replicated Databases in this process, members ",
+          absl::StrJoin(addresses, " "),
+          " (shard g's Raft group on port P+1+g); node 1 leads "
+          "every shard (election timeout ",
+          absl::FormatDuration(kLeaderElectionTimeout), ", the others ",
+          absl::FormatDuration(kFollowerElectionTimeout),
+          "), every session on node 1; a commit returns once a majority holds it in its Raft log "
+          "(O_DSYNC writes); all replicas share this disk and these CPUs; ");
+    }
+    return absl::StrCat("shardtx",
+                        setup_.replicas > 0 ? absl::StrCat("-", setup_.replicas, "replicas") : "",
+                        ": ", replicated, "Database, num_shards=", setup_.shards, ", log_layout=k",
                         setup_.shared_log ? "Shared" : "PerShard", ", TxnOptions.durability=k",
                         run_durability_ == DurabilityMode::kSync    ? "Sync"
                         : run_durability_ == DurabilityMode::kAsync ? "Async"
                                                                     : "None",
                         ", snapshot isolation (first committer wins; aborts retried)");
   }
+  // Node N first, node 1 (the leader) last. Idempotent.
   absl::Status Close() override {
-    absl::Status s = db_->Close();
-    db_.reset();
-    return s;
+    absl::Status result;
+    for (auto it = dbs_.rbegin(); it != dbs_.rend(); ++it) {
+      if (*it == nullptr) continue;
+      absl::Status s = (*it)->Close();
+      if (result.ok()) result = s;
+    }
+    dbs_.clear();
+    db_ = nullptr;
+    return result;
   }
 
-  shardtx::Database* db() { return db_.get(); }
+  shardtx::Database* db() { return db_; }
   const shardtx::TxnOptions& txn_options() const { return bulk_ ? bulk_options_ : run_options_; }
 
  private:
-  std::unique_ptr<shardtx::Database> db_;
+  // Each replica's Raft log writes and entries since open, for Notes.
+  std::string ReplicaNotes() {
+    std::string out;
+    for (const ReplicaCounters& c : Replicas()) {
+      absl::StrAppendFormat(&out, "; replica %d: raft log writes=%d entries=%d wal fsyncs=%d",
+                            c.node_id, c.raft_log_writes, c.raft_entries_stored, c.wal_fsyncs);
+    }
+    return out;
+  }
+
+  std::vector<std::unique_ptr<shardtx::Database>> dbs_;
+  shardtx::Database* db_;  // dbs_[0]
+  std::vector<shardtx::ReplicationMember> members_;
   EngineSetup setup_;
   shardtx::TxnOptions run_options_, bulk_options_;
   bool bulk_ = false;  // set between runs, never while sessions run
@@ -143,9 +196,19 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenShardtx(const EngineSetup& setup) {
                                         : shardtx::Options::LogLayout::kPerShard;
   options.max_open_transactions =
       std::max<uint32_t>(options.max_open_transactions, static_cast<uint32_t>(setup.threads + 64));
-  auto db = shardtx::Database::Open(options);
-  if (!db.ok()) return db.status();
-  return std::unique_ptr<Engine>(new ShardtxEngine(std::move(*db), setup));
+  std::vector<std::unique_ptr<shardtx::Database>> dbs;
+  std::vector<shardtx::ReplicationMember> members;
+  if (setup.replicas > 0) {
+    auto cluster = OpenLoopbackCluster(options, setup.dir, setup.replicas);
+    if (!cluster.ok()) return cluster.status();
+    dbs = std::move(cluster->dbs);
+    members = std::move(cluster->members);
+  } else {
+    auto db = shardtx::Database::Open(options);
+    if (!db.ok()) return db.status();
+    dbs.push_back(std::move(*db));
+  }
+  return std::unique_ptr<Engine>(new ShardtxEngine(std::move(dbs), std::move(members), setup));
 }
 
 }  // namespace txbench

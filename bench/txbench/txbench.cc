@@ -43,10 +43,10 @@ class ProgressLine {
 std::string RunLabel(const Config& config, const RunSpec& spec) {
   RunResult r;
   r.spec = spec;
+  if (spec.engine == EngineKind::kShardtxReplicated) r.replicas = config.replicas;
   r.shards = ShardsOf(config, spec);
   r.log_layout = LogLayoutOf(config, spec);
-  return absl::StrFormat("%s%s %s %dt", EngineName(spec.engine), VariantSuffix(r),
-                         WorkloadName(spec.workload), spec.threads);
+  return absl::StrFormat("%s %s %dt", RowName(r), WorkloadName(spec.workload), spec.threads);
 }
 
 // A failed window that never ran (its contender did not open, or its warm-up failed).
@@ -54,6 +54,7 @@ RunResult FailedRun(const Config& config, const RunSpec& spec, int rep, absl::St
   RunResult r;
   r.spec = spec;
   r.rep = rep;
+  if (spec.engine == EngineKind::kShardtxReplicated) r.replicas = config.replicas;
   r.shards = ShardsOf(config, spec);
   r.log_layout = LogLayoutOf(config, spec);
   r.durability = config.durability;
@@ -173,9 +174,14 @@ Outcome Run(const Config& config, FILE* out) {
   for (const auto& [engine, text] : notes) {
     std::fprintf(out, "  %s after its last window: %s\n", EngineName(engine), text.c_str());
   }
-  std::fprintf(out, "\n== medians over %d repetition%s ==\n%s\n== targets (issues 5 and 19) ==\n%s",
-               config.reps, config.reps == 1 ? "" : "s", SummaryText(outcome.runs).c_str(),
-               TargetsText(outcome.runs).c_str());
+  std::fprintf(out, "\n== medians over %d repetition%s ==\n%s\n", config.reps,
+               config.reps == 1 ? "" : "s", SummaryText(outcome.runs).c_str());
+  if (config.replicas == 0) {  // --replicas' plan measures none of them
+    std::fprintf(out, "== targets (issues 5 and 19) ==\n%s", TargetsText(outcome.runs).c_str());
+  } else {
+    std::fprintf(out, "== targets (issue 16: %d replicas on 127.0.0.1, one disk) ==\n%s",
+                 config.replicas, ReplicationTargetsText(outcome.runs).c_str());
+  }
   std::fflush(out);
 
   if (!config.json_path.empty()) {

@@ -1,0 +1,144 @@
+#include "bench/txbench/loopback_cluster.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace txbench {
+namespace {
+
+// A TCP socket bound to 127.0.0.1:port (0: any free port), or -1. *bound gets the port.
+int BindLoopback(int port, int* bound) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  socklen_t len = sizeof a;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  *bound = ntohs(a.sin_port);
+  return fd;
+}
+
+std::string Describe(const shardtx::Database::ShardLeadership& l) {
+  using Role = shardtx::Database::ShardLeadership::Role;
+  const char* role = l.role == Role::kLeader      ? "leader"
+                     : l.role == Role::kCandidate ? "candidate"
+                     : l.role == Role::kFollower  ? "follower"
+                                                  : "unavailable";
+  return absl::StrCat("shard ", l.shard, " ", role, l.ready ? " (ready)" : "", " term ", l.term,
+                      " leader ", l.leader_id);
+}
+
+}  // namespace
+
+absl::StatusOr<int> FreePortRange(int count, const std::vector<int>& avoid) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int first = 0;
+    const int probe = BindLoopback(0, &first);
+    if (probe < 0) continue;
+    close(probe);
+    if (first + count > 65535) continue;
+    bool ok = true;
+    std::vector<int> held;
+    for (int p = first; p < first + count && ok; ++p) {
+      int bound = 0;
+      ok = std::find(avoid.begin(), avoid.end(), p) == avoid.end();
+      const int fd = ok ? BindLoopback(p, &bound) : -1;
+      ok = ok && fd >= 0;
+      if (fd >= 0) held.push_back(fd);
+    }
+    for (int fd : held) close(fd);
+    if (ok) return first;
+  }
+  return absl::UnavailableError(
+      absl::StrCat("no ", count, " consecutive free TCP ports on 127.0.0.1 after 200 tries"));
+}
+
+absl::StatusOr<LoopbackCluster> OpenLoopbackCluster(const shardtx::Options& base,
+                                                    const std::string& dir, int replicas) {
+  const uint32_t shards = std::max<uint32_t>(base.num_shards, 1);
+  LoopbackCluster cluster;
+  std::vector<int> used;
+  for (int id = 1; id <= replicas; ++id) {
+    auto p = FreePortRange(static_cast<int>(shards) + 1, used);  // P (snapshots) + one per shard
+    if (!p.ok()) return p.status();
+    for (uint32_t i = 0; i <= shards; ++i) used.push_back(*p + static_cast<int>(i));
+    cluster.members.push_back({static_cast<uint64_t>(id), absl::StrCat("127.0.0.1:", *p)});
+  }
+  // A cluster id of its own for every run: a directory left by another run is never joined.
+  std::random_device rd;
+  const std::string cluster_id =
+      absl::StrCat("txbench-", getpid(), "-", absl::Hex(rd(), absl::kZeroPad8));
+  for (int id = 1; id <= replicas; ++id) {
+    shardtx::Options o = base;
+    o.path = absl::StrCat(dir, "/node", id);
+    std::error_code ec;
+    std::filesystem::remove_all(o.path, ec);
+    o.replication.node_id = static_cast<uint64_t>(id);
+    o.replication.cluster_id = cluster_id;
+    o.replication.members = cluster.members;
+    o.replication.election_timeout = id == 1 ? kLeaderElectionTimeout : kFollowerElectionTimeout;
+    o.replication.heartbeat = kHeartbeat;
+    auto db = shardtx::Database::Open(o);
+    if (!db.ok()) {
+      return absl::Status(db.status().code(), absl::StrCat("replica ", id, " (", o.path, ", ",
+                                                           cluster.members[id - 1].address,
+                                                           "): ", db.status().message()));
+    }
+    cluster.dbs.push_back(std::move(*db));
+  }
+  // Polled against a deadline: Leadership() never blocks, and nothing notifies a caller.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(absl::ToInt64Milliseconds(kLeadershipDeadline));
+  for (;;) {
+    const std::vector<shardtx::Database::ShardLeadership> l = cluster.dbs[0]->Leadership();
+    const bool ready = l.size() == shards &&
+                       std::all_of(l.begin(), l.end(), [](const auto& s) { return s.ready; });
+    if (ready) return cluster;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::vector<std::string> seen;
+      for (size_t i = 0; i < cluster.dbs.size(); ++i) {
+        std::vector<std::string> shards_seen;
+        for (const auto& s : cluster.dbs[i]->Leadership()) shards_seen.push_back(Describe(s));
+        seen.push_back(absl::StrCat("node ", i + 1, ": ", absl::StrJoin(shards_seen, ", ")));
+      }
+      return absl::DeadlineExceededError(
+          absl::StrCat("txbench --replicas: node 1 did not become the ready leader of all ", shards,
+                       " shards within ", absl::FormatDuration(kLeadershipDeadline), " (",
+                       absl::StrJoin(seen, "; "), ")"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+ReplicaCounters CountersOf(uint64_t node_id, const shardtx::Stats& stats) {
+  ReplicaCounters c;
+  c.node_id = node_id;
+  c.wal_fsyncs = stats.fsyncs;  // a shared log's counted once
+  for (const shardtx::ShardStatsView& s : stats.shards) {
+    c.raft_log_writes += s.raft_log_writes;
+    c.raft_entries_stored += s.raft_entries_stored;
+    c.lmdb_syncs += s.checkpoint_txns + s.checkpoints;
+    // A shared log's figures are repeated in every shard: count its appends once.
+    if (!stats.shared_log || &s == &stats.shards.front()) c.wal_records += s.wal_appends;
+  }
+  return c;
+}
+
+}  // namespace txbench

@@ -1,0 +1,60 @@
+// txbench --replicas: N replicated shardtx Databases in this process, members on 127.0.0.1, with
+// node 1 the leader of every shard; and the per-replica counters the report prints.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "shardtx/database.h"
+#include "shardtx/options.h"
+
+namespace txbench {
+
+// Election timeouts of the loopback cluster. Node 1 keeps libraft's default; the others wait
+// far longer, so node 1 stands first and wins every shard's election, and nobody challenges it
+// while its heartbeats arrive. An election timeout is a per-node setting that only decides when
+// a follower that hears no leader stands for election: the commit path of a leader in steady
+// state never reads it, so skewing it changes who leads, not what a commit costs. The
+// benchmark measures steady state under a known leader, not failover.
+inline constexpr absl::Duration kLeaderElectionTimeout = absl::Seconds(1);
+inline constexpr absl::Duration kFollowerElectionTimeout = absl::Seconds(30);
+inline constexpr absl::Duration kHeartbeat = absl::Milliseconds(100);
+// How long Open waits for node 1 to lead every shard.
+inline constexpr absl::Duration kLeadershipDeadline = absl::Seconds(30);
+
+// The first of `count` consecutive TCP ports on 127.0.0.1 that could all be bound just now,
+// none of them in `avoid`. They are released before it returns, so another process may take
+// one before the caller does (Open then fails, naming the address). kUnavailable if none found.
+absl::StatusOr<int> FreePortRange(int count, const std::vector<int>& avoid);
+
+// The members and the open Databases of one loopback cluster.
+struct LoopbackCluster {
+  std::vector<shardtx::ReplicationMember> members;
+  // dbs[i] is node i + 1; dbs[0] leads every shard once Open returned.
+  std::vector<std::unique_ptr<shardtx::Database>> dbs;
+};
+
+// Opens `replicas` Databases with `base`'s options (path, replication and the shard count's
+// port needs aside), in `dir`/node1 .. `dir`/nodeN, members on 127.0.0.1 with free port ranges
+// (P .. P + num_shards each), election timeouts as above; then waits, polling
+// Database::Leadership() against kLeadershipDeadline, until node 1 says ready for every shard.
+// kDeadlineExceeded naming what each node saw if it does not; any Open error as it is.
+absl::StatusOr<LoopbackCluster> OpenLoopbackCluster(const shardtx::Options& base,
+                                                    const std::string& dir, int replicas);
+
+// One replica's durable-write counters since it opened, from Database::GetStats().
+struct ReplicaCounters {
+  uint64_t node_id = 0;
+  uint64_t raft_log_writes = 0;      // O_DSYNC writes of the shards' Raft logs (summed)
+  uint64_t raft_entries_stored = 0;  // entries they stored
+  uint64_t wal_fsyncs = 0;           // the applied log's fdatasyncs (a shared log once)
+  uint64_t wal_records = 0;          // records appended to it
+  uint64_t lmdb_syncs = 0;           // checkpoint LMDB transactions plus checkpoints
+};
+ReplicaCounters CountersOf(uint64_t node_id, const shardtx::Stats& stats);
+
+}  // namespace txbench
