@@ -139,8 +139,9 @@ struct LogStats {
 
 struct ShardStats {
   uint64_t checkpoints = 0;
-  uint64_t checkpoint_failures = 0;  // attempts that returned an error (nothing applied, or
-                                     // applied and then the log truncation failed)
+  // Attempts that returned an error (nothing applied, or applied and then the log
+  // truncation failed).
+  uint64_t checkpoint_failures = 0;
   uint64_t checkpoint_bytes = 0;  // overlay bytes written to LMDB
   uint64_t checkpoint_txns = 0;   // LMDB write transactions they took (chunks)
   std::string checkpoint_ms;      // Histogram summary

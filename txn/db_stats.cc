@@ -120,10 +120,11 @@ std::string Stats::ToString() const {
         s.shard, s.wal_appends, s.wal_bytes, s.wal_fsyncs, s.wal_records_per_fsync,
         s.wal_max_records_per_fsync, s.wal_inline_syncs, s.wal_unsynced_bytes,
         s.wal_segments_created, s.wal_segments_recycled, s.wal_fsync_latency_us, s.checkpoints,
-        s.checkpoint_failures, s.checkpoint_bytes, s.checkpoint_txns, s.checkpoint_ms, s.checkpoint_pauses,
-        s.checkpoint_paused_ms, s.overlay_bytes, s.backpressure_waits, s.validation_lmdb_reads,
-        s.applied_lsn, s.durable_lsn, s.lmdb_map_size, s.lmdb_map_growths, s.recovery_records,
-        s.recovery_bytes, s.recovery_ms, s.recovery_torn_tail ? " (torn tail cut)" : "",
+        s.checkpoint_failures, s.checkpoint_bytes, s.checkpoint_txns, s.checkpoint_ms,
+        s.checkpoint_pauses, s.checkpoint_paused_ms, s.overlay_bytes, s.backpressure_waits,
+        s.validation_lmdb_reads, s.applied_lsn, s.durable_lsn, s.lmdb_map_size, s.lmdb_map_growths,
+        s.recovery_records, s.recovery_bytes, s.recovery_ms,
+        s.recovery_torn_tail ? " (torn tail cut)" : "",
         s.raft_log_writes == 0 && s.raft_entries_stored == 0
             ? ""
             : absl::StrFormat("; raft log writes %d (%d entries)", s.raft_log_writes,
