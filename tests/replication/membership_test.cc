@@ -470,6 +470,31 @@ TEST(Membership, ReplaceADeadMemberAndReopenWithTheNewList) {
   EXPECT_EQ(c.Shard(3, 0).members.size(), 3u);
 }
 
+// A member that never answers (nothing listens at its address) is not promoted: libraft gives up
+// its catch-up and the add fails, leaving it a non-voter; the group commits on without it, and
+// removing it cleans up.
+TEST(Membership, AnUnreachableNewMemberIsNotPromoted) {
+  Nodes c("unreachable", 3);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.Open(i).ok());
+  std::optional<int> l0 = c.Leader(0);
+  ASSERT_TRUE(l0.has_value());
+  std::vector<absl::Status> per_shard;
+  const absl::Status s = c.db(*l0).AddMember(c.member(3), &per_shard);
+  ASSERT_EQ(per_shard.size(), kShards);
+  EXPECT_TRUE(absl::IsInternal(per_shard[0])) << per_shard[0];
+  EXPECT_FALSE(s.ok());
+  const ShardReplicationStats after = c.Shard(*l0, 0);
+  const auto* m = FindMember(after, c.member(3).id);
+  ASSERT_NE(m, nullptr);
+  EXPECT_NE(m->kind, Kind::kVoter);
+  EXPECT_FALSE(after.membership_change_pending);
+  ASSERT_TRUE(c.Put(Key(0, 1), "without it").ok());
+  ASSERT_TRUE(c.OnEveryLeader([&](Database& db, std::vector<absl::Status>* per) {
+                 return db.RemoveMember(c.member(3).id, per);
+               }).ok());
+  EXPECT_EQ(FindMember(c.Shard(*c.Leader(0), 0), c.member(3).id), nullptr);
+}
+
 TEST(Membership, RefusalsNameTheLeaderOrTheProblem) {
   Nodes c("refuse", 3);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.Open(i).ok());
