@@ -303,7 +303,9 @@ TEST(Membership, AddAnEmptyNodeUnderLoad) {
   std::atomic<bool> stop{false};
   std::mutex acked_mu;
   std::map<std::string, std::string> acked;
-  std::vector<int> leaders = {*c.Leader(0), *c.Leader(1)};
+  const std::optional<int> l0 = c.Leader(0), l1 = c.Leader(1);
+  ASSERT_TRUE(l0.has_value() && l1.has_value());
+  const std::vector<int> leaders = {*l0, *l1};
   std::thread load([&] {
     for (int k = 0; !stop.load(); ++k) {
       for (uint32_t g = 0; g < kShards; ++g) {
@@ -492,7 +494,9 @@ TEST(Membership, AnUnreachableNewMemberIsNotPromoted) {
   ASSERT_TRUE(c.OnEveryLeader([&](Database& db, std::vector<absl::Status>* per) {
                  return db.RemoveMember(c.member(3).id, per);
                }).ok());
-  EXPECT_EQ(FindMember(c.Shard(*c.Leader(0), 0), c.member(3).id), nullptr);
+  l0 = c.Leader(0);
+  ASSERT_TRUE(l0.has_value());
+  EXPECT_EQ(FindMember(c.Shard(*l0, 0), c.member(3).id), nullptr);
 }
 
 TEST(Membership, RefusalsNameTheLeaderOrTheProblem) {
