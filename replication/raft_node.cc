@@ -12,6 +12,18 @@
 namespace shardtx::replication {
 
 struct RaftNode::Callbacks {
+  // Removes and returns the callback registered under `cookie` (empty if there is none).
+  template <class Callback>
+  static Callback Take(RaftNode* self, absl::flat_hash_map<uint64_t, Callback>& pending,
+                       uint64_t cookie) {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    auto it = pending.find(cookie);
+    if (it == pending.end()) return Callback();
+    Callback done = std::move(it->second);
+    pending.erase(it);
+    return done;
+  }
+
   static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
     ReleaseTo(static_cast<RaftNode*>(ctx)->machine_.get(), term, index, data, len);
   }
@@ -24,14 +36,8 @@ struct RaftNode::Callbacks {
 
   static void OnDone(void* ctx, uint64_t cookie, int status) {
     auto* self = static_cast<RaftNode*>(ctx);
-    DoneCallback done;
-    {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      auto it = self->pending_.find(cookie);
-      if (it == self->pending_.end()) return;
-      done = std::move(it->second);
-      self->pending_.erase(it);
-    }
+    DoneCallback done = Take(self, self->pending_, cookie);
+    if (!done) return;
     if (status == RS_OK) {
       done(absl::OkStatus());
     } else if (status == RS_UNKNOWN) {
@@ -45,14 +51,8 @@ struct RaftNode::Callbacks {
 
   static void OnBarrierDone(void* ctx, uint64_t cookie, int status, uint64_t term) {
     auto* self = static_cast<RaftNode*>(ctx);
-    BarrierCallback done;
-    {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      auto it = self->pending_barriers_.find(cookie);
-      if (it == self->pending_barriers_.end()) return;
-      done = std::move(it->second);
-      self->pending_barriers_.erase(it);
-    }
+    BarrierCallback done = Take(self, self->pending_barriers_, cookie);
+    if (!done) return;
     if (status == RS_OK) {
       done(term);
     } else if (status == RS_UNKNOWN) {
@@ -66,15 +66,8 @@ struct RaftNode::Callbacks {
 
   static void OnChangeDone(void* ctx, uint64_t cookie, int status, const char* detail) {
     auto* self = static_cast<RaftNode*>(ctx);
-    ChangeCallback done;
-    {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      auto it = self->pending_changes_.find(cookie);
-      if (it == self->pending_changes_.end()) return;
-      done = std::move(it->second);
-      self->pending_changes_.erase(it);
-    }
-    done(self->ChangeStatus(status, detail));
+    ChangeCallback done = Take(self, self->pending_changes_, cookie);
+    if (done) done(self->ChangeStatus(status, detail));
   }
 
   static void OnChange(void* ctx) {

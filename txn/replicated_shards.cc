@@ -59,19 +59,6 @@ std::string MemberAddressOf(const std::string& raft_address, uint32_t shard) {
   return absl::StrCat(hp->host, ":", hp->port - 1 - shard);
 }
 
-ShardReplicationStats::Role StatsRole(replication::Role role) {
-  switch (role) {
-    case replication::Role::kLeader:
-      return ShardReplicationStats::Role::kLeader;
-    case replication::Role::kCandidate:
-      return ShardReplicationStats::Role::kCandidate;
-    case replication::Role::kFollower:
-      return ShardReplicationStats::Role::kFollower;
-    default:
-      return ShardReplicationStats::Role::kUnavailable;
-  }
-}
-
 ShardReplicationStats::Member::Kind StatsKind(replication::ServerRole role) {
   switch (role) {
     case replication::ServerRole::kVoter:
@@ -85,16 +72,18 @@ ShardReplicationStats::Member::Kind StatsKind(replication::ServerRole role) {
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
-Database::ShardLeadership::Role PublicRole(replication::Role role) {
+// A node's role as a public enum (Database::ShardLeadership::Role, ShardReplicationStats::Role).
+template <class PublicRole>
+PublicRole ToPublic(replication::Role role) {
   switch (role) {
     case replication::Role::kLeader:
-      return Database::ShardLeadership::Role::kLeader;
+      return PublicRole::kLeader;
     case replication::Role::kCandidate:
-      return Database::ShardLeadership::Role::kCandidate;
+      return PublicRole::kCandidate;
     case replication::Role::kFollower:
-      return Database::ShardLeadership::Role::kFollower;
+      return PublicRole::kFollower;
     default:
-      return Database::ShardLeadership::Role::kUnavailable;
+      return PublicRole::kUnavailable;
   }
 }
 
@@ -386,7 +375,7 @@ std::vector<Database::ShardLeadership> ReplicatedShards::Leadership() {
     const replication::NodeInfo info = nodes_[g]->Info();
     Database::ShardLeadership s;
     s.shard = g;
-    s.role = PublicRole(info.role);
+    s.role = ToPublic<Database::ShardLeadership::Role>(info.role);
     s.ready = info.ready;
     s.term = info.term;
     s.leader_id = info.leader_id;
@@ -406,7 +395,7 @@ void ReplicatedShards::AddStats(Stats* stats) {
     shard.raft_entries_stored = info.entries_stored;
     shard.replicated = true;
     ShardReplicationStats& rep = shard.replication;
-    rep.role = StatsRole(info.role);
+    rep.role = ToPublic<ShardReplicationStats::Role>(info.role);
     rep.ready = info.ready;
     rep.term = info.term;
     rep.leader_id = info.leader_id;
