@@ -115,9 +115,12 @@ class Database {
   // been opened with ReplicationOptions::join (an empty database; its options' members being the
   // cluster as it will be) and be reachable; the call returns when every shard is done or
   // failed (a member that cannot be reached fails after libraft's catch-up limit, about 5 s).
-  // A new member catches up from the Raft log only: each group keeps 16,384 entries behind its
-  // last Raft snapshot, and a member that needs older entries cannot be added until catch-up by
-  // snapshot is wired in (docs/replication-plan.md, section 9).
+  // Limit until catch-up by snapshot is wired into Open (docs/replication-plan.md, section 9,
+  // step 11): a new member can only catch up from the Raft log, and libraft 0.15 sends a server
+  // that needs the log's first entry a snapshot instead as soon as the group has taken one (every
+  // 1,024 entries applied). So an empty member can be added only to groups that have applied
+  // fewer than 1,024 entries since they were bootstrapped; past that, AddMember fails with
+  // kInternal after libraft's catch-up limit (the member left a non-voter: remove it).
   //
   // RemoveMember: removes member `id` from every shard's group (a shard where it is not a member
   // reports OK). The removed node's shards stop receiving entries and cannot be elected or vote

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -317,16 +318,35 @@ TEST(Membership, AddAnEmptyNodeUnderLoad) {
       }
     }
   });
-  // Some load before the change, and during it.
+  // Some load before the change (150 entries or more per shard to catch up from), and during it.
+  // Fewer than 1,024 per shard: libraft 0.15 sends a snapshot, not the log, to a server that needs
+  // the first entry once its group has taken a Raft snapshot (every 1,024 entries), and installing
+  // one is not wired into Open yet (ShardReplica::Restore).
   EXPECT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> l(acked_mu);
-    return acked.size() >= 100;
+    return acked.size() >= 300;
   }));
+  size_t before;
+  {
+    std::lock_guard<std::mutex> l(acked_mu);
+    before = acked.size();
+  }
+  const auto start = std::chrono::steady_clock::now();
   const absl::Status added = c.OnEveryLeader(
       [&](Database& db, std::vector<absl::Status>* s) { return db.AddMember(c.member(3), s); });
+  const auto took = std::chrono::steady_clock::now() - start;
   stop = true;
   load.join();
-  ASSERT_TRUE(added.ok()) << added;
+  {
+    std::lock_guard<std::mutex> l(acked_mu);
+    std::printf(
+        "added node 4 to %u shards in %lld ms while %zu commits were acknowledged (%zu "
+        "in all)\n",
+        kShards,
+        static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+        acked.size() - before, acked.size());
+  }
+  ASSERT_TRUE(added.ok()) << added << "\nnode 1: " << c.db(0).GetStats().ToString();
   for (uint32_t g = 0; g < kShards; ++g) {
     std::optional<int> leader = c.Leader(g);
     ASSERT_TRUE(leader.has_value());
@@ -340,7 +360,7 @@ TEST(Membership, AddAnEmptyNodeUnderLoad) {
   }
   {
     std::lock_guard<std::mutex> l(acked_mu);
-    ASSERT_GE(acked.size(), 100u);
+    ASSERT_GE(acked.size(), 300u);
     for (const auto& [key, value] : acked) ASSERT_EQ(ReadOne(c.db(3), key), value) << key;
   }
   // With a node that leads nothing closed, 3 of the 4 voters remain: every commit needs node 4.
