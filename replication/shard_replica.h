@@ -126,6 +126,7 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
     uint64_t seq = 0;
     std::string entry;
     Proposal* proposal = nullptr;
+    uint64_t term = 0;  // the term its reads were taken in: proposed in that term or not at all
   };
   struct InFlight {
     Proposal* proposal = nullptr;
