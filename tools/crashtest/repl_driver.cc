@@ -48,9 +48,18 @@ double MsSince(Clock::time_point t) {
 void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 // The first of `count` consecutive ports free on 127.0.0.1 that are not in `avoid`; 0 if none.
+// Below the kernel's ephemeral range, so that no outgoing connection (of a node, or of anything
+// else on the machine) takes one of them while its node is down.
 int FreePortRange(int count, const std::vector<int>& avoid, std::mt19937_64& rng) {
+  int ephemeral_low = 32768;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r"); f != nullptr) {
+    if (std::fscanf(f, "%d", &ephemeral_low) != 1) ephemeral_low = 32768;
+    std::fclose(f);
+  }
+  const int span = ephemeral_low - 10000 - count;
+  if (span <= 0) return 0;
   for (int attempt = 0; attempt < 500; ++attempt) {
-    const int first = 20000 + static_cast<int>(rng() % 30000);
+    const int first = 10000 + static_cast<int>(rng() % static_cast<uint64_t>(span));
     bool ok = true;
     for (int p = first; p < first + count && ok; ++p) {
       for (int a : avoid) ok = ok && a != p;
@@ -309,6 +318,7 @@ class ReplDriver {
   uint64_t outcome_answers_ = 0;  // GetOutcomeOfKey said committed or aborted
   uint64_t divergent_ = 0;
   uint64_t digests_compared_ = 0;
+  uint64_t port_retries_ = 0;  // restarts repeated because a port was still in use
   int round_ = 0;
 };
 
@@ -336,7 +346,16 @@ bool ReplDriver::StartDead(std::string* error) {
     started.push_back(i);
   }
   for (int i : started) {
-    if (!nodes_[i]->Ready(error)) return false;
+    // A port of the node's can still be held for a moment after its kill (a connection being
+    // torn down): Open says so (kUnavailable, "address in use"); try again then.
+    for (int attempt = 0;; ++attempt) {
+      if (nodes_[i]->Ready(error)) break;
+      nodes_[i]->Kill();
+      if (attempt >= 40 || error->find("address in use") == std::string::npos) return false;
+      ++port_retries_;
+      SleepMs(250);
+      if (!StartNode(i, error)) return false;
+    }
   }
   return true;
 }
@@ -666,7 +685,7 @@ int ReplDriver::Run() {
   std::printf(
       "crashtest: faults: leader-kill %llu, follower-kill %llu, leader-stop %llu, cluster-kill "
       "%llu, none %llu; %llu transfers refused (no effect), %llu committed; %llu digests "
-      "compared\n",
+      "compared; %llu node starts repeated (port still in use)\n",
       static_cast<unsigned long long>(faults_[kLeaderKill]),
       static_cast<unsigned long long>(faults_[kFollowerKill]),
       static_cast<unsigned long long>(faults_[kLeaderStop]),
@@ -674,7 +693,8 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(faults_[kNone]),
       static_cast<unsigned long long>(model_.no_effect()),
       static_cast<unsigned long long>(model_.committed()),
-      static_cast<unsigned long long>(digests_compared_));
+      static_cast<unsigned long long>(digests_compared_),
+      static_cast<unsigned long long>(port_retries_));
   std::printf(
       "crashtest: replicated: %d rounds, %llu acknowledged commits verified, %llu of %llu "
       "kUnknown resolved (%llu answers from GetOutcomeOfKey), %llu unanswered commits resolved, "
