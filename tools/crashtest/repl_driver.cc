@@ -452,6 +452,7 @@ bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string
     }
     std::map<std::string, std::string> scan;
     bool confirmed = false;
+    std::string last_status = "no answer";
     for (int attempt = 0; attempt < 5 && !confirmed; ++attempt) {
       int leader = leaders[g];
       if (attempt > 0) {
@@ -466,14 +467,16 @@ bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string
         if (r.rfind("K ", 0) == 0) {
           std::vector<std::string> w = absl::StrSplit(r, absl::MaxSplits(' ', 2));
           if (w.size() == 3) scan[w[1]] = w[2];
-        } else if (r == "C ok") {
-          confirmed = true;
+        } else if (r.rfind("C ", 0) == 0) {
+          confirmed = r == "C ok";
+          last_status = r.substr(2);
         }
       }
     }
     if (!confirmed) {
-      findings->push_back(
-          absl::StrCat("[violation] shard ", g, ": no leader confirmed a scan of it (5 attempts)"));
+      findings->push_back(absl::StrCat("[violation] shard ", g,
+                                       ": no leader confirmed a scan of it (5 attempts; ",
+                                       "the last: ", last_status, ")"));
       continue;
     }
     std::lock_guard<std::mutex> l(model_mu_);
@@ -519,7 +522,13 @@ bool ReplDriver::CompareDigests(std::vector<std::string>* findings) {
     last = std::move(now);
     SleepMs(50);
   }
-  findings->push_back("[violation] the replicas did not reach one applied index per shard");
+  std::string seen;
+  for (size_t i = 0; i < last.size(); ++i) {
+    for (const std::string& h : last[i]) absl::StrAppend(&seen, " node ", i + 1, ": ", h, ";");
+  }
+  findings->push_back(absl::StrCat(
+      "[violation] the replicas did not reach one applied index per shard in 60 s (last:", seen,
+      ")"));
   return false;
 }
 
