@@ -45,6 +45,9 @@ ABSL_FLAG(std::string, mode, "mixed",
           "or mixed (a random one per round). Or replicated: three node processes of one "
           "replicated database on 127.0.0.1, one fault per round (leader or follower kill -9, "
           "SIGSTOP of a leader, whole-cluster kill -9); see README.md.");
+ABSL_FLAG(int32_t, txn_pause_ms, 0,
+          "--mode=replicated: each workload thread pauses this long after each transfer (fewer "
+          "Raft entries per round).");
 ABSL_FLAG(int32_t, election_ms, 300,
           "--mode=replicated: the Raft election timeout of the nodes, in ms (heartbeat: a "
           "sixth of it).");
@@ -118,6 +121,7 @@ int RunReplicated(shardtx::crashtest::DriverOptions o) {
   r.shards = o.shards;
   r.threads = o.threads;
   r.election_ms = absl::GetFlag(FLAGS_election_ms);
+  r.pause_ms = std::max(0, absl::GetFlag(FLAGS_txn_pause_ms));
   r.keep = absl::GetFlag(FLAGS_keep);
   r.dir = absl::GetFlag(FLAGS_dir);
   r.self = SelfPath();

@@ -332,6 +332,7 @@ bool ReplDriver::StartNode(int i, std::string* error) {
       absl::StrCat("--repl_election_ms=", o_.election_ms),
       absl::StrCat("--repl_seed=", o_.seed ^ (uint64_t(round_) << 8) ^ uint64_t(i)),
       absl::StrCat("--repl_broken=", o_.broken),
+      absl::StrCat("--repl_pause_ms=", o_.pause_ms),
       absl::StrCat("--shards=", o_.shards),
       absl::StrCat("--threads=", o_.threads)};
   return nodes_[i]->Spawn(o_.self, args, error);

@@ -19,7 +19,8 @@ struct ReplDriverOptions {
   int shards = 2;
   int threads = 2;  // workload threads per node
   int election_ms = 300;
-  std::string dir;  // work directory: <dir>/node<i>, <dir>/node<i>.log
+  int pause_ms = 0;  // each node thread's pause after each transfer
+  std::string dir;   // work directory: <dir>/node<i>, <dir>/node<i>.log
   bool keep = false;
   std::string self;  // this binary
   // A deliberately lying node (ReplNodeConfig::broken): the run must report a finding.

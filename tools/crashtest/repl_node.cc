@@ -35,6 +35,7 @@ ABSL_FLAG(std::string, repl_cluster, "", "internal: the cluster id");
 ABSL_FLAG(std::string, repl_members, "", "internal: id=IPv4:P,... of every member");
 ABSL_FLAG(int32_t, repl_election_ms, 300, "internal: Raft election timeout");
 ABSL_FLAG(uint64_t, repl_seed, 0, "internal: the node's seed");
+ABSL_FLAG(int32_t, repl_pause_ms, 0, "internal: pause after each transfer");
 ABSL_FLAG(std::string, repl_broken, "", "internal: a deliberately lying node (ack_refused)");
 
 namespace shardtx::crashtest {
@@ -173,6 +174,7 @@ void Node::Worker(int t) {
     // now and then one of another shard, which must be refused (kUnavailable, no effect).
     if (ReadyTerm(shard) != 0 || rng() % 20 == 0) {
       Transfer(rng, shard);
+      if (c_.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c_.pause_ms));
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -320,6 +322,7 @@ int ReplNodeMain() {
   c.threads = absl::GetFlag(FLAGS_threads);
   c.election_ms = absl::GetFlag(FLAGS_repl_election_ms);
   c.seed = absl::GetFlag(FLAGS_repl_seed);
+  c.pause_ms = absl::GetFlag(FLAGS_repl_pause_ms);
   c.broken = absl::GetFlag(FLAGS_repl_broken);
   if (!ParseMembers(absl::GetFlag(FLAGS_repl_members), &c.members)) {
     std::fprintf(stderr, "crashtest node: bad --repl_members\n");

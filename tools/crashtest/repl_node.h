@@ -22,6 +22,7 @@ struct ReplNodeConfig {
   int shards = 2;
   int threads = 2;
   int election_ms = 300;
+  int pause_ms = 0;  // each workload thread sleeps this long after each transfer
   uint64_t seed = 0;
   // A deliberately lying node, to prove the parent's checks can fail: "ack_refused" reports a
   // commit refused with kUnavailable (no effect) as acknowledged. Empty: none.
