@@ -127,8 +127,8 @@ int main(int argc, char** argv) {
   // Reads are confirmed by Commit: a read-only transaction commits too before what it read (a
   // kNotFound included: a follower answers from what it has applied) is believed. One key per
   // transaction: the two keys' shards may be led by different members.
-  for (const auto& [k, want] : {std::pair<std::string, std::string>{"greeting", "hello"},
-                                {"farewell", "goodbye"}}) {
+  for (const auto& [k, want] :
+       {std::pair<std::string, std::string>{"greeting", "hello"}, {"farewell", "goodbye"}}) {
     const std::string key = k;
     std::string value;
     absl::StatusOr<size_t> reader = CommitOnLeader(nodes, key, [&](Transaction& txn) {
@@ -143,8 +143,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::printf("three_nodes: committed on member %zu, then on member %zu after it closed; both "
-              "read back\n",
-              *leader + 1, *next + 1);
+  std::printf(
+      "three_nodes: committed on member %zu, then on member %zu after it closed; both "
+      "read back\n",
+      *leader + 1, *next + 1);
   return 0;
 }
