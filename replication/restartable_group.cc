@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<RestartableGroup>> RestartableGroup::Open(
   if (rv == RS_NOMEM) return absl::ResourceExhaustedError("restartable group: out of memory");
   if (rv != RS_OK) {
     return absl::InvalidArgumentError(
-        "restartable group: libraft refused the configuration (timeouts and threshold must be > 0)");
+        "restartable group: libraft refused the configuration (timeouts and threshold must be > "
+        "0)");
   }
   rs_world_set_mutation(group->world_, options.mutation);
   return group;

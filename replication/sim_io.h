@@ -17,13 +17,16 @@
  * io->truncate returns at once and takes effect on the durable log in queue order (a crash before
  * it leaves the entries, as after a crash before raft_uv's truncation).
  *
- * A crash is libraft's close of the incarnation's io: the requests in flight are called back with
- * RAFT_CANCELED and never reach the durable part (an append whose callback did not run is lost).
+ * A crash is libraft's close of the incarnation's io: the requests in flight are called back (an
+ * append with status 0, see sim_io.c) and never reach the durable part (an append whose callback
+ * had not run is lost).
  *
  * I/O faults: sio_fail_write makes the nth write from now of a server fail (append, set_term,
  * set_vote, snapshot_put): set_term and set_vote return RAFT_IOERR, an append or put completes with
  * RAFT_IOERR and writes nothing. The disk then stays failed until the incarnation ends (every
- * later write fails too), so the durable log never has a hole; a restart recovers it.
+ * later write fails too), so the durable log never has a hole; a restart recovers it. Failed
+ * appends queued back to back are reported last first: libraft 0.15 truncates its log from a
+ * failed append's index and crashes when appends beyond it are still in flight (sim_io.c).
  *
  * Network: messages between two servers travel in order (as on one TCP connection), each after
  * the sender's network latency; a link can be cut (sends fail with RAFT_NOCONNECTION) or drop a
