@@ -275,6 +275,57 @@ unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max)
  * REQUIRES: not on the group's loop thread (not from a callback); no concurrent call on g. */
 void rs_group_close(rs_group *g);
 
+/* ---- The crash simulator backend ----
+ *
+ * N servers of one simulated group over replication/sim_io.h's in-memory raft_io: a seeded,
+ * deterministic, single-threaded simulation (like rs_sim), but each server keeps a durable part
+ * (term, vote, completed appends, the last completed snapshot put) that outlives a crash, so a
+ * server can crash and restart, and its writes can fail (sim_io.h has the model). The group code
+ * is the other backends' (the Figure-8 guard, the match-index fix wrapping the io). Everything,
+ * callbacks included, runs on the thread that calls rs_world_step. */
+typedef struct rs_world rs_world;
+struct sio_stats;
+
+/* Opens a group of n servers (1..8), ids 1..n, all voters, bootstrapped and started; no leader
+ * yet. callbacks[i] serves server i's first incarnation. config's settings apply (not
+ * redraw_election_timeouts: io->random draws every election timeout from the seed). Returns
+ * RS_OK, RS_INVALID or RS_NOMEM. */
+int rs_world_open(unsigned n, const struct rs_config *config, uint64_t seed,
+                  const struct rs_callbacks *callbacks, rs_world **out);
+/* Closes every server (no callback follows) and frees the world. */
+void rs_world_close(rs_world *w);
+unsigned rs_world_size(rs_world *w);
+/* Server i's group while it is up (between a start and a crash); NULL while it is down. */
+rs_group *rs_world_group(rs_world *w, unsigned i);
+int rs_world_up(rs_world *w, unsigned i);
+uint64_t rs_world_time(rs_world *w); /* simulated milliseconds */
+/* Fires the earliest event (tick, disk completion, send completion, delivery), then runs the
+ * guard's per-event hook on every server that is up and checks election safety. 0 if nothing
+ * was left to fire. */
+int rs_world_step(rs_world *w);
+/* Crashes server i (nothing if down): its raft instance is closed, what its disk had not
+ * completed is lost, proposals and barriers in flight on it are reported RS_UNKNOWN (done and
+ * barrier_done, before this returns). The state machine is the caller's to crash. */
+void rs_world_crash(rs_world *w, unsigned i);
+/* Starts a new raft instance of server i (down) over its durable part, with new callbacks:
+ * raft_start loads term, vote, snapshot (restore callback) and log, and libraft releases the
+ * committed entries again as it learns them. RS_OK, or (i stays down, no callback was made
+ * except possibly restore) RS_INVALID, RS_NOMEM, RS_IOERR (libraft refused to start, for
+ * example the restore failed). */
+int rs_world_restart(rs_world *w, unsigned i, const struct rs_callbacks *callbacks);
+/* The network (one direction) and the disks; sim_io.h describes each. */
+void rs_world_link(rs_world *w, unsigned from, unsigned to, int up);
+void rs_world_drop(rs_world *w, unsigned from, unsigned to, unsigned percent);
+void rs_world_latency(rs_world *w, unsigned i, unsigned network_ms, unsigned disk_ms);
+/* The nth write of server i from now fails (and every later one until it restarts). */
+void rs_world_fail_write(rs_world *w, unsigned i, unsigned n);
+/* TEST ONLY: SIO_MUTATE_* (sim_io.h). */
+void rs_world_set_mutation(rs_world *w, int mutation);
+/* Terms in which two different servers were seen leading (checked after every step). */
+uint64_t rs_world_leader_conflicts(rs_world *w);
+void rs_world_stats(rs_world *w, struct sio_stats *out);
+uint64_t rs_world_durable_last_index(rs_world *w, unsigned i);
+
 #ifdef __cplusplus
 }
 #endif
