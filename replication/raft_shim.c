@@ -15,6 +15,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "replication/sim_io.h"
+
 /* ---- Entry format ----
  * Every entry the shim proposes: a 24-byte header, the payload, then 0-7 zero bytes.
  *   magic u32 | kind u8 | pad u8 | zero u16 | tag term u64 | tag index u64 | payload | pad zeros
@@ -367,8 +369,8 @@ static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t le
 
 /* What a queued request asks for (uv_enqueue's kind). */
 enum { kQueuedPropose = 0, kQueuedBarrier = 1, kQueuedChange = 2 };
-static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, int kind, int op,
-                      uint64_t id);
+static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term,
+                      int kind, int op, uint64_t id);
 
 /* RS_OK if g is a ready leader now; on the thread that runs g's libraft. */
 static int group_check_ready(rs_group *g) {
@@ -379,10 +381,14 @@ static int group_check_ready(rs_group *g) {
   return RS_OK;
 }
 
-/* Proposes on the thread that runs g's libraft (the rs_sim driver or the rs_uv loop). */
-static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie) {
+/* Proposes on the thread that runs g's libraft (the rs_sim driver or the rs_uv loop): the term
+ * checked here is the one the entry is appended in. */
+static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie,
+                             uint64_t term) {
   int rv = group_check_ready(g);
-  return rv != RS_OK ? rv : propose_entry(g, kKindCommand, data, len, cookie);
+  if (rv != RS_OK) return rv;
+  if (term != 0 && g->raft->current_term != term) return RS_TERM_CHANGED;
+  return propose_entry(g, kKindCommand, data, len, cookie);
 }
 
 static int group_barrier_now(rs_group *g, uint64_t cookie) {
@@ -406,13 +412,13 @@ static int group_barrier_now(rs_group *g, uint64_t cookie) {
   return RS_OK;
 }
 
-int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie) {
-  if (g->uv != NULL) return uv_enqueue(g, data, len, cookie, kQueuedPropose, 0, 0);
-  return group_propose_now(g, data, len, cookie);
+int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term) {
+  if (g->uv != NULL) return uv_enqueue(g, data, len, cookie, term, kQueuedPropose, 0, 0);
+  return group_propose_now(g, data, len, cookie, term);
 }
 
 int rs_group_barrier(rs_group *g, uint64_t cookie) {
-  if (g->uv != NULL) return uv_enqueue(g, NULL, 0, cookie, kQueuedBarrier, 0, 0);
+  if (g->uv != NULL) return uv_enqueue(g, NULL, 0, cookie, 0, kQueuedBarrier, 0, 0);
   return group_barrier_now(g, cookie);
 }
 
@@ -535,7 +541,7 @@ int rs_group_change(rs_group *g, int op, uint64_t id, const char *address, uint6
     return RS_INVALID;
   }
   if (address == NULL) address = "";
-  return uv_enqueue(g, address, strlen(address) + 1, cookie, kQueuedChange, op, id);
+  return uv_enqueue(g, address, strlen(address) + 1, cookie, 0, kQueuedChange, op, id);
 }
 
 /* Runs after every event (the fixture's hook; a uv_check handle in the raft_uv backend). */
@@ -1078,8 +1084,9 @@ uint64_t rs_sim_leader_conflicts(rs_sim *s) { return s->leader_conflicts; }
 struct queued {
   struct queued *next;
   uint64_t cookie;
-  int kind; /* kQueued*: data is a proposal's payload, or a change's address */
-  int op;   /* a change's RS_CHANGE_* and server id */
+  uint64_t term; /* a proposal's: the term it must be appended in (0: any) */
+  int kind;      /* kQueued*: data is a proposal's payload, or a change's address */
+  int op;        /* a change's RS_CHANGE_* and server id */
   uint64_t id;
   size_t len;
   unsigned char data[];
@@ -1265,13 +1272,14 @@ static int uv_published_info(rs_group *g, struct rs_info *info) {
   return 1;
 }
 
-static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, int kind, int op,
-                      uint64_t id) {
+static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term,
+                      int kind, int op, uint64_t id) {
   struct rs_uv *u = g->uv;
   struct queued *q = malloc(sizeof *q + (len > 0 ? len : 1));
   if (q == NULL) return RS_NOMEM;
   q->next = NULL;
   q->cookie = cookie;
+  q->term = term;
   q->kind = kind;
   q->op = op;
   q->id = id;
@@ -1338,7 +1346,7 @@ static void uv_on_async(uv_async_t *handle) {
              : q->kind == kQueuedBarrier ? group_barrier_now(&u->g, q->cookie)
              : q->kind == kQueuedChange
                  ? group_change_now(&u->g, q->op, q->id, (const char *)q->data, q->cookie)
-                 : group_propose_now(&u->g, q->data, q->len, q->cookie);
+                 : group_propose_now(&u->g, q->data, q->len, q->cookie, q->term);
     if (rv != RS_OK && q->kind == kQueuedBarrier) {
       u->g.cb.barrier_done(u->g.cb.ctx, q->cookie, rv, 0);
     } else if (rv != RS_OK && q->kind == kQueuedChange) {
@@ -1586,4 +1594,206 @@ void rs_group_close(rs_group *g) {
   uv_async_send(&u->async);
   pthread_join(u->thread, NULL);
   uv_free(u);
+}
+
+/* ---- The crash simulator backend ----
+ *
+ * N servers of one group over sim_io.c's in-memory raft_io (plan step 9): each server is a real
+ * raft instance (raft_init, raft_bootstrap once, raft_start) behind the same group code as the
+ * other backends (the release gate, the term-start entry, the match-index fix wrapping the io).
+ * A crash is raft_close: the io's requests in flight are cancelled and never reach the server's
+ * durable part; a restart is a new raft instance over that durable part (raft_start loads it). */
+
+struct rs_wnode {
+  rs_group g;
+  struct raft raft;
+  int up;     /* a raft instance exists (it may be RAFT_UNAVAILABLE) */
+  int closed; /* raft_close's callback ran */
+};
+
+struct rs_world {
+  sio_world *sio;
+  unsigned n;
+  struct rs_config config;
+  struct rs_wnode nodes[SIO_MAX_SERVERS];
+  uint64_t *term_leaders; /* raft id per term; UINT64_MAX once a conflict was counted */
+  size_t nterm_leaders;
+  uint64_t conflicts;
+};
+
+static void world_note_leader(rs_world *w, uint64_t term, uint64_t id) {
+  if (term >= w->nterm_leaders) {
+    size_t n = w->nterm_leaders ? 2 * w->nterm_leaders : 64;
+    while (n <= term) n *= 2;
+    uint64_t *p = realloc(w->term_leaders, n * sizeof *p);
+    if (p == NULL) return;
+    memset(p + w->nterm_leaders, 0, (n - w->nterm_leaders) * sizeof *p);
+    w->term_leaders = p;
+    w->nterm_leaders = n;
+  }
+  if (w->term_leaders[term] == 0) {
+    w->term_leaders[term] = id;
+  } else if (w->term_leaders[term] != id && w->term_leaders[term] != UINT64_MAX) {
+    w->term_leaders[term] = UINT64_MAX;
+    w->conflicts++;
+  }
+}
+
+static void world_closed(struct raft *r) {
+  struct rs_wnode *nd = (struct rs_wnode *)((char *)r - offsetof(struct rs_wnode, raft));
+  nd->closed = 1;
+}
+
+/* Ends server i's raft instance: what libraft leaves unanswered is RS_UNKNOWN. */
+static void world_stop(rs_world *w, unsigned i) {
+  struct rs_wnode *nd = &w->nodes[i];
+  nd->g.closing = 1;
+  nd->closed = 0;
+  raft_close(&nd->raft, world_closed);
+  if (!nd->closed) abort(); /* sim_io closes synchronously */
+  while (nd->g.reqs.next != &nd->g.reqs) {
+    struct rs_req *req = nd->g.reqs.next;
+    unlink_req(req);
+    abandon_req(&nd->g, req);
+    free(req);
+  }
+  group_release_memory(&nd->g);
+  sio_io_free(w->sio, i);
+  nd->up = 0;
+}
+
+static int world_start(rs_world *w, unsigned i, const struct rs_callbacks *cb, int bootstrap) {
+  struct rs_wnode *nd = &w->nodes[i];
+  const struct rs_config *c = &w->config;
+  memset(&nd->raft, 0, sizeof nd->raft);
+  group_init(&nd->g, cb, c->figure8_guard);
+  nd->g.raft = &nd->raft;
+  struct raft_io *io = sio_io_open(w->sio, i);
+  if (io == NULL) return RS_NOMEM;
+  struct raft_io *use = c->match_index_fix ? match_wrap(&nd->g, io) : io;
+  char address[16];
+  snprintf(address, sizeof address, "sim%u", i + 1);
+  int rv = raft_init(&nd->raft, use, &nd->g.fsm, i + 1, address);
+  if (rv != 0) {
+    sio_io_free(w->sio, i);
+    return raft_to_rs(rv);
+  }
+  if (bootstrap) {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (unsigned k = 0; k < w->n && rv == 0; k++) {
+      snprintf(address, sizeof address, "sim%u", k + 1);
+      rv = raft_configuration_add(&conf, k + 1, address, RAFT_VOTER);
+    }
+    if (rv == 0) rv = raft_bootstrap(&nd->raft, &conf);
+    raft_configuration_close(&conf);
+  }
+  raft_set_election_timeout(&nd->raft, c->election_timeout_ms);
+  raft_set_heartbeat_timeout(&nd->raft, c->heartbeat_ms);
+  raft_set_snapshot_threshold(&nd->raft, c->snapshot_threshold);
+  raft_set_snapshot_trailing(&nd->raft, c->snapshot_trailing);
+  raft_set_pre_vote(&nd->raft, c->pre_vote != 0);
+  /* A failed install (its producer crashed) is retried after this, not libraft's 30 s. */
+  raft_set_install_snapshot_timeout(&nd->raft, 4 * c->election_timeout_ms);
+  if (rv == 0) rv = raft_start(&nd->raft);
+  nd->up = 1;
+  if (rv != 0) {
+    nd->g.mute = 1;
+    world_stop(w, i);
+    return raft_to_rs(rv);
+  }
+  nd->g.started = 1;
+  nd->g.last_role = raft_state(&nd->raft);
+  nd->g.stored_seen = nd->raft.last_stored;
+  return RS_OK;
+}
+
+int rs_world_open(unsigned n, const struct rs_config *config, uint64_t seed,
+                  const struct rs_callbacks *callbacks, rs_world **out) {
+  *out = NULL;
+  if (n == 0 || n > SIO_MAX_SERVERS || config->election_timeout_ms == 0 ||
+      config->heartbeat_ms == 0 || config->snapshot_threshold == 0) {
+    return RS_INVALID;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    const struct rs_callbacks *cb = &callbacks[i];
+    if (!cb->release || !cb->snapshot || !cb->restore || !cb->done || !cb->barrier_done) {
+      return RS_INVALID;
+    }
+  }
+  rs_world *w = calloc(1, sizeof *w);
+  if (w == NULL) return RS_NOMEM;
+  w->n = n;
+  w->config = *config;
+  w->sio = sio_world_open(n, seed);
+  if (w->sio == NULL) {
+    free(w);
+    return RS_NOMEM;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    int rv = world_start(w, i, &callbacks[i], 1);
+    if (rv != RS_OK) {
+      rs_world_close(w);
+      return rv;
+    }
+  }
+  *out = w;
+  return RS_OK;
+}
+
+void rs_world_close(rs_world *w) {
+  for (unsigned i = 0; i < w->n; i++) {
+    if (!w->nodes[i].up) continue;
+    w->nodes[i].g.mute = 1;
+    world_stop(w, i);
+  }
+  sio_world_close(w->sio);
+  free(w->term_leaders);
+  free(w);
+}
+
+unsigned rs_world_size(rs_world *w) { return w->n; }
+rs_group *rs_world_group(rs_world *w, unsigned i) {
+  return i < w->n && w->nodes[i].up ? &w->nodes[i].g : NULL;
+}
+int rs_world_up(rs_world *w, unsigned i) { return i < w->n && w->nodes[i].up; }
+uint64_t rs_world_time(rs_world *w) { return sio_now(w->sio); }
+
+int rs_world_step(rs_world *w) {
+  if (sio_step(w->sio) < 0) return 0;
+  for (unsigned i = 0; i < w->n; i++) {
+    struct rs_wnode *nd = &w->nodes[i];
+    if (!nd->up) continue;
+    group_tick(&nd->g);
+    if (raft_state(&nd->raft) == RAFT_LEADER) {
+      world_note_leader(w, nd->raft.current_term, nd->raft.id);
+    }
+  }
+  return 1;
+}
+
+void rs_world_crash(rs_world *w, unsigned i) {
+  if (rs_world_up(w, i)) world_stop(w, i);
+}
+
+int rs_world_restart(rs_world *w, unsigned i, const struct rs_callbacks *callbacks) {
+  if (i >= w->n || w->nodes[i].up) return RS_INVALID;
+  return world_start(w, i, callbacks, 0);
+}
+
+void rs_world_link(rs_world *w, unsigned from, unsigned to, int up) {
+  sio_link(w->sio, from, to, up);
+}
+void rs_world_drop(rs_world *w, unsigned from, unsigned to, unsigned percent) {
+  sio_drop(w->sio, from, to, percent);
+}
+void rs_world_latency(rs_world *w, unsigned i, unsigned network_ms, unsigned disk_ms) {
+  sio_latency(w->sio, i, network_ms, disk_ms);
+}
+void rs_world_fail_write(rs_world *w, unsigned i, unsigned n) { sio_fail_write(w->sio, i, n); }
+void rs_world_set_mutation(rs_world *w, int mutation) { sio_set_mutation(w->sio, mutation); }
+uint64_t rs_world_leader_conflicts(rs_world *w) { return w->conflicts; }
+void rs_world_stats(rs_world *w, struct sio_stats *out) { sio_stats(w->sio, out); }
+uint64_t rs_world_durable_last_index(rs_world *w, unsigned i) {
+  return sio_durable_last_index(w->sio, i);
 }

@@ -43,8 +43,9 @@ enum {
   RS_IOERR = 7,      /* rs_uv_open: the directory or the address could not be used;
                         rs_group_barrier: libraft failed the barrier synchronously;
                         rs_group_change: libraft failed the change (see its detail) */
-  RS_BUSY = 8,       /* rs_group_change: another membership change is in progress: no effect */
-  RS_CONFLICT = 9    /* rs_group_change: the id (or the address) is in the configuration with
+  RS_TERM_CHANGED = 8, /* it leads, but not the term the proposal asked for: no effect */
+  RS_BUSY = 9,       /* rs_group_change: another membership change is in progress: no effect */
+  RS_CONFLICT = 10   /* rs_group_change: the id (or the address) is in the configuration with
                         another address (id): no effect */
 };
 
@@ -76,8 +77,8 @@ struct rs_callbacks {
   /* The outcome of an accepted proposal, exactly once per cookie: RS_OK = released on the
    * proposing server (so committed); RS_UNKNOWN = it may or may not commit later. rs_sim never
    * calls it after rs_sim_close. rs_uv may also report a proposal its loop thread refused (no
-   * effect): RS_NOT_LEADER, RS_NOT_READY (leadership changed after rs_group_propose accepted
-   * it), RS_DOWN (closed before it was proposed), RS_NOMEM; and rs_group_close reports every
+   * effect): RS_NOT_LEADER, RS_NOT_READY, RS_TERM_CHANGED (leadership changed after
+   * rs_group_propose accepted it), RS_DOWN (closed before it was proposed), RS_NOMEM; and rs_group_close reports every
    * proposal still in flight as RS_UNKNOWN before it returns. */
   void (*done)(void *ctx, uint64_t cookie, int status);
   /* The outcome of an accepted barrier (rs_group_barrier), exactly once per cookie, like done:
@@ -197,12 +198,15 @@ struct rs_info {
  * of the loop's last iteration (at most one iteration old). */
 void rs_group_info(rs_group *g, struct rs_info *info);
 
-/* Proposes one command entry (data copied) on this server. Returns RS_OK if accepted: the done
- * callback then reports its outcome with cookie. Any other result has had no effect and no
- * callback follows: RS_NOT_LEADER, RS_NOT_READY, RS_DOWN, RS_NOMEM. rs_uv: from any thread
- * (callbacks included); the refusal is decided on the published state, and the loop thread
- * proposes the entry later (the done callback may then still report a refusal). */
-int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie);
+/* Proposes one command entry (data copied) on this server. With term non-zero, only while this
+ * server leads exactly that term when the entry is appended (not merely when the call is made):
+ * an entry whose term was lost, even if the server leads again in a later one, is refused with
+ * RS_TERM_CHANGED. Returns RS_OK if accepted: the done callback then reports its outcome with
+ * cookie. Any other result has had no effect and no callback follows: RS_NOT_LEADER,
+ * RS_NOT_READY, RS_TERM_CHANGED, RS_DOWN, RS_NOMEM. rs_uv: from any thread (callbacks included);
+ * the refusal is decided on the published state, and the loop thread proposes the entry later
+ * (the done callback may then still report a refusal, RS_TERM_CHANGED included). */
+int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term);
 
 /* Proposes a Raft barrier (libraft's RAFT_BARRIER entry: no payload, never released to the state
  * machine) on this server, as a read's proof of leadership (docs/replication-plan.md section 6,
@@ -348,6 +352,57 @@ unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max)
  * stops the loop thread and frees everything. The state in dir stays for a later rs_uv_open.
  * REQUIRES: not on the group's loop thread (not from a callback); no concurrent call on g. */
 void rs_group_close(rs_group *g);
+
+/* ---- The crash simulator backend ----
+ *
+ * N servers of one simulated group over replication/sim_io.h's in-memory raft_io: a seeded,
+ * deterministic, single-threaded simulation (like rs_sim), but each server keeps a durable part
+ * (term, vote, completed appends, the last completed snapshot put) that outlives a crash, so a
+ * server can crash and restart, and its writes can fail (sim_io.h has the model). The group code
+ * is the other backends' (the Figure-8 guard, the match-index fix wrapping the io). Everything,
+ * callbacks included, runs on the thread that calls rs_world_step. */
+typedef struct rs_world rs_world;
+struct sio_stats;
+
+/* Opens a group of n servers (1..8), ids 1..n, all voters, bootstrapped and started; no leader
+ * yet. callbacks[i] serves server i's first incarnation. config's settings apply (not
+ * redraw_election_timeouts: io->random draws every election timeout from the seed). Returns
+ * RS_OK, RS_INVALID or RS_NOMEM. */
+int rs_world_open(unsigned n, const struct rs_config *config, uint64_t seed,
+                  const struct rs_callbacks *callbacks, rs_world **out);
+/* Closes every server (no callback follows) and frees the world. */
+void rs_world_close(rs_world *w);
+unsigned rs_world_size(rs_world *w);
+/* Server i's group while it is up (between a start and a crash); NULL while it is down. */
+rs_group *rs_world_group(rs_world *w, unsigned i);
+int rs_world_up(rs_world *w, unsigned i);
+uint64_t rs_world_time(rs_world *w); /* simulated milliseconds */
+/* Fires the earliest event (tick, disk completion, send completion, delivery), then runs the
+ * guard's per-event hook on every server that is up and checks election safety. 0 if nothing
+ * was left to fire. */
+int rs_world_step(rs_world *w);
+/* Crashes server i (nothing if down): its raft instance is closed, what its disk had not
+ * completed is lost, proposals and barriers in flight on it are reported RS_UNKNOWN (done and
+ * barrier_done, before this returns). The state machine is the caller's to crash. */
+void rs_world_crash(rs_world *w, unsigned i);
+/* Starts a new raft instance of server i (down) over its durable part, with new callbacks:
+ * raft_start loads term, vote, snapshot (restore callback) and log, and libraft releases the
+ * committed entries again as it learns them. RS_OK, or (i stays down, no callback was made
+ * except possibly restore) RS_INVALID, RS_NOMEM, RS_IOERR (libraft refused to start, for
+ * example the restore failed). */
+int rs_world_restart(rs_world *w, unsigned i, const struct rs_callbacks *callbacks);
+/* The network (one direction) and the disks; sim_io.h describes each. */
+void rs_world_link(rs_world *w, unsigned from, unsigned to, int up);
+void rs_world_drop(rs_world *w, unsigned from, unsigned to, unsigned percent);
+void rs_world_latency(rs_world *w, unsigned i, unsigned network_ms, unsigned disk_ms);
+/* The nth write of server i from now fails (and every later one until it restarts). */
+void rs_world_fail_write(rs_world *w, unsigned i, unsigned n);
+/* TEST ONLY: SIO_MUTATE_* (sim_io.h). */
+void rs_world_set_mutation(rs_world *w, int mutation);
+/* Terms in which two different servers were seen leading (checked after every step). */
+uint64_t rs_world_leader_conflicts(rs_world *w);
+void rs_world_stats(rs_world *w, struct sio_stats *out);
+uint64_t rs_world_durable_last_index(rs_world *w, unsigned i);
 
 #ifdef __cplusplus
 }

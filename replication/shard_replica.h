@@ -86,8 +86,9 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   void Release(const ReleasedEntry& entry) override;
   // Syncs the shard's WAL; the snapshot is the applied position (16 bytes).
   absl::StatusOr<std::string> Snapshot() override;
-  // Not yet (plan step 10): kUnimplemented, and the replica stops. Keep the group's snapshot
-  // threshold above the entries a run proposes.
+  // A snapshot at or below the shard's applied position (its own, restored by raft_start at
+  // every Open): OK, nothing to install. Any other (catch-up from a leader's snapshot): not yet
+  // (plan step 10), kUnimplemented, and the replica stops.
   absl::Status Restore(std::string_view snapshot) override;
 
   // SimulatedGroup: on the group's thread, after every step (and once before the first commit):
@@ -126,6 +127,7 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
     uint64_t seq = 0;
     std::string entry;
     Proposal* proposal = nullptr;
+    uint64_t term = 0;  // the term its reads were taken in: proposed in that term or not at all
   };
   struct InFlight {
     Proposal* proposal = nullptr;
