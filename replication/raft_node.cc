@@ -12,6 +12,18 @@
 namespace shardtx::replication {
 
 struct RaftNode::Callbacks {
+  // Removes and returns the callback registered under `cookie` (empty if there is none).
+  template <class Callback>
+  static Callback Take(RaftNode* self, absl::flat_hash_map<uint64_t, Callback>& pending,
+                       uint64_t cookie) {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    auto it = pending.find(cookie);
+    if (it == pending.end()) return Callback();
+    Callback done = std::move(it->second);
+    pending.erase(it);
+    return done;
+  }
+
   static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
     ReleaseTo(static_cast<RaftNode*>(ctx)->machine_.get(), term, index, data, len);
   }
@@ -24,14 +36,8 @@ struct RaftNode::Callbacks {
 
   static void OnDone(void* ctx, uint64_t cookie, int status) {
     auto* self = static_cast<RaftNode*>(ctx);
-    DoneCallback done;
-    {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      auto it = self->pending_.find(cookie);
-      if (it == self->pending_.end()) return;
-      done = std::move(it->second);
-      self->pending_.erase(it);
-    }
+    DoneCallback done = Take(self, self->pending_, cookie);
+    if (!done) return;
     if (status == RS_OK) {
       done(absl::OkStatus());
     } else if (status == RS_UNKNOWN) {
@@ -45,14 +51,8 @@ struct RaftNode::Callbacks {
 
   static void OnBarrierDone(void* ctx, uint64_t cookie, int status, uint64_t term) {
     auto* self = static_cast<RaftNode*>(ctx);
-    BarrierCallback done;
-    {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      auto it = self->pending_barriers_.find(cookie);
-      if (it == self->pending_barriers_.end()) return;
-      done = std::move(it->second);
-      self->pending_barriers_.erase(it);
-    }
+    BarrierCallback done = Take(self, self->pending_barriers_, cookie);
+    if (!done) return;
     if (status == RS_OK) {
       done(term);
     } else if (status == RS_UNKNOWN) {
@@ -62,6 +62,12 @@ struct RaftNode::Callbacks {
     } else {
       done(self->Refusal(status));
     }
+  }
+
+  static void OnChangeDone(void* ctx, uint64_t cookie, int status, const char* detail) {
+    auto* self = static_cast<RaftNode*>(ctx);
+    ChangeCallback done = Take(self, self->pending_changes_, cookie);
+    if (done) done(self->ChangeStatus(status, detail));
   }
 
   static void OnChange(void* ctx) {
@@ -97,6 +103,7 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   uv.connect_retry_ms = options.connect_retry_ms;
   uv.changed = &Callbacks::OnChange;
   uv.changed_ctx = node.get();
+  uv.join = options.join ? 1 : 0;
   rs_config config;
   rs_config_default(&config);
   config.election_timeout_ms = options.election_timeout_ms;
@@ -107,8 +114,8 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   config.redraw_election_timeouts = 0;
   config.figure8_guard = options.figure8_guard ? 1 : 0;
   rs_callbacks callbacks{
-      node.get(),         &Callbacks::OnRelease,    &Callbacks::OnSnapshot, &Callbacks::OnRestore,
-      &Callbacks::OnDone, &Callbacks::OnBarrierDone};
+      node.get(),         &Callbacks::OnRelease,     &Callbacks::OnSnapshot,  &Callbacks::OnRestore,
+      &Callbacks::OnDone, &Callbacks::OnBarrierDone, &Callbacks::OnChangeDone};
   char error[256];
   int rv = rs_uv_open(&uv, &config, &callbacks, &node->group_, error, sizeof error);
   switch (rv) {
@@ -138,6 +145,7 @@ void RaftNode::Close() {
   std::lock_guard<std::mutex> lock(mu_);
   pending_.clear();  // empty: the shim answers each accepted proposal
   pending_barriers_.clear();
+  pending_changes_.clear();
 }
 
 absl::Status RaftNode::Refusal(int code) const {
@@ -242,7 +250,81 @@ NodeInfo RaftNode::Info() const {
   info.results_unmatched = raw.results_unmatched;
   info.log_writes = raw.log_writes;
   info.entries_stored = raw.entries_stored;
+  info.elections_started = raw.elections_started;
+  info.elections_won = raw.elections_won;
+  info.snapshots_sent = raw.snapshots_sent;
+  info.snapshots_installed = raw.snapshots_installed;
+  info.configuration_index = raw.configuration_index;
+  info.change_pending = raw.change_pending != 0;
+  for (unsigned k = 0; k < raw.n_servers && k < RS_MAX_SERVERS; ++k) {
+    info.servers.push_back({raw.servers[k].id, static_cast<ServerRole>(raw.servers[k].role),
+                            raw.servers[k].match_index});
+  }
   return info;
+}
+
+std::vector<ConfiguredServer> RaftNode::Configuration() const {
+  std::vector<ConfiguredServer> out;
+  if (group_ == nullptr) return out;
+  rs_server servers[RS_MAX_SERVERS];
+  const unsigned n = rs_group_configuration(group_, servers, RS_MAX_SERVERS);
+  for (unsigned k = 0; k < n && k < RS_MAX_SERVERS; ++k) {
+    out.push_back({servers[k].id, servers[k].address, static_cast<ServerRole>(servers[k].role)});
+  }
+  return out;
+}
+
+absl::Status RaftNode::AddVoter(uint64_t id, const std::string& address, ChangeCallback done) {
+  return Change(RS_CHANGE_ADD_VOTER, id, address, std::move(done));
+}
+
+absl::Status RaftNode::Remove(uint64_t id, ChangeCallback done) {
+  return Change(RS_CHANGE_REMOVE, id, "", std::move(done));
+}
+
+absl::Status RaftNode::Change(int op, uint64_t id, const std::string& address,
+                              ChangeCallback done) {
+  if (group_ == nullptr) return Refusal(RS_DOWN);
+  uint64_t cookie;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cookie = next_cookie_++;
+    pending_changes_.emplace(cookie, std::move(done));
+  }
+  int rv = rs_group_change(group_, op, id, address.c_str(), cookie);
+  if (rv == RS_OK) return absl::OkStatus();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_changes_.erase(cookie);
+  }
+  return ChangeStatus(rv, "");
+}
+
+absl::Status RaftNode::ChangeStatus(int code, const char* detail) const {
+  switch (code) {
+    case RS_OK:
+      return absl::OkStatus();
+    case RS_UNKNOWN:
+      return absl::UnknownError(
+          absl::StrCat("outcome unknown: server ", id_,
+                       " lost its leadership (or closed) before the membership change committed"));
+    case RS_BUSY:
+      return absl::AbortedError(
+          absl::StrCat("server ", id_, ": another membership change of the group is in progress"));
+    case RS_CONFLICT:
+      return absl::AlreadyExistsError(
+          absl::StrCat("server ", id_,
+                       ": the id or the address is in the group's configuration already, with "
+                       "another address or id"));
+    case RS_INVALID:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "server ", id_, ": invalid membership change (a leader cannot remove itself)"));
+    case RS_IOERR:
+      return absl::InternalError(
+          absl::StrCat("server ", id_, ": libraft failed the membership change: ", detail));
+    default:
+      return Refusal(code);
+  }
 }
 
 }  // namespace shardtx::replication

@@ -48,6 +48,28 @@ struct RaftNodeOptions {
   std::function<void()> on_change;
   // TEST ONLY: false switches the Figure-8 guard off (stock libraft 0.15).
   bool figure8_guard = true;
+  // A pristine `dir` is not bootstrapped: the node starts with no configuration and waits for a
+  // leader of the group to add it (AddVoter there). `members` must still name this node.
+  bool join = false;
+};
+
+// A server's role in a group's configuration (libraft's).
+enum class ServerRole { kStandby, kVoter, kSpare };
+
+// One server of a group's configuration.
+struct ConfiguredServer {
+  uint64_t id = 0;
+  std::string address;
+  ServerRole role = ServerRole::kVoter;
+};
+
+// One server of the configuration as a node's Info() reports it.
+struct ServerProgress {
+  uint64_t id = 0;
+  ServerRole role = ServerRole::kVoter;
+  // On a leader: the highest index it knows the server holds (its own last index for itself);
+  // 0 on any other node.
+  uint64_t match_index = 0;
 };
 
 // What a node knows of itself (a copy; see rs_info in raft_shim.h for the counters).
@@ -79,6 +101,16 @@ struct NodeInfo {
   // Durable writes of the node's Raft log and the entries they stored (rs_info).
   uint64_t log_writes = 0;
   uint64_t entries_stored = 0;
+  // Elections stood in and won, snapshots sent (as leader) and installed (from a leader): rs_info.
+  uint64_t elections_started = 0;
+  uint64_t elections_won = 0;
+  uint64_t snapshots_sent = 0;
+  uint64_t snapshots_installed = 0;
+  // The configuration (its last entry in the log, committed or not), with match indexes on a
+  // leader; the index of that entry; a membership change pending on this leader.
+  std::vector<ServerProgress> servers;
+  uint64_t configuration_index = 0;
+  bool change_pending = false;
 };
 
 // Thread-safety: Propose() and Info() may be called from any thread, the node's own callbacks
@@ -97,6 +129,19 @@ class RaftNode {
   // the barrier was appended and committed in, this node leading that term until it applied it;
   // kUnknown if it lost the leadership (or closed) first; kUnavailable as for DoneCallback.
   using BarrierCallback = std::function<void(absl::StatusOr<uint64_t>)>;
+  // The outcome of an accepted membership change, called exactly once, on the node's loop thread
+  // (or inside the call, when the loop refuses it at once):
+  //  - OK: the configuration asked for is committed (it may have been so already);
+  //  - kUnknown: leadership was lost (or the node closed) first: the change may or may not take
+  //    effect (ask again: a repeated change does only what is left);
+  //  - kAborted: another change is in progress (libraft makes one at a time): no effect;
+  //  - kAlreadyExists: the id is in the configuration with another address, or the address is
+  //    another server's: no effect;
+  //  - kInvalidArgument: this node asked to remove itself: no effect;
+  //  - kInternal: libraft failed the change (the message names its error); after an add, the
+  //    server may be left in the configuration as a spare (no vote): ask again;
+  //  - kUnavailable: as for DoneCallback.
+  using ChangeCallback = std::function<void(absl::Status)>;
 
   // Opens (bootstrapping a pristine `dir` with `members`, else reusing its state) and starts the
   // node; it then joins elections on its own. A snapshot in `dir` is restored into `machine`
@@ -126,6 +171,17 @@ class RaftNode {
 
   NodeInfo Info() const;
 
+  // Membership changes, on a ready leader only (refusals as Propose's; see ChangeCallback):
+  // AddVoter adds server `id`, whose Raft instance of this group listens at `address`, as a spare,
+  // then promotes it to voter once libraft has replicated the log to it; a spare or standby is
+  // promoted; a voter is left alone. Remove removes server `id` (nothing if it is not there).
+  absl::Status AddVoter(uint64_t id, const std::string& address, ChangeCallback done);
+  absl::Status Remove(uint64_t id, ChangeCallback done);
+
+  // The configuration as the node last published it (at most one loop iteration old): its last
+  // configuration entry, committed or not. Any thread.
+  std::vector<ConfiguredServer> Configuration() const;
+
   // Stops the node: proposals in flight get kUnknown and queued ones kUnavailable (their
   // callbacks run before Close returns), the loop thread ends, sockets and memory are freed. The
   // directory keeps the state for a later Open. Idempotent.
@@ -142,6 +198,8 @@ class RaftNode {
   struct Callbacks;  // the shim's C callbacks
   RaftNode() = default;
   absl::Status Refusal(int code) const;
+  absl::Status Change(int op, uint64_t id, const std::string& address, ChangeCallback done);
+  absl::Status ChangeStatus(int code, const char* detail) const;
 
   uint64_t id_ = 0;
   std::function<void()> on_change_;
@@ -152,6 +210,7 @@ class RaftNode {
   uint64_t next_cookie_ = 1;                                         // guarded by mu_
   absl::flat_hash_map<uint64_t, DoneCallback> pending_;              // guarded by mu_
   absl::flat_hash_map<uint64_t, BarrierCallback> pending_barriers_;  // guarded by mu_
+  absl::flat_hash_map<uint64_t, ChangeCallback> pending_changes_;    // guarded by mu_
 };
 
 }  // namespace shardtx::replication

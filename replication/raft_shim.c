@@ -87,6 +87,14 @@ struct rs_req {
   uint64_t term;  /* a barrier: the term it was appended in */
   int noop;
   int is_barrier;
+  /* A membership change (rs_group_change): its libraft request, what it asks for, and the step
+   * libraft is working on (raft_add, then raft_assign; or raft_remove). */
+  struct raft_change change;
+  int is_change;
+  int change_op;
+  int change_step;
+  uint64_t change_id;
+  char change_address[RS_ADDRESS_MAX];
   struct rs_req *prev, *next;
 };
 
@@ -125,6 +133,8 @@ struct rs_group {
   int mute;    /* done callbacks are no longer made */
   int last_role;
   raft_index stored_seen; /* libraft's last_stored at the previous tick (log_writes) */
+  raft_term campaign_term, won_term; /* the last term counted in elections_started / _won */
+  int started;                       /* raft_start returned: a restore now is an install */
   struct held_entry *held;
   size_t nheld, capheld;
   uint64_t released_index, released_term, noop_term;
@@ -264,6 +274,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
   g->released_index = h.index;
   g->released_term = h.term;
   g->counters.restores++;
+  if (g->started) g->counters.snapshots_installed++;
   raft_free(buf->base);
   return 0;
 }
@@ -276,7 +287,9 @@ static void unlink_req(struct rs_req *req) {
 /* A request libraft will never answer (closing): its owner hears RS_UNKNOWN. */
 static void abandon_req(rs_group *g, struct rs_req *req) {
   if (g->mute || req->noop) return;
-  if (req->is_barrier) {
+  if (req->is_change) {
+    if (g->cb.change_done != NULL) g->cb.change_done(g->cb.ctx, req->cookie, RS_UNKNOWN, "");
+  } else if (req->is_barrier) {
     g->cb.barrier_done(g->cb.ctx, req->cookie, RS_UNKNOWN, 0);
   } else {
     g->cb.done(g->cb.ctx, req->cookie, RS_UNKNOWN);
@@ -354,8 +367,10 @@ static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t le
   return RS_OK;
 }
 
+/* What a queued request asks for (uv_enqueue's kind). */
+enum { kQueuedPropose = 0, kQueuedBarrier = 1, kQueuedChange = 2 };
 static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term,
-                      int barrier);
+                      int kind, int op, uint64_t id);
 
 /* RS_OK if g is a ready leader now; on the thread that runs g's libraft. */
 static int group_check_ready(rs_group *g) {
@@ -398,13 +413,135 @@ static int group_barrier_now(rs_group *g, uint64_t cookie) {
 }
 
 int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term) {
-  if (g->uv != NULL) return uv_enqueue(g, data, len, cookie, term, 0);
+  if (g->uv != NULL) return uv_enqueue(g, data, len, cookie, term, kQueuedPropose, 0, 0);
   return group_propose_now(g, data, len, cookie, term);
 }
 
 int rs_group_barrier(rs_group *g, uint64_t cookie) {
-  if (g->uv != NULL) return uv_enqueue(g, NULL, 0, cookie, 0, 1);
+  if (g->uv != NULL) return uv_enqueue(g, NULL, 0, cookie, 0, kQueuedBarrier, 0, 0);
   return group_barrier_now(g, cookie);
+}
+
+/* ---- Membership changes ----
+ *
+ * One request (an rs_req with is_change) walks through libraft's one-change-at-a-time calls on
+ * the loop thread: ADD_VOTER = raft_add (the server joins as a spare: no votes, no log) and, once
+ * that configuration is committed, raft_assign(VOTER), for which libraft 0.15 first replicates
+ * the log to the server in catch-up rounds and appends the promoting configuration only once a
+ * round ends with the server up to date; REMOVE = raft_remove. Each step first looks at the
+ * configuration, so that a request repeated after an unknown outcome does only what is left. */
+
+enum { kStepAdd = 1, kStepAssign = 2, kStepRemove = 3 };
+
+static const struct raft_server *conf_server(const struct raft *r, uint64_t id) {
+  for (unsigned k = 0; k < r->configuration.n; k++) {
+    if (r->configuration.servers[k].id == id) return &r->configuration.servers[k];
+  }
+  return NULL;
+}
+
+static const struct raft_server *conf_server_at(const struct raft *r, const char *address) {
+  for (unsigned k = 0; k < r->configuration.n; k++) {
+    const char *a = r->configuration.servers[k].address;
+    if (a != NULL && strcmp(a, address) == 0) return &r->configuration.servers[k];
+  }
+  return NULL;
+}
+
+static void change_step_done(struct raft_change *change, int status);
+
+/* change_next's result once a libraft call was made (its callback continues). */
+enum { kChangeInProgress = -1 };
+
+/* Starts the next step of req, or finishes it: RS_OK when nothing is left, a refusal, or
+ * kChangeInProgress once a libraft call was made (its callback continues). */
+static int change_next(rs_group *g, struct rs_req *req, const char **detail) {
+  struct raft *r = g->raft;
+  int rv = group_check_ready(g);
+  if (rv != RS_OK) return rv;
+  if (r->leader_state.change != NULL) return RS_BUSY;
+  const struct raft_server *sv = conf_server(r, req->change_id);
+  if (req->change_op == RS_CHANGE_REMOVE) {
+    if (sv == NULL) return RS_OK;
+    if (req->change_id == r->id) return RS_INVALID;
+    req->change_step = kStepRemove;
+    rv = raft_remove(r, &req->change, req->change_id, change_step_done);
+  } else {
+    const struct raft_server *at = conf_server_at(r, req->change_address);
+    if ((sv != NULL && (sv->address == NULL || strcmp(sv->address, req->change_address) != 0)) ||
+        (at != NULL && at->id != req->change_id)) {
+      return RS_CONFLICT;
+    }
+    if (sv != NULL && sv->role == RAFT_VOTER) return RS_OK;
+    if (sv == NULL) {
+      req->change_step = kStepAdd;
+      rv = raft_add(r, &req->change, req->change_id, req->change_address, change_step_done);
+    } else {
+      req->change_step = kStepAssign;
+      rv = raft_assign(r, &req->change, req->change_id, RAFT_VOTER, change_step_done);
+    }
+  }
+  if (rv == 0) return kChangeInProgress;
+  *detail = raft_strerror(rv);
+  return rv == RAFT_NOTLEADER    ? RS_NOT_LEADER
+         : rv == RAFT_NOMEM      ? RS_NOMEM
+         : rv == RAFT_CANTCHANGE ? RS_BUSY
+                                 : RS_IOERR;
+}
+
+/* Runs steps until one is in libraft's hands or req is finished (then answered and freed). */
+static void change_run(rs_group *g, struct rs_req *req) {
+  const char *detail = "";
+  int rv = change_next(g, req, &detail);
+  if (rv == kChangeInProgress) return;
+  unlink_req(req);
+  if (!g->mute && g->cb.change_done != NULL) g->cb.change_done(g->cb.ctx, req->cookie, rv, detail);
+  free(req);
+}
+
+static void change_step_done(struct raft_change *change, int status) {
+  struct rs_req *req = change->data;
+  rs_group *g = req->g;
+  if (status == 0 && !g->closing) {
+    change_run(g, req); /* the next step, or RS_OK once the configuration is as asked */
+    return;
+  }
+  unlink_req(req);
+  if (!g->mute && g->cb.change_done != NULL) {
+    const int lost = status == 0 || status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN;
+    g->cb.change_done(g->cb.ctx, req->cookie, lost ? RS_UNKNOWN : RS_IOERR,
+                      lost ? "" : raft_strerror(status));
+  }
+  free(req);
+}
+
+/* Accepts a change on the thread that runs g's libraft; RS_OK = change_done will answer. */
+static int group_change_now(rs_group *g, int op, uint64_t id, const char *address,
+                            uint64_t cookie) {
+  if (g->sim != NULL) return RS_INVALID;
+  struct rs_req *req = calloc(1, sizeof *req);
+  if (req == NULL) return RS_NOMEM;
+  req->change.data = req;
+  req->g = g;
+  req->cookie = cookie;
+  req->is_change = 1;
+  req->change_op = op;
+  req->change_id = id;
+  snprintf(req->change_address, sizeof req->change_address, "%s", address);
+  link_req(g, req);
+  change_run(g, req);
+  return RS_OK;
+}
+
+int rs_group_change(rs_group *g, int op, uint64_t id, const char *address, uint64_t cookie) {
+  if ((op != RS_CHANGE_ADD_VOTER && op != RS_CHANGE_REMOVE) || id == 0 ||
+      (op == RS_CHANGE_ADD_VOTER &&
+       (address == NULL || address[0] == '\0' || strlen(address) >= RS_ADDRESS_MAX)) ||
+      g->uv == NULL || g->cb.change_done == NULL) {
+    return RS_INVALID;
+  }
+  if (address == NULL) address = "";
+  return uv_enqueue(g, address, strlen(address) + 1, cookie, 0, kQueuedChange, op, id);
 }
 
 /* Runs after every event (the fixture's hook; a uv_check handle in the raft_uv backend). */
@@ -418,6 +555,16 @@ static void group_tick(rs_group *g) {
     g->counters.entries_stored += r->last_stored - g->stored_seen;
   }
   g->stored_seen = r->last_stored;
+  if (role == RAFT_CANDIDATE && !r->candidate_state.in_pre_vote &&
+      g->campaign_term != r->current_term) {
+    g->counters.elections_started++;
+    g->campaign_term = r->current_term;
+  }
+  if (role == RAFT_LEADER && g->won_term != r->current_term) {
+    if (g->campaign_term != r->current_term) g->counters.elections_started++;
+    g->campaign_term = g->won_term = r->current_term;
+    g->counters.elections_won++;
+  }
   if (g->guard && !g->closing && role == RAFT_LEADER && g->noop_term != r->current_term) {
     if (propose_entry(g, kKindNoop, NULL, 0, 0) == RS_OK) {
       g->noop_term = r->current_term;
@@ -449,6 +596,35 @@ static void group_info_now(rs_group *g, struct rs_info *info) {
   info->released_index = g->released_index;
   info->held = g->nheld;
   info->ready = info->role == RAFT_LEADER && (!g->guard || g->released_term == r->current_term);
+  info->configuration_index = r->configuration_uncommitted_index != 0
+                                  ? r->configuration_uncommitted_index
+                                  : r->configuration_index;
+  const int leads = info->role == RAFT_LEADER;
+  info->change_pending = leads && r->leader_state.change != NULL;
+  info->n_servers = 0;
+  for (unsigned k = 0; k < r->configuration.n && k < RS_MAX_SERVERS; k++) {
+    const struct raft_server *sv = &r->configuration.servers[k];
+    struct rs_progress *p = &info->servers[info->n_servers++];
+    p->id = sv->id;
+    p->role = sv->role;
+    p->match_index = !leads                             ? 0
+                     : sv->id == r->id                  ? raft_last_index(r)
+                     : r->leader_state.progress != NULL ? r->leader_state.progress[k].match_index
+                                                        : 0;
+  }
+}
+
+/* Copies r's configuration (at most max servers); returns how many were copied. */
+static unsigned conf_copy(const struct raft *r, struct rs_server *out, unsigned max) {
+  unsigned n = 0;
+  for (unsigned k = 0; k < r->configuration.n && n < max; k++) {
+    const struct raft_server *sv = &r->configuration.servers[k];
+    out[n].id = sv->id;
+    out[n].role = sv->role;
+    snprintf(out[n].address, sizeof out[n].address, "%s", sv->address != NULL ? sv->address : "");
+    n++;
+  }
+  return n;
 }
 
 void rs_group_info(rs_group *g, struct rs_info *info) {
@@ -547,6 +723,7 @@ static void match_recv(struct raft_io *inner, struct raft_message *message) {
 static int match_send(struct raft_io *io, struct raft_io_send *req,
                       const struct raft_message *message, raft_io_send_cb cb) {
   struct match_io *m = io->impl;
+  if (message->type == RAFT_IO_INSTALL_SNAPSHOT) group_of_io(io)->counters.snapshots_sent++;
   if (message->type != RAFT_IO_APPEND_ENTRIES_RESULT ||
       message->append_entries_result.rejected != 0) {
     return match_fail(m, m->inner->send(m->inner, req, message, cb));
@@ -847,6 +1024,7 @@ int rs_sim_open(unsigned n, const struct rs_config *config, uint64_t seed,
     return rv == RAFT_NOMEM ? RS_NOMEM : RS_INVALID;
   }
   for (unsigned i = 0; i < n; i++) {
+    s->groups[i].started = 1;
     s->groups[i].last_role = raft_state(s->groups[i].raft);
     s->groups[i].stored_seen = s->groups[i].raft->last_stored;
   }
@@ -907,7 +1085,9 @@ struct queued {
   struct queued *next;
   uint64_t cookie;
   uint64_t term; /* a proposal's: the term it must be appended in (0: any) */
-  int barrier;
+  int kind;      /* kQueued*: data is a proposal's payload, or a change's address */
+  int op;        /* a change's RS_CHANGE_* and server id */
+  uint64_t id;
   size_t len;
   unsigned char data[];
 };
@@ -933,6 +1113,11 @@ struct rs_uv {
   struct queued *head, *tail;
   int close_requested;
   struct rs_info published;
+  /* The configuration with addresses (rs_group_configuration), published when it changed. */
+  struct rs_server conf[RS_MAX_SERVERS];
+  unsigned n_conf;
+  raft_index conf_seen, conf_uncommitted_seen; /* loop thread: what conf was taken from */
+  int conf_published;                          /* loop thread */
   /* The configuration libraft loaded (or bootstrapped) at open; written before the loop thread
    * starts, then only read. */
   struct rs_voter opened_voters[RS_MAX_VOTERS];
@@ -1055,9 +1240,22 @@ static struct rs_uv *uv_of_raft(struct raft *r) {
 static void uv_publish(struct rs_uv *u) {
   struct rs_info info;
   group_info_now(&u->g, &info);
+  struct raft *r = &u->raft;
+  const int conf_changed = !u->conf_published || r->configuration_index != u->conf_seen ||
+                           r->configuration_uncommitted_index != u->conf_uncommitted_seen;
+  struct rs_server conf[RS_MAX_SERVERS];
+  unsigned n_conf = 0;
+  if (conf_changed) n_conf = conf_copy(r, conf, RS_MAX_SERVERS);
+  u->conf_published = 1;
+  u->conf_seen = r->configuration_index;
+  u->conf_uncommitted_seen = r->configuration_uncommitted_index;
   pthread_mutex_lock(&u->mu);
   struct rs_info old = u->published;
   u->published = info;
+  if (conf_changed) {
+    memcpy(u->conf, conf, sizeof conf);
+    u->n_conf = n_conf;
+  }
   pthread_mutex_unlock(&u->mu);
   if (u->changed != NULL && (old.role != info.role || old.term != info.term ||
                              old.leader_id != info.leader_id || old.ready != info.ready)) {
@@ -1075,14 +1273,16 @@ static int uv_published_info(rs_group *g, struct rs_info *info) {
 }
 
 static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term,
-                      int barrier) {
+                      int kind, int op, uint64_t id) {
   struct rs_uv *u = g->uv;
   struct queued *q = malloc(sizeof *q + (len > 0 ? len : 1));
   if (q == NULL) return RS_NOMEM;
   q->next = NULL;
   q->cookie = cookie;
   q->term = term;
-  q->barrier = barrier;
+  q->kind = kind;
+  q->op = op;
+  q->id = id;
   q->len = len;
   if (len > 0) memcpy(q->data, data, len);
   pthread_mutex_lock(&u->mu);
@@ -1142,11 +1342,15 @@ static void uv_on_async(uv_async_t *handle) {
   pthread_mutex_unlock(&u->mu);
   while (q != NULL) {
     struct queued *next = q->next;
-    int rv = closing      ? RS_DOWN
-             : q->barrier ? group_barrier_now(&u->g, q->cookie)
-                          : group_propose_now(&u->g, q->data, q->len, q->cookie, q->term);
-    if (rv != RS_OK && q->barrier) {
+    int rv = closing                     ? RS_DOWN
+             : q->kind == kQueuedBarrier ? group_barrier_now(&u->g, q->cookie)
+             : q->kind == kQueuedChange
+                 ? group_change_now(&u->g, q->op, q->id, (const char *)q->data, q->cookie)
+                 : group_propose_now(&u->g, q->data, q->len, q->cookie, q->term);
+    if (rv != RS_OK && q->kind == kQueuedBarrier) {
       u->g.cb.barrier_done(u->g.cb.ctx, q->cookie, rv, 0);
+    } else if (rv != RS_OK && q->kind == kQueuedChange) {
+      u->g.cb.change_done(u->g.cb.ctx, q->cookie, rv, "");
     } else if (rv != RS_OK) {
       u->g.cb.done(u->g.cb.ctx, q->cookie, rv);
     }
@@ -1281,6 +1485,7 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   }
   struct raft_io *io = config->match_index_fix ? match_wrap(&u->g, &u->io) : &u->io;
   rv = raft_init(&u->raft, io, &u->g.fsm, options->id, options->address);
+  const int join = options->join;
   if (rv != 0) {
     set_error(errmsg, errmsg_len, "raft_init: %s", raft_errmsg(&u->raft));
     raft_uv_close(&u->io);
@@ -1298,7 +1503,7 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   }
   if (rv != 0) {
     set_error(errmsg, errmsg_len, "members: %s (duplicate id or address?)", raft_strerror(rv));
-  } else {
+  } else if (!join) {
     rv = raft_bootstrap(&u->raft, &conf);
     if (rv == RAFT_CANTBOOTSTRAP) {
       rv = 0; /* the directory holds state already: reuse it */
@@ -1334,6 +1539,7 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
     uv_abort_open(u);
     return raft_to_rs(rv);
   }
+  u->g.started = 1;
   u->g.last_role = raft_state(&u->raft);
   u->g.stored_seen = u->raft.last_stored; /* what the log held at start is not a write */
   for (unsigned i = 0; i < u->raft.configuration.n && u->n_opened_voters < RS_MAX_VOTERS; i++) {
@@ -1354,6 +1560,21 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   }
   *out = &u->g;
   return RS_OK;
+}
+
+unsigned rs_group_configuration(rs_group *g, struct rs_server *out, unsigned max) {
+  struct rs_uv *u = g->uv;
+  if (u == NULL || (tls_loop_owner == u && !u->raft_closing)) {
+    struct rs_server all[RS_MAX_SERVERS];
+    unsigned n = conf_copy(g->raft, all, RS_MAX_SERVERS);
+    memcpy(out, all, (n < max ? n : max) * sizeof *out);
+    return n;
+  }
+  pthread_mutex_lock(&u->mu);
+  unsigned n = u->n_conf;
+  memcpy(out, u->conf, (n < max ? n : max) * sizeof *out);
+  pthread_mutex_unlock(&u->mu);
+  return n;
 }
 
 unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max) {
@@ -1481,6 +1702,7 @@ static int world_start(rs_world *w, unsigned i, const struct rs_callbacks *cb, i
     world_stop(w, i);
     return raft_to_rs(rv);
   }
+  nd->g.started = 1;
   nd->g.last_role = raft_state(&nd->raft);
   nd->g.stored_seen = nd->raft.last_stored;
   return RS_OK;

@@ -41,8 +41,12 @@ enum {
   RS_NOMEM = 5,      /* out of memory: no effect */
   RS_INVALID = 6,    /* bad argument or configuration */
   RS_IOERR = 7,      /* rs_uv_open: the directory or the address could not be used;
-                        rs_group_barrier: libraft failed the barrier synchronously */
-  RS_TERM_CHANGED = 8 /* it leads, but not the term the proposal asked for: no effect */
+                        rs_group_barrier: libraft failed the barrier synchronously;
+                        rs_group_change: libraft failed the change (see its detail) */
+  RS_TERM_CHANGED = 8, /* it leads, but not the term the proposal asked for: no effect */
+  RS_BUSY = 9,       /* rs_group_change: another membership change is in progress: no effect */
+  RS_CONFLICT = 10   /* rs_group_change: the id (or the address) is in the configuration with
+                        another address (id): no effect */
 };
 
 /* The longest leader address rs_info reports (longer ones are cut). */
@@ -83,6 +87,14 @@ struct rs_callbacks {
    * was proposed); RS_UNKNOWN = leadership was lost first, or the group closed (rs_sim: never
    * after rs_sim_close); rs_uv may also report the refusals of done. `term` is 0 unless RS_OK. */
   void (*barrier_done)(void *ctx, uint64_t cookie, int status, uint64_t term);
+  /* Optional (required only for rs_group_change): the outcome of an accepted membership change,
+   * exactly once per cookie, like done: RS_OK = the configuration the change asked for is
+   * committed (it may have been so already); RS_UNKNOWN = leadership was lost (or the group
+   * closed) first: the change may or may not take effect; RS_IOERR = libraft failed it (detail
+   * names libraft's error; for a promotion, for example, a new server that did not catch up):
+   * the configuration may hold part of an add (the server as a spare). rs_uv may also report
+   * the refusals of rs_group_change. detail is "" unless RS_IOERR, and static. */
+  void (*change_done)(void *ctx, uint64_t cookie, int status, const char *detail);
 };
 
 /* Raft settings of every group of a simulation. */
@@ -112,6 +124,21 @@ void rs_config_default(struct rs_config *config);
 /* A buffer the shim (and libraft) may take ownership of; NULL if out of memory. */
 void *rs_buffer_alloc(size_t len);
 void rs_buffer_free(void *buf);
+
+/* Roles of a server in a Raft configuration, as libraft's (RAFT_STANDBY, RAFT_VOTER, RAFT_SPARE).
+ */
+enum { RS_SERVER_STANDBY = 0, RS_SERVER_VOTER = 1, RS_SERVER_SPARE = 2 };
+
+/* The most servers a configuration reports (rs_info, rs_group_configuration). */
+enum { RS_MAX_SERVERS = 16 };
+
+/* One server of the group's configuration as rs_info reports it. */
+struct rs_progress {
+  uint64_t id;
+  int role;             /* RS_SERVER_* */
+  uint64_t match_index; /* on a leader: the highest index it knows the server holds (its own
+                           last index for itself); 0 elsewhere */
+};
 
 /* A snapshot of one group's state and counters. */
 struct rs_info {
@@ -147,6 +174,24 @@ struct rs_info {
    * restarts the count from its new stored index. */
   uint64_t log_writes;
   uint64_t entries_stored;
+  /* Elections this server stood in (a new term as candidate, past pre-vote) and won (a new term
+   * as leader). Counted after each event (rs_uv: loop iteration), so a candidacy and its win seen
+   * in one event count as both. */
+  uint64_t elections_started;
+  uint64_t elections_won;
+  /* InstallSnapshot messages this server handed to its transport as leader (counted by the
+   * match-index fix's io, so 0 when rs_config.match_index_fix is off), and snapshots it installed
+   * from a leader (restores after start; a snapshot loaded from its own directory at open is not
+   * one). */
+  uint64_t snapshots_sent;
+  uint64_t snapshots_installed;
+  /* The configuration (the last configuration entry in the log, committed or not): its servers
+   * (the first RS_MAX_SERVERS), their roles and, on a leader, their match indexes; the index of
+   * that entry; and whether a membership change is pending on this leader. */
+  uint64_t configuration_index;
+  int change_pending;
+  unsigned n_servers;
+  struct rs_progress servers[RS_MAX_SERVERS];
 };
 
 /* Fills *info. rs_uv: from any thread; off the loop thread it is the state published at the end
@@ -170,6 +215,35 @@ int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie,
  * RS_NOT_READY, RS_DOWN, RS_NOMEM, RS_IOERR (libraft failed it synchronously; nothing stays in its
  * log). rs_uv: from any thread, decided like rs_group_propose. */
 int rs_group_barrier(rs_group *g, uint64_t cookie);
+
+/* Membership changes (rs_uv only; rs_sim answers RS_INVALID). */
+enum { RS_CHANGE_ADD_VOTER = 1, RS_CHANGE_REMOVE = 2 };
+
+/* Asks this server, a ready leader, to change the group's configuration, one step at a time on
+ * its loop thread:
+ *  - RS_CHANGE_ADD_VOTER: a server not in the configuration is added as a spare (raft_add), then
+ *    promoted to voter (raft_assign: libraft first replicates its log to it in catch-up rounds);
+ *    one there as a spare or standby is promoted; one there as a voter is left alone (RS_OK).
+ *    `address` is where its Raft instance of this group listens.
+ *  - RS_CHANGE_REMOVE: a server in the configuration is removed (raft_remove); one not there is
+ *    left alone (RS_OK). `address` is ignored. This server itself cannot be removed (RS_INVALID).
+ * Returns RS_OK if accepted: change_done then reports the outcome with cookie. Otherwise no
+ * effect and no callback: RS_NOT_LEADER, RS_NOT_READY, RS_DOWN, RS_NOMEM, RS_INVALID. Refusals
+ * decided on the loop thread (change_done): those, RS_BUSY (a change is pending) and RS_CONFLICT
+ * (the id is there with another address, or the address is another server's). Any thread. */
+int rs_group_change(rs_group *g, int op, uint64_t id, const char *address, uint64_t cookie);
+
+/* One server of the configuration, with its address (rs_group_configuration). */
+struct rs_server {
+  uint64_t id;
+  int role; /* RS_SERVER_* */
+  char address[RS_ADDRESS_MAX];
+};
+
+/* The group's configuration as rs_info's (the last configuration entry in the log): up to max
+ * servers are copied into out; returns how many there are. rs_uv: any thread (as published at
+ * the end of the loop's last iteration); rs_sim: on its thread. */
+unsigned rs_group_configuration(rs_group *g, struct rs_server *out, unsigned max);
 
 /* ---- The fixture backend ---- */
 
@@ -248,6 +322,10 @@ struct rs_uv_options {
    * thread, for the initial state). It may call rs_group_info only. */
   void (*changed)(void *ctx);
   void *changed_ctx;
+  /* Non-zero: a pristine dir is not bootstrapped; the server starts with no configuration and
+   * waits for a leader of the group to add it (rs_group_change), as a server joining an existing
+   * group does. members is then not used (it must still name this server). */
+  int join;
 };
 
 /* Opens dir (bootstrapping it if pristine), starts the server and its loop thread. config's

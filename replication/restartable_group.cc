@@ -20,7 +20,8 @@ struct RestartableGroup::Server {
   absl::flat_hash_map<uint64_t, DoneCallback> pending;
 
   rs_callbacks Callbacks() {
-    return rs_callbacks{this, &OnRelease, &OnSnapshot, &OnRestore, &OnDone, &OnBarrierDone};
+    return rs_callbacks{this,    &OnRelease,     &OnSnapshot,
+                        &OnRestore, &OnDone, &OnBarrierDone, /*change_done=*/nullptr};
   }
   static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
     ReleaseTo(static_cast<Server*>(ctx)->machine.get(), term, index, data, len);

@@ -74,8 +74,9 @@ absl::StatusOr<std::unique_ptr<SimulatedGroup>> SimulatedGroup::Open(
     }
     auto server = std::make_unique<Server>();
     server->machine = machines[i].get();
-    callbacks[i] = rs_callbacks{server.get(),       &Server::OnRelease, &Server::OnSnapshot,
-                                &Server::OnRestore, &Server::OnDone,    &Server::OnBarrierDone};
+    callbacks[i] = rs_callbacks{server.get(),           &Server::OnRelease, &Server::OnSnapshot,
+                                &Server::OnRestore,     &Server::OnDone,    &Server::OnBarrierDone,
+                                /*change_done=*/nullptr};
     group->servers_.push_back(std::move(server));
   }
   group->machines_ = std::move(machines);
@@ -211,6 +212,10 @@ ServerInfo SimulatedGroup::Info(unsigned server) const {
   info.unavailable = raw.unavailable;
   info.results_lowered = raw.results_lowered;
   info.results_unmatched = raw.results_unmatched;
+  info.elections_started = raw.elections_started;
+  info.elections_won = raw.elections_won;
+  info.snapshots_sent = raw.snapshots_sent;
+  info.snapshots_installed = raw.snapshots_installed;
   return info;
 }
 

@@ -75,6 +75,11 @@ struct ServerInfo {
   // their addressee in their term (sent with last index 0).
   uint64_t results_lowered = 0;
   uint64_t results_unmatched = 0;
+  // Elections stood in and won; snapshots sent as leader and installed from one (rs_info).
+  uint64_t elections_started = 0;
+  uint64_t elections_won = 0;
+  uint64_t snapshots_sent = 0;
+  uint64_t snapshots_installed = 0;
 };
 
 struct SimulatedGroupOptions {

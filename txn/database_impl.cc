@@ -205,6 +205,32 @@ std::vector<Database::ShardLeadership> DatabaseImpl::Leadership() {
   return replicated_shards_->Leadership();
 }
 
+absl::Status DatabaseImpl::AddMember(const ReplicationMember& member,
+                                     std::vector<absl::Status>* per_shard) {
+  return ChangeMembership([&](ReplicatedShards* rs) { return rs->AddMember(member, per_shard); });
+}
+
+absl::Status DatabaseImpl::RemoveMember(uint64_t id, std::vector<absl::Status>* per_shard) {
+  return ChangeMembership([&](ReplicatedShards* rs) { return rs->RemoveMember(id, per_shard); });
+}
+
+absl::Status DatabaseImpl::ChangeMembership(
+    const std::function<absl::Status(ReplicatedShards*)>& change) {
+  if (!options_.replication.enabled()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database ", options_.path, " is not replicated (Options::replication): no members"));
+  }
+  OpGuard op(&gate_);  // Release destroys the groups only after the gate drains
+  if (!op.admitted()) return ClosedError();
+  ReplicatedShards* rs;
+  {
+    MutexLock l(&replication_mu_);
+    rs = replicated_shards_.get();
+  }
+  if (rs == nullptr) return ClosedError();
+  return change(rs);
+}
+
 absl::Status DatabaseImpl::ClosedError() {
   return absl::FailedPreconditionError(absl::StrCat("database ", options_.path, " is closed"));
 }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,9 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   absl::StatusOr<Outcome> GetOutcomeOfKey(uint64_t id, const std::string& key) override;
   absl::Status Backup(const std::string& dest) override;
   std::vector<ShardLeadership> Leadership() override;
+  absl::Status AddMember(const ReplicationMember& member,
+                         std::vector<absl::Status>* per_shard) override;
+  absl::Status RemoveMember(uint64_t id, std::vector<absl::Status>* per_shard) override;
 
   // engine::ShardHooks
   absl::Status WaitVisible(engine::Timestamp ts) override;
@@ -126,6 +130,8 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // Calls that write the log are admitted through the gate; Close drains it.
   OpGate& gate() { return gate_; }
   absl::Status ClosedError();
+  // AddMember / RemoveMember: `change` on the database's ReplicatedShards, inside the op gate.
+  absl::Status ChangeMembership(const std::function<absl::Status(ReplicatedShards*)>& change);
   // Transactions begun and not yet finished (committed, rolled back, prepared or failed):
   // Close keeps the shards while any is, since it may hold read views of them.
   void TxnBegun() { live_txns_.fetch_add(1, std::memory_order_seq_cst); }

@@ -90,6 +90,53 @@ Stats MakeStats(const TxnCounters& counters, uint64_t in_doubt,
 
 }  // namespace txn
 
+namespace {
+
+const char* RoleName(ShardReplicationStats::Role role) {
+  switch (role) {
+    case ShardReplicationStats::Role::kLeader:
+      return "leader";
+    case ShardReplicationStats::Role::kCandidate:
+      return "candidate";
+    case ShardReplicationStats::Role::kFollower:
+      return "follower";
+    default:
+      return "unavailable";
+  }
+}
+
+const char* KindName(ShardReplicationStats::Member::Kind kind) {
+  switch (kind) {
+    case ShardReplicationStats::Member::Kind::kVoter:
+      return "voter";
+    case ShardReplicationStats::Member::Kind::kStandby:
+      return "standby";
+    default:
+      return "spare";
+  }
+}
+
+// "shard 0 raft: leader (ready) term 3 ..." : one line per replicated shard.
+void AppendReplication(uint32_t shard, const ShardReplicationStats& r, std::string* out) {
+  absl::StrAppendFormat(out,
+                        "shard %d raft: %s%s term %d leader %d; index last %d commit %d "
+                        "applied %d; members",
+                        shard, RoleName(r.role), r.ready ? " (ready)" : "", r.term, r.leader_id,
+                        r.last_index, r.commit_index, r.applied_index);
+  for (const ShardReplicationStats::Member& m : r.members) {
+    absl::StrAppendFormat(out, " %d %s", m.id, KindName(m.kind));
+    if (r.role == ShardReplicationStats::Role::kLeader) {
+      absl::StrAppendFormat(out, " (match %d lag %d)", m.match_index, m.lag);
+    }
+  }
+  absl::StrAppendFormat(out, "%s; snapshots sent %d installed %d; elections started %d won %d\n",
+                        r.membership_change_pending ? "; membership change pending" : "",
+                        r.snapshots_sent, r.snapshots_installed, r.elections_started,
+                        r.elections_won);
+}
+
+}  // namespace
+
 std::string Stats::ToString() const {
   std::string out = absl::StrFormat(
       "commits: %d (read-only %d, cross-shard %d), rollbacks %d\n"
@@ -129,6 +176,7 @@ std::string Stats::ToString() const {
             ? ""
             : absl::StrFormat("; raft log writes %d (%d entries)", s.raft_log_writes,
                               s.raft_entries_stored));
+    if (s.replicated) AppendReplication(s.shard, s.replication, &out);
   }
   return out;
 }

@@ -39,6 +39,8 @@ absl::StatusOr<std::optional<NodeManifest>> ReadNodeManifest(Env* env, const std
       has_node = true;
     } else if (f[0] == "incarnation" && f.size() == 2 && absl::SimpleAtoi(f[1], &m.incarnation)) {
       has_incarnation = true;
+    } else if (f[0] == "join" && f.size() == 2 && f[1] == "1") {
+      m.join = true;
     } else if (f[0] == "member" && f.size() == 3) {
       ReplicationMember member;
       if (!absl::SimpleAtoi(f[1], &member.id)) return bad(i, "bad member id");
@@ -60,6 +62,7 @@ absl::Status WriteNodeManifest(Env* env, const std::string& path, const NodeMani
   for (const ReplicationMember& member : m.members) {
     absl::StrAppend(&text, "member ", member.id, " ", member.address, "\n");
   }
+  if (m.join) absl::StrAppend(&text, "join 1\n");
   return WriteFileAtomically(env, path, kNodeFile, text);
 }
 
@@ -77,6 +80,19 @@ bool SameMembers(std::vector<ReplicationMember> a, std::vector<ReplicationMember
                     [](const ReplicationMember& x, const ReplicationMember& y) {
                       return x.id == y.id && x.address == y.address;
                     });
+}
+
+bool OneMemberApart(const std::vector<ReplicationMember>& a,
+                    const std::vector<ReplicationMember>& b) {
+  const std::vector<ReplicationMember>& longer = a.size() > b.size() ? a : b;
+  const std::vector<ReplicationMember>& shorter = a.size() > b.size() ? b : a;
+  if (longer.size() != shorter.size() + 1) return false;
+  for (size_t skip = 0; skip < longer.size(); ++skip) {
+    std::vector<ReplicationMember> rest = longer;
+    rest.erase(rest.begin() + static_cast<std::ptrdiff_t>(skip));
+    if (SameMembers(rest, shorter)) return true;
+  }
+  return false;
 }
 
 }  // namespace shardtx::txn

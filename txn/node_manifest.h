@@ -5,7 +5,9 @@
 //   cluster <cluster id>
 //   node <this node's id>
 //   incarnation <n>          bumped (and synced) by every Open
-//   member <id> <address>    one line per voting member, in the options' order
+//   member <id> <address>    one line per member, in the order of the options of the last
+//                            successful Open (the list that matched the Raft configuration)
+//   join 1                   only if the node joined an existing cluster (never bootstraps)
 //
 // Written whole and atomically (temp file, fsync, rename, fsync of PATH).
 #pragma once
@@ -26,6 +28,7 @@ struct NodeManifest {
   uint64_t node_id = 0;
   uint64_t incarnation = 0;
   std::vector<ReplicationMember> members;
+  bool join = false;
 };
 
 // PATH/NODE's contents, or nullopt when there is none. kDataLoss naming the file and line when it
@@ -38,5 +41,8 @@ absl::Status WriteNodeManifest(Env* env, const std::string& path, const NodeMani
 std::string MembersToString(const std::vector<ReplicationMember>& members);
 // The same members (ids and addresses), in any order.
 bool SameMembers(std::vector<ReplicationMember> a, std::vector<ReplicationMember> b);
+// One list is the other with one member more (the same ids and addresses otherwise).
+bool OneMemberApart(const std::vector<ReplicationMember>& a,
+                    const std::vector<ReplicationMember>& b);
 
 }  // namespace shardtx::txn

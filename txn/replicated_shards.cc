@@ -51,18 +51,39 @@ std::string RaftAddress(const HostPort& hp, uint32_t shard) {
   return absl::StrCat(hp.host, ":", hp.port + 1 + shard);
 }
 
+// The member address "IPv4:P" of a server of shard `shard`'s group at Raft address "IPv4:P+1+g"
+// (unchanged if it is not of that form).
+std::string MemberAddressOf(const std::string& raft_address, uint32_t shard) {
+  absl::StatusOr<HostPort> hp = ParseAddress(raft_address);
+  if (!hp.ok() || hp->port < 1 + shard + 1) return raft_address;
+  return absl::StrCat(hp->host, ":", hp->port - 1 - shard);
+}
+
+ShardReplicationStats::Member::Kind StatsKind(replication::ServerRole role) {
+  switch (role) {
+    case replication::ServerRole::kVoter:
+      return ShardReplicationStats::Member::Kind::kVoter;
+    case replication::ServerRole::kStandby:
+      return ShardReplicationStats::Member::Kind::kStandby;
+    default:
+      return ShardReplicationStats::Member::Kind::kSpare;
+  }
+}
+
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
-Database::ShardLeadership::Role PublicRole(replication::Role role) {
+// A node's role as a public enum (Database::ShardLeadership::Role, ShardReplicationStats::Role).
+template <class PublicRole>
+PublicRole ToPublic(replication::Role role) {
   switch (role) {
     case replication::Role::kLeader:
-      return Database::ShardLeadership::Role::kLeader;
+      return PublicRole::kLeader;
     case replication::Role::kCandidate:
-      return Database::ShardLeadership::Role::kCandidate;
+      return PublicRole::kCandidate;
     case replication::Role::kFollower:
-      return Database::ShardLeadership::Role::kFollower;
+      return PublicRole::kFollower;
     default:
-      return Database::ShardLeadership::Role::kUnavailable;
+      return PublicRole::kUnavailable;
   }
 }
 
@@ -179,6 +200,7 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
     m.cluster_id = r.cluster_id;
     m.node_id = r.node_id;
     m.members = r.members;
+    m.join = r.join;
   } else {
     m = std::move(*manifest);
     if (m.cluster_id != r.cluster_id) {
@@ -191,7 +213,9 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
           absl::StrCat("database ", options.path, " is node ", m.node_id,
                        " of its cluster (its node manifest), but the options name node ", r.node_id));
     }
-    if (!SameMembers(m.members, r.members)) {
+    // With Raft state, the replicated configuration is the truth (OpenGroups compares the
+    // options with it); without, a bootstrap or join was interrupted: the manifest's list is.
+    if (with_state.empty() && !SameMembers(m.members, r.members)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "database ", options.path, ": the options' members [", MembersToString(r.members),
           "] differ from the node manifest's [", MembersToString(m.members),
@@ -224,7 +248,12 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
   std::unique_ptr<ReplicatedShards> rs(new ReplicatedShards(db));
   rs->options_ = r;
   rs->incarnation_ = m.incarnation;
+  rs->join_ = m.join;
   absl::Status s = rs->OpenGroups();
+  if (s.ok() && !SameMembers(m.members, r.members)) {
+    m.members = r.members;  // the list the replicated configuration agreed with
+    s = WriteNodeManifest(env, options.path, m);
+  }
   if (!s.ok()) {
     rs.reset();  // closes the nodes opened, destroys their replicas
     db->DetachReplicatedLogs();
@@ -262,6 +291,7 @@ absl::Status ReplicatedShards::OpenGroups() {
     if (m.id == options_.node_id) self = hp;
     members.emplace_back(m.id, std::move(hp));
   }
+  std::vector<std::vector<ReplicationMember>> configured(n);
   for (uint32_t g = 0; g < n; ++g) {
     replication::ShardReplicaOptions ro;
     ro.server = options_.node_id;
@@ -280,24 +310,47 @@ absl::Status ReplicatedShards::OpenGroups() {
     no.snapshot_threshold = kSnapshotThreshold;
     no.snapshot_trailing = kSnapshotTrailing;
     no.on_change = [r] { r->OnNodeChange(); };
+    no.join = join_;
     auto node = replication::RaftNode::Open(no, std::move(replica));
     if (!node.ok()) {
       return absl::Status(node.status().code(),
                           absl::StrCat("shard ", g, ": ", node.status().message()));
     }
-    std::vector<ReplicationMember> expected, configured;
-    for (const replication::RaftMember& x : no.members) expected.push_back({x.id, x.address});
-    for (const replication::RaftMember& x : (*node)->opened_voters()) {
-      configured.push_back({x.id, x.address});
-    }
-    if (!SameMembers(expected, configured)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "shard ", g, " of database ", db_->options().path, ": the options' members [",
-          MembersToString(expected), "] differ from the replicated Raft configuration [",
-          MembersToString(configured), "] (Raft addresses: port P+1+shard)"));
+    for (const replication::ConfiguredServer& x : (*node)->Configuration()) {
+      configured[g].push_back({x.id, MemberAddressOf(x.address, g)});
     }
     r->AttachNode(node->get());
     nodes_.push_back(std::move(*node));
+  }
+  return CheckMembers(configured);
+}
+
+absl::Status ReplicatedShards::CheckMembers(
+    const std::vector<std::vector<ReplicationMember>>& configured) const {
+  // Shards with no configuration yet (a joining node not added) are not compared.
+  std::vector<uint32_t> known;
+  for (uint32_t g = 0; g < configured.size(); ++g) {
+    if (!configured[g].empty()) known.push_back(g);
+  }
+  if (known.empty()) return absl::OkStatus();
+  bool all_same = true, matches_one = false;
+  for (uint32_t g : known) {
+    all_same = all_same && SameMembers(configured[g], configured[known.front()]);
+    matches_one = matches_one || SameMembers(configured[g], options_.members);
+  }
+  // A change done on some shards only: the options may name either side of it, and the other
+  // shards may differ from them by that one member (added or removed), nothing else.
+  const bool half_done = matches_one && !all_same;
+  for (uint32_t g : known) {
+    if (!SameMembers(configured[g], options_.members) &&
+        !(half_done && OneMemberApart(configured[g], options_.members))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "shard ", g, " of database ", db_->options().path, ": the options' members [",
+          MembersToString(options_.members), "] differ from the replicated Raft configuration [",
+          MembersToString(configured[g]),
+          "]; membership changes go through Raft (Database::AddMember, RemoveMember), and "
+          "every node reopens with the list they made"));
+    }
   }
   return absl::OkStatus();
 }
@@ -322,7 +375,7 @@ std::vector<Database::ShardLeadership> ReplicatedShards::Leadership() {
     const replication::NodeInfo info = nodes_[g]->Info();
     Database::ShardLeadership s;
     s.shard = g;
-    s.role = PublicRole(info.role);
+    s.role = ToPublic<Database::ShardLeadership::Role>(info.role);
     s.ready = info.ready;
     s.term = info.term;
     s.leader_id = info.leader_id;
@@ -340,11 +393,152 @@ void ReplicatedShards::AddStats(Stats* stats) {
     const replication::NodeInfo info = nodes_[shard.shard]->Info();
     shard.raft_log_writes = info.log_writes;
     shard.raft_entries_stored = info.entries_stored;
+    shard.replicated = true;
+    ShardReplicationStats& rep = shard.replication;
+    rep.role = ToPublic<ShardReplicationStats::Role>(info.role);
+    rep.ready = info.ready;
+    rep.term = info.term;
+    rep.leader_id = info.leader_id;
+    rep.last_index = info.last_index;
+    rep.commit_index = info.commit_index;
+    // Barrier and configuration entries have nothing to apply to the shard: with nothing held
+    // by the release gate, everything libraft applied counts.
+    rep.applied_index =
+        info.held == 0 ? std::max(info.last_applied, info.released_index) : info.released_index;
+    const bool leads = info.role == replication::Role::kLeader;
+    for (const replication::ServerProgress& p : info.servers) {
+      ShardReplicationStats::Member member;
+      member.id = p.id;
+      member.kind = StatsKind(p.role);
+      member.match_index = p.match_index;
+      if (leads && p.match_index < info.last_index) member.lag = info.last_index - p.match_index;
+      rep.members.push_back(member);
+    }
+    rep.membership_change_pending = info.change_pending;
+    rep.snapshots_sent = info.snapshots_sent;
+    rep.snapshots_installed = info.snapshots_installed;
+    rep.elections_started = info.elections_started;
+    rep.elections_won = info.elections_won;
   }
+}
+
+absl::Status ReplicatedShards::AddMember(const ReplicationMember& member,
+                                         std::vector<absl::Status>* per_shard) {
+  if (member.id == 0 || member.id > TxnIds::kMaxNode) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AddMember: member id ", member.id, " is not in 1..", TxnIds::kMaxNode));
+  }
+  ASSIGN_OR_RETURN(HostPort hp, ParseAddress(member.address));
+  const uint32_t n = db_->num_shards();
+  if (hp.port + n > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("AddMember: address ", member.address, ": ", n,
+                                                   " shards need ports up to ", hp.port + n));
+  }
+  std::vector<absl::Status> status;
+  absl::Status s = ChangeEveryShard(
+      [&](uint32_t g, replication::RaftNode* node, replication::RaftNode::ChangeCallback done) {
+        return node->AddVoter(member.id, RaftAddress(hp, g), std::move(done));
+      },
+      &status);
+  if (std::any_of(status.begin(), status.end(), [](const absl::Status& x) { return x.ok(); })) {
+    MutexLock l(&members_mu_);
+    added_.push_back(member);  // named in messages from now on (its address, once it leads)
+  }
+  if (per_shard != nullptr) *per_shard = std::move(status);
+  return s;
+}
+
+absl::Status ReplicatedShards::RemoveMember(uint64_t id, std::vector<absl::Status>* per_shard) {
+  if (id == 0) return absl::InvalidArgumentError("RemoveMember: member id 0");
+  if (id == options_.node_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("RemoveMember: server ", id,
+                     " is this node; a node cannot remove itself: ask another node once it leads"));
+  }
+  return ChangeEveryShard(
+      [&](uint32_t, replication::RaftNode* node, replication::RaftNode::ChangeCallback done) {
+        return node->Remove(id, std::move(done));
+      },
+      per_shard);
+}
+
+absl::Status ReplicatedShards::ChangeEveryShard(const StartChange& start,
+                                                std::vector<absl::Status>* per_shard) {
+  struct Outcomes {
+    Mutex mu;
+    CondVar cv{&mu};
+    std::vector<absl::Status> status ABSL_GUARDED_BY(mu);
+    size_t pending ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto outcomes = std::make_shared<Outcomes>();
+  {
+    MutexLock l(&mu_);  // Stop waits: every node is open while the changes start
+    if (stopped_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database ", db_->options().path, " is closed"));
+    }
+    MutexLock o(&outcomes->mu);
+    outcomes->status.assign(nodes_.size(), absl::OkStatus());
+    outcomes->pending = nodes_.size();
+  }
+  for (uint32_t g = 0; g < nodes_.size(); ++g) {
+    auto finish = [outcomes, g](absl::Status s) {
+      MutexLock o(&outcomes->mu);
+      outcomes->status[g] = std::move(s);
+      if (--outcomes->pending == 0) outcomes->cv.SignalAll();
+    };
+    absl::Status refused;
+    {
+      MutexLock l(&mu_);
+      if (stopped_) {
+        refused = absl::UnavailableError(absl::StrCat("server ", options_.node_id, " is closed"));
+      } else if (const replication::NodeInfo info = nodes_[g]->Info(); !info.ready) {
+        refused = absl::UnavailableError(
+            absl::StrCat("server ", options_.node_id,
+                         info.role == replication::Role::kLeader ? " leads but is not ready (term "
+                                                                 : " does not lead (term ",
+                         info.term, "); ",
+                         info.leader_id != 0 && info.leader_id != options_.node_id
+                             ? absl::StrCat("leader is server ", info.leader_id, " at ",
+                                            MemberAddress(info.leader_id))
+                             : std::string("leader unknown")));
+      } else {
+        refused = start(g, nodes_[g].get(), finish);
+      }
+    }
+    if (!refused.ok()) finish(std::move(refused));
+  }
+  std::vector<absl::Status> status;
+  {
+    MutexLock o(&outcomes->mu);
+    while (outcomes->pending > 0) outcomes->cv.Wait();
+    status = outcomes->status;
+  }
+  absl::Status first;
+  std::string failed, done;
+  for (uint32_t g = 0; g < status.size(); ++g) {
+    if (status[g].ok()) {
+      absl::StrAppend(&done, done.empty() ? "" : ", ", g);
+      continue;
+    }
+    if (first.ok()) first = status[g];
+    absl::StrAppend(&failed, failed.empty() ? "" : "; ", "shard ", g, " (", status[g].ToString(),
+                    ")");
+  }
+  if (per_shard != nullptr) *per_shard = status;
+  if (first.ok()) return first;
+  return absl::Status(
+      first.code(),
+      absl::StrCat("membership change not done on ", failed, "; done on ",
+                   done.empty() ? std::string("no shard") : absl::StrCat("shards ", done)));
 }
 
 std::string ReplicatedShards::MemberAddress(uint64_t id) const {
   for (const ReplicationMember& m : options_.members) {
+    if (m.id == id) return m.address;
+  }
+  MutexLock l(&members_mu_);
+  for (const ReplicationMember& m : added_) {
     if (m.id == id) return m.address;
   }
   return "";

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,9 +43,15 @@ class ReplicatedShards {
   // Database::Leadership: empty once stopped.
   std::vector<Database::ShardLeadership> Leadership();
 
-  // Adds each shard's Raft log counters (raft_log_writes, raft_entries_stored) to `stats`.
-  // Nothing once stopped.
+  // Adds each shard's Raft log counters (raft_log_writes, raft_entries_stored) and its group's
+  // state (ShardStatsView::replication) to `stats`. Nothing once stopped.
   void AddStats(Stats* stats);
+
+  // Database::AddMember and RemoveMember (see there): one status per shard in *per_shard, the
+  // summary returned. REQUIRES: the caller keeps this object alive until it returns (the
+  // database's op gate); Stop() meanwhile answers the shards still in flight.
+  absl::Status AddMember(const ReplicationMember& member, std::vector<absl::Status>* per_shard);
+  absl::Status RemoveMember(uint64_t id, std::vector<absl::Status>* per_shard);
 
   // This Open's incarnation of the node (1 at bootstrap, then one more at every Open).
   uint64_t incarnation() const { return incarnation_; }
@@ -55,11 +62,22 @@ class ReplicatedShards {
  private:
   explicit ReplicatedShards(DatabaseImpl* db) : db_(db) {}
   absl::Status OpenGroups();
+  // The options' members against each shard's replicated configuration (see ReplicationOptions,
+  // "Members after the first Open"). REQUIRES: every group open.
+  absl::Status CheckMembers(const std::vector<std::vector<ReplicationMember>>& configured) const;
   std::string MemberAddress(uint64_t id) const;
+  // Runs `start` on every shard's node (it returns a refusal or calls back once), waits for all.
+  using StartChange = std::function<absl::Status(uint32_t shard, replication::RaftNode* node,
+                                                 replication::RaftNode::ChangeCallback done)>;
+  absl::Status ChangeEveryShard(const StartChange& start, std::vector<absl::Status>* per_shard);
 
   DatabaseImpl* const db_;
   ReplicationOptions options_;
   uint64_t incarnation_ = 0;
+  bool join_ = false;  // a pristine Raft directory is not bootstrapped
+  mutable Mutex members_mu_;
+  // Members added through this node (AddMember) since Open: their addresses for messages.
+  std::vector<ReplicationMember> added_ ABSL_GUARDED_BY(members_mu_);
   Mutex mu_;  // Stop against Leadership
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   // One per shard; each owns its ShardReplica.

@@ -80,6 +80,62 @@ class Database {
   };
   virtual std::vector<ShardLeadership> Leadership() = 0;
 
+  // --- Membership of a replicated database (Options::replication). ---
+  // Every shard is its own Raft group, so a change is made on each shard's group separately, by
+  // that shard's leader. Call it on a node that leads every shard; for each shard it does not
+  // lead (or leads but is not ready), that shard's result is kUnavailable naming the leader's id
+  // and address ("leader is server ID at ADDRESS", or "leader unknown"), with no effect on that
+  // shard: call again there. Both calls are idempotent and may be repeated until they return
+  // OK: each shard does only what is left (a shard where the change is done reports OK at once).
+  //
+  // Results. OK when the change is committed on every shard's group. Otherwise the status of the
+  // first shard that failed, its message naming every shard not done with its error and the
+  // shards done ("not done on shard 1 (...); done on shards 0"): a change done on some shards
+  // and not others is reported, never silent. `per_shard`, if not null, receives one status per
+  // shard, in shard order. A shard's status:
+  //   OK                   the configuration asked for is committed in that shard's group;
+  //   kUnavailable         this node does not lead the shard (see above), or closed meanwhile;
+  //   kUnknown             leadership was lost while the change was in flight: it may or may
+  //                        not take effect (call again, on the new leader);
+  //   kAborted             another membership change of that group is in progress (one at a
+  //                        time): no effect, retry;
+  //   kAlreadyExists       AddMember: the id is in the group with another address, or the
+  //                        address belongs to another id: no effect;
+  //   kInternal            libraft failed the change, e.g. a new member that did not catch up
+  //                        in time (unreachable, or too slow); it may be left in the group as a
+  //                        non-voter (no vote, counted for nothing): call again, or remove it.
+  // Errors of the call itself (nothing changed): kFailedPrecondition when the database is not
+  // replicated or is closed, or (RemoveMember) the id is this node's; kInvalidArgument for a bad
+  // id or address.
+  //
+  // AddMember: adds `member` (id, and its configured address "IPv4:P"; shard g's group reaches
+  // it at P+1+g) to every shard's group. It joins as a non-voter, the leader replicates the
+  // shard's log to it (libraft's catch-up rounds: each round sends what was appended during the
+  // previous one), and once it is up to date it is promoted to voter. The new member must have
+  // been opened with ReplicationOptions::join (an empty database; its options' members being the
+  // cluster as it will be) and be reachable; the call returns when every shard is done or
+  // failed (a member that cannot be reached fails after libraft's catch-up limit, about 5 s).
+  // Limit until catch-up by snapshot is wired into Open (docs/replication-plan.md, section 9,
+  // step 11): a new member can only catch up from the Raft log, and libraft 0.15 sends a server
+  // that needs the log's first entry a snapshot instead as soon as the group has taken one (every
+  // 1,024 entries applied). So an empty member can be added only to groups that have applied
+  // fewer than 1,024 entries since they were bootstrapped; past that, AddMember fails with
+  // kInternal after libraft's catch-up limit (the member left a non-voter: remove it).
+  //
+  // RemoveMember: removes member `id` from every shard's group (a shard where it is not a member
+  // reports OK). The removed node's shards stop receiving entries and cannot be elected or vote
+  // in the remaining group. A node cannot remove itself (kFailedPrecondition): ask another
+  // node once it leads. Replace a dead member by AddMember of the new one (the dead one still
+  // counts in the majority meanwhile), then RemoveMember of the dead one.
+  //
+  // Blocks until every shard's change is decided. Other nodes follow the new configuration through
+  // Raft; each node's next Open must be given the new member list (ReplicationOptions, "Members
+  // after the first Open").
+  virtual absl::Status AddMember(const ReplicationMember& member,
+                                 std::vector<absl::Status>* per_shard = nullptr) = 0;
+  virtual absl::Status RemoveMember(uint64_t id,
+                                    std::vector<absl::Status>* per_shard = nullptr) = 0;
+
   // --- Named two-phase commit (see Transaction::Prepare). ---
   // Names of the transactions prepared and not yet decided, sorted.
   virtual absl::StatusOr<std::vector<std::string>> ListPrepared() = 0;

@@ -51,14 +51,26 @@ struct ReplicationMember {
 // port P is reserved for the node's snapshot stream (not served yet: a replica that falls behind
 // the leader's log cannot catch up by snapshot; docs/replication-plan.md section 9, step 8).
 //
-// Identity. The first Open of a database with replication set bootstraps this node: it requires
-// pristine Raft state (none of the shards has any) and node_id among members, and records
-// cluster_id, node_id and members in PATH/NODE (written and synced atomically). Every later Open
-// checks them and refuses, never obeys, a difference: another cluster_id or node_id, or
-// replication not set, is kFailedPrecondition; so is a member list other than the manifest's or
-// other than a shard's replicated Raft configuration (the message names both lists), and Raft
-// state that does not fit the manifest (present without one, missing with one). Membership
-// changes go through Raft (not yet: issue 16's membership step), never through these options.
+// Identity. The first Open of a database with replication set requires pristine Raft state
+// (none of the shards has any, and no data) and node_id among members, and records cluster_id,
+// node_id, members and join in PATH/NODE (written and synced atomically). Without join it
+// bootstraps a new cluster: every shard's group starts with `members` as its voters. With join
+// it bootstraps nothing: the node starts with no configuration and waits for the leader of each
+// shard to add it (Database::AddMember, called there); `members` is then the cluster as it will
+// be, this node included. Every later Open checks the options and refuses, never obeys, a
+// difference: another cluster_id or node_id, or replication not set, is kFailedPrecondition; so
+// is Raft state that does not fit the manifest (present without one, missing with one).
+//
+// Members after the first Open. Membership changes go through Raft (Database::AddMember,
+// RemoveMember), never through these options: the replicated configuration is the truth, and
+// each Open compares `members` with it, shard by shard (every server of the group's latest
+// configuration entry, voter or not; ids and addresses; a joining node's shard with no
+// configuration yet is not compared). A difference is kFailedPrecondition naming both lists.
+// So after a change, every node reopens with the new list (the stale one is refused), and the
+// node manifest records the list each successful Open was given. If a change was done on some
+// shards and not on others (see AddMember), the shards' configurations differ: `members` must
+// then equal one of them (the Open succeeds; Stats shows each shard's members; finish the change
+// by calling it again on the leader).
 //
 // Behaviour. A transaction commits on a node that leads its shard's group (the leader's term
 // started: Database::Leadership says ready); Commit then returns OK once a majority of the
@@ -86,6 +98,11 @@ struct ReplicationOptions {
   // every heartbeat. heartbeat < election_timeout; both in [1 ms, 10 min].
   absl::Duration election_timeout = absl::Seconds(1);
   absl::Duration heartbeat = absl::Milliseconds(100);
+  // This node joins an existing cluster instead of bootstrapping one (see "Identity" above).
+  // Read by the first Open only (recorded in the node manifest): a node that joined never
+  // bootstraps, whatever later Opens say. Until the leaders add it, it leads nothing, knows no
+  // leader and refuses commits (kUnavailable, "leader unknown").
+  bool join = false;
 
   bool enabled() const { return node_id != 0; }
 };

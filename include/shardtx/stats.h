@@ -8,6 +8,40 @@
 
 namespace shardtx {
 
+// One shard's Raft group as this node sees it (a replicated database; ShardStatsView).
+struct ShardReplicationStats {
+  enum class Role { kFollower, kCandidate, kLeader, kUnavailable };
+  Role role = Role::kFollower;  // this node's role in the group
+  bool ready = false;           // leads, and its term has started (it accepts commits)
+  uint64_t term = 0;
+  uint64_t leader_id = 0;     // who this node believes leads: 0 when none is known
+  uint64_t last_index = 0;    // the last entry in this node's Raft log (durable or not)
+  uint64_t commit_index = 0;  // libraft's commit index as this node knows it
+  // The last entry applied to this node's shard (released: committed, and past the Figure-8
+  // guard; barrier and configuration entries, which hold nothing for the shard, count once
+  // reached); commit_index - applied_index is what this node still has to apply.
+  uint64_t applied_index = 0;
+  // The group's configuration (its latest entry, committed or not), one entry per member.
+  struct Member {
+    enum class Kind { kVoter, kStandby, kSpare };  // kSpare/kStandby: a member being added
+    uint64_t id = 0;
+    Kind kind = Kind::kVoter;
+    // On the leader only (0 elsewhere): the last index the leader knows the member holds, and
+    // its lag, last_index - match_index (0 for the leader itself). A member that caught up shows
+    // lag 0 once the leader's last entry reached it.
+    uint64_t match_index = 0;
+    uint64_t lag = 0;
+  };
+  std::vector<Member> members;
+  bool membership_change_pending = false;  // on the leader: a change is in progress
+  // Counters since Open: snapshots this node sent as leader (InstallSnapshot messages) and
+  // installed from a leader; elections it stood in (a new term as candidate) and won.
+  uint64_t snapshots_sent = 0;
+  uint64_t snapshots_installed = 0;
+  uint64_t elections_started = 0;
+  uint64_t elections_won = 0;
+};
+
 struct ShardStatsView {
   uint32_t shard = 0;
   uint64_t wal_appends = 0;
@@ -53,6 +87,9 @@ struct ShardStatsView {
   // entries they stored.
   uint64_t raft_log_writes = 0;
   uint64_t raft_entries_stored = 0;
+  // Replicated database only (else replicated is false): the shard's Raft group.
+  bool replicated = false;
+  ShardReplicationStats replication;
 };
 
 struct Stats {

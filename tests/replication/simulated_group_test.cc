@@ -61,6 +61,41 @@ TEST(SimulatedGroup, ThreeServersReleaseTheSameThousandEntries) {
   EXPECT_EQ(group->LeaderConflicts(), 0u);
 }
 
+// Step 11's counters: elections stood in and won, snapshots sent by the leader to a server that
+// fell behind its log (threshold 64, 16 trailing) and installed there.
+TEST(SimulatedGroup, CountsElectionsAndSnapshotsSentAndInstalled) {
+  SimulatedGroupOptions options;
+  options.seed = 11;
+  std::vector<RecordingMachine*> machines;
+  auto group = OpenRecordingGroup(options, &machines);
+  ASSERT_NE(group, nullptr);
+  ASSERT_TRUE(group->Elect(0).ok());
+  EXPECT_EQ(group->Info(0).elections_won, 1u);
+  EXPECT_EQ(group->Info(0).elections_started, 1u);
+  EXPECT_EQ(group->Info(1).elections_won, 0u);
+  group->Kill(2);
+  int acked = 0;
+  for (int k = 0; k < 200; k++) {
+    ASSERT_TRUE(
+        group->Propose(0, absl::StrCat("e", k), [&](absl::Status s) { acked += s.ok(); }).ok());
+    if (k % 16 == 15) group->StepFor(50);
+  }
+  ASSERT_TRUE(group->StepUntil([&] { return acked == 200; }, 60'000));
+  EXPECT_EQ(group->Info(0).snapshots_sent, 0u);
+  group->Revive(2);
+  ASSERT_TRUE(group->StepUntil([&] { return machines[2]->sequence().size() >= 200; }, 60'000));
+  EXPECT_GE(group->Info(0).snapshots_sent, 1u);
+  EXPECT_GE(group->Info(2).snapshots_installed, 1u);
+  EXPECT_EQ(group->Info(2).snapshots_installed, group->Info(2).restores);
+  EXPECT_EQ(group->Info(1).snapshots_installed, 0u);
+  // Failover: the leader frozen, another server stands and wins.
+  group->Kill(0);
+  ASSERT_TRUE(group->StepUntil([&] { return group->Leader().has_value(); }, 60'000));
+  const ServerInfo next = group->Info(*group->Leader());
+  EXPECT_GE(next.elections_won, 1u);
+  EXPECT_GE(next.elections_started, next.elections_won);
+}
+
 TEST(SimulatedGroup, NotReadyLeaderRefusesNamingItself) {
   SimulatedGroupOptions options;
   options.seed = 3;
