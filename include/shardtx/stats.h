@@ -53,6 +53,11 @@ struct ShardStatsView {
   // entries they stored.
   uint64_t raft_log_writes = 0;
   uint64_t raft_entries_stored = 0;
+  // Replicated: snapshots of another replica this one installed (catch-up) since Open, and
+  // installs that failed (a stream that failed its checks, an unreachable producer: the shard
+  // was left as it was; the follower applies nothing more until an install succeeds).
+  uint64_t snapshots_installed = 0;
+  uint64_t snapshot_install_failures = 0;
 };
 
 struct Stats {

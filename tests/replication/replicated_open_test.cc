@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -31,6 +33,7 @@
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
 #include "txn/database_impl.h"
+#include "txn/replicated_shards.h"
 #include "txn/txn_ids.h"
 
 namespace shardtx {
@@ -111,7 +114,20 @@ class Cluster {
     std::filesystem::remove_all(root_, ec);
   }
   std::string Dir(int i) const { return absl::StrCat(root_, "/node", i + 1); }
-  Options OptionsOf(int i) const { return NodeOptions(Dir(i), members_[i].id, cluster_, members_); }
+  Options OptionsOf(int i) const {
+    Options o = NodeOptions(Dir(i), members_[i].id, cluster_, members_);
+    if (tweak_) tweak_(o);
+    return o;
+  }
+  // Applied to every node's options from now on.
+  void Tweak(std::function<void(Options&)> tweak) { tweak_ = std::move(tweak); }
+  void Close(int i) { dbs_[i].reset(); }
+  absl::Status Reopen(int i) {
+    auto db = Database::Open(OptionsOf(i));
+    if (!db.ok()) return db.status();
+    dbs_[i] = std::move(*db);
+    return absl::OkStatus();
+  }
   const ReplicationMember& member(int i) const { return members_[i]; }
   const std::vector<ReplicationMember>& members() const { return members_; }
   const std::string& root() const { return root_; }
@@ -151,6 +167,7 @@ class Cluster {
   std::string root_;
   std::string cluster_;
   std::vector<ReplicationMember> members_;
+  std::function<void(Options&)> tweak_;
   std::vector<std::unique_ptr<Database>> dbs_;
 };
 
@@ -451,5 +468,183 @@ TEST(ReplicatedOpen, BadReplicationOptionsAreRefused) {
   std::filesystem::remove_all(root, ec);
 }
 
+
+namespace catch_up {
+
+// The snapshot servers' test seam (ReplicatedShards::SetSnapshotTamperForTesting), shared by the
+// catch-up tests: hold the first stream at its first LMDB data message until let go, or flip a
+// byte of every data message.
+struct Tamper {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false, holding = false, released = false, corrupt = false;
+  int corrupted = 0;
+
+  void Install() {
+    txn::ReplicatedShards::SetSnapshotTamperForTesting([this](uint64_t seq, std::string* bytes) {
+      (void)seq;
+      if (bytes == nullptr || bytes->empty()) return false;  // not a data message
+      std::unique_lock<std::mutex> l(mu);
+      if (corrupt) {
+        (*bytes)[bytes->size() / 2] ^= 0x5a;
+        ++corrupted;
+      }
+      if (hold && !holding && !released) {
+        holding = true;
+        cv.notify_all();
+        cv.wait(l, [this] { return released; });
+      }
+      return false;
+    });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu);
+    released = true;
+    cv.notify_all();
+  }
+  ~Tamper() {
+    Release();
+    txn::ReplicatedShards::SetSnapshotTamperForTesting(nullptr);
+  }
+};
+
+void SmallRaftLogs(Options& o) {
+  o.replication.snapshot_threshold = 16;
+  o.replication.snapshot_trailing = 8;
+}
+
+// A node that leads neither shard, with both shards' leaders known.
+struct Roles {
+  int leader0 = -1, leader1 = -1, follower = -1;
+};
+std::optional<Roles> FindRoles(Cluster& c) {
+  std::optional<int> l0 = c.Leader(0), l1 = c.Leader(1);
+  if (!l0.has_value() || !l1.has_value()) return std::nullopt;
+  Roles r{*l0, *l1, -1};
+  for (int i = 0; i < 3; ++i) {
+    if (i != *l0 && i != *l1) r.follower = i;
+  }
+  return r;
+}
+
+std::string Value(int i) { return std::string(2000, static_cast<char>('a' + i % 26)) + std::to_string(i); }
+
+// Commits keys a<from..to) on shard 0's leader and b<from..to) on shard 1's.
+void CommitKeys(Cluster& c, const Roles& r, int from, int to) {
+  for (int i = from; i < to; ++i) {
+    ASSERT_TRUE(PutOne(c.db(r.leader0), absl::StrCat("a", i), Value(i)).ok()) << i;
+    ASSERT_TRUE(PutOne(c.db(r.leader1), absl::StrCat("b", i), Value(i)).ok()) << i;
+  }
+}
+
+uint64_t Installed(Database& db, uint32_t shard) {
+  return db.GetStats().shards.at(shard).snapshots_installed;
+}
+uint64_t InstallFailures(Database& db, uint32_t shard) {
+  return db.GetStats().shards.at(shard).snapshot_install_failures;
+}
+
+}  // namespace catch_up
+
+// Issue 16's catch-up: a follower closed while its shards' Raft logs and WALs are truncated past
+// it installs both shards' snapshots from their leaders when it comes back, holds every committed
+// key, and then counts in the majority. One leader checkpoints while the follower's first stream
+// is held after its LMDB copy began: the stream's WAL pin (DatabaseImpl::PinnedLsn) keeps the log
+// it still has to copy (without it, the checkpoint recycles those segments and the install fails).
+TEST(ReplicatedCatchUp, FollowerInstallsSnapshotsAndCountsInTheMajority) {
+  catch_up::Tamper tamper;
+  tamper.hold = true;
+  tamper.Install();
+  Cluster c("catchup");
+  c.Tweak(catch_up::SmallRaftLogs);
+  ASSERT_TRUE(c.OpenAll().ok());
+  std::optional<catch_up::Roles> r = catch_up::FindRoles(c);
+  ASSERT_TRUE(r.has_value());
+  const int f = r->follower;
+  catch_up::CommitKeys(c, *r, 0, 10);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), absl::StrCat("b", i)) == catch_up::Value(i); }));
+  }
+  c.Close(f);
+  catch_up::CommitKeys(c, *r, 10, 200);  // 380 KB per shard: past a 256 KiB WAL segment
+  for (int i = 0; i < 3; ++i) {
+    if (i != f) {
+      ASSERT_TRUE(c.db(i).Checkpoint().ok());
+    }
+  }
+  ASSERT_TRUE(c.Reopen(f).ok());
+  // The first stream is held: commit more, past another segment, and checkpoint the leaders.
+  {
+    std::unique_lock<std::mutex> l(tamper.mu);
+    ASSERT_TRUE(tamper.cv.wait_for(l, kDeadline, [&] { return tamper.holding; }));
+  }
+  catch_up::CommitKeys(c, *r, 200, 400);
+  for (int i = 0; i < 3; ++i) {
+    if (i != f) {
+      ASSERT_TRUE(c.db(i).Checkpoint().ok());
+    }
+  }
+  tamper.Release();
+  for (uint32_t g = 0; g < kShards; ++g) {
+    EXPECT_TRUE(WaitFor([&] { return catch_up::Installed(c.db(f), g) >= 1; })) << "shard " << g;
+  }
+  for (int i = 0; i < 400; ++i) {
+    for (const char* p : {"a", "b"}) {
+      const std::string key = absl::StrCat(p, i);
+      ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), key) == catch_up::Value(i); }))
+          << key << ": installed " << catch_up::Installed(c.db(f), 0) << "/"
+          << catch_up::Installed(c.db(f), 1) << " failed " << catch_up::InstallFailures(c.db(f), 0)
+          << "/" << catch_up::InstallFailures(c.db(f), 1) << " b199 " << ReadOne(c.db(f), "b199").has_value()
+          << " b399 " << ReadOne(c.db(f), "b399").has_value() << " held " << tamper.holding;
+    }
+  }
+  // Shard 0 now needs the caught-up follower: close the third node and commit.
+  const int other = 3 - f - r->leader0;
+  ASSERT_NE(other, f);
+  c.Close(other);
+  ASSERT_TRUE(PutOne(c.db(r->leader0), "a-after", "x").ok());
+  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "a-after") == "x"; }));
+  EXPECT_EQ(catch_up::InstallFailures(c.db(f), 0), 0u);
+}
+
+// A snapshot stream that fails its checks (a byte flipped in its LMDB data) is refused: the
+// follower's shard keeps exactly what it had, nothing of the snapshot is applied, the failure
+// is counted, and no entry after the snapshot is applied on the old state.
+TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
+  catch_up::Tamper tamper;
+  tamper.corrupt = true;
+  tamper.Install();
+  Cluster c("catchup_bad");
+  c.Tweak(catch_up::SmallRaftLogs);
+  ASSERT_TRUE(c.OpenAll().ok());
+  std::optional<catch_up::Roles> r = catch_up::FindRoles(c);
+  ASSERT_TRUE(r.has_value());
+  const int f = r->follower;
+  catch_up::CommitKeys(c, *r, 0, 5);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), absl::StrCat("a", i)) == catch_up::Value(i); }));
+  }
+  c.Close(f);
+  catch_up::CommitKeys(c, *r, 5, 100);
+  ASSERT_TRUE(c.Reopen(f).ok());
+  EXPECT_TRUE(WaitFor([&] { return catch_up::InstallFailures(c.db(f), 0) >= 1; }));
+  {
+    std::lock_guard<std::mutex> l(tamper.mu);
+    EXPECT_GE(tamper.corrupted, 1);
+  }
+  EXPECT_EQ(catch_up::Installed(c.db(f), 0), 0u);
+  // Commit more: entries the follower would be sent after the snapshot must not be applied.
+  ASSERT_TRUE(PutOne(c.db(r->leader0), "a-later", "x").ok());
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(ReadOne(c.db(f), absl::StrCat("a", i)), catch_up::Value(i)) << i;
+  }
+  for (int i = 5; i < 100; ++i) {
+    EXPECT_EQ(ReadOne(c.db(f), absl::StrCat("a", i)), std::nullopt) << i;
+  }
+  EXPECT_EQ(ReadOne(c.db(f), "a-later"), std::nullopt);
+  // Closed and reopened as it is, the directory holds the same (no half-installed shard).
+  EXPECT_FALSE(std::filesystem::exists(c.Dir(f) + "/shard-000.partial"));
+}
 }  // namespace
 }  // namespace shardtx
+
