@@ -158,6 +158,10 @@ absl::Status RaftNode::Refusal(int code) const {
                        "server ",
                        id_, " at ", info.leader_address));
     }
+    case RS_TERM_CHANGED:
+      return absl::UnavailableError(absl::StrCat(
+          "server ", id_, " leads term ", Info().term,
+          ", not the term the entry was proposed for (its leadership moved and came back)"));
     case RS_DOWN:
       return absl::UnavailableError(absl::StrCat("server ", id_, " is closed"));
     case RS_NOMEM:
@@ -168,7 +172,7 @@ absl::Status RaftNode::Refusal(int code) const {
   }
 }
 
-absl::Status RaftNode::Propose(std::string_view payload, DoneCallback done) {
+absl::Status RaftNode::Propose(std::string_view payload, DoneCallback done, uint64_t term) {
   if (group_ == nullptr) return Refusal(RS_DOWN);
   uint64_t cookie;
   {
@@ -177,7 +181,7 @@ absl::Status RaftNode::Propose(std::string_view payload, DoneCallback done) {
     cookie = next_cookie_++;
     pending_.emplace(cookie, std::move(done));
   }
-  int rv = rs_group_propose(group_, payload.data(), payload.size(), cookie);
+  int rv = rs_group_propose(group_, payload.data(), payload.size(), cookie, term);
   if (rv == RS_OK) return absl::OkStatus();
   {
     std::lock_guard<std::mutex> lock(mu_);

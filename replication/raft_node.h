@@ -109,11 +109,15 @@ class RaftNode {
   RaftNode& operator=(const RaftNode&) = delete;
   ~RaftNode();  // Close()
 
-  // Proposes `payload` (copied). OK: accepted, `done` will be called. Otherwise no effect and no
-  // callback: kUnavailable "server S does not lead (term T); leader is server L at ADDRESS" (or
-  // "leader unknown"), "server S leads term T but is not ready ...", or "server S is closed";
+  // Proposes `payload` (copied). With `term` non-zero, only in that term: the entry is refused,
+  // with no effect, unless this node still leads `term` when its loop thread appends it (so not
+  // if the leadership was lost and came back in a later term meanwhile). OK: accepted, `done`
+  // will be called (possibly with one of the refusals below: decided on the loop thread).
+  // Otherwise no effect and no callback: kUnavailable "server S does not lead (term T); leader is
+  // server L at ADDRESS" (or "leader unknown"), "server S leads term T but is not ready ...",
+  // "server S leads term T, not the term the entry was proposed for", or "server S is closed";
   // kResourceExhausted if out of memory.
-  absl::Status Propose(std::string_view payload, DoneCallback done);
+  absl::Status Propose(std::string_view payload, DoneCallback done, uint64_t term = 0);
 
   // Proposes a Raft barrier (an entry no state machine sees): once committed, it proves that this
   // node still led its term after the call. OK: accepted, `done` will be called. Otherwise no

@@ -352,7 +352,8 @@ static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t le
   return RS_OK;
 }
 
-static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, int barrier);
+static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term,
+                      int barrier);
 
 /* RS_OK if g is a ready leader now; on the thread that runs g's libraft. */
 static int group_check_ready(rs_group *g) {
@@ -363,10 +364,14 @@ static int group_check_ready(rs_group *g) {
   return RS_OK;
 }
 
-/* Proposes on the thread that runs g's libraft (the rs_sim driver or the rs_uv loop). */
-static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie) {
+/* Proposes on the thread that runs g's libraft (the rs_sim driver or the rs_uv loop): the term
+ * checked here is the one the entry is appended in. */
+static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie,
+                             uint64_t term) {
   int rv = group_check_ready(g);
-  return rv != RS_OK ? rv : propose_entry(g, kKindCommand, data, len, cookie);
+  if (rv != RS_OK) return rv;
+  if (term != 0 && g->raft->current_term != term) return RS_TERM_CHANGED;
+  return propose_entry(g, kKindCommand, data, len, cookie);
 }
 
 static int group_barrier_now(rs_group *g, uint64_t cookie) {
@@ -390,13 +395,13 @@ static int group_barrier_now(rs_group *g, uint64_t cookie) {
   return RS_OK;
 }
 
-int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie) {
-  if (g->uv != NULL) return uv_enqueue(g, data, len, cookie, 0);
-  return group_propose_now(g, data, len, cookie);
+int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term) {
+  if (g->uv != NULL) return uv_enqueue(g, data, len, cookie, term, 0);
+  return group_propose_now(g, data, len, cookie, term);
 }
 
 int rs_group_barrier(rs_group *g, uint64_t cookie) {
-  if (g->uv != NULL) return uv_enqueue(g, NULL, 0, cookie, 1);
+  if (g->uv != NULL) return uv_enqueue(g, NULL, 0, cookie, 0, 1);
   return group_barrier_now(g, cookie);
 }
 
@@ -899,6 +904,7 @@ uint64_t rs_sim_leader_conflicts(rs_sim *s) { return s->leader_conflicts; }
 struct queued {
   struct queued *next;
   uint64_t cookie;
+  uint64_t term; /* a proposal's: the term it must be appended in (0: any) */
   int barrier;
   size_t len;
   unsigned char data[];
@@ -1066,12 +1072,14 @@ static int uv_published_info(rs_group *g, struct rs_info *info) {
   return 1;
 }
 
-static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, int barrier) {
+static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term,
+                      int barrier) {
   struct rs_uv *u = g->uv;
   struct queued *q = malloc(sizeof *q + (len > 0 ? len : 1));
   if (q == NULL) return RS_NOMEM;
   q->next = NULL;
   q->cookie = cookie;
+  q->term = term;
   q->barrier = barrier;
   q->len = len;
   if (len > 0) memcpy(q->data, data, len);
@@ -1134,7 +1142,7 @@ static void uv_on_async(uv_async_t *handle) {
     struct queued *next = q->next;
     int rv = closing      ? RS_DOWN
              : q->barrier ? group_barrier_now(&u->g, q->cookie)
-                          : group_propose_now(&u->g, q->data, q->len, q->cookie);
+                          : group_propose_now(&u->g, q->data, q->len, q->cookie, q->term);
     if (rv != RS_OK && q->barrier) {
       u->g.cb.barrier_done(u->g.cb.ctx, q->cookie, rv, 0);
     } else if (rv != RS_OK) {

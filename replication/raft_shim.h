@@ -40,8 +40,9 @@ enum {
   RS_UNKNOWN = 4,    /* callback only: the outcome is unknown (leadership lost in flight) */
   RS_NOMEM = 5,      /* out of memory: no effect */
   RS_INVALID = 6,    /* bad argument or configuration */
-  RS_IOERR = 7       /* rs_uv_open: the directory or the address could not be used;
+  RS_IOERR = 7,      /* rs_uv_open: the directory or the address could not be used;
                         rs_group_barrier: libraft failed the barrier synchronously */
+  RS_TERM_CHANGED = 8 /* it leads, but not the term the proposal asked for: no effect */
 };
 
 /* The longest leader address rs_info reports (longer ones are cut). */
@@ -72,8 +73,8 @@ struct rs_callbacks {
   /* The outcome of an accepted proposal, exactly once per cookie: RS_OK = released on the
    * proposing server (so committed); RS_UNKNOWN = it may or may not commit later. rs_sim never
    * calls it after rs_sim_close. rs_uv may also report a proposal its loop thread refused (no
-   * effect): RS_NOT_LEADER, RS_NOT_READY (leadership changed after rs_group_propose accepted
-   * it), RS_DOWN (closed before it was proposed), RS_NOMEM; and rs_group_close reports every
+   * effect): RS_NOT_LEADER, RS_NOT_READY, RS_TERM_CHANGED (leadership changed after
+   * rs_group_propose accepted it), RS_DOWN (closed before it was proposed), RS_NOMEM; and rs_group_close reports every
    * proposal still in flight as RS_UNKNOWN before it returns. */
   void (*done)(void *ctx, uint64_t cookie, int status);
   /* The outcome of an accepted barrier (rs_group_barrier), exactly once per cookie, like done:
@@ -152,12 +153,15 @@ struct rs_info {
  * of the loop's last iteration (at most one iteration old). */
 void rs_group_info(rs_group *g, struct rs_info *info);
 
-/* Proposes one command entry (data copied) on this server. Returns RS_OK if accepted: the done
- * callback then reports its outcome with cookie. Any other result has had no effect and no
- * callback follows: RS_NOT_LEADER, RS_NOT_READY, RS_DOWN, RS_NOMEM. rs_uv: from any thread
- * (callbacks included); the refusal is decided on the published state, and the loop thread
- * proposes the entry later (the done callback may then still report a refusal). */
-int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie);
+/* Proposes one command entry (data copied) on this server. With term non-zero, only while this
+ * server leads exactly that term when the entry is appended (not merely when the call is made):
+ * an entry whose term was lost, even if the server leads again in a later one, is refused with
+ * RS_TERM_CHANGED. Returns RS_OK if accepted: the done callback then reports its outcome with
+ * cookie. Any other result has had no effect and no callback follows: RS_NOT_LEADER,
+ * RS_NOT_READY, RS_TERM_CHANGED, RS_DOWN, RS_NOMEM. rs_uv: from any thread (callbacks included);
+ * the refusal is decided on the published state, and the loop thread proposes the entry later
+ * (the done callback may then still report a refusal, RS_TERM_CHANGED included). */
+int rs_group_propose(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term);
 
 /* Proposes a Raft barrier (libraft's RAFT_BARRIER entry: no payload, never released to the state
  * machine) on this server, as a read's proof of leadership (docs/replication-plan.md section 6,

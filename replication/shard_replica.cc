@@ -99,11 +99,12 @@ absl::Status ShardReplica::ProposeLocked(absl::string_view records, uint64_t ter
   if (RaftNode* node = node_.load(); node != nullptr) {
     // Registered first: the loop thread answers under commit_mu, so not before this returns.
     in_flight_.emplace(seq, InFlight{proposal, {0, term}});
-    absl::Status s = node->Propose(entry, [this, seq](absl::Status st) { OnDone(seq, st); });
+    absl::Status s =
+        node->Propose(entry, [this, seq](absl::Status st) { OnDone(seq, st); }, term);
     if (!s.ok()) in_flight_.erase(seq);  // refused: no effect
     return s;
   }
-  queue_.push_back(Queued{seq, std::move(entry), proposal});
+  queue_.push_back(Queued{seq, std::move(entry), proposal, term});
   if (options_.on_queued) options_.on_queued();
   return absl::OkStatus();
 }
@@ -246,7 +247,8 @@ void ShardReplica::Pump(SimulatedGroup& group) {
       // The index the shim tags the entry with: the last index + 1 when it proposes.
       const ServerInfo before = group.Info(me);
       const engine::RaftPosition at{before.last_index + 1, before.term};
-      absl::Status st = group.Propose(me, q.entry, [this, seq](absl::Status s) { OnDone(seq, s); });
+      absl::Status st = group.Propose(
+          me, q.entry, [this, seq](absl::Status s) { OnDone(seq, s); }, q.term);
       if (st.ok()) {
         in_flight_.emplace(seq, InFlight{q.proposal, at});
       } else if (absl::IsUnknown(st)) {

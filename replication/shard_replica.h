@@ -174,6 +174,7 @@ class ShardReplica final : public StateMachine,
     uint64_t seq = 0;
     std::string entry;
     Proposal* proposal = nullptr;
+    uint64_t term = 0;  // the term its reads were taken in: proposed in that term or not at all
   };
   struct InFlight {
     Proposal* proposal = nullptr;

@@ -111,10 +111,12 @@ absl::Status SimulatedGroup::Elect(unsigned server, uint64_t timeout_ms) {
   return absl::OkStatus();
 }
 
-absl::Status SimulatedGroup::Propose(unsigned server, std::string_view payload, DoneCallback done) {
+absl::Status SimulatedGroup::Propose(unsigned server, std::string_view payload, DoneCallback done,
+                                     uint64_t term) {
   Server& s = *servers_[server];
   uint64_t cookie = s.next_cookie++;
-  int rv = rs_group_propose(rs_sim_group(sim_, server), payload.data(), payload.size(), cookie);
+  int rv =
+      rs_group_propose(rs_sim_group(sim_, server), payload.data(), payload.size(), cookie, term);
   if (rv == RS_OK) {
     s.pending.emplace(cookie, std::move(done));
     return absl::OkStatus();
@@ -152,6 +154,11 @@ absl::Status SimulatedGroup::Refusal(unsigned server, int code) const {
           "server ", server, " leads term ", info.term,
           " but is not ready (its term-start entry is not released); leader is server ", server));
     }
+    case RS_TERM_CHANGED:
+      return absl::UnavailableError(
+          absl::StrCat("server ", server, " leads term ", Info(server).term,
+                       ", not the term the entry was proposed for (its leadership moved and came "
+                       "back)"));
     case RS_DOWN:
       return absl::UnavailableError(absl::StrCat("server ", server, " is down"));
     case RS_NOMEM:

@@ -134,7 +134,10 @@ class SimulatedGroup {
   // callback: kUnavailable "server S does not lead; leader is server L" (or "leader unknown"),
   // "server S leads term T but is not ready" (its term-start entry is not released), or "server S
   // is down"; kUnknown if libraft failed it synchronously with an I/O error (then it may commit).
-  absl::Status Propose(unsigned server, std::string_view payload, DoneCallback done);
+  // With `term` non-zero, also kUnavailable "server S leads term T, not the term the entry was
+  // proposed for" unless `server` leads exactly `term`.
+  absl::Status Propose(unsigned server, std::string_view payload, DoneCallback done,
+                       uint64_t term = 0);
 
   // Proposes a Raft barrier on `server` (an entry no state machine sees; it proves that the
   // server still led its term after the call, once it commits). OK: accepted, `done` will be

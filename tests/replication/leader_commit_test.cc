@@ -330,6 +330,61 @@ TEST(LeaderCommit, LeaderNotReadyRefusesWithNoEffect) {
   EXPECT_EQ(c.group().Info(*fresh).last_index, last_index);
 }
 
+// A commit validated while server 0 led term T, whose entry is still waiting to be proposed when
+// 0 leads again in a later term, is refused with no effect: its reads were confirmed in no term.
+// Here nothing committed in between (an entry of another proposer, once applied, takes back a
+// queued entry anyway: AbandonLocked), so committing it would have done no harm; but a RaftNode's
+// replica hands its entry to the node's loop thread at once, past AbandonLocked's reach, and a
+// loop thread delayed across both elections would append it after the newer leader's entries,
+// which it was never validated against. The check sits in the shim (rs_group_propose's term),
+// shared by both backends; the simulated one lets a test hold the entry back.
+TEST(LeaderCommit, EntryNotProposedBeforeLeadershipMovedAndCameBackIsRefused) {
+  Cluster c(Root("termmoved"), 3, 11);
+  ASSERT_NO_FATAL_FAILURE(ElectAndCommitBase(c));
+  const uint64_t first_term = c.group().Info(0).term;
+  std::unique_ptr<Transaction> txn = c.db(0).Begin();
+  auto seen = txn->Get("k");
+  ASSERT_TRUE(seen.ok() && *seen == std::optional<std::string>("base"));
+  ASSERT_TRUE(txn->Put("k", "base+0").ok());
+  // Server 0 keeps the entry queued (as a RaftNode's loop thread that has not run yet would).
+  c.Freeze(0, true);
+  CommitJob* stale = c.StartCommitOf(0, "stale", std::move(txn));
+  ASSERT_FALSE(c.Done(stale));
+  // The leadership moves until 0 leads again.
+  for (int moves = 0; moves == 0 || c.group().Leader() != std::optional<unsigned>(0); ++moves) {
+    ASSERT_LT(moves, 20) << "server 0 never led again";
+    const unsigned leader = c.group().Leader().value_or(0);
+    c.group().Isolate(leader);
+    ASSERT_TRUE(c.StepUntil(
+        [&] {
+          const std::optional<unsigned> l = c.group().Leader();
+          return l.has_value() && *l != leader;  // a newer term's leader
+        },
+        20'000));
+    c.group().Rejoin(leader);
+    const unsigned now = *c.group().Leader();
+    ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(now); }, 10'000));
+  }
+  ASSERT_GT(c.group().Info(0).term, first_term);
+  ASSERT_TRUE(c.group().Info(0).ready);
+  ASSERT_FALSE(c.Done(stale));
+  c.Freeze(0, false);
+  c.Pump();
+  ASSERT_TRUE(c.StepUntil([&] { return c.Done(stale); }, 5'000));
+  const absl::Status s = c.StatusOf(stale);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "not the term the entry was proposed for")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "no effect")) << s;
+  c.StepFor(500);
+  for (unsigned i = 0; i < 3; ++i) {
+    auto v = c.Read(i, "k");
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(*v, std::optional<std::string>("base")) << "server " << i;
+  }
+  EXPECT_EQ(c.replica(0).failures(), 0u) << c.replica(0).first_error();
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+}
+
 // Cross-shard commits, named prepares and CommitAsync on a database with a replicated shard are
 // not built yet (issue 17); its unreplicated shard commits as before.
 TEST(LeaderCommit, WhatIsNotBuiltYetSaysSo) {

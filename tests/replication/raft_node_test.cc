@@ -431,6 +431,29 @@ TEST(RaftNode, OpenRefusesBadOptionsAndATakenAddress) {
   EXPECT_TRUE(absl::IsUnavailable(node.status())) << node.status();
 }
 
+// A proposal for a term the leader does not lead (its own term moved on since the caller looked)
+// is accepted by Propose, which decides on the published state, and then refused by the loop
+// thread, with no effect: only the entry proposed for the leader's current term is released.
+TEST(RaftNode, ProposalForAnotherTermIsRefusedOnTheLoopThread) {
+  Cluster cluster("term");
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  RaftNode& node = cluster.node(*leader);
+  const uint64_t term = node.Info().term;
+  Outcome stale, current;
+  ASSERT_TRUE(node.Propose("stale", [&](absl::Status s) { stale.Set(s); }, term + 1).ok());
+  ASSERT_TRUE(node.Propose("current", [&](absl::Status s) { current.Set(s); }, term).ok());
+  std::optional<absl::Status> s = stale.Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(s.has_value());
+  EXPECT_TRUE(absl::IsUnavailable(*s)) << *s;
+  EXPECT_NE(s->message().find("not the term the entry was proposed for"), std::string::npos) << *s;
+  std::optional<absl::Status> c = current.Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(c.has_value() && c->ok()) << (c ? c->ToString() : "no outcome");
+  if (node.Info().term != term) GTEST_SKIP() << "the leadership moved during the test";
+  EXPECT_EQ(cluster.machine(*leader).sequence(), std::vector<std::string>{"current"});
+}
+
 TEST(RaftNode, SixtyFourKiBEntriesCommitLatency) {
   Cluster cluster("latency");
   cluster.keep_payload_bytes = 16;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "tools/crashtest/driver.h"
 #include "tools/crashtest/layout.h"
+#include "tools/crashtest/repl_driver.h"
 #include "util/kill_point.h"
 
 ABSL_DECLARE_FLAG(std::string, self_test_broken);  // child_flags.cc (hidden)
@@ -41,7 +42,15 @@ ABSL_FLAG(std::string, mode, "mixed",
           "How each round's child dies: blackbox (SIGKILL at a random moment), whitebox (exits "
           "at a random named kill point), powerloss (the fault-injecting Env drops every "
           "unsynced WAL byte, maybe tearing the last write; WAL only: LMDB does its own I/O), "
-          "or mixed (a random one per round).");
+          "or mixed (a random one per round). Or replicated: three node processes of one "
+          "replicated database on 127.0.0.1, one fault per round (leader or follower kill -9, "
+          "SIGSTOP of a leader, whole-cluster kill -9); see README.md.");
+ABSL_FLAG(int32_t, txn_pause_ms, 0,
+          "--mode=replicated: each workload thread pauses this long after each transfer (fewer "
+          "Raft entries per round).");
+ABSL_FLAG(int32_t, election_ms, 300,
+          "--mode=replicated: the Raft election timeout of the nodes, in ms (heartbeat: a "
+          "sixth of it).");
 ABSL_FLAG(std::string, commit, "",
           "How the workload commits: sync (Transaction::Commit), async (CommitAsync, each commit "
           "acknowledged to the parent only from its callback, several in flight per thread) or "
@@ -58,6 +67,7 @@ ABSL_FLAG(bool, list_kill_points, false,
 
 namespace shardtx::crashtest {
 int ChildMain();  // child_flags.cc
+int ReplNodeMain();  // repl_node.cc
 }  // namespace shardtx::crashtest
 
 namespace {
@@ -102,6 +112,46 @@ std::string SelfPath() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+// --mode=replicated: the flags it shares with the other modes, and its own.
+int RunReplicated(shardtx::crashtest::DriverOptions o) {
+  shardtx::crashtest::ReplDriverOptions r;
+  r.rounds = absl::GetFlag(FLAGS_rounds);
+  r.seconds = absl::GetFlag(FLAGS_seconds);
+  r.seed = o.seed;
+  r.shards = o.shards;
+  r.threads = o.threads;
+  r.election_ms = absl::GetFlag(FLAGS_election_ms);
+  r.pause_ms = std::max(0, absl::GetFlag(FLAGS_txn_pause_ms));
+  r.keep = absl::GetFlag(FLAGS_keep);
+  r.dir = absl::GetFlag(FLAGS_dir);
+  r.self = SelfPath();
+  r.broken = absl::GetFlag(FLAGS_self_test_broken);
+  if (!r.broken.empty() && r.broken != "ack_refused") {
+    std::fprintf(stderr, "crashtest: --mode=replicated takes --self_test_broken=ack_refused\n");
+    return 2;
+  }
+  if (r.shards < 1 || r.shards > 16 || r.threads < 1 || r.threads > 64 || r.election_ms < 20 ||
+      r.election_ms > 60000) {
+    std::fprintf(stderr,
+                 "crashtest: --mode=replicated takes --shards in 1..16, --threads in 1..64, "
+                 "--election_ms in 20..60000\n");
+    return 2;
+  }
+  if (r.rounds < 0 || r.seconds < 0 || (r.rounds == 0 && r.seconds == 0)) {
+    std::fprintf(stderr, "crashtest: give --rounds or --seconds (or both)\n");
+    return 2;
+  }
+  if (r.dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    r.dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/crashtest.", getpid());
+  }
+  if (r.self.empty()) {
+    std::fprintf(stderr, "crashtest: cannot find its own binary (/proc/self/exe)\n");
+    return 2;
+  }
+  return shardtx::crashtest::RunReplicatedDriver(r);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,7 +182,8 @@ int main(int argc, char** argv) {
   std::vector<char*> normalized;
   for (std::string& a : args) normalized.push_back(a.data());
   absl::ParseCommandLine(static_cast<int>(normalized.size()), normalized.data());
-  if (shardtx::crashtest::ChildMain() >= 0) return 0;  // never returns in a child
+  if (shardtx::crashtest::ChildMain() >= 0) return 0;     // never returns in a child
+  if (shardtx::crashtest::ReplNodeMain() >= 0) return 0;  // nor in a replicated node
   if (absl::GetFlag(FLAGS_list_kill_points)) {
     ListKillPoints();
     return 0;
@@ -153,6 +204,7 @@ int main(int argc, char** argv) {
   }
   o.log_layout = *layout;
   o.mode = absl::GetFlag(FLAGS_mode);
+  if (o.mode == "replicated") return RunReplicated(o);
   o.commit = absl::GetFlag(FLAGS_commit);
   if (o.commit.empty()) o.commit = o.mode == "mixed" ? "mixed" : "sync";
   if (o.commit != "sync" && o.commit != "async" && o.commit != "mixed") {

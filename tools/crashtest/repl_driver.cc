@@ -1,0 +1,732 @@
+#include "tools/crashtest/repl_driver.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "tools/crashtest/repl_model.h"
+#include "tools/crashtest/repl_node.h"
+#include "tools/crashtest/repl_protocol.h"
+
+extern char** environ;
+
+namespace shardtx::crashtest {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kNodes = 3;
+constexpr auto kHealDeadline = std::chrono::seconds(60);
+
+double MsSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+// The first of `count` consecutive ports free on 127.0.0.1 that are not in `avoid`; 0 if none.
+// Below the kernel's ephemeral range, so that no outgoing connection (of a node, or of anything
+// else on the machine) takes one of them while its node is down.
+int FreePortRange(int count, const std::vector<int>& avoid, std::mt19937_64& rng) {
+  int ephemeral_low = 32768;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r"); f != nullptr) {
+    if (std::fscanf(f, "%d", &ephemeral_low) != 1) ephemeral_low = 32768;
+    std::fclose(f);
+  }
+  const int span = ephemeral_low - 10000 - count;
+  if (span <= 0) return 0;
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    const int first = 10000 + static_cast<int>(rng() % static_cast<uint64_t>(span));
+    bool ok = true;
+    for (int p = first; p < first + count && ok; ++p) {
+      for (int a : avoid) ok = ok && a != p;
+      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<uint16_t>(p));
+      ok = ok && fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      if (fd >= 0) close(fd);
+    }
+    if (ok) return first;
+  }
+  return 0;
+}
+
+// One shard's leadership as a node reported it ("= L ...").
+struct ShardView {
+  std::string role;
+  bool ready = false;
+  uint64_t term = 0;
+  uint64_t leader_id = 0;
+};
+
+// One node process: spawned with its stdin a command pipe and fd 3 a report pipe; a reader
+// thread feeds the model with the workload's reports and queues command replies.
+class NodeProc {
+ public:
+  NodeProc(uint64_t id, std::string log, ReplModel* model, std::mutex* model_mu)
+      : id_(id), log_(std::move(log)), model_(model), model_mu_(model_mu) {}
+  ~NodeProc() { Kill(); }
+
+  uint64_t id() const { return id_; }
+  bool alive() const { return pid_ > 0; }
+  bool stopped() const { return stopped_; }
+  uint64_t incarnation() const { return incarnation_; }
+
+  // Spawns the node; Ready() waits for its "R".
+  bool Spawn(const std::string& self, const std::vector<std::string>& args, std::string* error) {
+    int cmd[2], rep[2];
+    if (pipe2(cmd, O_CLOEXEC) != 0 || pipe2(rep, O_CLOEXEC) != 0) {
+      *error = absl::StrCat("pipe: ", strerror(errno));
+      return false;
+    }
+    // Above 3 first, so that dup2 onto 0 and 3 always copies (and clears FD_CLOEXEC).
+    const int cmd_r = fcntl(cmd[0], F_DUPFD_CLOEXEC, 10);
+    const int rep_w = fcntl(rep[1], F_DUPFD_CLOEXEC, 10);
+    close(cmd[0]);
+    close(rep[1]);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, cmd_r, 0);
+    posix_spawn_file_actions_adddup2(&fa, rep_w, 3);
+    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    std::vector<std::string> all = {self};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, self.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(cmd_r);
+    close(rep_w);
+    if (rc != 0) {
+      close(cmd[1]);
+      close(rep[0]);
+      pid_ = 0;
+      *error = absl::StrCat("posix_spawn: ", strerror(rc));
+      return false;
+    }
+    cmd_fd_ = cmd[1];
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      eof_ = false;
+      ready_ = false;
+      replies_.clear();
+      error_line_.clear();
+    }
+    stopped_ = false;
+    reader_ = std::thread([this, fd = rep[0]] { Reader(fd); });
+    return true;
+  }
+
+  // Waits for "R" (the database open); false if the node died or the deadline passed.
+  bool Ready(std::string* error) {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cv_.wait_for(l, kHealDeadline, [&] { return ready_ || eof_; }) || !ready_) {
+      *error = absl::StrCat("node ", id_, " did not open: ",
+                            error_line_.empty() ? "(no report; see its log)" : error_line_);
+      return false;
+    }
+    return true;
+  }
+
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = 0;
+    stopped_ = false;
+    if (cmd_fd_ >= 0) close(cmd_fd_);
+    cmd_fd_ = -1;
+    if (reader_.joinable()) reader_.join();  // EOF: every report of the node is in the model
+  }
+  void Stop() {
+    if (pid_ > 0 && kill(pid_, SIGSTOP) == 0) stopped_ = true;
+  }
+  void Cont() {
+    if (pid_ > 0 && stopped_) kill(pid_, SIGCONT);
+    stopped_ = false;
+  }
+
+  // Sends `cmd` and collects its reply lines (without "= ") up to "= ."; false if the node
+  // died or did not answer in time.
+  bool Call(const std::string& cmd, std::vector<std::string>* reply,
+            std::chrono::milliseconds timeout = std::chrono::milliseconds(30000)) {
+    reply->clear();
+    if (pid_ <= 0 || stopped_) return false;
+    const std::string line = cmd + "\n";
+    if (write(cmd_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+      return false;
+    }
+    std::unique_lock<std::mutex> l(mu_);
+    const auto end = Clock::now() + timeout;
+    while (true) {
+      if (!cv_.wait_until(l, end, [&] { return !replies_.empty() || eof_; })) return false;
+      while (!replies_.empty()) {
+        std::string r = std::move(replies_.front());
+        replies_.pop_front();
+        if (r == ".") return true;
+        reply->push_back(std::move(r));
+      }
+      if (eof_) return false;
+    }
+  }
+
+  std::string error_line() {
+    std::lock_guard<std::mutex> l(mu_);
+    return error_line_;
+  }
+
+ private:
+  void Reader(int fd) {
+    std::string partial;
+    char buf[1 << 16];
+    while (true) {
+      const ssize_t got = read(fd, buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      partial.append(buf, static_cast<size_t>(got));
+      size_t pos;
+      while ((pos = partial.find('\n')) != std::string::npos) {
+        Handle(partial.substr(0, pos));
+        partial.erase(0, pos + 1);
+      }
+    }
+    close(fd);
+    std::lock_guard<std::mutex> l(mu_);
+    eof_ = true;
+    cv_.notify_all();
+  }
+
+  void Handle(const std::string& line) {
+    if (line.rfind("= ", 0) == 0 || line == "= .") {
+      std::lock_guard<std::mutex> l(mu_);
+      replies_.push_back(line.substr(2));
+      cv_.notify_all();
+      return;
+    }
+    std::vector<std::string> w = absl::StrSplit(line, ' ');
+    uint64_t txn = 0;
+    if (w[0] == "R") {
+      std::lock_guard<std::mutex> l(mu_);
+      if (w.size() > 1) (void)absl::SimpleAtoi(w[1], &incarnation_);
+      ready_ = true;
+      cv_.notify_all();
+      return;
+    }
+    if (w[0] == "E") {
+      std::lock_guard<std::mutex> l(mu_);
+      error_line_ = line;
+      return;
+    }
+    if (w.size() < 2 || !absl::SimpleAtoi(w[1], &txn)) return;
+    std::lock_guard<std::mutex> l(*model_mu_);
+    if (w[0] == "I" && w.size() == 6) {
+      int shard = 0, from = 0, to = 0;
+      int64_t amount = 0;
+      if (absl::SimpleAtoi(w[2], &shard) && absl::SimpleAtoi(w[3], &from) &&
+          absl::SimpleAtoi(w[4], &to) && absl::SimpleAtoi(w[5], &amount)) {
+        model_->Intent(id_, txn, shard, from, to, amount);
+      }
+    } else if (w[0] == "A" && w.size() == 4) {
+      uint64_t before = 0, after = 0;
+      (void)absl::SimpleAtoi(w[2], &before);
+      (void)absl::SimpleAtoi(w[3], &after);
+      model_->Acked(id_, txn, before, after);
+    } else if (w[0] == "F") {
+      model_->NoEffect(txn);
+    } else if (w[0] == "U") {
+      model_->Unknown(txn);
+    }
+  }
+
+  const uint64_t id_;
+  const std::string log_;
+  ReplModel* const model_;
+  std::mutex* const model_mu_;
+  pid_t pid_ = 0;
+  bool stopped_ = false;
+  int cmd_fd_ = -1;
+  std::thread reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> replies_;
+  bool eof_ = false;
+  bool ready_ = false;
+  uint64_t incarnation_ = 0;
+  std::string error_line_;
+};
+
+enum Fault { kNone, kLeaderKill, kFollowerKill, kLeaderStop, kClusterKill, kFaultKinds };
+const char* const kFaultNames[] = {"none", "leader-kill", "follower-kill", "leader-stop",
+                                   "cluster-kill"};
+
+class ReplDriver {
+ public:
+  explicit ReplDriver(const ReplDriverOptions& o) : o_(o), rng_(o.seed), model_(o.shards) {}
+  int Run();
+
+ private:
+  bool StartNode(int i, std::string* error);
+  bool StartDead(std::string* error);
+  // Leadership of every shard as node i reports it; nullopt if it cannot answer.
+  std::optional<std::vector<ShardView>> Views(int i);
+  // Waits until every node is up and, for every shard, one of them is the ready leader and all
+  // three name it; the leader's index per shard.
+  std::optional<std::vector<int>> WaitHealed();
+  // The node now reporting itself ready leader of `shard` (-1 if none answers so).
+  int LeaderOf(int shard, uint64_t* term);
+  bool Verify(const std::vector<int>& leaders, std::vector<std::string>* findings);
+  bool CompareDigests(std::vector<std::string>* findings);
+  void Workload(bool on);
+  void Finish();
+
+  const ReplDriverOptions o_;
+  std::mt19937_64 rng_;
+  std::mutex model_mu_;
+  ReplModel model_;
+  std::vector<ReplicationMember> members_;
+  std::vector<std::unique_ptr<NodeProc>> nodes_;
+  uint64_t faults_[kFaultKinds] = {};
+  uint64_t outcome_answers_ = 0;  // GetOutcomeOfKey said committed or aborted
+  uint64_t divergent_ = 0;
+  uint64_t digests_compared_ = 0;
+  uint64_t port_retries_ = 0;  // restarts repeated because a port was still in use
+  int round_ = 0;
+};
+
+bool ReplDriver::StartNode(int i, std::string* error) {
+  const std::vector<std::string> args = {
+      "--repl_node",
+      absl::StrCat("--repl_node_id=", members_[i].id),
+      absl::StrCat("--repl_dir=", o_.dir, "/node", i + 1),
+      absl::StrCat("--repl_cluster=", absl::StrFormat("ct%016x", o_.seed)),
+      absl::StrCat("--repl_members=", FormatMembers(members_)),
+      absl::StrCat("--repl_election_ms=", o_.election_ms),
+      absl::StrCat("--repl_seed=", o_.seed ^ (uint64_t(round_) << 8) ^ uint64_t(i)),
+      absl::StrCat("--repl_broken=", o_.broken),
+      absl::StrCat("--repl_pause_ms=", o_.pause_ms),
+      absl::StrCat("--shards=", o_.shards),
+      absl::StrCat("--threads=", o_.threads)};
+  return nodes_[i]->Spawn(o_.self, args, error);
+}
+
+bool ReplDriver::StartDead(std::string* error) {
+  std::vector<int> started;
+  for (int i = 0; i < kNodes; ++i) {
+    nodes_[i]->Cont();
+    if (nodes_[i]->alive()) continue;
+    if (!StartNode(i, error)) return false;
+    started.push_back(i);
+  }
+  for (int i : started) {
+    // A port of the node's can still be held for a moment after its kill (a connection being
+    // torn down): Open says so (kUnavailable, "address in use"); try again then.
+    for (int attempt = 0;; ++attempt) {
+      if (nodes_[i]->Ready(error)) break;
+      nodes_[i]->Kill();
+      if (attempt >= 40 || error->find("address in use") == std::string::npos) return false;
+      ++port_retries_;
+      SleepMs(250);
+      if (!StartNode(i, error)) return false;
+    }
+  }
+  return true;
+}
+
+std::optional<std::vector<ShardView>> ReplDriver::Views(int i) {
+  std::vector<std::string> reply;
+  if (!nodes_[i]->Call("L", &reply, std::chrono::milliseconds(5000))) return std::nullopt;
+  std::vector<ShardView> out(o_.shards);
+  if (static_cast<int>(reply.size()) != o_.shards) return std::nullopt;
+  for (const std::string& r : reply) {
+    std::vector<std::string> w = absl::StrSplit(r, ' ');
+    int shard = 0;
+    if (w.size() != 6 || w[0] != "L" || !absl::SimpleAtoi(w[1], &shard) || shard < 0 ||
+        shard >= o_.shards) {
+      return std::nullopt;
+    }
+    out[shard].role = w[2];
+    out[shard].ready = w[3] == "1";
+    (void)absl::SimpleAtoi(w[4], &out[shard].term);
+    (void)absl::SimpleAtoi(w[5], &out[shard].leader_id);
+  }
+  return out;
+}
+
+std::optional<std::vector<int>> ReplDriver::WaitHealed() {
+  const auto end = Clock::now() + kHealDeadline;
+  while (Clock::now() < end) {
+    std::vector<std::vector<ShardView>> views;
+    for (int i = 0; i < kNodes; ++i) {
+      std::optional<std::vector<ShardView>> v = Views(i);
+      if (!v.has_value()) break;
+      views.push_back(std::move(*v));
+    }
+    if (views.size() == kNodes) {
+      std::vector<int> leaders(o_.shards, -1);
+      bool ok = true;
+      for (int g = 0; g < o_.shards && ok; ++g) {
+        for (int i = 0; i < kNodes; ++i) {
+          if (!views[i][g].ready) continue;
+          if (leaders[g] >= 0) ok = false;  // two say ready: wait for the old one to learn
+          leaders[g] = i;
+        }
+        ok = ok && leaders[g] >= 0;
+        for (int i = 0; i < kNodes && ok; ++i) {
+          ok = views[i][g].leader_id == members_[leaders[g]].id;
+        }
+      }
+      if (ok) return leaders;
+    }
+    SleepMs(20);
+  }
+  return std::nullopt;
+}
+
+int ReplDriver::LeaderOf(int shard, uint64_t* term) {
+  for (int i = 0; i < kNodes; ++i) {
+    if (!nodes_[i]->alive() || nodes_[i]->stopped()) continue;
+    std::optional<std::vector<ShardView>> v = Views(i);
+    if (v.has_value() && (*v)[shard].ready) {
+      *term = (*v)[shard].term;
+      return i;
+    }
+  }
+  return -1;
+}
+
+void ReplDriver::Workload(bool on) {
+  std::vector<std::string> reply;
+  for (auto& n : nodes_) n->Call(on ? "W 1" : "W 0", &reply);
+}
+
+bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string>* findings) {
+  for (int g = 0; g < o_.shards; ++g) {
+    // Transfers of unknown outcome: GetOutcomeOfKey on the shard's leader first (its answer is
+    // checked against the scan below), then the scan settles every one of them.
+    std::vector<std::pair<uint64_t, std::string>> unsettled;
+    {
+      std::lock_guard<std::mutex> l(model_mu_);
+      unsettled = model_.Unsettled(g);
+    }
+    for (const auto& [txn, key] : unsettled) {
+      std::vector<std::string> reply;
+      if (!nodes_[leaders[g]]->Call(absl::StrCat("O ", txn, " ", key), &reply) ||
+          reply.size() != 1) {
+        continue;
+      }
+      std::vector<std::string> w = absl::StrSplit(reply[0], ' ');
+      ReplModel::Said said = ReplModel::Said::kNothing;
+      if (w.size() >= 2 && w[1] == "committed") said = ReplModel::Said::kCommitted;
+      if (w.size() >= 2 && w[1] == "aborted") said = ReplModel::Said::kAborted;
+      if (said != ReplModel::Said::kNothing) ++outcome_answers_;
+      std::lock_guard<std::mutex> l(model_mu_);
+      model_.NoteSaid(txn, said);
+    }
+    std::map<std::string, std::string> scan;
+    bool confirmed = false;
+    std::string last_status = "no answer";
+    for (int attempt = 0; attempt < 5 && !confirmed; ++attempt) {
+      int leader = leaders[g];
+      if (attempt > 0) {
+        std::optional<std::vector<int>> again = WaitHealed();
+        if (!again.has_value()) break;
+        leader = (*again)[g];
+      }
+      std::vector<std::string> reply;
+      if (!nodes_[leader]->Call(absl::StrCat("S ", g), &reply)) continue;
+      scan.clear();
+      for (const std::string& r : reply) {
+        if (r.rfind("K ", 0) == 0) {
+          std::vector<std::string> w = absl::StrSplit(r, absl::MaxSplits(' ', 2));
+          if (w.size() == 3) scan[w[1]] = w[2];
+        } else if (r.rfind("C ", 0) == 0) {
+          confirmed = r == "C ok";
+          last_status = r.substr(2);
+        }
+      }
+    }
+    if (!confirmed) {
+      findings->push_back(absl::StrCat("[violation] shard ", g,
+                                       ": no leader confirmed a scan of it (5 attempts; ",
+                                       "the last: ", last_status, ")"));
+      continue;
+    }
+    std::lock_guard<std::mutex> l(model_mu_);
+    model_.Verify(g, scan, findings);
+  }
+  return true;
+}
+
+bool ReplDriver::CompareDigests(std::vector<std::string>* findings) {
+  // Each node digests what its replica applied, with its applied index the same before and
+  // after. The workload has stopped, so the nodes converge on the leader's last entry; equal
+  // applied indexes mean the same committed prefix applied (Raft's log matching), so the
+  // contents must be equal. Two identical polls in a row, all three at one index: compare.
+  const auto end = Clock::now() + kHealDeadline;
+  std::vector<std::vector<std::string>> last;
+  while (Clock::now() < end) {
+    std::vector<std::vector<std::string>> now(kNodes);
+    bool ok = true;
+    for (int i = 0; i < kNodes && ok; ++i) {
+      ok = nodes_[i]->Call("H", &now[i]) && static_cast<int>(now[i].size()) == o_.shards;
+    }
+    for (int g = 0; g < o_.shards && ok; ++g) {
+      for (int i = 0; i < kNodes && ok; ++i) {
+        std::vector<std::string> w = absl::StrSplit(now[i][g], ' ');
+        std::vector<std::string> w0 = absl::StrSplit(now[0][g], ' ');
+        ok = w.size() == 5 && w0.size() == 5 && w[2] == w0[2];  // not busy, same index
+      }
+    }
+    if (ok && now == last) {
+      for (int g = 0; g < o_.shards; ++g) {
+        ++digests_compared_;
+        for (int i = 1; i < kNodes; ++i) {
+          if (now[i][g] != now[0][g]) {
+            ++divergent_;
+            findings->push_back(absl::StrCat("[divergent] shard ", g, ": node ", members_[i].id,
+                                             " (H ", now[i][g], ") differs from node ",
+                                             members_[0].id, " (H ", now[0][g], ")"));
+          }
+        }
+      }
+      return true;
+    }
+    last = std::move(now);
+    SleepMs(50);
+  }
+  std::string seen;
+  for (size_t i = 0; i < last.size(); ++i) {
+    for (const std::string& h : last[i]) absl::StrAppend(&seen, " node ", i + 1, ": ", h, ";");
+  }
+  findings->push_back(absl::StrCat(
+      "[violation] the replicas did not reach one applied index per shard in 60 s (last:", seen,
+      ")"));
+  return false;
+}
+
+void ReplDriver::Finish() {
+  for (auto& n : nodes_) {
+    std::vector<std::string> reply;
+    n->Cont();
+    n->Call("Q", &reply, std::chrono::milliseconds(20000));
+    n->Kill();
+  }
+}
+
+int ReplDriver::Run() {
+  namespace fs = std::filesystem;
+  signal(SIGPIPE, SIG_IGN);  // a killed node's command pipe
+  std::error_code ec;
+  if (fs::exists(o_.dir + "/node1", ec)) {
+    std::fprintf(stderr, "crashtest: %s/node1 exists; remove it or choose another --dir\n",
+                 o_.dir.c_str());
+    return 2;
+  }
+  fs::create_directories(o_.dir, ec);
+  std::mt19937_64 port_rng(o_.seed ^ static_cast<uint64_t>(getpid()));
+  std::vector<int> used;
+  for (int i = 0; i < kNodes; ++i) {
+    const int p = FreePortRange(1 + o_.shards, used, port_rng);
+    if (p == 0) {
+      std::fprintf(stderr, "crashtest: no free ports on 127.0.0.1\n");
+      return 2;
+    }
+    for (int k = 0; k <= o_.shards; ++k) used.push_back(p + k);
+    members_.push_back({static_cast<uint64_t>(i + 1), absl::StrCat("127.0.0.1:", p)});
+    nodes_.push_back(std::make_unique<NodeProc>(i + 1, absl::StrCat(o_.dir, "/node", i + 1, ".log"),
+                                                &model_, &model_mu_));
+  }
+  std::printf(
+      "crashtest: mode replicated, seed %llu, 3 nodes (%s), %d shards, %d threads per node, "
+      "election timeout %d ms, dir %s\n",
+      static_cast<unsigned long long>(o_.seed), FormatMembers(members_).c_str(), o_.shards,
+      o_.threads, o_.election_ms, o_.dir.c_str());
+  std::fflush(stdout);
+  const auto start = Clock::now();
+  std::vector<std::string> findings;
+  std::string error;
+  auto fail = [&](const std::string& what) {
+    std::printf("crashtest: VIOLATION in round %d (seed %llu): %s\n", round_,
+                static_cast<unsigned long long>(o_.seed), what.c_str());
+    for (size_t i = 0; i < findings.size() && i < 20; ++i) {
+      std::printf("  %s\n", findings[i].c_str());
+    }
+    std::printf("crashtest: seed %llu, round %d; directory kept: %s (node<i>.log per node)\n",
+                static_cast<unsigned long long>(o_.seed), round_, o_.dir.c_str());
+    std::fflush(stdout);
+    for (auto& n : nodes_) n->Kill();
+    return 1;
+  };
+  if (!StartDead(&error)) return fail(error);
+  while (o_.rounds == 0 || round_ < o_.rounds) {
+    if (o_.seconds > 0 && MsSince(start) >= 1000.0 * static_cast<double>(o_.seconds)) break;
+    ++round_;
+    const auto round_start = Clock::now();
+    // The plan: a fault and its timing. Leader kills are the most frequent.
+    const int pick = static_cast<int>(rng_() % 100);
+    const Fault fault = pick < 35   ? kLeaderKill
+                        : pick < 55 ? kFollowerKill
+                        : pick < 75 ? kLeaderStop
+                        : pick < 90 ? kClusterKill
+                                    : kNone;
+    const int shard = static_cast<int>(rng_() % static_cast<uint64_t>(o_.shards));
+    const int before_ms = 100 + static_cast<int>(rng_() % 700);
+    const int after_ms = 300 + static_cast<int>(rng_() % 1000);
+    const uint64_t other = rng_();
+    std::optional<std::vector<int>> leaders = WaitHealed();
+    if (!leaders.has_value()) return fail("no ready leader on every shard before the round");
+    uint64_t acked_before;
+    {
+      std::lock_guard<std::mutex> l(model_mu_);
+      acked_before = model_.acked();
+    }
+    Workload(true);
+    SleepMs(before_ms);
+    std::string what = kFaultNames[fault];
+    uint64_t term = 0;
+    const int leader = LeaderOf(shard, &term);
+    if (fault == kLeaderKill || fault == kLeaderStop) {
+      if (leader < 0) {
+        absl::StrAppend(&what, " (no ready leader of shard ", shard, " at that moment: none)");
+      } else if (fault == kLeaderKill) {
+        nodes_[leader]->Kill();
+        absl::StrAppend(&what, " node ", members_[leader].id, " (leader of shard ", shard,
+                        ", term ", term, ")");
+        ++faults_[fault];
+      } else {
+        nodes_[leader]->Stop();
+        // Past the election timeout: until another node is the ready leader of the shard in a
+        // later term (then a little longer, so the stopped one's peers move on).
+        const auto stop_start = Clock::now();
+        uint64_t new_term = 0;
+        int next = -1;
+        while (MsSince(stop_start) < 30000) {
+          next = LeaderOf(shard, &new_term);
+          if (next >= 0 && next != leader && new_term > term) break;
+          SleepMs(20);
+        }
+        SleepMs(100);
+        nodes_[leader]->Cont();
+        absl::StrAppend(&what, " node ", members_[leader].id, " (leader of shard ", shard,
+                        ", term ", term, ") for ", static_cast<int>(MsSince(stop_start)),
+                        " ms, new leader ",
+                        next >= 0 ? absl::StrCat("node ", members_[next].id, " term ", new_term)
+                                  : std::string("none"));
+        ++faults_[fault];
+      }
+    } else if (fault == kFollowerKill) {
+      // A node that does not lead `shard` (it may lead another).
+      int victim = static_cast<int>(other % kNodes);
+      if (victim == leader) victim = (victim + 1 + static_cast<int>(other % 2)) % kNodes;
+      nodes_[victim]->Kill();
+      absl::StrAppend(&what, " node ", members_[victim].id, " (follower of shard ", shard, ")");
+      ++faults_[fault];
+    } else if (fault == kClusterKill) {
+      for (auto& n : nodes_) n->Kill();
+      ++faults_[fault];
+    } else {
+      ++faults_[fault];
+    }
+    SleepMs(after_ms);
+    // Heal: restart whatever was killed; the workload goes on on the leaders meanwhile.
+    if (!StartDead(&error)) return fail(error);
+    leaders = WaitHealed();
+    if (!leaders.has_value()) return fail("no ready leader on every shard after healing");
+    Workload(true);  // the restarted nodes too
+    SleepMs(100);
+    Workload(false);
+    leaders = WaitHealed();
+    if (!leaders.has_value()) return fail("no ready leader on every shard after the workload");
+    {
+      std::lock_guard<std::mutex> l(model_mu_);
+      findings = model_.TakeReportFindings();
+    }
+    uint64_t verified_before;
+    {
+      std::lock_guard<std::mutex> l(model_mu_);
+      verified_before = model_.acked_verified();
+    }
+    Verify(*leaders, &findings);
+    CompareDigests(&findings);
+    uint64_t acked_round, verified_round, acked_total;
+    {
+      std::lock_guard<std::mutex> l(model_mu_);
+      acked_total = model_.acked();
+      acked_round = acked_total - acked_before;
+      verified_round = model_.acked_verified() - verified_before;
+    }
+    std::printf("round %d: %s; %llu acknowledged, %llu verified; %.0f ms\n", round_, what.c_str(),
+                static_cast<unsigned long long>(acked_round),
+                static_cast<unsigned long long>(verified_round), MsSince(round_start));
+    std::fflush(stdout);
+    if (!findings.empty()) return fail(findings.front());
+  }
+  Finish();
+  std::lock_guard<std::mutex> l(model_mu_);
+  std::printf(
+      "crashtest: faults: leader-kill %llu, follower-kill %llu, leader-stop %llu, cluster-kill "
+      "%llu, none %llu; %llu transfers refused (no effect), %llu committed; %llu digests "
+      "compared; %llu node starts repeated (port still in use)\n",
+      static_cast<unsigned long long>(faults_[kLeaderKill]),
+      static_cast<unsigned long long>(faults_[kFollowerKill]),
+      static_cast<unsigned long long>(faults_[kLeaderStop]),
+      static_cast<unsigned long long>(faults_[kClusterKill]),
+      static_cast<unsigned long long>(faults_[kNone]),
+      static_cast<unsigned long long>(model_.no_effect()),
+      static_cast<unsigned long long>(model_.committed()),
+      static_cast<unsigned long long>(digests_compared_),
+      static_cast<unsigned long long>(port_retries_));
+  std::printf(
+      "crashtest: replicated: %d rounds, %llu acknowledged commits verified, %llu of %llu "
+      "kUnknown resolved (%llu answers from GetOutcomeOfKey), %llu unanswered commits resolved, "
+      "0 lost, 0 violations, 0 divergent replicas (3 nodes, %d shards)\n",
+      round_, static_cast<unsigned long long>(model_.acked_verified()),
+      static_cast<unsigned long long>(model_.unknown_resolved()),
+      static_cast<unsigned long long>(model_.unknown()),
+      static_cast<unsigned long long>(outcome_answers_),
+      static_cast<unsigned long long>(model_.unanswered_resolved()), o_.shards);
+  if (model_.acked_verified() == 0) {
+    std::printf("crashtest: TOO LITTLE VERIFIED: no acknowledged commit was verified\n");
+    return 3;
+  }
+  if (!o_.keep) fs::remove_all(o_.dir, ec);
+  return 0;
+}
+
+}  // namespace
+
+int RunReplicatedDriver(const ReplDriverOptions& options) {
+  ReplDriver driver(options);
+  return driver.Run();
+}
+
+}  // namespace shardtx::crashtest

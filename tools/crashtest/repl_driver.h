@@ -1,0 +1,33 @@
+// `crashtest --mode=replicated`: three node processes (repl_node.h) of one replicated database
+// on 127.0.0.1, bank transfers inside each shard on its leader, and one fault per round (leader
+// or follower kill -9, SIGSTOP of a leader past the election timeout, whole-cluster kill -9).
+// After each round, healed (all three up, a ready leader on every shard, the workload stopped):
+// every acknowledged transfer present on the leader, every transfer of unknown outcome settled,
+// the bank exact, no two leaders acknowledging in one term, and every replica's contents
+// identical (a digest per shard at the same applied Raft index). See README.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace shardtx::crashtest {
+
+struct ReplDriverOptions {
+  int64_t rounds = 100;
+  int64_t seconds = 0;
+  uint64_t seed = 0;
+  int shards = 2;
+  int threads = 2;  // workload threads per node
+  int election_ms = 300;
+  int pause_ms = 0;  // each node thread's pause after each transfer
+  std::string dir;   // work directory: <dir>/node<i>, <dir>/node<i>.log
+  bool keep = false;
+  std::string self;  // this binary
+  // A deliberately lying node (ReplNodeConfig::broken): the run must report a finding.
+  std::string broken;
+};
+
+// 0 clean, 1 a finding, 2 setup error, 3 a clean run that verified no acknowledged commit.
+int RunReplicatedDriver(const ReplDriverOptions& options);
+
+}  // namespace shardtx::crashtest

@@ -1,0 +1,335 @@
+#include "tools/crashtest/repl_node.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "replication/shard_machine.h"
+#include "shardtx/database.h"
+#include "tools/crashtest/layout.h"
+#include "tools/crashtest/protocol.h"
+#include "tools/crashtest/repl_protocol.h"
+#include "txn/database_impl.h"
+#include "util/mutex.h"
+
+ABSL_DECLARE_FLAG(int32_t, shards);
+ABSL_DECLARE_FLAG(int32_t, threads);
+
+ABSL_FLAG(bool, repl_node, false, "internal: run as a node of --mode=replicated");
+ABSL_FLAG(uint64_t, repl_node_id, 0, "internal: the node's id");
+ABSL_FLAG(std::string, repl_dir, "", "internal: the node's database directory");
+ABSL_FLAG(std::string, repl_cluster, "", "internal: the cluster id");
+ABSL_FLAG(std::string, repl_members, "", "internal: id=IPv4:P,... of every member");
+ABSL_FLAG(int32_t, repl_election_ms, 300, "internal: Raft election timeout");
+ABSL_FLAG(uint64_t, repl_seed, 0, "internal: the node's seed");
+ABSL_FLAG(int32_t, repl_pause_ms, 0, "internal: pause after each transfer");
+ABSL_FLAG(std::string, repl_broken, "", "internal: a deliberately lying node (ack_refused)");
+
+namespace shardtx::crashtest {
+
+std::string FormatMembers(const std::vector<ReplicationMember>& members) {
+  std::string out;
+  for (const ReplicationMember& m : members) {
+    absl::StrAppend(&out, out.empty() ? "" : ",", m.id, "=", m.address);
+  }
+  return out;
+}
+
+bool ParseMembers(const std::string& text, std::vector<ReplicationMember>* members) {
+  members->clear();
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    ReplicationMember m;
+    if (!absl::SimpleAtoi(kv.first, &m.id) || kv.second.empty()) return false;
+    m.address = kv.second;
+    members->push_back(std::move(m));
+  }
+  return !members->empty();
+}
+
+Options ReplNodeOptions(const ReplNodeConfig& c) {
+  Options o = MakeOptions(c.dir, c.shards);
+  o.lmdb_map_size = 64 << 20;
+  o.replication.node_id = c.node_id;
+  o.replication.cluster_id = c.cluster;
+  o.replication.members = c.members;
+  o.replication.election_timeout = absl::Milliseconds(c.election_ms);
+  o.replication.heartbeat = absl::Milliseconds(std::max(1, c.election_ms / 6));
+  return o;
+}
+
+namespace {
+
+const char* RoleName(Database::ShardLeadership::Role r) {
+  switch (r) {
+    case Database::ShardLeadership::Role::kLeader:
+      return "leader";
+    case Database::ShardLeadership::Role::kCandidate:
+      return "candidate";
+    case Database::ShardLeadership::Role::kFollower:
+      return "follower";
+    case Database::ShardLeadership::Role::kUnavailable:
+      break;
+  }
+  return "unavailable";
+}
+
+// The leader id a kUnavailable message names ("leader is server N at ..."); 0 if none.
+uint64_t LeaderHint(absl::string_view message) {
+  const size_t at = message.find("leader is server ");
+  if (at == absl::string_view::npos) return 0;
+  absl::string_view rest = message.substr(at + 17);
+  const size_t end = rest.find(' ');
+  uint64_t id = 0;
+  if (!absl::SimpleAtoi(rest.substr(0, end), &id)) return 0;
+  return id;
+}
+
+class Node {
+ public:
+  explicit Node(const ReplNodeConfig& c) : c_(c) {}
+  [[noreturn]] void Run();
+
+ private:
+  void Line(const std::string& line) { WriteLine(c_.fd, line); }
+  // This node's term of `shard` if it is the ready leader now, else 0.
+  uint64_t ReadyTerm(int shard) {
+    std::vector<Database::ShardLeadership> l = db_->Leadership();
+    if (static_cast<size_t>(shard) >= l.size() || !l[shard].ready) return 0;
+    return l[shard].term;
+  }
+  void Worker(int t);
+  void Transfer(std::mt19937_64& rng, int shard);
+  void StartWorkload();
+  void StopWorkload();
+  void Scan(int shard);
+  void Digests();
+  void Outcome(uint64_t txn, const std::string& key);
+
+  const ReplNodeConfig c_;
+  std::unique_ptr<Database> db_;
+  std::atomic<bool> run_{false};
+  std::vector<std::thread> workers_;
+};
+
+void Node::Transfer(std::mt19937_64& rng, int shard) {
+  std::unique_ptr<Transaction> txn = db_->Begin();
+  const uint64_t id = txn->id();
+  const int from = static_cast<int>(rng() % kReplAccounts);
+  int to = static_cast<int>(rng() % (kReplAccounts - 1));
+  if (to >= from) ++to;
+  const int64_t amount = 1 + static_cast<int64_t>(rng() % 50);
+  int64_t balance[2] = {0, 0};
+  const int account[2] = {from, to};
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::string> v = txn->Get(AccountKey(shard, account[i]));
+    if (v.ok()) {
+      if (!absl::SimpleAtoi(*v, &balance[i])) {
+        Line(absl::StrCat("E account ", AccountKey(shard, account[i]), " holds '", *v, "'"));
+        _exit(1);
+      }
+    } else if (!absl::IsNotFound(v.status())) {
+      return;  // nothing proposed: not reported
+    }
+  }
+  if (!txn->Put(AccountKey(shard, from), absl::StrCat(balance[0] - amount)).ok() ||
+      !txn->Put(AccountKey(shard, to), absl::StrCat(balance[1] + amount)).ok() ||
+      !txn->Put(ReplMarkerKey(shard, id), ReplMarkerValue(from, to, amount)).ok()) {
+    return;
+  }
+  Line(absl::StrCat("I ", id, " ", shard, " ", from, " ", to, " ", amount));
+  const uint64_t before = ReadyTerm(shard);
+  const absl::Status s = txn->Commit();
+  const uint64_t after = ReadyTerm(shard);
+  if (s.ok()) {
+    Line(absl::StrCat("A ", id, " ", before, " ", after));
+  } else if (absl::IsUnavailable(s) && c_.broken == "ack_refused") {
+    Line(absl::StrCat("A ", id, " ", before, " ", after));  // the lie (ReplNodeConfig::broken)
+  } else if (absl::IsAborted(s) || absl::IsUnavailable(s)) {
+    Line(absl::StrCat("F ", id, " ", absl::StatusCodeToString(s.code()), " ",
+                      LeaderHint(s.message())));
+  } else {
+    Line(absl::StrCat("U ", id, " ", absl::StatusCodeToString(s.code())));
+  }
+}
+
+void Node::Worker(int t) {
+  std::mt19937_64 rng(c_.seed * 1000003 + static_cast<uint64_t>(t));
+  while (run_.load()) {
+    const int shard = static_cast<int>(rng() % static_cast<uint64_t>(c_.shards));
+    // Transactions go to the shard's leader: this node runs those of the shards it leads, and
+    // now and then one of another shard, which must be refused (kUnavailable, no effect).
+    if (ReadyTerm(shard) != 0 || rng() % 20 == 0) {
+      Transfer(rng, shard);
+      if (c_.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c_.pause_ms));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+}
+
+void Node::StartWorkload() {
+  if (run_.exchange(true)) return;
+  for (int t = 0; t < c_.threads; ++t) workers_.emplace_back([this, t] { Worker(t); });
+}
+
+void Node::StopWorkload() {
+  run_.store(false);
+  for (std::thread& w : workers_) w.join();
+  workers_.clear();
+}
+
+void Node::Scan(int shard) {
+  // An iterator reads every shard (it merges them all), so its read-only Commit would ask this
+  // node to lead every shard. The scan is confirmed by another transaction instead: `fence`
+  // reads only this shard and begins before the scan; its Commit after the scan succeeds only if
+  // this node was the shard's ready leader in one term from its Begin to then (a read-only
+  // commit's barrier), so the whole scan read that leader's state.
+  std::unique_ptr<Transaction> fence = db_->Begin();
+  absl::Status s = fence->Get(AccountKey(shard, 0)).status();
+  if (absl::IsNotFound(s)) s = absl::OkStatus();
+  std::unique_ptr<Transaction> txn = db_->Begin();
+  IteratorOptions io;
+  io.lower_bound = ReplShardPrefix(shard) + "/";
+  io.upper_bound = ReplShardPrefix(shard) + "0";  // '0' follows '/'
+  std::unique_ptr<Iterator> it = txn->NewIterator(io);
+  for (it->SeekToFirst(); s.ok() && it->Valid(); it->Next()) {
+    Line(absl::StrCat("= K ", it->key(), " ", it->value()));
+  }
+  if (s.ok()) s = it->status();
+  it.reset();
+  txn.reset();
+  if (s.ok()) s = fence->Commit();
+  Line(absl::StrCat("= C ", s.ok() ? "ok" : absl::StrReplaceAll(s.ToString(), {{"\n", " "}})));
+}
+
+void Node::Digests() {
+  auto* impl = static_cast<txn::DatabaseImpl*>(db_.get());
+  for (int g = 0; g < c_.shards; ++g) {
+    engine::Shard* shard = impl->shard(static_cast<uint32_t>(g));
+    auto applied = [shard] {
+      MutexLock l(shard->commit_mu());
+      return shard->raft_applied_locked().index;
+    };
+    const uint64_t before = applied();
+    absl::StatusOr<replication::ShardDigest> d = replication::DigestOf(*shard);
+    const uint64_t after = applied();
+    if (!d.ok() || before != after) {
+      Line(absl::StrCat("= H ", g, " busy"));
+    } else {
+      Line(absl::StrCat("= H ", g, " ", after, " ", d->keys, " ", d->hash));
+    }
+  }
+}
+
+void Node::Outcome(uint64_t txn, const std::string& key) {
+  absl::StatusOr<Database::Outcome> o = db_->GetOutcomeOfKey(txn, key);
+  if (!o.ok()) {
+    Line(absl::StrCat("= O unavailable ", LeaderHint(o.status().message())));
+    return;
+  }
+  const char* name = "unknown";
+  switch (*o) {
+    case Database::Outcome::kCommitted:
+      name = "committed";
+      break;
+    case Database::Outcome::kAborted:
+      name = "aborted";
+      break;
+    case Database::Outcome::kPrepared:
+      name = "prepared";
+      break;
+    case Database::Outcome::kUnknown:
+      break;
+  }
+  Line(absl::StrCat("= O ", name, " 0"));
+}
+
+void Node::Run() {
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(ReplNodeOptions(c_));
+  if (!db.ok()) {
+    Line(absl::StrCat("E open: ", db.status().ToString()));
+    _exit(1);
+  }
+  db_ = std::move(*db);
+  Line(absl::StrCat("R ", static_cast<txn::DatabaseImpl*>(db_.get())->incarnation()));
+  std::string cmd;
+  char buf[4096];
+  std::string pending;
+  while (true) {
+    const ssize_t n = read(0, buf, sizeof buf);
+    if (n <= 0) _exit(0);  // the parent is gone
+    pending.append(buf, static_cast<size_t>(n));
+    size_t pos;
+    while ((pos = pending.find('\n')) != std::string::npos) {
+      cmd = pending.substr(0, pos);
+      pending.erase(0, pos + 1);
+      std::vector<std::string> w = absl::StrSplit(cmd, ' ', absl::SkipEmpty());
+      if (w.empty()) continue;
+      if (w[0] == "W" && w.size() == 2) {
+        if (w[1] == "1") {
+          StartWorkload();
+        } else {
+          StopWorkload();
+        }
+      } else if (w[0] == "L") {
+        for (const Database::ShardLeadership& l : db_->Leadership()) {
+          Line(absl::StrCat("= L ", l.shard, " ", RoleName(l.role), " ", l.ready ? 1 : 0, " ",
+                            l.term, " ", l.leader_id));
+        }
+      } else if (w[0] == "O" && w.size() == 3) {
+        uint64_t id = 0;
+        if (absl::SimpleAtoi(w[1], &id)) Outcome(id, w[2]);
+      } else if (w[0] == "S" && w.size() == 2) {
+        int shard = 0;
+        if (absl::SimpleAtoi(w[1], &shard) && shard >= 0 && shard < c_.shards) Scan(shard);
+      } else if (w[0] == "H") {
+        Digests();
+      } else if (w[0] == "Q") {
+        StopWorkload();
+        const absl::Status s = db_->Close();
+        db_.reset();
+        Line(s.ok() ? "= ." : absl::StrCat("E close: ", s.ToString()));
+        _exit(s.ok() ? 0 : 1);
+      }
+      Line("= .");
+    }
+  }
+}
+
+}  // namespace
+
+int ReplNodeMain() {
+  if (!absl::GetFlag(FLAGS_repl_node)) return -1;
+  ReplNodeConfig c;
+  c.node_id = absl::GetFlag(FLAGS_repl_node_id);
+  c.dir = absl::GetFlag(FLAGS_repl_dir);
+  c.cluster = absl::GetFlag(FLAGS_repl_cluster);
+  c.shards = absl::GetFlag(FLAGS_shards);
+  c.threads = absl::GetFlag(FLAGS_threads);
+  c.election_ms = absl::GetFlag(FLAGS_repl_election_ms);
+  c.seed = absl::GetFlag(FLAGS_repl_seed);
+  c.pause_ms = absl::GetFlag(FLAGS_repl_pause_ms);
+  c.broken = absl::GetFlag(FLAGS_repl_broken);
+  if (!ParseMembers(absl::GetFlag(FLAGS_repl_members), &c.members)) {
+    std::fprintf(stderr, "crashtest node: bad --repl_members\n");
+    _exit(2);
+  }
+  Node node(c);
+  node.Run();
+}
+
+}  // namespace shardtx::crashtest

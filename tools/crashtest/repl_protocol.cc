@@ -1,0 +1,17 @@
+#include "tools/crashtest/repl_protocol.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "tools/crashtest/layout.h"
+
+namespace shardtx::crashtest {
+
+std::string ReplMarkerKey(int shard, uint64_t txn) {
+  return absl::StrFormat("%s/x/%016x", ReplShardPrefix(shard), txn);
+}
+std::string ReplMarkerValue(int from, int to, int64_t amount) {
+  return absl::StrCat(from, ":", to, ":", amount);
+}
+std::string ReplShardPrefix(int shard) { return ShardPrefix(shard); }
+
+}  // namespace shardtx::crashtest

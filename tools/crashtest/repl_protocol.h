@@ -1,0 +1,43 @@
+// What a node of `crashtest --mode=replicated` and its parent say to each other. Each line is
+// one write(2) (never torn: at most PIPE_BUF bytes).
+//
+// Node -> parent (fd 3), from the workload threads at any time:
+//   R <incarnation>                          the database is open: the node takes commands
+//   I <txn> <shard> <from> <to> <amount>     transfer <txn> (its id, decimal) is about to commit
+//   A <txn> <term before> <term after>       ... returned OK: acknowledged. The terms are the
+//                                            node's Raft term of the shard just before and just
+//                                            after Commit, as Leadership() said (0: not the
+//                                            ready leader then)
+//   F <txn> <code> <leader id>               ... returned kAborted or kUnavailable: no effect
+//                                            (the leader named by kUnavailable, 0 if none)
+//   U <txn> <code>                           ... returned anything else: outcome unknown
+//   E <message>                              the node cannot go on (e.g. Open failed)
+// and replies to the parent's commands, every line starting "= ", each reply ending "= .".
+//
+// Parent -> node (stdin), one command at a time, each answered before the next is sent:
+//   W 1 | W 0        start | stop the workload (W 0 answers once every thread has returned)
+//   L                leadership: "= L <shard> <role> <ready 0|1> <term> <leader id>" per shard
+//   O <txn> <key>    GetOutcomeOfKey: "= O <committed|aborted|unknown|prepared|unavailable> <leader
+//   id>" S <shard>        a confirmed scan of the shard on this node: "= K <key> <value>" per key,
+//                    then "= C <ok|code>" (ok: the read-only commit confirmed leadership)
+//   H                per shard, after the workload stopped: "= H <shard> <applied index>
+//                    <keys> <hash>" (the digest of what the replica applied, taken with the
+//                    applied index the same before and after it; "= H <shard> busy" otherwise)
+//   Q                close the database and exit 0
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace shardtx::crashtest {
+
+constexpr int kReplAccounts = 8;  // accounts per shard: sNNN/bank/AA, absent = 0
+
+// The marker a transfer writes beside its two accounts: its id makes it unique, so that the
+// parent can tell, for any transfer, whether it committed.
+std::string ReplMarkerKey(int shard, uint64_t txn);
+std::string ReplMarkerValue(int from, int to, int64_t amount);
+// The prefix of every key of `shard`.
+std::string ReplShardPrefix(int shard);
+
+}  // namespace shardtx::crashtest
