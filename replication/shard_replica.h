@@ -123,7 +123,8 @@ class ShardReplica final : public StateMachine,
   //
   // Failure (the stream's checks, a wrong cluster or shard, a copy short of the index, no
   // address): the shard's state and directory are unchanged, nothing is applied, the error is
-  // returned (libraft retries the install later) and counted (snapshot_failures,
+  // returned (libraft 0.15 offers an install again once its leader has a newer snapshot) and
+  // counted (snapshot_failures,
   // last_snapshot_error), and Release applies nothing until a Restore succeeds (entries above
   // the snapshot on a state below it would diverge).
   absl::Status Restore(std::string_view snapshot) override;

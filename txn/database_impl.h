@@ -119,7 +119,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // Undoes AttachReplicatedLog for every shard (a failed Open; Close, once the logs are gone).
   void DetachReplicatedLogs();
   // Shard `shard`'s Raft directory in a replicated database (Options::replication).
-  std::string RaftDir(uint32_t shard) const { return directory_->ShardDir(shard) + "/raft"; }
+  std::string RaftDir(uint32_t shard) const { return directory_->RaftDir(shard); }
   // A replicated database's incarnation on this node (node manifest; bumped and synced by every
   // Open), or 0 when not replicated. For transaction ids (plan §6: node:16|incarnation:16|...).
   uint64_t incarnation() const { return incarnation_; }

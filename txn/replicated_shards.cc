@@ -69,6 +69,21 @@ Database::ShardLeadership::Role PublicRole(replication::Role role) {
   }
 }
 
+// Builds before catch-up by snapshot kept shard g's Raft state in shard-NNN/raft/, which an
+// install replaces along with the rest of the shard's directory: found there (and not in its
+// place), it is moved to raft-NNN/, durably.
+absl::Status MoveRaftStateOutOfShards(DatabaseImpl* db) {
+  Env* env = db->env();
+  bool moved = false;
+  for (uint32_t g = 0; g < db->num_shards(); ++g) {
+    const std::string old_dir = db->directory().ShardDir(g) + "/raft";
+    if (!env->FileExists(old_dir).ok() || env->FileExists(db->RaftDir(g)).ok()) continue;
+    RETURN_IF_ERROR(env->RenameFile(old_dir, db->RaftDir(g)));
+    moved = true;
+  }
+  return moved ? env->SyncDir(db->options().path) : absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ReplicatedShards::Validate(const Options& options) {
@@ -153,6 +168,7 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
     }
   }
 
+  RETURN_IF_ERROR(MoveRaftStateOutOfShards(db));
   // Which shards hold Raft state already.
   std::vector<uint32_t> with_state, without_state;
   for (uint32_t g = 0; g < n; ++g) {

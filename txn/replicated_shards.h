@@ -1,6 +1,6 @@
 // ReplicatedShards: the Raft side of a replicated Database (Options::replication; plan step 8).
 // It checks or writes the node manifest (txn/node_manifest.h) and runs, for each shard g, a
-// RaftNode on port P+1+g of this node's host (Raft state in shard-NNN/raft/) with a ShardReplica
+// RaftNode on port P+1+g of this node's host (Raft state in raft-NNN/) with a ShardReplica
 // attached to the shard as its replicated log, and this node's SnapshotServer on port P, which
 // serves every shard to followers that install a snapshot (the streams' WAL pins go to
 // DatabaseImpl::PinWalForSnapshots); a follower fetches from the producer's member host:P.

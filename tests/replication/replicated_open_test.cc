@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -308,6 +309,8 @@ TEST(ReplicatedOpen, TxnIdsAndOutcomesSurviveARestart) {
 // released entries), a node no longer restarted: raft_start restores the latest snapshot and
 // ShardReplica::Restore refused every one (catch-up by snapshot was not built). A snapshot at or
 // below what the shard applied (its own, taken after syncing the WAL) needs nothing installed.
+// Node 1 reopens from the layout of earlier builds (Raft state in shard-NNN/raft/): moved back
+// to raft-NNN/ at Open.
 TEST(ReplicatedOpen, ReopensAfterLibraftTookASnapshot) {
   Cluster c("snapshot");
   ASSERT_TRUE(c.OpenAll().ok());
@@ -322,7 +325,16 @@ TEST(ReplicatedOpen, ReopensAfterLibraftTookASnapshot) {
         << "node " << i;
   }
   c.CloseAll();
+  for (uint32_t g = 0; g < kShards; ++g) {
+    const std::string dir = absl::StrCat(c.Dir(0), "/raft-00", g);
+    ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
+    std::filesystem::rename(dir, absl::StrCat(c.Dir(0), "/shard-00", g, "/raft"));
+  }
   ASSERT_TRUE(c.OpenAll().ok());
+  for (uint32_t g = 0; g < kShards; ++g) {
+    EXPECT_TRUE(std::filesystem::is_directory(absl::StrCat(c.Dir(0), "/raft-00", g))) << g;
+    EXPECT_FALSE(std::filesystem::exists(absl::StrCat(c.Dir(0), "/shard-00", g, "/raft"))) << g;
+  }
   leader = c.Leader(0);
   ASSERT_TRUE(leader.has_value());
   ASSERT_TRUE(PutOne(c.db(*leader), "a0", "after").ok());
@@ -429,7 +441,7 @@ TEST(ReplicatedOpen, MixedOrOrphanRaftStateIsNotBootstrappedAgain) {
   EXPECT_TRUE(absl::StrContains(db.status().message(), "no node manifest")) << db.status();
   std::filesystem::rename(a.root() + "/NODE.saved", a.Dir(0) + "/NODE");
   // One shard's Raft state gone: its group is not bootstrapped a second time.
-  const std::string raft1 = static_cast<std::string>(a.Dir(0)) + "/shard-001/raft";
+  const std::string raft1 = static_cast<std::string>(a.Dir(0)) + "/raft-001";
   ASSERT_TRUE(std::filesystem::is_directory(raft1));
   std::filesystem::rename(raft1, a.root() + "/raft1.saved");
   db = Database::Open(a.OptionsOf(0));
@@ -438,7 +450,7 @@ TEST(ReplicatedOpen, MixedOrOrphanRaftStateIsNotBootstrappedAgain) {
   // Another cluster's Raft state for shard 1, bootstrapped with other members.
   Cluster b("mixed_b", "c1");
   ASSERT_NO_FATAL_FAILURE(Bootstrap(b, 0));
-  std::filesystem::rename(b.Dir(0) + "/shard-001/raft", raft1);
+  std::filesystem::rename(b.Dir(0) + "/raft-001", raft1);
   db = Database::Open(a.OptionsOf(0));
   ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
   EXPECT_TRUE(absl::StrContains(db.status().message(), "shard 1 of database")) << db.status();
@@ -579,11 +591,17 @@ uint64_t InstallFailures(Database& db, uint32_t shard) {
 // key, and then counts in the majority. One leader checkpoints while the follower's first stream
 // is held after its LMDB copy began: the stream's WAL pin (DatabaseImpl::PinnedLsn) keeps the log
 // it still has to copy (without it, the checkpoint recycles those segments and the install fails).
+// Found here: the install swapped the shard's directory whole, and the Raft log lived in it
+// (shard-NNN/raft/): the follower's libraft then failed every later snapshot write (its next
+// install left it storing nothing, commit index stuck: keys committed during the held stream
+// never arrived) and its Raft state was gone at the next Open. Now in raft-NNN/; the reopen at the
+// end fails without that.
 TEST(ReplicatedCatchUp, FollowerInstallsSnapshotsAndCountsInTheMajority) {
   catch_up::Tamper tamper;
   tamper.hold = true;
   tamper.Install();
   Cluster c("catchup");
+  absl::Cleanup let_go = [&tamper] { tamper.Release(); };  // before the cluster closes
   c.Tweak(catch_up::SmallRaftLogs);
   ASSERT_TRUE(c.OpenAll().ok());
   std::optional<catch_up::Roles> r = catch_up::FindRoles(c);
@@ -621,9 +639,8 @@ TEST(ReplicatedCatchUp, FollowerInstallsSnapshotsAndCountsInTheMajority) {
       const std::string key = absl::StrCat(p, i);
       ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), key) == catch_up::Value(i); }))
           << key << ": installed " << catch_up::Installed(c.db(f), 0) << "/"
-          << catch_up::Installed(c.db(f), 1) << " failed " << catch_up::InstallFailures(c.db(f), 0)
-          << "/" << catch_up::InstallFailures(c.db(f), 1) << " b199 " << ReadOne(c.db(f), "b199").has_value()
-          << " b399 " << ReadOne(c.db(f), "b399").has_value() << " held " << tamper.holding;
+          << catch_up::Installed(c.db(f), 1) << ", failed " << catch_up::InstallFailures(c.db(f), 0)
+          << "/" << catch_up::InstallFailures(c.db(f), 1);
     }
   }
   // Shard 0 now needs the caught-up follower: close the third node and commit.
@@ -633,11 +650,18 @@ TEST(ReplicatedCatchUp, FollowerInstallsSnapshotsAndCountsInTheMajority) {
   ASSERT_TRUE(PutOne(c.db(r->leader0), "a-after", "x").ok());
   EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "a-after") == "x"; }));
   EXPECT_EQ(catch_up::InstallFailures(c.db(f), 0), 0u);
+  EXPECT_EQ(catch_up::InstallFailures(c.db(f), 1), 0u);
+  // The follower's own Raft state survived the installs: it reopens and still holds the keys.
+  c.Close(f);
+  ASSERT_TRUE(c.Reopen(f).ok());
+  EXPECT_EQ(ReadOne(c.db(f), "a-after"), "x");
+  EXPECT_EQ(ReadOne(c.db(f), "b399"), catch_up::Value(399));
 }
 
 // A snapshot stream that fails its checks (a byte flipped in its LMDB data) is refused: the
 // follower's shard keeps exactly what it had, nothing of the snapshot is applied, the failure
-// is counted, and no entry after the snapshot is applied on the old state.
+// is counted, and no entry after the snapshot is applied on the old state; a later install
+// succeeds.
 TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
   catch_up::Tamper tamper;
   tamper.corrupt = true;
@@ -670,7 +694,21 @@ TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
     EXPECT_EQ(ReadOne(c.db(f), absl::StrCat("a", i)), std::nullopt) << i;
   }
   EXPECT_EQ(ReadOne(c.db(f), "a-later"), std::nullopt);
-  // Closed and reopened as it is, the directory holds the same (no half-installed shard).
+  // The stream mended, the follower installs the leader's next snapshot (libraft offers one once
+  // the leader took a newer one, snapshot_threshold entries later) and catches up.
+  {
+    std::lock_guard<std::mutex> l(tamper.mu);
+    tamper.corrupt = false;
+  }
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(PutOne(c.db(r->leader0), absl::StrCat("a-next", i), "y").ok()) << i;
+  }
+  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "a-next19") == "y"; }));
+  EXPECT_EQ(ReadOne(c.db(f), "a99"), catch_up::Value(99));
+  EXPECT_GE(catch_up::Installed(c.db(f), 0), 1u);
+  // Closed, it leaves no half-installed shard behind (the leader resends its snapshot, so another
+  // attempt may be copying into the staging directory until then).
+  c.Close(f);
   EXPECT_FALSE(std::filesystem::exists(c.Dir(f) + "/shard-000.partial"));
 }
 }  // namespace
