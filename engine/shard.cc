@@ -297,9 +297,9 @@ absl::Status Shard::ReplaceState(const std::function<absl::Status()>& install,
   const absl::Status installed = install();
   absl::StatusOr<std::unique_ptr<Shard>> fresh = Shard::Open(id_, options_, hooks_);
   if (!fresh.ok()) {
-    const std::string after =
-        installed.ok() ? "installing a new state"
-                       : absl::StrCat("a failed install (", installed.message(), ")");
+    const std::string after = installed.ok()
+                                  ? "installing a new state"
+                                  : absl::StrCat("a failed install (", installed.message(), ")");
     return absl::Status(fresh.status().code(),
                         absl::StrCat("shard ", id_, ": recovering its directory after ", after,
                                      " failed; it serves reads of its old state only, until the "

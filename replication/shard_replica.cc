@@ -453,8 +453,8 @@ absl::Status ShardReplica::RestoreOnce(std::string_view snapshot) {
   if (options_.snapshot_address) f.address = options_.snapshot_address(meta.producer);
   if (f.address.empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat(who, " cannot install the snapshot of server ", meta.producer, " at raft index ",
-                     meta.at.index, ": no snapshot stream address for it"));
+        absl::StrCat(who, " cannot install the snapshot of server ", meta.producer,
+                     " at raft index ", meta.at.index, ": no snapshot stream address for it"));
   }
   f.cluster = options_.cluster;
   f.shard = options_.shard_id;
@@ -477,11 +477,11 @@ absl::Status ShardReplica::RestoreOnce(std::string_view snapshot) {
         if (options_.snapshot_server != nullptr) {
           options_.snapshot_server->RemoveShard(options_.shard_id);
         }
-        absl::Status s = shard_->ReplaceState(
-            [&] { return InstallSnapshotDir(staging, dir); },
-            [this](engine::Timestamp max_ts) {
-              if (listener_ != nullptr) listener_->Applied(max_ts);
-            });
+        auto raise_oracle = [this](engine::Timestamp max_ts) {
+          if (listener_ != nullptr) listener_->Applied(max_ts);
+        };
+        absl::Status s =
+            shard_->ReplaceState([&] { return InstallSnapshotDir(staging, dir); }, raise_oracle);
         if (options_.snapshot_server != nullptr) {
           options_.snapshot_server->AddShard(options_.shard_id, this).IgnoreError();
         }

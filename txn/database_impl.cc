@@ -32,8 +32,7 @@ absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& opti
   if (s.ok()) {
     db->directory_ = std::move(*directory);
     db->options_.num_shards = db->directory_->num_shards();
-    db->snapshot_pins_ =
-        std::make_unique<std::atomic<engine::Lsn>[]>(db->options_.num_shards);
+    db->snapshot_pins_ = std::make_unique<std::atomic<engine::Lsn>[]>(db->options_.num_shards);
     s = db->OpenShards();
   }
   if (s.ok() && options.replication.enabled()) {

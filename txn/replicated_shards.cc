@@ -137,10 +137,10 @@ absl::Status ReplicatedShards::Validate(const Options& options) {
   }
   if (r.snapshot_threshold < 1 || r.snapshot_threshold > kMaxSnapshotSpacing ||
       r.snapshot_trailing > kMaxSnapshotSpacing) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Options.replication: snapshot_threshold (", r.snapshot_threshold,
-        ") must be in 1..", kMaxSnapshotSpacing, " and snapshot_trailing (", r.snapshot_trailing,
-        ") at most ", kMaxSnapshotSpacing));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.replication: snapshot_threshold (", r.snapshot_threshold,
+                     ") must be in 1..", kMaxSnapshotSpacing, " and snapshot_trailing (",
+                     r.snapshot_trailing, ") at most ", kMaxSnapshotSpacing));
   }
   return absl::OkStatus();
 }
@@ -251,7 +251,8 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
   }
   if (db->directory().shared_log()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "database ", options.path, " has one log for all shards; a replicated database needs a "
+        "database ", options.path,
+        " has one log for all shards; a replicated database needs a "
         "log per shard (a replica installing a snapshot replaces its shard's log): replicated "
         "databases are created so"));
   }
@@ -316,8 +317,8 @@ absl::Status ReplicatedShards::OpenGroups() {
     }
     auto server = replication::SnapshotServer::Start(so);
     if (!server.ok()) {
-      return absl::Status(server.status().code(),
-                          absl::StrCat("the snapshot stream on port P: ", server.status().message()));
+      return absl::Status(server.status().code(), absl::StrCat("the snapshot stream on port P: ",
+                                                               server.status().message()));
     }
     snapshot_server_ = std::move(*server);
   }

@@ -508,7 +508,6 @@ TEST(ReplicatedOpen, BadReplicationOptionsAreRefused) {
   std::filesystem::remove_all(root, ec);
 }
 
-
 namespace catch_up {
 
 // The snapshot servers' test seam (ReplicatedShards::SetSnapshotTamperForTesting), shared by the
@@ -567,7 +566,9 @@ std::optional<Roles> FindRoles(Cluster& c) {
   return r;
 }
 
-std::string Value(int i) { return std::string(2000, static_cast<char>('a' + i % 26)) + std::to_string(i); }
+std::string Value(int i) {
+  return std::string(2000, static_cast<char>('a' + i % 26)) + std::to_string(i);
+}
 
 // Commits keys a<from..to) on shard 0's leader and b<from..to) on shard 1's.
 void CommitKeys(Cluster& c, const Roles& r, int from, int to) {
@@ -575,6 +576,24 @@ void CommitKeys(Cluster& c, const Roles& r, int from, int to) {
     ASSERT_TRUE(PutOne(c.db(r.leader0), absl::StrCat("a", i), Value(i)).ok()) << i;
     ASSERT_TRUE(PutOne(c.db(r.leader1), absl::StrCat("b", i), Value(i)).ok()) << i;
   }
+}
+
+// Opens the cluster with small Raft logs, commits keys 0..keys-1 on both shards, waits until the
+// node that leads neither shard holds them, and closes that node; `roles` says who is who.
+void OpenThenCloseAFollower(Cluster& c, int keys, Roles* roles) {
+  c.Tweak(SmallRaftLogs);
+  ASSERT_TRUE(c.OpenAll().ok());
+  std::optional<Roles> r = FindRoles(c);
+  ASSERT_TRUE(r.has_value());
+  CommitKeys(c, *r, 0, keys);
+  for (int i = 0; i < keys; ++i) {
+    for (const char* p : {"a", "b"}) {
+      const std::string key = absl::StrCat(p, i);
+      ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(r->follower), key) == Value(i); })) << key;
+    }
+  }
+  c.Close(r->follower);
+  *roles = *r;
 }
 
 uint64_t Installed(Database& db, uint32_t shard) {
@@ -602,17 +621,10 @@ TEST(ReplicatedCatchUp, FollowerInstallsSnapshotsAndCountsInTheMajority) {
   tamper.Install();
   Cluster c("catchup");
   absl::Cleanup let_go = [&tamper] { tamper.Release(); };  // before the cluster closes
-  c.Tweak(catch_up::SmallRaftLogs);
-  ASSERT_TRUE(c.OpenAll().ok());
-  std::optional<catch_up::Roles> r = catch_up::FindRoles(c);
-  ASSERT_TRUE(r.has_value());
-  const int f = r->follower;
-  catch_up::CommitKeys(c, *r, 0, 10);
-  for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), absl::StrCat("b", i)) == catch_up::Value(i); }));
-  }
-  c.Close(f);
-  catch_up::CommitKeys(c, *r, 10, 200);  // 380 KB per shard: past a 256 KiB WAL segment
+  catch_up::Roles r;
+  ASSERT_NO_FATAL_FAILURE(catch_up::OpenThenCloseAFollower(c, 10, &r));
+  const int f = r.follower;
+  catch_up::CommitKeys(c, r, 10, 200);  // 380 KB per shard: past a 256 KiB WAL segment
   for (int i = 0; i < 3; ++i) {
     if (i != f) {
       ASSERT_TRUE(c.db(i).Checkpoint().ok());
@@ -624,7 +636,7 @@ TEST(ReplicatedCatchUp, FollowerInstallsSnapshotsAndCountsInTheMajority) {
     std::unique_lock<std::mutex> l(tamper.mu);
     ASSERT_TRUE(tamper.cv.wait_for(l, kDeadline, [&] { return tamper.holding; }));
   }
-  catch_up::CommitKeys(c, *r, 200, 400);
+  catch_up::CommitKeys(c, r, 200, 400);
   for (int i = 0; i < 3; ++i) {
     if (i != f) {
       ASSERT_TRUE(c.db(i).Checkpoint().ok());
@@ -644,10 +656,10 @@ TEST(ReplicatedCatchUp, FollowerInstallsSnapshotsAndCountsInTheMajority) {
     }
   }
   // Shard 0 now needs the caught-up follower: close the third node and commit.
-  const int other = 3 - f - r->leader0;
+  const int other = 3 - f - r.leader0;
   ASSERT_NE(other, f);
   c.Close(other);
-  ASSERT_TRUE(PutOne(c.db(r->leader0), "a-after", "x").ok());
+  ASSERT_TRUE(PutOne(c.db(r.leader0), "a-after", "x").ok());
   EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "a-after") == "x"; }));
   EXPECT_EQ(catch_up::InstallFailures(c.db(f), 0), 0u);
   EXPECT_EQ(catch_up::InstallFailures(c.db(f), 1), 0u);
@@ -667,17 +679,10 @@ TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
   tamper.corrupt = true;
   tamper.Install();
   Cluster c("catchup_bad");
-  c.Tweak(catch_up::SmallRaftLogs);
-  ASSERT_TRUE(c.OpenAll().ok());
-  std::optional<catch_up::Roles> r = catch_up::FindRoles(c);
-  ASSERT_TRUE(r.has_value());
-  const int f = r->follower;
-  catch_up::CommitKeys(c, *r, 0, 5);
-  for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), absl::StrCat("a", i)) == catch_up::Value(i); }));
-  }
-  c.Close(f);
-  catch_up::CommitKeys(c, *r, 5, 100);
+  catch_up::Roles r;
+  ASSERT_NO_FATAL_FAILURE(catch_up::OpenThenCloseAFollower(c, 5, &r));
+  const int f = r.follower;
+  catch_up::CommitKeys(c, r, 5, 100);
   ASSERT_TRUE(c.Reopen(f).ok());
   EXPECT_TRUE(WaitFor([&] { return catch_up::InstallFailures(c.db(f), 0) >= 1; }));
   {
@@ -686,7 +691,7 @@ TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
   }
   EXPECT_EQ(catch_up::Installed(c.db(f), 0), 0u);
   // Commit more: entries the follower would be sent after the snapshot must not be applied.
-  ASSERT_TRUE(PutOne(c.db(r->leader0), "a-later", "x").ok());
+  ASSERT_TRUE(PutOne(c.db(r.leader0), "a-later", "x").ok());
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(ReadOne(c.db(f), absl::StrCat("a", i)), catch_up::Value(i)) << i;
   }
@@ -701,7 +706,7 @@ TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
     tamper.corrupt = false;
   }
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(PutOne(c.db(r->leader0), absl::StrCat("a-next", i), "y").ok()) << i;
+    ASSERT_TRUE(PutOne(c.db(r.leader0), absl::StrCat("a-next", i), "y").ok()) << i;
   }
   EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "a-next19") == "y"; }));
   EXPECT_EQ(ReadOne(c.db(f), "a99"), catch_up::Value(99));
@@ -713,4 +718,3 @@ TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
 }
 }  // namespace
 }  // namespace shardtx
-
