@@ -1,8 +1,5 @@
 #include "bench/txbench/loopback_cluster.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,27 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "util/loopback_ports.h"
 
 namespace txbench {
 namespace {
-
-// A TCP socket bound to 127.0.0.1:port (0: any free port), or -1. *bound gets the port.
-int BindLoopback(int port, int* bound) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(fd);
-    return -1;
-  }
-  *bound = ntohs(a.sin_port);
-  return fd;
-}
 
 std::string Describe(const shardtx::Database::ShardLeadership& l) {
   using Role = shardtx::Database::ShardLeadership::Role;
@@ -48,26 +28,14 @@ std::string Describe(const shardtx::Database::ShardLeadership& l) {
 }  // namespace
 
 absl::StatusOr<int> FreePortRange(int count, const std::vector<int>& avoid) {
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    int first = 0;
-    const int probe = BindLoopback(0, &first);
-    if (probe < 0) continue;
-    close(probe);
-    if (first + count > 65535) continue;
-    bool ok = true;
-    std::vector<int> held;
-    for (int p = first; p < first + count && ok; ++p) {
-      int bound = 0;
-      ok = std::find(avoid.begin(), avoid.end(), p) == avoid.end();
-      const int fd = ok ? BindLoopback(p, &bound) : -1;
-      ok = ok && fd >= 0;
-      if (fd >= 0) held.push_back(fd);
-    }
-    for (int fd : held) close(fd);
-    if (ok) return first;
+  const int first = shardtx::FreeLoopbackPortRange(count, avoid);
+  if (first == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("no ", count,
+                     " consecutive free TCP ports on 127.0.0.1 below the ephemeral "
+                     "range"));
   }
-  return absl::UnavailableError(
-      absl::StrCat("no ", count, " consecutive free TCP ports on 127.0.0.1 after 200 tries"));
+  return first;
 }
 
 absl::StatusOr<LoopbackCluster> OpenLoopbackCluster(const shardtx::Options& base,

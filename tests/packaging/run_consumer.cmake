@@ -7,7 +7,8 @@
 #      (an installed package must not depend on where it was installed);
 #   2. configure, build and run consumer_cmake/ with find_package(shardtx) (CMAKE_PREFIX_PATH):
 #      the C++ host (main.cc) on shardtx::shardtx, the C host (main.c) on shardtx::shardtx_shared
-#      and on shardtx::shardtx;
+#      and on shardtx::shardtx, and the replicated host (three_nodes.cc: three members of one
+#      cluster on 127.0.0.1 in one process, a failover);
 #   3. with the compiler and pkg-config alone (PKG_CONFIG_PATH = the prefix's pkgconfig
 #      directory): main.cc with the C++ compiler and `pkg-config --cflags --libs shardtx`;
 #      main.c with the C compiler and the same flags (libshardtx.so; no C++ runtime named);
@@ -118,6 +119,8 @@ step("the installed shardtx CLI checks the database" "${prefix}/bin/shardtx" che
      "${WORK_DIR}/db-cmake-c")
 step("the installed shardtx CLI dumps shard 1's records" "${prefix}/bin/shardtx" wal dump
      "${WORK_DIR}/db-cmake-c" --shard 1)
+step("run the replicated host (three members, a failover)"
+     "${WORK_DIR}/consumer-cmake/three_nodes" "${WORK_DIR}/three-nodes")
 step("run the find_package C host (static)" "${WORK_DIR}/consumer-cmake/consumer_c_static"
      "${WORK_DIR}/db-cmake-c-static")
 check_needs_shared("${WORK_DIR}/consumer-cmake/consumer_c_static" FALSE)

@@ -114,8 +114,14 @@ class SyncMachine : public StateMachine {
   uint64_t restores_ = 0;
 };
 
-
 // One proposal's outcome, waited for by the test thread.
+// Opening a node: the status on failure (a port another process took, say).
+#define ASSERT_OK_OPEN(expr)                      \
+  do {                                            \
+    const absl::Status open_status = (expr);      \
+    ASSERT_TRUE(open_status.ok()) << open_status; \
+  } while (0)
+
 struct Outcome {
   std::mutex mu;
   std::condition_variable cv;
@@ -274,7 +280,7 @@ int ProposeAll(RaftNode& node, const std::string& prefix, int count, int window,
 
 TEST(RaftNode, ThreeNodesElectAndReleaseTheSameThousandEntries) {
   Cluster cluster("thousand");
-  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
   std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
   ASSERT_TRUE(leader.has_value()) << "no leader within 20 s";
 
@@ -305,7 +311,7 @@ TEST(RaftNode, ThreeNodesElectAndReleaseTheSameThousandEntries) {
 
 TEST(RaftNode, FailoverThenTheClosedLeaderReopensAndCatchesUp) {
   Cluster cluster("failover");
-  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
   std::optional<int> first = cluster.WaitLeader(std::chrono::seconds(20));
   ASSERT_TRUE(first.has_value());
   std::vector<std::string> expected;
@@ -339,7 +345,7 @@ TEST(RaftNode, FailoverThenTheClosedLeaderReopensAndCatchesUp) {
       << refused;
 
   // The closed node reopens from its directory and catches up: same sequence everywhere.
-  ASSERT_TRUE(cluster.Open(*first).ok());
+  ASSERT_OK_OPEN(cluster.Open(*first));
   for (int i = 0; i < 3; i++) {
     SCOPED_TRACE(i);
     bool caught_up = cluster.machine(i).WaitForSize(expected.size(), std::chrono::seconds(20));
@@ -367,7 +373,7 @@ TEST(RaftNode, FailoverThenTheClosedLeaderReopensAndCatchesUp) {
 
 TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
   Cluster cluster("close");
-  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
   std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
   ASSERT_TRUE(leader.has_value());
   RaftNode& node = cluster.node(*leader);
@@ -419,7 +425,7 @@ TEST(RaftNode, OpenRefusesBadOptionsAndATakenAddress) {
       RaftNode::Open(stranger, std::make_unique<SyncMachine>());
   EXPECT_TRUE(absl::IsInvalidArgument(node.status())) << node.status();
 
-  ASSERT_TRUE(cluster.Open(0).ok());
+  ASSERT_OK_OPEN(cluster.Open(0));
   // Opening a node installs SIG_IGN for SIGPIPE (it was at its default in this test binary).
   struct sigaction current;
   ASSERT_EQ(sigaction(SIGPIPE, nullptr, &current), 0);
@@ -436,14 +442,18 @@ TEST(RaftNode, OpenRefusesBadOptionsAndATakenAddress) {
 // thread, with no effect: only the entry proposed for the leader's current term is released.
 TEST(RaftNode, ProposalForAnotherTermIsRefusedOnTheLoopThread) {
   Cluster cluster("term");
-  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
   std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
   ASSERT_TRUE(leader.has_value());
   RaftNode& node = cluster.node(*leader);
   const uint64_t term = node.Info().term;
   Outcome stale, current;
-  ASSERT_TRUE(node.Propose("stale", [&](absl::Status s) { stale.Set(s); }, term + 1).ok());
-  ASSERT_TRUE(node.Propose("current", [&](absl::Status s) { current.Set(s); }, term).ok());
+  ASSERT_TRUE(node.Propose(
+                      "stale", [&](absl::Status s) { stale.Set(s); }, term + 1)
+                  .ok());
+  ASSERT_TRUE(node.Propose(
+                      "current", [&](absl::Status s) { current.Set(s); }, term)
+                  .ok());
   std::optional<absl::Status> s = stale.Wait(std::chrono::seconds(20));
   ASSERT_TRUE(s.has_value());
   EXPECT_TRUE(absl::IsUnavailable(*s)) << *s;
@@ -457,7 +467,7 @@ TEST(RaftNode, ProposalForAnotherTermIsRefusedOnTheLoopThread) {
 TEST(RaftNode, SixtyFourKiBEntriesCommitLatency) {
   Cluster cluster("latency");
   cluster.keep_payload_bytes = 16;
-  for (int i = 0; i < 3; i++) ASSERT_TRUE(cluster.Open(i).ok());
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
   std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
   ASSERT_TRUE(leader.has_value());
   constexpr int kEntries = 200;

@@ -1,11 +1,8 @@
 #include "tools/crashtest/repl_driver.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +29,7 @@
 #include "tools/crashtest/repl_model.h"
 #include "tools/crashtest/repl_node.h"
 #include "tools/crashtest/repl_protocol.h"
+#include "util/loopback_ports.h"
 
 extern char** environ;
 
@@ -46,35 +44,6 @@ double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-// The first of `count` consecutive ports free on 127.0.0.1 that are not in `avoid`; 0 if none.
-// Below the kernel's ephemeral range, so that no outgoing connection (of a node, or of anything
-// else on the machine) takes one of them while its node is down.
-int FreePortRange(int count, const std::vector<int>& avoid, std::mt19937_64& rng) {
-  int ephemeral_low = 32768;
-  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r"); f != nullptr) {
-    if (std::fscanf(f, "%d", &ephemeral_low) != 1) ephemeral_low = 32768;
-    std::fclose(f);
-  }
-  const int span = ephemeral_low - 10000 - count;
-  if (span <= 0) return 0;
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    const int first = 10000 + static_cast<int>(rng() % static_cast<uint64_t>(span));
-    bool ok = true;
-    for (int p = first; p < first + count && ok; ++p) {
-      for (int a : avoid) ok = ok && a != p;
-      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(static_cast<uint16_t>(p));
-      ok = ok && fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      if (fd >= 0) close(fd);
-    }
-    if (ok) return first;
-  }
-  return 0;
-}
 
 // One shard's leadership as a node reported it ("= L ...").
 struct ShardView {
@@ -555,7 +524,7 @@ int ReplDriver::Run() {
   std::mt19937_64 port_rng(o_.seed ^ static_cast<uint64_t>(getpid()));
   std::vector<int> used;
   for (int i = 0; i < kNodes; ++i) {
-    const int p = FreePortRange(1 + o_.shards, used, port_rng);
+    const int p = FreeLoopbackPortRange(1 + o_.shards, used, port_rng);
     if (p == 0) {
       std::fprintf(stderr, "crashtest: no free ports on 127.0.0.1\n");
       return 2;
