@@ -9,6 +9,7 @@
 // Not thread-safe: the shard guards it with its view lock.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -36,12 +37,15 @@ class CheckpointedDeletes {
   bool AnyDeletedAfter(absl::string_view lower, absl::string_view upper, Timestamp ts) const;
   // Deletes at or below the floor may have been forgotten.
   Timestamp floor() const { return floor_ts_; }
+  // Treats every delete at or below `ts` as possibly forgotten (a store whose deletes were never
+  // remembered here, as one a shard's ReplaceState installed).
+  void RaiseFloor(Timestamp ts) { floor_ts_ = std::max(floor_ts_, ts); }
 
  private:
   // Counted per remembered delete besides its key: the map's and the queue's nodes, roughly.
   static constexpr uint64_t kEntryOverhead = 64;
 
-  const uint64_t limit_bytes_;
+  uint64_t limit_bytes_;  // not const: a shard's ReplaceState moves a new instance in
   absl::btree_map<std::string, Timestamp, std::less<>> by_key_;
   std::deque<std::pair<Timestamp, std::string>> order_;  // oldest remembered first
   uint64_t bytes_ = 0;

@@ -59,7 +59,7 @@ class ReleasedTxns {
  private:
   void Evict();
 
-  const size_t window_;
+  size_t window_;             // not const: a shard's ReplaceState moves a recovered window in
   uint64_t first_seq_ = 1;    // sequence of ids_.front()
   std::deque<uint64_t> ids_;  // sequences first_seq_ .. first_seq_ + size - 1
   absl::flat_hash_set<uint64_t> present_;

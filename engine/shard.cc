@@ -61,8 +61,8 @@ Shard::Shard(uint32_t id, const ShardOptions& options, ShardHooks* hooks)
   triggers.pace = options.checkpoint_pace;
   checkpointer_ = std::make_unique<Checkpointer>(
       triggers, Checkpointer::ShardProbes{
-                    [this] { return Checkpoint(); }, [this] { return wal_->Stats().bytes; },
-                    [this] { return wal_->fsyncs(); }, [this] { return OverlayBytesUsed(); }});
+                    [this] { return Checkpoint(); }, [this] { return wal()->Stats().bytes; },
+                    [this] { return wal()->fsyncs(); }, [this] { return OverlayBytesUsed(); }});
 }
 
 absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(uint32_t id, const ShardOptions& options,
@@ -136,7 +136,7 @@ absl::Status Shard::RedoRecovered(Lsn lsn, uint8_t type, absl::string_view paylo
 }
 
 void Shard::AttachSharedLog(wal::WalWriter* log, Lsn last_lsn, bool torn) {
-  wal_ = log;
+  wal_.store(log, std::memory_order_release);
   {
     MutexLock l(&commit_mu_);
     last_lsn_ = last_lsn;
@@ -150,7 +150,7 @@ void Shard::AttachSharedLog(wal::WalWriter* log, Lsn last_lsn, bool torn) {
 absl::Status Shard::StateLogFloor() {
   Lsn keep = applied_lsn_.load() + 1;
   if (Lsn pinned = hooks_->PinnedLsn(id_); pinned != 0) keep = std::min(keep, pinned);
-  return wal_->Truncate(keep, stream_);
+  return wal()->Truncate(keep, stream_);
 }
 
 absl::Status Shard::Recover() {
@@ -209,7 +209,7 @@ absl::Status Shard::Recover() {
     };
   }
   ASSIGN_OR_RETURN(own_wal_, wal::WalWriter::Open(env, wal_dir, wal_options, tail));
-  wal_ = own_wal_.get();
+  wal_.store(own_wal_.get(), std::memory_order_release);
   {
     MutexLock l(&commit_mu_);
     last_lsn_ = tail.next_lsn - 1;
@@ -282,13 +282,71 @@ absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload,
   return absl::OkStatus();
 }
 
+absl::Status Shard::ReplaceState(const std::function<absl::Status()>& install,
+                                 const std::function<void(Timestamp)>& before_publish) {
+  if (options_.shared_log || own_wal_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("shard ", id_, ": its state can be replaced only with a log of its own"));
+  }
+  MutexLock ck(&checkpoint_mu_);  // no checkpoint writes the store or truncates the log
+  MutexLock l(&commit_mu_);       // nothing appends or redoes
+  // The log's files are about to move (or be recovered again): close it, synced. Its object
+  // stays (wal() may be read without a lock) and fails every append from now on.
+  own_wal_->Close().IgnoreError();  // the directory is recovered from disk below either way
+  retired_wals_.push_back(std::move(own_wal_));
+  const absl::Status installed = install();
+  absl::StatusOr<std::unique_ptr<Shard>> fresh = Shard::Open(id_, options_, hooks_);
+  if (!fresh.ok()) {
+    const std::string after = installed.ok()
+                                  ? "installing a new state"
+                                  : absl::StrCat("a failed install (", installed.message(), ")");
+    return absl::Status(fresh.status().code(),
+                        absl::StrCat("shard ", id_, ": recovering its directory after ", after,
+                                     " failed; it serves reads of its old state only, until the "
+                                     "database is reopened: ",
+                                     fresh.status().message()));
+  }
+  AdoptLocked(**fresh, before_publish);
+  return installed;
+}
+
+void Shard::AdoptLocked(Shard& fresh, const std::function<void(Timestamp)>& before_publish) {
+  MutexLock fl(&fresh.commit_mu_);  // uncontended: nothing else knows `fresh`
+  recovered_max_ts_ = fresh.recovered_max_ts_;
+  if (before_publish) before_publish(recovered_max_ts_);
+  last_lsn_ = fresh.last_lsn_;
+  raft_applied_ = fresh.raft_applied_;
+  released_ = std::move(fresh.released_);
+  active_ = fresh.active_;
+  own_wal_ = std::move(fresh.own_wal_);
+  wal_.store(own_wal_.get(), std::memory_order_release);
+  fresh.wal_.store(nullptr, std::memory_order_release);
+  store_applied_lsn_ = fresh.store_applied_lsn_;
+  applied_lsn_.store(fresh.applied_lsn_.load());
+  frozen_bytes_.store(0);
+  std::shared_ptr<ShardStore> old_store;
+  {
+    MutexLock v(&view_mu_);
+    MutexLock fv(&fresh.view_mu_);
+    old_store = std::move(store_);  // released here unless a view still reads it
+    store_ = std::move(fresh.store_);
+    overlays_ = fresh.overlays_;
+    lmdb_max_ts_ = fresh.lmdb_max_ts_;
+    // The new store's deletes were never remembered here: a snapshot below its largest
+    // timestamp may miss one (checkpointed_deletes.h).
+    checkpointed_deletes_ = CheckpointedDeletes(options_.checkpointed_deletes_bytes);
+    checkpointed_deletes_.RaiseFloor(lmdb_max_ts_);
+    recovery_ = fresh.recovery_;
+  }
+}
+
 Shard::~Shard() { Close(false).IgnoreError(); }
 
 absl::Status Shard::Close(bool checkpoint) {
   // Checkpoints stop pausing: a paused one goes on, Close's own never waits.
   checkpointer_->BeginClose();
   absl::Status result;
-  if (checkpoint && wal_ != nullptr) result = Checkpoint();
+  if (checkpoint && wal() != nullptr) result = Checkpoint();
   checkpointer_->Stop();
   if (own_wal_ != nullptr) {
     absl::Status s = own_wal_->Close();
@@ -307,6 +365,7 @@ absl::StatusOr<std::unique_ptr<Shard::View>> Shard::Pin(Timestamp snapshot) {
                                            snapshot, ", checkpointed through ", lmdb_max_ts_));
   }
   view->overlays.assign(overlays_.begin(), overlays_.end());
+  view->store = store_;
   ASSIGN_OR_RETURN(view->lmdb, store_->Pin());
   return view;
 }
@@ -450,7 +509,7 @@ absl::StatusOr<bool> Shard::AnyNewerInRangeLocked(absl::string_view lower,
 
 absl::StatusOr<Lsn> Shard::AppendLocked(RecordType type, absl::string_view payload,
                                         Durability durability) {
-  ASSIGN_OR_RETURN(Lsn lsn, wal_->Append(type, payload, ToWal(durability), stream_));
+  ASSIGN_OR_RETURN(Lsn lsn, wal()->Append(type, payload, ToWal(durability), stream_));
   last_lsn_ = lsn;
   return lsn;
 }
@@ -495,7 +554,7 @@ absl::Status Shard::Checkpoint() {
 absl::Status Shard::CheckpointOnce() {
   MutexLock ck(&checkpoint_mu_);
   // A failed log fails every checkpoint (below, after the freeze): do not freeze for nothing.
-  RETURN_IF_ERROR(wal_->status());
+  RETURN_IF_ERROR(wal()->status());
   const auto start = std::chrono::steady_clock::now();
   // Freeze: the active overlay joins the frozen ones (left over from a failed checkpoint, if
   // any); commits go on into a new active overlay. The cut is exact: every record at or below
@@ -529,7 +588,7 @@ absl::Status Shard::CheckpointOnce() {
   // Every commit in the frozen overlays must be durable in the WAL (WAL before data) and
   // visible (so that no new snapshot is older than what LMDB will hold).
   absl::Status s = hooks_->WaitVisible(max_ts);
-  if (s.ok() && c > 0) s = wal_->WaitDurable(c);
+  if (s.ok() && c > 0) s = wal()->WaitDurable(c);
   // Once the log has failed, the overlays may hold commits that have no record in it: a
   // decided cross-shard transaction whose commit records could not be appended is installed
   // all the same (it is committed: its prepares are durable). LMDB past its prepare, with no
@@ -537,7 +596,7 @@ absl::Status Shard::CheckpointOnce() {
   // committing it again with nothing to keep the prepare in the log until the next checkpoint.
   // So nothing more reaches LMDB until the database is reopened and redoes the log. (Checked
   // after the freeze: the failure is sticky, and any such install in a frozen overlay followed it.)
-  if (s.ok()) s = wal_->status();
+  if (s.ok()) s = wal()->status();
   if (s.ok()) {
     // The frozen deletes, which LMDB will hold only as absence (see checkpointed_deletes_).
     std::vector<std::pair<std::string, Timestamp>> deletes;
@@ -557,7 +616,7 @@ absl::Status Shard::CheckpointOnce() {
     lmdb_max_ts_ = std::max(lmdb_max_ts_, max_ts);
     checkpointed_deletes_.Remember(std::move(deletes));
   }
-  uint64_t wal_syncs_seen = wal_->fsyncs();
+  uint64_t wal_syncs_seen = wal()->fsyncs();
   if (s.ok()) {
     s = store_->Apply(layers, c, max_ts, table_writes,
                       [&](std::chrono::steady_clock::duration chunk_time) {
@@ -582,7 +641,7 @@ absl::Status Shard::CheckpointOnce() {
   SHARDTX_KILL_POINT("checkpoint.before_wal_truncate");
   Lsn keep = c + 1;
   if (Lsn pinned = hooks_->PinnedLsn(id_); pinned != 0) keep = std::min(keep, pinned);
-  s = wal_->Truncate(keep, stream_);
+  s = wal()->Truncate(keep, stream_);
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
   checkpoint_bytes_.fetch_add(frozen_bytes, std::memory_order_relaxed);
   checkpoint_ms_.Add(static_cast<uint64_t>(std::chrono::duration<double, std::milli>(
@@ -596,11 +655,13 @@ ShardStats Shard::Stats() {
   s.checkpoints = checkpoints_.load();
   s.checkpoint_failures = checkpoint_failures_.load();
   s.checkpoint_bytes = checkpoint_bytes_.load();
-  s.checkpoint_txns = store_->checkpoint_txns();
+  const std::shared_ptr<ShardStore> store = StoreRef();
+  s.checkpoint_txns = store->checkpoint_txns();
   s.checkpoint_ms = checkpoint_ms_.Summary();
   {
     MutexLock l(&view_mu_);
     for (const auto& o : overlays_) s.overlay_bytes += o->bytes();
+    s.recovery = recovery_;  // replaced by ReplaceState under view_mu_
   }
   s.backpressure_waits = checkpointer_->backpressure_waits();
   s.checkpoint_pauses = checkpointer_->pauses();
@@ -608,10 +669,9 @@ ShardStats Shard::Stats() {
   s.validation_lmdb_reads = validation_lmdb_reads_.load();
   s.snapshot_too_old = snapshot_too_old_.load();
   s.applied_lsn = applied_lsn_.load();
-  s.lmdb_map_size = store_->map_size();
-  s.lmdb_map_growths = store_->map_growths();
-  s.recovery = recovery_;
-  const wal::WalStats w = wal_->Stats();
+  s.lmdb_map_size = store->map_size();
+  s.lmdb_map_growths = store->map_growths();
+  const wal::WalStats w = wal()->Stats();
   s.wal.appends = w.appends;
   s.wal.bytes = w.bytes;
   s.wal.fsyncs = w.fsyncs;
@@ -626,15 +686,20 @@ ShardStats Shard::Stats() {
   return s;
 }
 
-absl::Status Shard::WaitDurable(Lsn lsn) { return wal_->WaitDurable(lsn); }
+absl::Status Shard::WaitDurable(Lsn lsn) { return wal()->WaitDurable(lsn); }
 
-Lsn Shard::durable_lsn() const { return wal_->durable_lsn(); }
+Lsn Shard::durable_lsn() const { return wal()->durable_lsn(); }
 
-absl::Status Shard::SyncWal() { return wal_->Sync(); }
+absl::Status Shard::SyncWal() { return wal()->Sync(); }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Shard::ReadTable(
     const std::string& table) {
-  return store_->ReadTable(table);
+  return StoreRef()->ReadTable(table);
+}
+
+std::shared_ptr<ShardStore> Shard::StoreRef() {
+  MutexLock v(&view_mu_);
+  return store_;
 }
 
 }  // namespace shardtx::engine

@@ -188,6 +188,26 @@ class Shard {
   ~Shard();
 
   uint32_t id() const { return id_; }
+  const ShardOptions& options() const { return options_; }
+
+  // Replaces the shard's whole state by what its directory holds after `install` ran (a
+  // replica installing a snapshot: `install` puts a copy of another replica's shard in place
+  // of options().dir). Waits for a checkpoint in progress and holds commit_mu() throughout:
+  // closes the shard's log (synced), runs `install`, then recovers the directory as Open would
+  // (into a new store, overlays and log; the hooks hear LoadTable and Redo as at Open) and
+  // swaps that state in. `before_publish`, if set, runs with the recovered state's largest
+  // timestamp just before readers can see it (under commit_mu()). Views pinned before keep
+  // reading the old state (its store stays open until the last of them is released); views
+  // pinned after read the new one. Raft position, released transactions, LSNs and the log's
+  // stats are the new state's. REQUIRES: the shard's own log (not options.shared_log), no
+  // commit in flight on it (a replica's follower: the replicated log refuses commits), and no
+  // stream copying it (CopyStoreToFd/CopyWalTo). If `install` fails, the directory as it is
+  // then (the old state, for an install that changed nothing) is recovered and swapped in, and
+  // `install`'s error returned. If recovery fails, the shard keeps its old state for reads,
+  // its log stays closed (appends fail) and the error is returned: reopen the database.
+  absl::Status ReplaceState(const std::function<absl::Status()>& install,
+                            const std::function<void(Timestamp)>& before_publish)
+      ABSL_LOCKS_EXCLUDED(commit_mu_, checkpoint_mu_);
   // Largest commit timestamp in LMDB or the redone WAL.
   Timestamp recovered_max_ts() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return recovered_max_ts_; }
 
@@ -199,6 +219,8 @@ class Shard {
     // Newest first: the active overlay and those frozen by a checkpoint in progress (rarely
     // more than one), held inline so that pinning a view allocates nothing for them.
     absl::InlinedVector<std::shared_ptr<const Overlay>, 3> overlays;
+    // The store `lmdb` reads (kept alive by the view: ReplaceState may replace the shard's).
+    std::shared_ptr<ShardStore> store;
     std::unique_ptr<ReadView> lmdb;
   };
   // kAborted "snapshot too old" when a checkpoint already replaced versions older than
@@ -332,10 +354,20 @@ class Shard {
   const uint32_t id_;
   const ShardOptions options_;
   ShardHooks* const hooks_;
-  std::unique_ptr<ShardStore> store_;
+  // Replaced (ReplaceState) only with checkpoint_mu_, commit_mu_ and view_mu_ all held: read
+  // under any of them, or through StoreRef().
+  std::shared_ptr<ShardStore> store_;
+  std::shared_ptr<ShardStore> StoreRef();
   std::unique_ptr<wal::WalWriter> own_wal_;  // null with a shared log
-  // The log appended to: own_wal_, or the shared log (stream id_). Set before any commit.
-  wal::WalWriter* wal_ = nullptr;
+  // Logs ReplaceState closed, kept while the shard lives (a reader of wal() may still hold one).
+  std::vector<std::unique_ptr<wal::WalWriter>> retired_wals_ ABSL_GUARDED_BY(commit_mu_);
+  // The log appended to: own_wal_, or the shared log (stream id_). Set before any commit;
+  // replaced by ReplaceState.
+  std::atomic<wal::WalWriter*> wal_{nullptr};
+  wal::WalWriter* wal() const { return wal_.load(std::memory_order_acquire); }
+  // ReplaceState's swap: takes `fresh`'s recovered state. REQUIRES: checkpoint_mu_, commit_mu_.
+  void AdoptLocked(Shard& fresh, const std::function<void(Timestamp)>& before_publish)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   const uint16_t stream_;      // the shard's stream in its log: id_ if shared, else 0
   Lsn store_applied_lsn_ = 0;  // LMDB's applied LSN at Open
   std::chrono::steady_clock::time_point open_start_;

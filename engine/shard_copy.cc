@@ -68,13 +68,13 @@ absl::Status ShardStore::CopyTo(const std::string& dir) {
   return fd.Close(path);
 }
 
-absl::Status Shard::CopyStoreToFd(int fd) { return store_->CopyToFd(fd, "a stream"); }
+absl::Status Shard::CopyStoreToFd(int fd) { return StoreRef()->CopyToFd(fd, "a stream"); }
 
 absl::StatusOr<Lsn> Shard::CopyStoreTo(const std::string& shard_dir) {
   Env* env = options_.env;
   const std::string dir = shard_dir + "/lmdb";
   RETURN_IF_ERROR(env->CreateDir(dir));
-  RETURN_IF_ERROR(store_->CopyTo(dir));
+  RETURN_IF_ERROR(StoreRef()->CopyTo(dir));
   // The copy's applied LSN, read from the copy itself: the snapshot it holds may be newer than
   // any applied LSN this shard has reported.
   Lsn applied;

@@ -1520,6 +1520,12 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   raft_set_heartbeat_timeout(&u->raft, config->heartbeat_ms);
   raft_set_snapshot_threshold(&u->raft, config->snapshot_threshold);
   raft_set_snapshot_trailing(&u->raft, config->snapshot_trailing);
+  /* libraft 0.15's follower drops an InstallSnapshot that arrives while it takes a snapshot of
+   * its own (no answer), and its leader sends nothing more to it until this timeout (default 30
+   * s) has passed: a follower that had just come back and caught a few entries waited that long.
+   * Resending costs one small message (the snapshot is shardtx's metadata, not the state); a
+   * follower still installing the first one answers the repeat as already held. */
+  raft_set_install_snapshot_timeout(&u->raft, 2 * config->election_timeout_ms);
   raft_set_pre_vote(&u->raft, config->pre_vote != 0);
   uv_async_init(&u->loop, &u->async, uv_on_async);
   u->async.data = u;

@@ -18,17 +18,7 @@ namespace shardtx::replication {
 
 namespace {
 
-constexpr uint32_t kSnapshotMagic = 0x53484d31;  // "SHM1"
-constexpr size_t kSnapshotSize = 4 + 4 + 4 + 8 + 8;
-
 absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-absl::Status RemoveTree(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("remove ", path, ": ", ec.message()));
-  return absl::OkStatus();
-}
 
 std::string ParentOf(const std::string& path) {
   std::string parent = std::filesystem::path(path).parent_path().string();
@@ -36,30 +26,6 @@ std::string ParentOf(const std::string& path) {
 }
 
 }  // namespace
-
-// The shard's hooks: no transaction layer yet, so no tables, and only the engine's own records.
-class ShardMachine::Hooks final : public engine::ShardHooks {
- public:
-  absl::Status WaitVisible(engine::Timestamp) override { return absl::OkStatus(); }
-  std::vector<std::string> CheckpointTableNames() override { return {}; }
-  absl::Status LoadTable(uint32_t, const std::string&,
-                         const std::vector<std::pair<std::string, std::string>>&) override {
-    return absl::OkStatus();
-  }
-  absl::StatusOr<std::optional<RedoInstall>> Redo(uint32_t shard, engine::Lsn lsn, bool,
-                                                  uint8_t type, absl::string_view) override {
-    if (type == engine::kCommit) return std::optional<RedoInstall>();
-    return absl::UnimplementedError(
-        absl::StrCat("shard ", shard, ": record type ", type, " at LSN ", lsn,
-                     " needs the transaction layer, which replicas do not redo yet"));
-  }
-  std::vector<engine::TableWrite> CheckpointTables(uint32_t) override { return {}; }
-  void CheckpointCommitted(uint32_t) override {}
-  engine::Lsn PinnedLsn(uint32_t) override { return pinned.load(); }
-
-  // The WAL a snapshot stream is copying (ShardMachine::PinWal).
-  std::atomic<engine::Lsn> pinned{0};
-};
 
 absl::Status CheckEntryPayload(uint32_t shard, uint64_t index, absl::string_view payload) {
   std::vector<engine::EntryRecord> records;
@@ -115,7 +81,7 @@ absl::StatusOr<ShardDigest> DigestOf(engine::Shard& shard) {
 }
 
 ShardMachine::ShardMachine(const ShardMachineOptions& options)
-    : options_(options), hooks_(std::make_unique<Hooks>()) {}
+    : options_(options), hooks_(std::make_unique<ReplicaShardHooks>()) {}
 
 absl::StatusOr<std::unique_ptr<ShardMachine>> ShardMachine::Open(
     const ShardMachineOptions& options) {
@@ -213,13 +179,7 @@ absl::StatusOr<std::string> ShardMachine::Snapshot() {
   if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
   RETURN_IF_ERROR(shard_->SyncWal());
   const engine::RaftPosition at = applied();
-  std::string out;
-  PutFixed32(&out, kSnapshotMagic);
-  PutFixed32(&out, options_.shard_id);
-  PutFixed32(&out, options_.server);
-  PutFixed64(&out, at.index);
-  PutFixed64(&out, at.term);
-  return out;
+  return EncodeSnapshotMeta(SnapshotMeta{options_.shard_id, options_.server, at});
 }
 
 absl::Status ShardMachine::CopyTo(const std::string& dir) {
@@ -247,19 +207,8 @@ absl::Status ShardMachine::CopyTo(const std::string& dir) {
 }
 
 absl::Status ShardMachine::Restore(std::string_view snapshot) {
-  absl::string_view in = ToAbsl(snapshot);
-  uint32_t magic = 0, shard_id = 0, producer = 0;
-  engine::RaftPosition at;
-  if (in.size() != kSnapshotSize || !GetFixed32(&in, &magic) || magic != kSnapshotMagic ||
-      !GetFixed32(&in, &shard_id) || !GetFixed32(&in, &producer) || !GetFixed64(&in, &at.index) ||
-      !GetFixed64(&in, &at.term)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("shard ", options_.shard_id, ": not a shard snapshot"));
-  }
-  if (shard_id != options_.shard_id) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("shard ", options_.shard_id, ": snapshot of shard ", shard_id));
-  }
+  ASSIGN_OR_RETURN(const SnapshotMeta meta, DecodeSnapshotMeta(options_.shard_id, snapshot));
+  const engine::RaftPosition at = meta.at;
   if (shard_ == nullptr) return absl::FailedPreconditionError("ShardMachine: shard is closed");
   if (applied().index >= at.index) {
     ++restores_kept_;  // this replica's own state already covers the snapshot
@@ -268,25 +217,24 @@ absl::Status ShardMachine::Restore(std::string_view snapshot) {
   // A copy beside the shard's directory, checked, then exchanged with it: a failure before the
   // exchange leaves the state as it was.
   const std::string& dir = options_.shard.dir;
-  const std::string staging = dir + ".partial";
-  RETURN_IF_ERROR(RemoveTree(staging));  // a leftover of a crash
-  if (absl::Status s = options_.snapshot_address ? StreamCopy(producer, at, staging)
-                                                 : LocalCopy(producer, at, staging);
-      !s.ok()) {
-    RemoveTree(staging).IgnoreError();
-    return s;
-  }
-  RETURN_IF_ERROR(CloseShard());
-  if (absl::Status s = InstallSnapshotDir(staging, dir); !s.ok()) {
-    RemoveTree(staging).IgnoreError();
-    RETURN_IF_ERROR(ReopenShard());
-    return s;
-  }
-  RETURN_IF_ERROR(ReopenShard());
+  RETURN_IF_ERROR(InstallCopy(
+      dir,
+      [&](const std::string& staging) {
+        return options_.snapshot_address ? StreamCopy(meta.producer, at, staging)
+                                         : LocalCopy(meta.producer, at, staging);
+      },
+      [&](const std::string& staging) {
+        RETURN_IF_ERROR(CloseShard());
+        if (absl::Status s = InstallSnapshotDir(staging, dir); !s.ok()) {
+          RETURN_IF_ERROR(ReopenShard());
+          return s;
+        }
+        return ReopenShard();
+      }));
   ++restores_;
   if (const engine::RaftPosition now = applied(); now.index < at.index) {
     return absl::InternalError(absl::StrCat("shard ", options_.shard_id, ": copy of server ",
-                                            producer, " reaches raft index ", now.index,
+                                            meta.producer, " reaches raft index ", now.index,
                                             ", the snapshot ", at.index));
   }
   return absl::OkStatus();
@@ -320,36 +268,7 @@ absl::Status ShardMachine::StreamCopy(uint32_t producer, engine::RaftPosition at
   f.shard = options_.shard_id;
   f.min_raft_index = at.index;
   f.env = options_.shard.env;
-  absl::StatusOr<FetchResult> fetched = FetchSnapshot(f, staging);
-  if (!fetched.ok()) {
-    // The producer not having applied the index is the same loss as on the local path.
-    if (absl::IsFailedPrecondition(fetched.status())) {
-      return absl::DataLossError(fetched.status().message());
-    }
-    return fetched.status();
-  }
-  // Open the copy before it replaces anything: it must recover and reach the snapshot.
-  engine::ShardOptions o = options_.shard;
-  o.dir = staging;
-  o.checkpoint_interval = absl::ZeroDuration();
-  o.checkpoint_wal_bytes = 0;
-  o.checkpoint_overlay_bytes = 0;
-  Hooks hooks;
-  ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard> copy,
-                   engine::Shard::Open(options_.shard_id, o, &hooks));
-  engine::RaftPosition reached;
-  {
-    MutexLock l(copy->commit_mu());
-    reached = copy->raft_applied_locked();
-  }
-  RETURN_IF_ERROR(copy->Close(/*checkpoint=*/false));
-  if (reached.index < at.index || reached.index < fetched->raft.index) {
-    return absl::DataLossError(absl::StrCat(
-        "shard ", options_.shard_id, ": the stream from server ", producer, " reaches raft index ",
-        reached.index, ", the snapshot ", at.index, " and the stream's header ",
-        fetched->raft.index));
-  }
-  return absl::OkStatus();
+  return FetchCheckedCopy(f, options_.shard, at, staging);
 }
 
 absl::StatusOr<ShardDigest> ShardMachine::Digest() {

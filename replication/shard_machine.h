@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "engine/shard.h"
 #include "replication/simulated_group.h"
+#include "replication/snapshot_install.h"
 #include "replication/snapshot_stream.h"
 
 namespace shardtx::replication {
@@ -155,7 +156,6 @@ class ShardMachine final : public StateMachine, public SnapshotSource {
   bool stopped() const { return !stop_.ok(); }
 
  private:
-  class Hooks;
   explicit ShardMachine(const ShardMachineOptions& options);
   absl::Status ApplyOnce(const ReleasedEntry& entry);
   // Restore's two ways of getting a copy at or above `at` into `staging` (not existing).
@@ -163,7 +163,7 @@ class ShardMachine final : public StateMachine, public SnapshotSource {
   absl::Status LocalCopy(uint32_t producer, engine::RaftPosition at, const std::string& staging);
 
   const ShardMachineOptions options_;
-  std::unique_ptr<Hooks> hooks_;
+  std::unique_ptr<ReplicaShardHooks> hooks_;
   std::unique_ptr<engine::Shard> shard_;
   bool serving_ = false;  // registered with options_.snapshot_server
   uint64_t entries_applied_ = 0, entries_skipped_ = 0;

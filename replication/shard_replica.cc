@@ -7,6 +7,7 @@
 #include "absl/strings/strip.h"
 #include "engine/log_record.h"
 #include "replication/shard_machine.h"
+#include "replication/snapshot_install.h"
 #include "util/coding.h"
 #include "util/status_macros.h"
 
@@ -406,36 +407,95 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
 
 absl::StatusOr<std::string> ShardReplica::Snapshot() {
   RETURN_IF_ERROR(shard_->SyncWal());
-  engine::RaftPosition at;
+  SnapshotMeta meta;
+  meta.shard = options_.shard_id;
+  meta.producer = static_cast<uint32_t>(options_.server);
   {
     MutexLock l(shard_->commit_mu());
-    at = shard_->raft_applied_locked();
+    meta.at = shard_->raft_applied_locked();
   }
-  std::string out;
-  PutFixed64(&out, at.index);
-  PutFixed64(&out, at.term);
-  return out;
+  return EncodeSnapshotMeta(meta);
+}
+
+void ShardReplica::PinWal(engine::Lsn lsn) {
+  if (options_.pin_wal) options_.pin_wal(lsn);
+}
+
+absl::Status ShardReplica::last_snapshot_error() const {
+  MutexLock l(shard_->commit_mu());
+  return last_snapshot_error_;
 }
 
 absl::Status ShardReplica::Restore(std::string_view snapshot) {
-  // A snapshot at or below what the shard applied needs nothing installed: it is this replica's
-  // own (Snapshot synced the WAL up to its position before libraft kept it), which raft_start
-  // restores at every Open; libraft then releases the entries after it, and ApplyLocked skips
-  // those the shard applied already.
-  absl::string_view in(snapshot.data(), snapshot.size());
-  uint64_t index = 0, term = 0;
-  if (in.size() == 16 && GetFixed64(&in, &index) && GetFixed64(&in, &term)) {
-    MutexLock l(shard_->commit_mu());
-    if (index <= shard_->raft_applied_locked().index) return absl::OkStatus();
-  }
-  absl::Status s = absl::UnimplementedError(
-      absl::StrCat("shard ", options_.shard_id, ": server ", options_.server,
-                   " cannot install a snapshot yet (plan step 10)"));
+  absl::Status s = RestoreOnce(snapshot);
   MutexLock l(shard_->commit_mu());
-  ++failures_;
+  if (s.ok()) return s;
+  ++snapshot_failures_;
+  last_snapshot_error_ = s;
   if (first_error_.ok()) first_error_ = s;
+  // The entries after the snapshot need its state under them: none is applied until a later
+  // Restore succeeds.
   if (stop_.ok()) stop_ = s;
   return s;
+}
+
+absl::Status ShardReplica::RestoreOnce(std::string_view snapshot) {
+  ASSIGN_OR_RETURN(const SnapshotMeta meta, DecodeSnapshotMeta(options_.shard_id, snapshot));
+  {
+    MutexLock l(shard_->commit_mu());
+    if (shard_->raft_applied_locked().index >= meta.at.index) {
+      ++snapshots_kept_;  // this replica's own state covers it (a restart, or a late install)
+      return absl::OkStatus();
+    }
+  }
+  const std::string who = absl::StrCat("shard ", options_.shard_id, ": server ", options_.server);
+  FetchOptions f;
+  if (options_.snapshot_address) f.address = options_.snapshot_address(meta.producer);
+  if (f.address.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(who, " cannot install the snapshot of server ", meta.producer,
+                     " at raft index ", meta.at.index, ": no snapshot stream address for it"));
+  }
+  f.cluster = options_.cluster;
+  f.shard = options_.shard_id;
+  f.min_raft_index = meta.at.index;
+  f.timeout = options_.fetch_timeout;
+  f.env = shard_->options().env;
+  const std::string dir = shard_->options().dir;
+  RETURN_IF_ERROR(InstallCopy(
+      dir,
+      [&](const std::string& staging) {
+        return FetchCheckedCopy(f, shard_->options(), meta.at, staging);
+      },
+      [&](const std::string& staging) {
+        {
+          MutexLock l(shard_->commit_mu());
+          AbandonLocked(absl::StrCat("server ", options_.server,
+                                     " installed a snapshot (raft index ", meta.at.index, ")"));
+        }
+        // No stream may copy the shard while its files move: off the server (waits for them).
+        if (options_.snapshot_server != nullptr) {
+          options_.snapshot_server->RemoveShard(options_.shard_id);
+        }
+        auto raise_oracle = [this](engine::Timestamp max_ts) {
+          if (listener_ != nullptr) listener_->Applied(max_ts);
+        };
+        absl::Status s =
+            shard_->ReplaceState([&] { return InstallSnapshotDir(staging, dir); }, raise_oracle);
+        if (options_.snapshot_server != nullptr) {
+          options_.snapshot_server->AddShard(options_.shard_id, this).IgnoreError();
+        }
+        return s;
+      }));
+  MutexLock l(shard_->commit_mu());
+  if (const engine::RaftPosition now = shard_->raft_applied_locked(); now.index < meta.at.index) {
+    return absl::InternalError(absl::StrCat(who, ": the copy of server ", meta.producer,
+                                            " reaches raft index ", now.index, ", the snapshot ",
+                                            meta.at.index));
+  }
+  stop_ = absl::OkStatus();
+  ++snapshots_installed_;
+  return absl::OkStatus();
 }
 
 }  // namespace shardtx::replication

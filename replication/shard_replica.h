@@ -37,10 +37,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/replicated_log.h"
 #include "engine/shard.h"
 #include "replication/raft_node.h"
 #include "replication/simulated_group.h"
+#include "replication/snapshot_stream.h"
 #include "util/mutex.h"
 
 namespace shardtx::replication {
@@ -61,9 +63,25 @@ struct ShardReplicaOptions {
   // TEST ONLY: called (with no lock of the shard held) after ConfirmReads queued a read-only
   // commit.
   std::function<void()> on_read_queued;
+
+  // Catch-up by snapshot (Restore) over the snapshot stream (replication/snapshot_stream.h), and
+  // serving this shard's snapshots to others (SnapshotSource). snapshot_address(id): the
+  // SnapshotServer "host:port" of member `id` ("" if unknown). Unset: Restore of a snapshot
+  // this replica has not applied fails (kFailedPrecondition).
+  std::function<std::string(uint64_t id)> snapshot_address;
+  std::string cluster;  // the cluster id both ends of a stream check
+  absl::Duration fetch_timeout = absl::Minutes(30);
+  // This node's SnapshotServer, serving the shard through this replica (not owned; outlives
+  // the replica; may be null): Restore takes the shard off it while it replaces the state.
+  SnapshotServer* snapshot_server = nullptr;
+  // Receives the WAL pin of the streams copying the shard (SnapshotSource::PinWal): the
+  // shard's ShardHooks::PinnedLsn must report it.
+  std::function<void(engine::Lsn)> pin_wal;
 };
 
-class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
+class ShardReplica final : public StateMachine,
+                           public engine::ReplicatedLog,
+                           public SnapshotSource {
  public:
   // `shard` (not owned) outlives this replica.
   ShardReplica(const ShardReplicaOptions& options, engine::Shard* shard);
@@ -84,12 +102,37 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   // A failure (malformed entry, a WAL or redo error) stops the replica: it applies nothing
   // after (failures(), first_error()).
   void Release(const ReleasedEntry& entry) override;
-  // Syncs the shard's WAL; the snapshot is the applied position (16 bytes).
+  // Syncs the shard's WAL; the snapshot is its metadata (SnapshotMeta: shard, this replica as
+  // producer, the applied position), not its state.
   absl::StatusOr<std::string> Snapshot() override;
-  // A snapshot at or below the shard's applied position (its own, restored by raft_start at
-  // every Open): OK, nothing to install. Any other (catch-up from a leader's snapshot): not yet
-  // (plan step 10), kUnimplemented, and the replica stops.
+  // Takes the snapshot's state, on the group's thread (libraft calls it on a follower that must
+  // install its leader's snapshot, and at start for the last snapshot stored). If the shard has
+  // applied the snapshot's index already, its own state covers it and is kept (a restart: no
+  // copy). Otherwise the producer's shard is fetched from its SnapshotServer
+  // (options.snapshot_address), checked (the stream's checks, then the copy opened and its
+  // Raft index compared) beside the shard's directory, exchanged with it, and swapped in under
+  // the live shard (Shard::ReplaceState); the oracle is raised to the new state's largest
+  // timestamp before readers can see it. Proposals of this replica still waiting are answered
+  // (kUnknown: the snapshot decides them). After a success the replica applies from the
+  // snapshot's index on (a stop is cleared: the state is the producer's).
+  //
+  // Reads during the swap (the rule): a view pinned before reads the old state to its end (the
+  // old store stays open for it); one pinned after reads the new state. GetOutcome, commits and
+  // release wait for the swap (it holds the shard's commit_mu); a follower's commits fail with
+  // kUnavailable anyway.
+  //
+  // Failure (the stream's checks, a wrong cluster or shard, a copy short of the index, no
+  // address): the shard's state and directory are unchanged, nothing is applied, the error is
+  // returned (libraft 0.15 offers an install again once its leader has a newer snapshot) and
+  // counted (snapshot_failures,
+  // last_snapshot_error), and Release applies nothing until a Restore succeeds (entries above
+  // the snapshot on a state below it would diverge).
   absl::Status Restore(std::string_view snapshot) override;
+
+  // --- SnapshotSource (options.snapshot_server's threads) ---
+  engine::Shard& snapshot_shard() override { return *shard_; }
+  std::string snapshot_shard_dir() override { return shard_->options().dir; }
+  void PinWal(engine::Lsn lsn) override;
 
   // SimulatedGroup: on the group's thread, after every step (and once before the first commit):
   // proposes the queued entries in order, publishes this server's leadership, then proposes a
@@ -119,6 +162,11 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   uint64_t reads_confirmed() const { return reads_confirmed_.load(); }
   uint64_t reads_failed() const { return reads_failed_.load(); }
   uint64_t reads_refused() const { return reads_refused_.load(); }
+  // Snapshots: installed from a producer, kept (own state covered it), failed to install.
+  uint64_t snapshots_installed() const { return snapshots_installed_.load(); }
+  uint64_t snapshots_kept() const { return snapshots_kept_.load(); }
+  uint64_t snapshot_failures() const { return snapshot_failures_.load(); }
+  absl::Status last_snapshot_error() const;
   // Commits this replica proposed (or queued) and has not answered yet.
   size_t waiting() const;
 
@@ -149,6 +197,7 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
   // Refused. REQUIRES: commit_mu.
   void AbandonLocked(const std::string& why);
   absl::Status ApplyLocked(const ReleasedEntry& entry);
+  absl::Status RestoreOnce(std::string_view snapshot);
   std::string EntryName(uint64_t seq, engine::RaftPosition at) const;
   // kUnavailable unless this replica is a ready leader of `term` now, naming the leader.
   absl::Status CheckLeads(uint64_t term, absl::string_view what);
@@ -200,6 +249,8 @@ class ShardReplica final : public StateMachine, public engine::ReplicatedLog {
       failures_{0};
   std::atomic<uint64_t> barriers_committed_{0}, reads_confirmed_{0}, reads_failed_{0},
       reads_refused_{0};
+  std::atomic<uint64_t> snapshots_installed_{0}, snapshots_kept_{0}, snapshot_failures_{0};
+  absl::Status last_snapshot_error_;  // under the shard's commit_mu
 };
 
 }  // namespace shardtx::replication

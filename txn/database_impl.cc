@@ -19,14 +19,20 @@ namespace txn {
 
 absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& options) {
   RETURN_IF_ERROR(ValidateOptions(options));
-  std::unique_ptr<DatabaseImpl> db(new DatabaseImpl(options));
+  // A replicated database is created with a log per shard: a replica that installs a snapshot
+  // swaps its shard's directory, log included, for a copy of another replica's (the Raft log,
+  // not the shard's, is what a commit waits for, so one shared fsync gains nothing there).
+  Options chosen = options;
+  if (options.replication.enabled()) chosen.log_layout = Options::LogLayout::kPerShard;
+  std::unique_ptr<DatabaseImpl> db(new DatabaseImpl(chosen));
   db->async_commits_ = std::make_unique<AsyncCommits>(db.get(), options.max_async_commits);
   db->env_ = options.env != nullptr ? options.env : Env::Default();
-  auto directory = DbDirectory::Open(db->env_, options);
+  auto directory = DbDirectory::Open(db->env_, chosen);
   absl::Status s = directory.status();
   if (s.ok()) {
     db->directory_ = std::move(*directory);
     db->options_.num_shards = db->directory_->num_shards();
+    db->snapshot_pins_ = std::make_unique<std::atomic<engine::Lsn>[]>(db->options_.num_shards);
     s = db->OpenShards();
   }
   if (s.ok() && options.replication.enabled()) {
@@ -368,6 +374,10 @@ engine::Lsn DatabaseImpl::PinnedLsn(uint32_t shard) {
     if (shared_log_ != nullptr) break;  // one log: one sync covers every coordinator
   }
   if (synced) pinned = coordinator_->state().PinnedLsn(shard, durable);
+  if (const engine::Lsn streams = snapshot_pins_[shard].load(std::memory_order_seq_cst);
+      streams != 0 && (pinned == 0 || streams < pinned)) {
+    pinned = streams;
+  }
   return backup_pins_.Fold(shard, pinned);
 }
 

@@ -90,6 +90,11 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   Env* env() const { return env_; }
   const DbDirectory& directory() const { return *directory_; }
   BackupPins& backup_pins() { return backup_pins_; }
+  // The WAL of `shard` from `lsn` on (0: no pin) is kept for the snapshot streams copying it
+  // (replication's SnapshotServer; ReplicatedShards passes it on): PinnedLsn folds it in.
+  void PinWalForSnapshots(uint32_t shard, engine::Lsn lsn) {
+    snapshot_pins_[shard].store(lsn, std::memory_order_seq_cst);
+  }
   // The oldest LSN of `shard` that two-phase commit still needs in the WAL, or 0.
   engine::Lsn TwoPhasePinnedLsn(uint32_t shard);
   TxnCounters& counters() { return counters_; }
@@ -118,7 +123,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // Undoes AttachReplicatedLog for every shard (a failed Open; Close, once the logs are gone).
   void DetachReplicatedLogs();
   // Shard `shard`'s Raft directory in a replicated database (Options::replication).
-  std::string RaftDir(uint32_t shard) const { return directory_->ShardDir(shard) + "/raft"; }
+  std::string RaftDir(uint32_t shard) const { return directory_->RaftDir(shard); }
   // A replicated database's incarnation on this node (node manifest; bumped and synced by every
   // Open), or 0 when not replicated. For transaction ids (plan §6: node:16|incarnation:16|...).
   uint64_t incarnation() const { return incarnation_; }
@@ -167,6 +172,7 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   Mutex shards_mu_;  // GetStats against Close's release of shards_
   std::atomic<uint64_t> live_txns_{0};
   BackupPins backup_pins_;
+  std::unique_ptr<std::atomic<engine::Lsn>[]> snapshot_pins_;  // num_shards, set by Open
   // Replicated shards (AttachReplicatedLog): set before any transaction, then only read.
   class ReplicaListener final : public engine::ReplicatedLog::Listener {
    public:

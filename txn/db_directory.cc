@@ -172,4 +172,8 @@ std::string DbDirectory::ShardDir(uint32_t i) const {
   return absl::StrFormat("%s/shard-%03d", path_, i);
 }
 
+std::string DbDirectory::RaftDir(uint32_t i) const {
+  return absl::StrFormat("%s/raft-%03d", path_, i);
+}
+
 }  // namespace shardtx::txn

@@ -5,6 +5,9 @@
 //                     atomically (temp file, fsync, rename, fsync of PATH)
 //   PATH/LOCK         held (flock) while a Database has the directory open
 //   PATH/shard-NNN/   one per shard (see engine::Shard)
+//   PATH/raft-NNN/    a replicated database only: shard NNN's Raft log and snapshots (libraft's
+//                     raft_uv), beside the shard's directory, not in it (an install of a snapshot
+//                     replaces the shard's directory whole: ShardReplica::Restore)
 //   PATH/log/         the log all shards share (Options::LogLayout::kShared only)
 //
 // A directory with no manifest must hold nothing else (a LOCK, a manifest's temp file).
@@ -50,6 +53,8 @@ class DbDirectory {
   uint32_t num_shards() const { return num_shards_; }
   // The directory of shard `i`.
   std::string ShardDir(uint32_t i) const;
+  // The Raft directory of shard `i` (a replicated database).
+  std::string RaftDir(uint32_t i) const;
   // Whether the shards share one log (Options::LogLayout::kShared), as the manifest says.
   bool shared_log() const { return shared_log_; }
   // The shared log's directory (meaningful when shared_log()).

@@ -22,10 +22,13 @@ namespace {
 
 constexpr size_t kMaxMembers = 9;
 constexpr size_t kMaxClusterId = 64;
-// ShardReplica cannot install a snapshot yet (plan step 10 built the stream, not its use here):
-// a follower catches up from the leader's log, which keeps this many entries after a snapshot.
-constexpr unsigned kSnapshotThreshold = 1024;
-constexpr unsigned kSnapshotTrailing = 16384;
+constexpr uint32_t kMaxSnapshotSpacing = 1u << 24;
+
+Mutex tamper_mu;
+std::function<bool(uint64_t, std::string*)>& SnapshotTamper() {
+  static auto* tamper = new std::function<bool(uint64_t, std::string*)>();
+  return *tamper;
+}
 
 struct HostPort {
   std::string host;
@@ -87,6 +90,21 @@ PublicRole ToPublic(replication::Role role) {
   }
 }
 
+// Builds before catch-up by snapshot kept shard g's Raft state in shard-NNN/raft/, which an
+// install replaces along with the rest of the shard's directory: found there (and not in its
+// place), it is moved to raft-NNN/, durably.
+absl::Status MoveRaftStateOutOfShards(DatabaseImpl* db) {
+  Env* env = db->env();
+  bool moved = false;
+  for (uint32_t g = 0; g < db->num_shards(); ++g) {
+    const std::string old_dir = db->directory().ShardDir(g) + "/raft";
+    if (!env->FileExists(old_dir).ok() || env->FileExists(db->RaftDir(g)).ok()) continue;
+    RETURN_IF_ERROR(env->RenameFile(old_dir, db->RaftDir(g)));
+    moved = true;
+  }
+  return moved ? env->SyncDir(db->options().path) : absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ReplicatedShards::Validate(const Options& options) {
@@ -138,7 +156,24 @@ absl::Status ReplicatedShards::Validate(const Options& options) {
         "Options.replication: heartbeat (", heartbeat, " ms) and election_timeout (", election,
         " ms) must satisfy 1 ms <= heartbeat < election_timeout <= 10 min"));
   }
+  if (r.snapshot_threshold < 1 || r.snapshot_threshold > kMaxSnapshotSpacing ||
+      r.snapshot_trailing > kMaxSnapshotSpacing) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.replication: snapshot_threshold (", r.snapshot_threshold,
+                     ") must be in 1..", kMaxSnapshotSpacing, " and snapshot_trailing (",
+                     r.snapshot_trailing, ") at most ", kMaxSnapshotSpacing));
+  }
   return absl::OkStatus();
+}
+
+void ReplicatedShards::SetSnapshotTamperForTesting(
+    std::function<bool(uint64_t, std::string*)> tamper) {
+#ifdef SHARDTX_KILL_POINTS
+  MutexLock l(&tamper_mu);
+  SnapshotTamper() = std::move(tamper);
+#else
+  (void)tamper;  // the shipped library takes no test switch
+#endif
 }
 
 absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(DatabaseImpl* db) {
@@ -154,6 +189,7 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
     }
   }
 
+  RETURN_IF_ERROR(MoveRaftStateOutOfShards(db));
   // Which shards hold Raft state already.
   std::vector<uint32_t> with_state, without_state;
   for (uint32_t g = 0; g < n; ++g) {
@@ -237,6 +273,13 @@ absl::StatusOr<std::unique_ptr<ReplicatedShards>> ReplicatedShards::Open(Databas
       }
     }
   }
+  if (db->directory().shared_log()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database ", options.path,
+        " has one log for all shards; a replicated database needs a "
+        "log per shard (a replica installing a snapshot replaces its shard's log): replicated "
+        "databases are created so"));
+  }
   if (m.incarnation >= TxnIds::kMaxIncarnation) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "database ", options.path, ": node ", m.node_id, " has used all ",
@@ -292,11 +335,32 @@ absl::Status ReplicatedShards::OpenGroups() {
     members.emplace_back(m.id, std::move(hp));
   }
   std::vector<std::vector<ReplicationMember>> configured(n);
+  {
+    replication::SnapshotServerOptions so;
+    so.address = absl::StrCat(self.host, ":", self.port);
+    so.cluster = options_.cluster_id;
+    so.producer = static_cast<uint32_t>(options_.node_id);
+    so.env = db_->env();
+    {
+      MutexLock l(&tamper_mu);
+      so.tamper = SnapshotTamper();
+    }
+    auto server = replication::SnapshotServer::Start(so);
+    if (!server.ok()) {
+      return absl::Status(server.status().code(), absl::StrCat("the snapshot stream on port P: ",
+                                                               server.status().message()));
+    }
+    snapshot_server_ = std::move(*server);
+  }
   for (uint32_t g = 0; g < n; ++g) {
     replication::ShardReplicaOptions ro;
     ro.server = options_.node_id;
     ro.shard_id = g;
     ro.address_of = [this](uint64_t id) { return MemberAddress(id); };
+    ro.snapshot_address = ro.address_of;  // a member's SnapshotServer listens on its host:P
+    ro.cluster = options_.cluster_id;
+    ro.snapshot_server = snapshot_server_.get();
+    ro.pin_wal = [db = db_, g](engine::Lsn lsn) { db->PinWalForSnapshots(g, lsn); };
     auto replica = std::make_unique<replication::ShardReplica>(ro, db_->shard(g));
     replication::ShardReplica* r = replica.get();
     db_->AttachReplicatedLog(g, r);  // before the node replays its log: redo raises the oracle
@@ -307,8 +371,8 @@ absl::Status ReplicatedShards::OpenGroups() {
     for (const auto& [id, hp] : members) no.members.push_back({id, RaftAddress(hp, g)});
     no.election_timeout_ms = static_cast<unsigned>(Millis(options_.election_timeout));
     no.heartbeat_ms = static_cast<unsigned>(Millis(options_.heartbeat));
-    no.snapshot_threshold = kSnapshotThreshold;
-    no.snapshot_trailing = kSnapshotTrailing;
+    no.snapshot_threshold = options_.snapshot_threshold;
+    no.snapshot_trailing = options_.snapshot_trailing;
     no.on_change = [r] { r->OnNodeChange(); };
     no.join = join_;
     auto node = replication::RaftNode::Open(no, std::move(replica));
@@ -321,6 +385,8 @@ absl::Status ReplicatedShards::OpenGroups() {
     }
     r->AttachNode(node->get());
     nodes_.push_back(std::move(*node));
+    replicas_.push_back(r);
+    RETURN_IF_ERROR(snapshot_server_->AddShard(g, r));
   }
   return CheckMembers(configured);
 }
@@ -357,13 +423,18 @@ absl::Status ReplicatedShards::CheckMembers(
 
 ReplicatedShards::~ReplicatedShards() {
   Stop();
+  replicas_.clear();
   nodes_.clear();
+  snapshot_server_.reset();
 }
 
 void ReplicatedShards::Stop() {
   MutexLock l(&mu_);
   if (stopped_) return;
   stopped_ = true;
+  // The streams first (cancelled; it returns once none runs), then Raft: no follower copies a
+  // shard once its database starts closing.
+  if (snapshot_server_ != nullptr) snapshot_server_->Stop();
   for (auto& node : nodes_) node->Close();
 }
 
@@ -419,6 +490,8 @@ void ReplicatedShards::AddStats(Stats* stats) {
     rep.snapshots_installed = info.snapshots_installed;
     rep.elections_started = info.elections_started;
     rep.elections_won = info.elections_won;
+    shard.snapshots_installed = replicas_[shard.shard]->snapshots_installed();
+    shard.snapshot_install_failures = replicas_[shard.shard]->snapshot_failures();
   }
 }
 

@@ -1,7 +1,9 @@
 // ReplicatedShards: the Raft side of a replicated Database (Options::replication; plan step 8).
 // It checks or writes the node manifest (txn/node_manifest.h) and runs, for each shard g, a
-// RaftNode on port P+1+g of this node's host (Raft state in shard-NNN/raft/) with a ShardReplica
-// attached to the shard as its replicated log.
+// RaftNode on port P+1+g of this node's host (Raft state in raft-NNN/) with a ShardReplica
+// attached to the shard as its replicated log, and this node's SnapshotServer on port P, which
+// serves every shard to followers that install a snapshot (the streams' WAL pins go to
+// DatabaseImpl::PinWalForSnapshots); a follower fetches from the producer's member host:P.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "replication/raft_node.h"
+#include "replication/shard_replica.h"
+#include "replication/snapshot_stream.h"
 #include "shardtx/database.h"
 #include "shardtx/options.h"
 #include "util/mutex.h"
@@ -59,6 +63,10 @@ class ReplicatedShards {
   // counter wrapped into it (txn/txn_ids.h). REQUIRES: one call at a time.
   absl::Status PersistIncarnation(uint64_t incarnation);
 
+  // TEST ONLY, in the testing library (SHARDTX_KILL_POINTS): the SnapshotServerOptions::tamper
+  // of the snapshot servers that Open starts from now on, process-wide (null: none).
+  static void SetSnapshotTamperForTesting(std::function<bool(uint64_t, std::string*)> tamper);
+
  private:
   explicit ReplicatedShards(DatabaseImpl* db) : db_(db) {}
   absl::Status OpenGroups();
@@ -80,8 +88,11 @@ class ReplicatedShards {
   std::vector<ReplicationMember> added_ ABSL_GUARDED_BY(members_mu_);
   Mutex mu_;  // Stop against Leadership
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Stopped first (Stop), destroyed after the nodes (their replicas are its sources).
+  std::unique_ptr<replication::SnapshotServer> snapshot_server_;
   // One per shard; each owns its ShardReplica.
   std::vector<std::unique_ptr<replication::RaftNode>> nodes_;
+  std::vector<replication::ShardReplica*> replicas_;
 };
 
 }  // namespace shardtx::txn

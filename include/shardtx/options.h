@@ -103,6 +103,17 @@ struct ReplicationOptions {
   // bootstraps, whatever later Opens say. Until the leaders add it, it leads nothing, knows no
   // leader and refuses commits (kUnavailable, "leader unknown").
   bool join = false;
+  // Raft log compaction, per shard: after every snapshot_threshold entries a replica takes a
+  // snapshot (cheap: a sync of the shard's log; the snapshot names the state, it does not copy
+  // it) and drops its Raft log but the last snapshot_trailing entries. A follower that falls
+  // further behind its leader than what the leader's log still holds catches up by snapshot: it
+  // fetches a copy of the leader's shard (its LMDB store and log tail) over the leader's port P,
+  // checks it, and swaps it in for its own (memory bounded independently of the shard's size;
+  // a copy that fails its checks changes nothing). Larger values keep more entries in memory
+  // and on disk; smaller ones make catch-up by snapshot more frequent. threshold in 1..2^24,
+  // trailing in 0..2^24.
+  uint32_t snapshot_threshold = 1024;
+  uint32_t snapshot_trailing = 1024;
 
   bool enabled() const { return node_id != 0; }
 };
@@ -137,7 +148,10 @@ struct Options {
   // Where the shards' write-ahead logs live. Chosen when the directory is created and
   // recorded in its manifest: an existing directory keeps the layout it was created with,
   // whatever this says (Stats::shared_log reports it). The default, kShared, suits shards that
-  // share a disk; kPerShard suits a disk per shard.
+  // share a disk; kPerShard suits a disk per shard. A replicated database (replication.node_id
+  // set) is always created kPerShard, whatever this says (its commits wait for the Raft log,
+  // not this one, and a replica that catches up by snapshot replaces its shard's log); opening
+  // a kShared directory replicated is refused (kFailedPrecondition).
   enum class LogLayout {
     // One log per shard (PATH/shard-NNN/wal/): each shard syncs its own files. For hosts that
     // give each shard a disk of its own.

@@ -80,7 +80,7 @@ struct ShardStatsView {
   bool recovery_torn_tail = false;
   // Replicated database only (Options::replication; 0 otherwise). A replicated commit is
   // durable once written to the shard's Raft log (libraft's raft_uv, O_DSYNC writes, in
-  // shard-NNN/raft/); the WAL above is then this replica's log of applied records, written
+  // PATH/raft-NNN/); the WAL above is then this replica's log of applied records, written
   // without fsync and synced at Raft snapshots and checkpoints. These count this node's Raft log
   // writes since Open (several entries, each packing the commits that queued meanwhile, go in
   // one write; two writes that complete in the same loop iteration count as one) and the
@@ -90,6 +90,11 @@ struct ShardStatsView {
   // Replicated database only (else replicated is false): the shard's Raft group.
   bool replicated = false;
   ShardReplicationStats replication;
+  // Replicated: snapshots of another replica this one installed (catch-up) since Open, and
+  // installs that failed (a stream that failed its checks, an unreachable producer: the shard
+  // was left as it was; the follower applies nothing more until an install succeeds).
+  uint64_t snapshots_installed = 0;
+  uint64_t snapshot_install_failures = 0;
 };
 
 struct Stats {

@@ -119,7 +119,7 @@ class Cluster {
     SimulatedGroupOptions go;
     go.servers = n;
     go.seed = seed;
-    // No libraft snapshots: a ShardReplica cannot install one yet (plan step 10).
+    // No libraft snapshots: these replicas have no snapshot stream to install one from.
     go.snapshot_threshold = 1'000'000;
     go.snapshot_trailing = 1'000'000;
     // TEST ONLY: SHARDTX_REPLICATION_NO_MATCH_FIX=1 runs stock libraft 0.15's match index.

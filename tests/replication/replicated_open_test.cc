@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -22,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -31,6 +34,7 @@
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
 #include "txn/database_impl.h"
+#include "txn/replicated_shards.h"
 #include "txn/txn_ids.h"
 
 namespace shardtx {
@@ -111,7 +115,20 @@ class Cluster {
     std::filesystem::remove_all(root_, ec);
   }
   std::string Dir(int i) const { return absl::StrCat(root_, "/node", i + 1); }
-  Options OptionsOf(int i) const { return NodeOptions(Dir(i), members_[i].id, cluster_, members_); }
+  Options OptionsOf(int i) const {
+    Options o = NodeOptions(Dir(i), members_[i].id, cluster_, members_);
+    if (tweak_) tweak_(o);
+    return o;
+  }
+  // Applied to every node's options from now on.
+  void Tweak(std::function<void(Options&)> tweak) { tweak_ = std::move(tweak); }
+  void Close(int i) { dbs_[i].reset(); }
+  absl::Status Reopen(int i) {
+    auto db = Database::Open(OptionsOf(i));
+    if (!db.ok()) return db.status();
+    dbs_[i] = std::move(*db);
+    return absl::OkStatus();
+  }
   const ReplicationMember& member(int i) const { return members_[i]; }
   const std::vector<ReplicationMember>& members() const { return members_; }
   const std::string& root() const { return root_; }
@@ -151,6 +168,7 @@ class Cluster {
   std::string root_;
   std::string cluster_;
   std::vector<ReplicationMember> members_;
+  std::function<void(Options&)> tweak_;
   std::vector<std::unique_ptr<Database>> dbs_;
 };
 
@@ -289,8 +307,10 @@ TEST(ReplicatedOpen, TxnIdsAndOutcomesSurviveARestart) {
 
 // Found by crashtest --mode=replicated: once libraft had taken a snapshot of a shard (every 1,024
 // released entries), a node no longer restarted: raft_start restores the latest snapshot and
-// ShardReplica::Restore refused every one (catch-up by snapshot is not built). A snapshot at or
+// ShardReplica::Restore refused every one (catch-up by snapshot was not built). A snapshot at or
 // below what the shard applied (its own, taken after syncing the WAL) needs nothing installed.
+// Node 1 reopens from the layout of earlier builds (Raft state in shard-NNN/raft/): moved back
+// to raft-NNN/ at Open.
 TEST(ReplicatedOpen, ReopensAfterLibraftTookASnapshot) {
   Cluster c("snapshot");
   ASSERT_TRUE(c.OpenAll().ok());
@@ -305,7 +325,16 @@ TEST(ReplicatedOpen, ReopensAfterLibraftTookASnapshot) {
         << "node " << i;
   }
   c.CloseAll();
+  for (uint32_t g = 0; g < kShards; ++g) {
+    const std::string dir = absl::StrCat(c.Dir(0), "/raft-00", g);
+    ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
+    std::filesystem::rename(dir, absl::StrCat(c.Dir(0), "/shard-00", g, "/raft"));
+  }
   ASSERT_TRUE(c.OpenAll().ok());
+  for (uint32_t g = 0; g < kShards; ++g) {
+    EXPECT_TRUE(std::filesystem::is_directory(absl::StrCat(c.Dir(0), "/raft-00", g))) << g;
+    EXPECT_FALSE(std::filesystem::exists(absl::StrCat(c.Dir(0), "/shard-00", g, "/raft"))) << g;
+  }
   leader = c.Leader(0);
   ASSERT_TRUE(leader.has_value());
   ASSERT_TRUE(PutOne(c.db(*leader), "a0", "after").ok());
@@ -412,7 +441,7 @@ TEST(ReplicatedOpen, MixedOrOrphanRaftStateIsNotBootstrappedAgain) {
   EXPECT_TRUE(absl::StrContains(db.status().message(), "no node manifest")) << db.status();
   std::filesystem::rename(a.root() + "/NODE.saved", a.Dir(0) + "/NODE");
   // One shard's Raft state gone: its group is not bootstrapped a second time.
-  const std::string raft1 = static_cast<std::string>(a.Dir(0)) + "/shard-001/raft";
+  const std::string raft1 = static_cast<std::string>(a.Dir(0)) + "/raft-001";
   ASSERT_TRUE(std::filesystem::is_directory(raft1));
   std::filesystem::rename(raft1, a.root() + "/raft1.saved");
   db = Database::Open(a.OptionsOf(0));
@@ -421,7 +450,7 @@ TEST(ReplicatedOpen, MixedOrOrphanRaftStateIsNotBootstrappedAgain) {
   // Another cluster's Raft state for shard 1, bootstrapped with other members.
   Cluster b("mixed_b", "c1");
   ASSERT_NO_FATAL_FAILURE(Bootstrap(b, 0));
-  std::filesystem::rename(b.Dir(0) + "/shard-001/raft", raft1);
+  std::filesystem::rename(b.Dir(0) + "/raft-001", raft1);
   db = Database::Open(a.OptionsOf(0));
   ASSERT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
   EXPECT_TRUE(absl::StrContains(db.status().message(), "shard 1 of database")) << db.status();
@@ -479,5 +508,221 @@ TEST(ReplicatedOpen, BadReplicationOptionsAreRefused) {
   std::filesystem::remove_all(root, ec);
 }
 
+namespace catch_up {
+
+// The snapshot servers' test seam (ReplicatedShards::SetSnapshotTamperForTesting), shared by the
+// catch-up tests: hold the first stream at its first LMDB data message until let go, or flip a
+// byte of every data message.
+struct Tamper {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false, holding = false, released = false, corrupt = false;
+  int corrupted = 0;
+
+  void Install() {
+    txn::ReplicatedShards::SetSnapshotTamperForTesting([this](uint64_t seq, std::string* bytes) {
+      (void)seq;
+      if (bytes == nullptr || bytes->empty()) return false;  // not a data message
+      std::unique_lock<std::mutex> l(mu);
+      if (corrupt) {
+        (*bytes)[bytes->size() / 2] ^= 0x5a;
+        ++corrupted;
+      }
+      if (hold && !holding && !released) {
+        holding = true;
+        cv.notify_all();
+        cv.wait(l, [this] { return released; });
+      }
+      return false;
+    });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu);
+    released = true;
+    cv.notify_all();
+  }
+  ~Tamper() {
+    Release();
+    txn::ReplicatedShards::SetSnapshotTamperForTesting(nullptr);
+  }
+};
+
+void SmallRaftLogs(Options& o) {
+  o.replication.snapshot_threshold = 16;
+  o.replication.snapshot_trailing = 8;
+}
+
+// A node that leads neither shard, with both shards' leaders known.
+struct Roles {
+  int leader0 = -1, leader1 = -1, follower = -1;
+};
+std::optional<Roles> FindRoles(Cluster& c) {
+  std::optional<int> l0 = c.Leader(0), l1 = c.Leader(1);
+  if (!l0.has_value() || !l1.has_value()) return std::nullopt;
+  Roles r{*l0, *l1, -1};
+  for (int i = 0; i < 3; ++i) {
+    if (i != *l0 && i != *l1) r.follower = i;
+  }
+  return r;
+}
+
+std::string Value(int i) {
+  return std::string(2000, static_cast<char>('a' + i % 26)) + std::to_string(i);
+}
+
+// Commits keys a<from..to) on shard 0's leader and b<from..to) on shard 1's.
+void CommitKeys(Cluster& c, const Roles& r, int from, int to) {
+  for (int i = from; i < to; ++i) {
+    ASSERT_TRUE(PutOne(c.db(r.leader0), absl::StrCat("a", i), Value(i)).ok()) << i;
+    ASSERT_TRUE(PutOne(c.db(r.leader1), absl::StrCat("b", i), Value(i)).ok()) << i;
+  }
+}
+
+// Opens the cluster with small Raft logs, commits keys 0..keys-1 on both shards, waits until the
+// node that leads neither shard holds them, and closes that node; `roles` says who is who.
+void OpenThenCloseAFollower(Cluster& c, int keys, Roles* roles) {
+  c.Tweak(SmallRaftLogs);
+  ASSERT_TRUE(c.OpenAll().ok());
+  std::optional<Roles> r = FindRoles(c);
+  ASSERT_TRUE(r.has_value());
+  CommitKeys(c, *r, 0, keys);
+  for (int i = 0; i < keys; ++i) {
+    for (const char* p : {"a", "b"}) {
+      const std::string key = absl::StrCat(p, i);
+      ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(r->follower), key) == Value(i); })) << key;
+    }
+  }
+  c.Close(r->follower);
+  *roles = *r;
+}
+
+uint64_t Installed(Database& db, uint32_t shard) {
+  return db.GetStats().shards.at(shard).snapshots_installed;
+}
+uint64_t InstallFailures(Database& db, uint32_t shard) {
+  return db.GetStats().shards.at(shard).snapshot_install_failures;
+}
+
+}  // namespace catch_up
+
+// Issue 16's catch-up: a follower closed while its shards' Raft logs and WALs are truncated past
+// it installs both shards' snapshots from their leaders when it comes back, holds every committed
+// key, and then counts in the majority. One leader checkpoints while the follower's first stream
+// is held after its LMDB copy began: the stream's WAL pin (DatabaseImpl::PinnedLsn) keeps the log
+// it still has to copy (without it, the checkpoint recycles those segments and the install fails).
+// Found here: the install swapped the shard's directory whole, and the Raft log lived in it
+// (shard-NNN/raft/): the follower's libraft then failed every later snapshot write (its next
+// install left it storing nothing, commit index stuck: keys committed during the held stream
+// never arrived) and its Raft state was gone at the next Open. Now in raft-NNN/; the reopen at the
+// end fails without that.
+TEST(ReplicatedCatchUp, FollowerInstallsSnapshotsAndCountsInTheMajority) {
+  catch_up::Tamper tamper;
+  tamper.hold = true;
+  tamper.Install();
+  Cluster c("catchup");
+  absl::Cleanup let_go = [&tamper] { tamper.Release(); };  // before the cluster closes
+  catch_up::Roles r;
+  ASSERT_NO_FATAL_FAILURE(catch_up::OpenThenCloseAFollower(c, 10, &r));
+  const int f = r.follower;
+  catch_up::CommitKeys(c, r, 10, 200);  // 380 KB per shard: past a 256 KiB WAL segment
+  for (int i = 0; i < 3; ++i) {
+    if (i != f) {
+      ASSERT_TRUE(c.db(i).Checkpoint().ok());
+    }
+  }
+  ASSERT_TRUE(c.Reopen(f).ok());
+  // The first stream is held: commit more, past another segment, and checkpoint the leaders.
+  {
+    std::unique_lock<std::mutex> l(tamper.mu);
+    ASSERT_TRUE(tamper.cv.wait_for(l, kDeadline, [&] { return tamper.holding; }));
+  }
+  catch_up::CommitKeys(c, r, 200, 400);
+  for (int i = 0; i < 3; ++i) {
+    if (i != f) {
+      ASSERT_TRUE(c.db(i).Checkpoint().ok());
+    }
+  }
+  tamper.Release();
+  for (uint32_t g = 0; g < kShards; ++g) {
+    EXPECT_TRUE(WaitFor([&] { return catch_up::Installed(c.db(f), g) >= 1; })) << "shard " << g;
+  }
+  for (int i = 0; i < 400; ++i) {
+    for (const char* p : {"a", "b"}) {
+      const std::string key = absl::StrCat(p, i);
+      ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), key) == catch_up::Value(i); }))
+          << key << ": installed " << catch_up::Installed(c.db(f), 0) << "/"
+          << catch_up::Installed(c.db(f), 1) << ", failed " << catch_up::InstallFailures(c.db(f), 0)
+          << "/" << catch_up::InstallFailures(c.db(f), 1);
+    }
+  }
+  // Shard 0 now needs the caught-up follower: close the third node and commit.
+  const int other = 3 - f - r.leader0;
+  ASSERT_NE(other, f);
+  c.Close(other);
+  ASSERT_TRUE(PutOne(c.db(r.leader0), "a-after", "x").ok());
+  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "a-after") == "x"; }));
+  EXPECT_EQ(catch_up::InstallFailures(c.db(f), 0), 0u);
+  EXPECT_EQ(catch_up::InstallFailures(c.db(f), 1), 0u);
+  // The follower's own Raft state survived the installs: it reopens and still holds the keys.
+  c.Close(f);
+  ASSERT_TRUE(c.Reopen(f).ok());
+  EXPECT_EQ(ReadOne(c.db(f), "a-after"), "x");
+  EXPECT_EQ(ReadOne(c.db(f), "b399"), catch_up::Value(399));
+}
+
+// A snapshot stream that fails its checks (a byte flipped in its LMDB data) is refused: the
+// follower's shard keeps exactly what it had, nothing of the snapshot is applied, the failure
+// is counted, and no entry after the snapshot is applied on the old state; a later install
+// succeeds.
+TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
+  catch_up::Tamper tamper;
+  tamper.corrupt = true;
+  tamper.Install();
+  Cluster c("catchup_bad");
+  catch_up::Roles r;
+  ASSERT_NO_FATAL_FAILURE(catch_up::OpenThenCloseAFollower(c, 5, &r));
+  const int f = r.follower;
+  catch_up::CommitKeys(c, r, 5, 100);
+  ASSERT_TRUE(c.Reopen(f).ok());
+  EXPECT_TRUE(WaitFor([&] { return catch_up::InstallFailures(c.db(f), 0) >= 1; }));
+  {
+    std::lock_guard<std::mutex> l(tamper.mu);
+    EXPECT_GE(tamper.corrupted, 1);
+  }
+  EXPECT_EQ(catch_up::Installed(c.db(f), 0), 0u);
+  // What it holds: a prefix a0..a<held-1>, at least its keys from before it was closed (the
+  // leader may also deliver entries it queued for it while it was down), never the snapshot's
+  // 100 keys.
+  int held = 0;
+  while (held < 100 && ReadOne(c.db(f), absl::StrCat("a", held)) == catch_up::Value(held)) ++held;
+  EXPECT_GE(held, 5);
+  EXPECT_LT(held, 100);
+  // Commit more: entries the follower would be sent after the snapshot must not be applied.
+  ASSERT_TRUE(PutOne(c.db(r.leader0), "a-later", "x").ok());
+  for (int i = 0; i < held; ++i) {
+    EXPECT_EQ(ReadOne(c.db(f), absl::StrCat("a", i)), catch_up::Value(i)) << i;
+  }
+  for (int i = held; i < 100; ++i) {
+    EXPECT_EQ(ReadOne(c.db(f), absl::StrCat("a", i)), std::nullopt) << i;
+  }
+  EXPECT_EQ(ReadOne(c.db(f), "a-later"), std::nullopt);
+  // The stream mended, the follower installs the leader's next snapshot (libraft offers one once
+  // the leader took a newer one, snapshot_threshold entries later) and catches up.
+  {
+    std::lock_guard<std::mutex> l(tamper.mu);
+    tamper.corrupt = false;
+  }
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(PutOne(c.db(r.leader0), absl::StrCat("a-next", i), "y").ok()) << i;
+  }
+  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "a-next19") == "y"; }));
+  EXPECT_EQ(ReadOne(c.db(f), "a99"), catch_up::Value(99));
+  // Counted just after the new state became readable.
+  EXPECT_TRUE(WaitFor([&] { return catch_up::Installed(c.db(f), 0) >= 1; }));
+  // Closed, it leaves no half-installed shard behind (the leader resends its snapshot, so another
+  // attempt may be copying into the staging directory until then).
+  c.Close(f);
+  EXPECT_FALSE(std::filesystem::exists(c.Dir(f) + "/shard-000.partial"));
+}
 }  // namespace
 }  // namespace shardtx

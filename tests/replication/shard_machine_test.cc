@@ -9,6 +9,7 @@
 
 #include "engine/log_record.h"
 #include "gtest/gtest.h"
+#include "replication/snapshot_install.h"
 #include "tests/support/fault_injection_env.h"
 #include "tests/support/test_db.h"
 #include "util/mutex.h"
@@ -21,23 +22,9 @@ using engine::WriteOp;
 using ::shardtx::testing::FaultInjectionEnv;
 using ::shardtx::testing::FreshDir;
 
-// An unreplicated shard's hooks: no transaction layer, kCommit records only.
-class CommitOnlyHooks final : public engine::ShardHooks {
- public:
-  absl::Status WaitVisible(engine::Timestamp) override { return absl::OkStatus(); }
-  std::vector<std::string> CheckpointTableNames() override { return {}; }
-  absl::Status LoadTable(uint32_t, const std::string&,
-                         const std::vector<std::pair<std::string, std::string>>&) override {
-    return absl::OkStatus();
-  }
-  absl::StatusOr<std::optional<RedoInstall>> Redo(uint32_t, engine::Lsn, bool, uint8_t,
-                                                  absl::string_view) override {
-    return std::optional<RedoInstall>();
-  }
-  std::vector<engine::TableWrite> CheckpointTables(uint32_t) override { return {}; }
-  void CheckpointCommitted(uint32_t) override {}
-  engine::Lsn PinnedLsn(uint32_t) override { return 0; }
-};
+// An unreplicated shard's hooks: no transaction layer, kCommit records only (those replication
+// opens a shard with).
+using CommitOnlyHooks = ReplicaShardHooks;
 
 engine::ShardOptions SmallShard(const std::string& dir, Env* env) {
   engine::ShardOptions o;
