@@ -48,8 +48,8 @@ struct ReplicationMember {
 //
 // Addresses and ports. Each member has one address "IPv4:P". Shard g's Raft group listens on
 // port P+1+g of that host (so a member uses ports P+1 .. P+num_shards, which must be free);
-// port P is reserved for the node's snapshot stream (not served yet: a replica that falls behind
-// the leader's log cannot catch up by snapshot; docs/replication-plan.md section 9, step 8).
+// port P serves the node's snapshot stream (gRPC), from which a replica that falls behind the
+// leader's log catches up (see snapshot_threshold below).
 //
 // Identity. The first Open of a database with replication set requires pristine Raft state
 // (none of the shards has any, and no data) and node_id among members, and records cluster_id,

@@ -322,7 +322,7 @@ TEST(Membership, AddAnEmptyNodeUnderLoad) {
   // Some load before the change (150 entries or more per shard to catch up from), and during it.
   // Fewer than 1,024 per shard: libraft 0.15 sends a snapshot, not the log, to a server that needs
   // the first entry once its group has taken a Raft snapshot (every 1,024 entries), and installing
-  // one is not wired into Open yet (ShardReplica::Restore).
+  // one would go through catch-up by snapshot, which these tests do not cover.
   EXPECT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> l(acked_mu);
     return acked.size() >= 300;
