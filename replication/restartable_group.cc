@@ -20,8 +20,13 @@ struct RestartableGroup::Server {
   absl::flat_hash_map<uint64_t, DoneCallback> pending;
 
   rs_callbacks Callbacks() {
-    return rs_callbacks{this,    &OnRelease,     &OnSnapshot,
-                        &OnRestore, &OnDone, &OnBarrierDone, /*change_done=*/nullptr};
+    return rs_callbacks{this,
+                        &OnRelease,
+                        &OnSnapshot,
+                        &OnRestore,
+                        &OnDone,
+                        &OnBarrierDone,
+                        /*change_done=*/nullptr};
   }
   static void OnRelease(void* ctx, uint64_t term, uint64_t index, const void* data, size_t len) {
     ReleaseTo(static_cast<Server*>(ctx)->machine.get(), term, index, data, len);
@@ -117,70 +122,24 @@ absl::Status RestartableGroup::Propose(unsigned server, std::string_view payload
 }
 
 absl::Status RestartableGroup::Refusal(unsigned server, int code) const {
-  ServerInfo info = Info(server);
-  switch (code) {
-    case RS_NOT_LEADER:
-      return absl::UnavailableError(absl::StrCat(
-          "server ", server, " does not lead (term ", info.term, "); ",
-          info.believed_leader ? absl::StrCat("leader is server ", *info.believed_leader)
-                               : std::string("leader unknown")));
-    case RS_NOT_READY:
-      return absl::UnavailableError(
-          absl::StrCat("server ", server, " leads term ", info.term, " but is not ready"));
-    case RS_DOWN:
-      return absl::UnavailableError(absl::StrCat("server ", server, " is down"));
-    case RS_NOMEM:
-      return absl::ResourceExhaustedError("propose: out of memory");
-    default:
-      return absl::UnknownError(absl::StrCat(
-          "outcome unknown: libraft failed the proposal on server ", server, " with an I/O error"));
-  }
+  return ProposalRefusal(server, code, Info(server));
 }
 
 std::optional<unsigned> RestartableGroup::Leader() const {
-  std::optional<unsigned> leader;
-  uint64_t top_term = 0;
-  for (unsigned i = 0; i < size(); i++) {
-    ServerInfo info = Info(i);
-    if (info.alive && info.ready && info.term >= top_term) {
-      top_term = info.term;
-      leader = i;
-    }
-  }
-  for (unsigned i = 0; leader && i < size(); i++) {
-    ServerInfo info = Info(i);
-    if (info.alive && info.role != Role::kUnavailable && info.term > top_term) leader.reset();
-  }
-  return leader;
+  return ReadyLeaderOf(size(), [this](unsigned i) { return Info(i); });
 }
 
 ServerInfo RestartableGroup::Info(unsigned server) const {
-  ServerInfo info;
-  info.server = server;
   rs_group* g = rs_world_group(world_, server);
-  info.alive = g != nullptr;
-  if (g == nullptr) return info;
+  if (g == nullptr) {
+    ServerInfo info;
+    info.server = server;
+    info.alive = false;
+    return info;
+  }
   rs_info raw;
   rs_group_info(g, &raw);
-  info.role = static_cast<Role>(raw.role);
-  info.ready = raw.ready != 0;
-  info.term = raw.term;
-  if (raw.leader_id != 0) info.believed_leader = static_cast<unsigned>(raw.leader_id - 1);
-  info.last_index = raw.last_index;
-  info.commit_index = raw.commit_index;
-  info.last_applied = raw.last_applied;
-  info.released_index = raw.released_index;
-  info.held = raw.held;
-  info.noops_proposed = raw.noops_proposed;
-  info.snapshots_taken = raw.snapshots_taken;
-  info.snapshots_refused = raw.snapshots_refused;
-  info.restores = raw.restores;
-  info.tag_mismatches = raw.tag_mismatches;
-  info.malformed = raw.malformed;
-  info.unavailable = raw.unavailable;
-  info.results_lowered = raw.results_lowered;
-  info.results_unmatched = raw.results_unmatched;
-  return info;
+  return ServerInfoOf(server, true, raw);
 }
 
 uint64_t RestartableGroup::NowMs() const { return rs_world_time(world_); }

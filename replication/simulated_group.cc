@@ -140,24 +140,22 @@ absl::Status SimulatedGroup::Barrier(unsigned server, BarrierCallback done) {
   return Refusal(server, rv);
 }
 
-absl::Status SimulatedGroup::Refusal(unsigned server, int code) const {
+absl::Status ProposalRefusal(unsigned server, int code, const ServerInfo& info) {
   switch (code) {
     case RS_NOT_LEADER: {
-      ServerInfo info = Info(server);
       return absl::UnavailableError(absl::StrCat(
           "server ", server, " does not lead (term ", info.term, "); ",
           info.believed_leader ? absl::StrCat("leader is server ", *info.believed_leader)
                                : std::string("leader unknown")));
     }
     case RS_NOT_READY: {
-      ServerInfo info = Info(server);
       return absl::UnavailableError(absl::StrCat(
           "server ", server, " leads term ", info.term,
           " but is not ready (its term-start entry is not released); leader is server ", server));
     }
     case RS_TERM_CHANGED:
       return absl::UnavailableError(
-          absl::StrCat("server ", server, " leads term ", Info(server).term,
+          absl::StrCat("server ", server, " leads term ", info.term,
                        ", not the term the entry was proposed for (its leadership moved and came "
                        "back)"));
     case RS_DOWN:
@@ -170,30 +168,29 @@ absl::Status SimulatedGroup::Refusal(unsigned server, int code) const {
   }
 }
 
-std::optional<unsigned> SimulatedGroup::Leader() const {
+std::optional<unsigned> ReadyLeaderOf(unsigned servers,
+                                      const std::function<ServerInfo(unsigned)>& info_of) {
   std::optional<unsigned> leader;
   uint64_t top_term = 0;
-  for (unsigned i = 0; i < size(); i++) {
-    ServerInfo info = Info(i);
+  for (unsigned i = 0; i < servers; i++) {
+    ServerInfo info = info_of(i);
     if (info.alive && info.ready && info.term >= top_term) {
       top_term = info.term;
       leader = i;
     }
   }
   // A ready leader of an older term than a live server's is being deposed.
-  for (unsigned i = 0; leader && i < size(); i++) {
-    ServerInfo info = Info(i);
+  for (unsigned i = 0; leader && i < servers; i++) {
+    ServerInfo info = info_of(i);
     if (info.alive && info.role != Role::kUnavailable && info.term > top_term) leader.reset();
   }
   return leader;
 }
 
-ServerInfo SimulatedGroup::Info(unsigned server) const {
-  rs_info raw;
-  rs_group_info(rs_sim_group(sim_, server), &raw);
+ServerInfo ServerInfoOf(unsigned server, bool alive, const ::rs_info& raw) {
   ServerInfo info;
   info.server = server;
-  info.alive = Alive(server);
+  info.alive = alive;
   info.role = static_cast<Role>(raw.role);
   info.ready = raw.ready != 0;
   info.term = raw.term;
@@ -217,6 +214,20 @@ ServerInfo SimulatedGroup::Info(unsigned server) const {
   info.snapshots_sent = raw.snapshots_sent;
   info.snapshots_installed = raw.snapshots_installed;
   return info;
+}
+
+absl::Status SimulatedGroup::Refusal(unsigned server, int code) const {
+  return ProposalRefusal(server, code, Info(server));
+}
+
+std::optional<unsigned> SimulatedGroup::Leader() const {
+  return ReadyLeaderOf(size(), [this](unsigned i) { return Info(i); });
+}
+
+ServerInfo SimulatedGroup::Info(unsigned server) const {
+  rs_info raw;
+  rs_group_info(rs_sim_group(sim_, server), &raw);
+  return ServerInfoOf(server, Alive(server), raw);
 }
 
 uint64_t SimulatedGroup::NowMs() const { return rs_sim_time(sim_); }

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 
 struct rs_sim;
+struct rs_info;
 
 namespace shardtx::replication {
 
@@ -102,6 +103,14 @@ struct SimulatedGroupOptions {
   // AppendEntries with their own last index; see rs_config.match_index_fix).
   bool match_index_fix = true;
 };
+
+// Shared by the groups over raft_shim.h's backends (SimulatedGroup, RestartableGroup): server
+// `server`'s ServerInfo from the shim's info, the rule of Leader() over any group's Info, and a
+// refusal code of rs_group_propose (RS_NOT_LEADER, ...) as the status Propose returns.
+ServerInfo ServerInfoOf(unsigned server, bool alive, const ::rs_info& raw);
+std::optional<unsigned> ReadyLeaderOf(unsigned servers,
+                                      const std::function<ServerInfo(unsigned)>& info_of);
+absl::Status ProposalRefusal(unsigned server, int code, const ServerInfo& info);
 
 // The group. Servers are numbered 0..servers-1. Not thread-safe: one thread calls everything, and
 // every callback (state machines, proposal callbacks) runs on it, inside a Step*() call.
