@@ -112,6 +112,101 @@ CommitJob* CommitOnAnIsolatedLeader(Cluster& c, const std::string& label, Writes
   return job;
 }
 
+// Commits queued together on the leader (held back, as a busy RaftNode loop thread holds them)
+// share one entry: each is acknowledged, the leader completes them all without redo, every
+// follower redoes the entry once with all of them, and recovery redoes it the same way.
+TEST(LeaderCommit, CommitsQueuedTogetherShareOneEntry) {
+  Cluster c(Root("packed"), 3, 21, /*shards=*/1, /*pack=*/true);
+  ASSERT_NO_FATAL_FAILURE(ElectAndCommitBase(c));
+  const uint64_t last_index = c.group().Info(0).last_index;
+  c.Freeze(0, true);
+  std::vector<CommitJob*> jobs;
+  for (int k = 0; k < 5; ++k) {
+    jobs.push_back(c.StartCommit(0, absl::StrCat("p", k), {{absl::StrCat("p", k), "packed"}}));
+  }
+  EXPECT_EQ(c.group().Info(0).last_index, last_index);  // all five still queued
+  c.Freeze(0, false);
+  c.Pump();
+  EXPECT_EQ(c.group().Info(0).last_index, last_index + 1);  // one entry
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        return std::all_of(jobs.begin(), jobs.end(), [&](CommitJob* j) { return c.Done(j); });
+      },
+      5'000));
+  for (CommitJob* j : jobs) EXPECT_TRUE(c.StatusOf(j).ok()) << j->label << ": " << c.StatusOf(j);
+  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(0); }, 10'000));
+  EXPECT_EQ(c.replica(0).committed(), 6u);  // the base and the five
+  EXPECT_EQ(c.replica(0).redone(), 0u);
+  for (unsigned i = 0; i < 3; ++i) {
+    if (i != 0) {
+      EXPECT_EQ(c.replica(i).redone(), 2u) << "server " << i;  // the base, the pack
+    }
+    EXPECT_EQ(c.replica(i).failures(), 0u) << c.replica(i).first_error();
+    for (int k = 0; k < 5; ++k) {
+      auto v = c.Read(i, absl::StrCat("p", k));
+      ASSERT_TRUE(v.ok());
+      EXPECT_EQ(*v, std::optional<std::string>("packed")) << "server " << i << ", p" << k;
+    }
+  }
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+}
+
+// A packed entry the followers stored but the leader never heard committed: every commit of it
+// is kUnknown on the old leader (invisible there meanwhile); the new leader commits the entry,
+// and the old leader redoes it once it rejoins, all of its commits, exactly once.
+TEST(LeaderCommit, PackedEntryOfUnknownOutcomeIsRedoneWholeOnTheOldLeader) {
+  Cluster c(Root("packedlater"), 3, 3, /*shards=*/1, /*pack=*/true);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  c.group().Saturate(1, 0);
+  c.group().Saturate(2, 0);
+  c.Freeze(0, true);
+  std::vector<CommitJob*> jobs;
+  for (int k = 0; k < 3; ++k) {
+    jobs.push_back(c.StartCommit(0, absl::StrCat("x", k), {{absl::StrCat("x", k), "maybe"}}));
+  }
+  c.Freeze(0, false);
+  c.Pump();
+  const uint64_t index = c.group().Info(0).last_index;
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
+      },
+      5'000));
+  c.group().Isolate(0);
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        for (int k = 0; k < 3; ++k) {
+          auto v = c.Read(0, absl::StrCat("x", k));
+          EXPECT_TRUE(v.ok() && !v->has_value()) << "x" << k << " visible while unknown";
+        }
+        return std::all_of(jobs.begin(), jobs.end(), [&](CommitJob* j) { return c.Done(j); });
+      },
+      20'000));
+  for (CommitJob* j : jobs) {
+    const absl::Status s = c.StatusOf(j);
+    EXPECT_TRUE(absl::IsUnknown(s)) << j->label << ": " << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("index ", index))) << s;
+  }
+  ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
+  const unsigned leader = *c.group().Leader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(RejoinServer0(c, leader));
+  c.StepFor(500);
+  for (unsigned i = 0; i < 3; ++i) {
+    for (int k = 0; k < 3; ++k) {
+      auto v = c.Read(i, absl::StrCat("x", k));
+      ASSERT_TRUE(v.ok());
+      EXPECT_EQ(*v, std::optional<std::string>("maybe")) << "server " << i << ", x" << k;
+    }
+  }
+  EXPECT_EQ(c.replica(0).unknown(), 3u);
+  EXPECT_EQ(c.replica(0).committed(), 0u);
+  EXPECT_EQ(c.replica(0).redone(), 1u);  // its own packed entry, as a follower, once
+  EXPECT_EQ(c.replica(0).failures(), 0u) << c.replica(0).first_error();
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+}
+
 TEST(LeaderCommit, AcknowledgedOnlyOnceAMajorityHoldsIt) {
   Cluster c(Root("majority"), 3, 1);
   ASSERT_EQ(c.error(), "");

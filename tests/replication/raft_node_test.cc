@@ -168,6 +168,7 @@ class Cluster {
     o.snapshot_threshold = 256;
     o.snapshot_trailing = 32;
     o.connect_retry_ms = 50;
+    o.pack_proposals = pack_proposals;
     o.on_change = [this] {
       std::lock_guard<std::mutex> lock(mu_);
       cv_.notify_all();
@@ -209,6 +210,7 @@ class Cluster {
   }
 
   size_t keep_payload_bytes = std::string::npos;  // for the machines Open() makes
+  bool pack_proposals = false;                    // for the nodes Open() opens
 
   RaftNode& node(int i) { return *nodes_[i]; }
   SyncMachine& machine(int i) { return *machines_[i]; }
@@ -462,6 +464,111 @@ TEST(RaftNode, ProposalForAnotherTermIsRefusedOnTheLoopThread) {
   ASSERT_TRUE(c.has_value() && c->ok()) << (c ? c->ToString() : "no outcome");
   if (node.Info().term != term) GTEST_SKIP() << "the leadership moved during the test";
   EXPECT_EQ(cluster.machine(*leader).sequence(), std::vector<std::string>{"current"});
+}
+
+// Proposes, from the done callback of a first proposal (so on the loop thread: everything is
+// queued before the loop takes its queue again), one proposal per payload, each for `terms[k]`;
+// waits for every outcome. Returns the outcomes (the first proposal's last).
+std::vector<absl::Status> ProposeFromTheLoop(RaftNode& node, uint64_t term,
+                                             const std::vector<std::string>& payloads,
+                                             const std::vector<uint64_t>& terms) {
+  const size_t n = payloads.size();
+  // Shared with the callbacks, which may outlive a timed-out wait (until the node closes).
+  auto outcomes = std::make_shared<std::vector<Outcome>>(n + 1);
+  absl::Status first = node.Propose(
+      "first",
+      [&node, outcomes, payloads, terms, n](absl::Status s) {
+        for (size_t k = 0; k < n; ++k) {
+          absl::Status accepted = node.Propose(
+              payloads[k], [outcomes, k](absl::Status st) { (*outcomes)[k].Set(st); }, terms[k]);
+          if (!accepted.ok()) (*outcomes)[k].Set(accepted);
+        }
+        (*outcomes)[n].Set(s);
+      },
+      term);
+  if (!first.ok()) (*outcomes)[n].Set(first);
+  std::vector<absl::Status> out;
+  for (Outcome& o : *outcomes) {
+    std::optional<absl::Status> s = o.Wait(std::chrono::seconds(30));
+    out.push_back(s.value_or(absl::DeadlineExceededError("no outcome within 30 s")));
+  }
+  return out;
+}
+
+// With pack_proposals, the proposals the loop thread finds queued one after another for one term
+// share an entry: released once, as their payloads concatenated in order, on every node, each
+// proposal acknowledged. A proposal for another term ends the run and is refused alone.
+TEST(RaftNode, PackedProposalsShareAnEntryAndAnotherTermSplitsThem) {
+  Cluster cluster("pack");
+  cluster.pack_proposals = true;
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  RaftNode& node = cluster.node(*leader);
+  const uint64_t term = node.Info().term;
+  std::vector<std::string> payloads;
+  std::vector<uint64_t> terms;
+  for (int k = 0; k < 9; k++) {
+    payloads.push_back(k == 4 ? "stale|" : absl::StrCat("p", k, "|"));
+    terms.push_back(k == 4 ? term + 1 : term);
+  }
+  std::vector<absl::Status> outcomes = ProposeFromTheLoop(node, term, payloads, terms);
+  for (int k = 0; k <= 9; k++) {
+    SCOPED_TRACE(k);
+    if (k == 4) {
+      EXPECT_TRUE(absl::IsUnavailable(outcomes[k])) << outcomes[k];
+      EXPECT_NE(outcomes[k].message().find("not the term the entry was proposed for"),
+                std::string::npos)
+          << outcomes[k];
+    } else {
+      EXPECT_TRUE(outcomes[k].ok()) << outcomes[k];
+    }
+  }
+  if (node.Info().term != term) GTEST_SKIP() << "the leadership moved during the test";
+  const std::vector<std::string> expected = {"first", "p0|p1|p2|p3|", "p5|p6|p7|p8|"};
+  for (int i = 0; i < 3; i++) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(cluster.machine(i).WaitForSize(expected.size(), std::chrono::seconds(20)));
+    EXPECT_EQ(cluster.machine(i).sequence(), expected);
+  }
+}
+
+// A packed entry takes at most 256 proposals and 1 MiB of their payloads; the rest of the queue
+// goes on in the next entry. A proposal past 1 MiB alone still gets an entry.
+TEST(RaftNode, PackedEntriesStopAt256ProposalsOrOneMiB) {
+  Cluster cluster("packcap");
+  cluster.pack_proposals = true;
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  RaftNode& node = cluster.node(*leader);
+  const uint64_t term = node.Info().term;
+  std::vector<std::string> payloads(300, "x");
+  for (int k = 0; k < 4; k++) {
+    payloads.push_back(std::string(300 << 10, static_cast<char>('a' + k)));
+  }
+  payloads.push_back(std::string((1 << 20) + 1, 'z'));
+  payloads.push_back("y");
+  std::vector<uint64_t> terms(payloads.size(), term);
+  for (const absl::Status& s : ProposeFromTheLoop(node, term, payloads, terms)) {
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  if (node.Info().term != term) GTEST_SKIP() << "the leadership moved during the test";
+  // 256 "x"; 44 "x" and three of 300 KiB (under 1 MiB); the fourth of 300 KiB; the one past
+  // 1 MiB alone; "y".
+  const std::vector<std::string> expected = {"first",
+                                             std::string(256, 'x'),
+                                             std::string(44, 'x') + std::string(300 << 10, 'a') +
+                                                 std::string(300 << 10, 'b') +
+                                                 std::string(300 << 10, 'c'),
+                                             std::string(300 << 10, 'd'),
+                                             std::string((1 << 20) + 1, 'z'),
+                                             "y"};
+  for (int i = 0; i < 3; i++) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(cluster.machine(i).WaitForSize(expected.size(), std::chrono::seconds(20)));
+    EXPECT_TRUE(cluster.machine(i).sequence() == expected);
+  }
 }
 
 TEST(RaftNode, SixtyFourKiBEntriesCommitLatency) {
