@@ -373,18 +373,21 @@ TEST(RaftNode, FailoverThenTheClosedLeaderReopensAndCatchesUp) {
   EXPECT_EQ(reopened.leader_id, cluster.member(*second).id);
 }
 
-TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
-  Cluster cluster("close");
+void CloseAnswersEveryProposal(bool pack) {
+  Cluster cluster(pack ? "closepacked" : "close");
+  cluster.pack_proposals = pack;
   for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
   std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
   ASSERT_TRUE(leader.has_value());
   RaftNode& node = cluster.node(*leader);
-  constexpr int kProposals = 200;
+  // A first burst, then a second once the first proposal has committed (so the loop thread has
+  // taken proposals off the queue and writes them; with packing it may hold the second burst).
+  constexpr int kFirst = 200, kProposals = 300;
   std::mutex mu;
   std::condition_variable cv;
   std::vector<int> calls(kProposals, 0);
   int ok = 0, unknown = 0, unavailable = 0, other = 0, accepted = 0;
-  for (int k = 0; k < kProposals; k++) {
+  auto propose = [&](int k) {
     absl::Status s = node.Propose(absl::StrCat("close-", k), [&, k](absl::Status st) {
       std::lock_guard<std::mutex> lock(mu);
       calls[k]++;
@@ -400,13 +403,14 @@ TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
       }
     });
     if (s.ok()) accepted++;
-  }
+  };
+  for (int k = 0; k < kFirst; k++) propose(k);
   {
-    // Once the first has committed, the loop thread has taken proposals off the queue.
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return ok > 0; }));
   }
-  node.Close();  // with proposals in flight (and perhaps some still queued)
+  for (int k = kFirst; k < kProposals; k++) propose(k);
+  node.Close();  // with proposals in flight (and perhaps some still queued or held)
   std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(accepted, kProposals);
   EXPECT_EQ(ok + unknown + unavailable, accepted) << "other " << other;
@@ -418,6 +422,14 @@ TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
   EXPECT_TRUE(absl::IsUnavailable(after)) << after;
   EXPECT_EQ(node.Info().role, Role::kUnavailable);
 }
+
+TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
+  CloseAnswersEveryProposal(/*pack=*/false);
+}
+
+// The same with packing, where the loop thread may also hold proposals (its last append not
+// stored yet) when the node closes: those are answered too.
+TEST(RaftNode, CloseAnswersEveryPackedOrHeldProposal) { CloseAnswersEveryProposal(/*pack=*/true); }
 
 TEST(RaftNode, OpenRefusesBadOptionsAndATakenAddress) {
   Cluster cluster("refuse");
