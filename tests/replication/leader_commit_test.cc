@@ -83,6 +83,19 @@ void StepUntilDone(Cluster& c, CommitJob* job, const std::function<void()>& chec
       20'000));
 }
 
+// Steps until followers 1 and 2 hold server 0's last index, then cuts server 0 off; false if they
+// did not within 5 s (simulated).
+bool IsolateServer0OnceTheFollowersHoldItsLog(Cluster& c) {
+  const uint64_t index = c.group().Info(0).last_index;
+  const bool held = c.StepUntil(
+      [&] {
+        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
+      },
+      5'000);
+  c.group().Isolate(0);
+  return held;
+}
+
 // Server 0 (the leader) commits `writes`; followers 1 and 2 store the entry but their answers
 // never reach it, and then it is cut off. Returns the job once it answered (kUnknown), calling
 // `check` before every step meanwhile.
@@ -91,13 +104,7 @@ CommitJob* CommitOnlyTheFollowersHold(Cluster& c, const std::string& label, Writ
   c.group().Saturate(1, 0);
   c.group().Saturate(2, 0);
   CommitJob* job = c.StartCommit(0, label, std::move(writes));
-  const uint64_t index = c.group().Info(0).last_index;
-  EXPECT_TRUE(c.StepUntil(
-      [&] {
-        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
-      },
-      5'000));
-  c.group().Isolate(0);
+  EXPECT_TRUE(IsolateServer0OnceTheFollowersHoldItsLog(c));
   StepUntilDone(c, job, check);
   return job;
 }
@@ -168,12 +175,7 @@ TEST(LeaderCommit, PackedEntryOfUnknownOutcomeIsRedoneWholeOnTheOldLeader) {
   c.Freeze(0, false);
   c.Pump();
   const uint64_t index = c.group().Info(0).last_index;
-  ASSERT_TRUE(c.StepUntil(
-      [&] {
-        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
-      },
-      5'000));
-  c.group().Isolate(0);
+  ASSERT_TRUE(IsolateServer0OnceTheFollowersHoldItsLog(c));
   ASSERT_TRUE(c.StepUntil(
       [&] {
         for (int k = 0; k < 3; ++k) {

@@ -507,16 +507,29 @@ std::vector<absl::Status> ProposeFromTheLoop(RaftNode& node, uint64_t term,
   return out;
 }
 
+// Opens the three nodes with pack_proposals; the ready leader's node, or null (a failure added).
+RaftNode* OpenPackedAndWaitLeader(Cluster& cluster) {
+  cluster.pack_proposals = true;
+  for (int i = 0; i < 3; i++) {
+    const absl::Status s = cluster.Open(i);
+    if (!s.ok()) {
+      ADD_FAILURE() << "open node " << i << ": " << s;
+      return nullptr;
+    }
+  }
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  if (!leader.has_value()) ADD_FAILURE() << "no leader within 20 s";
+  return leader.has_value() ? &cluster.node(*leader) : nullptr;
+}
+
 // With pack_proposals, the proposals the loop thread finds queued one after another for one term
 // share an entry: released once, as their payloads concatenated in order, on every node, each
 // proposal acknowledged. A proposal for another term ends the run and is refused alone.
 TEST(RaftNode, PackedProposalsShareAnEntryAndAnotherTermSplitsThem) {
   Cluster cluster("pack");
-  cluster.pack_proposals = true;
-  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
-  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
-  ASSERT_TRUE(leader.has_value());
-  RaftNode& node = cluster.node(*leader);
+  RaftNode* leader = OpenPackedAndWaitLeader(cluster);
+  ASSERT_NE(leader, nullptr);
+  RaftNode& node = *leader;
   const uint64_t term = node.Info().term;
   std::vector<std::string> payloads;
   std::vector<uint64_t> terms;
@@ -549,11 +562,9 @@ TEST(RaftNode, PackedProposalsShareAnEntryAndAnotherTermSplitsThem) {
 // goes on in the next entry. A proposal past 1 MiB alone still gets an entry.
 TEST(RaftNode, PackedEntriesStopAt256ProposalsOrOneMiB) {
   Cluster cluster("packcap");
-  cluster.pack_proposals = true;
-  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
-  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
-  ASSERT_TRUE(leader.has_value());
-  RaftNode& node = cluster.node(*leader);
+  RaftNode* leader = OpenPackedAndWaitLeader(cluster);
+  ASSERT_NE(leader, nullptr);
+  RaftNode& node = *leader;
   const uint64_t term = node.Info().term;
   std::vector<std::string> payloads(300, "x");
   for (int k = 0; k < 4; k++) {
