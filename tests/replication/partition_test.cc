@@ -160,8 +160,8 @@ std::vector<int> Others(int i) {
 // for a new leader among the others in a later term that commits, heals, and checks that the
 // old leader follows, holds what the new one committed, not its own cut-off entry, and that the
 // three digests agree.
-void PartitionLeaderAndHeal(Trio& t, const std::function<void(uint64_t leader, uint64_t other,
-                                                              bool blocked)>& cut) {
+void PartitionLeaderAndHeal(
+    Trio& t, const std::function<void(uint64_t leader, uint64_t other, bool blocked)>& cut) {
   ASSERT_TRUE(t.open());
   std::optional<int> leader = t.Leader();
   ASSERT_TRUE(leader.has_value());
