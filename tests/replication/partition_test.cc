@@ -26,34 +26,21 @@
 #include "shardtx/database.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
+#include "tests/replication/loopback_timing.h"
 #include "txn/database_impl.h"
 #include "util/mutex.h"
 
 namespace shardtx {
 namespace {
 
-#ifdef SHARDTX_REPLICATION_SLOW_BUILD
-constexpr int kElectionMs = 1000;
-constexpr int kHeartbeatMs = 100;
-#else
-constexpr int kElectionMs = 300;
-constexpr int kHeartbeatMs = 50;
-#endif
-constexpr auto kDeadline = std::chrono::seconds(30);
+using replication::kElectionMs;
+using replication::kHeartbeatMs;
+using replication::WaitFor;
 constexpr int kNodes = 3;
 
 using replication::BlockSend;
 using replication::PutOne;
 using replication::ReadOne;
-
-bool WaitUntil(const std::function<bool()>& done) {
-  const auto end = std::chrono::steady_clock::now() + kDeadline;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 // Three single-shard replicated Databases, ids 1..3; the link filter is cleared before and after.
 class Trio {
@@ -103,7 +90,7 @@ class Trio {
   // The ready leader among `among` once each of them names it; nullopt at the deadline.
   std::optional<int> Leader(const std::vector<int>& among = {0, 1, 2}) {
     std::optional<int> leader;
-    const bool agreed = WaitUntil([&] {
+    const bool agreed = WaitFor([&] {
       leader.reset();
       for (int i : among) {
         if (Of(i).ready) leader = i;
@@ -122,7 +109,7 @@ class Trio {
   std::vector<replication::ShardDigest> DigestsWhenSettled() {
     std::vector<std::pair<uint64_t, replication::ShardDigest>> last;
     std::vector<replication::ShardDigest> out;
-    WaitUntil([&] {
+    WaitFor([&] {
       std::vector<std::pair<uint64_t, replication::ShardDigest>> now;
       for (int i = 0; i < kNodes; ++i) {
         engine::Shard* shard = static_cast<txn::DatabaseImpl&>(db(i)).shard(0);
@@ -199,7 +186,7 @@ void PartitionLeaderAndHeal(
   std::optional<int> healed = t.Leader();
   ASSERT_TRUE(healed.has_value());
   for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitUntil([&] { return ReadOne(t.db(i), "after") == "2"; })) << "node " << i;
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(t.db(i), "after") == "2"; })) << "node " << i;
     EXPECT_EQ(ReadOne(t.db(i), "before"), "1") << "node " << i;
   }
   ASSERT_TRUE(PutOne(t.db(*healed), "healed", "3").ok());
