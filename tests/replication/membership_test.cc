@@ -24,18 +24,15 @@
 #include "shardtx/database.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
+#include "tests/replication/loopback_timing.h"
 
 namespace shardtx {
 namespace {
 
-#ifdef SHARDTX_REPLICATION_SLOW_BUILD
-constexpr int kElectionMs = 1000;
-constexpr int kHeartbeatMs = 100;
-#else
-constexpr int kElectionMs = 300;
-constexpr int kHeartbeatMs = 50;
-#endif
-constexpr auto kDeadline = std::chrono::seconds(30);
+using replication::kDeadline;
+using replication::kElectionMs;
+using replication::kHeartbeatMs;
+using replication::WaitFor;
 constexpr uint32_t kShards = 2;
 constexpr int kMaxNodes = 5;
 
@@ -43,15 +40,6 @@ using replication::PutOne;
 using replication::ReadOne;
 using Role = ShardReplicationStats::Role;
 using Kind = ShardReplicationStats::Member::Kind;
-
-bool WaitFor(const std::function<bool()>& done) {
-  const auto end = std::chrono::steady_clock::now() + kDeadline;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 // The key of shard `shard` numbered i ("a..." lives on shard 0, anything else on shard 1).
 std::string Key(uint32_t shard, int i) { return absl::StrCat(shard == 0 ? "a" : "b", i); }

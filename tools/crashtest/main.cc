@@ -44,7 +44,8 @@ ABSL_FLAG(std::string, mode, "mixed",
           "unsynced WAL byte, maybe tearing the last write; WAL only: LMDB does its own I/O), "
           "or mixed (a random one per round). Or replicated: three node processes of one "
           "replicated database on 127.0.0.1, one fault per round (leader or follower kill -9, "
-          "SIGSTOP of a leader, whole-cluster kill -9); see README.md.");
+          "SIGSTOP of a leader, whole-cluster kill -9, an isolated leader, a one-way "
+          "partition); see README.md.");
 ABSL_FLAG(int32_t, txn_pause_ms, 0,
           "--mode=replicated: each workload thread pauses this long after each transfer (fewer "
           "Raft entries per round).");

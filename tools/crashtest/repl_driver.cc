@@ -253,9 +253,23 @@ class NodeProc {
   std::string error_line_;
 };
 
-enum Fault { kNone, kLeaderKill, kFollowerKill, kLeaderStop, kClusterKill, kFaultKinds };
-const char* const kFaultNames[] = {"none", "leader-kill", "follower-kill", "leader-stop",
-                                   "cluster-kill"};
+enum Fault {
+  kNone,
+  kLeaderKill,
+  kFollowerKill,
+  kLeaderStop,
+  kClusterKill,
+  kLeaderIsolate,
+  kOneWay,
+  kFaultKinds
+};
+const char* const kFaultNames[] = {"none",         "leader-kill",    "follower-kill", "leader-stop",
+                                   "cluster-kill", "leader-isolate", "one-way"};
+// The seeded mix, in percent (README.md): leader kills the most frequent.
+constexpr int kFaultPercent[kFaultKinds] = {8, 30, 15, 15, 10, 12, 10};
+static_assert(kFaultPercent[0] + kFaultPercent[1] + kFaultPercent[2] + kFaultPercent[3] +
+                  kFaultPercent[4] + kFaultPercent[5] + kFaultPercent[6] ==
+              100);
 
 class ReplDriver {
  public:
@@ -270,8 +284,19 @@ class ReplDriver {
   // Waits until every node is up and, for every shard, one of them is the ready leader and all
   // three name it; the leader's index per shard.
   std::optional<std::vector<int>> WaitHealed();
-  // The node now reporting itself ready leader of `shard` (-1 if none answers so).
-  int LeaderOf(int shard, uint64_t* term);
+  // The node now reporting itself ready leader of `shard` (-1 if none answers so), `exclude`
+  // not asked.
+  int LeaderOf(int shard, uint64_t* term, int exclude = -1);
+  // Polls until a node other than `old` is the ready leader of `shard` in a term above `term`
+  // (30 s at most); that node (-1 if none) and its term.
+  int WaitNewLeader(int shard, int old, uint64_t term, uint64_t* new_term);
+  // Node `from` can no longer (cut) or again (!cut) send to node `to`: `from` blocks its
+  // outbound link to `to`, `to` its inbound link from `from` (repl_protocol.h, "P").
+  bool CutSend(int from, int to, bool cut);
+  // Cuts `leader` off from the other two (a kLeaderIsolate or kOneWay fault, `deaf` choosing the
+  // direction of a one-way one); what it did, for the round's line.
+  std::string Partition(Fault fault, int leader, bool deaf);
+  bool HealLinks();
   bool Verify(const std::vector<int>& leaders, std::vector<std::string>* findings);
   bool CompareDigests(std::vector<std::string>* findings);
   void Workload(bool on);
@@ -288,6 +313,7 @@ class ReplDriver {
   uint64_t divergent_ = 0;
   uint64_t digests_compared_ = 0;
   uint64_t port_retries_ = 0;  // restarts repeated because a port was still in use
+  uint64_t partitions_without_leader_ = 0;  // no new leader within 30 s of a partition
   int round_ = 0;
 };
 
@@ -380,9 +406,9 @@ std::optional<std::vector<int>> ReplDriver::WaitHealed() {
   return std::nullopt;
 }
 
-int ReplDriver::LeaderOf(int shard, uint64_t* term) {
+int ReplDriver::LeaderOf(int shard, uint64_t* term, int exclude) {
   for (int i = 0; i < kNodes; ++i) {
-    if (!nodes_[i]->alive() || nodes_[i]->stopped()) continue;
+    if (i == exclude || !nodes_[i]->alive() || nodes_[i]->stopped()) continue;
     std::optional<std::vector<ShardView>> v = Views(i);
     if (v.has_value() && (*v)[shard].ready) {
       *term = (*v)[shard].term;
@@ -390,6 +416,50 @@ int ReplDriver::LeaderOf(int shard, uint64_t* term) {
     }
   }
   return -1;
+}
+
+int ReplDriver::WaitNewLeader(int shard, int old, uint64_t term, uint64_t* new_term) {
+  const auto start = Clock::now();
+  while (MsSince(start) < 30000) {
+    const int next = LeaderOf(shard, new_term, old);
+    if (next >= 0 && *new_term > term) return next;
+    SleepMs(20);
+  }
+  return -1;
+}
+
+bool ReplDriver::CutSend(int from, int to, bool cut) {
+  std::vector<std::string> reply;
+  const char* on = cut ? "1" : "0";
+  return nodes_[from]->Call(absl::StrCat("P ", members_[to].id, " out ", on), &reply) &&
+         reply == std::vector<std::string>{"P ok"} &&
+         nodes_[to]->Call(absl::StrCat("P ", members_[from].id, " in ", on), &reply) &&
+         reply == std::vector<std::string>{"P ok"};
+}
+
+std::string ReplDriver::Partition(Fault fault, int leader, bool deaf) {
+  bool ok = true;
+  for (int j = 0; j < kNodes; ++j) {
+    if (j == leader) continue;
+    // Isolated: both directions. One way: the leader's followers cannot reach it (deaf: it keeps
+    // sending heartbeats, hears no answer, and steps down after an election timeout), or it
+    // cannot reach them (they time out and elect; the new leader's messages reach it).
+    if (fault == kLeaderIsolate || !deaf) ok = CutSend(leader, j, true) && ok;
+    if (fault == kLeaderIsolate || deaf) ok = CutSend(j, leader, true) && ok;
+  }
+  if (!ok) return "";
+  return fault == kLeaderIsolate ? "cut off both ways"
+         : deaf                  ? "cannot hear the others (it can send)"
+                                 : "cannot reach the others (it can hear)";
+}
+
+bool ReplDriver::HealLinks() {
+  bool ok = true;
+  for (auto& n : nodes_) {
+    std::vector<std::string> reply;
+    ok = n->Call("P clear", &reply) && reply == std::vector<std::string>{"P ok"} && ok;
+  }
+  return ok;
 }
 
 void ReplDriver::Workload(bool on) {
@@ -561,12 +631,15 @@ int ReplDriver::Run() {
     ++round_;
     const auto round_start = Clock::now();
     // The plan: a fault and its timing. Leader kills are the most frequent.
-    const int pick = static_cast<int>(rng_() % 100);
-    const Fault fault = pick < 35   ? kLeaderKill
-                        : pick < 55 ? kFollowerKill
-                        : pick < 75 ? kLeaderStop
-                        : pick < 90 ? kClusterKill
-                                    : kNone;
+    int pick = static_cast<int>(rng_() % 100);
+    Fault fault = kNone;
+    for (int k = 0; k < kFaultKinds; ++k) {
+      pick -= kFaultPercent[k];
+      if (pick < 0) {
+        fault = static_cast<Fault>(k);
+        break;
+      }
+    }
     const int shard = static_cast<int>(rng_() % static_cast<uint64_t>(o_.shards));
     const int before_ms = 100 + static_cast<int>(rng_() % 700);
     const int after_ms = 300 + static_cast<int>(rng_() % 1000);
@@ -583,7 +656,28 @@ int ReplDriver::Run() {
     std::string what = kFaultNames[fault];
     uint64_t term = 0;
     const int leader = LeaderOf(shard, &term);
-    if (fault == kLeaderKill || fault == kLeaderStop) {
+    bool partitioned = false;
+    if (fault == kLeaderIsolate || fault == kOneWay) {
+      if (leader < 0) {
+        absl::StrAppend(&what, " (no ready leader of shard ", shard, " at that moment: none)");
+      } else {
+        const auto cut_start = Clock::now();
+        const std::string how = Partition(fault, leader, other % 2 == 0);
+        partitioned = true;
+        if (how.empty()) return fail("a node did not take its link filter command (P)");
+        // Past the election timeout: until another node is the ready leader in a later term;
+        // the partition then holds as long as a killed node would stay dead.
+        uint64_t new_term = 0;
+        const int next = WaitNewLeader(shard, leader, term, &new_term);
+        if (next < 0) ++partitions_without_leader_;
+        absl::StrAppend(&what, " node ", members_[leader].id, " (leader of shard ", shard,
+                        ", term ", term, ") ", how, "; new leader ",
+                        next >= 0 ? absl::StrCat("node ", members_[next].id, " term ", new_term)
+                                  : std::string("none"),
+                        " after ", static_cast<int>(MsSince(cut_start)), " ms");
+        ++faults_[fault];
+      }
+    } else if (fault == kLeaderKill || fault == kLeaderStop) {
       if (leader < 0) {
         absl::StrAppend(&what, " (no ready leader of shard ", shard, " at that moment: none)");
       } else if (fault == kLeaderKill) {
@@ -597,12 +691,7 @@ int ReplDriver::Run() {
         // later term (then a little longer, so the stopped one's peers move on).
         const auto stop_start = Clock::now();
         uint64_t new_term = 0;
-        int next = -1;
-        while (MsSince(stop_start) < 30000) {
-          next = LeaderOf(shard, &new_term);
-          if (next >= 0 && next != leader && new_term > term) break;
-          SleepMs(20);
-        }
+        const int next = WaitNewLeader(shard, leader, term, &new_term);
         SleepMs(100);
         nodes_[leader]->Cont();
         absl::StrAppend(&what, " node ", members_[leader].id, " (leader of shard ", shard,
@@ -626,6 +715,7 @@ int ReplDriver::Run() {
       ++faults_[fault];
     }
     SleepMs(after_ms);
+    if (partitioned && !HealLinks()) return fail("a node did not take its link filter command (P)");
     // Heal: restart whatever was killed; the workload goes on on the leaders meanwhile.
     if (!StartDead(&error)) return fail(error);
     leaders = WaitHealed();
@@ -661,15 +751,16 @@ int ReplDriver::Run() {
   }
   Finish();
   std::lock_guard<std::mutex> l(model_mu_);
+  std::string faults;
+  for (int k = 1; k <= kFaultKinds; ++k) {
+    const int f = k % kFaultKinds;  // "none" last
+    absl::StrAppend(&faults, f == 1 ? "" : ", ", kFaultNames[f], " ", faults_[f]);
+  }
   std::printf(
-      "crashtest: faults: leader-kill %llu, follower-kill %llu, leader-stop %llu, cluster-kill "
-      "%llu, none %llu; %llu transfers refused (no effect), %llu committed; %llu digests "
-      "compared; %llu node starts repeated (port still in use)\n",
-      static_cast<unsigned long long>(faults_[kLeaderKill]),
-      static_cast<unsigned long long>(faults_[kFollowerKill]),
-      static_cast<unsigned long long>(faults_[kLeaderStop]),
-      static_cast<unsigned long long>(faults_[kClusterKill]),
-      static_cast<unsigned long long>(faults_[kNone]),
+      "crashtest: faults: %s; %llu partitions without a new leader in 30 s; %llu transfers "
+      "refused (no effect), %llu committed; %llu digests compared; %llu node starts repeated "
+      "(port still in use)\n",
+      faults.c_str(), static_cast<unsigned long long>(partitions_without_leader_),
       static_cast<unsigned long long>(model_.no_effect()),
       static_cast<unsigned long long>(model_.committed()),
       static_cast<unsigned long long>(digests_compared_),

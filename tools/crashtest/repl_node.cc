@@ -17,6 +17,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "replication/link_filter.h"
 #include "replication/shard_machine.h"
 #include "shardtx/database.h"
 #include "tools/crashtest/layout.h"
@@ -118,6 +119,7 @@ class Node {
   void Scan(int shard);
   void Digests();
   void Outcome(uint64_t txn, const std::string& key);
+  void Link(const std::vector<std::string>& w);
 
   const ReplNodeConfig c_;
   std::unique_ptr<Database> db_;
@@ -258,6 +260,25 @@ void Node::Outcome(uint64_t txn, const std::string& key) {
   Line(absl::StrCat("= O ", name, " 0"));
 }
 
+// "P clear" or "P <peer> <out|in> <1|0>": this node's side of a partition (the link filter of
+// the testing library, replication/link_filter.h).
+void Node::Link(const std::vector<std::string>& w) {
+  absl::Status s;
+  uint64_t peer = 0;
+  if (w.size() == 2 && w[1] == "clear") {
+    replication::UnblockAllLinks();
+  } else if (w.size() == 4 && absl::SimpleAtoi(w[1], &peer) && (w[2] == "out" || w[2] == "in") &&
+             (w[3] == "1" || w[3] == "0")) {
+    s = replication::SetLinkBlocked(
+        c_.node_id, peer,
+        w[2] == "out" ? replication::LinkDirection::kOut : replication::LinkDirection::kIn,
+        w[3] == "1");
+  } else {
+    s = absl::InvalidArgumentError("P takes clear, or <peer> <out|in> <1|0>");
+  }
+  Line(absl::StrCat("= P ", s.ok() ? "ok" : absl::StrReplaceAll(s.ToString(), {{"\n", " "}})));
+}
+
 void Node::Run() {
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(ReplNodeOptions(c_));
   if (!db.ok()) {
@@ -298,6 +319,8 @@ void Node::Run() {
         if (absl::SimpleAtoi(w[1], &shard) && shard >= 0 && shard < c_.shards) Scan(shard);
       } else if (w[0] == "H") {
         Digests();
+      } else if (w[0] == "P") {
+        Link(w);
       } else if (w[0] == "Q") {
         StopWorkload();
         const absl::Status s = db_->Close();

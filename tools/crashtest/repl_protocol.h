@@ -23,6 +23,10 @@
 //   H                per shard, after the workload stopped: "= H <shard> <applied index>
 //                    <keys> <hash>" (the digest of what the replica applied, taken with the
 //                    applied index the same before and after it; "= H <shard> busy" otherwise)
+//   P <peer> <out|in> <1|0>   block (1) or unblock (0) one direction of this node's link with node
+//                    <peer> (out: what it sends the peer; in: what it receives from it), through
+//                    the testing library's link filter (replication/link_filter.h): "= P ok"
+//   P clear          unblock every link of this node: "= P ok"
 //   Q                close the database and exit 0
 #pragma once
 
