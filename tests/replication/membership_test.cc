@@ -626,11 +626,20 @@ TEST(Membership, AnEmptyNodeAddedAfterTheLogWasTruncatedInstallsASnapshotAndVote
     EXPECT_GE(c.Shard(*leader, g).commit_index, past_truncation::kEntriesPerShard);
     sent_before[g] = c.Shard(*leader, g).snapshots_sent;
   }
+  const size_t before[kShards] = {load.acked(0), load.acked(1)};
+  const auto start = std::chrono::steady_clock::now();
   const absl::Status added = c.OnEveryLeader(
       [&](Database& db, std::vector<absl::Status>* s) { return db.AddMember(c.member(3), s); });
+  const auto took = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(load.AckMore(100));  // and after it
   load.Stop();
   ASSERT_TRUE(added.ok()) << added << "\nnode 4: " << c.db(3).GetStats().ToString();
+  std::printf(
+      "added node 4 to %u shards after %zu/%zu commits in %lld ms; snapshots installed %llu/%llu\n",
+      kShards, before[0], before[1],
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+      static_cast<unsigned long long>(c.Shard(3, 0).snapshots_installed),
+      static_cast<unsigned long long>(c.Shard(3, 1).snapshots_installed));
   ASSERT_NO_FATAL_FAILURE(past_truncation::ExpectVoterFromASnapshot(c, 3, 4));
   for (uint32_t g = 0; g < kShards; ++g) {
     std::optional<int> leader = c.Leader(g);
@@ -705,8 +714,8 @@ TEST(Membership, ReplaceADeadMemberAfterTheLogWasTruncated) {
     c.Close(old);
     for (uint32_t g = 0; g < kShards; ++g) {
       const std::string key = Key(g, 1000000 + old);
-      ASSERT_TRUE(c.Put(key, "two of three").ok()) << "shard " << g << ", node " << old + 1
-                                                    << " closed";
+      ASSERT_TRUE(c.Put(key, "two of three").ok())
+          << "shard " << g << ", node " << old + 1 << " closed";
       EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), key) == "two of three"; }));
     }
     ASSERT_TRUE(c.Open(old).ok());

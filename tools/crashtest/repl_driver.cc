@@ -255,8 +255,8 @@ class NodeProc {
 };
 
 enum Fault { kNone, kLeaderKill, kFollowerKill, kLeaderStop, kClusterKill, kReplace, kFaultKinds };
-const char* const kFaultNames[] = {"none",         "leader-kill", "follower-kill", "leader-stop",
-                                   "cluster-kill", "replace-follower"};
+const char* const kFaultNames[] = {"none",        "leader-kill",  "follower-kill",
+                                   "leader-stop", "cluster-kill", "replace-follower"};
 
 // replace-follower waits until every shard's commit index is past this: two snapshots at the
 // default Raft log settings, the second of which drops the entries up to the first (so entry 1,
@@ -305,9 +305,9 @@ class ReplDriver {
   uint64_t digests_compared_ = 0;
   uint64_t port_retries_ = 0;  // restarts repeated because a port was still in use
   std::vector<ReplicationMember> retired_;  // members replaced by replace-follower
-  uint64_t membership_retries_ = 0;        // membership calls a shard answered not done
-  uint64_t new_member_installs_ = 0;       // snapshots the new members installed
-  uint64_t last_id_ = kNodes;              // the last member id given
+  uint64_t membership_retries_ = 0;         // membership calls a shard answered not done
+  uint64_t new_member_installs_ = 0;        // snapshots the new members installed
+  uint64_t last_id_ = kNodes;               // the last member id given
   int round_ = 0;
 };
 
@@ -575,8 +575,8 @@ bool ReplDriver::ChangeOnEveryLeader(const std::string& cmd, std::string* error)
       SleepMs(50);
     }
   }
-  *error = absl::StrCat("'", cmd, "' was not done on every shard in 60 s (the last refusal: ",
-                        last, ")");
+  *error = absl::StrCat("'", cmd, "' was not done on every shard in 60 s (the last refusal: ", last,
+                        ")");
   return false;
 }
 
@@ -618,8 +618,7 @@ bool ReplDriver::JoinedBySnapshot(int i, std::string* error) {
 // (remove first: two voters meanwhile; add first: four, three of them live), while the workload
 // runs. The new member can only catch up by installing a snapshot of each shard. The groups end
 // with 3 voters; the round's checks then cover the new node like the others.
-bool ReplDriver::ReplaceFollower(int shard, uint64_t draw, std::string* what,
-                                 std::string* error) {
+bool ReplDriver::ReplaceFollower(int shard, uint64_t draw, std::string* what, std::string* error) {
   const uint64_t bound = TruncatedLogIndex();
   std::vector<uint64_t> commit;
   const auto wait_start = Clock::now();
