@@ -291,6 +291,31 @@ TEST(ReplicationStats, MoveAsTheGroupsDo) {
   EXPECT_EQ(won.snapshots_installed, 0u);
 }
 
+// Node 4, one of four voters, counts in the majority: with a node that leads nothing closed, a
+// commit on each shard (keys numbered `key`, `key` + 1) needs it; with that node back and shard 0's
+// leader closed, a new leader (it may be node 4) needs its vote. `*closed` is that old leader,
+// left closed.
+void ExpectTheFourthVoterCounts(Nodes& c, int key, int* closed) {
+  const int f = NonLeader(c, 3);
+  ASSERT_GE(f, 0);
+  c.Close(f);
+  for (uint32_t g = 0; g < kShards; ++g) {
+    ASSERT_TRUE(c.Put(Key(g, key), "after").ok()) << "shard " << g;
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(g, key)) == "after"; }));
+  }
+  ASSERT_TRUE(c.Open(f).ok());
+  std::optional<int> old = c.Leader(0);
+  ASSERT_TRUE(old.has_value());
+  const uint64_t old_term = c.Shard(*old, 0).term;
+  c.Close(*old);
+  *closed = *old;
+  std::optional<int> next = c.Leader(0);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_GT(c.Shard(*next, 0).term, old_term);
+  ASSERT_TRUE(PutOne(c.db(*next), Key(0, key + 1), "elected").ok());
+  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(0, key + 1)) == "elected"; }));
+}
+
 // An empty fourth node joins under load: it catches up, holds every acknowledged key and then is
 // needed (and enough) for the majority, both to commit and to elect.
 TEST(Membership, AddAnEmptyNodeUnderLoad) {
@@ -369,27 +394,10 @@ TEST(Membership, AddAnEmptyNodeUnderLoad) {
       ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(3), key) == value; })) << key;
     }
   }
-  // With a node that leads nothing closed, 3 of the 4 voters remain: every commit needs node 4.
-  const int f = NonLeader(c, 3);
-  ASSERT_GE(f, 0);
-  c.Close(f);
-  for (uint32_t g = 0; g < kShards; ++g) {
-    ASSERT_TRUE(c.Put(Key(g, 100000), "after").ok()) << "shard " << g;
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(g, 100000)) == "after"; }));
-  }
-  // Back up, and shard 0's leader down: a new leader needs the three others' votes, node 4's too.
-  ASSERT_TRUE(c.Open(f).ok());
-  std::optional<int> old = c.Leader(0);
-  ASSERT_TRUE(old.has_value());
-  const uint64_t old_term = c.Shard(*old, 0).term;
-  c.Close(*old);
-  std::optional<int> next = c.Leader(0);
-  ASSERT_TRUE(next.has_value());
-  EXPECT_GT(c.Shard(*next, 0).term, old_term);
-  ASSERT_TRUE(PutOne(c.db(*next), Key(0, 100001), "elected").ok());
-  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(0, 100001)) == "elected"; }));
+  int old = -1;
+  ASSERT_NO_FATAL_FAILURE(ExpectTheFourthVoterCounts(c, 100000, &old));
   // A repeated add is done already on every shard.
-  ASSERT_TRUE(c.Open(*old).ok());
+  ASSERT_TRUE(c.Open(old).ok());
   EXPECT_TRUE(c.OnEveryLeader([&](Database& db, std::vector<absl::Status>* s) {
                  return db.AddMember(c.member(3), s);
                }).ok());
@@ -648,26 +656,8 @@ TEST(Membership, AnEmptyNodeAddedAfterTheLogWasTruncatedInstallsASnapshotAndVote
   }
   ASSERT_NO_FATAL_FAILURE(past_truncation::ExpectHoldsEveryAckedKey(c, 3, load));
 
-  // With a node that leads nothing closed, 3 of the 4 voters remain: every commit needs node 4.
-  const int f = NonLeader(c, 3);
-  ASSERT_GE(f, 0);
-  c.Close(f);
-  for (uint32_t g = 0; g < kShards; ++g) {
-    ASSERT_TRUE(c.Put(Key(g, 1000000), "after").ok()) << "shard " << g;
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(g, 1000000)) == "after"; }));
-  }
-  // Back up, and shard 0's leader closed: a new leader needs the three others' votes, node 4's
-  // too (it may be node 4).
-  ASSERT_TRUE(c.Open(f).ok());
-  std::optional<int> old = c.Leader(0);
-  ASSERT_TRUE(old.has_value());
-  const uint64_t old_term = c.Shard(*old, 0).term;
-  c.Close(*old);
-  std::optional<int> next = c.Leader(0);
-  ASSERT_TRUE(next.has_value());
-  EXPECT_GT(c.Shard(*next, 0).term, old_term);
-  ASSERT_TRUE(PutOne(c.db(*next), Key(0, 1000001), "elected").ok());
-  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(0, 1000001)) == "elected"; }));
+  int old = -1;
+  ASSERT_NO_FATAL_FAILURE(ExpectTheFourthVoterCounts(c, 1000000, &old));
 }
 
 // Issue 16's "replace a dead one", after the log was truncated: a follower is closed for good
