@@ -27,6 +27,11 @@
 //                    <peer> (out: what it sends the peer; in: what it receives from it), through
 //                    the testing library's link filter (replication/link_filter.h): "= P ok"
 //   P clear          unblock every link of this node: "= P ok"
+//   MA <id> <addr>   AddMember of member <id> at <addr> ("= M <shard> <code>" per shard, the
+//   MR <id>          code absl's name of its status, OK when done), or RemoveMember of <id>;
+//                    "= M all <code>" when the call was refused as a whole
+//   G                per shard: "= G <shard> <commit index> <applied index> <snapshots
+//                    installed> <voters>", from the node's replication stats
 //   Q                close the database and exit 0
 #pragma once
 
