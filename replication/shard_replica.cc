@@ -17,7 +17,15 @@ namespace shardtx::replication {
 
 namespace {
 
-constexpr size_t kTagSize = 20;  // u64 origin, u64 sequence, u32 length of the records
+constexpr size_t kTagSize = 20;  // u64 marked origin, u64 sequence, u32 length of the records
+
+// The top 16 bits of a part's first u64: kPartMark, then the origin in the low 48 bits. An entry
+// written before packing (u64 origin, u64 sequence, then the records to the end) starts with the
+// origin alone, whose top 16 bits are zero: (server << 32) ^ a 32-bit nonce, with server ids of at
+// most 16 bits (TxnIds::kMaxNode); so its first u64 never carries the mark.
+constexpr int kMarkShift = 48;
+constexpr uint64_t kPartMark = 0xFACE;
+constexpr uint64_t kOriginMask = (uint64_t{1} << kMarkShift) - 1;
 
 // One proposal's part of an entry's payload (several when the group packed them).
 struct Part {
@@ -27,16 +35,26 @@ struct Part {
 };
 
 // Splits `payload` into its tagged parts; false unless it is one or more well-formed parts and
-// nothing else.
+// nothing else. An entry of the format before packing is one part (its records run to the end).
 bool DecodeParts(absl::string_view payload, absl::InlinedVector<Part, 8>* parts) {
   parts->clear();
+  uint64_t first = 0;
+  if (absl::string_view peek = payload; GetFixed64(&peek, &first) && first >> kMarkShift == 0) {
+    Part part;
+    if (!GetFixed64(&payload, &part.origin) || !GetFixed64(&payload, &part.seq)) return false;
+    part.records = payload;
+    parts->push_back(part);
+    return true;
+  }
   while (!payload.empty()) {
     Part part;
+    uint64_t marked = 0;
     uint32_t len = 0;
-    if (!GetFixed64(&payload, &part.origin) || !GetFixed64(&payload, &part.seq) ||
-        !GetFixed32(&payload, &len) || payload.size() < len) {
+    if (!GetFixed64(&payload, &marked) || marked >> kMarkShift != kPartMark ||
+        !GetFixed64(&payload, &part.seq) || !GetFixed32(&payload, &len) || payload.size() < len) {
       return false;
     }
+    part.origin = marked & kOriginMask;
     part.records = payload.substr(0, len);
     payload.remove_prefix(len);
     parts->push_back(part);
@@ -46,7 +64,7 @@ bool DecodeParts(absl::string_view payload, absl::InlinedVector<Part, 8>* parts)
 
 uint64_t NewOrigin(uint64_t server) {
   std::random_device rd;
-  return (server << 32) ^ rd();
+  return ((server << 32) ^ rd()) & kOriginMask;  // unchanged for server ids below 2^16
 }
 
 }  // namespace
@@ -125,7 +143,7 @@ absl::Status ShardReplica::ProposeLocked(absl::string_view records, uint64_t ter
   const uint64_t seq = next_seq_++;
   std::string entry;
   entry.reserve(kTagSize + records.size());
-  PutFixed64(&entry, origin_);
+  PutFixed64(&entry, (kPartMark << kMarkShift) | origin_);
   PutFixed64(&entry, seq);
   PutFixed32(&entry, static_cast<uint32_t>(records.size()));
   entry.append(records.data(), records.size());

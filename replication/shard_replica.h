@@ -20,13 +20,15 @@
 // completion on a RaftNode), and a barrier's outcome answers every read stamped before it was
 // proposed: OK if it committed in the term the read began in, kUnavailable otherwise.
 //
-// Entry payload: one or more parts, one per commit, each u64 origin (this replica's server id and
-// a random nonce), u64 sequence, u32 length, then the commit's engine records. A RaftNode opened
-// with pack_proposals packs the commits its loop thread finds queued into one entry (one Raft
-// append, message and durable write for all of them); a SimulatedGroup's entries carry one. The
-// kRaftEntry record in the shard's WAL carries only the records (every part's, in order), so the
-// WALs of all replicas hold the same bytes for an entry. An entry all of whose parts this replica
-// still waits for completes them all; any other entry is redone whole.
+// Entry payload: one or more parts, one per commit, each u64 marked origin (a 16-bit mark, then
+// this replica's server id and a random nonce), u64 sequence, u32 length, then the commit's engine
+// records. An entry written before packing (u64 origin without the mark, u64 sequence, then the
+// records to the end) still decodes, as one commit. A RaftNode opened with pack_proposals packs
+// the commits its loop thread finds queued into one entry (one Raft append, message and durable
+// write for all of them); a SimulatedGroup's entries carry one. The kRaftEntry record in the
+// shard's WAL carries only the records (every part's, in order), so the WALs of all replicas hold
+// the same bytes for an entry. An entry all of whose parts this replica still waits for completes
+// them all; any other entry is redone whole.
 #pragma once
 
 #include <atomic>

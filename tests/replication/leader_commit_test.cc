@@ -34,6 +34,7 @@
 #include "tests/replication/seeded_schedule.h"
 #include "txn/database_impl.h"
 #include "txn/txn_ids.h"
+#include "util/coding.h"
 #include "util/mutex.h"
 #include "wal/reader.h"
 
@@ -206,6 +207,37 @@ TEST(LeaderCommit, PackedEntryOfUnknownOutcomeIsRedoneWholeOnTheOldLeader) {
   EXPECT_EQ(c.replica(0).committed(), 0u);
   EXPECT_EQ(c.replica(0).redone(), 1u);  // its own packed entry, as a follower, once
   EXPECT_EQ(c.replica(0).failures(), 0u) << c.replica(0).first_error();
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+}
+
+// An entry in the payload format before packing (u64 origin, u64 sequence, then the records to
+// the end, no mark, no length), as a Raft log written then holds it: every replica decodes it as
+// one commit and redoes it, recovery too.
+TEST(LeaderCommit, EntryOfTheFormatBeforePackingStillDecodes) {
+  Cluster c(Root("oldformat"), 3, 5, /*shards=*/1, /*pack=*/true);
+  ASSERT_NO_FATAL_FAILURE(ElectAndCommitBase(c));
+  std::string records;
+  engine::AppendEntryRecord(
+      &records, engine::kCommit,
+      engine::EncodeCommit(1000, 7, {{engine::WriteOp::kPut, "old", "format"}}));
+  std::string payload;
+  PutFixed64(&payload, (uint64_t{2} << 32) ^ 0x9abcdef0);  // server 2's origin, a nonce
+  PutFixed64(&payload, 1);
+  payload += records;
+  bool answered = false;
+  const absl::Status proposed = c.group().Propose(0, payload, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    answered = true;
+  });
+  ASSERT_TRUE(proposed.ok()) << proposed;
+  ASSERT_TRUE(c.StepUntil([&] { return answered && c.CaughtUp(0); }, 10'000));
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.replica(i).failures(), 0u) << "server " << i << ": " << c.replica(i).first_error();
+    EXPECT_EQ(c.replica(i).redone(), i == 0 ? 1u : 2u) << "server " << i;  // (and the base)
+    auto v = c.Read(i, "old");
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, std::optional<std::string>("format")) << "server " << i;
+  }
   EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
 }
 
