@@ -1134,6 +1134,10 @@ struct rs_uv {
   void (*changed)(void *ctx);
   void *changed_ctx;
   int raft_closing; /* loop thread: raft_close was called */
+  /* Loop thread: a close was requested and raft_close waits for the log's writes, until
+   * close_deadline (uv_now) at most (uv_close_when_stored). */
+  int close_waiting;
+  uint64_t close_deadline;
   int pack;         /* rs_uv_options.pack */
   /* Loop thread, with pack: proposals taken from the queue and held while this server's last
    * append is not stored yet (uv_flush_held). */
@@ -1390,6 +1394,30 @@ static void uv_start_close(struct rs_uv *u) {
   raft_close(&u->raft, uv_raft_closed);
 }
 
+/* How long a close waits for the log's writes before it closes libraft regardless. */
+enum { kCloseWaitMs = 5000 };
+
+/* raft_uv 0.15 writes one append at a time and, when it closes, cancels the appends queued behind
+ * the write in flight; libraft's leader then truncates its log from each cancelled append's first
+ * index, and the second such truncation, of entries the first already removed, runs past the
+ * log's end (SIGSEGV in removeSuffix; RaftNode.CloseWithAppendsQueuedBehindAWriteInFlight). So a
+ * close first refuses new work (g.closing: no proposal, barrier, term-start entry or change step)
+ * and calls raft_close once the log's last index is stored, when no append is queued or in flight,
+ * or after kCloseWaitMs regardless. Loop thread: at the close request, then after each iteration.
+ */
+static void uv_close_when_stored(struct rs_uv *u) {
+  if (u->raft_closing) return;
+  struct raft *r = &u->raft;
+  if (!u->close_waiting) {
+    u->close_waiting = 1;
+    u->g.closing = 1;
+    u->close_deadline = uv_now(&u->loop) + kCloseWaitMs;
+  }
+  if (r->last_stored >= raft_last_index(r) || uv_now(&u->loop) >= u->close_deadline) {
+    uv_start_close(u);
+  }
+}
+
 /* The most proposals, and bytes of their payloads, one packed entry takes (a larger single
  * proposal still gets an entry of its own). */
 enum { kPackMaxParts = 256, kPackMaxBytes = 1 << 20 };
@@ -1481,7 +1509,7 @@ static void uv_on_async(uv_async_t *handle) {
     q = next;
   }
   if (closing) {
-    uv_start_close(u);
+    uv_close_when_stored(u);
   } else {
     uv_flush_held(u);
   }
@@ -1492,7 +1520,12 @@ static void uv_on_check(uv_check_t *handle) {
   struct rs_uv *u = handle->data;
   if (u->raft_closing) return;
   group_tick(&u->g);
-  uv_flush_held(u);
+  if (u->close_waiting) {
+    uv_close_when_stored(u);
+    if (u->raft_closing) return;
+  } else {
+    uv_flush_held(u);
+  }
   uv_publish(u);
 }
 

@@ -3,8 +3,8 @@
 #include <limits>
 #include <random>
 #include <utility>
+#include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "engine/log_record.h"
@@ -36,7 +36,7 @@ struct Part {
 
 // Splits `payload` into its tagged parts; false unless it is one or more well-formed parts and
 // nothing else. An entry of the format before packing is one part (its records run to the end).
-bool DecodeParts(absl::string_view payload, absl::InlinedVector<Part, 8>* parts) {
+bool DecodeParts(absl::string_view payload, std::vector<Part>* parts) {
   parts->clear();
   uint64_t first = 0;
   if (absl::string_view peek = payload; GetFixed64(&peek, &first) && first >> kMarkShift == 0) {
@@ -432,7 +432,7 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
     ++skipped_;  // applied before
     return absl::OkStatus();
   }
-  absl::InlinedVector<Part, 8> parts;
+  std::vector<Part> parts;  // (absl::InlinedVector: a maybe-uninitialized warning under ASan)
   if (!DecodeParts(absl::string_view(entry.payload.data(), entry.payload.size()), &parts)) {
     return absl::InvalidArgumentError(
         absl::StrCat("shard ", options_.shard_id,

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -434,6 +435,49 @@ TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
 // The same with packing, where the loop thread may also hold proposals (its last append not
 // stored yet) when the node closes: those are answered too.
 TEST(RaftNode, CloseAnswersEveryPackedOrHeldProposal) { CloseAnswersEveryProposal(/*pack=*/true); }
+
+// Close while appends wait behind a write still in flight (raft_uv writes one at a time): a large
+// entry, then small ones each appended on its own (no packing), and Close once libraft has taken
+// them all into its log. raft_uv 0.15 cancels queued appends at close and libraft truncates its
+// log from each one's index: the second truncation runs past the log's end and crashed (SIGSEGV in
+// removeSuffix). The shim now closes libraft once the log's writes are stored.
+TEST(RaftNode, CloseWithAppendsQueuedBehindAWriteInFlight) {
+  Cluster cluster("closequeued");
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  RaftNode& node = cluster.node(*leader);
+  const uint64_t before = node.Info().last_index;
+  constexpr int kSmall = 20;
+  std::mutex mu;
+  std::vector<int> calls(kSmall + 1, 0);
+  int accepted = 0;
+  auto propose = [&](int k, std::string payload) {
+    absl::Status s = node.Propose(payload, [&, k](absl::Status) {
+      std::lock_guard<std::mutex> lock(mu);
+      calls[k]++;
+    });
+    if (s.ok()) accepted++;
+  };
+  propose(0, std::string(8 << 20, 'x'));
+  for (int k = 1; k <= kSmall; k++) propose(k, absl::StrCat("small-", k));
+  // No early return from here on: the callbacks use this frame until Close has answered all.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (node.Info().last_index < before + kSmall + 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  const NodeInfo at_close = node.Info();
+  node.Close();
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(accepted, kSmall + 1);
+  EXPECT_EQ(at_close.last_index, before + kSmall + 1);  // all taken into the log before Close
+  for (int k = 0; k <= kSmall; k++) EXPECT_EQ(calls[k], 1) << k;
+  std::printf("closed at last index %llu (%llu before the proposals), %llu entries stored\n",
+              static_cast<unsigned long long>(at_close.last_index),
+              static_cast<unsigned long long>(before),
+              static_cast<unsigned long long>(at_close.entries_stored));
+}
 
 TEST(RaftNode, OpenRefusesBadOptionsAndATakenAddress) {
   Cluster cluster("refuse");
