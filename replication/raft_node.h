@@ -189,9 +189,11 @@ class RaftNode {
   // configuration entry, committed or not. Any thread.
   std::vector<ConfiguredServer> Configuration() const;
 
-  // Stops the node: proposals in flight get kUnknown and queued ones kUnavailable (their
-  // callbacks run before Close returns), the loop thread ends, sockets and memory are freed. The
-  // directory keeps the state for a later Open. Idempotent.
+  // Stops the node: queued proposals get kUnavailable at once; the node then waits until its log
+  // holds on disk every entry it appended (5 s at most), meanwhile committing (OK) what a majority
+  // holds and accepting nothing new; proposals still in flight then get kUnknown. Every callback
+  // runs before Close returns; the loop thread ends, sockets and memory are freed. The directory
+  // keeps the state for a later Open. Idempotent.
   void Close();
 
   // The voters of the configuration the node loaded from its directory (or bootstrapped) at

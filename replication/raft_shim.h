@@ -357,8 +357,9 @@ struct rs_voter {
 };
 unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max);
 
-/* Closes an rs_uv group: refuses further proposals (RS_DOWN), reports queued proposals RS_DOWN
- * and proposals in flight RS_UNKNOWN through the done callback, closes libraft and its sockets,
+/* Closes an rs_uv group: refuses further proposals (RS_DOWN), reports queued proposals RS_DOWN,
+ * waits (5 s at most) until the log's appended entries are stored, meanwhile reporting RS_OK for
+ * what commits, then reports proposals still in flight RS_UNKNOWN, closes libraft and its sockets,
  * stops the loop thread and frees everything. The state in dir stays for a later rs_uv_open.
  * REQUIRES: not on the group's loop thread (not from a callback); no concurrent call on g. */
 void rs_group_close(rs_group *g);
