@@ -749,6 +749,14 @@ static void match_recv(struct raft_io *inner, struct raft_message *message) {
 static int match_send(struct raft_io *io, struct raft_io_send *req,
                       const struct raft_message *message, raft_io_send_cb cb) {
   struct match_io *m = io->impl;
+  if (message->server_address == NULL) {
+    /* libraft 0.15 answers a follower's append that completes while its leader is unknown (its
+     * term moved on meanwhile) to a NULL address, which raft_uv would strlen (SIGSEGV seen once in
+     * RaftNode.CloseWithAppendsQueuedBehindAWriteInFlight): not sent, as if unreachable. */
+    snprintf(m->outer.errmsg, sizeof m->outer.errmsg, "no address for server %llu",
+             (unsigned long long)message->server_id);
+    return RAFT_NOCONNECTION;
+  }
   if (message->type == RAFT_IO_INSTALL_SNAPSHOT) group_of_io(io)->counters.snapshots_sent++;
   if (message->type != RAFT_IO_APPEND_ENTRIES_RESULT ||
       message->append_entries_result.rejected != 0) {
