@@ -18,8 +18,11 @@ namespace txbench {
 
 struct CatchUpSpec {
   uint64_t bytes = 1ull << 30;  // committed key and value bytes to fill the shards with
-  uint32_t value_bytes = 64u << 10;
-  uint32_t keys_per_txn = 16;      // a fill transaction: keys_per_txn values of one shard
+  // A fill transaction: keys_per_txn values of one shard (1 MiB). Values of 16 KiB, not larger:
+  // a checkpoint writes LMDB in transactions of Options::checkpoint_txn_bytes (64 KiB), each with
+  // its own fdatasync, so larger values cost a sync each.
+  uint32_t value_bytes = 16u << 10;
+  uint32_t keys_per_txn = 64;
   int fill_threads_per_shard = 2;  // committers per shard during the fill
   // The new replica must have caught up within this time of its Open, else kDeadlineExceeded.
   absl::Duration deadline = absl::Minutes(10);

@@ -92,7 +92,7 @@ ABSL_FLAG(int, replicas, 0,
           "(--catchup-bytes).");
 ABSL_FLAG(int64_t, catchup_bytes, -1,
           "With --replicas: after the repetitions, fill the replicated cluster with about this "
-          "many bytes of committed data through the leader (64 KiB values, 1 MiB "
+          "many bytes of committed data through the leader (16 KiB values, 1 MiB "
           "transactions), commit small transactions until every group has snapshotted and "
           "truncated its Raft log past them, then add a new empty replica "
           "(Database::AddMember, the node opened with ReplicationOptions::join) and time until "

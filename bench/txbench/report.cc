@@ -216,16 +216,17 @@ std::string HeaderText(const Config& c, const MachineInfo& m) {
                 "and these CPUs, so for\n"
                 "        separate machines read each replica's raft log writes/s and "
                 "entries/write under its row;\n"
-                "        the single-client verdict compares with the O_DSYNC write floor (one "
-                "pwrite on a file opened\n"
-                "        O_DSYNC, as raft_uv writes its log), the fsync floor's ratio is printed "
-                "for reference%s\n",
+                "        the single-client verdict compares with the O_DSYNC write floor (4 KiB "
+                "blocks written to a\n"
+                "        file opened O_DSYNC | O_DIRECT, as raft_uv writes its log), the fsync "
+                "floor's ratio is printed\n"
+                "        for reference%s\n",
                 c.replicas,
                 c.catchup_bytes == 0
                     ? ""
-                    : absl::StrFormat(";\n        catch-up phase after the repetitions: %.2f GB "
-                                      "committed, then a new replica joins and is timed",
-                                      static_cast<double>(c.catchup_bytes) / 1e9)),
+                    : absl::StrCat(";\n        catch-up phase after the repetitions: ",
+                                   DataSize(c.catchup_bytes),
+                                   " committed, then a new replica joins and is timed")),
       absl::StrFormat("  machine: %s, %s x %d CPUs, %.1f GB, %s, %s\n", m.host, m.cpu_model, m.cpus,
                       m.mem_gb, m.kernel, m.os),
       absl::StrFormat("  dir: %s (%s)\n", m.dir, m.filesystem),

@@ -90,7 +90,7 @@ TEST(TxbenchReplicas, TinyRunCompletesAndPrintsEveryReplicasWrites) {
     EXPECT_GT(r.p50_us, 0) << WorkloadName(r.spec.workload);
   }
   EXPECT_EQ(floors, 2);
-  EXPECT_TRUE(std::regex_search(text, std::regex(R"(\n\s*0 fsync\s+o_dsync )"))) << text;
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"(\n\s*1 fsync\s+o_dsync )"))) << text;
   EXPECT_TRUE(absl::StrContains(text, "shardtx-3replicas")) << text;
   for (int node = 1; node <= 3; ++node) {
     EXPECT_TRUE(absl::StrContains(

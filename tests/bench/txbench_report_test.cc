@@ -91,7 +91,7 @@ TEST(TxbenchVerdict, ReplicatedP50IsJudgedAgainstTheODsyncFloor) {
   EXPECT_EQ(v[2].outcome, "holds");
   EXPECT_EQ(v[3].outcome, "not measured (--catchup-bytes=0)");
   const std::string text = SummaryText(runs);
-  EXPECT_NE(text.find("p50 shardtx-3replicas / O_DSYNC write floor p50: 5.60x (5.60-5.60, 5)"),
+  EXPECT_NE(text.find("p50 shardtx-3replicas / O_DSYNC write floor p50: 5.60x (5.60x-5.60x, 5)"),
             std::string::npos)
       << text;
 
