@@ -387,6 +387,15 @@ absl::StatusOr<CatchUpResult> MeasureCatchUp(
     }
     if (caught_up) {
       r.seconds = Since(t0);
+      // What the new node had at that moment (not later: AddMember may still be running).
+      r.min_shard_installs = UINT64_MAX;
+      for (uint32_t g = 0; g < r.shards; ++g) {
+        r.snapshots_installed += n.shards[g].snapshots_installed;
+        r.min_shard_installs = std::min(r.min_shard_installs, n.shards[g].snapshots_installed);
+        r.install_failures += n.shards[g].snapshot_install_failures;
+        r.applied_index += n.shards[g].replication.applied_index;
+        r.leader_commit_index += l.shards[g].replication.commit_index;
+      }
       break;
     }
     anon_peak = std::max(anon_peak, ReadProcMemory().anon);
@@ -426,13 +435,6 @@ absl::StatusOr<CatchUpResult> MeasureCatchUp(
     r.peak_rss_growth_bytes = after.hwm - before.rss;
   }
   if (before.anon >= 0) r.peak_anon_growth_bytes = anon_peak - before.anon;
-  const shardtx::Stats n = fresh->GetStats();
-  r.min_shard_installs = n.shards.empty() ? 0 : UINT64_MAX;
-  for (const shardtx::ShardStatsView& s : n.shards) {
-    r.snapshots_installed += s.snapshots_installed;
-    r.min_shard_installs = std::min(r.min_shard_installs, s.snapshots_installed);
-    r.install_failures += s.snapshot_install_failures;
-  }
   uint64_t sent_after = 0;
   for (const shardtx::ShardStatsView& s : leader.GetStats().shards) {
     sent_after += s.replication.snapshots_sent;

@@ -54,11 +54,14 @@ struct CatchUpResult {
   double add_member_s = 0;
   std::string add_member_status;
   int add_member_calls = 0;
-  // The new node's counters: snapshots installed and failed installs (ShardStatsView), summed
-  // over its shards, and the fewest installs on one shard (every shard needs one).
+  // The new node's counters when it was found caught up: snapshots installed and failed
+  // installs (ShardStatsView), summed over its shards, and the fewest installs on one shard
+  // (every shard needs one); its applied indexes and the leader's commit indexes, summed.
   uint64_t snapshots_installed = 0;
   uint64_t min_shard_installs = 0;
   uint64_t install_failures = 0;
+  uint64_t applied_index = 0;
+  uint64_t leader_commit_index = 0;
   uint64_t leader_snapshots_sent = 0;  // InstallSnapshot messages node 1 sent meanwhile
   uint64_t new_node_disk_bytes = 0;    // allocated bytes under the new node's directory
   // This process (every replica of the cluster and the new one): VmHWM after the catch-up minus

@@ -138,6 +138,11 @@ TEST(TxbenchReplicas, CatchUpInstallsASnapshotOnEveryShard) {
   EXPECT_GE(r->snapshots_installed, c.shards) << CatchUpText(*r);
   EXPECT_EQ(r->install_failures, 0u) << CatchUpText(*r);
   EXPECT_GE(r->leader_snapshots_sent, c.shards) << CatchUpText(*r);
+  // Timed until it had applied what the leader committed: the fill and the commits that made
+  // every group snapshot past it (about snapshot_trailing + 2 x snapshot_threshold per shard).
+  EXPECT_GE(r->applied_index, r->leader_commit_index) << CatchUpText(*r);
+  EXPECT_GE(r->leader_commit_index, r->fill_txns + r->truncate_commits) << CatchUpText(*r);
+  EXPECT_GE(r->truncate_commits, c.shards * 2 * 64u) << CatchUpText(*r);
   // Its directory holds the shards it installed: at least the data committed.
   EXPECT_GE(r->new_node_disk_bytes, c.catchup_bytes) << CatchUpText(*r);
   EXPECT_EQ(r->add_member_status, "OK") << CatchUpText(*r);
