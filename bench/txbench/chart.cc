@@ -27,7 +27,10 @@ std::string GnuplotString(const std::string& s) {
 // The fsync floors: one file, or several synced at once (RunSpec::threads files); and the
 // O_DSYNC write floor (--replicas).
 std::string FloorLabel(const RunResult& r) {
-  if (r.spec.workload == Workload::kDsync) return "O_DSYNC write floor";
+  if (r.spec.workload == Workload::kDsync) {
+    return r.spec.threads == 1 ? "O_DSYNC write floor"
+                               : absl::StrFormat("O_DSYNC write floor, %d at once", r.spec.threads);
+  }
   return r.spec.threads == 1 ? "fsync floor"
                              : absl::StrFormat("fsync floor, %d files", r.spec.threads);
 }

@@ -447,13 +447,17 @@ class DsyncLog {
 // of its file and fdatasync, all syncers at once (a round ends when the last returns). One file
 // is the floor of a commit that waits for one fsync; two files on one disk, the floor of a
 // cross-shard commit whose two prepares are synced in parallel on two logs. Also the O_DSYNC
-// write floor (DsyncLog), in a file of its own.
+// write floor (DsyncLog, files of their own): one writer, or N at once (N replicas' Raft log
+// writes on one disk), a round then ending when a majority of them returned.
 class FsyncFile {
  public:
   static constexpr uint64_t kFileSize = 64ull << 20;
 
-  FsyncFile(std::string path, int files)
-      : path_(std::move(path)), fds_(std::max(files, 1), -1), dsync_(path_ + ".dsync") {}
+  FsyncFile(std::string path, int files) : path_(std::move(path)), fds_(std::max(files, 1), -1) {
+    for (size_t i = 0; i < fds_.size(); ++i) {
+      dsyncs_.push_back(std::make_unique<DsyncLog>(absl::StrCat(PathOf(i), ".dsync")));
+    }
+  }
   ~FsyncFile() {
     for (size_t i = 0; i < fds_.size(); ++i) {
       if (fds_[i] >= 0) close(fds_[i]);
@@ -475,24 +479,38 @@ class FsyncFile {
       }
       if (fsync(fds_[i]) != 0) return ErrnoError(absl::StrCat("fsync ", path));
     }
-    return dsync_.Reset();
+    for (auto& d : dsyncs_) {
+      if (absl::Status s = d->Reset(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
   }
 
   // Syncs the first `files` files (at most as many as were created) at once, round by round.
-  // dsync: the O_DSYNC write floor instead (DsyncLog: one thread, no fdatasync).
+  // dsync: the O_DSYNC write floor instead (DsyncLogs, no fdatasync); with several files a round
+  // ends (its latency) when a majority of the writes returned, and the next starts once all did.
   void Measure(int files, bool dsync, uint32_t record_size, double seconds,
                const ProgressFn& progress, RunResult* r) {
-    files = dsync ? 1 : std::clamp(files, 1, static_cast<int>(fds_.size()));
-    const std::string what = dsync        ? "O_DSYNC write floor"
+    files = std::clamp(files, 1, static_cast<int>(fds_.size()));
+    const int needed = dsync ? files / 2 + 1 : files;  // writes a round's latency waits for
+    const std::string what = dsync
+                                 ? (files == 1 ? "O_DSYNC write floor"
+                                               : absl::StrCat("O_DSYNC write floor (", files,
+                                                              " at once, ", needed, " waited for)"))
                              : files == 1 ? "fsync floor"
                                           : absl::StrCat("fsync floor (", files, " files at once)");
     r->engine_description =
-        dsync ? absl::StrCat("fsync, o_dsync: one thread, a ", record_size,
-                             " B record appended to a fallocated 64 MiB file opened O_WRONLY | "
-                             "O_DSYNC",
-                             dsync_.direct() ? " | O_DIRECT" : " (O_DIRECT refused here)",
-                             " by one pwrite of the 4 KiB blocks that hold it, no fdatasync: a "
-                             "Raft log write as libraft's raft_uv makes it")
+        dsync ? absl::StrCat(
+                    "fsync, o_dsync: ",
+                    files == 1 ? "one thread" : absl::StrCat(files, " threads at once, each"),
+                    " a ", record_size,
+                    " B record appended to a fallocated 64 MiB file of its own opened O_WRONLY | "
+                    "O_DSYNC",
+                    dsyncs_[0]->direct() ? " | O_DIRECT" : " (O_DIRECT refused here)",
+                    " by one pwrite of the 4 KiB blocks that hold it, no fdatasync: a Raft log "
+                    "write as libraft's raft_uv makes it",
+                    files == 1 ? ""
+                               : absl::StrCat("; a round's latency ends when ", needed, " of the ",
+                                              files, " returned (a majority of replicas)"))
         : files == 1
             ? absl::StrCat("fsync: one thread, pwrite of ", record_size,
                            " B (one commit record) at the next offset of a 64 MiB file written "
@@ -510,10 +528,11 @@ class FsyncFile {
     std::atomic<bool> stop{false};
     std::vector<absl::Status> errors(files);
     std::barrier round(files);
+    std::atomic<int> done{0};  // writes of this round returned
     auto sync_one = [&](int i) {
       if (dsync) {
-        errors[i] = dsync_.Append(record_size);
-        stop = !errors[i].ok();
+        errors[i] = dsyncs_[i]->Append(record_size);
+        if (!errors[i].ok()) stop = true;
       } else if (pwrite(fds_[i], record.data(), record.size(), static_cast<off_t>(off_)) !=
                  static_cast<ssize_t>(record.size())) {
         errors[i] = ErrnoError(absl::StrCat("pwrite ", PathOf(i)));
@@ -522,6 +541,8 @@ class FsyncFile {
         errors[i] = ErrnoError(absl::StrCat("fdatasync ", PathOf(i)));
         stop = true;
       }
+      done.fetch_add(1);
+      done.notify_all();
     };
     // The other syncers follow syncer 0 (this thread) round by round: wait for the start,
     // sync, meet at the end.
@@ -546,14 +567,18 @@ class FsyncFile {
     for (auto now = t0; now < deadline && !stop; now = Clock::now()) {
       if (off_ + record_size > kFileSize) off_ = 0;
       if (dsync) {
-        errors[0] = dsync_.MakeRoom(record_size);
+        for (int i = 0; i < files && errors[0].ok(); ++i) {
+          errors[0] = dsyncs_[i]->MakeRoom(record_size);
+        }
         if (!errors[0].ok()) break;
       }
+      done = 0;
       const auto s0 = Clock::now();
       if (files > 1) round.arrive_and_wait();
       sync_one(0);
-      if (files > 1) round.arrive_and_wait();
+      for (int d = done.load(); d < needed; d = done.load()) done.wait(d);
       const auto s1 = Clock::now();
+      if (files > 1) round.arrive_and_wait();
       if (stop) break;
       latency.Add(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(s1 - s0).count()));
@@ -589,7 +614,7 @@ class FsyncFile {
   const std::string path_;
   std::vector<int> fds_;
   uint64_t off_ = 0;
-  DsyncLog dsync_;
+  std::vector<std::unique_ptr<DsyncLog>> dsyncs_;  // one per file, for the O_DSYNC floor
 };
 
 ContenderKey KeyOfRun(const Config& config, const RunSpec& spec) {

@@ -40,18 +40,22 @@ Config TinyCatchUpConfig() {
   return c;
 }
 
-TEST(TxbenchReplicas, PlanIsTheTwoFloorsThenShardtxUnreplicatedAndReplicatedAtOneAndSixtyFour) {
+TEST(TxbenchReplicas, PlanIsTheFloorsThenShardtxUnreplicatedAndReplicatedAtOneAndSixtyFour) {
   const Config c = TinyReplicasConfig();
   ASSERT_TRUE(Validate(c).ok()) << Validate(c);
   const std::vector<RunSpec> plan = PlanRuns(c);
-  ASSERT_EQ(plan.size(), 6u);
+  ASSERT_EQ(plan.size(), 7u);
   EXPECT_EQ(plan[0].engine, EngineKind::kFsync);
   EXPECT_EQ(plan[0].workload, Workload::kFsync);
-  EXPECT_EQ(plan[1].engine, EngineKind::kFsync);
-  EXPECT_EQ(plan[1].workload, Workload::kDsync);
-  for (size_t i = 2; i < plan.size(); ++i) {
-    EXPECT_EQ(plan[i].engine, i % 2 == 0 ? EngineKind::kShardtx : EngineKind::kShardtxReplicated);
-    EXPECT_EQ(plan[i].threads, i <= 3 ? 1 : 64);
+  // The O_DSYNC floors: one write alone, and one per replica at once.
+  for (size_t i : {1, 2}) {
+    EXPECT_EQ(plan[i].engine, EngineKind::kFsync);
+    EXPECT_EQ(plan[i].workload, Workload::kDsync);
+    EXPECT_EQ(plan[i].threads, i == 1 ? 1 : 3);
+  }
+  for (size_t i = 3; i < plan.size(); ++i) {
+    EXPECT_EQ(plan[i].engine, i % 2 == 1 ? EngineKind::kShardtx : EngineKind::kShardtxReplicated);
+    EXPECT_EQ(plan[i].threads, i <= 4 ? 1 : 64);
     EXPECT_EQ(plan[i].workload, Workload::kSingle);
   }
 }
@@ -89,7 +93,7 @@ TEST(TxbenchReplicas, TinyRunCompletesAndPrintsEveryReplicasWrites) {
     EXPECT_GT(r.committed, 0u) << WorkloadName(r.spec.workload);
     EXPECT_GT(r.p50_us, 0) << WorkloadName(r.spec.workload);
   }
-  EXPECT_EQ(floors, 2);
+  EXPECT_EQ(floors, 3);
   EXPECT_TRUE(std::regex_search(text, std::regex(R"(\n\s*1 fsync\s+o_dsync )"))) << text;
   EXPECT_TRUE(absl::StrContains(text, "shardtx-3replicas")) << text;
   for (int node = 1; node <= 3; ++node) {
@@ -98,9 +102,13 @@ TEST(TxbenchReplicas, TinyRunCompletesAndPrintsEveryReplicasWrites) {
         << "no line for replica " << node << " in:\n"
         << text;
   }
-  EXPECT_TRUE(absl::StrContains(text, "commit p50 <= 3x the O_DSYNC write floor")) << text;
+  EXPECT_TRUE(
+      absl::StrContains(text, "commit p50 <= 3x the O_DSYNC write floor, 3 at once, majority"))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "commit p50 / one O_DSYNC write alone")) << text;
   EXPECT_TRUE(absl::StrContains(text, "commit p50 / the fsync (pwrite+fdatasync) floor")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "the verdict is the O_DSYNC floor's")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "the verdict is the line above")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "O_DSYNC write floor (3 at once) p50")) << text;
   EXPECT_TRUE(absl::StrContains(text, ">= 0.4x shardtx unreplicated")) << text;
   // The catch-up phase ran and printed its time, also in the targets.
   std::smatch m;
