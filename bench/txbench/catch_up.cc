@@ -96,10 +96,25 @@ class FirstError {
   std::atomic<bool> stop_{false};
 };
 
-// Commits `puts` in one synced transaction on `db`, retrying aborts (none expected: every key is
-// written by one committer).
+// How long a catch-up commit waits for node 1 to lead again after it lost leadership.
+constexpr auto kLeadershipWait = std::chrono::seconds(60);
+
+// Whether `db` is the ready leader of every shard.
+bool LeadsEveryShard(shardtx::Database& db) {
+  const std::vector<shardtx::Database::ShardLeadership> l = db.Leadership();
+  return !l.empty() && std::all_of(l.begin(), l.end(), [](const auto& s) { return s.ready; });
+}
+
+// Commits `puts` in one synced transaction on `db`. Retries aborts (none expected: every key is
+// written by one committer) and, after waiting (at most kLeadershipWait) until `db` leads every
+// shard again, commits that failed because it lost leadership meanwhile: kUnavailable (no
+// effect) or kUnknown (maybe committed; writing the same values again is harmless). Node 1 can
+// lose leadership under the fill's load: a libraft leader that hears from no majority for its
+// election timeout (1 s) steps down, and node 1, whose timeout is the shortest, wins it back.
+// Each such retry is counted in `leadership_retries`.
 absl::Status CommitPuts(shardtx::Database& db,
-                        const std::vector<std::pair<std::string, absl::string_view>>& puts) {
+                        const std::vector<std::pair<std::string, absl::string_view>>& puts,
+                        std::atomic<uint64_t>* leadership_retries) {
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<shardtx::Transaction> txn = db.Begin();
     absl::Status s;
@@ -109,7 +124,17 @@ absl::Status CommitPuts(shardtx::Database& db,
     }
     if (s.ok()) s = txn->Commit();
     if (!s.ok()) txn->Rollback().IgnoreError();
-    if (!absl::IsAborted(s) || attempt >= 100) return s;
+    if (s.ok() || attempt >= 100) return s;
+    if (absl::IsUnavailable(s) || absl::IsUnknown(s)) {
+      leadership_retries->fetch_add(1);
+      const auto until = Clock::now() + kLeadershipWait;
+      while (!LeadsEveryShard(db)) {
+        if (Clock::now() >= until) return s;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      continue;
+    }
+    if (!absl::IsAborted(s)) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
@@ -150,7 +175,7 @@ absl::Status Fill(shardtx::Database& leader,
 
   std::vector<std::unique_ptr<std::atomic<uint64_t>>> next(shards);
   for (auto& n : next) n = std::make_unique<std::atomic<uint64_t>>(0);
-  std::atomic<uint64_t> bytes{0}, txns{0};
+  std::atomic<uint64_t> bytes{0}, txns{0}, retries{0};
   FirstError error;
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
@@ -169,7 +194,7 @@ absl::Status Fill(shardtx::Database& leader,
             puts.emplace_back(keys[g][i], value);
             txn_bytes += keys[g][i].size() + value.size();
           }
-          absl::Status s = CommitPuts(leader, puts);
+          absl::Status s = CommitPuts(leader, puts, &retries);
           if (!s.ok()) {
             error.Set(absl::Status(s.code(),
                                    absl::StrCat("catch-up fill, shard ", g, ": ", s.message())));
@@ -197,6 +222,7 @@ absl::Status Fill(shardtx::Database& leader,
   r->fill_s = Since(t0);
   r->bytes_committed = bytes.load();
   r->fill_txns = txns.load();
+  r->leadership_retries += retries.load();
   return error.Get();
 }
 
@@ -218,7 +244,7 @@ absl::Status Truncate(shardtx::Database& leader,
   }
   const std::vector<std::vector<std::string>> keys =
       KeysByShard(shard_of, shards, 1, "catchup-truncate-");
-  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> commits{0}, retries{0};
   FirstError error;
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
@@ -230,7 +256,7 @@ absl::Status Truncate(shardtx::Database& leader,
           const shardtx::ShardStatsView* s = ShardOf(leader.GetStats(), g);
           if (s != nullptr && s->replication.applied_index >= target[g]) return;
         }
-        absl::Status st = CommitPuts(leader, puts);
+        absl::Status st = CommitPuts(leader, puts, &retries);
         if (!st.ok()) {
           error.Set(absl::Status(st.code(), absl::StrCat("catch-up truncation commits, shard ", g,
                                                          ": ", st.message())));
@@ -257,6 +283,7 @@ absl::Status Truncate(shardtx::Database& leader,
   reporter.join();
   r->truncate_commits = commits.load();
   r->truncate_s = Since(t0);
+  r->leadership_retries += retries.load();
   return error.Get();
 }
 
@@ -468,12 +495,12 @@ std::string CatchUpText(const CatchUpResult& r) {
       "shards (%d failed), node 1 sent %d InstallSnapshot messages; its directory %s; "
       "AddMember %s after %.1f s (%d call%s); this process's peak RSS growth %s, anonymous "
       "(sampled) %.0f MiB. Fill: %d transactions in %.1f s, then %d one-key commits in %.1f s "
-      "until every group snapshotted past it",
+      "until every group snapshotted past it (%d commits retried after node 1 lost leadership)",
       DataSize(r.bytes_committed), r.seconds, r.mb_per_s, r.new_node_id, r.snapshots_installed,
       r.shards, r.install_failures, r.leader_snapshots_sent, DataSize(r.new_node_disk_bytes),
       r.add_member_status, r.add_member_s, r.add_member_calls, r.add_member_calls == 1 ? "" : "s",
       rss, static_cast<double>(r.peak_anon_growth_bytes) / (1 << 20), r.fill_txns, r.fill_s,
-      r.truncate_commits, r.truncate_s);
+      r.truncate_commits, r.truncate_s, r.leadership_retries);
 }
 
 }  // namespace txbench

@@ -44,6 +44,9 @@ struct CatchUpResult {
   // checkpoint of every replica.
   uint64_t truncate_commits = 0;
   double truncate_s = 0;
+  // Commits of the fill and truncation retried because node 1 had lost leadership meanwhile (it
+  // steps down when no majority answers within its election timeout; see CommitPuts).
+  uint64_t leadership_retries = 0;
   // From the new node's Open until every shard of it had installed a snapshot and applied up to
   // the leader's commit index of that shard.
   double seconds = 0;

@@ -84,7 +84,9 @@ ABSL_FLAG(bool, long_bench, false,
 ABSL_FLAG(int, replicas, 0,
           "Issue 16: 0 (off), 3 or 5. Opens that many replicated shardtx Databases in this "
           "process (members on 127.0.0.1, node 1 made the leader of every shard) and runs, "
-          "interleaved, the fsync floor and shardtx unreplicated and replicated at 1 and 64 "
+          "interleaved, the fsync floor, the O_DSYNC write floors (one write alone; one per "
+          "replica at once, a majority waited for: the single-client verdict's floor) and "
+          "shardtx unreplicated and replicated at 1 and 64 "
           "threads on --workload (single-shard workloads only: single, ycsb-a, ycsb-b), with "
           "issue 16's verdicts and each replica's Raft log writes/s and entries per write. "
           "--engines and --threads are ignored; 5 repetitions of 3 s windows unless --reps, "
