@@ -96,8 +96,10 @@ class FirstError {
   std::atomic<bool> stop_{false};
 };
 
-// How long a catch-up commit waits for node 1 to lead again after it lost leadership.
-constexpr auto kLeadershipWait = std::chrono::seconds(60);
+// How long a catch-up commit waits for node 1 to lead again after it lost leadership. Winning a
+// group back can take a follower's election timeout (30 s, loopback_cluster.h) and more: a
+// follower that heard from a leader within its timeout refuses votes.
+constexpr auto kLeadershipWait = std::chrono::seconds(180);
 
 // Whether `db` is the ready leader of every shard.
 bool LeadsEveryShard(shardtx::Database& db) {
@@ -115,7 +117,8 @@ bool LeadsEveryShard(shardtx::Database& db) {
 absl::Status CommitPuts(shardtx::Database& db,
                         const std::vector<std::pair<std::string, absl::string_view>>& puts,
                         std::atomic<uint64_t>* leadership_retries) {
-  for (int attempt = 0;; ++attempt) {
+  const auto until = Clock::now() + kLeadershipWait;
+  for (int aborts = 0;;) {
     std::unique_ptr<shardtx::Transaction> txn = db.Begin();
     absl::Status s;
     for (const auto& [key, value] : puts) {
@@ -124,17 +127,18 @@ absl::Status CommitPuts(shardtx::Database& db,
     }
     if (s.ok()) s = txn->Commit();
     if (!s.ok()) txn->Rollback().IgnoreError();
-    if (s.ok() || attempt >= 100) return s;
+    if (s.ok()) return s;
     if (absl::IsUnavailable(s) || absl::IsUnknown(s)) {
       leadership_retries->fetch_add(1);
-      const auto until = Clock::now() + kLeadershipWait;
-      while (!LeadsEveryShard(db)) {
+      // Until node 1 leads every shard again; then a little more, so that a commit that lost a
+      // race with the next step-down does not spin.
+      do {
         if (Clock::now() >= until) return s;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
+      } while (!LeadsEveryShard(db));
       continue;
     }
-    if (!absl::IsAborted(s)) return s;
+    if (!absl::IsAborted(s) || ++aborts > 100) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
