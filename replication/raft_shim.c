@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "replication/sim_io.h"
+#include "replication/uv_link_filter.h"
 
 /* ---- Entry format ----
  * Every entry the shim proposes: a 24-byte header, the payload, then 0-7 zero bytes.
@@ -1122,6 +1123,7 @@ struct rs_uv {
    * starts, then only read. */
   struct rs_voter opened_voters[RS_MAX_VOTERS];
   unsigned n_opened_voters;
+  struct lf_group lf; /* the link filter's part (TEST ONLY; empty in the shipped library) */
 };
 
 /* The rs_uv whose libraft runs on this thread, if any. */
@@ -1147,6 +1149,7 @@ static pthread_mutex_t tcp_parse_mu = PTHREAD_MUTEX_INITIALIZER;
 struct nd_connect {
   struct raft_uv_connect req; /* first: the inner transport calls back with &req */
   struct rs_uv *u;
+  raft_id peer;
   struct raft_uv_connect *outer;
   raft_uv_connect_cb cb;
 };
@@ -1160,9 +1163,24 @@ static int nd_init(struct raft_uv_transport *t, raft_id id, const char *address)
   return rv;
 }
 
+/* A stream the link filter refused: ours to close (raft_uv_tcp allocated it with raft_malloc). */
+static void nd_free_refused(uv_handle_t *handle) { raft_free(handle); }
+
+/* uv_fileno of a stream, -1 if it has none. */
+static int nd_fd(struct uv_stream_s *stream) {
+  uv_os_fd_t fd = -1;
+  return uv_fileno((uv_handle_t *)stream, &fd) == 0 ? (int)fd : -1;
+}
+
 static void nd_accepted(struct raft_uv_transport *inner, raft_id id, const char *address,
                         struct uv_stream_s *stream) {
   struct rs_uv *u = inner->data;
+  if (lf_blocked(u->lf.self, id, RS_LINK_IN)) { /* TEST ONLY: the link filter */
+    lf_count_refused(RS_LINK_IN);
+    uv_close((uv_handle_t *)stream, nd_free_refused);
+    return;
+  }
+  lf_note(&u->lf, id, RS_LINK_IN, nd_fd(stream));
   if (uv_tcp_nodelay((uv_tcp_t *)stream, 1) == 0) u->g.counters.nodelay_streams++;
   u->accept_cb(&u->nodelay, id, address, stream);
 }
@@ -1182,7 +1200,16 @@ static void nd_connected(struct raft_uv_connect *req, struct uv_stream_s *stream
   struct rs_uv *u = c->u;
   struct raft_uv_connect *outer = c->outer;
   raft_uv_connect_cb cb = c->cb;
+  const raft_id peer = c->peer;
   free(c);
+  if (status == 0 && lf_blocked(u->lf.self, peer, RS_LINK_OUT)) { /* TEST ONLY: link filter */
+    /* As raft_uv_tcp reports a peer that refused: raft_uv retries after its connect delay. */
+    lf_count_refused(RS_LINK_OUT);
+    uv_close((uv_handle_t *)stream, nd_free_refused);
+    cb(outer, NULL, RAFT_NOCONNECTION);
+    return;
+  }
+  if (status == 0) lf_note(&u->lf, peer, RS_LINK_OUT, nd_fd(stream));
   if (status == 0 && uv_tcp_nodelay((uv_tcp_t *)stream, 1) == 0) u->g.counters.nodelay_streams++;
   cb(outer, stream, status);
 }
@@ -1193,6 +1220,7 @@ static int nd_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
   struct nd_connect *c = calloc(1, sizeof *c);
   if (c == NULL) return RAFT_NOMEM;
   c->u = u;
+  c->peer = id;
   c->outer = req;
   c->cb = cb;
   req->cb = cb;
@@ -1340,6 +1368,7 @@ static void uv_on_async(uv_async_t *handle) {
   u->head = u->tail = NULL;
   int closing = u->close_requested;
   pthread_mutex_unlock(&u->mu);
+  lf_cut_if_pending(&u->lf);
   while (q != NULL) {
     struct queued *next = q->next;
     int rv = closing                     ? RS_DOWN
@@ -1367,6 +1396,14 @@ static void uv_on_check(uv_check_t *handle) {
   group_tick(&u->g);
   uv_publish(u);
 }
+
+#ifdef SHARDTX_KILL_POINTS
+/* The link filter asks the loop thread to cut a link's connections (uv_on_async does). */
+static void uv_wake_for_link_filter(void *ctx) {
+  struct rs_uv *u = ctx;
+  uv_async_send(&u->async);
+}
+#endif
 
 static void *uv_thread_main(void *arg) {
   struct rs_uv *u = arg;
@@ -1448,6 +1485,11 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   u->g.raft = &u->raft;
   u->changed = options->changed;
   u->changed_ctx = options->changed_ctx;
+  u->lf.self = options->id;
+#ifdef SHARDTX_KILL_POINTS
+  u->lf.wake = uv_wake_for_link_filter;
+  u->lf.wake_ctx = u;
+#endif
   pthread_mutex_init(&u->mu, NULL);
   int rv = uv_loop_init(&u->loop);
   if (rv != 0) {
@@ -1564,6 +1606,7 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
     uv_abort_open(u);
     return RS_NOMEM;
   }
+  lf_register(&u->lf);
   *out = &u->g;
   return RS_OK;
 }
@@ -1594,6 +1637,7 @@ unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max)
 void rs_group_close(rs_group *g) {
   struct rs_uv *u = g->uv;
   if (u == NULL) return;
+  lf_unregister(&u->lf); /* no wake-up from the link filter after this */
   pthread_mutex_lock(&u->mu);
   u->close_requested = 1;
   pthread_mutex_unlock(&u->mu);

@@ -353,6 +353,36 @@ unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max)
  * REQUIRES: not on the group's loop thread (not from a callback); no concurrent call on g. */
 void rs_group_close(rs_group *g);
 
+/* ---- The rs_uv backend's link filter (TEST ONLY) ----
+ *
+ * Partitions between rs_uv servers, by Raft id, for the tests and crashtest's node processes:
+ * compiled into the testing library only (SHARDTX_KILL_POINTS); in the shipped library
+ * rs_link_block does nothing and returns RS_INVALID, and the transport checks nothing.
+ *
+ * raft_uv sends to a peer only on its own outbound connection to it and receives the peer's
+ * messages only on the peer's connection to it (inbound). So "server A cannot send to B" is
+ * RS_LINK_OUT blocked for (A, B) and RS_LINK_IN for (B, A); in one process both are set by the
+ * caller, across processes each process sets its own side. While a link is blocked: a
+ * connection made to the peer is closed and reported to raft_uv as refused (it retries after its
+ * connect delay), an inbound one from the peer is closed before raft_uv sees it, and the
+ * connections on it that were open when it became blocked are shut down (shutdown(2) on the
+ * socket, on each group's loop thread; raft_uv then sees the end of the stream or a failed
+ * write and closes it itself). Messages already written may still arrive. Unblocking lets the
+ * next connection attempt through. Process-wide; any thread. */
+enum { RS_LINK_OUT = 1, RS_LINK_IN = 2 };
+/* Blocks (blocked non-zero) or unblocks the directions dirs (RS_LINK_* bits) of server self's
+ * link with peer; the other direction keeps its state. RS_NOMEM if the table (64 pairs) is
+ * full; RS_INVALID in the shipped library. */
+int rs_link_block(uint64_t self, uint64_t peer, int dirs, int blocked);
+/* Unblocks every link. */
+void rs_link_clear(void);
+struct rs_link_counters {
+  uint64_t refused_connects; /* outbound connections closed: the link was blocked */
+  uint64_t refused_accepts;  /* inbound connections closed before raft_uv saw them */
+  uint64_t cut_streams;      /* open connections shut down when their link became blocked */
+};
+void rs_link_counters(struct rs_link_counters *out);
+
 /* ---- The crash simulator backend ----
  *
  * N servers of one simulated group over replication/sim_io.h's in-memory raft_io: a seeded,

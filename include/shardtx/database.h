@@ -109,18 +109,17 @@ class Database {
   // id or address.
   //
   // AddMember: adds `member` (id, and its configured address "IPv4:P"; shard g's group reaches
-  // it at P+1+g) to every shard's group. It joins as a non-voter, the leader replicates the
-  // shard's log to it (libraft's catch-up rounds: each round sends what was appended during the
-  // previous one), and once it is up to date it is promoted to voter. The new member must have
-  // been opened with ReplicationOptions::join (an empty database; its options' members being the
-  // cluster as it will be) and be reachable; the call returns when every shard is done or
-  // failed (a member that cannot be reached fails after libraft's catch-up limit, about 5 s).
-  // Limit until catch-up by snapshot is wired into Open (docs/replication-plan.md, section 9,
-  // step 11): a new member can only catch up from the Raft log, and libraft 0.15 sends a server
-  // that needs the log's first entry a snapshot instead as soon as the group has taken one (every
-  // 1,024 entries applied). So an empty member can be added only to groups that have applied
-  // fewer than 1,024 entries since they were bootstrapped; past that, AddMember fails with
-  // kInternal after libraft's catch-up limit (the member left a non-voter: remove it).
+  // it at P+1+g) to every shard's group. It joins as a non-voter, the leader brings it up to date
+  // (libraft's catch-up rounds: each round sends what was appended during the previous one), and
+  // once it is up to date it is promoted to voter. An empty member first installs a snapshot of
+  // the shard (ReplicationOptions::snapshot_threshold: libraft 0.15 sends one to a server that
+  // needs the log's first entry as soon as the group has taken a snapshot, every 1,024 entries
+  // by default) fetched from the leader's port P, then receives the log after it. The new member
+  // must have been opened with ReplicationOptions::join (an empty database; its options' members
+  // being the cluster as it will be) and be reachable; the call returns when every shard is done
+  // or failed (a member that cannot be reached, or does not catch up, fails after libraft's
+  // catch-up limit, about 5 s: kInternal, the member left a non-voter; call again, or
+  // remove it).
   //
   // RemoveMember: removes member `id` from every shard's group (a shard where it is not a member
   // reports OK). The removed node's shards stop receiving entries and cannot be elected or vote

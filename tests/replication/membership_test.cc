@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,18 +25,15 @@
 #include "shardtx/database.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
+#include "tests/replication/loopback_timing.h"
 
 namespace shardtx {
 namespace {
 
-#ifdef SHARDTX_REPLICATION_SLOW_BUILD
-constexpr int kElectionMs = 1000;
-constexpr int kHeartbeatMs = 100;
-#else
-constexpr int kElectionMs = 300;
-constexpr int kHeartbeatMs = 50;
-#endif
-constexpr auto kDeadline = std::chrono::seconds(30);
+using replication::kDeadline;
+using replication::kElectionMs;
+using replication::kHeartbeatMs;
+using replication::WaitFor;
 constexpr uint32_t kShards = 2;
 constexpr int kMaxNodes = 5;
 
@@ -43,15 +41,6 @@ using replication::PutOne;
 using replication::ReadOne;
 using Role = ShardReplicationStats::Role;
 using Kind = ShardReplicationStats::Member::Kind;
-
-bool WaitFor(const std::function<bool()>& done) {
-  const auto end = std::chrono::steady_clock::now() + kDeadline;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 // The key of shard `shard` numbered i ("a..." lives on shard 0, anything else on shard 1).
 std::string Key(uint32_t shard, int i) { return absl::StrCat(shard == 0 ? "a" : "b", i); }
@@ -290,6 +279,31 @@ TEST(ReplicationStats, MoveAsTheGroupsDo) {
   EXPECT_EQ(won.snapshots_installed, 0u);
 }
 
+// Node 4, one of four voters, counts in the majority: with a node that leads nothing closed, a
+// commit on each shard (keys numbered `key`, `key` + 1) needs it; with that node back and shard 0's
+// leader closed, a new leader (it may be node 4) needs its vote. `*closed` is that old leader,
+// left closed.
+void ExpectTheFourthVoterCounts(Nodes& c, int key, int* closed) {
+  const int f = NonLeader(c, 3);
+  ASSERT_GE(f, 0);
+  c.Close(f);
+  for (uint32_t g = 0; g < kShards; ++g) {
+    ASSERT_TRUE(c.Put(Key(g, key), "after").ok()) << "shard " << g;
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(g, key)) == "after"; }));
+  }
+  ASSERT_TRUE(c.Open(f).ok());
+  std::optional<int> old = c.Leader(0);
+  ASSERT_TRUE(old.has_value());
+  const uint64_t old_term = c.Shard(*old, 0).term;
+  c.Close(*old);
+  *closed = *old;
+  std::optional<int> next = c.Leader(0);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_GT(c.Shard(*next, 0).term, old_term);
+  ASSERT_TRUE(PutOne(c.db(*next), Key(0, key + 1), "elected").ok());
+  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(0, key + 1)) == "elected"; }));
+}
+
 // An empty fourth node joins under load: it catches up, holds every acknowledged key and then is
 // needed (and enough) for the majority, both to commit and to elect.
 TEST(Membership, AddAnEmptyNodeUnderLoad) {
@@ -320,9 +334,9 @@ TEST(Membership, AddAnEmptyNodeUnderLoad) {
     }
   });
   // Some load before the change (150 entries or more per shard to catch up from), and during it.
-  // Fewer than 1,024 per shard: libraft 0.15 sends a snapshot, not the log, to a server that needs
-  // the first entry once its group has taken a Raft snapshot (every 1,024 entries), and installing
-  // one would go through catch-up by snapshot, which these tests do not cover.
+  // Fewer than 1,024 per shard, so that the new node catches up from the log: libraft 0.15 sends a
+  // snapshot instead to a server that needs the first entry once its group has taken a Raft
+  // snapshot (every 1,024 entries); the tests "...AfterTheLogWasTruncated" below cover that path.
   EXPECT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> l(acked_mu);
     return acked.size() >= 300;
@@ -368,27 +382,10 @@ TEST(Membership, AddAnEmptyNodeUnderLoad) {
       ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(3), key) == value; })) << key;
     }
   }
-  // With a node that leads nothing closed, 3 of the 4 voters remain: every commit needs node 4.
-  const int f = NonLeader(c, 3);
-  ASSERT_GE(f, 0);
-  c.Close(f);
-  for (uint32_t g = 0; g < kShards; ++g) {
-    ASSERT_TRUE(c.Put(Key(g, 100000), "after").ok()) << "shard " << g;
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(g, 100000)) == "after"; }));
-  }
-  // Back up, and shard 0's leader down: a new leader needs the three others' votes, node 4's too.
-  ASSERT_TRUE(c.Open(f).ok());
-  std::optional<int> old = c.Leader(0);
-  ASSERT_TRUE(old.has_value());
-  const uint64_t old_term = c.Shard(*old, 0).term;
-  c.Close(*old);
-  std::optional<int> next = c.Leader(0);
-  ASSERT_TRUE(next.has_value());
-  EXPECT_GT(c.Shard(*next, 0).term, old_term);
-  ASSERT_TRUE(PutOne(c.db(*next), Key(0, 100001), "elected").ok());
-  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), Key(0, 100001)) == "elected"; }));
+  int old = -1;
+  ASSERT_NO_FATAL_FAILURE(ExpectTheFourthVoterCounts(c, 100000, &old));
   // A repeated add is done already on every shard.
-  ASSERT_TRUE(c.Open(*old).ok());
+  ASSERT_TRUE(c.Open(old).ok());
   EXPECT_TRUE(c.OnEveryLeader([&](Database& db, std::vector<absl::Status>* s) {
                  return db.AddMember(c.member(3), s);
                }).ok());
@@ -495,6 +492,214 @@ TEST(Membership, ReplaceADeadMemberAndReopenWithTheNewList) {
   c.Close(3);
   ASSERT_TRUE(c.Open(3).ok());
   EXPECT_EQ(c.Shard(3, 0).members.size(), 3u);
+}
+
+// Past log compaction, at the default Raft log settings (a snapshot every 1,024 applied entries,
+// the last 1,024 kept): a member that needs entry 1 is sent a snapshot, both because libraft 0.15
+// sends one to any server needing entry 1 once its group has snapshotted, and because past the
+// second snapshot (2,048) the leader's log no longer holds it.
+namespace past_truncation {
+
+// Entries committed on each shard before a member is added: past the second snapshot.
+constexpr size_t kEntriesPerShard = 2 * 1024 + 600;
+
+// Two threads per shard commit one new key each per transaction on the shard's leader (looked up
+// again after a refusal) until stopped, recording what was acknowledged. The node table must not
+// change while it runs (Open and Close between Stop and Start).
+class Load {
+ public:
+  explicit Load(Nodes& c) : c_(c) {}
+  ~Load() { Stop(); }
+
+  void Start() {
+    stop_ = false;
+    for (uint32_t g = 0; g < kShards; ++g) {
+      for (int t = 0; t < 2; ++t) threads_.emplace_back([this, g] { Run(g); });
+    }
+  }
+  void Stop() {
+    stop_ = true;
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+  size_t acked(uint32_t shard) {
+    std::lock_guard<std::mutex> l(mu_);
+    return acked_per_shard_[shard];
+  }
+  // Waits until `more` further commits of every shard were acknowledged.
+  bool AckMore(size_t more) {
+    size_t target[kShards];
+    for (uint32_t g = 0; g < kShards; ++g) target[g] = acked(g) + more;
+    return WaitFor([&] {
+      for (uint32_t g = 0; g < kShards; ++g) {
+        if (acked(g) < target[g]) return false;
+      }
+      return true;
+    });
+  }
+  std::map<std::string, std::string> keys() {
+    std::lock_guard<std::mutex> l(mu_);
+    return acked_;
+  }
+
+ private:
+  void Run(uint32_t shard) {
+    int leader = -1;  // not known (an int, not an optional: GCC 12 -O2 warns on the optional)
+    while (!stop_.load()) {
+      if (leader < 0) {
+        leader = c_.Leader(shard).value_or(-1);
+        continue;
+      }
+      const int k = next_++;
+      const std::string key = Key(shard, k), value = absl::StrCat("v", k);
+      if (!PutOne(c_.db(leader), key, value).ok()) {
+        leader = -1;
+        continue;
+      }
+      std::lock_guard<std::mutex> l(mu_);
+      acked_[key] = value;
+      ++acked_per_shard_[shard];
+    }
+  }
+
+  Nodes& c_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> next_{0};
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::map<std::string, std::string> acked_;
+  size_t acked_per_shard_[kShards] = {};
+};
+
+// Node `n` holds every key the load had acknowledged (polled: the leaders publish their commit
+// index after the iteration that acknowledged the last commits).
+void ExpectHoldsEveryAckedKey(Nodes& c, int n, Load& load) {
+  const std::map<std::string, std::string> keys = load.keys();
+  ASSERT_GE(keys.size(), kShards * kEntriesPerShard);
+  for (const auto& [key, value] : keys) {
+    ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(n), key) == value; }))
+        << key << "\nnode " << n + 1 << ": " << c.db(n).GetStats().ToString();
+  }
+}
+
+// Node `n` was added to every shard's group as a voter and installed a snapshot of each shard.
+void ExpectVoterFromASnapshot(Nodes& c, int n, size_t members) {
+  for (uint32_t g = 0; g < kShards; ++g) {
+    std::optional<int> leader = c.Leader(g);
+    ASSERT_TRUE(leader.has_value());
+    const ShardReplicationStats s = c.Shard(*leader, g);
+    const auto* m = FindMember(s, c.member(n).id);
+    ASSERT_NE(m, nullptr) << "shard " << g;
+    EXPECT_EQ(m->kind, Kind::kVoter) << "shard " << g;
+    EXPECT_EQ(s.members.size(), members) << "shard " << g;
+    EXPECT_GE(c.Shard(n, g).snapshots_installed, 1u)
+        << "shard " << g << "\nnode " << n + 1 << ": " << c.db(n).GetStats().ToString();
+    ASSERT_TRUE(c.CaughtUp(g)) << "shard " << g;
+  }
+}
+
+}  // namespace past_truncation
+
+// Issue 16's "add an empty replica under load", once every shard's group took several snapshots
+// and truncated its log: the new node installs a snapshot of each shard, is promoted to voter,
+// holds every acknowledged key, and then is needed for the majority, both to commit and to elect.
+TEST(Membership, AnEmptyNodeAddedAfterTheLogWasTruncatedInstallsASnapshotAndVotes) {
+  Nodes c("add_truncated", 3);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.Open(i).ok());
+  ASSERT_TRUE(c.Leader(0).has_value() && c.Leader(1).has_value());
+  c.members().push_back(c.member(3));
+  ASSERT_TRUE(c.Open(3, /*join=*/true).ok());
+  past_truncation::Load load(c);
+  load.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return load.acked(0) >= past_truncation::kEntriesPerShard &&
+           load.acked(1) >= past_truncation::kEntriesPerShard;
+  }));
+  // Snapshots sent by the three old nodes (counted by whichever leads), per shard.
+  auto sent = [&](uint32_t g) {
+    uint64_t n = 0;
+    for (int i = 0; i < 3; ++i) n += c.Shard(i, g).snapshots_sent;
+    return n;
+  };
+  std::vector<uint64_t> sent_before(kShards);
+  for (uint32_t g = 0; g < kShards; ++g) {
+    std::optional<int> leader = c.Leader(g);
+    ASSERT_TRUE(leader.has_value());
+    EXPECT_GE(c.Shard(*leader, g).commit_index, past_truncation::kEntriesPerShard);
+    sent_before[g] = sent(g);
+  }
+  const size_t before[kShards] = {load.acked(0), load.acked(1)};
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status added = c.OnEveryLeader(
+      [&](Database& db, std::vector<absl::Status>* s) { return db.AddMember(c.member(3), s); });
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(load.AckMore(100));  // and after it
+  load.Stop();
+  ASSERT_TRUE(added.ok()) << added << "\nnode 4: " << c.db(3).GetStats().ToString();
+  std::printf(
+      "added node 4 to %u shards after %zu/%zu commits in %lld ms; snapshots installed %llu/%llu\n",
+      kShards, before[0], before[1],
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+      static_cast<unsigned long long>(c.Shard(3, 0).snapshots_installed),
+      static_cast<unsigned long long>(c.Shard(3, 1).snapshots_installed));
+  ASSERT_NO_FATAL_FAILURE(past_truncation::ExpectVoterFromASnapshot(c, 3, 4));
+  for (uint32_t g = 0; g < kShards; ++g) EXPECT_GT(sent(g), sent_before[g]) << "shard " << g;
+  ASSERT_NO_FATAL_FAILURE(past_truncation::ExpectHoldsEveryAckedKey(c, 3, load));
+
+  int old = -1;
+  ASSERT_NO_FATAL_FAILURE(ExpectTheFourthVoterCounts(c, 1000000, &old));
+}
+
+// Issue 16's "replace a dead one", after the log was truncated: a follower is closed for good
+// and removed, an empty node joins under load, installs a snapshot of each shard, holds every
+// acknowledged key, and counts: with either old node closed, the other and the new one commit
+// (two of three).
+TEST(Membership, ReplaceADeadMemberAfterTheLogWasTruncated) {
+  Nodes c("replace_truncated", 3);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.Open(i).ok());
+  past_truncation::Load load(c);
+  load.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return load.acked(0) >= past_truncation::kEntriesPerShard &&
+           load.acked(1) >= past_truncation::kEntriesPerShard;
+  }));
+  load.Stop();
+  const int dead = NonLeader(c, 3);
+  ASSERT_GE(dead, 0);
+  c.Close(dead);
+  absl::Status s = c.OnEveryLeader([&](Database& db, std::vector<absl::Status>* per) {
+    return db.RemoveMember(c.member(dead).id, per);
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  std::vector<ReplicationMember> new_list;
+  for (const ReplicationMember& m : c.members()) {
+    if (m.id != c.member(dead).id) new_list.push_back(m);
+  }
+  new_list.push_back(c.member(3));
+  c.members() = new_list;
+  ASSERT_TRUE(c.Open(3, /*join=*/true).ok());
+  load.Start();
+  s = c.OnEveryLeader(
+      [&](Database& db, std::vector<absl::Status>* per) { return db.AddMember(c.member(3), per); });
+  ASSERT_TRUE(load.AckMore(100));
+  load.Stop();
+  ASSERT_TRUE(s.ok()) << s << "\nnode 4: " << c.db(3).GetStats().ToString();
+  ASSERT_NO_FATAL_FAILURE(past_truncation::ExpectVoterFromASnapshot(c, 3, 3));
+  ASSERT_NO_FATAL_FAILURE(past_truncation::ExpectHoldsEveryAckedKey(c, 3, load));
+
+  // Each old node closed in turn: the other one and node 4 are two of three, and commit on both
+  // shards (with the dead member still in the groups, two of four would not be a majority).
+  for (int old = 0; old < 3; ++old) {
+    if (old == dead) continue;
+    c.Close(old);
+    for (uint32_t g = 0; g < kShards; ++g) {
+      const std::string key = Key(g, 1000000 + old);
+      ASSERT_TRUE(c.Put(key, "two of three").ok())
+          << "shard " << g << ", node " << old + 1 << " closed";
+      EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(3), key) == "two of three"; }));
+    }
+    ASSERT_TRUE(c.Open(old).ok());
+  }
 }
 
 // A member that never answers (nothing listens at its address) is not promoted: libraft gives up

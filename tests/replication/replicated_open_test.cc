@@ -33,6 +33,7 @@
 #include "shardtx/database.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
+#include "tests/replication/loopback_timing.h"
 #include "txn/database_impl.h"
 #include "txn/replicated_shards.h"
 #include "txn/txn_ids.h"
@@ -40,25 +41,11 @@
 namespace shardtx {
 namespace {
 
-#ifdef SHARDTX_REPLICATION_SLOW_BUILD
-constexpr int kElectionMs = 1000;
-constexpr int kHeartbeatMs = 100;
-#else
-constexpr int kElectionMs = 300;
-constexpr int kHeartbeatMs = 50;
-#endif
-constexpr auto kDeadline = std::chrono::seconds(30);
+using replication::kDeadline;
+using replication::kElectionMs;
+using replication::kHeartbeatMs;
+using replication::WaitFor;
 constexpr uint32_t kShards = 2;
-
-// Polls `done` every few milliseconds until it holds or the deadline passes.
-bool WaitFor(const std::function<bool()>& done) {
-  const auto end = std::chrono::steady_clock::now() + kDeadline;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 std::string Root(const std::string& name) {
   std::error_code ec;

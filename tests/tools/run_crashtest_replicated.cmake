@@ -4,6 +4,8 @@
 # EXPECT=clean: exit 0 and the summary "..., 0 lost, 0 violations, 0 divergent replicas".
 # EXPECT=finding: exit 1 and a "crashtest: VIOLATION" report naming a lost acknowledged commit
 # (a node that lies about its acknowledgements was caught). $SHARDTX_SEED replays a run's plans.
+# -DREQUIRE_FAULTS="kind ..." (optional; not checked with $SHARDTX_SEED, whose plan differs): a
+# clean run must also have made each of these faults at least once (its "crashtest: faults:" line).
 separate_arguments(args UNIX_COMMAND "${CRASHTEST_ARGS}")
 if(DEFINED ENV{SHARDTX_SEED})
   list(APPEND args "--seed=$ENV{SHARDTX_SEED}")
@@ -14,6 +16,14 @@ execute_process(COMMAND "${CRASHTEST}" --mode=replicated ${args} "--dir=${DIR}"
 if(EXPECT STREQUAL "clean")
   if(NOT rc EQUAL 0 OR NOT out MATCHES "crashtest: replicated: [0-9]+ rounds, [1-9][0-9]* acknowledged commits verified, .* 0 lost, 0 violations, 0 divergent replicas")
     message(FATAL_ERROR "crashtest --mode=replicated did not end clean (exit ${rc}); directory kept: ${DIR}")
+  endif()
+  if(NOT DEFINED ENV{SHARDTX_SEED})
+    separate_arguments(required UNIX_COMMAND "${REQUIRE_FAULTS}")
+    foreach(kind IN LISTS required)
+      if(NOT out MATCHES "crashtest: faults: [^\n]*${kind} [1-9]")
+        message(FATAL_ERROR "crashtest --mode=replicated made no ${kind} fault (its seed's plan has one)")
+      endif()
+    endforeach()
   endif()
   file(REMOVE_RECURSE "${DIR}")
 elseif(EXPECT STREQUAL "finding")

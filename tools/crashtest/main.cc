@@ -44,10 +44,15 @@ ABSL_FLAG(std::string, mode, "mixed",
           "unsynced WAL byte, maybe tearing the last write; WAL only: LMDB does its own I/O), "
           "or mixed (a random one per round). Or replicated: three node processes of one "
           "replicated database on 127.0.0.1, one fault per round (leader or follower kill -9, "
-          "SIGSTOP of a leader, whole-cluster kill -9); see README.md.");
+          "SIGSTOP of a leader, whole-cluster kill -9, an isolated leader, a one-way "
+          "partition, a follower replaced by a new member); see README.md.");
 ABSL_FLAG(int32_t, txn_pause_ms, 0,
           "--mode=replicated: each workload thread pauses this long after each transfer (fewer "
           "Raft entries per round).");
+ABSL_FLAG(int64_t, replace_round, 0,
+          "--mode=replicated: this round's fault is replace-follower (a follower replaced by a new "
+          "empty member once the Raft logs were truncated), whatever the seed draws; the run "
+          "fails as too little if it did not happen. 0: only the seeded mix.");
 ABSL_FLAG(int32_t, election_ms, 300,
           "--mode=replicated: the Raft election timeout of the nodes, in ms (heartbeat: a "
           "sixth of it).");
@@ -126,6 +131,7 @@ int RunReplicated(shardtx::crashtest::DriverOptions o) {
   r.dir = absl::GetFlag(FLAGS_dir);
   r.self = SelfPath();
   r.broken = absl::GetFlag(FLAGS_self_test_broken);
+  r.replace_round = std::max<int64_t>(0, absl::GetFlag(FLAGS_replace_round));
   if (!r.broken.empty() && r.broken != "ack_refused") {
     std::fprintf(stderr, "crashtest: --mode=replicated takes --self_test_broken=ack_refused\n");
     return 2;

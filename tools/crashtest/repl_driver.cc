@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -253,9 +254,32 @@ class NodeProc {
   std::string error_line_;
 };
 
-enum Fault { kNone, kLeaderKill, kFollowerKill, kLeaderStop, kClusterKill, kFaultKinds };
-const char* const kFaultNames[] = {"none", "leader-kill", "follower-kill", "leader-stop",
-                                   "cluster-kill"};
+enum Fault {
+  kNone,
+  kLeaderKill,
+  kFollowerKill,
+  kLeaderStop,
+  kClusterKill,
+  kLeaderIsolate,
+  kOneWay,
+  kReplace,
+  kFaultKinds
+};
+const char* const kFaultNames[] = {"none",         "leader-kill",    "follower-kill", "leader-stop",
+                                   "cluster-kill", "leader-isolate", "one-way",      "replace-follower"};
+// The seeded mix, in percent (README.md): leader kills the most frequent.
+constexpr int kFaultPercent[kFaultKinds] = {5, 28, 14, 14, 10, 12, 9, 8};
+static_assert(kFaultPercent[0] + kFaultPercent[1] + kFaultPercent[2] + kFaultPercent[3] +
+                  kFaultPercent[4] + kFaultPercent[5] + kFaultPercent[6] + kFaultPercent[7] ==
+              100);
+
+// replace-follower waits until every shard's commit index is past this: two snapshots at the
+// default Raft log settings, the second of which drops the entries up to the first (so entry 1,
+// which an empty member needs first, is no longer in any leader's log).
+uint64_t TruncatedLogIndex() {
+  const ReplicationOptions defaults;
+  return uint64_t{defaults.snapshot_threshold} * 2 + 100;
+}
 
 class ReplDriver {
  public:
@@ -264,14 +288,32 @@ class ReplDriver {
 
  private:
   bool StartNode(int i, std::string* error);
+  // replace-follower (below, "A new member"): the fault, and its steps.
+  bool ReplaceFollower(int shard, uint64_t draw, std::string* what, std::string* error);
+  // Per shard, the largest commit index any node reports ("G"); empty if a node cannot answer.
+  std::vector<uint64_t> CommitIndexes();
+  bool ChangeOnEveryLeader(const std::string& cmd, std::string* error);
+  // Waits until node i installed a snapshot of every shard and every node sees 3 voters in each.
+  bool JoinedBySnapshot(int i, std::string* error);
   bool StartDead(std::string* error);
   // Leadership of every shard as node i reports it; nullopt if it cannot answer.
   std::optional<std::vector<ShardView>> Views(int i);
   // Waits until every node is up and, for every shard, one of them is the ready leader and all
   // three name it; the leader's index per shard.
   std::optional<std::vector<int>> WaitHealed();
-  // The node now reporting itself ready leader of `shard` (-1 if none answers so).
-  int LeaderOf(int shard, uint64_t* term);
+  // The node now reporting itself ready leader of `shard` (-1 if none answers so), `exclude`
+  // not asked.
+  int LeaderOf(int shard, uint64_t* term, int exclude = -1);
+  // Polls until a node other than `old` is the ready leader of `shard` in a term above `term`
+  // (30 s at most); that node (-1 if none) and its term.
+  int WaitNewLeader(int shard, int old, uint64_t term, uint64_t* new_term);
+  // Node `from` can no longer (cut) or again (!cut) send to node `to`: `from` blocks its
+  // outbound link to `to`, `to` its inbound link from `from` (repl_protocol.h, "P").
+  bool CutSend(int from, int to, bool cut);
+  // Cuts `leader` off from the other two (a kLeaderIsolate or kOneWay fault, `deaf` choosing the
+  // direction of a one-way one); what it did, for the round's line.
+  std::string Partition(Fault fault, int leader, bool deaf);
+  bool HealLinks();
   bool Verify(const std::vector<int>& leaders, std::vector<std::string>* findings);
   bool CompareDigests(std::vector<std::string>* findings);
   void Workload(bool on);
@@ -288,6 +330,11 @@ class ReplDriver {
   uint64_t divergent_ = 0;
   uint64_t digests_compared_ = 0;
   uint64_t port_retries_ = 0;  // restarts repeated because a port was still in use
+  uint64_t partitions_without_leader_ = 0;  // no new leader within 30 s of a partition
+  std::vector<ReplicationMember> retired_;  // members replaced by replace-follower
+  uint64_t membership_retries_ = 0;         // membership calls a shard answered not done
+  uint64_t new_member_installs_ = 0;        // snapshots the new members installed
+  uint64_t last_id_ = kNodes;               // the last member id given
   int round_ = 0;
 };
 
@@ -295,7 +342,7 @@ bool ReplDriver::StartNode(int i, std::string* error) {
   const std::vector<std::string> args = {
       "--repl_node",
       absl::StrCat("--repl_node_id=", members_[i].id),
-      absl::StrCat("--repl_dir=", o_.dir, "/node", i + 1),
+      absl::StrCat("--repl_dir=", o_.dir, "/node", members_[i].id),
       absl::StrCat("--repl_cluster=", absl::StrFormat("ct%016x", o_.seed)),
       absl::StrCat("--repl_members=", FormatMembers(members_)),
       absl::StrCat("--repl_election_ms=", o_.election_ms),
@@ -303,7 +350,8 @@ bool ReplDriver::StartNode(int i, std::string* error) {
       absl::StrCat("--repl_broken=", o_.broken),
       absl::StrCat("--repl_pause_ms=", o_.pause_ms),
       absl::StrCat("--shards=", o_.shards),
-      absl::StrCat("--threads=", o_.threads)};
+      absl::StrCat("--threads=", o_.threads),
+      absl::StrCat("--repl_join=", members_[i].id > kNodes ? 1 : 0)};  // replace-follower's
   return nodes_[i]->Spawn(o_.self, args, error);
 }
 
@@ -380,9 +428,9 @@ std::optional<std::vector<int>> ReplDriver::WaitHealed() {
   return std::nullopt;
 }
 
-int ReplDriver::LeaderOf(int shard, uint64_t* term) {
+int ReplDriver::LeaderOf(int shard, uint64_t* term, int exclude) {
   for (int i = 0; i < kNodes; ++i) {
-    if (!nodes_[i]->alive() || nodes_[i]->stopped()) continue;
+    if (i == exclude || !nodes_[i]->alive() || nodes_[i]->stopped()) continue;
     std::optional<std::vector<ShardView>> v = Views(i);
     if (v.has_value() && (*v)[shard].ready) {
       *term = (*v)[shard].term;
@@ -390,6 +438,50 @@ int ReplDriver::LeaderOf(int shard, uint64_t* term) {
     }
   }
   return -1;
+}
+
+int ReplDriver::WaitNewLeader(int shard, int old, uint64_t term, uint64_t* new_term) {
+  const auto start = Clock::now();
+  while (MsSince(start) < 30000) {
+    const int next = LeaderOf(shard, new_term, old);
+    if (next >= 0 && *new_term > term) return next;
+    SleepMs(20);
+  }
+  return -1;
+}
+
+bool ReplDriver::CutSend(int from, int to, bool cut) {
+  std::vector<std::string> reply;
+  const char* on = cut ? "1" : "0";
+  return nodes_[from]->Call(absl::StrCat("P ", members_[to].id, " out ", on), &reply) &&
+         reply == std::vector<std::string>{"P ok"} &&
+         nodes_[to]->Call(absl::StrCat("P ", members_[from].id, " in ", on), &reply) &&
+         reply == std::vector<std::string>{"P ok"};
+}
+
+std::string ReplDriver::Partition(Fault fault, int leader, bool deaf) {
+  bool ok = true;
+  for (int j = 0; j < kNodes; ++j) {
+    if (j == leader) continue;
+    // Isolated: both directions. One way: the leader's followers cannot reach it (deaf: it keeps
+    // sending heartbeats, hears no answer, and steps down after an election timeout), or it
+    // cannot reach them (they time out and elect; the new leader's messages reach it).
+    if (fault == kLeaderIsolate || !deaf) ok = CutSend(leader, j, true) && ok;
+    if (fault == kLeaderIsolate || deaf) ok = CutSend(j, leader, true) && ok;
+  }
+  if (!ok) return "";
+  return fault == kLeaderIsolate ? "cut off both ways"
+         : deaf                  ? "cannot hear the others (it can send)"
+                                 : "cannot reach the others (it can hear)";
+}
+
+bool ReplDriver::HealLinks() {
+  bool ok = true;
+  for (auto& n : nodes_) {
+    std::vector<std::string> reply;
+    ok = n->Call("P clear", &reply) && reply == std::vector<std::string>{"P ok"} && ok;
+  }
+  return ok;
 }
 
 void ReplDriver::Workload(bool on) {
@@ -502,6 +594,181 @@ bool ReplDriver::CompareDigests(std::vector<std::string>* findings) {
   return false;
 }
 
+// --- A new member: replace-follower. ---
+
+std::vector<uint64_t> ReplDriver::CommitIndexes() {
+  std::vector<uint64_t> commit(o_.shards, 0);
+  for (int i = 0; i < kNodes; ++i) {
+    std::vector<std::string> reply;
+    if (!nodes_[i]->Call("G", &reply) || static_cast<int>(reply.size()) != o_.shards) return {};
+    for (const std::string& r : reply) {
+      std::vector<std::string> w = absl::StrSplit(r, ' ');
+      int g = 0;
+      uint64_t index = 0;
+      if (w.size() != 6 || !absl::SimpleAtoi(w[1], &g) || g < 0 || g >= o_.shards ||
+          !absl::SimpleAtoi(w[2], &index)) {
+        return {};
+      }
+      commit[g] = std::max(commit[g], index);
+    }
+  }
+  return commit;
+}
+
+bool ReplDriver::ChangeOnEveryLeader(const std::string& cmd, std::string* error) {
+  // Each shard's group is changed by its own ready leader; a node changes the shards it leads
+  // and answers kUnavailable for the others, kAborted / kUnknown / kInternal (a new member that
+  // did not catch up in time) are retried too: the calls are idempotent.
+  std::vector<bool> done(o_.shards, false);
+  std::string last = "no ready leader";
+  const auto end = Clock::now() + kHealDeadline;
+  while (Clock::now() < end) {
+    int g = 0;
+    while (g < o_.shards && done[g]) ++g;
+    if (g == o_.shards) return true;
+    uint64_t term = 0;
+    const int leader = LeaderOf(g, &term);
+    std::vector<std::string> reply;
+    if (leader >= 0 && nodes_[leader]->Call(cmd, &reply)) {
+      for (const std::string& r : reply) {
+        std::vector<std::string> w = absl::StrSplit(r, ' ');
+        int shard = -1;
+        if (w.size() == 3 && absl::SimpleAtoi(w[1], &shard) && shard >= 0 && shard < o_.shards) {
+          done[shard] = done[shard] || w[2] == "OK";
+        }
+        if (w.size() == 3 && w[2] != "OK" && (w[1] == "all" || shard == g)) {
+          last = absl::StrCat("node ", members_[leader].id, ": ", r);
+        }
+      }
+    }
+    if (!done[g]) {
+      ++membership_retries_;
+      SleepMs(50);
+    }
+  }
+  *error = absl::StrCat("'", cmd, "' was not done on every shard in 60 s (the last refusal: ", last,
+                        ")");
+  return false;
+}
+
+bool ReplDriver::JoinedBySnapshot(int i, std::string* error) {
+  std::string last;
+  const auto end = Clock::now() + kHealDeadline;
+  while (Clock::now() < end) {
+    bool ok = true;
+    uint64_t installs = 0;
+    last.clear();
+    for (int n = 0; n < kNodes && ok; ++n) {
+      std::vector<std::string> reply;
+      ok = nodes_[n]->Call("G", &reply) && static_cast<int>(reply.size()) == o_.shards;
+      for (size_t g = 0; ok && g < reply.size(); ++g) {
+        std::vector<std::string> w = absl::StrSplit(reply[g], ' ');
+        uint64_t installed = 0;
+        ok = w.size() == 6 && w[5] == "3" && absl::SimpleAtoi(w[4], &installed) &&
+             (n != i || installed >= 1);
+        installs += n == i ? installed : 0;
+        absl::StrAppend(&last, " node ", members_[n].id, ": ", reply[g], ";");
+      }
+    }
+    if (ok) {
+      new_member_installs_ += installs;
+      return true;
+    }
+    SleepMs(50);
+  }
+  *error = absl::StrCat("[violation] new member ", members_[i].id,
+                        " did not install a snapshot of every shard, or the groups are not 3 "
+                        "voters, 60 s after it was added past the log's truncation (G:",
+                        last, ")");
+  return false;
+}
+
+// The fault: once every shard's Raft log was truncated past entry 1, a follower is killed for
+// good and replaced by a new empty member (new id, directory and ports, opened with join): the
+// old one removed and the new one added on each shard's leader, in an order the seed draws
+// (remove first: two voters meanwhile; add first: four, three of them live), while the workload
+// runs. The new member can only catch up by installing a snapshot of each shard. The groups end
+// with 3 voters; the round's checks then cover the new node like the others.
+bool ReplDriver::ReplaceFollower(int shard, uint64_t draw, std::string* what, std::string* error) {
+  const uint64_t bound = TruncatedLogIndex();
+  std::vector<uint64_t> commit;
+  const auto wait_start = Clock::now();
+  auto past = [&] {
+    commit = CommitIndexes();
+    for (uint64_t c : commit) {
+      if (c < bound) return false;
+    }
+    return !commit.empty();
+  };
+  while (!past()) {
+    if (MsSince(wait_start) > 60000) {
+      absl::StrAppend(what, " skipped: the shards' commit indexes did not all reach ", bound,
+                      " in 60 s");
+      return true;
+    }
+    SleepMs(50);
+  }
+  // The victim: a node that leads no shard, else one that does not lead `shard`.
+  std::vector<bool> leads(kNodes, false);
+  for (int g = 0; g < o_.shards; ++g) {
+    uint64_t term = 0;
+    const int l = LeaderOf(g, &term);
+    if (l >= 0) leads[l] = true;
+  }
+  int victim = static_cast<int>(draw % kNodes);
+  for (int k = 0; k < kNodes && leads[victim]; ++k) victim = (victim + 1) % kNodes;
+  if (leads[victim]) {
+    uint64_t term = 0;
+    const int l = LeaderOf(shard, &term);
+    if (victim == l) victim = (victim + 1) % kNodes;
+  }
+  const ReplicationMember old = members_[victim];
+  std::vector<int> avoid;
+  retired_.push_back(old);
+  for (const auto* list : {&members_, &retired_}) {
+    for (const ReplicationMember& m : *list) {
+      int p = 0;
+      (void)absl::SimpleAtoi(m.address.substr(m.address.rfind(':') + 1), &p);
+      for (int k = 0; k <= o_.shards; ++k) avoid.push_back(p + k);
+    }
+  }
+  const int port = FreeLoopbackPortRange(1 + o_.shards, avoid);
+  if (port == 0) {
+    *error = "no free ports on 127.0.0.1 for a new member";
+    return false;
+  }
+  const ReplicationMember joiner{++last_id_, absl::StrCat("127.0.0.1:", port)};
+  const bool remove_first = (draw >> 8) % 2 == 0;
+  absl::StrAppend(what, " node ", old.id, " (", leads[victim] ? "leads a shard" : "leads none",
+                  ") by node ", joiner.id, " at ", joiner.address, ", commit indexes");
+  for (uint64_t c : commit) absl::StrAppend(what, " ", c);
+  absl::StrAppend(what, remove_first ? ", removed then added" : ", added then removed");
+  const auto change_start = Clock::now();
+  nodes_[victim]->Kill();
+  auto start_joiner = [&] {
+    members_[victim] = joiner;
+    nodes_[victim] = std::make_unique<NodeProc>(
+        joiner.id, absl::StrCat(o_.dir, "/node", joiner.id, ".log"), &model_, &model_mu_);
+    std::vector<std::string> reply;
+    return StartDead(error) && nodes_[victim]->Call("W 1", &reply);
+  };
+  const std::string add = absl::StrCat("MA ", joiner.id, " ", joiner.address);
+  const std::string remove = absl::StrCat("MR ", old.id);
+  if (remove_first) {
+    if (!ChangeOnEveryLeader(remove, error) || !start_joiner() ||
+        !ChangeOnEveryLeader(add, error)) {
+      return false;
+    }
+  } else if (!start_joiner() || !ChangeOnEveryLeader(add, error) ||
+             !ChangeOnEveryLeader(remove, error)) {
+    return false;
+  }
+  if (!JoinedBySnapshot(victim, error)) return false;
+  absl::StrAppend(what, " in ", static_cast<int>(MsSince(change_start)), " ms");
+  ++faults_[kReplace];
+  return true;
+}
+
 void ReplDriver::Finish() {
   for (auto& n : nodes_) {
     std::vector<std::string> reply;
@@ -561,16 +828,20 @@ int ReplDriver::Run() {
     ++round_;
     const auto round_start = Clock::now();
     // The plan: a fault and its timing. Leader kills are the most frequent.
-    const int pick = static_cast<int>(rng_() % 100);
-    const Fault fault = pick < 35   ? kLeaderKill
-                        : pick < 55 ? kFollowerKill
-                        : pick < 75 ? kLeaderStop
-                        : pick < 90 ? kClusterKill
-                                    : kNone;
+    int pick = static_cast<int>(rng_() % 100);
+    Fault drawn = kNone;
+    for (int k = 0; k < kFaultKinds; ++k) {
+      pick -= kFaultPercent[k];
+      if (pick < 0) {
+        drawn = static_cast<Fault>(k);
+        break;
+      }
+    }
     const int shard = static_cast<int>(rng_() % static_cast<uint64_t>(o_.shards));
     const int before_ms = 100 + static_cast<int>(rng_() % 700);
     const int after_ms = 300 + static_cast<int>(rng_() % 1000);
     const uint64_t other = rng_();
+    const Fault fault = round_ == o_.replace_round ? kReplace : drawn;
     std::optional<std::vector<int>> leaders = WaitHealed();
     if (!leaders.has_value()) return fail("no ready leader on every shard before the round");
     uint64_t acked_before;
@@ -583,7 +854,28 @@ int ReplDriver::Run() {
     std::string what = kFaultNames[fault];
     uint64_t term = 0;
     const int leader = LeaderOf(shard, &term);
-    if (fault == kLeaderKill || fault == kLeaderStop) {
+    bool partitioned = false;
+    if (fault == kLeaderIsolate || fault == kOneWay) {
+      if (leader < 0) {
+        absl::StrAppend(&what, " (no ready leader of shard ", shard, " at that moment: none)");
+      } else {
+        const auto cut_start = Clock::now();
+        const std::string how = Partition(fault, leader, other % 2 == 0);
+        partitioned = true;
+        if (how.empty()) return fail("a node did not take its link filter command (P)");
+        // Past the election timeout: until another node is the ready leader in a later term;
+        // the partition then holds as long as a killed node would stay dead.
+        uint64_t new_term = 0;
+        const int next = WaitNewLeader(shard, leader, term, &new_term);
+        if (next < 0) ++partitions_without_leader_;
+        absl::StrAppend(&what, " node ", members_[leader].id, " (leader of shard ", shard,
+                        ", term ", term, ") ", how, "; new leader ",
+                        next >= 0 ? absl::StrCat("node ", members_[next].id, " term ", new_term)
+                                  : std::string("none"),
+                        " after ", static_cast<int>(MsSince(cut_start)), " ms");
+        ++faults_[fault];
+      }
+    } else if (fault == kLeaderKill || fault == kLeaderStop) {
       if (leader < 0) {
         absl::StrAppend(&what, " (no ready leader of shard ", shard, " at that moment: none)");
       } else if (fault == kLeaderKill) {
@@ -597,12 +889,7 @@ int ReplDriver::Run() {
         // later term (then a little longer, so the stopped one's peers move on).
         const auto stop_start = Clock::now();
         uint64_t new_term = 0;
-        int next = -1;
-        while (MsSince(stop_start) < 30000) {
-          next = LeaderOf(shard, &new_term);
-          if (next >= 0 && next != leader && new_term > term) break;
-          SleepMs(20);
-        }
+        const int next = WaitNewLeader(shard, leader, term, &new_term);
         SleepMs(100);
         nodes_[leader]->Cont();
         absl::StrAppend(&what, " node ", members_[leader].id, " (leader of shard ", shard,
@@ -622,10 +909,13 @@ int ReplDriver::Run() {
     } else if (fault == kClusterKill) {
       for (auto& n : nodes_) n->Kill();
       ++faults_[fault];
+    } else if (fault == kReplace) {
+      if (!ReplaceFollower(shard, other, &what, &error)) return fail(error);
     } else {
       ++faults_[fault];
     }
     SleepMs(after_ms);
+    if (partitioned && !HealLinks()) return fail("a node did not take its link filter command (P)");
     // Heal: restart whatever was killed; the workload goes on on the leaders meanwhile.
     if (!StartDead(&error)) return fail(error);
     leaders = WaitHealed();
@@ -661,15 +951,16 @@ int ReplDriver::Run() {
   }
   Finish();
   std::lock_guard<std::mutex> l(model_mu_);
+  std::string faults;
+  for (int k = 1; k <= kFaultKinds; ++k) {
+    const int f = k % kFaultKinds;  // "none" last
+    absl::StrAppend(&faults, f == 1 ? "" : ", ", kFaultNames[f], " ", faults_[f]);
+  }
   std::printf(
-      "crashtest: faults: leader-kill %llu, follower-kill %llu, leader-stop %llu, cluster-kill "
-      "%llu, none %llu; %llu transfers refused (no effect), %llu committed; %llu digests "
-      "compared; %llu node starts repeated (port still in use)\n",
-      static_cast<unsigned long long>(faults_[kLeaderKill]),
-      static_cast<unsigned long long>(faults_[kFollowerKill]),
-      static_cast<unsigned long long>(faults_[kLeaderStop]),
-      static_cast<unsigned long long>(faults_[kClusterKill]),
-      static_cast<unsigned long long>(faults_[kNone]),
+      "crashtest: faults: %s; %llu partitions without a new leader in 30 s; %llu transfers "
+      "refused (no effect), %llu committed; %llu digests compared; %llu node starts repeated "
+      "(port still in use)\n",
+      faults.c_str(), static_cast<unsigned long long>(partitions_without_leader_),
       static_cast<unsigned long long>(model_.no_effect()),
       static_cast<unsigned long long>(model_.committed()),
       static_cast<unsigned long long>(digests_compared_),
@@ -683,6 +974,17 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(model_.unknown()),
       static_cast<unsigned long long>(outcome_answers_),
       static_cast<unsigned long long>(model_.unanswered_resolved()), o_.shards);
+  std::printf(
+      "crashtest: replace-follower: %llu followers replaced by new empty members after the Raft "
+      "logs were truncated (%llu snapshots installed on them; %llu membership calls retried)\n",
+      static_cast<unsigned long long>(faults_[kReplace]),
+      static_cast<unsigned long long>(new_member_installs_),
+      static_cast<unsigned long long>(membership_retries_));
+  if (o_.replace_round > 0 && round_ >= o_.replace_round && faults_[kReplace] == 0) {
+    std::printf("crashtest: TOO LITTLE VERIFIED: the replacement of round %lld did not happen\n",
+                static_cast<long long>(o_.replace_round));
+    return 3;
+  }
   if (model_.acked_verified() == 0) {
     std::printf("crashtest: TOO LITTLE VERIFIED: no acknowledged commit was verified\n");
     return 3;

@@ -1,6 +1,8 @@
 // `crashtest --mode=replicated`: three node processes (repl_node.h) of one replicated database
 // on 127.0.0.1, bank transfers inside each shard on its leader, and one fault per round (leader
-// or follower kill -9, SIGSTOP of a leader past the election timeout, whole-cluster kill -9).
+// or follower kill -9, SIGSTOP of a leader past the election timeout, whole-cluster kill -9, a
+// leader isolated or partitioned one way past the election timeout through the nodes' link
+// filter, a follower replaced by a new empty member once the Raft logs were truncated).
 // After each round, healed (all three up, a ready leader on every shard, the workload stopped):
 // every acknowledged transfer present on the leader, every transfer of unknown outcome settled,
 // the bank exact, no two leaders acknowledging in one term, and every replica's contents
@@ -25,6 +27,9 @@ struct ReplDriverOptions {
   std::string self;  // this binary
   // A deliberately lying node (ReplNodeConfig::broken): the run must report a finding.
   std::string broken;
+  // Round whose fault is replace-follower whatever the seed draws (0: none). The run fails as
+  // having looked at too little if that replacement did not happen.
+  int64_t replace_round = 0;
 };
 
 // 0 clean, 1 a finding, 2 setup error, 3 a clean run that verified no acknowledged commit.

@@ -17,6 +17,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "replication/link_filter.h"
 #include "replication/shard_machine.h"
 #include "shardtx/database.h"
 #include "tools/crashtest/layout.h"
@@ -37,6 +38,7 @@ ABSL_FLAG(int32_t, repl_election_ms, 300, "internal: Raft election timeout");
 ABSL_FLAG(uint64_t, repl_seed, 0, "internal: the node's seed");
 ABSL_FLAG(int32_t, repl_pause_ms, 0, "internal: pause after each transfer");
 ABSL_FLAG(std::string, repl_broken, "", "internal: a deliberately lying node (ack_refused)");
+ABSL_FLAG(bool, repl_join, false, "internal: the node joins the cluster (a new member)");
 
 namespace shardtx::crashtest {
 
@@ -68,6 +70,7 @@ Options ReplNodeOptions(const ReplNodeConfig& c) {
   o.replication.members = c.members;
   o.replication.election_timeout = absl::Milliseconds(c.election_ms);
   o.replication.heartbeat = absl::Milliseconds(std::max(1, c.election_ms / 6));
+  o.replication.join = c.join;
   return o;
 }
 
@@ -118,6 +121,9 @@ class Node {
   void Scan(int shard);
   void Digests();
   void Outcome(uint64_t txn, const std::string& key);
+  void Link(const std::vector<std::string>& w);
+  void ChangeMembers(const std::vector<std::string>& w);
+  void RaftStats();
 
   const ReplNodeConfig c_;
   std::unique_ptr<Database> db_;
@@ -258,6 +264,55 @@ void Node::Outcome(uint64_t txn, const std::string& key) {
   Line(absl::StrCat("= O ", name, " 0"));
 }
 
+// "P clear" or "P <peer> <out|in> <1|0>": this node's side of a partition (the link filter of
+// the testing library, replication/link_filter.h).
+void Node::Link(const std::vector<std::string>& w) {
+  absl::Status s;
+  uint64_t peer = 0;
+  if (w.size() == 2 && w[1] == "clear") {
+    replication::UnblockAllLinks();
+  } else if (w.size() == 4 && absl::SimpleAtoi(w[1], &peer) && (w[2] == "out" || w[2] == "in") &&
+             (w[3] == "1" || w[3] == "0")) {
+    s = replication::SetLinkBlocked(
+        c_.node_id, peer,
+        w[2] == "out" ? replication::LinkDirection::kOut : replication::LinkDirection::kIn,
+        w[3] == "1");
+  } else {
+    s = absl::InvalidArgumentError("P takes clear, or <peer> <out|in> <1|0>");
+  }
+  Line(absl::StrCat("= P ", s.ok() ? "ok" : absl::StrReplaceAll(s.ToString(), {{"\n", " "}})));
+}
+
+// "MA <id> <address>" (AddMember) or "MR <id>" (RemoveMember): "= M <shard> <code>" per shard.
+void Node::ChangeMembers(const std::vector<std::string>& w) {
+  uint64_t id = 0;
+  if (!absl::SimpleAtoi(w[1], &id)) return;
+  std::vector<absl::Status> per_shard;
+  const absl::Status s = w[0] == "MA" ? db_->AddMember({id, w.size() > 2 ? w[2] : ""}, &per_shard)
+                                      : db_->RemoveMember(id, &per_shard);
+  if (per_shard.empty()) {  // refused as a whole
+    Line(absl::StrCat("= M all ", absl::StatusCodeToString(s.code())));
+    return;
+  }
+  for (size_t g = 0; g < per_shard.size(); ++g) {
+    Line(absl::StrCat("= M ", g, " ", absl::StatusCodeToString(per_shard[g].code())));
+  }
+}
+
+// "G": "= G <shard> <commit index> <applied index> <snapshots installed> <voters>" per shard.
+void Node::RaftStats() {
+  const Stats stats = db_->GetStats();
+  for (const ShardStatsView& v : stats.shards) {
+    size_t voters = 0;
+    for (const auto& m : v.replication.members) {
+      if (m.kind == ShardReplicationStats::Member::Kind::kVoter) ++voters;
+    }
+    Line(absl::StrCat("= G ", v.shard, " ", v.replication.commit_index, " ",
+                      v.replication.applied_index, " ", v.replication.snapshots_installed, " ",
+                      voters));
+  }
+}
+
 void Node::Run() {
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(ReplNodeOptions(c_));
   if (!db.ok()) {
@@ -298,6 +353,12 @@ void Node::Run() {
         if (absl::SimpleAtoi(w[1], &shard) && shard >= 0 && shard < c_.shards) Scan(shard);
       } else if (w[0] == "H") {
         Digests();
+      } else if (w[0] == "P") {
+        Link(w);
+      } else if ((w[0] == "MA" && w.size() == 3) || (w[0] == "MR" && w.size() == 2)) {
+        ChangeMembers(w);
+      } else if (w[0] == "G") {
+        RaftStats();
       } else if (w[0] == "Q") {
         StopWorkload();
         const absl::Status s = db_->Close();
@@ -324,6 +385,7 @@ int ReplNodeMain() {
   c.seed = absl::GetFlag(FLAGS_repl_seed);
   c.pause_ms = absl::GetFlag(FLAGS_repl_pause_ms);
   c.broken = absl::GetFlag(FLAGS_repl_broken);
+  c.join = absl::GetFlag(FLAGS_repl_join);
   if (!ParseMembers(absl::GetFlag(FLAGS_repl_members), &c.members)) {
     std::fprintf(stderr, "crashtest node: bad --repl_members\n");
     _exit(2);

@@ -27,6 +27,9 @@ struct ReplNodeConfig {
   // A deliberately lying node, to prove the parent's checks can fail: "ack_refused" reports a
   // commit refused with kUnavailable (no effect) as acknowledged. Empty: none.
   std::string broken;
+  // This node is a new member joining the cluster (ReplicationOptions::join; read by its first
+  // Open only): it waits for the leaders to add it.
+  bool join = false;
 };
 
 // Runs the node if --repl_node was given (never returns then); -1 otherwise.

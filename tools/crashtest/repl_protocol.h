@@ -23,6 +23,15 @@
 //   H                per shard, after the workload stopped: "= H <shard> <applied index>
 //                    <keys> <hash>" (the digest of what the replica applied, taken with the
 //                    applied index the same before and after it; "= H <shard> busy" otherwise)
+//   P <peer> <out|in> <1|0>   block (1) or unblock (0) one direction of this node's link with node
+//                    <peer> (out: what it sends the peer; in: what it receives from it), through
+//                    the testing library's link filter (replication/link_filter.h): "= P ok"
+//   P clear          unblock every link of this node: "= P ok"
+//   MA <id> <addr>   AddMember of member <id> at <addr> ("= M <shard> <code>" per shard, the
+//   MR <id>          code absl's name of its status, OK when done), or RemoveMember of <id>;
+//                    "= M all <code>" when the call was refused as a whole
+//   G                per shard: "= G <shard> <commit index> <applied index> <snapshots
+//                    installed> <voters>", from the node's replication stats
 //   Q                close the database and exit 0
 #pragma once
 
