@@ -404,8 +404,7 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
   }
 }
 
-absl::Status Coordinator::CheckRedo(uint32_t shard,
-                                    absl::Span<const engine::EntryRecord> records) {
+absl::Status Coordinator::CheckRedo(uint32_t shard, absl::Span<const engine::EntryRecord> records) {
   const uint32_t n = db_->num_shards();
   // Shards named by a record: ascending, in range, and (`must` set) including `must` (first
   // when `first`).
@@ -421,8 +420,8 @@ absl::Status Coordinator::CheckRedo(uint32_t shard,
   for (size_t i = 0; i < records.size(); ++i) {
     const engine::EntryRecord& r = records[i];
     auto bad = [&](absl::string_view what) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed ", what, " record (record ", i + 1,
-                                                     " of ", records.size(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed ", what, " record (record ", i + 1, " of ", records.size(), ")"));
     };
     switch (r.type) {
       case engine::kCommit:

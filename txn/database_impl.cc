@@ -87,8 +87,7 @@ absl::Status DatabaseImpl::OpenShards() {
   std::vector<bool> replica(n);
   for (uint32_t i = 0; i < n; ++i) {
     MutexLock l(shards_[i]->commit_mu());
-    replica[i] =
-        options_.replication.enabled() || shards_[i]->raft_applied_locked().index != 0;
+    replica[i] = options_.replication.enabled() || shards_[i]->raft_applied_locked().index != 0;
   }
   RETURN_IF_ERROR(coordinator_->ResolveInDoubt(replica));
   if (shared) {

@@ -227,10 +227,10 @@ std::string TwoPhaseState::DescribeForTesting() const {
   for (uint64_t id : ids) {
     const PreparedTxn& t = prepared_.at(id);
     const auto n = names_.find(t.name);
-    const bool listed = !t.name.empty() && t.phase == Phase::kPrepared && n != names_.end() &&
-                        n->second == id;
-    absl::StrAppend(&out, "txn ", id, " '", t.name, "'", listed ? " listed" : "",
-                    " participants ", absl::StrJoin(t.participants, ","), "\n");
+    const bool listed =
+        !t.name.empty() && t.phase == Phase::kPrepared && n != names_.end() && n->second == id;
+    absl::StrAppend(&out, "txn ", id, " '", t.name, "'", listed ? " listed" : "", " participants ",
+                    absl::StrJoin(t.participants, ","), "\n");
     for (const auto& [shard, part] : t.parts) {
       absl::StrAppend(&out, "  part ", shard, ":");
       for (const engine::Write& w : part.writes) {

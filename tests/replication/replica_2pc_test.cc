@@ -63,8 +63,8 @@ struct Rec {
 
 Rec Prepare(uint64_t id, const std::string& name, std::vector<uint32_t> participants,
             std::vector<Write> writes, std::vector<std::string> read_keys = {}) {
-  txn::PrepareRecord r{id, name, 1, std::move(participants), std::move(writes), std::move(read_keys),
-                       {}};
+  txn::PrepareRecord r{
+      id, name, 1, std::move(participants), std::move(writes), std::move(read_keys), {}};
   return {engine::kPrepare, txn::EncodePrepare(r)};
 }
 Rec CommitPrepared(uint64_t id, Timestamp ts) {
@@ -77,9 +77,7 @@ Rec Decision(uint64_t id, Timestamp ts, std::vector<uint32_t> shards) {
 Rec Commit(uint64_t id, Timestamp ts, const std::vector<Write>& writes) {
   return {engine::kCommit, engine::EncodeCommit(ts, id, writes)};
 }
-Write Put(const std::string& key, const std::string& value) {
-  return {WriteOp::kPut, key, value};
-}
+Write Put(const std::string& key, const std::string& value) { return {WriteOp::kPut, key, value}; }
 
 // The leader's logs, one per shard: entry i of shard s is at raft index i + 1, term 1.
 class Logs {
@@ -323,8 +321,8 @@ TEST(Replica2pc, ApplyingGivesTheStateRecoveryGives) {
   // The expected state, spelled out: T3 prepared and listed, its write and read locks held.
   EXPECT_EQ(applied,
             absl::StrCat("txn ", kT3, " 'n3' listed participants 0,1\n  part 0: +", k.a3,
-                         "\n  part 1: +", k.b2, "\n  read 1:", k.b3, "\nlock 0:", k.a3, " by ",
-                         kT3, "\nlock 1:", k.b2, " by ", kT3,
+                         "\n  part 1: +", k.b2, "\n  read 1:", k.b3, "\nlock 0:", k.a3, " by ", kT3,
+                         "\nlock 1:", k.b2, " by ", kT3,
                          "\nlocked keys 2, read locks 1\nlisted:n3\noutcome 100: 1\noutcome "
                          "101: 1\noutcome 102: 1\noutcome 201: 1\noutcome 202: 2\noutcome 203: "
                          "3\n"));
@@ -412,7 +410,9 @@ TEST(Replica2pc, AReopenedReplicaKeepsItsStateAndResolvesNothing) {
   EXPECT_EQ(replica->LastLsn(1), lsn1);
   EXPECT_EQ(replica->Applied(0), applied0);
   EXPECT_EQ(replica->Applied(1), applied1);
-  for (uint32_t s = 0; s < kShards; ++s) EXPECT_EQ(*DigestOf(*replica->impl()->shard(s)), digests[s]);
+  for (uint32_t s = 0; s < kShards; ++s) {
+    EXPECT_EQ(*DigestOf(*replica->impl()->shard(s)), digests[s]);
+  }
   EXPECT_EQ(replica->impl()->coordinator().RecoveryEvidenceSize(), 0u);
 
   // It goes on applying above its position: T5's leader decides it.
@@ -498,6 +498,39 @@ TEST(Replica2pc, ASnapshotInstallReplacesTheShardsPreparedState) {
   EXPECT_EQ(TableKeys(follower, 1), std::vector<std::string>{txn::PreparedTableKey(kT7)});
 }
 
+// A follower applies each group's entries on its own: a named transaction one of whose parts
+// is committed or rolled back there while the other is still prepared is being resolved (its
+// host decided it on the leader): not listed, in the online redo and after a reopen alike.
+TEST(Replica2pc, AHalfResolvedNamedTransactionIsNotListed) {
+  const std::string dir = FreshDir();
+  auto node = std::make_unique<Node>(dir);
+  ASSERT_EQ(node->Open(), absl::OkStatus());
+  const Keys k(node->db());
+  constexpr uint64_t kT4 = 204, kT5 = 205;
+  Logs logs;
+  logs.Append(0, {Prepare(kT4, "n4", {0, 1}, {Put(k.a0, "t4")})});
+  logs.Append(1, {Prepare(kT4, "n4", {0, 1}, {Put(k.b0, "t4")})});
+  logs.Append(0, {Prepare(kT5, "n5", {0, 1}, {Put(k.a1, "t5")})});
+  logs.Append(1, {Prepare(kT5, "n5", {0, 1}, {Put(k.b1, "t5")})});
+  ASSERT_TRUE(node->ApplyAll(logs).ok());
+  EXPECT_EQ(node->db().ListPrepared().value_or(std::vector<std::string>{}),
+            (std::vector<std::string>{"n4", "n5"}));
+  // T4's commit record on shard 1 arrives before its decision on shard 0; T5's rollback
+  // reaches shard 0 first.
+  logs.Append(1, {CommitPrepared(kT4, 30)});
+  logs.Append(0, {AbortPrepared(kT5)});
+  ASSERT_TRUE(node->ApplyAll(logs).ok());
+  EXPECT_EQ(node->db().ListPrepared().value_or(std::vector<std::string>{"error"}),
+            std::vector<std::string>{});
+  EXPECT_EQ(node->db().GetOutcome(kT4), Outcome::kPrepared);  // part 0 still is
+  EXPECT_EQ(Visible(node->db(), k.b0), "t4");
+  EXPECT_EQ(Visible(node->db(), k.a0), "-");
+  const std::string before = StateOf(node->db(), {kT4, kT5});
+  node = std::make_unique<Node>(dir);
+  ASSERT_EQ(node->Open(), absl::OkStatus());
+  EXPECT_EQ(StateOf(node->db(), {kT4, kT5}), before);
+}
+
 // Each malformed (or unfitting) 2PC record is refused with its reason before anything of its
 // entry reaches the WAL: the replica stops, its shard and prepared state as they were.
 TEST(Replica2pc, AMalformedRecordIsRefusedAndNothingApplied) {
@@ -515,25 +548,34 @@ TEST(Replica2pc, AMalformedRecordIsRefusedAndNothingApplied) {
     std::string message;
   };
   const std::vector<Bad> bad = {
-      {{{engine::kPrepare, "xyz"}}, absl::StatusCode::kInvalidArgument,
+      {{{engine::kPrepare, "xyz"}},
+       absl::StatusCode::kInvalidArgument,
        "malformed prepare record (record 1 of 1)"},
-      {{Prepare(300, "", {0}, {Put(k.b0, "x")})}, absl::StatusCode::kInvalidArgument,
+      {{Prepare(300, "", {0}, {Put(k.b0, "x")})},
+       absl::StatusCode::kInvalidArgument,
        "participants not ascending, out of range or without this shard"},
-      {{Prepare(300, "", {1, 5}, {Put(k.b0, "x")})}, absl::StatusCode::kInvalidArgument,
+      {{Prepare(300, "", {1, 5}, {Put(k.b0, "x")})},
+       absl::StatusCode::kInvalidArgument,
        "participants not ascending, out of range or without this shard"},
-      {{Prepare(300, "", {1, 0}, {Put(k.b0, "x")})}, absl::StatusCode::kInvalidArgument,
+      {{Prepare(300, "", {1, 0}, {Put(k.b0, "x")})},
+       absl::StatusCode::kInvalidArgument,
        "participants not ascending, out of range or without this shard"},
-      {{CommitPrepared(999, 40)}, absl::StatusCode::kFailedPrecondition,
+      {{CommitPrepared(999, 40)},
+       absl::StatusCode::kFailedPrecondition,
        "of transaction 999, which has no part prepared on shard 1"},
-      {{{engine::kAbortPrepared, "abc"}}, absl::StatusCode::kInvalidArgument,
+      {{{engine::kAbortPrepared, "abc"}},
+       absl::StatusCode::kInvalidArgument,
        "malformed abort-prepared record"},
-      {{Decision(kT3, 40, {0, 1})}, absl::StatusCode::kInvalidArgument,
+      {{Decision(kT3, 40, {0, 1})},
+       absl::StatusCode::kInvalidArgument,
        "not led by this shard, the coordinator"},
-      {{{engine::kEnd, txn::EncodeTxn(kT3)}}, absl::StatusCode::kUnimplemented,
+      {{{engine::kEnd, txn::EncodeTxn(kT3)}},
+       absl::StatusCode::kUnimplemented,
        "record type 6 (record 1 of 1) is not redone on a replica"},
       // A good record before a bad one: neither is applied.
       {{Commit(301, 40, {Put(k.b0, "x")}), AbortPrepared(kT3), {engine::kDecision, "d"}},
-       absl::StatusCode::kInvalidArgument, "malformed decision record (record 3 of 3)"},
+       absl::StatusCode::kInvalidArgument,
+       "malformed decision record (record 3 of 3)"},
   };
   const uint64_t index = node.Applied(1) + 1;
   const engine::Lsn lsn = node.LastLsn(1);
@@ -551,9 +593,9 @@ TEST(Replica2pc, AMalformedRecordIsRefusedAndNothingApplied) {
     EXPECT_EQ(fresh.failures(), 1u);
     const absl::Status error = fresh.first_error();
     EXPECT_EQ(error.code(), bad[i].code) << error;
-    EXPECT_NE(error.message().find(absl::StrCat("shard 1: entry at raft index ", index,
-                                                " refused: ")),
-              std::string::npos)
+    EXPECT_NE(
+        error.message().find(absl::StrCat("shard 1: entry at raft index ", index, " refused: ")),
+        std::string::npos)
         << error;
     EXPECT_NE(error.message().find(bad[i].message), std::string::npos) << error;
     EXPECT_EQ(node.LastLsn(1), lsn);
