@@ -406,8 +406,8 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
 
 absl::Status Coordinator::CheckRedo(uint32_t shard, absl::Span<const engine::EntryRecord> records) {
   const uint32_t n = db_->num_shards();
-  // Shards named by a record: ascending, in range, and (`must` set) including `must` (first
-  // when `first`).
+  // The shards a record names: ascending, in range, and naming `must` (as the first when
+  // `first`).
   auto shards_ok = [n](const std::vector<uint32_t>& shards, uint32_t must, bool first) {
     if (shards.empty() || shards.back() >= n) return false;
     for (size_t i = 1; i < shards.size(); ++i) {

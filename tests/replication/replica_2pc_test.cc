@@ -19,6 +19,7 @@
 #include "replication/shard_replica.h"
 #include "replication/snapshot_stream.h"
 #include "shardtx/database.h"
+#include "tests/replication/leader_cluster.h"
 #include "tests/support/test_db.h"
 #include "txn/database_impl.h"
 #include "txn/txn_records.h"
@@ -38,22 +39,14 @@ constexpr uint64_t kLeaderOrigin = 0x5eed000000000001;  // the entries' proposer
 constexpr char kCluster[] = "replica-2pc";
 constexpr uint32_t kShards = 2;
 
+// The leader commit tests' databases (leader_cluster.h), with checkpoints only when asked.
 Options NodeOptions(const std::string& path) {
-  Options o;
-  o.path = path;
-  o.num_shards = kShards;
-  o.log_layout = Options::LogLayout::kPerShard;
-  o.wal_segment_size = 256 << 10;
-  o.max_txn_bytes = 64 << 10;
-  o.lmdb_map_size = 32ull << 20;
-  o.checkpoint_on_close = false;
-  o.checkpoint_wal_bytes = 0;  // checkpoints only when the test asks
+  Options o = DbOptions(path, kShards);
+  o.checkpoint_wal_bytes = 0;
   o.checkpoint_overlay_bytes = 0;
   o.checkpoint_interval = absl::ZeroDuration();
   return o;
 }
-
-txn::DatabaseImpl* Impl(Database* db) { return static_cast<txn::DatabaseImpl*>(db); }
 
 // One engine record of an entry.
 struct Rec {
