@@ -396,7 +396,7 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
     AbandonLocked(absl::StrCat("server ", options_.server, " applied another proposer's entry (",
                                "raft index ", entry.index, ", term ", entry.term, ")"));
   }
-  RETURN_IF_ERROR(CheckEntryPayload(options_.shard_id, entry.index, payload));
+  RETURN_IF_ERROR(CheckEntryPayload(*shard_, entry.index, payload));
   ASSIGN_OR_RETURN(engine::Lsn lsn,
                    shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone));
   RETURN_IF_ERROR(shard_->RedoLocked(lsn, engine::kRaftEntry, record, /*applied=*/false));
