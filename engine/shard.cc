@@ -282,6 +282,24 @@ absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload,
   return absl::OkStatus();
 }
 
+absl::Status ShardHooks::CheckRedo(uint32_t shard, absl::Span<const EntryRecord> records) {
+  for (const EntryRecord& r : records) {
+    if (r.type != kCommit) {
+      return absl::UnimplementedError(absl::StrCat(
+          "record type ", r.type, " on shard ", shard,
+          ": this replica has no transaction layer to redo it (it redoes commits only)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shard::CheckRedoLocked(absl::Span<const EntryRecord> records) {
+  for (const EntryRecord& r : records) {
+    if (r.type != kCommit) return hooks_->CheckRedo(id_, records);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Shard::ReplaceState(const std::function<absl::Status()>& install,
                                  const std::function<void(Timestamp)>& before_publish) {
   if (options_.shared_log || own_wal_ == nullptr) {
@@ -295,6 +313,9 @@ absl::Status Shard::ReplaceState(const std::function<absl::Status()>& install,
   own_wal_->Close().IgnoreError();  // the directory is recovered from disk below either way
   retired_wals_.push_back(std::move(own_wal_));
   const absl::Status installed = install();
+  // The layer above rebuilds its state of the shard (prepared transactions) from the directory
+  // as recovery does: from nothing.
+  hooks_->ForgetShardState(id_);
   absl::StatusOr<std::unique_ptr<Shard>> fresh = Shard::Open(id_, options_, hooks_);
   if (!fresh.ok()) {
     const std::string after = installed.ok()

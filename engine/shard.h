@@ -21,6 +21,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "engine/checkpointed_deletes.h"
 #include "engine/checkpointer.h"
 #include "engine/log_record.h"
@@ -103,6 +104,18 @@ class ShardHooks {
   virtual absl::StatusOr<std::optional<RedoInstall>> Redo(uint32_t shard, Lsn lsn, bool applied,
                                                           uint8_t type,
                                                           absl::string_view payload) = 0;
+  // A replica is about to append a released Raft entry holding `records` (in entry order; at
+  // least one not a kCommit) and redo it (Shard::CheckRedoLocked), under commit_mu(): OK if
+  // Redo will take each record that is not a kCommit, given the state redone so far; else
+  // why not (kInvalidArgument: malformed; kFailedPrecondition: it does not fit the state;
+  // kUnimplemented: a type these hooks do not redo on a replica). Nothing of the entry reaches
+  // the WAL unless this is OK. Default: every such record is kUnimplemented (no transaction
+  // layer).
+  virtual absl::Status CheckRedo(uint32_t shard, absl::Span<const EntryRecord> records);
+  // Shard::ReplaceState is about to recover the shard's directory afresh (a replica installing
+  // a snapshot), under commit_mu(): drop what LoadTable and Redo built for `shard`; they are
+  // called again for the new state. Default: nothing.
+  virtual void ForgetShardState(uint32_t /*shard*/) {}
   // Called at a checkpoint's freeze, under commit_mu(): table rows to write to LMDB in the
   // checkpoint's transaction, reflecting exactly the records at or below the frozen LSN.
   virtual std::vector<TableWrite> CheckpointTables(uint32_t shard) = 0;
@@ -194,17 +207,19 @@ class Shard {
   // replica installing a snapshot: `install` puts a copy of another replica's shard in place
   // of options().dir). Waits for a checkpoint in progress and holds commit_mu() throughout:
   // closes the shard's log (synced), runs `install`, then recovers the directory as Open would
-  // (into a new store, overlays and log; the hooks hear LoadTable and Redo as at Open) and
-  // swaps that state in. `before_publish`, if set, runs with the recovered state's largest
-  // timestamp just before readers can see it (under commit_mu()). Views pinned before keep
-  // reading the old state (its store stays open until the last of them is released); views
-  // pinned after read the new one. Raft position, released transactions, LSNs and the log's
-  // stats are the new state's. REQUIRES: the shard's own log (not options.shared_log), no
-  // commit in flight on it (a replica's follower: the replicated log refuses commits), and no
-  // stream copying it (CopyStoreToFd/CopyWalTo). If `install` fails, the directory as it is
-  // then (the old state, for an install that changed nothing) is recovered and swapped in, and
-  // `install`'s error returned. If recovery fails, the shard keeps its old state for reads,
-  // its log stays closed (appends fail) and the error is returned: reopen the database.
+  // (into a new store, overlays and log; the hooks hear ForgetShardState, then LoadTable and
+  // Redo as at Open) and swaps that state in. `before_publish`, if set, runs with the recovered
+  // state's largest timestamp just before readers can see it (under commit_mu()). Views pinned
+  // before keep reading the old state (its store stays open until the last of them is
+  // released); views pinned after read the new one. Raft position, released transactions, LSNs
+  // and the log's stats are the new state's. REQUIRES: the shard's own log (not
+  // options.shared_log), no commit in flight on it (a replica's follower: the replicated log
+  // refuses commits), and no stream copying it (CopyStoreToFd/CopyWalTo). If `install` fails,
+  // the directory as it is then (the old state, for an install that changed nothing) is
+  // recovered and swapped in, and `install`'s error returned. If recovery fails, the shard
+  // keeps its old state for reads (the hooks' state of it is whatever the failed recovery
+  // rebuilt), its log stays closed (appends fail) and the error is returned: reopen the
+  // database.
   absl::Status ReplaceState(const std::function<absl::Status()>& install,
                             const std::function<void(Timestamp)>& before_publish)
       ABSL_LOCKS_EXCLUDED(commit_mu_, checkpoint_mu_);
@@ -281,6 +296,11 @@ class Shard {
   // one step of crash recovery, and of a replica applying its leader's log
   // (replication/shard_machine.h). Errors: kDataLoss for a malformed record, the hooks' own.
   absl::Status RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload, bool applied)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // Whether RedoLocked can take a released Raft entry's `records` on this replica
+  // (ShardHooks::CheckRedo, asked only when a record is not a kCommit): call before appending
+  // the entry. Errors: the hooks'.
+  absl::Status CheckRedoLocked(absl::Span<const EntryRecord> records)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // The highest Raft position of a kRaftEntry redone so far ({0, 0} if none): the last entry a
   // replica applied. Checkpoints keep it in the store (table "engine.raft"), so it survives

@@ -27,20 +27,16 @@ std::string ParentOf(const std::string& path) {
 
 }  // namespace
 
-absl::Status CheckEntryPayload(uint32_t shard, uint64_t index, absl::string_view payload) {
+absl::Status CheckEntryPayload(engine::Shard& shard, uint64_t index, absl::string_view payload) {
   std::vector<engine::EntryRecord> records;
   if (!engine::DecodeEntryRecords(payload, &records)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("shard ", shard, ": malformed entry payload at raft index ", index));
+        absl::StrCat("shard ", shard.id(), ": malformed entry payload at raft index ", index));
   }
-  // Until the transaction layer's hooks redo its records on replicas (issue 17), only the
-  // engine's own kCommit: refused before anything reaches the WAL.
-  for (const engine::EntryRecord& r : records) {
-    if (r.type != engine::kCommit) {
-      return absl::UnimplementedError(absl::StrCat("shard ", shard, ": record type ", r.type,
-                                                   " at raft index ", index,
-                                                   " (replicas redo commits only)"));
-    }
+  // Refused before anything reaches the WAL: a record the shard's hooks cannot redo here.
+  if (absl::Status s = shard.CheckRedoLocked(records); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("shard ", shard.id(), ": entry at raft index ",
+                                               index, " refused: ", s.message()));
   }
   return absl::OkStatus();
 }
@@ -149,7 +145,7 @@ absl::Status ShardMachine::ApplyOnce(const ReleasedEntry& entry) {
       ++entries_skipped_;  // applied before (this run, or before a reopen)
       return absl::OkStatus();
     }
-    RETURN_IF_ERROR(CheckEntryPayload(options_.shard_id, entry.index, payload));
+    RETURN_IF_ERROR(CheckEntryPayload(*shard_, entry.index, payload));
     // One WAL record for the whole entry, so that a crash keeps all of it or none; no fsync
     // (libraft's log holds the entry durably; Snapshot syncs).
     const std::string record =

@@ -58,11 +58,14 @@ struct ShardDigest {
   bool operator!=(const ShardDigest& o) const { return !(*this == o); }
 };
 
-// Checks a released entry's payload before anything of it reaches the WAL: a list of engine
-// records (engine/log_record.h), every one a kCommit (replicas redo nothing else yet). Errors:
-// kInvalidArgument (malformed), kUnimplemented (another record type); both name `shard` and the
-// raft `index`.
-absl::Status CheckEntryPayload(uint32_t shard, uint64_t index, absl::string_view payload);
+// Checks a released entry's payload before anything of it reaches the WAL of `shard`: a list of
+// engine records (engine/log_record.h), each a kCommit or a record the shard's hooks redo on a
+// replica (Shard::CheckRedoLocked: in a Database, the transaction layer's kPrepare,
+// kCommitPrepared, kAbortPrepared and kDecision, well-formed and fitting the prepared state;
+// a ShardMachine's hooks take none). Errors, naming the shard and the raft `index`:
+// kInvalidArgument (malformed), the hooks' (kUnimplemented: a record type they do not redo;
+// kFailedPrecondition: a record that does not fit the state). REQUIRES shard.commit_mu().
+absl::Status CheckEntryPayload(engine::Shard& shard, uint64_t index, absl::string_view payload);
 
 // The digest of `shard` as a reader sees it with every redone or installed version visible.
 // Errors: the shard's reads'.
@@ -89,8 +92,9 @@ class ShardMachine final : public StateMachine, public SnapshotSource {
   // are not applied (each counted in failures(); the first error kept) until ReopenShard, since
   // applying an entry above a missing one would diverge from the other replicas. Failures: a
   // malformed payload (kInvalidArgument) or a record type other than kCommit (kUnimplemented:
-  // replicas do not redo the transaction layer's records yet), both before anything reaches
-  // the WAL; the WAL's and redo's errors.
+  // the machine has no transaction layer; a Database's replica, ShardReplica, redoes 2PC
+  // records), both before anything reaches the WAL (CheckEntryPayload); the WAL's and redo's
+  // errors.
   void Release(const ReleasedEntry& entry) override;
   // Release, with its status (the stopping error, once stopped).
   absl::Status Apply(const ReleasedEntry& entry);

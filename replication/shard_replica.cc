@@ -481,7 +481,7 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
     AbandonLocked(absl::StrCat("server ", options_.server, " applied another proposer's entry (",
                                "raft index ", entry.index, ", term ", entry.term, ")"));
   }
-  RETURN_IF_ERROR(CheckEntryPayload(options_.shard_id, entry.index, records));
+  RETURN_IF_ERROR(CheckEntryPayload(*shard_, entry.index, records));
   ASSIGN_OR_RETURN(engine::Lsn lsn,
                    shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone));
   RETURN_IF_ERROR(shard_->RedoLocked(lsn, engine::kRaftEntry, record, /*applied=*/false));

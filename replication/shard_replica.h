@@ -5,7 +5,9 @@
 //    with DatabaseImpl::AttachReplicatedLog);
 //  - the StateMachine the group releases entries to: an entry this replica proposed and still
 //    waits for completes its commit (kRaftEntry record appended, not redone: the writes were
-//    installed at commit); any other entry is redone, as ShardMachine does on a follower.
+//    installed at commit); any other entry is redone, as ShardMachine does on a follower,
+//    with the shard's hooks: in a Database, the transaction layer's 2PC records too (prepares,
+//    decisions, commit and abort records: Coordinator::Redo, the step crash recovery runs).
 //
 // Threads. A SimulatedGroup is driven by one thread (it is not thread-safe), which calls Pump()
 // after every step; committers run on other threads: ProposeLocked only queues the entry (under
@@ -112,8 +114,8 @@ class ShardReplica final : public StateMachine,
   absl::Status ConfirmReads(const ReadStamp& begun, ReadCheck* check) override;
 
   // --- StateMachine ---
-  // A failure (malformed entry, a WAL or redo error) stops the replica: it applies nothing
-  // after (failures(), first_error()).
+  // A failure (an entry CheckEntryPayload refuses, before anything of it reaches the WAL; a
+  // WAL or redo error) stops the replica: it applies nothing after (failures(), first_error()).
   void Release(const ReleasedEntry& entry) override;
   // Syncs the shard's WAL; the snapshot is its metadata (SnapshotMeta: shard, this replica as
   // producer, the applied position), not its state.
@@ -127,7 +129,9 @@ class ShardReplica final : public StateMachine,
   // the live shard (Shard::ReplaceState); the oracle is raised to the new state's largest
   // timestamp before readers can see it. Proposals of this replica still waiting are answered
   // (kUnknown: the snapshot decides them). After a success the replica applies from the
-  // snapshot's index on (a stop is cleared: the state is the producer's).
+  // snapshot's index on (a stop is cleared: the state is the producer's). The shard's hooks
+  // rebuild their state of it from the copy (ShardHooks::ForgetShardState, then LoadTable and
+  // Redo): in a Database, its prepared transactions' parts become the copy's.
   //
   // Reads during the swap (the rule): a view pinned before reads the old state to its end (the
   // old store stays open for it); one pinned after reads the new state. GetOutcome, commits and

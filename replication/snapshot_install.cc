@@ -54,7 +54,7 @@ absl::StatusOr<SnapshotMeta> DecodeSnapshotMeta(uint32_t shard, std::string_view
 
 absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> ReplicaShardHooks::Redo(
     uint32_t shard, engine::Lsn lsn, bool, uint8_t type, absl::string_view) {
-  if (type == engine::kCommit) return std::optional<RedoInstall>();
+  if (type == engine::kCommit || position_only_) return std::optional<RedoInstall>();
   return absl::UnimplementedError(
       absl::StrCat("shard ", shard, ": record type ", type, " at LSN ", lsn,
                    " needs the transaction layer, which replicas do not redo yet"));
@@ -77,7 +77,7 @@ absl::Status FetchCheckedCopy(const FetchOptions& fetch, const engine::ShardOpti
   o.checkpoint_interval = absl::ZeroDuration();
   o.checkpoint_wal_bytes = 0;
   o.checkpoint_overlay_bytes = 0;
-  ReplicaShardHooks hooks;
+  ReplicaShardHooks hooks(/*position_only=*/true);  // a Database's copy holds 2PC records
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Shard> copy,
                    engine::Shard::Open(fetch.shard, o, &hooks));
   engine::RaftPosition reached;

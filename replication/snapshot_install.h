@@ -31,9 +31,13 @@ std::string EncodeSnapshotMeta(const SnapshotMeta& meta);
 absl::StatusOr<SnapshotMeta> DecodeSnapshotMeta(uint32_t shard, std::string_view bytes);
 
 // The hooks of a shard that replication opens on its own (no transaction layer): no tables, only
-// the engine's own kCommit records, and the WAL pin of the snapshot streams copying it.
+// the engine's own kCommit records (CheckRedo refuses the others), and the WAL pin of the
+// snapshot streams copying it. With `position_only` (a fetched copy opened only to check the
+// Raft position it reaches), the transaction layer's records are passed over: redone without
+// their writes.
 class ReplicaShardHooks final : public engine::ShardHooks {
  public:
+  explicit ReplicaShardHooks(bool position_only = false) : position_only_(position_only) {}
   absl::Status WaitVisible(engine::Timestamp) override { return absl::OkStatus(); }
   std::vector<std::string> CheckpointTableNames() override { return {}; }
   absl::Status LoadTable(uint32_t, const std::string&,
@@ -47,6 +51,9 @@ class ReplicaShardHooks final : public engine::ShardHooks {
   engine::Lsn PinnedLsn(uint32_t) override { return pinned.load(); }
 
   std::atomic<engine::Lsn> pinned{0};
+
+ private:
+  const bool position_only_;
 };
 
 // Fetches the shard named by `fetch` from its producer's SnapshotServer into `staging` (which

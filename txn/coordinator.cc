@@ -313,16 +313,18 @@ absl::Status Coordinator::RollbackPrepared(const std::string& name) {
 
 absl::Status Coordinator::LoadPrepared(
     uint32_t shard, const std::vector<std::pair<std::string, std::string>>& rows) {
+  const bool recovering = recovering_.load();
   for (const auto& [key, value] : rows) {
     PrepareRecord r;
     if (!DecodePrepare(value, &r)) {
       return absl::DataLossError(
           absl::StrCat("shard ", shard, ": corrupt row in the prepared-transactions table"));
     }
-    Evidence(r.txn_id, shard).prepare = true;
+    if (recovering) Evidence(r.txn_id, shard).prepare = true;
     state_.AddPart(r.txn_id, r.name, r.snapshot_ts, r.participants, shard, 0, std::move(r.writes),
                    true);
     AddRecoveredReadLocks(r);
+    state_.MarkPreparedIfComplete(r.txn_id);
   }
   return absl::OkStatus();
 }
@@ -334,6 +336,9 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
     return absl::DataLossError(
         absl::StrCat("shard ", shard, ": malformed ", what, " record at LSN ", lsn));
   };
+  // Recovery records the evidence in-doubt resolution reads; a replica, online, keeps only the
+  // prepared state (its resolver reads the participants' applied state).
+  const bool recovering = recovering_.load();
   switch (type) {
     case engine::kCommit: {
       uint64_t ts, id;  // the shard decoded and installed the writes; only the id matters here
@@ -344,21 +349,25 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
     case engine::kPrepare: {
       PrepareRecord r;
       if (!DecodePrepare(payload, &r)) return corrupt("prepare");
-      Evidence(r.txn_id, shard).prepare = true;
+      if (recovering) Evidence(r.txn_id, shard).prepare = true;
       if (!state_.HasPart(r.txn_id, shard)) {
         state_.AddPart(r.txn_id, r.name, r.snapshot_ts, r.participants, shard, lsn,
                        std::move(r.writes), false);
         AddRecoveredReadLocks(r);
+        state_.MarkPreparedIfComplete(r.txn_id);
       }
       return Install();
     }
     case engine::kCommitPrepared: {
       uint64_t id, ts;
       if (!DecodeTxnTs(payload, &id, &ts)) return corrupt("commit-prepared");
-      recovered_commit_ts_[id] = ts;
-      Evidence(id, shard).commit = true;
+      if (recovering) {
+        recovered_commit_ts_[id] = ts;
+        Evidence(id, shard).commit = true;
+      }
       state_.SetOutcome(id, Database::Outcome::kCommitted);
       std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(id, shard);
+      state_.MarkResolving(id, /*commit=*/true);  // if parts remain elsewhere
       if (applied) return Install();
       if (!writes.has_value()) {
         return absl::DataLossError(absl::StrCat("shard ", shard, ": commit record at LSN ", lsn,
@@ -371,15 +380,17 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
     case engine::kAbortPrepared: {
       uint64_t id;
       if (!DecodeTxn(payload, &id)) return corrupt("abort-prepared");
-      Evidence(id, shard).abort = true;
+      if (recovering) Evidence(id, shard).abort = true;
       state_.ResolvePart(id, shard);
+      state_.MarkResolving(id, /*commit=*/false);  // if parts remain elsewhere
       state_.SetOutcome(id, Database::Outcome::kAborted);
       return Install();
     }
     case engine::kDecision: {
       DecisionRecord d;
       if (!DecodeDecision(payload, &d)) return corrupt("decision");
-      recovered_decisions_[d.txn_id] = d;
+      if (recovering) recovered_decisions_[d.txn_id] = d;
+      if (d.commit) state_.MarkResolving(d.txn_id, /*commit=*/true);
       return Install();
     }
     case engine::kEnd: {  // reserved: nothing writes it yet; its layout is still checked
@@ -393,15 +404,98 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
   }
 }
 
+absl::Status Coordinator::CheckRedo(uint32_t shard, absl::Span<const engine::EntryRecord> records) {
+  const uint32_t n = db_->num_shards();
+  // The shards a record names: ascending, in range, and naming `must` (as the first when
+  // `first`).
+  auto shards_ok = [n](const std::vector<uint32_t>& shards, uint32_t must, bool first) {
+    if (shards.empty() || shards.back() >= n) return false;
+    for (size_t i = 1; i < shards.size(); ++i) {
+      if (shards[i - 1] >= shards[i]) return false;
+    }
+    if (first) return shards.front() == must;
+    return std::find(shards.begin(), shards.end(), must) != shards.end();
+  };
+  std::vector<uint64_t> prepared_here;  // by earlier records of this entry
+  for (size_t i = 0; i < records.size(); ++i) {
+    const engine::EntryRecord& r = records[i];
+    auto bad = [&](absl::string_view what) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed ", what, " record (record ", i + 1, " of ", records.size(), ")"));
+    };
+    switch (r.type) {
+      case engine::kCommit:
+        break;
+      case engine::kPrepare: {
+        PrepareRecord p;
+        if (!DecodePrepare(r.payload, &p)) return bad("prepare");
+        if (!shards_ok(p.participants, shard, /*first=*/false)) {
+          return bad(absl::StrCat("prepare (transaction ", p.txn_id,
+                                  ": participants not ascending, out of range or without this "
+                                  "shard)"));
+        }
+        prepared_here.push_back(p.txn_id);
+        break;
+      }
+      case engine::kCommitPrepared: {
+        uint64_t id, ts;
+        if (!DecodeTxnTs(r.payload, &id, &ts)) return bad("commit-prepared");
+        if (!state_.HasPart(id, shard) &&
+            std::find(prepared_here.begin(), prepared_here.end(), id) == prepared_here.end()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "commit record (record ", i + 1, " of ", records.size(), ") of transaction ", id,
+              ", which has no part prepared on shard ", shard));
+        }
+        break;
+      }
+      case engine::kAbortPrepared: {
+        uint64_t id;
+        if (!DecodeTxn(r.payload, &id)) return bad("abort-prepared");
+        break;
+      }
+      case engine::kDecision: {
+        DecisionRecord d;
+        if (!DecodeDecision(r.payload, &d)) return bad("decision");
+        if (!shards_ok(d.shards, shard, /*first=*/true)) {
+          return bad(absl::StrCat("decision (transaction ", d.txn_id,
+                                  ": shards not ascending, out of range or not led by this "
+                                  "shard, the coordinator)"));
+        }
+        break;
+      }
+      default:
+        return absl::UnimplementedError(absl::StrCat("record type ", r.type, " (record ", i + 1,
+                                                     " of ", records.size(),
+                                                     ") is not redone on a replica"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Coordinator::ForgetShard(uint32_t shard) { state_.DropShard(shard); }
+
+size_t Coordinator::RecoveryEvidenceSize() const {
+  return recovered_decisions_.size() + recovered_commit_ts_.size() + recovered_evidence_.size();
+}
+
 engine::Timestamp Coordinator::RecoveredMaxTs() const {
   engine::Timestamp max_ts = 0;
   for (const auto& [id, d] : recovered_decisions_) max_ts = std::max(max_ts, d.commit_ts);
   return max_ts;
 }
 
-absl::Status Coordinator::ResolveInDoubt() {
+absl::Status Coordinator::ResolveInDoubt(const std::vector<bool>& replica) {
+  auto on_replica = [&replica](const std::vector<uint32_t>& shards) {
+    for (uint32_t s : shards) {
+      if (s < replica.size() && replica[s]) return true;
+    }
+    return false;
+  };
   for (const TwoPhaseState::PreparedInfo& p : state_.AllPrepared()) {
     SHARDTX_KILL_POINT("recovery.resolve_in_doubt");
+    // A replica decides nothing by itself: its groups' leader does, through their logs (a
+    // record appended here would be in no Raft log). Redo left it as the replica keeps it.
+    if (on_replica(p.participants) || on_replica(p.shards)) continue;
     auto d = recovered_decisions_.find(p.txn_id);
     const bool decided = d != recovered_decisions_.end() && d->second.commit;
     bool commit;
@@ -434,9 +528,10 @@ absl::Status Coordinator::ResolveInDoubt() {
       db_->counters().recovered_aborts++;
     }
   }
-  recovered_decisions_.clear();
-  recovered_commit_ts_.clear();
-  recovered_evidence_.clear();
+  recovered_decisions_ = {};
+  recovered_commit_ts_ = {};
+  recovered_evidence_ = {};
+  recovering_.store(false);
   // Make the resolutions durable now, so no decision needs remembering.
   for (uint32_t i = 0; i < db_->num_shards(); ++i) RETURN_IF_ERROR(db_->shard(i)->SyncWal());
   return absl::OkStatus();

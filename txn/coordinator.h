@@ -26,6 +26,7 @@
 // TwoPhaseState.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -139,15 +140,38 @@ class Coordinator {
   // Recovery, before any transaction: the rows of a shard's prepared table, then every 2PC
   // record of the shard's WAL in LSN order (ShardHooks::Redo), then ResolveInDoubt once every
   // shard is redone and the oracle knows the recovered timestamps.
+  //
+  // A replica (replicated shard) runs the same two steps online, after ResolveInDoubt, for the
+  // records of each Raft entry it applies (Shard::RedoLocked of a kRaftEntry: its leader's
+  // prepares, decisions, commit and abort records), and for the state a snapshot install
+  // recovers (ForgetShard first). The prepared state (parts, key and read locks, names, phases,
+  // outcomes) is then kept exactly as recovery keeps it; the evidence only in-doubt
+  // resolution reads (decisions, commit timestamps, which parts were found) is recorded only
+  // during recovery, and dropped by ResolveInDoubt.
   absl::Status LoadPrepared(uint32_t shard,
                             const std::vector<std::pair<std::string, std::string>>& rows);
   absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Redo(uint32_t shard,
                                                                       engine::Lsn lsn, bool applied,
                                                                       uint8_t type,
                                                                       absl::string_view payload);
+  // ShardHooks::CheckRedo: whether a replica's entry `records` on `shard` can be redone here.
+  // Errors: kInvalidArgument (a malformed 2PC record: its payload, participants or shards out
+  // of range or not naming `shard` as they must), kFailedPrecondition (a commit record of a
+  // transaction with no part prepared on `shard`), kUnimplemented (kEnd or an unknown type).
+  absl::Status CheckRedo(uint32_t shard, absl::Span<const engine::EntryRecord> records);
+  // ShardHooks::ForgetShardState: a replica replaces the state of `shard` (snapshot install);
+  // its parts are dropped (TwoPhaseState::DropShard) and rebuilt by LoadPrepared and Redo.
+  void ForgetShard(uint32_t shard);
   // The largest commit timestamp the recovered decisions hold.
   engine::Timestamp RecoveredMaxTs() const;
-  absl::Status ResolveInDoubt();
+  // Resolves every transaction recovery left prepared, then ends recovery (the evidence maps
+  // are dropped; Redo records none from now on). `replica[s]`: shard s is replicated. A
+  // transaction with a part on a replicated shard is not resolved here (its outcome is its
+  // Raft groups', decided on their leader): it stays prepared, its locks held, listed if it is
+  // a complete named one that no record began to resolve.
+  absl::Status ResolveInDoubt(const std::vector<bool>& replica);
+  // TEST ONLY: entries in the recovery-only evidence maps (0 once recovery has ended).
+  size_t RecoveryEvidenceSize() const;
 
  private:
   // Read locks of a prepared transaction found in a prepare record or prepared-table row.
@@ -157,6 +181,9 @@ class Coordinator {
 
   DatabaseImpl* const db_;
   TwoPhaseState state_;
+  // Until ResolveInDoubt ends recovery: Redo then records the evidence below. Afterwards only a
+  // replica's redo calls Redo (its shards' groups, on their own threads), which records none.
+  std::atomic<bool> recovering_{true};
   // Recovery only: decisions and commit timestamps found in the WALs.
   absl::flat_hash_map<uint64_t, DecisionRecord> recovered_decisions_;
   absl::flat_hash_map<uint64_t, engine::Timestamp> recovered_commit_ts_;

@@ -82,7 +82,14 @@ absl::Status DatabaseImpl::OpenShards() {
   for (auto& s : shards_) max_ts = std::max(max_ts, s->recovered_max_ts());
   RETURN_IF_ERROR(directory_->RecordCurrentFormat());
   oracle_.Recovered(std::max(max_ts, coordinator_->RecoveredMaxTs()));
-  RETURN_IF_ERROR(coordinator_->ResolveInDoubt());
+  // A replicated shard (a replicated database's, or one that has applied Raft entries: a test
+  // may attach its logs after Open) resolves nothing by itself: its leader does, through Raft.
+  std::vector<bool> replica(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    MutexLock l(shards_[i]->commit_mu());
+    replica[i] = options_.replication.enabled() || shards_[i]->raft_applied_locked().index != 0;
+  }
+  RETURN_IF_ERROR(coordinator_->ResolveInDoubt(replica));
   if (shared) {
     // Until a shard states what it needs, the shared log keeps every record of its: a shard
     // with nothing to redo must not hold the log back until its first checkpoint.
@@ -350,6 +357,13 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> DatabaseImpl::Red
     uint32_t shard, engine::Lsn lsn, bool applied, uint8_t type, absl::string_view payload) {
   return coordinator_->Redo(shard, lsn, applied, type, payload);
 }
+
+absl::Status DatabaseImpl::CheckRedo(uint32_t shard,
+                                     absl::Span<const engine::EntryRecord> records) {
+  return coordinator_->CheckRedo(shard, records);
+}
+
+void DatabaseImpl::ForgetShardState(uint32_t shard) { coordinator_->ForgetShard(shard); }
 
 std::vector<engine::TableWrite> DatabaseImpl::CheckpointTables(uint32_t shard) {
   return coordinator_->state().CheckpointTables(shard);

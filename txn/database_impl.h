@@ -67,6 +67,10 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
                          const std::vector<std::pair<std::string, std::string>>& rows) override;
   absl::StatusOr<std::optional<RedoInstall>> Redo(uint32_t shard, engine::Lsn lsn, bool applied,
                                                   uint8_t type, absl::string_view payload) override;
+  // A replicated shard's entries: the transaction layer's records are redone on replicas
+  // (Coordinator::CheckRedo, ForgetShard).
+  absl::Status CheckRedo(uint32_t shard, absl::Span<const engine::EntryRecord> records) override;
+  void ForgetShardState(uint32_t shard) override;
   std::vector<engine::TableWrite> CheckpointTables(uint32_t shard) override;
   void CheckpointCommitted(uint32_t shard) override;
   // What two-phase commit pins, folded with a running backup's pin (BackupPins). Syncs the

@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "txn/txn_records.h"
 
 namespace shardtx::txn {
@@ -182,6 +183,78 @@ void TwoPhaseState::MarkPrepared(uint64_t txn_id) {
   }
 }
 
+void TwoPhaseState::MarkPreparedIfComplete(uint64_t txn_id) {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end() || it->second.phase != Phase::kPreparing) return;
+  const PreparedTxn& t = it->second;
+  if (t.parts.size() != t.participants.size()) return;
+  for (uint32_t s : t.participants) {
+    if (t.parts.count(s) == 0) return;
+  }
+  it->second.phase = Phase::kPrepared;
+}
+
+void TwoPhaseState::MarkResolving(uint64_t txn_id, bool commit) {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end() || it->second.phase == Phase::kInDoubt) return;
+  it->second.phase = commit ? Phase::kCommitting : Phase::kRollingBack;
+}
+
+void TwoPhaseState::DropShard(uint32_t shard) {
+  MutexLock l(&mu_);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, t] : prepared_) {
+    if (t.parts.count(shard) != 0) ids.push_back(id);
+  }
+  for (uint64_t id : ids) {
+    auto it = prepared_.find(id);
+    auto p = it->second.parts.find(shard);
+    UnlockLocked(id, shard, p->second.writes);
+    it->second.parts.erase(p);
+    if (it->second.parts.empty()) ForgetLocked(it);
+  }
+  tables_[shard] = TableState();
+}
+
+std::string TwoPhaseState::DescribeForTesting() const {
+  MutexLock l(&mu_);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, t] : prepared_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  std::string out;
+  for (uint64_t id : ids) {
+    const PreparedTxn& t = prepared_.at(id);
+    const auto n = names_.find(t.name);
+    const bool listed =
+        !t.name.empty() && t.phase == Phase::kPrepared && n != names_.end() && n->second == id;
+    absl::StrAppend(&out, "txn ", id, " '", t.name, "'", listed ? " listed" : "", " participants ",
+                    absl::StrJoin(t.participants, ","), "\n");
+    for (const auto& [shard, part] : t.parts) {
+      absl::StrAppend(&out, "  part ", shard, ":");
+      for (const engine::Write& w : part.writes) {
+        absl::StrAppend(&out, " ", w.op == engine::WriteOp::kDelete ? "-" : "+", w.key);
+      }
+      absl::StrAppend(&out, "\n");
+    }
+    for (const auto& [shard, key] : t.read_keys) {
+      absl::StrAppend(&out, "  read ", shard, ":", key, "\n");
+    }
+    for (const auto& [lower, upper] : t.read_ranges) {
+      absl::StrAppend(&out, "  range [", lower, ", ", upper, ")\n");
+    }
+  }
+  for (size_t shard = 0; shard < locks_.size(); ++shard) {
+    for (const auto& [key, holders] : locks_[shard]) {
+      absl::StrAppend(&out, "lock ", shard, ":", key, " by ", absl::StrJoin(holders, ","), "\n");
+    }
+  }
+  absl::StrAppend(&out, "locked keys ", locked_keys_.load(), ", read locks ",
+                  read_lock_count_.load(), "\n");
+  return out;
+}
+
 TwoPhaseState::PreparedInfo TwoPhaseState::InfoLocked(uint64_t txn_id,
                                                       const PreparedTxn& t) const {
   PreparedInfo info{txn_id, t.name, t.snapshot, {}, t.participants};
@@ -218,14 +291,8 @@ bool TwoPhaseState::HasPart(uint64_t txn_id, uint32_t shard) const {
   return it != prepared_.end() && it->second.parts.count(shard) > 0;
 }
 
-std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePart(uint64_t txn_id,
-                                                                     uint32_t shard) {
-  MutexLock l(&mu_);
-  auto it = prepared_.find(txn_id);
-  if (it == prepared_.end()) return std::nullopt;
-  auto p = it->second.parts.find(shard);
-  if (p == it->second.parts.end()) return std::nullopt;
-  std::vector<engine::Write> writes = std::move(p->second.writes);
+void TwoPhaseState::UnlockLocked(uint64_t txn_id, uint32_t shard,
+                                 const std::vector<engine::Write>& writes) {
   for (const engine::Write& w : writes) {
     auto lk = locks_[shard].find(w.key);
     if (lk == locks_[shard].end()) continue;
@@ -238,6 +305,17 @@ std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePart(uint64_t tx
       locked_keys_--;
     }
   }
+}
+
+std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePart(uint64_t txn_id,
+                                                                     uint32_t shard) {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end()) return std::nullopt;
+  auto p = it->second.parts.find(shard);
+  if (p == it->second.parts.end()) return std::nullopt;
+  std::vector<engine::Write> writes = std::move(p->second.writes);
+  UnlockLocked(txn_id, shard, writes);
   if (p->second.persisted || p->second.pending) tables_[shard].deletes.insert(txn_id);
   it->second.parts.erase(p);
   if (it->second.parts.empty()) ForgetLocked(it);

@@ -116,6 +116,22 @@ class TwoPhaseState {
   // The claimed resolution of `txn_id` failed on an I/O error: its outcome is known only after
   // the database is reopened, and no further resolution is accepted until then.
   void MarkInDoubt(uint64_t txn_id);
+  // Redo (recovery, and a replica applying its leader's records; Coordinator::Redo): once every
+  // participant's part of `txn_id` is present and no resolution has begun, it is prepared as
+  // MarkPrepared makes it. A no-op otherwise.
+  void MarkPreparedIfComplete(uint64_t txn_id);
+  // Redo met a commit decision of `txn_id` (`commit`), or a commit or abort record of one of
+  // its parts while others remain: it is being resolved (neither listed nor claimable), as on
+  // the node whose host or coordinator resolves it. A no-op if it has no part here.
+  void MarkResolving(uint64_t txn_id, bool commit);
+  // A replica replaces the state of `shard` (a snapshot install: Shard::ReplaceState): drops
+  // every part on it (its key locks; a transaction left without parts is forgotten with its
+  // name and read locks) and the shard's prepared-table bookkeeping, so that the new state's
+  // table rows and records rebuild it. REQUIRES the shard's commit lock.
+  void DropShard(uint32_t shard);
+  // TEST ONLY: every prepared transaction (id, name, listed or not, participants, parts with
+  // their keys) and every lock, by shard, in a canonical order.
+  std::string DescribeForTesting() const;
   std::vector<PreparedInfo> AllPrepared() const;
   // Names of the transactions that are prepared (durable) and not claimed, sorted.
   std::vector<std::string> Names() const;
@@ -170,6 +186,9 @@ class TwoPhaseState {
   using Holders = absl::InlinedVector<uint64_t, 1>;
   std::string DescribeLocked(uint64_t txn_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   PreparedInfo InfoLocked(uint64_t txn_id, const PreparedTxn& t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Releases `txn_id`'s write locks on `writes` (its part on `shard`).
+  void UnlockLocked(uint64_t txn_id, uint32_t shard, const std::vector<engine::Write>& writes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the transaction's read locks and its name (if it holds it), and forgets it.
   void ForgetLocked(absl::node_hash_map<uint64_t, PreparedTxn>::iterator it)

@@ -24,8 +24,13 @@ std::string GnuplotString(const std::string& s) {
   return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "''"}}), "'");
 }
 
-// The fsync floors: one file, or several synced at once (RunSpec::threads files).
+// The fsync floors: one file, or several synced at once (RunSpec::threads files); and the
+// O_DSYNC write floor (--replicas).
 std::string FloorLabel(const RunResult& r) {
+  if (r.spec.workload == Workload::kDsync) {
+    return r.spec.threads == 1 ? "O_DSYNC write floor"
+                               : absl::StrFormat("O_DSYNC write floor, %d at once", r.spec.threads);
+  }
   return r.spec.threads == 1 ? "fsync floor"
                              : absl::StrFormat("fsync floor, %d files", r.spec.threads);
 }
@@ -35,7 +40,7 @@ std::string ShellQuote(const std::string& s) {
 }
 
 std::string DurabilitySuffix(const RunResult& r) {
-  return r.durability == DurabilityMode::kSync || r.spec.workload == Workload::kFsync
+  return r.durability == DurabilityMode::kSync || IsFloor(r.spec.workload)
              ? ""
              : absl::StrCat(" ", DurabilityName(r.durability));
 }
@@ -56,7 +61,7 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
     // count or on shardtx's shared log get groups of their own, so that they never hide the
     // default runs of the same engine.
     const std::string g =
-        r.spec.workload == Workload::kFsync
+        IsFloor(r.spec.workload)
             ? FloorLabel(r)
             : absl::StrFormat("%s %dt%s%s%s", WorkloadName(r.spec.workload), r.spec.threads,
                               r.spec.workload == Workload::kCross
@@ -86,7 +91,7 @@ ChartFiles MakeChart(const std::vector<RunResult>& runs, const std::string& png_
   for (const RunResult& r : runs) {
     if (!r.status.ok()) continue;
     const std::string label =
-        r.spec.workload == Workload::kFsync
+        IsFloor(r.spec.workload)
             ? FloorLabel(r)
             : absl::StrFormat("%s %s %dt%s%s", RowName(r), WorkloadName(r.spec.workload),
                               r.spec.threads,

@@ -84,12 +84,23 @@ ABSL_FLAG(bool, long_bench, false,
 ABSL_FLAG(int, replicas, 0,
           "Issue 16: 0 (off), 3 or 5. Opens that many replicated shardtx Databases in this "
           "process (members on 127.0.0.1, node 1 made the leader of every shard) and runs, "
-          "interleaved, the fsync floor and shardtx unreplicated and replicated at 1 and 64 "
+          "interleaved, the fsync floor, the O_DSYNC write floors (one write alone; one per "
+          "replica at once, a majority waited for: the single-client verdict's floor) and "
+          "shardtx unreplicated and replicated at 1 and 64 "
           "threads on --workload (single-shard workloads only: single, ycsb-a, ycsb-b), with "
           "issue 16's verdicts and each replica's Raft log writes/s and entries per write. "
           "--engines and --threads are ignored; 5 repetitions of 3 s windows unless --reps, "
-          "--seconds say otherwise (about 2-3 minutes). Catch-up of a new replica is not "
-          "measured yet (catch-up by snapshot works; this run does not time it).");
+          "--seconds say otherwise (about 2-3 minutes); then the catch-up phase "
+          "(--catchup-bytes).");
+ABSL_FLAG(int64_t, catchup_bytes, -1,
+          "With --replicas: after the repetitions, fill the replicated cluster with about this "
+          "many bytes of committed data through the leader (16 KiB values, 1 MiB "
+          "transactions), commit small transactions until every group has snapshotted and "
+          "truncated its Raft log past them, then add a new empty replica "
+          "(Database::AddMember, the node opened with ReplicationOptions::join) and time until "
+          "it has installed a snapshot of every shard and applied up to the leader's commit "
+          "index. -1: 1073741824 (1 GiB) with --replicas; 0: no catch-up phase; else at least "
+          "1048576.");
 ABSL_FLAG(bool, keep_data, false, "Keep each run's files under --dir.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the key and value choices (threads derive theirs).");
 ABSL_FLAG(bool, progress, true, "Progress lines on stderr.");
@@ -138,9 +149,13 @@ const char* WorkloadName(Workload w) {
       return "bank";
     case Workload::kFsync:
       return "fsync";
+    case Workload::kDsync:
+      return "o_dsync";
   }
   return "?";
 }
+
+bool IsFloor(Workload w) { return w == Workload::kFsync || w == Workload::kDsync; }
 
 const char* DurabilityName(DurabilityMode d) {
   switch (d) {
@@ -232,7 +247,12 @@ namespace {
 
 // --replicas: 3 or 5 replicas, single-shard transactions, synced commits, its own plan.
 absl::Status ValidateReplicas(const Config& c) {
-  if (c.replicas == 0) return absl::OkStatus();
+  if (c.replicas == 0) {
+    if (c.catchup_bytes == 0) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        "--catchup-bytes times a new replica's catch-up in a replicated cluster: it needs "
+        "--replicas=3 or 5");
+  }
   if (c.replicas != 3 && c.replicas != 5) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--replicas ", c.replicas,
@@ -261,6 +281,12 @@ absl::Status ValidateReplicas(const Config& c) {
         absl::StrCat("--replicas with --durability=", DurabilityName(c.durability),
                      ": the replicated engine measures durable commits (held by a majority); use "
                      "--durability=sync"));
+  }
+  if (c.catchup_bytes != 0 &&
+      (c.catchup_bytes < kMinCatchupBytes || c.catchup_bytes > (1ull << 40))) {
+    return absl::InvalidArgumentError(absl::StrCat("--catchup-bytes ", c.catchup_bytes,
+                                                   ": 0 (no catch-up phase) or in [",
+                                                   kMinCatchupBytes, ", 2^40]"));
   }
   return absl::OkStatus();
 }
@@ -350,6 +376,15 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
       std::find(c.engines.begin(), c.engines.end(), EngineKind::kFsync) != c.engines.end();
   if (fsync || c.make_bench || c.long_bench || c.replicas > 0) {
     runs.push_back({EngineKind::kFsync, Workload::kFsync, 1, 1});
+  }
+  // A replicated commit is durable once written to a majority's Raft logs, each an O_DSYNC write
+  // (libraft's raft_uv): its like-for-like floor.
+  // Measured here, N replicas' writes at once on one disk are faster each than one write alone
+  // (a lone writer waits longer for each), so the floor of N at once, a majority waited for, is
+  // the like-for-like one; the lone write is printed beside it.
+  if (c.replicas > 0) {
+    runs.insert(runs.end(), {RunSpec(EngineKind::kFsync, Workload::kDsync, 1, 1),
+                             RunSpec(EngineKind::kFsync, Workload::kDsync, c.replicas, 1)});
   }
   auto add = [&](Workload w, int threads, uint32_t k, auto wanted) {
     for (EngineKind e : c.engines) {
@@ -482,6 +517,13 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.log_layout = *log_layout;
   c.make_bench = absl::GetFlag(FLAGS_make_bench);
   c.replicas = absl::GetFlag(FLAGS_replicas);
+  const int64_t catchup = absl::GetFlag(FLAGS_catchup_bytes);
+  if (catchup < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--catchup-bytes ", catchup, ": -1 (the default), 0 or a byte count"));
+  }
+  c.catchup_bytes =
+      catchup == -1 ? (c.replicas > 0 ? kDefaultCatchupBytes : 0) : static_cast<uint64_t>(catchup);
   c.long_bench = absl::GetFlag(FLAGS_long_bench);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.async_inflight = absl::GetFlag(FLAGS_async_inflight);

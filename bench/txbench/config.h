@@ -28,7 +28,11 @@ enum class EngineKind {
   kShardtxAsync,
   kShardtxReplicated
 };
-enum class Workload { kSingle, kCross, kMixed, kYcsbA, kYcsbB, kReadonly, kBank, kFsync };
+// kFsync and kDsync are the floors' (EngineKind::kFsync) only: a pwrite then fdatasync, or one
+// pwrite on a file opened O_DSYNC (what libraft's raft_uv does for a Raft log write).
+enum class Workload { kSingle, kCross, kMixed, kYcsbA, kYcsbB, kReadonly, kBank, kFsync, kDsync };
+// kFsync or kDsync: a floor's row, not transactions.
+bool IsFloor(Workload w);
 enum class DurabilityMode { kSync, kAsync, kNone };
 // How the rocksdb engine lays out its data: one TransactionDB for everything, or one per
 // shard (needed for cross-shard transactions, which then use 2PC on RocksDB's prepare).
@@ -48,6 +52,10 @@ absl::StatusOr<std::vector<EngineKind>> ParseEngines(absl::string_view list);
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name);
 absl::StatusOr<DurabilityMode> ParseDurability(absl::string_view name);
 absl::StatusOr<RocksdbLayout> ParseRocksdbLayout(absl::string_view name);
+
+// --catchup-bytes: the default with --replicas, and the least accepted (other than 0).
+inline constexpr uint64_t kDefaultCatchupBytes = 1ull << 30;
+inline constexpr uint64_t kMinCatchupBytes = 1ull << 20;
 
 // Settings shared by every run of an invocation.
 struct Config {
@@ -78,6 +86,15 @@ struct Config {
   // Issue 16: 0, or the number of replicated Databases (3 or 5) of the shardtx-replicated
   // engine; its own plan (see PlanRuns), and only single-shard workloads.
   int replicas = 0;
+  // --replicas: bytes of committed data the catch-up phase fills the cluster with before a new
+  // replica joins and catches up (0: no catch-up phase). ConfigFromFlags makes it 1 GiB with
+  // --replicas unless --catchup-bytes says otherwise.
+  uint64_t catchup_bytes = 0;
+  // --replicas: the loopback cluster's ReplicationOptions::snapshot_threshold and
+  // snapshot_trailing (0: the library's defaults, which the command line always uses). Tests set
+  // small values so that a tiny catch-up phase needs few commits to make the groups snapshot.
+  uint32_t raft_snapshot_threshold = 0;
+  uint32_t raft_snapshot_trailing = 0;
   uint64_t seed = 1;
   bool progress = true;  // progress lines on stderr
 };
@@ -136,8 +153,10 @@ absl::Status Validate(const Config& config);
 //  - long_bench: the fsync floor, then single at 1 and 64 threads, cross at 64 threads (and
 //    RocksDB's serial 2PC when rocksdb is named) and ycsb-b at 2 threads, each for every
 //    engine of the config.
-//  - replicas (issue 16): the fsync floor, then shardtx and shardtx-replicated on
-//    config.workload at 1 thread and at 64 threads (--engines and --threads are ignored).
+//  - replicas (issue 16): the fsync floor and the O_DSYNC write floor, then shardtx and
+//    shardtx-replicated on config.workload at 1 thread and at 64 threads (--engines and
+//    --threads are ignored). The catch-up phase (config.catchup_bytes) is not a run of the
+//    plan: it runs once, after the repetitions (txbench.cc).
 //  - otherwise: every engine of the config on config.workload at config.threads (the fsync
 //    floor first when the engines name it).
 std::vector<RunSpec> PlanRuns(const Config& config);

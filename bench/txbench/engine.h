@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "bench/txbench/catch_up.h"
 #include "bench/txbench/config.h"
 #include "bench/txbench/keyspace.h"
 #include "bench/txbench/loopback_cluster.h"
@@ -79,6 +80,9 @@ struct EngineSetup {
   // shardtx: 0, or this many replicated Databases in dir/node1 .. dir/nodeN, sessions on
   // node 1 (OpenLoopbackCluster).
   int replicas = 0;
+  // replicas > 0: ReplicationOptions::snapshot_threshold / snapshot_trailing (0: the library's).
+  uint32_t raft_snapshot_threshold = 0;
+  uint32_t raft_snapshot_trailing = 0;
   const KeySpace* keys = nullptr;  // key -> shard map; outlives the engine
 };
 
@@ -108,6 +112,14 @@ class Engine {
   // A replicated engine's counters, one entry per replica (node 1 first), since open; empty
   // for every other engine.
   virtual std::vector<ReplicaCounters> Replicas() { return {}; }
+  // The replicated engine: its catch-up phase (MeasureCatchUp on its cluster, catch_up.h).
+  // kUnimplemented for every other engine.
+  virtual absl::StatusOr<CatchUpResult> CatchUp(
+      const CatchUpSpec& spec, const std::function<void(const std::string&, bool)>& progress) {
+    (void)spec;
+    (void)progress;
+    return absl::UnimplementedError("only the replicated engine has a catch-up phase");
+  }
   // Engine-specific figures worth printing after a run (abort causes, batching), or "".
   virtual std::string Notes() { return ""; }
   // One line describing the engine's configuration for the run header.

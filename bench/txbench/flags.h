@@ -30,6 +30,7 @@ ABSL_DECLARE_FLAG(bool, long_bench);
 ABSL_DECLARE_FLAG(int, reps);
 ABSL_DECLARE_FLAG(double, warmup);
 ABSL_DECLARE_FLAG(int, replicas);
+ABSL_DECLARE_FLAG(int64_t, catchup_bytes);
 ABSL_DECLARE_FLAG(bool, keep_data);
 ABSL_DECLARE_FLAG(uint64_t, seed);
 ABSL_DECLARE_FLAG(bool, progress);

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "util/loopback_ports.h"
@@ -38,31 +39,62 @@ absl::StatusOr<int> FreePortRange(int count, const std::vector<int>& avoid) {
   return first;
 }
 
+namespace {
+
+// The ports P .. P + num_shards of every member of `cluster`.
+std::vector<int> UsedPorts(const LoopbackCluster& cluster) {
+  const int shards = static_cast<int>(std::max<uint32_t>(cluster.base.num_shards, 1));
+  std::vector<int> used;
+  for (const shardtx::ReplicationMember& m : cluster.members) {
+    const size_t colon = m.address.rfind(':');
+    int p = 0;
+    if (colon == std::string::npos || !absl::SimpleAtoi(m.address.substr(colon + 1), &p)) continue;
+    for (int i = 0; i <= shards; ++i) used.push_back(p + i);
+  }
+  return used;
+}
+
+}  // namespace
+
+shardtx::Options NodeOptions(const LoopbackCluster& cluster, uint64_t id) {
+  shardtx::Options o = cluster.base;
+  o.path = absl::StrCat(cluster.dir, "/node", id);
+  o.replication.node_id = id;
+  o.replication.members = cluster.members;
+  o.replication.election_timeout = id == 1 ? kLeaderElectionTimeout : kFollowerElectionTimeout;
+  o.replication.heartbeat = kHeartbeat;
+  o.replication.join = false;
+  return o;
+}
+
+absl::StatusOr<shardtx::ReplicationMember> NewLoopbackMember(const LoopbackCluster& cluster) {
+  uint64_t id = 0;
+  for (const shardtx::ReplicationMember& m : cluster.members) id = std::max(id, m.id);
+  const int shards = static_cast<int>(std::max<uint32_t>(cluster.base.num_shards, 1));
+  auto p = FreePortRange(shards + 1, UsedPorts(cluster));  // P (snapshots) + one per shard
+  if (!p.ok()) return p.status();
+  return shardtx::ReplicationMember{id + 1, absl::StrCat("127.0.0.1:", *p)};
+}
+
 absl::StatusOr<LoopbackCluster> OpenLoopbackCluster(const shardtx::Options& base,
                                                     const std::string& dir, int replicas) {
   const uint32_t shards = std::max<uint32_t>(base.num_shards, 1);
   LoopbackCluster cluster;
-  std::vector<int> used;
+  cluster.base = base;
+  cluster.dir = dir;
   for (int id = 1; id <= replicas; ++id) {
-    auto p = FreePortRange(static_cast<int>(shards) + 1, used);  // P (snapshots) + one per shard
-    if (!p.ok()) return p.status();
-    for (uint32_t i = 0; i <= shards; ++i) used.push_back(*p + static_cast<int>(i));
-    cluster.members.push_back({static_cast<uint64_t>(id), absl::StrCat("127.0.0.1:", *p)});
+    auto m = NewLoopbackMember(cluster);
+    if (!m.ok()) return m.status();
+    cluster.members.push_back(*m);
   }
   // A cluster id of its own for every run: a directory left by another run is never joined.
   std::random_device rd;
-  const std::string cluster_id =
+  cluster.base.replication.cluster_id =
       absl::StrCat("txbench-", getpid(), "-", absl::Hex(rd(), absl::kZeroPad8));
   for (int id = 1; id <= replicas; ++id) {
-    shardtx::Options o = base;
-    o.path = absl::StrCat(dir, "/node", id);
+    const shardtx::Options o = NodeOptions(cluster, static_cast<uint64_t>(id));
     std::error_code ec;
     std::filesystem::remove_all(o.path, ec);
-    o.replication.node_id = static_cast<uint64_t>(id);
-    o.replication.cluster_id = cluster_id;
-    o.replication.members = cluster.members;
-    o.replication.election_timeout = id == 1 ? kLeaderElectionTimeout : kFollowerElectionTimeout;
-    o.replication.heartbeat = kHeartbeat;
     auto db = shardtx::Database::Open(o);
     if (!db.ok()) {
       return absl::Status(db.status().code(), absl::StrCat("replica ", id, " (", o.path, ", ",

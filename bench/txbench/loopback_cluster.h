@@ -36,7 +36,20 @@ struct LoopbackCluster {
   std::vector<shardtx::ReplicationMember> members;
   // dbs[i] is node i + 1; dbs[0] leads every shard once Open returned.
   std::vector<std::unique_ptr<shardtx::Database>> dbs;
+  // What every node was opened with besides its own id, path and election timeout (the caller's
+  // options with the cluster id and the members set); nodes live in dir/node<id>.
+  shardtx::Options base;
+  std::string dir;
 };
+
+// The options of node `id` of `cluster` (dir/node<id>, the cluster's members, the election
+// timeouts above: node 1 the leader's, any other a follower's), not joining.
+shardtx::Options NodeOptions(const LoopbackCluster& cluster, uint64_t id);
+
+// A member for a node to be added to `cluster`: id one above the largest member's, an address
+// on 127.0.0.1 with a free port range (P .. P + num_shards) none of the members use.
+// kUnavailable if no range is free.
+absl::StatusOr<shardtx::ReplicationMember> NewLoopbackMember(const LoopbackCluster& cluster);
 
 // Opens `replicas` Databases with `base`'s options (path, replication and the shard count's
 // port needs aside), in `dir`/node1 .. `dir`/nodeN, members on 127.0.0.1 with free port ranges

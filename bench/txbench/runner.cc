@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -362,16 +363,101 @@ uint32_t RecordSize(const Config& config) {
   return config.shards_per_txn * (config.key_size + config.value_size) + 64;
 }
 
+// The O_DSYNC write floor: one Raft log write as libraft's raft_uv makes it. Checked with strace
+// on this machine (libraft 0.15, ext4): raft_uv creates each 8 MiB segment O_WRONLY | O_CREAT |
+// O_EXCL | O_DSYNC, fallocates it, adds O_DIRECT by fcntl when its probe found the file system
+// takes it, and appends by writes (Linux AIO) of the whole 4 KiB blocks that hold the new entries,
+// the last partial block rewritten by the next append; no fdatasync. Here: a 64 MiB file,
+// fallocated (unwritten extents, as a fresh segment), opened O_WRONLY | O_DSYNC | O_DIRECT (without
+// O_DIRECT where the file system refuses it, as raft_uv's probe would); a round appends one record
+// by one pwrite of the aligned blocks that hold it, waited for on this thread.
+class DsyncLog {
+ public:
+  static constexpr uint64_t kFileSize = 64ull << 20;
+  static constexpr uint64_t kBlock = 4096;
+
+  explicit DsyncLog(std::string path) : path_(std::move(path)) {}
+  ~DsyncLog() {
+    if (fd_ >= 0) close(fd_);
+    unlink(path_.c_str());
+  }
+
+  // Creates (or recreates) the file: empty, fallocated, synced.
+  absl::Status Reset() {
+    if (fd_ < 0) {
+      fd_ =
+          open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DSYNC | O_DIRECT, 0644);
+      direct_ = fd_ >= 0;
+      if (fd_ < 0 && errno == EINVAL) {
+        fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DSYNC, 0644);
+      }
+      if (fd_ < 0) return ErrnoError(absl::StrCat("open O_DSYNC ", path_));
+    }
+    if (ftruncate(fd_, 0) != 0) return ErrnoError(absl::StrCat("ftruncate ", path_));
+    if (fallocate(fd_, 0, 0, static_cast<off_t>(kFileSize)) != 0) {
+      return ErrnoError(absl::StrCat("fallocate ", path_));
+    }
+    if (fsync(fd_) != 0) return ErrnoError(absl::StrCat("fsync ", path_));
+    off_ = 0;
+    return absl::OkStatus();
+  }
+
+  bool direct() const { return direct_; }
+
+  // Before a round (untimed): room for a record of `size` bytes, else Reset.
+  absl::Status MakeRoom(uint32_t size) {
+    if (BlockEnd(off_ + size) <= kFileSize) return absl::OkStatus();
+    return Reset();
+  }
+
+  // One round: the blocks holding the next `size` bytes, in one pwrite.
+  absl::Status Append(uint32_t size) {
+    const uint64_t start = off_ / kBlock * kBlock;
+    const uint64_t len = BlockEnd(off_ + size) - start;
+    if (len > buf_len_) {  // O_DIRECT: an aligned buffer
+      void* p = nullptr;
+      if (posix_memalign(&p, kBlock, len) != 0) return absl::ResourceExhaustedError("buffer");
+      buf_.reset(static_cast<char*>(p));
+      buf_len_ = len;
+      std::memset(buf_.get(), 'r', len);
+    }
+    if (pwrite(fd_, buf_.get(), len, static_cast<off_t>(start)) != static_cast<ssize_t>(len)) {
+      return ErrnoError(absl::StrCat("pwrite O_DSYNC ", path_));
+    }
+    off_ += size;
+    return absl::OkStatus();
+  }
+
+ private:
+  static uint64_t BlockEnd(uint64_t end) { return (end + kBlock - 1) / kBlock * kBlock; }
+
+  const std::string path_;
+  int fd_ = -1;
+  bool direct_ = false;
+  uint64_t off_ = 0;  // where the next record starts
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, Free> buf_;
+  uint64_t buf_len_ = 0;
+};
+
 // The fsync floor: one file per concurrent syncer, each 64 MiB written with zeros and synced
 // once; then, round after round, every syncer's pwrite of one commit record at the next offset
 // of its file and fdatasync, all syncers at once (a round ends when the last returns). One file
 // is the floor of a commit that waits for one fsync; two files on one disk, the floor of a
-// cross-shard commit whose two prepares are synced in parallel on two logs.
+// cross-shard commit whose two prepares are synced in parallel on two logs. Also the O_DSYNC
+// write floor (DsyncLog, files of their own): one writer, or N at once (N replicas' Raft log
+// writes on one disk), a round then ending when a majority of them returned.
 class FsyncFile {
  public:
   static constexpr uint64_t kFileSize = 64ull << 20;
 
-  FsyncFile(std::string path, int files) : path_(std::move(path)), fds_(std::max(files, 1), -1) {}
+  FsyncFile(std::string path, int files) : path_(std::move(path)), fds_(std::max(files, 1), -1) {
+    for (size_t i = 0; i < fds_.size(); ++i) {
+      dsyncs_.push_back(std::make_unique<DsyncLog>(absl::StrCat(PathOf(i), ".dsync")));
+    }
+  }
   ~FsyncFile() {
     for (size_t i = 0; i < fds_.size(); ++i) {
       if (fds_[i] >= 0) close(fds_[i]);
@@ -393,17 +479,39 @@ class FsyncFile {
       }
       if (fsync(fds_[i]) != 0) return ErrnoError(absl::StrCat("fsync ", path));
     }
+    for (auto& d : dsyncs_) {
+      if (absl::Status s = d->Reset(); !s.ok()) return s;
+    }
     return absl::OkStatus();
   }
 
   // Syncs the first `files` files (at most as many as were created) at once, round by round.
-  void Measure(int files, uint32_t record_size, double seconds, const ProgressFn& progress,
-               RunResult* r) {
+  // dsync: the O_DSYNC write floor instead (DsyncLogs, no fdatasync); with several files a round
+  // ends (its latency) when a majority of the writes returned, and the next starts once all did.
+  void Measure(int files, bool dsync, uint32_t record_size, double seconds,
+               const ProgressFn& progress, RunResult* r) {
     files = std::clamp(files, 1, static_cast<int>(fds_.size()));
-    const std::string what =
-        files == 1 ? "fsync floor" : absl::StrCat("fsync floor (", files, " files at once)");
+    const int needed = dsync ? files / 2 + 1 : files;  // writes a round's latency waits for
+    const std::string what = dsync
+                                 ? (files == 1 ? "O_DSYNC write floor"
+                                               : absl::StrCat("O_DSYNC write floor (", files,
+                                                              " at once, ", needed, " waited for)"))
+                             : files == 1 ? "fsync floor"
+                                          : absl::StrCat("fsync floor (", files, " files at once)");
     r->engine_description =
-        files == 1
+        dsync ? absl::StrCat(
+                    "fsync, o_dsync: ",
+                    files == 1 ? "one thread" : absl::StrCat(files, " threads at once, each"),
+                    " a ", record_size,
+                    " B record appended to a fallocated 64 MiB file of its own opened O_WRONLY | "
+                    "O_DSYNC",
+                    dsyncs_[0]->direct() ? " | O_DIRECT" : " (O_DIRECT refused here)",
+                    " by one pwrite of the 4 KiB blocks that hold it, no fdatasync: a Raft log "
+                    "write as libraft's raft_uv makes it",
+                    files == 1 ? ""
+                               : absl::StrCat("; a round's latency ends when ", needed, " of the ",
+                                              files, " returned (a majority of replicas)"))
+        : files == 1
             ? absl::StrCat("fsync: one thread, pwrite of ", record_size,
                            " B (one commit record) at the next offset of a 64 MiB file written "
                            "with zeros and synced beforehand, then fdatasync")
@@ -411,24 +519,30 @@ class FsyncFile {
                            " B and fdatasync on its own 64 MiB file written with zeros and "
                            "synced beforehand; a round ends when the last sync returns");
     if (progress) {
-      progress(
-          absl::StrFormat("%s: pwrite %d B + fdatasync for %.0f s", what, record_size, seconds),
-          false);
+      progress(absl::StrFormat("%s: pwrite %d B%s for %.0f s", what, record_size,
+                               dsync ? " (O_DSYNC)" : " + fdatasync", seconds),
+               false);
     }
     const std::string record(record_size, 'r');
     // Round i: every syncer writes and syncs its file; the round ends at the barrier.
     std::atomic<bool> stop{false};
     std::vector<absl::Status> errors(files);
     std::barrier round(files);
+    std::atomic<int> done{0};  // writes of this round returned
     auto sync_one = [&](int i) {
-      if (pwrite(fds_[i], record.data(), record.size(), static_cast<off_t>(off_)) !=
-          static_cast<ssize_t>(record.size())) {
+      if (dsync) {
+        errors[i] = dsyncs_[i]->Append(record_size);
+        if (!errors[i].ok()) stop = true;
+      } else if (pwrite(fds_[i], record.data(), record.size(), static_cast<off_t>(off_)) !=
+                 static_cast<ssize_t>(record.size())) {
         errors[i] = ErrnoError(absl::StrCat("pwrite ", PathOf(i)));
         stop = true;
       } else if (fdatasync(fds_[i]) != 0) {
         errors[i] = ErrnoError(absl::StrCat("fdatasync ", PathOf(i)));
         stop = true;
       }
+      done.fetch_add(1);
+      done.notify_all();
     };
     // The other syncers follow syncer 0 (this thread) round by round: wait for the start,
     // sync, meet at the end.
@@ -452,15 +566,23 @@ class FsyncFile {
     auto last = t0;
     for (auto now = t0; now < deadline && !stop; now = Clock::now()) {
       if (off_ + record_size > kFileSize) off_ = 0;
+      if (dsync) {
+        for (int i = 0; i < files && errors[0].ok(); ++i) {
+          errors[0] = dsyncs_[i]->MakeRoom(record_size);
+        }
+        if (!errors[0].ok()) break;
+      }
+      done = 0;
       const auto s0 = Clock::now();
       if (files > 1) round.arrive_and_wait();
       sync_one(0);
-      if (files > 1) round.arrive_and_wait();
+      for (int d = done.load(); d < needed; d = done.load()) done.wait(d);
       const auto s1 = Clock::now();
+      if (files > 1) round.arrive_and_wait();
       if (stop) break;
       latency.Add(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(s1 - s0).count()));
-      off_ += record_size;
+      if (!dsync) off_ += record_size;
       ++n;
       if (progress && s1 - last >= std::chrono::milliseconds(500)) {
         last = s1;
@@ -492,6 +614,7 @@ class FsyncFile {
   const std::string path_;
   std::vector<int> fds_;
   uint64_t off_ = 0;
+  std::vector<std::unique_ptr<DsyncLog>> dsyncs_;  // one per file, for the O_DSYNC floor
 };
 
 ContenderKey KeyOfRun(const Config& config, const RunSpec& spec) {
@@ -548,6 +671,8 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
       kind == EngineKind::kRocksdbSerial2pc ? Rocksdb2pc::kSerial : Rocksdb2pc::kCareful;
   setup.keys = c->keys_.get();
   setup.replicas = kind == EngineKind::kShardtxReplicated ? config.replicas : 0;
+  setup.raft_snapshot_threshold = config.raft_snapshot_threshold;
+  setup.raft_snapshot_trailing = config.raft_snapshot_trailing;
   auto opened = OpenEngine(kind, setup);
   if (!opened.ok()) return opened.status();
   c->engine_ = std::move(*opened);
@@ -587,7 +712,8 @@ RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
   if (spec_.engine == EngineKind::kFsync) {
     r.shards = 1;
     r.durability = DurabilityMode::kSync;
-    fsync_->Measure(spec.threads, RecordSize(config_), std::min(seconds, 3.0), progress, &r);
+    fsync_->Measure(spec.threads, spec.workload == Workload::kDsync, RecordSize(config_),
+                    std::min(seconds, 3.0), progress, &r);
     return r;
   }
   r.shards = ShardsOf(config_, spec);
@@ -631,6 +757,14 @@ RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
     }
   }
   return r;
+}
+
+absl::StatusOr<CatchUpResult> Contender::CatchUp(const ProgressFn& progress) {
+  if (engine_ == nullptr) return absl::FailedPreconditionError("txbench: contender closed");
+  CatchUpSpec spec;
+  spec.bytes = config_.catchup_bytes;
+  spec.deadline = CatchUpDeadline(spec.bytes);
+  return engine_->CatchUp(spec, progress);
 }
 
 absl::Status Contender::Close() {

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "bench/txbench/catch_up.h"
 #include "bench/txbench/config.h"
 
 namespace txbench {
@@ -87,6 +88,10 @@ class Contender {
   // `seed`, so that every engine of a repetition runs the same transactions. A bank run checks
   // the total afterwards (a wrong total fails the run).
   RunResult Measure(const RunSpec& spec, double seconds, uint64_t seed, const ProgressFn& progress);
+
+  // The replicated engine's catch-up phase (catch_up.h) with config.catchup_bytes and the
+  // deadline CatchUpDeadline gives it; kUnimplemented for any other engine.
+  absl::StatusOr<CatchUpResult> CatchUp(const ProgressFn& progress);
 
   // Closes the engine; removes its directory unless config.keep_data.
   absl::Status Close();

@@ -60,11 +60,14 @@ class ShardtxSession final : public Session {
 
 class ShardtxEngine final : public Engine {
  public:
-  // dbs[0] serves the sessions; the others (replicated: nodes 2..N) are only settled, counted
-  // and closed.
-  ShardtxEngine(std::vector<std::unique_ptr<shardtx::Database>> dbs,
-                std::vector<shardtx::ReplicationMember> members, const EngineSetup& setup)
-      : dbs_(std::move(dbs)), db_(dbs_.front().get()), members_(std::move(members)), setup_(setup) {
+  // cluster.dbs[0] serves the sessions; the others (replicated: nodes 2..N) are only settled,
+  // counted and closed. Unreplicated: one db, no members.
+  ShardtxEngine(LoopbackCluster cluster, const EngineSetup& setup)
+      : cluster_(std::move(cluster)),
+        dbs_(cluster_.dbs),
+        db_(dbs_.front().get()),
+        members_(cluster_.members),
+        setup_(setup) {
     run_options_.durability = ToShardtx(setup.durability);
     run_durability_ = setup.durability;
     bulk_options_.durability = shardtx::Durability::kNone;
@@ -162,6 +165,16 @@ class ShardtxEngine final : public Engine {
   shardtx::Database* db() { return db_; }
   const shardtx::TxnOptions& txn_options() const { return bulk_ ? bulk_options_ : run_options_; }
 
+  absl::StatusOr<CatchUpResult> CatchUp(
+      const CatchUpSpec& spec,
+      const std::function<void(const std::string&, bool)>& progress) override {
+    if (setup_.replicas == 0 || db_ == nullptr) return Engine::CatchUp(spec, progress);
+    const KeySpace* keys = setup_.keys;
+    if (keys == nullptr) return absl::FailedPreconditionError("catch-up: no key space");
+    return MeasureCatchUp(
+        cluster_, [keys](absl::string_view key) { return keys->ShardOfKey(key); }, spec, progress);
+  }
+
  private:
   // Each replica's Raft log writes and entries since open, for Notes.
   std::string ReplicaNotes() {
@@ -173,9 +186,10 @@ class ShardtxEngine final : public Engine {
     return out;
   }
 
-  std::vector<std::unique_ptr<shardtx::Database>> dbs_;
-  shardtx::Database* db_;  // dbs_[0]
-  std::vector<shardtx::ReplicationMember> members_;
+  LoopbackCluster cluster_;
+  std::vector<std::unique_ptr<shardtx::Database>>& dbs_;    // cluster_.dbs
+  shardtx::Database* db_;                                   // dbs_[0]
+  const std::vector<shardtx::ReplicationMember>& members_;  // cluster_.members
   EngineSetup setup_;
   shardtx::TxnOptions run_options_, bulk_options_;
   bool bulk_ = false;  // set between runs, never while sessions run
@@ -196,19 +210,25 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenShardtx(const EngineSetup& setup) {
                                         : shardtx::Options::LogLayout::kPerShard;
   options.max_open_transactions =
       std::max<uint32_t>(options.max_open_transactions, static_cast<uint32_t>(setup.threads + 64));
-  std::vector<std::unique_ptr<shardtx::Database>> dbs;
-  std::vector<shardtx::ReplicationMember> members;
+  LoopbackCluster cluster;
   if (setup.replicas > 0) {
-    auto cluster = OpenLoopbackCluster(options, setup.dir, setup.replicas);
-    if (!cluster.ok()) return cluster.status();
-    dbs = std::move(cluster->dbs);
-    members = std::move(cluster->members);
+    if (setup.raft_snapshot_threshold > 0) {
+      options.replication.snapshot_threshold = setup.raft_snapshot_threshold;
+    }
+    if (setup.raft_snapshot_trailing > 0) {
+      options.replication.snapshot_trailing = setup.raft_snapshot_trailing;
+    }
+    auto opened = OpenLoopbackCluster(options, setup.dir, setup.replicas);
+    if (!opened.ok()) return opened.status();
+    cluster = std::move(*opened);
   } else {
     auto db = shardtx::Database::Open(options);
     if (!db.ok()) return db.status();
-    dbs.push_back(std::move(*db));
+    cluster.base = options;
+    cluster.dir = setup.dir;
+    cluster.dbs.push_back(std::move(*db));
   }
-  return std::unique_ptr<Engine>(new ShardtxEngine(std::move(dbs), std::move(members), setup));
+  return std::unique_ptr<Engine>(new ShardtxEngine(std::move(cluster), setup));
 }
 
 }  // namespace txbench

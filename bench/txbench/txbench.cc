@@ -159,6 +159,27 @@ Outcome Run(const Config& config, FILE* out) {
       outcome.runs.push_back(std::move(r));
     }
   }
+  // --replicas: the catch-up phase, once, on the replicated cluster after its last window (it
+  // fills the cluster with data no window should see).
+  if (config.replicas > 0 && config.catchup_bytes > 0) {
+    absl::StatusOr<CatchUpResult> c = absl::FailedPreconditionError(
+        "catch-up: the replicated engine did not open or failed its warm-up");
+    for (auto& [key, contender] : contenders) {
+      if (key.engine == EngineKind::kShardtxReplicated) c = contender->CatchUp(show("[catch-up] "));
+    }
+    progress.Clear();
+    if (c.ok()) {
+      std::fprintf(out, "  catch-up: %s\n", CatchUpText(*c).c_str());
+    } else {
+      outcome.exit_code = 1;
+      std::fprintf(out, "  catch-up FAILED: %s\n", c.status().ToString().c_str());
+      std::fprintf(stderr, "txbench: catch-up FAILED: %s\n", c.status().ToString().c_str());
+    }
+    std::fflush(out);
+    outcome.catch_up = std::move(c);
+  }
+  const absl::StatusOr<CatchUpResult>* catch_up =
+      outcome.catch_up.has_value() ? &*outcome.catch_up : nullptr;
   for (auto& [key, c] : contenders) {
     absl::Status s = c->Close();
     if (!s.ok()) {
@@ -180,12 +201,12 @@ Outcome Run(const Config& config, FILE* out) {
     std::fprintf(out, "== targets (issues 5 and 19) ==\n%s", TargetsText(outcome.runs).c_str());
   } else {
     std::fprintf(out, "== targets (issue 16: %d replicas on 127.0.0.1, one disk) ==\n%s",
-                 config.replicas, ReplicationTargetsText(outcome.runs).c_str());
+                 config.replicas, ReplicationTargetsText(outcome.runs, catch_up).c_str());
   }
   std::fflush(out);
 
   if (!config.json_path.empty()) {
-    absl::Status s = WriteFile(config.json_path, ToJson(config, machine, outcome.runs));
+    absl::Status s = WriteFile(config.json_path, ToJson(config, machine, outcome.runs, catch_up));
     if (!s.ok()) {
       std::fprintf(stderr, "txbench: %s\n", s.ToString().c_str());
       outcome.exit_code = 1;

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdio>
+#include <optional>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "bench/txbench/catch_up.h"
 #include "bench/txbench/config.h"
 #include "bench/txbench/runner.h"
 
@@ -15,6 +18,8 @@ namespace txbench {
 
 struct Outcome {
   std::vector<RunResult> runs;
+  // --replicas' catch-up phase, when it ran (config.catchup_bytes > 0): its figures or error.
+  std::optional<absl::StatusOr<CatchUpResult>> catch_up;
   int exit_code = 0;  // 0 when every run succeeded and every file was written
 };
 

@@ -99,6 +99,7 @@ void NextPlan(const WorkloadParams& p, const KeySpace& keys, Rng& rng, TxnPlan* 
       break;
     }
     case Workload::kFsync:
+    case Workload::kDsync:
       break;
   }
   std::sort(plan->keys.begin(), plan->keys.end());

@@ -2,6 +2,7 @@
 // the floor completes and prints each replica's Raft log writes; the flag's refusals (replica
 // counts other than 3 and 5, workloads with cross-shard transactions, unsynced commits).
 #include <cstdio>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -29,21 +30,38 @@ Config TinyReplicasConfig() {
   return c;
 }
 
-TEST(TxbenchReplicas, PlanIsTheFloorThenShardtxUnreplicatedAndReplicatedAtOneAndSixtyFour) {
+// A tiny catch-up phase: 2 MiB, and Raft groups that snapshot every 64 entries keeping 32, so
+// that a few hundred one-key commits make every group snapshot past the fill.
+Config TinyCatchUpConfig() {
+  Config c = TinyReplicasConfig();
+  c.catchup_bytes = 2ull << 20;
+  c.raft_snapshot_threshold = 64;
+  c.raft_snapshot_trailing = 32;
+  return c;
+}
+
+TEST(TxbenchReplicas, PlanIsTheFloorsThenShardtxUnreplicatedAndReplicatedAtOneAndSixtyFour) {
   const Config c = TinyReplicasConfig();
   ASSERT_TRUE(Validate(c).ok()) << Validate(c);
   const std::vector<RunSpec> plan = PlanRuns(c);
-  ASSERT_EQ(plan.size(), 5u);
+  ASSERT_EQ(plan.size(), 7u);
   EXPECT_EQ(plan[0].engine, EngineKind::kFsync);
-  for (size_t i = 1; i < plan.size(); ++i) {
+  EXPECT_EQ(plan[0].workload, Workload::kFsync);
+  // The O_DSYNC floors: one write alone, and one per replica at once.
+  for (size_t i : {1, 2}) {
+    EXPECT_EQ(plan[i].engine, EngineKind::kFsync);
+    EXPECT_EQ(plan[i].workload, Workload::kDsync);
+    EXPECT_EQ(plan[i].threads, i == 1 ? 1 : 3);
+  }
+  for (size_t i = 3; i < plan.size(); ++i) {
     EXPECT_EQ(plan[i].engine, i % 2 == 1 ? EngineKind::kShardtx : EngineKind::kShardtxReplicated);
-    EXPECT_EQ(plan[i].threads, i <= 2 ? 1 : 64);
+    EXPECT_EQ(plan[i].threads, i <= 4 ? 1 : 64);
     EXPECT_EQ(plan[i].workload, Workload::kSingle);
   }
 }
 
 TEST(TxbenchReplicas, TinyRunCompletesAndPrintsEveryReplicasWrites) {
-  const Config c = TinyReplicasConfig();
+  const Config c = TinyCatchUpConfig();
   const std::string path = FreshDir() + "/out.txt";
   FILE* f = std::fopen(path.c_str(), "w");
   ASSERT_NE(f, nullptr);
@@ -67,6 +85,16 @@ TEST(TxbenchReplicas, TinyRunCompletesAndPrintsEveryReplicasWrites) {
     }
   }
   EXPECT_EQ(replicated_windows, 2);
+  // Both floors measured, each with a row of its own.
+  int floors = 0;
+  for (const RunResult& r : outcome.runs) {
+    if (r.spec.engine != EngineKind::kFsync) continue;
+    ++floors;
+    EXPECT_GT(r.committed, 0u) << WorkloadName(r.spec.workload);
+    EXPECT_GT(r.p50_us, 0) << WorkloadName(r.spec.workload);
+  }
+  EXPECT_EQ(floors, 3);
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"(\n\s*1 fsync\s+o_dsync )"))) << text;
   EXPECT_TRUE(absl::StrContains(text, "shardtx-3replicas")) << text;
   for (int node = 1; node <= 3; ++node) {
     EXPECT_TRUE(absl::StrContains(
@@ -74,10 +102,82 @@ TEST(TxbenchReplicas, TinyRunCompletesAndPrintsEveryReplicasWrites) {
         << "no line for replica " << node << " in:\n"
         << text;
   }
-  EXPECT_TRUE(absl::StrContains(text, "commit p50 <= 3x the fsync floor")) << text;
+  EXPECT_TRUE(
+      absl::StrContains(text, "commit p50 <= 3x the O_DSYNC write floor, 3 at once, majority"))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "commit p50 / one O_DSYNC write alone")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "commit p50 / the fsync (pwrite+fdatasync) floor")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "the verdict is the line above")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "O_DSYNC write floor (3 at once) p50")) << text;
   EXPECT_TRUE(absl::StrContains(text, ">= 0.4x shardtx unreplicated")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "catch up 1 GB")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "not measured: snapshot catch-up")) << text;
+  // The catch-up phase ran and printed its time, also in the targets.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      text, m,
+      std::regex(R"(catch-up: [0-9.]+ [GM]B caught up in ([0-9.]+) s \(([0-9.]+) MB/s\))")))
+      << text;
+  const double seconds = std::stod(m[1].str());
+  EXPECT_GT(seconds, 0);
+  EXPECT_GT(std::stod(m[2].str()), 0);
+  EXPECT_TRUE(std::regex_search(
+      text, std::regex(R"(catch up [0-9.]+ [GM]B \(issue 16: 1 GB\)\s+[0-9.]+ s, )")))
+      << text;
+  ASSERT_TRUE(outcome.catch_up.has_value());
+  ASSERT_TRUE(outcome.catch_up->ok()) << outcome.catch_up->status();
+  EXPECT_GE((*outcome.catch_up)->bytes_committed, c.catchup_bytes);
+  EXPECT_NEAR((*outcome.catch_up)->seconds, seconds, 0.051);
+}
+
+// The catch-up phase goes through snapshots: the new replica installed one on every shard (its
+// own ShardStatsView::snapshots_installed), none failed, and the leader sent them; it applied
+// everything (it was timed until then); the fill is what was asked.
+TEST(TxbenchReplicas, CatchUpInstallsASnapshotOnEveryShard) {
+  Config c = TinyCatchUpConfig();
+  const RunSpec spec{EngineKind::kShardtxReplicated, Workload::kSingle, 1, 2};
+  auto contender = Contender::Open(c, spec, 1, nullptr);
+  ASSERT_TRUE(contender.ok()) << contender.status();
+  absl::StatusOr<CatchUpResult> r = (*contender)->CatchUp(nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->shards, c.shards);
+  EXPECT_EQ(r->new_node_id, 4u);
+  EXPECT_GE(r->bytes_committed, c.catchup_bytes);
+  EXPECT_LT(r->bytes_committed, c.catchup_bytes + (1u << 20));
+  EXPECT_GE(r->min_shard_installs, 1u) << CatchUpText(*r);
+  EXPECT_GE(r->snapshots_installed, c.shards) << CatchUpText(*r);
+  EXPECT_EQ(r->install_failures, 0u) << CatchUpText(*r);
+  EXPECT_GE(r->leader_snapshots_sent, c.shards) << CatchUpText(*r);
+  // Timed until it had applied what the leader committed: the fill and the commits that made
+  // every group snapshot past it (about snapshot_trailing + 2 x snapshot_threshold per shard).
+  EXPECT_GE(r->applied_index, r->leader_commit_index) << CatchUpText(*r);
+  EXPECT_GE(r->leader_commit_index, r->fill_txns + r->truncate_commits) << CatchUpText(*r);
+  EXPECT_GE(r->truncate_commits, c.shards * 2 * 64u) << CatchUpText(*r);
+  // Its directory holds the shards it installed: at least the data committed.
+  EXPECT_GE(r->new_node_disk_bytes, c.catchup_bytes) << CatchUpText(*r);
+  EXPECT_EQ(r->add_member_status, "OK") << CatchUpText(*r);
+  EXPECT_GT(r->seconds, 0);
+  ASSERT_TRUE((*contender)->Close().ok());
+}
+
+// The unreplicated engine has no catch-up phase; --catchup-bytes needs --replicas and is 0 or
+// at least 1 MiB.
+TEST(TxbenchReplicas, CatchUpRefusals) {
+  Config c = SmallConfig();
+  auto contender = Contender::Open(c, {EngineKind::kShardtx, Workload::kSingle, 1, 2}, 1, nullptr);
+  ASSERT_TRUE(contender.ok()) << contender.status();
+  EXPECT_TRUE(absl::IsUnimplemented((*contender)->CatchUp(nullptr).status()));
+  ASSERT_TRUE((*contender)->Close().ok());
+
+  c.catchup_bytes = 4ull << 20;
+  absl::Status s = Validate(c);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "--replicas")) << s;
+  c = TinyReplicasConfig();
+  c.catchup_bytes = 1000;
+  s = Validate(c);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "--catchup-bytes")) << s;
+  c.catchup_bytes = kMinCatchupBytes;
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c);
 }
 
 TEST(TxbenchReplicas, RefusesCrossShardWorkloadsNamingIssue17) {

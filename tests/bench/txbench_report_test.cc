@@ -54,12 +54,82 @@ TEST(TxbenchVerdict, HoldsOnlyWhenTheWorstPairClearsAndMissesOnlyWhenTheBestFail
 RunResult Window(EngineKind e, Workload w, int threads, int rep, double txn_per_s,
                  double p50_us = 100) {
   RunResult r;
-  r.spec = {e, w, threads, w == Workload::kFsync ? 1u : 2u};
-  r.shards = w == Workload::kFsync ? 1 : 4;  // the invocation's --shards
+  r.spec = {e, w, threads, IsFloor(w) ? 1u : 2u};
+  r.shards = IsFloor(w) ? 1 : 4;  // the invocation's --shards
   r.rep = rep;
   r.txn_per_s = txn_per_s;
   r.p50_us = p50_us;
   return r;
+}
+
+// --replicas: the single-client verdict is judged against the O_DSYNC write floor of 3 writes at
+// once (a majority waited for); the lone O_DSYNC write's and the fsync floor's ratios are printed
+// beside it for reference only; the catch-up line says what happened.
+TEST(TxbenchVerdict, ReplicatedP50IsJudgedAgainstTheODsyncFloor) {
+  std::vector<RunResult> runs;
+  for (int rep = 0; rep < 5; ++rep) {
+    runs.push_back(Window(EngineKind::kFsync, Workload::kFsync, 1, rep, 1000, 1000));
+    runs.push_back(Window(EngineKind::kFsync, Workload::kDsync, 1, rep, 1000, 1400));
+    runs.push_back(Window(EngineKind::kFsync, Workload::kDsync, 3, rep, 2000, 500));
+    runs.push_back(Window(EngineKind::kShardtx, Workload::kSingle, 1, rep, 800, 1200));
+    // 2.8x the fsync floor, 2x the lone O_DSYNC write, 5.6x the floor of 3 at once: MISSED by
+    // the like-for-like floor.
+    RunResult r1 = Window(EngineKind::kShardtxReplicated, Workload::kSingle, 1, rep, 300, 2800);
+    r1.replicas = 3;
+    runs.push_back(r1);
+    runs.push_back(Window(EngineKind::kShardtx, Workload::kSingle, 64, rep, 10000));
+    RunResult r64 = Window(EngineKind::kShardtxReplicated, Workload::kSingle, 64, rep, 5000);
+    r64.replicas = 3;
+    runs.push_back(r64);
+  }
+  const std::vector<Verdict> v = JudgeReplicationTargets(runs);
+  ASSERT_EQ(v.size(), 5u);
+  EXPECT_NE(v[0].target.find("3x the O_DSYNC write floor, 3 at once, majority"), std::string::npos)
+      << v[0].target;
+  EXPECT_DOUBLE_EQ(v[0].median, 5.6);
+  EXPECT_EQ(v[0].outcome, "MISSED");
+  EXPECT_NE(v[1].target.find("one O_DSYNC write alone"), std::string::npos) << v[1].target;
+  EXPECT_DOUBLE_EQ(v[1].median, 2);
+  EXPECT_EQ(v[1].outcome, "for reference (<= 3x: holds); the verdict is the line above");
+  EXPECT_NE(v[2].target.find("fsync (pwrite+fdatasync) floor"), std::string::npos) << v[2].target;
+  EXPECT_DOUBLE_EQ(v[2].median, 2.8);
+  EXPECT_EQ(v[3].median, 0.5);
+  EXPECT_EQ(v[3].outcome, "holds");
+  EXPECT_EQ(v[4].outcome, "not measured (--catchup-bytes=0)");
+  const std::string text = SummaryText(runs);
+  EXPECT_NE(text.find("p50 shardtx-3replicas / O_DSYNC write floor (3 at once) p50: 5.60x "
+                      "(5.60x-5.60x, 5)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("p50 shardtx-3replicas / O_DSYNC write floor p50: 2.00x (2.00x-2.00x, 5)"),
+            std::string::npos)
+      << text;
+
+  CatchUpResult c;
+  c.bytes_committed = 1074000000;
+  c.seconds = 20;
+  c.mb_per_s = 53.7;
+  c.shards = 4;
+  c.snapshots_installed = 4;
+  absl::StatusOr<CatchUpResult> measured = c;
+  const Verdict m = JudgeReplicationTargets(runs, &measured).back();
+  EXPECT_EQ(m.target, "time for a new replica to catch up 1.07 GB (issue 16: 1 GB)");
+  EXPECT_EQ(m.outcome,
+            "20.0 s, 53.7 MB/s (4 snapshot installs over 4 shards; no bound set, reported)");
+  absl::StatusOr<CatchUpResult> failed = absl::DeadlineExceededError("stuck");
+  EXPECT_EQ(JudgeReplicationTargets(runs, &failed).back().outcome,
+            "FAILED: DEADLINE_EXCEEDED: stuck");
+  MachineInfo machine;
+  Config config = SmallConfig();
+  JsonReader reader;
+  auto json = reader.Parse(ToJson(config, machine, runs, &measured));
+  ASSERT_TRUE(json.has_value()) << reader.error();
+  const JsonValue* catch_up = json->Get("catch_up");
+  ASSERT_NE(catch_up, nullptr);
+  ASSERT_NE(catch_up->Get("seconds"), nullptr);
+  EXPECT_DOUBLE_EQ(catch_up->Get("seconds")->number, 20);
+  EXPECT_DOUBLE_EQ(catch_up->Get("snapshots_installed")->number, 4);
+  EXPECT_EQ(reader.Parse(ToJson(config, machine, runs))->Get("catch_up"), nullptr);
 }
 
 TEST(TxbenchVerdict, TargetsPairWindowsOfTheSameRepetition) {

@@ -80,6 +80,7 @@ TEST_P(TxbenchRun, RunsBrieflyAndCountsConsistently) {
       EXPECT_EQ(r.ops, r.committed);
       break;
     case Workload::kFsync:
+    case Workload::kDsync:
       break;
   }
   if (ew.workload == Workload::kCross) {
