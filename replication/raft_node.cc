@@ -104,6 +104,7 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   uv.changed = &Callbacks::OnChange;
   uv.changed_ctx = node.get();
   uv.join = options.join ? 1 : 0;
+  uv.pack = options.pack_proposals ? 1 : 0;
   rs_config config;
   rs_config_default(&config);
   config.election_timeout_ms = options.election_timeout_ms;

@@ -51,6 +51,13 @@ struct RaftNodeOptions {
   // A pristine `dir` is not bootstrapped: the node starts with no configuration and waits for a
   // leader of the group to add it (AddVoter there). `members` must still name this node.
   bool join = false;
+  // The loop thread packs proposals queued one after another for the same term into one entry
+  // (at most 256 proposals or 1 MiB of payload): the machine is released their payloads
+  // concatenated in proposal order, so they must delimit themselves; each proposal's done
+  // callback hears the entry's outcome. A leader holds proposals while its last append is being
+  // written, and packs them once it is stored (one entry per durable write). Off: one entry per
+  // proposal, proposed at once.
+  bool pack_proposals = false;
 };
 
 // A server's role in a group's configuration (libraft's).
@@ -182,9 +189,11 @@ class RaftNode {
   // configuration entry, committed or not. Any thread.
   std::vector<ConfiguredServer> Configuration() const;
 
-  // Stops the node: proposals in flight get kUnknown and queued ones kUnavailable (their
-  // callbacks run before Close returns), the loop thread ends, sockets and memory are freed. The
-  // directory keeps the state for a later Open. Idempotent.
+  // Stops the node: queued proposals get kUnavailable at once; the node then waits until its log
+  // holds on disk every entry it appended (5 s at most), meanwhile committing (OK) what a majority
+  // holds and accepting nothing new; proposals still in flight then get kUnknown. Every callback
+  // runs before Close returns; the loop thread ends, sockets and memory are freed. The directory
+  // keeps the state for a later Open. Idempotent.
   void Close();
 
   // The voters of the configuration the node loaded from its directory (or bootstrapped) at

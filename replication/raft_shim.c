@@ -84,6 +84,10 @@ struct rs_req {
   struct raft_barrier barrier; /* a barrier (rs_group_barrier) */
   rs_group *g;
   uint64_t cookie;
+  /* A command entry's proposals: cookies[0..ncookies) (a packed entry carries several; see
+   * rs_uv_options.pack), in the request's own allocation; &cookie for one. */
+  uint64_t *cookies;
+  unsigned ncookies;
   uint64_t index; /* the tag index: where the entry lands if it commits */
   uint64_t term;  /* a barrier: the term it was appended in */
   int noop;
@@ -293,7 +297,7 @@ static void abandon_req(rs_group *g, struct rs_req *req) {
   } else if (req->is_barrier) {
     g->cb.barrier_done(g->cb.ctx, req->cookie, RS_UNKNOWN, 0);
   } else {
-    g->cb.done(g->cb.ctx, req->cookie, RS_UNKNOWN);
+    for (unsigned k = 0; k < req->ncookies; k++) g->cb.done(g->cb.ctx, req->cookies[k], RS_UNKNOWN);
   }
 }
 
@@ -327,15 +331,25 @@ static void apply_done(struct raft_apply *a, int status, void *result) {
   if (!req->noop && !g->mute) {
     /* 0 = applied here by libraft; with the gate it counts only once released. */
     int outcome = status == 0 && g->released_index >= req->index ? RS_OK : RS_UNKNOWN;
-    g->cb.done(g->cb.ctx, req->cookie, outcome);
+    for (unsigned k = 0; k < req->ncookies; k++) g->cb.done(g->cb.ctx, req->cookies[k], outcome);
   }
   free(req);
 }
 
-static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t len,
-                         uint64_t cookie) {
+/* One piece of an entry's payload, and the proposal it belongs to (propose_entry). */
+struct part {
+  const void *data;
+  size_t len;
+  uint64_t cookie;
+};
+
+/* Proposes one entry whose payload is parts[0..n) concatenated (none for a term-start entry);
+ * its outcome goes to each part's cookie. */
+static int propose_entry(rs_group *g, uint32_t kind, const struct part *parts, unsigned n) {
   struct raft *r = g->raft;
-  struct rs_req *req = calloc(1, sizeof *req);
+  size_t len = 0;
+  for (unsigned k = 0; k < n; k++) len += parts[k].len;
+  struct rs_req *req = calloc(1, sizeof *req + (n > 1 ? n * sizeof(uint64_t) : 0));
   struct raft_buffer buf;
   size_t pad = (8 - (kHeaderSize + len) % 8) % 8;
   buf.len = kHeaderSize + len + pad;
@@ -347,11 +361,17 @@ static int propose_entry(rs_group *g, uint32_t kind, const void *data, size_t le
   }
   struct header h = {kEntryMagic, kind, (uint32_t)pad, r->current_term, raft_last_index(r) + 1};
   encode_header(buf.base, &h);
-  if (len > 0) memcpy((unsigned char *)buf.base + kHeaderSize, data, len);
-  memset((unsigned char *)buf.base + kHeaderSize + len, 0, pad);
+  unsigned char *at = (unsigned char *)buf.base + kHeaderSize;
+  req->cookies = n > 1 ? (uint64_t *)(req + 1) : &req->cookie;
+  req->ncookies = n;
+  for (unsigned k = 0; k < n; k++) {
+    if (parts[k].len > 0) memcpy(at, parts[k].data, parts[k].len);
+    at += parts[k].len;
+    req->cookies[k] = parts[k].cookie;
+  }
+  memset(at, 0, pad);
   req->apply.data = req;
   req->g = g;
-  req->cookie = cookie;
   req->index = h.index;
   req->noop = kind == kKindNoop;
   link_req(g, req);
@@ -382,14 +402,19 @@ static int group_check_ready(rs_group *g) {
   return RS_OK;
 }
 
-/* Proposes on the thread that runs g's libraft (the rs_sim driver or the rs_uv loop): the term
- * checked here is the one the entry is appended in. */
-static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie,
-                             uint64_t term) {
+/* Proposes parts[0..n) as one entry on the thread that runs g's libraft (the rs_sim driver or
+ * the rs_uv loop): the term checked here is the one the entry is appended in. */
+static int group_propose_parts(rs_group *g, const struct part *parts, unsigned n, uint64_t term) {
   int rv = group_check_ready(g);
   if (rv != RS_OK) return rv;
   if (term != 0 && g->raft->current_term != term) return RS_TERM_CHANGED;
-  return propose_entry(g, kKindCommand, data, len, cookie);
+  return propose_entry(g, kKindCommand, parts, n);
+}
+
+static int group_propose_now(rs_group *g, const void *data, size_t len, uint64_t cookie,
+                             uint64_t term) {
+  const struct part one = {data, len, cookie};
+  return group_propose_parts(g, &one, 1, term);
 }
 
 static int group_barrier_now(rs_group *g, uint64_t cookie) {
@@ -567,7 +592,7 @@ static void group_tick(rs_group *g) {
     g->counters.elections_won++;
   }
   if (g->guard && !g->closing && role == RAFT_LEADER && g->noop_term != r->current_term) {
-    if (propose_entry(g, kKindNoop, NULL, 0, 0) == RS_OK) {
+    if (propose_entry(g, kKindNoop, NULL, 0) == RS_OK) {
       g->noop_term = r->current_term;
       g->counters.noops_proposed++;
     }
@@ -724,6 +749,14 @@ static void match_recv(struct raft_io *inner, struct raft_message *message) {
 static int match_send(struct raft_io *io, struct raft_io_send *req,
                       const struct raft_message *message, raft_io_send_cb cb) {
   struct match_io *m = io->impl;
+  if (message->server_address == NULL) {
+    /* libraft 0.15 answers a follower's append that completes while its leader is unknown (its
+     * term moved on meanwhile) to a NULL address, which raft_uv would strlen (SIGSEGV seen once in
+     * RaftNode.CloseWithAppendsQueuedBehindAWriteInFlight): not sent, as if unreachable. */
+    snprintf(m->outer.errmsg, sizeof m->outer.errmsg, "no address for server %llu",
+             (unsigned long long)message->server_id);
+    return RAFT_NOCONNECTION;
+  }
   if (message->type == RAFT_IO_INSTALL_SNAPSHOT) group_of_io(io)->counters.snapshots_sent++;
   if (message->type != RAFT_IO_APPEND_ENTRIES_RESULT ||
       message->append_entries_result.rejected != 0) {
@@ -1109,6 +1142,14 @@ struct rs_uv {
   void (*changed)(void *ctx);
   void *changed_ctx;
   int raft_closing; /* loop thread: raft_close was called */
+  /* Loop thread: a close was requested and raft_close waits for the log's writes, until
+   * close_deadline (uv_now) at most (uv_close_when_stored). */
+  int close_waiting;
+  uint64_t close_deadline;
+  int pack;         /* rs_uv_options.pack */
+  /* Loop thread, with pack: proposals taken from the queue and held while this server's last
+   * append is not stored yet (uv_flush_held). */
+  struct queued *held_head, *held_tail;
   pthread_mutex_t mu;
   /* Guarded by mu. */
   struct queued *head, *tail;
@@ -1361,6 +1402,84 @@ static void uv_start_close(struct rs_uv *u) {
   raft_close(&u->raft, uv_raft_closed);
 }
 
+/* How long a close waits for the log's writes before it closes libraft regardless. */
+enum { kCloseWaitMs = 5000 };
+
+/* raft_uv 0.15 writes one append at a time and, when it closes, cancels the appends queued behind
+ * the write in flight; libraft's leader then truncates its log from each cancelled append's first
+ * index, and the second such truncation, of entries the first already removed, runs past the
+ * log's end (SIGSEGV in removeSuffix; RaftNode.CloseWithAppendsQueuedBehindAWriteInFlight). So a
+ * close first refuses new work (g.closing: no proposal, barrier, term-start entry or change step)
+ * and calls raft_close once the log's last index is stored, when no append is queued or in flight,
+ * or after kCloseWaitMs regardless. Loop thread: at the close request, then after each iteration.
+ */
+static void uv_close_when_stored(struct rs_uv *u) {
+  if (u->raft_closing) return;
+  struct raft *r = &u->raft;
+  if (!u->close_waiting) {
+    u->close_waiting = 1;
+    u->g.closing = 1;
+    u->close_deadline = uv_now(&u->loop) + kCloseWaitMs;
+  }
+  if (r->last_stored >= raft_last_index(r) || uv_now(&u->loop) >= u->close_deadline) {
+    uv_start_close(u);
+  }
+}
+
+/* The most proposals, and bytes of their payloads, one packed entry takes (a larger single
+ * proposal still gets an entry of its own). */
+enum { kPackMaxParts = 256, kPackMaxBytes = 1 << 20 };
+
+/* Proposes the run of proposals of one term that starts at q as one entry (rs_uv_options.pack)
+ * and answers the refused ones; returns the first queued request after the run. */
+static struct queued *uv_propose_pack(struct rs_uv *u, struct queued *q) {
+  struct part parts[kPackMaxParts];
+  unsigned n = 0;
+  size_t bytes = 0;
+  struct queued *end = q;
+  while (end != NULL && end->kind == kQueuedPropose && end->term == q->term && n < kPackMaxParts &&
+         (n == 0 || bytes + end->len <= kPackMaxBytes)) {
+    parts[n].data = end->data;
+    parts[n].len = end->len;
+    parts[n].cookie = end->cookie;
+    bytes += end->len;
+    n++;
+    end = end->next;
+  }
+  const int rv = group_propose_parts(&u->g, parts, n, q->term);
+  while (q != end) {
+    struct queued *next = q->next;
+    if (rv != RS_OK) u->g.cb.done(u->g.cb.ctx, q->cookie, rv);
+    free(q);
+    q = next;
+  }
+  return end;
+}
+
+/* With pack, proposals wait (held) while a leader's last append is still being written, and go
+ * as packed entries once it is stored: raft_uv would hold their append behind that write anyway
+ * (one write in flight per segment), so waiting costs no durable write, and each write then
+ * carries one entry, one message per follower, instead of one per loop wake-up. A server that
+ * does not lead proposes (refuses) at once. Loop thread, after each wake-up and iteration. */
+static void uv_flush_held(struct rs_uv *u) {
+  struct raft *r = &u->raft;
+  if (u->held_head == NULL) return;
+  if (raft_state(r) == RAFT_LEADER && r->last_stored < raft_last_index(r)) return;
+  struct queued *q = u->held_head;
+  u->held_head = u->held_tail = NULL;
+  while (q != NULL) q = uv_propose_pack(u, q);
+}
+
+static void uv_hold(struct rs_uv *u, struct queued *q) {
+  q->next = NULL;
+  if (u->held_tail != NULL) {
+    u->held_tail->next = q;
+  } else {
+    u->held_head = q;
+  }
+  u->held_tail = q;
+}
+
 static void uv_on_async(uv_async_t *handle) {
   struct rs_uv *u = handle->data;
   pthread_mutex_lock(&u->mu);
@@ -1369,8 +1488,19 @@ static void uv_on_async(uv_async_t *handle) {
   int closing = u->close_requested;
   pthread_mutex_unlock(&u->mu);
   lf_cut_if_pending(&u->lf);
+  if (closing && u->held_head != NULL) {
+    /* Held proposals first (queued before the rest): refused, as the queue is. */
+    u->held_tail->next = q;
+    q = u->held_head;
+    u->held_head = u->held_tail = NULL;
+  }
   while (q != NULL) {
     struct queued *next = q->next;
+    if (u->pack && !closing && q->kind == kQueuedPropose) {
+      uv_hold(u, q);
+      q = next;
+      continue;
+    }
     int rv = closing                     ? RS_DOWN
              : q->kind == kQueuedBarrier ? group_barrier_now(&u->g, q->cookie)
              : q->kind == kQueuedChange
@@ -1386,7 +1516,11 @@ static void uv_on_async(uv_async_t *handle) {
     free(q);
     q = next;
   }
-  if (closing) uv_start_close(u);
+  if (closing) {
+    uv_close_when_stored(u);
+  } else {
+    uv_flush_held(u);
+  }
 }
 
 /* After each loop iteration's I/O: the guard's per-event hook, then publish. */
@@ -1394,6 +1528,12 @@ static void uv_on_check(uv_check_t *handle) {
   struct rs_uv *u = handle->data;
   if (u->raft_closing) return;
   group_tick(&u->g);
+  if (u->close_waiting) {
+    uv_close_when_stored(u);
+    if (u->raft_closing) return;
+  } else {
+    uv_flush_held(u);
+  }
   uv_publish(u);
 }
 
@@ -1425,6 +1565,11 @@ static void uv_free(struct rs_uv *u) {
     struct queued *next = u->head->next;
     free(u->head);
     u->head = next;
+  }
+  while (u->held_head != NULL) { /* none after a close (refused then) */
+    struct queued *next = u->held_head->next;
+    free(u->held_head);
+    u->held_head = next;
   }
   pthread_mutex_destroy(&u->mu);
   free(u);
@@ -1485,6 +1630,7 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   u->g.raft = &u->raft;
   u->changed = options->changed;
   u->changed_ctx = options->changed_ctx;
+  u->pack = options->pack != 0;
   u->lf.self = options->id;
 #ifdef SHARDTX_KILL_POINTS
   u->lf.wake = uv_wake_for_link_filter;

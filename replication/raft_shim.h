@@ -198,7 +198,8 @@ struct rs_info {
  * of the loop's last iteration (at most one iteration old). */
 void rs_group_info(rs_group *g, struct rs_info *info);
 
-/* Proposes one command entry (data copied) on this server. With term non-zero, only while this
+/* Proposes one command entry (data copied; rs_uv with pack: possibly packed with others) on this
+ * server. With term non-zero, only while this
  * server leads exactly that term when the entry is appended (not merely when the call is made):
  * an entry whose term was lost, even if the server leads again in a later one, is refused with
  * RS_TERM_CHANGED. Returns RS_OK if accepted: the done callback then reports its outcome with
@@ -326,6 +327,15 @@ struct rs_uv_options {
    * waits for a leader of the group to add it (rs_group_change), as a server joining an existing
    * group does. members is then not used (it must still name this server). */
   int join;
+  /* Non-zero: the loop thread packs the proposals (rs_group_propose) it finds queued one after
+   * another for the same term into one entry, up to 256 proposals or 1 MiB of payload (a larger
+   * proposal gets an entry of its own): the entry's payload, as release reports it, is their
+   * payloads concatenated in proposal order, so the owner's payloads must delimit themselves.
+   * Every proposal of the entry hears the entry's outcome (done), each with its own cookie. A
+   * leader whose last append is still being written holds new proposals until it is stored
+   * (raft_uv would queue their append behind that write anyway), so that each durable write
+   * carries one entry, sent to each follower in one message. */
+  int pack;
 };
 
 /* Opens dir (bootstrapping it if pristine), starts the server and its loop thread. config's
@@ -347,8 +357,9 @@ struct rs_voter {
 };
 unsigned rs_group_opened_voters(rs_group *g, struct rs_voter *out, unsigned max);
 
-/* Closes an rs_uv group: refuses further proposals (RS_DOWN), reports queued proposals RS_DOWN
- * and proposals in flight RS_UNKNOWN through the done callback, closes libraft and its sockets,
+/* Closes an rs_uv group: refuses further proposals (RS_DOWN), reports queued proposals RS_DOWN,
+ * waits (5 s at most) until the log's appended entries are stored, meanwhile reporting RS_OK for
+ * what commits, then reports proposals still in flight RS_UNKNOWN, closes libraft and its sockets,
  * stops the loop thread and frees everything. The state in dir stays for a later rs_uv_open.
  * REQUIRES: not on the group's loop thread (not from a callback); no concurrent call on g. */
 void rs_group_close(rs_group *g);

@@ -1,7 +1,9 @@
 #include "replication/shard_replica.h"
 
+#include <limits>
 #include <random>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -15,11 +17,54 @@ namespace shardtx::replication {
 
 namespace {
 
-constexpr size_t kTagSize = 16;  // u64 origin, u64 sequence
+constexpr size_t kTagSize = 20;  // u64 marked origin, u64 sequence, u32 length of the records
+
+// The top 16 bits of a part's first u64: kPartMark, then the origin in the low 48 bits. An entry
+// written before packing (u64 origin, u64 sequence, then the records to the end) starts with the
+// origin alone, whose top 16 bits are zero: (server << 32) ^ a 32-bit nonce, with server ids of at
+// most 16 bits (TxnIds::kMaxNode); so its first u64 never carries the mark.
+constexpr int kMarkShift = 48;
+constexpr uint64_t kPartMark = 0xFACE;
+constexpr uint64_t kOriginMask = (uint64_t{1} << kMarkShift) - 1;
+
+// One proposal's part of an entry's payload (several when the group packed them).
+struct Part {
+  uint64_t origin = 0;
+  uint64_t seq = 0;
+  absl::string_view records;
+};
+
+// Splits `payload` into its tagged parts; false unless it is one or more well-formed parts and
+// nothing else. An entry of the format before packing is one part (its records run to the end).
+bool DecodeParts(absl::string_view payload, std::vector<Part>* parts) {
+  parts->clear();
+  uint64_t first = 0;
+  if (absl::string_view peek = payload; GetFixed64(&peek, &first) && first >> kMarkShift == 0) {
+    Part part;
+    if (!GetFixed64(&payload, &part.origin) || !GetFixed64(&payload, &part.seq)) return false;
+    part.records = payload;
+    parts->push_back(part);
+    return true;
+  }
+  while (!payload.empty()) {
+    Part part;
+    uint64_t marked = 0;
+    uint32_t len = 0;
+    if (!GetFixed64(&payload, &marked) || marked >> kMarkShift != kPartMark ||
+        !GetFixed64(&payload, &part.seq) || !GetFixed32(&payload, &len) || payload.size() < len) {
+      return false;
+    }
+    part.origin = marked & kOriginMask;
+    part.records = payload.substr(0, len);
+    payload.remove_prefix(len);
+    parts->push_back(part);
+  }
+  return !parts->empty();
+}
 
 uint64_t NewOrigin(uint64_t server) {
   std::random_device rd;
-  return (server << 32) ^ rd();
+  return ((server << 32) ^ rd()) & kOriginMask;  // unchanged for server ids below 2^16
 }
 
 }  // namespace
@@ -90,11 +135,17 @@ absl::Status ShardReplica::ProposeLocked(absl::string_view records, uint64_t ter
                                                options_.shard_id,
                                                " stopped applying entries: ", stop_.message()));
   }
+  if (records.size() > std::numeric_limits<uint32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("shard ", options_.shard_id, ": a commit of ",
+                                                   records.size(),
+                                                   " bytes of records does not fit an entry"));
+  }
   const uint64_t seq = next_seq_++;
   std::string entry;
   entry.reserve(kTagSize + records.size());
-  PutFixed64(&entry, origin_);
+  PutFixed64(&entry, (kPartMark << kMarkShift) | origin_);
   PutFixed64(&entry, seq);
+  PutFixed32(&entry, static_cast<uint32_t>(records.size()));
   entry.append(records.data(), records.size());
   if (RaftNode* node = node_.load(); node != nullptr) {
     // Registered first: the loop thread answers under commit_mu, so not before this returns.
@@ -215,6 +266,9 @@ void ShardReplica::AbandonLocked(const std::string& why) {
 }
 
 void ShardReplica::OnDone(uint64_t seq, const absl::Status& status) {
+  // The common case, without the commit lock: OK for an entry released here already, which its
+  // release completed (or redid). Entries of this replica reach the log in sequence order.
+  if (status.ok() && seq <= released_seq_.load(std::memory_order_acquire)) return;
   MutexLock l(shard_->commit_mu());
   auto it = in_flight_.find(seq);
   if (it == in_flight_.end()) return;  // completed at its release (or abandoned)
@@ -241,25 +295,43 @@ void ShardReplica::Pump(SimulatedGroup& group) {
   {
     MutexLock l(shard_->commit_mu());
     while (!queue_.empty()) {
-      Queued q = std::move(queue_.front());
-      queue_.pop_front();
-      const uint64_t seq = q.seq;
+      // One entry: the first queued commit, and with options_.pack those queued after it for
+      // the same term.
+      size_t n = 1;
+      while (options_.pack && n < queue_.size() && n < kMaxPackedCommits &&
+             queue_[n].term == queue_.front().term) {
+        ++n;
+      }
+      std::string packed;
+      std::vector<uint64_t> seqs;
+      for (size_t k = 0; k < n; ++k) {
+        packed.append(queue_[k].entry);
+        seqs.push_back(queue_[k].seq);
+      }
       // The index the shim tags the entry with: the last index + 1 when it proposes.
       const ServerInfo before = group.Info(me);
       const engine::RaftPosition at{before.last_index + 1, before.term};
       absl::Status st = group.Propose(
-          me, q.entry, [this, seq](absl::Status s) { OnDone(seq, s); }, q.term);
-      if (st.ok()) {
-        in_flight_.emplace(seq, InFlight{q.proposal, at});
-      } else if (absl::IsUnknown(st)) {
-        ++unknown_;  // libraft may have taken it into its log
-        q.proposal->Unknown(
-            absl::UnknownError(absl::StrCat("outcome unknown: ", EntryName(seq, at), ": ",
-                                            absl::StripPrefix(st.message(), "outcome unknown: "))));
-      } else {
-        ++refused_;
-        q.proposal->Refused(absl::UnavailableError(
-            absl::StrCat(st.message(), " (shard ", options_.shard_id, "; no effect)")));
+          me, packed,
+          [this, seqs](absl::Status s) {
+            for (uint64_t seq : seqs) OnDone(seq, s);
+          },
+          queue_.front().term);
+      for (size_t k = 0; k < n; ++k) {
+        Queued q = std::move(queue_.front());
+        queue_.pop_front();
+        if (st.ok()) {
+          in_flight_.emplace(q.seq, InFlight{q.proposal, at});
+        } else if (absl::IsUnknown(st)) {
+          ++unknown_;  // libraft may have taken it into its log
+          q.proposal->Unknown(absl::UnknownError(
+              absl::StrCat("outcome unknown: ", EntryName(q.seq, at), ": ",
+                           absl::StripPrefix(st.message(), "outcome unknown: "))));
+        } else {
+          ++refused_;
+          q.proposal->Refused(absl::UnavailableError(
+              absl::StrCat(st.message(), " (shard ", options_.shard_id, "; no effect)")));
+        }
       }
     }
   }
@@ -360,33 +432,46 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
     ++skipped_;  // applied before
     return absl::OkStatus();
   }
-  absl::string_view payload(entry.payload.data(), entry.payload.size());
-  uint64_t origin = 0, seq = 0;
-  if (!GetFixed64(&payload, &origin) || !GetFixed64(&payload, &seq)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shard ", options_.shard_id, ": entry without a tag at raft index ", entry.index));
+  std::vector<Part> parts;  // (absl::InlinedVector: a maybe-uninitialized warning under ASan)
+  if (!DecodeParts(absl::string_view(entry.payload.data(), entry.payload.size()), &parts)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard ", options_.shard_id,
+                     ": entry without a well-formed tag at raft index ", entry.index));
+  }
+  // The records of every part, in order: what every replica's WAL holds for the entry.
+  std::string packed;
+  absl::string_view records = parts.front().records;
+  if (parts.size() > 1) {
+    for (const Part& part : parts) packed.append(part.records.data(), part.records.size());
+    records = packed;
   }
   const engine::RaftPosition at{entry.index, entry.term};
-  const std::string record = engine::EncodeRaftEntry(at, payload);
-  if (origin == origin_) {
-    if (auto it = in_flight_.find(seq); it != in_flight_.end()) {
-      // Ours, still waited for: installed at commit, so logged here but not redone.
+  const std::string record = engine::EncodeRaftEntry(at, records);
+  bool own = true;  // every part ours, still waited for
+  for (const Part& part : parts) {
+    own = own && part.origin == origin_ && in_flight_.contains(part.seq);
+  }
+  if (own) {
+    // Installed at commit, so logged here but not redone.
+    absl::StatusOr<engine::Lsn> lsn =
+        shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone);
+    if (lsn.ok()) shard_->NoteRaftAppliedLocked(at, records);
+    for (const Part& part : parts) {
+      auto it = in_flight_.find(part.seq);
       Proposal* proposal = it->second.proposal;
       in_flight_.erase(it);
-      absl::StatusOr<engine::Lsn> lsn =
-          shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone);
       if (!lsn.ok()) {
         ++unknown_;
         proposal->Unknown(absl::UnknownError(absl::StrCat(
-            "outcome unknown: ", EntryName(seq, at),
+            "outcome unknown: ", EntryName(part.seq, at),
             " committed but this replica could not log it: ", lsn.status().message())));
-        return lsn.status();
+        continue;
       }
-      shard_->NoteRaftAppliedLocked(at, payload);
       ++committed_;
       proposal->Committed(at);
-      return absl::OkStatus();
     }
+    released_seq_.store(parts.back().seq, std::memory_order_release);
+    return lsn.status();
   }
   // Another proposer's entry (or ours, answered kUnknown before it committed). Raft releases in
   // index order, so an entry of ours still in flight now lies above an entry of a later term:
@@ -396,7 +481,7 @@ absl::Status ShardReplica::ApplyLocked(const ReleasedEntry& entry) {
     AbandonLocked(absl::StrCat("server ", options_.server, " applied another proposer's entry (",
                                "raft index ", entry.index, ", term ", entry.term, ")"));
   }
-  RETURN_IF_ERROR(CheckEntryPayload(*shard_, entry.index, payload));
+  RETURN_IF_ERROR(CheckEntryPayload(*shard_, entry.index, records));
   ASSIGN_OR_RETURN(engine::Lsn lsn,
                    shard_->AppendLocked(engine::kRaftEntry, record, engine::Durability::kNone));
   RETURN_IF_ERROR(shard_->RedoLocked(lsn, engine::kRaftEntry, record, /*applied=*/false));

@@ -22,9 +22,15 @@
 // completion on a RaftNode), and a barrier's outcome answers every read stamped before it was
 // proposed: OK if it committed in the term the read began in, kUnavailable otherwise.
 //
-// Entry payload: u64 origin (this replica's server id and a random nonce), u64 sequence, then
-// the engine records. The kRaftEntry record in the shard's WAL carries only the records, so
-// the WALs of all replicas hold the same bytes for an entry.
+// Entry payload: one or more parts, one per commit, each u64 marked origin (a 16-bit mark, then
+// this replica's server id and a random nonce), u64 sequence, u32 length, then the commit's engine
+// records. An entry written before packing (u64 origin without the mark, u64 sequence, then the
+// records to the end) still decodes, as one commit. A RaftNode opened with pack_proposals packs
+// the commits its loop thread finds queued into one entry (one Raft append, message and durable
+// write for all of them); a SimulatedGroup's entries carry one. The kRaftEntry record in the
+// shard's WAL carries only the records (every part's, in order), so the WALs of all replicas hold
+// the same bytes for an entry. An entry all of whose parts this replica still waits for completes
+// them all; any other entry is redone whole.
 #pragma once
 
 #include <atomic>
@@ -58,6 +64,10 @@ struct ShardReplicaOptions {
   // RaftNode: the address kUnavailable names for leader `id` (e.g. the member's address, where
   // the Raft group listens on a port derived from it); unset or "": the leader's Raft address.
   std::function<std::string(uint64_t id)> address_of;
+  // SimulatedGroup: Pump proposes the commits queued one after another for the same term as one
+  // entry (up to kMaxPackedCommits), as a RaftNode opened with pack_proposals packs what its loop
+  // thread finds queued. Off: one entry per commit.
+  bool pack = false;
   // TEST ONLY: called (with the shard's commit_mu held) after ProposeLocked queued an entry
   // (SimulatedGroup), and after each entry this replica applied or completed.
   std::function<void()> on_queued;
@@ -85,6 +95,9 @@ class ShardReplica final : public StateMachine,
                            public engine::ReplicatedLog,
                            public SnapshotSource {
  public:
+  // The most commits Pump packs into one entry (ShardReplicaOptions::pack).
+  static constexpr size_t kMaxPackedCommits = 256;
+
   // `shard` (not owned) outlives this replica.
   ShardReplica(const ShardReplicaOptions& options, engine::Shard* shard);
   ShardReplica(const ShardReplica&) = delete;
@@ -225,6 +238,9 @@ class ShardReplica final : public StateMachine,
   absl::Status stop_;
   absl::Status first_error_;
   uint64_t ready_term_ = 0;  // the last term published ready (the listener heard of it)
+  // The sequence of the last own entry completed at its release (written under commit_mu; OnDone
+  // reads it without).
+  std::atomic<uint64_t> released_seq_{0};
 
   std::atomic<RaftNode*> node_{nullptr};
   // One OnNodeChange at a time (the loop thread's and AttachNode's), so that a stale view of

@@ -375,6 +375,7 @@ absl::Status ReplicatedShards::OpenGroups() {
     no.snapshot_trailing = options_.snapshot_trailing;
     no.on_change = [r] { r->OnNodeChange(); };
     no.join = join_;
+    no.pack_proposals = true;  // ShardReplica's parts delimit themselves: commits share entries
     auto node = replication::RaftNode::Open(no, std::move(replica));
     if (!node.ok()) {
       return absl::Status(node.status().code(),

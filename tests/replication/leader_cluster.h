@@ -84,8 +84,10 @@ struct CommitJob {
 class Cluster {
  public:
   // Opens n databases under `root` (removed first) and their group; no leader yet.
-  // With `shards`, only shard 0 of each database is replicated.
-  Cluster(const std::string& root, unsigned n, uint64_t seed, uint32_t shards = 1)
+  // With `shards`, only shard 0 of each database is replicated. With `pack`, each replica's
+  // Pump packs the commits queued together into one entry (ShardReplicaOptions::pack).
+  Cluster(const std::string& root, unsigned n, uint64_t seed, uint32_t shards = 1,
+          bool pack = false)
       : root_(root), shards_(shards) {
     std::error_code ec;
     std::filesystem::remove_all(root, ec);
@@ -105,6 +107,7 @@ class Cluster {
       ShardReplicaOptions ro;
       ro.server = i;
       ro.addresses = addresses;
+      ro.pack = pack;
       ro.on_queued = [this] {
         MutexLock l(&mu_);
         ++queued_;

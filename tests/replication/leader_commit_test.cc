@@ -34,6 +34,7 @@
 #include "tests/replication/seeded_schedule.h"
 #include "txn/database_impl.h"
 #include "txn/txn_ids.h"
+#include "util/coding.h"
 #include "util/mutex.h"
 #include "wal/reader.h"
 
@@ -83,6 +84,19 @@ void StepUntilDone(Cluster& c, CommitJob* job, const std::function<void()>& chec
       20'000));
 }
 
+// Steps until followers 1 and 2 hold server 0's last index, then cuts server 0 off; false if they
+// did not within 5 s (simulated).
+bool IsolateServer0OnceTheFollowersHoldItsLog(Cluster& c) {
+  const uint64_t index = c.group().Info(0).last_index;
+  const bool held = c.StepUntil(
+      [&] {
+        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
+      },
+      5'000);
+  c.group().Isolate(0);
+  return held;
+}
+
 // Server 0 (the leader) commits `writes`; followers 1 and 2 store the entry but their answers
 // never reach it, and then it is cut off. Returns the job once it answered (kUnknown), calling
 // `check` before every step meanwhile.
@@ -91,13 +105,7 @@ CommitJob* CommitOnlyTheFollowersHold(Cluster& c, const std::string& label, Writ
   c.group().Saturate(1, 0);
   c.group().Saturate(2, 0);
   CommitJob* job = c.StartCommit(0, label, std::move(writes));
-  const uint64_t index = c.group().Info(0).last_index;
-  EXPECT_TRUE(c.StepUntil(
-      [&] {
-        return c.group().Info(1).last_index >= index && c.group().Info(2).last_index >= index;
-      },
-      5'000));
-  c.group().Isolate(0);
+  EXPECT_TRUE(IsolateServer0OnceTheFollowersHoldItsLog(c));
   StepUntilDone(c, job, check);
   return job;
 }
@@ -110,6 +118,127 @@ CommitJob* CommitOnAnIsolatedLeader(Cluster& c, const std::string& label, Writes
   CommitJob* job = c.StartCommit(0, label, std::move(writes));
   StepUntilDone(c, job, check);
   return job;
+}
+
+// Commits queued together on the leader (held back, as a busy RaftNode loop thread holds them)
+// share one entry: each is acknowledged, the leader completes them all without redo, every
+// follower redoes the entry once with all of them, and recovery redoes it the same way.
+TEST(LeaderCommit, CommitsQueuedTogetherShareOneEntry) {
+  Cluster c(Root("packed"), 3, 21, /*shards=*/1, /*pack=*/true);
+  ASSERT_NO_FATAL_FAILURE(ElectAndCommitBase(c));
+  const uint64_t last_index = c.group().Info(0).last_index;
+  c.Freeze(0, true);
+  std::vector<CommitJob*> jobs;
+  for (int k = 0; k < 5; ++k) {
+    jobs.push_back(c.StartCommit(0, absl::StrCat("p", k), {{absl::StrCat("p", k), "packed"}}));
+  }
+  EXPECT_EQ(c.group().Info(0).last_index, last_index);  // all five still queued
+  c.Freeze(0, false);
+  c.Pump();
+  EXPECT_EQ(c.group().Info(0).last_index, last_index + 1);  // one entry
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        return std::all_of(jobs.begin(), jobs.end(), [&](CommitJob* j) { return c.Done(j); });
+      },
+      5'000));
+  for (CommitJob* j : jobs) EXPECT_TRUE(c.StatusOf(j).ok()) << j->label << ": " << c.StatusOf(j);
+  ASSERT_TRUE(c.StepUntil([&] { return c.CaughtUp(0); }, 10'000));
+  EXPECT_EQ(c.replica(0).committed(), 6u);  // the base and the five
+  EXPECT_EQ(c.replica(0).redone(), 0u);
+  for (unsigned i = 0; i < 3; ++i) {
+    if (i != 0) {
+      EXPECT_EQ(c.replica(i).redone(), 2u) << "server " << i;  // the base, the pack
+    }
+    EXPECT_EQ(c.replica(i).failures(), 0u) << c.replica(i).first_error();
+    for (int k = 0; k < 5; ++k) {
+      auto v = c.Read(i, absl::StrCat("p", k));
+      ASSERT_TRUE(v.ok());
+      EXPECT_EQ(*v, std::optional<std::string>("packed")) << "server " << i << ", p" << k;
+    }
+  }
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+}
+
+// A packed entry the followers stored but the leader never heard committed: every commit of it
+// is kUnknown on the old leader (invisible there meanwhile); the new leader commits the entry,
+// and the old leader redoes it once it rejoins, all of its commits, exactly once.
+TEST(LeaderCommit, PackedEntryOfUnknownOutcomeIsRedoneWholeOnTheOldLeader) {
+  Cluster c(Root("packedlater"), 3, 3, /*shards=*/1, /*pack=*/true);
+  ASSERT_EQ(c.error(), "");
+  ASSERT_TRUE(c.Elect(0).ok());
+  c.group().Saturate(1, 0);
+  c.group().Saturate(2, 0);
+  c.Freeze(0, true);
+  std::vector<CommitJob*> jobs;
+  for (int k = 0; k < 3; ++k) {
+    jobs.push_back(c.StartCommit(0, absl::StrCat("x", k), {{absl::StrCat("x", k), "maybe"}}));
+  }
+  c.Freeze(0, false);
+  c.Pump();
+  const uint64_t index = c.group().Info(0).last_index;
+  ASSERT_TRUE(IsolateServer0OnceTheFollowersHoldItsLog(c));
+  ASSERT_TRUE(c.StepUntil(
+      [&] {
+        for (int k = 0; k < 3; ++k) {
+          auto v = c.Read(0, absl::StrCat("x", k));
+          EXPECT_TRUE(v.ok() && !v->has_value()) << "x" << k << " visible while unknown";
+        }
+        return std::all_of(jobs.begin(), jobs.end(), [&](CommitJob* j) { return c.Done(j); });
+      },
+      20'000));
+  for (CommitJob* j : jobs) {
+    const absl::Status s = c.StatusOf(j);
+    EXPECT_TRUE(absl::IsUnknown(s)) << j->label << ": " << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("index ", index))) << s;
+  }
+  ASSERT_TRUE(c.StepUntil([&] { return c.group().Leader().has_value(); }, 20'000));
+  const unsigned leader = *c.group().Leader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(RejoinServer0(c, leader));
+  c.StepFor(500);
+  for (unsigned i = 0; i < 3; ++i) {
+    for (int k = 0; k < 3; ++k) {
+      auto v = c.Read(i, absl::StrCat("x", k));
+      ASSERT_TRUE(v.ok());
+      EXPECT_EQ(*v, std::optional<std::string>("maybe")) << "server " << i << ", x" << k;
+    }
+  }
+  EXPECT_EQ(c.replica(0).unknown(), 3u);
+  EXPECT_EQ(c.replica(0).committed(), 0u);
+  EXPECT_EQ(c.replica(0).redone(), 1u);  // its own packed entry, as a follower, once
+  EXPECT_EQ(c.replica(0).failures(), 0u) << c.replica(0).first_error();
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
+}
+
+// An entry in the payload format before packing (u64 origin, u64 sequence, then the records to
+// the end, no mark, no length), as a Raft log written then holds it: every replica decodes it as
+// one commit and redoes it, recovery too.
+TEST(LeaderCommit, EntryOfTheFormatBeforePackingStillDecodes) {
+  Cluster c(Root("oldformat"), 3, 5, /*shards=*/1, /*pack=*/true);
+  ASSERT_NO_FATAL_FAILURE(ElectAndCommitBase(c));
+  std::string records;
+  engine::AppendEntryRecord(
+      &records, engine::kCommit,
+      engine::EncodeCommit(1000, 7, {{engine::WriteOp::kPut, "old", "format"}}));
+  std::string payload;
+  PutFixed64(&payload, (uint64_t{2} << 32) ^ 0x9abcdef0);  // server 2's origin, a nonce
+  PutFixed64(&payload, 1);
+  payload += records;
+  bool answered = false;
+  const absl::Status proposed = c.group().Propose(0, payload, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    answered = true;
+  });
+  ASSERT_TRUE(proposed.ok()) << proposed;
+  ASSERT_TRUE(c.StepUntil([&] { return answered && c.CaughtUp(0); }, 10'000));
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.replica(i).failures(), 0u) << "server " << i << ": " << c.replica(i).first_error();
+    EXPECT_EQ(c.replica(i).redone(), i == 0 ? 1u : 2u) << "server " << i;  // (and the base)
+    auto v = c.Read(i, "old");
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, std::optional<std::string>("format")) << "server " << i;
+  }
+  EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
 }
 
 TEST(LeaderCommit, AcknowledgedOnlyOnceAMajorityHoldsIt) {

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -163,11 +164,12 @@ class Cluster {
     o.address = members_[i].address;
     o.dir = (root_ / absl::StrCat("node", i + 1)).string();
     o.members = members_;
-    o.election_timeout_ms = kElectionMs;
+    o.election_timeout_ms = election_ms;
     o.heartbeat_ms = kHeartbeatMs;
     o.snapshot_threshold = 256;
     o.snapshot_trailing = 32;
     o.connect_retry_ms = 50;
+    o.pack_proposals = pack_proposals;
     o.on_change = [this] {
       std::lock_guard<std::mutex> lock(mu_);
       cv_.notify_all();
@@ -209,6 +211,8 @@ class Cluster {
   }
 
   size_t keep_payload_bytes = std::string::npos;  // for the machines Open() makes
+  bool pack_proposals = false;                    // for the nodes Open() opens
+  unsigned election_ms = kElectionMs;             // for the nodes Open() opens
 
   RaftNode& node(int i) { return *nodes_[i]; }
   SyncMachine& machine(int i) { return *machines_[i]; }
@@ -371,18 +375,21 @@ TEST(RaftNode, FailoverThenTheClosedLeaderReopensAndCatchesUp) {
   EXPECT_EQ(reopened.leader_id, cluster.member(*second).id);
 }
 
-TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
-  Cluster cluster("close");
+void CloseAnswersEveryProposal(bool pack) {
+  Cluster cluster(pack ? "closepacked" : "close");
+  cluster.pack_proposals = pack;
   for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
   std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
   ASSERT_TRUE(leader.has_value());
   RaftNode& node = cluster.node(*leader);
-  constexpr int kProposals = 200;
+  // A first burst, then a second once the first proposal has committed (so the loop thread has
+  // taken proposals off the queue and writes them; with packing it may hold the second burst).
+  constexpr int kFirst = 200, kProposals = 300;
   std::mutex mu;
   std::condition_variable cv;
   std::vector<int> calls(kProposals, 0);
   int ok = 0, unknown = 0, unavailable = 0, other = 0, accepted = 0;
-  for (int k = 0; k < kProposals; k++) {
+  auto propose = [&](int k) {
     absl::Status s = node.Propose(absl::StrCat("close-", k), [&, k](absl::Status st) {
       std::lock_guard<std::mutex> lock(mu);
       calls[k]++;
@@ -398,13 +405,17 @@ TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
       }
     });
     if (s.ok()) accepted++;
-  }
+  };
+  for (int k = 0; k < kFirst; k++) propose(k);
   {
-    // Once the first has committed, the loop thread has taken proposals off the queue.
+    // No early return from here on: the callbacks use this frame until Close has answered all.
+    // (A leadership change may answer the whole first burst kUnknown before any commits.)
     std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return ok > 0; }));
+    cv.wait_for(lock, std::chrono::seconds(20),
+                [&] { return ok > 0 || ok + unknown + unavailable + other == accepted; });
   }
-  node.Close();  // with proposals in flight (and perhaps some still queued)
+  for (int k = kFirst; k < kProposals; k++) propose(k);
+  node.Close();  // with proposals in flight (and perhaps some still queued or held)
   std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(accepted, kProposals);
   EXPECT_EQ(ok + unknown + unavailable, accepted) << "other " << other;
@@ -415,6 +426,57 @@ TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
   absl::Status after = node.Propose("late", [](absl::Status) { ADD_FAILURE() << "called"; });
   EXPECT_TRUE(absl::IsUnavailable(after)) << after;
   EXPECT_EQ(node.Info().role, Role::kUnavailable);
+}
+
+TEST(RaftNode, CloseAnswersEveryProposalInFlightAndRefusesLaterOnes) {
+  CloseAnswersEveryProposal(/*pack=*/false);
+}
+
+// The same with packing, where the loop thread may also hold proposals (its last append not
+// stored yet) when the node closes: those are answered too.
+TEST(RaftNode, CloseAnswersEveryPackedOrHeldProposal) { CloseAnswersEveryProposal(/*pack=*/true); }
+
+// Close while appends wait behind a write still in flight (raft_uv writes one at a time): a large
+// entry, then small ones each appended on its own (no packing), and Close once libraft has taken
+// them all into its log. raft_uv 0.15 cancels queued appends at close and libraft truncates its
+// log from each one's index: the second truncation runs past the log's end and crashed (SIGSEGV in
+// removeSuffix). The shim now closes libraft once the log's writes are stored.
+TEST(RaftNode, CloseWithAppendsQueuedBehindAWriteInFlight) {
+  Cluster cluster("closequeued");
+  for (int i = 0; i < 3; i++) ASSERT_OK_OPEN(cluster.Open(i));
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  ASSERT_TRUE(leader.has_value());
+  RaftNode& node = cluster.node(*leader);
+  const uint64_t before = node.Info().last_index;
+  constexpr int kSmall = 20;
+  std::mutex mu;
+  std::vector<int> calls(kSmall + 1, 0);
+  int accepted = 0;
+  auto propose = [&](int k, std::string payload) {
+    absl::Status s = node.Propose(payload, [&, k](absl::Status) {
+      std::lock_guard<std::mutex> lock(mu);
+      calls[k]++;
+    });
+    if (s.ok()) accepted++;
+  };
+  propose(0, std::string(8 << 20, 'x'));
+  for (int k = 1; k <= kSmall; k++) propose(k, absl::StrCat("small-", k));
+  // No early return from here on: the callbacks use this frame until Close has answered all.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (node.Info().last_index < before + kSmall + 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  const NodeInfo at_close = node.Info();
+  node.Close();
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(accepted, kSmall + 1);
+  EXPECT_EQ(at_close.last_index, before + kSmall + 1);  // all taken into the log before Close
+  for (int k = 0; k <= kSmall; k++) EXPECT_EQ(calls[k], 1) << k;
+  std::printf("closed at last index %llu (%llu before the proposals), %llu entries stored\n",
+              static_cast<unsigned long long>(at_close.last_index),
+              static_cast<unsigned long long>(before),
+              static_cast<unsigned long long>(at_close.entries_stored));
 }
 
 TEST(RaftNode, OpenRefusesBadOptionsAndATakenAddress) {
@@ -462,6 +524,124 @@ TEST(RaftNode, ProposalForAnotherTermIsRefusedOnTheLoopThread) {
   ASSERT_TRUE(c.has_value() && c->ok()) << (c ? c->ToString() : "no outcome");
   if (node.Info().term != term) GTEST_SKIP() << "the leadership moved during the test";
   EXPECT_EQ(cluster.machine(*leader).sequence(), std::vector<std::string>{"current"});
+}
+
+// Proposes, from the done callback of a first proposal (so on the loop thread: everything is
+// queued before the loop takes its queue again), one proposal per payload, each for `terms[k]`;
+// waits for every outcome. Returns the outcomes (the first proposal's last).
+std::vector<absl::Status> ProposeFromTheLoop(RaftNode& node, uint64_t term,
+                                             const std::vector<std::string>& payloads,
+                                             const std::vector<uint64_t>& terms) {
+  const size_t n = payloads.size();
+  // Shared with the callbacks, which may outlive a timed-out wait (until the node closes).
+  auto outcomes = std::make_shared<std::vector<Outcome>>(n + 1);
+  absl::Status first = node.Propose(
+      "first",
+      [&node, outcomes, payloads, terms, n](absl::Status s) {
+        for (size_t k = 0; k < n; ++k) {
+          absl::Status accepted = node.Propose(
+              payloads[k], [outcomes, k](absl::Status st) { (*outcomes)[k].Set(st); }, terms[k]);
+          if (!accepted.ok()) (*outcomes)[k].Set(accepted);
+        }
+        (*outcomes)[n].Set(s);
+      },
+      term);
+  if (!first.ok()) (*outcomes)[n].Set(first);
+  std::vector<absl::Status> out;
+  for (Outcome& o : *outcomes) {
+    std::optional<absl::Status> s = o.Wait(std::chrono::seconds(30));
+    out.push_back(s.value_or(absl::DeadlineExceededError("no outcome within 30 s")));
+  }
+  return out;
+}
+
+// Opens the three nodes with pack_proposals; the ready leader's node, or null (a failure added).
+RaftNode* OpenPackedAndWaitLeader(Cluster& cluster) {
+  cluster.pack_proposals = true;
+  // Entries of up to 1 MiB, written by three nodes on a shared disk: a longer election timeout
+  // keeps the leadership in place.
+  cluster.election_ms = 3000;
+  for (int i = 0; i < 3; i++) {
+    const absl::Status s = cluster.Open(i);
+    if (!s.ok()) {
+      ADD_FAILURE() << "open node " << i << ": " << s;
+      return nullptr;
+    }
+  }
+  std::optional<int> leader = cluster.WaitLeader(std::chrono::seconds(20));
+  if (!leader.has_value()) ADD_FAILURE() << "no leader within 20 s";
+  return leader.has_value() ? &cluster.node(*leader) : nullptr;
+}
+
+// With pack_proposals, the proposals the loop thread finds queued one after another for one term
+// share an entry: released once, as their payloads concatenated in order, on every node, each
+// proposal acknowledged. A proposal for another term ends the run and is refused alone.
+TEST(RaftNode, PackedProposalsShareAnEntryAndAnotherTermSplitsThem) {
+  Cluster cluster("pack");
+  RaftNode* leader = OpenPackedAndWaitLeader(cluster);
+  ASSERT_NE(leader, nullptr);
+  RaftNode& node = *leader;
+  const uint64_t term = node.Info().term;
+  std::vector<std::string> payloads;
+  std::vector<uint64_t> terms;
+  for (int k = 0; k < 9; k++) {
+    payloads.push_back(k == 4 ? "stale|" : absl::StrCat("p", k, "|"));
+    terms.push_back(k == 4 ? term + 1 : term);
+  }
+  std::vector<absl::Status> outcomes = ProposeFromTheLoop(node, term, payloads, terms);
+  if (node.Info().term != term) GTEST_SKIP() << "the leadership moved during the test";
+  for (int k = 0; k <= 9; k++) {
+    SCOPED_TRACE(k);
+    if (k == 4) {
+      EXPECT_TRUE(absl::IsUnavailable(outcomes[k])) << outcomes[k];
+      EXPECT_NE(outcomes[k].message().find("not the term the entry was proposed for"),
+                std::string::npos)
+          << outcomes[k];
+    } else {
+      EXPECT_TRUE(outcomes[k].ok()) << outcomes[k];
+    }
+  }
+  const std::vector<std::string> expected = {"first", "p0|p1|p2|p3|", "p5|p6|p7|p8|"};
+  for (int i = 0; i < 3; i++) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(cluster.machine(i).WaitForSize(expected.size(), std::chrono::seconds(20)));
+    EXPECT_EQ(cluster.machine(i).sequence(), expected);
+  }
+}
+
+// A packed entry takes at most 256 proposals and 1 MiB of their payloads; the rest of the queue
+// goes on in the next entry. A proposal past 1 MiB alone still gets an entry.
+TEST(RaftNode, PackedEntriesStopAt256ProposalsOrOneMiB) {
+  Cluster cluster("packcap");
+  RaftNode* leader = OpenPackedAndWaitLeader(cluster);
+  ASSERT_NE(leader, nullptr);
+  RaftNode& node = *leader;
+  const uint64_t term = node.Info().term;
+  std::vector<std::string> payloads(300, "x");
+  for (int k = 0; k < 4; k++) {
+    payloads.push_back(std::string(300 << 10, static_cast<char>('a' + k)));
+  }
+  payloads.push_back(std::string((1 << 20) + 1, 'z'));
+  payloads.push_back("y");
+  std::vector<uint64_t> terms(payloads.size(), term);
+  const std::vector<absl::Status> outcomes = ProposeFromTheLoop(node, term, payloads, terms);
+  if (node.Info().term != term) GTEST_SKIP() << "the leadership moved during the test";
+  for (const absl::Status& s : outcomes) ASSERT_TRUE(s.ok()) << s;
+  // 256 "x"; 44 "x" and three of 300 KiB (under 1 MiB); the fourth of 300 KiB; the one past
+  // 1 MiB alone; "y".
+  const std::vector<std::string> expected = {"first",
+                                             std::string(256, 'x'),
+                                             std::string(44, 'x') + std::string(300 << 10, 'a') +
+                                                 std::string(300 << 10, 'b') +
+                                                 std::string(300 << 10, 'c'),
+                                             std::string(300 << 10, 'd'),
+                                             std::string((1 << 20) + 1, 'z'),
+                                             "y"};
+  for (int i = 0; i < 3; i++) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(cluster.machine(i).WaitForSize(expected.size(), std::chrono::seconds(20)));
+    EXPECT_TRUE(cluster.machine(i).sequence() == expected);
+  }
 }
 
 TEST(RaftNode, SixtyFourKiBEntriesCommitLatency) {

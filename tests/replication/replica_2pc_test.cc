@@ -35,7 +35,10 @@ using engine::WriteOp;
 using ::shardtx::testing::FreshDir;
 using Outcome = Database::Outcome;
 
-constexpr uint64_t kLeaderOrigin = 0x5eed000000000001;  // the entries' proposer: no replica here
+// The entries' proposer (no replica here), as a ShardReplica's origin: server id 0x5eed (16 bits)
+// above a 32-bit nonce. The entries are in the payload format of before packing (no mark, no
+// length), which a ShardReplica still decodes.
+constexpr uint64_t kLeaderOrigin = 0x00005eed00000001;
 constexpr char kCluster[] = "replica-2pc";
 constexpr uint32_t kShards = 2;
 
