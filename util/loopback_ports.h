@@ -10,23 +10,78 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <mutex>
 #include <random>
+#include <set>
 #include <vector>
 
 namespace shardtx {
 
+// Every port drawn below is also reserved until the drawing process exits, so that programs
+// running side by side (ctest -j) never draw the same port, even one whose user has closed it
+// for a moment to restart a node on it: in this process by a set, across processes by a write
+// lock (fcntl, released by the kernel when the process exits) on byte `port` of one shared file.
+// Without the file (not creatable or writable) only the in-process reservation holds.
+inline constexpr char kLoopbackPortLockFile[] = "/tmp/shardtx-loopback-ports.lock";
+
+// This process's reservations (see above).
+struct LoopbackPortReservations {
+  std::mutex mu;
+  std::set<int> mine;
+  int fd = -1;  // the lock file, or -1
+
+  static LoopbackPortReservations& Get() {
+    static LoopbackPortReservations* r = [] {
+      auto* n = new LoopbackPortReservations;  // never freed: its locks last as long as the process
+      n->fd = open(kLoopbackPortLockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+      if (n->fd >= 0) (void)fchmod(n->fd, 0666);  // other users' programs share it
+      return n;
+    }();
+    return *r;
+  }
+  // Sets (F_WRLCK) or clears (F_UNLCK) this process's lock on byte `port`; true if done.
+  bool Lock(int port, short type) const {
+    if (fd < 0) return true;
+    struct flock range{};
+    range.l_type = type;
+    range.l_whence = SEEK_SET;
+    range.l_start = port;
+    range.l_len = 1;
+    return fcntl(fd, F_SETLK, &range) == 0;
+  }
+};
+
+// Reserves `port` for this process until it exits; false if this or another process has it.
+inline bool ReserveLoopbackPort(int port) {
+  LoopbackPortReservations& r = LoopbackPortReservations::Get();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (r.mine.count(port) != 0 || !r.Lock(port, F_WRLCK)) return false;
+  r.mine.insert(port);
+  return true;
+}
+
+// Gives back a port this process reserved.
+inline void ReleaseLoopbackPort(int port) {
+  LoopbackPortReservations& r = LoopbackPortReservations::Get();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (r.mine.erase(port) != 0) r.Lock(port, F_UNLCK);
+}
+
 // The first of `count` consecutive ports in [10000, the ephemeral range's start) that could each
-// be bound on 127.0.0.1 just now, none of them in `avoid`; 0 if 500 draws from `rng` found none.
-// A port found free may be taken by another process before its user binds it: bind soon, and
-// draw again if that fails.
+// be bound on 127.0.0.1 just now, none of them in `avoid` nor drawn before by this or another
+// process that is still running (see ReserveLoopbackPort); 0 if 500 draws from `rng` found none.
+// The ports stay reserved until this process exits. A program that does not draw here may still
+// take a port before its user binds it: bind soon.
 inline int FreeLoopbackPortRange(int count, const std::vector<int>& avoid, std::mt19937_64& rng) {
   int ephemeral_low = 32768;
   if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r"); f != nullptr) {
@@ -48,7 +103,13 @@ inline int FreeLoopbackPortRange(int count, const std::vector<int>& avoid, std::
       ok = ok && fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
       if (fd >= 0) close(fd);
     }
+    int reserved = 0;
+    while (ok && reserved < count) {
+      ok = ReserveLoopbackPort(first + reserved);
+      reserved += ok ? 1 : 0;
+    }
     if (ok) return first;
+    for (int p = first; p < first + reserved; ++p) ReleaseLoopbackPort(p);
   }
   return 0;
 }
