@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "bench/txbench/first_error.h"
 #include "bench/txbench/keyspace.h"
 #include "shardtx/database.h"
 #include "shardtx/transaction.h"
@@ -75,26 +76,6 @@ uint64_t AllocatedBytes(const std::string& dir) {
   }
   return total;
 }
-
-// The first error any committer hit; raises `stop`.
-class FirstError {
- public:
-  void Set(absl::Status s) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (status_.ok()) status_ = std::move(s);
-    stop_.store(true);
-  }
-  absl::Status Get() {
-    std::lock_guard<std::mutex> l(mu_);
-    return status_;
-  }
-  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
-
- private:
-  std::mutex mu_;
-  absl::Status status_;
-  std::atomic<bool> stop_{false};
-};
 
 // How long a catch-up commit waits for node 1 to lead again after it lost leadership. Winning a
 // group back can take a follower's election timeout (30 s, loopback_cluster.h) and more: a
