@@ -152,9 +152,9 @@ absl::Status ReplicatedShards::Validate(const Options& options) {
   if (r.preferred_leader != 0 &&
       std::none_of(r.members.begin(), r.members.end(),
                    [&](const ReplicationMember& m) { return m.id == r.preferred_leader; })) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Options.replication.preferred_leader ", r.preferred_leader,
-        " is not among the members (", MembersToString(r.members), "); 0 means none"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.replication.preferred_leader ", r.preferred_leader,
+                     " is not among the members (", MembersToString(r.members), "); 0 means none"));
   }
   const int64_t election = Millis(r.election_timeout), heartbeat = Millis(r.heartbeat);
   const int64_t max = Millis(absl::Minutes(10));
@@ -342,8 +342,8 @@ absl::Status ReplicatedShards::OpenGroups() {
     members.emplace_back(m.id, std::move(hp));
   }
   std::vector<std::vector<ReplicationMember>> configured(n);
-  gather_ = std::make_unique<replication::LeaderGather>(n, options_.preferred_leader,
-                                                        kGatherMaxLag);
+  gather_ =
+      std::make_unique<replication::LeaderGather>(n, options_.preferred_leader, kGatherMaxLag);
   {
     replication::SnapshotServerOptions so;
     so.address = absl::StrCat(self.host, ":", self.port);
