@@ -356,9 +356,11 @@ TEST(Gather, CommitsDuringATransferAreAcknowledgedOrRefused) {
   EXPECT_GT(refused + unknown, 0) << "the old leader never refused";
 }
 
-// A transfer to a node that cannot take over (closed) gives up after an election timeout: the
-// leader keeps its term, refuses commits meanwhile ("handing its leadership"), then commits
-// again; the transfer counts as failed.
+// A transfer to a node that cannot take over (closed) gives up after an election timeout and
+// counts as failed; meanwhile the leader refuses commits ("handing its leadership", no effect).
+// Afterwards it usually leads on in its term; now and then libraft 0.15's leader steps down as
+// the transfer ends (no follower answer counted during it: its contact check fails), and the
+// commit in flight then is unknown. Either way the shard gathers again and commits go on.
 TEST(Gather, ATransferToADeadNodeTimesOutAndTheLeaderStays) {
   Cluster c("dead");
   c.OpenAll();
@@ -385,19 +387,36 @@ TEST(Gather, ATransferToADeadNodeTimesOutAndTheLeaderStays) {
   for (const auto& [key, s] : tried) {
     if (s.ok()) {
       EXPECT_EQ(ReadOne(c.db(*l), key), "v") << key;
-    } else {
-      EXPECT_TRUE(absl::IsUnavailable(s)) << key << ": " << s;
+    } else if (absl::IsUnavailable(s)) {
       EXPECT_EQ(ReadOne(c.db(*l), key), std::nullopt) << key << " was refused but is present";
+    } else {
+      EXPECT_TRUE(absl::IsUnknown(s) && &key == &tried.back().first)
+          << key << ": " << s << " (only the last commit, accepted as the transfer ended, may be "
+          << "unknown)";
     }
   }
   std::printf(
       "commits while the transfer to a closed node was in flight: %zu tried, %d refused "
       "as handing over\n",
       tried.size(), handing);
-  EXPECT_TRUE(c.ShardStats(*l, 0).ready);
-  EXPECT_EQ(c.ShardStats(*l, 0).term, term);
-  EXPECT_TRUE(PutOne(c.db(*l), Key(0, 1), "v").ok());
-  EXPECT_EQ(c.Gathered(), l);
+  const absl::Status after = PutOne(c.db(*l), Key(0, 1), "v");
+  if (after.ok()) {
+    EXPECT_EQ(c.ShardStats(*l, 0).term, term);
+  } else {
+    std::printf("the leader stepped down as the transfer ended: %s\n",
+                std::string(after.message()).c_str());
+    // Its stats may still show the iteration before the step-down.
+    ASSERT_TRUE(WaitFor([&] {
+      const ShardReplicationStats s = c.ShardStats(*l, 0);
+      return !s.ready || s.term != term;
+    }));
+  }
+  const Clock::time_point start = Clock::now();
+  int n = 2;
+  EXPECT_TRUE(WaitUntil(start, kBound, [&] {
+    const std::optional<int> g = c.Gathered();
+    return g.has_value() && PutOne(c.db(*g), Key(0, n++), "v").ok();
+  })) << "no node leads every shard and commits";
 }
 
 // (5) A preferred_leader that is not a member is refused at Open, naming it; nothing is created.
