@@ -296,7 +296,7 @@ TEST(Gather, SplitLeadershipsGather) {
 
 // (4) Commits running on the leader while it hands every shard to another node: each is
 // acknowledged (and then present on the new leader), refused with kUnavailable (and then absent
-// everywhere), or unknown; none is lost, none applied after a refusal.
+// there), or unknown; none is lost, none applied after a refusal.
 TEST(Gather, CommitsDuringATransferAreAcknowledgedOrRefused) {
   Cluster c("during");
   c.OpenAll();
