@@ -305,6 +305,14 @@ void shardtx_options_set_raft_snapshots(shardtx_options_t* options, uint32_t thr
   options->options.replication.snapshot_trailing = trailing;
 }
 
+void shardtx_options_set_preferred_leader(shardtx_options_t* options, uint64_t id) {
+  if (options != nullptr) options->options.replication.preferred_leader = id;
+}
+
+void shardtx_options_set_gather_leaders(shardtx_options_t* options, int gather) {
+  if (options != nullptr) options->options.replication.gather_leaders = gather != 0;
+}
+
 // --- Database ----------------------------------------------------------------------------------
 
 shardtx_code shardtx_open(const shardtx_options_t* options, shardtx_db_t** db, char** errptr) {

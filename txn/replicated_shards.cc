@@ -388,9 +388,11 @@ absl::Status ReplicatedShards::OpenGroups() {
     no.on_change = [r] { r->OnNodeChange(); };
     no.join = join_;
     no.pack_proposals = true;  // ShardReplica's parts delimit themselves: commits share entries
-    no.gather_anchor = [gather = gather_.get(), g](const replication::NodeInfo& info) {
-      return gather->Anchor(g, info);
-    };
+    if (options_.gather_leaders) {
+      no.gather_anchor = [gather = gather_.get(), g](const replication::NodeInfo& info) {
+        return gather->Anchor(g, info);
+      };
+    }
     no.gather_max_lag = kGatherMaxLag;
     auto node = replication::RaftNode::Open(no, std::move(replica));
     if (!node.ok()) {

@@ -135,7 +135,8 @@ void shardtx_options_set_shared_log(shardtx_options_t* options, int shared);
 /* Replication (ReplicationOptions in shardtx/options.h; README, "Replication"): this node's id
  * (0, the default, means not replicated) and the cluster's id; every voting member, this node
  * included, added one at a time (id, "IPv4:P"; shard g's Raft group uses port P+1+g); the Raft
- * timing in milliseconds; whether this node joins an existing cluster; the Raft log compaction.
+ * timing in milliseconds; whether this node joins an existing cluster; the Raft log compaction;
+ * where the shards' leaders gather.
  * shardtx_open checks them all (INVALID_ARGUMENT). The strings are copied. Errors of the
  * setters: INVALID_ARGUMENT for a NULL string. */
 shardtx_code shardtx_options_set_replication(shardtx_options_t* options, uint64_t node_id,
@@ -147,6 +148,10 @@ void shardtx_options_set_raft_timing(shardtx_options_t* options, uint64_t electi
 void shardtx_options_set_replication_join(shardtx_options_t* options, int join);
 void shardtx_options_set_raft_snapshots(shardtx_options_t* options, uint32_t threshold,
                                         uint32_t trailing);
+/* Leadership gathering (ReplicationOptions::preferred_leader, gather_leaders): the member the
+ * shards' leaders should gather on (0: none), and whether this node gathers at all. */
+void shardtx_options_set_preferred_leader(shardtx_options_t* options, uint64_t id);
+void shardtx_options_set_gather_leaders(shardtx_options_t* options, int gather);
 
 /* ---------------------------------------------------------------------------------------------
  * The database. */

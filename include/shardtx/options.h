@@ -130,6 +130,10 @@ struct ReplicationOptions {
   // docs/replicated-2pc-plan.md section 9). Stats::gathering reports the gatherings this node
   // saw; Database::Leadership who leads each shard now.
   uint64_t preferred_leader = 0;
+  // false: this node never hands a leadership to another (preferred_leader is then ignored by
+  // it); leaders stay where elections put them, so a cross-shard transaction may find no node
+  // leading all its shards. For tests and hosts that place leaders themselves.
+  bool gather_leaders = true;
 
   bool enabled() const { return node_id != 0; }
 };

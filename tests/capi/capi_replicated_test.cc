@@ -55,8 +55,9 @@ shardtx_options_t* NodeOptions(const std::string& dir, uint64_t id, const std::v
     const std::string address = "127.0.0.1:" + std::to_string(ports[i]);
     EXPECT_EQ(shardtx_options_add_member(o, i + 1, address.c_str(), nullptr), SHARDTX_OK);
   }
-  // Node 1 stands first: it leads every shard.
+  // Node 1 stands first, and is where the leaders gather: it leads every shard.
   shardtx_options_set_raft_timing(o, id == 1 ? kElectionMs : 10 * kElectionMs, kHeartbeatMs);
+  shardtx_options_set_preferred_leader(o, 1);
   return o;
 }
 

@@ -100,6 +100,8 @@ static void test_codes_and_null_handles(void) {
   shardtx_options_set_raft_timing(NULL, 1000, 100);
   shardtx_options_set_replication_join(NULL, 1);
   shardtx_options_set_raft_snapshots(NULL, 1024, 1024);
+  shardtx_options_set_preferred_leader(NULL, 1);
+  shardtx_options_set_gather_leaders(NULL, 0);
   CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_remove_member(NULL, 1, &err));
   CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_iter_status(NULL, &err));
   CHECK(shardtx_iter_seek_to_first(NULL) == SHARDTX_INVALID_ARGUMENT);

@@ -106,8 +106,11 @@ class Cluster {
     o.replication.election_timeout = absl::Milliseconds(kElectionMs);
     o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
     o.replication.preferred_leader = preferred_;
+    o.replication.gather_leaders = gather_;
     return o;
   }
+  // ReplicationOptions::gather_leaders = false on every node opened from now on.
+  void NoGathering() { gather_ = false; }
   void OpenAll() {
     for (int i = 0; i < kNodes; ++i) Open(i);
   }
@@ -179,6 +182,7 @@ class Cluster {
 
  private:
   const uint64_t preferred_;
+  bool gather_ = true;
   std::string root_;
   std::vector<ReplicationMember> members_;
   std::vector<std::unique_ptr<Database>> dbs_;
@@ -302,6 +306,40 @@ TEST(Gather, SplitLeadershipsGather) {
   EXPECT_TRUE(WaitFor([&] { return c.ShardStats(*l, 1).leader_moves >= moves_before + 2; }))
       << c.ShardStats(*l, 1).leader_moves;
   EXPECT_TRUE(c.PutEveryShard(*l, 2).ok());
+}
+
+// The off switch (ReplicationOptions::gather_leaders = false): a leadership moved by hand stays
+// where it was moved for the whole bound (with gathering, the test above sees it back within
+// it), and the node does not ask for a transfer of its own.
+TEST(Gather, WithoutGatheringALeadershipMovedByHandStays) {
+  Cluster c("off");
+  c.NoGathering();
+  c.OpenAll();
+  // Shard g's ready leader, as the node that leads it says.
+  auto leader_of = [&](uint32_t g) -> std::optional<int> {
+    for (int i = 0; i < kNodes; ++i) {
+      std::vector<Database::ShardLeadership> l = c.db(i).Leadership();
+      if (l.size() == kShards && l[g].role == Database::ShardLeadership::Role::kLeader &&
+          l[g].ready) {
+        return i;
+      }
+    }
+    return std::nullopt;
+  };
+  std::optional<int> l0, l1;
+  ASSERT_TRUE(WaitFor([&] {
+    l0 = leader_of(0);
+    l1 = leader_of(1);
+    return l0.has_value() && l1.has_value();
+  }));
+  // Shard 1 onto a node that does not lead shard 0 (the anchor gathering would choose).
+  int m = (*l0 + 1) % kNodes;
+  if (m == *l1) m = (m + 1) % kNodes;
+  ASSERT_TRUE(c.Node(*l1, 1)->TransferLeadership(c.id(m)).ok());
+  ASSERT_TRUE(WaitFor([&] { return leader_of(1) == m; }));
+  EXPECT_TRUE(HoldsFor([&] { return leader_of(1) == m; },
+                       std::chrono::duration_cast<std::chrono::milliseconds>(kBound)));
+  EXPECT_EQ(c.ShardStats(m, 1).transfers_asked, 0u);
 }
 
 // (4) Commits running on the leader while it hands every shard to another node: each is
