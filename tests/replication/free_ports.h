@@ -2,9 +2,16 @@
 // (util/loopback_ports.h, with a test failure when none is found).
 #pragma once
 
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "shardtx/options.h"
 #include "util/loopback_ports.h"
 
 namespace shardtx::replication {
@@ -29,6 +36,31 @@ inline int FreePortRange(int count, const std::vector<int>& avoid = {}) {
   const int first = FreeLoopbackPortRange(count, avoid);
   if (first == 0) ADD_FAILURE() << "no " << count << " consecutive free ports";
   return first;
+}
+
+// `n` members with ids 1..n on 127.0.0.1, each address "127.0.0.1:P" with P .. P+shards free
+// (a replicated Database's member uses P for snapshots and P+1+g for shard g's group).
+inline std::vector<ReplicationMember> LoopbackMembers(int n, uint32_t shards) {
+  std::vector<ReplicationMember> members;
+  std::vector<int> used;
+  for (int id = 1; id <= n; ++id) {
+    const int p = FreePortRange(1 + static_cast<int>(shards), used);
+    for (uint32_t i = 0; i <= shards; ++i) used.push_back(p + static_cast<int>(i));
+    members.push_back({static_cast<uint64_t>(id), absl::StrCat("127.0.0.1:", p)});
+  }
+  return members;
+}
+
+// An empty directory for one test's nodes: <base>/shardtx_<kind>_p<pid>_<name>, base /dev/shm
+// when there is one (the Raft logs' O_DSYNC writes are cheap there), else the test temp dir.
+inline std::string FreshTestRoot(const std::string& kind, const std::string& name) {
+  std::error_code ec;
+  const std::string base =
+      std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
+  std::string root = absl::StrCat(base, "/shardtx_", kind, "_p", ::getpid(), "_", name);
+  std::filesystem::remove_all(root, ec);
+  std::filesystem::create_directories(root, ec);
+  return root;
 }
 
 }  // namespace shardtx::replication

@@ -51,12 +51,7 @@ txn::DatabaseImpl* Impl(Database* db) { return static_cast<txn::DatabaseImpl*>(d
 class NodeCluster {
  public:
   explicit NodeCluster(const std::string& name) {
-    std::error_code ec;
-    const std::string base =
-        std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
-    root_ = absl::StrCat(base, "/shardtx_leader_node_p", ::getpid(), "_", name);
-    std::filesystem::remove_all(root_, ec);
-    std::filesystem::create_directories(root_, ec);
+    root_ = replication::FreshTestRoot("leader_node", name);
     std::vector<int> ports = FreePorts(3);
     for (int i = 0; i < 3; i++) {
       members_.push_back({static_cast<uint64_t>(i + 1),

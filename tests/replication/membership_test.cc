@@ -50,18 +50,8 @@ std::string Key(uint32_t shard, int i) { return absl::StrCat(shard == 0 ? "a" : 
 class Nodes {
  public:
   Nodes(const std::string& name, int initial) {
-    std::error_code ec;
-    const std::string base =
-        std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
-    root_ = absl::StrCat(base, "/shardtx_repl_members_p", ::getpid(), "_", name);
-    std::filesystem::remove_all(root_, ec);
-    std::filesystem::create_directories(root_, ec);
-    std::vector<int> used;
-    for (uint64_t id = 1; id <= kMaxNodes; ++id) {
-      const int p = replication::FreePortRange(1 + kShards, used);
-      for (uint32_t i = 0; i <= kShards; ++i) used.push_back(p + static_cast<int>(i));
-      all_.push_back({id, absl::StrCat("127.0.0.1:", p)});
-    }
+    root_ = replication::FreshTestRoot("repl_members", name);
+    all_ = replication::LoopbackMembers(kMaxNodes, kShards);
     members_.assign(all_.begin(), all_.begin() + initial);
     dbs_.resize(kMaxNodes);
   }

@@ -47,18 +47,8 @@ class Trio {
  public:
   explicit Trio(const std::string& name) {
     replication::UnblockAllLinks();
-    std::error_code ec;
-    const std::string base =
-        std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
-    root_ = absl::StrCat(base, "/shardtx_repl_partition_p", ::getpid(), "_", name);
-    std::filesystem::remove_all(root_, ec);
-    std::filesystem::create_directories(root_, ec);
-    std::vector<int> used;
-    for (uint64_t id = 1; id <= kNodes; ++id) {
-      const int p = replication::FreePortRange(2, used);
-      used.insert(used.end(), {p, p + 1});
-      members_.push_back({id, absl::StrCat("127.0.0.1:", p)});
-    }
+    root_ = replication::FreshTestRoot("repl_partition", name);
+    members_ = replication::LoopbackMembers(kNodes, 1);
     for (int i = 0; i < kNodes; ++i) {
       Options o;
       o.path = absl::StrCat(root_, "/node", i + 1);
