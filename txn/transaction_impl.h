@@ -77,6 +77,11 @@ class TransactionImpl final : public Transaction {
   // was lost while the entry was in flight (the writes are taken back here; the entry may still
   // commit, and is then applied here by redo).
   absl::Status CommitReplicated(CommitPlan& plan, engine::ReplicatedLog* log);
+  // Several shards written, every one replicated (docs/replicated-2pc-plan.md section 3): on a
+  // node that is the ready leader of every participant in the terms the reads were stamped in,
+  // Coordinator::CommitReplicated. Otherwise kUnavailable naming each participant's leader as
+  // this node knows it, nothing proposed.
+  absl::Status CommitCrossShardReplicated(CommitPlan& plan);
   // The commit's validation: write conflicts and locks on every part, and (serializable) the
   // reads on every involved shard. REQUIRES: every involved shard's commit lock.
   absl::Status ValidateLocked(const CommitPlan& plan);
