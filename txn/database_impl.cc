@@ -302,9 +302,12 @@ absl::Status DatabaseImpl::Backup(const std::string& dest) {
 Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) {
   if (id == 0) return Outcome::kUnknown;  // no transaction's (a fence entry's empty commit)
   const Outcome local = coordinator_->state().GetOutcome(id);
-  if (!replicated_ || local != Outcome::kUnknown) return local;
-  // Replicated: the transaction committed on at most one shard; aborted only if every shard's
-  // leader (this node) says so.
+  // Replicated: a cross-shard transaction prepared on this replica may be decided already (in
+  // entries not applied here) or in doubt: asked below, never answered kPrepared.
+  if (!replicated_ || (local != Outcome::kUnknown && local != Outcome::kPrepared)) return local;
+  // Replicated: committed if a released entry of any shard here committed it (a cross-shard
+  // transaction: its commit record on a participant); aborted only if every shard's leader (this
+  // node) says so.
   OpGuard op(&gate_);  // a fence entry may be proposed
   if (!op.admitted()) return Outcome::kUnknown;
   bool leads_all = true;
@@ -332,7 +335,7 @@ absl::StatusOr<Database::Outcome> DatabaseImpl::GetOutcomeOfKey(uint64_t id,
                                                                 const std::string& key) {
   if (id == 0) return Outcome::kUnknown;
   const Outcome local = coordinator_->state().GetOutcome(id);
-  if (!replicated_ || local != Outcome::kUnknown) return local;
+  if (!replicated_ || (local != Outcome::kUnknown && local != Outcome::kPrepared)) return local;
   OpGuard op(&gate_);
   if (!op.admitted()) return ClosedError();
   return ReplicatedOutcomeOnShard(this, partitioner_->ShardOf(key), id);

@@ -404,6 +404,54 @@ TEST(CrossShardCommit, LeaderCutOffMidCommitAnswersUnknownAndTheNextLeadersAnswe
   ExpectSameDigests(c);
 }
 
+// The leader cut off one way (its messages reach the followers, their answers never reach it)
+// during a cross-shard commit: both prepares reach both followers, so the next leaders' term-start
+// entries commit them, and there the transaction is in doubt. The commit answered kUnknown;
+// GetOutcomeOfKey on each next leader answers kUnavailable ("being resolved"), never a guess.
+// No resolver exists yet (issue 17 step 4), so it stays in doubt: its keys stay locked (a commit
+// writing one aborts), and after the heal every replica holds the same prepared parts (the old
+// leader dropped its own at kUnknown and redid them from the entries).
+TEST(CrossShardCommit, PreparesThatReachedTheNextLeadersLeaveItInDoubtThere) {
+  Cluster c("in_doubt");
+  ASSERT_TRUE(c.open());
+  ASSERT_TRUE(c.NodeZeroLeadsAll());
+  absl::Cleanup heal = [&] { replication::UnblockAllLinks(); };
+  for (int other : Others(0)) {
+    ASSERT_TRUE(replication::BlockSend(c.id(other), c.id(0), true).ok());
+  }
+  uint64_t id = 0;
+  absl::Status s = Write(c.db(0), {{"a1", "doubt"}, {"b1", "doubt"}}, &id);
+  ASSERT_TRUE(absl::IsUnknown(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("cross-shard transaction ", id))) << s;
+  for (uint32_t g = 0; g < kShards; ++g) {
+    std::optional<int> next = c.Leader(g, Others(0));
+    ASSERT_TRUE(next.has_value()) << "no new leader of shard " << g;
+    const std::string key = g == 0 ? "a1" : "b1";
+    absl::StatusOr<Database::Outcome> o = c.db(*next).GetOutcomeOfKey(id, key);
+    EXPECT_TRUE(absl::IsUnavailable(o.status())) << "shard " << g << ": " << o.status();
+    EXPECT_TRUE(absl::StrContains(o.status().message(), "being resolved")) << o.status();
+    absl::Status locked = replication::PutOne(c.db(*next), key, "other");
+    EXPECT_TRUE(absl::IsAborted(locked)) << locked;
+  }
+  std::move(heal).Invoke();
+  for (uint32_t g = 0; g < kShards; ++g) ASSERT_TRUE(c.Leader(g).has_value()) << g;
+  std::optional<int> l0 = c.Leader(0);
+  ASSERT_TRUE(l0.has_value());
+  ASSERT_TRUE(replication::PutOne(c.db(*l0), "a9", "healed").ok());
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a9") == "healed"; })) << "node " << i;
+    EXPECT_TRUE(WaitFor([&] {
+      std::vector<txn::TwoPhaseState::PreparedInfo> p =
+          Impl(c.db(i)).coordinator().state().AllPrepared();
+      return p.size() == 1 && p[0].txn_id == id && p[0].shards == std::vector<uint32_t>{0, 1};
+    })) << "node "
+        << i;
+    EXPECT_EQ(ReadOne(c.db(i), "a1"), std::nullopt) << "node " << i;
+    EXPECT_EQ(ReadOne(c.db(i), "b1"), std::nullopt) << "node " << i;
+  }
+  ExpectSameDigests(c);
+}
+
 // Several threads transfer between accounts on shard 0 ("a*") and shard 1 ("b*") on the leader,
 // every transfer a cross-shard transaction; conflicts abort (kAborted) and are not retried.
 // The total holds on the leader throughout and on every replica once they caught up.
