@@ -299,12 +299,18 @@ absl::Status DatabaseImpl::Backup(const std::string& dest) {
   return RunBackup(this, dest);
 }
 
+bool DatabaseImpl::AskTheShards(uint64_t id, Outcome local) {
+  // Our own cross-shard transaction prepared on this replica may be decided already (in entries
+  // not applied here) or be in doubt: the shards answer, never kPrepared. A host's named one is
+  // prepared until its host decides: kPrepared.
+  return local == Outcome::kUnknown ||
+         (local == Outcome::kPrepared && coordinator_->state().PreparedUnnamed(id));
+}
+
 Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) {
   if (id == 0) return Outcome::kUnknown;  // no transaction's (a fence entry's empty commit)
   const Outcome local = coordinator_->state().GetOutcome(id);
-  // Replicated: a cross-shard transaction prepared on this replica may be decided already (in
-  // entries not applied here) or in doubt: asked below, never answered kPrepared.
-  if (!replicated_ || (local != Outcome::kUnknown && local != Outcome::kPrepared)) return local;
+  if (!replicated_ || !AskTheShards(id, local)) return local;
   // Replicated: committed if a released entry of any shard here committed it (a cross-shard
   // transaction: its commit record on a participant); aborted only if every shard's leader (this
   // node) says so.
@@ -335,7 +341,7 @@ absl::StatusOr<Database::Outcome> DatabaseImpl::GetOutcomeOfKey(uint64_t id,
                                                                 const std::string& key) {
   if (id == 0) return Outcome::kUnknown;
   const Outcome local = coordinator_->state().GetOutcome(id);
-  if (!replicated_ || (local != Outcome::kUnknown && local != Outcome::kPrepared)) return local;
+  if (!replicated_ || !AskTheShards(id, local)) return local;
   OpGuard op(&gate_);
   if (!op.admitted()) return ClosedError();
   return ReplicatedOutcomeOnShard(this, partitioner_->ShardOf(key), id);

@@ -457,6 +457,12 @@ void TwoPhaseState::SetOutcome(uint64_t txn_id, Database::Outcome outcome) {
   }
 }
 
+bool TwoPhaseState::PreparedUnnamed(uint64_t txn_id) const {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  return it != prepared_.end() && it->second.name.empty();
+}
+
 Database::Outcome TwoPhaseState::GetOutcome(uint64_t txn_id) const {
   {
     MutexLock l(&mu_);

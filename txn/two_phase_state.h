@@ -163,6 +163,8 @@ class TwoPhaseState {
   // --- Outcomes, for callers that lost track of a commit. ---
   void SetOutcome(uint64_t txn_id, Database::Outcome outcome);
   Database::Outcome GetOutcome(uint64_t txn_id) const;
+  // Whether `txn_id` is prepared here without a name (our own cross-shard transaction).
+  bool PreparedUnnamed(uint64_t txn_id) const;
 
  private:
   struct Part {
