@@ -210,8 +210,17 @@ TEST(CrossShardCommit, VisibleOnTheLeaderAtOnceAndOnFollowersOnceApplied) {
   // Every part's commit entry applied everywhere: no part left prepared (its keys unlocked).
   ASSERT_TRUE(c.CaughtUpWith(0));
   for (int i = 0; i < kNodes; ++i) EXPECT_TRUE(c.NothingPrepared(i)) << "node " << i;
-  // Committed, as the leader and the followers answer it (the commit records count as
-  // released on every replica).
+  // Each participant's commit record counts as released on every replica (the table that
+  // answers GetOutcome once the outcome window has forgotten it, also after a restart).
+  for (int i = 0; i < kNodes; ++i) {
+    for (uint32_t g = 0; g < kShards; ++g) {
+      engine::Shard* shard = Impl(c.db(i)).shard(g);
+      MutexLock l(shard->commit_mu());
+      EXPECT_EQ(shard->ReleasedTxnLocked(id), engine::ReleasedTxns::State::kReleased)
+          << "node " << i << " shard " << g;
+    }
+  }
+  // Committed, as the leader and the followers answer it.
   for (const char* key : {"a1", "b1"}) {
     absl::StatusOr<Database::Outcome> o = c.db(0).GetOutcomeOfKey(id, key);
     ASSERT_TRUE(o.ok()) << o.status();
