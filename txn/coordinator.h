@@ -155,11 +155,13 @@ class Coordinator {
   absl::StatusOr<engine::Timestamp> CommitReplicated(PrepareRequest& request,
                                                      absl::Span<const uint64_t> terms,
                                                      absl::FunctionRef<absl::Status()> validate);
-  // TEST ONLY: called under the commit locks before each phase-one prepare entry of
-  // CommitReplicated is proposed, with the participant's shard; a non-OK status is taken as
-  // that ProposeLocked's refusal (the entry is not proposed). Set before any commit.
-  void SetReplicatedPrepareHookForTesting(std::function<absl::Status(uint32_t shard)> hook) {
-    replicated_prepare_hook_ = std::move(hook);
+  // TEST ONLY: called under the shard's commit lock before each entry of CommitReplicated is
+  // proposed, with the participant's shard and the entry's 2PC record (kPrepare in phase one,
+  // kCommitPrepared in phase two, kAbortPrepared); a non-OK status is taken as that
+  // ProposeLocked's refusal (the entry is not proposed). Set before any commit.
+  void SetReplicatedProposeHookForTesting(
+      std::function<absl::Status(uint32_t shard, uint8_t record)> hook) {
+    replicated_propose_hook_ = std::move(hook);
   }
 
   // Logs kAbortPrepared on each part and releases its locks. `sync`: wait for durability.
@@ -225,7 +227,7 @@ class Coordinator {
 
   DatabaseImpl* const db_;
   TwoPhaseState state_;
-  std::function<absl::Status(uint32_t)> replicated_prepare_hook_;
+  std::function<absl::Status(uint32_t, uint8_t)> replicated_propose_hook_;
   // Until ResolveInDoubt ends recovery: Redo then records the evidence below. Afterwards only a
   // replica's redo calls Redo (its shards' groups, on their own threads), which records none.
   std::atomic<bool> recovering_{true};

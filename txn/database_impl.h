@@ -53,9 +53,9 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   absl::Status CommitPrepared(const std::string& name) override;
   absl::Status RollbackPrepared(const std::string& name) override;
   Outcome GetOutcome(uint64_t id) override;
-  // Replicated: whether GetOutcome(id) asks the shards rather than answer `local` (this
-  // process's window and prepared state).
-  bool AskTheShards(uint64_t id, Outcome local);
+  // What this process's prepared state and outcome window say of `id`; kUnknown (replicated:
+  // ask the shards) also for our own cross-shard transaction prepared here and not decided here.
+  Outcome LocalOutcome(uint64_t id);
   absl::StatusOr<Outcome> GetOutcomeOfKey(uint64_t id, const std::string& key) override;
   absl::Status Backup(const std::string& dest) override;
   std::vector<ShardLeadership> Leadership() override;

@@ -128,7 +128,8 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
       std::string entry;
       engine::AppendEntryRecord(&entry, engine::kPrepare, EncodePrepare(r));
       auto e = std::make_unique<PrepareEntry>(&state_, id, p);
-      absl::Status s = replicated_prepare_hook_ ? replicated_prepare_hook_(p) : absl::OkStatus();
+      absl::Status s = replicated_propose_hook_ ? replicated_propose_hook_(p, engine::kPrepare)
+                                                : absl::OkStatus();
       if (s.ok()) s = db_->replicated_log(p)->ProposeLocked(entry, terms[p], e.get());
       if (!s.ok()) {
         refused = absl::UnavailableError(
@@ -242,7 +243,12 @@ void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t te
   // A commit is installed now: the transaction is committed whatever becomes of this entry.
   if (commit_ts != 0) db_->shard(shard)->InstallLocked(&*writes, commit_ts);
   auto* e = new ResolveEntry(&state_, txn_id, shard, std::move(*saved));
-  if (absl::Status s = db_->replicated_log(shard)->ProposeLocked(entry, term, e); !s.ok()) {
+  absl::Status s = replicated_propose_hook_
+                       ? replicated_propose_hook_(shard, commit_ts != 0 ? engine::kCommitPrepared
+                                                                        : engine::kAbortPrepared)
+                       : absl::OkStatus();
+  if (s.ok()) s = db_->replicated_log(shard)->ProposeLocked(entry, term, e);
+  if (!s.ok()) {
     e->Refused(s);  // leadership moved: prepared again, for the next leader's resolver
   }
 }

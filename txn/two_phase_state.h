@@ -165,6 +165,8 @@ class TwoPhaseState {
   Database::Outcome GetOutcome(uint64_t txn_id) const;
   // Whether `txn_id` is prepared here without a name (our own cross-shard transaction).
   bool PreparedUnnamed(uint64_t txn_id) const;
+  // The outcome window's entry for `txn_id` alone (kUnknown if none), prepared or not.
+  Database::Outcome WindowOutcome(uint64_t txn_id) const;
 
  private:
   struct Part {

@@ -463,7 +463,8 @@ TEST(Replica2pc, ASnapshotInstallReplacesTheShardsPreparedState) {
   ASSERT_TRUE(follower.ApplyUpTo(logs, 0, logs.size(0)).ok());
   // Stale: T6's part on shard 1, which the producer aborted.
   ASSERT_TRUE(follower.impl()->two_phase().LockHolder(1, k.b0).has_value());
-  EXPECT_EQ(follower.db().GetOutcome(kT6), Outcome::kUnknown);  // unnamed: see above
+  // Unnamed, part of it prepared here, and its abort record on shard 0 applied here: aborted.
+  EXPECT_EQ(follower.db().GetOutcome(kT6), Outcome::kAborted);
 
   auto snapshot = producer.replica(1).Snapshot();
   ASSERT_TRUE(snapshot.ok()) << snapshot.status();
