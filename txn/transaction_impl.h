@@ -54,9 +54,10 @@ class TransactionImpl final : public Transaction {
   // two ReadStamps of each replicated shard (read_stamps_).
   void TakeSnapshot();
   void TakeReplicatedSnapshot();
-  // Commit on a database with a replicated shard: read-only, or one shard written. The reads of
-  // replicated shards are confirmed (ConfirmReplicatedReads) or, on the shard written, covered
-  // by its entry (ProposeLocked gets the stamp's term).
+  // Commit on a database with a replicated shard: read-only, one shard written, or several
+  // (CommitCrossShardReplicated). The reads of replicated shards are confirmed
+  // (ConfirmReplicatedReads) or, on the shards written, covered by their entries (ProposeLocked
+  // gets the stamp's term).
   absl::Status CommitOnReplicatedDatabase(std::chrono::steady_clock::time_point start);
   // The transaction is committed (counted as a commit begun at `start`, or read-only): over.
   absl::Status Committed(bool wrote, std::chrono::steady_clock::time_point start);
