@@ -180,6 +180,21 @@ absl::Status Write(Database& db, const std::vector<std::pair<std::string, std::s
   return txn->Commit();
 }
 
+// Write, with shard 1's entry holding `record` refused by CommitReplicated's test hook (as when
+// leadership of shard 1 moves just before it is proposed).
+absl::Status WriteRefusing(Database& db, uint8_t record,
+                           const std::vector<std::pair<std::string, std::string>>& kv,
+                           uint64_t* id) {
+  txn::Coordinator& coordinator = Impl(db).coordinator();
+  coordinator.SetReplicatedProposeHookForTesting([record](uint32_t shard, uint8_t r) {
+    return shard == 1 && r == record ? absl::UnavailableError("test: shard 1 is led elsewhere now")
+                                     : absl::OkStatus();
+  });
+  absl::Status s = Write(db, kv, id);
+  coordinator.SetReplicatedProposeHookForTesting(nullptr);
+  return s;
+}
+
 void ExpectSameDigests(Cluster& c) {
   auto d = c.DigestsWhenSettled();
   ASSERT_EQ(d.size(), static_cast<size_t>(kNodes)) << "the replicas did not settle";
@@ -321,15 +336,8 @@ TEST(CrossShardCommit, PrepareRefusedOnOnePartAbortsWithNoEffectOnAnyReplica) {
   }
   // Shard 1's prepare is refused after shard 0's was proposed (as when leadership of shard 1
   // moves between the two): shard 0's prepare commits, then its abort entry.
-  txn::Coordinator& coordinator = Impl(c.db(0)).coordinator();
-  coordinator.SetReplicatedProposeHookForTesting([](uint32_t shard, uint8_t record) {
-    return shard == 1 && record == engine::kPrepare
-               ? absl::UnavailableError("test: shard 1 is led elsewhere now")
-               : absl::OkStatus();
-  });
   uint64_t id = 0;
-  absl::Status s = Write(c.db(0), {{"a1", "new"}, {"b1", "new"}}, &id);
-  coordinator.SetReplicatedProposeHookForTesting(nullptr);
+  absl::Status s = WriteRefusing(c.db(0), engine::kPrepare, {{"a1", "new"}, {"b1", "new"}}, &id);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::StrContains(
       s.message(), absl::StrCat("cross-shard transaction ", id, " aborted with no effect")))
@@ -364,15 +372,8 @@ TEST(CrossShardCommit, CommitEntryRefusedAfterTheCommitPointLeavesThatPartPrepar
   Cluster c("phase_two");
   ASSERT_TRUE(c.open());
   ASSERT_TRUE(c.NodeZeroLeadsAll());
-  txn::Coordinator& coordinator = Impl(c.db(0)).coordinator();
-  coordinator.SetReplicatedProposeHookForTesting([](uint32_t shard, uint8_t record) {
-    return shard == 1 && record == engine::kCommitPrepared
-               ? absl::UnavailableError("test: shard 1 is led elsewhere now")
-               : absl::OkStatus();
-  });
   uint64_t id = 0;
-  absl::Status s = Write(c.db(0), {{"a1", "x"}, {"b1", "y"}}, &id);
-  coordinator.SetReplicatedProposeHookForTesting(nullptr);
+  absl::Status s = WriteRefusing(c.db(0), engine::kCommitPrepared, {{"a1", "x"}, {"b1", "y"}}, &id);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(ReadOne(c.db(0), "a1"), "x");
   EXPECT_EQ(ReadOne(c.db(0), "b1"), "y");
@@ -397,6 +398,17 @@ TEST(CrossShardCommit, CommitEntryRefusedAfterTheCommitPointLeavesThatPartPrepar
   EXPECT_EQ(*o, Database::Outcome::kCommitted);
   absl::Status locked = replication::PutOne(c.db(0), "b1", "other");
   EXPECT_TRUE(absl::IsAborted(locked)) << locked;
+}
+
+// Once every shard has a ready leader again, commits a key on shard 0's; every node reads it.
+void CommitOnceHealed(Cluster& c) {
+  for (uint32_t g = 0; g < kShards; ++g) ASSERT_TRUE(c.Leader(g).has_value()) << g;
+  std::optional<int> l0 = c.Leader(0);
+  ASSERT_TRUE(l0.has_value());
+  ASSERT_TRUE(replication::PutOne(c.db(*l0), "a9", "healed").ok());
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a9") == "healed"; })) << "node " << i;
+  }
 }
 
 std::vector<int> Others(int i) {
@@ -446,12 +458,8 @@ TEST(CrossShardCommit, LeaderCutOffMidCommitAnswersUnknownAndTheNextLeadersAnswe
     EXPECT_EQ(*o, Database::Outcome::kAborted) << "shard " << g;
   }
   std::move(heal).Invoke();
-  for (uint32_t g = 0; g < kShards; ++g) ASSERT_TRUE(c.Leader(g).has_value()) << g;
-  std::optional<int> l0 = c.Leader(0);
-  ASSERT_TRUE(l0.has_value());
-  ASSERT_TRUE(replication::PutOne(c.db(*l0), "a9", "healed").ok());
+  CommitOnceHealed(c);
   for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a9") == "healed"; })) << "node " << i;
     EXPECT_EQ(ReadOne(c.db(i), "a1"), std::nullopt) << "node " << i;
     EXPECT_EQ(ReadOne(c.db(i), "b1"), std::nullopt) << "node " << i;
     EXPECT_TRUE(c.NothingPrepared(i)) << "node " << i;
@@ -489,12 +497,8 @@ TEST(CrossShardCommit, PreparesThatReachedTheNextLeadersLeaveItInDoubtThere) {
     EXPECT_TRUE(absl::IsAborted(locked)) << locked;
   }
   std::move(heal).Invoke();
-  for (uint32_t g = 0; g < kShards; ++g) ASSERT_TRUE(c.Leader(g).has_value()) << g;
-  std::optional<int> l0 = c.Leader(0);
-  ASSERT_TRUE(l0.has_value());
-  ASSERT_TRUE(replication::PutOne(c.db(*l0), "a9", "healed").ok());
+  CommitOnceHealed(c);
   for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a9") == "healed"; })) << "node " << i;
     EXPECT_TRUE(WaitFor([&] {
       std::vector<txn::TwoPhaseState::PreparedInfo> p =
           Impl(c.db(i)).coordinator().state().AllPrepared();
