@@ -57,7 +57,9 @@ class PrepareEntry final : public engine::ReplicatedLog::Proposal {
  private:
   void Set(EntryOutcome outcome, const absl::Status& status) {
     outcome_ = outcome;  // before the latch: Wait reads it after
-    latch_.Set(status);
+    // A status of its own, sharing no representation with the caller's: the committer may
+    // read and destroy it while the replication thread still destroys its own.
+    latch_.Set(status.ok() ? absl::OkStatus() : absl::Status(status.code(), status.message()));
   }
 
   TwoPhaseState* const state_;
