@@ -70,6 +70,11 @@ struct RaftNode::Callbacks {
     if (done) done(self->ChangeStatus(status, detail));
   }
 
+  static uint64_t OnGather(void* ctx, const rs_info* info) {
+    auto* self = static_cast<RaftNode*>(ctx);
+    return self->gather_anchor_(ToNodeInfo(self->id_, *info));
+  }
+
   static void OnChange(void* ctx) {
     auto* self = static_cast<RaftNode*>(ctx);
     if (self->on_change_) self->on_change_();
@@ -89,6 +94,7 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   std::unique_ptr<RaftNode> node(new RaftNode());
   node->id_ = options.id;
   node->on_change_ = options.on_change;
+  node->gather_anchor_ = options.gather_anchor;
   node->machine_ = std::move(machine);
 
   std::vector<rs_member> members;
@@ -105,6 +111,11 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   uv.changed_ctx = node.get();
   uv.join = options.join ? 1 : 0;
   uv.pack = options.pack_proposals ? 1 : 0;
+  if (options.gather_anchor) {
+    uv.gather_anchor = &Callbacks::OnGather;
+    uv.gather_ctx = node.get();
+    uv.gather_max_lag = options.gather_max_lag;
+  }
   rs_config config;
   rs_config_default(&config);
   config.election_timeout_ms = options.election_timeout_ms;
@@ -153,6 +164,11 @@ absl::Status RaftNode::Refusal(int code) const {
   switch (code) {
     case RS_NOT_LEADER: {
       NodeInfo info = Info();
+      if (info.role == Role::kLeader && info.transfer_target != 0) {
+        return absl::UnavailableError(absl::StrCat("server ", id_,
+                                                   " is handing its leadership (term ", info.term,
+                                                   ") to server ", info.transfer_target));
+      }
       return absl::UnavailableError(absl::StrCat(
           "server ", id_, " does not lead (term ", info.term, "); ",
           info.leader_id != 0
@@ -221,14 +237,20 @@ absl::Status RaftNode::Barrier(BarrierCallback done) {
 }
 
 NodeInfo RaftNode::Info() const {
-  NodeInfo info;
-  info.id = id_;
   if (group_ == nullptr) {
+    NodeInfo info;
+    info.id = id_;
     info.role = Role::kUnavailable;
     return info;
   }
   rs_info raw;
   rs_group_info(group_, &raw);
+  return ToNodeInfo(id_, raw);
+}
+
+NodeInfo RaftNode::ToNodeInfo(uint64_t id, const rs_info& raw) {
+  NodeInfo info;
+  info.id = id;
   info.role = static_cast<Role>(raw.role);
   info.ready = raw.ready != 0;
   info.term = raw.term;
@@ -259,9 +281,30 @@ NodeInfo RaftNode::Info() const {
   info.change_pending = raw.change_pending != 0;
   for (unsigned k = 0; k < raw.n_servers && k < RS_MAX_SERVERS; ++k) {
     info.servers.push_back({raw.servers[k].id, static_cast<ServerRole>(raw.servers[k].role),
-                            raw.servers[k].match_index});
+                            raw.servers[k].match_index, raw.servers[k].live != 0});
   }
+  info.transfers_asked = raw.transfers_asked;
+  info.transfers_done = raw.transfers_done;
+  info.transfers_failed = raw.transfers_failed;
+  info.transfer_target = raw.transfer_target;
   return info;
+}
+
+bool TransferEligible(const NodeInfo& info, uint64_t id, uint64_t max_lag) {
+  if (info.role != Role::kLeader || id == 0 || id == info.id) return false;
+  for (const ServerProgress& p : info.servers) {
+    if (p.id == id) {
+      return p.role == ServerRole::kVoter && p.live && p.match_index + max_lag >= info.last_index;
+    }
+  }
+  return false;
+}
+
+absl::Status RaftNode::TransferLeadership(uint64_t id) {
+  if (id == 0) return absl::InvalidArgumentError("TransferLeadership: server id 0");
+  if (group_ == nullptr) return Refusal(RS_DOWN);
+  const int rv = rs_group_transfer(group_, id);
+  return rv == RS_OK ? absl::OkStatus() : Refusal(rv);
 }
 
 std::vector<ConfiguredServer> RaftNode::Configuration() const {

@@ -30,6 +30,8 @@ struct RaftMember {
   std::string address;  // "IPv4:port", where that member listens
 };
 
+struct NodeInfo;
+
 struct RaftNodeOptions {
   uint64_t id = 0;                      // this node's Raft id; must be in `members`
   std::string address;                  // this node's address, as in `members`
@@ -58,6 +60,14 @@ struct RaftNodeOptions {
   // written, and packs them once it is stored (one entry per durable write). Off: one entry per
   // proposal, proposed at once.
   bool pack_proposals = false;
+  // Optional: leadership gathering. Called on the node's loop thread while it is a ready leader,
+  // two heartbeats after its term became ready and then about every election timeout (not while
+  // a transfer is in flight), with the node's current state: returns the server that should lead
+  // the group (0, or this node: stay). If that server is a live voter at most gather_max_lag
+  // entries behind (TransferEligible), the node transfers its leadership to it
+  // (TransferLeadership). It must not call into the node, nor block.
+  std::function<uint64_t(const NodeInfo&)> gather_anchor;
+  uint64_t gather_max_lag = 64;
 };
 
 // A server's role in a group's configuration (libraft's).
@@ -77,6 +87,8 @@ struct ServerProgress {
   // On a leader: the highest index it knows the server holds (its own last index for itself);
   // 0 on any other node.
   uint64_t match_index = 0;
+  // On a leader: heard from within an election timeout (true for itself); false elsewhere.
+  bool live = false;
 };
 
 // What a node knows of itself (a copy; see rs_info in raft_shim.h for the counters).
@@ -118,7 +130,19 @@ struct NodeInfo {
   std::vector<ServerProgress> servers;
   uint64_t configuration_index = 0;
   bool change_pending = false;
+  // Leadership transfers this node asked for as leader (TransferLeadership, gathering): done =
+  // the target was then seen leading; failed = refused by libraft, or ended (timed out, or the
+  // leadership went elsewhere) without it. transfer_target: the one in flight (0: none).
+  uint64_t transfers_asked = 0;
+  uint64_t transfers_done = 0;
+  uint64_t transfers_failed = 0;
+  uint64_t transfer_target = 0;
 };
+
+// Whether `info` is a leader's and server `id` a voter of its configuration, live, other than the
+// leader, and at most `max_lag` entries behind the leader's last index: the target gathering
+// transfers to.
+bool TransferEligible(const NodeInfo& info, uint64_t id, uint64_t max_lag);
 
 // Thread-safety: Propose() and Info() may be called from any thread, the node's own callbacks
 // included. Close() (and the destructor) must not run concurrently with any other call on the
@@ -185,6 +209,14 @@ class RaftNode {
   absl::Status AddVoter(uint64_t id, const std::string& address, ChangeCallback done);
   absl::Status Remove(uint64_t id, ChangeCallback done);
 
+  // Asks this node, a ready leader, to hand its leadership to server `id` (libraft's
+  // raft_transfer). While the transfer is in flight (one election timeout at most) the node
+  // refuses proposals, barriers and changes (kUnavailable: no effect), so nothing it accepted
+  // after the target took over is acknowledged. OK: asked; Info()'s transfers_* count how it
+  // ends (the target need not be caught up: libraft waits for it, then gives up after an
+  // election timeout). Otherwise no effect: Propose's refusals, or kInvalidArgument (id 0).
+  absl::Status TransferLeadership(uint64_t id);
+
   // The configuration as the node last published it (at most one loop iteration old): its last
   // configuration entry, committed or not. Any thread.
   std::vector<ConfiguredServer> Configuration() const;
@@ -205,6 +237,7 @@ class RaftNode {
 
  private:
   struct Callbacks;  // the shim's C callbacks
+  static NodeInfo ToNodeInfo(uint64_t id, const struct rs_info& raw);
   RaftNode() = default;
   absl::Status Refusal(int code) const;
   absl::Status Change(int op, uint64_t id, const std::string& address, ChangeCallback done);
@@ -212,6 +245,7 @@ class RaftNode {
 
   uint64_t id_ = 0;
   std::function<void()> on_change_;
+  std::function<uint64_t(const NodeInfo&)> gather_anchor_;
   std::unique_ptr<StateMachine> machine_;
   std::vector<RaftMember> opened_voters_;
   rs_group* group_ = nullptr;

@@ -146,6 +146,18 @@ struct rs_group {
   struct rs_req reqs; /* sentinel of the pending proposals */
   struct rs_info counters;
   struct match_io match; /* in use if the fix is on (rs_config.match_index_fix) */
+  /* When each server was last heard from (the match-index fix's io sees every message; io->time
+   * in ms), for rs_progress.live. */
+  struct {
+    uint64_t id, at;
+  } heard[RS_MAX_SERVERS];
+  /* A leadership transfer (rs_group_transfer, or gathering): libraft's request, in use while
+   * transfer_target is non-zero (until its callback). */
+  struct raft_transfer transfer;
+  uint64_t transfer_target;
+  /* The target of a transfer whose callback came: its outcome is decided after the event
+   * (group_tick), once a leader is known. */
+  uint64_t transfer_verdict;
 };
 
 void *rs_buffer_alloc(size_t len) { return raft_malloc(len > 0 ? len : 1); }
@@ -389,7 +401,7 @@ static int propose_entry(rs_group *g, uint32_t kind, const struct part *parts, u
 }
 
 /* What a queued request asks for (uv_enqueue's kind). */
-enum { kQueuedPropose = 0, kQueuedBarrier = 1, kQueuedChange = 2 };
+enum { kQueuedPropose = 0, kQueuedBarrier = 1, kQueuedChange = 2, kQueuedTransfer = 3 };
 static int uv_enqueue(rs_group *g, const void *data, size_t len, uint64_t cookie, uint64_t term,
                       int kind, int op, uint64_t id);
 
@@ -570,6 +582,81 @@ int rs_group_change(rs_group *g, int op, uint64_t id, const char *address, uint6
   return uv_enqueue(g, address, strlen(address) + 1, cookie, 0, kQueuedChange, op, id);
 }
 
+/* ---- Leadership transfers ----
+ *
+ * libraft 0.15's raft_transfer(id): a leader with no transfer in flight records the request and
+ * sends TimeoutNow to the target once the target's match index is the leader's last index (at
+ * once if it is; otherwise when an AppendEntries result shows it). The target then stands for
+ * election at once (no pre-vote), and wins if its log is as up to date as a majority's. While
+ * the request is recorded, the leader refuses raft_apply, raft_barrier and membership changes
+ * with RAFT_NOTLEADER (so a proposal gets RS_NOT_LEADER: no effect). The callback runs when this
+ * server sees the target lead, when it loses its leadership otherwise, or when an election
+ * timeout has passed since the request (the leader then stays leader and accepts entries again).
+ * One in flight per group: the request lives in rs_group. */
+
+/* A transfer's outcome, decided after the event whose handling ended it (libraft may call back
+ * from inside its step-down, while it still reports itself as leader): done if the target then
+ * leads; failed if this server still leads (timed out) or another does; undecided while no leader
+ * is known. On g's libraft thread (group_tick). */
+static void transfer_verdict(rs_group *g) {
+  raft_id leader = 0;
+  const char *address = NULL;
+  raft_leader(g->raft, &leader, &address);
+  if (leader == 0 && raft_state(g->raft) != RAFT_LEADER) return;
+  if (leader == g->transfer_verdict) {
+    g->counters.transfers_done++;
+  } else {
+    g->counters.transfers_failed++;
+  }
+  g->transfer_verdict = 0;
+}
+
+static void transfer_done(struct raft_transfer *req) {
+  rs_group *g = req->data;
+  if (g->transfer_verdict != 0) g->counters.transfers_failed++; /* an older one, undecided */
+  g->transfer_verdict = g->transfer_target;
+  g->transfer_target = 0;
+}
+
+/* Asks libraft to hand g's leadership to server id (see above). On g's libraft thread. */
+static int group_transfer_now(rs_group *g, uint64_t id) {
+  int rv = group_check_ready(g);
+  if (rv != RS_OK) return rv;
+  struct raft *r = g->raft;
+  if (r->transfer != NULL) return RS_BUSY;
+  if (g->transfer_target != 0) { /* libraft dropped the request without its callback */
+    g->transfer_target = 0;
+    g->counters.transfers_failed++;
+  }
+  memset(&g->transfer, 0, sizeof g->transfer);
+  g->transfer.data = g;
+  g->transfer_target = id;
+  g->counters.transfers_asked++;
+  rv = raft_transfer(r, &g->transfer, id, transfer_done);
+  if (rv != 0) {
+    g->transfer_target = 0;
+    g->counters.transfers_failed++;
+    return rv == RAFT_BADID ? RS_INVALID : rv == RAFT_NOTLEADER ? RS_NOT_LEADER : RS_IOERR;
+  }
+  return RS_OK;
+}
+
+int rs_group_transfer(rs_group *g, uint64_t id) {
+  if (id == 0) return RS_INVALID;
+  if (g->uv != NULL) return uv_enqueue(g, NULL, 0, 0, 0, kQueuedTransfer, 0, id);
+  return group_transfer_now(g, id);
+}
+
+int rs_transfer_eligible(const struct rs_info *info, uint64_t id, uint64_t max_lag) {
+  if (info->role != RS_ROLE_LEADER || id == 0 || id == info->id) return 0;
+  for (unsigned k = 0; k < info->n_servers && k < RS_MAX_SERVERS; k++) {
+    const struct rs_progress *p = &info->servers[k];
+    if (p->id != id) continue;
+    return p->role == RS_SERVER_VOTER && p->live && p->match_index + max_lag >= info->last_index;
+  }
+  return 0;
+}
+
 /* Runs after every event (the fixture's hook; a uv_check handle in the raft_uv backend). */
 static void group_tick(rs_group *g) {
   struct raft *r = g->raft;
@@ -591,6 +678,7 @@ static void group_tick(rs_group *g) {
     g->campaign_term = g->won_term = r->current_term;
     g->counters.elections_won++;
   }
+  if (g->transfer_verdict != 0) transfer_verdict(g);
   if (g->guard && !g->closing && role == RAFT_LEADER && g->noop_term != r->current_term) {
     if (propose_entry(g, kKindNoop, NULL, 0) == RS_OK) {
       g->noop_term = r->current_term;
@@ -600,6 +688,20 @@ static void group_tick(rs_group *g) {
 }
 
 static int uv_published_info(rs_group *g, struct rs_info *info);
+
+/* On a leader: whether the k-th server of the configuration was heard from (libraft's
+ * recent_recv, or a message seen by the match-index fix's io) within an election timeout. */
+static int server_live(rs_group *g, unsigned k) {
+  struct raft *r = g->raft;
+  const struct raft_server *sv = &r->configuration.servers[k];
+  if (sv->id == r->id) return 1;
+  if (r->leader_state.progress != NULL && r->leader_state.progress[k].recent_recv) return 1;
+  const uint64_t now = r->io->time(r->io);
+  for (unsigned j = 0; j < RS_MAX_SERVERS; j++) {
+    if (g->heard[j].id == sv->id) return now - g->heard[j].at < r->election_timeout;
+  }
+  return 0;
+}
 
 /* The live state; on the thread that runs g's libraft only. */
 static void group_info_now(rs_group *g, struct rs_info *info) {
@@ -637,7 +739,9 @@ static void group_info_now(rs_group *g, struct rs_info *info) {
                      : sv->id == r->id                  ? raft_last_index(r)
                      : r->leader_state.progress != NULL ? r->leader_state.progress[k].match_index
                                                         : 0;
+    p->live = leads && server_live(g, k);
   }
+  info->transfer_target = g->transfer_target;
 }
 
 /* Copies r's configuration (at most max servers); returns how many were copied. */
@@ -730,8 +834,25 @@ static int match_fail(struct match_io *m, int rv) {
   return rv;
 }
 
+static void note_heard(rs_group *g, uint64_t id, uint64_t now) {
+  unsigned free_slot = RS_MAX_SERVERS, oldest = 0;
+  for (unsigned k = 0; k < RS_MAX_SERVERS; k++) {
+    if (g->heard[k].id == id) {
+      g->heard[k].at = now;
+      return;
+    }
+    if (g->heard[k].id == 0 && free_slot == RS_MAX_SERVERS) free_slot = k;
+    if (g->heard[k].at < g->heard[oldest].at) oldest = k;
+  }
+  const unsigned k = free_slot < RS_MAX_SERVERS ? free_slot : oldest;
+  g->heard[k].id = id;
+  g->heard[k].at = now;
+}
+
 static void match_recv(struct raft_io *inner, struct raft_message *message) {
-  struct match_io *m = &group_of_io(inner)->match;
+  rs_group *heard_by = group_of_io(inner);
+  note_heard(heard_by, message->server_id, inner->time(inner));
+  struct match_io *m = &heard_by->match;
   struct match_request saved = m->answering;
   struct match_request now = {0, 0, 0, 0};
   if (message->type == RAFT_IO_APPEND_ENTRIES) {
@@ -1165,6 +1286,12 @@ struct rs_uv {
   struct rs_voter opened_voters[RS_MAX_VOTERS];
   unsigned n_opened_voters;
   struct lf_group lf; /* the link filter's part (TEST ONLY; empty in the shipped library) */
+  /* Leadership gathering (rs_uv_options.gather_anchor); loop thread. */
+  uint64_t (*gather_anchor)(void *ctx, const struct rs_info *info);
+  void *gather_ctx;
+  uint64_t gather_max_lag;
+  uint64_t gather_term; /* the term of the last look's leadership */
+  uint64_t gather_next; /* uv_now of the next look */
 };
 
 /* The rs_uv whose libraft runs on this thread, if any. */
@@ -1501,6 +1628,12 @@ static void uv_on_async(uv_async_t *handle) {
       q = next;
       continue;
     }
+    if (q->kind == kQueuedTransfer) { /* no callback: its outcome is counted (rs_info) */
+      if (!closing) (void)group_transfer_now(&u->g, q->id);
+      free(q);
+      q = next;
+      continue;
+    }
     int rv = closing                     ? RS_DOWN
              : q->kind == kQueuedBarrier ? group_barrier_now(&u->g, q->cookie)
              : q->kind == kQueuedChange
@@ -1523,7 +1656,30 @@ static void uv_on_async(uv_async_t *handle) {
   }
 }
 
-/* After each loop iteration's I/O: the guard's per-event hook, then publish. */
+/* Leadership gathering: on a ready leader, two heartbeats after its term became ready (its
+ * followers have answered by then) and then every election timeout, asks the owner where the
+ * group's leadership belongs, and transfers it there if that server is a live voter within
+ * gather_max_lag entries of this leader's log. Loop thread, after each iteration. */
+static void uv_gather(struct rs_uv *u) {
+  rs_group *g = &u->g;
+  struct raft *r = &u->raft;
+  if (u->gather_anchor == NULL || g->closing || group_check_ready(g) != RS_OK) return;
+  const uint64_t now = uv_now(&u->loop);
+  if (u->gather_term != r->current_term) {
+    u->gather_term = r->current_term;
+    u->gather_next = now + 2 * (uint64_t)r->heartbeat_timeout;
+  }
+  if (now < u->gather_next) return;
+  u->gather_next = now + r->election_timeout;
+  if (g->transfer_target != 0 || r->transfer != NULL) return;
+  struct rs_info info;
+  group_info_now(g, &info);
+  const uint64_t target = u->gather_anchor(u->gather_ctx, &info);
+  if (!rs_transfer_eligible(&info, target, u->gather_max_lag)) return;
+  (void)group_transfer_now(g, target);
+}
+
+/* After each loop iteration's I/O: the guard's per-event hook, gathering, then publish. */
 static void uv_on_check(uv_check_t *handle) {
   struct rs_uv *u = handle->data;
   if (u->raft_closing) return;
@@ -1533,6 +1689,7 @@ static void uv_on_check(uv_check_t *handle) {
     if (u->raft_closing) return;
   } else {
     uv_flush_held(u);
+    uv_gather(u);
   }
   uv_publish(u);
 }
@@ -1631,6 +1788,9 @@ int rs_uv_open(const struct rs_uv_options *options, const struct rs_config *conf
   u->changed = options->changed;
   u->changed_ctx = options->changed_ctx;
   u->pack = options->pack != 0;
+  u->gather_anchor = options->gather_anchor;
+  u->gather_ctx = options->gather_ctx;
+  u->gather_max_lag = options->gather_max_lag != 0 ? options->gather_max_lag : RS_GATHER_MAX_LAG;
   u->lf.self = options->id;
 #ifdef SHARDTX_KILL_POINTS
   u->lf.wake = uv_wake_for_link_filter;

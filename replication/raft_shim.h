@@ -138,6 +138,8 @@ struct rs_progress {
   int role;             /* RS_SERVER_* */
   uint64_t match_index; /* on a leader: the highest index it knows the server holds (its own
                            last index for itself); 0 elsewhere */
+  int live;             /* on a leader: heard from within an election timeout (1 for itself);
+                           0 elsewhere */
 };
 
 /* A snapshot of one group's state and counters. */
@@ -192,6 +194,15 @@ struct rs_info {
   int change_pending;
   unsigned n_servers;
   struct rs_progress servers[RS_MAX_SERVERS];
+  /* Leadership transfers this server asked libraft for as leader (rs_group_transfer, or
+   * gathering), and their outcomes: done = the target was then seen leading; failed = libraft
+   * refused the request, or it ended (timed out, or the leadership went elsewhere) without the
+   * target leading. asked - done - failed are in flight (at most one); transfer_target is its
+   * target (0: none). */
+  uint64_t transfers_asked;
+  uint64_t transfers_done;
+  uint64_t transfers_failed;
+  uint64_t transfer_target;
 };
 
 /* Fills *info. rs_uv: from any thread; off the loop thread it is the state published at the end
@@ -233,6 +244,25 @@ enum { RS_CHANGE_ADD_VOTER = 1, RS_CHANGE_REMOVE = 2 };
  * decided on the loop thread (change_done): those, RS_BUSY (a change is pending) and RS_CONFLICT
  * (the id is there with another address, or the address is another server's). Any thread. */
 int rs_group_change(rs_group *g, int op, uint64_t id, const char *address, uint64_t cookie);
+
+/* Asks this server, a ready leader, to hand the group's leadership to server id (libraft's
+ * raft_transfer; raft_shim.c, "Leadership transfers", says how libraft 0.15 runs it). While the
+ * transfer is in flight (an election timeout at most) this server refuses proposals, barriers
+ * and changes (RS_NOT_LEADER: no effect), so no entry of its term can be acknowledged after the
+ * target takes over. Returns RS_OK if accepted (its outcome is counted in rs_info's transfers_*;
+ * no callback), else no effect: RS_NOT_LEADER, RS_NOT_READY, RS_DOWN, RS_NOMEM, RS_INVALID (id 0;
+ * rs_sim: id not a voter of the configuration, or this server), RS_BUSY (rs_sim: a transfer is in
+ * flight). rs_uv: any thread; refusals found on the loop thread (a target that is not a voter, a
+ * transfer in flight) are only counted as failed (not RS_BUSY: that one is not counted). */
+int rs_group_transfer(rs_group *g, uint64_t id);
+
+/* Gathering's test of a transfer target: info is a leader's, and server id is a voter of its
+ * configuration, live (rs_progress.live), other than the leader, whose match index is within
+ * max_lag entries of the leader's last index. */
+int rs_transfer_eligible(const struct rs_info *info, uint64_t id, uint64_t max_lag);
+
+/* gather_max_lag's default (rs_uv_options): a target at most this many entries behind. */
+enum { RS_GATHER_MAX_LAG = 64 };
 
 /* One server of the configuration, with its address (rs_group_configuration). */
 struct rs_server {
@@ -336,6 +366,16 @@ struct rs_uv_options {
    * (raft_uv would queue their append behind that write anyway), so that each durable write
    * carries one entry, sent to each follower in one message. */
   int pack;
+  /* Optional: leadership gathering. Called on the loop thread while this server is a ready
+   * leader, two heartbeats after its term became ready and then about every election timeout
+   * (not while a transfer is in flight), with the group's current state; returns the server that
+   * should lead the group (0, or this server: stay). If that server is eligible
+   * (rs_transfer_eligible with gather_max_lag, 0 = RS_GATHER_MAX_LAG) the loop asks libraft to
+   * transfer the leadership to it (as rs_group_transfer). It may call rs_group_info only, and
+   * must not block. */
+  uint64_t (*gather_anchor)(void *ctx, const struct rs_info *info);
+  void *gather_ctx;
+  uint64_t gather_max_lag;
 };
 
 /* Opens dir (bootstrapping it if pristine), starts the server and its loop thread. config's

@@ -373,6 +373,7 @@ void ShardReplica::OnNodeChange() {
     if (!address.empty()) seen.leader_address = std::move(address);
   }
   Publish(seen);
+  if (options_.on_node_change) options_.on_node_change(info);
 }
 
 void ShardReplica::Publish(const Seen& seen) {

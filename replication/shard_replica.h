@@ -89,6 +89,9 @@ struct ShardReplicaOptions {
   // Receives the WAL pin of the streams copying the shard (SnapshotSource::PinWal): the
   // shard's ShardHooks::PinnedLsn must report it.
   std::function<void(engine::Lsn)> pin_wal;
+  // RaftNode: called with the node's state after OnNodeChange took it (on the node's loop thread,
+  // or AttachNode's caller), e.g. LeaderGather::Observe. It must not call into the replica.
+  std::function<void(const NodeInfo&)> on_node_change;
 };
 
 class ShardReplica final : public StateMachine,
@@ -162,6 +165,8 @@ class ShardReplica final : public StateMachine,
   // AttachNode, which calls it once).
   void AttachNode(RaftNode* node);
   void OnNodeChange();
+  // The node AttachNode attached (null before, and with a SimulatedGroup).
+  RaftNode* node() const { return node_.load(); }
 
   // Counters (any thread).
   uint64_t committed() const { return committed_.load(); }  // own entries released: acked

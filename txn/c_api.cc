@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "shardtx/c.h"
 #include "shardtx/database.h"
@@ -267,6 +268,51 @@ void shardtx_options_set_shared_log(shardtx_options_t* options, int shared) {
       shared != 0 ? shardtx::Options::LogLayout::kShared : shardtx::Options::LogLayout::kPerShard;
 }
 
+shardtx_code shardtx_options_set_replication(shardtx_options_t* options, uint64_t node_id,
+                                             const char* cluster_id, char** errptr) {
+  if (options == nullptr || cluster_id == nullptr) return NullArgument(__func__, errptr);
+  return Guard(errptr, [&] {
+    options->options.replication.node_id = node_id;
+    options->options.replication.cluster_id = cluster_id;
+    return absl::OkStatus();
+  });
+}
+
+shardtx_code shardtx_options_add_member(shardtx_options_t* options, uint64_t id,
+                                        const char* address, char** errptr) {
+  if (options == nullptr || address == nullptr) return NullArgument(__func__, errptr);
+  return Guard(errptr, [&] {
+    options->options.replication.members.push_back({id, address});
+    return absl::OkStatus();
+  });
+}
+
+void shardtx_options_set_raft_timing(shardtx_options_t* options, uint64_t election_timeout_ms,
+                                     uint64_t heartbeat_ms) {
+  if (options == nullptr) return;
+  options->options.replication.election_timeout = absl::Milliseconds(election_timeout_ms);
+  options->options.replication.heartbeat = absl::Milliseconds(heartbeat_ms);
+}
+
+void shardtx_options_set_replication_join(shardtx_options_t* options, int join) {
+  if (options != nullptr) options->options.replication.join = join != 0;
+}
+
+void shardtx_options_set_raft_snapshots(shardtx_options_t* options, uint32_t threshold,
+                                        uint32_t trailing) {
+  if (options == nullptr) return;
+  options->options.replication.snapshot_threshold = threshold;
+  options->options.replication.snapshot_trailing = trailing;
+}
+
+void shardtx_options_set_preferred_leader(shardtx_options_t* options, uint64_t id) {
+  if (options != nullptr) options->options.replication.preferred_leader = id;
+}
+
+void shardtx_options_set_gather_leaders(shardtx_options_t* options, int gather) {
+  if (options != nullptr) options->options.replication.gather_leaders = gather != 0;
+}
+
 // --- Database ----------------------------------------------------------------------------------
 
 shardtx_code shardtx_open(const shardtx_options_t* options, shardtx_db_t** db, char** errptr) {
@@ -305,26 +351,102 @@ shardtx_code shardtx_stats(shardtx_db_t* db, char** stats, char** errptr) {
   });
 }
 
+namespace {
+
+shardtx_outcome OutcomeToC(shardtx::Database::Outcome outcome) {
+  switch (outcome) {
+    case shardtx::Database::Outcome::kUnknown:
+      break;
+    case shardtx::Database::Outcome::kCommitted:
+      return SHARDTX_OUTCOME_COMMITTED;
+    case shardtx::Database::Outcome::kAborted:
+      return SHARDTX_OUTCOME_ABORTED;
+    case shardtx::Database::Outcome::kPrepared:
+      return SHARDTX_OUTCOME_PREPARED;
+  }
+  return SHARDTX_OUTCOME_UNKNOWN;
+}
+
+shardtx_role RoleToC(shardtx::Database::ShardLeadership::Role role) {
+  using Role = shardtx::Database::ShardLeadership::Role;
+  switch (role) {
+    case Role::kFollower:
+      return SHARDTX_ROLE_FOLLOWER;
+    case Role::kCandidate:
+      return SHARDTX_ROLE_CANDIDATE;
+    case Role::kLeader:
+      return SHARDTX_ROLE_LEADER;
+    case Role::kUnavailable:
+      break;
+  }
+  return SHARDTX_ROLE_UNAVAILABLE;
+}
+
+}  // namespace
+
 shardtx_code shardtx_get_outcome(shardtx_db_t* db, uint64_t txn_id, shardtx_outcome* outcome,
                                  char** errptr) {
   if (db == nullptr || outcome == nullptr) return NullArgument(__func__, errptr);
   *outcome = SHARDTX_OUTCOME_UNKNOWN;
   return Guard(errptr, [&] {
-    switch (db->db->GetOutcome(txn_id)) {
-      case shardtx::Database::Outcome::kUnknown:
-        break;
-      case shardtx::Database::Outcome::kCommitted:
-        *outcome = SHARDTX_OUTCOME_COMMITTED;
-        break;
-      case shardtx::Database::Outcome::kAborted:
-        *outcome = SHARDTX_OUTCOME_ABORTED;
-        break;
-      case shardtx::Database::Outcome::kPrepared:
-        *outcome = SHARDTX_OUTCOME_PREPARED;
-        break;
-    }
+    *outcome = OutcomeToC(db->db->GetOutcome(txn_id));
     return absl::OkStatus();
   });
+}
+
+shardtx_code shardtx_get_outcome_of_key(shardtx_db_t* db, uint64_t txn_id, const char* key,
+                                        size_t keylen, shardtx_outcome* outcome, char** errptr) {
+  absl::string_view k;
+  if (db == nullptr || outcome == nullptr || !Bytes(key, keylen, &k)) {
+    return NullArgument(__func__, errptr);
+  }
+  *outcome = SHARDTX_OUTCOME_UNKNOWN;
+  return Guard(errptr, [&] {
+    absl::StatusOr<shardtx::Database::Outcome> o = db->db->GetOutcomeOfKey(txn_id, std::string(k));
+    if (!o.ok()) return o.status();
+    *outcome = OutcomeToC(*o);
+    return absl::OkStatus();
+  });
+}
+
+shardtx_code shardtx_shard_leader(shardtx_db_t* db, uint32_t shard, shardtx_role* role,
+                                  int* ready, uint64_t* term, uint64_t* leader_id,
+                                  char** leader_address, char** errptr) {
+  if (db == nullptr || role == nullptr || ready == nullptr || term == nullptr ||
+      leader_id == nullptr || leader_address == nullptr) {
+    return NullArgument(__func__, errptr);
+  }
+  *leader_address = nullptr;
+  return Guard(errptr, [&] {
+    const std::vector<shardtx::Database::ShardLeadership> all = db->db->Leadership();
+    if (all.empty()) {
+      return absl::FailedPreconditionError(
+          "shardtx_shard_leader: the database is not replicated, or closed");
+    }
+    if (shard >= all.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("shardtx_shard_leader: shard ", shard,
+                                                     " out of range (", all.size(), " shards)"));
+    }
+    const shardtx::Database::ShardLeadership& l = all[shard];
+    *leader_address = MallocCopy(l.leader_address);
+    if (*leader_address == nullptr) return absl::ResourceExhaustedError("out of memory");
+    *role = RoleToC(l.role);
+    *ready = l.ready ? 1 : 0;
+    *term = l.term;
+    *leader_id = l.leader_id;
+    return absl::OkStatus();
+  });
+}
+
+shardtx_code shardtx_add_member(shardtx_db_t* db, uint64_t id, const char* address,
+                                char** errptr) {
+  if (db == nullptr || address == nullptr) return NullArgument(__func__, errptr);
+  return Guard(errptr, [&] { return db->db->AddMember({id, address}); });
+}
+
+shardtx_code shardtx_remove_member(shardtx_db_t* db, uint64_t id, char** errptr) {
+  if (db == nullptr) return NullArgument(__func__, errptr);
+  return Guard(errptr, [&] { return db->db->RemoveMember(id); });
 }
 
 // --- Transactions ------------------------------------------------------------------------------

@@ -129,10 +129,13 @@ void AppendReplication(uint32_t shard, const ShardReplicationStats& r, std::stri
       absl::StrAppendFormat(out, " (match %d lag %d)", m.match_index, m.lag);
     }
   }
-  absl::StrAppendFormat(out, "%s; snapshots sent %d installed %d; elections started %d won %d\n",
+  absl::StrAppendFormat(out,
+                        "%s; snapshots sent %d installed %d; elections started %d won %d; leader "
+                        "moves %d; transfers asked %d done %d failed %d\n",
                         r.membership_change_pending ? "; membership change pending" : "",
                         r.snapshots_sent, r.snapshots_installed, r.elections_started,
-                        r.elections_won);
+                        r.elections_won, r.leader_moves, r.transfers_asked, r.transfers_done,
+                        r.transfers_failed);
 }
 
 }  // namespace
@@ -177,6 +180,14 @@ std::string Stats::ToString() const {
             : absl::StrFormat("; raft log writes %d (%d entries)", s.raft_log_writes,
                               s.raft_entries_stored));
     if (s.replicated) AppendReplication(s.shard, s.replication, &out);
+  }
+  const LeadershipGatherStats& g = gathering;
+  if (g.scatters != 0) {
+    absl::StrAppendFormat(&out,
+                          "leadership: %s; scattered %d gathered %d; last gathering %.1f ms, "
+                          "longest %.1f ms\n",
+                          g.gathered ? absl::StrFormat("on node %d", g.leader_id) : "not gathered",
+                          g.scatters, g.gathers, g.last_gather_ms, g.max_gather_ms);
   }
   return out;
 }

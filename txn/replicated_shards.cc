@@ -149,6 +149,13 @@ absl::Status ReplicatedShards::Validate(const Options& options) {
                                                    " is not among the members (",
                                                    MembersToString(r.members), ")"));
   }
+  if (r.preferred_leader != 0 &&
+      std::none_of(r.members.begin(), r.members.end(),
+                   [&](const ReplicationMember& m) { return m.id == r.preferred_leader; })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.replication.preferred_leader ", r.preferred_leader,
+                     " is not among the members (", MembersToString(r.members), "); 0 means none"));
+  }
   const int64_t election = Millis(r.election_timeout), heartbeat = Millis(r.heartbeat);
   const int64_t max = Millis(absl::Minutes(10));
   if (heartbeat < 1 || election > max || heartbeat >= election) {
@@ -335,6 +342,8 @@ absl::Status ReplicatedShards::OpenGroups() {
     members.emplace_back(m.id, std::move(hp));
   }
   std::vector<std::vector<ReplicationMember>> configured(n);
+  gather_ =
+      std::make_unique<replication::LeaderGather>(n, options_.preferred_leader, kGatherMaxLag);
   {
     replication::SnapshotServerOptions so;
     so.address = absl::StrCat(self.host, ":", self.port);
@@ -361,6 +370,9 @@ absl::Status ReplicatedShards::OpenGroups() {
     ro.cluster = options_.cluster_id;
     ro.snapshot_server = snapshot_server_.get();
     ro.pin_wal = [db = db_, g](engine::Lsn lsn) { db->PinWalForSnapshots(g, lsn); };
+    ro.on_node_change = [gather = gather_.get(), g](const replication::NodeInfo& info) {
+      gather->Observe(g, info);
+    };
     auto replica = std::make_unique<replication::ShardReplica>(ro, db_->shard(g));
     replication::ShardReplica* r = replica.get();
     db_->AttachReplicatedLog(g, r);  // before the node replays its log: redo raises the oracle
@@ -376,6 +388,12 @@ absl::Status ReplicatedShards::OpenGroups() {
     no.on_change = [r] { r->OnNodeChange(); };
     no.join = join_;
     no.pack_proposals = true;  // ShardReplica's parts delimit themselves: commits share entries
+    if (options_.gather_leaders) {
+      no.gather_anchor = [gather = gather_.get(), g](const replication::NodeInfo& info) {
+        return gather->Anchor(g, info);
+      };
+    }
+    no.gather_max_lag = kGatherMaxLag;
     auto node = replication::RaftNode::Open(no, std::move(replica));
     if (!node.ok()) {
       return absl::Status(node.status().code(),
@@ -460,6 +478,7 @@ std::vector<Database::ShardLeadership> ReplicatedShards::Leadership() {
 void ReplicatedShards::AddStats(Stats* stats) {
   MutexLock l(&mu_);
   if (stopped_) return;
+  if (gather_ != nullptr) stats->gathering = gather_->Stats();
   for (ShardStatsView& shard : stats->shards) {
     if (shard.shard >= nodes_.size()) continue;
     const replication::NodeInfo info = nodes_[shard.shard]->Info();
@@ -491,6 +510,10 @@ void ReplicatedShards::AddStats(Stats* stats) {
     rep.snapshots_installed = info.snapshots_installed;
     rep.elections_started = info.elections_started;
     rep.elections_won = info.elections_won;
+    rep.leader_moves = gather_->leader_moves(shard.shard);
+    rep.transfers_asked = info.transfers_asked;
+    rep.transfers_done = info.transfers_done;
+    rep.transfers_failed = info.transfers_failed;
     shard.snapshots_installed = replicas_[shard.shard]->snapshots_installed();
     shard.snapshot_install_failures = replicas_[shard.shard]->snapshot_failures();
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "replication/leader_gather.h"
 #include "replication/raft_node.h"
 #include "replication/shard_replica.h"
 #include "replication/snapshot_stream.h"
@@ -88,6 +89,10 @@ class ReplicatedShards {
   std::vector<ReplicationMember> added_ ABSL_GUARDED_BY(members_mu_);
   Mutex mu_;  // Stop against Leadership
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Leadership gathering (ReplicationOptions::preferred_leader): set by OpenGroups, destroyed
+  // after the nodes, whose loop threads call it.
+  static constexpr uint64_t kGatherMaxLag = 64;
+  std::unique_ptr<replication::LeaderGather> gather_;
   // Stopped first (Stop), destroyed after the nodes (their replicas are its sources).
   std::unique_ptr<replication::SnapshotServer> snapshot_server_;
   // One per shard; each owns its ShardReplica.

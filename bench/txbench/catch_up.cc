@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "bench/txbench/first_error.h"
 #include "bench/txbench/keyspace.h"
 #include "shardtx/database.h"
 #include "shardtx/transaction.h"
@@ -76,48 +77,14 @@ uint64_t AllocatedBytes(const std::string& dir) {
   return total;
 }
 
-// The first error any committer hit; raises `stop`.
-class FirstError {
- public:
-  void Set(absl::Status s) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (status_.ok()) status_ = std::move(s);
-    stop_.store(true);
-  }
-  absl::Status Get() {
-    std::lock_guard<std::mutex> l(mu_);
-    return status_;
-  }
-  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
-
- private:
-  std::mutex mu_;
-  absl::Status status_;
-  std::atomic<bool> stop_{false};
-};
-
-// How long a catch-up commit waits for node 1 to lead again after it lost leadership. Winning a
-// group back can take a follower's election timeout (30 s, loopback_cluster.h) and more: a
-// follower that heard from a leader within its timeout refuses votes.
-constexpr auto kLeadershipWait = std::chrono::seconds(180);
-
-// Whether `db` is the ready leader of every shard.
-bool LeadsEveryShard(shardtx::Database& db) {
-  const std::vector<shardtx::Database::ShardLeadership> l = db.Leadership();
-  return !l.empty() && std::all_of(l.begin(), l.end(), [](const auto& s) { return s.ready; });
-}
-
 // Commits `puts` in one synced transaction on `db`. Retries aborts (none expected: every key is
-// written by one committer) and, after waiting (at most kLeadershipWait) until `db` leads every
-// shard again, commits that failed because it lost leadership meanwhile: kUnavailable (no
-// effect) or kUnknown (maybe committed; writing the same values again is harmless). Node 1 can
-// lose leadership under the fill's load: a libraft leader that hears from no majority for its
-// election timeout (1 s) steps down, and node 1, whose timeout is the shortest, wins it back.
-// Each such retry is counted in `leadership_retries`.
+// written by one committer) and, after waiting (AwaitLeadership) until `db` leads every shard
+// again, commits that failed because it lost leadership meanwhile: kUnavailable (no effect) or
+// kUnknown (maybe committed; writing the same values again is harmless). Each such retry is
+// counted in `leadership_retries`.
 absl::Status CommitPuts(shardtx::Database& db,
                         const std::vector<std::pair<std::string, absl::string_view>>& puts,
                         std::atomic<uint64_t>* leadership_retries) {
-  const auto until = Clock::now() + kLeadershipWait;
   for (int aborts = 0;;) {
     std::unique_ptr<shardtx::Transaction> txn = db.Begin();
     absl::Status s;
@@ -130,12 +97,7 @@ absl::Status CommitPuts(shardtx::Database& db,
     if (s.ok()) return s;
     if (absl::IsUnavailable(s) || absl::IsUnknown(s)) {
       leadership_retries->fetch_add(1);
-      // Until node 1 leads every shard again; then a little more, so that a commit that lost a
-      // race with the next step-down does not spin.
-      do {
-        if (Clock::now() >= until) return s;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      } while (!LeadsEveryShard(db));
+      if (!AwaitLeadership(db)) return s;
       continue;
     }
     if (!absl::IsAborted(s) || ++aborts > 100) return s;

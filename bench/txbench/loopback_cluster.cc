@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "util/loopback_ports.h"
 
 namespace txbench {
@@ -27,6 +28,20 @@ std::string Describe(const shardtx::Database::ShardLeadership& l) {
 }
 
 }  // namespace
+
+bool LeadsEveryShard(shardtx::Database& db) {
+  const std::vector<shardtx::Database::ShardLeadership> l = db.Leadership();
+  return !l.empty() && std::all_of(l.begin(), l.end(), [](const auto& s) { return s.ready; });
+}
+
+bool AwaitLeadership(shardtx::Database& db) {
+  const absl::Time until = absl::Now() + kLeadershipWait;
+  while (!LeadsEveryShard(db)) {
+    if (absl::Now() >= until) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
 
 absl::StatusOr<int> FreePortRange(int count, const std::vector<int>& avoid) {
   const int first = shardtx::FreeLoopbackPortRange(count, avoid);

@@ -26,6 +26,19 @@ inline constexpr absl::Duration kHeartbeat = absl::Milliseconds(100);
 // How long Open waits for node 1 to lead every shard.
 inline constexpr absl::Duration kLeadershipDeadline = absl::Seconds(30);
 
+// How long a commit that failed because node 1 lost the leadership of a shard waits for it to
+// lead every shard again. A libraft leader that hears from no majority for its election timeout
+// (a heavily loaded machine) steps down; node 1, whose timeout is the shortest, wins it back,
+// which can take a follower's election timeout (30 s) and more: a follower that heard from a
+// leader within its timeout refuses votes.
+inline constexpr absl::Duration kLeadershipWait = absl::Seconds(180);
+
+// Whether `db` is the ready leader of every shard.
+bool LeadsEveryShard(shardtx::Database& db);
+
+// Polls until `db` leads every shard (true), or kLeadershipWait passed (false).
+bool AwaitLeadership(shardtx::Database& db);
+
 // The first of `count` consecutive TCP ports on 127.0.0.1 that could all be bound just now,
 // none of them in `avoid`. They are released before it returns, so another process may take
 // one before the caller does (Open then fails, naming the address). kUnavailable if none found.

@@ -22,11 +22,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/txbench/engine.h"
+#include "bench/txbench/first_error.h"
 #include "bench/txbench/keyspace.h"
 #include "bench/txbench/machine.h"
 #include "bench/txbench/workload.h"
 #include "util/histogram.h"
-#include "util/mutex.h"
 
 namespace txbench {
 namespace {
@@ -37,23 +37,6 @@ using Clock = std::chrono::steady_clock;
 struct alignas(64) ClientStats {
   std::atomic<uint64_t> committed{0}, aborts{0}, ops{0}, cross{0};
   shardtx::Histogram latency_ns;
-};
-
-// The first hard error of a run; later ones are dropped.
-class FirstError {
- public:
-  void Set(absl::Status s) {
-    shardtx::MutexLock l(&mu_);
-    if (status_.ok()) status_ = std::move(s);
-  }
-  absl::Status Get() {
-    shardtx::MutexLock l(&mu_);
-    return status_;
-  }
-
- private:
-  shardtx::Mutex mu_;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
 std::string RunName(const RunSpec& spec) {

@@ -2,6 +2,7 @@
 // Transaction per benchmark transaction at the run's durability. With EngineSetup::replicas,
 // that many replicated Databases in this process (loopback_cluster.h), sessions on node 1.
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -38,11 +39,7 @@ class ShardtxSession final : public Session {
   absl::Status Put(const std::string& key, absl::string_view value) override {
     return txn_->Put(key, value);
   }
-  absl::Status Commit() override {
-    absl::Status s = txn_->Commit();
-    txn_.reset();
-    return s;
-  }
+  absl::Status Commit() override;
   absl::Status CommitAsync(std::function<void(absl::Status)> done) override {
     absl::Status s = txn_->CommitAsync(std::move(done));
     txn_.reset();  // the transaction is over; the callback does not need it
@@ -163,6 +160,16 @@ class ShardtxEngine final : public Engine {
   }
 
   shardtx::Database* db() { return db_; }
+  bool replicated() const { return setup_.replicas > 0; }
+  // A commit on node 1 failed because it lost a shard's leadership (kUnavailable: no effect;
+  // kUnknown: maybe committed, and running the transaction again writes the same kind of
+  // values): counted, and once node 1 leads every shard again (AwaitLeadership) the runner
+  // retries it as an abort, the window's clock running meanwhile. `s` if it does not lead again.
+  absl::Status LeadershipLost(absl::Status s) {
+    leadership_lost_.fetch_add(1, std::memory_order_relaxed);
+    if (!AwaitLeadership(*db_)) return s;
+    return absl::AbortedError(absl::StrCat("node 1 lost a shard's leadership: ", s.message()));
+  }
   const shardtx::TxnOptions& txn_options() const { return bulk_ ? bulk_options_ : run_options_; }
 
   absl::StatusOr<CatchUpResult> CatchUp(
@@ -179,6 +186,10 @@ class ShardtxEngine final : public Engine {
   // Each replica's Raft log writes and entries since open, for Notes.
   std::string ReplicaNotes() {
     std::string out;
+    if (setup_.replicas > 0) {
+      absl::StrAppendFormat(&out, "; commits retried after node 1 lost a shard's leadership=%d",
+                            leadership_lost_.load());
+    }
     for (const ReplicaCounters& c : Replicas()) {
       absl::StrAppendFormat(&out, "; replica %d: raft log writes=%d entries=%d wal fsyncs=%d",
                             c.node_id, c.raft_log_writes, c.raft_entries_stored, c.wal_fsyncs);
@@ -194,7 +205,17 @@ class ShardtxEngine final : public Engine {
   shardtx::TxnOptions run_options_, bulk_options_;
   bool bulk_ = false;  // set between runs, never while sessions run
   DurabilityMode run_durability_;
+  std::atomic<uint64_t> leadership_lost_{0};
 };
+
+absl::Status ShardtxSession::Commit() {
+  absl::Status s = txn_->Commit();
+  txn_.reset();
+  if (engine_->replicated() && (absl::IsUnavailable(s) || absl::IsUnknown(s))) {
+    return engine_->LeadershipLost(std::move(s));
+  }
+  return s;
+}
 
 void ShardtxSession::Begin(TxnShape /*shape*/) {
   txn_ = engine_->db()->Begin(engine_->txn_options());

@@ -132,6 +132,27 @@ void shardtx_options_set_lmdb_map_size(shardtx_options_t* options, uint64_t byte
  * keeps the layout it was created with, whatever this says. */
 void shardtx_options_set_shared_log(shardtx_options_t* options, int shared);
 
+/* Replication (ReplicationOptions in shardtx/options.h; README, "Replication"): this node's id
+ * (0, the default, means not replicated) and the cluster's id; every voting member, this node
+ * included, added one at a time (id, "IPv4:P"; shard g's Raft group uses port P+1+g); the Raft
+ * timing in milliseconds; whether this node joins an existing cluster; the Raft log compaction;
+ * where the shards' leaders gather.
+ * shardtx_open checks them all (INVALID_ARGUMENT). The strings are copied. Errors of the
+ * setters: INVALID_ARGUMENT for a NULL string. */
+shardtx_code shardtx_options_set_replication(shardtx_options_t* options, uint64_t node_id,
+                                             const char* cluster_id, char** errptr);
+shardtx_code shardtx_options_add_member(shardtx_options_t* options, uint64_t id,
+                                        const char* address, char** errptr);
+void shardtx_options_set_raft_timing(shardtx_options_t* options, uint64_t election_timeout_ms,
+                                     uint64_t heartbeat_ms);
+void shardtx_options_set_replication_join(shardtx_options_t* options, int join);
+void shardtx_options_set_raft_snapshots(shardtx_options_t* options, uint32_t threshold,
+                                        uint32_t trailing);
+/* Leadership gathering (ReplicationOptions::preferred_leader, gather_leaders): the member the
+ * shards' leaders should gather on (0: none), and whether this node gathers at all. */
+void shardtx_options_set_preferred_leader(shardtx_options_t* options, uint64_t id);
+void shardtx_options_set_gather_leaders(shardtx_options_t* options, int gather);
+
 /* ---------------------------------------------------------------------------------------------
  * The database. */
 typedef struct shardtx_db_t shardtx_db_t;
@@ -175,6 +196,33 @@ typedef enum shardtx_outcome {
 } shardtx_outcome;
 shardtx_code shardtx_get_outcome(shardtx_db_t* db, uint64_t txn_id, shardtx_outcome* outcome,
                                  char** errptr);
+/* The same for a replicated database, asked of the node that leads the shard of `key`, a key
+ * the transaction wrote (Database::GetOutcomeOfKey): UNAVAILABLE naming the leader when this
+ * node does not lead that shard. An unreplicated database answers as shardtx_get_outcome. */
+shardtx_code shardtx_get_outcome_of_key(shardtx_db_t* db, uint64_t txn_id, const char* key,
+                                        size_t keylen, shardtx_outcome* outcome, char** errptr);
+
+/* Who leads shard `shard`'s Raft group, as this node knows it (Database::Leadership): this
+ * node's role (a shardtx_role), whether it is the ready leader (accepts commits), its term,
+ * and the leader's id (0 when none is known) and address in *leader_address ("" when none;
+ * NUL-terminated, to free with shardtx_free). Errors: FAILED_PRECONDITION when the database is
+ * not replicated or is closed; INVALID_ARGUMENT for a shard out of range. */
+typedef enum shardtx_role {
+  SHARDTX_ROLE_FOLLOWER = 0,
+  SHARDTX_ROLE_CANDIDATE = 1,
+  SHARDTX_ROLE_LEADER = 2,
+  SHARDTX_ROLE_UNAVAILABLE = 3 /* the group is stopped (its log failed, or closing) */
+} shardtx_role;
+shardtx_code shardtx_shard_leader(shardtx_db_t* db, uint32_t shard, shardtx_role* role,
+                                  int* ready, uint64_t* term, uint64_t* leader_id,
+                                  char** leader_address, char** errptr);
+
+/* Membership of a replicated database (Database::AddMember / RemoveMember: what each result
+ * means, and the order to replace a dead member, are written there). Call on the node that
+ * leads every shard; repeat until SHARDTX_OK. */
+shardtx_code shardtx_add_member(shardtx_db_t* db, uint64_t id, const char* address,
+                                char** errptr);
+shardtx_code shardtx_remove_member(shardtx_db_t* db, uint64_t id, char** errptr);
 
 /* ---------------------------------------------------------------------------------------------
  * Transactions (shardtx/transaction.h). Reads see the snapshot taken at shardtx_begin plus the
@@ -220,7 +268,11 @@ shardtx_code shardtx_delete(shardtx_txn_t* txn, const char* key, size_t keylen, 
  * SHARDTX_OK. Errors: ABORTED (retryable: a write-write conflict, a failed serializable
  * validation, a key locked by a prepared transaction; the message names key, shard and phase),
  * RESOURCE_EXHAUSTED (larger than max_txn_bytes), FAILED_PRECONDITION (database closed,
- * transaction over), INTERNAL (the log failed: not committed, reopen the database). */
+ * transaction over), INTERNAL (the log failed: not committed, reopen the database). A
+ * replicated database also returns UNAVAILABLE (this node does not lead the shard: no effect;
+ * the message names the leader's id and address) and UNKNOWN (leadership was lost while the
+ * commit was in flight: it may or may not have committed; ask shardtx_get_outcome_of_key on the
+ * new leader, with shardtx_txn_id, before running it again). */
 shardtx_code shardtx_commit(shardtx_txn_t* txn, char** errptr);
 /* Commits without blocking for the disk (Transaction::CommitAsync: the rules for callbacks,
  * back-pressure and transactions writing several shards are written there). An error known

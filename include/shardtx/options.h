@@ -114,6 +114,26 @@ struct ReplicationOptions {
   // trailing in 0..2^24.
   uint32_t snapshot_threshold = 1024;
   uint32_t snapshot_trailing = 1024;
+  // Leadership gathering. A transaction that spans shards needs one node leading all of them,
+  // so every node keeps moving leaderships towards one node, the anchor: preferred_leader if it
+  // is a live voter (heard from within an election timeout) at most 64 Raft entries behind the
+  // shard's leader, else the node that leads shard 0. About every election timeout, a node that
+  // leads a shard and is not its anchor hands that shard's leadership to the anchor (libraft's
+  // leadership transfer) if the anchor is such a voter of the shard's group; while a transfer is
+  // in flight (an election timeout at most) the shard refuses commits on that node with
+  // kUnavailable, no effect. Give every member the same value. 0 (the default): no preferred
+  // node; else a member's id (checked at Open: kInvalidArgument otherwise).
+  //
+  // Bound: once the surviving members can elect leaders (a majority is up and connected), every
+  // shard's leader is on one live node within 10 election timeouts of a failover (one election,
+  // then a transfer per shard, all shards at once; measured on 127.0.0.1 in
+  // docs/replicated-2pc-plan.md section 9). Stats::gathering reports the gatherings this node
+  // saw; Database::Leadership who leads each shard now.
+  uint64_t preferred_leader = 0;
+  // false: this node never hands a leadership to another (preferred_leader is then ignored by
+  // it); leaders stay where elections put them, so a cross-shard transaction may find no node
+  // leading all its shards. For tests and hosts that place leaders themselves.
+  bool gather_leaders = true;
 
   bool enabled() const { return node_id != 0; }
 };

@@ -40,6 +40,30 @@ struct ShardReplicationStats {
   uint64_t snapshots_installed = 0;
   uint64_t elections_started = 0;
   uint64_t elections_won = 0;
+  // Leadership gathering (ReplicationOptions::preferred_leader), counters since Open: times the
+  // leader this node knows for the group changed to another server; leadership transfers this
+  // node asked for as the group's leader, those after which the target led, and those that
+  // failed (libraft refused, or they ended without the target leading: the target did not catch
+  // up or win within an election timeout, or the leadership went elsewhere).
+  uint64_t leader_moves = 0;
+  uint64_t transfers_asked = 0;
+  uint64_t transfers_done = 0;
+  uint64_t transfers_failed = 0;
+};
+
+// Leadership gathering on a replicated database (ReplicationOptions::preferred_leader), as this
+// node sees the shards' leaders (Stats::gathering).
+struct LeadershipGatherStats {
+  // Every shard's leader, as this node knows it, is one node (leader_id).
+  bool gathered = false;
+  uint64_t leader_id = 0;
+  // Times the leaders stopped being on one node (a leader change, or Open), and times they came
+  // together again; how long the last and the longest such gathering took, in milliseconds,
+  // from the change that scattered them (or from Open) until this node saw them on one node.
+  uint64_t scatters = 0;
+  uint64_t gathers = 0;
+  double last_gather_ms = 0;
+  double max_gather_ms = 0;
 };
 
 struct ShardStatsView {
@@ -141,6 +165,8 @@ struct Stats {
   uint64_t recovery_bytes = 0;
   double recovery_ms = 0;
   std::vector<ShardStatsView> shards;
+  // Replicated database only (else all zero): leadership gathering across its shards.
+  LeadershipGatherStats gathering;
 
   // A human-readable multi-line dump.
   std::string ToString() const;

@@ -95,6 +95,14 @@ static void test_codes_and_null_handles(void) {
   CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_commit(NULL, &err));
   CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_checkpoint(NULL, &err));
   CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_options_set_path(NULL, "x", &err));
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_options_set_replication(NULL, 1, "c", &err));
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_options_add_member(NULL, 1, "127.0.0.1:1", &err));
+  shardtx_options_set_raft_timing(NULL, 1000, 100);
+  shardtx_options_set_replication_join(NULL, 1);
+  shardtx_options_set_raft_snapshots(NULL, 1024, 1024);
+  shardtx_options_set_preferred_leader(NULL, 1);
+  shardtx_options_set_gather_leaders(NULL, 0);
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_remove_member(NULL, 1, &err));
   CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_iter_status(NULL, &err));
   CHECK(shardtx_iter_seek_to_first(NULL) == SHARDTX_INVALID_ARGUMENT);
   CHECK(shardtx_iter_valid(NULL) == 0);
@@ -351,6 +359,25 @@ static void test_commit_get_delete(shardtx_db_t* db) {
   CHECK_CODE(SHARDTX_OK, shardtx_get_outcome(db, committed_id + 1000000, &outcome, &err));
   CHECK(outcome == SHARDTX_OUTCOME_UNKNOWN);
   CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_get_outcome(db, committed_id, NULL, &err));
+  /* An unreplicated database: outcomes by key as without one; no leaders; no membership.
+   * (tests/capi/capi_replicated_test.cc runs these calls on three replicated nodes.) */
+  CHECK_CODE(SHARDTX_OK,
+             shardtx_get_outcome_of_key(db, committed_id, "apple", 5, &outcome, &err));
+  CHECK(outcome == SHARDTX_OUTCOME_COMMITTED);
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT,
+             shardtx_get_outcome_of_key(db, committed_id, NULL, 5, &outcome, &err));
+  {
+    shardtx_role role;
+    int ready;
+    uint64_t term, leader_id;
+    char* address = NULL;
+    CHECK_CODE(SHARDTX_FAILED_PRECONDITION,
+               shardtx_shard_leader(db, 0, &role, &ready, &term, &leader_id, &address, &err));
+    CHECK(address == NULL);
+  }
+  CHECK_CODE(SHARDTX_FAILED_PRECONDITION, shardtx_add_member(db, 2, "127.0.0.1:1", &err));
+  CHECK_CODE(SHARDTX_FAILED_PRECONDITION, shardtx_remove_member(db, 2, &err));
+  CHECK_CODE(SHARDTX_INVALID_ARGUMENT, shardtx_add_member(db, 2, NULL, &err));
 
   expect(db, "apple", "red");
   expect(db, "zucchini", "long");

@@ -90,8 +90,10 @@ class Nodes {
     o.replication.election_timeout = absl::Milliseconds(kElectionMs);
     o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
     o.replication.join = join;
+    o.replication.gather_leaders = gather_;
     return o;
   }
+
   absl::Status Open(int i, bool join = false) {
     auto db = Database::Open(OptionsOf(i, join));
     if (!db.ok()) return db.status();
@@ -183,6 +185,9 @@ class Nodes {
   std::vector<ReplicationMember> members_;
   std::vector<std::unique_ptr<Database>> dbs_;
   std::set<int> ignored_;
+  // These tests find each shard's leader and act there (one needs the shards led by different
+  // nodes): leaders stay where elected. Gathering: gather_test.cc.
+  bool gather_ = false;
 };
 
 // `holds` stays true for `d` (checked every few milliseconds).

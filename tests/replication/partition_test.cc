@@ -71,6 +71,7 @@ class Trio {
       o.replication.members = members_;
       o.replication.election_timeout = absl::Milliseconds(kElectionMs);
       o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
+      o.replication.gather_leaders = false;  // leaders stay where elected (gather_test.cc)
       auto db = Database::Open(o);
       EXPECT_TRUE(db.ok()) << db.status();
       if (db.ok()) dbs_.push_back(std::move(*db));

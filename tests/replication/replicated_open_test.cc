@@ -84,6 +84,9 @@ Options NodeOptions(const std::string& dir, uint64_t id, const std::string& clus
   o.replication.members = members;
   o.replication.election_timeout = absl::Milliseconds(kElectionMs);
   o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
+  // These tests find each shard's leader and commit there: leaders stay where elected (a
+  // transfer in between would refuse the commit). Gathering: gather_test.cc.
+  o.replication.gather_leaders = false;
   return o;
 }
 

@@ -53,6 +53,9 @@ ABSL_FLAG(int64_t, replace_round, 0,
           "--mode=replicated: this round's fault is replace-follower (a follower replaced by a new "
           "empty member once the Raft logs were truncated), whatever the seed draws; the run "
           "fails as too little if it did not happen. 0: only the seeded mix.");
+ABSL_FLAG(std::vector<std::string>, fault_plan, {},
+          "--mode=replicated: comma-separated fault names for rounds 1, 2, ... (later rounds draw "
+          "from the seeded mix); the run fails as too little if a planned kind never happened.");
 ABSL_FLAG(int32_t, election_ms, 300,
           "--mode=replicated: the Raft election timeout of the nodes, in ms (heartbeat: a "
           "sixth of it).");
@@ -132,6 +135,7 @@ int RunReplicated(shardtx::crashtest::DriverOptions o) {
   r.self = SelfPath();
   r.broken = absl::GetFlag(FLAGS_self_test_broken);
   r.replace_round = std::max<int64_t>(0, absl::GetFlag(FLAGS_replace_round));
+  r.fault_plan = absl::GetFlag(FLAGS_fault_plan);
   if (!r.broken.empty() && r.broken != "ack_refused") {
     std::fprintf(stderr, "crashtest: --mode=replicated takes --self_test_broken=ack_refused\n");
     return 2;

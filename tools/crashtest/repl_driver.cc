@@ -326,6 +326,7 @@ class ReplDriver {
   std::vector<ReplicationMember> members_;
   std::vector<std::unique_ptr<NodeProc>> nodes_;
   uint64_t faults_[kFaultKinds] = {};
+  std::vector<Fault> plan_;  // ReplDriverOptions::fault_plan
   uint64_t outcome_answers_ = 0;  // GetOutcomeOfKey said committed or aborted
   uint64_t divergent_ = 0;
   uint64_t digests_compared_ = 0;
@@ -781,6 +782,14 @@ void ReplDriver::Finish() {
 int ReplDriver::Run() {
   namespace fs = std::filesystem;
   signal(SIGPIPE, SIG_IGN);  // a killed node's command pipe
+  for (const std::string& name : o_.fault_plan) {
+    const auto* k = std::find(std::begin(kFaultNames), std::end(kFaultNames), name);
+    if (k == std::end(kFaultNames)) {
+      std::fprintf(stderr, "crashtest: --fault_plan: unknown fault '%s'\n", name.c_str());
+      return 2;
+    }
+    plan_.push_back(static_cast<Fault>(k - std::begin(kFaultNames)));
+  }
   std::error_code ec;
   if (fs::exists(o_.dir + "/node1", ec)) {
     std::fprintf(stderr, "crashtest: %s/node1 exists; remove it or choose another --dir\n",
@@ -841,7 +850,8 @@ int ReplDriver::Run() {
     const int before_ms = 100 + static_cast<int>(rng_() % 700);
     const int after_ms = 300 + static_cast<int>(rng_() % 1000);
     const uint64_t other = rng_();
-    const Fault fault = round_ == o_.replace_round ? kReplace : drawn;
+    Fault fault = round_ == o_.replace_round ? kReplace : drawn;
+    if (round_ <= static_cast<int64_t>(plan_.size())) fault = plan_[round_ - 1];
     std::optional<std::vector<int>> leaders = WaitHealed();
     if (!leaders.has_value()) return fail("no ready leader on every shard before the round");
     uint64_t acked_before;
@@ -980,6 +990,13 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(faults_[kReplace]),
       static_cast<unsigned long long>(new_member_installs_),
       static_cast<unsigned long long>(membership_retries_));
+  for (size_t k = 0; k < plan_.size() && static_cast<int64_t>(k) < round_; ++k) {
+    if (faults_[plan_[k]] == 0) {
+      std::printf("crashtest: TOO LITTLE VERIFIED: planned fault %s (round %zu) never happened\n",
+                  kFaultNames[plan_[k]], k + 1);
+      return 3;
+    }
+  }
   if (o_.replace_round > 0 && round_ >= o_.replace_round && faults_[kReplace] == 0) {
     std::printf("crashtest: TOO LITTLE VERIFIED: the replacement of round %lld did not happen\n",
                 static_cast<long long>(o_.replace_round));

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace shardtx::crashtest {
 
@@ -30,6 +31,10 @@ struct ReplDriverOptions {
   // Round whose fault is replace-follower whatever the seed draws (0: none). The run fails as
   // having looked at too little if that replacement did not happen.
   int64_t replace_round = 0;
+  // Fault names (README.md) for rounds 1, 2, ...; later rounds draw from the seeded mix (the
+  // seed's draws go on as without a plan). The run fails as having looked at too little if a
+  // planned kind never happened. Unknown names: a setup error.
+  std::vector<std::string> fault_plan;
 };
 
 // 0 clean, 1 a finding, 2 setup error, 3 a clean run that verified no acknowledged commit.
