@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "replication/link_filter.h"
 #include "replication/shard_machine.h"
+#include "replication/shard_replica.h"
 #include "shardtx/database.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
@@ -49,7 +50,8 @@ txn::DatabaseImpl& Impl(Database& db) { return static_cast<txn::DatabaseImpl&>(d
 // Three nodes of two replicated shards; node index 0 (id 1) elects itself first.
 class Cluster {
  public:
-  explicit Cluster(const std::string& name) {
+  // `gather`: ReplicationOptions::gather_leaders (off: a leadership moved by hand stays).
+  explicit Cluster(const std::string& name, bool gather = true) {
     replication::UnblockAllLinks();
     std::error_code ec;
     const std::string base =
@@ -78,6 +80,7 @@ class Cluster {
       // Node 1 times out first: it leads both shards (the others wait four times as long).
       o.replication.election_timeout = absl::Milliseconds(i == 0 ? kElectionMs : 4 * kElectionMs);
       o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
+      o.replication.gather_leaders = gather;
       auto db = Database::Open(o);
       EXPECT_TRUE(db.ok()) << db.status();
       if (db.ok()) dbs_.push_back(std::move(*db));
@@ -324,6 +327,46 @@ TEST(CrossShardCommit, RefusedWithNoEffectUnlessThisNodeLeadsEveryParticipant) {
   // Its keys are free: the same commit on the leader of both succeeds.
   ASSERT_TRUE(Write(c.db(0), {{"a2", "yes"}, {"b2", "yes"}}).ok());
   ExpectSameDigests(c);
+}
+
+// A real split (gathering off, shard 1's leadership handed to node 2 by hand): node 1 leads
+// shard 0 only, node 2 shard 1 only. A cross-shard commit on either is refused naming the other
+// shard's leader, nothing proposed anywhere.
+TEST(CrossShardCommit, RefusedOnEachNodeOfASplitLeadership) {
+  Cluster c("split", /*gather=*/false);
+  ASSERT_TRUE(c.open());
+  ASSERT_TRUE(c.NodeZeroLeadsAll());
+  auto* replica = dynamic_cast<replication::ShardReplica*>(Impl(c.db(0)).replicated_log(1));
+  ASSERT_NE(replica, nullptr);
+  ASSERT_NE(replica->node(), nullptr);
+  ASSERT_TRUE(replica->node()->TransferLeadership(c.id(1)).ok());
+  ASSERT_TRUE(WaitFor([&] { return c.db(1).Leadership().at(1).ready; }));
+  ASSERT_EQ(c.Leader(1), 1);
+  ASSERT_EQ(c.Leader(0), 0);
+  ExpectSameDigests(c);
+  std::vector<uint64_t> before;
+  for (int i = 0; i < kNodes; ++i) {
+    for (uint32_t g = 0; g < kShards; ++g) before.push_back(c.Applied(i, g));
+  }
+  for (int i = 0; i < 2; ++i) {
+    absl::Status s = Write(c.db(i), {{"a1", "no"}, {"b1", "no"}});
+    EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), i == 0 ? "shard 0: led here" : "shard 1: led here"))
+        << s;
+    const int other = 1 - i;
+    EXPECT_TRUE(absl::StrContains(
+        s.message(), absl::StrCat("leader is server ", c.id(other), " at ", c.address(other))))
+        << s;
+  }
+  std::vector<uint64_t> after;
+  for (int i = 0; i < kNodes; ++i) {
+    for (uint32_t g = 0; g < kShards; ++g) after.push_back(c.Applied(i, g));
+  }
+  EXPECT_EQ(after, before);
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_TRUE(c.NothingPrepared(i)) << "node " << i;
+    EXPECT_EQ(ReadOne(c.db(i), "a1"), std::nullopt) << "node " << i;
+  }
 }
 
 TEST(CrossShardCommit, PrepareRefusedOnOnePartAbortsWithNoEffectOnAnyReplica) {
