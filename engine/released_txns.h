@@ -1,6 +1,7 @@
 // ReleasedTxns: which transactions a replicated shard's released Raft entries committed (plan §6
 // "kUnknown / GetOutcome", step 6). Every replica fills it the same way, in release order: the
-// txn id of each kCommit record in a kRaftEntry it redoes or completes (ids 0 are skipped). It is
+// txn id of each kCommit record (and of each kCommitPrepared: a cross-shard transaction's part,
+// issue 17) in a kRaftEntry it redoes or completes (ids 0 are skipped). It is
 // bounded: a FIFO window of the last `window` ids, and for each id prefix (the high 32 bits:
 // node:16|incarnation:16 in a replicated database's ids) the largest low half (counter) evicted
 // from the window, its horizon. Checkpoints keep it in the store's table "engine.released"

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/lmdb_store.h"
+#include "util/coding.h"
 #include "util/kill_point.h"
 #include "util/status_macros.h"
 #include "wal/reader.h"
@@ -224,6 +225,10 @@ void Shard::NoteReleasedLocked(const std::vector<EntryRecord>& records) {
   for (const EntryRecord& r : records) {
     uint64_t ts, txn_id;
     if (r.type == kCommit && DecodeCommitHeader(r.payload, &ts, &txn_id)) released_.Add(txn_id);
+    // A cross-shard transaction's commit record on this shard (txn/txn_records.h: u64 txn id
+    // first) commits it too.
+    absl::string_view payload = r.payload;
+    if (r.type == kCommitPrepared && GetFixed64(&payload, &txn_id)) released_.Add(txn_id);
   }
 }
 

@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -129,6 +130,40 @@ class Coordinator {
   absl::StatusOr<engine::Timestamp> CommitDecided(uint64_t txn_id,
                                                   absl::Span<const uint32_t> parts,
                                                   engine::Timestamp commit_ts, bool named);
+  // Our own cross-shard commit over replicated shards (docs/replicated-2pc-plan.md section 3),
+  // on a node that is the ready leader of every participant: `terms[p]` is the term participant
+  // p's reads were stamped in (ReplicatedLog::ReadStamp), every part's shard has a replicated
+  // log, and the request is unnamed. Phase one, under every involved shard's commit lock:
+  // `validate`, then one kPrepare entry per participant (ProposeLocked with its stamp term),
+  // the part prepared here (its keys locked; a serializable request's read keys and ranges
+  // locked too, instead of an early timestamp). Then, without locks, every entry's outcome:
+  //   all Committed: the commit point. Under the participants' commit locks the commit
+  //     timestamp is taken, the writes installed, and one entry per participant proposed
+  //     (kDecision + kCommitPrepared on parts[0], kCommitPrepared on the others); the writes are
+  //     visible here at once, without waiting for those entries (each part is resolved here at
+  //     once, its keys free; one whose entry is refused or unknown is put back, prepared, for
+  //     the next leader's resolver, issue 17 step 4, not built yet). Returns the commit
+  //     timestamp.
+  //   any Refused: aborted, no effect. kAbortPrepared is proposed on each part whose prepare
+  //     committed (resolved likewise); kUnavailable.
+  //   else (some Unknown): kUnknown naming the transaction. The parts whose prepares committed
+  //     stay prepared, their keys locked, until a leader of every participant resolves them
+  //     (step 4: no resolver yet, so until then they stay in doubt); a part whose prepare is
+  //     unknown leaves this node's state, and comes back by redo if its entry commits after all.
+  // A prepare entry refused or unknown always leaves its part (the state here stays what the
+  // applied entries say). kUnavailable with nothing proposed if the first ProposeLocked fails.
+  absl::StatusOr<engine::Timestamp> CommitReplicated(PrepareRequest& request,
+                                                     absl::Span<const uint64_t> terms,
+                                                     absl::FunctionRef<absl::Status()> validate);
+  // TEST ONLY: called under the shard's commit lock before each entry of CommitReplicated is
+  // proposed, with the participant's shard and the entry's 2PC record (kPrepare in phase one,
+  // kCommitPrepared in phase two, kAbortPrepared); a non-OK status is taken as that
+  // ProposeLocked's refusal (the entry is not proposed). Set before any commit.
+  void SetReplicatedProposeHookForTesting(
+      std::function<absl::Status(uint32_t shard, uint8_t record)> hook) {
+    replicated_propose_hook_ = std::move(hook);
+  }
+
   // Logs kAbortPrepared on each part and releases its locks. `sync`: wait for durability.
   // REQUIRES no shard commit lock held.
   absl::Status AbortPrepared(uint64_t txn_id, absl::Span<const uint32_t> parts, bool sync);
@@ -179,8 +214,20 @@ class Coordinator {
   // Recovery: what was found of transaction `txn_id` on `shard`.
   PartEvidence& Evidence(uint64_t txn_id, uint32_t shard);
 
+  // CommitReplicated's phase two (the commit point passed) and its abort.
+  engine::Timestamp CommitReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
+                                          absl::Span<const uint64_t> terms);
+  void AbortReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
+                            absl::Span<const uint64_t> terms);
+  // Resolves `shard`'s part (installing its writes at `commit_ts` unless 0: an abort) and
+  // proposes `entry`, its commit or abort; the part is put back, prepared, if the entry is
+  // refused or unknown. REQUIRES: the shard's commit lock.
+  void ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t term, absl::string_view entry,
+                         engine::Timestamp commit_ts);
+
   DatabaseImpl* const db_;
   TwoPhaseState state_;
+  std::function<absl::Status(uint32_t, uint8_t)> replicated_propose_hook_;
   // Until ResolveInDoubt ends recovery: Redo then records the evidence below. Afterwards only a
   // replica's redo calls Redo (its shards' groups, on their own threads), which records none.
   std::atomic<bool> recovering_{true};

@@ -299,12 +299,24 @@ absl::Status DatabaseImpl::Backup(const std::string& dest) {
   return RunBackup(this, dest);
 }
 
+Database::Outcome DatabaseImpl::LocalOutcome(uint64_t id) {
+  TwoPhaseState& state = coordinator_->state();
+  const Outcome local = state.GetOutcome(id);
+  if (!replicated_ || local != Outcome::kPrepared || !state.PreparedUnnamed(id)) return local;
+  // Our own cross-shard transaction with a part prepared on this replica: decided if this
+  // process decided it or redid a commit or abort record of it; otherwise it may be decided in
+  // entries not applied here, or be in doubt: the shards answer (never kPrepared). A host's
+  // named transaction is prepared until its host decides: kPrepared.
+  return state.WindowOutcome(id);
+}
+
 Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) {
   if (id == 0) return Outcome::kUnknown;  // no transaction's (a fence entry's empty commit)
-  const Outcome local = coordinator_->state().GetOutcome(id);
+  const Outcome local = LocalOutcome(id);
   if (!replicated_ || local != Outcome::kUnknown) return local;
-  // Replicated: the transaction committed on at most one shard; aborted only if every shard's
-  // leader (this node) says so.
+  // Replicated: committed if a released entry of any shard here committed it (a cross-shard
+  // transaction: its commit record on a participant); aborted only if every shard's leader (this
+  // node) says so.
   OpGuard op(&gate_);  // a fence entry may be proposed
   if (!op.admitted()) return Outcome::kUnknown;
   bool leads_all = true;
@@ -331,7 +343,7 @@ Database::Outcome DatabaseImpl::GetOutcome(uint64_t id) {
 absl::StatusOr<Database::Outcome> DatabaseImpl::GetOutcomeOfKey(uint64_t id,
                                                                 const std::string& key) {
   if (id == 0) return Outcome::kUnknown;
-  const Outcome local = coordinator_->state().GetOutcome(id);
+  const Outcome local = LocalOutcome(id);
   if (!replicated_ || local != Outcome::kUnknown) return local;
   OpGuard op(&gate_);
   if (!op.admitted()) return ClosedError();

@@ -53,6 +53,9 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   absl::Status CommitPrepared(const std::string& name) override;
   absl::Status RollbackPrepared(const std::string& name) override;
   Outcome GetOutcome(uint64_t id) override;
+  // What this process's prepared state and outcome window say of `id`; kUnknown (replicated:
+  // ask the shards) also for our own cross-shard transaction prepared here and not decided here.
+  Outcome LocalOutcome(uint64_t id);
   absl::StatusOr<Outcome> GetOutcomeOfKey(uint64_t id, const std::string& key) override;
   absl::Status Backup(const std::string& dest) override;
   std::vector<ShardLeadership> Leadership() override;
@@ -120,8 +123,10 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // stops applying entries to the shard before the database closes). A single-shard commit on
   // it is acknowledged once a majority holds its
   // entry; on a replica that is not the group's ready leader it fails with kUnavailable, with
-  // no effect; cross-shard commits, named prepares and CommitAsync on a database with a
-  // replicated shard return kUnimplemented (issue 17). Entries of other proposers, applied by
+  // no effect; named prepares, CommitAsync with writes and cross-shard commits writing an
+  // unreplicated shard on a database with a replicated shard return kUnimplemented (issue 17;
+  // cross-shard commits over replicated shards: Coordinator::CommitReplicated). Entries of
+  // other proposers, applied by
   // redo, raise the oracle. REQUIRES: before any transaction begins; once per shard.
   void AttachReplicatedLog(uint32_t shard, engine::ReplicatedLog* log);
   // Undoes AttachReplicatedLog for every shard (a failed Open; Close, once the logs are gone).

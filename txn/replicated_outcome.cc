@@ -54,6 +54,14 @@ absl::StatusOr<Database::Outcome> ReplicatedOutcomeOnShard(DatabaseImpl* db, uin
   }
   RETURN_IF_ERROR(log->CheckLeader());
   if (db->txn_ids().Own(id)) return Outcome::kUnknown;
+  // A cross-shard transaction with a part prepared here, not resolved: in doubt, not a guess.
+  auto in_doubt = [&] {
+    return absl::UnavailableError(absl::StrCat(
+        "shard ", shard, ": cross-shard transaction ", id,
+        " is prepared here and not decided yet: being resolved (issue 17 step 4's resolver, not "
+        "built yet, decides it); ask again later"));
+  };
+  if (db->coordinator().state().HasPart(id, shard)) return in_doubt();
   if (state() == State::kMaybeEvicted) return Outcome::kUnknown;
   std::string entry;
   engine::AppendEntryRecord(&entry, engine::kCommit, engine::EncodeCommit(0, 0, {}));
@@ -82,6 +90,9 @@ absl::StatusOr<Database::Outcome> ReplicatedOutcomeOnShard(DatabaseImpl* db, uin
     case State::kNotReleased:
       break;
   }
+  // Every entry committed before the fence is applied here: a prepare of it among them that is
+  // still unresolved keeps it in doubt; none (never prepared here, or aborted) is final.
+  if (db->coordinator().state().HasPart(id, shard)) return in_doubt();
   return Outcome::kAborted;
 }
 

@@ -21,6 +21,11 @@ class DatabaseImpl;
 //    window, maybe committed); else a fence entry (an empty commit) is proposed, and once it is
 //    released in this leader's term, kCommitted if the id was released before it, else
 //    kAborted. kAborted is final: see the .cc. The fence not committed: kUnavailable.
+//  - A cross-shard transaction (issue 17) with a part prepared on the leader, not resolved,
+//    before or after the fence: kUnavailable ("being resolved"), never a guess. Its commit
+//    records count as released (engine/released_txns.h), so once its part here is committed the
+//    answer is kCommitted; a part aborted, or no prepare here at all, is kAborted (final: a
+//    transaction with a participant whose prepare is in no committed entry never commits).
 // Blocks for one Raft round trip on the leader. REQUIRES: the database is open (the caller holds
 // the gate) and `shard` is replicated.
 absl::StatusOr<Database::Outcome> ReplicatedOutcomeOnShard(DatabaseImpl* db, uint32_t shard,

@@ -9,6 +9,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "engine/log_record.h"
 #include "engine/replicated_log.h"
 #include "txn/coordinator.h"
@@ -391,7 +392,20 @@ absl::Status TransactionImpl::CommitOnReplicatedDatabase(
   }
   absl::StatusOr<CommitPlan> plan = MakePlan();
   if (!plan.ok()) return fail(plan.status());
-  if (plan->parts.size() != 1) return fail(ReplicatedUnimplemented("a cross-shard commit"));
+  if (plan->parts.size() != 1) {
+    // The written shards' prepare entries confirm their reads; other replicated shards read
+    // get a barrier each, first.
+    read.erase(std::remove_if(read.begin(), read.end(),
+                              [&](uint32_t s) {
+                                return std::binary_search(plan->parts.begin(), plan->parts.end(),
+                                                          s);
+                              }),
+               read.end());
+    if (absl::Status s = ConfirmReplicatedReads(read); !s.ok()) return fail(s);
+    if (absl::Status s = CommitCrossShardReplicated(*plan); !s.ok()) return fail(s);
+    db_->counters().cross_shard_commits++;
+    return Committed(/*wrote=*/true, start);
+  }
   const uint32_t part = plan->parts.front();
   engine::ReplicatedLog* log = db_->replicated_log(part);
   // The written shard's entry confirms its reads (CommitReplicated); any other replicated shard
@@ -587,6 +601,49 @@ absl::Status TransactionImpl::ConfirmReplicatedReads(absl::Span<const uint32_t> 
     if (status.ok()) status = s;
   }
   return status;
+}
+
+absl::Status TransactionImpl::CommitCrossShardReplicated(CommitPlan& plan) {
+  std::vector<uint64_t> terms(db_->num_shards(), 0);
+  std::vector<std::string> where;  // each participant's leadership, as this node knows it
+  bool leads_all = true;
+  for (uint32_t p : plan.parts) {
+    engine::ReplicatedLog* log = db_->replicated_log(p);
+    if (log == nullptr) {
+      return ReplicatedUnimplemented(
+          absl::StrCat("a cross-shard commit writing unreplicated shard ", p));
+    }
+    terms[p] = read_stamps_[p].term;
+    absl::Status s = log->CheckLeader();
+    const uint64_t now = log->StampRead().term;
+    if (s.ok() && now != terms[p]) {
+      s = absl::UnavailableError(absl::StrCat(
+          "shard ", p, " is led here in term ", now, ", but the transaction's reads began ",
+          terms[p] == 0 ? std::string("while this node was not its ready leader")
+                        : absl::StrCat("in term ", terms[p])));
+    }
+    leads_all = leads_all && s.ok();
+    where.push_back(s.ok() ? absl::StrCat("shard ", p, ": led here, term ", now)
+                           : absl::StrCat("shard ", p, ": ", s.message()));
+  }
+  if (!leads_all) {
+    return absl::UnavailableError(absl::StrCat(
+        "cross-shard commit refused with no effect: it runs only on a node that is the ready "
+        "leader of every participant, since the transaction began (retry it there): ",
+        absl::StrJoin(where, "; ")));
+  }
+  if (id_ == 0) return db_->txn_ids().error();  // no unique id could be given (txn/txn_ids.h)
+  Coordinator::PrepareRequest request{id_, "", snapshot_, &plan, {}, {}, false};
+  if (options_.isolation == Isolation::kSerializable) {
+    // Read locks until the commit is resolved instead of an early commit timestamp.
+    request.read_keys.assign(reads_.begin(), reads_.end());
+    request.read_ranges = ranges_;
+  }
+  absl::StatusOr<engine::Timestamp> ts =
+      db_->coordinator().CommitReplicated(request, terms, [&] { return ValidateLocked(plan); });
+  if (!ts.ok()) return ts.status();
+  commit_ts_ = *ts;
+  return absl::OkStatus();
 }
 
 absl::Status TransactionImpl::CommitReplicated(CommitPlan& plan, engine::ReplicatedLog* log) {

@@ -54,9 +54,10 @@ class TransactionImpl final : public Transaction {
   // two ReadStamps of each replicated shard (read_stamps_).
   void TakeSnapshot();
   void TakeReplicatedSnapshot();
-  // Commit on a database with a replicated shard: read-only, or one shard written. The reads of
-  // replicated shards are confirmed (ConfirmReplicatedReads) or, on the shard written, covered
-  // by its entry (ProposeLocked gets the stamp's term).
+  // Commit on a database with a replicated shard: read-only, one shard written, or several
+  // (CommitCrossShardReplicated). The reads of replicated shards are confirmed
+  // (ConfirmReplicatedReads) or, on the shards written, covered by their entries (ProposeLocked
+  // gets the stamp's term).
   absl::Status CommitOnReplicatedDatabase(std::chrono::steady_clock::time_point start);
   // The transaction is committed (counted as a commit begun at `start`, or read-only): over.
   absl::Status Committed(bool wrote, std::chrono::steady_clock::time_point start);
@@ -77,6 +78,11 @@ class TransactionImpl final : public Transaction {
   // was lost while the entry was in flight (the writes are taken back here; the entry may still
   // commit, and is then applied here by redo).
   absl::Status CommitReplicated(CommitPlan& plan, engine::ReplicatedLog* log);
+  // Several shards written, every one replicated (docs/replicated-2pc-plan.md section 3): on a
+  // node that is the ready leader of every participant in the terms the reads were stamped in,
+  // Coordinator::CommitReplicated. Otherwise kUnavailable naming each participant's leader as
+  // this node knows it, nothing proposed.
+  absl::Status CommitCrossShardReplicated(CommitPlan& plan);
   // The commit's validation: write conflicts and locks on every part, and (serializable) the
   // reads on every involved shard. REQUIRES: every involved shard's commit lock.
   absl::Status ValidateLocked(const CommitPlan& plan);

@@ -457,11 +457,21 @@ void TwoPhaseState::SetOutcome(uint64_t txn_id, Database::Outcome outcome) {
   }
 }
 
+bool TwoPhaseState::PreparedUnnamed(uint64_t txn_id) const {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  return it != prepared_.end() && it->second.name.empty();
+}
+
 Database::Outcome TwoPhaseState::GetOutcome(uint64_t txn_id) const {
   {
     MutexLock l(&mu_);
     if (prepared_.count(txn_id)) return Database::Outcome::kPrepared;
   }
+  return WindowOutcome(txn_id);
+}
+
+Database::Outcome TwoPhaseState::WindowOutcome(uint64_t txn_id) const {
   OutcomeStripe& st = outcomes_[txn_id % kStripes];
   MutexLock l(&st.mu);
   auto it = st.map.find(txn_id);

@@ -95,8 +95,11 @@ class TwoPhaseState {
   };
   std::optional<SavedPart> SavePart(uint64_t txn_id, uint32_t shard) const;
   // REQUIRES the shard's commit lock, and that the shard's log has failed (so no later
-  // checkpoint of it succeeds). Puts back a part resolved by a commit whose commit point then
-  // failed: its locks, read locks and (if still free) its name, in doubt until reopened.
+  // checkpoint of it succeeds), or that the shard is replicated and the entry resolving the part
+  // was refused or its outcome is unknown (Coordinator::CommitReplicated: the part is as its
+  // applied entries leave it, prepared). Puts back a part resolved by a commit whose commit
+  // point then failed: its locks, read locks and (if still free) its name, in doubt until
+  // reopened (replicated: until its entry is redone or a leader resolves it).
   void RestorePart(uint64_t txn_id, uint32_t shard, SavedPart saved);
 
   struct PreparedInfo {
@@ -160,6 +163,10 @@ class TwoPhaseState {
   // --- Outcomes, for callers that lost track of a commit. ---
   void SetOutcome(uint64_t txn_id, Database::Outcome outcome);
   Database::Outcome GetOutcome(uint64_t txn_id) const;
+  // Whether `txn_id` is prepared here without a name (our own cross-shard transaction).
+  bool PreparedUnnamed(uint64_t txn_id) const;
+  // The outcome window's entry for `txn_id` alone (kUnknown if none), prepared or not.
+  Database::Outcome WindowOutcome(uint64_t txn_id) const;
 
  private:
   struct Part {

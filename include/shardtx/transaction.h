@@ -81,6 +81,16 @@ class Transaction {
   //     its reads of that shard. A transaction begun while this node did not lead the shard, or
   //     in an earlier term, gets kUnavailable with no effect, even if this node leads now.
   //     Reads of other replicated shards are confirmed by a barrier each, before the commit.
+  //   - Read-write, several replicated shards written (issue 17; docs/replicated-2pc-plan.md):
+  //     only on a node that was the ready leader of every shard written when the transaction
+  //     began and still is; otherwise kUnavailable naming each shard's leader as this node
+  //     knows it, with no effect. One prepare entry per shard (each confirms that shard's
+  //     reads); OK once all are committed, the writes visible here at once. kUnavailable if a
+  //     prepare was refused (aborted, no effect). kUnknown, naming the transaction id, if
+  //     leadership was lost while prepares were in flight: it committed if every prepare
+  //     commits. No resolver decides such a transaction yet (issue 17 step 4): it stays
+  //     prepared, its keys locked, and GetOutcomeOfKey on a shard's leader answers kUnavailable
+  //     ("being resolved") while that shard holds it prepared, kAborted if it holds no prepare.
   virtual absl::Status Commit() = 0;
   // How CommitAsync reports an outcome. A callback, not a future: a future costs an
   // allocation and a wake-up of a waiting thread per commit, where a callback lets shardtx hand

@@ -514,8 +514,9 @@ TEST(LeaderCommit, EntryNotProposedBeforeLeadershipMovedAndCameBackIsRefused) {
   EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
 }
 
-// Cross-shard commits, named prepares and CommitAsync on a database with a replicated shard are
-// not built yet (issue 17); its unreplicated shard commits as before.
+// Cross-shard commits writing an unreplicated shard too, named prepares and CommitAsync on a
+// database with a replicated shard are not built yet (issue 17); its unreplicated shard commits
+// as before.
 TEST(LeaderCommit, WhatIsNotBuiltYetSaysSo) {
   Cluster c(Root("unimplemented"), 3, 6, /*shards=*/2);
   ASSERT_EQ(c.error(), "");

@@ -310,7 +310,8 @@ TEST(Replica2pc, ApplyingGivesTheStateRecoveryGives) {
       EXPECT_EQ(Visible(replica.db(), k.b0), "old");
       // T1's prepared part on shard 1 still holds its key's lock, and is not listed.
       EXPECT_TRUE(replica.impl()->two_phase().LockHolder(1, k.b0).has_value());
-      EXPECT_EQ(replica.db().GetOutcome(kT1), Outcome::kPrepared);
+      // Its commit record on shard 0 counts as released there (issue 17 step 2): committed.
+      EXPECT_EQ(replica.db().GetOutcome(kT1), Outcome::kCommitted);
     }
   }
   const std::string applied = StateOf(replica.db(), kIds);
@@ -398,7 +399,9 @@ TEST(Replica2pc, AReopenedReplicaKeepsItsStateAndResolvesNothing) {
   replica = std::make_unique<Node>(dir);  // closes the old one first (no checkpoint)
   ASSERT_EQ(replica->Open(), absl::OkStatus());
   EXPECT_EQ(StateOf(replica->db(), ids), before);
-  EXPECT_EQ(replica->db().GetOutcome(kT5), Outcome::kPrepared);
+  // Unnamed and prepared here: may be decided in entries not applied here, so GetOutcome asks
+  // the shards (issue 17 step 2), and a replica that leads none says kUnknown.
+  EXPECT_EQ(replica->db().GetOutcome(kT5), Outcome::kUnknown);
   EXPECT_EQ(Visible(replica->db(), t5_a), "-");
   ExpectScenarioValues(replica->db(), k, /*history=*/false);
   // Nothing was appended by the reopen (no decision or commit record outside the Raft log).
@@ -460,7 +463,8 @@ TEST(Replica2pc, ASnapshotInstallReplacesTheShardsPreparedState) {
   ASSERT_TRUE(follower.ApplyUpTo(logs, 0, logs.size(0)).ok());
   // Stale: T6's part on shard 1, which the producer aborted.
   ASSERT_TRUE(follower.impl()->two_phase().LockHolder(1, k.b0).has_value());
-  EXPECT_EQ(follower.db().GetOutcome(kT6), Outcome::kPrepared);
+  // Unnamed, part of it prepared here, and its abort record on shard 0 applied here: aborted.
+  EXPECT_EQ(follower.db().GetOutcome(kT6), Outcome::kAborted);
 
   auto snapshot = producer.replica(1).Snapshot();
   ASSERT_TRUE(snapshot.ok()) << snapshot.status();

@@ -1,0 +1,258 @@
+// Coordinator::CommitReplicated: our own cross-shard commit over replicated shards, on the
+// ready leader of every participant (docs/replicated-2pc-plan.md sections 1-3; the contract is in
+// coordinator.h). The parts' state here always follows the entries: a part is added when its
+// prepare entry is proposed, stays while that entry may commit or has committed, and leaves
+// when its entry is refused or unknown (redo adds it again should the entry commit after all)
+// or when its commit or abort entry is released here. So a follower that redoes the same
+// entries ends with the same prepared state, and the next leader's resolver (step 4) reads
+// what the logs hold.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/log_record.h"
+#include "engine/replicated_log.h"
+#include "txn/coordinator.h"
+#include "txn/database_impl.h"
+#include "util/histogram.h"
+#include "util/status_latch.h"
+#include "util/status_macros.h"
+
+namespace shardtx::txn {
+
+namespace {
+
+enum class EntryOutcome { kCommitted, kUnknown, kRefused };
+
+// A phase-one prepare entry, waited for by the committer. Its methods run with the shard's
+// commit_mu held, on the replication layer's thread.
+class PrepareEntry final : public engine::ReplicatedLog::Proposal {
+ public:
+  PrepareEntry(TwoPhaseState* state, uint64_t txn_id, uint32_t shard)
+      : state_(state), txn_id_(txn_id), shard_(shard) {}
+
+  void Committed(engine::RaftPosition) override { Set(EntryOutcome::kCommitted, {}); }
+  // The entry may still commit (then redo prepares the part here again) or is in no log: the
+  // part leaves this node's state either way, so that it is what the applied entries say.
+  void Unknown(const absl::Status& status) override {
+    state_->ResolvePart(txn_id_, shard_);
+    Set(EntryOutcome::kUnknown, status);
+  }
+  void Refused(const absl::Status& status) override {
+    state_->ResolvePart(txn_id_, shard_);
+    Set(EntryOutcome::kRefused, status);
+  }
+
+  // Blocks until one of the above ran.
+  EntryOutcome Wait(absl::Status* status) {
+    *status = latch_.Wait();
+    return outcome_;
+  }
+  uint32_t shard() const { return shard_; }
+
+ private:
+  void Set(EntryOutcome outcome, const absl::Status& status) {
+    outcome_ = outcome;  // before the latch: Wait reads it after
+    // A status of its own, sharing no representation with the caller's: the committer may
+    // read and destroy it while the replication thread still destroys its own.
+    latch_.Set(status.ok() ? absl::OkStatus() : absl::Status(status.code(), status.message()));
+  }
+
+  TwoPhaseState* const state_;
+  const uint64_t txn_id_;
+  const uint32_t shard_;
+  EntryOutcome outcome_ = EntryOutcome::kRefused;
+  StatusLatch latch_;
+};
+
+// A phase-two entry (commit or abort of one part), which nobody waits for: it deletes itself
+// once answered. The part was resolved here when the entry was proposed (so its keys are free at
+// once, as in an unreplicated commit). Refused or unknown: the part is put back as prepared, its
+// keys locked, since that is what the applied entries say (should the entry commit after all,
+// its redo resolves the part; otherwise the next leader's resolver, issue 17 step 4, does).
+class ResolveEntry final : public engine::ReplicatedLog::Proposal {
+ public:
+  ResolveEntry(TwoPhaseState* state, uint64_t txn_id, uint32_t shard,
+               TwoPhaseState::SavedPart saved)
+      : state_(state), txn_id_(txn_id), shard_(shard), saved_(std::move(saved)) {}
+
+  void Committed(engine::RaftPosition) override { delete this; }
+  void Unknown(const absl::Status&) override { PutBack(); }
+  void Refused(const absl::Status&) override { PutBack(); }
+
+ private:
+  void PutBack() {
+    state_->RestorePart(txn_id_, shard_, std::move(saved_));
+    delete this;
+  }
+
+  TwoPhaseState* const state_;
+  const uint64_t txn_id_;
+  const uint32_t shard_;
+  TwoPhaseState::SavedPart saved_;
+};
+
+}  // namespace
+
+absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
+    PrepareRequest& request, absl::Span<const uint64_t> terms,
+    absl::FunctionRef<absl::Status()> validate) {
+  const auto start = std::chrono::steady_clock::now();
+  CommitPlan& plan = *request.plan;
+  const uint64_t id = request.txn_id;
+  const bool read_locks = !request.read_keys.empty() || !request.read_ranges.empty();
+  std::vector<std::unique_ptr<PrepareEntry>> entries;  // one per prepare proposed, in part order
+  absl::Status refused;                                // a prepare refused before it was proposed
+  {
+    ShardLocks locks(db_, plan.involved);
+    RETURN_IF_ERROR(validate());
+    for (size_t i = 0; i < plan.parts.size(); ++i) {
+      const uint32_t p = plan.parts[i];
+      db_->shard(p)->commit_mu()->AssertHeld();
+      PrepareRecord r{id,
+                      "",
+                      request.snapshot,
+                      {plan.parts.begin(), plan.parts.end()},
+                      std::move(plan.by_shard[p]),
+                      {},
+                      {}};
+      if (read_locks && i == 0) {
+        // Kept locked until the commit is resolved, so the commit timestamp, taken in phase
+        // two, still orders this transaction after everything it read (no early timestamp:
+        // per shard, commit timestamps stay increasing in log order).
+        r.read_keys = request.read_keys;
+        r.read_ranges = request.read_ranges;
+      }
+      std::string entry;
+      engine::AppendEntryRecord(&entry, engine::kPrepare, EncodePrepare(r));
+      auto e = std::make_unique<PrepareEntry>(&state_, id, p);
+      absl::Status s = replicated_propose_hook_ ? replicated_propose_hook_(p, engine::kPrepare)
+                                                : absl::OkStatus();
+      if (s.ok()) s = db_->replicated_log(p)->ProposeLocked(entry, terms[p], e.get());
+      if (!s.ok()) {
+        refused = absl::UnavailableError(
+            absl::StrCat("the prepare of shard ", p, " was refused: ", s.message()));
+        break;
+      }
+      // No answer before the commit lock is released: the part is in place before it.
+      state_.AddPart(id, "", request.snapshot, plan.parts, p, 0, std::move(r.writes), false);
+      if (read_locks && i == 0) {
+        std::vector<std::pair<uint32_t, std::string>> keys;
+        for (const std::string& k : request.read_keys) {
+          keys.emplace_back(db_->partitioner().ShardOf(k), k);
+        }
+        state_.AddReadLocks(id, std::move(keys), request.read_ranges);
+      }
+      entries.push_back(std::move(e));
+    }
+  }
+  if (entries.empty()) return refused;  // nothing proposed: no effect
+  // Every entry's outcome (each answered once, on its group's thread).
+  std::vector<uint32_t> prepared;  // parts whose prepare committed
+  std::vector<std::string> unknown;
+  for (auto& e : entries) {
+    absl::Status status;
+    switch (e->Wait(&status)) {
+      case EntryOutcome::kCommitted:
+        prepared.push_back(e->shard());
+        break;
+      case EntryOutcome::kUnknown:
+        unknown.push_back(absl::StrCat("shard ", e->shard(), ": ", status.message()));
+        break;
+      case EntryOutcome::kRefused:
+        if (refused.ok()) {
+          refused = absl::UnavailableError(absl::StrCat("the prepare of shard ", e->shard(),
+                                                        " was refused: ", status.message()));
+        }
+        break;
+    }
+  }
+  if (!refused.ok()) {
+    // A prepare in no log can never commit: aborted (the in-doubt rule's last case on any later
+    // leader), whatever became of the others.
+    AbortReplicatedParts(id, prepared, terms);
+    state_.SetOutcome(id, Database::Outcome::kAborted);
+    return absl::UnavailableError(absl::StrCat(
+        "cross-shard transaction ", id, " aborted with no effect (retry it): ", refused.message()));
+  }
+  if (!unknown.empty()) {
+    return absl::UnknownError(absl::StrCat(
+        "outcome unknown: cross-shard transaction ", id,
+        ": leadership was lost while its prepares were in flight (", absl::StrJoin(unknown, "; "),
+        "). It committed if every participant's prepare entry commits. Until a leader of every "
+        "participant resolves it (issue 17 step 4, not built: it stays in doubt), "
+        "GetOutcomeOfKey(",
+        id,
+        ", key) on the leader of a key it wrote answers kUnavailable (being resolved) if its "
+        "prepare is there, kAborted if that shard has none"));
+  }
+  db_->counters().prepare_us.Add(MicrosSince(start));
+  const auto t1 = std::chrono::steady_clock::now();
+  // Every prepare committed in its group: committed (parallel commit).
+  const engine::Timestamp ts = CommitReplicatedParts(id, plan.parts, terms);
+  db_->counters().phase2_us.Add(MicrosSince(t1));
+  return ts;
+}
+
+engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
+                                                     absl::Span<const uint32_t> parts,
+                                                     absl::Span<const uint64_t> terms) {
+  TimestampOracle& oracle = db_->oracle();
+  engine::Timestamp ts;
+  {
+    // The timestamp and the entries under the participants' commit locks: on each shard,
+    // commit timestamps increase in log order (replicated-2pc-plan.md section 6 needs it).
+    ShardLocks locks(db_, parts);
+    ts = oracle.Assign();
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const uint32_t p = parts[i];
+      engine::Shard* s = db_->shard(p);
+      s->commit_mu()->AssertHeld();
+      std::string entry;
+      if (i == 0) {
+        DecisionRecord d{txn_id, true, ts, {parts.begin(), parts.end()}};
+        engine::AppendEntryRecord(&entry, engine::kDecision, EncodeDecision(d));
+      }
+      engine::AppendEntryRecord(&entry, engine::kCommitPrepared, EncodeTxnTs(txn_id, ts));
+      ProposeResolution(txn_id, p, terms[p], entry, ts);
+    }
+  }
+  state_.SetOutcome(txn_id, Database::Outcome::kCommitted);
+  oracle.Finish(ts);
+  oracle.WaitVisible(ts);  // read-your-commits
+  return ts;
+}
+
+void Coordinator::AbortReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
+                                       absl::Span<const uint64_t> terms) {
+  std::string entry;
+  engine::AppendEntryRecord(&entry, engine::kAbortPrepared, EncodeTxn(txn_id));
+  for (uint32_t p : parts) {
+    MutexLock l(db_->shard(p)->commit_mu());
+    ProposeResolution(txn_id, p, terms[p], entry, 0);
+  }
+}
+
+void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t term,
+                                    absl::string_view entry, engine::Timestamp commit_ts) {
+  std::optional<TwoPhaseState::SavedPart> saved = state_.SavePart(txn_id, shard);
+  if (!saved.has_value()) return;  // not prepared here (cannot happen: its prepare committed)
+  std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(txn_id, shard);
+  // A commit is installed now: the transaction is committed whatever becomes of this entry.
+  if (commit_ts != 0) db_->shard(shard)->InstallLocked(&*writes, commit_ts);
+  auto* e = new ResolveEntry(&state_, txn_id, shard, std::move(*saved));
+  absl::Status s = replicated_propose_hook_
+                       ? replicated_propose_hook_(shard, commit_ts != 0 ? engine::kCommitPrepared
+                                                                        : engine::kAbortPrepared)
+                       : absl::OkStatus();
+  if (s.ok()) s = db_->replicated_log(shard)->ProposeLocked(entry, term, e);
+  if (!s.ok()) {
+    e->Refused(s);  // leadership moved: prepared again, for the next leader's resolver
+  }
+}
+
+}  // namespace shardtx::txn
