@@ -272,9 +272,9 @@ absl::Status ValidateReplicas(const Config& c) {
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "--replicas with --workload=", WorkloadName(c.workload),
-          ": a replicated database commits single-shard transactions only (cross-shard "
-          "commits on replicated shards are issue 17); use --workload=single, ycsb-a or "
-          "ycsb-b"));
+          ": txbench measures single-shard transactions on a replicated database (its "
+          "cross-shard and follower-read rows are issue 17's, not built yet); use "
+          "--workload=single, ycsb-a or ycsb-b"));
   }
   if (c.durability != DurabilityMode::kSync) {
     return absl::InvalidArgumentError(
