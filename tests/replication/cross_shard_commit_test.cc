@@ -53,18 +53,8 @@ class Cluster {
   // `gather`: ReplicationOptions::gather_leaders (off: a leadership moved by hand stays).
   explicit Cluster(const std::string& name, bool gather = true) {
     replication::UnblockAllLinks();
-    std::error_code ec;
-    const std::string base =
-        std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
-    root_ = absl::StrCat(base, "/shardtx_repl_cross_p", ::getpid(), "_", name);
-    std::filesystem::remove_all(root_, ec);
-    std::filesystem::create_directories(root_, ec);
-    std::vector<int> used;
-    for (uint64_t id = 1; id <= kNodes; ++id) {
-      const int p = replication::FreePortRange(1 + kShards, used);
-      for (uint32_t i = 0; i <= kShards; ++i) used.push_back(p + static_cast<int>(i));
-      members_.push_back({id, absl::StrCat("127.0.0.1:", p)});
-    }
+    root_ = replication::FreshTestRoot("repl_cross", name);
+    members_ = replication::LoopbackMembers(kNodes, kShards);
     for (int i = 0; i < kNodes; ++i) {
       Options o;
       o.path = absl::StrCat(root_, "/node", i + 1);
