@@ -108,6 +108,8 @@ absl::Status CommitPuts(shardtx::Database& db,
 const shardtx::ShardStatsView* ShardOf(const shardtx::Stats& s, uint32_t g) {
   return g < s.shards.size() ? &s.shards[g] : nullptr;
 }
+// A pointer into a temporary Stats would dangle (ASan found one such call).
+const shardtx::ShardStatsView* ShardOf(const shardtx::Stats&& s, uint32_t g) = delete;
 
 // Keys of every shard: `per_shard` names "<prefix><n>" on each, drawn in order of n.
 std::vector<std::vector<std::string>> KeysByShard(
@@ -219,7 +221,8 @@ absl::Status Truncate(shardtx::Database& leader,
       const std::vector<std::pair<std::string, absl::string_view>> puts = {{keys[g][0], "t"}};
       for (uint64_t n = 0; !error.stopped(); ++n) {
         if (n % 32 == 0) {
-          const shardtx::ShardStatsView* s = ShardOf(leader.GetStats(), g);
+          const shardtx::Stats stats = leader.GetStats();  // outlives `s`, which points into it
+          const shardtx::ShardStatsView* s = ShardOf(stats, g);
           if (s != nullptr && s->replication.applied_index >= target[g]) return;
         }
         absl::Status st = CommitPuts(leader, puts, &retries);
