@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -11,7 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "absl/time/time.h"
 #include "shardtx/options.h"
+#include "tests/replication/loopback_timing.h"
 #include "util/loopback_ports.h"
 
 namespace shardtx::replication {
@@ -61,6 +64,32 @@ inline std::string FreshTestRoot(const std::string& kind, const std::string& nam
   std::filesystem::remove_all(root, ec);
   std::filesystem::create_directories(root, ec);
   return root;
+}
+
+// The options of a small replicated node as the loopback tests open it, at `path`: `shards`
+// shards, a key placed by its first byte ('a' on shard 0, 'b' on 1, ...; anything past the last
+// shard, or before 'a', on the last), 256 KiB WAL segments, 64 KiB transactions, a 32 MiB LMDB
+// map; member `id` of `cluster`, with loopback_timing.h's Raft timing. Gathering stays on.
+inline Options LoopbackNodeOptions(const std::string& path, uint32_t shards, uint64_t id,
+                                   const std::string& cluster,
+                                   const std::vector<ReplicationMember>& members) {
+  Options o;
+  o.path = path;
+  o.num_shards = shards;
+  o.partitioning = Options::Partitioning::kExplicit;
+  o.explicit_shard = [shards](absl::string_view key) {
+    const uint32_t byte = key.empty() ? shards : static_cast<unsigned char>(key[0]);
+    return byte < 'a' ? shards - 1 : std::min<uint32_t>(byte - 'a', shards - 1);
+  };
+  o.wal_segment_size = 256 << 10;
+  o.max_txn_bytes = 64 << 10;
+  o.lmdb_map_size = 32ull << 20;
+  o.replication.node_id = id;
+  o.replication.cluster_id = cluster;
+  o.replication.members = members;
+  o.replication.election_timeout = absl::Milliseconds(kElectionMs);
+  o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
+  return o;
 }
 
 }  // namespace shardtx::replication

@@ -82,19 +82,8 @@ class Cluster {
   }
 
   Options OptionsOf(int i) const {
-    Options o;
-    o.path = absl::StrCat(root_, "/node", i + 1);
-    o.num_shards = kShards;
-    o.partitioning = Options::Partitioning::kExplicit;
-    o.explicit_shard = [](absl::string_view key) { return static_cast<uint32_t>(key[0] - 'a'); };
-    o.wal_segment_size = 256 << 10;
-    o.max_txn_bytes = 64 << 10;
-    o.lmdb_map_size = 32ull << 20;
-    o.replication.node_id = members_[i].id;
-    o.replication.cluster_id = "gather";
-    o.replication.members = members_;
-    o.replication.election_timeout = absl::Milliseconds(kElectionMs);
-    o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
+    Options o = replication::LoopbackNodeOptions(absl::StrCat(root_, "/node", i + 1), kShards,
+                                                 members_[i].id, "gather", members_);
     o.replication.preferred_leader = preferred_;
     o.replication.gather_leaders = gather_;
     return o;

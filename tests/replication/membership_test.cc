@@ -66,19 +66,8 @@ class Nodes {
   std::vector<ReplicationMember>& members() { return members_; }
 
   Options OptionsOf(int i, bool join = false) const {
-    Options o;
-    o.path = absl::StrCat(root_, "/node", i + 1);
-    o.num_shards = kShards;
-    o.partitioning = Options::Partitioning::kExplicit;
-    o.explicit_shard = [](absl::string_view key) { return key[0] == 'a' ? 0u : 1u; };
-    o.wal_segment_size = 256 << 10;
-    o.max_txn_bytes = 64 << 10;
-    o.lmdb_map_size = 32ull << 20;
-    o.replication.node_id = all_[i].id;
-    o.replication.cluster_id = "members";
-    o.replication.members = members_;
-    o.replication.election_timeout = absl::Milliseconds(kElectionMs);
-    o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
+    Options o = replication::LoopbackNodeOptions(absl::StrCat(root_, "/node", i + 1), kShards,
+                                                 all_[i].id, "members", members_);
     o.replication.join = join;
     o.replication.gather_leaders = gather_;
     return o;

@@ -71,19 +71,8 @@ std::vector<ReplicationMember> Members() {
 
 Options NodeOptions(const std::string& dir, uint64_t id, const std::string& cluster,
                     const std::vector<ReplicationMember>& members) {
-  Options o;
-  o.path = dir;
-  o.num_shards = kShards;
-  o.partitioning = Options::Partitioning::kExplicit;  // "a..." on shard 0, anything else on 1
-  o.explicit_shard = [](absl::string_view key) { return key[0] == 'a' ? 0u : 1u; };
-  o.wal_segment_size = 256 << 10;
-  o.max_txn_bytes = 64 << 10;
-  o.lmdb_map_size = 32ull << 20;
-  o.replication.node_id = id;
-  o.replication.cluster_id = cluster;
-  o.replication.members = members;
-  o.replication.election_timeout = absl::Milliseconds(kElectionMs);
-  o.replication.heartbeat = absl::Milliseconds(kHeartbeatMs);
+  // "a..." on shard 0, anything else on 1.
+  Options o = replication::LoopbackNodeOptions(dir, kShards, id, cluster, members);
   // These tests find each shard's leader and commit there: leaders stay where elected (a
   // transfer in between would refuse the commit). Gathering: gather_test.cc.
   o.replication.gather_leaders = false;
