@@ -32,11 +32,6 @@ wal::Durability ToWal(Durability d) {
   return wal::Durability::kSync;
 }
 
-// The store's table of a replica's applied Raft position (Shard::raft_applied_locked), one row,
-// written by checkpoints only once a kRaftEntry was redone. Its value: u64 index, u64 term.
-constexpr char kRaftTable[] = "engine.raft";
-constexpr char kRaftAppliedKey[] = "applied";
-
 }  // namespace
 
 Shard::View::View() = default;

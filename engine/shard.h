@@ -38,6 +38,12 @@ class WalWriter;
 
 namespace shardtx::engine {
 
+// The store's table of a replica's applied Raft position (Shard::raft_applied_locked), one row
+// under kRaftAppliedKey, written by checkpoints only once a kRaftEntry was redone. Its value is
+// EncodeRaftEntry(position, "") (engine/log_record.h). Read by the shardtx tool's stat too.
+inline constexpr char kRaftTable[] = "engine.raft";
+inline constexpr char kRaftAppliedKey[] = "applied";
+
 class ShardStore;
 class ReadView;
 

@@ -198,6 +198,10 @@ std::string DbInfo::ShardDir(uint32_t shard) const {
   return absl::StrFormat("%s/shard-%03d", path, shard);
 }
 
+std::string DbInfo::RaftDir(uint32_t shard) const {
+  return absl::StrFormat("%s/raft-%03d", path, shard);
+}
+
 absl::StatusOr<DbInfo> InspectDb(const std::string& dir) {
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) {

@@ -112,6 +112,8 @@ struct DbInfo {
   std::string WalDir(uint32_t shard) const { return ShardDir(shard) + "/wal"; }
   std::string LmdbDir(uint32_t shard) const { return ShardDir(shard) + "/lmdb"; }
   std::string LogDir() const { return path + "/log"; }
+  // A replicated database's Raft state of shard `shard` (libraft's log, snapshots, metadata).
+  std::string RaftDir(uint32_t shard) const;
 };
 
 // The newest manifest format this tool reads: the library's (the shared log layout's).

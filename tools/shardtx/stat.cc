@@ -8,17 +8,23 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "engine/lmdb_store.h"
+#include "engine/log_record.h"
+#include "engine/shard.h"
 #include "engine/types.h"
 #include "tools/shardtx/cli.h"
 #include "tools/shardtx/commands.h"
 #include "tools/shardtx/shard_wal.h"
+#include "txn/node_manifest.h"
 #include "txn/txn_records.h"
 #include "util/coding.h"
 #include "wal/segment.h"
@@ -43,6 +49,14 @@ struct ShardFigures {
   std::string lmdb_error;  // why LMDB could not be read (empty: read)
   engine::StoreMeta meta;
   WalVerdict wal;
+  // A replicated database's shard: the Raft position its store's last checkpoint holds
+  // (engine::kRaftTable), the highest one of a kRaftEntry record in its log (the last entry it
+  // applied, if above), how many such records the log holds, and its Raft directory's files.
+  engine::RaftPosition raft_checkpointed;
+  engine::RaftPosition raft_logged;
+  uint64_t raft_entries = 0;
+  uint64_t raft_files = 0;
+  uint64_t raft_bytes = 0;
 };
 
 // Sizes and counts of the segment files (*.wal) of a WAL directory.
@@ -56,6 +70,24 @@ void CountSegments(const std::string& wal_dir, ShardFigures* f) {
     ++f->wal_segments;
     f->wal_bytes += static_cast<uint64_t>(st.st_size);
   }
+}
+
+// The regular files of a shard's Raft directory (libraft's segments, snapshots, metadata), their
+// count and bytes; none if there is no such directory (an unreplicated database).
+void CountRaftFiles(const std::string& raft_dir, ShardFigures* f) {
+  auto names = Env::Default()->ListDir(raft_dir);
+  if (!names.ok()) return;
+  for (const std::string& n : *names) {
+    struct stat st;
+    if (::stat((raft_dir + "/" + n).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    ++f->raft_files;
+    f->raft_bytes += static_cast<uint64_t>(st.st_size);
+  }
+}
+
+// The last Raft entry the shard applied: the higher of its checkpointed and logged positions.
+engine::RaftPosition RaftApplied(const ShardFigures& f) {
+  return f.raft_logged.index > f.raft_checkpointed.index ? f.raft_logged : f.raft_checkpointed;
 }
 
 // Reads the shard's LMDB read-only: its meta and its prepared-transactions table.
@@ -76,6 +108,18 @@ void ReadStore(const std::string& lmdb_dir, uint32_t shard, ShardFigures* f,
     return;
   }
   f->meta = (*store)->meta();
+  auto raft = (*store)->ReadTable(engine::kRaftTable);
+  if (!raft.ok()) {
+    f->lmdb_error = std::string(raft.status().message());
+    return;
+  }
+  for (const auto& [key, value] : *raft) {
+    absl::string_view rest;
+    if (key != engine::kRaftAppliedKey || !engine::DecodeRaftEntry(value, &f->raft_checkpointed, &rest)) {
+      f->lmdb_error = absl::StrCat("a malformed row in the store's table ", engine::kRaftTable);
+      return;
+    }
+  }
   auto rows = (*store)->ReadTable(txn::kPreparedTable);
   if (!rows.ok()) {
     f->lmdb_error = std::string(rows.status().message());
@@ -91,18 +135,33 @@ void ReadStore(const std::string& lmdb_dir, uint32_t shard, ShardFigures* f,
 }
 
 // Applies one record of `shard` to the prepared transactions: a prepare adds to `prepared`,
-// a resolution removes.
-void ScanRecord(const wal::WalRecord& rec, uint32_t shard, std::set<uint64_t>* resolved,
-                std::map<uint64_t, Prepared>* prepared) {
-  if (rec.type == engine::kPrepare) {
+// a resolution removes. A replica's kRaftEntry record raises f's Raft position, and the records
+// it carries count as if logged alone (a replica redoes them so).
+void ScanRecord(uint8_t type, absl::string_view payload, uint32_t shard, ShardFigures* f,
+                std::set<uint64_t>* resolved, std::map<uint64_t, Prepared>* prepared) {
+  if (type == engine::kRaftEntry) {
+    engine::RaftPosition at;
+    absl::string_view entry;
+    std::vector<engine::EntryRecord> records;
+    // A malformed one is wal verify's and check's to report; stat counts what decodes.
+    if (!engine::DecodeRaftEntry(payload, &at, &entry) ||
+        !engine::DecodeEntryRecords(entry, &records)) {
+      return;
+    }
+    ++f->raft_entries;
+    if (at.index > f->raft_logged.index) f->raft_logged = at;
+    for (const engine::EntryRecord& r : records) {
+      ScanRecord(r.type, r.payload, shard, f, resolved, prepared);
+    }
+  } else if (type == engine::kPrepare) {
     txn::PrepareRecord p;
-    if (txn::DecodePrepare(rec.payload, &p) && !resolved->count(p.txn_id)) {
+    if (txn::DecodePrepare(payload, &p) && !resolved->count(p.txn_id)) {
       Prepared& entry = (*prepared)[p.txn_id];
       entry.name = p.name;
       entry.shards.insert(shard);
     }
-  } else if (rec.type == engine::kCommitPrepared || rec.type == engine::kAbortPrepared) {
-    absl::string_view in = rec.payload;
+  } else if (type == engine::kCommitPrepared || type == engine::kAbortPrepared) {
+    absl::string_view in = payload;
     uint64_t id;
     if (GetFixed64(&in, &id)) {
       resolved->insert(id);
@@ -120,7 +179,7 @@ absl::Status ScanLog(const std::string& wal_dir, uint32_t shard, ShardFigures* f
                      std::map<uint64_t, Prepared>* prepared) {
   std::set<uint64_t> resolved;
   auto v = ReadShardWal(wal_dir, 0, [&](const wal::WalRecord& rec) {
-    ScanRecord(rec, shard, &resolved, prepared);
+    ScanRecord(rec.type, rec.payload, shard, f, &resolved, prepared);
     return true;
   });
   if (!v.ok()) return v.status();
@@ -148,7 +207,7 @@ absl::Status ScanSharedLog(const std::string& log_dir, std::vector<ShardFigures>
     s.end_lsn = rec.lsn;
     ++f.stream_records;
     if (rec.lsn > f.meta.applied_lsn) ++f.records_to_redo;
-    ScanRecord(rec, rec.stream, &resolved[rec.stream], prepared);
+    ScanRecord(rec.type, rec.payload, rec.stream, &f, &resolved[rec.stream], prepared);
     return true;
   });
   if (!v.ok()) return v.status();
@@ -177,6 +236,10 @@ int RunStat(const Args& args) {
   const std::optional<std::string> holder = LockHolder(info->path);
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
 
+  // A replicated database's node manifest (PATH/NODE); none: not replicated.
+  auto manifest = txn::ReadNodeManifest(Env::Default(), info->path);
+  if (!manifest.ok()) return Fail(manifest.status());
+  const std::optional<txn::NodeManifest>& node = *manifest;
   std::vector<ShardFigures> shards(info->shards);
   std::map<uint64_t, Prepared> prepared;  // by transaction id
   bool problem = false;
@@ -185,6 +248,7 @@ int RunStat(const Args& args) {
   for (uint32_t i = 0; i < info->shards; ++i) {
     ShardFigures& f = shards[i];
     ReadStore(info->LmdbDir(i), i, &f, &prepared);
+    CountRaftFiles(info->RaftDir(i), &f);
     if (info->shared_log) continue;
     CountSegments(info->WalDir(i), &f);
     if (absl::Status s = ScanLog(info->WalDir(i), i, &f, &prepared); !s.ok()) {
@@ -222,6 +286,14 @@ int RunStat(const Args& args) {
                       ",\"lmdb_bytes\":", f.lmdb_bytes, ",\"applied_lsn\":", f.meta.applied_lsn,
                       ",\"max_ts\":", f.meta.max_ts);
       if (f.lmdb_mtime != 0) absl::StrAppend(&s, ",\"checkpoint_age_s\":", now - f.lmdb_mtime);
+      if (node) {
+        const engine::RaftPosition applied = RaftApplied(f);
+        absl::StrAppend(&s, ",\"raft\":{\"applied_index\":", applied.index,
+                        ",\"applied_term\":", applied.term,
+                        ",\"checkpointed_index\":", f.raft_checkpointed.index,
+                        ",\"entries_in_wal\":", f.raft_entries, ",\"files\":", f.raft_files,
+                        ",\"bytes\":", f.raft_bytes, "}");
+      }
       if (!f.lmdb_error.empty()) {
         absl::StrAppend(&s, ",\"lmdb_error\":", JsonString(Printable(f.lmdb_error)));
       }
@@ -244,13 +316,25 @@ int RunStat(const Args& args) {
                                              : "clean"),
                   "}")
             : "";
+    std::string node_json = "null";
+    if (node) {
+      std::vector<std::string> members;
+      for (const ReplicationMember& m : node->members) {
+        members.push_back(absl::StrCat("{\"id\":", m.id, ",\"address\":",
+                                       JsonString(Printable(m.address)), "}"));
+      }
+      node_json = absl::StrCat("{\"node_id\":", node->node_id, ",\"cluster_id\":",
+                               JsonString(Printable(node->cluster_id)), ",\"incarnation\":",
+                               node->incarnation, ",\"joined\":", node->join ? "true" : "false",
+                               ",\"members\":[", absl::StrJoin(members, ","), "]}");
+    }
     std::printf(
         "{\"path\":%s,\"format\":%u,\"shards\":%u,\"partitioning\":%s,\"log_layout\":%s%s,"
-        "\"open_by_pid\":%s,\"shard\":[%s],\"prepared\":[%s]}\n",
+        "\"replication\":%s,\"open_by_pid\":%s,\"shard\":[%s],\"prepared\":[%s]}\n",
         JsonString(Printable(info->path)).c_str(), info->format, info->shards,
         JsonString(Printable(info->partitioning)).c_str(),
         JsonString(info->shared_log ? "shared" : "per-shard").c_str(), shared.c_str(),
-        holder ? JsonString(*holder).c_str() : "null", absl::StrJoin(out, ",").c_str(),
+        node_json.c_str(), holder ? JsonString(*holder).c_str() : "null", absl::StrJoin(out, ",").c_str(),
         absl::StrJoin(prep, ",").c_str());
     return problem ? kExitProblem : kExitOk;
   }
@@ -258,6 +342,14 @@ int RunStat(const Args& args) {
   std::printf("database %s: format %u, %u shards, partitioning %s%s\n", info->path.c_str(),
               info->format, info->shards, info->partitioning.c_str(),
               info->shared_log ? ", one log shared by all shards" : "");
+  if (node) {
+    std::printf("replicated: node %llu of cluster %s (incarnation %llu%s), members %s\n",
+                static_cast<unsigned long long>(node->node_id),
+                Printable(node->cluster_id).c_str(),
+                static_cast<unsigned long long>(node->incarnation),
+                node->join ? ", joined an existing cluster" : "",
+                Printable(txn::MembersToString(node->members)).c_str());
+  }
   if (holder) {
     std::printf("open by pid %s: figures are a snapshot (read without taking the lock)\n",
                 holder->c_str());
@@ -305,6 +397,16 @@ int RunStat(const Args& args) {
       std::printf(", last checkpoint %llds ago", static_cast<long long>(now - f.lmdb_mtime));
     }
     if (!f.lmdb_error.empty()) std::printf("; LMDB unreadable: %s", f.lmdb_error.c_str());
+    if (node) {
+      const engine::RaftPosition applied = RaftApplied(f);
+      std::printf("; Raft: applied entry %llu (term %llu), checkpointed %llu, %llu entries in "
+                  "the WAL, %llu files %s",
+                  static_cast<unsigned long long>(applied.index),
+                  static_cast<unsigned long long>(applied.term),
+                  static_cast<unsigned long long>(f.raft_checkpointed.index),
+                  static_cast<unsigned long long>(f.raft_entries),
+                  static_cast<unsigned long long>(f.raft_files), Size(f.raft_bytes).c_str());
+    }
     std::printf("\n");
   }
   std::printf("(checkpoint age: from data.mdb's modification time; only checkpoints write LMDB)\n");
