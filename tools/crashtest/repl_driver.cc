@@ -218,12 +218,13 @@ class NodeProc {
     }
     if (w.size() < 2 || !absl::SimpleAtoi(w[1], &txn)) return;
     std::lock_guard<std::mutex> l(*model_mu_);
-    if (w[0] == "I" && w.size() == 6) {
-      int shard = 0, from = 0, to = 0;
+    if (w[0] == "I" && (w.size() == 6 || w.size() == 7)) {
+      int shard = 0, from = 0, to = 0, to_shard = -1;
       int64_t amount = 0;
       if (absl::SimpleAtoi(w[2], &shard) && absl::SimpleAtoi(w[3], &from) &&
-          absl::SimpleAtoi(w[4], &to) && absl::SimpleAtoi(w[5], &amount)) {
-        model_->Intent(id_, txn, shard, from, to, amount);
+          absl::SimpleAtoi(w[4], &to) && absl::SimpleAtoi(w[5], &amount) &&
+          (w.size() == 6 || absl::SimpleAtoi(w[6], &to_shard))) {
+        model_->Intent(id_, txn, shard, from, to, amount, to_shard);
       }
     } else if (w[0] == "A" && w.size() == 4) {
       uint64_t before = 0, after = 0;
@@ -336,6 +337,7 @@ class ReplDriver {
   uint64_t membership_retries_ = 0;         // membership calls a shard answered not done
   uint64_t new_member_installs_ = 0;        // snapshots the new members installed
   uint64_t last_id_ = kNodes;               // the last member id given
+  uint64_t max_in_doubt_ = 0;               // the most parts in doubt after a round
   int round_ = 0;
 };
 
@@ -352,6 +354,7 @@ bool ReplDriver::StartNode(int i, std::string* error) {
       absl::StrCat("--repl_pause_ms=", o_.pause_ms),
       absl::StrCat("--shards=", o_.shards),
       absl::StrCat("--threads=", o_.threads),
+      absl::StrCat("--repl_cross_pct=", o_.cross_pct),
       absl::StrCat("--repl_join=", members_[i].id > kNodes ? 1 : 0)};  // replace-follower's
   return nodes_[i]->Spawn(o_.self, args, error);
 }
@@ -491,6 +494,7 @@ void ReplDriver::Workload(bool on) {
 }
 
 bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string>* findings) {
+  int verified = 0;
   for (int g = 0; g < o_.shards; ++g) {
     // Transfers of unknown outcome: GetOutcomeOfKey on the shard's leader first (its answer is
     // checked against the scan below), then the scan settles every one of them.
@@ -510,8 +514,11 @@ bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string
       if (w.size() >= 2 && w[1] == "committed") said = ReplModel::Said::kCommitted;
       if (w.size() >= 2 && w[1] == "aborted") said = ReplModel::Said::kAborted;
       if (said != ReplModel::Said::kNothing) ++outcome_answers_;
+      if (w.size() >= 2 && (w[1] == "indoubt" || w[1] == "prepared")) {
+        said = ReplModel::Said::kInDoubt;
+      }
       std::lock_guard<std::mutex> l(model_mu_);
-      model_.NoteSaid(txn, said);
+      model_.NoteSaid(txn, g, said);
     }
     std::map<std::string, std::string> scan;
     bool confirmed = false;
@@ -544,6 +551,11 @@ bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string
     }
     std::lock_guard<std::mutex> l(model_mu_);
     model_.Verify(g, scan, findings);
+    ++verified;
+  }
+  if (verified == o_.shards) {
+    std::lock_guard<std::mutex> l(model_mu_);
+    model_.VerifyTotal(findings);
   }
   return true;
 }
@@ -812,9 +824,9 @@ int ReplDriver::Run() {
   }
   std::printf(
       "crashtest: mode replicated, seed %llu, 3 nodes (%s), %d shards, %d threads per node, "
-      "election timeout %d ms, dir %s\n",
+      "bank with %d%% cross-shard transfers, election timeout %d ms, dir %s\n",
       static_cast<unsigned long long>(o_.seed), FormatMembers(members_).c_str(), o_.shards,
-      o_.threads, o_.election_ms, o_.dir.c_str());
+      o_.threads, o_.cross_pct, o_.election_ms, o_.dir.c_str());
   std::fflush(stdout);
   const auto start = Clock::now();
   std::vector<std::string> findings;
@@ -946,16 +958,28 @@ int ReplDriver::Run() {
     }
     Verify(*leaders, &findings);
     CompareDigests(&findings);
-    uint64_t acked_round, verified_round, acked_total;
+    uint64_t acked_round, verified_round, acked_total, in_doubt;
+    std::string in_doubt_text;
     {
       std::lock_guard<std::mutex> l(model_mu_);
       acked_total = model_.acked();
       acked_round = acked_total - acked_before;
       verified_round = model_.acked_verified() - verified_before;
+      in_doubt = model_.InDoubt();
+      in_doubt_text = model_.InDoubtText(5);
     }
-    std::printf("round %d: %s; %llu acknowledged, %llu verified; %.0f ms\n", round_, what.c_str(),
-                static_cast<unsigned long long>(acked_round),
-                static_cast<unsigned long long>(verified_round), MsSince(round_start));
+    max_in_doubt_ = std::max(max_in_doubt_, in_doubt);
+    if (in_doubt > 0 && o_.require_no_in_doubt) {
+      findings.push_back(absl::StrCat("[in-doubt] ", in_doubt,
+                                      " transaction parts left prepared after healing: ",
+                                      in_doubt_text));
+    }
+    std::printf("round %d: %s; %llu acknowledged, %llu verified; %llu in doubt%s; %.0f ms\n",
+                round_, what.c_str(), static_cast<unsigned long long>(acked_round),
+                static_cast<unsigned long long>(verified_round),
+                static_cast<unsigned long long>(in_doubt),
+                in_doubt > 0 ? absl::StrCat(" (", in_doubt_text, ")").c_str() : "",
+                MsSince(round_start));
     std::fflush(stdout);
     if (!findings.empty()) return fail(findings.front());
   }
@@ -984,6 +1008,14 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(model_.unknown()),
       static_cast<unsigned long long>(outcome_answers_),
       static_cast<unsigned long long>(model_.unanswered_resolved()), o_.shards);
+  std::printf(
+      "crashtest: cross-shard: %d%% of transfers drawn across two shards, %llu committed; "
+      "%llu transaction parts left in doubt after healing at the end (at most %llu after a "
+      "round)%s\n",
+      o_.cross_pct, static_cast<unsigned long long>(model_.cross_committed()),
+      static_cast<unsigned long long>(model_.InDoubt()),
+      static_cast<unsigned long long>(max_in_doubt_),
+      o_.require_no_in_doubt ? "" : " (reported, not failed on: no --require_no_in_doubt)");
   std::printf(
       "crashtest: replace-follower: %llu followers replaced by new empty members after the Raft "
       "logs were truncated (%llu snapshots installed on them; %llu membership calls retried)\n",
