@@ -186,6 +186,30 @@ TEST(ReplModel, CrossShardPartInDoubtIsCountedThenSettled) {
   EXPECT_EQ(m.acked_verified(), 1u);
 }
 
+// The decision committed but shard 1's commit entry did not: the leader answers kCommitted for
+// a part still prepared there (no marker yet). In doubt, not lost; committed once it appears.
+TEST(ReplModel, CrossShardPartDecidedCommittedButNotAppliedIsInDoubt) {
+  ReplModel m(2);
+  m.Intent(1, kCross, 0, 0, 1, 5, 1);
+  m.Acked(1, kCross, 3, 3);
+  m.NoteSaid(kCross, 1, ReplModel::Said::kCommitted);
+  std::vector<std::string> findings;
+  m.Verify(0, CrossFrom(5), &findings);
+  m.Verify(1, {}, &findings);
+  m.VerifyTotal(&findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();
+  EXPECT_EQ(m.InDoubt(), 1u);
+  EXPECT_TRUE(absl::StrContains(m.InDoubtText(5), "(decided committed)"));
+  // Inside one shard there is no such state: said committed and missing is a violation.
+  ReplModel single(1);
+  single.Intent(1, 8, 0, 0, 1, 5);
+  single.Unknown(8);
+  single.NoteSaid(8, ReplModel::Said::kCommitted);
+  single.Verify(0, {}, &findings);
+  EXPECT_TRUE(Has(findings, "said committed for transfer 8"));
+  EXPECT_EQ(single.InDoubt(), 0u);
+}
+
 TEST(ReplModel, CrossShardAcknowledgedPartMissingAndNotInDoubtIsLost) {
   ReplModel m(2);
   m.Intent(1, kCross, 0, 0, 1, 5, 1);

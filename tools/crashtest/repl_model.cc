@@ -120,7 +120,8 @@ std::string ReplModel::InDoubtText(size_t limit) const {
       if (!p.in_doubt || p.committed.has_value()) continue;
       if (n++ < limit) {
         absl::StrAppend(&out, out.empty() ? "" : ", ", "transfer ", txn, " on shard ", p.shard,
-                        op.state == State::kAcked ? " (acknowledged)" : "");
+                        op.state == State::kAcked ? " (acknowledged)" : "",
+                        p.said == Said::kCommitted ? " (decided committed)" : "");
       }
     }
   }
@@ -235,7 +236,11 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
       continue;
     }
     // Prepared on the leader and undecided: settled by neither outcome yet (asked again later).
-    part->in_doubt = part->said == Said::kInDoubt;
+    // So is a cross-shard part the leader says committed while its writes are not there: the
+    // decision committed, this part's commit entry did not (it stays prepared, keys locked,
+    // until the resolver applies it; docs/replicated-2pc-plan.md, step 2, test 4).
+    part->in_doubt =
+        part->said == Said::kInDoubt || (op.cross() && part->said == Said::kCommitted);
     if (part->in_doubt) continue;
     if (op.state == State::kAcked) {
       findings->push_back(absl::StrCat(

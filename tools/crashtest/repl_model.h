@@ -12,7 +12,8 @@
 // A cross-shard transfer (accounts on two shards, issue 17) writes a marker on each shard, and
 // each shard's scan settles its part. Both parts must settle alike (atomicity). A part whose
 // marker is missing while the shard's leader answers that the transaction is prepared there and
-// not decided (GetOutcomeOfKey: kUnavailable "being resolved") is in doubt: not settled, asked
+// not decided (GetOutcomeOfKey: kUnavailable "being resolved"), or decided committed while the
+// part's own commit entry did not commit (GetOutcomeOfKey: kCommitted), is in doubt: not settled, asked
 // again after the next round, counted by InDoubt() (the resolver of issue 17 step 4 decides
 // such parts; until it does, the run reports them rather than failing on them).
 #pragma once
