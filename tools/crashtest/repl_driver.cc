@@ -140,6 +140,11 @@ class NodeProc {
   void Stop() {
     if (pid_ > 0 && kill(pid_, SIGSTOP) == 0) stopped_ = true;
   }
+  // Whether the node exited (its report pipe closed) within `timeout`; Kill() reaps it.
+  bool WaitExit(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, timeout, [&] { return eof_; });
+  }
   void Cont() {
     if (pid_ > 0 && stopped_) kill(pid_, SIGCONT);
     stopped_ = false;
@@ -264,14 +269,19 @@ enum Fault {
   kLeaderIsolate,
   kOneWay,
   kReplace,
+  kLeaderKill2pc,
   kFaultKinds
 };
-const char* const kFaultNames[] = {"none",         "leader-kill",    "follower-kill", "leader-stop",
-                                   "cluster-kill", "leader-isolate", "one-way",      "replace-follower"};
-// The seeded mix, in percent (README.md): leader kills the most frequent.
-constexpr int kFaultPercent[kFaultKinds] = {5, 28, 14, 14, 10, 12, 9, 8};
+const char* const kFaultNames[] = {"none",         "leader-kill",    "follower-kill",
+                                   "leader-stop",  "cluster-kill",   "leader-isolate",
+                                   "one-way",      "replace-follower", "leader-kill-2pc"};
+// The seeded mix, in percent (README.md): leader kills the most frequent. leader-kill-2pc is
+// drawn as half the leader kills when transfers cross shards (Run), so the seeds' draws are
+// those of the mix without it.
+constexpr int kFaultPercent[kFaultKinds] = {5, 28, 14, 14, 10, 12, 9, 8, 0};
 static_assert(kFaultPercent[0] + kFaultPercent[1] + kFaultPercent[2] + kFaultPercent[3] +
-                  kFaultPercent[4] + kFaultPercent[5] + kFaultPercent[6] + kFaultPercent[7] ==
+                  kFaultPercent[4] + kFaultPercent[5] + kFaultPercent[6] + kFaultPercent[7] +
+                  kFaultPercent[8] ==
               100);
 
 // replace-follower waits until every shard's commit index is past this: two snapshots at the
@@ -338,6 +348,8 @@ class ReplDriver {
   uint64_t new_member_installs_ = 0;        // snapshots the new members installed
   uint64_t last_id_ = kNodes;               // the last member id given
   uint64_t max_in_doubt_ = 0;               // the most parts in doubt after a round
+  uint64_t kill_2pc_reached_[kRepl2pcPoints] = {};  // leader-kill-2pc, by point
+  uint64_t kill_2pc_missed_ = 0;                    // ... not reached within 3 s
   int round_ = 0;
 };
 
@@ -601,9 +613,16 @@ bool ReplDriver::CompareDigests(std::vector<std::string>* findings) {
   for (size_t i = 0; i < last.size(); ++i) {
     for (const std::string& h : last[i]) absl::StrAppend(&seen, " node ", i + 1, ": ", h, ";");
   }
+  // What each node's Raft groups say (commit and applied index, snapshots installed, voters).
+  std::string raft;
+  for (int i = 0; i < kNodes; ++i) {
+    std::vector<std::string> reply;
+    nodes_[i]->Call("G", &reply);
+    for (const std::string& r : reply) absl::StrAppend(&raft, " node ", members_[i].id, ": ", r, ";");
+  }
   findings->push_back(absl::StrCat(
       "[violation] the replicas did not reach one applied index per shard in 60 s (last:", seen,
-      ")"));
+      "; raft:", raft, ")"));
   return false;
 }
 
@@ -863,6 +882,10 @@ int ReplDriver::Run() {
     const int after_ms = 300 + static_cast<int>(rng_() % 1000);
     const uint64_t other = rng_();
     Fault fault = round_ == o_.replace_round ? kReplace : drawn;
+    // Half the drawn leader kills hit a 2PC point when transfers cross shards (no extra draw).
+    if (fault == kLeaderKill && o_.cross_pct > 0 && o_.shards > 1 && ((other >> 8) & 1) != 0) {
+      fault = kLeaderKill2pc;
+    }
     if (round_ <= static_cast<int64_t>(plan_.size())) fault = plan_[round_ - 1];
     std::optional<std::vector<int>> leaders = WaitHealed();
     if (!leaders.has_value()) return fail("no ready leader on every shard before the round");
@@ -919,6 +942,23 @@ int ReplDriver::Run() {
                         " ms, new leader ",
                         next >= 0 ? absl::StrCat("node ", members_[next].id, " term ", new_term)
                                   : std::string("none"));
+        ++faults_[fault];
+      }
+    } else if (fault == kLeaderKill2pc) {
+      const int point = static_cast<int>((other >> 9) % kRepl2pcPoints);
+      if (leader < 0) {
+        absl::StrAppend(&what, " (no ready leader of shard ", shard, " at that moment: none)");
+      } else {
+        // The leader exits at the point in its next cross-shard commit (3 s at most, else
+        // kill -9 as leader-kill does; counted apart).
+        std::vector<std::string> reply;
+        nodes_[leader]->Call(absl::StrCat("K ", kRepl2pcPointNames[point]), &reply);
+        const bool reached = nodes_[leader]->WaitExit(std::chrono::milliseconds(3000));
+        nodes_[leader]->Kill();
+        ++(reached ? kill_2pc_reached_[point] : kill_2pc_missed_);
+        absl::StrAppend(&what, " node ", members_[leader].id, " (leader of shard ", shard,
+                        ", term ", term, ") ", kRepl2pcPointNames[point],
+                        reached ? "" : " (not reached in 3 s: kill -9)");
         ++faults_[fault];
       }
     } else if (fault == kFollowerKill) {
@@ -1016,6 +1056,13 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(model_.InDoubt()),
       static_cast<unsigned long long>(max_in_doubt_),
       o_.require_no_in_doubt ? "" : " (reported, not failed on: no --require_no_in_doubt)");
+  std::printf(
+      "crashtest: leader-kill-2pc: the leader exited %s %llu, %s %llu, %s %llu times; %llu not "
+      "reached in 3 s (kill -9)\n",
+      kRepl2pcPointNames[0], static_cast<unsigned long long>(kill_2pc_reached_[0]),
+      kRepl2pcPointNames[1], static_cast<unsigned long long>(kill_2pc_reached_[1]),
+      kRepl2pcPointNames[2], static_cast<unsigned long long>(kill_2pc_reached_[2]),
+      static_cast<unsigned long long>(kill_2pc_missed_));
   std::printf(
       "crashtest: replace-follower: %llu followers replaced by new empty members after the Raft "
       "logs were truncated (%llu snapshots installed on them; %llu membership calls retried)\n",

@@ -18,12 +18,14 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "engine/types.h"
 #include "replication/link_filter.h"
 #include "replication/shard_machine.h"
 #include "shardtx/database.h"
 #include "tools/crashtest/layout.h"
 #include "tools/crashtest/protocol.h"
 #include "tools/crashtest/repl_protocol.h"
+#include "txn/coordinator.h"
 #include "txn/database_impl.h"
 #include "util/mutex.h"
 
@@ -126,8 +128,12 @@ class Node {
   void Link(const std::vector<std::string>& w);
   void ChangeMembers(const std::vector<std::string>& w);
   void RaftStats();
+  // The coordinator's propose hook (TEST ONLY, set before any commit): exits the process at the
+  // armed 2PC point of a cross-shard commit (repl_protocol.h, "K").
+  void OnPropose(uint8_t record);
 
   const ReplNodeConfig c_;
+  std::atomic<int> armed_2pc_{0};  // 0: none; else 1 + the index in kRepl2pcPoints
   std::unique_ptr<Database> db_;
   std::atomic<bool> run_{false};
   std::vector<std::thread> workers_;
@@ -330,6 +336,28 @@ void Node::RaftStats() {
   }
 }
 
+void Node::OnPropose(uint8_t record) {
+  // CommitReplicated runs on the committing thread: each prepare's hook in phase one, then one
+  // per participant in phase two (the first entry carries the decision), so the thread's own
+  // counts say where its transaction is.
+  thread_local uint8_t last = 0;
+  thread_local int prepares = 0, resolutions = 0;
+  if (record == engine::kPrepare) {
+    if (last != engine::kPrepare) prepares = resolutions = 0;
+    ++prepares;
+  } else {
+    ++resolutions;
+  }
+  last = record;
+  const int armed = armed_2pc_.load(std::memory_order_relaxed);
+  const bool commit = record == engine::kCommitPrepared;
+  if ((armed == 1 && record == engine::kPrepare && prepares == 2) ||  // one prepare proposed
+      (armed == 2 && commit && resolutions == 1) ||  // every prepare committed, no decision
+      (armed == 3 && commit && resolutions == 2)) {  // the decision proposed
+    _exit(9);
+  }
+}
+
 void Node::Run() {
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(ReplNodeOptions(c_));
   if (!db.ok()) {
@@ -337,6 +365,12 @@ void Node::Run() {
     _exit(1);
   }
   db_ = std::move(*db);
+  static_cast<txn::DatabaseImpl*>(db_.get())
+      ->coordinator()
+      .SetReplicatedProposeHookForTesting([this](uint32_t, uint8_t record) {
+        OnPropose(record);
+        return absl::OkStatus();
+      });
   Line(absl::StrCat("R ", static_cast<txn::DatabaseImpl*>(db_.get())->incarnation()));
   std::string cmd;
   char buf[4096];
@@ -376,6 +410,10 @@ void Node::Run() {
         ChangeMembers(w);
       } else if (w[0] == "G") {
         RaftStats();
+      } else if (w[0] == "K" && w.size() == 2) {
+        for (int i = 0; i < kRepl2pcPoints; ++i) {
+          if (w[1] == kRepl2pcPointNames[i]) armed_2pc_.store(i + 1);
+        }
       } else if (w[0] == "Q") {
         StopWorkload();
         const absl::Status s = db_->Close();

@@ -38,6 +38,12 @@
 //                    "= M all <code>" when the call was refused as a whole
 //   G                per shard: "= G <shard> <commit index> <applied index> <snapshots
 //                    installed> <voters>", from the node's replication stats
+//   K <point>        arm a 2PC kill point (kRepl2pcPointNames): the node exits (status 9) when
+//                    a cross-shard commit it coordinates reaches it: after-first-prepare (the
+//                    first participant's prepare proposed, the second's not), after-prepares
+//                    (every prepare committed, the decision not proposed), after-decision (the
+//                    decision entry, with the first part's commit, proposed, the second part's
+//                    commit not); through the coordinator's propose hook (TEST ONLY)
 //   Q                close the database and exit 0
 #pragma once
 
@@ -47,6 +53,9 @@
 namespace shardtx::crashtest {
 
 constexpr int kReplAccounts = 8;  // accounts per shard: sNNN/bank/AA, absent = 0
+constexpr int kRepl2pcPoints = 3;
+inline constexpr const char* kRepl2pcPointNames[kRepl2pcPoints] = {
+    "after-first-prepare", "after-prepares", "after-decision"};
 
 // The marker a transfer writes beside its two accounts: its id makes it unique, so that the
 // parent can tell, for any transfer, whether it committed.
