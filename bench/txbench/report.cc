@@ -777,8 +777,8 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
                          ", \"lmdb_syncs_per_s\": ", JsonNumber(f.lmdb_syncs_per_s), "}"));
       }
       absl::StrAppend(&out, ", \"replicas\": ", r.replicas, ", \"replica_figures\": [",
-                      absl::StrJoin(figures, ", "), "], \"leadership_unavailable\": ",
-                      r.leadership_unavailable,
+                      absl::StrJoin(figures, ", "),
+                      "], \"leadership_unavailable\": ", r.leadership_unavailable,
                       ", \"leadership_unknown\": ", r.leadership_unknown);
     }
     out += "}";

@@ -169,7 +169,8 @@ class ShardtxEngine final : public Engine {
   // values): counted, and once node 1 leads every shard again (AwaitLeadership) the runner
   // retries it as an abort, the window's clock running meanwhile. `s` if it does not lead again.
   absl::Status LeadershipLost(absl::Status s) {
-    (absl::IsUnknown(s) ? lost_unknown_ : lost_unavailable_).fetch_add(1, std::memory_order_relaxed);
+    (absl::IsUnknown(s) ? lost_unknown_ : lost_unavailable_)
+        .fetch_add(1, std::memory_order_relaxed);
     if (!AwaitLeadership(*db_)) return s;
     return absl::AbortedError(absl::StrCat("node 1 lost a shard's leadership: ", s.message()));
   }

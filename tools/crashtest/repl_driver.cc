@@ -272,9 +272,9 @@ enum Fault {
   kLeaderKill2pc,
   kFaultKinds
 };
-const char* const kFaultNames[] = {"none",         "leader-kill",    "follower-kill",
-                                   "leader-stop",  "cluster-kill",   "leader-isolate",
-                                   "one-way",      "replace-follower", "leader-kill-2pc"};
+const char* const kFaultNames[] = {"none",        "leader-kill",      "follower-kill",
+                                   "leader-stop", "cluster-kill",     "leader-isolate",
+                                   "one-way",     "replace-follower", "leader-kill-2pc"};
 // The seeded mix, in percent (README.md): leader kills the most frequent. leader-kill-2pc is
 // drawn as half the leader kills when transfers cross shards (Run), so the seeds' draws are
 // those of the mix without it.
@@ -618,7 +618,9 @@ bool ReplDriver::CompareDigests(std::vector<std::string>* findings) {
   for (int i = 0; i < kNodes; ++i) {
     std::vector<std::string> reply;
     nodes_[i]->Call("G", &reply);
-    for (const std::string& r : reply) absl::StrAppend(&raft, " node ", members_[i].id, ": ", r, ";");
+    for (const std::string& r : reply) {
+      absl::StrAppend(&raft, " node ", members_[i].id, ": ", r, ";");
+    }
   }
   findings->push_back(absl::StrCat(
       "[violation] the replicas did not reach one applied index per shard in 60 s (last:", seen,
@@ -1010,16 +1012,15 @@ int ReplDriver::Run() {
     }
     max_in_doubt_ = std::max(max_in_doubt_, in_doubt);
     if (in_doubt > 0 && o_.require_no_in_doubt) {
-      findings.push_back(absl::StrCat("[in-doubt] ", in_doubt,
-                                      " transaction parts left prepared after healing: ",
-                                      in_doubt_text));
+      findings.push_back(
+          absl::StrCat("[in-doubt] ", in_doubt,
+                       " transaction parts left prepared after healing: ", in_doubt_text));
     }
-    std::printf("round %d: %s; %llu acknowledged, %llu verified; %llu in doubt%s; %.0f ms\n",
-                round_, what.c_str(), static_cast<unsigned long long>(acked_round),
-                static_cast<unsigned long long>(verified_round),
-                static_cast<unsigned long long>(in_doubt),
-                in_doubt > 0 ? absl::StrCat(" (", in_doubt_text, ")").c_str() : "",
-                MsSince(round_start));
+    std::printf(
+        "round %d: %s; %llu acknowledged, %llu verified; %llu in doubt%s; %.0f ms\n", round_,
+        what.c_str(), static_cast<unsigned long long>(acked_round),
+        static_cast<unsigned long long>(verified_round), static_cast<unsigned long long>(in_doubt),
+        in_doubt > 0 ? absl::StrCat(" (", in_doubt_text, ")").c_str() : "", MsSince(round_start));
     std::fflush(stdout);
     if (!findings.empty()) return fail(findings.front());
   }

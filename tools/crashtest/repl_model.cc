@@ -192,11 +192,10 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
       continue;
     }
     Op& op = it->second;
-    const std::string attempted =
-        ReplMarkerValue(op.shard, op.from, op.to_shard, op.to, op.amount);
+    const std::string attempted = ReplMarkerValue(op.shard, op.from, op.to_shard, op.to, op.amount);
     if (value != attempted) {
-      findings->push_back(
-          absl::StrCat("[violation] transfer ", txn, ": marker ", value, ", attempted ", attempted));
+      findings->push_back(absl::StrCat("[violation] transfer ", txn, ": marker ", value,
+                                       ", attempted ", attempted));
     }
     if (op.state == State::kNoEffect) {
       findings->push_back(absl::StrCat("[violation] transfer ", txn, " of node ", op.node,
@@ -228,8 +227,7 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
     if (part->committed.has_value()) {
       if (*part->committed) {
         findings->push_back(absl::StrCat("[lost] transfer ", txn, " of node ", op.node,
-                                         " on shard ", shard,
-                                         " was seen committed but its marker ",
+                                         " on shard ", shard, " was seen committed but its marker ",
                                          ReplMarkerKey(shard, txn), " is missing on the leader"));
         part->committed = false;  // reported once
       }
@@ -239,8 +237,7 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
     // So is a cross-shard part the leader says committed while its writes are not there: the
     // decision committed, this part's commit entry did not (it stays prepared, keys locked,
     // until the resolver applies it; docs/replicated-2pc-plan.md, step 2, test 4).
-    part->in_doubt =
-        part->said == Said::kInDoubt || (op.cross() && part->said == Said::kCommitted);
+    part->in_doubt = part->said == Said::kInDoubt || (op.cross() && part->said == Said::kCommitted);
     if (part->in_doubt) continue;
     if (op.state == State::kAcked) {
       findings->push_back(absl::StrCat(
@@ -293,11 +290,10 @@ void ReplModel::VerifyTotal(std::vector<std::string>* findings) {
     }
   }
   if (total + in_doubt != 0) {
-    findings->push_back(absl::StrCat("[violation] the bank total over all shards is ", total,
-                                     in_doubt != 0 ? absl::StrCat(" (", total + in_doubt,
-                                                                  " counting the in-doubt halves)")
-                                                   : "",
-                                     ", not 0"));
+    findings->push_back(absl::StrCat(
+        "[violation] the bank total over all shards is ", total,
+        in_doubt != 0 ? absl::StrCat(" (", total + in_doubt, " counting the in-doubt halves)") : "",
+        ", not 0"));
   }
 }
 

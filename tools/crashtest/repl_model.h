@@ -13,8 +13,8 @@
 // each shard's scan settles its part. Both parts must settle alike (atomicity). A part whose
 // marker is missing while the shard's leader answers that the transaction is prepared there and
 // not decided (GetOutcomeOfKey: kUnavailable "being resolved"), or decided committed while the
-// part's own commit entry did not commit (GetOutcomeOfKey: kCommitted), is in doubt: not settled, asked
-// again after the next round, counted by InDoubt() (the resolver of issue 17 step 4 decides
+// part's own commit entry did not commit (GetOutcomeOfKey: kCommitted), is in doubt: not settled,
+// asked again after the next round, counted by InDoubt() (the resolver of issue 17 step 4 decides
 // such parts; until it does, the run reports them rather than failing on them).
 #pragma once
 
@@ -31,8 +31,7 @@ class ReplModel {
  public:
   enum class Said { kNothing, kCommitted, kAborted, kInDoubt };
 
-  explicit ReplModel(int shards)
-      : shards_(shards), balances_(shards), scanned_totals_(shards, 0) {}
+  explicit ReplModel(int shards) : shards_(shards), balances_(shards), scanned_totals_(shards, 0) {}
 
   // Reports (repl_protocol.h). `node` is the reporting node's id.
   // `to_shard` < 0: `shard` (a transfer inside one shard).
@@ -112,8 +111,8 @@ class ReplModel {
 
   const int shards_;
   std::map<uint64_t, Op> ops_;
-  std::vector<std::map<int, int64_t>> balances_;  // per shard: of the committed parts
-  std::vector<int64_t> scanned_totals_;            // per shard: the last scan's sum
+  std::vector<std::map<int, int64_t>> balances_;                // per shard: of the committed parts
+  std::vector<int64_t> scanned_totals_;                         // per shard: the last scan's sum
   std::map<std::pair<int, uint64_t>, uint64_t> acked_in_term_;  // (shard, term) -> node
   std::vector<std::string> report_findings_;
   uint64_t acked_ = 0, acked_verified_ = 0, unknown_ = 0, unknown_resolved_ = 0,

@@ -365,9 +365,8 @@ void Node::Run() {
     _exit(1);
   }
   db_ = std::move(*db);
-  static_cast<txn::DatabaseImpl*>(db_.get())
-      ->coordinator()
-      .SetReplicatedProposeHookForTesting([this](uint32_t, uint8_t record) {
+  static_cast<txn::DatabaseImpl*>(db_.get())->coordinator().SetReplicatedProposeHookForTesting(
+      [this](uint32_t, uint8_t record) {
         OnPropose(record);
         return absl::OkStatus();
       });
