@@ -54,6 +54,18 @@ double NumberBetween(const std::string& text, absl::string_view before, absl::st
   return v;
 }
 
+// txbench::Run of `c`, its printed report in *text.
+Outcome RunPrinting(const Config& c, std::string* text) {
+  const std::string path = FreshDir() + "/out.txt";
+  FILE* f = std::fopen(path.c_str(), "w");
+  EXPECT_NE(f, nullptr) << path;
+  if (f == nullptr) return Outcome{.exit_code = -1};
+  Outcome outcome = txbench::Run(c, f);
+  std::fclose(f);
+  *text = ReadFile(path);
+  return outcome;
+}
+
 Config TinyReplicasConfig() {
   Config c = SmallConfig();
   c.replicas = 3;
@@ -94,12 +106,8 @@ TEST(TxbenchReplicas, PlanIsTheFloorsThenShardtxUnreplicatedAndReplicatedAtOneAn
 
 TEST(TxbenchReplicas, TinyRunCompletesAndPrintsEveryReplicasWrites) {
   const Config c = TinyCatchUpConfig();
-  const std::string path = FreshDir() + "/out.txt";
-  FILE* f = std::fopen(path.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  const Outcome outcome = txbench::Run(c, f);
-  std::fclose(f);
-  const std::string text = ReadFile(path);
+  std::string text;
+  const Outcome outcome = RunPrinting(c, &text);
   ASSERT_EQ(outcome.exit_code, 0) << text;
   int replicated_windows = 0;
   for (const RunResult& r : outcome.runs) {
@@ -222,12 +230,8 @@ TEST(TxbenchReplicas, TinyCrossRunCompletesAndPrintsTheCrossRows) {
   Config c = TinyReplicasConfig();
   c.workload = Workload::kCross;
   ASSERT_TRUE(Validate(c).ok()) << Validate(c);
-  const std::string path = FreshDir() + "/out.txt";
-  FILE* f = std::fopen(path.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  const Outcome outcome = txbench::Run(c, f);
-  std::fclose(f);
-  const std::string text = ReadFile(path);
+  std::string text;
+  const Outcome outcome = RunPrinting(c, &text);
   ASSERT_EQ(outcome.exit_code, 0) << text;
   int replicated = 0, unreplicated = 0;
   for (const RunResult& r : outcome.runs) {

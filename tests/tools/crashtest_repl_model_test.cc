@@ -128,10 +128,16 @@ Scan CrossTo(int64_t amount) {
           {ReplMarkerKey(1, kCross), ReplMarkerValue(0, 0, 1, 1, amount)}};
 }
 
-TEST(ReplModel, CrossShardTransferOnBothShardsIsClean) {
+// A model of two shards in which node 1 acknowledged kCross (5 from 0/0 to 1/1).
+ReplModel AckedCross() {
   ReplModel m(2);
   m.Intent(1, kCross, 0, 0, 1, 5, 1);
   m.Acked(1, kCross, 3, 3);
+  return m;
+}
+
+TEST(ReplModel, CrossShardTransferOnBothShardsIsClean) {
+  ReplModel m = AckedCross();
   // Its marker on each shard is asked about (a part may be left in doubt), and only there.
   ASSERT_EQ(m.Unsettled(0).size(), 1u);
   EXPECT_EQ(m.Unsettled(0)[0].second, ReplMarkerKey(0, kCross));
@@ -164,9 +170,7 @@ TEST(ReplModel, CrossShardTransferOnOneShardOnlyIsAViolation) {
 }
 
 TEST(ReplModel, CrossShardPartInDoubtIsCountedThenSettled) {
-  ReplModel m(2);
-  m.Intent(1, kCross, 0, 0, 1, 5, 1);
-  m.Acked(1, kCross, 3, 3);
+  ReplModel m = AckedCross();
   m.NoteSaid(kCross, 1, ReplModel::Said::kInDoubt);
   std::vector<std::string> findings;
   m.Verify(0, CrossFrom(5), &findings);
@@ -189,9 +193,7 @@ TEST(ReplModel, CrossShardPartInDoubtIsCountedThenSettled) {
 // The decision committed but shard 1's commit entry did not: the leader answers kCommitted for
 // a part still prepared there (no marker yet). In doubt, not lost; committed once it appears.
 TEST(ReplModel, CrossShardPartDecidedCommittedButNotAppliedIsInDoubt) {
-  ReplModel m(2);
-  m.Intent(1, kCross, 0, 0, 1, 5, 1);
-  m.Acked(1, kCross, 3, 3);
+  ReplModel m = AckedCross();
   m.NoteSaid(kCross, 1, ReplModel::Said::kCommitted);
   std::vector<std::string> findings;
   m.Verify(0, CrossFrom(5), &findings);
@@ -211,9 +213,7 @@ TEST(ReplModel, CrossShardPartDecidedCommittedButNotAppliedIsInDoubt) {
 }
 
 TEST(ReplModel, CrossShardAcknowledgedPartMissingAndNotInDoubtIsLost) {
-  ReplModel m(2);
-  m.Intent(1, kCross, 0, 0, 1, 5, 1);
-  m.Acked(1, kCross, 3, 3);
+  ReplModel m = AckedCross();
   std::vector<std::string> findings;
   m.Verify(0, CrossFrom(5), &findings);
   m.Verify(1, {}, &findings);
@@ -222,9 +222,7 @@ TEST(ReplModel, CrossShardAcknowledgedPartMissingAndNotInDoubtIsLost) {
 }
 
 TEST(ReplModel, CrossShardMarkerMustNameBothShards) {
-  ReplModel m(2);
-  m.Intent(1, kCross, 0, 0, 1, 5, 1);
-  m.Acked(1, kCross, 3, 3);
+  ReplModel m = AckedCross();
   Scan from = CrossFrom(5);
   from[ReplMarkerKey(0, kCross)] = ReplMarkerValue(0, 1, 5);  // the single-shard form
   std::vector<std::string> findings;
