@@ -59,7 +59,11 @@ Outcome RunPrinting(const Config& c, std::string* text) {
   const std::string path = FreshDir() + "/out.txt";
   FILE* f = std::fopen(path.c_str(), "w");
   EXPECT_NE(f, nullptr) << path;
-  if (f == nullptr) return Outcome{.exit_code = -1};
+  if (f == nullptr) {
+    Outcome failed;
+    failed.exit_code = -1;
+    return failed;
+  }
   Outcome outcome = txbench::Run(c, f);
   std::fclose(f);
   *text = ReadFile(path);
