@@ -55,7 +55,9 @@ ABSL_FLAG(int64_t, replace_round, 0,
           "fails as too little if it did not happen. 0: only the seeded mix.");
 ABSL_FLAG(std::vector<std::string>, fault_plan, {},
           "--mode=replicated: comma-separated fault names for rounds 1, 2, ... (later rounds draw "
-          "from the seeded mix); the run fails as too little if a planned kind never happened.");
+          "from the seeded mix); the run fails as too little if a planned kind never happened. "
+          "leader-kill-2pc:<point> also plans its point (after-first-prepare, after-prepares, "
+          "after-decision).");
 ABSL_FLAG(std::string, workload, "bank",
           "--mode=replicated: the workload of the nodes: bank (transfers between accounts, each "
           "writing a marker on every shard it touches; --cross_pct of them between two shards). "

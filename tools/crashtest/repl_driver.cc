@@ -337,7 +337,8 @@ class ReplDriver {
   std::vector<ReplicationMember> members_;
   std::vector<std::unique_ptr<NodeProc>> nodes_;
   uint64_t faults_[kFaultKinds] = {};
-  std::vector<Fault> plan_;  // ReplDriverOptions::fault_plan
+  std::vector<Fault> plan_;       // ReplDriverOptions::fault_plan
+  std::vector<int> plan_points_;  // ... a planned 2PC point's index, else -1
   uint64_t outcome_answers_ = 0;  // GetOutcomeOfKey said committed or aborted
   uint64_t divergent_ = 0;
   uint64_t digests_compared_ = 0;
@@ -815,13 +816,24 @@ void ReplDriver::Finish() {
 int ReplDriver::Run() {
   namespace fs = std::filesystem;
   signal(SIGPIPE, SIG_IGN);  // a killed node's command pipe
-  for (const std::string& name : o_.fault_plan) {
+  for (const std::string& entry : o_.fault_plan) {
+    // "leader-kill-2pc:<point>" plans the point too (else the seed draws it).
+    const size_t colon = entry.find(':');
+    const std::string name = entry.substr(0, colon);
     const auto* k = std::find(std::begin(kFaultNames), std::end(kFaultNames), name);
-    if (k == std::end(kFaultNames)) {
-      std::fprintf(stderr, "crashtest: --fault_plan: unknown fault '%s'\n", name.c_str());
+    int point = -1;
+    if (colon != std::string::npos && name == kFaultNames[kLeaderKill2pc]) {
+      const std::string p = entry.substr(colon + 1);
+      for (int i = 0; i < kRepl2pcPoints; ++i) {
+        if (p == kRepl2pcPointNames[i]) point = i;
+      }
+    }
+    if (k == std::end(kFaultNames) || (colon != std::string::npos && point < 0)) {
+      std::fprintf(stderr, "crashtest: --fault_plan: unknown fault '%s'\n", entry.c_str());
       return 2;
     }
     plan_.push_back(static_cast<Fault>(k - std::begin(kFaultNames)));
+    plan_points_.push_back(point);
   }
   std::error_code ec;
   if (fs::exists(o_.dir + "/node1", ec)) {
@@ -947,7 +959,10 @@ int ReplDriver::Run() {
         ++faults_[fault];
       }
     } else if (fault == kLeaderKill2pc) {
-      const int point = static_cast<int>((other >> 9) % kRepl2pcPoints);
+      int point = static_cast<int>((other >> 9) % kRepl2pcPoints);
+      if (round_ <= static_cast<int64_t>(plan_points_.size()) && plan_points_[round_ - 1] >= 0) {
+        point = plan_points_[round_ - 1];
+      }
       if (leader < 0) {
         absl::StrAppend(&what, " (no ready leader of shard ", shard, " at that moment: none)");
       } else {
