@@ -84,7 +84,7 @@ struct Config {
   bool long_bench = false;  // the long steady-state matrix (`make bench-long`)
   bool keep_data = false;
   // Issue 16: 0, or the number of replicated Databases (3 or 5) of the shardtx-replicated
-  // engine; its own plan (see PlanRuns), and only single-shard workloads.
+  // engine; its own plan (see PlanRuns), on single, ycsb-a, ycsb-b or cross.
   int replicas = 0;
   // --replicas: bytes of committed data the catch-up phase fills the cluster with before a new
   // replica joins and catches up (0: no catch-up phase). ConfigFromFlags makes it 1 GiB with

@@ -112,6 +112,14 @@ class Engine {
   // A replicated engine's counters, one entry per replica (node 1 first), since open; empty
   // for every other engine.
   virtual std::vector<ReplicaCounters> Replicas() { return {}; }
+  // A replicated engine's commits that failed, since open, because node 1 did not lead every
+  // shard (leadership moving, or lost): refused with no effect (kUnavailable) or of unknown
+  // outcome (kUnknown); each was retried once node 1 led again. Zero for every other engine.
+  struct LeadershipLosses {
+    uint64_t unavailable = 0;
+    uint64_t unknown = 0;
+  };
+  virtual LeadershipLosses LostLeadership() { return {}; }
   // The replicated engine: its catch-up phase (MeasureCatchUp on its cluster, catch_up.h).
   // kUnimplemented for every other engine.
   virtual absl::StatusOr<CatchUpResult> CatchUp(

@@ -78,6 +78,9 @@ shardtx::Options NodeOptions(const LoopbackCluster& cluster, uint64_t id) {
   o.replication.members = cluster.members;
   o.replication.election_timeout = id == 1 ? kLeaderElectionTimeout : kFollowerElectionTimeout;
   o.replication.heartbeat = kHeartbeat;
+  // Leadership gathering brings every shard back to node 1 after it lost one (a cross-shard
+  // commit needs one node leading every participant).
+  o.replication.preferred_leader = 1;
   o.replication.join = false;
   return o;
 }

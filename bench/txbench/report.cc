@@ -172,8 +172,10 @@ std::string RowName(const RunResult& r) {
 
 namespace {
 
-// Each replica's figures of a window (or of the medians), one line each.
-std::string ReplicaLines(const RunResult& r, const std::string& indent) {
+// Each replica's figures of a window (or of the medians), one line each; then, replicated, the
+// commits retried because node 1 did not lead every shard, after `lost_indent`.
+std::string ReplicaLines(const RunResult& r, const std::string& indent,
+                         const std::string& lost_indent) {
   std::string out;
   for (const ReplicaFigures& f : r.replica_figures) {
     absl::StrAppendFormat(
@@ -184,6 +186,12 @@ std::string ReplicaLines(const RunResult& r, const std::string& indent) {
         f.raft_entries_per_write, Num(f.wal_fsyncs_per_s),
         f.wal_records_per_fsync > 0 ? absl::StrFormat("%.1f", f.wal_records_per_fsync) : "-",
         Num(f.lmdb_syncs_per_s));
+  }
+  if (r.spec.engine == EngineKind::kShardtxReplicated) {
+    absl::StrAppendFormat(&out,
+                          "%snode 1 not leading every shard: %d commits kUnavailable (no effect), "
+                          "%d kUnknown (maybe committed), each retried\n",
+                          lost_indent, r.leadership_unavailable, r.leadership_unknown);
   }
   return out;
 }
@@ -310,7 +318,7 @@ std::string TableText(const std::vector<RunResult>& runs) {
         r.spec.shards_per_txn, DurabilityName(r.durability), Num(r.txn_per_s), Num(r.ops_per_s),
         r.abort_pct, r.p50_us, r.p95_us, r.p99_us, r.p999_us, fs, per, r.settle_s, r.cpu_cores,
         r.other_cores);
-    out += ReplicaLines(r, "      ");
+    out += ReplicaLines(r, "      ", "      ");
   }
   return out;
 }
@@ -356,6 +364,8 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& runs) {
       m.aborts += r->aborts;
       m.ops += r->ops;
       m.elapsed_s += r->elapsed_s;
+      m.leadership_unavailable += r->leadership_unavailable;  // the summary's: totals
+      m.leadership_unknown += r->leadership_unknown;
       if (r->fsyncs_per_s.has_value()) fs.push_back(*r->fsyncs_per_s);
     }
     if (fs.size() == w.size()) m.fsyncs_per_s = Median(fs);
@@ -409,7 +419,7 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
         DurabilityName(m.durability), s.windows, Num(m.txn_per_s),
         absl::StrCat(Num(s.txn_min), "-", Num(s.txn_max)), m.abort_pct, m.p50_us, m.p99_us,
         m.p999_us, fs, per, m.settle_s, m.cpu_cores, m.other_cores);
-    out += ReplicaLines(m, "    median ");
+    out += ReplicaLines(m, "    median ", "    all windows: ");
   }
   // Ratios within each group, pair by pair (the same repetition), and each engine's p50 over
   // the fsync floor's p50 of the same repetition.
@@ -767,7 +777,9 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
                          ", \"lmdb_syncs_per_s\": ", JsonNumber(f.lmdb_syncs_per_s), "}"));
       }
       absl::StrAppend(&out, ", \"replicas\": ", r.replicas, ", \"replica_figures\": [",
-                      absl::StrJoin(figures, ", "), "]");
+                      absl::StrJoin(figures, ", "),
+                      "], \"leadership_unavailable\": ", r.leadership_unavailable,
+                      ", \"leadership_unknown\": ", r.leadership_unknown);
     }
     out += "}";
   }

@@ -271,6 +271,7 @@ void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const Prog
 
   const std::optional<uint64_t> fsyncs0 = engine.Fsyncs();
   const std::vector<ReplicaCounters> replicas0 = engine.Replicas();
+  const Engine::LeadershipLosses lost0 = engine.LostLeadership();
   const CpuSample cpu0 = SampleCpu();
   start.arrive_and_wait();
   const auto t0 = Clock::now();
@@ -305,6 +306,9 @@ void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const Prog
   const CpuSample cpu1 = SampleCpu();
   const std::optional<uint64_t> fsyncs1 = engine.Fsyncs();
   const std::vector<ReplicaCounters> replicas1 = engine.Replicas();
+  const Engine::LeadershipLosses lost1 = engine.LostLeadership();
+  r->leadership_unavailable = lost1.unavailable - lost0.unavailable;
+  r->leadership_unknown = lost1.unknown - lost0.unknown;
 
   shardtx::Histogram latency;
   for (auto& st : stats) {

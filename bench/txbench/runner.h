@@ -58,6 +58,9 @@ struct RunResult {
   double preload_s = 0;
   std::optional<int64_t> bank_total;            // bank: the checked total
   std::vector<ReplicaFigures> replica_figures;  // replicated: one per replica, node 1 first
+  // Replicated: commits of the window that failed because node 1 did not lead every shard,
+  // kUnavailable (no effect) and kUnknown (maybe committed); each retried (counted in aborts).
+  uint64_t leadership_unavailable = 0, leadership_unknown = 0;
 };
 
 // Called with a transient progress text (nullptr-free); the runner prints nothing itself.

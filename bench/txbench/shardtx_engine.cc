@@ -99,6 +99,9 @@ class ShardtxEngine final : public Engine {
     const ReplicaCounters c = CountersOf(1, db_->GetStats());
     return c.wal_fsyncs + c.lmdb_syncs + c.raft_log_writes;
   }
+  LeadershipLosses LostLeadership() override {
+    return {lost_unavailable_.load(), lost_unknown_.load()};
+  }
   std::vector<ReplicaCounters> Replicas() override {
     std::vector<ReplicaCounters> out;
     if (setup_.replicas == 0) return out;
@@ -166,7 +169,8 @@ class ShardtxEngine final : public Engine {
   // values): counted, and once node 1 leads every shard again (AwaitLeadership) the runner
   // retries it as an abort, the window's clock running meanwhile. `s` if it does not lead again.
   absl::Status LeadershipLost(absl::Status s) {
-    leadership_lost_.fetch_add(1, std::memory_order_relaxed);
+    (absl::IsUnknown(s) ? lost_unknown_ : lost_unavailable_)
+        .fetch_add(1, std::memory_order_relaxed);
     if (!AwaitLeadership(*db_)) return s;
     return absl::AbortedError(absl::StrCat("node 1 lost a shard's leadership: ", s.message()));
   }
@@ -187,8 +191,10 @@ class ShardtxEngine final : public Engine {
   std::string ReplicaNotes() {
     std::string out;
     if (setup_.replicas > 0) {
-      absl::StrAppendFormat(&out, "; commits retried after node 1 lost a shard's leadership=%d",
-                            leadership_lost_.load());
+      absl::StrAppendFormat(&out,
+                            "; commits retried after node 1 lost a shard's leadership: "
+                            "kUnavailable=%d kUnknown=%d",
+                            lost_unavailable_.load(), lost_unknown_.load());
     }
     for (const ReplicaCounters& c : Replicas()) {
       absl::StrAppendFormat(&out, "; replica %d: raft log writes=%d entries=%d wal fsyncs=%d",
@@ -205,7 +211,7 @@ class ShardtxEngine final : public Engine {
   shardtx::TxnOptions run_options_, bulk_options_;
   bool bulk_ = false;  // set between runs, never while sessions run
   DurabilityMode run_durability_;
-  std::atomic<uint64_t> leadership_lost_{0};
+  std::atomic<uint64_t> lost_unavailable_{0}, lost_unknown_{0};
 };
 
 absl::Status ShardtxSession::Commit() {

@@ -6,6 +6,7 @@
 # (a node that lies about its acknowledgements was caught). $SHARDTX_SEED replays a run's plans.
 # -DREQUIRE_FAULTS="kind ..." (optional; not checked with $SHARDTX_SEED, whose plan differs): a
 # clean run must also have made each of these faults at least once (its "crashtest: faults:" line).
+# -DREQUIRE_MATCH="<regex>" (optional): a clean run's output must also match it.
 separate_arguments(args UNIX_COMMAND "${CRASHTEST_ARGS}")
 if(DEFINED ENV{SHARDTX_SEED})
   list(APPEND args "--seed=$ENV{SHARDTX_SEED}")
@@ -16,6 +17,9 @@ execute_process(COMMAND "${CRASHTEST}" --mode=replicated ${args} "--dir=${DIR}"
 if(EXPECT STREQUAL "clean")
   if(NOT rc EQUAL 0 OR NOT out MATCHES "crashtest: replicated: [0-9]+ rounds, [1-9][0-9]* acknowledged commits verified, .* 0 lost, 0 violations, 0 divergent replicas")
     message(FATAL_ERROR "crashtest --mode=replicated did not end clean (exit ${rc}); directory kept: ${DIR}")
+  endif()
+  if(REQUIRE_MATCH AND NOT out MATCHES "${REQUIRE_MATCH}")
+    message(FATAL_ERROR "crashtest --mode=replicated ended clean but its output does not match '${REQUIRE_MATCH}'")
   endif()
   if(NOT DEFINED ENV{SHARDTX_SEED})
     separate_arguments(required UNIX_COMMAND "${REQUIRE_FAULTS}")

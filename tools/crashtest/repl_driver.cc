@@ -140,6 +140,11 @@ class NodeProc {
   void Stop() {
     if (pid_ > 0 && kill(pid_, SIGSTOP) == 0) stopped_ = true;
   }
+  // Whether the node exited (its report pipe closed) within `timeout`; Kill() reaps it.
+  bool WaitExit(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, timeout, [&] { return eof_; });
+  }
   void Cont() {
     if (pid_ > 0 && stopped_) kill(pid_, SIGCONT);
     stopped_ = false;
@@ -218,12 +223,13 @@ class NodeProc {
     }
     if (w.size() < 2 || !absl::SimpleAtoi(w[1], &txn)) return;
     std::lock_guard<std::mutex> l(*model_mu_);
-    if (w[0] == "I" && w.size() == 6) {
-      int shard = 0, from = 0, to = 0;
+    if (w[0] == "I" && (w.size() == 6 || w.size() == 7)) {
+      int shard = 0, from = 0, to = 0, to_shard = -1;
       int64_t amount = 0;
       if (absl::SimpleAtoi(w[2], &shard) && absl::SimpleAtoi(w[3], &from) &&
-          absl::SimpleAtoi(w[4], &to) && absl::SimpleAtoi(w[5], &amount)) {
-        model_->Intent(id_, txn, shard, from, to, amount);
+          absl::SimpleAtoi(w[4], &to) && absl::SimpleAtoi(w[5], &amount) &&
+          (w.size() == 6 || absl::SimpleAtoi(w[6], &to_shard))) {
+        model_->Intent(id_, txn, shard, from, to, amount, to_shard);
       }
     } else if (w[0] == "A" && w.size() == 4) {
       uint64_t before = 0, after = 0;
@@ -263,14 +269,19 @@ enum Fault {
   kLeaderIsolate,
   kOneWay,
   kReplace,
+  kLeaderKill2pc,
   kFaultKinds
 };
-const char* const kFaultNames[] = {"none",         "leader-kill",    "follower-kill", "leader-stop",
-                                   "cluster-kill", "leader-isolate", "one-way",      "replace-follower"};
-// The seeded mix, in percent (README.md): leader kills the most frequent.
-constexpr int kFaultPercent[kFaultKinds] = {5, 28, 14, 14, 10, 12, 9, 8};
+const char* const kFaultNames[] = {"none",        "leader-kill",      "follower-kill",
+                                   "leader-stop", "cluster-kill",     "leader-isolate",
+                                   "one-way",     "replace-follower", "leader-kill-2pc"};
+// The seeded mix, in percent (README.md): leader kills the most frequent. leader-kill-2pc is
+// drawn as half the leader kills when transfers cross shards (Run), so the seeds' draws are
+// those of the mix without it.
+constexpr int kFaultPercent[kFaultKinds] = {5, 28, 14, 14, 10, 12, 9, 8, 0};
 static_assert(kFaultPercent[0] + kFaultPercent[1] + kFaultPercent[2] + kFaultPercent[3] +
-                  kFaultPercent[4] + kFaultPercent[5] + kFaultPercent[6] + kFaultPercent[7] ==
+                  kFaultPercent[4] + kFaultPercent[5] + kFaultPercent[6] + kFaultPercent[7] +
+                  kFaultPercent[8] ==
               100);
 
 // replace-follower waits until every shard's commit index is past this: two snapshots at the
@@ -326,7 +337,8 @@ class ReplDriver {
   std::vector<ReplicationMember> members_;
   std::vector<std::unique_ptr<NodeProc>> nodes_;
   uint64_t faults_[kFaultKinds] = {};
-  std::vector<Fault> plan_;  // ReplDriverOptions::fault_plan
+  std::vector<Fault> plan_;       // ReplDriverOptions::fault_plan
+  std::vector<int> plan_points_;  // ... a planned 2PC point's index, else -1
   uint64_t outcome_answers_ = 0;  // GetOutcomeOfKey said committed or aborted
   uint64_t divergent_ = 0;
   uint64_t digests_compared_ = 0;
@@ -336,6 +348,9 @@ class ReplDriver {
   uint64_t membership_retries_ = 0;         // membership calls a shard answered not done
   uint64_t new_member_installs_ = 0;        // snapshots the new members installed
   uint64_t last_id_ = kNodes;               // the last member id given
+  uint64_t max_in_doubt_ = 0;               // the most parts in doubt after a round
+  uint64_t kill_2pc_reached_[kRepl2pcPoints] = {};  // leader-kill-2pc, by point
+  uint64_t kill_2pc_missed_ = 0;                    // ... not reached within 3 s
   int round_ = 0;
 };
 
@@ -352,6 +367,7 @@ bool ReplDriver::StartNode(int i, std::string* error) {
       absl::StrCat("--repl_pause_ms=", o_.pause_ms),
       absl::StrCat("--shards=", o_.shards),
       absl::StrCat("--threads=", o_.threads),
+      absl::StrCat("--repl_cross_pct=", o_.cross_pct),
       absl::StrCat("--repl_join=", members_[i].id > kNodes ? 1 : 0)};  // replace-follower's
   return nodes_[i]->Spawn(o_.self, args, error);
 }
@@ -491,6 +507,7 @@ void ReplDriver::Workload(bool on) {
 }
 
 bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string>* findings) {
+  int verified = 0;
   for (int g = 0; g < o_.shards; ++g) {
     // Transfers of unknown outcome: GetOutcomeOfKey on the shard's leader first (its answer is
     // checked against the scan below), then the scan settles every one of them.
@@ -510,8 +527,11 @@ bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string
       if (w.size() >= 2 && w[1] == "committed") said = ReplModel::Said::kCommitted;
       if (w.size() >= 2 && w[1] == "aborted") said = ReplModel::Said::kAborted;
       if (said != ReplModel::Said::kNothing) ++outcome_answers_;
+      if (w.size() >= 2 && (w[1] == "indoubt" || w[1] == "prepared")) {
+        said = ReplModel::Said::kInDoubt;
+      }
       std::lock_guard<std::mutex> l(model_mu_);
-      model_.NoteSaid(txn, said);
+      model_.NoteSaid(txn, g, said);
     }
     std::map<std::string, std::string> scan;
     bool confirmed = false;
@@ -544,6 +564,11 @@ bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string
     }
     std::lock_guard<std::mutex> l(model_mu_);
     model_.Verify(g, scan, findings);
+    ++verified;
+  }
+  if (verified == o_.shards) {
+    std::lock_guard<std::mutex> l(model_mu_);
+    model_.VerifyTotal(findings);
   }
   return true;
 }
@@ -589,9 +614,18 @@ bool ReplDriver::CompareDigests(std::vector<std::string>* findings) {
   for (size_t i = 0; i < last.size(); ++i) {
     for (const std::string& h : last[i]) absl::StrAppend(&seen, " node ", i + 1, ": ", h, ";");
   }
+  // What each node's Raft groups say (commit and applied index, snapshots installed, voters).
+  std::string raft;
+  for (int i = 0; i < kNodes; ++i) {
+    std::vector<std::string> reply;
+    nodes_[i]->Call("G", &reply);
+    for (const std::string& r : reply) {
+      absl::StrAppend(&raft, " node ", members_[i].id, ": ", r, ";");
+    }
+  }
   findings->push_back(absl::StrCat(
       "[violation] the replicas did not reach one applied index per shard in 60 s (last:", seen,
-      ")"));
+      "; raft:", raft, ")"));
   return false;
 }
 
@@ -782,13 +816,24 @@ void ReplDriver::Finish() {
 int ReplDriver::Run() {
   namespace fs = std::filesystem;
   signal(SIGPIPE, SIG_IGN);  // a killed node's command pipe
-  for (const std::string& name : o_.fault_plan) {
+  for (const std::string& entry : o_.fault_plan) {
+    // "leader-kill-2pc:<point>" plans the point too (else the seed draws it).
+    const size_t colon = entry.find(':');
+    const std::string name = entry.substr(0, colon);
     const auto* k = std::find(std::begin(kFaultNames), std::end(kFaultNames), name);
-    if (k == std::end(kFaultNames)) {
-      std::fprintf(stderr, "crashtest: --fault_plan: unknown fault '%s'\n", name.c_str());
+    int point = -1;
+    if (colon != std::string::npos && name == kFaultNames[kLeaderKill2pc]) {
+      const std::string p = entry.substr(colon + 1);
+      for (int i = 0; i < kRepl2pcPoints; ++i) {
+        if (p == kRepl2pcPointNames[i]) point = i;
+      }
+    }
+    if (k == std::end(kFaultNames) || (colon != std::string::npos && point < 0)) {
+      std::fprintf(stderr, "crashtest: --fault_plan: unknown fault '%s'\n", entry.c_str());
       return 2;
     }
     plan_.push_back(static_cast<Fault>(k - std::begin(kFaultNames)));
+    plan_points_.push_back(point);
   }
   std::error_code ec;
   if (fs::exists(o_.dir + "/node1", ec)) {
@@ -812,9 +857,9 @@ int ReplDriver::Run() {
   }
   std::printf(
       "crashtest: mode replicated, seed %llu, 3 nodes (%s), %d shards, %d threads per node, "
-      "election timeout %d ms, dir %s\n",
+      "bank with %d%% cross-shard transfers, election timeout %d ms, dir %s\n",
       static_cast<unsigned long long>(o_.seed), FormatMembers(members_).c_str(), o_.shards,
-      o_.threads, o_.election_ms, o_.dir.c_str());
+      o_.threads, o_.cross_pct, o_.election_ms, o_.dir.c_str());
   std::fflush(stdout);
   const auto start = Clock::now();
   std::vector<std::string> findings;
@@ -851,6 +896,10 @@ int ReplDriver::Run() {
     const int after_ms = 300 + static_cast<int>(rng_() % 1000);
     const uint64_t other = rng_();
     Fault fault = round_ == o_.replace_round ? kReplace : drawn;
+    // Half the drawn leader kills hit a 2PC point when transfers cross shards (no extra draw).
+    if (fault == kLeaderKill && o_.cross_pct > 0 && o_.shards > 1 && ((other >> 8) & 1) != 0) {
+      fault = kLeaderKill2pc;
+    }
     if (round_ <= static_cast<int64_t>(plan_.size())) fault = plan_[round_ - 1];
     std::optional<std::vector<int>> leaders = WaitHealed();
     if (!leaders.has_value()) return fail("no ready leader on every shard before the round");
@@ -909,6 +958,26 @@ int ReplDriver::Run() {
                                   : std::string("none"));
         ++faults_[fault];
       }
+    } else if (fault == kLeaderKill2pc) {
+      int point = static_cast<int>((other >> 9) % kRepl2pcPoints);
+      if (round_ <= static_cast<int64_t>(plan_points_.size()) && plan_points_[round_ - 1] >= 0) {
+        point = plan_points_[round_ - 1];
+      }
+      if (leader < 0) {
+        absl::StrAppend(&what, " (no ready leader of shard ", shard, " at that moment: none)");
+      } else {
+        // The leader exits at the point in its next cross-shard commit (3 s at most, else
+        // kill -9 as leader-kill does; counted apart).
+        std::vector<std::string> reply;
+        nodes_[leader]->Call(absl::StrCat("K ", kRepl2pcPointNames[point]), &reply);
+        const bool reached = nodes_[leader]->WaitExit(std::chrono::milliseconds(3000));
+        nodes_[leader]->Kill();
+        ++(reached ? kill_2pc_reached_[point] : kill_2pc_missed_);
+        absl::StrAppend(&what, " node ", members_[leader].id, " (leader of shard ", shard,
+                        ", term ", term, ") ", kRepl2pcPointNames[point],
+                        reached ? "" : " (not reached in 3 s: kill -9)");
+        ++faults_[fault];
+      }
     } else if (fault == kFollowerKill) {
       // A node that does not lead `shard` (it may lead another).
       int victim = static_cast<int>(other % kNodes);
@@ -946,16 +1015,27 @@ int ReplDriver::Run() {
     }
     Verify(*leaders, &findings);
     CompareDigests(&findings);
-    uint64_t acked_round, verified_round, acked_total;
+    uint64_t acked_round, verified_round, acked_total, in_doubt;
+    std::string in_doubt_text;
     {
       std::lock_guard<std::mutex> l(model_mu_);
       acked_total = model_.acked();
       acked_round = acked_total - acked_before;
       verified_round = model_.acked_verified() - verified_before;
+      in_doubt = model_.InDoubt();
+      in_doubt_text = model_.InDoubtText(5);
     }
-    std::printf("round %d: %s; %llu acknowledged, %llu verified; %.0f ms\n", round_, what.c_str(),
-                static_cast<unsigned long long>(acked_round),
-                static_cast<unsigned long long>(verified_round), MsSince(round_start));
+    max_in_doubt_ = std::max(max_in_doubt_, in_doubt);
+    if (in_doubt > 0 && o_.require_no_in_doubt) {
+      findings.push_back(
+          absl::StrCat("[in-doubt] ", in_doubt,
+                       " transaction parts left prepared after healing: ", in_doubt_text));
+    }
+    std::printf(
+        "round %d: %s; %llu acknowledged, %llu verified; %llu in doubt%s; %.0f ms\n", round_,
+        what.c_str(), static_cast<unsigned long long>(acked_round),
+        static_cast<unsigned long long>(verified_round), static_cast<unsigned long long>(in_doubt),
+        in_doubt > 0 ? absl::StrCat(" (", in_doubt_text, ")").c_str() : "", MsSince(round_start));
     std::fflush(stdout);
     if (!findings.empty()) return fail(findings.front());
   }
@@ -984,6 +1064,21 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(model_.unknown()),
       static_cast<unsigned long long>(outcome_answers_),
       static_cast<unsigned long long>(model_.unanswered_resolved()), o_.shards);
+  std::printf(
+      "crashtest: cross-shard: %d%% of transfers drawn across two shards, %llu committed; "
+      "%llu transaction parts left in doubt after healing at the end (at most %llu after a "
+      "round)%s\n",
+      o_.cross_pct, static_cast<unsigned long long>(model_.cross_committed()),
+      static_cast<unsigned long long>(model_.InDoubt()),
+      static_cast<unsigned long long>(max_in_doubt_),
+      o_.require_no_in_doubt ? "" : " (reported, not failed on: no --require_no_in_doubt)");
+  std::printf(
+      "crashtest: leader-kill-2pc: the leader exited %s %llu, %s %llu, %s %llu times; %llu not "
+      "reached in 3 s (kill -9)\n",
+      kRepl2pcPointNames[0], static_cast<unsigned long long>(kill_2pc_reached_[0]),
+      kRepl2pcPointNames[1], static_cast<unsigned long long>(kill_2pc_reached_[1]),
+      kRepl2pcPointNames[2], static_cast<unsigned long long>(kill_2pc_reached_[2]),
+      static_cast<unsigned long long>(kill_2pc_missed_));
   std::printf(
       "crashtest: replace-follower: %llu followers replaced by new empty members after the Raft "
       "logs were truncated (%llu snapshots installed on them; %llu membership calls retried)\n",

@@ -8,13 +8,39 @@
 
 namespace shardtx::crashtest {
 
-void ReplModel::Intent(uint64_t node, uint64_t txn, int shard, int from, int to, int64_t amount) {
+namespace {
+
+const char* SaidName(ReplModel::Said said) {
+  switch (said) {
+    case ReplModel::Said::kCommitted:
+      return "committed";
+    case ReplModel::Said::kAborted:
+      return "aborted";
+    case ReplModel::Said::kInDoubt:
+      return "in doubt";
+    case ReplModel::Said::kNothing:
+      break;
+  }
+  return "nothing final";
+}
+
+}  // namespace
+
+void ReplModel::Intent(uint64_t node, uint64_t txn, int shard, int from, int to, int64_t amount,
+                       int to_shard) {
   Op& op = ops_[txn];
   op.node = node;
   op.shard = shard;
+  op.to_shard = to_shard < 0 ? shard : to_shard;
   op.from = from;
   op.to = to;
   op.amount = amount;
+  op.parts.clear();
+  Part part;
+  part.shard = shard;
+  op.parts.push_back(part);
+  part.shard = op.to_shard;
+  if (op.cross()) op.parts.push_back(part);
 }
 
 void ReplModel::Acked(uint64_t node, uint64_t txn, uint64_t term_before, uint64_t term_after) {
@@ -57,18 +83,74 @@ void ReplModel::Unknown(uint64_t txn) {
 
 void ReplModel::NoteSaid(uint64_t txn, enum Said said) {
   auto it = ops_.find(txn);
-  if (it != ops_.end()) it->second.said = said;
+  if (it != ops_.end()) NoteSaid(txn, it->second.shard, said);
+}
+
+void ReplModel::NoteSaid(uint64_t txn, int shard, enum Said said) {
+  auto it = ops_.find(txn);
+  if (it == ops_.end()) return;
+  if (Part* part = it->second.PartOn(shard)) part->said = said;
 }
 
 std::vector<std::pair<uint64_t, std::string>> ReplModel::Unsettled(int shard) const {
   std::vector<std::pair<uint64_t, std::string>> out;
   for (const auto& [txn, op] : ops_) {
-    if (op.shard == shard && !op.committed.has_value() && op.state != State::kNoEffect &&
-        op.state != State::kAcked) {
+    const Part* part = op.PartOn(shard);
+    if (part != nullptr && !part->committed.has_value() && op.state != State::kNoEffect &&
+        (op.state != State::kAcked || op.cross())) {
       out.emplace_back(txn, ReplMarkerKey(shard, txn));
     }
   }
   return out;
+}
+
+uint64_t ReplModel::InDoubt() const {
+  uint64_t n = 0;
+  for (const auto& [txn, op] : ops_) {
+    for (const Part& p : op.parts) n += p.in_doubt && !p.committed.has_value() ? 1 : 0;
+  }
+  return n;
+}
+
+std::string ReplModel::InDoubtText(size_t limit) const {
+  std::string out;
+  size_t n = 0;
+  for (const auto& [txn, op] : ops_) {
+    for (const Part& p : op.parts) {
+      if (!p.in_doubt || p.committed.has_value()) continue;
+      if (n++ < limit) {
+        absl::StrAppend(&out, out.empty() ? "" : ", ", "transfer ", txn, " on shard ", p.shard,
+                        op.state == State::kAcked ? " (acknowledged)" : "",
+                        p.said == Said::kCommitted ? " (decided committed)" : "");
+      }
+    }
+  }
+  if (n > limit) absl::StrAppend(&out, ", ...");
+  return out;
+}
+
+void ReplModel::CountSettled(uint64_t txn, Op& op, std::vector<std::string>* findings) {
+  if (op.counted) return;
+  bool all = true, any = false;
+  for (const Part& p : op.parts) {
+    if (!p.committed.has_value()) return;
+    all = all && *p.committed;
+    any = any || *p.committed;
+  }
+  op.counted = true;
+  if (all != any) {
+    findings->push_back(absl::StrCat(
+        "[violation] cross-shard transfer ", txn, " of node ", op.node, " committed on shard ",
+        *op.parts[0].committed ? op.shard : op.to_shard, " but not on shard ",
+        *op.parts[0].committed ? op.to_shard : op.shard, " (atomicity)"));
+  }
+  if (any) {
+    ++committed_;
+    if (op.cross()) ++cross_committed_;
+    if (op.state == State::kAcked) ++acked_verified_;
+  }
+  if (op.state == State::kUnknown) ++unknown_resolved_;
+  if (op.state == State::kIntent) ++unanswered_resolved_;
 }
 
 std::vector<std::string> ReplModel::TakeReportFindings() {
@@ -103,27 +185,29 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
   }
   for (const auto& [txn, value] : markers) {
     auto it = ops_.find(txn);
-    if (it == ops_.end() || it->second.shard != shard) {
+    Part* part = it == ops_.end() ? nullptr : it->second.PartOn(shard);
+    if (part == nullptr) {
       findings->push_back(absl::StrCat("[violation] shard ", shard, ": marker of transfer ", txn,
                                        " that no node of this shard attempted"));
       continue;
     }
     Op& op = it->second;
-    if (value != ReplMarkerValue(op.from, op.to, op.amount)) {
+    const std::string attempted = ReplMarkerValue(op.shard, op.from, op.to_shard, op.to, op.amount);
+    if (value != attempted) {
       findings->push_back(absl::StrCat("[violation] transfer ", txn, ": marker ", value,
-                                       ", attempted ", ReplMarkerValue(op.from, op.to, op.amount)));
+                                       ", attempted ", attempted));
     }
     if (op.state == State::kNoEffect) {
       findings->push_back(absl::StrCat("[violation] transfer ", txn, " of node ", op.node,
                                        " was refused (no effect) but its marker is on shard ",
                                        shard));
     }
-    if (op.said == Said::kAborted) {
+    if (part->said == Said::kAborted) {
       findings->push_back(absl::StrCat("[violation] GetOutcomeOfKey said aborted for transfer ",
                                        txn, ", but its marker is on shard ", shard));
     }
-    if (op.committed.has_value()) {
-      if (!*op.committed) {
+    if (part->committed.has_value()) {
+      if (!*part->committed) {
         findings->push_back(absl::StrCat("[violation] transfer ", txn,
                                          " was settled as not committed and its marker appeared "
                                          "later on shard ",
@@ -131,47 +215,85 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
       }
       continue;
     }
-    op.committed = true;
-    ++committed_;
-    balances_[shard][op.from] -= op.amount;
-    balances_[shard][op.to] += op.amount;
-    if (op.state == State::kAcked) ++acked_verified_;
-    if (op.state == State::kUnknown) ++unknown_resolved_;
-    if (op.state == State::kIntent) ++unanswered_resolved_;
+    part->committed = true;
+    part->in_doubt = false;
+    if (shard == op.shard) balances_[shard][op.from] -= op.amount;
+    if (shard == op.to_shard) balances_[shard][op.to] += op.amount;
+    CountSettled(txn, op, findings);
   }
   for (auto& [txn, op] : ops_) {
-    if (op.shard != shard || markers.contains(txn)) continue;
-    if (op.committed.value_or(false) || op.state == State::kAcked) {
-      findings->push_back(
-          absl::StrCat("[lost] transfer ", txn, " of node ", op.node, " on shard ", shard,
-                       op.state == State::kAcked ? " was acknowledged" : " was seen committed",
-                       " but its marker ", ReplMarkerKey(shard, txn), " is missing on the leader"));
-      op.committed = false;  // reported once
+    Part* part = op.PartOn(shard);
+    if (part == nullptr || markers.contains(txn)) continue;
+    if (part->committed.has_value()) {
+      if (*part->committed) {
+        findings->push_back(absl::StrCat("[lost] transfer ", txn, " of node ", op.node,
+                                         " on shard ", shard, " was seen committed but its marker ",
+                                         ReplMarkerKey(shard, txn), " is missing on the leader"));
+        part->committed = false;  // reported once
+      }
       continue;
     }
-    if (op.committed.has_value()) continue;
-    if (op.said == Said::kCommitted) {
+    // Prepared on the leader and undecided: settled by neither outcome yet (asked again later).
+    // So is a cross-shard part the leader says committed while its writes are not there: the
+    // decision committed, this part's commit entry did not (it stays prepared, keys locked,
+    // until the resolver applies it; docs/replicated-2pc-plan.md, step 2, test 4).
+    part->in_doubt = part->said == Said::kInDoubt || (op.cross() && part->said == Said::kCommitted);
+    if (part->in_doubt) continue;
+    if (op.state == State::kAcked) {
+      findings->push_back(absl::StrCat(
+          "[lost] transfer ", txn, " of node ", op.node, " on shard ", shard,
+          " was acknowledged but its marker ", ReplMarkerKey(shard, txn),
+          " is missing on the leader",
+          op.cross() ? absl::StrCat(" (cross-shard, from shard ", op.shard, " to ", op.to_shard,
+                                    "; GetOutcomeOfKey there said ", SaidName(part->said), ")")
+                     : ""));
+      part->committed = false;  // reported once
+      continue;
+    }
+    if (part->said == Said::kCommitted) {
       findings->push_back(absl::StrCat("[violation] GetOutcomeOfKey said committed for transfer ",
                                        txn, ", but its marker is missing on shard ", shard));
     }
-    op.committed = false;
-    if (op.state == State::kUnknown) ++unknown_resolved_;
-    if (op.state == State::kIntent) ++unanswered_resolved_;
+    part->committed = false;
+    CountSettled(txn, op, findings);
   }
-  int64_t total = 0;
+  int64_t total = 0, want_total = 0;
   for (int i = 0; i < kReplAccounts; ++i) {
     const int64_t have = accounts.contains(i) ? accounts[i] : 0;
     const int64_t want = balances_[shard].contains(i) ? balances_[shard][i] : 0;
     total += have;
+    want_total += want;
     if (have != want) {
       findings->push_back(absl::StrCat("[violation] ", AccountKey(shard, i), " is ", have,
                                        ", the committed transfers (markers present) make it ",
                                        want));
     }
   }
-  if (total != 0) {
-    findings->push_back(
-        absl::StrCat("[violation] shard ", shard, ": the bank total is ", total, ", not 0"));
+  scanned_totals_[shard] = total;
+  if (total != want_total) {
+    findings->push_back(absl::StrCat("[violation] shard ", shard, ": the bank total is ", total,
+                                     ", not ", want_total));
+  }
+}
+
+void ReplModel::VerifyTotal(std::vector<std::string>* findings) {
+  int64_t total = 0, in_doubt = 0;
+  for (int64_t t : scanned_totals_) total += t;
+  for (const auto& [txn, op] : ops_) {
+    if (!op.cross()) continue;
+    for (size_t i = 0; i < 2; ++i) {
+      const Part& p = op.parts[i];
+      const Part& other = op.parts[1 - i];
+      if (p.in_doubt && !p.committed.has_value() && other.committed.value_or(false)) {
+        in_doubt += i == 0 ? -op.amount : op.amount;
+      }
+    }
+  }
+  if (total + in_doubt != 0) {
+    findings->push_back(absl::StrCat(
+        "[violation] the bank total over all shards is ", total,
+        in_doubt != 0 ? absl::StrCat(" (", total + in_doubt, " counting the in-doubt halves)") : "",
+        ", not 0"));
   }
 }
 

@@ -8,6 +8,14 @@
 // workload stopped. Why a marker's absence there is final: that leader's term began with an
 // entry of its own, committed, and an entry of an earlier term not committed by then never is
 // (Raft); every node's workload has returned, so nothing of the transfer is still proposed.
+//
+// A cross-shard transfer (accounts on two shards, issue 17) writes a marker on each shard, and
+// each shard's scan settles its part. Both parts must settle alike (atomicity). A part whose
+// marker is missing while the shard's leader answers that the transaction is prepared there and
+// not decided (GetOutcomeOfKey: kUnavailable "being resolved"), or decided committed while the
+// part's own commit entry did not commit (GetOutcomeOfKey: kCommitted), is in doubt: not settled,
+// asked again after the next round, counted by InDoubt() (the resolver of issue 17 step 4 decides
+// such parts; until it does, the run reports them rather than failing on them).
 #pragma once
 
 #include <cstdint>
@@ -21,19 +29,24 @@ namespace shardtx::crashtest {
 
 class ReplModel {
  public:
-  enum class Said { kNothing, kCommitted, kAborted };
+  enum class Said { kNothing, kCommitted, kAborted, kInDoubt };
 
-  explicit ReplModel(int shards) : shards_(shards), balances_(shards) {}
+  explicit ReplModel(int shards) : shards_(shards), balances_(shards), scanned_totals_(shards, 0) {}
 
   // Reports (repl_protocol.h). `node` is the reporting node's id.
-  void Intent(uint64_t node, uint64_t txn, int shard, int from, int to, int64_t amount);
+  // `to_shard` < 0: `shard` (a transfer inside one shard).
+  void Intent(uint64_t node, uint64_t txn, int shard, int from, int to, int64_t amount,
+              int to_shard = -1);
   void Acked(uint64_t node, uint64_t txn, uint64_t term_before, uint64_t term_after);
   void NoEffect(uint64_t txn);
   void Unknown(uint64_t txn);
-  // What GetOutcomeOfKey said on the shard's leader (checked against the scan by Verify).
+  // What GetOutcomeOfKey said on the leader of `shard` about the transfer's marker there
+  // (checked against the scan by Verify). Without a shard: the transfer's first shard.
   void NoteSaid(uint64_t txn, Said said);
+  void NoteSaid(uint64_t txn, int shard, Said said);
 
-  // The transfers of `shard` not settled yet, with their marker keys: ask about them.
+  // The transfers with a part on `shard` not settled yet, with their marker keys there: ask
+  // about them. Cross-shard ones also when acknowledged (a part may be in doubt).
   std::vector<std::pair<uint64_t, std::string>> Unsettled(int shard) const;
 
   // Checks a confirmed scan of `shard` on its ready leader (every key of the shard) and settles
@@ -41,6 +54,9 @@ class ReplModel {
   // or "[violation] ..." (any other broken rule) to `findings`.
   void Verify(int shard, const std::map<std::string, std::string>& scan,
               std::vector<std::string>* findings);
+  // After Verify of every shard: the bank total over all shards' last scans is 0 once each
+  // in-doubt part whose other part committed is counted as if it committed too.
+  void VerifyTotal(std::vector<std::string>* findings);
 
   // Findings of the reports themselves (two leaders acknowledged in one term), drained.
   std::vector<std::string> TakeReportFindings();
@@ -53,26 +69,54 @@ class ReplModel {
   uint64_t unanswered_resolved() const { return unanswered_resolved_; }
   uint64_t no_effect() const { return no_effect_; }
   uint64_t committed() const { return committed_; }
+  uint64_t cross_committed() const { return cross_committed_; }
+  // Parts now in doubt (see above), and the transfers they belong to as text ("txn on shard g,
+  // ...", at most `limit` named).
+  uint64_t InDoubt() const;
+  std::string InDoubtText(size_t limit) const;
 
  private:
   enum class State { kIntent, kAcked, kNoEffect, kUnknown };
+  // The transfer's writes on one shard, settled by that shard's scan.
+  struct Part {
+    int shard = 0;
+    enum Said said = Said::kNothing;
+    std::optional<bool> committed;  // settled
+    bool in_doubt = false;          // marker missing, the leader holds it prepared
+  };
   struct Op {
     uint64_t node = 0;
-    int shard = 0;
+    int shard = 0, to_shard = 0;  // equal: inside one shard
     int from = 0, to = 0;
     int64_t amount = 0;
     State state = State::kIntent;
-    enum Said said = Said::kNothing;
-    std::optional<bool> committed;  // settled
+    std::vector<Part> parts;  // shard's, then to_shard's if another
+    bool counted = false;     // every part settled, counted in the totals
+    bool cross() const { return shard != to_shard; }
+    Part* PartOn(int g) {
+      for (Part& p : parts) {
+        if (p.shard == g) return &p;
+      }
+      return nullptr;
+    }
+    const Part* PartOn(int g) const {
+      for (const Part& p : parts) {
+        if (p.shard == g) return &p;
+      }
+      return nullptr;
+    }
   };
+  // Counts `op` once every part is settled; a violation if they settled differently.
+  void CountSettled(uint64_t txn, Op& op, std::vector<std::string>* findings);
 
   const int shards_;
   std::map<uint64_t, Op> ops_;
-  std::vector<std::map<int, int64_t>> balances_;  // per shard: of the committed transfers
+  std::vector<std::map<int, int64_t>> balances_;                // per shard: of the committed parts
+  std::vector<int64_t> scanned_totals_;                         // per shard: the last scan's sum
   std::map<std::pair<int, uint64_t>, uint64_t> acked_in_term_;  // (shard, term) -> node
   std::vector<std::string> report_findings_;
   uint64_t acked_ = 0, acked_verified_ = 0, unknown_ = 0, unknown_resolved_ = 0,
-           unanswered_resolved_ = 0, no_effect_ = 0, committed_ = 0;
+           unanswered_resolved_ = 0, no_effect_ = 0, committed_ = 0, cross_committed_ = 0;
 };
 
 }  // namespace shardtx::crashtest

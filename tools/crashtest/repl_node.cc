@@ -11,18 +11,21 @@
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "engine/types.h"
 #include "replication/link_filter.h"
 #include "replication/shard_machine.h"
 #include "shardtx/database.h"
 #include "tools/crashtest/layout.h"
 #include "tools/crashtest/protocol.h"
 #include "tools/crashtest/repl_protocol.h"
+#include "txn/coordinator.h"
 #include "txn/database_impl.h"
 #include "util/mutex.h"
 
@@ -39,6 +42,7 @@ ABSL_FLAG(uint64_t, repl_seed, 0, "internal: the node's seed");
 ABSL_FLAG(int32_t, repl_pause_ms, 0, "internal: pause after each transfer");
 ABSL_FLAG(std::string, repl_broken, "", "internal: a deliberately lying node (ack_refused)");
 ABSL_FLAG(bool, repl_join, false, "internal: the node joins the cluster (a new member)");
+ABSL_FLAG(int32_t, repl_cross_pct, 0, "internal: percentage of cross-shard transfers");
 
 namespace shardtx::crashtest {
 
@@ -115,7 +119,7 @@ class Node {
     return l[shard].term;
   }
   void Worker(int t);
-  void Transfer(std::mt19937_64& rng, int shard);
+  void Transfer(std::mt19937_64& rng, int shard, int to_shard);
   void StartWorkload();
   void StopWorkload();
   void Scan(int shard);
@@ -124,14 +128,18 @@ class Node {
   void Link(const std::vector<std::string>& w);
   void ChangeMembers(const std::vector<std::string>& w);
   void RaftStats();
+  // The coordinator's propose hook (TEST ONLY, set before any commit): exits the process at the
+  // armed 2PC point of a cross-shard commit (repl_protocol.h, "K").
+  void OnPropose(uint8_t record);
 
   const ReplNodeConfig c_;
+  std::atomic<int> armed_2pc_{0};  // 0: none; else 1 + the index in kRepl2pcPoints
   std::unique_ptr<Database> db_;
   std::atomic<bool> run_{false};
   std::vector<std::thread> workers_;
 };
 
-void Node::Transfer(std::mt19937_64& rng, int shard) {
+void Node::Transfer(std::mt19937_64& rng, int shard, int to_shard) {
   std::unique_ptr<Transaction> txn = db_->Begin();
   const uint64_t id = txn->id();
   const int from = static_cast<int>(rng() % kReplAccounts);
@@ -139,24 +147,28 @@ void Node::Transfer(std::mt19937_64& rng, int shard) {
   if (to >= from) ++to;
   const int64_t amount = 1 + static_cast<int64_t>(rng() % 50);
   int64_t balance[2] = {0, 0};
-  const int account[2] = {from, to};
+  const std::string account[2] = {AccountKey(shard, from), AccountKey(to_shard, to)};
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<std::string> v = txn->Get(AccountKey(shard, account[i]));
+    absl::StatusOr<std::string> v = txn->Get(account[i]);
     if (v.ok()) {
       if (!absl::SimpleAtoi(*v, &balance[i])) {
-        Line(absl::StrCat("E account ", AccountKey(shard, account[i]), " holds '", *v, "'"));
+        Line(absl::StrCat("E account ", account[i], " holds '", *v, "'"));
         _exit(1);
       }
     } else if (!absl::IsNotFound(v.status())) {
       return;  // nothing proposed: not reported
     }
   }
-  if (!txn->Put(AccountKey(shard, from), absl::StrCat(balance[0] - amount)).ok() ||
-      !txn->Put(AccountKey(shard, to), absl::StrCat(balance[1] + amount)).ok() ||
-      !txn->Put(ReplMarkerKey(shard, id), ReplMarkerValue(from, to, amount)).ok()) {
+  // A marker on each shard written (one alone inside a shard).
+  const std::string marker = ReplMarkerValue(shard, from, to_shard, to, amount);
+  if (!txn->Put(account[0], absl::StrCat(balance[0] - amount)).ok() ||
+      !txn->Put(account[1], absl::StrCat(balance[1] + amount)).ok() ||
+      !txn->Put(ReplMarkerKey(shard, id), marker).ok() ||
+      (to_shard != shard && !txn->Put(ReplMarkerKey(to_shard, id), marker).ok())) {
     return;
   }
-  Line(absl::StrCat("I ", id, " ", shard, " ", from, " ", to, " ", amount));
+  Line(absl::StrCat("I ", id, " ", shard, " ", from, " ", to, " ", amount,
+                    to_shard != shard ? absl::StrCat(" ", to_shard) : ""));
   const uint64_t before = ReadyTerm(shard);
   const absl::Status s = txn->Commit();
   const uint64_t after = ReadyTerm(shard);
@@ -176,10 +188,17 @@ void Node::Worker(int t) {
   std::mt19937_64 rng(c_.seed * 1000003 + static_cast<uint64_t>(t));
   while (run_.load()) {
     const int shard = static_cast<int>(rng() % static_cast<uint64_t>(c_.shards));
-    // Transactions go to the shard's leader: this node runs those of the shards it leads, and
-    // now and then one of another shard, which must be refused (kUnavailable, no effect).
-    if (ReadyTerm(shard) != 0 || rng() % 20 == 0) {
-      Transfer(rng, shard);
+    // Cross-shard (cross_pct): from an account of `shard` to one of another shard.
+    int to_shard = shard;
+    if (c_.shards > 1 && static_cast<int>(rng() % 100) < c_.cross_pct) {
+      to_shard = static_cast<int>(rng() % static_cast<uint64_t>(c_.shards - 1));
+      if (to_shard >= shard) ++to_shard;
+    }
+    // Transactions go to the shard's leader (a cross-shard one to the leader of both): this
+    // node runs those of the shards it leads, and now and then one of another shard, which must
+    // be refused (kUnavailable, no effect).
+    if ((ReadyTerm(shard) != 0 && ReadyTerm(to_shard) != 0) || rng() % 20 == 0) {
+      Transfer(rng, shard, to_shard);
       if (c_.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c_.pause_ms));
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -244,7 +263,11 @@ void Node::Digests() {
 void Node::Outcome(uint64_t txn, const std::string& key) {
   absl::StatusOr<Database::Outcome> o = db_->GetOutcomeOfKey(txn, key);
   if (!o.ok()) {
-    Line(absl::StrCat("= O unavailable ", LeaderHint(o.status().message())));
+    // The leader holds a part prepared and undecided (txn/replicated_outcome.cc's answer).
+    const bool in_doubt = absl::IsUnavailable(o.status()) &&
+                          absl::StrContains(o.status().message(), "being resolved");
+    Line(absl::StrCat("= O ", in_doubt ? "indoubt " : "unavailable ",
+                      LeaderHint(o.status().message())));
     return;
   }
   const char* name = "unknown";
@@ -313,6 +336,28 @@ void Node::RaftStats() {
   }
 }
 
+void Node::OnPropose(uint8_t record) {
+  // CommitReplicated runs on the committing thread: each prepare's hook in phase one, then one
+  // per participant in phase two (the first entry carries the decision), so the thread's own
+  // counts say where its transaction is.
+  thread_local uint8_t last = 0;
+  thread_local int prepares = 0, resolutions = 0;
+  if (record == engine::kPrepare) {
+    if (last != engine::kPrepare) prepares = resolutions = 0;
+    ++prepares;
+  } else {
+    ++resolutions;
+  }
+  last = record;
+  const int armed = armed_2pc_.load(std::memory_order_relaxed);
+  const bool commit = record == engine::kCommitPrepared;
+  if ((armed == 1 && record == engine::kPrepare && prepares == 2) ||  // one prepare proposed
+      (armed == 2 && commit && resolutions == 1) ||  // every prepare committed, no decision
+      (armed == 3 && commit && resolutions == 2)) {  // the decision proposed
+    _exit(9);
+  }
+}
+
 void Node::Run() {
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(ReplNodeOptions(c_));
   if (!db.ok()) {
@@ -320,6 +365,11 @@ void Node::Run() {
     _exit(1);
   }
   db_ = std::move(*db);
+  static_cast<txn::DatabaseImpl*>(db_.get())->coordinator().SetReplicatedProposeHookForTesting(
+      [this](uint32_t, uint8_t record) {
+        OnPropose(record);
+        return absl::OkStatus();
+      });
   Line(absl::StrCat("R ", static_cast<txn::DatabaseImpl*>(db_.get())->incarnation()));
   std::string cmd;
   char buf[4096];
@@ -359,6 +409,10 @@ void Node::Run() {
         ChangeMembers(w);
       } else if (w[0] == "G") {
         RaftStats();
+      } else if (w[0] == "K" && w.size() == 2) {
+        for (int i = 0; i < kRepl2pcPoints; ++i) {
+          if (w[1] == kRepl2pcPointNames[i]) armed_2pc_.store(i + 1);
+        }
       } else if (w[0] == "Q") {
         StopWorkload();
         const absl::Status s = db_->Close();
@@ -386,6 +440,7 @@ int ReplNodeMain() {
   c.pause_ms = absl::GetFlag(FLAGS_repl_pause_ms);
   c.broken = absl::GetFlag(FLAGS_repl_broken);
   c.join = absl::GetFlag(FLAGS_repl_join);
+  c.cross_pct = absl::GetFlag(FLAGS_repl_cross_pct);
   if (!ParseMembers(absl::GetFlag(FLAGS_repl_members), &c.members)) {
     std::fprintf(stderr, "crashtest node: bad --repl_members\n");
     _exit(2);

@@ -2,7 +2,8 @@
 // (Options::replication), run as a process of its own by the parent (repl_driver.h). It opens
 // its directory (recovery; the Raft groups join the cluster), says "R", then obeys the parent's
 // commands, one line each on stdin, and reports on fd 3 (repl_protocol.h). Its workload threads
-// run bank transfers inside one shard, on the shards this node leads.
+// run bank transfers inside one shard, or between two shards (cross_pct), on the shards this
+// node leads.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,9 @@ struct ReplNodeConfig {
   // This node is a new member joining the cluster (ReplicationOptions::join; read by its first
   // Open only): it waits for the leaders to add it.
   bool join = false;
+  // Percentage of transfers between accounts of two shards (a cross-shard transaction, run
+  // only when this node leads both shards); the rest stay inside one shard.
+  int cross_pct = 0;
 };
 
 // Runs the node if --repl_node was given (never returns then); -1 otherwise.

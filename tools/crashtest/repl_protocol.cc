@@ -12,6 +12,10 @@ std::string ReplMarkerKey(int shard, uint64_t txn) {
 std::string ReplMarkerValue(int from, int to, int64_t amount) {
   return absl::StrCat(from, ":", to, ":", amount);
 }
+std::string ReplMarkerValue(int from_shard, int from, int to_shard, int to, int64_t amount) {
+  if (from_shard == to_shard) return ReplMarkerValue(from, to, amount);
+  return absl::StrCat(from_shard, ".", from, ":", to_shard, ".", to, ":", amount);
+}
 std::string ReplShardPrefix(int shard) { return ShardPrefix(shard); }
 
 }  // namespace shardtx::crashtest

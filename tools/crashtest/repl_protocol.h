@@ -3,7 +3,11 @@
 //
 // Node -> parent (fd 3), from the workload threads at any time:
 //   R <incarnation>                          the database is open: the node takes commands
-//   I <txn> <shard> <from> <to> <amount>     transfer <txn> (its id, decimal) is about to commit
+//   I <txn> <shard> <from> <to> <amount> [<to shard>]
+//                                            transfer <txn> (its id, decimal) is about to commit:
+//                                            from account <from> of <shard> to account <to> of
+//                                            <to shard> (default <shard>; another shard: a
+//                                            cross-shard transfer, a marker on each shard)
 //   A <txn> <term before> <term after>       ... returned OK: acknowledged. The terms are the
 //                                            node's Raft term of the shard just before and just
 //                                            after Commit, as Leadership() said (0: not the
@@ -17,8 +21,10 @@
 // Parent -> node (stdin), one command at a time, each answered before the next is sent:
 //   W 1 | W 0        start | stop the workload (W 0 answers once every thread has returned)
 //   L                leadership: "= L <shard> <role> <ready 0|1> <term> <leader id>" per shard
-//   O <txn> <key>    GetOutcomeOfKey: "= O <committed|aborted|unknown|prepared|unavailable> <leader
-//   id>" S <shard>        a confirmed scan of the shard on this node: "= K <key> <value>" per key,
+//   O <txn> <key>    GetOutcomeOfKey: "= O <committed|aborted|unknown|prepared|indoubt|
+//                    unavailable> <leader id>" (indoubt: kUnavailable because a part of the
+//                    transaction is prepared on the key's shard and not decided, "being resolved")
+//   S <shard>        a confirmed scan of the shard on this node: "= K <key> <value>" per key,
 //                    then "= C <ok|code>" (ok: the read-only commit confirmed leadership)
 //   H                per shard, after the workload stopped: "= H <shard> <applied index>
 //                    <keys> <hash>" (the digest of what the replica applied, taken with the
@@ -32,6 +38,12 @@
 //                    "= M all <code>" when the call was refused as a whole
 //   G                per shard: "= G <shard> <commit index> <applied index> <snapshots
 //                    installed> <voters>", from the node's replication stats
+//   K <point>        arm a 2PC kill point (kRepl2pcPointNames): the node exits (status 9) when
+//                    a cross-shard commit it coordinates reaches it: after-first-prepare (the
+//                    first participant's prepare proposed, the second's not), after-prepares
+//                    (every prepare committed, the decision not proposed), after-decision (the
+//                    decision entry, with the first part's commit, proposed, the second part's
+//                    commit not); through the coordinator's propose hook (TEST ONLY)
 //   Q                close the database and exit 0
 #pragma once
 
@@ -41,11 +53,17 @@
 namespace shardtx::crashtest {
 
 constexpr int kReplAccounts = 8;  // accounts per shard: sNNN/bank/AA, absent = 0
+constexpr int kRepl2pcPoints = 3;
+inline constexpr const char* kRepl2pcPointNames[kRepl2pcPoints] = {
+    "after-first-prepare", "after-prepares", "after-decision"};
 
 // The marker a transfer writes beside its two accounts: its id makes it unique, so that the
 // parent can tell, for any transfer, whether it committed.
 std::string ReplMarkerKey(int shard, uint64_t txn);
 std::string ReplMarkerValue(int from, int to, int64_t amount);
+// A cross-shard transfer's marker value (the same on both shards): "<from shard>.<from>:<to
+// shard>.<to>:<amount>"; the one above when the shards are equal.
+std::string ReplMarkerValue(int from_shard, int from, int to_shard, int to, int64_t amount);
 // The prefix of every key of `shard`.
 std::string ReplShardPrefix(int shard);
 
