@@ -284,6 +284,9 @@ TEST(NamedPrepare, RefusedWithNoEffectOffTheLeaderOfEveryPart) {
     EXPECT_EQ(ReadOne(c.db(i), "a1"), std::nullopt) << "node " << i;
   }
 
+  // Begun on node 2 while it led nothing: its reads are not confirmed by a term led since.
+  std::unique_ptr<Transaction> early = c.db(1).Begin();
+  ASSERT_TRUE(early->Put("b4", "early").ok());
   // Split: node 2 leads shard 1.
   auto* replica = dynamic_cast<replication::ShardReplica*>(Impl(c.db(0)).replicated_log(1));
   ASSERT_NE(replica, nullptr);
@@ -306,9 +309,15 @@ TEST(NamedPrepare, RefusedWithNoEffectOffTheLeaderOfEveryPart) {
       EXPECT_TRUE(absl::StrContains(d.message(), i == 0 ? leader1 : leader)) << d;
     }
   }
+  // Node 2 leads shard 1 now, but not in the term the early transaction's reads were stamped in.
+  absl::Status e = early->Prepare("early");
+  EXPECT_TRUE(absl::IsUnavailable(e)) << e;
+  EXPECT_TRUE(absl::StrContains(e.message(), "reads began while this node was not its ready"))
+      << e;
   EXPECT_EQ(AppliedEverywhere(c), before);
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(Listed(c.db(i), "t5")) << "node " << i;
+    EXPECT_FALSE(Listed(c.db(i), "early")) << "node " << i;
     EXPECT_FALSE(Listed(c.db(i), "f")) << "node " << i;
   }
   // Node 1 leads shard 0: a named prepare of shard 0 alone runs there.
