@@ -125,8 +125,24 @@ TEST(NamedPrepare, ListedOnEveryReplicaAndCommittedOnTheLeader) {
   }
   // Its keys are free, its name too.
   ASSERT_TRUE(replication::cross::Write(c.db(0), {{"a1", "x2"}, {"b1", "y2"}}).ok());
-  ASSERT_TRUE(PrepareNamed(c.db(0), {{"a2", "z"}}, "t1").ok());
+  // A rollback whose abort entries are all refused (the hook plays leadership moving): kUnavailable,
+  // nothing rolled back, listed again; then rolled back.
+  ASSERT_TRUE(PrepareNamed(c.db(0), {{"a2", "z"}, {"b2", "z"}}, "t1", &id).ok());
+  txn::Coordinator& coordinator = Impl(c.db(0)).coordinator();
+  coordinator.SetReplicatedProposeHookForTesting([](uint32_t, uint8_t record) {
+    return record == engine::kAbortPrepared ? absl::UnavailableError("test: not leading")
+                                            : absl::OkStatus();
+  });
+  absl::Status s = c.db(0).RollbackPrepared("t1");
+  coordinator.SetReplicatedProposeHookForTesting(nullptr);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "nothing rolled back")) << s;
+  EXPECT_TRUE(Listed(c.db(0), "t1"));
+  EXPECT_EQ(c.db(0).GetOutcome(id), Database::Outcome::kPrepared);
+  EXPECT_TRUE(absl::IsAborted(replication::PutOne(c.db(0), "b2", "other")));
   ASSERT_TRUE(c.db(0).RollbackPrepared("t1").ok());
+  EXPECT_FALSE(Listed(c.db(0), "t1"));
+  EXPECT_EQ(c.db(0).GetOutcome(id), Database::Outcome::kAborted);
   EXPECT_EQ(ReadOne(c.db(0), "a2"), std::nullopt);
   ASSERT_TRUE(c.CaughtUpWith(0));
   ExpectSameDigests(c);
