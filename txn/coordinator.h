@@ -180,9 +180,8 @@ class Coordinator {
   // which must still be led now. Fills `terms` (indexed by shard) with the term each part is led
   // in. kUnavailable otherwise, "<what> refused with no effect: ..." naming each part's
   // leadership as this node knows it; kUnimplemented if a part is not replicated.
-  absl::Status CheckLeadsParts(absl::Span<const uint32_t> parts,
-                               absl::Span<const uint64_t> stamped, std::vector<uint64_t>* terms,
-                               absl::string_view what);
+  absl::Status CheckLeadsParts(absl::Span<const uint32_t> parts, absl::Span<const uint64_t> stamped,
+                               std::vector<uint64_t>* terms, absl::string_view what);
   // TEST ONLY: called under the shard's commit lock before each entry of CommitReplicated is
   // proposed, with the participant's shard and the entry's 2PC record (kPrepare in phase one,
   // kCommitPrepared in phase two, kAbortPrepared; kDecision for CommitPreparedReplicated's

@@ -85,9 +85,9 @@ absl::Status Coordinator::CheckLeadsParts(absl::Span<const uint32_t> parts,
   for (uint32_t p : parts) {
     engine::ReplicatedLog* log = db_->replicated_log(p);
     if (log == nullptr) {
-      return absl::UnimplementedError(absl::StrCat(
-          "a ", what, " writing unreplicated shard ", p,
-          " on a database with replicated shards (issue 17)"));
+      return absl::UnimplementedError(
+          absl::StrCat("a ", what, " writing unreplicated shard ", p,
+                       " on a database with replicated shards (issue 17)"));
     }
     absl::Status s = log->CheckLeader();
     const uint64_t now = log->StampRead().term;
@@ -109,8 +109,8 @@ absl::Status Coordinator::CheckLeadsParts(absl::Span<const uint32_t> parts,
       what,
       " refused with no effect: it runs only on a node that is the ready leader of every "
       "participant",
-      stamped.empty() ? "" : ", since the transaction began", " (retry it there): ",
-      absl::StrJoin(where, "; ")));
+      stamped.empty() ? "" : ", since the transaction began",
+      " (retry it there): ", absl::StrJoin(where, "; ")));
 }
 
 absl::Status Coordinator::CommitPreparedReplicated(const std::string& name) {
@@ -138,9 +138,11 @@ absl::Status Coordinator::CommitPreparedReplicated(const std::string& name) {
     }
     if (!s.ok()) {
       state_.ReturnToPrepared(p.txn_id);
-      return absl::UnavailableError(absl::StrCat(
-          what, ": the decision was refused, nothing decided (still prepared; retry on the "
-          "leader): ", s.message()));
+      return absl::UnavailableError(
+          absl::StrCat(what,
+                       ": the decision was refused, nothing decided (still prepared; retry on the "
+                       "leader): ",
+                       s.message()));
     }
   }
   if (absl::Status s = decision.Wait(); !s.ok()) {
@@ -151,9 +153,11 @@ absl::Status Coordinator::CommitPreparedReplicated(const std::string& name) {
           ") on the next leader of every part answers kPrepared (listed: decide it again) if it "
           "did not"));
     }
-    return absl::UnavailableError(absl::StrCat(
-        what, ": the decision was refused, nothing decided (still prepared; retry on the "
-        "leader): ", s.message()));
+    return absl::UnavailableError(
+        absl::StrCat(what,
+                     ": the decision was refused, nothing decided (still prepared; retry on the "
+                     "leader): ",
+                     s.message()));
   }
   db_->counters().decision_us.Add(MicrosSince(t0));
   // The commit point: the commit entries, the writes visible here at once.
@@ -186,14 +190,13 @@ absl::Status Coordinator::RollbackPreparedReplicated(const std::string& name) {
     state_.SetOutcome(p.txn_id, Database::Outcome::kAborted);
     return absl::OkStatus();
   }
-  const std::string what =
-      absl::StrCat("RollbackPrepared('", name, "') of transaction ", p.txn_id);
+  const std::string what = absl::StrCat("RollbackPrepared('", name, "') of transaction ", p.txn_id);
   if (!unknown) {
     // Every abort entry refused, in no log: nothing changed, prepared again.
     state_.ReturnToPrepared(p.txn_id);
-    return absl::UnavailableError(absl::StrCat(
-        what, ": refused, nothing rolled back (still prepared; retry on the leader): ",
-        absl::StrJoin(failed, "; ")));
+    return absl::UnavailableError(
+        absl::StrCat(what, ": refused, nothing rolled back (still prepared; retry on the leader): ",
+                     absl::StrJoin(failed, "; ")));
   }
   return absl::UnknownError(absl::StrCat(
       "outcome unknown: ", what, ": leadership was lost while its abort entries were in flight (",
@@ -206,15 +209,13 @@ absl::Status TransactionImpl::PrepareReplicated(Coordinator::PrepareRequest& req
   std::vector<uint64_t> stamped(db_->num_shards(), 0);
   for (uint32_t s = 0; s < db_->num_shards(); ++s) stamped[s] = read_stamps_[s].term;
   std::vector<uint64_t> terms;
-  RETURN_IF_ERROR(db_->coordinator().CheckLeadsParts(plan.parts, stamped, &terms,
-                                                     absl::StrCat("named prepare '",
-                                                                  request.name, "'")));
+  RETURN_IF_ERROR(db_->coordinator().CheckLeadsParts(
+      plan.parts, stamped, &terms, absl::StrCat("named prepare '", request.name, "'")));
   if (id_ == 0) return db_->txn_ids().error();  // no unique id could be given (txn/txn_ids.h)
   // The parts' prepare entries confirm their reads; other replicated shards read get a barrier
   // each, first.
   RETURN_IF_ERROR(ConfirmReplicatedReadsBesides(std::move(read), plan.parts));
-  return db_->coordinator().PrepareReplicated(request, terms,
-                                              [&] { return ValidateLocked(plan); });
+  return db_->coordinator().PrepareReplicated(request, terms, [&] { return ValidateLocked(plan); });
 }
 
 }  // namespace shardtx::txn

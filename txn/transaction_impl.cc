@@ -600,11 +600,10 @@ absl::Status TransactionImpl::ConfirmReplicatedReads(absl::Span<const uint32_t> 
 }
 
 absl::Status TransactionImpl::ConfirmReplicatedReadsBesides(absl::InlinedVector<uint32_t, 4> read,
-                                                             absl::Span<const uint32_t> written) {
-  read.erase(std::remove_if(read.begin(), read.end(),
-                            [&](uint32_t s) {
-                              return std::binary_search(written.begin(), written.end(), s);
-                            }),
+                                                            absl::Span<const uint32_t> written) {
+  read.erase(std::remove_if(
+                 read.begin(), read.end(),
+                 [&](uint32_t s) { return std::binary_search(written.begin(), written.end(), s); }),
              read.end());
   return ConfirmReplicatedReads(read);
 }

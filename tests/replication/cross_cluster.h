@@ -34,15 +34,14 @@ class Cluster {
  public:
   // `gather`: ReplicationOptions::gather_leaders (off: a leadership moved by hand stays).
   // `kind`: the cluster id, and the test root's directory (repl_<kind>).
-  explicit Cluster(const std::string& name, bool gather = true,
-                   const std::string& kind = "cross") {
+  explicit Cluster(const std::string& name, bool gather = true, const std::string& kind = "cross") {
     UnblockAllLinks();
     root_ = FreshTestRoot(absl::StrCat("repl_", kind), name);
     members_ = LoopbackMembers(kNodes, kShards);
     dbs_.resize(kNodes);
     for (int i = 0; i < kNodes; ++i) {
-      Options o = LoopbackNodeOptions(absl::StrCat(root_, "/node", i + 1), kShards,
-                                      members_[i].id, kind, members_);
+      Options o = LoopbackNodeOptions(absl::StrCat(root_, "/node", i + 1), kShards, members_[i].id,
+                                      kind, members_);
       // Node 1 times out first: it leads both shards (the others wait four times as long).
       o.replication.election_timeout = absl::Milliseconds(i == 0 ? kElectionMs : 4 * kElectionMs);
       o.replication.gather_leaders = gather;
@@ -153,7 +152,7 @@ class Cluster {
 
 // Writes every key = value in one transaction on `db`; its id in *id.
 inline absl::Status Write(Database& db, const std::vector<std::pair<std::string, std::string>>& kv,
-                   uint64_t* id = nullptr) {
+                          uint64_t* id = nullptr) {
   std::unique_ptr<Transaction> txn = db.Begin();
   if (id != nullptr) *id = txn->id();
   for (const auto& [k, v] : kv) {

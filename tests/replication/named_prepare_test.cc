@@ -78,7 +78,8 @@ std::optional<int> GatheredLeader(Cluster& c, const std::vector<int>& among) {
 
 // `decide` on node i, asked again while it answers kUnavailable (gathering may still be moving
 // a shard's leadership: "handing its leadership"); its last status.
-absl::Status DecideWhenLed(Cluster& c, int i, const std::function<absl::Status(Database&)>& decide) {
+absl::Status DecideWhenLed(Cluster& c, int i,
+                           const std::function<absl::Status(Database&)>& decide) {
   absl::Status s;
   WaitFor([&] {
     s = decide(c.db(i));
@@ -117,16 +118,15 @@ TEST(NamedPrepare, ListedOnEveryReplicaAndCommittedOnTheLeader) {
   EXPECT_TRUE(absl::IsNotFound(c.db(0).CommitPrepared("t1")));
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(WaitFor([&] {
-      return ReadOne(c.db(i), "a1") == "x" && ReadOne(c.db(i), "b1") == "y" &&
-             c.NothingPrepared(i);
+      return ReadOne(c.db(i), "a1") == "x" && ReadOne(c.db(i), "b1") == "y" && c.NothingPrepared(i);
     })) << "node "
         << i;
     EXPECT_FALSE(Listed(c.db(i), "t1")) << "node " << i;
   }
   // Its keys are free, its name too.
   ASSERT_TRUE(replication::cross::Write(c.db(0), {{"a1", "x2"}, {"b1", "y2"}}).ok());
-  // A rollback whose abort entries are all refused (the hook plays leadership moving): kUnavailable,
-  // nothing rolled back, listed again; then rolled back.
+  // A rollback whose abort entries are all refused (the hook plays leadership moving):
+  // kUnavailable, nothing rolled back, listed again; then rolled back.
   ASSERT_TRUE(PrepareNamed(c.db(0), {{"a2", "z"}, {"b2", "z"}}, "t1", &id).ok());
   txn::Coordinator& coordinator = Impl(c.db(0)).coordinator();
   coordinator.SetReplicatedProposeHookForTesting([](uint32_t, uint8_t record) {
@@ -257,8 +257,7 @@ TEST(NamedPrepare, ADecisionOnADeposedLeaderIsNeverHalfApplied) {
   ASSERT_TRUE(s.ok()) << s;
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(WaitFor([&] {
-      return ReadOne(c.db(i), "a2") == "x" && ReadOne(c.db(i), "b2") == "y" &&
-             c.NothingPrepared(i);
+      return ReadOne(c.db(i), "a2") == "x" && ReadOne(c.db(i), "b2") == "y" && c.NothingPrepared(i);
     })) << "node "
         << i;
   }
@@ -328,8 +327,7 @@ TEST(NamedPrepare, RefusedWithNoEffectOffTheLeaderOfEveryPart) {
   // Node 2 leads shard 1 now, but not in the term the early transaction's reads were stamped in.
   absl::Status e = early->Prepare("early");
   EXPECT_TRUE(absl::IsUnavailable(e)) << e;
-  EXPECT_TRUE(absl::StrContains(e.message(), "reads began while this node was not its ready"))
-      << e;
+  EXPECT_TRUE(absl::StrContains(e.message(), "reads began while this node was not its ready")) << e;
   EXPECT_EQ(AppliedEverywhere(c), before);
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(Listed(c.db(i), "t5")) << "node " << i;
