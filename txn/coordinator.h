@@ -45,6 +45,7 @@
 #include "txn/two_phase_state.h"
 #include "txn/txn_records.h"
 #include "util/mutex.h"
+#include "util/status_latch.h"
 
 namespace shardtx::txn {
 
@@ -155,9 +156,36 @@ class Coordinator {
   absl::StatusOr<engine::Timestamp> CommitReplicated(PrepareRequest& request,
                                                      absl::Span<const uint64_t> terms,
                                                      absl::FunctionRef<absl::Status()> validate);
+  // CommitReplicated's phase one, shared with a named prepare over replicated shards (the
+  // request's name in every prepare entry): OK once every prepare entry is committed (a named
+  // transaction is then prepared: listed, and claimable by CommitPreparedReplicated); the
+  // outcomes above otherwise (any Refused: kUnavailable, abort entries for the committed ones,
+  // no effect; else kUnknown naming the transaction).
+  absl::Status PrepareReplicated(PrepareRequest& request, absl::Span<const uint64_t> terms,
+                                 absl::FunctionRef<absl::Status()> validate);
+  // The host's decisions on a replicated database (docs/replicated-2pc-plan.md section 3), on a
+  // node that is the ready leader of every part, else kUnavailable naming each part's leader as
+  // this node knows it, no effect. CommitPreparedReplicated proposes the decision entry on the
+  // coordinator shard (parts[0]) in the current term and waits for it: committed is the commit
+  // point, then one commit entry per part (not waited for; visible here at once), OK; refused:
+  // kUnavailable, nothing decided, listed again; unknown: kUnknown (prepared again here; the
+  // decision may still commit: ask GetOutcome on the next leader). RollbackPreparedReplicated
+  // proposes an abort entry on every part (presumed abort: no decision) and waits for them: OK
+  // once any committed (the transaction can then only abort); all refused: kUnavailable, listed
+  // again; else kUnknown.
+  absl::Status CommitPreparedReplicated(const std::string& name);
+  absl::Status RollbackPreparedReplicated(const std::string& name);
+  // Whether this node is the ready leader of every one of `parts`, each a replicated shard.
+  // `stamped` (indexed by shard; empty: none): the terms a transaction's reads were stamped in,
+  // which must still be led now. Fills `terms` (indexed by shard) with the term each part is led
+  // in. kUnavailable otherwise, "<what> refused with no effect: ..." naming each part's
+  // leadership as this node knows it; kUnimplemented if a part is not replicated.
+  absl::Status CheckLeadsParts(absl::Span<const uint32_t> parts, absl::Span<const uint64_t> stamped,
+                               std::vector<uint64_t>* terms, absl::string_view what);
   // TEST ONLY: called under the shard's commit lock before each entry of CommitReplicated is
   // proposed, with the participant's shard and the entry's 2PC record (kPrepare in phase one,
-  // kCommitPrepared in phase two, kAbortPrepared); a non-OK status is taken as that
+  // kCommitPrepared in phase two, kAbortPrepared; kDecision for CommitPreparedReplicated's
+  // decision entry, alone on the coordinator shard); a non-OK status is taken as that
   // ProposeLocked's refusal (the entry is not proposed). Set before any commit.
   void SetReplicatedProposeHookForTesting(
       std::function<absl::Status(uint32_t shard, uint8_t record)> hook) {
@@ -215,15 +243,20 @@ class Coordinator {
   PartEvidence& Evidence(uint64_t txn_id, uint32_t shard);
 
   // CommitReplicated's phase two (the commit point passed) and its abort.
+  // `with_decision`: the kDecision record goes in parts[0]'s entry (our own transaction; a
+  // named one's decision is committed before).
   engine::Timestamp CommitReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
-                                          absl::Span<const uint64_t> terms);
+                                          absl::Span<const uint64_t> terms, bool with_decision);
+  // `done`, if given, gets one latch per part, in order, each set once its entry is answered.
   void AbortReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
-                            absl::Span<const uint64_t> terms);
+                            absl::Span<const uint64_t> terms,
+                            std::vector<std::unique_ptr<StatusLatch>>* done = nullptr);
   // Resolves `shard`'s part (installing its writes at `commit_ts` unless 0: an abort) and
   // proposes `entry`, its commit or abort; the part is put back, prepared, if the entry is
-  // refused or unknown. REQUIRES: the shard's commit lock.
+  // refused or unknown. `done`, if given, hears the entry's outcome once (OK: committed, or no
+  // part here), after the part was put back. REQUIRES: the shard's commit lock.
   void ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t term, absl::string_view entry,
-                         engine::Timestamp commit_ts);
+                         engine::Timestamp commit_ts, StatusLatch* done = nullptr);
 
   DatabaseImpl* const db_;
   TwoPhaseState state_;

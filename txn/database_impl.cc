@@ -284,13 +284,15 @@ absl::StatusOr<std::vector<std::string>> DatabaseImpl::ListPrepared() {
 absl::Status DatabaseImpl::CommitPrepared(const std::string& name) {
   OpGuard op(&gate_);
   if (!op.admitted()) return ClosedError();
-  return coordinator_->CommitPrepared(name);
+  return replicated_ ? coordinator_->CommitPreparedReplicated(name)
+                     : coordinator_->CommitPrepared(name);
 }
 
 absl::Status DatabaseImpl::RollbackPrepared(const std::string& name) {
   OpGuard op(&gate_);
   if (!op.admitted()) return ClosedError();
-  return coordinator_->RollbackPrepared(name);
+  return replicated_ ? coordinator_->RollbackPreparedReplicated(name)
+                     : coordinator_->RollbackPrepared(name);
 }
 
 absl::Status DatabaseImpl::Backup(const std::string& dest) {

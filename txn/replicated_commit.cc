@@ -76,17 +76,23 @@ class PrepareEntry final : public engine::ReplicatedLog::Proposal {
 // its redo resolves the part; otherwise the next leader's resolver, issue 17 step 4, does).
 class ResolveEntry final : public engine::ReplicatedLog::Proposal {
  public:
+  // `done`, if given, hears the entry's outcome (OK: committed), after the part was put back.
   ResolveEntry(TwoPhaseState* state, uint64_t txn_id, uint32_t shard,
-               TwoPhaseState::SavedPart saved)
-      : state_(state), txn_id_(txn_id), shard_(shard), saved_(std::move(saved)) {}
+               TwoPhaseState::SavedPart saved, StatusLatch* done)
+      : state_(state), txn_id_(txn_id), shard_(shard), saved_(std::move(saved)), done_(done) {}
 
-  void Committed(engine::RaftPosition) override { delete this; }
-  void Unknown(const absl::Status&) override { PutBack(); }
-  void Refused(const absl::Status&) override { PutBack(); }
+  void Committed(engine::RaftPosition) override { Done(absl::OkStatus()); }
+  void Unknown(const absl::Status& status) override { PutBack(status); }
+  void Refused(const absl::Status& status) override { PutBack(status); }
 
  private:
-  void PutBack() {
+  void PutBack(const absl::Status& status) {
     state_->RestorePart(txn_id_, shard_, std::move(saved_));
+    Done(status);
+  }
+  void Done(const absl::Status& status) {
+    // A copy of its own (see PrepareEntry::Set).
+    if (done_ != nullptr) done_->Set(absl::Status(status.code(), status.message()));
     delete this;
   }
 
@@ -94,6 +100,7 @@ class ResolveEntry final : public engine::ReplicatedLog::Proposal {
   const uint64_t txn_id_;
   const uint32_t shard_;
   TwoPhaseState::SavedPart saved_;
+  StatusLatch* const done_;
 };
 
 }  // namespace
@@ -102,8 +109,26 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
     PrepareRequest& request, absl::Span<const uint64_t> terms,
     absl::FunctionRef<absl::Status()> validate) {
   const auto start = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(PrepareReplicated(request, terms, validate));
+  db_->counters().prepare_us.Add(MicrosSince(start));
+  const auto t1 = std::chrono::steady_clock::now();
+  // Every prepare committed in its group: committed (parallel commit).
+  const engine::Timestamp ts =
+      CommitReplicatedParts(request.txn_id, request.plan->parts, terms, /*with_decision=*/true);
+  db_->counters().phase2_us.Add(MicrosSince(t1));
+  return ts;
+}
+
+absl::Status Coordinator::PrepareReplicated(PrepareRequest& request,
+                                            absl::Span<const uint64_t> terms,
+                                            absl::FunctionRef<absl::Status()> validate) {
   CommitPlan& plan = *request.plan;
   const uint64_t id = request.txn_id;
+  const std::string& name = request.name;
+  // How the host knows the transaction, in messages.
+  const std::string what = name.empty()
+                               ? absl::StrCat("cross-shard transaction ", id)
+                               : absl::StrCat("named prepare '", name, "' (transaction ", id, ")");
   const bool read_locks = !request.read_keys.empty() || !request.read_ranges.empty();
   std::vector<std::unique_ptr<PrepareEntry>> entries;  // one per prepare proposed, in part order
   absl::Status refused;                                // a prepare refused before it was proposed
@@ -114,7 +139,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
       const uint32_t p = plan.parts[i];
       db_->shard(p)->commit_mu()->AssertHeld();
       PrepareRecord r{id,
-                      "",
+                      name,
                       request.snapshot,
                       {plan.parts.begin(), plan.parts.end()},
                       std::move(plan.by_shard[p]),
@@ -139,7 +164,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
         break;
       }
       // No answer before the commit lock is released: the part is in place before it.
-      state_.AddPart(id, "", request.snapshot, plan.parts, p, 0, std::move(r.writes), false);
+      state_.AddPart(id, name, request.snapshot, plan.parts, p, 0, std::move(r.writes), false);
       if (read_locks && i == 0) {
         std::vector<std::pair<uint32_t, std::string>> keys;
         for (const std::string& k : request.read_keys) {
@@ -176,31 +201,36 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
     // leader), whatever became of the others.
     AbortReplicatedParts(id, prepared, terms);
     state_.SetOutcome(id, Database::Outcome::kAborted);
-    return absl::UnavailableError(absl::StrCat(
-        "cross-shard transaction ", id, " aborted with no effect (retry it): ", refused.message()));
+    return absl::UnavailableError(
+        absl::StrCat(what, " aborted with no effect (retry it): ", refused.message()));
   }
   if (!unknown.empty()) {
     return absl::UnknownError(absl::StrCat(
-        "outcome unknown: cross-shard transaction ", id,
-        ": leadership was lost while its prepares were in flight (", absl::StrJoin(unknown, "; "),
-        "). It committed if every participant's prepare entry commits. Until a leader of every "
-        "participant resolves it (issue 17 step 4, not built: it stays in doubt), "
-        "GetOutcomeOfKey(",
-        id,
-        ", key) on the leader of a key it wrote answers kUnavailable (being resolved) if its "
-        "prepare is there, kAborted if that shard has none"));
+        "outcome unknown: ", what, ": leadership was lost while its prepares were in flight (",
+        absl::StrJoin(unknown, "; "), "). ",
+        name.empty()
+            ? absl::StrCat(
+                  "It committed if every participant's prepare entry commits. Until a leader of "
+                  "every participant resolves it (issue 17 step 4, not built: it stays in doubt), "
+                  "GetOutcomeOfKey(",
+                  id,
+                  ", key) on the leader of a key it wrote answers kUnavailable (being resolved) "
+                  "if its prepare is there, kAborted if that shard has none")
+            : std::string("It is prepared if every participant's prepare entry commits: then "
+                          "ListPrepared on the leader of every participant lists it; otherwise "
+                          "it never was (a part left prepared stays in doubt until issue 17 step "
+                          "4's resolver aborts it)")));
   }
-  db_->counters().prepare_us.Add(MicrosSince(start));
-  const auto t1 = std::chrono::steady_clock::now();
-  // Every prepare committed in its group: committed (parallel commit).
-  const engine::Timestamp ts = CommitReplicatedParts(id, plan.parts, terms);
-  db_->counters().phase2_us.Add(MicrosSince(t1));
-  return ts;
+  // Every prepare committed in its group: a named transaction is prepared, listed here as on
+  // every replica that applied them (TwoPhaseState::MarkPreparedIfComplete).
+  if (!name.empty()) state_.MarkPrepared(id);
+  return absl::OkStatus();
 }
 
 engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
                                                      absl::Span<const uint32_t> parts,
-                                                     absl::Span<const uint64_t> terms) {
+                                                     absl::Span<const uint64_t> terms,
+                                                     bool with_decision) {
   TimestampOracle& oracle = db_->oracle();
   engine::Timestamp ts;
   {
@@ -213,7 +243,7 @@ engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
       engine::Shard* s = db_->shard(p);
       s->commit_mu()->AssertHeld();
       std::string entry;
-      if (i == 0) {
+      if (i == 0 && with_decision) {
         DecisionRecord d{txn_id, true, ts, {parts.begin(), parts.end()}};
         engine::AppendEntryRecord(&entry, engine::kDecision, EncodeDecision(d));
       }
@@ -228,23 +258,30 @@ engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
 }
 
 void Coordinator::AbortReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
-                                       absl::Span<const uint64_t> terms) {
+                                       absl::Span<const uint64_t> terms,
+                                       std::vector<std::unique_ptr<StatusLatch>>* done) {
   std::string entry;
   engine::AppendEntryRecord(&entry, engine::kAbortPrepared, EncodeTxn(txn_id));
   for (uint32_t p : parts) {
+    StatusLatch* latch =
+        done != nullptr ? done->emplace_back(std::make_unique<StatusLatch>()).get() : nullptr;
     MutexLock l(db_->shard(p)->commit_mu());
-    ProposeResolution(txn_id, p, terms[p], entry, 0);
+    ProposeResolution(txn_id, p, terms[p], entry, 0, latch);
   }
 }
 
 void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t term,
-                                    absl::string_view entry, engine::Timestamp commit_ts) {
+                                    absl::string_view entry, engine::Timestamp commit_ts,
+                                    StatusLatch* done) {
   std::optional<TwoPhaseState::SavedPart> saved = state_.SavePart(txn_id, shard);
-  if (!saved.has_value()) return;  // not prepared here (cannot happen: its prepare committed)
+  if (!saved.has_value()) {  // not prepared here (cannot happen: its prepare committed)
+    if (done != nullptr) done->Set(absl::OkStatus());
+    return;
+  }
   std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(txn_id, shard);
   // A commit is installed now: the transaction is committed whatever becomes of this entry.
   if (commit_ts != 0) db_->shard(shard)->InstallLocked(&*writes, commit_ts);
-  auto* e = new ResolveEntry(&state_, txn_id, shard, std::move(*saved));
+  auto* e = new ResolveEntry(&state_, txn_id, shard, std::move(*saved), done);
   absl::Status s = replicated_propose_hook_
                        ? replicated_propose_hook_(shard, commit_ts != 0 ? engine::kCommitPrepared
                                                                         : engine::kAbortPrepared)

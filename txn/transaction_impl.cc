@@ -395,13 +395,9 @@ absl::Status TransactionImpl::CommitOnReplicatedDatabase(
   if (plan->parts.size() != 1) {
     // The written shards' prepare entries confirm their reads; other replicated shards read
     // get a barrier each, first.
-    read.erase(std::remove_if(read.begin(), read.end(),
-                              [&](uint32_t s) {
-                                return std::binary_search(plan->parts.begin(), plan->parts.end(),
-                                                          s);
-                              }),
-               read.end());
-    if (absl::Status s = ConfirmReplicatedReads(read); !s.ok()) return fail(s);
+    if (absl::Status s = ConfirmReplicatedReadsBesides(read, plan->parts); !s.ok()) {
+      return fail(s);
+    }
     if (absl::Status s = CommitCrossShardReplicated(*plan); !s.ok()) return fail(s);
     db_->counters().cross_shard_commits++;
     return Committed(/*wrote=*/true, start);
@@ -427,12 +423,10 @@ absl::Status TransactionImpl::Prepare(absl::string_view name) {
     Finish();
     return db_->ClosedError();
   }
-  if (db_->replicated()) {
-    state_ = State::kAborted;
-    Finish();
-    return ReplicatedUnimplemented("a named prepare");
-  }
   RETURN_IF_ERROR(db_->two_phase().ReserveName(n, id_));
+  // Replicated: the shards read, before the views go (their reads are confirmed).
+  absl::InlinedVector<uint32_t, 4> read;
+  if (db_->replicated()) read = ReplicatedShardsPinned();
   for (auto& v : views_) v.reset();
   auto fail = [&](absl::Status s) {
     db_->two_phase().ReleaseName(n, id_);
@@ -468,7 +462,9 @@ absl::Status TransactionImpl::Prepare(absl::string_view name) {
     request.read_ranges = ranges_;
   }
   absl::Status s =
-      db_->coordinator().Prepare(request, [&] { return ValidateLocked(*plan); }).status();
+      db_->replicated()
+          ? PrepareReplicated(request, std::move(read))
+          : db_->coordinator().Prepare(request, [&] { return ValidateLocked(*plan); }).status();
   if (!s.ok()) return fail(s);
   state_ = State::kPrepared;
   Finish();
@@ -603,35 +599,21 @@ absl::Status TransactionImpl::ConfirmReplicatedReads(absl::Span<const uint32_t> 
   return status;
 }
 
+absl::Status TransactionImpl::ConfirmReplicatedReadsBesides(absl::InlinedVector<uint32_t, 4> read,
+                                                            absl::Span<const uint32_t> written) {
+  read.erase(std::remove_if(
+                 read.begin(), read.end(),
+                 [&](uint32_t s) { return std::binary_search(written.begin(), written.end(), s); }),
+             read.end());
+  return ConfirmReplicatedReads(read);
+}
+
 absl::Status TransactionImpl::CommitCrossShardReplicated(CommitPlan& plan) {
-  std::vector<uint64_t> terms(db_->num_shards(), 0);
-  std::vector<std::string> where;  // each participant's leadership, as this node knows it
-  bool leads_all = true;
-  for (uint32_t p : plan.parts) {
-    engine::ReplicatedLog* log = db_->replicated_log(p);
-    if (log == nullptr) {
-      return ReplicatedUnimplemented(
-          absl::StrCat("a cross-shard commit writing unreplicated shard ", p));
-    }
-    terms[p] = read_stamps_[p].term;
-    absl::Status s = log->CheckLeader();
-    const uint64_t now = log->StampRead().term;
-    if (s.ok() && now != terms[p]) {
-      s = absl::UnavailableError(absl::StrCat(
-          "shard ", p, " is led here in term ", now, ", but the transaction's reads began ",
-          terms[p] == 0 ? std::string("while this node was not its ready leader")
-                        : absl::StrCat("in term ", terms[p])));
-    }
-    leads_all = leads_all && s.ok();
-    where.push_back(s.ok() ? absl::StrCat("shard ", p, ": led here, term ", now)
-                           : absl::StrCat("shard ", p, ": ", s.message()));
-  }
-  if (!leads_all) {
-    return absl::UnavailableError(absl::StrCat(
-        "cross-shard commit refused with no effect: it runs only on a node that is the ready "
-        "leader of every participant, since the transaction began (retry it there): ",
-        absl::StrJoin(where, "; ")));
-  }
+  std::vector<uint64_t> stamped(db_->num_shards(), 0);
+  for (uint32_t p : plan.parts) stamped[p] = read_stamps_[p].term;
+  std::vector<uint64_t> terms;
+  RETURN_IF_ERROR(
+      db_->coordinator().CheckLeadsParts(plan.parts, stamped, &terms, "cross-shard commit"));
   if (id_ == 0) return db_->txn_ids().error();  // no unique id could be given (txn/txn_ids.h)
   Coordinator::PrepareRequest request{id_, "", snapshot_, &plan, {}, {}, false};
   if (options_.isolation == Isolation::kSerializable) {

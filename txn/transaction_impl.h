@@ -83,6 +83,16 @@ class TransactionImpl final : public Transaction {
   // Coordinator::CommitReplicated. Otherwise kUnavailable naming each participant's leader as
   // this node knows it, nothing proposed.
   absl::Status CommitCrossShardReplicated(CommitPlan& plan);
+  // ConfirmReplicatedReads of the shards `read` but not `written` (ascending): a written shard's
+  // entry confirms its reads.
+  absl::Status ConfirmReplicatedReadsBesides(absl::InlinedVector<uint32_t, 4> read,
+                                             absl::Span<const uint32_t> written);
+  // Prepare(name) on a database with replicated shards (txn/replicated_named.cc): on the ready
+  // leader of every part in the terms the reads were stamped in (else kUnavailable naming each
+  // part's leader, no effect), the reads of `read` (replicated shards pinned) not written
+  // confirmed, then Coordinator::PrepareReplicated.
+  absl::Status PrepareReplicated(Coordinator::PrepareRequest& request,
+                                 absl::InlinedVector<uint32_t, 4> read);
   // The commit's validation: write conflicts and locks on every part, and (serializable) the
   // reads on every involved shard. REQUIRES: every involved shard's commit lock.
   absl::Status ValidateLocked(const CommitPlan& plan);

@@ -183,6 +183,16 @@ void TwoPhaseState::MarkPrepared(uint64_t txn_id) {
   }
 }
 
+void TwoPhaseState::ReturnToPrepared(uint64_t txn_id) {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end()) return;
+  PreparedTxn& t = it->second;
+  bool complete = t.parts.size() == t.participants.size();
+  for (uint32_t s : t.participants) complete = complete && t.parts.count(s) != 0;
+  t.phase = complete ? Phase::kPrepared : Phase::kPreparing;
+}
+
 void TwoPhaseState::MarkPreparedIfComplete(uint64_t txn_id) {
   MutexLock l(&mu_);
   auto it = prepared_.find(txn_id);

@@ -119,6 +119,11 @@ class TwoPhaseState {
   // The claimed resolution of `txn_id` failed on an I/O error: its outcome is known only after
   // the database is reopened, and no further resolution is accepted until then.
   void MarkInDoubt(uint64_t txn_id);
+  // A replicated database's claimed resolution of `txn_id` put no entry in any log (refused), or
+  // its decision's outcome is unknown and redo will mark it resolving should it commit: prepared
+  // again (listed, claimable) if every part is present. REQUIRES the commit lock of the shard
+  // whose redo could mark it (the coordinator shard's), or that no entry of it is in flight.
+  void ReturnToPrepared(uint64_t txn_id);
   // Redo (recovery, and a replica applying its leader's records; Coordinator::Redo): once every
   // participant's part of `txn_id` is present and no resolution has begun, it is prepared as
   // MarkPrepared makes it. A no-op otherwise.

@@ -150,6 +150,20 @@ class Database {
   // doubt"), and the outcome is known only after reopening (ListPrepared or GetOutcome).
   virtual absl::Status CommitPrepared(const std::string& name) = 0;
   // Rolls back the prepared transaction `name`, releasing its locks. Errors as above.
+  //
+  // Replicated database (issue 17): every replica lists a transaction once it applied all its
+  // prepares (a follower's list may lag its leader's), but CommitPrepared and RollbackPrepared
+  // run only on a node that is the ready leader of every shard the transaction wrote; elsewhere
+  // kUnavailable naming each shard's leader as this node knows it, nothing decided (still
+  // listed). CommitPrepared: OK once the decision is committed in the first shard's Raft group
+  // (the commit point), the writes then visible on this node at once and on the others as they
+  // apply its commit entries; kUnavailable if the decision was refused (nothing decided, still
+  // prepared: decide again on the leader); kUnknown if leadership was lost while it was in
+  // flight (committed if it commits: GetOutcome on the next leader of every shard answers
+  // kPrepared, listed again, if it did not). RollbackPrepared: OK once an abort entry is
+  // committed on any shard (the transaction can then only abort); kUnavailable if every abort
+  // entry was refused (still prepared); kUnknown otherwise. GetOutcome answers kPrepared for a
+  // listed transaction, kCommitted or kAborted once this node decided it.
   virtual absl::Status RollbackPrepared(const std::string& name) = 0;
 
   // What became of transaction `id` (Transaction::id()), for a caller that lost track of a

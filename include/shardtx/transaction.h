@@ -157,6 +157,16 @@ class Transaction {
   // kResourceExhausted past it). After an OK Prepare the Transaction object is over (Commit
   // fails); the decision is made through the Database by name. Errors: kInvalidArgument (empty
   // name); kAlreadyExists (a prepared transaction has this name); the errors of Commit.
+  //
+  // Replicated database (issue 17; docs/replicated-2pc-plan.md): as a cross-shard Commit, only
+  // on a node that was the ready leader of every shard written (shard 0 if none) when the
+  // transaction began and still is; otherwise kUnavailable naming each shard's leader as this
+  // node knows it, no effect. OK once every shard's prepare entry is committed in its Raft
+  // group: the transaction is then listed by ListPrepared on this node and, once they applied
+  // the entries, on the other replicas, and it survives the loss of this node (the next leader
+  // of every part lists it and can decide it). kUnavailable if a prepare entry was refused (no
+  // effect); kUnknown, naming the transaction id, if leadership was lost while prepares were in
+  // flight (it is prepared if every prepare commits: ask ListPrepared on the next leader).
   virtual absl::Status Prepare(absl::string_view name) = 0;
 
   // The transaction's id: unique per database (random 64-bit base per Open plus a counter),

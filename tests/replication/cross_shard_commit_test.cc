@@ -29,6 +29,7 @@
 #include "replication/shard_machine.h"
 #include "replication/shard_replica.h"
 #include "shardtx/database.h"
+#include "tests/replication/cross_cluster.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
 #include "tests/replication/loopback_timing.h"
@@ -42,126 +43,13 @@ using replication::kElectionMs;
 using replication::kHeartbeatMs;
 using replication::ReadOne;
 using replication::WaitFor;
-constexpr uint32_t kShards = 2;
-constexpr int kNodes = 3;
-
-txn::DatabaseImpl& Impl(Database& db) { return static_cast<txn::DatabaseImpl&>(db); }
-
-// Three nodes of two replicated shards; node index 0 (id 1) elects itself first.
-class Cluster {
- public:
-  // `gather`: ReplicationOptions::gather_leaders (off: a leadership moved by hand stays).
-  explicit Cluster(const std::string& name, bool gather = true) {
-    replication::UnblockAllLinks();
-    root_ = replication::FreshTestRoot("repl_cross", name);
-    members_ = replication::LoopbackMembers(kNodes, kShards);
-    for (int i = 0; i < kNodes; ++i) {
-      Options o = replication::LoopbackNodeOptions(absl::StrCat(root_, "/node", i + 1), kShards,
-                                                   members_[i].id, "cross", members_);
-      // Node 1 times out first: it leads both shards (the others wait four times as long).
-      o.replication.election_timeout = absl::Milliseconds(i == 0 ? kElectionMs : 4 * kElectionMs);
-      o.replication.gather_leaders = gather;
-      auto db = Database::Open(o);
-      EXPECT_TRUE(db.ok()) << db.status();
-      if (db.ok()) dbs_.push_back(std::move(*db));
-    }
-  }
-  ~Cluster() {
-    replication::UnblockAllLinks();
-    dbs_.clear();
-    std::error_code ec;
-    std::filesystem::remove_all(root_, ec);
-  }
-  bool open() const { return dbs_.size() == kNodes; }
-  Database& db(int i) { return *dbs_[i]; }
-  uint64_t id(int i) const { return members_[i].id; }
-  const std::string& address(int i) const { return members_[i].address; }
-
-  // The ready leader of `shard` among `among` once each of them names it; nullopt at the
-  // deadline.
-  std::optional<int> Leader(uint32_t shard, const std::vector<int>& among = {0, 1, 2}) {
-    std::optional<int> leader;
-    const bool agreed = WaitFor([&] {
-      leader.reset();
-      for (int i : among) {
-        if (dbs_[i]->Leadership().at(shard).ready) leader = i;
-      }
-      if (!leader.has_value()) return false;
-      for (int i : among) {
-        if (dbs_[i]->Leadership().at(shard).leader_id != id(*leader)) return false;
-      }
-      return true;
-    });
-    return agreed ? leader : std::nullopt;
-  }
-  // Node 0 leads both shards, as every node knows.
-  bool NodeZeroLeadsAll() { return Leader(0) == 0 && Leader(1) == 0; }
-
-  uint64_t Applied(int i, uint32_t shard) {
-    engine::Shard* s = Impl(db(i)).shard(shard);
-    MutexLock l(s->commit_mu());
-    return s->raft_applied_locked().index;
-  }
-  // Once all three have applied the same Raft index of every shard twice in a row: each node's
-  // digests, by shard. Empty if they did not settle.
-  std::vector<std::vector<replication::ShardDigest>> DigestsWhenSettled() {
-    using Seen = std::vector<std::pair<uint64_t, replication::ShardDigest>>;
-    std::vector<Seen> last;
-    const bool settled = WaitFor([&] {
-      std::vector<Seen> now(kNodes);
-      for (int i = 0; i < kNodes; ++i) {
-        for (uint32_t g = 0; g < kShards; ++g) {
-          const uint64_t before = Applied(i, g);
-          auto d = replication::DigestOf(*Impl(db(i)).shard(g));
-          if (!d.ok() || Applied(i, g) != before) return false;
-          if (i > 0 && before != now[0][g].first) return false;
-          now[i].emplace_back(before, *d);
-        }
-      }
-      const bool same = now == last;
-      last = std::move(now);
-      return same;
-    });
-    std::vector<std::vector<replication::ShardDigest>> out;
-    if (!settled) return out;
-    for (const Seen& node : last) {
-      out.emplace_back();
-      for (const auto& [index, digest] : node) out.back().push_back(digest);
-    }
-    return out;
-  }
-  // Every node has applied, on every shard, what node `of` had applied when called.
-  bool CaughtUpWith(int of) {
-    std::vector<uint64_t> target;
-    for (uint32_t g = 0; g < kShards; ++g) target.push_back(Applied(of, g));
-    return WaitFor([&] {
-      for (int i = 0; i < kNodes; ++i) {
-        for (uint32_t g = 0; g < kShards; ++g) {
-          if (Applied(i, g) < target[g]) return false;
-        }
-      }
-      return true;
-    });
-  }
-  // No transaction is prepared on node i (every part resolved).
-  bool NothingPrepared(int i) { return Impl(db(i)).coordinator().state().AllPrepared().empty(); }
-
- private:
-  std::string root_;
-  std::vector<ReplicationMember> members_;
-  std::vector<std::unique_ptr<Database>> dbs_;
-};
-
-// Writes every key = value in one transaction on `db`; its id in *id.
-absl::Status Write(Database& db, const std::vector<std::pair<std::string, std::string>>& kv,
-                   uint64_t* id = nullptr) {
-  std::unique_ptr<Transaction> txn = db.Begin();
-  if (id != nullptr) *id = txn->id();
-  for (const auto& [k, v] : kv) {
-    if (absl::Status s = txn->Put(k, v); !s.ok()) return s;
-  }
-  return txn->Commit();
-}
+using replication::cross::Cluster;
+using replication::cross::ExpectSameDigests;
+using replication::cross::Impl;
+using replication::cross::kNodes;
+using replication::cross::kShards;
+using replication::cross::Others;
+using replication::cross::Write;
 
 // Write, with shard 1's entry holding `record` refused by CommitReplicated's test hook (as when
 // leadership of shard 1 moves just before it is proposed).
@@ -176,13 +64,6 @@ absl::Status WriteRefusing(Database& db, uint8_t record,
   absl::Status s = Write(db, kv, id);
   coordinator.SetReplicatedProposeHookForTesting(nullptr);
   return s;
-}
-
-void ExpectSameDigests(Cluster& c) {
-  auto d = c.DigestsWhenSettled();
-  ASSERT_EQ(d.size(), static_cast<size_t>(kNodes)) << "the replicas did not settle";
-  EXPECT_EQ(d[1], d[0]);
-  EXPECT_EQ(d[2], d[0]);
 }
 
 TEST(CrossShardCommit, VisibleOnTheLeaderAtOnceAndOnFollowersOnceApplied) {
@@ -512,14 +393,6 @@ void CommitOnceHealed(Cluster& c) {
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a9") == "healed"; })) << "node " << i;
   }
-}
-
-std::vector<int> Others(int i) {
-  std::vector<int> out;
-  for (int j = 0; j < kNodes; ++j) {
-    if (j != i) out.push_back(j);
-  }
-  return out;
 }
 
 // The leader cut off from both followers right before a cross-shard commit: its prepares reach

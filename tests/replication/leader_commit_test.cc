@@ -514,8 +514,8 @@ TEST(LeaderCommit, EntryNotProposedBeforeLeadershipMovedAndCameBackIsRefused) {
   EXPECT_EQ(c.CloseCheckReopen(ExpectSameDigests(c)), "");
 }
 
-// Cross-shard commits writing an unreplicated shard too, named prepares and CommitAsync on a
-// database with a replicated shard are not built yet (issue 17); its unreplicated shard commits
+// Cross-shard commits and named prepares writing an unreplicated shard too, and CommitAsync, on
+// a database with a replicated shard are not built yet (issue 17); its unreplicated shard commits
 // as before.
 TEST(LeaderCommit, WhatIsNotBuiltYetSaysSo) {
   Cluster c(Root("unimplemented"), 3, 6, /*shards=*/2);
@@ -534,6 +534,7 @@ TEST(LeaderCommit, WhatIsNotBuiltYetSaysSo) {
   EXPECT_TRUE(absl::IsUnimplemented(txn->Commit()));
   txn = db.Begin();
   ASSERT_TRUE(txn->Put(on0, "a").ok());
+  ASSERT_TRUE(txn->Put(on1, "b").ok());
   EXPECT_TRUE(absl::IsUnimplemented(txn->Prepare("p")));
   txn = db.Begin();
   ASSERT_TRUE(txn->Put(on0, "a").ok());
