@@ -4,8 +4,8 @@
 // prepare entry is proposed, stays while that entry may commit or has committed, and leaves
 // when its entry is refused or unknown (redo adds it again should the entry commit after all)
 // or when its commit or abort entry is released here. So a follower that redoes the same
-// entries ends with the same prepared state, and the next leader's resolver (step 4) reads
-// what the logs hold.
+// entries ends with the same prepared state, and the next leader's in-doubt resolver
+// (txn/replicated_resolver.cc) reads what the logs hold.
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -73,12 +73,13 @@ class PrepareEntry final : public engine::ReplicatedLog::Proposal {
 // once answered. The part was resolved here when the entry was proposed (so its keys are free at
 // once, as in an unreplicated commit). Refused or unknown: the part is put back as prepared, its
 // keys locked, since that is what the applied entries say (should the entry commit after all,
-// its redo resolves the part; otherwise the next leader's resolver, issue 17 step 4, does).
+// its redo resolves the part; otherwise the in-doubt resolver of a ready leader does: it is
+// told at once).
 class ResolveEntry final : public engine::ReplicatedLog::Proposal {
  public:
-  ResolveEntry(TwoPhaseState* state, uint64_t txn_id, uint32_t shard,
+  ResolveEntry(Coordinator* coordinator, uint64_t txn_id, uint32_t shard,
                TwoPhaseState::SavedPart saved)
-      : state_(state), txn_id_(txn_id), shard_(shard), saved_(std::move(saved)) {}
+      : coordinator_(coordinator), txn_id_(txn_id), shard_(shard), saved_(std::move(saved)) {}
 
   void Committed(engine::RaftPosition) override { delete this; }
   void Unknown(const absl::Status&) override { PutBack(); }
@@ -86,11 +87,12 @@ class ResolveEntry final : public engine::ReplicatedLog::Proposal {
 
  private:
   void PutBack() {
-    state_->RestorePart(txn_id_, shard_, std::move(saved_));
+    coordinator_->state().RestorePart(txn_id_, shard_, std::move(saved_));
+    coordinator_->NoteInDoubt(txn_id_);  // the resolver decides it (again) on a ready leader
     delete this;
   }
 
-  TwoPhaseState* const state_;
+  Coordinator* const coordinator_;
   const uint64_t txn_id_;
   const uint32_t shard_;
   TwoPhaseState::SavedPart saved_;
@@ -183,9 +185,8 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
     return absl::UnknownError(absl::StrCat(
         "outcome unknown: cross-shard transaction ", id,
         ": leadership was lost while its prepares were in flight (", absl::StrJoin(unknown, "; "),
-        "). It committed if every participant's prepare entry commits. Until a leader of every "
-        "participant resolves it (issue 17 step 4, not built: it stays in doubt), "
-        "GetOutcomeOfKey(",
+        "). It committed if every participant's prepare entry commits. Until the ready leader of "
+        "every participant resolves it (the in-doubt resolver), GetOutcomeOfKey(",
         id,
         ", key) on the leader of a key it wrote answers kUnavailable (being resolved) if its "
         "prepare is there, kAborted if that shard has none"));
@@ -193,14 +194,15 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
   db_->counters().prepare_us.Add(MicrosSince(start));
   const auto t1 = std::chrono::steady_clock::now();
   // Every prepare committed in its group: committed (parallel commit).
-  const engine::Timestamp ts = CommitReplicatedParts(id, plan.parts, terms);
+  const engine::Timestamp ts = CommitReplicatedParts(id, plan.parts, terms, plan.parts);
   db_->counters().phase2_us.Add(MicrosSince(t1));
   return ts;
 }
 
 engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
                                                      absl::Span<const uint32_t> parts,
-                                                     absl::Span<const uint64_t> terms) {
+                                                     absl::Span<const uint64_t> terms,
+                                                     absl::Span<const uint32_t> decision) {
   TimestampOracle& oracle = db_->oracle();
   engine::Timestamp ts;
   {
@@ -213,8 +215,8 @@ engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
       engine::Shard* s = db_->shard(p);
       s->commit_mu()->AssertHeld();
       std::string entry;
-      if (i == 0) {
-        DecisionRecord d{txn_id, true, ts, {parts.begin(), parts.end()}};
+      if (!decision.empty() && p == decision[0]) {
+        DecisionRecord d{txn_id, true, ts, {decision.begin(), decision.end()}};
         engine::AppendEntryRecord(&entry, engine::kDecision, EncodeDecision(d));
       }
       engine::AppendEntryRecord(&entry, engine::kCommitPrepared, EncodeTxnTs(txn_id, ts));
@@ -244,7 +246,7 @@ void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t te
   std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(txn_id, shard);
   // A commit is installed now: the transaction is committed whatever becomes of this entry.
   if (commit_ts != 0) db_->shard(shard)->InstallLocked(&*writes, commit_ts);
-  auto* e = new ResolveEntry(&state_, txn_id, shard, std::move(*saved));
+  auto* e = new ResolveEntry(this, txn_id, shard, std::move(*saved));
   absl::Status s = replicated_propose_hook_
                        ? replicated_propose_hook_(shard, commit_ts != 0 ? engine::kCommitPrepared
                                                                         : engine::kAbortPrepared)

@@ -29,6 +29,7 @@
 #include "replication/shard_machine.h"
 #include "replication/shard_replica.h"
 #include "shardtx/database.h"
+#include "tests/replication/cross_cluster.h"
 #include "tests/replication/db_calls.h"
 #include "tests/replication/free_ports.h"
 #include "tests/replication/loopback_timing.h"
@@ -42,148 +43,16 @@ using replication::kElectionMs;
 using replication::kHeartbeatMs;
 using replication::ReadOne;
 using replication::WaitFor;
-constexpr uint32_t kShards = 2;
-constexpr int kNodes = 3;
+using replication::cross::Cluster;
+using replication::cross::CommitOnceHealed;
+using replication::cross::ExpectSameDigests;
+using replication::cross::Impl;
+using replication::cross::kNodes;
+using replication::cross::kShards;
+using replication::cross::Others;
+using replication::cross::Write;
+using replication::cross::WriteRefusing;
 
-txn::DatabaseImpl& Impl(Database& db) { return static_cast<txn::DatabaseImpl&>(db); }
-
-// Three nodes of two replicated shards; node index 0 (id 1) elects itself first.
-class Cluster {
- public:
-  // `gather`: ReplicationOptions::gather_leaders (off: a leadership moved by hand stays).
-  explicit Cluster(const std::string& name, bool gather = true) {
-    replication::UnblockAllLinks();
-    root_ = replication::FreshTestRoot("repl_cross", name);
-    members_ = replication::LoopbackMembers(kNodes, kShards);
-    for (int i = 0; i < kNodes; ++i) {
-      Options o = replication::LoopbackNodeOptions(absl::StrCat(root_, "/node", i + 1), kShards,
-                                                   members_[i].id, "cross", members_);
-      // Node 1 times out first: it leads both shards (the others wait four times as long).
-      o.replication.election_timeout = absl::Milliseconds(i == 0 ? kElectionMs : 4 * kElectionMs);
-      o.replication.gather_leaders = gather;
-      auto db = Database::Open(o);
-      EXPECT_TRUE(db.ok()) << db.status();
-      if (db.ok()) dbs_.push_back(std::move(*db));
-    }
-  }
-  ~Cluster() {
-    replication::UnblockAllLinks();
-    dbs_.clear();
-    std::error_code ec;
-    std::filesystem::remove_all(root_, ec);
-  }
-  bool open() const { return dbs_.size() == kNodes; }
-  Database& db(int i) { return *dbs_[i]; }
-  uint64_t id(int i) const { return members_[i].id; }
-  const std::string& address(int i) const { return members_[i].address; }
-
-  // The ready leader of `shard` among `among` once each of them names it; nullopt at the
-  // deadline.
-  std::optional<int> Leader(uint32_t shard, const std::vector<int>& among = {0, 1, 2}) {
-    std::optional<int> leader;
-    const bool agreed = WaitFor([&] {
-      leader.reset();
-      for (int i : among) {
-        if (dbs_[i]->Leadership().at(shard).ready) leader = i;
-      }
-      if (!leader.has_value()) return false;
-      for (int i : among) {
-        if (dbs_[i]->Leadership().at(shard).leader_id != id(*leader)) return false;
-      }
-      return true;
-    });
-    return agreed ? leader : std::nullopt;
-  }
-  // Node 0 leads both shards, as every node knows.
-  bool NodeZeroLeadsAll() { return Leader(0) == 0 && Leader(1) == 0; }
-
-  uint64_t Applied(int i, uint32_t shard) {
-    engine::Shard* s = Impl(db(i)).shard(shard);
-    MutexLock l(s->commit_mu());
-    return s->raft_applied_locked().index;
-  }
-  // Once all three have applied the same Raft index of every shard twice in a row: each node's
-  // digests, by shard. Empty if they did not settle.
-  std::vector<std::vector<replication::ShardDigest>> DigestsWhenSettled() {
-    using Seen = std::vector<std::pair<uint64_t, replication::ShardDigest>>;
-    std::vector<Seen> last;
-    const bool settled = WaitFor([&] {
-      std::vector<Seen> now(kNodes);
-      for (int i = 0; i < kNodes; ++i) {
-        for (uint32_t g = 0; g < kShards; ++g) {
-          const uint64_t before = Applied(i, g);
-          auto d = replication::DigestOf(*Impl(db(i)).shard(g));
-          if (!d.ok() || Applied(i, g) != before) return false;
-          if (i > 0 && before != now[0][g].first) return false;
-          now[i].emplace_back(before, *d);
-        }
-      }
-      const bool same = now == last;
-      last = std::move(now);
-      return same;
-    });
-    std::vector<std::vector<replication::ShardDigest>> out;
-    if (!settled) return out;
-    for (const Seen& node : last) {
-      out.emplace_back();
-      for (const auto& [index, digest] : node) out.back().push_back(digest);
-    }
-    return out;
-  }
-  // Every node has applied, on every shard, what node `of` had applied when called.
-  bool CaughtUpWith(int of) {
-    std::vector<uint64_t> target;
-    for (uint32_t g = 0; g < kShards; ++g) target.push_back(Applied(of, g));
-    return WaitFor([&] {
-      for (int i = 0; i < kNodes; ++i) {
-        for (uint32_t g = 0; g < kShards; ++g) {
-          if (Applied(i, g) < target[g]) return false;
-        }
-      }
-      return true;
-    });
-  }
-  // No transaction is prepared on node i (every part resolved).
-  bool NothingPrepared(int i) { return Impl(db(i)).coordinator().state().AllPrepared().empty(); }
-
- private:
-  std::string root_;
-  std::vector<ReplicationMember> members_;
-  std::vector<std::unique_ptr<Database>> dbs_;
-};
-
-// Writes every key = value in one transaction on `db`; its id in *id.
-absl::Status Write(Database& db, const std::vector<std::pair<std::string, std::string>>& kv,
-                   uint64_t* id = nullptr) {
-  std::unique_ptr<Transaction> txn = db.Begin();
-  if (id != nullptr) *id = txn->id();
-  for (const auto& [k, v] : kv) {
-    if (absl::Status s = txn->Put(k, v); !s.ok()) return s;
-  }
-  return txn->Commit();
-}
-
-// Write, with shard 1's entry holding `record` refused by CommitReplicated's test hook (as when
-// leadership of shard 1 moves just before it is proposed).
-absl::Status WriteRefusing(Database& db, uint8_t record,
-                           const std::vector<std::pair<std::string, std::string>>& kv,
-                           uint64_t* id) {
-  txn::Coordinator& coordinator = Impl(db).coordinator();
-  coordinator.SetReplicatedProposeHookForTesting([record](uint32_t shard, uint8_t r) {
-    return shard == 1 && r == record ? absl::UnavailableError("test: shard 1 is led elsewhere now")
-                                     : absl::OkStatus();
-  });
-  absl::Status s = Write(db, kv, id);
-  coordinator.SetReplicatedProposeHookForTesting(nullptr);
-  return s;
-}
-
-void ExpectSameDigests(Cluster& c) {
-  auto d = c.DigestsWhenSettled();
-  ASSERT_EQ(d.size(), static_cast<size_t>(kNodes)) << "the replicas did not settle";
-  EXPECT_EQ(d[1], d[0]);
-  EXPECT_EQ(d[2], d[0]);
-}
 
 TEST(CrossShardCommit, VisibleOnTheLeaderAtOnceAndOnFollowersOnceApplied) {
   Cluster c("visible");
@@ -360,7 +229,7 @@ TEST(CrossShardCommit, PrepareRefusedOnOnePartAbortsWithNoEffectOnAnyReplica) {
   // Shard 1's prepare is refused after shard 0's was proposed (as when leadership of shard 1
   // moves between the two): shard 0's prepare commits, then its abort entry.
   uint64_t id = 0;
-  absl::Status s = WriteRefusing(c.db(0), engine::kPrepare, {{"a1", "new"}, {"b1", "new"}}, &id);
+  absl::Status s = WriteRefusing(c, 0, engine::kPrepare, {{"a1", "new"}, {"b1", "new"}}, &id);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::StrContains(
       s.message(), absl::StrCat("cross-shard transaction ", id, " aborted with no effect")))
@@ -404,8 +273,7 @@ TEST(CrossShardCommit, SerializableReadsAreLockedUntilResolvedAndValidated) {
     // Seen when shard 1's prepare is proposed: the keys read are locked already.
     txn::TwoPhaseState& state = Impl(c.db(0)).coordinator().state();
     bool locked_at_prepare = false;
-    Impl(c.db(0)).coordinator().SetReplicatedProposeHookForTesting([&](uint32_t shard,
-                                                                       uint8_t record) {
+    c.SetProposeHook(0, [&](uint32_t shard, uint8_t record) {
       if (shard == 1 && record == engine::kPrepare) {
         locked_at_prepare =
             state.ReadLockHolder(0, "a5").has_value() && state.ReadLockHolder(1, "b5").has_value();
@@ -413,7 +281,7 @@ TEST(CrossShardCommit, SerializableReadsAreLockedUntilResolvedAndValidated) {
       return absl::OkStatus();
     });
     absl::Status s = txn->Commit();
-    Impl(c.db(0)).coordinator().SetReplicatedProposeHookForTesting(nullptr);
+    c.SetProposeHook(0, nullptr);
     ASSERT_TRUE(s.ok()) << s;
     EXPECT_TRUE(locked_at_prepare);
   }
@@ -442,84 +310,27 @@ TEST(CrossShardCommit, SerializableReadsAreLockedUntilResolvedAndValidated) {
   EXPECT_EQ(c.Applied(0, 1), applied1);
   EXPECT_EQ(ReadOne(c.db(0), "a7"), std::nullopt);
   ExpectSameDigests(c);
-  // The followers lock the read set too (it is in the first prepare): left in doubt by a commit
-  // entry refused on shard 1, the transaction keeps "a8" read-locked on every replica.
+  // Left in doubt by a commit entry refused on shard 1 (the read set, in the first prepare, is
+  // locked on the followers too), the transaction is committed by the in-doubt resolver: then
+  // the read lock is gone on every replica and shard 1's part committed everywhere.
   std::unique_ptr<Transaction> doubt = c.db(0).Begin(serializable);
   ASSERT_EQ(doubt->Get("a8").value_or("-"), "-");
   ASSERT_TRUE(doubt->Put("a9", "w").ok() && doubt->Put("b9", "w").ok());
-  Impl(c.db(0)).coordinator().SetReplicatedProposeHookForTesting([](uint32_t shard,
-                                                                    uint8_t record) {
+  c.SetProposeHook(0, [](uint32_t shard, uint8_t record) {
     return shard == 1 && record == engine::kCommitPrepared ? absl::UnavailableError("test: refused")
                                                            : absl::OkStatus();
   });
   s = doubt->Commit();
-  Impl(c.db(0)).coordinator().SetReplicatedProposeHookForTesting(nullptr);
+  c.SetProposeHook(0, nullptr);
   ASSERT_TRUE(s.ok()) << s;
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(WaitFor([&] {
-      return Impl(c.db(i)).coordinator().state().ReadLockHolder(0, "a8").has_value();
+      return ReadOne(c.db(i), "b9") == "w" && c.NothingPrepared(i) &&
+             !Impl(c.db(i)).coordinator().state().ReadLockHolder(0, "a8").has_value();
     })) << "node "
         << i;
   }
-  // (No digest check from here: shard 1's part is installed on the leader only, until a
-  // resolver commits it, step 4.)
-}
-
-// Past the commit point, shard 1's commit entry is refused (leadership of shard 1 moved, as the
-// hook plays it): the commit is acknowledged and visible on the leader, shard 0's commit entry
-// reaches every replica, and shard 1's part is prepared again on the leader, as on the
-// followers (the state follows the entries), for the next leader's resolver (issue 17 step 4,
-// not built: until then it stays in doubt, its keys locked). GetOutcomeOfKey on the leader
-// says kCommitted (it decided), and every replica's released table holds it on shard 0.
-TEST(CrossShardCommit, CommitEntryRefusedAfterTheCommitPointLeavesThatPartPrepared) {
-  Cluster c("phase_two");
-  ASSERT_TRUE(c.open());
-  ASSERT_TRUE(c.NodeZeroLeadsAll());
-  uint64_t id = 0;
-  absl::Status s = WriteRefusing(c.db(0), engine::kCommitPrepared, {{"a1", "x"}, {"b1", "y"}}, &id);
-  ASSERT_TRUE(s.ok()) << s;
-  EXPECT_EQ(ReadOne(c.db(0), "a1"), "x");
-  EXPECT_EQ(ReadOne(c.db(0), "b1"), "y");
-  for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "x"; })) << "node " << i;
-    // Shard 1's part alone (its prepare applied, its commit entry never proposed).
-    EXPECT_TRUE(WaitFor([&] {
-      std::vector<txn::TwoPhaseState::PreparedInfo> p =
-          Impl(c.db(i)).coordinator().state().AllPrepared();
-      return p.size() == 1 && p[0].txn_id == id && p[0].shards == std::vector<uint32_t>{1};
-    })) << "node "
-        << i;
-    engine::Shard* shard0 = Impl(c.db(i)).shard(0);
-    EXPECT_TRUE(WaitFor([&] {
-      MutexLock l(shard0->commit_mu());
-      return shard0->ReleasedTxnLocked(id) == engine::ReleasedTxns::State::kReleased;
-    })) << "node "
-        << i;
-  }
-  absl::StatusOr<Database::Outcome> o = c.db(0).GetOutcomeOfKey(id, "b1");
-  ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_EQ(*o, Database::Outcome::kCommitted);
-  absl::Status locked = replication::PutOne(c.db(0), "b1", "other");
-  EXPECT_TRUE(absl::IsAborted(locked)) << locked;
-}
-
-// Once every shard has a ready leader again, commits a key on shard 0's; every node reads it.
-void CommitOnceHealed(Cluster& c) {
-  for (uint32_t g = 0; g < kShards; ++g) ASSERT_TRUE(c.Leader(g).has_value()) << g;
-  std::optional<int> l0 = c.Leader(0);
-  ASSERT_TRUE(l0.has_value());
-  ASSERT_TRUE(replication::PutOne(c.db(*l0), "a9", "healed").ok());
-  for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a9") == "healed"; })) << "node " << i;
-  }
-}
-
-std::vector<int> Others(int i) {
-  std::vector<int> out;
-  for (int j = 0; j < kNodes; ++j) {
-    if (j != i) out.push_back(j);
-  }
-  return out;
+  ExpectSameDigests(c);
 }
 
 // The leader cut off from both followers right before a cross-shard commit: its prepares reach
@@ -571,50 +382,6 @@ TEST(CrossShardCommit, LeaderCutOffMidCommitAnswersUnknownAndTheNextLeadersAnswe
     EXPECT_EQ(ReadOne(c.db(i), "a1"), std::nullopt) << "node " << i;
     EXPECT_EQ(ReadOne(c.db(i), "b1"), std::nullopt) << "node " << i;
     EXPECT_TRUE(c.NothingPrepared(i)) << "node " << i;
-  }
-  ExpectSameDigests(c);
-}
-
-// The leader cut off one way (its messages reach the followers, their answers never reach it)
-// during a cross-shard commit: both prepares reach both followers, so the next leaders' term-start
-// entries commit them, and there the transaction is in doubt. The commit answered kUnknown;
-// GetOutcomeOfKey on each next leader answers kUnavailable ("being resolved"), never a guess.
-// No resolver exists yet (issue 17 step 4), so it stays in doubt: its keys stay locked (a commit
-// writing one aborts), and after the heal every replica holds the same prepared parts (the old
-// leader dropped its own at kUnknown and redid them from the entries).
-TEST(CrossShardCommit, PreparesThatReachedTheNextLeadersLeaveItInDoubtThere) {
-  Cluster c("in_doubt");
-  ASSERT_TRUE(c.open());
-  ASSERT_TRUE(c.NodeZeroLeadsAll());
-  absl::Cleanup heal = [&] { replication::UnblockAllLinks(); };
-  for (int other : Others(0)) {
-    ASSERT_TRUE(replication::BlockSend(c.id(other), c.id(0), true).ok());
-  }
-  uint64_t id = 0;
-  absl::Status s = Write(c.db(0), {{"a1", "doubt"}, {"b1", "doubt"}}, &id);
-  ASSERT_TRUE(absl::IsUnknown(s)) << s;
-  EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("cross-shard transaction ", id))) << s;
-  for (uint32_t g = 0; g < kShards; ++g) {
-    std::optional<int> next = c.Leader(g, Others(0));
-    ASSERT_TRUE(next.has_value()) << "no new leader of shard " << g;
-    const std::string key = g == 0 ? "a1" : "b1";
-    absl::StatusOr<Database::Outcome> o = c.db(*next).GetOutcomeOfKey(id, key);
-    EXPECT_TRUE(absl::IsUnavailable(o.status())) << "shard " << g << ": " << o.status();
-    EXPECT_TRUE(absl::StrContains(o.status().message(), "being resolved")) << o.status();
-    absl::Status locked = replication::PutOne(c.db(*next), key, "other");
-    EXPECT_TRUE(absl::IsAborted(locked)) << locked;
-  }
-  std::move(heal).Invoke();
-  CommitOnceHealed(c);
-  for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitFor([&] {
-      std::vector<txn::TwoPhaseState::PreparedInfo> p =
-          Impl(c.db(i)).coordinator().state().AllPrepared();
-      return p.size() == 1 && p[0].txn_id == id && p[0].shards == std::vector<uint32_t>{0, 1};
-    })) << "node "
-        << i;
-    EXPECT_EQ(ReadOne(c.db(i), "a1"), std::nullopt) << "node " << i;
-    EXPECT_EQ(ReadOne(c.db(i), "b1"), std::nullopt) << "node " << i;
   }
   ExpectSameDigests(c);
 }
