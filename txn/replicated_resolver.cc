@@ -37,11 +37,19 @@ Coordinator::Resolution Coordinator::ResolveReplicated(uint64_t txn_id) {
     if (!info.has_value()) return Resolution::kGone;
     present = info->shards;
     const Database::Outcome window = state_.WindowOutcome(txn_id);
-    const bool commit_seen = info->commit_begun || window == Database::Outcome::kCommitted;
+    bool commit_seen = info->commit_begun || window == Database::Outcome::kCommitted;
     const bool abort_seen = info->abort_begun || window == Database::Outcome::kAborted;
     std::vector<PartEvidence> parts(participants.size());
     for (size_t i = 0; i < participants.size(); ++i) {
-      parts[i].prepare = std::binary_search(present.begin(), present.end(), participants[i]);
+      const uint32_t p = participants[i];
+      parts[i].prepare = std::binary_search(present.begin(), present.end(), p);
+      // A commit record of a part no longer prepared here is a commit, also one a snapshot
+      // install carried (the shard's released table is in its copy; the phase is not).
+      db_->shard(p)->commit_mu()->AssertHeld();
+      if (!parts[i].prepare && db_->shard(p)->ReleasedTxnLocked(txn_id) ==
+                                   engine::ReleasedTxns::State::kReleased) {
+        commit_seen = true;
+      }
     }
     if (!parts.empty()) parts[0].abort = abort_seen;
     if (info->name.empty()) {
