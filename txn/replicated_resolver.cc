@@ -46,8 +46,8 @@ Coordinator::Resolution Coordinator::ResolveReplicated(uint64_t txn_id) {
       // A commit record of a part no longer prepared here is a commit, also one a snapshot
       // install carried (the shard's released table is in its copy; the phase is not).
       db_->shard(p)->commit_mu()->AssertHeld();
-      if (!parts[i].prepare && db_->shard(p)->ReleasedTxnLocked(txn_id) ==
-                                   engine::ReleasedTxns::State::kReleased) {
+      if (!parts[i].prepare &&
+          db_->shard(p)->ReleasedTxnLocked(txn_id) == engine::ReleasedTxns::State::kReleased) {
         commit_seen = true;
       }
     }
@@ -165,8 +165,7 @@ void InDoubtResolver::Pass(std::vector<uint32_t> scan,
   absl::flat_hash_map<uint64_t, Clock::time_point> waiting;
   for (const auto& [id, found_at] : queued) {
     const Coordinator::Resolution r = db_->coordinator().ResolveReplicated(id);
-    const double ms =
-        std::chrono::duration<double, std::milli>(Clock::now() - found_at).count();
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - found_at).count();
     MutexLock l(&mu_);
     if (r != Coordinator::Resolution::kNotLeader) known_.erase(id);
     switch (r) {

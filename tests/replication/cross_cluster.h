@@ -162,7 +162,7 @@ class Cluster {
 
 // Writes every key = value in one transaction on `db`; its id in *id.
 inline absl::Status Write(Database& db, const std::vector<std::pair<std::string, std::string>>& kv,
-                   uint64_t* id = nullptr) {
+                          uint64_t* id = nullptr) {
   std::unique_ptr<Transaction> txn = db.Begin();
   if (id != nullptr) *id = txn->id();
   for (const auto& [k, v] : kv) {

@@ -53,7 +53,6 @@ using replication::cross::Others;
 using replication::cross::Write;
 using replication::cross::WriteRefusing;
 
-
 TEST(CrossShardCommit, VisibleOnTheLeaderAtOnceAndOnFollowersOnceApplied) {
   Cluster c("visible");
   ASSERT_TRUE(c.open());

@@ -258,8 +258,8 @@ TEST(InDoubtResolver, NamedDecidedCommitsUndecidedIsListedHalfPreparedAborts) {
   const uint64_t base = uint64_t{1} << 60;  // ids no node hands out
   auto prepare = [&](uint64_t id, const std::string& name, uint32_t shard) {
     txn::PrepareRecord r{id, name, 1, {0, 1}, {}, {}, {}};
-    r.writes.push_back(engine::Write{engine::WriteOp::kPut, absl::StrCat(shard == 0 ? "a" : "b", name),
-                                     "named"});
+    r.writes.push_back(
+        engine::Write{engine::WriteOp::kPut, absl::StrCat(shard == 0 ? "a" : "b", name), "named"});
     std::string entry;
     engine::AppendEntryRecord(&entry, engine::kPrepare, txn::EncodePrepare(r));
     return entry;
@@ -278,7 +278,8 @@ TEST(InDoubtResolver, NamedDecidedCommitsUndecidedIsListedHalfPreparedAborts) {
   for (int i = 1; i < kNodes; ++i) {
     ASSERT_TRUE(WaitFor([&] {
       return Impl(c.db(i)).coordinator().state().AllPrepared().size() == 3;
-    })) << "node " << i;
+    })) << "node "
+        << i;
   }
   c.Close(0);
   // n1 committed and n3 aborted on both survivors; n2 left, listed on the new leader.
@@ -288,7 +289,8 @@ TEST(InDoubtResolver, NamedDecidedCommitsUndecidedIsListedHalfPreparedAborts) {
           Impl(c.db(i)).coordinator().state().AllPrepared();
       return ReadOne(c.db(i), "an1") == "named" && ReadOne(c.db(i), "bn1") == "named" &&
              p.size() == 1 && p[0].txn_id == base + 2;
-    })) << "node " << i << ": " << Impl(c.db(i)).coordinator().state().DescribeForTesting();
+    })) << "node "
+        << i << ": " << Impl(c.db(i)).coordinator().state().DescribeForTesting();
     EXPECT_EQ(ReadOne(c.db(i), "an3"), std::nullopt);
   }
   std::optional<int> next = c.Leader(0, Others(0));
