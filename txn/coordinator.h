@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
@@ -180,7 +181,9 @@ class Coordinator {
   // The entries are proposed in the terms read before the evidence (ProposeLocked's term
   // check): one refused or unknown puts its part back (NoteInDoubt), and a node that lost the
   // term leaves the transaction to the next leader. kGone: nothing of it is prepared here.
-  enum class Resolution { kGone, kCommitted, kAborted, kLeftForHost, kNotLeader };
+  // kBusy: this node's own commit of it is still running (CommitReplicated has not returned:
+  // its parts may be prepares still in flight); nothing done, to be tried again.
+  enum class Resolution { kGone, kCommitted, kAborted, kLeftForHost, kNotLeader, kBusy };
   Resolution ResolveReplicated(uint64_t txn_id);
   // The resolver told of transactions put back in doubt on this node (a commit or abort entry
   // refused or unknown); null: none. Set while the replicated shards run.
@@ -256,6 +259,9 @@ class Coordinator {
   TwoPhaseState state_;
   std::function<absl::Status(uint32_t, uint8_t)> replicated_propose_hook_;
   std::atomic<InDoubtResolver*> resolver_{nullptr};
+  // The transactions CommitReplicated is running (the resolver leaves them alone).
+  Mutex committing_mu_;
+  absl::flat_hash_set<uint64_t> committing_ ABSL_GUARDED_BY(committing_mu_);
   // Until ResolveInDoubt ends recovery: Redo then records the evidence below. Afterwards only a
   // replica's redo calls Redo (its shards' groups, on their own threads), which records none.
   std::atomic<bool> recovering_{true};

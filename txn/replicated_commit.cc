@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/log_record.h"
@@ -106,6 +107,14 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
   const auto start = std::chrono::steady_clock::now();
   CommitPlan& plan = *request.plan;
   const uint64_t id = request.txn_id;
+  {
+    MutexLock l(&committing_mu_);
+    committing_.insert(id);
+  }
+  absl::Cleanup done = [this, id] {
+    MutexLock l(&committing_mu_);
+    committing_.erase(id);
+  };
   const bool read_locks = !request.read_keys.empty() || !request.read_ranges.empty();
   std::vector<std::unique_ptr<PrepareEntry>> entries;  // one per prepare proposed, in part order
   absl::Status refused;                                // a prepare refused before it was proposed

@@ -16,6 +16,11 @@
 namespace shardtx::txn {
 
 Coordinator::Resolution Coordinator::ResolveReplicated(uint64_t txn_id) {
+  auto busy = [this, txn_id] {
+    MutexLock l(&committing_mu_);
+    return committing_.contains(txn_id);
+  };
+  if (busy()) return Resolution::kBusy;
   std::optional<TwoPhaseState::PreparedInfo> info = state_.Prepared(txn_id);
   if (!info.has_value()) return Resolution::kGone;
   const std::vector<uint32_t>& participants = info->participants;
@@ -33,6 +38,8 @@ Coordinator::Resolution Coordinator::ResolveReplicated(uint64_t txn_id) {
   std::vector<uint32_t> present;
   {
     ShardLocks locks(db_, participants);
+    // Checked again under the locks: a commit begun since has added its parts under them.
+    if (busy()) return Resolution::kBusy;
     info = state_.Prepared(txn_id);
     if (!info.has_value()) return Resolution::kGone;
     present = info->shards;
@@ -158,21 +165,31 @@ void InDoubtResolver::Pass(std::vector<uint32_t> scan,
       }
     }
   }
-  {
-    MutexLock l(&mu_);
-    for (const auto& [id, at] : queued) stats_.found += known_.insert(id).second ? 1 : 0;
-  }
   absl::flat_hash_map<uint64_t, Clock::time_point> waiting;
   for (const auto& [id, found_at] : queued) {
     const Coordinator::Resolution r = db_->coordinator().ResolveReplicated(id);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - found_at).count();
     MutexLock l(&mu_);
-    if (r != Coordinator::Resolution::kNotLeader) known_.erase(id);
+    // Found in doubt: counted once, when first seen prepared and not this node's own commit
+    // still running, until it leaves the resolver.
+    if (r != Coordinator::Resolution::kGone && r != Coordinator::Resolution::kBusy &&
+        known_.insert(id).second) {
+      stats_.found++;
+    }
+    if (r != Coordinator::Resolution::kNotLeader && r != Coordinator::Resolution::kBusy) {
+      known_.erase(id);
+    }
     switch (r) {
       case Coordinator::Resolution::kGone:
         break;
       case Coordinator::Resolution::kNotLeader:
         waiting.emplace(id, found_at);  // tried again when another shard becomes ready-led here
+        break;
+      case Coordinator::Resolution::kBusy:
+        // Tried again at the next pass, which comes soon (paced): the commit may put a part
+        // back (and queue it) before it returns.
+        waiting.emplace(id, found_at);
+        work_ = true;
         break;
       case Coordinator::Resolution::kLeftForHost:
         stats_.left_for_host++;

@@ -62,7 +62,7 @@ class InDoubtResolver {
   std::vector<uint32_t> scan_ ABSL_GUARDED_BY(mu_);  // shards newly ready-led, to list
   // Waiting for a pass, by id: when it was found.
   absl::flat_hash_map<uint64_t, Clock::time_point> queue_ ABSL_GUARDED_BY(mu_);
-  // Queued or waiting, found and counted once (until it leaves the resolver).
+  // Counted as found and still waiting (for this node to lead every participant).
   absl::flat_hash_set<uint64_t> known_ ABSL_GUARDED_BY(mu_);
   InDoubtResolverStats stats_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
