@@ -151,6 +151,16 @@ class Cluster {
   }
   // No transaction is prepared on node i (every part resolved).
   bool NothingPrepared(int i) { return Impl(db(i)).coordinator().state().AllPrepared().empty(); }
+  // Every node up reads `key` = `value` and holds nothing prepared (a commit's entries applied
+  // everywhere), before the deadline.
+  bool SettledEverywhere(const std::string& key, const std::string& value) {
+    return WaitFor([&] {
+      for (int i = 0; i < kNodes; ++i) {
+        if (up(i) && (ReadOne(db(i), key) != value || !NothingPrepared(i))) return false;
+      }
+      return true;
+    });
+  }
 
  private:
   std::string root_;
