@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
@@ -50,6 +51,7 @@
 namespace shardtx::txn {
 
 class DatabaseImpl;
+class InDoubtResolver;
 
 // A transaction's writes by shard, and the shards its commit must lock.
 struct CommitPlan {
@@ -143,13 +145,12 @@ class Coordinator {
   //     (kDecision + kCommitPrepared on parts[0], kCommitPrepared on the others); the writes are
   //     visible here at once, without waiting for those entries (each part is resolved here at
   //     once, its keys free; one whose entry is refused or unknown is put back, prepared, for
-  //     the next leader's resolver, issue 17 step 4, not built yet). Returns the commit
-  //     timestamp.
+  //     the in-doubt resolver, NoteInDoubt). Returns the commit timestamp.
   //   any Refused: aborted, no effect. kAbortPrepared is proposed on each part whose prepare
   //     committed (resolved likewise); kUnavailable.
   //   else (some Unknown): kUnknown naming the transaction. The parts whose prepares committed
-  //     stay prepared, their keys locked, until a leader of every participant resolves them
-  //     (step 4: no resolver yet, so until then they stay in doubt); a part whose prepare is
+  //     stay prepared, their keys locked, until a ready leader of every participant resolves
+  //     them (ResolveReplicated); a part whose prepare is
   //     unknown leaves this node's state, and comes back by redo if its entry commits after all.
   // A prepare entry refused or unknown always leaves its part (the state here stays what the
   // applied entries say). kUnavailable with nothing proposed if the first ProposeLocked fails.
@@ -191,6 +192,32 @@ class Coordinator {
       std::function<absl::Status(uint32_t shard, uint8_t record)> hook) {
     replicated_propose_hook_ = std::move(hook);
   }
+
+  // The in-doubt resolver's step (issue 17 step 4; txn/replicated_resolver.cc), run on the
+  // resolver's own thread, never a Raft loop's. Transaction `txn_id`, prepared here over
+  // replicated shards, is decided by docs/replicated-2pc-plan.md section 1's rule if this node
+  // is the ready leader of every participant (else kNotLeader, nothing done), on the evidence
+  // of this node's applied state, read under the participants' commit locks: a part present is
+  // a prepare committed in its group, an absent one (its transaction not resolving) a prepare
+  // that never committed; a commit decision or commit record redone (or this node's own
+  // commit in its outcome window) is a commit, an abort record an abort.
+  //   unnamed: DecideInDoubt. Committed: kCommitPrepared on every part still prepared (with
+  //     the decision on the coordinator shard when its part is among them), installed at a new
+  //     commit timestamp; aborted: kAbortPrepared on each part present.
+  //   named: committed if a commit is on record, aborted if an abort is or some participant
+  //     has no part, else kLeftForHost (still prepared, listed, for the host to decide).
+  // The entries are proposed in the terms read before the evidence (ProposeLocked's term
+  // check): one refused or unknown puts its part back (NoteInDoubt), and a node that lost the
+  // term leaves the transaction to the next leader. kGone: nothing of it is prepared here.
+  // kBusy: this node's own commit of it is still running (CommitReplicated has not returned:
+  // its parts may be prepares still in flight); nothing done, to be tried again.
+  enum class Resolution { kGone, kCommitted, kAborted, kLeftForHost, kNotLeader, kBusy };
+  Resolution ResolveReplicated(uint64_t txn_id);
+  // The resolver told of transactions put back in doubt on this node (a commit or abort entry
+  // refused or unknown); null: none. Set while the replicated shards run.
+  void SetInDoubtResolver(InDoubtResolver* resolver) { resolver_.store(resolver); }
+  // A part of `txn_id` was put back prepared: queued for the resolver, if one is set. Any thread.
+  void NoteInDoubt(uint64_t txn_id);
 
   // Logs kAbortPrepared on each part and releases its locks. `sync`: wait for durability.
   // REQUIRES no shard commit lock held.
@@ -236,18 +263,39 @@ class Coordinator {
   // TEST ONLY: entries in the recovery-only evidence maps (0 once recovery has ended).
   size_t RecoveryEvidenceSize() const;
 
+  // While it lives, the in-doubt resolver leaves transaction `txn_id` alone on this node (its
+  // ResolveReplicated answers kBusy): a commit, a prepare or a host's decision of it is running
+  // here, whose own entries resolve it. Nests.
+  class InFlightMark {
+   public:
+    InFlightMark(Coordinator* c, uint64_t txn_id) : c_(c), txn_id_(txn_id) {
+      MutexLock l(&c_->committing_mu_);
+      ++c_->committing_[txn_id_];
+    }
+    ~InFlightMark() {
+      MutexLock l(&c_->committing_mu_);
+      if (--c_->committing_[txn_id_] == 0) c_->committing_.erase(txn_id_);
+    }
+    InFlightMark(const InFlightMark&) = delete;
+    InFlightMark& operator=(const InFlightMark&) = delete;
+
+   private:
+    Coordinator* const c_;
+    const uint64_t txn_id_;
+  };
+
  private:
   // Read locks of a prepared transaction found in a prepare record or prepared-table row.
   void AddRecoveredReadLocks(const PrepareRecord& r);
   // Recovery: what was found of transaction `txn_id` on `shard`.
   PartEvidence& Evidence(uint64_t txn_id, uint32_t shard);
 
-  // CommitReplicated's phase two (the commit point passed) and its abort.
-  // `with_decision`: the kDecision record goes in parts[0]'s entry (our own transaction; a
-  // named one's decision is committed before).
+  // CommitReplicated's phase two (the commit point passed) and its abort. The decision record
+  // (naming `decision`, the participants) goes with the commit of `decision[0]`'s part if that
+  // part is among `parts`; empty `decision`: none (a named one's is on record already).
   engine::Timestamp CommitReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
-                                          absl::Span<const uint64_t> terms, bool with_decision);
-  // `done`, if given, gets one latch per part, in order, each set once its entry is answered.
+                                          absl::Span<const uint64_t> terms,
+                                          absl::Span<const uint32_t> decision);
   void AbortReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
                             absl::Span<const uint64_t> terms,
                             std::vector<std::unique_ptr<StatusLatch>>* done = nullptr);
@@ -261,6 +309,12 @@ class Coordinator {
   DatabaseImpl* const db_;
   TwoPhaseState state_;
   std::function<absl::Status(uint32_t, uint8_t)> replicated_propose_hook_;
+  std::atomic<InDoubtResolver*> resolver_{nullptr};
+  // The transactions whose CommitReplicated or PrepareReplicated is running here, each with how
+  // many of those calls (nested: CommitReplicated calls PrepareReplicated; a named
+  // CommitPrepared or RollbackPrepared too); the resolver leaves them alone (InFlightMark).
+  Mutex committing_mu_;
+  absl::flat_hash_map<uint64_t, int> committing_ ABSL_GUARDED_BY(committing_mu_);
   // Until ResolveInDoubt ends recovery: Redo then records the evidence below. Afterwards only a
   // replica's redo calls Redo (its shards' groups, on their own threads), which records none.
   std::atomic<bool> recovering_{true};

@@ -189,6 +189,14 @@ std::string Stats::ToString() const {
                           g.gathered ? absl::StrFormat("on node %d", g.leader_id) : "not gathered",
                           g.scatters, g.gathers, g.last_gather_ms, g.max_gather_ms);
   }
+  const InDoubtResolverStats& r = resolver;
+  if (r.found != 0) {
+    absl::StrAppendFormat(&out,
+                          "in doubt after failover: found %d, resolved committed %d aborted %d, "
+                          "left for the host %d; time to resolve last %.1f ms, longest %.1f ms\n",
+                          r.found, r.resolved_committed, r.resolved_aborted, r.left_for_host,
+                          r.last_resolve_ms, r.max_resolve_ms);
+  }
   return out;
 }
 

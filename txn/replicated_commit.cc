@@ -4,14 +4,15 @@
 // prepare entry is proposed, stays while that entry may commit or has committed, and leaves
 // when its entry is refused or unknown (redo adds it again should the entry commit after all)
 // or when its commit or abort entry is released here. So a follower that redoes the same
-// entries ends with the same prepared state, and the next leader's resolver (step 4) reads
-// what the logs hold.
+// entries ends with the same prepared state, and the next leader's in-doubt resolver
+// (txn/replicated_resolver.cc) reads what the logs hold.
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/log_record.h"
@@ -73,13 +74,18 @@ class PrepareEntry final : public engine::ReplicatedLog::Proposal {
 // once answered. The part was resolved here when the entry was proposed (so its keys are free at
 // once, as in an unreplicated commit). Refused or unknown: the part is put back as prepared, its
 // keys locked, since that is what the applied entries say (should the entry commit after all,
-// its redo resolves the part; otherwise the next leader's resolver, issue 17 step 4, does).
+// its redo resolves the part; otherwise the in-doubt resolver of a ready leader does: it is
+// told at once).
 class ResolveEntry final : public engine::ReplicatedLog::Proposal {
  public:
   // `done`, if given, hears the entry's outcome (OK: committed), after the part was put back.
-  ResolveEntry(TwoPhaseState* state, uint64_t txn_id, uint32_t shard,
+  ResolveEntry(Coordinator* coordinator, uint64_t txn_id, uint32_t shard,
                TwoPhaseState::SavedPart saved, StatusLatch* done)
-      : state_(state), txn_id_(txn_id), shard_(shard), saved_(std::move(saved)), done_(done) {}
+      : coordinator_(coordinator),
+        txn_id_(txn_id),
+        shard_(shard),
+        saved_(std::move(saved)),
+        done_(done) {}
 
   void Committed(engine::RaftPosition) override { Done(absl::OkStatus()); }
   void Unknown(const absl::Status& status) override { PutBack(status); }
@@ -87,7 +93,8 @@ class ResolveEntry final : public engine::ReplicatedLog::Proposal {
 
  private:
   void PutBack(const absl::Status& status) {
-    state_->RestorePart(txn_id_, shard_, std::move(saved_));
+    coordinator_->state().RestorePart(txn_id_, shard_, std::move(saved_));
+    coordinator_->NoteInDoubt(txn_id_);  // the resolver decides it (again) on a ready leader
     Done(status);
   }
   void Done(const absl::Status& status) {
@@ -96,7 +103,7 @@ class ResolveEntry final : public engine::ReplicatedLog::Proposal {
     delete this;
   }
 
-  TwoPhaseState* const state_;
+  Coordinator* const coordinator_;
   const uint64_t txn_id_;
   const uint32_t shard_;
   TwoPhaseState::SavedPart saved_;
@@ -109,12 +116,15 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
     PrepareRequest& request, absl::Span<const uint64_t> terms,
     absl::FunctionRef<absl::Status()> validate) {
   const auto start = std::chrono::steady_clock::now();
+  // The resolver leaves the transaction alone until its commit entries are proposed.
+  const InFlightMark in_flight(this, request.txn_id);
   RETURN_IF_ERROR(PrepareReplicated(request, terms, validate));
   db_->counters().prepare_us.Add(MicrosSince(start));
   const auto t1 = std::chrono::steady_clock::now();
-  // Every prepare committed in its group: committed (parallel commit).
-  const engine::Timestamp ts =
-      CommitReplicatedParts(request.txn_id, request.plan->parts, terms, /*with_decision=*/true);
+  // Every prepare committed in its group: committed (parallel commit); the decision record goes
+  // with the coordinator's (parts[0]'s) commit.
+  const engine::Timestamp ts = CommitReplicatedParts(request.txn_id, request.plan->parts, terms,
+                                                     request.plan->parts);
   db_->counters().phase2_us.Add(MicrosSince(t1));
   return ts;
 }
@@ -129,6 +139,8 @@ absl::Status Coordinator::PrepareReplicated(PrepareRequest& request,
   const std::string what = name.empty()
                                ? absl::StrCat("cross-shard transaction ", id)
                                : absl::StrCat("named prepare '", name, "' (transaction ", id, ")");
+  // The resolver leaves a transaction alone while its prepares are in flight here.
+  const InFlightMark in_flight(this, id);
   const bool read_locks = !request.read_keys.empty() || !request.read_ranges.empty();
   std::vector<std::unique_ptr<PrepareEntry>> entries;  // one per prepare proposed, in part order
   absl::Status refused;                                // a prepare refused before it was proposed
@@ -210,16 +222,16 @@ absl::Status Coordinator::PrepareReplicated(PrepareRequest& request,
         absl::StrJoin(unknown, "; "), "). ",
         name.empty()
             ? absl::StrCat(
-                  "It committed if every participant's prepare entry commits. Until a leader of "
-                  "every participant resolves it (issue 17 step 4, not built: it stays in doubt), "
+                  "It committed if every participant's prepare entry commits. Until the ready "
+                  "leader of every participant resolves it (the in-doubt resolver), "
                   "GetOutcomeOfKey(",
                   id,
                   ", key) on the leader of a key it wrote answers kUnavailable (being resolved) "
                   "if its prepare is there, kAborted if that shard has none")
             : std::string("It is prepared if every participant's prepare entry commits: then "
                           "ListPrepared on the leader of every participant lists it; otherwise "
-                          "it never was (a part left prepared stays in doubt until issue 17 step "
-                          "4's resolver aborts it)")));
+                          "it never was (the in-doubt resolver of the next ready leader of every "
+                          "participant aborts a part left prepared)")));
   }
   // Every prepare committed in its group: a named transaction is prepared, listed here as on
   // every replica that applied them (TwoPhaseState::MarkPreparedIfComplete).
@@ -230,7 +242,7 @@ absl::Status Coordinator::PrepareReplicated(PrepareRequest& request,
 engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
                                                      absl::Span<const uint32_t> parts,
                                                      absl::Span<const uint64_t> terms,
-                                                     bool with_decision) {
+                                                     absl::Span<const uint32_t> decision) {
   TimestampOracle& oracle = db_->oracle();
   engine::Timestamp ts;
   {
@@ -243,8 +255,8 @@ engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
       engine::Shard* s = db_->shard(p);
       s->commit_mu()->AssertHeld();
       std::string entry;
-      if (i == 0 && with_decision) {
-        DecisionRecord d{txn_id, true, ts, {parts.begin(), parts.end()}};
+      if (!decision.empty() && p == decision[0]) {
+        DecisionRecord d{txn_id, true, ts, {decision.begin(), decision.end()}};
         engine::AppendEntryRecord(&entry, engine::kDecision, EncodeDecision(d));
       }
       engine::AppendEntryRecord(&entry, engine::kCommitPrepared, EncodeTxnTs(txn_id, ts));
@@ -281,7 +293,7 @@ void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t te
   std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(txn_id, shard);
   // A commit is installed now: the transaction is committed whatever becomes of this entry.
   if (commit_ts != 0) db_->shard(shard)->InstallLocked(&*writes, commit_ts);
-  auto* e = new ResolveEntry(&state_, txn_id, shard, std::move(*saved), done);
+  auto* e = new ResolveEntry(this, txn_id, shard, std::move(*saved), done);
   absl::Status s = replicated_propose_hook_
                        ? replicated_propose_hook_(shard, commit_ts != 0 ? engine::kCommitPrepared
                                                                         : engine::kAbortPrepared)

@@ -7,6 +7,7 @@
 // leader is refused or unknown, never half applied.
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,16 +57,22 @@ class DecisionEntry final : public engine::ReplicatedLog::Proposal {
 // its parts, filling `terms` with the term each is led in. Not led here: kUnavailable, nothing
 // claimed. The leadership is checked before the claim too, so that a follower's claim never
 // races its redo of the leader's entries.
-absl::StatusOr<TwoPhaseState::PreparedInfo> ClaimOnLeader(Coordinator& c, const std::string& name,
-                                                          bool commit,
-                                                          std::vector<uint64_t>* terms) {
+// `mark` keeps the in-doubt resolver off the transaction from before the claim (a claimed one
+// looks like one whose resolution began, which the resolver would finish itself).
+absl::StatusOr<TwoPhaseState::PreparedInfo> ClaimOnLeader(
+    Coordinator& c, const std::string& name, bool commit, std::vector<uint64_t>* terms,
+    std::optional<Coordinator::InFlightMark>* mark) {
   const std::string what =
       absl::StrCat(commit ? "CommitPrepared('" : "RollbackPrepared('", name, "')");
   std::vector<TwoPhaseState::PreparedInfo> all = c.state().AllPrepared();
   auto it = std::find_if(all.begin(), all.end(),
                          [&](const TwoPhaseState::PreparedInfo& p) { return p.name == name; });
-  if (it != all.end()) RETURN_IF_ERROR(c.CheckLeadsParts(it->participants, {}, terms, what));
+  if (it != all.end()) {
+    RETURN_IF_ERROR(c.CheckLeadsParts(it->participants, {}, terms, what));
+    mark->emplace(&c, it->txn_id);
+  }
   ASSIGN_OR_RETURN(TwoPhaseState::PreparedInfo p, c.state().Claim(name, commit));
+  if (it == all.end() || it->txn_id != p.txn_id) mark->emplace(&c, p.txn_id);
   // Checked again for what was claimed (leadership may have moved since).
   if (absl::Status s = c.CheckLeadsParts(p.shards, {}, terms, what); !s.ok()) {
     c.state().ReturnToPrepared(p.txn_id);
@@ -115,8 +122,9 @@ absl::Status Coordinator::CheckLeadsParts(absl::Span<const uint32_t> parts,
 
 absl::Status Coordinator::CommitPreparedReplicated(const std::string& name) {
   std::vector<uint64_t> terms;
+  std::optional<InFlightMark> in_flight;
   ASSIGN_OR_RETURN(TwoPhaseState::PreparedInfo p,
-                   ClaimOnLeader(*this, name, /*commit=*/true, &terms));
+                   ClaimOnLeader(*this, name, /*commit=*/true, &terms, &in_flight));
   const auto t0 = std::chrono::steady_clock::now();
   const uint32_t coordinator = p.shards.front();
   const std::string what = absl::StrCat("CommitPrepared('", name, "') of transaction ", p.txn_id);
@@ -162,7 +170,7 @@ absl::Status Coordinator::CommitPreparedReplicated(const std::string& name) {
   db_->counters().decision_us.Add(MicrosSince(t0));
   // The commit point: the commit entries, the writes visible here at once.
   const auto t1 = std::chrono::steady_clock::now();
-  CommitReplicatedParts(p.txn_id, p.shards, terms, /*with_decision=*/false);
+  CommitReplicatedParts(p.txn_id, p.shards, terms, /*decision=*/{});  // on record
   db_->counters().phase2_us.Add(MicrosSince(t1));
   db_->counters().commits++;
   if (p.shards.size() > 1) db_->counters().cross_shard_commits++;
@@ -171,8 +179,9 @@ absl::Status Coordinator::CommitPreparedReplicated(const std::string& name) {
 
 absl::Status Coordinator::RollbackPreparedReplicated(const std::string& name) {
   std::vector<uint64_t> terms;
+  std::optional<InFlightMark> in_flight;
   ASSIGN_OR_RETURN(TwoPhaseState::PreparedInfo p,
-                   ClaimOnLeader(*this, name, /*commit=*/false, &terms));
+                   ClaimOnLeader(*this, name, /*commit=*/false, &terms, &in_flight));
   db_->counters().rollbacks++;
   std::vector<std::unique_ptr<StatusLatch>> done;
   AbortReplicatedParts(p.txn_id, p.shards, terms, &done);

@@ -58,8 +58,8 @@ absl::StatusOr<Database::Outcome> ReplicatedOutcomeOnShard(DatabaseImpl* db, uin
   auto in_doubt = [&] {
     return absl::UnavailableError(absl::StrCat(
         "shard ", shard, ": cross-shard transaction ", id,
-        " is prepared here and not decided yet: being resolved (issue 17 step 4's resolver, not "
-        "built yet, decides it); ask again later"));
+        " is prepared here and not decided yet: being resolved (the in-doubt resolver decides it "
+        "once this node leads every participant); ask again later"));
   };
   if (db->coordinator().state().HasPart(id, shard)) return in_doubt();
   if (state() == State::kMaybeEvicted) return Outcome::kUnknown;

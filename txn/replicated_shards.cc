@@ -344,6 +344,8 @@ absl::Status ReplicatedShards::OpenGroups() {
   std::vector<std::vector<ReplicationMember>> configured(n);
   gather_ =
       std::make_unique<replication::LeaderGather>(n, options_.preferred_leader, kGatherMaxLag);
+  resolver_ = std::make_unique<InDoubtResolver>(db_, n);
+  db_->coordinator().SetInDoubtResolver(resolver_.get());
   {
     replication::SnapshotServerOptions so;
     so.address = absl::StrCat(self.host, ":", self.port);
@@ -370,8 +372,10 @@ absl::Status ReplicatedShards::OpenGroups() {
     ro.cluster = options_.cluster_id;
     ro.snapshot_server = snapshot_server_.get();
     ro.pin_wal = [db = db_, g](engine::Lsn lsn) { db->PinWalForSnapshots(g, lsn); };
-    ro.on_node_change = [gather = gather_.get(), g](const replication::NodeInfo& info) {
+    ro.on_node_change = [gather = gather_.get(), resolver = resolver_.get(),
+                         g](const replication::NodeInfo& info) {
       gather->Observe(g, info);
+      resolver->ShardReady(g, info.role == replication::Role::kLeader && info.ready, info.term);
     };
     auto replica = std::make_unique<replication::ShardReplica>(ro, db_->shard(g));
     replication::ShardReplica* r = replica.get();
@@ -445,6 +449,7 @@ ReplicatedShards::~ReplicatedShards() {
   replicas_.clear();
   nodes_.clear();
   snapshot_server_.reset();
+  resolver_.reset();
 }
 
 void ReplicatedShards::Stop() {
@@ -453,8 +458,10 @@ void ReplicatedShards::Stop() {
   stopped_ = true;
   // The streams first (cancelled; it returns once none runs), then Raft: no follower copies a
   // shard once its database starts closing.
+  if (resolver_ != nullptr) resolver_->Stop();  // proposes nothing from now on
   if (snapshot_server_ != nullptr) snapshot_server_->Stop();
   for (auto& node : nodes_) node->Close();
+  if (resolver_ != nullptr) db_->coordinator().SetInDoubtResolver(nullptr);  // no loop calls now
 }
 
 std::vector<Database::ShardLeadership> ReplicatedShards::Leadership() {
@@ -479,6 +486,7 @@ void ReplicatedShards::AddStats(Stats* stats) {
   MutexLock l(&mu_);
   if (stopped_) return;
   if (gather_ != nullptr) stats->gathering = gather_->Stats();
+  if (resolver_ != nullptr) stats->resolver = resolver_->Stats();
   for (ShardStatsView& shard : stats->shards) {
     if (shard.shard >= nodes_.size()) continue;
     const replication::NodeInfo info = nodes_[shard.shard]->Info();

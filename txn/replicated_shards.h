@@ -19,6 +19,7 @@
 #include "replication/snapshot_stream.h"
 #include "shardtx/database.h"
 #include "shardtx/options.h"
+#include "txn/replicated_resolver.h"
 #include "util/mutex.h"
 
 namespace shardtx::txn {
@@ -93,6 +94,10 @@ class ReplicatedShards {
   // after the nodes, whose loop threads call it.
   static constexpr uint64_t kGatherMaxLag = 64;
   std::unique_ptr<replication::LeaderGather> gather_;
+  // The in-doubt resolver (issue 17 step 4), told by each group's loop when its shard becomes
+  // ready-led here: set by OpenGroups before any node, stopped first (Stop), destroyed after
+  // the nodes.
+  std::unique_ptr<InDoubtResolver> resolver_;
   // Stopped first (Stop), destroyed after the nodes (their replicas are its sources).
   std::unique_ptr<replication::SnapshotServer> snapshot_server_;
   // One per shard; each owns its ShardReplica.

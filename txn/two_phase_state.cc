@@ -268,6 +268,8 @@ std::string TwoPhaseState::DescribeForTesting() const {
 TwoPhaseState::PreparedInfo TwoPhaseState::InfoLocked(uint64_t txn_id,
                                                       const PreparedTxn& t) const {
   PreparedInfo info{txn_id, t.name, t.snapshot, {}, t.participants};
+  info.commit_begun = t.phase == Phase::kCommitting;
+  info.abort_begun = t.phase == Phase::kRollingBack;
   for (const auto& [shard, part] : t.parts) info.shards.push_back(shard);
   return info;
 }
@@ -339,6 +341,13 @@ std::vector<TwoPhaseState::PreparedInfo> TwoPhaseState::AllPrepared() const {
   std::sort(out.begin(), out.end(),
             [](const PreparedInfo& a, const PreparedInfo& b) { return a.txn_id < b.txn_id; });
   return out;
+}
+
+std::optional<TwoPhaseState::PreparedInfo> TwoPhaseState::Prepared(uint64_t txn_id) const {
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it == prepared_.end()) return std::nullopt;
+  return InfoLocked(it->first, it->second);
 }
 
 std::vector<std::string> TwoPhaseState::Names() const {

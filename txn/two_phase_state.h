@@ -108,6 +108,11 @@ class TwoPhaseState {
     Timestamp snapshot = 0;
     std::vector<uint32_t> shards;        // parts present, ascending
     std::vector<uint32_t> participants;  // parts the transaction prepared, ascending
+    // A commit (a decision, or a commit record of some part), or an abort record of some part,
+    // was redone or claimed: its resolution has begun (neither is set once it is in doubt after
+    // a failed resolution: RestorePart).
+    bool commit_begun = false;
+    bool abort_begun = false;
   };
   // Every part of `txn_id` is durable: the transaction may now be listed and resolved by name.
   void MarkPrepared(uint64_t txn_id);
@@ -141,6 +146,8 @@ class TwoPhaseState {
   // their keys) and every lock, by shard, in a canonical order.
   std::string DescribeForTesting() const;
   std::vector<PreparedInfo> AllPrepared() const;
+  // The transaction's entry of AllPrepared, or nullopt if nothing of it is prepared here.
+  std::optional<PreparedInfo> Prepared(uint64_t txn_id) const;
   // Names of the transactions that are prepared (durable) and not claimed, sorted.
   std::vector<std::string> Names() const;
   size_t InDoubt() const;

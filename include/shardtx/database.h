@@ -194,9 +194,10 @@ class Database {
   // its term (ask again). An unreplicated database answers GetOutcome(id).
   // A cross-shard transaction (issue 17): ask with a key it wrote; a shard's commit record of
   // it counts as released. On the ready leader, while the key's shard holds it prepared and
-  // undecided (in doubt after a failover: no resolver exists yet, issue 17 step 4), the answer is
-  // kUnavailable ("being resolved"), never a guess; a transaction of our own prepared on a
-  // follower is never answered kPrepared (the leader may have decided it).
+  // undecided (in doubt after a failover, until the node that is the ready leader of every
+  // participant has decided it and proposed its commit or abort), the answer is kUnavailable
+  // ("being resolved"), never a guess; then kCommitted or kAborted. A transaction of our own
+  // prepared on a follower is never answered kPrepared (the leader may have decided it).
   virtual absl::StatusOr<Outcome> GetOutcomeOfKey(uint64_t id, const std::string& key) = 0;
 
   // Online backup: writes a consistent copy of this database, while it stays open and commits

@@ -66,6 +66,21 @@ struct LeadershipGatherStats {
   double max_gather_ms = 0;
 };
 
+// Replicated database only: the in-doubt resolver of this node (issue 17 step 4,
+// docs/replicated-2pc-plan.md section 4). A prepared transaction is found when a shard it has a
+// part on becomes ready-led here, or when a commit or abort entry of it proposed here is refused
+// or unknown (counted again if found again).
+struct InDoubtResolverStats {
+  uint64_t found = 0;
+  uint64_t resolved_committed = 0;
+  uint64_t resolved_aborted = 0;
+  uint64_t left_for_host = 0;  // named, every prepare committed, no decision: the host decides
+  // From the moment it was found (the shard became ready-led here) until its resolving entries
+  // were proposed, in milliseconds: the last resolution's and the longest.
+  double last_resolve_ms = 0;
+  double max_resolve_ms = 0;
+};
+
 struct ShardStatsView {
   uint32_t shard = 0;
   uint64_t wal_appends = 0;
@@ -167,6 +182,7 @@ struct Stats {
   std::vector<ShardStatsView> shards;
   // Replicated database only (else all zero): leadership gathering across its shards.
   LeadershipGatherStats gathering;
+  InDoubtResolverStats resolver;
 
   // A human-readable multi-line dump.
   std::string ToString() const;

@@ -44,27 +44,14 @@ using replication::kHeartbeatMs;
 using replication::ReadOne;
 using replication::WaitFor;
 using replication::cross::Cluster;
+using replication::cross::CommitOnceHealed;
 using replication::cross::ExpectSameDigests;
 using replication::cross::Impl;
 using replication::cross::kNodes;
 using replication::cross::kShards;
 using replication::cross::Others;
 using replication::cross::Write;
-
-// Write, with shard 1's entry holding `record` refused by CommitReplicated's test hook (as when
-// leadership of shard 1 moves just before it is proposed).
-absl::Status WriteRefusing(Database& db, uint8_t record,
-                           const std::vector<std::pair<std::string, std::string>>& kv,
-                           uint64_t* id) {
-  txn::Coordinator& coordinator = Impl(db).coordinator();
-  coordinator.SetReplicatedProposeHookForTesting([record](uint32_t shard, uint8_t r) {
-    return shard == 1 && r == record ? absl::UnavailableError("test: shard 1 is led elsewhere now")
-                                     : absl::OkStatus();
-  });
-  absl::Status s = Write(db, kv, id);
-  coordinator.SetReplicatedProposeHookForTesting(nullptr);
-  return s;
-}
+using replication::cross::WriteRefusing;
 
 TEST(CrossShardCommit, VisibleOnTheLeaderAtOnceAndOnFollowersOnceApplied) {
   Cluster c("visible");
@@ -241,7 +228,7 @@ TEST(CrossShardCommit, PrepareRefusedOnOnePartAbortsWithNoEffectOnAnyReplica) {
   // Shard 1's prepare is refused after shard 0's was proposed (as when leadership of shard 1
   // moves between the two): shard 0's prepare commits, then its abort entry.
   uint64_t id = 0;
-  absl::Status s = WriteRefusing(c.db(0), engine::kPrepare, {{"a1", "new"}, {"b1", "new"}}, &id);
+  absl::Status s = WriteRefusing(c, 0, engine::kPrepare, {{"a1", "new"}, {"b1", "new"}}, &id);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::StrContains(
       s.message(), absl::StrCat("cross-shard transaction ", id, " aborted with no effect")))
@@ -285,8 +272,7 @@ TEST(CrossShardCommit, SerializableReadsAreLockedUntilResolvedAndValidated) {
     // Seen when shard 1's prepare is proposed: the keys read are locked already.
     txn::TwoPhaseState& state = Impl(c.db(0)).coordinator().state();
     bool locked_at_prepare = false;
-    Impl(c.db(0)).coordinator().SetReplicatedProposeHookForTesting([&](uint32_t shard,
-                                                                       uint8_t record) {
+    c.SetProposeHook(0, [&](uint32_t shard, uint8_t record) {
       if (shard == 1 && record == engine::kPrepare) {
         locked_at_prepare =
             state.ReadLockHolder(0, "a5").has_value() && state.ReadLockHolder(1, "b5").has_value();
@@ -294,7 +280,7 @@ TEST(CrossShardCommit, SerializableReadsAreLockedUntilResolvedAndValidated) {
       return absl::OkStatus();
     });
     absl::Status s = txn->Commit();
-    Impl(c.db(0)).coordinator().SetReplicatedProposeHookForTesting(nullptr);
+    c.SetProposeHook(0, nullptr);
     ASSERT_TRUE(s.ok()) << s;
     EXPECT_TRUE(locked_at_prepare);
   }
@@ -323,76 +309,27 @@ TEST(CrossShardCommit, SerializableReadsAreLockedUntilResolvedAndValidated) {
   EXPECT_EQ(c.Applied(0, 1), applied1);
   EXPECT_EQ(ReadOne(c.db(0), "a7"), std::nullopt);
   ExpectSameDigests(c);
-  // The followers lock the read set too (it is in the first prepare): left in doubt by a commit
-  // entry refused on shard 1, the transaction keeps "a8" read-locked on every replica.
+  // Left in doubt by a commit entry refused on shard 1 (the read set, in the first prepare, is
+  // locked on the followers too), the transaction is committed by the in-doubt resolver: then
+  // the read lock is gone on every replica and shard 1's part committed everywhere.
   std::unique_ptr<Transaction> doubt = c.db(0).Begin(serializable);
   ASSERT_EQ(doubt->Get("a8").value_or("-"), "-");
   ASSERT_TRUE(doubt->Put("a9", "w").ok() && doubt->Put("b9", "w").ok());
-  Impl(c.db(0)).coordinator().SetReplicatedProposeHookForTesting([](uint32_t shard,
-                                                                    uint8_t record) {
+  c.SetProposeHook(0, [](uint32_t shard, uint8_t record) {
     return shard == 1 && record == engine::kCommitPrepared ? absl::UnavailableError("test: refused")
                                                            : absl::OkStatus();
   });
   s = doubt->Commit();
-  Impl(c.db(0)).coordinator().SetReplicatedProposeHookForTesting(nullptr);
+  c.SetProposeHook(0, nullptr);
   ASSERT_TRUE(s.ok()) << s;
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(WaitFor([&] {
-      return Impl(c.db(i)).coordinator().state().ReadLockHolder(0, "a8").has_value();
+      return ReadOne(c.db(i), "b9") == "w" && c.NothingPrepared(i) &&
+             !Impl(c.db(i)).coordinator().state().ReadLockHolder(0, "a8").has_value();
     })) << "node "
         << i;
   }
-  // (No digest check from here: shard 1's part is installed on the leader only, until a
-  // resolver commits it, step 4.)
-}
-
-// Past the commit point, shard 1's commit entry is refused (leadership of shard 1 moved, as the
-// hook plays it): the commit is acknowledged and visible on the leader, shard 0's commit entry
-// reaches every replica, and shard 1's part is prepared again on the leader, as on the
-// followers (the state follows the entries), for the next leader's resolver (issue 17 step 4,
-// not built: until then it stays in doubt, its keys locked). GetOutcomeOfKey on the leader
-// says kCommitted (it decided), and every replica's released table holds it on shard 0.
-TEST(CrossShardCommit, CommitEntryRefusedAfterTheCommitPointLeavesThatPartPrepared) {
-  Cluster c("phase_two");
-  ASSERT_TRUE(c.open());
-  ASSERT_TRUE(c.NodeZeroLeadsAll());
-  uint64_t id = 0;
-  absl::Status s = WriteRefusing(c.db(0), engine::kCommitPrepared, {{"a1", "x"}, {"b1", "y"}}, &id);
-  ASSERT_TRUE(s.ok()) << s;
-  EXPECT_EQ(ReadOne(c.db(0), "a1"), "x");
-  EXPECT_EQ(ReadOne(c.db(0), "b1"), "y");
-  for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "x"; })) << "node " << i;
-    // Shard 1's part alone (its prepare applied, its commit entry never proposed).
-    EXPECT_TRUE(WaitFor([&] {
-      std::vector<txn::TwoPhaseState::PreparedInfo> p =
-          Impl(c.db(i)).coordinator().state().AllPrepared();
-      return p.size() == 1 && p[0].txn_id == id && p[0].shards == std::vector<uint32_t>{1};
-    })) << "node "
-        << i;
-    engine::Shard* shard0 = Impl(c.db(i)).shard(0);
-    EXPECT_TRUE(WaitFor([&] {
-      MutexLock l(shard0->commit_mu());
-      return shard0->ReleasedTxnLocked(id) == engine::ReleasedTxns::State::kReleased;
-    })) << "node "
-        << i;
-  }
-  absl::StatusOr<Database::Outcome> o = c.db(0).GetOutcomeOfKey(id, "b1");
-  ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_EQ(*o, Database::Outcome::kCommitted);
-  absl::Status locked = replication::PutOne(c.db(0), "b1", "other");
-  EXPECT_TRUE(absl::IsAborted(locked)) << locked;
-}
-
-// Once every shard has a ready leader again, commits a key on shard 0's; every node reads it.
-void CommitOnceHealed(Cluster& c) {
-  for (uint32_t g = 0; g < kShards; ++g) ASSERT_TRUE(c.Leader(g).has_value()) << g;
-  std::optional<int> l0 = c.Leader(0);
-  ASSERT_TRUE(l0.has_value());
-  ASSERT_TRUE(replication::PutOne(c.db(*l0), "a9", "healed").ok());
-  for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a9") == "healed"; })) << "node " << i;
-  }
+  ExpectSameDigests(c);
 }
 
 // The leader cut off from both followers right before a cross-shard commit: its prepares reach
@@ -408,11 +345,8 @@ TEST(CrossShardCommit, LeaderCutOffMidCommitAnswersUnknownAndTheNextLeadersAnswe
   ASSERT_TRUE(c.NodeZeroLeadsAll());
   ASSERT_TRUE(Write(c.db(0), {{"a0", "1"}, {"b0", "1"}}).ok());
   // Its commit entries applied everywhere before the cut (one still in flight at the cut would
-  // leave it in doubt, prepared, until a resolver exists: step 4).
-  for (int i = 0; i < kNodes; ++i) {
-    ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "b0") == "1" && c.NothingPrepared(i); }))
-        << "node " << i;
-  }
+  // leave it in doubt, prepared, for the next leader's resolver).
+  ASSERT_TRUE(c.SettledEverywhere("b0", "1"));
   absl::Cleanup heal = [&] { replication::UnblockAllLinks(); };
   for (int other : Others(0)) {
     ASSERT_TRUE(replication::BlockSend(c.id(0), c.id(other), true).ok());
@@ -444,50 +378,6 @@ TEST(CrossShardCommit, LeaderCutOffMidCommitAnswersUnknownAndTheNextLeadersAnswe
     EXPECT_EQ(ReadOne(c.db(i), "a1"), std::nullopt) << "node " << i;
     EXPECT_EQ(ReadOne(c.db(i), "b1"), std::nullopt) << "node " << i;
     EXPECT_TRUE(c.NothingPrepared(i)) << "node " << i;
-  }
-  ExpectSameDigests(c);
-}
-
-// The leader cut off one way (its messages reach the followers, their answers never reach it)
-// during a cross-shard commit: both prepares reach both followers, so the next leaders' term-start
-// entries commit them, and there the transaction is in doubt. The commit answered kUnknown;
-// GetOutcomeOfKey on each next leader answers kUnavailable ("being resolved"), never a guess.
-// No resolver exists yet (issue 17 step 4), so it stays in doubt: its keys stay locked (a commit
-// writing one aborts), and after the heal every replica holds the same prepared parts (the old
-// leader dropped its own at kUnknown and redid them from the entries).
-TEST(CrossShardCommit, PreparesThatReachedTheNextLeadersLeaveItInDoubtThere) {
-  Cluster c("in_doubt");
-  ASSERT_TRUE(c.open());
-  ASSERT_TRUE(c.NodeZeroLeadsAll());
-  absl::Cleanup heal = [&] { replication::UnblockAllLinks(); };
-  for (int other : Others(0)) {
-    ASSERT_TRUE(replication::BlockSend(c.id(other), c.id(0), true).ok());
-  }
-  uint64_t id = 0;
-  absl::Status s = Write(c.db(0), {{"a1", "doubt"}, {"b1", "doubt"}}, &id);
-  ASSERT_TRUE(absl::IsUnknown(s)) << s;
-  EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("cross-shard transaction ", id))) << s;
-  for (uint32_t g = 0; g < kShards; ++g) {
-    std::optional<int> next = c.Leader(g, Others(0));
-    ASSERT_TRUE(next.has_value()) << "no new leader of shard " << g;
-    const std::string key = g == 0 ? "a1" : "b1";
-    absl::StatusOr<Database::Outcome> o = c.db(*next).GetOutcomeOfKey(id, key);
-    EXPECT_TRUE(absl::IsUnavailable(o.status())) << "shard " << g << ": " << o.status();
-    EXPECT_TRUE(absl::StrContains(o.status().message(), "being resolved")) << o.status();
-    absl::Status locked = replication::PutOne(c.db(*next), key, "other");
-    EXPECT_TRUE(absl::IsAborted(locked)) << locked;
-  }
-  std::move(heal).Invoke();
-  CommitOnceHealed(c);
-  for (int i = 0; i < kNodes; ++i) {
-    EXPECT_TRUE(WaitFor([&] {
-      std::vector<txn::TwoPhaseState::PreparedInfo> p =
-          Impl(c.db(i)).coordinator().state().AllPrepared();
-      return p.size() == 1 && p[0].txn_id == id && p[0].shards == std::vector<uint32_t>{0, 1};
-    })) << "node "
-        << i;
-    EXPECT_EQ(ReadOne(c.db(i), "a1"), std::nullopt) << "node " << i;
-    EXPECT_EQ(ReadOne(c.db(i), "b1"), std::nullopt) << "node " << i;
   }
   ExpectSameDigests(c);
 }

@@ -128,13 +128,12 @@ TEST(NamedPrepare, ListedOnEveryReplicaAndCommittedOnTheLeader) {
   // A rollback whose abort entries are all refused (the hook plays leadership moving):
   // kUnavailable, nothing rolled back, listed again; then rolled back.
   ASSERT_TRUE(PrepareNamed(c.db(0), {{"a2", "z"}, {"b2", "z"}}, "t1", &id).ok());
-  txn::Coordinator& coordinator = Impl(c.db(0)).coordinator();
-  coordinator.SetReplicatedProposeHookForTesting([](uint32_t, uint8_t record) {
+  c.SetProposeHook(0, [](uint32_t, uint8_t record) {
     return record == engine::kAbortPrepared ? absl::UnavailableError("test: not leading")
                                             : absl::OkStatus();
   });
   absl::Status s = c.db(0).RollbackPrepared("t1");
-  coordinator.SetReplicatedProposeHookForTesting(nullptr);
+  c.SetProposeHook(0, nullptr);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "nothing rolled back")) << s;
   EXPECT_TRUE(Listed(c.db(0), "t1"));
@@ -210,13 +209,12 @@ TEST(NamedPrepare, ADecisionOnADeposedLeaderIsNeverHalfApplied) {
   ASSERT_TRUE(c.open());
   ASSERT_TRUE(c.NodeZeroLeadsAll());
   ASSERT_TRUE(PrepareNamed(c.db(0), {{"a1", "x"}, {"b1", "y"}}, "t3").ok());
-  txn::Coordinator& coordinator = Impl(c.db(0)).coordinator();
-  coordinator.SetReplicatedProposeHookForTesting([](uint32_t shard, uint8_t record) {
+  c.SetProposeHook(0, [](uint32_t shard, uint8_t record) {
     return shard == 0 && record == engine::kDecision ? absl::UnavailableError("test: deposed")
                                                      : absl::OkStatus();
   });
   absl::Status s = c.db(0).CommitPrepared("t3");
-  coordinator.SetReplicatedProposeHookForTesting(nullptr);
+  c.SetProposeHook(0, nullptr);
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "nothing decided")) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "test: deposed")) << s;
