@@ -36,11 +36,6 @@ int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
 }  // namespace
 
-FollowerReads::TestKnobs& FollowerReads::Knobs() {
-  static TestKnobs knobs;
-  return knobs;
-}
-
 FollowerReads::FollowerReads(DatabaseImpl* db, absl::Duration interval, absl::Duration refresh)
     : db_(db), interval_(interval), refresh_(refresh), shards_(db->num_shards()) {}
 
@@ -74,7 +69,6 @@ void FollowerReads::Run() {
 }
 
 engine::Timestamp FollowerReads::PreparedFloor(uint32_t shard, std::string* who) {
-  if (Knobs().no_prepared_bound) return UINT64_MAX;
   auto [snapshot, id] = db_->two_phase().PreparedFloor(shard);
   if (id == 0) return UINT64_MAX;
   if (who != nullptr) {
@@ -93,16 +87,13 @@ absl::Status FollowerReads::CloseShard(uint32_t shard, bool force) {
   ShardState& st = shards_[shard];
   if (st.in_flight->load()) return absl::OkStatus();
   engine::Shard* s = db_->shard(shard);
-  // The mutation the tests must catch: the oracle read outside the commit lock.
-  const engine::Timestamp early = Knobs().close_without_lock ? db_->oracle().last_assigned() : 0;
   MutexLock l(s->commit_mu());
   const uint64_t released = s->raft_applied_locked().index;
   const bool idle = released == st.last_released;
   st.last_released = released;
   // Under commit_mu: every commit of this shard assigned at or below it has proposed its entry
   // already, and every later one is above it.
-  const engine::Timestamp closed =
-      Knobs().close_without_lock ? early : db_->oracle().last_assigned();
+  const engine::Timestamp closed = db_->oracle().last_assigned();
   // A transaction prepared here may still commit above its snapshot and below `closed`: the
   // shard cannot be closed past that snapshot, and the state at it is not current (its leader
   // time would overstate its freshness), so nothing is proposed until it is decided.
@@ -154,7 +145,7 @@ FollowerReads::Safe FollowerReads::SafeTimestamp() {
   if (per_shard.empty()) return out;
   out.ts = per_shard.front().ts;
   for (const Safe& p : per_shard) {
-    out.ts = Knobs().max_over_shards ? std::max(out.ts, p.ts) : std::min(out.ts, p.ts);
+    out.ts = std::min(out.ts, p.ts);
     if (out.held_by.empty()) out.held_by = p.held_by;
   }
   // How fresh a read at out.ts is: per shard, the newest closed timestamp at or below it.
@@ -175,8 +166,7 @@ FollowerReads::Safe FollowerReads::SafeTimestamp() {
       }
       break;
     }
-    out.staleness =
-        std::max(out.staleness, absl::Microseconds(NowMicros() - at));
+    out.staleness = std::max(out.staleness, absl::Microseconds(NowMicros() - at));
   }
   return out;
 }

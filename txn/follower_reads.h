@@ -13,9 +13,9 @@
 // closed-timestamp entry is proposed, carrying the oracle's last assigned timestamp (held below
 // prepared snapshots, as above) and the leader's clock, if no entry of the shard was released
 // here since the last look and that raises the shard's bound, or, busy or not, if the last one
-// is older than ReplicationOptions::closed_ts_refresh. Taken under the shard's commit_mu, the lock every
-// commit takes to assign its timestamp and propose its entry: no later commit entry of the shard
-// has a timestamp at or below it.
+// is older than ReplicationOptions::closed_ts_refresh. Taken under the shard's commit_mu, the lock
+// every commit takes to assign its timestamp and propose its entry: no later commit entry of the
+// shard has a timestamp at or below it.
 #pragma once
 
 #include <atomic>
@@ -63,14 +63,6 @@ class FollowerReads {
   // One look of the closer at `shard` now (tests; the thread calls it too). OK if an entry was
   // proposed or none was needed; kUnavailable if this replica does not lead the shard.
   absl::Status CloseShard(uint32_t shard, bool force);
-
-  // Test hooks for the mutations the tests are meant to catch (never set in production).
-  struct TestKnobs {
-    bool max_over_shards = false;      // the node's safe timestamp the max over shards
-    bool no_prepared_bound = false;    // neither the bound nor the closer hold below prepares
-    bool close_without_lock = false;   // the closer reads the oracle before taking commit_mu
-  };
-  static TestKnobs& Knobs();
 
  private:
   struct ShardState {

@@ -273,8 +273,7 @@ TEST(FollowerRead, BankTotalIsExactOnFollowersAndTheyCatchUpWhileIdle) {
   const bool caught_up = c.CaughtUpWith(0);
   stop = true;
   for (auto& t : readers) t.join();
-  ASSERT_TRUE(caught_up) << c.db(0).GetStats().ToString() << "\n"
-                         << c.db(1).GetStats().ToString();
+  ASSERT_TRUE(caught_up) << c.db(0).GetStats().ToString() << "\n" << c.db(1).GetStats().ToString();
   EXPECT_EQ(wrong.load(), 0) << bad;
   EXPECT_GT(cross.load(), 0);
   for (int n = 0; n < kNodes; ++n) EXPECT_GT(reads[n].load(), 0) << "node " << n;
@@ -289,7 +288,8 @@ TEST(FollowerRead, BankTotalIsExactOnFollowersAndTheyCatchUpWhileIdle) {
       auto v = FollowerRead(c.db(n), accounts);
       if (v.ok()) seen = *v;
       return v.ok() && *v == last;
-    })) << "node " << n << " reads total " << Sum(seen) << "\n"
+    })) << "node "
+        << n << " reads total " << Sum(seen) << "\n"
         << c.db(n).GetStats().ToString();
   }
   const Stats stats = c.db(1).GetStats();
@@ -300,7 +300,8 @@ TEST(FollowerRead, BankTotalIsExactOnFollowersAndTheyCatchUpWhileIdle) {
     EXPECT_TRUE(WaitFor([&] {
       const ShardReplicationStats r = c.db(1).GetStats().shards.at(s.shard).replication;
       return r.follower_staleness_ms >= 0 && r.follower_staleness_ms < 30'000 && r.safe_ts > 0;
-    })) << "shard " << s.shard;
+    })) << "shard "
+        << s.shard;
   }
 }
 
