@@ -95,10 +95,10 @@ absl::StatusOr<Lsn> Shard::OpenStore() {
   ClosedTs closed;
   for (const auto& [key, value] : raft_rows) {
     absl::string_view rest;
-    if (key == kRaftClosedKey ? !DecodeClosedTs(value, &closed)
-                              : key != kRaftAppliedKey ||
-                                    !DecodeRaftEntry(value, &raft_applied, &rest) ||
-                                    !rest.empty()) {
+    if (key == kRaftClosedKey
+            ? !DecodeClosedTs(value, &closed)
+            : key != kRaftAppliedKey || !DecodeRaftEntry(value, &raft_applied, &rest) ||
+                  !rest.empty()) {
       return absl::DataLossError(absl::StrCat("shard ", id_, ": malformed row '", key,
                                               "' in the store's table ", kRaftTable));
     }
@@ -350,9 +350,8 @@ absl::Status Shard::CheckRedoLocked(absl::Span<const EntryRecord> records) {
     if (r.type == kClosedTs) {  // the engine's own: redone here, whatever the hooks
       ClosedTs closed;
       if (!DecodeClosedTs(r.payload, &closed)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("shard ", id_, ": malformed closed-timestamp record (",
-                         r.payload.size(), " bytes)"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "shard ", id_, ": malformed closed-timestamp record (", r.payload.size(), " bytes)"));
       }
       if (records.size() != 1) {
         return absl::InvalidArgumentError(absl::StrCat(

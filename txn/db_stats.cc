@@ -140,9 +140,8 @@ void AppendReplication(uint32_t shard, const ShardReplicationStats& r, std::stri
                         r.snapshots_sent, r.snapshots_installed, r.elections_started,
                         r.elections_won, r.leader_moves, r.transfers_asked, r.transfers_done,
                         r.transfers_failed, r.safe_ts,
-                        r.follower_staleness_ms < 0
-                            ? std::string("unknown")
-                            : absl::StrCat(r.follower_staleness_ms, " ms"));
+                        r.follower_staleness_ms < 0 ? std::string("unknown")
+                                                    : absl::StrCat(r.follower_staleness_ms, " ms"));
 }
 
 }  // namespace
@@ -162,11 +161,11 @@ std::string Stats::ToString() const {
       commits, read_only_commits, cross_shard_commits, rollbacks, aborts_write_conflict,
       aborts_read_validation, aborts_snapshot_too_old, aborts_locked, aborts_too_large,
       aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us,
-      follower_reads, follower_reads_too_stale,
-      async_commits, async_batches, async_completions_per_batch, async_batch_size,
-      async_backpressure_waits, prepare_us, decision_us, phase2_us, wal_bytes, fsyncs,
-      records_per_fsync, shared_log ? " (one log shared by all shards)" : "", checkpoints,
-      checkpoint_bytes, overlay_bytes, recovery_records, recovery_bytes, recovery_ms);
+      follower_reads, follower_reads_too_stale, async_commits, async_batches,
+      async_completions_per_batch, async_batch_size, async_backpressure_waits, prepare_us,
+      decision_us, phase2_us, wal_bytes, fsyncs, records_per_fsync,
+      shared_log ? " (one log shared by all shards)" : "", checkpoints, checkpoint_bytes,
+      overlay_bytes, recovery_records, recovery_bytes, recovery_ms);
   for (const ShardStatsView& s : shards) {
     absl::StrAppendFormat(
         &out,

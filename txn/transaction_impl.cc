@@ -73,14 +73,14 @@ void TransactionImpl::TakeFollowerSnapshot() {
   snapshot_ = safe.ts;
   if (safe.staleness > options_.max_staleness) {
     db_->counters().follower_reads_too_stale++;
-    follower_error_ = absl::UnavailableError(absl::StrCat(
-        "follower read: this node's safe timestamp ", safe.ts, " is ",
-        safe.staleness == absl::InfiniteDuration()
-            ? std::string("of unknown staleness")
-            : absl::StrCat(absl::FormatDuration(safe.staleness), " stale"),
-        safe.held_by.empty() ? "" : absl::StrCat(" (", safe.held_by, ")"),
-        ", more than the max_staleness ", absl::FormatDuration(options_.max_staleness),
-        " asked: read on a fresher replica or the leader, or accept more"));
+    follower_error_ = absl::UnavailableError(
+        absl::StrCat("follower read: this node's safe timestamp ", safe.ts, " is ",
+                     safe.staleness == absl::InfiniteDuration()
+                         ? std::string("of unknown staleness")
+                         : absl::StrCat(absl::FormatDuration(safe.staleness), " stale"),
+                     safe.held_by.empty() ? "" : absl::StrCat(" (", safe.held_by, ")"),
+                     ", more than the max_staleness ", absl::FormatDuration(options_.max_staleness),
+                     " asked: read on a fresher replica or the leader, or accept more"));
   }
 }
 

@@ -49,7 +49,7 @@ constexpr int kNodes = 3;
 txn::DatabaseImpl& Impl(Database& db) { return static_cast<txn::DatabaseImpl&>(db); }
 
 // Three nodes of two replicated shards; node index 0 (id 1) elects itself first. Closed
-// timestamps are refreshed every four heartbeats while idle.
+// timestamps are refreshed at least every four heartbeats (closed_ts_refresh).
 class Nodes {
  public:
   explicit Nodes(const std::string& name, std::function<void(Options&)> tweak = {})
