@@ -56,6 +56,20 @@ bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
          in.empty();
 }
 
+std::string EncodeClosedTs(const ClosedTs& closed) {
+  std::string out;
+  PutFixed64(&out, closed.ts);
+  PutFixed64(&out, static_cast<uint64_t>(closed.leader_time_us));
+  return out;
+}
+
+bool DecodeClosedTs(absl::string_view in, ClosedTs* closed) {
+  uint64_t time = 0;
+  if (!GetFixed64(&in, &closed->ts) || !GetFixed64(&in, &time) || !in.empty()) return false;
+  closed->leader_time_us = static_cast<int64_t>(time);
+  return true;
+}
+
 void AppendEntryRecord(std::string* entry, uint8_t type, absl::string_view payload) {
   entry->push_back(static_cast<char>(type));
   PutLengthPrefixed(entry, payload);

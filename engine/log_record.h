@@ -7,6 +7,8 @@
 //   kRaftEntry       u64 raft index, u64 raft term, then the entry's payload verbatim:
 //                    m >= 1 x (u8 record type, lp record payload), to the end
 //                    (record type: any but kRaftEntry)
+//   kClosedTs        u64 closed_ts, u64 leader_time (the proposing leader's clock, microseconds
+//                    since the Unix epoch); only inside a kRaftEntry, alone in its entry
 //
 // Every committed version carries its commit timestamp in the record, never implied by LSN.
 // The record types are in engine/types.h; the transaction layer's records (kPrepare and the
@@ -35,6 +37,15 @@ bool DecodeCommit(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id,
                   std::vector<Write>* writes);
 // Only the fixed header of a commit record (no write set is decoded).
 bool DecodeCommitHeader(absl::string_view in, uint64_t* commit_ts, uint64_t* txn_id);
+
+// A closed-timestamp record's payload (kClosedTs).
+struct ClosedTs {
+  uint64_t ts = 0;
+  int64_t leader_time_us = 0;
+};
+std::string EncodeClosedTs(const ClosedTs& closed);
+// False unless `in` is exactly one well-formed payload.
+bool DecodeClosedTs(absl::string_view in, ClosedTs* closed);
 
 // A Raft entry's payload (what the group replicates) is a list of engine records: appends one.
 void AppendEntryRecord(std::string* entry, uint8_t type, absl::string_view payload);

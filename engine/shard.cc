@@ -92,9 +92,13 @@ absl::StatusOr<Lsn> Shard::OpenStore() {
 
   RaftPosition raft_applied;
   ASSIGN_OR_RETURN(auto raft_rows, store_->ReadTable(kRaftTable));
+  ClosedTs closed;
   for (const auto& [key, value] : raft_rows) {
     absl::string_view rest;
-    if (key != kRaftAppliedKey || !DecodeRaftEntry(value, &raft_applied, &rest) || !rest.empty()) {
+    if (key == kRaftClosedKey
+            ? !DecodeClosedTs(value, &closed)
+            : key != kRaftAppliedKey || !DecodeRaftEntry(value, &raft_applied, &rest) ||
+                  !rest.empty()) {
       return absl::DataLossError(absl::StrCat("shard ", id_, ": malformed row '", key,
                                               "' in the store's table ", kRaftTable));
     }
@@ -108,7 +112,10 @@ absl::StatusOr<Lsn> Shard::OpenStore() {
     RETURN_IF_ERROR(released_.Load(id_, released_rows));
     active_ = active;
     raft_applied_ = raft_applied;
-    recovered_max_ts_ = meta.max_ts;
+    recovered_max_ts_ = std::max(meta.max_ts, closed.ts);
+    safe_bound_ = {recovered_max_ts_, closed.ts, closed.leader_time_us};
+    closed_history_.clear();
+    if (closed.ts != 0) closed_history_.push_back(closed);
     MutexLock v(&view_mu_);
     overlays_ = {active};
     lmdb_max_ts_ = meta.max_ts;
@@ -227,9 +234,44 @@ void Shard::NoteReleasedLocked(const std::vector<EntryRecord>& records) {
   }
 }
 
+bool Shard::NoteClosedTsLocked(absl::string_view payload) {
+  ClosedTs closed;
+  if (!DecodeClosedTs(payload, &closed)) return false;
+  recovered_max_ts_ = std::max(recovered_max_ts_, closed.ts);
+  safe_bound_.ts = std::max(safe_bound_.ts, closed.ts);
+  safe_bound_.closed_ts = std::max(safe_bound_.closed_ts, closed.ts);
+  safe_bound_.closed_time_us = std::max(safe_bound_.closed_time_us, closed.leader_time_us);
+  closed_history_.push_back(closed);
+  if (closed_history_.size() > 256) closed_history_.pop_front();
+  return true;
+}
+
+int64_t Shard::ClosedTimeAtOrBelowLocked(Timestamp ts) const {
+  // Newest first: entries later in the log were proposed later, by the leader's clock.
+  for (auto it = closed_history_.rbegin(); it != closed_history_.rend(); ++it) {
+    if (it->ts <= ts) return it->leader_time_us;
+  }
+  return 0;
+}
+
 void Shard::NoteRaftAppliedLocked(RaftPosition position, absl::string_view entry) {
   std::vector<EntryRecord> records;
-  if (DecodeEntryRecords(entry, &records)) NoteReleasedLocked(records);
+  if (DecodeEntryRecords(entry, &records)) {
+    NoteReleasedLocked(records);
+    // The leader installed its own commits at commit; released now, they raise the bound.
+    for (const EntryRecord& r : records) {
+      uint64_t ts = 0, txn_id = 0;
+      absl::string_view payload = r.payload;
+      if (r.type == kCommit && DecodeCommitHeader(r.payload, &ts, &txn_id)) {
+        safe_bound_.ts = std::max(safe_bound_.ts, ts);
+      } else if (r.type == kCommitPrepared && GetFixed64(&payload, &txn_id) &&
+                 GetFixed64(&payload, &ts)) {  // txn/txn_records.h: u64 txn id, u64 commit ts
+        safe_bound_.ts = std::max(safe_bound_.ts, ts);
+      } else if (r.type == kClosedTs) {
+        NoteClosedTsLocked(r.payload);
+      }
+    }
+  }
   if (position.index > raft_applied_.index) raft_applied_ = position;
 }
 
@@ -252,6 +294,13 @@ absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload,
     if (position.index > raft_applied_.index) raft_applied_ = position;
     return absl::OkStatus();
   }
+  if (type == kClosedTs) {  // the engine's own, applied or not: no data, a bound
+    if (!NoteClosedTsLocked(payload)) {
+      return absl::DataLossError(
+          absl::StrCat("shard ", id_, ": malformed closed-timestamp record at LSN ", lsn));
+    }
+    return absl::OkStatus();
+  }
   if (applied) {
     // In LMDB already; a transaction record may still matter to the layer above.
     if (type == kCommit) return absl::OkStatus();
@@ -268,6 +317,7 @@ absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload,
       active_->Add(w.key, ts, w.op == WriteOp::kDelete, w.value);
     }
     recovered_max_ts_ = std::max(recovered_max_ts_, ts);
+    safe_bound_.ts = std::max(safe_bound_.ts, ts);
     // Lets the layer above note the outcome.
     return hooks_->Redo(id_, lsn, false, type, payload).status();
   }
@@ -278,6 +328,7 @@ absl::Status Shard::RedoLocked(Lsn lsn, uint8_t type, absl::string_view payload,
       active_->Add(w.key, install->ts, w.op == WriteOp::kDelete, w.value);
     }
     recovered_max_ts_ = std::max(recovered_max_ts_, install->ts);
+    safe_bound_.ts = std::max(safe_bound_.ts, install->ts);
   }
   return absl::OkStatus();
 }
@@ -294,10 +345,23 @@ absl::Status ShardHooks::CheckRedo(uint32_t shard, absl::Span<const EntryRecord>
 }
 
 absl::Status Shard::CheckRedoLocked(absl::Span<const EntryRecord> records) {
+  bool others = false;
   for (const EntryRecord& r : records) {
-    if (r.type != kCommit) return hooks_->CheckRedo(id_, records);
+    if (r.type == kClosedTs) {  // the engine's own: redone here, whatever the hooks
+      ClosedTs closed;
+      if (!DecodeClosedTs(r.payload, &closed)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "shard ", id_, ": malformed closed-timestamp record (", r.payload.size(), " bytes)"));
+      }
+      if (records.size() != 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "shard ", id_, ": a closed-timestamp record shares its entry with other records"));
+      }
+    } else if (r.type != kCommit) {
+      others = true;
+    }
   }
-  return absl::OkStatus();
+  return others ? hooks_->CheckRedo(id_, records) : absl::OkStatus();
 }
 
 absl::Status Shard::ReplaceState(const std::function<absl::Status()>& install,
@@ -334,6 +398,8 @@ absl::Status Shard::ReplaceState(const std::function<absl::Status()>& install,
 void Shard::AdoptLocked(Shard& fresh, const std::function<void(Timestamp)>& before_publish) {
   MutexLock fl(&fresh.commit_mu_);  // uncontended: nothing else knows `fresh`
   recovered_max_ts_ = fresh.recovered_max_ts_;
+  safe_bound_ = fresh.safe_bound_;
+  closed_history_ = fresh.closed_history_;
   if (before_publish) before_publish(recovered_max_ts_);
   last_lsn_ = fresh.last_lsn_;
   raft_applied_ = fresh.raft_applied_;
@@ -589,6 +655,11 @@ absl::Status Shard::CheckpointOnce() {
     table_writes = hooks_->CheckpointTables(id_);
     if (raft_applied_.index != 0) {  // an unreplicated shard's store stays as it was
       table_writes.push_back({kRaftTable, kRaftAppliedKey, EncodeRaftEntry(raft_applied_, "")});
+      if (safe_bound_.closed_ts != 0) {
+        table_writes.push_back(
+            {kRaftTable, kRaftClosedKey,
+             EncodeClosedTs({safe_bound_.closed_ts, safe_bound_.closed_time_us})});
+      }
       released_.CheckpointRows(&table_writes);
     }
     active_ = std::make_shared<Overlay>();

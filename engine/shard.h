@@ -43,6 +43,8 @@ namespace shardtx::engine {
 // EncodeRaftEntry(position, "") (engine/log_record.h). Read by the shardtx tool's stat too.
 inline constexpr char kRaftTable[] = "engine.raft";
 inline constexpr char kRaftAppliedKey[] = "applied";
+// The same table's row of the last kClosedTs record redone or noted (its payload, log_record.h).
+inline constexpr char kRaftClosedKey[] = "closed";
 
 class ShardStore;
 class ReadView;
@@ -328,6 +330,26 @@ class Shard {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
     return released_.Lookup(txn_id);
   }
+  // Follower reads (issue 17 step 6): `ts`, the shard's bound, is the largest commit timestamp
+  // of the Raft entries redone or noted (NoteRaftAppliedLocked) so far, raised by each
+  // kClosedTs record among them; since a shard's commit timestamps increase in its log order,
+  // every entry that can still commit at or below it is applied here, except the commits of
+  // transactions still prepared (the layer above's to fold in). `closed_ts` and
+  // `closed_time_us`: the last kClosedTs record's (0: none yet). Kept with checkpoints (so a
+  // reopen or a snapshot install keeps them).
+  struct SafeBound {
+    Timestamp ts = 0;
+    Timestamp closed_ts = 0;
+    int64_t closed_time_us = 0;
+  };
+  SafeBound SafeBoundLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+    return safe_bound_;
+  }
+  // The leader's clock (microseconds since the Unix epoch) of the newest kClosedTs record kept
+  // here whose timestamp is at or below `ts` (the last 256 redone or noted since Open, and the
+  // one kept with checkpoints), or 0 if none: a read at `ts` is at least as fresh as that.
+  int64_t ClosedTimeAtOrBelowLocked(Timestamp ts) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+
   // The largest commit timestamp redone so far (recovery, or a replica's redo of entries).
   Timestamp max_redone_ts_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
     return recovered_max_ts_;
@@ -405,6 +427,10 @@ class Shard {
   std::vector<Write> redo_writes_ ABSL_GUARDED_BY(commit_mu_);  // reused by RedoLocked
   RaftPosition raft_applied_ ABSL_GUARDED_BY(commit_mu_);       // see raft_applied_locked()
   ReleasedTxns released_ ABSL_GUARDED_BY(commit_mu_);           // see ReleasedTxnLocked()
+  SafeBound safe_bound_ ABSL_GUARDED_BY(commit_mu_);            // see SafeBoundLocked()
+  std::deque<ClosedTs> closed_history_ ABSL_GUARDED_BY(commit_mu_);  // oldest first
+  // Raises safe_bound_ with a kClosedTs record; false if it is malformed.
+  bool NoteClosedTsLocked(absl::string_view payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
 
   Mutex view_mu_;
   // Newest first: the active overlay, then the frozen ones a checkpoint is writing (more than

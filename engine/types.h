@@ -33,6 +33,11 @@ enum RecordType : uint8_t {
   // all of them or none. Redone by the engine (each record inside as if logged alone), never
   // handed to ShardHooks::Redo whole; an unreplicated shard never writes one.
   kRaftEntry = 7,
+  // Only inside a kRaftEntry (a replicated shard's leader proposes it: follower reads, issue 17
+  // step 6): "no entry after this one on this shard commits at or below closed_ts". Redone by
+  // the engine (it raises the shard's safe bound, Shard::SafeBoundLocked), never handed to
+  // ShardHooks; an unreplicated shard never writes one. Layout: log_record.h.
+  kClosedTs = 8,
 };
 
 // A position in a shard's Raft log: the entry's index and the term that proposed it. {0, 0}:

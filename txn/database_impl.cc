@@ -50,6 +50,7 @@ absl::StatusOr<std::unique_ptr<Database>> DatabaseImpl::Open(const Options& opti
       MutexLock l(&db->replication_mu_);
       db->replicated_shards_ = std::move(*replicated);
     }
+    if (s.ok() && db->follower_reads_ != nullptr) db->follower_reads_->Start();
   }
   if (!s.ok()) {
     // Release what was opened as it is: a checkpoint or a truncation now could act on a
@@ -167,6 +168,7 @@ absl::Status DatabaseImpl::Release(bool checkpoint) {
   if (async_commits_ != nullptr) async_commits_->Drain();
   // Raft stops before the gate drains: a commit waiting for its entry's outcome is answered
   // (kUnknown) instead of holding Close; one arriving meanwhile is refused (kUnavailable).
+  if (follower_reads_ != nullptr) follower_reads_->Stop();  // it proposes no more
   {
     MutexLock l(&replication_mu_);
     if (replicated_shards_ != nullptr) replicated_shards_->Stop();
@@ -206,6 +208,10 @@ void DatabaseImpl::AttachReplicatedLog(uint32_t shard, engine::ReplicatedLog* lo
   replicated_logs_[shard] = log;
   log->SetListener(&replica_listener_);
   replicated_ = true;
+  if (follower_reads_ == nullptr) {
+    follower_reads_ = std::make_unique<FollowerReads>(this, options_.replication.heartbeat,
+                                                      options_.replication.closed_ts_refresh);
+  }
 }
 
 void DatabaseImpl::DetachReplicatedLogs() {
@@ -271,8 +277,21 @@ Stats DatabaseImpl::GetStats() {
   }
   Stats stats = MakeStats(counters_, coordinator_->state().InDoubt(), shards,
                           directory_ != nullptr && directory_->shared_log());
-  MutexLock l(&replication_mu_);
-  if (replicated_shards_ != nullptr) replicated_shards_->AddStats(&stats);
+  {
+    MutexLock l(&replication_mu_);
+    if (replicated_shards_ != nullptr) replicated_shards_->AddStats(&stats);
+  }
+  MutexLock l(&shards_mu_);  // Close may clear shards_ meanwhile
+  if (follower_reads_ != nullptr && !shards_.empty()) {
+    for (ShardStatsView& v : stats.shards) {
+      if (!v.replicated || replicated_log(v.shard) == nullptr) continue;
+      const FollowerReads::Safe safe = follower_reads_->ShardSafe(v.shard);
+      v.replication.safe_ts = safe.ts;
+      if (safe.staleness != absl::InfiniteDuration()) {
+        v.replication.follower_staleness_ms = absl::ToInt64Milliseconds(safe.staleness);
+      }
+    }
+  }
   return stats;
 }
 

@@ -30,6 +30,7 @@
 #include "txn/db_directory.h"
 #include "txn/db_stats.h"
 #include "txn/durable_commits.h"
+#include "txn/follower_reads.h"
 #include "txn/partitioner.h"
 #include "txn/replicated_shards.h"
 #include "txn/timestamp_oracle.h"
@@ -136,6 +137,8 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   // A replicated database's incarnation on this node (node manifest; bumped and synced by every
   // Open), or 0 when not replicated. For transaction ids (plan §6: node:16|incarnation:16|...).
   uint64_t incarnation() const { return incarnation_; }
+  // Follower reads (null until a replicated log is attached): the safe timestamp, the closer.
+  FollowerReads* follower_reads() { return follower_reads_.get(); }
   // Whether any shard is replicated, and shard `shard`'s log (null when not replicated).
   bool replicated() const { return replicated_; }
   engine::ReplicatedLog* replicated_log(uint32_t shard) {
@@ -199,6 +202,10 @@ class DatabaseImpl final : public Database, public engine::ShardHooks {
   Mutex replication_mu_;
   std::unique_ptr<ReplicatedShards> replicated_shards_ ABSL_GUARDED_BY(replication_mu_);
   uint64_t incarnation_ = 0;
+  // Created by the first AttachReplicatedLog; its closer runs with Options::replication (Open
+  // starts it, Release stops it before the groups). Its proposals answered later reach only
+  // objects of their own.
+  std::unique_ptr<FollowerReads> follower_reads_;
   // Last: destroyed (its threads stopped) first, while everything its callbacks use remains.
   std::unique_ptr<AsyncCommits> async_commits_;
 };

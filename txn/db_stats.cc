@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace shardtx {
@@ -15,6 +16,8 @@ Stats MakeStats(const TxnCounters& counters, uint64_t in_doubt,
   s.commits = counters.commits.load();
   s.read_only_commits = counters.read_only_commits.load();
   s.cross_shard_commits = counters.cross_shard_commits.load();
+  s.follower_reads = counters.follower_reads.load();
+  s.follower_reads_too_stale = counters.follower_reads_too_stale.load();
   s.rollbacks = counters.rollbacks.load();
   s.aborts_write_conflict = counters.aborts_write_conflict.load();
   s.aborts_read_validation = counters.aborts_read_validation.load();
@@ -131,11 +134,14 @@ void AppendReplication(uint32_t shard, const ShardReplicationStats& r, std::stri
   }
   absl::StrAppendFormat(out,
                         "%s; snapshots sent %d installed %d; elections started %d won %d; leader "
-                        "moves %d; transfers asked %d done %d failed %d\n",
+                        "moves %d; transfers asked %d done %d failed %d; safe ts %d staleness "
+                        "%s\n",
                         r.membership_change_pending ? "; membership change pending" : "",
                         r.snapshots_sent, r.snapshots_installed, r.elections_started,
                         r.elections_won, r.leader_moves, r.transfers_asked, r.transfers_done,
-                        r.transfers_failed);
+                        r.transfers_failed, r.safe_ts,
+                        r.follower_staleness_ms < 0 ? std::string("unknown")
+                                                    : absl::StrCat(r.follower_staleness_ms, " ms"));
 }
 
 }  // namespace
@@ -146,6 +152,7 @@ std::string Stats::ToString() const {
       "aborts: write-conflict %d, read-validation %d, snapshot-too-old %d, locked %d, "
       "too-large %d, io-error %d\n"
       "in-doubt: %d (recovery committed %d, aborted %d)\ncommit latency us: %s\n"
+      "follower reads: %d (%d refused as too stale)\n"
       "async commits: %d, %d batches (%.1f per batch, sizes %s), %d back-pressure waits\n"
       "2pc us: prepare %s | decision %s | phase 2 %s\n"
       "wal: %d bytes, %d fsyncs, %.1f records/fsync%s\n"
@@ -154,10 +161,11 @@ std::string Stats::ToString() const {
       commits, read_only_commits, cross_shard_commits, rollbacks, aborts_write_conflict,
       aborts_read_validation, aborts_snapshot_too_old, aborts_locked, aborts_too_large,
       aborts_io_error, in_doubt, recovered_commits, recovered_aborts, commit_latency_us,
-      async_commits, async_batches, async_completions_per_batch, async_batch_size,
-      async_backpressure_waits, prepare_us, decision_us, phase2_us, wal_bytes, fsyncs,
-      records_per_fsync, shared_log ? " (one log shared by all shards)" : "", checkpoints,
-      checkpoint_bytes, overlay_bytes, recovery_records, recovery_bytes, recovery_ms);
+      follower_reads, follower_reads_too_stale, async_commits, async_batches,
+      async_completions_per_batch, async_batch_size, async_backpressure_waits, prepare_us,
+      decision_us, phase2_us, wal_bytes, fsyncs, records_per_fsync,
+      shared_log ? " (one log shared by all shards)" : "", checkpoints, checkpoint_bytes,
+      overlay_bytes, recovery_records, recovery_bytes, recovery_ms);
   for (const ShardStatsView& s : shards) {
     absl::StrAppendFormat(
         &out,

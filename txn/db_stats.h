@@ -18,6 +18,7 @@ struct TxnCounters {
   std::atomic<uint64_t> aborts_snapshot_too_old{0}, aborts_locked{0}, aborts_too_large{0};
   std::atomic<uint64_t> aborts_io_error{0};
   std::atomic<uint64_t> recovered_commits{0}, recovered_aborts{0};
+  std::atomic<uint64_t> follower_reads{0}, follower_reads_too_stale{0};
   Histogram commit_latency_us;
   // Transaction::CommitAsync: accepted, their completions delivered in batches (one batch:
   // what the completion thread took at once), and the callers that waited for a slot.

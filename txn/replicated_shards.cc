@@ -163,6 +163,11 @@ absl::Status ReplicatedShards::Validate(const Options& options) {
         "Options.replication: heartbeat (", heartbeat, " ms) and election_timeout (", election,
         " ms) must satisfy 1 ms <= heartbeat < election_timeout <= 10 min"));
   }
+  if (r.closed_ts_refresh < r.heartbeat) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Options.replication.closed_ts_refresh (", absl::FormatDuration(r.closed_ts_refresh),
+        ") must be at least the heartbeat (", heartbeat, " ms)"));
+  }
   if (r.snapshot_threshold < 1 || r.snapshot_threshold > kMaxSnapshotSpacing ||
       r.snapshot_trailing > kMaxSnapshotSpacing) {
     return absl::InvalidArgumentError(

@@ -38,6 +38,12 @@ class TimestampOracle {
   void Finish(Timestamp ts);
   void FinishMany(const std::vector<Timestamp>& ts);
 
+  // The last timestamp assigned (or raised to): every later Assign returns more.
+  Timestamp last_assigned() const {
+    MutexLock l(&mu_);
+    return last_;
+  }
+
   // The snapshot for a new transaction. Lock-free.
   Timestamp visible() const { return visible_.load(std::memory_order_acquire); }
 

@@ -54,10 +54,33 @@ TransactionImpl::TransactionImpl(DatabaseImpl* db, const TxnOptions& options)
     : db_(db), options_(options), id_(db->NewTxnId()) {
   db_->TxnBegun();  // before looking at the gate: a Close from now on keeps the shards
   views_.resize(db->num_shards());
-  if (ABSL_PREDICT_FALSE(db_->replicated())) {
+  if (ABSL_PREDICT_FALSE(options_.follower_read && db_->follower_reads() != nullptr)) {
+    TakeFollowerSnapshot();
+  } else if (ABSL_PREDICT_FALSE(db_->replicated())) {
     TakeReplicatedSnapshot();
   } else {
     TakeSnapshot();
+  }
+}
+
+void TransactionImpl::TakeFollowerSnapshot() {
+  if (db_->gate().closed()) {  // its shards may be gone (TxnBegun keeps them only from now on)
+    follower_error_ = db_->ClosedError();
+    return;
+  }
+  db_->counters().follower_reads++;
+  const FollowerReads::Safe safe = db_->follower_reads()->SafeTimestamp();
+  snapshot_ = safe.ts;
+  if (safe.staleness > options_.max_staleness) {
+    db_->counters().follower_reads_too_stale++;
+    follower_error_ = absl::UnavailableError(
+        absl::StrCat("follower read: this node's safe timestamp ", safe.ts, " is ",
+                     safe.staleness == absl::InfiniteDuration()
+                         ? std::string("of unknown staleness")
+                         : absl::StrCat(absl::FormatDuration(safe.staleness), " stale"),
+                     safe.held_by.empty() ? "" : absl::StrCat(" (", safe.held_by, ")"),
+                     ", more than the max_staleness ", absl::FormatDuration(options_.max_staleness),
+                     " asked: read on a fresher replica or the leader, or accept more"));
   }
 }
 
@@ -109,6 +132,15 @@ void TransactionImpl::Finish() {
   }
 }
 
+absl::Status TransactionImpl::CheckWritable() const {
+  if (ABSL_PREDICT_FALSE(options_.follower_read)) {
+    return absl::FailedPreconditionError(
+        "a follower-read transaction (TxnOptions::follower_read) is read-only: write in a "
+        "transaction of its own, on the leader");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TransactionImpl::CheckActive() const {
   if (!active()) {
     return absl::FailedPreconditionError("transaction already committed or rolled back");
@@ -118,6 +150,7 @@ absl::Status TransactionImpl::CheckActive() const {
 
 absl::StatusOr<engine::Shard::View*> TransactionImpl::ViewOf(uint32_t shard) {
   if (db_->gate().closed()) return db_->ClosedError();
+  if (ABSL_PREDICT_FALSE(!follower_error_.ok())) return follower_error_;
   if (views_[shard] == nullptr) {
     auto v = db_->shard(shard)->Pin(snapshot_);
     if (!v.ok()) {
@@ -165,6 +198,7 @@ absl::StatusOr<std::string> TransactionImpl::Get(absl::string_view key) {
 absl::Status TransactionImpl::Put(absl::string_view key, absl::string_view value) {
   RETURN_IF_ERROR(CheckActive());
   RETURN_IF_ERROR(CheckKey(key));
+  RETURN_IF_ERROR(CheckWritable());
   if (write_bytes_ + key.size() + value.size() > db_->options().max_txn_bytes) {
     // Refused at once, so a runaway transaction cannot exhaust memory before Commit.
     db_->counters().aborts_too_large++;
@@ -183,6 +217,7 @@ absl::Status TransactionImpl::Put(absl::string_view key, absl::string_view value
 absl::Status TransactionImpl::Delete(absl::string_view key) {
   RETURN_IF_ERROR(CheckActive());
   RETURN_IF_ERROR(CheckKey(key));
+  RETURN_IF_ERROR(CheckWritable());
   auto [it, inserted] = writes_.try_emplace(key);
   if (inserted) NoteWrittenShard(key);
   if (!inserted) write_bytes_ -= it->first.size() + (it->second ? it->second->size() : 0);
@@ -332,6 +367,12 @@ absl::Status TransactionImpl::Commit() {
   };
   OpGuard op(&db_->gate());
   if (!op.admitted()) return fail(db_->ClosedError());
+  if (ABSL_PREDICT_FALSE(options_.follower_read)) {
+    // Read-only at a safe timestamp: nothing to confirm with a leader.
+    if (!follower_error_.ok()) return fail(follower_error_);
+    for (auto& v : views_) v.reset();
+    return Committed(/*wrote=*/false, start);
+  }
   if (ABSL_PREDICT_FALSE(db_->replicated())) return CommitOnReplicatedDatabase(start);
   for (auto& v : views_) v.reset();  // release LMDB readers early
   if (writes_.empty()) return Committed(/*wrote=*/false, start);
@@ -416,6 +457,7 @@ absl::Status TransactionImpl::CommitOnReplicatedDatabase(
 absl::Status TransactionImpl::Prepare(absl::string_view name) {
   RETURN_IF_ERROR(CheckActive());
   if (name.empty()) return absl::InvalidArgumentError("Prepare: the name is empty");
+  RETURN_IF_ERROR(CheckWritable());
   const std::string n(name);
   OpGuard op(&db_->gate());
   if (!op.admitted()) {
@@ -711,7 +753,9 @@ absl::Status TransactionImpl::CommitAsync(CommitCallback done) {
   // Released on every way out (a throw included) until a commit that releases it takes it.
   AsyncCommits::Slot slot(&async);
   const auto start = std::chrono::steady_clock::now();
-  if (ABSL_PREDICT_FALSE(db_->replicated())) {
+  if (ABSL_PREDICT_FALSE(options_.follower_read)) {
+    if (!follower_error_.ok()) return fail(follower_error_);  // read-only, nothing to confirm
+  } else if (ABSL_PREDICT_FALSE(db_->replicated())) {
     if (!writes_.empty()) return fail(ReplicatedUnimplemented("CommitAsync"));
     // Read-only: the reads are confirmed before `done` runs, on this thread (so this blocks).
     absl::InlinedVector<uint32_t, 4> read = ReplicatedShardsPinned();

@@ -54,6 +54,11 @@ class TransactionImpl final : public Transaction {
   // two ReadStamps of each replicated shard (read_stamps_).
   void TakeSnapshot();
   void TakeReplicatedSnapshot();
+  // TxnOptions::follower_read on a replicated database: the node's safe timestamp, or
+  // follower_error_ when it is staler than max_staleness.
+  void TakeFollowerSnapshot();
+  // kFailedPrecondition for a follower-read transaction.
+  absl::Status CheckWritable() const;
   // Commit on a database with a replicated shard: read-only, one shard written, or several
   // (CommitCrossShardReplicated). The reads of replicated shards are confirmed
   // (ConfirmReplicatedReads) or, on the shards written, covered by their entries (ProposeLocked
@@ -133,6 +138,8 @@ class TransactionImpl final : public Transaction {
   std::vector<std::pair<std::string, std::string>> ranges_;
   // Replicated shards only: by shard, where the snapshot stands in its leadership.
   std::vector<engine::ReplicatedLog::ReadStamp> read_stamps_;
+  // A follower read whose node could not promise max_staleness: every read and Commit get it.
+  absl::Status follower_error_;
 };
 
 }  // namespace shardtx::txn

@@ -228,6 +228,17 @@ void TwoPhaseState::DropShard(uint32_t shard) {
   tables_[shard] = TableState();
 }
 
+std::pair<Timestamp, uint64_t> TwoPhaseState::PreparedFloor(uint32_t shard) const {
+  MutexLock l(&mu_);
+  std::pair<Timestamp, uint64_t> floor{0, 0};
+  for (const auto& [id, txn] : prepared_) {
+    if (txn.parts.count(shard) != 0 && (floor.second == 0 || txn.snapshot < floor.first)) {
+      floor = {txn.snapshot, id};
+    }
+  }
+  return floor;
+}
+
 std::string TwoPhaseState::DescribeForTesting() const {
   MutexLock l(&mu_);
   std::vector<uint64_t> ids;

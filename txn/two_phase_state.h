@@ -144,6 +144,9 @@ class TwoPhaseState {
   void DropShard(uint32_t shard);
   // TEST ONLY: every prepared transaction (id, name, listed or not, participants, parts with
   // their keys) and every lock, by shard, in a canonical order.
+  // The smallest snapshot of a transaction with a part prepared on `shard` (its commit, if it
+  // ever commits, is above it) and that transaction's id; {0, 0} when none (follower reads).
+  std::pair<Timestamp, uint64_t> PreparedFloor(uint32_t shard) const;
   std::string DescribeForTesting() const;
   std::vector<PreparedInfo> AllPrepared() const;
   // The transaction's entry of AllPrepared, or nullopt if nothing of it is prepared here.

@@ -134,6 +134,16 @@ struct ReplicationOptions {
   // it); leaders stay where elections put them, so a cross-shard transaction may find no node
   // leading all its shards. For tests and hosts that place leaders themselves.
   bool gather_leaders = true;
+  // Follower reads (TxnOptions::follower_read). A shard's leader tells its followers, about every
+  // heartbeat in which the shard released no entry, up to which timestamp the shard is closed
+  // (nothing more commits at or below it), when that moves; with the leader's clock, from which
+  // a follower's staleness is counted. Busy or idle, it also tells them at least every
+  // closed_ts_refresh (a few bytes through the shard's Raft log), so that a follower's
+  // staleness stays within about that plus the replication delay. absl::InfiniteDuration() (the
+  // default): only when an idle shard's timestamp moved; a follower's data is then current but
+  // its staleness is not known or grows, so a finite max_staleness is mostly refused. Otherwise
+  // at least heartbeat (kInvalidArgument at Open).
+  absl::Duration closed_ts_refresh = absl::InfiniteDuration();
 
   bool enabled() const { return node_id != 0; }
 };
@@ -243,6 +253,23 @@ absl::StatusOr<Options::LogLayout> ParseLogLayout(absl::string_view name);
 struct TxnOptions {
   Isolation isolation = Isolation::kSnapshot;
   Durability durability = Durability::kSync;
+  // EXPERIMENTAL (replicated databases, issue 17): a read-only transaction that any replica may
+  // serve, follower or leader alike, at that node's safe timestamp: the largest timestamp at or
+  // below which this node has applied every commit that can ever be made, on every shard at
+  // once (so a cross-shard transaction is seen whole or not at all). It reads a consistent
+  // snapshot, possibly older than the newest commits (how much older: max_staleness), and its
+  // Commit asks the leader nothing. Put and Delete are refused (kFailedPrecondition, no effect;
+  // the transaction stays usable for reads). On a database that is not replicated it is an
+  // ordinary read-only transaction (writes refused likewise).
+  bool follower_read = false;
+  // With follower_read: the oldest data the host accepts. How stale a node's safe timestamp is:
+  // this node's clock against the clock of the shard's leader when it closed a timestamp at or
+  // below it (ReplicationOptions::closed_ts_refresh), the largest over the shards. If the
+  // node cannot promise max_staleness (older, or not known: e.g. a shard holds a transaction
+  // prepared and not yet decided here, which holds the safe timestamp below its snapshot), Get,
+  // iterators and Commit fail with kUnavailable, naming the staleness and the bound.
+  // absl::InfiniteDuration() (the default): any.
+  absl::Duration max_staleness = absl::InfiniteDuration();
 };
 
 }  // namespace shardtx

@@ -49,6 +49,12 @@ struct ShardReplicationStats {
   uint64_t transfers_asked = 0;
   uint64_t transfers_done = 0;
   uint64_t transfers_failed = 0;
+  // Follower reads (TxnOptions::follower_read), at the time of GetStats: the shard's own safe
+  // bound here (held below any transaction prepared on it and not decided here) and how stale
+  // that is, in milliseconds by this node's clock against its leader's (-1: not known, e.g.
+  // held by a prepared transaction, or no closed timestamp applied since Open).
+  uint64_t safe_ts = 0;
+  int64_t follower_staleness_ms = -1;
 };
 
 // Leadership gathering on a replicated database (ReplicationOptions::preferred_leader), as this
@@ -151,6 +157,10 @@ struct Stats {
   uint64_t in_doubt = 0;                // prepared transactions awaiting a decision
   uint64_t recovered_commits = 0;       // in-doubt transactions recovery committed
   uint64_t recovered_aborts = 0;        // ... and aborted
+  // Follower-read transactions (TxnOptions::follower_read) begun, and those of them refused as
+  // staler than their max_staleness (kUnavailable).
+  uint64_t follower_reads = 0;
+  uint64_t follower_reads_too_stale = 0;
   std::string commit_latency_us;        // Histogram summary of Commit() calls
   // Transaction::CommitAsync: commits accepted; completion batches delivered (the callbacks
   // the completion thread ran in one go: those of one fsync, or of several when callbacks fell

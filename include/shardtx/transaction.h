@@ -76,6 +76,12 @@ class Transaction {
   //   - Read-only: a follower refuses at once. On the leader, Commit waits for one Raft barrier
   //     (a round trip to a majority), shared by every read-only commit whose transaction began
   //     before that barrier was sent; later ones wait for the next.
+  //   - Follower reads (TxnOptions::follower_read, on any node): the reads are not
+  //     linearizable but a consistent snapshot at the node's safe timestamp (every shard at
+  //     once, a cross-shard commit whole or not at all), at most TxnOptions::max_staleness old;
+  //     Commit returns OK at once (asking no leader), or kUnavailable when the node could not
+  //     promise max_staleness at Begin (the reads got it too). Put, Delete and Prepare return
+  //     kFailedPrecondition with no effect; the transaction stays usable for reads.
   //   - Read-write (one replicated shard written): no extra round trip. The commit's own entry,
   //     acknowledged only once it is released in the term the transaction began in, confirms
   //     its reads of that shard. A transaction begun while this node did not lead the shard, or

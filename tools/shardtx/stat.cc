@@ -115,7 +115,11 @@ void ReadStore(const std::string& lmdb_dir, uint32_t shard, ShardFigures* f,
   }
   for (const auto& [key, value] : *raft) {
     absl::string_view rest;
-    if (key != engine::kRaftAppliedKey || !engine::DecodeRaftEntry(value, &f->raft_checkpointed, &rest)) {
+    engine::ClosedTs closed;  // follower reads' closed timestamp: checked, not shown
+    if (key == engine::kRaftClosedKey
+            ? !engine::DecodeClosedTs(value, &closed)
+            : key != engine::kRaftAppliedKey ||
+                  !engine::DecodeRaftEntry(value, &f->raft_checkpointed, &rest)) {
       f->lmdb_error = absl::StrCat("a malformed row in the store's table ", engine::kRaftTable);
       return;
     }

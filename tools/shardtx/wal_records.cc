@@ -141,6 +141,14 @@ absl::Status Decode(const wal::WalRecord& rec, size_t max_keys, Line* line) {
       line->Shards("shards", d.shards);
       return absl::OkStatus();
     }
+    case engine::kClosedTs: {
+      engine::ClosedTs c;
+      if (!engine::DecodeClosedTs(rec.payload, &c)) return Malformed(rec);
+      if (line == nullptr) return absl::OkStatus();
+      line->Num("closed_ts", c.ts);
+      line->Num("leader_time_us", static_cast<uint64_t>(c.leader_time_us));
+      return absl::OkStatus();
+    }
     case engine::kRaftEntry: {
       // A replica's applied Raft entry: its position, and the records it carried, each of which
       // must decode as if it had been logged alone.
@@ -197,6 +205,8 @@ std::string RecordTypeName(uint8_t type) {
       return "end";
     case engine::kRaftEntry:
       return "raft_entry";
+    case engine::kClosedTs:
+      return "closed_ts";
     default:
       return absl::StrCat("type_", static_cast<int>(type));
   }
