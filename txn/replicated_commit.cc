@@ -80,7 +80,11 @@ class ResolveEntry final : public engine::ReplicatedLog::Proposal {
                TwoPhaseState::SavedPart saved)
       : state_(state), txn_id_(txn_id), shard_(shard), saved_(std::move(saved)) {}
 
-  void Committed(engine::RaftPosition) override { delete this; }
+  // Its record is in the shard's log now: the part's prepared-table row may go.
+  void Committed(engine::RaftPosition) override {
+    state_->ResolvedPartLogged(txn_id_, shard_);
+    delete this;
+  }
   void Unknown(const absl::Status&) override { PutBack(); }
   void Refused(const absl::Status&) override { PutBack(); }
 
@@ -241,7 +245,8 @@ void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t te
                                     absl::string_view entry, engine::Timestamp commit_ts) {
   std::optional<TwoPhaseState::SavedPart> saved = state_.SavePart(txn_id, shard);
   if (!saved.has_value()) return;  // not prepared here (cannot happen: its prepare committed)
-  std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(txn_id, shard);
+  // Its row kept until the entry is in the shard's log (ResolveEntry::Committed).
+  std::optional<std::vector<engine::Write>> writes = state_.ResolvePartUnlogged(txn_id, shard);
   // A commit is installed now: the transaction is committed whatever becomes of this entry.
   if (commit_ts != 0) db_->shard(shard)->InstallLocked(&*writes, commit_ts);
   auto* e = new ResolveEntry(&state_, txn_id, shard, std::move(*saved));
