@@ -310,28 +310,21 @@ void TwoPhaseState::UnlockLocked(uint64_t txn_id, uint32_t shard,
 
 std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePart(uint64_t txn_id,
                                                                      uint32_t shard) {
-  MutexLock l(&mu_);
-  auto it = prepared_.find(txn_id);
-  if (it == prepared_.end()) return std::nullopt;
-  auto p = it->second.parts.find(shard);
-  if (p == it->second.parts.end()) return std::nullopt;
-  return ResolvePartLocked(it, p, shard, /*logged=*/true);
+  return Resolve(txn_id, shard, /*logged=*/true);
 }
 
 std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePartUnlogged(uint64_t txn_id,
                                                                              uint32_t shard) {
+  return Resolve(txn_id, shard, /*logged=*/false);
+}
+
+std::optional<std::vector<engine::Write>> TwoPhaseState::Resolve(uint64_t txn_id, uint32_t shard,
+                                                                 bool logged) {
   MutexLock l(&mu_);
   auto it = prepared_.find(txn_id);
   if (it == prepared_.end()) return std::nullopt;
   auto p = it->second.parts.find(shard);
   if (p == it->second.parts.end()) return std::nullopt;
-  return ResolvePartLocked(it, p, shard, /*logged=*/false);
-}
-
-std::vector<engine::Write> TwoPhaseState::ResolvePartLocked(
-    absl::node_hash_map<uint64_t, PreparedTxn>::iterator it, std::map<uint32_t, Part>::iterator p,
-    uint32_t shard, bool logged) {
-  const uint64_t txn_id = it->first;
   if (!logged) {
     tables_[shard].rows_kept[txn_id] =
         p->second.persisted ? std::string() : RowLocked(txn_id, it->second, shard);

@@ -207,10 +207,8 @@ class TwoPhaseState {
   // Releases `txn_id`'s write locks on `writes` (its part on `shard`).
   void UnlockLocked(uint64_t txn_id, uint32_t shard, const std::vector<engine::Write>& writes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // ResolvePart's body: `logged` false keeps the part's row (ResolvePartUnlogged).
-  std::vector<engine::Write> ResolvePartLocked(
-      absl::node_hash_map<uint64_t, PreparedTxn>::iterator it, std::map<uint32_t, Part>::iterator p,
-      uint32_t shard, bool logged) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ResolvePart (`logged`) or ResolvePartUnlogged.
+  std::optional<std::vector<engine::Write>> Resolve(uint64_t txn_id, uint32_t shard, bool logged);
   // The prepared-table row of `txn_id`'s part on `shard` (which it has).
   std::string RowLocked(uint64_t txn_id, const PreparedTxn& t, uint32_t shard) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
