@@ -719,28 +719,28 @@ TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
 // when it proposes the part's phase-two entry, and logs that entry only once it commits: a
 // checkpoint in between put the commit's writes in LMDB and cut the log before the commit
 // record, but dropped (or never wrote) the part's prepared-table row. A copy of that shard (the
-// snapshot) then held the commit record without its prepare. Here the leader of both shards is
+// snapshot) then held the commit record without its prepare. Here node 1, leader of both shards, is
 // cut off from the one running follower while the phase-two entries are in flight, checkpoints,
-// and heals; the closed follower, reopened behind the truncated Raft logs, installs shard 1's
-// snapshot and holds the commit. Fails without TwoPhaseState::ResolvePartUnlogged's kept row.
+// and heals; the closed follower, reopened behind the truncated Raft logs, installs both shards'
+// snapshots and holds the commit. Fails without TwoPhaseState::ResolvePartUnlogged's kept row.
 TEST(ReplicatedCatchUp, SnapshotOfALeaderThatCheckpointedMidCommitInstalls) {
   Cluster c("midcommit");
   c.Tweak([](Options& o) {
     catch_up::SmallRaftLogs(o);
-    o.replication.gather_leaders = true;  // one node leads both shards: cross-shard commits
+    // Node 1 leads both shards (cross-shard commits), and gets them back if the cut below
+    // outlasts an election timeout of node 3's (its term then deposes node 1 at the heal).
+    o.replication.gather_leaders = true;
+    o.replication.preferred_leader = 1;
+    if (o.replication.node_id != 1) {
+      o.replication.election_timeout = absl::Milliseconds(4 * kElectionMs);
+    }
     o.checkpoint_wal_bytes = 0;           // checkpoints only when the test asks
     o.checkpoint_overlay_bytes = 0;
     o.checkpoint_interval = absl::ZeroDuration();
   });
   ASSERT_TRUE(c.OpenAll().ok());
-  int leader = -1;
-  ASSERT_TRUE(WaitFor([&] {
-    std::optional<int> l0 = c.Leader(0), l1 = c.Leader(1);
-    if (!l0.has_value() || l0 != l1) return false;
-    leader = *l0;
-    return true;
-  }));
-  const int f = (leader + 1) % 3, other = (leader + 2) % 3;
+  const int leader = 0, f = 1, other = 2;
+  ASSERT_TRUE(WaitFor([&] { return c.Leader(0) == leader && c.Leader(1) == leader; }));
   ASSERT_TRUE(PutOne(c.db(leader), "b0", "before").ok());
   ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "b0") == "before"; }));
   c.Close(f);
@@ -775,7 +775,7 @@ TEST(ReplicatedCatchUp, SnapshotOfALeaderThatCheckpointedMidCommitInstalls) {
       const std::string v = absl::StrCat(n);
       if (!PutOne(c.db(leader), absl::StrCat("a-fill", n), v).ok() ||
           !PutOne(c.db(leader), absl::StrCat("b-fill", n), v).ok()) {
-        return false;  // leadership moving after the heal: retried
+        return false;  // leadership moving back to node 1 after the heal: retried
       }
     }
     return true;
