@@ -87,7 +87,11 @@ class ResolveEntry final : public engine::ReplicatedLog::Proposal {
         saved_(std::move(saved)),
         done_(done) {}
 
-  void Committed(engine::RaftPosition) override { Done(absl::OkStatus()); }
+  // Its record is in the shard's log now: the part's prepared-table row may go.
+  void Committed(engine::RaftPosition) override {
+    coordinator_->state().ResolvedPartLogged(txn_id_, shard_);
+    Done(absl::OkStatus());
+  }
   void Unknown(const absl::Status& status) override { PutBack(status); }
   void Refused(const absl::Status& status) override { PutBack(status); }
 
@@ -290,7 +294,8 @@ void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t te
     if (done != nullptr) done->Set(absl::OkStatus());
     return;
   }
-  std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(txn_id, shard);
+  // Its row kept until the entry is in the shard's log (ResolveEntry::Committed).
+  std::optional<std::vector<engine::Write>> writes = state_.ResolvePartUnlogged(txn_id, shard);
   // A commit is installed now: the transaction is committed whatever becomes of this entry.
   if (commit_ts != 0) db_->shard(shard)->InstallLocked(&*writes, commit_ts);
   auto* e = new ResolveEntry(this, txn_id, shard, std::move(*saved), done);

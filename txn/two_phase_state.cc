@@ -173,6 +173,7 @@ void TwoPhaseState::RestorePart(uint64_t txn_id, uint32_t shard, SavedPart saved
   MarkInDoubt(txn_id);
   MutexLock l(&mu_);
   tables_[shard].deletes.erase(txn_id);  // it is prepared again: its row stays
+  tables_[shard].rows_kept.erase(txn_id);
 }
 
 void TwoPhaseState::MarkPrepared(uint64_t txn_id) {
@@ -332,17 +333,47 @@ void TwoPhaseState::UnlockLocked(uint64_t txn_id, uint32_t shard,
 
 std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePart(uint64_t txn_id,
                                                                      uint32_t shard) {
+  return Resolve(txn_id, shard, /*logged=*/true);
+}
+
+std::optional<std::vector<engine::Write>> TwoPhaseState::ResolvePartUnlogged(uint64_t txn_id,
+                                                                             uint32_t shard) {
+  return Resolve(txn_id, shard, /*logged=*/false);
+}
+
+std::optional<std::vector<engine::Write>> TwoPhaseState::Resolve(uint64_t txn_id, uint32_t shard,
+                                                                 bool logged) {
   MutexLock l(&mu_);
   auto it = prepared_.find(txn_id);
   if (it == prepared_.end()) return std::nullopt;
   auto p = it->second.parts.find(shard);
   if (p == it->second.parts.end()) return std::nullopt;
+  if (!logged) {
+    tables_[shard].rows_kept[txn_id] =
+        p->second.persisted ? std::string() : RowLocked(txn_id, it->second, shard);
+  }
   std::vector<engine::Write> writes = std::move(p->second.writes);
   UnlockLocked(txn_id, shard, writes);
-  if (p->second.persisted || p->second.pending) tables_[shard].deletes.insert(txn_id);
+  if (logged && (p->second.persisted || p->second.pending)) tables_[shard].deletes.insert(txn_id);
   it->second.parts.erase(p);
   if (it->second.parts.empty()) ForgetLocked(it);
   return writes;
+}
+
+void TwoPhaseState::ResolvedPartLogged(uint64_t txn_id, uint32_t shard) {
+  MutexLock l(&mu_);
+  TableState& ts = tables_[shard];
+  // The row may be in LMDB (persisted, or written by a checkpoint since): delete it.
+  if (ts.rows_kept.erase(txn_id) != 0) ts.deletes.insert(txn_id);
+}
+
+std::string TwoPhaseState::RowLocked(uint64_t txn_id, const PreparedTxn& t, uint32_t shard) const {
+  PrepareRecord r{txn_id, t.name, t.snapshot, t.participants, t.parts.at(shard).writes, {}, {}};
+  if (!t.participants.empty() && shard == t.participants.front()) {
+    for (const auto& [s, key] : t.read_keys) r.read_keys.push_back(key);
+    r.read_ranges = t.read_ranges;
+  }
+  return EncodePrepare(r);
 }
 
 std::vector<TwoPhaseState::PreparedInfo> TwoPhaseState::AllPrepared() const {
@@ -404,14 +435,12 @@ std::vector<engine::TableWrite> TwoPhaseState::CheckpointTables(uint32_t shard) 
   for (auto& [id, t] : prepared_) {
     auto p = t.parts.find(shard);
     if (p == t.parts.end() || p->second.persisted) continue;
-    PrepareRecord r{id, t.name, t.snapshot, t.participants, p->second.writes, {}, {}};
-    if (!t.participants.empty() && shard == t.participants.front()) {
-      for (const auto& [s, key] : t.read_keys) r.read_keys.push_back(key);
-      r.read_ranges = t.read_ranges;
-    }
-    out.push_back({kPreparedTable, PreparedTableKey(id), EncodePrepare(r)});
+    out.push_back({kPreparedTable, PreparedTableKey(id), RowLocked(id, t, shard)});
     p->second.pending = true;
     ts.puts_in_flight.push_back(id);
+  }
+  for (const auto& [id, row] : ts.rows_kept) {
+    if (!row.empty()) out.push_back({kPreparedTable, PreparedTableKey(id), row});
   }
   return out;
 }

@@ -82,6 +82,16 @@ class TwoPhaseState {
   // REQUIRES the shard's commit lock. Removes the part, unlocks its keys, and returns its
   // writes (nullopt if there is no such part).
   std::optional<std::vector<engine::Write>> ResolvePart(uint64_t txn_id, uint32_t shard);
+  // ResolvePart for a part resolved before the record resolving it is in the shard's log (a
+  // replicated leader's phase-two entry, proposed but not yet applied): until
+  // ResolvedPartLogged (or RestorePart), checkpoints keep the part's prepared-table row (and
+  // write it if it is not there yet). A checkpoint in between cuts the log before that record
+  // while LMDB takes the part's installed writes: without the row, recovery from that LMDB (a
+  // reopen, or a snapshot copy) would meet a commit record whose prepare is gone.
+  std::optional<std::vector<engine::Write>> ResolvePartUnlogged(uint64_t txn_id, uint32_t shard);
+  // REQUIRES the shard's commit lock. The record resolving a part of ResolvePartUnlogged is in
+  // the shard's log now: its row goes at the next checkpoint.
+  void ResolvedPartLogged(uint64_t txn_id, uint32_t shard);
   // A copy of everything a part and its transaction hold, to put back with RestorePart.
   struct SavedPart {
     std::string name;
@@ -212,6 +222,11 @@ class TwoPhaseState {
   // Releases `txn_id`'s write locks on `writes` (its part on `shard`).
   void UnlockLocked(uint64_t txn_id, uint32_t shard, const std::vector<engine::Write>& writes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ResolvePart (`logged`) or ResolvePartUnlogged.
+  std::optional<std::vector<engine::Write>> Resolve(uint64_t txn_id, uint32_t shard, bool logged);
+  // The prepared-table row of `txn_id`'s part on `shard` (which it has).
+  std::string RowLocked(uint64_t txn_id, const PreparedTxn& t, uint32_t shard) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the transaction's read locks and its name (if it holds it), and forgets it.
   void ForgetLocked(absl::node_hash_map<uint64_t, PreparedTxn>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -225,6 +240,9 @@ class TwoPhaseState {
     absl::flat_hash_set<uint64_t> deletes;
     std::vector<uint64_t> puts_in_flight;
     std::vector<uint64_t> deletes_in_flight;
+    // Parts of ResolvePartUnlogged awaiting ResolvedPartLogged: their encoded row, to write at
+    // each checkpoint (empty: already in LMDB).
+    absl::flat_hash_map<uint64_t, std::string> rows_kept;
   };
 
   mutable Mutex mu_;

@@ -28,7 +28,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "engine/log_record.h"
 #include "gtest/gtest.h"
+#include "replication/link_filter.h"
 #include "replication/shard_replica.h"
 #include "shardtx/database.h"
 #include "tests/replication/db_calls.h"
@@ -711,6 +713,83 @@ TEST(ReplicatedCatchUp, CorruptedSnapshotIsRefusedAndTheShardIsUnchanged) {
   // attempt may be copying into the staging directory until then).
   c.Close(f);
   EXPECT_FALSE(std::filesystem::exists(c.Dir(f) + "/shard-000.partial"));
+}
+
+// Found by crashtest's cross-shard runs (seed 7, --cross_pct=80, leader kills): a follower that
+// fell behind never caught up; each snapshot install failed ("commit record ... for transaction
+// ... whose prepare is neither in the WAL nor in LMDB"). The leader resolves a part in memory
+// when it proposes the part's phase-two entry, and logs that entry only once it commits: a
+// checkpoint in between put the commit's writes in LMDB and cut the log before the commit
+// record, but dropped (or never wrote) the part's prepared-table row. A copy of that shard (the
+// snapshot) then held the commit record without its prepare. Here node 1, leader of both shards, is
+// cut off from the one running follower while the phase-two entries are in flight, checkpoints,
+// and heals; the closed follower, reopened behind the truncated Raft logs, installs both shards'
+// snapshots and holds the commit. Fails without TwoPhaseState::ResolvePartUnlogged's kept row.
+TEST(ReplicatedCatchUp, SnapshotOfALeaderThatCheckpointedMidCommitInstalls) {
+  Cluster c("midcommit");
+  c.Tweak([](Options& o) {
+    catch_up::SmallRaftLogs(o);
+    // Node 1 leads both shards (cross-shard commits), and gets them back if the cut below
+    // outlasts an election timeout of node 3's (its term then deposes node 1 at the heal).
+    o.replication.gather_leaders = true;
+    o.replication.preferred_leader = 1;
+    if (o.replication.node_id != 1) {
+      o.replication.election_timeout = absl::Milliseconds(4 * kElectionMs);
+    }
+    o.checkpoint_wal_bytes = 0;           // checkpoints only when the test asks
+    o.checkpoint_overlay_bytes = 0;
+    o.checkpoint_interval = absl::ZeroDuration();
+  });
+  ASSERT_TRUE(c.OpenAll().ok());
+  const int leader = 0, f = 1, other = 2;
+  ASSERT_TRUE(WaitFor([&] { return c.Leader(0) == leader && c.Leader(1) == leader; }));
+  ASSERT_TRUE(PutOne(c.db(leader), "b0", "before").ok());
+  ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "b0") == "before"; }));
+  c.Close(f);
+  // Phase two's entries stay in flight: the leader's links to the running follower are cut as
+  // the first is proposed (the commit waits for none of them).
+  absl::Cleanup heal = [] { replication::UnblockAllLinks(); };
+  txn::Coordinator& coordinator = static_cast<txn::DatabaseImpl&>(c.db(leader)).coordinator();
+  const uint64_t l_id = c.member(leader).id, o_id = c.member(other).id;
+  coordinator.SetReplicatedProposeHookForTesting([&](uint32_t, uint8_t record) {
+    if (record == engine::kCommitPrepared) {
+      replication::BlockSend(l_id, o_id, true).IgnoreError();
+      replication::BlockSend(o_id, l_id, true).IgnoreError();
+    }
+    return absl::OkStatus();
+  });
+  {
+    std::unique_ptr<Transaction> txn = c.db(leader).Begin();
+    ASSERT_TRUE(txn->Put("a1", "x").ok());
+    ASSERT_TRUE(txn->Put("b1", "y").ok());
+    absl::Status s = txn->Commit();
+    coordinator.SetReplicatedProposeHookForTesting(nullptr);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  ASSERT_TRUE(c.db(leader).Checkpoint().ok());
+  std::move(heal).Invoke();
+  ASSERT_TRUE(WaitFor([&] { return ReadOne(c.db(other), "b1") == "y"; }));
+  // Past the closed follower in both shards' Raft logs (16 entries a snapshot, 8 kept), with no
+  // checkpoint since: the snapshot's copy is LMDB as of the one above plus the log after it.
+  int n = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    for (; n < 40; ++n) {
+      const std::string v = absl::StrCat(n);
+      if (!PutOne(c.db(leader), absl::StrCat("a-fill", n), v).ok() ||
+          !PutOne(c.db(leader), absl::StrCat("b-fill", n), v).ok()) {
+        return false;  // leadership moving back to node 1 after the heal: retried
+      }
+    }
+    return true;
+  }));
+  ASSERT_TRUE(c.Reopen(f).ok());
+  EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(f), "b-fill39") == "39"; }))
+      << "installed " << catch_up::Installed(c.db(f), 1) << ", failed "
+      << catch_up::InstallFailures(c.db(f), 1);
+  EXPECT_EQ(ReadOne(c.db(f), "b1"), "y");
+  EXPECT_EQ(ReadOne(c.db(f), "a1"), "x");
+  EXPECT_GE(catch_up::Installed(c.db(f), 1), 1u);
+  EXPECT_EQ(catch_up::InstallFailures(c.db(f), 1), 0u);
 }
 }  // namespace
 }  // namespace shardtx
