@@ -77,8 +77,12 @@ struct ReplicationMember {
 // members hold the entry durably, kUnknown if leadership was lost while it was in flight (it
 // may or may not commit), and kUnavailable, with no effect, on any other node (the message
 // names the leader's id and address when known: "leader is server ID at ADDRESS"). Cross-shard
-// commits, named prepares (Transaction::Prepare) and CommitAsync return kUnimplemented on a
-// replicated database. Reads on any member see what that member applied (not fenced yet).
+// commits and named prepares (Transaction::Prepare, Database::CommitPrepared, RollbackPrepared)
+// run on a node that leads every shard they write (see Transaction::Commit and Prepare); a
+// transaction a failover left in doubt is resolved by the node that then leads all its shards.
+// CommitAsync with writes returns kUnimplemented on a replicated database. Reads are fenced on
+// the leader (Transaction::Commit); a follower serves read-only transactions only when asked to
+// (TxnOptions::follower_read), at a timestamp it has fully applied.
 //
 // SIGPIPE: Open sets it to SIG_IGN for the whole process if it is still SIG_DFL (a peer that
 // dies mid-write would otherwise kill the process). A host that installs its own handler keeps
