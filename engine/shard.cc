@@ -345,23 +345,25 @@ absl::Status ShardHooks::CheckRedo(uint32_t shard, absl::Span<const EntryRecord>
 }
 
 absl::Status Shard::CheckRedoLocked(absl::Span<const EntryRecord> records) {
+  // A leader's RaftNode packs the proposals queued together into one entry, so a closed-timestamp
+  // record may share its entry with commits and 2PC records (in proposal order, which is
+  // timestamp order on the leader: both are taken under commit_mu). It is the engine's own,
+  // redone here whatever the hooks: they are asked about the other records only.
+  std::vector<EntryRecord> for_hooks;
   bool others = false;
   for (const EntryRecord& r : records) {
-    if (r.type == kClosedTs) {  // the engine's own: redone here, whatever the hooks
+    if (r.type == kClosedTs) {
       ClosedTs closed;
       if (!DecodeClosedTs(r.payload, &closed)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "shard ", id_, ": malformed closed-timestamp record (", r.payload.size(), " bytes)"));
       }
-      if (records.size() != 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "shard ", id_, ": a closed-timestamp record shares its entry with other records"));
-      }
-    } else if (r.type != kCommit) {
-      others = true;
+      continue;
     }
+    others = others || r.type != kCommit;
+    for_hooks.push_back(r);
   }
-  return others ? hooks_->CheckRedo(id_, records) : absl::OkStatus();
+  return others ? hooks_->CheckRedo(id_, for_hooks) : absl::OkStatus();
 }
 
 absl::Status Shard::ReplaceState(const std::function<absl::Status()>& install,

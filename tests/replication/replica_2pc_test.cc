@@ -533,6 +533,31 @@ TEST(Replica2pc, AHalfResolvedNamedTransactionIsNotListed) {
 
 // Each malformed (or unfitting) 2PC record is refused with its reason before anything of its
 // entry reaches the WAL: the replica stops, its shard and prepared state as they were.
+// A leader's RaftNode packs proposals queued together into one entry, so a closed-timestamp
+// record (follower reads) can share an entry with a commit or a 2PC record: the replica applies
+// such entries. (Before, it refused them, "a closed-timestamp record shares its entry", and
+// stopped for good: crashtest_replicated_short's node 1 applied nothing more.)
+TEST(Replica2pc, AClosedTimestampPackedWithOtherRecordsIsApplied) {
+  Node node(FreshDir());
+  ASSERT_EQ(node.Open(), absl::OkStatus());
+  const Keys k(node.db());
+  const Rec closed{engine::kClosedTs, engine::EncodeClosedTs({/*ts=*/30, /*leader_time_us=*/1})};
+  Logs logs;
+  logs.Append(0, {Commit(401, 30, {Put(k.a0, "c")}), closed});
+  logs.Append(0, {closed, Prepare(402, "", {0, 1}, {Put(k.a1, "p")})});
+  logs.Append(1, {Prepare(402, "", {0, 1}, {Put(k.b1, "p")}), closed});
+  ASSERT_EQ(node.ApplyAll(logs), absl::OkStatus());
+  EXPECT_EQ(node.Applied(0), 2u);
+  EXPECT_EQ(node.Applied(1), 1u);
+  EXPECT_EQ(node.replica(0).failures(), 0u);
+  EXPECT_EQ(node.replica(1).failures(), 0u);
+  const std::vector<txn::TwoPhaseState::PreparedInfo> prepared =
+      node.impl()->coordinator().state().AllPrepared();
+  ASSERT_EQ(prepared.size(), 1u);
+  EXPECT_EQ(prepared[0].txn_id, 402u);
+  EXPECT_EQ(prepared[0].shards, (std::vector<uint32_t>{0, 1}));
+}
+
 TEST(Replica2pc, AMalformedRecordIsRefusedAndNothingApplied) {
   Node node(FreshDir());
   ASSERT_EQ(node.Open(), absl::OkStatus());
