@@ -368,6 +368,7 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
       state_.SetOutcome(id, Database::Outcome::kCommitted);
       std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(id, shard);
       state_.MarkResolving(id, /*commit=*/true);  // if parts remain elsewhere
+      state_.SetCommitTs(id, ts);                 // their commit timestamp
       if (applied) return Install();
       if (!writes.has_value()) {
         return absl::DataLossError(absl::StrCat("shard ", shard, ": commit record at LSN ", lsn,
@@ -390,7 +391,10 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
       DecisionRecord d;
       if (!DecodeDecision(payload, &d)) return corrupt("decision");
       if (recovering) recovered_decisions_[d.txn_id] = d;
-      if (d.commit) state_.MarkResolving(d.txn_id, /*commit=*/true);
+      if (d.commit) {
+        state_.MarkResolving(d.txn_id, /*commit=*/true);
+        state_.SetCommitTs(d.txn_id, d.commit_ts);  // 0 (none) in a named one's
+      }
       return Install();
     }
     case engine::kEnd: {  // reserved: nothing writes it yet; its layout is still checked

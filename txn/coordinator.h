@@ -202,8 +202,9 @@ class Coordinator {
   // that never committed; a commit decision or commit record redone (or this node's own
   // commit in its outcome window) is a commit, an abort record an abort.
   //   unnamed: DecideInDoubt. Committed: kCommitPrepared on every part still prepared (with
-  //     the decision on the coordinator shard when its part is among them), installed at a new
-  //     commit timestamp; aborted: kAbortPrepared on each part present.
+  //     the decision on the coordinator shard when its part is among them), installed at the
+  //     transaction's commit timestamp if a record here carries it (PreparedInfo::commit_ts),
+  //     else at a new one; aborted: kAbortPrepared on each part present.
   //   named: committed if a commit is on record, aborted if an abort is or some participant
   //     has no part, else kLeftForHost (still prepared, listed, for the host to decide).
   // The entries are proposed in the terms read before the evidence (ProposeLocked's term
@@ -218,6 +219,12 @@ class Coordinator {
   void SetInDoubtResolver(InDoubtResolver* resolver) { resolver_.store(resolver); }
   // A part of `txn_id` was put back prepared: queued for the resolver, if one is set. Any thread.
   void NoteInDoubt(uint64_t txn_id);
+  // A phase-two entry of ProposeResolution for `shard`'s part was refused or its outcome is
+  // unknown: the part is prepared again (`saved`, from before it was resolved), with the
+  // versions a commit installed at `commit_ts` (0: an abort, none) taken back, `commit_ts`
+  // remembered for its resolution, and the resolver told. REQUIRES: the shard's commit lock.
+  void PutBackPart(uint64_t txn_id, uint32_t shard, TwoPhaseState::SavedPart saved,
+                   engine::Timestamp commit_ts);
 
   // Logs kAbortPrepared on each part and releases its locks. `sync`: wait for durability.
   // REQUIRES no shard commit lock held.
@@ -293,9 +300,12 @@ class Coordinator {
   // CommitReplicated's phase two (the commit point passed) and its abort. The decision record
   // (naming `decision`, the participants) goes with the commit of `decision[0]`'s part if that
   // part is among `parts`; empty `decision`: none (a named one's is on record already).
+  // `known_ts`: the timestamp the transaction committed at elsewhere (PreparedInfo::commit_ts),
+  // taken again; 0: a new one from the oracle.
   engine::Timestamp CommitReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
                                           absl::Span<const uint64_t> terms,
-                                          absl::Span<const uint32_t> decision);
+                                          absl::Span<const uint32_t> decision,
+                                          engine::Timestamp known_ts);
   void AbortReplicatedParts(uint64_t txn_id, absl::Span<const uint32_t> parts,
                             absl::Span<const uint64_t> terms,
                             std::vector<std::unique_ptr<StatusLatch>>* done = nullptr);

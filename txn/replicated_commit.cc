@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/log_record.h"
@@ -72,19 +71,21 @@ class PrepareEntry final : public engine::ReplicatedLog::Proposal {
 
 // A phase-two entry (commit or abort of one part), which nobody waits for: it deletes itself
 // once answered. The part was resolved here when the entry was proposed (so its keys are free at
-// once, as in an unreplicated commit). Refused or unknown: the part is put back as prepared, its
-// keys locked, since that is what the applied entries say (should the entry commit after all,
-// its redo resolves the part; otherwise the in-doubt resolver of a ready leader does: it is
-// told at once).
+// once, as in an unreplicated commit; a commit's writes installed at its timestamp). Refused or
+// unknown: the part is put back as prepared (Coordinator::PutBackPart), since that is what the
+// applied entries say (should the entry commit after all, its redo resolves the part; otherwise
+// the in-doubt resolver of a ready leader does: it is told at once).
 class ResolveEntry final : public engine::ReplicatedLog::Proposal {
  public:
-  // `done`, if given, hears the entry's outcome (OK: committed), after the part was put back.
+  // `commit_ts`: the part's writes were installed at it (0: an abort). `done`, if given, hears
+  // the entry's outcome (OK: committed), after the part was put back.
   ResolveEntry(Coordinator* coordinator, uint64_t txn_id, uint32_t shard,
-               TwoPhaseState::SavedPart saved, StatusLatch* done)
+               TwoPhaseState::SavedPart saved, engine::Timestamp commit_ts, StatusLatch* done)
       : coordinator_(coordinator),
         txn_id_(txn_id),
         shard_(shard),
         saved_(std::move(saved)),
+        commit_ts_(commit_ts),
         done_(done) {}
 
   // Its record is in the shard's log now: the part's prepared-table row may go.
@@ -97,8 +98,7 @@ class ResolveEntry final : public engine::ReplicatedLog::Proposal {
 
  private:
   void PutBack(const absl::Status& status) {
-    coordinator_->state().RestorePart(txn_id_, shard_, std::move(saved_));
-    coordinator_->NoteInDoubt(txn_id_);  // the resolver decides it (again) on a ready leader
+    coordinator_->PutBackPart(txn_id_, shard_, std::move(saved_), commit_ts_);
     Done(status);
   }
   void Done(const absl::Status& status) {
@@ -111,6 +111,7 @@ class ResolveEntry final : public engine::ReplicatedLog::Proposal {
   const uint64_t txn_id_;
   const uint32_t shard_;
   TwoPhaseState::SavedPart saved_;
+  const engine::Timestamp commit_ts_;
   StatusLatch* const done_;
 };
 
@@ -128,7 +129,7 @@ absl::StatusOr<engine::Timestamp> Coordinator::CommitReplicated(
   // Every prepare committed in its group: committed (parallel commit); the decision record goes
   // with the coordinator's (parts[0]'s) commit.
   const engine::Timestamp ts = CommitReplicatedParts(request.txn_id, request.plan->parts, terms,
-                                                     request.plan->parts);
+                                                     request.plan->parts, /*known_ts=*/0);
   db_->counters().phase2_us.Add(MicrosSince(t1));
   return ts;
 }
@@ -246,14 +247,17 @@ absl::Status Coordinator::PrepareReplicated(PrepareRequest& request,
 engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
                                                      absl::Span<const uint32_t> parts,
                                                      absl::Span<const uint64_t> terms,
-                                                     absl::Span<const uint32_t> decision) {
+                                                     absl::Span<const uint32_t> decision,
+                                                     engine::Timestamp known_ts) {
   TimestampOracle& oracle = db_->oracle();
-  engine::Timestamp ts;
+  engine::Timestamp ts = known_ts;
   {
     // The timestamp and the entries under the participants' commit locks: on each shard,
-    // commit timestamps increase in log order (replicated-2pc-plan.md section 6 needs it).
+    // commit timestamps increase in log order (replicated-2pc-plan.md section 6 needs it),
+    // except a known one: the parts still prepared commit at the timestamp the others did (the
+    // prepared floor keeps follower reads below it until then; section 6).
     ShardLocks locks(db_, parts);
-    ts = oracle.Assign();
+    if (known_ts == 0) ts = oracle.Assign();
     for (size_t i = 0; i < parts.size(); ++i) {
       const uint32_t p = parts[i];
       engine::Shard* s = db_->shard(p);
@@ -268,7 +272,7 @@ engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
     }
   }
   state_.SetOutcome(txn_id, Database::Outcome::kCommitted);
-  oracle.Finish(ts);
+  if (known_ts == 0) oracle.Finish(ts);
   oracle.WaitVisible(ts);  // read-your-commits
   return ts;
 }
@@ -298,7 +302,7 @@ void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t te
   std::optional<std::vector<engine::Write>> writes = state_.ResolvePartUnlogged(txn_id, shard);
   // A commit is installed now: the transaction is committed whatever becomes of this entry.
   if (commit_ts != 0) db_->shard(shard)->InstallLocked(&*writes, commit_ts);
-  auto* e = new ResolveEntry(this, txn_id, shard, std::move(*saved), done);
+  auto* e = new ResolveEntry(this, txn_id, shard, std::move(*saved), commit_ts, done);
   absl::Status s = replicated_propose_hook_
                        ? replicated_propose_hook_(shard, commit_ts != 0 ? engine::kCommitPrepared
                                                                         : engine::kAbortPrepared)
@@ -307,6 +311,19 @@ void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t te
   if (!s.ok()) {
     e->Refused(s);  // leadership moved: prepared again, for the next leader's resolver
   }
+}
+
+void Coordinator::PutBackPart(uint64_t txn_id, uint32_t shard, TwoPhaseState::SavedPart saved,
+                              engine::Timestamp commit_ts) {
+  if (commit_ts != 0) {
+    // The versions go too: this node's shard holds what its applied entries say, as every other
+    // replica's does, until a commit entry for the part is applied (at commit_ts, by the
+    // resolver or by this entry's redo should it commit after all).
+    db_->shard(shard)->UninstallLocked(saved.writes, commit_ts);
+  }
+  state_.RestorePart(txn_id, shard, std::move(saved));
+  state_.SetCommitTs(txn_id, commit_ts);
+  NoteInDoubt(txn_id);  // the resolver decides it (again) on a ready leader
 }
 
 }  // namespace shardtx::txn

@@ -170,7 +170,7 @@ absl::Status Coordinator::CommitPreparedReplicated(const std::string& name) {
   db_->counters().decision_us.Add(MicrosSince(t0));
   // The commit point: the commit entries, the writes visible here at once.
   const auto t1 = std::chrono::steady_clock::now();
-  CommitReplicatedParts(p.txn_id, p.shards, terms, /*decision=*/{});  // on record
+  CommitReplicatedParts(p.txn_id, p.shards, terms, /*decision=*/{}, /*known_ts=*/0);  // on record
   db_->counters().phase2_us.Add(MicrosSince(t1));
   db_->counters().commits++;
   if (p.shards.size() > 1) db_->counters().cross_shard_commits++;

@@ -73,7 +73,9 @@ Coordinator::Resolution Coordinator::ResolveReplicated(uint64_t txn_id) {
     // coordinator's part is still prepared.
     const std::vector<uint32_t> decision =
         info->name.empty() ? participants : std::vector<uint32_t>{};
-    CommitReplicatedParts(txn_id, present, terms, decision);
+    // At the timestamp the transaction took, if a record here or this node's own commit tells
+    // it: every replica then has the whole transaction at one timestamp.
+    CommitReplicatedParts(txn_id, present, terms, decision, info->commit_ts);
     return Resolution::kCommitted;
   }
   AbortReplicatedParts(txn_id, present, terms);

@@ -206,6 +206,13 @@ void TwoPhaseState::MarkPreparedIfComplete(uint64_t txn_id) {
   it->second.phase = Phase::kPrepared;
 }
 
+void TwoPhaseState::SetCommitTs(uint64_t txn_id, Timestamp ts) {
+  if (ts == 0) return;
+  MutexLock l(&mu_);
+  auto it = prepared_.find(txn_id);
+  if (it != prepared_.end()) it->second.commit_ts = ts;
+}
+
 void TwoPhaseState::MarkResolving(uint64_t txn_id, bool commit) {
   MutexLock l(&mu_);
   auto it = prepared_.find(txn_id);
@@ -282,6 +289,7 @@ TwoPhaseState::PreparedInfo TwoPhaseState::InfoLocked(uint64_t txn_id,
   PreparedInfo info{txn_id, t.name, t.snapshot, {}, t.participants};
   info.commit_begun = t.phase == Phase::kCommitting;
   info.abort_begun = t.phase == Phase::kRollingBack;
+  info.commit_ts = t.commit_ts;
   for (const auto& [shard, part] : t.parts) info.shards.push_back(shard);
   return info;
 }

@@ -123,9 +123,17 @@ class TwoPhaseState {
     // a failed resolution: RestorePart).
     bool commit_begun = false;
     bool abort_begun = false;
+    // The commit timestamp a record of the transaction carries (SetCommitTs); 0: none seen. Its
+    // parts still prepared commit at it.
+    Timestamp commit_ts = 0;
   };
   // Every part of `txn_id` is durable: the transaction may now be listed and resolved by name.
   void MarkPrepared(uint64_t txn_id);
+  // `txn_id` committed at `ts` (a replica redid a record carrying it: a decision, or another
+  // part's commit record; or this node's own commit entry for a part was refused or unknown):
+  // kept while any part of it stays prepared here, whatever its phase, and reported as
+  // PreparedInfo::commit_ts. Nothing if no part of it is prepared here or `ts` is 0.
+  void SetCommitTs(uint64_t txn_id, Timestamp ts);
   // One resolver of prepared transaction `name` wins: returns it and marks it as being
   // committed (`commit`) or rolled back. kNotFound if no transaction prepared under `name` is
   // durable on every participant; kFailedPrecondition if another resolver claimed it first,
@@ -207,6 +215,7 @@ class TwoPhaseState {
     std::vector<uint32_t> participants;
     std::map<uint32_t, Part> parts;
     Phase phase = Phase::kPreparing;
+    Timestamp commit_ts = 0;  // SetCommitTs
     std::vector<std::pair<uint32_t, std::string>> read_keys;
     std::vector<std::pair<std::string, std::string>> read_ranges;
     bool read_locked = false;

@@ -77,9 +77,19 @@ void ExpectOutcomeWithoutNodeZero(Cluster& c, uint64_t id, const std::vector<std
   }
 }
 
+// The commit timestamp of the newest version of `key` on node i's shard (0: none).
+engine::Timestamp NewestTs(Cluster& c, int i, const std::string& key) {
+  engine::Shard* s = Impl(c.db(i)).shard(key[0] == 'a' ? 0 : 1);
+  MutexLock l(s->commit_mu());
+  absl::StatusOr<engine::Timestamp> ts = s->NewestTsAfterLocked(key, 0);
+  EXPECT_TRUE(ts.ok()) << ts.status();
+  return ts.ok() ? *ts : 0;
+}
+
 // After healing: every node up reads each key's value (nullopt: absent), holds nothing
 // prepared, the leader answers `outcome` for each key, the keys take a new commit, and the
-// replicas' digests are equal.
+// replicas' digests are equal. Committed: every key's version has one commit timestamp on every
+// node (the parts' commits on every replica at the transaction's one timestamp).
 using KeyValues = std::vector<std::pair<std::string, std::optional<std::string>>>;
 void ExpectResolvedEverywhere(Cluster& c, uint64_t id, const KeyValues& kv, Outcome outcome) {
   std::vector<std::string> keys;
@@ -96,6 +106,14 @@ void ExpectResolvedEverywhere(Cluster& c, uint64_t id, const KeyValues& kv, Outc
       return c.NothingPrepared(i);
     })) << "node "
         << i << ": " << Impl(c.db(i)).coordinator().state().DescribeForTesting();
+  }
+  if (outcome == Outcome::kCommitted) {
+    const engine::Timestamp ts = NewestTs(c, up[0], keys[0]);
+    for (int i : up) {
+      for (const std::string& k : keys) {
+        EXPECT_EQ(NewestTs(c, i, k), ts) << "node " << i << ", " << k;
+      }
+    }
   }
   for (const std::string& k : keys) {
     absl::StatusOr<Outcome> o = SettledOutcome(c, id, k, up);
@@ -206,7 +224,8 @@ TEST(InDoubtResolver, CommitEntryRefusedAfterTheCommitPointIsCommittedByTheResol
   uint64_t id = 0;
   absl::Status s = WriteRefusing(c, 0, engine::kCommitPrepared, {{"a1", "x"}, {"b1", "y"}}, &id);
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_EQ(ReadOne(c.db(0), "b1"), "y");
+  // Shard 1's part is visible once the resolver has committed it (not before: the refused
+  // entry's versions were taken back), on every node.
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "b1") == "y"; })) << "node " << i;
     engine::Shard* shard1 = Impl(c.db(i)).shard(1);
@@ -219,6 +238,45 @@ TEST(InDoubtResolver, CommitEntryRefusedAfterTheCommitPointIsCommittedByTheResol
   const InDoubtResolverStats st = ResolverStats(c, 0);
   EXPECT_GE(st.found, 1u);
   EXPECT_GE(st.resolved_committed, 1u);
+  ExpectResolvedEverywhere(c, id, {{"a1", "x"}, {"b1", "y"}}, Outcome::kCommitted);
+}
+
+// (b) again, the refusal held while the resolver tries too: a refused commit entry leaves no
+// version of its part on the leader (which holds what its applied entries say, as its followers
+// do: equal digests), and the part, committed once the entry goes through, takes the timestamp
+// the other part committed at, on every node (a new one would show readers between the two
+// timestamps half of the transaction).
+TEST(InDoubtResolver, ARefusedCommitEntryLeavesNoVersionAndItsPartTakesTheSameTimestamp) {
+  Cluster c("same_ts");
+  ASSERT_TRUE(c.open());
+  ASSERT_TRUE(c.NodeZeroLeadsAll());
+  std::atomic<bool> refuse{true};
+  std::atomic<int> refused{0};
+  c.SetProposeHook(0, [&](uint32_t shard, uint8_t record) {
+    if (shard != 1 || record != engine::kCommitPrepared || !refuse) return absl::OkStatus();
+    ++refused;
+    return absl::UnavailableError("test: shard 1's commit entry refused");
+  });
+  absl::Cleanup unhook = [&] { c.SetProposeHook(0, nullptr); };
+  uint64_t id = 0;
+  absl::Status s = Write(c.db(0), {{"a1", "x"}, {"b1", "y"}}, &id);
+  ASSERT_TRUE(s.ok()) << s;  // every prepare committed: the commit point
+  const engine::Timestamp ts = NewestTs(c, 0, "a1");
+  ASSERT_NE(ts, 0u);
+  // The committer's entry and at least one of the resolver's were refused.
+  ASSERT_TRUE(WaitFor([&] { return refused.load() >= 2; }));
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "x"; })) << "node " << i;
+    EXPECT_EQ(ReadOne(c.db(i), "b1"), std::nullopt) << "node " << i;
+    EXPECT_EQ(NewestTs(c, i, "b1"), 0u) << "node " << i;
+  }
+  ExpectSameDigests(c);
+  refuse = false;
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "b1") == "y"; })) << "node " << i;
+    EXPECT_EQ(NewestTs(c, i, "a1"), ts) << "node " << i;
+    EXPECT_EQ(NewestTs(c, i, "b1"), ts) << "node " << i;
+  }
   ExpectResolvedEverywhere(c, id, {{"a1", "x"}, {"b1", "y"}}, Outcome::kCommitted);
 }
 

@@ -1014,6 +1014,24 @@ int ReplDriver::Run() {
       verified_before = model_.acked_verified();
     }
     Verify(*leaders, &findings);
+    if (o_.require_no_in_doubt) {
+      // A part left in doubt by a failover is decided by the in-doubt resolver once one node is
+      // the ready leader of every participant again (leadership gathering: within ten election
+      // timeouts of the restart, docs/replicated-2pc-plan.md section 5). Asked again until then,
+      // with room to spare, before what is left counts.
+      const auto deadline =
+          Clock::now() + std::chrono::milliseconds(std::max(10000, 40 * o_.election_ms));
+      auto in_doubt_now = [this] {
+        std::lock_guard<std::mutex> l(model_mu_);
+        return model_.InDoubt();
+      };
+      while (in_doubt_now() > 0 && Clock::now() < deadline) {
+        SleepMs(200);
+        leaders = WaitHealed();
+        if (!leaders.has_value()) return fail("no ready leader on every shard while in doubt");
+        Verify(*leaders, &findings);
+      }
+    }
     CompareDigests(&findings);
     uint64_t acked_round, verified_round, acked_total, in_doubt;
     std::string in_doubt_text;
