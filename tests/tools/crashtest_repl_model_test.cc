@@ -246,5 +246,111 @@ TEST(ReplModel, TwoLeadersAcknowledgingInOneTerm) {
   EXPECT_TRUE(m.TakeReportFindings().empty());
 }
 
+// --- Named transfers (issue 17): prepared by a node, decided by the host's coordinator. ---
+
+// A seed under which the coordinator commits (or, !commit, rolls back) transfer `txn`.
+uint64_t SeedDeciding(uint64_t txn, bool commit) {
+  uint64_t seed = 1;
+  while (ReplNamedCommits(seed, txn) != commit) ++seed;
+  return seed;
+}
+
+// Named transfer 7 (shard 0, account 0 to 1, 5) prepared by node 1, under `seed`.
+ReplModel PreparedNamed(uint64_t seed) {
+  ReplModel m(1);
+  m.SetNamedSeed(seed);
+  m.NamedIntent(1, 7, 0, 0, 1, 5, 0);
+  m.Prepared(7);
+  return m;
+}
+
+TEST(ReplModel, NamedCommittedAndPresentIsClean) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, true));
+  m.Deciding(7, true);
+  m.Decided(7, 2);  // node 2's coordinator (node 1 prepared it)
+  EXPECT_TRUE(m.TakeReportFindings().empty());
+  EXPECT_EQ(m.named_decided_elsewhere(), 1u);
+  std::vector<std::string> findings;
+  m.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();
+  EXPECT_EQ(m.acked_verified(), 1u);
+  EXPECT_EQ(m.named_committed(), 1u);
+}
+
+TEST(ReplModel, NamedCommitAcknowledgedButMissingIsLost) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, true));
+  m.Deciding(7, true);
+  m.Decided(7);
+  std::vector<std::string> findings;
+  m.Verify(0, {}, &findings);
+  EXPECT_TRUE(Has(findings, "[lost] transfer 7")) << findings.size();
+}
+
+TEST(ReplModel, NamedRolledBackButPresentIsAViolation) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, false));
+  m.Deciding(7, false);
+  m.Decided(7);
+  EXPECT_EQ(m.named_rolled_back(), 1u);
+  std::vector<std::string> findings;
+  m.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(Has(findings, "was rolled back (RollbackPrepared OK) but its marker"));
+}
+
+// Its rollback's outcome unknown (or never reported): settled by the scan, but a marker of a
+// transfer the coordinator only ever rolls back is a violation.
+TEST(ReplModel, NamedMarkerOfATransferTheCoordinatorRollsBackIsAViolation) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, false));
+  m.Deciding(7, false);
+  m.DecisionUnknown(7);
+  std::vector<std::string> findings;
+  m.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(Has(findings, "the coordinator only ever rolls it back"));
+  // And a decision against the seed's is one when reported.
+  ReplModel other = PreparedNamed(SeedDeciding(7, false));
+  other.Deciding(7, true);
+  EXPECT_TRUE(Has(other.TakeReportFindings(), "against its seeded decision"));
+}
+
+// Listed as prepared on the leader (said in doubt): neither lost nor settled, counted in doubt;
+// committed once decided.
+TEST(ReplModel, NamedPreparedAndListedIsInDoubtUntilDecided) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, true));
+  ASSERT_EQ(m.Unsettled(0).size(), 1u);
+  m.NoteSaid(7, 0, ReplModel::Said::kInDoubt);
+  std::vector<std::string> findings;
+  m.Verify(0, {}, &findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();
+  EXPECT_EQ(m.InDoubt(), 1u);
+  m.Deciding(7, true);
+  m.Decided(7);
+  m.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();
+  EXPECT_EQ(m.InDoubt(), 0u);
+  EXPECT_EQ(m.acked_verified(), 1u);
+  // Not listed and missing: settled as never committed, so a marker later is a violation.
+  ReplModel n = PreparedNamed(SeedDeciding(7, true));
+  n.Verify(0, {}, &findings);
+  EXPECT_EQ(n.InDoubt(), 0u);
+  n.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(Has(findings, "settled as not committed and its marker appeared later"));
+}
+
+TEST(ReplModel, NamedReportsOfUnknownTransfersAreViolations) {
+  ReplModel m(1);
+  m.Intent(1, 7, 0, 0, 1, 5);
+  m.Prepared(7);      // not named
+  m.Deciding(8, true);  // never reported
+  const std::vector<std::string> f = m.TakeReportFindings();
+  EXPECT_TRUE(Has(f, "reported prepared but not reported as named"));
+  EXPECT_TRUE(Has(f, "which no node reported as a named transfer"));
+}
+
+TEST(ReplModel, FollowerReaderViolationIsAFinding) {
+  ReplModel m(2);
+  m.ReaderViolation(3, "the bank total is 5 (per shard -5 10), not 0");
+  EXPECT_TRUE(Has(m.TakeReportFindings(), "a follower reader of node 3 saw: the bank total is 5"));
+  EXPECT_EQ(m.reader_violations(), 1u);
+}
+
 }  // namespace
 }  // namespace shardtx::crashtest

@@ -1,5 +1,7 @@
 #include "tools/crashtest/repl_protocol.h"
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "tools/crashtest/layout.h"
@@ -17,5 +19,17 @@ std::string ReplMarkerValue(int from_shard, int from, int to_shard, int to, int6
   return absl::StrCat(from_shard, ".", from, ":", to_shard, ".", to, ":", amount);
 }
 std::string ReplShardPrefix(int shard) { return ShardPrefix(shard); }
+
+std::string ReplNamedName(uint64_t txn) { return absl::StrFormat("ct-%016x", txn); }
+bool ReplNamedTxn(const std::string& name, uint64_t* txn) {
+  return absl::StartsWith(name, "ct-") && absl::SimpleHexAtoi(name.substr(3), txn);
+}
+bool ReplNamedCommits(uint64_t seed, uint64_t txn) {
+  uint64_t x = (seed ^ txn) * 0x9E3779B97F4A7C15ULL;  // one round of a 64-bit mix
+  x ^= x >> 29;
+  x *= 0xBF58476D1CE4E5B9ULL;
+  x ^= x >> 32;
+  return x % 4 != 0;
+}
 
 }  // namespace shardtx::crashtest
