@@ -319,6 +319,7 @@ void Node::Reader(int r) {
       // The deliberately broken reader (ReplNodeConfig::broken): a second snapshot after shard 0.
       if (g == 1 && c_.broken == "torn_read") {
         s = txn->Commit();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // let commits land between
         txn = db_->Begin(o);
       }
       int64_t sum = 0;
@@ -348,7 +349,10 @@ void Node::Reader(int r) {
       continue;
     }
     if (!s.ok()) {
-      ++reads_refused_;
+      if (reads_refused_.fetch_add(1) < 3) {  // the first few, in the node's log
+        std::fprintf(stderr, "crashtest node %llu: follower read refused: %s\n",
+                     static_cast<unsigned long long>(c_.node_id), s.ToString().c_str());
+      }
       continue;
     }
     ++reads_served_;
