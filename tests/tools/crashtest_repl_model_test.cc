@@ -338,7 +338,7 @@ TEST(ReplModel, NamedPreparedAndListedIsInDoubtUntilDecided) {
 TEST(ReplModel, NamedReportsOfUnknownTransfersAreViolations) {
   ReplModel m(1);
   m.Intent(1, 7, 0, 0, 1, 5);
-  m.Prepared(7);      // not named
+  m.Prepared(7);        // not named
   m.Deciding(8, true);  // never reported
   const std::vector<std::string> f = m.TakeReportFindings();
   EXPECT_TRUE(Has(f, "reported prepared but not reported as named"));

@@ -377,8 +377,8 @@ class ReplDriver {
   uint64_t max_in_doubt_ = 0;               // the most parts in doubt after a round
   uint64_t kill_2pc_reached_[kRepl2pcPoints] = {};  // leader-kill-2pc, by point
   uint64_t kill_2pc_missed_ = 0;                    // ... not reached within 3 s
-  uint64_t named_drained_ = 0;       // named transfers decided after the workload stopped
-  uint64_t named_undrained_ = 0;     // rounds in which no node could decide them all in 30 s
+  uint64_t named_drained_ = 0;    // named transfers decided after the workload stopped
+  uint64_t named_undrained_ = 0;  // rounds in which no node could decide them all in 30 s
   uint64_t reads_served_ = 0, reads_as_follower_ = 0, reads_refused_ = 0;
   int round_ = 0;
 };
@@ -1146,12 +1146,12 @@ int ReplDriver::Run() {
           absl::StrCat("[in-doubt] ", in_doubt,
                        " transaction parts left prepared after healing: ", in_doubt_text));
     }
-    std::printf(
-        "round %d: %s; %llu acknowledged, %llu verified; %llu in doubt%s%s; %.0f ms\n", round_,
-        what.c_str(), static_cast<unsigned long long>(acked_round),
-        static_cast<unsigned long long>(verified_round), static_cast<unsigned long long>(in_doubt),
-        in_doubt > 0 ? absl::StrCat(" (", in_doubt_text, ")").c_str() : "", extra.c_str(),
-        MsSince(round_start));
+    std::printf("round %d: %s; %llu acknowledged, %llu verified; %llu in doubt%s%s; %.0f ms\n",
+                round_, what.c_str(), static_cast<unsigned long long>(acked_round),
+                static_cast<unsigned long long>(verified_round),
+                static_cast<unsigned long long>(in_doubt),
+                in_doubt > 0 ? absl::StrCat(" (", in_doubt_text, ")").c_str() : "", extra.c_str(),
+                MsSince(round_start));
     std::fflush(stdout);
     if (!findings.empty()) return fail(findings.front());
   }

@@ -90,8 +90,8 @@ void ReplModel::NamedIntent(uint64_t node, uint64_t txn, int shard, int from, in
 void ReplModel::Prepared(uint64_t txn) {
   auto it = ops_.find(txn);
   if (it == ops_.end() || !it->second.named) {
-    report_findings_.push_back(absl::StrCat("[violation] transfer ", txn,
-                                            " reported prepared but not reported as named"));
+    report_findings_.push_back(
+        absl::StrCat("[violation] transfer ", txn, " reported prepared but not reported as named"));
     return;
   }
   if (it->second.state == State::kIntent) it->second.state = State::kPrepared;
@@ -101,8 +101,8 @@ void ReplModel::Prepared(uint64_t txn) {
 void ReplModel::Deciding(uint64_t txn, bool commit) {
   auto it = ops_.find(txn);
   if (it == ops_.end() || !it->second.named) {
-    report_findings_.push_back(absl::StrCat("[violation] the coordinator decides transaction ",
-                                            txn, ", which no node reported as a named transfer"));
+    report_findings_.push_back(absl::StrCat("[violation] the coordinator decides transaction ", txn,
+                                            ", which no node reported as a named transfer"));
     return;
   }
   ++it->second.decisions;

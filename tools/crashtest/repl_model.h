@@ -93,7 +93,7 @@ class ReplModel {
   uint64_t committed() const { return committed_; }
   uint64_t cross_committed() const { return cross_committed_; }
   uint64_t named_prepared() const { return named_prepared_; }
-  uint64_t named_committed() const { return named_committed_; }  // CommitPrepared OK
+  uint64_t named_committed() const { return named_committed_; }      // CommitPrepared OK
   uint64_t named_rolled_back() const { return named_rolled_back_; }  // RollbackPrepared OK
   // ... of those, decided by a node other than the one that prepared them (after a failover,
   // the new leader's coordinator lists them).
@@ -151,8 +151,7 @@ class ReplModel {
   std::vector<std::string> report_findings_;
   std::optional<uint64_t> named_seed_;
   uint64_t named_prepared_ = 0, named_committed_ = 0, named_rolled_back_ = 0,
-           named_decided_elsewhere_ = 0,
-           reader_violations_ = 0;
+           named_decided_elsewhere_ = 0, reader_violations_ = 0;
   uint64_t acked_ = 0, acked_verified_ = 0, unknown_ = 0, unknown_resolved_ = 0,
            unanswered_resolved_ = 0, no_effect_ = 0, committed_ = 0, cross_committed_ = 0;
 };
