@@ -345,6 +345,34 @@ TEST(ReplModel, NamedReportsOfUnknownTransfersAreViolations) {
   EXPECT_TRUE(Has(f, "which no node reported as a named transfer"));
 }
 
+TEST(ReplModel, OneCycleThroughEveryNode) {
+  std::string broken;
+  EXPECT_TRUE(ReplOneCycle({}, 8, &broken));                  // the default ring
+  EXPECT_TRUE(ReplOneCycle({{0, 2}, {2, 1}, {1, 3}}, 8, &broken));  // a swap of 1 and 2
+  EXPECT_FALSE(ReplOneCycle({{0, 2}}, 8, &broken));           // node 1 left out: 0 -> 2 ... -> 0
+  EXPECT_TRUE(absl::StrContains(broken, "ends at node 0") ||
+              absl::StrContains(broken, "reached again"))
+      << broken;
+  EXPECT_FALSE(ReplOneCycle({{3, 9}}, 8, &broken));
+  EXPECT_TRUE(absl::StrContains(broken, "node 3 points to 9")) << broken;
+  EXPECT_FALSE(ReplOneCycle({{0, 0}}, 8, &broken));
+}
+
+// A swap's writes seen on one shard only: the leaders' cycle is broken (two shards, 8 nodes;
+// a swap of nodes 3 and 4 rewrites 2 -> 4 and 4 -> 3 on shard 0... and 3 -> 5 on shard 0 too, so
+// take one across: 3 -> 5 written, 2 -> 4 and 4 -> 3 lost).
+TEST(ReplModel, BrokenCycleOnTheLeadersIsAViolation) {
+  ReplModel m(2);
+  std::vector<std::string> findings;
+  m.Verify(0, {{ReplCycleKey(2), "4"}, {ReplCycleKey(3), "5"}}, &findings);
+  m.Verify(1, {{ReplCycleKey(4), "3"}}, &findings);
+  m.VerifyTotal(&findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();  // 2 -> 4 -> 3 -> 5: whole
+  m.Verify(1, {}, &findings);                         // 4's write missing: 2 -> 4 -> 5, 3 left out
+  m.VerifyTotal(&findings);
+  EXPECT_TRUE(Has(findings, "[violation] the cycle is broken on the leaders"));
+}
+
 TEST(ReplModel, FollowerReaderViolationIsAFinding) {
   ReplModel m(2);
   m.ReaderViolation(3, "the bank total is 5 (per shard -5 10), not 0");

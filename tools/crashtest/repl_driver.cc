@@ -400,6 +400,7 @@ bool ReplDriver::StartNode(int i, std::string* error) {
       absl::StrCat("--repl_named_pct=", o_.named_pct),
       absl::StrCat("--repl_named_seed=", o_.seed),
       absl::StrCat("--repl_readers=", o_.readers),
+      absl::StrCat("--repl_workload=", o_.workload),
       absl::StrCat("--repl_join=", members_[i].id > kNodes ? 1 : 0)};  // replace-follower's
   return nodes_[i]->Spawn(o_.self, args, error);
 }
@@ -948,9 +949,12 @@ int ReplDriver::Run() {
   }
   std::printf(
       "crashtest: mode replicated, seed %llu, 3 nodes (%s), %d shards, %d threads per node, "
-      "bank with %d%% cross-shard transfers, election timeout %d ms, dir %s\n",
+      "%s, election timeout %d ms, dir %s\n",
       static_cast<unsigned long long>(o_.seed), FormatMembers(members_).c_str(), o_.shards,
-      o_.threads, o_.cross_pct, o_.election_ms, o_.dir.c_str());
+      o_.threads,
+      o_.workload == "cycle"
+          ? "cycle (swaps of adjacent nodes, as transfers of 0)"
+          : absl::StrCat("bank with ", o_.cross_pct, "% cross-shard transfers").c_str(), o_.election_ms, o_.dir.c_str());
   std::fflush(stdout);
   const auto start = Clock::now();
   std::vector<std::string> findings;
@@ -1181,10 +1185,12 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(outcome_answers_),
       static_cast<unsigned long long>(model_.unanswered_resolved()), o_.shards);
   std::printf(
-      "crashtest: cross-shard: %d%% of transfers drawn across two shards, %llu committed; "
-      "%llu transaction parts left in doubt after healing at the end (at most %llu after a "
-      "round)%s\n",
-      o_.cross_pct, static_cast<unsigned long long>(model_.cross_committed()),
+      "crashtest: cross-shard: %s, %llu committed; %llu transaction parts left in doubt after "
+      "healing at the end (at most %llu after a round)%s\n",
+      o_.workload == "cycle"
+          ? "swaps of the cycle across two shards"
+          : absl::StrCat(o_.cross_pct, "% of transfers drawn across two shards").c_str(),
+      static_cast<unsigned long long>(model_.cross_committed()),
       static_cast<unsigned long long>(model_.InDoubt()),
       static_cast<unsigned long long>(max_in_doubt_),
       o_.require_no_in_doubt ? "" : " (reported, not failed on: no --require_no_in_doubt)");

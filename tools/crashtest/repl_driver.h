@@ -47,6 +47,7 @@ struct ReplDriverOptions {
   int named_pct = 0;
   // Follower reader threads per node (TxnOptions::follower_read): each total must be 0.
   int readers = 0;
+  std::string workload = "bank";  // or "cycle" (ReplNodeConfig::workload)
 };
 
 // 0 clean, 1 a finding, 2 setup error, 3 a clean run that verified no acknowledged commit.

@@ -232,6 +232,7 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
   const std::string marker_prefix = ReplShardPrefix(shard) + "/x/";
   std::map<uint64_t, std::string> markers;
   std::map<int, int64_t> accounts;
+  std::map<int, int> cycle;
   for (const auto& [key, value] : scan) {
     uint64_t txn = 0;
     int account = -1;
@@ -239,6 +240,11 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
     if (absl::StartsWith(key, marker_prefix) &&
         absl::SimpleHexAtoi(key.substr(marker_prefix.size()), &txn)) {
       markers[txn] = value;
+      continue;
+    }
+    int node = -1, next = -1;
+    if (ReplCycleNode(key, &node) && key == ReplCycleKey(node) && absl::SimpleAtoi(value, &next)) {
+      cycle[node] = next;
       continue;
     }
     for (int i = 0; i < kReplAccounts; ++i) {
@@ -349,6 +355,7 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
     }
   }
   scanned_totals_[shard] = total;
+  scanned_cycle_[shard] = std::move(cycle);
   if (total != want_total) {
     findings->push_back(absl::StrCat("[violation] shard ", shard, ": the bank total is ", total,
                                      ", not ", want_total));
@@ -356,6 +363,13 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
 }
 
 void ReplModel::VerifyTotal(std::vector<std::string>* findings) {
+  // The cycle's nodes, from every shard's last scan (absent: the default successor).
+  std::map<int, int> next;
+  for (const std::map<int, int>& c : scanned_cycle_) next.insert(c.begin(), c.end());
+  std::string broken;
+  if (!ReplOneCycle(next, kReplCycleNodes * shards_, &broken)) {
+    findings->push_back(absl::StrCat("[violation] the cycle is broken on the leaders: ", broken));
+  }
   int64_t total = 0, in_doubt = 0;
   for (int64_t t : scanned_totals_) total += t;
   for (const auto& [txn, op] : ops_) {

@@ -39,7 +39,8 @@ class ReplModel {
  public:
   enum class Said { kNothing, kCommitted, kAborted, kInDoubt };
 
-  explicit ReplModel(int shards) : shards_(shards), balances_(shards), scanned_totals_(shards, 0) {}
+  explicit ReplModel(int shards)
+      : shards_(shards), balances_(shards), scanned_totals_(shards, 0), scanned_cycle_(shards) {}
 
   // Reports (repl_protocol.h). `node` is the reporting node's id.
   // `to_shard` < 0: `shard` (a transfer inside one shard).
@@ -77,7 +78,8 @@ class ReplModel {
   void Verify(int shard, const std::map<std::string, std::string>& scan,
               std::vector<std::string>* findings);
   // After Verify of every shard: the bank total over all shards' last scans is 0 once each
-  // in-doubt part whose other part committed is counted as if it committed too.
+  // in-doubt part whose other part committed is counted as if it committed too, and the cycle's
+  // nodes (repl_protocol.h) make one cycle.
   void VerifyTotal(std::vector<std::string>* findings);
 
   // Findings of the reports themselves (two leaders acknowledged in one term), drained.
@@ -147,6 +149,7 @@ class ReplModel {
   std::map<uint64_t, Op> ops_;
   std::vector<std::map<int, int64_t>> balances_;                // per shard: of the committed parts
   std::vector<int64_t> scanned_totals_;                         // per shard: the last scan's sum
+  std::vector<std::map<int, int>> scanned_cycle_;  // per shard: its cycle nodes' successors
   std::map<std::pair<int, uint64_t>, uint64_t> acked_in_term_;  // (shard, term) -> node
   std::vector<std::string> report_findings_;
   std::optional<uint64_t> named_seed_;

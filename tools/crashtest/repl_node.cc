@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -48,6 +49,7 @@ ABSL_FLAG(int32_t, repl_cross_pct, 0, "internal: percentage of cross-shard trans
 ABSL_FLAG(int32_t, repl_named_pct, 0, "internal: percentage of named (prepared) transfers");
 ABSL_FLAG(uint64_t, repl_named_seed, 0, "internal: the seed of the coordinator's decisions");
 ABSL_FLAG(int32_t, repl_readers, 0, "internal: follower reader threads");
+ABSL_FLAG(std::string, repl_workload, "bank", "internal: bank or cycle");
 
 namespace shardtx::crashtest {
 
@@ -141,6 +143,13 @@ class Node {
   void Worker(int t);
   // A transfer, committed, or prepared under a name (`named`) for the decider.
   void Transfer(std::mt19937_64& rng, int shard, int to_shard, bool named);
+  // Reports the transaction (intent), commits or prepares it, reports the result.
+  void Submit(Transaction* txn, int shard, int from, int to, int64_t amount, int to_shard,
+              bool named);
+  // The cycle workload (repl_protocol.h): one swap, if this node leads its shards (one time in
+  // twenty otherwise, to be refused); false if nothing was proposed.
+  bool CycleSwap(std::mt19937_64& rng, bool named);
+  bool CycleNext(Transaction* txn, int node, int* next);
   // The host's coordinator: decides the named transfers ListPrepared lists here, each once it
   // was listed on an earlier look (so it stays prepared a while), on a node leading every shard.
   void Decider();
@@ -202,6 +211,12 @@ void Node::Transfer(std::mt19937_64& rng, int shard, int to_shard, bool named) {
       (to_shard != shard && !txn->Put(ReplMarkerKey(to_shard, id), marker).ok())) {
     return;
   }
+  Submit(txn.get(), shard, from, to, amount, to_shard, named);
+}
+
+void Node::Submit(Transaction* txn, int shard, int from, int to, int64_t amount, int to_shard,
+                  bool named) {
+  const uint64_t id = txn->id();
   if (named) {
     Line(absl::StrCat("N ", id, " ", shard, " ", from, " ", to, " ", amount, " ", to_shard));
   } else {
@@ -225,9 +240,64 @@ void Node::Transfer(std::mt19937_64& rng, int shard, int to_shard, bool named) {
   }
 }
 
+bool Node::CycleNext(Transaction* txn, int node, int* next) {
+  absl::StatusOr<std::string> v = txn->Get(ReplCycleKey(node));
+  if (absl::IsNotFound(v.status())) {
+    *next = (node + 1) % (kReplCycleNodes * c_.shards);
+    return true;
+  }
+  if (!v.ok()) return false;
+  if (!absl::SimpleAtoi(*v, next)) {
+    Line(absl::StrCat("E cycle node ", ReplCycleKey(node), " holds '", *v, "'"));
+    _exit(1);
+  }
+  return true;
+}
+
+bool Node::CycleSwap(std::mt19937_64& rng, bool named) {
+  t_2pc = {};
+  std::unique_ptr<Transaction> txn = db_->Begin();
+  const int count = kReplCycleNodes * c_.shards;
+  const int a = static_cast<int>(rng() % static_cast<uint64_t>(count));
+  int b = 0, c = 0, d = 0;
+  if (!CycleNext(txn.get(), a, &b) || !CycleNext(txn.get(), b, &c) ||
+      !CycleNext(txn.get(), c, &d)) {
+    return false;  // nothing proposed: not reported
+  }
+  // The shards written (a's, b's, c's): at most two, a transfer's shape.
+  const int shard = a / kReplCycleNodes;
+  int to_shard = shard;
+  for (int n : {b, c}) {
+    const int g = n / kReplCycleNodes;
+    if (g == shard || g == to_shard) continue;
+    if (to_shard != shard) return false;  // a third shard
+    to_shard = g;
+  }
+  // As a transfer: run where this node leads both shards, one time in twenty elsewhere.
+  if ((ReadyTerm(shard) == 0 || ReadyTerm(to_shard) == 0) && rng() % 20 != 0) return false;
+  const std::string marker = ReplMarkerValue(shard, 0, to_shard, 1, 0);
+  if (!txn->Put(ReplCycleKey(a), absl::StrCat(c)).ok() ||
+      !txn->Put(ReplCycleKey(c), absl::StrCat(b)).ok() ||
+      !txn->Put(ReplCycleKey(b), absl::StrCat(d)).ok() ||
+      !txn->Put(ReplMarkerKey(shard, txn->id()), marker).ok() ||
+      (to_shard != shard && !txn->Put(ReplMarkerKey(to_shard, txn->id()), marker).ok())) {
+    return false;
+  }
+  Submit(txn.get(), shard, 0, 1, 0, to_shard, named);
+  return true;
+}
+
 void Node::Worker(int t) {
   std::mt19937_64 rng(c_.seed * 1000003 + static_cast<uint64_t>(t));
   while (run_.load()) {
+    if (c_.workload == "cycle") {
+      if (CycleSwap(rng, static_cast<int>(rng() % 100) < c_.named_pct)) {
+        if (c_.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c_.pause_ms));
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      continue;
+    }
     const int shard = static_cast<int>(rng() % static_cast<uint64_t>(c_.shards));
     // Cross-shard (cross_pct): from an account of `shard` to one of another shard.
     int to_shard = shard;
@@ -336,6 +406,23 @@ void Node::Reader(int r) {
       }
       total += sum;
       absl::StrAppend(&per_shard, g == 0 ? "" : " ", sum);
+    }
+    // The cycle: every node's successor read in the same snapshot must make one cycle.
+    std::map<int, int> next;
+    std::string broken;
+    for (int n = 0; n < kReplCycleNodes * c_.shards && s.ok(); ++n) {
+      absl::StatusOr<std::string> v = txn->Get(ReplCycleKey(n));
+      int to = 0;
+      if (v.ok() && absl::SimpleAtoi(*v, &to)) {
+        next[n] = to;
+      } else if (v.ok()) {
+        s = absl::DataLossError(absl::StrCat(ReplCycleKey(n), " holds '", *v, "'"));
+      } else if (!absl::IsNotFound(v.status())) {
+        s = v.status();
+      }
+    }
+    if (s.ok() && !ReplOneCycle(next, kReplCycleNodes * c_.shards, &broken)) {
+      s = absl::DataLossError(absl::StrCat("the cycle is broken: ", broken));
     }
     if (s.ok()) s = txn->Commit();
     if (absl::IsDataLoss(s) || (s.ok() && total != 0)) {
@@ -608,6 +695,7 @@ int ReplNodeMain() {
   c.named_pct = absl::GetFlag(FLAGS_repl_named_pct);
   c.named_seed = absl::GetFlag(FLAGS_repl_named_seed);
   c.readers = absl::GetFlag(FLAGS_repl_readers);
+  c.workload = absl::GetFlag(FLAGS_repl_workload);
   if (!ParseMembers(absl::GetFlag(FLAGS_repl_members), &c.members)) {
     std::fprintf(stderr, "crashtest node: bad --repl_members\n");
     _exit(2);

@@ -47,6 +47,9 @@ struct ReplNodeConfig {
   // account of every shard in one transaction, which must give 0 (reported "V" otherwise).
   // Above 0, ReplicationOptions::closed_ts_refresh is twice the heartbeat.
   int readers = 0;
+  // "bank" (transfers) or "cycle" (swaps of a cycle's nodes, repl_protocol.h); the readers check
+  // both the bank's total and the cycle.
+  std::string workload = "bank";
 };
 
 // Runs the node if --repl_node was given (never returns then); -1 otherwise.

@@ -67,6 +67,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace shardtx::crashtest {
@@ -85,6 +86,21 @@ std::string ReplMarkerValue(int from, int to, int64_t amount);
 std::string ReplMarkerValue(int from_shard, int from, int to_shard, int to, int64_t amount);
 // The prefix of every key of `shard`.
 std::string ReplShardPrefix(int shard);
+
+// The cycle workload (--workload=cycle): kReplCycleNodes nodes per shard, node i (global,
+// 0..kReplCycleNodes * shards - 1) on shard i / kReplCycleNodes at ReplCycleKey(i), its value the
+// index of its successor (absent: i + 1, modulo the node count). A swap reads a, b = next(a),
+// c = next(b), d = next(c) and writes a -> c, c -> b, b -> d: the nodes stay one cycle. Each swap
+// writes a marker on every shard it writes (as a transfer of 0 from account 0 to account 1 of
+// those shards: ReplMarkerValue(shard, 0, to shard, 1, 0)), so the checks of the bank's transfers
+// (present, settled, atomic) apply to it unchanged.
+constexpr int kReplCycleNodes = 4;
+std::string ReplCycleKey(int node);
+// Whether `key` is a cycle node's key; its index then.
+bool ReplCycleNode(const std::string& key, int* node);
+// Whether `next` (successor per node; absent: the default) makes one cycle through all `count`
+// nodes; otherwise a description of the break.
+bool ReplOneCycle(const std::map<int, int>& next, int count, std::string* broken);
 
 // Named transfers (issue 17): the name a transfer is prepared under, and back (false: not one).
 std::string ReplNamedName(uint64_t txn);
