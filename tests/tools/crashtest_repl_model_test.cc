@@ -347,9 +347,9 @@ TEST(ReplModel, NamedReportsOfUnknownTransfersAreViolations) {
 
 TEST(ReplModel, OneCycleThroughEveryNode) {
   std::string broken;
-  EXPECT_TRUE(ReplOneCycle({}, 8, &broken));                  // the default ring
+  EXPECT_TRUE(ReplOneCycle({}, 8, &broken));                        // the default ring
   EXPECT_TRUE(ReplOneCycle({{0, 2}, {2, 1}, {1, 3}}, 8, &broken));  // a swap of 1 and 2
-  EXPECT_FALSE(ReplOneCycle({{0, 2}}, 8, &broken));           // node 1 left out: 0 -> 2 ... -> 0
+  EXPECT_FALSE(ReplOneCycle({{0, 2}}, 8, &broken));  // node 1 left out: 0 -> 2 ... -> 0
   EXPECT_TRUE(absl::StrContains(broken, "ends at node 0") ||
               absl::StrContains(broken, "reached again"))
       << broken;
@@ -358,9 +358,9 @@ TEST(ReplModel, OneCycleThroughEveryNode) {
   EXPECT_FALSE(ReplOneCycle({{0, 0}}, 8, &broken));
 }
 
-// A swap's writes seen on one shard only: the leaders' cycle is broken (two shards, 8 nodes;
-// a swap of nodes 3 and 4 rewrites 2 -> 4 and 4 -> 3 on shard 0... and 3 -> 5 on shard 0 too, so
-// take one across: 3 -> 5 written, 2 -> 4 and 4 -> 3 lost).
+// A swap's writes seen on one shard only: the leaders' cycle is broken. Two shards, nodes 0-3
+// on shard 0 and 4-7 on shard 1; swapping 3 and 4 (a = 2, d = 5) writes 2 -> 4 and 3 -> 5 on
+// shard 0 and 4 -> 3 on shard 1.
 TEST(ReplModel, BrokenCycleOnTheLeadersIsAViolation) {
   ReplModel m(2);
   std::vector<std::string> findings;
@@ -368,7 +368,7 @@ TEST(ReplModel, BrokenCycleOnTheLeadersIsAViolation) {
   m.Verify(1, {{ReplCycleKey(4), "3"}}, &findings);
   m.VerifyTotal(&findings);
   EXPECT_TRUE(findings.empty()) << findings.front();  // 2 -> 4 -> 3 -> 5: whole
-  m.Verify(1, {}, &findings);                         // 4's write missing: 2 -> 4 -> 5, 3 left out
+  m.Verify(1, {}, &findings);  // shard 1's write missing: 2 -> 4 -> 5, node 3 left out
   m.VerifyTotal(&findings);
   EXPECT_TRUE(Has(findings, "[violation] the cycle is broken on the leaders"));
 }

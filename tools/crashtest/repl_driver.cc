@@ -954,7 +954,8 @@ int ReplDriver::Run() {
       o_.threads,
       o_.workload == "cycle"
           ? "cycle (swaps of adjacent nodes, as transfers of 0)"
-          : absl::StrCat("bank with ", o_.cross_pct, "% cross-shard transfers").c_str(), o_.election_ms, o_.dir.c_str());
+          : absl::StrCat("bank with ", o_.cross_pct, "% cross-shard transfers").c_str(),
+      o_.election_ms, o_.dir.c_str());
   std::fflush(stdout);
   const auto start = Clock::now();
   std::vector<std::string> findings;
