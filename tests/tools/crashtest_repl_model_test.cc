@@ -246,5 +246,139 @@ TEST(ReplModel, TwoLeadersAcknowledgingInOneTerm) {
   EXPECT_TRUE(m.TakeReportFindings().empty());
 }
 
+// --- Named transfers (issue 17): prepared by a node, decided by the host's coordinator. ---
+
+// A seed under which the coordinator commits (or, !commit, rolls back) transfer `txn`.
+uint64_t SeedDeciding(uint64_t txn, bool commit) {
+  uint64_t seed = 1;
+  while (ReplNamedCommits(seed, txn) != commit) ++seed;
+  return seed;
+}
+
+// Named transfer 7 (shard 0, account 0 to 1, 5) prepared by node 1, under `seed`.
+ReplModel PreparedNamed(uint64_t seed) {
+  ReplModel m(1);
+  m.SetNamedSeed(seed);
+  m.NamedIntent(1, 7, 0, 0, 1, 5, 0);
+  m.Prepared(7);
+  return m;
+}
+
+TEST(ReplModel, NamedCommittedAndPresentIsClean) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, true));
+  m.Deciding(7, true);
+  m.Decided(7, 2);  // node 2's coordinator (node 1 prepared it)
+  EXPECT_TRUE(m.TakeReportFindings().empty());
+  EXPECT_EQ(m.named_decided_elsewhere(), 1u);
+  std::vector<std::string> findings;
+  m.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();
+  EXPECT_EQ(m.acked_verified(), 1u);
+  EXPECT_EQ(m.named_committed(), 1u);
+}
+
+TEST(ReplModel, NamedCommitAcknowledgedButMissingIsLost) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, true));
+  m.Deciding(7, true);
+  m.Decided(7);
+  std::vector<std::string> findings;
+  m.Verify(0, {}, &findings);
+  EXPECT_TRUE(Has(findings, "[lost] transfer 7")) << findings.size();
+}
+
+TEST(ReplModel, NamedRolledBackButPresentIsAViolation) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, false));
+  m.Deciding(7, false);
+  m.Decided(7);
+  EXPECT_EQ(m.named_rolled_back(), 1u);
+  std::vector<std::string> findings;
+  m.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(Has(findings, "was rolled back (RollbackPrepared OK) but its marker"));
+}
+
+// Its rollback's outcome unknown (or never reported): settled by the scan, but a marker of a
+// transfer the coordinator only ever rolls back is a violation.
+TEST(ReplModel, NamedMarkerOfATransferTheCoordinatorRollsBackIsAViolation) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, false));
+  m.Deciding(7, false);
+  m.DecisionUnknown(7);
+  std::vector<std::string> findings;
+  m.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(Has(findings, "the coordinator only ever rolls it back"));
+  // And a decision against the seed's is one when reported.
+  ReplModel other = PreparedNamed(SeedDeciding(7, false));
+  other.Deciding(7, true);
+  EXPECT_TRUE(Has(other.TakeReportFindings(), "against its seeded decision"));
+}
+
+// Listed as prepared on the leader (said in doubt): neither lost nor settled, counted in doubt;
+// committed once decided.
+TEST(ReplModel, NamedPreparedAndListedIsInDoubtUntilDecided) {
+  ReplModel m = PreparedNamed(SeedDeciding(7, true));
+  ASSERT_EQ(m.Unsettled(0).size(), 1u);
+  m.NoteSaid(7, 0, ReplModel::Said::kInDoubt);
+  std::vector<std::string> findings;
+  m.Verify(0, {}, &findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();
+  EXPECT_EQ(m.InDoubt(), 1u);
+  m.Deciding(7, true);
+  m.Decided(7);
+  m.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();
+  EXPECT_EQ(m.InDoubt(), 0u);
+  EXPECT_EQ(m.acked_verified(), 1u);
+  // Not listed and missing: settled as never committed, so a marker later is a violation.
+  ReplModel n = PreparedNamed(SeedDeciding(7, true));
+  n.Verify(0, {}, &findings);
+  EXPECT_EQ(n.InDoubt(), 0u);
+  n.Verify(0, WithTransfer(7, 5), &findings);
+  EXPECT_TRUE(Has(findings, "settled as not committed and its marker appeared later"));
+}
+
+TEST(ReplModel, NamedReportsOfUnknownTransfersAreViolations) {
+  ReplModel m(1);
+  m.Intent(1, 7, 0, 0, 1, 5);
+  m.Prepared(7);        // not named
+  m.Deciding(8, true);  // never reported
+  const std::vector<std::string> f = m.TakeReportFindings();
+  EXPECT_TRUE(Has(f, "reported prepared but not reported as named"));
+  EXPECT_TRUE(Has(f, "which no node reported as a named transfer"));
+}
+
+TEST(ReplModel, OneCycleThroughEveryNode) {
+  std::string broken;
+  EXPECT_TRUE(ReplOneCycle({}, 8, &broken));                        // the default ring
+  EXPECT_TRUE(ReplOneCycle({{0, 2}, {2, 1}, {1, 3}}, 8, &broken));  // a swap of 1 and 2
+  EXPECT_FALSE(ReplOneCycle({{0, 2}}, 8, &broken));  // node 1 left out: 0 -> 2 ... -> 0
+  EXPECT_TRUE(absl::StrContains(broken, "ends at node 0") ||
+              absl::StrContains(broken, "reached again"))
+      << broken;
+  EXPECT_FALSE(ReplOneCycle({{3, 9}}, 8, &broken));
+  EXPECT_TRUE(absl::StrContains(broken, "node 3 points to 9")) << broken;
+  EXPECT_FALSE(ReplOneCycle({{0, 0}}, 8, &broken));
+}
+
+// A swap's writes seen on one shard only: the leaders' cycle is broken. Two shards, nodes 0-3
+// on shard 0 and 4-7 on shard 1; swapping 3 and 4 (a = 2, d = 5) writes 2 -> 4 and 3 -> 5 on
+// shard 0 and 4 -> 3 on shard 1.
+TEST(ReplModel, BrokenCycleOnTheLeadersIsAViolation) {
+  ReplModel m(2);
+  std::vector<std::string> findings;
+  m.Verify(0, {{ReplCycleKey(2), "4"}, {ReplCycleKey(3), "5"}}, &findings);
+  m.Verify(1, {{ReplCycleKey(4), "3"}}, &findings);
+  m.VerifyTotal(&findings);
+  EXPECT_TRUE(findings.empty()) << findings.front();  // 2 -> 4 -> 3 -> 5: whole
+  m.Verify(1, {}, &findings);  // shard 1's write missing: 2 -> 4 -> 5, node 3 left out
+  m.VerifyTotal(&findings);
+  EXPECT_TRUE(Has(findings, "[violation] the cycle is broken on the leaders"));
+}
+
+TEST(ReplModel, FollowerReaderViolationIsAFinding) {
+  ReplModel m(2);
+  m.ReaderViolation(3, "the bank total is 5 (per shard -5 10), not 0");
+  EXPECT_TRUE(Has(m.TakeReportFindings(), "a follower reader of node 3 saw: the bank total is 5"));
+  EXPECT_EQ(m.reader_violations(), 1u);
+}
+
 }  // namespace
 }  // namespace shardtx::crashtest

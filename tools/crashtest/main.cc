@@ -60,12 +60,24 @@ ABSL_FLAG(std::vector<std::string>, fault_plan, {},
           "after-decision).");
 ABSL_FLAG(std::string, workload, "bank",
           "--mode=replicated: the workload of the nodes: bank (transfers between accounts, each "
-          "writing a marker on every shard it touches; --cross_pct of them between two shards). "
-          "The cycle workload is not built for this mode yet.");
+          "writing a marker on every shard it touches; --cross_pct of them between two shards) "
+          "or cycle (4 nodes per shard in one cycle; a swap of two adjacent nodes rewrites three "
+          "successors, on one or two shards, with a marker on each; the cycle must stay whole, "
+          "on the leaders after each round and for the follower readers).");
 ABSL_FLAG(int32_t, cross_pct, 80,
           "--mode=replicated --workload=bank: percentage of transfers between accounts of two "
           "shards (cross-shard transactions: two-phase commit over the replicated shards, run on "
           "a node leading both); 0 keeps every transfer inside one shard.");
+ABSL_FLAG(int32_t, named_pct, 10,
+          "--mode=replicated --workload=bank: percentage of transfers prepared under a name "
+          "(Transaction::Prepare) instead of committed, then decided (CommitPrepared or "
+          "RollbackPrepared, as the seed draws for each) by a decider thread of the node that "
+          "leads their shards: the host's coordinator, which lists what is prepared "
+          "(ListPrepared) and so also decides what a killed node prepared. 0: none.");
+ABSL_FLAG(int32_t, follower_readers, 1,
+          "--mode=replicated: reader threads per node, each summing every account in one "
+          "follower-read transaction (TxnOptions::follower_read) while the workload runs; the "
+          "total must be exact. 0: none.");
 ABSL_FLAG(bool, require_no_in_doubt, false,
           "--mode=replicated: fail the run when a cross-shard transaction is left prepared (in "
           "doubt) on a shard's leader after healing. Off by default, and off in the test suite, "
@@ -153,18 +165,29 @@ int RunReplicated(shardtx::crashtest::DriverOptions o) {
   r.fault_plan = absl::GetFlag(FLAGS_fault_plan);
   r.cross_pct = absl::GetFlag(FLAGS_cross_pct);
   r.require_no_in_doubt = absl::GetFlag(FLAGS_require_no_in_doubt);
-  if (absl::GetFlag(FLAGS_workload) != "bank") {
+  r.named_pct = absl::GetFlag(FLAGS_named_pct);
+  r.readers = absl::GetFlag(FLAGS_follower_readers);
+  r.workload = absl::GetFlag(FLAGS_workload);
+  if (r.workload != "bank" && r.workload != "cycle") {
+    std::fprintf(stderr, "crashtest: --mode=replicated runs --workload=bank or cycle\n");
+    return 2;
+  }
+  if (r.cross_pct < 0 || r.cross_pct > 100 || r.named_pct < 0 || r.named_pct > 100) {
+    std::fprintf(stderr, "crashtest: --cross_pct and --named_pct take 0..100\n");
+    return 2;
+  }
+  if (r.readers < 0 || r.readers > 16) {
+    std::fprintf(stderr, "crashtest: --follower_readers takes 0..16\n");
+    return 2;
+  }
+  if (!r.broken.empty() && r.broken != "ack_refused" && r.broken != "torn_read") {
     std::fprintf(stderr,
-                 "crashtest: --mode=replicated runs --workload=bank only (cycle is not built for "
-                 "this mode yet)\n");
+                 "crashtest: --mode=replicated takes --self_test_broken=ack_refused or "
+                 "torn_read\n");
     return 2;
   }
-  if (r.cross_pct < 0 || r.cross_pct > 100) {
-    std::fprintf(stderr, "crashtest: --cross_pct takes 0..100\n");
-    return 2;
-  }
-  if (!r.broken.empty() && r.broken != "ack_refused") {
-    std::fprintf(stderr, "crashtest: --mode=replicated takes --self_test_broken=ack_refused\n");
+  if (r.broken == "torn_read" && (r.readers == 0 || r.shards < 2)) {
+    std::fprintf(stderr, "crashtest: torn_read needs --follower_readers and two shards\n");
     return 2;
   }
   if (r.shards < 1 || r.shards > 16 || r.threads < 1 || r.threads > 64 || r.election_ms < 20 ||

@@ -221,8 +221,27 @@ class NodeProc {
       error_line_ = line;
       return;
     }
+    if (w[0] == "V") {
+      std::lock_guard<std::mutex> l(*model_mu_);
+      model_->ReaderViolation(id_, line.substr(2));
+      return;
+    }
     if (w.size() < 2 || !absl::SimpleAtoi(w[1], &txn)) return;
     std::lock_guard<std::mutex> l(*model_mu_);
+    if (w[0] == "N" && w.size() == 7) {
+      int shard = 0, from = 0, to = 0, to_shard = 0;
+      int64_t amount = 0;
+      if (absl::SimpleAtoi(w[2], &shard) && absl::SimpleAtoi(w[3], &from) &&
+          absl::SimpleAtoi(w[4], &to) && absl::SimpleAtoi(w[5], &amount) &&
+          absl::SimpleAtoi(w[6], &to_shard)) {
+        model_->NamedIntent(id_, txn, shard, from, to, amount, to_shard);
+      }
+      return;
+    }
+    if (w[0] == "PA") model_->Prepared(txn);
+    if (w[0] == "DC" || w[0] == "DR") model_->Deciding(txn, w[0] == "DC");
+    if (w[0] == "DA") model_->Decided(txn, id_);
+    if (w[0] == "DU") model_->DecisionUnknown(txn);
     if (w[0] == "I" && (w.size() == 6 || w.size() == 7)) {
       int shard = 0, from = 0, to = 0, to_shard = -1;
       int64_t amount = 0;
@@ -294,7 +313,9 @@ uint64_t TruncatedLogIndex() {
 
 class ReplDriver {
  public:
-  explicit ReplDriver(const ReplDriverOptions& o) : o_(o), rng_(o.seed), model_(o.shards) {}
+  explicit ReplDriver(const ReplDriverOptions& o) : o_(o), rng_(o.seed), model_(o.shards) {
+    model_.SetNamedSeed(o.seed);
+  }
   int Run();
 
  private:
@@ -327,6 +348,11 @@ class ReplDriver {
   bool HealLinks();
   bool Verify(const std::vector<int>& leaders, std::vector<std::string>* findings);
   bool CompareDigests(std::vector<std::string>* findings);
+  // After the workload stopped: the named transfers still prepared are decided on the node that
+  // leads every shard (polled, 30 s at most); false if none did. `decided`: how many.
+  bool DrainNamed(uint64_t* decided);
+  // The follower reads served since the last call, summed over the nodes ("RC").
+  void CountReads(uint64_t* served, uint64_t* as_follower, uint64_t* refused);
   void Workload(bool on);
   void Finish();
 
@@ -351,6 +377,9 @@ class ReplDriver {
   uint64_t max_in_doubt_ = 0;               // the most parts in doubt after a round
   uint64_t kill_2pc_reached_[kRepl2pcPoints] = {};  // leader-kill-2pc, by point
   uint64_t kill_2pc_missed_ = 0;                    // ... not reached within 3 s
+  uint64_t named_drained_ = 0;    // named transfers decided after the workload stopped
+  uint64_t named_undrained_ = 0;  // rounds in which no node could decide them all in 30 s
+  uint64_t reads_served_ = 0, reads_as_follower_ = 0, reads_refused_ = 0;
   int round_ = 0;
 };
 
@@ -368,6 +397,10 @@ bool ReplDriver::StartNode(int i, std::string* error) {
       absl::StrCat("--shards=", o_.shards),
       absl::StrCat("--threads=", o_.threads),
       absl::StrCat("--repl_cross_pct=", o_.cross_pct),
+      absl::StrCat("--repl_named_pct=", o_.named_pct),
+      absl::StrCat("--repl_named_seed=", o_.seed),
+      absl::StrCat("--repl_readers=", o_.readers),
+      absl::StrCat("--repl_workload=", o_.workload),
       absl::StrCat("--repl_join=", members_[i].id > kNodes ? 1 : 0)};  // replace-follower's
   return nodes_[i]->Spawn(o_.self, args, error);
 }
@@ -501,6 +534,40 @@ bool ReplDriver::HealLinks() {
   return ok;
 }
 
+bool ReplDriver::DrainNamed(uint64_t* decided) {
+  *decided = 0;
+  const auto end = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < end) {
+    for (auto& n : nodes_) {
+      std::vector<std::string> reply;
+      if (!n->Call("N", &reply) || reply.size() != 1) continue;
+      std::vector<std::string> w = absl::StrSplit(reply[0], ' ');
+      uint64_t d = 0;
+      if (w.size() != 3 || w[0] != "N" || !absl::SimpleAtoi(w[1], &d)) continue;
+      *decided += d;
+      if (w[2] == "0") return true;
+    }
+    SleepMs(100);
+  }
+  return false;
+}
+
+void ReplDriver::CountReads(uint64_t* served, uint64_t* as_follower, uint64_t* refused) {
+  *served = *as_follower = *refused = 0;
+  for (auto& n : nodes_) {
+    std::vector<std::string> reply;
+    if (!n->Call("RC", &reply) || reply.size() != 1) continue;
+    std::vector<std::string> w = absl::StrSplit(reply[0], ' ');
+    uint64_t a = 0, b = 0, c = 0;
+    if (w.size() == 4 && absl::SimpleAtoi(w[1], &a) && absl::SimpleAtoi(w[2], &b) &&
+        absl::SimpleAtoi(w[3], &c)) {
+      *served += a;
+      *as_follower += b;
+      *refused += c;
+    }
+  }
+}
+
 void ReplDriver::Workload(bool on) {
   std::vector<std::string> reply;
   for (auto& n : nodes_) n->Call(on ? "W 1" : "W 0", &reply);
@@ -532,6 +599,20 @@ bool ReplDriver::Verify(const std::vector<int>& leaders, std::vector<std::string
       }
       std::lock_guard<std::mutex> l(model_mu_);
       model_.NoteSaid(txn, g, said);
+    }
+    // Named transfers the leader lists as prepared: in doubt there whatever GetOutcomeOfKey
+    // said (it answers kUnknown for a transaction of the node's own process).
+    if (o_.named_pct > 0) {
+      std::vector<std::string> reply;
+      if (nodes_[leaders[g]]->Call("LP", &reply)) {
+        std::lock_guard<std::mutex> l(model_mu_);
+        for (const std::string& r : reply) {
+          uint64_t txn = 0;
+          if (r.rfind("LP ", 0) == 0 && absl::SimpleAtoi(r.substr(3), &txn)) {
+            model_.NoteSaid(txn, g, ReplModel::Said::kInDoubt);
+          }
+        }
+      }
     }
     std::map<std::string, std::string> scan;
     bool confirmed = false;
@@ -577,24 +658,32 @@ bool ReplDriver::CompareDigests(std::vector<std::string>* findings) {
   // Each node digests what its replica applied, with its applied index the same before and
   // after. The workload has stopped, so the nodes converge on the leader's last entry; equal
   // applied indexes mean the same committed prefix applied (Raft's log matching), so the
-  // contents must be equal. Two identical polls in a row, all three at one index: compare.
+  // contents must be equal. Shard by shard, polled: all three at one index, compare; or all
+  // three with equal contents at different indexes, nothing to find (a leader's
+  // closed-timestamp entries, ReplicationOptions::closed_ts_refresh, keep an idle shard's
+  // index moving, so its replicas are often an entry apart).
   const auto end = Clock::now() + kHealDeadline;
   std::vector<std::vector<std::string>> last;
+  std::vector<bool> done(o_.shards, false);
   while (Clock::now() < end) {
     std::vector<std::vector<std::string>> now(kNodes);
     bool ok = true;
     for (int i = 0; i < kNodes && ok; ++i) {
       ok = nodes_[i]->Call("H", &now[i]) && static_cast<int>(now[i].size()) == o_.shards;
     }
+    if (ok) last = now;
+    bool all_done = ok;
     for (int g = 0; g < o_.shards && ok; ++g) {
-      for (int i = 0; i < kNodes && ok; ++i) {
+      if (done[g]) continue;
+      bool same_index = true, same_contents = true;
+      for (int i = 0; i < kNodes; ++i) {
         std::vector<std::string> w = absl::StrSplit(now[i][g], ' ');
         std::vector<std::string> w0 = absl::StrSplit(now[0][g], ' ');
-        ok = w.size() == 5 && w0.size() == 5 && w[2] == w0[2];  // not busy, same index
+        const bool ready = w.size() == 5 && w0.size() == 5;  // not busy
+        same_index = same_index && ready && w[2] == w0[2];
+        same_contents = same_contents && ready && w[3] == w0[3] && w[4] == w0[4];
       }
-    }
-    if (ok && now == last) {
-      for (int g = 0; g < o_.shards; ++g) {
+      if (same_index) {
         ++digests_compared_;
         for (int i = 1; i < kNodes; ++i) {
           if (now[i][g] != now[0][g]) {
@@ -604,11 +693,14 @@ bool ReplDriver::CompareDigests(std::vector<std::string>* findings) {
                                              members_[0].id, " (H ", now[0][g], ")"));
           }
         }
+      } else if (same_contents) {
+        ++digests_compared_;
       }
-      return true;
+      done[g] = same_index || same_contents;
+      all_done = all_done && done[g];
     }
-    last = std::move(now);
-    SleepMs(50);
+    if (all_done) return true;
+    SleepMs(20);
   }
   std::string seen;
   for (size_t i = 0; i < last.size(); ++i) {
@@ -857,9 +949,13 @@ int ReplDriver::Run() {
   }
   std::printf(
       "crashtest: mode replicated, seed %llu, 3 nodes (%s), %d shards, %d threads per node, "
-      "bank with %d%% cross-shard transfers, election timeout %d ms, dir %s\n",
+      "%s, election timeout %d ms, dir %s\n",
       static_cast<unsigned long long>(o_.seed), FormatMembers(members_).c_str(), o_.shards,
-      o_.threads, o_.cross_pct, o_.election_ms, o_.dir.c_str());
+      o_.threads,
+      o_.workload == "cycle"
+          ? "cycle (swaps of adjacent nodes, as transfers of 0)"
+          : absl::StrCat("bank with ", o_.cross_pct, "% cross-shard transfers").c_str(),
+      o_.election_ms, o_.dir.c_str());
   std::fflush(stdout);
   const auto start = Clock::now();
   std::vector<std::string> findings;
@@ -903,10 +999,13 @@ int ReplDriver::Run() {
     if (round_ <= static_cast<int64_t>(plan_.size())) fault = plan_[round_ - 1];
     std::optional<std::vector<int>> leaders = WaitHealed();
     if (!leaders.has_value()) return fail("no ready leader on every shard before the round");
-    uint64_t acked_before;
+    uint64_t acked_before, named_before[3];
     {
       std::lock_guard<std::mutex> l(model_mu_);
       acked_before = model_.acked();
+      named_before[0] = model_.named_prepared();
+      named_before[1] = model_.named_committed();
+      named_before[2] = model_.named_rolled_back();
     }
     Workload(true);
     SleepMs(before_ms);
@@ -1002,8 +1101,19 @@ int ReplDriver::Run() {
     Workload(true);  // the restarted nodes too
     SleepMs(100);
     Workload(false);
+    uint64_t served = 0, as_follower = 0, refused = 0, drained = 0;
+    CountReads(&served, &as_follower, &refused);
+    reads_served_ += served;
+    reads_as_follower_ += as_follower;
+    reads_refused_ += refused;
     leaders = WaitHealed();
     if (!leaders.has_value()) return fail("no ready leader on every shard after the workload");
+    if (o_.named_pct > 0) {
+      if (!DrainNamed(&drained)) ++named_undrained_;
+      named_drained_ += drained;
+      leaders = WaitHealed();
+      if (!leaders.has_value()) return fail("no ready leader on every shard after the decisions");
+    }
     {
       std::lock_guard<std::mutex> l(model_mu_);
       findings = model_.TakeReportFindings();
@@ -1034,9 +1144,19 @@ int ReplDriver::Run() {
     }
     CompareDigests(&findings);
     uint64_t acked_round, verified_round, acked_total, in_doubt;
-    std::string in_doubt_text;
+    std::string in_doubt_text, extra;
     {
       std::lock_guard<std::mutex> l(model_mu_);
+      if (o_.named_pct > 0) {
+        extra = absl::StrCat("; named: ", model_.named_prepared() - named_before[0], " prepared, ",
+                             model_.named_committed() - named_before[1], " committed, ",
+                             model_.named_rolled_back() - named_before[2], " rolled back, ",
+                             drained, " decided after the workload");
+      }
+      if (o_.readers > 0) {
+        absl::StrAppend(&extra, "; follower reads: ", served, " served (", as_follower,
+                        " on a node leading no shard), ", refused, " refused");
+      }
       acked_total = model_.acked();
       acked_round = acked_total - acked_before;
       verified_round = model_.acked_verified() - verified_before;
@@ -1049,11 +1169,12 @@ int ReplDriver::Run() {
           absl::StrCat("[in-doubt] ", in_doubt,
                        " transaction parts left prepared after healing: ", in_doubt_text));
     }
-    std::printf(
-        "round %d: %s; %llu acknowledged, %llu verified; %llu in doubt%s; %.0f ms\n", round_,
-        what.c_str(), static_cast<unsigned long long>(acked_round),
-        static_cast<unsigned long long>(verified_round), static_cast<unsigned long long>(in_doubt),
-        in_doubt > 0 ? absl::StrCat(" (", in_doubt_text, ")").c_str() : "", MsSince(round_start));
+    std::printf("round %d: %s; %llu acknowledged, %llu verified; %llu in doubt%s%s; %.0f ms\n",
+                round_, what.c_str(), static_cast<unsigned long long>(acked_round),
+                static_cast<unsigned long long>(verified_round),
+                static_cast<unsigned long long>(in_doubt),
+                in_doubt > 0 ? absl::StrCat(" (", in_doubt_text, ")").c_str() : "", extra.c_str(),
+                MsSince(round_start));
     std::fflush(stdout);
     if (!findings.empty()) return fail(findings.front());
   }
@@ -1083,10 +1204,12 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(outcome_answers_),
       static_cast<unsigned long long>(model_.unanswered_resolved()), o_.shards);
   std::printf(
-      "crashtest: cross-shard: %d%% of transfers drawn across two shards, %llu committed; "
-      "%llu transaction parts left in doubt after healing at the end (at most %llu after a "
-      "round)%s\n",
-      o_.cross_pct, static_cast<unsigned long long>(model_.cross_committed()),
+      "crashtest: cross-shard: %s, %llu committed; %llu transaction parts left in doubt after "
+      "healing at the end (at most %llu after a round)%s\n",
+      o_.workload == "cycle"
+          ? "swaps of the cycle across two shards"
+          : absl::StrCat(o_.cross_pct, "% of transfers drawn across two shards").c_str(),
+      static_cast<unsigned long long>(model_.cross_committed()),
       static_cast<unsigned long long>(model_.InDoubt()),
       static_cast<unsigned long long>(max_in_doubt_),
       o_.require_no_in_doubt ? "" : " (reported, not failed on: no --require_no_in_doubt)");
@@ -1103,6 +1226,27 @@ int ReplDriver::Run() {
       static_cast<unsigned long long>(faults_[kReplace]),
       static_cast<unsigned long long>(new_member_installs_),
       static_cast<unsigned long long>(membership_retries_));
+  if (o_.named_pct > 0) {
+    std::printf(
+        "crashtest: named: %d%% of transfers prepared under a name, %llu prepared, %llu "
+        "committed (CommitPrepared OK), %llu rolled back (RollbackPrepared OK), %llu of them by "
+        "another node than the one that prepared them, %llu decided after the workload stopped; "
+        "%llu rounds in which no node could decide them all in 30 s\n",
+        o_.named_pct, static_cast<unsigned long long>(model_.named_prepared()),
+        static_cast<unsigned long long>(model_.named_committed()),
+        static_cast<unsigned long long>(model_.named_rolled_back()),
+        static_cast<unsigned long long>(model_.named_decided_elsewhere()),
+        static_cast<unsigned long long>(named_drained_),
+        static_cast<unsigned long long>(named_undrained_));
+  }
+  if (o_.readers > 0) {
+    std::printf(
+        "crashtest: follower reads: %d reader(s) per node, %llu served (%llu on a node leading no "
+        "shard), %llu refused, 0 wrong totals\n",
+        o_.readers, static_cast<unsigned long long>(reads_served_),
+        static_cast<unsigned long long>(reads_as_follower_),
+        static_cast<unsigned long long>(reads_refused_));
+  }
   for (size_t k = 0; k < plan_.size() && static_cast<int64_t>(k) < round_; ++k) {
     if (faults_[plan_[k]] == 0) {
       std::printf("crashtest: TOO LITTLE VERIFIED: planned fault %s (round %zu) never happened\n",

@@ -42,6 +42,12 @@ struct ReplDriverOptions {
   // A transaction part left prepared (in doubt) on a shard's leader after healing is a finding.
   // Off: counted and printed only (issue 17 step 4's resolver is not built yet).
   bool require_no_in_doubt = false;
+  // Percentage of transfers prepared under a name and decided by the nodes' decider threads
+  // (the host's coordinator); every one left prepared is decided after the workload stops.
+  int named_pct = 0;
+  // Follower reader threads per node (TxnOptions::follower_read): each total must be 0.
+  int readers = 0;
+  std::string workload = "bank";  // or "cycle" (ReplNodeConfig::workload)
 };
 
 // 0 clean, 1 a finding, 2 setup error, 3 a clean run that verified no acknowledged commit.

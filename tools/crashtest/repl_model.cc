@@ -81,6 +81,74 @@ void ReplModel::Unknown(uint64_t txn) {
   ++unknown_;
 }
 
+void ReplModel::NamedIntent(uint64_t node, uint64_t txn, int shard, int from, int to,
+                            int64_t amount, int to_shard) {
+  Intent(node, txn, shard, from, to, amount, to_shard);
+  ops_[txn].named = true;
+}
+
+void ReplModel::Prepared(uint64_t txn) {
+  auto it = ops_.find(txn);
+  if (it == ops_.end() || !it->second.named) {
+    report_findings_.push_back(
+        absl::StrCat("[violation] transfer ", txn, " reported prepared but not reported as named"));
+    return;
+  }
+  if (it->second.state == State::kIntent) it->second.state = State::kPrepared;
+  ++named_prepared_;
+}
+
+void ReplModel::Deciding(uint64_t txn, bool commit) {
+  auto it = ops_.find(txn);
+  if (it == ops_.end() || !it->second.named) {
+    report_findings_.push_back(absl::StrCat("[violation] the coordinator decides transaction ", txn,
+                                            ", which no node reported as a named transfer"));
+    return;
+  }
+  ++it->second.decisions;
+  it->second.decide_commit = commit;
+  if (named_seed_.has_value() && commit != ReplNamedCommits(*named_seed_, txn)) {
+    report_findings_.push_back(absl::StrCat("[violation] the coordinator ",
+                                            commit ? "commits" : "rolls back", " named transfer ",
+                                            txn, " against its seeded decision"));
+  }
+}
+
+void ReplModel::Decided(uint64_t txn, uint64_t node) {
+  auto it = ops_.find(txn);
+  if (it == ops_.end() || !it->second.named) return;
+  Op& op = it->second;
+  if (op.decisions == 0) {
+    report_findings_.push_back(
+        absl::StrCat("[violation] named transfer ", txn, " decided without a decision reported"));
+    return;
+  }
+  if (node != 0 && node != op.node) ++named_decided_elsewhere_;
+  if (op.decide_commit) {
+    if (op.state != State::kAcked) ++acked_;
+    op.state = State::kAcked;
+    ++named_committed_;
+  } else {
+    op.state = State::kRolledBack;
+    ++named_rolled_back_;
+  }
+}
+
+void ReplModel::DecisionUnknown(uint64_t txn) {
+  auto it = ops_.find(txn);
+  if (it == ops_.end()) return;
+  if (it->second.state == State::kPrepared || it->second.state == State::kIntent) {
+    it->second.state = State::kUnknown;
+    ++unknown_;
+  }
+}
+
+void ReplModel::ReaderViolation(uint64_t node, const std::string& what) {
+  ++reader_violations_;
+  report_findings_.push_back(
+      absl::StrCat("[violation] a follower reader of node ", node, " saw: ", what));
+}
+
 void ReplModel::NoteSaid(uint64_t txn, enum Said said) {
   auto it = ops_.find(txn);
   if (it != ops_.end()) NoteSaid(txn, it->second.shard, said);
@@ -97,7 +165,7 @@ std::vector<std::pair<uint64_t, std::string>> ReplModel::Unsettled(int shard) co
   for (const auto& [txn, op] : ops_) {
     const Part* part = op.PartOn(shard);
     if (part != nullptr && !part->committed.has_value() && op.state != State::kNoEffect &&
-        (op.state != State::kAcked || op.cross())) {
+        op.state != State::kRolledBack && (op.state != State::kAcked || op.cross())) {
       out.emplace_back(txn, ReplMarkerKey(shard, txn));
     }
   }
@@ -164,6 +232,7 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
   const std::string marker_prefix = ReplShardPrefix(shard) + "/x/";
   std::map<uint64_t, std::string> markers;
   std::map<int, int64_t> accounts;
+  std::map<int, int> cycle;
   for (const auto& [key, value] : scan) {
     uint64_t txn = 0;
     int account = -1;
@@ -171,6 +240,11 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
     if (absl::StartsWith(key, marker_prefix) &&
         absl::SimpleHexAtoi(key.substr(marker_prefix.size()), &txn)) {
       markers[txn] = value;
+      continue;
+    }
+    int node = -1, next = -1;
+    if (ReplCycleNode(key, &node) && key == ReplCycleKey(node) && absl::SimpleAtoi(value, &next)) {
+      cycle[node] = next;
       continue;
     }
     for (int i = 0; i < kReplAccounts; ++i) {
@@ -201,6 +275,17 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
       findings->push_back(absl::StrCat("[violation] transfer ", txn, " of node ", op.node,
                                        " was refused (no effect) but its marker is on shard ",
                                        shard));
+    }
+    if (op.state == State::kRolledBack) {
+      findings->push_back(absl::StrCat("[violation] named transfer ", txn, " of node ", op.node,
+                                       " was rolled back (RollbackPrepared OK) but its marker is "
+                                       "on shard ",
+                                       shard));
+    } else if (op.named && named_seed_.has_value() && !ReplNamedCommits(*named_seed_, txn)) {
+      findings->push_back(absl::StrCat("[violation] named transfer ", txn, " of node ", op.node,
+                                       " committed, but the coordinator only ever rolls it back "
+                                       "(marker on shard ",
+                                       shard, ")"));
     }
     if (part->said == Said::kAborted) {
       findings->push_back(absl::StrCat("[violation] GetOutcomeOfKey said aborted for transfer ",
@@ -270,6 +355,7 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
     }
   }
   scanned_totals_[shard] = total;
+  scanned_cycle_[shard] = std::move(cycle);
   if (total != want_total) {
     findings->push_back(absl::StrCat("[violation] shard ", shard, ": the bank total is ", total,
                                      ", not ", want_total));
@@ -277,6 +363,13 @@ void ReplModel::Verify(int shard, const std::map<std::string, std::string>& scan
 }
 
 void ReplModel::VerifyTotal(std::vector<std::string>* findings) {
+  // The cycle's nodes, from every shard's last scan (absent: the default successor).
+  std::map<int, int> next;
+  for (const std::map<int, int>& c : scanned_cycle_) next.insert(c.begin(), c.end());
+  std::string broken;
+  if (!ReplOneCycle(next, kReplCycleNodes * shards_, &broken)) {
+    findings->push_back(absl::StrCat("[violation] the cycle is broken on the leaders: ", broken));
+  }
   int64_t total = 0, in_doubt = 0;
   for (int64_t t : scanned_totals_) total += t;
   for (const auto& [txn, op] : ops_) {

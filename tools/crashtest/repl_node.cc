@@ -2,10 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -43,6 +46,10 @@ ABSL_FLAG(int32_t, repl_pause_ms, 0, "internal: pause after each transfer");
 ABSL_FLAG(std::string, repl_broken, "", "internal: a deliberately lying node (ack_refused)");
 ABSL_FLAG(bool, repl_join, false, "internal: the node joins the cluster (a new member)");
 ABSL_FLAG(int32_t, repl_cross_pct, 0, "internal: percentage of cross-shard transfers");
+ABSL_FLAG(int32_t, repl_named_pct, 0, "internal: percentage of named (prepared) transfers");
+ABSL_FLAG(uint64_t, repl_named_seed, 0, "internal: the seed of the coordinator's decisions");
+ABSL_FLAG(int32_t, repl_readers, 0, "internal: follower reader threads");
+ABSL_FLAG(std::string, repl_workload, "bank", "internal: bank or cycle");
 
 namespace shardtx::crashtest {
 
@@ -75,6 +82,7 @@ Options ReplNodeOptions(const ReplNodeConfig& c) {
   o.replication.election_timeout = absl::Milliseconds(c.election_ms);
   o.replication.heartbeat = absl::Milliseconds(std::max(1, c.election_ms / 6));
   o.replication.join = c.join;
+  if (c.readers > 0) o.replication.closed_ts_refresh = 2 * o.replication.heartbeat;
   return o;
 }
 
@@ -105,6 +113,13 @@ uint64_t LeaderHint(absl::string_view message) {
   return id;
 }
 
+// Where the committing thread's transaction is in two-phase commit, counted by the propose hook
+// (Node::OnPropose); reset before each transaction or decision the thread runs.
+struct TwoPcCounts {
+  int prepares = 0, resolutions = 0;
+};
+thread_local TwoPcCounts t_2pc;
+
 class Node {
  public:
   explicit Node(const ReplNodeConfig& c) : c_(c) {}
@@ -118,8 +133,34 @@ class Node {
     if (static_cast<size_t>(shard) >= l.size() || !l[shard].ready) return 0;
     return l[shard].term;
   }
+  // This node is the ready leader of every shard (all) or of none (!all).
+  bool LeadsAll(bool all) {
+    for (const Database::ShardLeadership& l : db_->Leadership()) {
+      if (l.ready != all) return false;
+    }
+    return true;
+  }
   void Worker(int t);
-  void Transfer(std::mt19937_64& rng, int shard, int to_shard);
+  // A transfer, committed, or prepared under a name (`named`) for the decider.
+  void Transfer(std::mt19937_64& rng, int shard, int to_shard, bool named);
+  // Reports the transaction (intent), commits or prepares it, reports the result.
+  void Submit(Transaction* txn, int shard, int from, int to, int64_t amount, int to_shard,
+              bool named);
+  // The cycle workload (repl_protocol.h): one swap, if this node leads its shards (one time in
+  // twenty otherwise, to be refused); false if nothing was proposed.
+  bool CycleSwap(std::mt19937_64& rng, bool named);
+  bool CycleNext(Transaction* txn, int node, int* next);
+  // The host's coordinator: decides the named transfers ListPrepared lists here, each once it
+  // was listed on an earlier look (so it stays prepared a while), on a node leading every shard.
+  void Decider();
+  // CommitPrepared or RollbackPrepared (ReplNamedCommits) of named transfer `txn`, reported;
+  // true if OK.
+  bool Decide(uint64_t txn);
+  // "N": decide every named transfer listed here (ReplNodeConfig's decider, drained).
+  void Drain();
+  // The named transfers listed here; nullopt if ListPrepared failed.
+  std::optional<std::vector<uint64_t>> Listed();
+  void Reader(int r);
   void StartWorkload();
   void StopWorkload();
   void Scan(int shard);
@@ -137,9 +178,12 @@ class Node {
   std::unique_ptr<Database> db_;
   std::atomic<bool> run_{false};
   std::vector<std::thread> workers_;
+  std::atomic<uint64_t> reads_served_{0}, reads_as_follower_{0}, reads_refused_{0};
+  std::atomic<int> reader_reports_{0};  // "V" lines sent (at most 5 per process)
 };
 
-void Node::Transfer(std::mt19937_64& rng, int shard, int to_shard) {
+void Node::Transfer(std::mt19937_64& rng, int shard, int to_shard, bool named) {
+  t_2pc = {};
   std::unique_ptr<Transaction> txn = db_->Begin();
   const uint64_t id = txn->id();
   const int from = static_cast<int>(rng() % kReplAccounts);
@@ -167,12 +211,24 @@ void Node::Transfer(std::mt19937_64& rng, int shard, int to_shard) {
       (to_shard != shard && !txn->Put(ReplMarkerKey(to_shard, id), marker).ok())) {
     return;
   }
-  Line(absl::StrCat("I ", id, " ", shard, " ", from, " ", to, " ", amount,
-                    to_shard != shard ? absl::StrCat(" ", to_shard) : ""));
+  Submit(txn.get(), shard, from, to, amount, to_shard, named);
+}
+
+void Node::Submit(Transaction* txn, int shard, int from, int to, int64_t amount, int to_shard,
+                  bool named) {
+  const uint64_t id = txn->id();
+  if (named) {
+    Line(absl::StrCat("N ", id, " ", shard, " ", from, " ", to, " ", amount, " ", to_shard));
+  } else {
+    Line(absl::StrCat("I ", id, " ", shard, " ", from, " ", to, " ", amount,
+                      to_shard != shard ? absl::StrCat(" ", to_shard) : ""));
+  }
   const uint64_t before = ReadyTerm(shard);
-  const absl::Status s = txn->Commit();
+  const absl::Status s = named ? txn->Prepare(ReplNamedName(id)) : txn->Commit();
   const uint64_t after = ReadyTerm(shard);
-  if (s.ok()) {
+  if (s.ok() && named) {
+    Line(absl::StrCat("PA ", id));
+  } else if (s.ok()) {
     Line(absl::StrCat("A ", id, " ", before, " ", after));
   } else if (absl::IsUnavailable(s) && c_.broken == "ack_refused") {
     Line(absl::StrCat("A ", id, " ", before, " ", after));  // the lie (ReplNodeConfig::broken)
@@ -184,9 +240,64 @@ void Node::Transfer(std::mt19937_64& rng, int shard, int to_shard) {
   }
 }
 
+bool Node::CycleNext(Transaction* txn, int node, int* next) {
+  absl::StatusOr<std::string> v = txn->Get(ReplCycleKey(node));
+  if (absl::IsNotFound(v.status())) {
+    *next = (node + 1) % (kReplCycleNodes * c_.shards);
+    return true;
+  }
+  if (!v.ok()) return false;
+  if (!absl::SimpleAtoi(*v, next)) {
+    Line(absl::StrCat("E cycle node ", ReplCycleKey(node), " holds '", *v, "'"));
+    _exit(1);
+  }
+  return true;
+}
+
+bool Node::CycleSwap(std::mt19937_64& rng, bool named) {
+  t_2pc = {};
+  std::unique_ptr<Transaction> txn = db_->Begin();
+  const int count = kReplCycleNodes * c_.shards;
+  const int a = static_cast<int>(rng() % static_cast<uint64_t>(count));
+  int b = 0, c = 0, d = 0;
+  if (!CycleNext(txn.get(), a, &b) || !CycleNext(txn.get(), b, &c) ||
+      !CycleNext(txn.get(), c, &d)) {
+    return false;  // nothing proposed: not reported
+  }
+  // The shards written (a's, b's, c's): at most two, a transfer's shape.
+  const int shard = a / kReplCycleNodes;
+  int to_shard = shard;
+  for (int n : {b, c}) {
+    const int g = n / kReplCycleNodes;
+    if (g == shard || g == to_shard) continue;
+    if (to_shard != shard) return false;  // a third shard
+    to_shard = g;
+  }
+  // As a transfer: run where this node leads both shards, one time in twenty elsewhere.
+  if ((ReadyTerm(shard) == 0 || ReadyTerm(to_shard) == 0) && rng() % 20 != 0) return false;
+  const std::string marker = ReplMarkerValue(shard, 0, to_shard, 1, 0);
+  if (!txn->Put(ReplCycleKey(a), absl::StrCat(c)).ok() ||
+      !txn->Put(ReplCycleKey(c), absl::StrCat(b)).ok() ||
+      !txn->Put(ReplCycleKey(b), absl::StrCat(d)).ok() ||
+      !txn->Put(ReplMarkerKey(shard, txn->id()), marker).ok() ||
+      (to_shard != shard && !txn->Put(ReplMarkerKey(to_shard, txn->id()), marker).ok())) {
+    return false;
+  }
+  Submit(txn.get(), shard, 0, 1, 0, to_shard, named);
+  return true;
+}
+
 void Node::Worker(int t) {
   std::mt19937_64 rng(c_.seed * 1000003 + static_cast<uint64_t>(t));
   while (run_.load()) {
+    if (c_.workload == "cycle") {
+      if (CycleSwap(rng, static_cast<int>(rng() % 100) < c_.named_pct)) {
+        if (c_.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c_.pause_ms));
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      continue;
+    }
     const int shard = static_cast<int>(rng() % static_cast<uint64_t>(c_.shards));
     // Cross-shard (cross_pct): from an account of `shard` to one of another shard.
     int to_shard = shard;
@@ -197,8 +308,9 @@ void Node::Worker(int t) {
     // Transactions go to the shard's leader (a cross-shard one to the leader of both): this
     // node runs those of the shards it leads, and now and then one of another shard, which must
     // be refused (kUnavailable, no effect).
+    const bool named = static_cast<int>(rng() % 100) < c_.named_pct;
     if ((ReadyTerm(shard) != 0 && ReadyTerm(to_shard) != 0) || rng() % 20 == 0) {
-      Transfer(rng, shard, to_shard);
+      Transfer(rng, shard, to_shard, named);
       if (c_.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c_.pause_ms));
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -206,9 +318,140 @@ void Node::Worker(int t) {
   }
 }
 
+std::optional<std::vector<uint64_t>> Node::Listed() {
+  absl::StatusOr<std::vector<std::string>> names = db_->ListPrepared();
+  if (!names.ok()) return std::nullopt;
+  std::vector<uint64_t> out;
+  for (const std::string& name : *names) {
+    uint64_t txn = 0;
+    if (ReplNamedTxn(name, &txn)) out.push_back(txn);
+  }
+  return out;
+}
+
+bool Node::Decide(uint64_t txn) {
+  const bool commit = ReplNamedCommits(c_.named_seed, txn);
+  Line(absl::StrCat(commit ? "DC " : "DR ", txn));
+  t_2pc = {};
+  const absl::Status s =
+      commit ? db_->CommitPrepared(ReplNamedName(txn)) : db_->RollbackPrepared(ReplNamedName(txn));
+  if (s.ok()) {
+    Line(absl::StrCat("DA ", txn));
+  } else if (absl::IsUnavailable(s) || absl::IsFailedPrecondition(s) || absl::IsNotFound(s)) {
+    Line(absl::StrCat("DF ", txn, " ", absl::StatusCodeToString(s.code())));
+  } else {
+    Line(absl::StrCat("DU ", txn, " ", absl::StatusCodeToString(s.code())));
+  }
+  return s.ok();
+}
+
+void Node::Decider() {
+  std::mt19937_64 rng(c_.seed * 1000003 + 999);
+  std::vector<uint64_t> seen;  // listed on the last look
+  while (run_.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 + rng() % 50));
+    if (!LeadsAll(true)) continue;
+    std::optional<std::vector<uint64_t>> listed = Listed();
+    if (!listed.has_value()) continue;
+    for (uint64_t txn : *listed) {
+      if (run_.load() && std::find(seen.begin(), seen.end(), txn) != seen.end()) Decide(txn);
+    }
+    seen = std::move(*listed);
+  }
+}
+
+void Node::Drain() {
+  int decided = 0, left = -1;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < end && LeadsAll(true)) {
+    std::optional<std::vector<uint64_t>> listed = Listed();
+    if (listed.has_value()) {
+      left = static_cast<int>(listed->size());
+      if (left == 0) break;
+      for (uint64_t txn : *listed) decided += Decide(txn) ? 1 : 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Line(absl::StrCat("= N ", decided, " ", left));
+}
+
+void Node::Reader(int r) {
+  TxnOptions o;
+  o.follower_read = true;
+  while (run_.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 + r));
+    const bool as_follower = LeadsAll(false);
+    std::unique_ptr<Transaction> txn = db_->Begin(o);
+    int64_t total = 0;
+    std::string per_shard;
+    absl::Status s;
+    for (int g = 0; g < c_.shards && s.ok(); ++g) {
+      // The deliberately broken reader (ReplNodeConfig::broken): a second snapshot after shard 0.
+      if (g == 1 && c_.broken == "torn_read") {
+        s = txn->Commit();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // let commits land between
+        txn = db_->Begin(o);
+      }
+      int64_t sum = 0;
+      for (int a = 0; a < kReplAccounts && s.ok(); ++a) {
+        absl::StatusOr<std::string> v = txn->Get(AccountKey(g, a));
+        int64_t balance = 0;
+        if (v.ok() && absl::SimpleAtoi(*v, &balance)) {
+          sum += balance;
+        } else if (v.ok()) {
+          s = absl::DataLossError(absl::StrCat(AccountKey(g, a), " holds '", *v, "'"));
+        } else if (!absl::IsNotFound(v.status())) {
+          s = v.status();
+        }
+      }
+      total += sum;
+      absl::StrAppend(&per_shard, g == 0 ? "" : " ", sum);
+    }
+    // The cycle: every node's successor read in the same snapshot must make one cycle.
+    std::map<int, int> next;
+    std::string broken;
+    for (int n = 0; n < kReplCycleNodes * c_.shards && s.ok(); ++n) {
+      absl::StatusOr<std::string> v = txn->Get(ReplCycleKey(n));
+      int to = 0;
+      if (v.ok() && absl::SimpleAtoi(*v, &to)) {
+        next[n] = to;
+      } else if (v.ok()) {
+        s = absl::DataLossError(absl::StrCat(ReplCycleKey(n), " holds '", *v, "'"));
+      } else if (!absl::IsNotFound(v.status())) {
+        s = v.status();
+      }
+    }
+    if (s.ok() && !ReplOneCycle(next, kReplCycleNodes * c_.shards, &broken)) {
+      s = absl::DataLossError(absl::StrCat("the cycle is broken: ", broken));
+    }
+    if (s.ok()) s = txn->Commit();
+    if (absl::IsDataLoss(s) || (s.ok() && total != 0)) {
+      if (reader_reports_.fetch_add(1) < 5) {
+        Line(absl::StrCat("V ",
+                          s.ok() ? absl::StrCat("the bank total is ", total, " (per shard ",
+                                                per_shard, "), not 0")
+                                 : std::string(s.message()),
+                          as_follower ? " (leading no shard)" : ""));
+      }
+      continue;
+    }
+    if (!s.ok()) {
+      if (reads_refused_.fetch_add(1) < 3) {  // the first few, in the node's log
+        std::fprintf(stderr, "crashtest node %llu: follower read refused: %s\n",
+                     static_cast<unsigned long long>(c_.node_id), s.ToString().c_str());
+      }
+      continue;
+    }
+    ++reads_served_;
+    if (as_follower && LeadsAll(false)) ++reads_as_follower_;
+  }
+}
+
 void Node::StartWorkload() {
   if (run_.exchange(true)) return;
   for (int t = 0; t < c_.threads; ++t) workers_.emplace_back([this, t] { Worker(t); });
+  if (c_.named_pct > 0) workers_.emplace_back([this] { Decider(); });
+  for (int r = 0; r < c_.readers; ++r) workers_.emplace_back([this, r] { Reader(r); });
 }
 
 void Node::StopWorkload() {
@@ -340,15 +583,14 @@ void Node::OnPropose(uint8_t record) {
   // CommitReplicated runs on the committing thread: each prepare's hook in phase one, then one
   // per participant in phase two (the first entry carries the decision), so the thread's own
   // counts say where its transaction is.
-  thread_local uint8_t last = 0;
-  thread_local int prepares = 0, resolutions = 0;
+  // A decision of the decider thread (CommitPrepared) counts from its first entry (t_2pc reset
+  // before each): after-prepares exits before its decision entry, after-decision after it.
   if (record == engine::kPrepare) {
-    if (last != engine::kPrepare) prepares = resolutions = 0;
-    ++prepares;
+    ++t_2pc.prepares;
   } else {
-    ++resolutions;
+    ++t_2pc.resolutions;
   }
-  last = record;
+  const int prepares = t_2pc.prepares, resolutions = t_2pc.resolutions;
   const int armed = armed_2pc_.load(std::memory_order_relaxed);
   const bool commit = record == engine::kCommitPrepared;
   if ((armed == 1 && record == engine::kPrepare && prepares == 2) ||  // one prepare proposed
@@ -413,6 +655,15 @@ void Node::Run() {
         for (int i = 0; i < kRepl2pcPoints; ++i) {
           if (w[1] == kRepl2pcPointNames[i]) armed_2pc_.store(i + 1);
         }
+      } else if (w[0] == "N") {
+        Drain();
+      } else if (w[0] == "LP") {
+        if (std::optional<std::vector<uint64_t>> listed = Listed()) {
+          for (uint64_t txn : *listed) Line(absl::StrCat("= LP ", txn));
+        }
+      } else if (w[0] == "RC") {
+        Line(absl::StrCat("= RC ", reads_served_.exchange(0), " ", reads_as_follower_.exchange(0),
+                          " ", reads_refused_.exchange(0)));
       } else if (w[0] == "Q") {
         StopWorkload();
         const absl::Status s = db_->Close();
@@ -441,6 +692,10 @@ int ReplNodeMain() {
   c.broken = absl::GetFlag(FLAGS_repl_broken);
   c.join = absl::GetFlag(FLAGS_repl_join);
   c.cross_pct = absl::GetFlag(FLAGS_repl_cross_pct);
+  c.named_pct = absl::GetFlag(FLAGS_repl_named_pct);
+  c.named_seed = absl::GetFlag(FLAGS_repl_named_seed);
+  c.readers = absl::GetFlag(FLAGS_repl_readers);
+  c.workload = absl::GetFlag(FLAGS_repl_workload);
   if (!ParseMembers(absl::GetFlag(FLAGS_repl_members), &c.members)) {
     std::fprintf(stderr, "crashtest node: bad --repl_members\n");
     _exit(2);

@@ -15,6 +15,19 @@
 //   F <txn> <code> <leader id>               ... returned kAborted or kUnavailable: no effect
 //                                            (the leader named by kUnavailable, 0 if none)
 //   U <txn> <code>                           ... returned anything else: outcome unknown
+//   N <txn> <shard> <from> <to> <amount> <to shard>
+//                                            a named transfer (as I) is about to be prepared
+//                                            (Transaction::Prepare(ReplNamedName(txn))); then
+//                                            F or U as above, or
+//   PA <txn>                                 ... Prepare returned OK: prepared, to be decided
+//   DC <txn> | DR <txn>                      the decider (the host's coordinator, a thread of
+//                                            this node) is about to CommitPrepared (DC) or
+//                                            RollbackPrepared (DR) named transfer <txn>; then
+//   DA <txn>                                 ... it returned OK (a commit: acknowledged)
+//   DF <txn> <code>                          ... nothing decided by this call (kUnavailable,
+//                                            kFailedPrecondition, kNotFound)
+//   DU <txn> <code>                          ... anything else: outcome unknown
+//   V <text>                                 a follower reader saw a broken invariant
 //   E <message>                              the node cannot go on (e.g. Open failed)
 // and replies to the parent's commands, every line starting "= ", each reply ending "= .".
 //
@@ -44,10 +57,17 @@
 //                    (every prepare committed, the decision not proposed), after-decision (the
 //                    decision entry, with the first part's commit, proposed, the second part's
 //                    commit not); through the coordinator's propose hook (TEST ONLY)
+//   N                decide every named transfer ListPrepared lists here, if this node is the
+//                    ready leader of every shard (retried up to 10 s): "= N <decided> <left>"
+//                    (left: names still listed; -1 when this node does not lead every shard)
+//   LP               ListPrepared here: "= LP <txn>" per named transfer listed
+//   RC               follower reads since the last RC: "= RC <served> <on a node leading no
+//                    shard> <refused>" (the counts are reset)
 //   Q                close the database and exit 0
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace shardtx::crashtest {
@@ -66,5 +86,28 @@ std::string ReplMarkerValue(int from, int to, int64_t amount);
 std::string ReplMarkerValue(int from_shard, int from, int to_shard, int to, int64_t amount);
 // The prefix of every key of `shard`.
 std::string ReplShardPrefix(int shard);
+
+// The cycle workload (--workload=cycle): kReplCycleNodes nodes per shard, node i (global,
+// 0..kReplCycleNodes * shards - 1) on shard i / kReplCycleNodes at ReplCycleKey(i), its value the
+// index of its successor (absent: i + 1, modulo the node count). A swap reads a, b = next(a),
+// c = next(b), d = next(c) and writes a -> c, c -> b, b -> d: the nodes stay one cycle. Each swap
+// writes a marker on every shard it writes (as a transfer of 0 from account 0 to account 1 of
+// those shards: ReplMarkerValue(shard, 0, to shard, 1, 0)), so the checks of the bank's transfers
+// (present, settled, atomic) apply to it unchanged.
+constexpr int kReplCycleNodes = 4;
+std::string ReplCycleKey(int node);
+// Whether `key` is a cycle node's key; its index then.
+bool ReplCycleNode(const std::string& key, int* node);
+// Whether `next` (successor per node; absent: the default) makes one cycle through all `count`
+// nodes; otherwise a description of the break.
+bool ReplOneCycle(const std::map<int, int>& next, int count, std::string* broken);
+
+// Named transfers (issue 17): the name a transfer is prepared under, and back (false: not one).
+std::string ReplNamedName(uint64_t txn);
+bool ReplNamedTxn(const std::string& name, uint64_t* txn);
+// The decision the host's coordinator makes for named transfer `txn`, the same on every node
+// and in the parent (so a marker of a transfer it rolls back is a violation): commit or not,
+// drawn from the run's seed and the id (about three in four commit).
+bool ReplNamedCommits(uint64_t seed, uint64_t txn);
 
 }  // namespace shardtx::crashtest
