@@ -157,6 +157,15 @@ absl::StatusOr<engine::Shard::View*> TransactionImpl::ViewOf(uint32_t shard) {
       if (absl::IsAborted(v.status())) db_->counters().aborts_snapshot_too_old++;
       return v.status();
     }
+    // A part prepared here of a transaction that committed at or below the snapshot (its other
+    // parts' commits are applied, this one's not yet: replicated shards, in doubt after a
+    // failover or a refused entry) would show the snapshot half of that transaction.
+    if (auto [ts, id] = db_->two_phase().KnownCommitFloor(shard); id != 0 && ts <= snapshot_) {
+      return absl::UnavailableError(absl::StrCat(
+          "shard ", shard, " holds a part of transaction ", id, ", committed at ts ", ts,
+          " (at or below this snapshot ", snapshot_,
+          "), still prepared here: it is being resolved; retry the transaction"));
+    }
     views_[shard] = std::move(*v);
   }
   return views_[shard].get();

@@ -107,6 +107,7 @@ void TwoPhaseState::ForgetLocked(absl::node_hash_map<uint64_t, PreparedTxn>::ite
       }
     }
   }
+  if (t.commit_ts != 0) with_commit_ts_.fetch_sub(1);
   prepared_.erase(it);
 }
 
@@ -210,7 +211,22 @@ void TwoPhaseState::SetCommitTs(uint64_t txn_id, Timestamp ts) {
   if (ts == 0) return;
   MutexLock l(&mu_);
   auto it = prepared_.find(txn_id);
-  if (it != prepared_.end()) it->second.commit_ts = ts;
+  if (it == prepared_.end()) return;
+  if (it->second.commit_ts == 0) with_commit_ts_.fetch_add(1);
+  it->second.commit_ts = ts;
+}
+
+std::pair<Timestamp, uint64_t> TwoPhaseState::KnownCommitFloor(uint32_t shard) const {
+  if (with_commit_ts_.load() == 0) return {0, 0};
+  MutexLock l(&mu_);
+  std::pair<Timestamp, uint64_t> floor{0, 0};
+  for (const auto& [id, txn] : prepared_) {
+    if (txn.commit_ts != 0 && txn.parts.count(shard) != 0 &&
+        (floor.second == 0 || txn.commit_ts < floor.first)) {
+      floor = {txn.commit_ts, id};
+    }
+  }
+  return floor;
 }
 
 void TwoPhaseState::MarkResolving(uint64_t txn_id, bool commit) {

@@ -165,6 +165,11 @@ class TwoPhaseState {
   // The smallest snapshot of a transaction with a part prepared on `shard` (its commit, if it
   // ever commits, is above it) and that transaction's id; {0, 0} when none (follower reads).
   std::pair<Timestamp, uint64_t> PreparedFloor(uint32_t shard) const;
+  // The smallest commit timestamp known (SetCommitTs) of a transaction with a part still
+  // prepared on `shard`, and that transaction's id; {0, 0} when none. Such a part commits at
+  // that timestamp, below snapshots already taken. Takes no lock when no prepared transaction
+  // has a known commit timestamp.
+  std::pair<Timestamp, uint64_t> KnownCommitFloor(uint32_t shard) const;
   std::string DescribeForTesting() const;
   std::vector<PreparedInfo> AllPrepared() const;
   // The transaction's entry of AllPrepared, or nullopt if nothing of it is prepared here.
@@ -256,6 +261,8 @@ class TwoPhaseState {
 
   mutable Mutex mu_;
   absl::node_hash_map<uint64_t, PreparedTxn> prepared_ ABSL_GUARDED_BY(mu_);
+  // How many of prepared_ have a commit_ts (written under mu_; KnownCommitFloor's fast path).
+  std::atomic<size_t> with_commit_ts_{0};
   // Write locks by shard, ordered so that a range can be checked.
   std::vector<absl::btree_map<std::string, Holders, std::less<>>> locks_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::flat_hash_map<std::string, Holders>> read_locks_ ABSL_GUARDED_BY(mu_);

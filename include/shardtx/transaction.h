@@ -32,7 +32,11 @@ class Transaction {
   virtual ~Transaction() = default;
 
   // The value of `key`, or kNotFound. kDataLoss (naming the shard's store and the key) if the
-  // stored value fails its checksum: the wrong bytes are never returned.
+  // stored value fails its checksum: the wrong bytes are never returned. On replicated shards,
+  // kUnavailable (no effect; retry the transaction) while the key's shard holds, still
+  // prepared, a part of a cross-shard transaction whose other parts committed at or below this
+  // transaction's snapshot (in doubt after a failover, until the in-doubt resolver commits it):
+  // reading it would show half of that transaction. Iterators over such a shard fail likewise.
   virtual absl::StatusOr<std::string> Get(absl::string_view key) = 0;
   // Buffers a write; visible to this transaction's reads at once, to others after Commit.
   virtual absl::Status Put(absl::string_view key, absl::string_view value) = 0;

@@ -265,6 +265,16 @@ TEST(InDoubtResolver, ARefusedCommitEntryLeavesNoVersionAndItsPartTakesTheSameTi
   ASSERT_NE(ts, 0u);
   // The committer's entry and at least one of the resolver's were refused.
   ASSERT_TRUE(WaitFor([&] { return refused.load() >= 2; }));
+  {
+    // A reader on the leader at a snapshot at or above the commit timestamp: shard 0's part is
+    // there, shard 1's is not applied yet, so shard 1 refuses rather than show half of it.
+    std::unique_ptr<Transaction> reader = c.db(0).Begin();
+    absl::StatusOr<std::string> a = reader->Get("a1");
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(*a, "x");
+    absl::StatusOr<std::string> b = reader->Get("b1");
+    EXPECT_TRUE(absl::IsUnavailable(b.status())) << (b.ok() ? *b : b.status().ToString());
+  }
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(WaitFor([&] { return ReadOne(c.db(i), "a1") == "x"; })) << "node " << i;
     EXPECT_EQ(ReadOne(c.db(i), "b1"), std::nullopt) << "node " << i;
