@@ -567,8 +567,10 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
         WorkloadName(first.workload), first.threads, members[0]->shards,
         members[0]->shards == 1 ? "" : "s", DurabilityName(durability));
     auto pick = [](const RunResult* m) {
-      return Pick{m->spec.engine, m->spec.workload, m->spec.threads, m->spec.shards_per_txn,
-                  m->durability,  m->spec.shards,   m->log_layout};
+      Pick p{m->spec.engine, m->spec.workload, m->spec.threads, m->spec.shards_per_txn,
+             m->durability,  m->spec.shards,   m->log_layout};
+      p.reads = m->spec.reads;
+      return p;
     };
     // Each pair once, the engine that runs first in the plan (shardtx) over the other.
     for (size_t i = 0; i < members.size(); ++i) {

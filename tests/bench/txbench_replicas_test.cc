@@ -413,6 +413,11 @@ TEST(TxbenchReplicas, TinyReadonlyRunChecksSumsAndReportsFollowerShareAndStalene
   EXPECT_GT(NumberBetween(text, "share of the reads the followers served (all-fr rows)", "%"), 0)
       << text;
   EXPECT_TRUE(absl::StrContains(text, " wrong in the windows above")) << text;
+  // The summary's ratios pair the rows of each repetition.
+  EXPECT_GT(NumberBetween(text, "txn/s shardtx-3replicas@leader-fr / shardtx-3replicas@all-fr: ",
+                          "x ("),
+            0)
+      << text;
   EXPECT_FALSE(absl::StrContains(text, "catch up")) << text;  // not asked for
 }
 
