@@ -344,14 +344,13 @@ void MeasureReadonlyWindow(const Config& config, const RunSpec& spec, const KeyS
           return;
         }
         std::string key;
+        std::vector<int64_t> seen(k);  // the balances read, printed if their sum is wrong
         while (!stop.load(std::memory_order_relaxed)) {
           const uint64_t g = rng.Uniform(num_groups);
           int64_t sum = 0;
-          std::string seen;
           auto attempt = [&]() -> absl::Status {
             session->Begin(TxnShape::kReadOnly);
             sum = 0;
-            seen.clear();
             for (uint32_t m = 0; m < k; ++m) {
               keys.KeyInto(groups[g * k + m], &key);
               absl::StatusOr<std::string> v = session->Get(key);
@@ -363,7 +362,7 @@ void MeasureReadonlyWindow(const Config& config, const RunSpec& spec, const KeyS
                                                         node, " holds no balance"));
               }
               sum += b;
-              absl::StrAppend(&seen, m == 0 ? "" : " + ", key, "=", b);
+              seen[m] = b;
             }
             absl::Status s = session->Commit();
             if (!s.ok()) session->Rollback();
@@ -376,8 +375,12 @@ void MeasureReadonlyWindow(const Config& config, const RunSpec& spec, const KeyS
             violations.fetch_add(1);
             std::lock_guard<std::mutex> l(mu);
             if (fig.first_violation.empty()) {
-              fig.first_violation = absl::StrCat("node ", node, ": ", seen, " = ", sum, " != ",
-                                                 expected);
+              fig.first_violation = absl::StrCat("node ", node, ":");
+              for (uint32_t m = 0; m < k; ++m) {
+                absl::StrAppend(&fig.first_violation, m == 0 ? " " : " + ",
+                                keys.Key(groups[g * k + m]), "=", seen[m]);
+              }
+              absl::StrAppend(&fig.first_violation, " = ", sum, " != ", expected);
             }
           }
           CountCommitted(st, t0, k, /*cross=*/false);
