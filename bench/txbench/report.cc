@@ -132,6 +132,9 @@ std::vector<double> PairRatios(const std::vector<RunResult>& runs, const Pick& a
 
 double TxnPerS(const RunResult& r) { return r.txn_per_s; }
 double P50(const RunResult& r) { return r.p50_us; }
+// Transactions per CPU-second of this process: the cost of each, whatever the rest of the machine
+// took meanwhile (0 when the CPU use is not known).
+double TxnPerCpu(const RunResult& r) { return r.cpu_cores > 0 ? r.txn_per_s / r.cpu_cores : 0; }
 
 std::string RatioSpread(const std::vector<double>& ratios) {
   if (ratios.empty()) return "-";
@@ -765,6 +768,17 @@ void JudgeReadonly(const std::vector<RunResult>& runs, const RunResult& first,
     }
     out->push_back(reference);
   }
+  // The same pairs per CPU-second of this process: what a read costs here, whatever the rest of
+  // the machine (other helpers' builds) took from the window.
+  Verdict per_cpu = Judge(absl::StrCat(what,
+                                       " follower reads over every node / node 1 follower reads, "
+                                       "reads per CPU-second of this process"),
+                          PairRatios(runs, all, leader_fr, TxnPerCpu), 0.9, true);
+  if (per_cpu.pairs > 0) {
+    per_cpu.outcome = absl::StrCat("for reference (>= 0.9x: ", per_cpu.outcome,
+                                   "); the cost per read, load aside");
+  }
+  out->push_back(per_cpu);
   // The figures of the follower-read rows, over their windows.
   std::vector<const RunResult*> spread, checked;
   for (const RunResult& r : runs) {

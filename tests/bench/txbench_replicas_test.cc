@@ -408,6 +408,9 @@ TEST(TxbenchReplicas, TinyReadonlyRunChecksSumsAndReportsFollowerShareAndStalene
   EXPECT_TRUE(absl::StrContains(text, ", wrong 0; background transfers on node 1: ")) << text;
   EXPECT_TRUE(absl::StrContains(text, "reads/s >= 0.9x leader-only")) << text;
   EXPECT_TRUE(absl::StrContains(text, "no verdict (1 pair < 5)")) << text;
+  EXPECT_GT(NumberBetween(text, "node 1 follower reads, reads per CPU-second of this process", "x ("),
+            0)
+      << text;
   EXPECT_TRUE(absl::StrContains(text, "share of the reads the followers served (all-fr rows)"))
       << text;
   EXPECT_GT(NumberBetween(text, "share of the reads the followers served (all-fr rows)", "%"), 0)
