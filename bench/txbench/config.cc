@@ -585,10 +585,10 @@ absl::StatusOr<Config> ConfigFromFlags() {
         absl::StrCat("--catchup-bytes ", catchup, ": -1 (the default), 0 or a byte count"));
   }
   // The catch-up phase is issue 16's; the readonly plan runs it only when asked.
-  c.catchup_bytes = catchup == -1 ? (c.replicas > 0 && c.workload != Workload::kReadonly
-                                         ? kDefaultCatchupBytes
-                                         : 0)
-                                  : static_cast<uint64_t>(catchup);
+  c.catchup_bytes =
+      catchup == -1
+          ? (c.replicas > 0 && c.workload != Workload::kReadonly ? kDefaultCatchupBytes : 0)
+          : static_cast<uint64_t>(catchup);
   c.readonly_writers = absl::GetFlag(FLAGS_readonly_writers);
   c.follower_max_staleness_ms = absl::GetFlag(FLAGS_follower_max_staleness_ms);
   c.long_bench = absl::GetFlag(FLAGS_long_bench);

@@ -173,8 +173,7 @@ std::string RowName(const RunResult& r) {
   const std::string engine = r.spec.engine == EngineKind::kShardtxReplicated && r.replicas > 0
                                  ? absl::StrCat("shardtx-", r.replicas, "replicas")
                                  : std::string(EngineName(r.spec.engine));
-  return absl::StrCat(engine, VariantSuffix(r),
-                      r.spec.reads == ReadPlacement::kNone ? "" : "@",
+  return absl::StrCat(engine, VariantSuffix(r), r.spec.reads == ReadPlacement::kNone ? "" : "@",
                       ReadPlacementName(r.spec.reads));
 }
 
@@ -202,10 +201,9 @@ std::string ReadonlyLines(const RunResult& r, const std::string& indent) {
       "%sfollower staleness (Stats follower_staleness_ms, nodes 2.., every 100 ms): %s, %d of %d "
       "samples not known\n",
       indent,
-      f.staleness_max_ms < 0
-          ? std::string("no known sample")
-          : absl::StrFormat("median %.0f ms, max %.0f ms", f.staleness_median_ms,
-                            f.staleness_max_ms),
+      f.staleness_max_ms < 0 ? std::string("no known sample")
+                             : absl::StrFormat("median %.0f ms, max %.0f ms", f.staleness_median_ms,
+                                               f.staleness_max_ms),
       f.staleness_unknown, f.staleness_samples);
   return out;
 }
@@ -750,9 +748,9 @@ void JudgeReadonly(const std::vector<RunResult>& runs, const RunResult& first,
   const Pick all = pick(ReadPlacement::kAllFollowerRead);
   const Pick linearizable = pick(ReadPlacement::kLeaderLinearizable);
   const Pick leader_fr = pick(ReadPlacement::kLeaderFollowerRead);
-  const std::string what =
-      absl::StrFormat("readonly (%d shards/read), %d readers, %d replicas:", first.spec.shards_per_txn,
-                      first.spec.threads, first.replicas);
+  const std::string what = absl::StrFormat(
+      "readonly (%d shards/read), %d readers, %d replicas:", first.spec.shards_per_txn,
+      first.spec.threads, first.replicas);
   out->push_back(Judge(absl::StrCat(what,
                                     " follower reads over every node, reads/s >= 0.9x leader-only "
                                     "(the better of node 1's two rows in each repetition)"),
@@ -805,9 +803,9 @@ void JudgeReadonly(const std::vector<RunResult>& runs, const RunResult& first,
     for (const ReplicaFigures& n : summed) {
       served.push_back(absl::StrCat("node ", n.node_id, " ", n.reads_served));
     }
-    share.outcome = absl::StrFormat("%.1f%% (Stats::read_only_commits over %d windows: %s)",
-                                    100 * f.follower_share, spread.size(),
-                                    absl::StrJoin(served, ", "));
+    share.outcome =
+        absl::StrFormat("%.1f%% (Stats::read_only_commits over %d windows: %s)",
+                        100 * f.follower_share, spread.size(), absl::StrJoin(served, ", "));
     staleness.outcome =
         f.staleness_max_ms < 0
             ? absl::StrFormat("not known (%d samples)", f.staleness_samples)
@@ -1007,18 +1005,17 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
     if (r.spec.engine == EngineKind::kShardtxReplicated) {
       std::vector<std::string> figures;
       for (const ReplicaFigures& f : r.replica_figures) {
-        figures.push_back(
-            absl::StrCat("{\"node\": ", f.node_id,
-                         ", \"raft_log_writes_per_s\": ", JsonNumber(f.raft_log_writes_per_s),
-                         ", \"raft_entries_per_write\": ", JsonNumber(f.raft_entries_per_write),
-                         ", \"wal_fsyncs_per_s\": ", JsonNumber(f.wal_fsyncs_per_s),
-                         ", \"wal_records_per_fsync\": ", JsonNumber(f.wal_records_per_fsync),
-                         ", \"lmdb_syncs_per_s\": ", JsonNumber(f.lmdb_syncs_per_s),
-                         r.readonly.has_value()
-                             ? absl::StrCat(", \"reads_served\": ", f.reads_served,
-                                            ", \"reads_too_stale\": ", f.reads_too_stale)
-                             : "",
-                         "}"));
+        figures.push_back(absl::StrCat(
+            "{\"node\": ", f.node_id,
+            ", \"raft_log_writes_per_s\": ", JsonNumber(f.raft_log_writes_per_s),
+            ", \"raft_entries_per_write\": ", JsonNumber(f.raft_entries_per_write),
+            ", \"wal_fsyncs_per_s\": ", JsonNumber(f.wal_fsyncs_per_s),
+            ", \"wal_records_per_fsync\": ", JsonNumber(f.wal_records_per_fsync),
+            ", \"lmdb_syncs_per_s\": ", JsonNumber(f.lmdb_syncs_per_s),
+            r.readonly.has_value() ? absl::StrCat(", \"reads_served\": ", f.reads_served,
+                                                  ", \"reads_too_stale\": ", f.reads_too_stale)
+                                   : "",
+            "}"));
       }
       absl::StrAppend(&out, ", \"replicas\": ", r.replicas, ", \"replica_figures\": [",
                       absl::StrJoin(figures, ", "),
@@ -1027,18 +1024,18 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
     }
     if (r.readonly.has_value()) {
       const ReadonlyFigures& f = *r.readonly;
-      absl::StrAppend(
-          &out, ", \"reads\": ", JsonString(ReadPlacementName(r.spec.reads)),
-          ", \"follower_share\": ", JsonNumber(f.follower_share),
-          ", \"reads_too_stale\": ", f.reads_too_stale, ", \"background_writes\": ", f.writes,
-          ", \"background_writes_per_s\": ", JsonNumber(f.writes_per_s),
-          ", \"sums_checked\": ", f.sums_checked, ", \"sums_wrong\": ", f.violations,
-          ", \"staleness_median_ms\": ",
-          f.staleness_median_ms < 0 ? "null" : JsonNumber(f.staleness_median_ms),
-          ", \"staleness_max_ms\": ",
-          f.staleness_max_ms < 0 ? "null" : JsonNumber(f.staleness_max_ms),
-          ", \"staleness_samples\": ", f.staleness_samples,
-          ", \"staleness_unknown\": ", f.staleness_unknown);
+      absl::StrAppend(&out, ", \"reads\": ", JsonString(ReadPlacementName(r.spec.reads)),
+                      ", \"follower_share\": ", JsonNumber(f.follower_share),
+                      ", \"reads_too_stale\": ", f.reads_too_stale,
+                      ", \"background_writes\": ", f.writes,
+                      ", \"background_writes_per_s\": ", JsonNumber(f.writes_per_s),
+                      ", \"sums_checked\": ", f.sums_checked, ", \"sums_wrong\": ", f.violations,
+                      ", \"staleness_median_ms\": ",
+                      f.staleness_median_ms < 0 ? "null" : JsonNumber(f.staleness_median_ms),
+                      ", \"staleness_max_ms\": ",
+                      f.staleness_max_ms < 0 ? "null" : JsonNumber(f.staleness_max_ms),
+                      ", \"staleness_samples\": ", f.staleness_samples,
+                      ", \"staleness_unknown\": ", f.staleness_unknown);
     }
     out += "}";
   }

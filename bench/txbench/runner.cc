@@ -40,9 +40,9 @@ struct alignas(64) ClientStats {
 };
 
 std::string RunName(const RunSpec& spec) {
-  return absl::StrCat(EngineName(spec.engine),
-                      spec.reads == ReadPlacement::kNone ? "" : "@", ReadPlacementName(spec.reads),
-                      " ", WorkloadName(spec.workload), " ", spec.threads, "t");
+  return absl::StrCat(EngineName(spec.engine), spec.reads == ReadPlacement::kNone ? "" : "@",
+                      ReadPlacementName(spec.reads), " ", WorkloadName(spec.workload), " ",
+                      spec.threads, "t");
 }
 
 void FillLatency(const shardtx::Histogram& h, RunResult* r) {
@@ -138,8 +138,8 @@ std::vector<ReplicaFigures> ReplicaWindow(const std::vector<ReplicaCounters>& be
     f.wal_records_per_fsync = fsyncs > 0 ? delta(a.wal_records, b.wal_records) / fsyncs : 0;
     f.lmdb_syncs_per_s = delta(a.lmdb_syncs, b.lmdb_syncs) / seconds;
     f.reads_served = b.read_only_commits - std::min(a.read_only_commits, b.read_only_commits);
-    f.reads_too_stale =
-        b.follower_reads_too_stale - std::min(a.follower_reads_too_stale, b.follower_reads_too_stale);
+    f.reads_too_stale = b.follower_reads_too_stale -
+                        std::min(a.follower_reads_too_stale, b.follower_reads_too_stale);
     out.push_back(f);
   }
   return out;

@@ -39,7 +39,7 @@ struct ReadonlyFigures {
   // Over the replicas of replica_figures (node 1 first): the share of the reads served by nodes
   // other than node 1 (0 when no read was served).
   double follower_share = 0;
-  uint64_t reads_too_stale = 0;  // over every node
+  uint64_t reads_too_stale = 0;           // over every node
   uint64_t writes = 0, write_aborts = 0;  // the background transfers on node 1
   double writes_per_s = 0;
   uint64_t sums_checked = 0;  // read transactions whose group sum was checked

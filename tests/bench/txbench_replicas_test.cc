@@ -408,8 +408,8 @@ TEST(TxbenchReplicas, TinyReadonlyRunChecksSumsAndReportsFollowerShareAndStalene
   EXPECT_TRUE(absl::StrContains(text, ", wrong 0; background transfers on node 1: ")) << text;
   EXPECT_TRUE(absl::StrContains(text, "reads/s >= 0.9x leader-only")) << text;
   EXPECT_TRUE(absl::StrContains(text, "no verdict (1 pair < 5)")) << text;
-  EXPECT_GT(NumberBetween(text, "node 1 follower reads, reads per CPU-second of this process", "x ("),
-            0)
+  EXPECT_GT(
+      NumberBetween(text, "node 1 follower reads, reads per CPU-second of this process", "x ("), 0)
       << text;
   EXPECT_TRUE(absl::StrContains(text, "share of the reads the followers served (all-fr rows)"))
       << text;
@@ -417,9 +417,9 @@ TEST(TxbenchReplicas, TinyReadonlyRunChecksSumsAndReportsFollowerShareAndStalene
       << text;
   EXPECT_TRUE(absl::StrContains(text, " wrong in the windows above")) << text;
   // The summary's ratios pair the rows of each repetition.
-  EXPECT_GT(NumberBetween(text, "txn/s shardtx-3replicas@leader-fr / shardtx-3replicas@all-fr: ",
-                          "x ("),
-            0)
+  EXPECT_GT(
+      NumberBetween(text, "txn/s shardtx-3replicas@leader-fr / shardtx-3replicas@all-fr: ", "x ("),
+      0)
       << text;
   EXPECT_FALSE(absl::StrContains(text, "catch up")) << text;  // not asked for
 }
