@@ -424,6 +424,35 @@ TEST(TxbenchReplicas, TinyReadonlyRunChecksSumsAndReportsFollowerShareAndStalene
   EXPECT_FALSE(absl::StrContains(text, "catch up")) << text;  // not asked for
 }
 
+// A max_staleness far below the closed timestamps' refresh (250 ms): follower reads are refused
+// (kUnavailable, Stats::follower_reads_too_stale), and the runner retries them as aborts rather
+// than failing the window; the linearizable row is never refused.
+TEST(TxbenchReplicas, TinyReadonlyRunRetriesReadsRefusedAsTooStale) {
+  Config c = TinyReplicasConfig();
+  c.workload = Workload::kReadonly;
+  c.seconds = 0.5;
+  c.threads = 3;
+  c.follower_max_staleness_ms = 5;
+  ASSERT_TRUE(Validate(c).ok()) << Validate(c);
+  std::string text;
+  const Outcome outcome = RunPrinting(c, &text);
+  ASSERT_EQ(outcome.exit_code, 0) << text;
+  ASSERT_EQ(outcome.runs.size(), 3u) << text;
+  for (const RunResult& r : outcome.runs) {
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    ASSERT_TRUE(r.readonly.has_value()) << RowName(r);
+    if (r.spec.reads == ReadPlacement::kLeaderLinearizable) {
+      EXPECT_EQ(r.readonly->reads_too_stale, 0u) << text;
+      EXPECT_GT(r.committed, 0u) << text;
+    } else {
+      EXPECT_GT(r.readonly->reads_too_stale, 0u) << RowName(r) << "\n" << text;
+      EXPECT_GT(r.aborts, 0u) << RowName(r);  // each refusal retried
+    }
+    EXPECT_EQ(r.readonly->violations, 0u) << RowName(r);
+  }
+  EXPECT_TRUE(absl::StrContains(text, "reads refused as too stale")) << text;
+}
+
 TEST(TxbenchReplicas, RefusesOtherCountsUnsyncedCommitsAndTheBenchMatrices) {
   for (int n : {-1, 1, 2, 4, 6, 7}) {
     Config c = TinyReplicasConfig();
