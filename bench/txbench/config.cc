@@ -93,7 +93,12 @@ ABSL_FLAG(int, replicas, 0,
           "did not lead every shard (kUnavailable, kUnknown). "
           "--engines and --threads are ignored; 5 repetitions of 3 s windows unless --reps, "
           "--seconds say otherwise (about 2-3 minutes); then the catch-up phase "
-          "(--catchup-bytes).");
+          "(--catchup-bytes). With --workload=readonly (issue 17 step 9), its own plan: "
+          "--threads readers summing groups of bank accounts (--shards-per-txn accounts on as "
+          "many shards) while --readonly-writers threads transfer within the groups on node 1, "
+          "the readers on node 1 (linearizable reads; follower reads) and spread over every "
+          "node (follower reads), reads/s, the share the followers served and their staleness; "
+          "no floors, no catch-up phase unless --catchup-bytes asks.");
 ABSL_FLAG(int64_t, catchup_bytes, -1,
           "With --replicas: after the repetitions, fill the replicated cluster with about this "
           "many bytes of committed data through the leader (16 KiB values, 1 MiB "
@@ -103,6 +108,13 @@ ABSL_FLAG(int64_t, catchup_bytes, -1,
           "it has installed a snapshot of every shard and applied up to the leader's commit "
           "index. -1: 1073741824 (1 GiB) with --replicas; 0: no catch-up phase; else at least "
           "1048576.");
+ABSL_FLAG(int, readonly_writers, 2,
+          "--replicas --workload=readonly: threads committing bank transfers between the "
+          "accounts of a read group (cross-shard, on node 1) during every window: the "
+          "background write load the readers' sums are checked against (0: none).");
+ABSL_FLAG(int64_t, follower_max_staleness_ms, 2000,
+          "--replicas --workload=readonly: the follower readers' TxnOptions::max_staleness in "
+          "milliseconds (-1: infinite). A read refused as staler is counted and retried.");
 ABSL_FLAG(bool, keep_data, false, "Keep each run's files under --dir.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the key and value choices (threads derive theirs).");
 ABSL_FLAG(bool, progress, true, "Progress lines on stderr.");
@@ -155,6 +167,25 @@ const char* WorkloadName(Workload w) {
       return "o_dsync";
   }
   return "?";
+}
+
+const char* ReadPlacementName(ReadPlacement p) {
+  switch (p) {
+    case ReadPlacement::kNone:
+      return "";
+    case ReadPlacement::kLeaderLinearizable:
+      return "leader";
+    case ReadPlacement::kLeaderFollowerRead:
+      return "leader-fr";
+    case ReadPlacement::kAllFollowerRead:
+      return "all-fr";
+  }
+  return "?";
+}
+
+bool UsesBalances(const RunSpec& spec) {
+  return spec.workload == Workload::kBank ||
+         (spec.workload == Workload::kReadonly && spec.engine == EngineKind::kShardtxReplicated);
 }
 
 bool IsFloor(Workload w) { return w == Workload::kFsync || w == Workload::kDsync; }
@@ -273,12 +304,30 @@ absl::Status ValidateReplicas(const Config& c) {
     case Workload::kYcsbB:
     case Workload::kCross:
       break;
+    case Workload::kReadonly:
+      // Each read transaction sums a group of accounts on shards_per_txn distinct shards.
+      if (c.shards_per_txn < 2 || c.shards < c.shards_per_txn) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--replicas with --workload=readonly reads groups of --shards_per_txn accounts on as "
+            "many distinct shards: it needs 2 <= --shards_per_txn <= --shards (have ",
+            c.shards_per_txn, " and ", c.shards, ")"));
+      }
+      if (c.readonly_writers < 0 || c.readonly_writers > 64) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--readonly_writers ", c.readonly_writers, " not in [0, 64]"));
+      }
+      if (c.follower_max_staleness_ms < -1 || c.follower_max_staleness_ms == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--follower_max_staleness_ms ", c.follower_max_staleness_ms,
+                         ": -1 (infinite) or a positive number of milliseconds"));
+      }
+      break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "--replicas with --workload=", WorkloadName(c.workload),
           ": txbench measures single-shard (single, ycsb-a, ycsb-b) and cross-shard (cross) "
-          "transactions on a replicated database; mixed and bank are not measured replicated, "
-          "and the follower-read row (readonly) is issue 17 step 9's, not built yet"));
+          "transactions and follower reads (readonly) on a replicated database; mixed and bank "
+          "are not measured replicated"));
   }
   if (c.durability != DurabilityMode::kSync) {
     return absl::InvalidArgumentError(
@@ -447,6 +496,15 @@ std::vector<RunSpec> PlanRuns(const Config& c) {
     for (RunSpec& r : runs) {
       if (IsShardtx(r.engine) && !r.log_layout.has_value()) r.log_layout = LogLayout::kPerShard;
     }
+  } else if (c.replicas > 0 && c.workload == Workload::kReadonly) {
+    // Issue 17 step 9: the same readers on the leader alone and spread over every node.
+    runs.clear();  // no floors: nothing here is a commit
+    for (ReadPlacement p : {ReadPlacement::kLeaderLinearizable, ReadPlacement::kLeaderFollowerRead,
+                            ReadPlacement::kAllFollowerRead}) {
+      RunSpec r(EngineKind::kShardtxReplicated, Workload::kReadonly, c.threads, c.shards_per_txn);
+      r.reads = p;
+      runs.push_back(r);
+    }
   } else if (c.replicas > 0) {
     // Issue 16: a replicated commit at 1 thread against the floor, and at 64 threads against
     // the same engine unreplicated (same workload, shards and log layout).
@@ -526,8 +584,13 @@ absl::StatusOr<Config> ConfigFromFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("--catchup-bytes ", catchup, ": -1 (the default), 0 or a byte count"));
   }
+  // The catch-up phase is issue 16's; the readonly plan runs it only when asked.
   c.catchup_bytes =
-      catchup == -1 ? (c.replicas > 0 ? kDefaultCatchupBytes : 0) : static_cast<uint64_t>(catchup);
+      catchup == -1
+          ? (c.replicas > 0 && c.workload != Workload::kReadonly ? kDefaultCatchupBytes : 0)
+          : static_cast<uint64_t>(catchup);
+  c.readonly_writers = absl::GetFlag(FLAGS_readonly_writers);
+  c.follower_max_staleness_ms = absl::GetFlag(FLAGS_follower_max_staleness_ms);
   c.long_bench = absl::GetFlag(FLAGS_long_bench);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.async_inflight = absl::GetFlag(FLAGS_async_inflight);

@@ -37,6 +37,14 @@ enum class DurabilityMode { kSync, kAsync, kNone };
 // How the rocksdb engine lays out its data: one TransactionDB for everything, or one per
 // shard (needed for cross-shard transactions, which then use 2PC on RocksDB's prepare).
 enum class RocksdbLayout { kAuto, kOne, kPerShard };
+// --replicas --workload=readonly (issue 17 step 9): where a row's readers run and how they read.
+// kLeaderLinearizable: every reader on node 1 (the leader of every shard), ordinary read-only
+// transactions (linearizable: each commit waits for a Raft barrier, shared by the reads begun
+// before it). kLeaderFollowerRead: every reader on node 1, TxnOptions::follower_read (the node's
+// safe timestamp, no barrier). kAllFollowerRead: readers spread over all the nodes, reader i on
+// node i % N + 1, TxnOptions::follower_read. kNone: any other row.
+enum class ReadPlacement { kNone, kLeaderLinearizable, kLeaderFollowerRead, kAllFollowerRead };
+const char* ReadPlacementName(ReadPlacement p);
 // Where shardtx keeps its shards' logs (shardtx::Options::log_layout): one log per shard, or one
 // log shared by every shard of the database (one fsync covers all shards' commits). Other
 // engines ignore it. Named and parsed by the library ("per-shard" | "shared").
@@ -97,6 +105,11 @@ struct Config {
   uint32_t raft_snapshot_trailing = 0;
   uint64_t seed = 1;
   bool progress = true;  // progress lines on stderr
+  // --replicas --workload=readonly: threads committing bank transfers inside the read groups on
+  // node 1 during every window (the background write load), and the readers' max_staleness in
+  // milliseconds (-1: infinite).
+  int readonly_writers = 2;
+  int64_t follower_max_staleness_ms = 2000;
 };
 
 // One measured run: one engine, one workload at one thread count.
@@ -119,6 +132,8 @@ struct RunSpec {
   // This run's shardtx log layout, when not the invocation's --log_layout (shardtx engines
   // only).
   std::optional<LogLayout> log_layout;
+  // --replicas --workload=readonly: where the readers run (kNone for every other run).
+  ReadPlacement reads = ReadPlacement::kNone;
 
   // The same run with its own shard count and log layout.
   RunSpec With(uint32_t shard_count, std::optional<LogLayout> layout) const {
@@ -134,6 +149,9 @@ struct RunSpec {
 uint32_t ShardsOf(const Config& config, const RunSpec& spec);
 LogLayout LogLayoutOf(const Config& config, const RunSpec& spec);
 bool IsShardtx(EngineKind e);  // kShardtx, kShardtxAsync or kShardtxReplicated
+// Whether a run's engine is preloaded with bank balances: the bank workload, and the replicated
+// readonly workload (its readers check the sum of each group of accounts they read).
+bool UsesBalances(const RunSpec& spec);
 
 // Checks ranges and combinations (e.g. cross needs shards >= shards_per_txn).
 absl::Status Validate(const Config& config);
@@ -153,6 +171,9 @@ absl::Status Validate(const Config& config);
 //  - long_bench: the fsync floor, then single at 1 and 64 threads, cross at 64 threads (and
 //    RocksDB's serial 2PC when rocksdb is named) and ycsb-b at 2 threads, each for every
 //    engine of the config.
+//  - replicas with workload readonly (issue 17 step 9): shardtx-replicated readonly at
+//    config.threads readers, once per ReadPlacement (leader linearizable, leader follower_read,
+//    all nodes follower_read), no floors.
 //  - replicas (issue 16): the fsync floor and the O_DSYNC write floor, then shardtx and
 //    shardtx-replicated on config.workload at 1 thread and at 64 threads (--engines and
 //    --threads are ignored). The catch-up phase (config.catchup_bytes) is not a run of the

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "bench/txbench/catch_up.h"
 #include "bench/txbench/config.h"
 #include "bench/txbench/keyspace.h"
@@ -83,6 +84,8 @@ struct EngineSetup {
   // replicas > 0: ReplicationOptions::snapshot_threshold / snapshot_trailing (0: the library's).
   uint32_t raft_snapshot_threshold = 0;
   uint32_t raft_snapshot_trailing = 0;
+  // replicas > 0: ReplicationOptions::closed_ts_refresh (follower reads' staleness).
+  absl::Duration closed_ts_refresh = absl::InfiniteDuration();
   const KeySpace* keys = nullptr;  // key -> shard map; outlives the engine
 };
 
@@ -90,6 +93,17 @@ class Engine {
  public:
   virtual ~Engine() = default;
   virtual std::unique_ptr<Session> NewSession() = 0;
+  // The replicated engine: a session on node `node` (1 .. replicas), its transactions follower
+  // reads (TxnOptions::follower_read, at most `max_staleness` stale) when `follower_read`, else
+  // as NewSession's. A follower read refused as too stale (kUnavailable) comes back from Get or
+  // Commit as kAborted (retry). nullptr from every other engine, or for a node out of range.
+  virtual std::unique_ptr<Session> NewSessionOn(int node, bool follower_read,
+                                                absl::Duration max_staleness) {
+    (void)node;
+    (void)follower_read;
+    (void)max_staleness;
+    return nullptr;
+  }
 
   // While on, commits need not be durable (preload); turning it off makes everything written
   // so far durable and settled in the engine's stable store (shardtx checkpoint, RocksDB

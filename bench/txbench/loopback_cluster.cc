@@ -149,13 +149,21 @@ ReplicaCounters CountersOf(uint64_t node_id, const shardtx::Stats& stats) {
   ReplicaCounters c;
   c.node_id = node_id;
   c.wal_fsyncs = stats.fsyncs;  // a shared log's counted once
+  c.read_only_commits = stats.read_only_commits;
+  c.follower_reads = stats.follower_reads;
+  c.follower_reads_too_stale = stats.follower_reads_too_stale;
+  bool staleness_known = !stats.shards.empty();
+  int64_t staleness = 0;
   for (const shardtx::ShardStatsView& s : stats.shards) {
     c.raft_log_writes += s.raft_log_writes;
     c.raft_entries_stored += s.raft_entries_stored;
     c.lmdb_syncs += s.checkpoint_txns + s.checkpoints;
     // A shared log's figures are repeated in every shard: count its appends once.
     if (!stats.shared_log || &s == &stats.shards.front()) c.wal_records += s.wal_appends;
+    staleness_known = staleness_known && s.replication.follower_staleness_ms >= 0;
+    staleness = std::max(staleness, s.replication.follower_staleness_ms);
   }
+  c.staleness_ms = staleness_known ? staleness : -1;
   return c;
 }
 

@@ -25,6 +25,10 @@ inline constexpr absl::Duration kFollowerElectionTimeout = absl::Seconds(30);
 inline constexpr absl::Duration kHeartbeat = absl::Milliseconds(100);
 // How long Open waits for node 1 to lead every shard.
 inline constexpr absl::Duration kLeadershipDeadline = absl::Seconds(30);
+// --workload=readonly: ReplicationOptions::closed_ts_refresh of every node. A leader then closes
+// each shard's timestamp at least this often, busy or idle, so a follower's staleness stays
+// within about this plus the replication delay.
+inline constexpr absl::Duration kClosedTsRefresh = absl::Milliseconds(250);
 
 // How long a commit that failed because node 1 lost the leadership of a shard waits for it to
 // lead every shard again. A libraft leader that hears from no majority for its election timeout
@@ -80,6 +84,14 @@ struct ReplicaCounters {
   uint64_t wal_fsyncs = 0;           // the applied log's fdatasyncs (a shared log once)
   uint64_t wal_records = 0;          // records appended to it
   uint64_t lmdb_syncs = 0;           // checkpoint LMDB transactions plus checkpoints
+  // Follower reads (issue 17 step 9): read-only transactions committed here (follower reads
+  // and, on a leader, linearizable ones), follower-read transactions begun and refused as too
+  // stale; and at the time of the stats, the largest follower_staleness_ms over the shards (-1
+  // when a shard's is not known).
+  uint64_t read_only_commits = 0;
+  uint64_t follower_reads = 0;
+  uint64_t follower_reads_too_stale = 0;
+  int64_t staleness_ms = -1;
 };
 ReplicaCounters CountersOf(uint64_t node_id, const shardtx::Stats& stats);
 

@@ -64,7 +64,7 @@ double Median(std::vector<double> v) {
 // What makes windows comparable: the same row of the plan: engine, workload, threads, keys
 // per transaction (the fsync floor ignores them), durability, the run's own shard count (0:
 // the invocation's) and log layout.
-using RowKey = std::tuple<int, int, int, uint32_t, int, uint32_t, int>;
+using RowKey = std::tuple<int, int, int, uint32_t, int, uint32_t, int, int>;
 RowKey RowOf(const RunResult& r) {
   return {static_cast<int>(r.spec.engine),
           static_cast<int>(r.spec.workload),
@@ -72,7 +72,8 @@ RowKey RowOf(const RunResult& r) {
           IsFloor(r.spec.workload) ? 0 : r.spec.shards_per_txn,
           static_cast<int>(r.durability),
           r.spec.shards,
-          static_cast<int>(r.log_layout)};
+          static_cast<int>(r.log_layout),
+          static_cast<int>(r.spec.reads)};
 }
 
 // Groups of the ratio matrices: same workload, threads, keys per transaction, durability and
@@ -92,11 +93,13 @@ struct Pick {
   DurabilityMode durability = DurabilityMode::kSync;
   uint32_t shards = 0;  // the run's own shard count (RunSpec::shards; 0: the invocation's)
   LogLayout log_layout = LogLayout::kPerShard;
+  ReadPlacement reads = ReadPlacement::kNone;
   bool Matches(const RunResult& r) const {
     return r.status.ok() && r.spec.engine == engine && r.spec.workload == workload &&
            r.spec.threads == threads &&
            (shards_per_txn == 0 || r.spec.shards_per_txn == shards_per_txn) &&
-           r.durability == durability && r.spec.shards == shards && r.log_layout == log_layout;
+           r.durability == durability && r.spec.shards == shards && r.log_layout == log_layout &&
+           r.spec.reads == reads;
   }
 };
 
@@ -129,6 +132,9 @@ std::vector<double> PairRatios(const std::vector<RunResult>& runs, const Pick& a
 
 double TxnPerS(const RunResult& r) { return r.txn_per_s; }
 double P50(const RunResult& r) { return r.p50_us; }
+// Transactions per CPU-second of this process: the cost of each, whatever the rest of the machine
+// took meanwhile (0 when the CPU use is not known).
+double TxnPerCpu(const RunResult& r) { return r.cpu_cores > 0 ? r.txn_per_s / r.cpu_cores : 0; }
 
 std::string RatioSpread(const std::vector<double>& ratios) {
   if (ratios.empty()) return "-";
@@ -167,10 +173,40 @@ std::string RowName(const RunResult& r) {
   const std::string engine = r.spec.engine == EngineKind::kShardtxReplicated && r.replicas > 0
                                  ? absl::StrCat("shardtx-", r.replicas, "replicas")
                                  : std::string(EngineName(r.spec.engine));
-  return absl::StrCat(engine, VariantSuffix(r));
+  return absl::StrCat(engine, VariantSuffix(r), r.spec.reads == ReadPlacement::kNone ? "" : "@",
+                      ReadPlacementName(r.spec.reads));
 }
 
 namespace {
+
+// A replicated readonly row's figures (a window's, or the summary's over its windows).
+std::string ReadonlyLines(const RunResult& r, const std::string& indent) {
+  const ReadonlyFigures& f = *r.readonly;
+  std::vector<std::string> served;
+  for (const ReplicaFigures& n : r.replica_figures) {
+    served.push_back(absl::StrCat("node ", n.node_id, " ", n.reads_served));
+  }
+  std::string out = absl::StrFormat(
+      "%sreads served (Stats::read_only_commits): %s; by followers %.1f%%; refused as too stale "
+      "(Stats::follower_reads_too_stale, retried) %d\n",
+      indent, absl::StrJoin(served, ", "), 100 * f.follower_share, f.reads_too_stale);
+  absl::StrAppendFormat(&out,
+                        "%sgroup sums checked %d, wrong %d%s; background transfers on node 1: "
+                        "%d (%s/s), %d aborts\n",
+                        indent, f.sums_checked, f.violations,
+                        f.first_violation.empty() ? "" : " (first: " + f.first_violation + ")",
+                        f.writes, Num(f.writes_per_s), f.write_aborts);
+  absl::StrAppendFormat(
+      &out,
+      "%sfollower staleness (Stats follower_staleness_ms, nodes 2.., every 100 ms): %s, %d of %d "
+      "samples not known\n",
+      indent,
+      f.staleness_max_ms < 0 ? std::string("no known sample")
+                             : absl::StrFormat("median %.0f ms, max %.0f ms", f.staleness_median_ms,
+                                               f.staleness_max_ms),
+      f.staleness_unknown, f.staleness_samples);
+  return out;
+}
 
 // Each replica's figures of a window (or of the medians), one line each; then, replicated, the
 // commits retried because node 1 did not lead every shard, after `lost_indent`.
@@ -193,6 +229,7 @@ std::string ReplicaLines(const RunResult& r, const std::string& indent,
                           "%d kUnknown (maybe committed), each retried\n",
                           lost_indent, r.leadership_unavailable, r.leadership_unknown);
   }
+  if (r.readonly.has_value()) out += ReadonlyLines(r, lost_indent);
   return out;
 }
 
@@ -205,6 +242,35 @@ std::string VariantSuffix(const RunResult& r) {
   return out;
 }
 
+namespace {
+
+// --replicas --workload=readonly: what the rows do.
+std::string ReadonlyHeader(const Config& c) {
+  return absl::StrFormat(
+      "  follower reads (issue 17 step 9): %d replicated Databases in this process, members on "
+      "127.0.0.1, node 1\n"
+      "        the leader of every shard; %d readers, each read transaction one group of %d bank "
+      "accounts on\n"
+      "        %d distinct shards, its sum checked (a wrong one fails the window); meanwhile %d "
+      "threads on\n"
+      "        node 1 transfer between the accounts of a group (cross-shard commits); rows: "
+      "@leader every reader\n"
+      "        on node 1, linearizable reads (a Raft barrier per commit), @leader-fr every "
+      "reader on node 1\n"
+      "        with TxnOptions::follower_read, @all-fr reader i on node i %% %d + 1 with "
+      "follower_read;\n"
+      "        max_staleness %s, closed_ts_refresh %s; a read refused as too stale is retried "
+      "(counted);\n"
+      "        the replicas share these CPUs, so the figure shows the cost of the follower "
+      "read path, not scaling\n",
+      c.replicas, c.threads, c.shards_per_txn, c.shards_per_txn, c.readonly_writers, c.replicas,
+      c.follower_max_staleness_ms < 0 ? "infinite"
+                                      : absl::StrCat(c.follower_max_staleness_ms, " ms"),
+      absl::FormatDuration(kClosedTsRefresh));
+}
+
+}  // namespace
+
 std::string HeaderText(const Config& c, const MachineInfo& m) {
   std::vector<std::string> engines;
   for (EngineKind e : c.engines) engines.push_back(EngineName(e));
@@ -213,9 +279,16 @@ std::string HeaderText(const Config& c, const MachineInfo& m) {
                "O_DSYNC write floors (1 and " + std::to_string(c.replicas) + " at once)", "shardtx",
                absl::StrCat("shardtx-", c.replicas, "replicas")};
   }
+  const bool readonly = c.replicas > 0 && c.workload == Workload::kReadonly;
+  if (readonly) {
+    engines = {absl::StrCat("shardtx-", c.replicas, "replicas readonly: readers on node 1 ",
+                            "(@leader linearizable, @leader-fr follower reads) and spread over ",
+                            "every node (@all-fr follower reads)")};
+  }
   std::string out = absl::StrCat(
       "txbench: ", absl::StrJoin(engines, ", "), " side by side, same run, same disk\n",
-      c.replicas == 0
+      readonly ? ReadonlyHeader(c)
+      : c.replicas == 0
           ? ""
           : absl::StrFormat(
                 "  replicas (issue 16): %d replicated Databases in this process, members on "
@@ -323,6 +396,42 @@ std::string TableText(const std::vector<RunResult>& runs) {
   return out;
 }
 
+namespace {
+
+// The readonly figures of a row over its windows: counts summed, the followers' share of the
+// reads summed per node, the staleness's median of the windows' medians and largest sample.
+ReadonlyFigures SummarizeReadonly(const std::vector<const RunResult*>& w,
+                                  const std::vector<ReplicaFigures>& summed) {
+  ReadonlyFigures out;
+  std::vector<double> writes_per_s, staleness;
+  for (const RunResult* r : w) {
+    if (!r->readonly.has_value()) continue;
+    const ReadonlyFigures& f = *r->readonly;
+    out.reads_too_stale += f.reads_too_stale;
+    out.writes += f.writes;
+    out.write_aborts += f.write_aborts;
+    out.sums_checked += f.sums_checked;
+    out.violations += f.violations;
+    if (out.first_violation.empty()) out.first_violation = f.first_violation;
+    out.staleness_samples += f.staleness_samples;
+    out.staleness_unknown += f.staleness_unknown;
+    out.staleness_max_ms = std::max(out.staleness_max_ms, f.staleness_max_ms);
+    writes_per_s.push_back(f.writes_per_s);
+    if (f.staleness_median_ms >= 0) staleness.push_back(f.staleness_median_ms);
+  }
+  out.writes_per_s = Median(writes_per_s);
+  if (!staleness.empty()) out.staleness_median_ms = Median(staleness);
+  uint64_t all = 0, followers = 0;
+  for (const ReplicaFigures& f : summed) {
+    all += f.reads_served;
+    if (f.node_id != 1) followers += f.reads_served;
+  }
+  out.follower_share = all > 0 ? static_cast<double>(followers) / static_cast<double>(all) : 0;
+  return out;
+}
+
+}  // namespace
+
 std::vector<Summary> Summarize(const std::vector<RunResult>& runs) {
   std::map<RowKey, std::vector<const RunResult*>> rows;
   std::vector<RowKey> order;
@@ -387,8 +496,14 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& runs) {
       f.wal_fsyncs_per_s = replica_median(&ReplicaFigures::wal_fsyncs_per_s);
       f.wal_records_per_fsync = replica_median(&ReplicaFigures::wal_records_per_fsync);
       f.lmdb_syncs_per_s = replica_median(&ReplicaFigures::lmdb_syncs_per_s);
+      for (const RunResult* r : w) {  // the reads: totals over the windows
+        if (r->replica_figures.size() != replicas) continue;
+        f.reads_served += r->replica_figures[i].reads_served;
+        f.reads_too_stale += r->replica_figures[i].reads_too_stale;
+      }
       m.replica_figures.push_back(f);
     }
+    if (w[0]->readonly.has_value()) m.readonly = SummarizeReadonly(w, m.replica_figures);
     s.txn_min = s.txn_max = w[0]->txn_per_s;
     for (const RunResult* r : w) {
       s.txn_min = std::min(s.txn_min, r->txn_per_s);
@@ -453,8 +568,10 @@ std::string SummaryText(const std::vector<RunResult>& runs) {
         WorkloadName(first.workload), first.threads, members[0]->shards,
         members[0]->shards == 1 ? "" : "s", DurabilityName(durability));
     auto pick = [](const RunResult* m) {
-      return Pick{m->spec.engine, m->spec.workload, m->spec.threads, m->spec.shards_per_txn,
-                  m->durability,  m->spec.shards,   m->log_layout};
+      Pick p{m->spec.engine, m->spec.workload, m->spec.threads, m->spec.shards_per_txn,
+             m->durability,  m->spec.shards,   m->log_layout};
+      p.reads = m->spec.reads;
+      return p;
     };
     // Each pair once, the engine that runs first in the plan (shardtx) over the other.
     for (size_t i = 0; i < members.size(); ++i) {
@@ -609,6 +726,120 @@ std::vector<Verdict> JudgeTargets(const std::vector<RunResult>& runs) {
   return out;
 }
 
+namespace {
+
+// Issue 17 step 9's target for the replicated readonly rows like `first`: follower reads over all
+// the nodes against leader-only reads, with the ratios to each leader row for reference; then,
+// as figures (no verdict), the followers' share of the reads, their staleness and the checked
+// group sums, over the follower-read windows.
+void JudgeReadonly(const std::vector<RunResult>& runs, const RunResult& first,
+                   std::vector<Verdict>* out) {
+  auto pick = [&](ReadPlacement p) {
+    Pick k{EngineKind::kShardtxReplicated,
+           Workload::kReadonly,
+           first.spec.threads,
+           first.spec.shards_per_txn,
+           DurabilityMode::kSync,
+           first.spec.shards,
+           first.log_layout};
+    k.reads = p;
+    return k;
+  };
+  const Pick all = pick(ReadPlacement::kAllFollowerRead);
+  const Pick linearizable = pick(ReadPlacement::kLeaderLinearizable);
+  const Pick leader_fr = pick(ReadPlacement::kLeaderFollowerRead);
+  const std::string what = absl::StrFormat(
+      "readonly (%d shards/read), %d readers, %d replicas:", first.spec.shards_per_txn,
+      first.spec.threads, first.replicas);
+  out->push_back(Judge(absl::StrCat(what,
+                                    " follower reads over every node, reads/s >= 0.9x leader-only "
+                                    "(the better of node 1's two rows in each repetition)"),
+                       PairRatios(runs, all, {linearizable, leader_fr}, TxnPerS), 0.9, true));
+  for (const auto& [leader, name] :
+       {std::pair{linearizable, "node 1 linearizable reads (a Raft barrier per commit)"},
+        std::pair{leader_fr, "node 1 follower reads (its safe timestamp)"}}) {
+    Verdict reference = Judge(absl::StrCat(what, " follower reads over every node / ", name),
+                              PairRatios(runs, all, leader, TxnPerS), 0.9, true);
+    if (reference.pairs > 0) {
+      reference.outcome = absl::StrCat("for reference (>= 0.9x: ", reference.outcome,
+                                       "); the verdict is the line above");
+    }
+    out->push_back(reference);
+  }
+  // The same pairs per CPU-second of this process: what a read costs here, whatever the rest of
+  // the machine (other helpers' builds) took from the window.
+  Verdict per_cpu = Judge(absl::StrCat(what,
+                                       " follower reads over every node / node 1 follower reads, "
+                                       "reads per CPU-second of this process"),
+                          PairRatios(runs, all, leader_fr, TxnPerCpu), 0.9, true);
+  if (per_cpu.pairs > 0) {
+    per_cpu.outcome = absl::StrCat("for reference (>= 0.9x: ", per_cpu.outcome,
+                                   "); the cost per read, load aside");
+  }
+  out->push_back(per_cpu);
+  // The figures of the follower-read rows, over their windows.
+  std::vector<const RunResult*> spread, checked;
+  for (const RunResult& r : runs) {
+    if (!r.readonly.has_value()) continue;  // failed windows' figures too: their wrong sums
+    checked.push_back(&r);
+    if (all.Matches(r)) spread.push_back(&r);
+  }
+  Verdict share;
+  share.target = absl::StrCat(what, " share of the reads the followers served (all-fr rows)");
+  Verdict staleness;
+  staleness.target = absl::StrCat(what, " follower staleness (Stats, all-fr rows)");
+  if (spread.empty()) {
+    share.outcome = staleness.outcome = "not measured";
+  } else {
+    std::vector<ReplicaFigures> summed = spread[0]->replica_figures;
+    for (ReplicaFigures& f : summed) f.reads_served = f.reads_too_stale = 0;
+    for (const RunResult* r : spread) {
+      for (size_t i = 0; i < summed.size() && i < r->replica_figures.size(); ++i) {
+        summed[i].reads_served += r->replica_figures[i].reads_served;
+      }
+    }
+    const ReadonlyFigures f = SummarizeReadonly(spread, summed);
+    std::vector<std::string> served;
+    for (const ReplicaFigures& n : summed) {
+      served.push_back(absl::StrCat("node ", n.node_id, " ", n.reads_served));
+    }
+    share.outcome =
+        absl::StrFormat("%.1f%% (Stats::read_only_commits over %d windows: %s)",
+                        100 * f.follower_share, spread.size(), absl::StrJoin(served, ", "));
+    staleness.outcome =
+        f.staleness_max_ms < 0
+            ? absl::StrFormat("not known (%d samples)", f.staleness_samples)
+            : absl::StrFormat(
+                  "median %.0f ms, max %.0f ms (%d of %d samples not known); %d reads refused as "
+                  "too stale",
+                  f.staleness_median_ms, f.staleness_max_ms, f.staleness_unknown,
+                  f.staleness_samples, f.reads_too_stale);
+  }
+  Verdict sums;
+  sums.target = absl::StrCat(what, " group sums checked (every readonly row)");
+  {
+    uint64_t n = 0, wrong = 0;
+    for (const RunResult* r : checked) {
+      n += r->readonly->sums_checked;
+      wrong += r->readonly->violations;
+    }
+    uint64_t failed = 0;
+    for (const RunResult& r : runs) {
+      if (r.spec.reads != ReadPlacement::kNone && !r.status.ok()) ++failed;
+    }
+    sums.outcome = absl::StrFormat("%d checked, %d wrong in the windows above%s", n, wrong,
+                                   failed == 0 ? ""
+                                               : absl::StrFormat("; %d windows FAILED (see their "
+                                                                 "rows)",
+                                                                 failed));
+  }
+  out->push_back(share);
+  out->push_back(staleness);
+  out->push_back(sums);
+}
+
+}  // namespace
+
 std::vector<Verdict> JudgeReplicationTargets(const std::vector<RunResult>& runs,
                                              const absl::StatusOr<CatchUpResult>* catch_up) {
   std::vector<Verdict> out;
@@ -631,7 +862,13 @@ std::vector<Verdict> JudgeReplicationTargets(const std::vector<RunResult>& runs,
   }
   const Pick floor1{EngineKind::kFsync, Workload::kFsync, 1, 0};
   const Pick dsync1{EngineKind::kFsync, Workload::kDsync, 1, 0};
+  bool readonly_only = !firsts.empty();
   for (const RunResult* f : firsts) {
+    if (f->spec.workload == Workload::kReadonly) {
+      JudgeReadonly(runs, *f, &out);
+      continue;
+    }
+    readonly_only = false;
     const std::string name = RowName(*f);
     auto pick = [&](EngineKind e, int threads) {
       return Pick{e,
@@ -671,7 +908,7 @@ std::vector<Verdict> JudgeReplicationTargets(const std::vector<RunResult>& runs,
                    TxnPerS),
         0.4, true));
   }
-  if (!firsts.empty()) {
+  if (!firsts.empty() && !(readonly_only && catch_up == nullptr)) {
     Verdict v;
     v.target = "time for a new replica to catch up 1 GB";
     if (catch_up == nullptr) {
@@ -768,18 +1005,37 @@ std::string ToJson(const Config& c, const MachineInfo& m, const std::vector<RunR
     if (r.spec.engine == EngineKind::kShardtxReplicated) {
       std::vector<std::string> figures;
       for (const ReplicaFigures& f : r.replica_figures) {
-        figures.push_back(
-            absl::StrCat("{\"node\": ", f.node_id,
-                         ", \"raft_log_writes_per_s\": ", JsonNumber(f.raft_log_writes_per_s),
-                         ", \"raft_entries_per_write\": ", JsonNumber(f.raft_entries_per_write),
-                         ", \"wal_fsyncs_per_s\": ", JsonNumber(f.wal_fsyncs_per_s),
-                         ", \"wal_records_per_fsync\": ", JsonNumber(f.wal_records_per_fsync),
-                         ", \"lmdb_syncs_per_s\": ", JsonNumber(f.lmdb_syncs_per_s), "}"));
+        figures.push_back(absl::StrCat(
+            "{\"node\": ", f.node_id,
+            ", \"raft_log_writes_per_s\": ", JsonNumber(f.raft_log_writes_per_s),
+            ", \"raft_entries_per_write\": ", JsonNumber(f.raft_entries_per_write),
+            ", \"wal_fsyncs_per_s\": ", JsonNumber(f.wal_fsyncs_per_s),
+            ", \"wal_records_per_fsync\": ", JsonNumber(f.wal_records_per_fsync),
+            ", \"lmdb_syncs_per_s\": ", JsonNumber(f.lmdb_syncs_per_s),
+            r.readonly.has_value() ? absl::StrCat(", \"reads_served\": ", f.reads_served,
+                                                  ", \"reads_too_stale\": ", f.reads_too_stale)
+                                   : "",
+            "}"));
       }
       absl::StrAppend(&out, ", \"replicas\": ", r.replicas, ", \"replica_figures\": [",
                       absl::StrJoin(figures, ", "),
                       "], \"leadership_unavailable\": ", r.leadership_unavailable,
                       ", \"leadership_unknown\": ", r.leadership_unknown);
+    }
+    if (r.readonly.has_value()) {
+      const ReadonlyFigures& f = *r.readonly;
+      absl::StrAppend(&out, ", \"reads\": ", JsonString(ReadPlacementName(r.spec.reads)),
+                      ", \"follower_share\": ", JsonNumber(f.follower_share),
+                      ", \"reads_too_stale\": ", f.reads_too_stale,
+                      ", \"background_writes\": ", f.writes,
+                      ", \"background_writes_per_s\": ", JsonNumber(f.writes_per_s),
+                      ", \"sums_checked\": ", f.sums_checked, ", \"sums_wrong\": ", f.violations,
+                      ", \"staleness_median_ms\": ",
+                      f.staleness_median_ms < 0 ? "null" : JsonNumber(f.staleness_median_ms),
+                      ", \"staleness_max_ms\": ",
+                      f.staleness_max_ms < 0 ? "null" : JsonNumber(f.staleness_max_ms),
+                      ", \"staleness_samples\": ", f.staleness_samples,
+                      ", \"staleness_unknown\": ", f.staleness_unknown);
     }
     out += "}";
   }

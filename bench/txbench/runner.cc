@@ -40,8 +40,9 @@ struct alignas(64) ClientStats {
 };
 
 std::string RunName(const RunSpec& spec) {
-  return absl::StrCat(EngineName(spec.engine), " ", WorkloadName(spec.workload), " ", spec.threads,
-                      "t");
+  return absl::StrCat(EngineName(spec.engine), spec.reads == ReadPlacement::kNone ? "" : "@",
+                      ReadPlacementName(spec.reads), " ", WorkloadName(spec.workload), " ",
+                      spec.threads, "t");
 }
 
 void FillLatency(const shardtx::Histogram& h, RunResult* r) {
@@ -91,9 +92,8 @@ bool RetryAborted(const Attempt& attempt, ClientStats& st, std::atomic<bool>& st
 }
 
 // The value size a workload writes (bank balances need at least 20 bytes).
-uint32_t ValueSize(const Config& config, Workload workload) {
-  return workload == Workload::kBank ? std::max<uint32_t>(config.value_size, 20)
-                                     : config.value_size;
+uint32_t ValueSize(const Config& config, const RunSpec& spec) {
+  return UsesBalances(spec) ? std::max<uint32_t>(config.value_size, 20) : config.value_size;
 }
 
 WorkloadParams ParamsFor(const Config& config, const RunSpec& spec) {
@@ -137,6 +137,9 @@ std::vector<ReplicaFigures> ReplicaWindow(const std::vector<ReplicaCounters>& be
     f.wal_fsyncs_per_s = fsyncs / seconds;
     f.wal_records_per_fsync = fsyncs > 0 ? delta(a.wal_records, b.wal_records) / fsyncs : 0;
     f.lmdb_syncs_per_s = delta(a.lmdb_syncs, b.lmdb_syncs) / seconds;
+    f.reads_served = b.read_only_commits - std::min(a.read_only_commits, b.read_only_commits);
+    f.reads_too_stale = b.follower_reads_too_stale -
+                        std::min(a.follower_reads_too_stale, b.follower_reads_too_stale);
     out.push_back(f);
   }
   return out;
@@ -155,7 +158,7 @@ void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const Prog
 void MeasureWindow(const Config& config, const RunSpec& spec, const KeySpace& keys, Engine& engine,
                    double seconds, uint64_t seed, const ProgressFn& progress, RunResult* r) {
   const WorkloadParams params = ParamsFor(config, spec);
-  const uint32_t value_size = ValueSize(config, spec.workload);
+  const uint32_t value_size = ValueSize(config, spec);
 
   std::vector<std::unique_ptr<ClientStats>> stats;
   std::atomic<bool> stop{false};
@@ -188,7 +191,7 @@ void MeasureAsyncWindow(const Config& config, const RunSpec& spec, const KeySpac
                         Engine& engine, double seconds, uint64_t seed, const ProgressFn& progress,
                         RunResult* r) {
   const WorkloadParams params = ParamsFor(config, spec);
-  const uint32_t value_size = ValueSize(config, spec.workload);
+  const uint32_t value_size = ValueSize(config, spec);
   // Per client: its transactions in flight. Callbacks lock `mu` to count down, so the client
   // may return (and this be destroyed) once it has seen zero under the lock.
   struct InFlight {
@@ -257,6 +260,166 @@ void MeasureAsyncWindow(const Config& config, const RunSpec& spec, const KeySpac
         f.cv.wait(l, [&] { return f.n == 0; });
       },
       r);
+}
+
+// --replicas --workload=readonly (issue 17 step 9): spec.threads readers placed as spec.reads
+// says, each read transaction the sum of one group of accounts (AccountGroups), checked against
+// the group's initial total; config.readonly_writers threads transferring within the groups on
+// node 1 meanwhile; the followers' staleness sampled from their stats every 100 ms.
+void MeasureReadonlyWindow(const Config& config, const RunSpec& spec, const KeySpace& keys,
+                           Engine& engine, double seconds, uint64_t seed,
+                           const ProgressFn& progress, RunResult* r) {
+  const uint32_t k = spec.shards_per_txn;
+  const std::vector<uint64_t> groups = AccountGroups(keys, k);
+  const uint64_t num_groups = groups.size() / k;
+  const int64_t expected = static_cast<int64_t>(k) * kInitialBalance;
+  const uint32_t value_size = ValueSize(config, spec);
+  const absl::Duration max_staleness = config.follower_max_staleness_ms < 0
+                                           ? absl::InfiniteDuration()
+                                           : absl::Milliseconds(config.follower_max_staleness_ms);
+  const bool follower_read = spec.reads != ReadPlacement::kLeaderLinearizable;
+  const int nodes = std::max(config.replicas, 1);
+  ReadonlyFigures fig;
+  std::atomic<uint64_t> writes{0}, write_aborts{0}, checked{0}, violations{0};
+  std::mutex mu;  // guards fig.first_violation and the staleness samples
+  std::vector<int64_t> staleness;
+  std::vector<std::unique_ptr<ClientStats>> stats;
+  std::atomic<bool> stop{false};
+  FirstError error;
+  if (num_groups == 0) {
+    r->status = absl::InvalidArgumentError("readonly: too few keys for one group per shard");
+    return;
+  }
+  // The background writes: transfers between two accounts of a group (on distinct shards).
+  std::vector<std::thread> background;
+  for (int w = 0; w < config.readonly_writers; ++w) {
+    background.emplace_back([&, w] {
+      Rng rng(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(w) * 104729 + 17);
+      std::unique_ptr<Session> session = engine.NewSession();
+      ClientStats st;
+      TxnPlan plan;
+      plan.kind = TxnPlan::Kind::kBank;
+      plan.cross_shard = true;
+      while (!stop.load(std::memory_order_relaxed)) {
+        const uint64_t g = rng.Uniform(num_groups);
+        const auto a = static_cast<uint32_t>(rng.Uniform(k));
+        auto b = static_cast<uint32_t>(rng.Uniform(k - 1));
+        if (b >= a) ++b;
+        plan.keys = {groups[g * k + a], groups[g * k + b]};
+        std::sort(plan.keys.begin(), plan.keys.end());
+        plan.bank_first_pays = (rng.Next() & 1) != 0;
+        plan.bank_amount = static_cast<uint32_t>(1 + rng.Uniform(100));
+        if (!RetryAborted([&] { return Execute(plan, keys, *session, rng, value_size); }, st, stop,
+                          error, rng)) {
+          break;
+        }
+        writes.fetch_add(1, std::memory_order_relaxed);
+      }
+      write_aborts.fetch_add(st.aborts.load());
+    });
+  }
+  // The followers' staleness as their stats give it (Engine::Replicas: nodes 2..N).
+  background.emplace_back([&] {
+    while (!stop.load()) {
+      const std::vector<ReplicaCounters> now = engine.Replicas();
+      {
+        std::lock_guard<std::mutex> l(mu);
+        for (size_t n = 1; n < now.size(); ++n) staleness.push_back(now[n].staleness_ms);
+      }
+      for (int i = 0; i < 10 && !stop.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+  });
+  DriveWindow(
+      spec, engine, seconds, progress, stats, stop, error,
+      [&](int i, ClientStats& st, std::latch& start) {
+        Rng rng(seed * 0x100000001b3ull + static_cast<uint64_t>(i) * 7919 + 1);
+        const int node = spec.reads == ReadPlacement::kAllFollowerRead ? i % nodes + 1 : 1;
+        std::unique_ptr<Session> session = engine.NewSessionOn(node, follower_read, max_staleness);
+        start.arrive_and_wait();
+        if (session == nullptr) {
+          error.Set(absl::InternalError(absl::StrCat("readonly: no session on node ", node)));
+          stop.store(true);
+          return;
+        }
+        std::string key;
+        std::vector<int64_t> seen(k);  // the balances read, printed if their sum is wrong
+        while (!stop.load(std::memory_order_relaxed)) {
+          const uint64_t g = rng.Uniform(num_groups);
+          int64_t sum = 0;
+          auto attempt = [&]() -> absl::Status {
+            session->Begin(TxnShape::kReadOnly);
+            sum = 0;
+            for (uint32_t m = 0; m < k; ++m) {
+              keys.KeyInto(groups[g * k + m], &key);
+              absl::StatusOr<std::string> v = session->Get(key);
+              const int64_t b = v.ok() ? DecodeBalance(*v) : -1;
+              if (b < 0) {
+                session->Rollback();
+                if (!v.ok() && !absl::IsNotFound(v.status())) return v.status();
+                return absl::DataLossError(absl::StrCat("readonly: account ", key, " on node ",
+                                                        node, " holds no balance"));
+              }
+              sum += b;
+              seen[m] = b;
+            }
+            absl::Status s = session->Commit();
+            if (!s.ok()) session->Rollback();
+            return s;
+          };
+          const auto t0 = Clock::now();
+          if (!RetryAborted(attempt, st, stop, error, rng)) break;
+          checked.fetch_add(1, std::memory_order_relaxed);
+          if (sum != expected) {
+            violations.fetch_add(1);
+            std::lock_guard<std::mutex> l(mu);
+            if (fig.first_violation.empty()) {
+              fig.first_violation = absl::StrCat("node ", node, ":");
+              for (uint32_t m = 0; m < k; ++m) {
+                absl::StrAppend(&fig.first_violation, m == 0 ? " " : " + ",
+                                keys.Key(groups[g * k + m]), "=", seen[m]);
+              }
+              absl::StrAppend(&fig.first_violation, " = ", sum, " != ", expected);
+            }
+          }
+          CountCommitted(st, t0, k, /*cross=*/false);
+        }
+      },
+      r);
+  for (std::thread& t : background) t.join();
+  fig.writes = writes.load();
+  fig.write_aborts = write_aborts.load();
+  fig.writes_per_s = r->elapsed_s > 0 ? static_cast<double>(fig.writes) / r->elapsed_s : 0;
+  fig.sums_checked = checked.load();
+  fig.violations = violations.load();
+  uint64_t all = 0, followers = 0;
+  for (const ReplicaFigures& f : r->replica_figures) {
+    all += f.reads_served;
+    if (f.node_id != 1) followers += f.reads_served;
+    fig.reads_too_stale += f.reads_too_stale;
+  }
+  fig.follower_share = all > 0 ? static_cast<double>(followers) / static_cast<double>(all) : 0;
+  std::vector<double> known;
+  for (int64_t ms : staleness) {
+    if (ms < 0) {
+      ++fig.staleness_unknown;
+    } else {
+      known.push_back(static_cast<double>(ms));
+    }
+  }
+  fig.staleness_samples = static_cast<int>(staleness.size());
+  if (!known.empty()) {
+    std::sort(known.begin(), known.end());
+    fig.staleness_median_ms = known[known.size() / 2];
+    fig.staleness_max_ms = known.back();
+  }
+  if (fig.violations > 0 && r->status.ok()) {
+    r->status = absl::DataLossError(absl::StrCat(
+        "follower reads: ", fig.violations, " of ", fig.sums_checked,
+        " group sums were wrong (a read saw part of a transfer); first: ", fig.first_violation));
+  }
+  r->readonly = std::move(fig);
 }
 
 void DriveWindow(const RunSpec& spec, Engine& engine, double seconds, const ProgressFn& progress,
@@ -611,7 +774,7 @@ ContenderKey KeyOfRun(const Config& config, const RunSpec& spec) {
   if (engine == EngineKind::kFsync) return {engine, false, false, 0, LogLayout::kPerShard};
   const uint32_t shards = ShardsOf(config, spec);
   return {engine, IsRocksdb(spec.engine) && RocksdbPerShard(config, spec.workload, shards),
-          spec.workload == Workload::kBank, shards, LogLayoutOf(config, spec)};
+          UsesBalances(spec), shards, LogLayoutOf(config, spec)};
 }
 
 Contender::Contender(const Config& config, const RunSpec& spec) : config_(config), spec_(spec) {}
@@ -622,7 +785,6 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
                                                            const RunSpec& spec, int max_threads,
                                                            const ProgressFn& progress) {
   const EngineKind kind = spec.engine;
-  const Workload workload = spec.workload;
   std::unique_ptr<Contender> c(new Contender(config, spec));
   std::error_code ec;
   std::filesystem::create_directories(config.dir, ec);
@@ -643,8 +805,8 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
   std::filesystem::remove_all(c->dir_, ec);
   std::filesystem::create_directories(c->dir_, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", c->dir_, ": ", ec.message()));
-  const bool bank = workload == Workload::kBank;
-  const uint32_t value_size = ValueSize(config, workload);
+  const bool bank = UsesBalances(spec);
+  const uint32_t value_size = ValueSize(config, spec);
   c->keys_ = std::make_unique<KeySpace>(config.keys, config.key_size, value_size, key.shards,
                                         config.zipf, config.seed);
   EngineSetup setup;
@@ -660,6 +822,9 @@ absl::StatusOr<std::unique_ptr<Contender>> Contender::Open(const Config& config,
   setup.replicas = kind == EngineKind::kShardtxReplicated ? config.replicas : 0;
   setup.raft_snapshot_threshold = config.raft_snapshot_threshold;
   setup.raft_snapshot_trailing = config.raft_snapshot_trailing;
+  // Follower reads: the leaders close their shards' timestamps often enough for a bounded
+  // staleness (the rows of one contender all read).
+  if (spec.reads != ReadPlacement::kNone) setup.closed_ts_refresh = kClosedTsRefresh;
   auto opened = OpenEngine(kind, setup);
   if (!opened.ok()) return opened.status();
   c->engine_ = std::move(*opened);
@@ -721,14 +886,16 @@ RunResult Contender::Measure(const RunSpec& spec, double seconds, uint64_t seed,
     return r;
   }
   r.engine_description = engine_->Describe();
-  if (spec.engine == EngineKind::kShardtxAsync) {
+  if (spec.reads != ReadPlacement::kNone) {
+    MeasureReadonlyWindow(config_, spec, *keys_, *engine_, seconds, seed, progress, &r);
+  } else if (spec.engine == EngineKind::kShardtxAsync) {
     MeasureAsyncWindow(config_, spec, *keys_, *engine_, seconds, seed, progress, &r);
   } else {
     MeasureWindow(config_, spec, *keys_, *engine_, seconds, seed, progress, &r);
   }
   r.notes = engine_->Notes();
   engine_->SetRunDurability(config_.durability).IgnoreError();
-  if (r.status.ok() && spec.workload == Workload::kBank) {
+  if (r.status.ok() && UsesBalances(spec)) {
     auto total = BankTotal(*engine_, *keys_);
     if (!total.ok()) {
       r.status = total.status();

@@ -27,6 +27,29 @@ struct ReplicaFigures {
   double wal_fsyncs_per_s = 0;        // its applied log's fdatasyncs
   double wal_records_per_fsync = 0;   // 0 when it synced nothing
   double lmdb_syncs_per_s = 0;        // checkpoint LMDB transactions and meta pages
+  // Follower reads (--workload=readonly): read-only transactions this replica committed over the
+  // window (Stats::read_only_commits: the reads it served), and follower reads it refused as
+  // staler than max_staleness (Stats::follower_reads_too_stale).
+  uint64_t reads_served = 0;
+  uint64_t reads_too_stale = 0;
+};
+
+// --replicas --workload=readonly: what a window's readers, writers and the followers' stats saw.
+struct ReadonlyFigures {
+  // Over the replicas of replica_figures (node 1 first): the share of the reads served by nodes
+  // other than node 1 (0 when no read was served).
+  double follower_share = 0;
+  uint64_t reads_too_stale = 0;           // over every node
+  uint64_t writes = 0, write_aborts = 0;  // the background transfers on node 1
+  double writes_per_s = 0;
+  uint64_t sums_checked = 0;  // read transactions whose group sum was checked
+  uint64_t violations = 0;    // ... and was not the group's initial total
+  std::string first_violation;
+  // The followers' staleness (nodes 2..N, Stats' follower_staleness_ms, the largest over the
+  // shards of a node), sampled every 100 ms during the window: the median and largest of the
+  // known samples, and how many samples were not known (-1) out of how many.
+  double staleness_median_ms = -1, staleness_max_ms = -1;
+  int staleness_samples = 0, staleness_unknown = 0;
 };
 
 struct RunResult {
@@ -61,6 +84,8 @@ struct RunResult {
   // Replicated: commits of the window that failed because node 1 did not lead every shard,
   // kUnavailable (no effect) and kUnknown (maybe committed); each retried (counted in aborts).
   uint64_t leadership_unavailable = 0, leadership_unknown = 0;
+  // Replicated readonly (spec.reads != kNone): its figures; committed counts the reads.
+  std::optional<ReadonlyFigures> readonly;
 };
 
 // Called with a transient progress text (nullptr-free); the runner prints nothing itself.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -32,9 +33,16 @@ class ShardtxEngine;
 
 class ShardtxSession final : public Session {
  public:
+  // On node 1 with the engine's options; or (follower reads, NewSessionOn) on `db` with its own.
   explicit ShardtxSession(ShardtxEngine* engine) : engine_(engine) {}
+  ShardtxSession(ShardtxEngine* engine, shardtx::Database* db, const shardtx::TxnOptions& options)
+      : engine_(engine), db_(db), options_(options) {}
   void Begin(TxnShape shape) override;
-  absl::StatusOr<std::string> Get(const std::string& key) override { return txn_->Get(key); }
+  absl::StatusOr<std::string> Get(const std::string& key) override {
+    absl::StatusOr<std::string> v = txn_->Get(key);
+    if (!v.ok()) return TooStaleIsAborted(v.status());
+    return v;
+  }
   absl::StatusOr<std::string> GetForUpdate(const std::string& key) override { return Get(key); }
   absl::Status Put(const std::string& key, absl::string_view value) override {
     return txn_->Put(key, value);
@@ -51,7 +59,15 @@ class ShardtxSession final : public Session {
   }
 
  private:
+  // A follower read refused because the node could not promise max_staleness: retryable.
+  absl::Status TooStaleIsAborted(absl::Status s) const {
+    if (!options_.has_value() || !options_->follower_read || !absl::IsUnavailable(s)) return s;
+    return absl::AbortedError(absl::StrCat("follower read too stale: ", s.message()));
+  }
+
   ShardtxEngine* const engine_;
+  shardtx::Database* const db_ = nullptr;  // nullptr: the engine's node 1
+  const std::optional<shardtx::TxnOptions> options_;
   std::unique_ptr<shardtx::Transaction> txn_;
 };
 
@@ -72,6 +88,16 @@ class ShardtxEngine final : public Engine {
   ~ShardtxEngine() override { Close().IgnoreError(); }
 
   std::unique_ptr<Session> NewSession() override { return std::make_unique<ShardtxSession>(this); }
+  std::unique_ptr<Session> NewSessionOn(int node, bool follower_read,
+                                        absl::Duration max_staleness) override {
+    if (setup_.replicas == 0 || node < 1 || static_cast<size_t>(node) > dbs_.size()) return nullptr;
+    if (!follower_read && node == 1) return NewSession();
+    if (!follower_read) return nullptr;  // only node 1 commits and serves linearizable reads
+    shardtx::TxnOptions options = run_options_;
+    options.follower_read = true;
+    options.max_staleness = max_staleness;
+    return std::make_unique<ShardtxSession>(this, dbs_[node - 1].get(), options);
+  }
   absl::Status SetBulkLoad(bool on) override {
     bulk_ = on;
     if (on) return absl::OkStatus();
@@ -147,7 +173,11 @@ class ShardtxEngine final : public Engine {
                         run_durability_ == DurabilityMode::kSync    ? "Sync"
                         : run_durability_ == DurabilityMode::kAsync ? "Async"
                                                                     : "None",
-                        ", snapshot isolation (first committer wins; aborts retried)");
+                        ", snapshot isolation (first committer wins; aborts retried)",
+                        setup_.replicas > 0 && setup_.closed_ts_refresh != absl::InfiniteDuration()
+                            ? absl::StrCat("; ReplicationOptions::closed_ts_refresh=",
+                                           absl::FormatDuration(setup_.closed_ts_refresh))
+                            : "");
   }
   // Node N first, node 1 (the leader) last. Idempotent.
   absl::Status Close() override {
@@ -217,6 +247,7 @@ class ShardtxEngine final : public Engine {
 absl::Status ShardtxSession::Commit() {
   absl::Status s = txn_->Commit();
   txn_.reset();
+  if (options_.has_value() && options_->follower_read) return TooStaleIsAborted(std::move(s));
   if (engine_->replicated() && (absl::IsUnavailable(s) || absl::IsUnknown(s))) {
     return engine_->LeadershipLost(std::move(s));
   }
@@ -224,7 +255,7 @@ absl::Status ShardtxSession::Commit() {
 }
 
 void ShardtxSession::Begin(TxnShape /*shape*/) {
-  txn_ = engine_->db()->Begin(engine_->txn_options());
+  txn_ = db_ != nullptr ? db_->Begin(*options_) : engine_->db()->Begin(engine_->txn_options());
 }
 
 }  // namespace
@@ -245,6 +276,7 @@ absl::StatusOr<std::unique_ptr<Engine>> OpenShardtx(const EngineSetup& setup) {
     if (setup.raft_snapshot_trailing > 0) {
       options.replication.snapshot_trailing = setup.raft_snapshot_trailing;
     }
+    options.replication.closed_ts_refresh = setup.closed_ts_refresh;
     auto opened = OpenLoopbackCluster(options, setup.dir, setup.replicas);
     if (!opened.ok()) return opened.status();
     cluster = std::move(*opened);

@@ -200,7 +200,8 @@ Outcome Run(const Config& config, FILE* out) {
   if (config.replicas == 0) {  // --replicas' plan measures none of them
     std::fprintf(out, "== targets (issues 5 and 19) ==\n%s", TargetsText(outcome.runs).c_str());
   } else {
-    std::fprintf(out, "== targets (issue 16: %d replicas on 127.0.0.1, one disk) ==\n%s",
+    std::fprintf(out, "== targets (issue %s: %d replicas on 127.0.0.1, one disk) ==\n%s",
+                 config.workload == Workload::kReadonly ? "17 step 9, follower reads" : "16",
                  config.replicas, ReplicationTargetsText(outcome.runs, catch_up).c_str());
   }
   std::fflush(out);

@@ -1,6 +1,7 @@
 #include "bench/txbench/workload.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -203,6 +204,21 @@ absl::Status Preload(Engine& engine, const KeySpace& keys, bool bank, uint32_t v
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<uint64_t> AccountGroups(const KeySpace& keys, uint32_t k) {
+  const uint32_t shards = keys.num_shards();
+  size_t per_shard = SIZE_MAX;
+  for (uint32_t s = 0; s < shards; ++s) per_shard = std::min(per_shard, keys.KeysOfShard(s).size());
+  std::vector<uint64_t> out;
+  if (k < 2 || k > shards) return out;
+  out.reserve(per_shard * k);
+  for (size_t j = 0; j < per_shard; ++j) {
+    const size_t first = out.size();
+    for (uint32_t i = 0; i < k; ++i) out.push_back(keys.KeysOfShard((j + i) % shards)[j]);
+    std::sort(out.begin() + static_cast<ptrdiff_t>(first), out.end());
+  }
+  return out;
 }
 
 absl::StatusOr<int64_t> BankTotal(Engine& engine, const KeySpace& keys) {

@@ -60,6 +60,13 @@ absl::Status Execute(const TxnPlan& plan, const KeySpace& keys, Session& session
 absl::Status Preload(Engine& engine, const KeySpace& keys, bool bank, uint32_t value_size,
                      uint32_t batch, const std::function<void(uint64_t)>& progress);
 
+// --replicas --workload=readonly: disjoint groups of k accounts, each on k distinct shards
+// (REQUIRES: 2 <= k <= keys.num_shards()): group j holds the j-th key of shards j % S .. (j + k -
+// 1) % S, for j below the smallest shard's key count. Flat: group j is [j * k, (j + 1) * k).
+// Transfers inside a group keep its sum at k x kInitialBalance, which every read of the whole
+// group at one snapshot must see.
+std::vector<uint64_t> AccountGroups(const KeySpace& keys, uint32_t k);
+
 // Bank: the sum of all balances, read in one read-only transaction.
 absl::StatusOr<int64_t> BankTotal(Engine& engine, const KeySpace& keys);
 

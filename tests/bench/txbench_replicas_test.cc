@@ -1,7 +1,8 @@
 // txbench --replicas (issue 16): a tiny run of three replicated Databases beside shardtx and
 // the floor completes and prints each replica's Raft log writes; so does one of cross-shard
-// transactions (issue 17); the flag's refusals (replica counts other than 3 and 5, the mixed,
-// bank and readonly workloads, unsynced commits).
+// transactions (issue 17), and one of follower reads (issue 17 step 9); the flag's refusals
+// (replica counts other than 3 and 5, the mixed and bank workloads, unsynced commits).
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -13,9 +14,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "bench/txbench/config.h"
+#include "bench/txbench/keyspace.h"
 #include "bench/txbench/report.h"
 #include "bench/txbench/runner.h"
 #include "bench/txbench/txbench.h"
+#include "bench/txbench/workload.h"
 #include "gtest/gtest.h"
 #include "tests/bench/txbench_test_util.h"
 
@@ -86,6 +89,24 @@ Config TinyCatchUpConfig() {
   c.raft_snapshot_threshold = 64;
   c.raft_snapshot_trailing = 32;
   return c;
+}
+
+// The readonly plan's three rows of 0.6 s, 3 readers, the followers' max_staleness as given; the
+// printed report in *text. Every window must have succeeded and carry its readonly figures.
+Outcome RunReadonly(int64_t max_staleness_ms, std::string* text) {
+  Config c = TinyReplicasConfig();
+  c.workload = Workload::kReadonly;
+  c.seconds = 0.6;
+  c.threads = 3;
+  c.follower_max_staleness_ms = max_staleness_ms;
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c);
+  Outcome outcome = RunPrinting(c, text);
+  for (const RunResult& r : outcome.runs) {
+    EXPECT_TRUE(r.status.ok()) << r.status;
+    EXPECT_TRUE(r.readonly.has_value()) << RowName(r);
+    if (!r.readonly.has_value()) outcome.exit_code = -1;  // the callers read it
+  }
+  return outcome;
 }
 
 TEST(TxbenchReplicas, PlanIsTheFloorsThenShardtxUnreplicatedAndReplicatedAtOneAndSixtyFour) {
@@ -270,24 +291,169 @@ TEST(TxbenchReplicas, TinyCrossRunCompletesAndPrintsTheCrossRows) {
   EXPECT_TRUE(absl::StrContains(text, ">= 0.4x shardtx unreplicated")) << text;
 }
 
-TEST(TxbenchReplicas, RefusesMixedBankAndReadonlyWorkloads) {
-  for (Workload w : {Workload::kMixed, Workload::kBank, Workload::kReadonly}) {
+TEST(TxbenchReplicas, RefusesMixedAndBankWorkloads) {
+  for (Workload w : {Workload::kMixed, Workload::kBank}) {
     Config c = TinyReplicasConfig();
     c.workload = w;
     const absl::Status s = Validate(c);
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << WorkloadName(w) << ": " << s;
-    EXPECT_TRUE(absl::StrContains(s.message(), "cross-shard (cross)")) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "follower reads (readonly)")) << s;
   }
-  {
-    Config c = TinyReplicasConfig();
-    c.workload = Workload::kReadonly;
-    EXPECT_TRUE(absl::StrContains(Validate(c).message(), "issue 17 step 9")) << Validate(c);
-  }
-  for (Workload w : {Workload::kSingle, Workload::kYcsbA, Workload::kYcsbB, Workload::kCross}) {
+  for (Workload w : {Workload::kSingle, Workload::kYcsbA, Workload::kYcsbB, Workload::kCross,
+                     Workload::kReadonly}) {
     Config c = TinyReplicasConfig();
     c.workload = w;
     EXPECT_TRUE(Validate(c).ok()) << WorkloadName(w) << ": " << Validate(c);
   }
+}
+
+// Issue 17 step 9: readonly needs groups of at least two accounts on as many shards, a writer
+// count in range and a positive (or infinite) max_staleness.
+TEST(TxbenchReplicas, ReadonlyRefusesOneShardGroupsAndBadWritersOrStaleness) {
+  Config c = TinyReplicasConfig();
+  c.workload = Workload::kReadonly;
+  c.shards_per_txn = 1;
+  absl::Status s = Validate(c);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "2 <= --shards_per_txn <= --shards")) << s;
+  c.shards_per_txn = 3;  // 2 shards
+  EXPECT_TRUE(absl::IsInvalidArgument(Validate(c))) << Validate(c);
+  c.shards_per_txn = 2;
+  c.readonly_writers = 65;
+  s = Validate(c);
+  EXPECT_TRUE(absl::StrContains(s.message(), "--readonly_writers 65")) << s;
+  c.readonly_writers = 0;
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c);
+  for (int64_t ms : {int64_t{0}, int64_t{-2}}) {
+    c.follower_max_staleness_ms = ms;
+    s = Validate(c);
+    EXPECT_TRUE(absl::StrContains(s.message(), "--follower_max_staleness_ms")) << ms << ": " << s;
+  }
+  c.follower_max_staleness_ms = -1;
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c);
+}
+
+TEST(TxbenchReplicas, ReadonlyPlanIsTheThreeReaderPlacementsWithoutFloors) {
+  Config c = TinyReplicasConfig();
+  c.workload = Workload::kReadonly;
+  const std::vector<RunSpec> plan = PlanRuns(c);
+  ASSERT_EQ(plan.size(), 3u);
+  const ReadPlacement want[] = {ReadPlacement::kLeaderLinearizable,
+                                ReadPlacement::kLeaderFollowerRead,
+                                ReadPlacement::kAllFollowerRead};
+  for (size_t i = 0; i < plan.size(); ++i) {
+    EXPECT_EQ(plan[i].engine, EngineKind::kShardtxReplicated);
+    EXPECT_EQ(plan[i].workload, Workload::kReadonly);
+    EXPECT_EQ(plan[i].threads, c.threads);
+    EXPECT_EQ(plan[i].reads, want[i]);
+    EXPECT_TRUE(UsesBalances(plan[i]));
+    // One cluster serves the three rows.
+    EXPECT_TRUE(KeyOfRun(c, plan[i]) == KeyOfRun(c, plan[0]));
+  }
+}
+
+// The read groups: disjoint, each on distinct shards, as many as the smallest shard has keys.
+TEST(TxbenchReplicas, AccountGroupsAreDisjointAndEachOnDistinctShards) {
+  const KeySpace keys(2000, 16, 100, 4, 0, 1);
+  for (uint32_t k : {2u, 3u, 4u}) {
+    const std::vector<uint64_t> groups = AccountGroups(keys, k);
+    size_t smallest = keys.size();
+    for (uint32_t s = 0; s < 4; ++s) smallest = std::min(smallest, keys.KeysOfShard(s).size());
+    ASSERT_EQ(groups.size(), smallest * k) << k;
+    std::vector<bool> used(keys.size());
+    for (size_t g = 0; g < groups.size() / k; ++g) {
+      std::vector<bool> shard(4);
+      for (size_t i = g * k; i < (g + 1) * k; ++i) {
+        EXPECT_FALSE(used[groups[i]]) << "key " << groups[i] << " in two groups";
+        used[groups[i]] = true;
+        EXPECT_FALSE(shard[keys.ShardOfIndex(groups[i])]) << "group " << g << " k " << k;
+        shard[keys.ShardOfIndex(groups[i])] = true;
+        if (i > g * k) {
+          EXPECT_LT(groups[i - 1], groups[i]);
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(AccountGroups(keys, 1).empty());
+  EXPECT_TRUE(AccountGroups(keys, 5).empty());
+}
+
+// The readonly rows for about 2 s: every window reads, none sees a wrong sum, the followers
+// serve reads only in the all-fr row (their share from the Database stats), the transfers ran,
+// the staleness was sampled; and the report's lines and targets are there.
+TEST(TxbenchReplicas, TinyReadonlyRunChecksSumsAndReportsFollowerShareAndStaleness) {
+  std::string text;
+  const Outcome outcome = RunReadonly(/*max_staleness_ms=*/2000, &text);
+  ASSERT_EQ(outcome.exit_code, 0) << text;
+  ASSERT_EQ(outcome.runs.size(), 3u) << text;
+  for (const RunResult& r : outcome.runs) {
+    const ReadonlyFigures& f = *r.readonly;
+    EXPECT_GT(r.committed, 0u) << RowName(r);
+    EXPECT_EQ(f.sums_checked, r.committed) << RowName(r);
+    EXPECT_EQ(f.violations, 0u) << RowName(r);
+    EXPECT_GT(f.writes, 0u) << RowName(r);
+    EXPECT_GT(f.staleness_samples, 0) << RowName(r);
+    ASSERT_EQ(r.replica_figures.size(), 3u);
+    uint64_t served = 0;
+    for (const ReplicaFigures& n : r.replica_figures) served += n.reads_served;
+    // Every read counted by the runner was served by some node (the stats may count a few more:
+    // reads of the window's last moments that the runner dropped).
+    EXPECT_GE(served, r.committed) << RowName(r);
+    if (r.spec.reads == ReadPlacement::kAllFollowerRead) {
+      // Reader i on node i % 3 + 1: one reader each.
+      EXPECT_GT(r.replica_figures[1].reads_served, 0u);
+      EXPECT_GT(r.replica_figures[2].reads_served, 0u);
+      EXPECT_GT(f.follower_share, 0.2) << text;
+      EXPECT_LT(f.follower_share, 0.9) << text;
+    } else {
+      EXPECT_EQ(r.replica_figures[1].reads_served, 0u) << RowName(r);
+      EXPECT_EQ(r.replica_figures[2].reads_served, 0u) << RowName(r);
+      EXPECT_EQ(f.follower_share, 0) << RowName(r);
+    }
+  }
+  EXPECT_TRUE(HasLine(text, "1 shardtx-3replicas@leader", "readonly ")) << text;
+  EXPECT_TRUE(HasLine(text, "1 shardtx-3replicas@leader-fr", "readonly ")) << text;
+  EXPECT_TRUE(HasLine(text, "1 shardtx-3replicas@all-fr", "readonly ")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "reads served (Stats::read_only_commits): node 1 ")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "follower staleness (Stats follower_staleness_ms")) << text;
+  EXPECT_TRUE(absl::StrContains(text, ", wrong 0; background transfers on node 1: ")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "reads/s >= 0.9x leader-only")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "no verdict (1 pair < 5)")) << text;
+  EXPECT_GT(
+      NumberBetween(text, "node 1 follower reads, reads per CPU-second of this process", "x ("), 0)
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "share of the reads the followers served (all-fr rows)"))
+      << text;
+  EXPECT_GT(NumberBetween(text, "share of the reads the followers served (all-fr rows)", "%"), 0)
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, " wrong in the windows above")) << text;
+  // The summary's ratios pair the rows of each repetition.
+  EXPECT_GT(
+      NumberBetween(text, "txn/s shardtx-3replicas@leader-fr / shardtx-3replicas@all-fr: ", "x ("),
+      0)
+      << text;
+  EXPECT_FALSE(absl::StrContains(text, "catch up")) << text;  // not asked for
+}
+
+// A max_staleness far below the closed timestamps' refresh (250 ms): follower reads are refused
+// (kUnavailable, Stats::follower_reads_too_stale), and the runner retries them as aborts rather
+// than failing the window; the linearizable row is never refused.
+TEST(TxbenchReplicas, TinyReadonlyRunRetriesReadsRefusedAsTooStale) {
+  std::string text;
+  const Outcome outcome = RunReadonly(/*max_staleness_ms=*/5, &text);
+  ASSERT_EQ(outcome.exit_code, 0) << text;
+  ASSERT_EQ(outcome.runs.size(), 3u) << text;
+  for (const RunResult& r : outcome.runs) {
+    if (r.spec.reads == ReadPlacement::kLeaderLinearizable) {
+      EXPECT_EQ(r.readonly->reads_too_stale, 0u) << text;
+      EXPECT_GT(r.committed, 0u) << text;
+    } else {
+      EXPECT_GT(r.readonly->reads_too_stale, 0u) << RowName(r) << "\n" << text;
+      EXPECT_GT(r.aborts, 0u) << RowName(r);  // each refusal retried
+    }
+    EXPECT_EQ(r.readonly->violations, 0u) << RowName(r);
+  }
+  EXPECT_TRUE(absl::StrContains(text, "reads refused as too stale")) << text;
 }
 
 TEST(TxbenchReplicas, RefusesOtherCountsUnsyncedCommitsAndTheBenchMatrices) {
