@@ -839,6 +839,17 @@ int sio_step(sio_world *w) {
   }
 }
 
+int sio_next_time(sio_world *w, uint64_t *t) {
+  while (w->nheap > 0 && w->heap[0]->cancelled) free_op(pop(w));
+  if (w->nheap == 0) return 0;
+  *t = w->heap[0]->time;
+  return 1;
+}
+
+void sio_advance(sio_world *w, uint64_t t) {
+  if (t > w->now) w->now = t;
+}
+
 /* ---- The world ---- */
 
 sio_world *sio_world_open(unsigned n, uint64_t seed) {

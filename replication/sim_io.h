@@ -70,6 +70,12 @@ uint64_t sio_random(sio_world *w);
 /* Fires the earliest event and advances the clock to it. Returns the index of the server the
  * event concerned, or -1 if the queue was empty (the clock does not move then). */
 int sio_step(sio_world *w);
+/* The time of the earliest event still to fire (cancelled ones are dropped first): 1 and *t set,
+ * or 0 if the queue is empty. */
+int sio_next_time(sio_world *w, uint64_t *t);
+/* Moves the clock forward to t (nothing if t is not later). REQUIRES: no event earlier than t is
+ * queued (sio_next_time), so that worlds stepped in lock-step share one clock. */
+void sio_advance(sio_world *w, uint64_t t);
 
 /* The raft_io of a new incarnation of server i, over its durable part: pass it (possibly
  * wrapped) to raft_init. REQUIRES: the previous incarnation's io was freed. NULL if out of
