@@ -605,8 +605,9 @@ static int io_send(struct raft_io *io, struct raft_io_send *req, const struct ra
   if (op == NULL) return RAFT_NOMEM;
   op->send = req;
   unsigned to = (unsigned)(message->server_id - 1);
-  if (message->server_id == 0 || to >= w->n || w->link_down[node->i][to] || !w->nodes[to].open ||
-      w->nodes[to].closed) {
+  /* A server whose disk failed is fenced off the network until it restarts (sim_io.h). */
+  if (node->broken || message->server_id == 0 || to >= w->n || w->link_down[node->i][to] ||
+      !w->nodes[to].open || w->nodes[to].closed) {
     op->status = RAFT_NOCONNECTION;
   } else if (w->drop[node->i][to] > 0 && sio_random(w) % 100 < w->drop[node->i][to]) {
     w->stats.messages_dropped++; /* sent, and lost on the way */

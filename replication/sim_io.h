@@ -27,6 +27,13 @@
  * later write fails too), so the durable log never has a hole; a restart recovers it. Failed
  * appends queued back to back are reported last first: libraft 0.15 truncates its log from a
  * failed append's index and crashes when appends beyond it are still in flight (sim_io.c).
+ * From the failing write on, the server's sends fail too (RAFT_NOCONNECTION, as over a cut link)
+ * until the incarnation ends: a failed disk fences its server. Otherwise libraft 0.15's leader,
+ * which stays leader after truncating its in-memory log from the failed append's index, sends a
+ * different entry at an index it already sent in the same term, and followers that stored the
+ * first one keep it (same index and term): replicas commit different entries at one index
+ * (FailedAppend in failed_append_test.cc; docs/replication-plan.md, section 9). A RaftNode over
+ * raft_uv has no such fence yet (an open defect there).
  *
  * Network: messages between two servers travel in order (as on one TCP connection), each after
  * the sender's network latency; a link can be cut (sends fail with RAFT_NOCONNECTION) or drop a

@@ -130,13 +130,29 @@ std::string SeedRoot(uint64_t seed) {
 // Forwards a group's releases to a node's ShardReplica (owned by the node).
 class Forward final : public StateMachine {
  public:
-  explicit Forward(ShardReplica* replica) : replica_(replica) {}
-  void Release(const ReleasedEntry& entry) override { replica_->Release(entry); }
+  Forward(ShardReplica* replica, unsigned node, uint32_t shard)
+      : replica_(replica), node_(node), shard_(shard) {}
+  void Release(const ReleasedEntry& entry) override {
+    if (std::getenv("SHARDTX_CROSS_TRACE_TXN") != nullptr) {
+      std::vector<engine::EntryRecord> recs;
+      std::string types;
+      if (entry.payload.size() >= 16 &&
+          engine::DecodeEntryRecords(absl::string_view(entry.payload.data(), entry.payload.size()).substr(16), &recs)) {
+        for (const auto& r : recs) absl::StrAppend(&types, static_cast<int>(r.type), ":", r.payload.size(), " ");
+      }
+      std::fprintf(stderr, "release node %u shard %u index %llu term %llu: %s\n", node_, shard_,
+                   static_cast<unsigned long long>(entry.index),
+                   static_cast<unsigned long long>(entry.term), types.c_str());
+    }
+    replica_->Release(entry);
+  }
   absl::StatusOr<std::string> Snapshot() override { return replica_->Snapshot(); }
   absl::Status Restore(std::string_view snapshot) override { return replica_->Restore(snapshot); }
 
  private:
   ShardReplica* const replica_;
+  const unsigned node_;
+  const uint32_t shard_;
 };
 
 // A simulated node: one Database, its shards ShardReplicas.
@@ -191,6 +207,12 @@ std::optional<std::string> ValueOn(engine::Shard* shard, const std::string& key)
   return std::string((*found)->value);
 }
 
+// SHARDTX_CROSS_TRACE=1: what happens to the nodes and transactions, on stderr (to study a seed).
+bool Tracing() {
+  static const bool on = std::getenv("SHARDTX_CROSS_TRACE") != nullptr;
+  return on;
+}
+
 class CrossSeed {
  public:
   CrossSeed(uint64_t seed, std::string root, Mutation mutation, CrossTotals* totals)
@@ -215,6 +237,7 @@ class CrossSeed {
   void CrashNode(unsigned i);
   void RestartNode(unsigned i);
   void StepFor(uint64_t ms);
+  void Trace(const std::string& what);
   bool StepUntil(const std::function<bool()>& done, uint64_t timeout_ms);
   std::string Dump();
 
@@ -253,6 +276,7 @@ class CrossSeed {
   bool kill_coordinator_ = true;  // else the leader of its other part
   bool killing_ = false;
   std::string failure_;  // the first failure seen while running
+  std::string watched_[kNodes];
 };
 
 absl::Status CrossSeed::OpenNode(unsigned i) {
@@ -276,9 +300,25 @@ absl::Status CrossSeed::OpenNode(unsigned i) {
   return absl::OkStatus();
 }
 
+void CrossSeed::Trace(const std::string& what) {
+  if (!Tracing()) return;
+  std::string line = absl::StrCat("t=", now_, " ", what);
+  for (unsigned i = 0; i < kNodes; ++i) {
+    if (!nodes_[i].up()) continue;
+    absl::StrAppend(&line, " | node ", i, " applied");
+    for (uint32_t s = 0; s < kShards; ++s) {
+      engine::Shard* shard = nodes_[i].impl()->shard(s);
+      MutexLock l(shard->commit_mu());
+      absl::StrAppend(&line, " ", shard->raft_applied_locked().index);
+    }
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 void CrossSeed::CrashNode(unsigned i) {
   Node& n = nodes_[i];
   if (!n.up()) return;
+  Trace(absl::StrCat("crash node ", i));
   for (auto& g : groups_) g->Crash(i);  // its proposals in flight: kUnknown
   // The coordinator on it dies too: what it drove is left to the resolver.
   for (auto& t : txns_) {
@@ -318,6 +358,7 @@ void CrossSeed::RestartNode(unsigned i) {
     }
   }
   totals_->restarts++;
+  Trace(absl::StrCat("restarted node ", i));
 }
 
 // One clock: fire the earliest event of all the worlds, each at its time; then every world's
@@ -338,6 +379,23 @@ void CrossSeed::StepFor(uint64_t ms) {
     now_ = std::max(now_, *best);
     for (auto& g : groups_) g->AdvanceTo(now_);
     groups_[which]->Step();
+    if (const char* watch = std::getenv("SHARDTX_CROSS_TRACE_TXN")) {
+      const uint64_t id = std::strtoull(watch, nullptr, 10);
+      for (unsigned i = 0; i < kNodes; ++i) {
+        std::string now = "down";
+        if (nodes_[i].up()) {
+          auto info = nodes_[i].impl()->two_phase().Prepared(id);
+          now = info ? absl::StrCat("parts ", info->shards.size() > 0 ? info->shards[0] : 9,
+                                    info->shards.size() > 1 ? info->shards[1] : 9, " begun ",
+                                    info->commit_begun, info->abort_begun)
+                     : "none";
+        }
+        if (watched_[i] != now) {
+          watched_[i] = now;
+          Trace(absl::StrCat("watch node ", i, " shard-step ", which, ": ", now));
+        }
+      }
+    }
     Drive();
   }
   now_ = end;
@@ -378,6 +436,9 @@ Sent* CrossSeed::Send(Txn& t, uint32_t shard, unsigned server, uint64_t term,
                       const std::string& entry) {
   ServerInfo info = groups_[shard]->Info(server);
   if (!info.alive || (term != 0 && info.term != term)) return nullptr;
+  Trace(absl::StrCat("txn ", t.id, " shard ", shard, " server ", server, " term ", info.term,
+                     " last index ", info.last_applied, ": ", entry.size(), " bytes, record ",
+                     static_cast<int>(entry[16])));
   Sent* sent = &t.sent[shard].emplace_back();
   sent->server = server;
   sent->term = info.term;
@@ -639,6 +700,7 @@ std::string CrossSeed::Dump() {
         const ShardReplica& r = *nodes_[i].replicas[s];
         absl::StrAppend(&out, " replica redone ", r.redone(), " skipped ", r.skipped(),
                         " failures ", r.failures());
+        if (r.failures() != 0) absl::StrAppend(&out, " (", r.first_error().ToString(), ")");
       }
     }
   }
@@ -670,7 +732,7 @@ std::string CrossSeed::Run() {
         [this, s](unsigned i) -> absl::StatusOr<std::unique_ptr<StateMachine>> {
           if (!nodes_[i].up()) return absl::UnavailableError("node down");
           return std::unique_ptr<StateMachine>(
-              std::make_unique<Forward>(nodes_[i].replicas[s].get()));
+              std::make_unique<Forward>(nodes_[i].replicas[s].get(), i, s));
         },
         [](unsigned, std::unique_ptr<StateMachine>) {});  // the node's crash is CrashNode's
     if (!g.ok()) return "open group: " + g.status().ToString();
@@ -684,7 +746,9 @@ std::string CrossSeed::Run() {
   const unsigned rounds = rng_.In(8, 16);
   for (unsigned round = 0; round < rounds && failure_.empty(); ++round) {
     const unsigned a = rng_.In(0, kNodes - 1), b = rng_.In(0, kNodes - 1);
-    switch (rng_.In(0, 14)) {
+    const unsigned action = rng_.In(0, 14);
+    Trace(absl::StrCat("round ", round, " action ", action, " a ", a, " b ", b));
+    switch (action) {
       case 0:
       case 1:
       case 2:
@@ -755,6 +819,7 @@ std::string CrossSeed::Run() {
             failure_ = absl::StrCat("node ", a, " checkpoint: ", s.ToString());
           }
           totals_->checkpoints++;
+          Trace(absl::StrCat("checkpointed node ", a));
         }
         break;
     }
