@@ -118,6 +118,7 @@ struct CrossTotals {
   uint64_t resolved_commit = 0, resolved_abort = 0, in_doubt = 0;
   uint64_t crashes = 0, restarts = 0, restart_refusals = 0, protocol_kills = 0;
   uint64_t checkpoints = 0, writes_failed = 0, sim_ms = 0;
+  double open_s = 0, close_s = 0;  // wall time opening and crashing nodes' databases
 };
 
 std::string SeedRoot(uint64_t seed) {
@@ -280,6 +281,14 @@ class CrossSeed {
 };
 
 absl::Status CrossSeed::OpenNode(unsigned i) {
+  const auto start = std::chrono::steady_clock::now();
+  struct Timer {
+    std::chrono::steady_clock::time_point start;
+    double* into;
+    ~Timer() {
+      *into += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  } timer{start, &totals_->open_s};
   Node& n = nodes_[i];
   Options o = DbOptions(absl::StrCat(root_, "/node", i), kShards);
   o.env = n.env.get();
@@ -331,10 +340,13 @@ void CrossSeed::CrashNode(unsigned i) {
                               " failures, the first ", r.first_error().ToString());
     }
   }
+  const auto start = std::chrono::steady_clock::now();
   n.env->SimulateCrash().IgnoreError();  // power loss: the unsynced WAL tails are gone
   n.replicas.clear();
   n.db.reset();  // closing fails quietly on the crashed env
   n.env->Reset();
+  totals_->close_s +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   totals_->crashes++;
 }
 
@@ -1036,7 +1048,8 @@ TEST(CrossShardSeededRun, TwoPhaseCommitOverReplicatedShardsSurvivesCrashesAtEve
       "(%.1f ms/seed); cross-shard %llu (committed by their coordinator %llu, aborted %llu, "
       "left in doubt %llu: resolved commit %llu, abort %llu), single-shard %llu (%llu "
       "acknowledged); node crashes %llu (at a protocol point %llu), restarts %llu (%llu "
-      "refused), checkpoints %llu, injected write failures %llu; %.0f s simulated\n",
+      "refused), checkpoints %llu, injected write failures %llu; %.0f s simulated; databases "
+      "opened in %.1f s, crashed in %.1f s\n",
       static_cast<unsigned long long>(range.count), static_cast<unsigned long long>(range.first),
       static_cast<unsigned long long>(failures), secs, 1000.0 * secs / range.count,
       static_cast<unsigned long long>(totals.cross),
@@ -1052,7 +1065,8 @@ TEST(CrossShardSeededRun, TwoPhaseCommitOverReplicatedShardsSurvivesCrashesAtEve
       static_cast<unsigned long long>(totals.restarts),
       static_cast<unsigned long long>(totals.restart_refusals),
       static_cast<unsigned long long>(totals.checkpoints),
-      static_cast<unsigned long long>(totals.writes_failed), totals.sim_ms / 1000.0);
+      static_cast<unsigned long long>(totals.writes_failed), totals.sim_ms / 1000.0,
+      totals.open_s, totals.close_s);
 }
 
 }  // namespace
