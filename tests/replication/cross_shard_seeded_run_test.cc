@@ -39,7 +39,7 @@
 //  - at most one leader per term in each group; no disk request in an impossible order.
 // SHARDTX_SEED=N replays seed N; SHARDTX_REPLICATION_SEEDS=K runs K (default 1,000; sanitizer
 // builds a tenth). SHARDTX_CROSS_MUTATION=<name> breaks the protocol on purpose (see Mutation):
-// each must fail seeds.
+// each must fail seeds. SHARDTX_CROSS_TRACE (below) prints a seed's events.
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,7 +63,6 @@
 #include "replication/restartable_group.h"
 #include "replication/shard_machine.h"
 #include "replication/shard_replica.h"
-#include "replication/sim_io.h"
 #include "shardtx/database.h"
 #include "tests/replication/leader_cluster.h"
 #include "tests/replication/seeded_schedule.h"
@@ -81,9 +80,9 @@
 namespace shardtx::replication {
 namespace {
 
-using ::shardtx::testing::FaultInjectionEnv;
 using engine::Write;
 using engine::WriteOp;
+using ::shardtx::testing::FaultInjectionEnv;
 
 constexpr uint32_t kShards = 2;
 constexpr unsigned kNodes = 3;
@@ -95,12 +94,12 @@ constexpr uint64_t kOrigin = 0x00005eed00000001;
 // TEST ONLY: breaks the protocol, to show that the checks catch it.
 enum class Mutation {
   kNone,
-  kAckAtPropose,     // acknowledge once the prepares are proposed, not committed
-  kPresumedCommit,   // the resolver commits whatever it finds (parts missing or not)
-  kPresumedAbort,    // the resolver aborts unless a commit is on record (ignores the prepares)
-  kNoTermWait,       // the resolver reads any leader's state at once (no ready leader of a
-                     // later term than the transaction's unsettled entries)
-  kOneShardCommit,   // phase two (the coordinator's and the resolver's) commits parts[0] only
+  kAckAtPropose,    // acknowledge once the prepares are proposed, not committed
+  kPresumedCommit,  // the resolver commits whatever it finds (parts missing or not)
+  kPresumedAbort,   // the resolver aborts unless a commit is on record (ignores the prepares)
+  kNoTermWait,      // the resolver reads any leader's state at once (no ready leader of a
+                    // later term than the transaction's unsettled entries)
+  kOneShardCommit,  // phase two (the coordinator's and the resolver's) commits parts[0] only
 };
 Mutation MutationFromEnv() {
   const char* m = std::getenv("SHARDTX_CROSS_MUTATION");
@@ -128,18 +127,33 @@ std::string SeedRoot(uint64_t seed) {
   return absl::StrCat(base, "/shardtx_cross_seeds_p", ::getpid(), "/seed", seed);
 }
 
+// SHARDTX_CROSS_TRACE=1: what happens to the nodes and transactions, on stderr (to study a seed);
+// SHARDTX_CROSS_TRACE_TXN=<id> also: every entry each replica releases, and each change of
+// transaction <id>'s prepared state on each node.
+bool Tracing() {
+  static const bool on = std::getenv("SHARDTX_CROSS_TRACE") != nullptr;
+  return on;
+}
+std::optional<uint64_t> TracedTxn() {
+  static const char* id = std::getenv("SHARDTX_CROSS_TRACE_TXN");
+  if (id == nullptr) return std::nullopt;
+  return std::strtoull(id, nullptr, 10);
+}
+
 // Forwards a group's releases to a node's ShardReplica (owned by the node).
 class Forward final : public StateMachine {
  public:
   Forward(ShardReplica* replica, unsigned node, uint32_t shard)
       : replica_(replica), node_(node), shard_(shard) {}
   void Release(const ReleasedEntry& entry) override {
-    if (std::getenv("SHARDTX_CROSS_TRACE_TXN") != nullptr) {
+    if (TracedTxn().has_value()) {
       std::vector<engine::EntryRecord> recs;
       std::string types;
       if (entry.payload.size() >= 16 &&
-          engine::DecodeEntryRecords(absl::string_view(entry.payload.data(), entry.payload.size()).substr(16), &recs)) {
-        for (const auto& r : recs) absl::StrAppend(&types, static_cast<int>(r.type), ":", r.payload.size(), " ");
+          engine::DecodeEntryRecords(
+              absl::string_view(entry.payload.data(), entry.payload.size()).substr(16), &recs)) {
+        for (const auto& r : recs)
+          absl::StrAppend(&types, static_cast<int>(r.type), ":", r.payload.size(), " ");
       }
       std::fprintf(stderr, "release node %u shard %u index %llu term %llu: %s\n", node_, shard_,
                    static_cast<unsigned long long>(entry.index),
@@ -206,12 +220,6 @@ std::optional<std::string> ValueOn(engine::Shard* shard, const std::string& key)
   if (!found.ok()) return "get failed: " + found.status().ToString();
   if (!found->has_value() || (*found)->tombstone) return std::nullopt;
   return std::string((*found)->value);
-}
-
-// SHARDTX_CROSS_TRACE=1: what happens to the nodes and transactions, on stderr (to study a seed).
-bool Tracing() {
-  static const bool on = std::getenv("SHARDTX_CROSS_TRACE") != nullptr;
-  return on;
 }
 
 class CrossSeed {
@@ -336,8 +344,8 @@ void CrossSeed::CrashNode(unsigned i) {
   for (uint32_t s = 0; s < kShards; ++s) {
     const ShardReplica& r = *n.replicas[s];
     if (r.failures() != 0 && failure_.empty()) {
-      failure_ = absl::StrCat("node ", i, " shard ", s, ": ", r.failures(),
-                              " failures, the first ", r.first_error().ToString());
+      failure_ = absl::StrCat("node ", i, " shard ", s, ": ", r.failures(), " failures, the first ",
+                              r.first_error().ToString());
     }
   }
   const auto start = std::chrono::steady_clock::now();
@@ -391,8 +399,8 @@ void CrossSeed::StepFor(uint64_t ms) {
     now_ = std::max(now_, *best);
     for (auto& g : groups_) g->AdvanceTo(now_);
     groups_[which]->Step();
-    if (const char* watch = std::getenv("SHARDTX_CROSS_TRACE_TXN")) {
-      const uint64_t id = std::strtoull(watch, nullptr, 10);
+    if (std::optional<uint64_t> traced = TracedTxn()) {
+      const uint64_t id = *traced;
       for (unsigned i = 0; i < kNodes; ++i) {
         std::string now = "down";
         if (nodes_[i].up()) {
@@ -499,9 +507,9 @@ void CrossSeed::StartSingle() {
   s->writes.push_back({WriteOp::kPut, Key(id, s->shard, 0), absl::StrCat("s", id)});
   const std::string entry = Entry({{engine::kCommit, engine::EncodeCommit(++ts_, id, s->writes)}});
   Single* raw = s.get();
-  if (groups_[s->shard]->Propose(*leader, entry, [raw](absl::Status st) {
-        raw->acked = st.ok();
-      }).ok()) {
+  if (groups_[s->shard]
+          ->Propose(*leader, entry, [raw](absl::Status st) { raw->acked = st.ok(); })
+          .ok()) {
     totals_->single++;
     singles_.push_back(std::move(s));
   }
@@ -735,7 +743,8 @@ std::string CrossSeed::Run() {
   for (unsigned i = 0; i < kNodes; ++i) {
     nodes_[i].env = std::make_unique<FaultInjectionEnv>(
         Env::Default(), FaultInjectionEnv::Options{/*sync_base=*/false});
-    if (absl::Status s = OpenNode(i); !s.ok()) return absl::StrCat("open node ", i, ": ", s.ToString());
+    if (absl::Status s = OpenNode(i); !s.ok())
+      return absl::StrCat("open node ", i, ": ", s.ToString());
   }
   for (uint32_t s = 0; s < kShards; ++s) {
     options.seed = seed_ * 2 + s;  // each world's own stream, both from the run's seed
@@ -985,7 +994,8 @@ std::string CrossSeed::Check() {
     }
     if (present != 0 && absent != 0) {
       return absl::StrCat("transaction ", t->id, " is half there: ", present, " writes present, ",
-                          absent, " missing (first on ", where, ")", t->acked ? ", acknowledged" : "",
+                          absent, " missing (first on ", where, ")",
+                          t->acked ? ", acknowledged" : "",
                           t->verdict == 1 ? ", resolved commit" : "",
                           t->verdict == 2 ? ", resolved abort" : "") +
              Dump();
@@ -1065,8 +1075,8 @@ TEST(CrossShardSeededRun, TwoPhaseCommitOverReplicatedShardsSurvivesCrashesAtEve
       static_cast<unsigned long long>(totals.restarts),
       static_cast<unsigned long long>(totals.restart_refusals),
       static_cast<unsigned long long>(totals.checkpoints),
-      static_cast<unsigned long long>(totals.writes_failed), totals.sim_ms / 1000.0,
-      totals.open_s, totals.close_s);
+      static_cast<unsigned long long>(totals.writes_failed), totals.sim_ms / 1000.0, totals.open_s,
+      totals.close_s);
 }
 
 }  // namespace
