@@ -35,7 +35,8 @@
 //  - no replica failed to apply anything; replicas of a shard applied the same last entry and
 //    have the same digest; no node keeps any transaction prepared;
 //  - every transaction's writes are on every replica of every shard it touched, or on none
-//    (atomicity); an acknowledged one's are there; an aborted one's are not;
+//    (atomicity); an acknowledged one's are there, and so are those of one whose every prepare
+//    entry was seen committed (the commit point); an aborted one's are not;
 //  - at most one leader per term in each group; no disk request in an impossible order.
 // SHARDTX_SEED=N replays seed N; SHARDTX_REPLICATION_SEEDS=K runs K (default 1,000; sanitizer
 // builds a tenth). SHARDTX_CROSS_MUTATION=<name> breaks the protocol on purpose (see Mutation):
@@ -1002,6 +1003,18 @@ std::string CrossSeed::Check() {
     }
     if (t->acked && present == 0) {
       return absl::StrCat("acknowledged transaction ", t->id, " is missing everywhere",
+                          t->verdict == 2 ? " (the resolver aborted it)" : "");
+    }
+    // The commit point is every prepare entry committed, whether or not the coordinator lived to
+    // acknowledge it (a host may learn it from GetOutcome).
+    bool all_prepares_committed = true;
+    for (uint32_t p : t->parts) {
+      all_prepares_committed = all_prepares_committed && t->prepare[p] != nullptr &&
+                               t->prepare[p]->state == Sent::kOk;
+    }
+    if (all_prepares_committed && present == 0) {
+      return absl::StrCat("transaction ", t->id,
+                          " is missing everywhere although every prepare entry committed",
                           t->verdict == 2 ? " (the resolver aborted it)" : "");
     }
     if (t->aborted && present != 0) {
