@@ -67,6 +67,7 @@
 #include "shardtx/database.h"
 #include "tests/replication/leader_cluster.h"
 #include "tests/replication/seeded_schedule.h"
+#include "tests/replication/shard_seed_support.h"
 #include "tests/support/fault_injection_env.h"
 #include "txn/coordinator.h"
 #include "txn/database_impl.h"
@@ -120,13 +121,6 @@ struct CrossTotals {
   uint64_t checkpoints = 0, writes_failed = 0, sim_ms = 0;
   double open_s = 0, close_s = 0;  // wall time opening and crashing nodes' databases
 };
-
-std::string SeedRoot(uint64_t seed) {
-  std::error_code ec;
-  const std::string base =
-      std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
-  return absl::StrCat(base, "/shardtx_cross_seeds_p", ::getpid(), "/seed", seed);
-}
 
 // SHARDTX_CROSS_TRACE=1: what happens to the nodes and transactions, on stderr (to study a seed);
 // SHARDTX_CROSS_TRACE_TXN=<id> also: every entry each replica releases, and each change of
@@ -1009,8 +1003,8 @@ std::string CrossSeed::Check() {
     // acknowledge it (a host may learn it from GetOutcome).
     bool all_prepares_committed = true;
     for (uint32_t p : t->parts) {
-      all_prepares_committed = all_prepares_committed && t->prepare[p] != nullptr &&
-                               t->prepare[p]->state == Sent::kOk;
+      all_prepares_committed =
+          all_prepares_committed && t->prepare[p] != nullptr && t->prepare[p]->state == Sent::kOk;
     }
     if (all_prepares_committed && present == 0) {
       return absl::StrCat("transaction ", t->id,
@@ -1039,31 +1033,12 @@ TEST(CrossShardSeededRun, TwoPhaseCommitOverReplicatedShardsSurvivesCrashesAtEve
   const SeedRange range = SeedRangeFromEnv(1000 / SHARDTX_REPLICATION_SEED_DIVISOR);
   const Mutation mutation = MutationFromEnv();
   CrossTotals totals;
-  uint64_t failures = 0;
   const auto start = std::chrono::steady_clock::now();
-  for (uint64_t seed = range.first; seed < range.first + range.count; ++seed) {
-    const std::string root = SeedRoot(seed);
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-    std::filesystem::create_directories(root, ec);
-    ASSERT_FALSE(ec) << root << ": " << ec.message();
-    std::string failure;
-    {
-      CrossSeed run(seed, root, mutation, &totals);
-      failure = run.Run();
-    }
-    if (!failure.empty()) {
-      failures++;
-      ADD_FAILURE() << "seed " << seed << ": " << failure << " (databases kept in " << root
-                    << "; replay: SHARDTX_SEED=" << seed << ")";
-    } else {
-      std::filesystem::remove_all(root, ec);
-    }
-  }
-  if (failures == 0) {
-    std::error_code ec;
-    std::filesystem::remove_all(std::filesystem::path(SeedRoot(0)).parent_path(), ec);
-  }
+  const uint64_t failures =
+      RunSeedsInDirs("shardtx_cross_seeds", range, [&](uint64_t seed, const std::string& dir) {
+        CrossSeed run(seed, dir, mutation, &totals);
+        return run.Run();
+      });
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
