@@ -19,13 +19,18 @@
 //    decision with kCommitPrepared on the coordinator shard (parts[0]), kCommitPrepared on the
 //    other; a prepare refused (no effect) aborts it (kAbortPrepared on the parts that prepared);
 //    an unknown outcome, or the crash of the node coordinating it, leaves it to the resolver;
+//  - named prepares (30 %): once every prepare entry committed, the host decides on the node that
+//    led them: commit (the decision entry alone on the coordinator shard, acknowledged once
+//    committed, the commit point; then the commit entries) or roll back (abort entries only);
 //  - single-shard kCommit entries beside them;
 //  - the resolver decides a transaction left in doubt on the evidence the groups' ready leaders
 //    have applied (their TwoPhaseState: parts present, a decision or commit or abort redone, the
 //    outcome window), by DecideInDoubt, and only once every participant's ready leader is in a
 //    term above that of any entry of the transaction whose outcome it did not see committed
 //    (a ready leader has released an entry of its own term: every entry of an earlier term is
-//    then applied there or never will be).
+//    then applied there or never will be). A named one: committed if a commit is on record,
+//    aborted if an abort is or a part is missing, else left for its host, who decides it then
+//    (by the seed: its decision entry, or abort entries).
 // The schedule kills nodes at chosen points of a transaction (after some prepares committed,
 // after all, after phase two was proposed, after some commit entries), and at random; crashes a
 // majority; partitions nodes; fails Raft log writes; checkpoints nodes' databases.
@@ -34,6 +39,8 @@
 // on every replica of both shards):
 //  - no replica failed to apply anything; replicas of a shard applied the same last entry and
 //    have the same digest; no node keeps any transaction prepared;
+//  - a transaction with a commit entry (decision or commit record) committed anywhere has its
+//    writes there, one with an abort entry committed has not;
 //  - every transaction's writes are on every replica of every shard it touched, or on none
 //    (atomicity); an acknowledged one's are there, and so are those of one whose every prepare
 //    entry was seen committed (the commit point); an aborted one's are not;
@@ -96,12 +103,13 @@ constexpr uint64_t kOrigin = 0x00005eed00000001;
 // TEST ONLY: breaks the protocol, to show that the checks catch it.
 enum class Mutation {
   kNone,
-  kAckAtPropose,    // acknowledge once the prepares are proposed, not committed
-  kPresumedCommit,  // the resolver commits whatever it finds (parts missing or not)
-  kPresumedAbort,   // the resolver aborts unless a commit is on record (ignores the prepares)
-  kNoTermWait,      // the resolver reads any leader's state at once (no ready leader of a
-                    // later term than the transaction's unsettled entries)
-  kOneShardCommit,  // phase two (the coordinator's and the resolver's) commits parts[0] only
+  kAckAtPropose,       // acknowledge once the prepares are proposed, not committed
+  kPresumedCommit,     // the resolver commits whatever it finds (parts missing or not)
+  kPresumedAbort,      // the resolver aborts unless a commit is on record (ignores the prepares)
+  kNoTermWait,         // the resolver reads any leader's state at once (no ready leader of a
+                       // later term than the transaction's unsettled entries)
+  kOneShardCommit,     // phase two (the coordinator's and the resolver's) commits parts[0] only
+  kAckBeforeDecision,  // a named CommitPrepared is acknowledged once its decision is proposed
 };
 Mutation MutationFromEnv() {
   const char* m = std::getenv("SHARDTX_CROSS_MUTATION");
@@ -111,10 +119,12 @@ Mutation MutationFromEnv() {
   if (std::strcmp(m, "presumed_abort") == 0) return Mutation::kPresumedAbort;
   if (std::strcmp(m, "no_term_wait") == 0) return Mutation::kNoTermWait;
   if (std::strcmp(m, "one_shard_commit") == 0) return Mutation::kOneShardCommit;
+  if (std::strcmp(m, "ack_before_decision") == 0) return Mutation::kAckBeforeDecision;
   return Mutation::kNone;
 }
 
 struct CrossTotals {
+  uint64_t named = 0, named_committed = 0, host_decisions = 0;
   uint64_t cross = 0, cross_acked = 0, cross_aborted = 0, single = 0, single_acked = 0;
   uint64_t resolved_commit = 0, resolved_abort = 0, in_doubt = 0;
   uint64_t crashes = 0, restarts = 0, restart_refusals = 0, protocol_kills = 0;
@@ -179,23 +189,27 @@ struct Node {
 struct Sent {
   enum State { kPending, kOk, kUnknown } state = kPending;
   unsigned server = 0;
-  uint64_t term = 0;  // the proposer's term when proposed
+  uint64_t term = 0;   // the proposer's term when proposed
+  uint8_t record = 0;  // the type of the entry's last record (kPrepare ... kDecision)
 };
 
 struct Txn {
   uint64_t id = 0;
   std::vector<uint32_t> parts;             // ascending; parts[0] coordinates
   std::vector<std::vector<Write>> writes;  // by part, in parts' order
-  enum Phase { kPreparing, kFinishing, kDone, kInDoubt, kResolved } phase = kPreparing;
+  std::string name;  // a named prepare's (its host decides it); empty: our own transaction
+  enum Phase { kPreparing, kDeciding, kFinishing, kDone, kInDoubt, kResolved } phase = kPreparing;
   unsigned coordinator = 0;  // the node coordinating it: parts[0]'s leader at the start
   // Every entry proposed for it on each shard (stable addresses for the callbacks).
   std::deque<Sent> sent[kShards];
   Sent* prepare[kShards] = {};  // null: refused with no effect (or not proposed)
   Sent* finish[kShards] = {};
   bool finish_tried[kShards] = {};
-  bool acked = false;    // the coordinator told its host: committed
-  bool aborted = false;  // the coordinator aborted it (a prepare refused), never acknowledged
-  int verdict = 0;       // the resolver's: 1 commit, 2 abort
+  Sent* decision = nullptr;  // a named one's: its host's CommitPrepared
+  int host = 0;              // a named one left for its host: 1 it commits, 2 it rolls back
+  bool acked = false;        // the coordinator told its host: committed
+  bool aborted = false;      // the coordinator aborted it (a prepare refused), never acknowledged
+  int verdict = 0;           // the resolver's: 1 commit, 2 abort
 };
 
 struct Single {
@@ -457,6 +471,11 @@ Sent* CrossSeed::Send(Txn& t, uint32_t shard, unsigned server, uint64_t term,
   Sent* sent = &t.sent[shard].emplace_back();
   sent->server = server;
   sent->term = info.term;
+  std::vector<engine::EntryRecord> records;
+  if (engine::DecodeEntryRecords(absl::string_view(entry).substr(16), &records) &&
+      !records.empty()) {
+    sent->record = records.back().type;
+  }
   absl::Status s = groups_[shard]->Propose(server, entry, [sent](absl::Status st) {
     sent->state = st.ok() ? Sent::kOk : Sent::kUnknown;
   });
@@ -474,6 +493,10 @@ void CrossSeed::StartCross() {
   t->id = next_id_++;
   t->parts = {0, 1};
   t->coordinator = *coordinator;
+  if (rng_.Chance(30)) {
+    t->name = absl::StrCat("n", t->id);
+    totals_->named++;
+  }
   for (uint32_t p : t->parts) {
     std::vector<Write> w;
     for (unsigned j = rng_.In(1, 3); j > 0; --j) {
@@ -485,11 +508,11 @@ void CrossSeed::StartCross() {
     const uint32_t p = t->parts[k];
     std::optional<unsigned> leader = groups_[p]->Leader();
     if (!leader) continue;  // refused: nobody to take it
-    txn::PrepareRecord r{t->id, "", ts_, t->parts, t->writes[k], {}, {}};
+    txn::PrepareRecord r{t->id, t->name, ts_, t->parts, t->writes[k], {}, {}};
     t->prepare[p] = Send(*t, p, *leader, 0, Entry({{engine::kPrepare, txn::EncodePrepare(r)}}));
   }
   totals_->cross++;
-  if (mutation_ == Mutation::kAckAtPropose) t->acked = true;
+  if (mutation_ == Mutation::kAckAtPropose && t->name.empty()) t->acked = true;
   txns_.push_back(std::move(t));
 }
 
@@ -511,14 +534,18 @@ void CrossSeed::StartSingle() {
 }
 
 void CrossSeed::ToResolver(Txn& t) {
-  if (t.phase != Txn::kPreparing && t.phase != Txn::kFinishing) return;
+  if (t.phase != Txn::kPreparing && t.phase != Txn::kDeciding && t.phase != Txn::kFinishing) {
+    return;
+  }
   t.phase = Txn::kInDoubt;
   totals_->in_doubt++;
 }
 
 void CrossSeed::Drive() {
   for (auto& t : txns_) {
-    if (t->phase == Txn::kPreparing || t->phase == Txn::kFinishing) DriveOne(*t);
+    if (t->phase == Txn::kPreparing || t->phase == Txn::kDeciding || t->phase == Txn::kFinishing) {
+      DriveOne(*t);
+    }
   }
 }
 
@@ -559,6 +586,24 @@ void CrossSeed::DriveOne(Txn& t) {
     if (pending > 0) return;
     if (ok == t.parts.size()) {
       if (targeted && kill_at_ == KillPoint::kAllPrepares) return KillFor(t);
+      if (!t.name.empty()) {
+        // Prepared: its host decides now, on the node that led the prepares. Commit: the decision
+        // entry alone on the coordinator shard, in the prepare's term (committed, the commit
+        // point); rollback: abort entries (presumed abort, no decision).
+        if (rng_.Chance(75)) {
+          const Sent* p0 = t.prepare[t.parts[0]];
+          t.phase = Txn::kDeciding;
+          t.decision =
+              Send(t, t.parts[0], p0->server, p0->term,
+                   Entry({{engine::kDecision, txn::EncodeDecision({t.id, true, ++ts_, t.parts})}}));
+          if (t.decision == nullptr) return ToResolver(t);  // refused: nothing decided
+          if (mutation_ == Mutation::kAckBeforeDecision) t.acked = true;
+          if (targeted && kill_at_ == KillPoint::kPhaseTwoProposed) return KillFor(t);
+        } else {
+          Finish(t, /*commit=*/false);
+        }
+        return;
+      }
       t.acked = true;  // the commit point: every prepare entry committed
       Finish(t, /*commit=*/true);
       if (targeted && kill_at_ == KillPoint::kPhaseTwoProposed) return KillFor(t);
@@ -569,6 +614,14 @@ void CrossSeed::DriveOne(Txn& t) {
     } else {
       ToResolver(t);  // unknown: the host hears kUnknown; the resolver decides
     }
+    return;
+  }
+  if (t.phase == Txn::kDeciding) {
+    if (t.decision->state == Sent::kPending) return;
+    if (t.decision->state == Sent::kUnknown) return ToResolver(t);  // the host hears kUnknown
+    t.acked = true;  // the decision committed: a named transaction's commit point
+    totals_->named_committed++;
+    Finish(t, /*commit=*/true);
     return;
   }
   // Phase two.
@@ -610,7 +663,7 @@ void CrossSeed::Finish(Txn& t, bool commit) {
     std::vector<std::pair<uint8_t, std::string>> records;
     if (commit) {
       if (mutation_ == Mutation::kOneShardCommit && p != t.parts[0]) continue;
-      if (p == t.parts[0]) {
+      if (p == t.parts[0] && t.name.empty()) {  // a named one's decision is on record already
         records.emplace_back(engine::kDecision, txn::EncodeDecision({t.id, true, ts, t.parts}));
       }
       records.emplace_back(engine::kCommitPrepared, txn::EncodeTxnTs(t.id, ts));
@@ -674,6 +727,25 @@ void CrossSeed::ResolveOne(Txn& t) {
   }
   evidence[0].abort = abort_seen;
   bool commit = txn::DecideInDoubt(commit_seen, evidence) == txn::InDoubtVerdict::kCommit;
+  if (!t.name.empty()) {
+    // Named: committed if a commit is on record, aborted if an abort is or a part is missing,
+    // else left for its host, who decides it once (its decision entry alone, as CommitPrepared;
+    // or abort entries, as RollbackPrepared) and then leaves it to this rule again.
+    const bool complete = std::all_of(evidence.begin(), evidence.end(),
+                                      [](const txn::PartEvidence& e) { return e.prepare; });
+    if (!commit_seen && !abort_seen && complete) {
+      if (t.host == 0) {
+        t.host = rng_.Chance(50) ? 1 : 2;
+        totals_->host_decisions++;
+      }
+      if (t.host == 1) {
+        Send(t, t.parts[0], leaders[0], 0,
+             Entry({{engine::kDecision, txn::EncodeDecision({t.id, true, ++ts_, t.parts})}}));
+        return;
+      }
+    }
+    commit = commit_seen;
+  }
   if (mutation_ == Mutation::kPresumedCommit) commit = true;
   if (mutation_ == Mutation::kPresumedAbort) commit = commit_seen;
   if (t.verdict == 0) {
@@ -691,7 +763,7 @@ void CrossSeed::ResolveOne(Txn& t) {
     std::vector<std::pair<uint8_t, std::string>> records;
     if (commit) {
       if (mutation_ == Mutation::kOneShardCommit && k != 0) continue;
-      if (k == 0) {
+      if (k == 0 && t.name.empty()) {  // a named one's decision is on record
         records.emplace_back(engine::kDecision, txn::EncodeDecision({t.id, true, ts, t.parts}));
       }
       records.emplace_back(engine::kCommitPrepared, txn::EncodeTxnTs(t.id, ts));
@@ -999,9 +1071,9 @@ std::string CrossSeed::Check() {
       return absl::StrCat("acknowledged transaction ", t->id, " is missing everywhere",
                           t->verdict == 2 ? " (the resolver aborted it)" : "");
     }
-    // The commit point is every prepare entry committed, whether or not the coordinator lived to
-    // acknowledge it (a host may learn it from GetOutcome).
-    bool all_prepares_committed = true;
+    // Our own transaction's commit point is every prepare entry committed, whether or not the
+    // coordinator lived to acknowledge it (a host may learn it from GetOutcome).
+    bool all_prepares_committed = t->name.empty();  // a named one's is its decision
     for (uint32_t p : t->parts) {
       all_prepares_committed =
           all_prepares_committed && t->prepare[p] != nullptr && t->prepare[p]->state == Sent::kOk;
@@ -1010,6 +1082,20 @@ std::string CrossSeed::Check() {
       return absl::StrCat("transaction ", t->id,
                           " is missing everywhere although every prepare entry committed",
                           t->verdict == 2 ? " (the resolver aborted it)" : "");
+    }
+    for (uint32_t p : t->parts) {
+      for (const Sent& e : t->sent[p]) {
+        if (e.state != Sent::kOk) continue;
+        if (e.record == engine::kAbortPrepared && present != 0) {
+          return absl::StrCat("transaction ", t->id, " has an abort entry committed on shard ", p,
+                              ", and its writes are there");
+        }
+        if ((e.record == engine::kCommitPrepared || e.record == engine::kDecision) &&
+            present == 0) {
+          return absl::StrCat("transaction ", t->id, " has a commit entry committed on shard ", p,
+                              ", and its writes are missing everywhere");
+        }
+      }
     }
     if (t->aborted && present != 0) {
       return absl::StrCat("aborted transaction ", t->id, "'s writes are there");
@@ -1043,14 +1129,18 @@ TEST(CrossShardSeededRun, TwoPhaseCommitOverReplicatedShardsSurvivesCrashesAtEve
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "%llu seeds from %llu, cross-shard 2PC over the crash simulator: %llu failed, %.2f s "
-      "(%.1f ms/seed); cross-shard %llu (committed by their coordinator %llu, aborted %llu, "
+      "(%.1f ms/seed); cross-shard %llu (named %llu: %llu committed by their host's decision, "
+      "%llu left in doubt decided by their host later; committed by their coordinator %llu, "
+      "aborted %llu, "
       "left in doubt %llu: resolved commit %llu, abort %llu), single-shard %llu (%llu "
       "acknowledged); node crashes %llu (at a protocol point %llu), restarts %llu (%llu "
       "refused), checkpoints %llu, injected write failures %llu; %.0f s simulated; databases "
       "opened in %.1f s, crashed in %.1f s\n",
       static_cast<unsigned long long>(range.count), static_cast<unsigned long long>(range.first),
       static_cast<unsigned long long>(failures), secs, 1000.0 * secs / range.count,
-      static_cast<unsigned long long>(totals.cross),
+      static_cast<unsigned long long>(totals.cross), static_cast<unsigned long long>(totals.named),
+      static_cast<unsigned long long>(totals.named_committed),
+      static_cast<unsigned long long>(totals.host_decisions),
       static_cast<unsigned long long>(totals.cross_acked),
       static_cast<unsigned long long>(totals.cross_aborted),
       static_cast<unsigned long long>(totals.in_doubt),
