@@ -264,7 +264,8 @@ class CrossSeed {
   // Proposes `entry` on `server` of `shard`'s group, if it leads in `term` (0: any term); null
   // if refused, with no effect.
   Sent* Send(Txn& t, uint32_t shard, unsigned server, uint64_t term, const std::string& entry);
-  void StartCross();
+  // A cross-shard transaction, named with probability `named_percent`.
+  void StartCross(unsigned named_percent = 30);
   void StartSingle();
   void Drive();  // the coordinator: advances every transaction it still drives
   void DriveOne(Txn& t);
@@ -486,14 +487,14 @@ Sent* CrossSeed::Send(Txn& t, uint32_t shard, unsigned server, uint64_t term,
   return sent;
 }
 
-void CrossSeed::StartCross() {
+void CrossSeed::StartCross(unsigned named_percent) {
   std::optional<unsigned> coordinator = groups_[0]->Leader();
   if (!coordinator) return;
   auto t = std::make_unique<Txn>();
   t->id = next_id_++;
   t->parts = {0, 1};
   t->coordinator = *coordinator;
-  if (rng_.Chance(30)) {
+  if (rng_.Chance(named_percent)) {
     t->name = absl::StrCat("n", t->id);
     totals_->named++;
   }
@@ -886,7 +887,7 @@ std::string CrossSeed::Run() {
         break;
       case 12: {  // a kill at a chosen point of a new transaction's protocol
         const size_t before = txns_.size();
-        StartCross();
+        StartCross(/*named_percent=*/50);
         if (txns_.size() == before) break;
         kill_txn_ = txns_.back()->id;
         kill_at_ = static_cast<KillPoint>(rng_.In(1, 4));
