@@ -99,6 +99,13 @@ constexpr char kCluster[] = "cross-seeded";
 // The proposer named in every entry's tag (the payload format of before packing): no replica's
 // own origin, so every replica redoes every entry.
 constexpr uint64_t kOrigin = 0x00005eed00000001;
+constexpr size_t kTagBytes = 16;  // the entry's tag: u64 origin, u64 sequence; then its records
+
+// The records of an entry of this test's format (false if it has none well-formed).
+bool RecordsOf(absl::string_view entry, std::vector<engine::EntryRecord>* records) {
+  return entry.size() > kTagBytes && engine::DecodeEntryRecords(entry.substr(kTagBytes), records) &&
+         !records->empty();
+}
 
 // TEST ONLY: breaks the protocol, to show that the checks catch it.
 enum class Mutation {
@@ -154,11 +161,10 @@ class Forward final : public StateMachine {
     if (TracedTxn().has_value()) {
       std::vector<engine::EntryRecord> recs;
       std::string types;
-      if (entry.payload.size() >= 16 &&
-          engine::DecodeEntryRecords(
-              absl::string_view(entry.payload.data(), entry.payload.size()).substr(16), &recs)) {
-        for (const auto& r : recs)
+      if (RecordsOf(absl::string_view(entry.payload.data(), entry.payload.size()), &recs)) {
+        for (const auto& r : recs) {
           absl::StrAppend(&types, static_cast<int>(r.type), ":", r.payload.size(), " ");
+        }
       }
       std::fprintf(stderr, "release node %u shard %u index %llu term %llu: %s\n", node_, shard_,
                    static_cast<unsigned long long>(entry.index),
@@ -466,17 +472,14 @@ Sent* CrossSeed::Send(Txn& t, uint32_t shard, unsigned server, uint64_t term,
                       const std::string& entry) {
   ServerInfo info = groups_[shard]->Info(server);
   if (!info.alive || (term != 0 && info.term != term)) return nullptr;
-  Trace(absl::StrCat("txn ", t.id, " shard ", shard, " server ", server, " term ", info.term,
-                     " last index ", info.last_applied, ": ", entry.size(), " bytes, record ",
-                     static_cast<int>(entry[16])));
   Sent* sent = &t.sent[shard].emplace_back();
   sent->server = server;
   sent->term = info.term;
   std::vector<engine::EntryRecord> records;
-  if (engine::DecodeEntryRecords(absl::string_view(entry).substr(16), &records) &&
-      !records.empty()) {
-    sent->record = records.back().type;
-  }
+  if (RecordsOf(entry, &records)) sent->record = records.back().type;
+  Trace(absl::StrCat("txn ", t.id, " shard ", shard, " server ", server, " term ", info.term,
+                     " last applied ", info.last_applied, ": ", entry.size(), " bytes, record ",
+                     sent->record));
   absl::Status s = groups_[shard]->Propose(server, entry, [sent](absl::Status st) {
     sent->state = st.ok() ? Sent::kOk : Sent::kUnknown;
   });
