@@ -596,6 +596,11 @@ void CrossSeed::DriveOne(Txn& t) {
         // point); rollback: abort entries (presumed abort, no decision).
         if (rng_.Chance(75)) {
           const Sent* p0 = t.prepare[t.parts[0]];
+          if (targeted && kill_at_ == KillPoint::kPhaseTwoProposed) {
+            // Its messages never leave: the decision dies with the node about to be killed.
+            for (auto& g : groups_) g->Isolate(p0->server);
+            kill_coordinator_ = true;
+          }
           t.phase = Txn::kDeciding;
           t.decision =
               Send(t, t.parts[0], p0->server, p0->term,
