@@ -2114,6 +2114,8 @@ rs_group *rs_world_group(rs_world *w, unsigned i) {
 }
 int rs_world_up(rs_world *w, unsigned i) { return i < w->n && w->nodes[i].up; }
 uint64_t rs_world_time(rs_world *w) { return sio_now(w->sio); }
+int rs_world_next_time(rs_world *w, uint64_t *t) { return sio_next_time(w->sio, t); }
+void rs_world_advance(rs_world *w, uint64_t t) { sio_advance(w->sio, t); }
 
 int rs_world_step(rs_world *w) {
   if (sio_step(w->sio) < 0) return 0;

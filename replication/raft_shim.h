@@ -458,6 +458,10 @@ unsigned rs_world_size(rs_world *w);
 rs_group *rs_world_group(rs_world *w, unsigned i);
 int rs_world_up(rs_world *w, unsigned i);
 uint64_t rs_world_time(rs_world *w); /* simulated milliseconds */
+/* Lock-step with other worlds: the time of the earliest event still to fire (1, *t set; 0 if
+ * none), and moving the clock to t when nothing is due before it (sio_next_time, sio_advance). */
+int rs_world_next_time(rs_world *w, uint64_t *t);
+void rs_world_advance(rs_world *w, uint64_t t);
 /* Fires the earliest event (tick, disk completion, send completion, delivery), then runs the
  * guard's per-event hook on every server that is up and checks election safety. 0 if nothing
  * was left to fire. */

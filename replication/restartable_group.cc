@@ -145,6 +145,13 @@ ServerInfo RestartableGroup::Info(unsigned server) const {
 uint64_t RestartableGroup::NowMs() const { return rs_world_time(world_); }
 bool RestartableGroup::Step() { return rs_world_step(world_) != 0; }
 
+std::optional<uint64_t> RestartableGroup::NextEventMs() const {
+  uint64_t t = 0;
+  if (rs_world_next_time(world_, &t) == 0) return std::nullopt;
+  return t;
+}
+void RestartableGroup::AdvanceTo(uint64_t ms) { rs_world_advance(world_, ms); }
+
 void RestartableGroup::StepFor(uint64_t ms) {
   uint64_t end = NowMs() + ms;
   while (NowMs() < end && Step()) {

@@ -85,6 +85,11 @@ class RestartableGroup {
   bool Step();
   void StepFor(uint64_t ms);
   bool StepUntil(const std::function<bool()>& done, uint64_t timeout_ms);
+  // Lock-step with other groups (several groups per simulated node, one clock): the time of
+  // the earliest event still to fire (nullopt: none), and moving the clock forward to `ms`
+  // (nothing if it is not later). REQUIRES for AdvanceTo: no event due before `ms`.
+  std::optional<uint64_t> NextEventMs() const;
+  void AdvanceTo(uint64_t ms);
 
   // Crashes a server that is up (nothing otherwise): proposals in flight on it get kUnknown,
   // then the crasher gets its machine.

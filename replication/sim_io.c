@@ -605,8 +605,9 @@ static int io_send(struct raft_io *io, struct raft_io_send *req, const struct ra
   if (op == NULL) return RAFT_NOMEM;
   op->send = req;
   unsigned to = (unsigned)(message->server_id - 1);
-  if (message->server_id == 0 || to >= w->n || w->link_down[node->i][to] || !w->nodes[to].open ||
-      w->nodes[to].closed) {
+  /* A server whose disk failed is fenced off the network until it restarts (sim_io.h). */
+  if (node->broken || message->server_id == 0 || to >= w->n || w->link_down[node->i][to] ||
+      !w->nodes[to].open || w->nodes[to].closed) {
     op->status = RAFT_NOCONNECTION;
   } else if (w->drop[node->i][to] > 0 && sio_random(w) % 100 < w->drop[node->i][to]) {
     w->stats.messages_dropped++; /* sent, and lost on the way */
@@ -837,6 +838,17 @@ int sio_step(sio_world *w) {
     free_op(op);
     return server;
   }
+}
+
+int sio_next_time(sio_world *w, uint64_t *t) {
+  while (w->nheap > 0 && w->heap[0]->cancelled) free_op(pop(w));
+  if (w->nheap == 0) return 0;
+  *t = w->heap[0]->time;
+  return 1;
+}
+
+void sio_advance(sio_world *w, uint64_t t) {
+  if (t > w->now) w->now = t;
 }
 
 /* ---- The world ---- */

@@ -27,6 +27,13 @@
  * later write fails too), so the durable log never has a hole; a restart recovers it. Failed
  * appends queued back to back are reported last first: libraft 0.15 truncates its log from a
  * failed append's index and crashes when appends beyond it are still in flight (sim_io.c).
+ * From the failing write on, the server's sends fail too (RAFT_NOCONNECTION, as over a cut link)
+ * until the incarnation ends: a failed disk fences its server. Otherwise libraft 0.15's leader,
+ * which stays leader after truncating its in-memory log from the failed append's index, sends a
+ * different entry at an index it already sent in the same term, and followers that stored the
+ * first one keep it (same index and term): replicas commit different entries at one index
+ * (FailedAppend in failed_append_test.cc; docs/replication-plan.md, section 9). A RaftNode over
+ * raft_uv has no such fence yet (an open defect there).
  *
  * Network: messages between two servers travel in order (as on one TCP connection), each after
  * the sender's network latency; a link can be cut (sends fail with RAFT_NOCONNECTION) or drop a
@@ -70,6 +77,12 @@ uint64_t sio_random(sio_world *w);
 /* Fires the earliest event and advances the clock to it. Returns the index of the server the
  * event concerned, or -1 if the queue was empty (the clock does not move then). */
 int sio_step(sio_world *w);
+/* The time of the earliest event still to fire (cancelled ones are dropped first): 1 and *t set,
+ * or 0 if the queue is empty. */
+int sio_next_time(sio_world *w, uint64_t *t);
+/* Moves the clock forward to t (nothing if t is not later). REQUIRES: no event earlier than t is
+ * queued (sio_next_time), so that worlds stepped in lock-step share one clock. */
+void sio_advance(sio_world *w, uint64_t t);
 
 /* The raft_io of a new incarnation of server i, over its durable part: pass it (possibly
  * wrapped) to raft_init. REQUIRES: the previous incarnation's io was freed. NULL if out of

@@ -100,13 +100,6 @@ struct CrashTotals {
   uint64_t restores = 0, skipped = 0, sim_ms = 0;
 };
 
-std::string SeedRoot(uint64_t seed) {
-  std::error_code ec;
-  const std::string base =
-      std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
-  return absl::StrCat(base, "/shardtx_crash_seeds_p", ::getpid(), "/seed", seed);
-}
-
 // One seed: the servers' envs and machines, the group, the schedule and the checks.
 class CrashSeed {
  public:
@@ -449,31 +442,12 @@ std::string CrashSeed::Check() {
 TEST(CrashSeededRun, RestartedReplicasOfARealShardKeepEveryAcknowledgedEntry) {
   const SeedRange range = SeedRangeFromEnv(1000 / SHARDTX_REPLICATION_SEED_DIVISOR);
   CrashTotals totals;
-  uint64_t failures = 0;
   auto start = std::chrono::steady_clock::now();
-  for (uint64_t seed = range.first; seed < range.first + range.count; seed++) {
-    const std::string root = SeedRoot(seed);
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-    std::filesystem::create_directories(root, ec);
-    ASSERT_FALSE(ec) << root << ": " << ec.message();
-    std::string failure;
-    {
-      CrashSeed run(seed, root, &totals);
-      failure = run.Run();
-    }
-    if (!failure.empty()) {
-      failures++;
-      ADD_FAILURE() << "seed " << seed << ": " << failure << " (shards kept in " << root
-                    << "; replay: SHARDTX_SEED=" << seed << ")";
-    } else {
-      std::filesystem::remove_all(root, ec);
-    }
-  }
-  if (failures == 0) {
-    std::error_code ec;
-    std::filesystem::remove_all(std::filesystem::path(SeedRoot(0)).parent_path(), ec);
-  }
+  const uint64_t failures =
+      RunSeedsInDirs("shardtx_crash_seeds", range, [&](uint64_t seed, const std::string& dir) {
+        CrashSeed run(seed, dir, &totals);
+        return run.Run();
+      });
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(

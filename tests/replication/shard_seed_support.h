@@ -1,20 +1,69 @@
 // What the seeded runs over real shards share (shard_seeded_run_test.cc over libraft's fixture,
-// crash_seeded_run_test.cc over the crash simulator): the workload of a proposal, and the check
-// that a shard's WAL holds each Raft index at most once.
+// crash_seeded_run_test.cc and cross_shard_seeded_run_test.cc over the crash simulator): the loop
+// over seeds in directories of their own, the workload of a proposal, and the check that a
+// shard's WAL holds each Raft index at most once.
 #pragma once
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "engine/log_record.h"
+#include "gtest/gtest.h"
 #include "replication/shard_machine.h"
 #include "shardtx/env.h"
 #include "tests/replication/seeded_schedule.h"
 #include "wal/reader.h"
 
 namespace shardtx::replication {
+
+// The directory of seed `seed` of the run called `name`: under /dev/shm (else the test temp
+// directory), in a directory of this process.
+inline std::string SeedDir(const std::string& name, uint64_t seed) {
+  std::error_code ec;
+  const std::string base =
+      std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
+  return absl::StrCat(base, "/", name, "_p", ::getpid(), "/seed", seed);
+}
+
+// Runs each seed of `range` in a fresh SeedDir(name, seed): `run(seed, dir)` returns "" or what
+// failed, which is reported as a test failure naming the seed, the directory (kept) and how to
+// replay it. A passing seed's directory is removed, and their parent if every seed passed.
+// Returns how many seeds failed.
+inline uint64_t RunSeedsInDirs(
+    const std::string& name, const SeedRange& range,
+    const std::function<std::string(uint64_t seed, const std::string& dir)>& run) {
+  uint64_t failures = 0;
+  for (uint64_t seed = range.first; seed < range.first + range.count; seed++) {
+    const std::string dir = SeedDir(name, seed);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      ADD_FAILURE() << dir << ": " << ec.message();
+      return failures + 1;
+    }
+    const std::string failure = run(seed, dir);
+    if (!failure.empty()) {
+      failures++;
+      ADD_FAILURE() << "seed " << seed << ": " << failure << " (kept in " << dir
+                    << "; replay: SHARDTX_SEED=" << seed << ")";
+    } else {
+      std::filesystem::remove_all(dir, ec);
+    }
+  }
+  if (failures == 0) {
+    std::error_code ec;
+    std::filesystem::remove_all(std::filesystem::path(SeedDir(name, 0)).parent_path(), ec);
+  }
+  return failures;
+}
 
 // The records of a proposal: 1-3 commits, each putting "<label>/<j>", the first also the shared
 // key "hot"; some put or delete a key of a small shared set.

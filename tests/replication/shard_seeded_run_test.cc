@@ -35,13 +35,6 @@
 namespace shardtx::replication {
 namespace {
 
-std::string SeedRoot(uint64_t seed) {
-  std::error_code ec;
-  const std::string base =
-      std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : ::testing::TempDir();
-  return absl::StrCat(base, "/shardtx_shard_seeds_p", ::getpid(), "/seed", seed);
-}
-
 // Runs one seed in `root`; returns "" or what failed.
 std::string RunSeed(uint64_t seed, const std::string& root, SeedTotals* totals, uint64_t* restores,
                     uint64_t* skipped) {
@@ -137,27 +130,12 @@ std::string RunSeed(uint64_t seed, const std::string& root, SeedTotals* totals, 
 TEST(ShardSeededRun, ReplicasOfARealShardConvergeAndKeepEveryAcknowledgedEntry) {
   const SeedRange range = SeedRangeFromEnv(1000 / SHARDTX_REPLICATION_SEED_DIVISOR);
   SeedTotals totals;
-  uint64_t failures = 0, restores = 0, skipped = 0;
+  uint64_t restores = 0, skipped = 0;
   auto start = std::chrono::steady_clock::now();
-  for (uint64_t seed = range.first; seed < range.first + range.count; seed++) {
-    const std::string root = SeedRoot(seed);
-    std::error_code ec;
-    std::filesystem::remove_all(root, ec);
-    std::filesystem::create_directories(root, ec);
-    ASSERT_FALSE(ec) << root << ": " << ec.message();
-    std::string failure = RunSeed(seed, root, &totals, &restores, &skipped);
-    if (!failure.empty()) {
-      failures++;
-      ADD_FAILURE() << "seed " << seed << ": " << failure << " (shards kept in " << root
-                    << "; replay: SHARDTX_SEED=" << seed << ")";
-    } else {
-      std::filesystem::remove_all(root, ec);
-    }
-  }
-  if (failures == 0) {
-    std::error_code ec;
-    std::filesystem::remove_all(std::filesystem::path(SeedRoot(0)).parent_path(), ec);
-  }
+  const uint64_t failures =
+      RunSeedsInDirs("shardtx_shard_seeds", range, [&](uint64_t seed, const std::string& dir) {
+        return RunSeed(seed, dir, &totals, &restores, &skipped);
+      });
   PrintTotals(range, " over real shards", failures, start, totals);
   std::printf("shard copies restored %llu, entries skipped at or below the applied index %llu\n",
               static_cast<unsigned long long>(restores), static_cast<unsigned long long>(skipped));
