@@ -80,9 +80,9 @@ ABSL_FLAG(int32_t, follower_readers, 1,
           "total must be exact. 0: none.");
 ABSL_FLAG(bool, require_no_in_doubt, false,
           "--mode=replicated: fail the run when a cross-shard transaction is left prepared (in "
-          "doubt) on a shard's leader after healing. Off by default, and off in the test suite, "
-          "until the in-doubt resolver (issue 17 step 4) is built: the count is printed after "
-          "every round and at the end instead.");
+          "doubt) on a shard's leader after healing (each round first waits up to max(10 s, 40 "
+          "election timeouts) for the in-doubt resolver). Off: the count is only printed after "
+          "every round and at the end.");
 ABSL_FLAG(int32_t, election_ms, 300,
           "--mode=replicated: the Raft election timeout of the nodes, in ms (heartbeat: a "
           "sixth of it).");
