@@ -365,7 +365,7 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
         recovered_commit_ts_[id] = ts;
         Evidence(id, shard).commit = true;
       }
-      state_.SetOutcome(id, Database::Outcome::kCommitted);
+      state_.SetOutcome(id, Database::Outcome::kCommitted, ts);
       std::optional<std::vector<engine::Write>> writes = state_.ResolvePart(id, shard);
       state_.MarkResolving(id, /*commit=*/true);  // if parts remain elsewhere
       state_.SetCommitTs(id, ts);                 // their commit timestamp
@@ -394,6 +394,7 @@ absl::StatusOr<std::optional<engine::ShardHooks::RedoInstall>> Coordinator::Redo
       if (d.commit) {
         state_.MarkResolving(d.txn_id, /*commit=*/true);
         state_.SetCommitTs(d.txn_id, d.commit_ts);  // 0 (none) in a named one's
+        if (d.commit_ts != 0) state_.SetOutcome(d.txn_id, Database::Outcome::kCommitted, d.commit_ts);
       }
       return Install();
     }

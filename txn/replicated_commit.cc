@@ -271,7 +271,7 @@ engine::Timestamp Coordinator::CommitReplicatedParts(uint64_t txn_id,
       ProposeResolution(txn_id, p, terms[p], entry, ts);
     }
   }
-  state_.SetOutcome(txn_id, Database::Outcome::kCommitted);
+  state_.SetOutcome(txn_id, Database::Outcome::kCommitted, ts);
   if (known_ts == 0) oracle.Finish(ts);
   oracle.WaitVisible(ts);  // read-your-commits
   return ts;
@@ -315,14 +315,18 @@ void Coordinator::ProposeResolution(uint64_t txn_id, uint32_t shard, uint64_t te
 
 void Coordinator::PutBackPart(uint64_t txn_id, uint32_t shard, TwoPhaseState::SavedPart saved,
                               engine::Timestamp commit_ts) {
+  // Prepared again first, with its commit timestamp: from here a new reader at or above it is
+  // refused on this shard (TwoPhaseState::KnownCommitFloor) rather than miss the versions.
+  std::vector<engine::Write> keys;
+  if (commit_ts != 0) keys = saved.writes;
+  state_.RestorePart(txn_id, shard, std::move(saved));
+  state_.SetCommitTs(txn_id, commit_ts);
   if (commit_ts != 0) {
     // The versions go too: this node's shard holds what its applied entries say, as every other
     // replica's does, until a commit entry for the part is applied (at commit_ts, by the
     // resolver or by this entry's redo should it commit after all).
-    db_->shard(shard)->UninstallLocked(saved.writes, commit_ts);
+    db_->shard(shard)->UninstallLocked(keys, commit_ts);
   }
-  state_.RestorePart(txn_id, shard, std::move(saved));
-  state_.SetCommitTs(txn_id, commit_ts);
   NoteInDoubt(txn_id);  // the resolver decides it (again) on a ready leader
 }
 

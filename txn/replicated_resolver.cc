@@ -35,6 +35,7 @@ Coordinator::Resolution Coordinator::ResolveReplicated(uint64_t txn_id) {
     if (terms[p] == 0) return Resolution::kNotLeader;
   }
   bool commit = false;
+  engine::Timestamp commit_ts = 0;
   std::vector<uint32_t> present;
   {
     ShardLocks locks(db_, participants);
@@ -44,7 +45,11 @@ Coordinator::Resolution Coordinator::ResolveReplicated(uint64_t txn_id) {
     if (!info.has_value()) return Resolution::kGone;
     present = info->shards;
     const Database::Outcome window = state_.WindowOutcome(txn_id);
-    bool commit_seen = info->commit_begun || window == Database::Outcome::kCommitted;
+    // The transaction's commit timestamp, if a record of it told this node (a part prepared
+    // again after it keeps it; the outcome window too).
+    commit_ts = info->commit_ts != 0 ? info->commit_ts : state_.WindowCommitTs(txn_id);
+    bool commit_seen =
+        info->commit_begun || window == Database::Outcome::kCommitted || commit_ts != 0;
     const bool abort_seen = info->abort_begun || window == Database::Outcome::kAborted;
     std::vector<PartEvidence> parts(participants.size());
     for (size_t i = 0; i < participants.size(); ++i) {
@@ -75,7 +80,7 @@ Coordinator::Resolution Coordinator::ResolveReplicated(uint64_t txn_id) {
         info->name.empty() ? participants : std::vector<uint32_t>{};
     // At the timestamp the transaction took, if a record here or this node's own commit tells
     // it: every replica then has the whole transaction at one timestamp.
-    CommitReplicatedParts(txn_id, present, terms, decision, info->commit_ts);
+    CommitReplicatedParts(txn_id, present, terms, decision, commit_ts);
     return Resolution::kCommitted;
   }
   AbortReplicatedParts(txn_id, present, terms);

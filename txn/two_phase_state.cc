@@ -131,7 +131,14 @@ void TwoPhaseState::AddPart(uint64_t txn_id, const std::string& name, Timestamp 
                             absl::Span<const uint32_t> participants, uint32_t shard, Lsn lsn,
                             std::vector<engine::Write> writes, bool persisted) {
   MutexLock l(&mu_);
-  PreparedTxn& t = prepared_[txn_id];
+  auto [created_it, created] = prepared_.try_emplace(txn_id);
+  PreparedTxn& t = created_it->second;
+  if (created) {
+    // Committed at a known timestamp already (another part's commit redone first): this part
+    // commits at it too.
+    t.commit_ts = WindowCommitTs(txn_id);
+    if (t.commit_ts != 0) with_commit_ts_.fetch_add(1);
+  }
   t.name = name;
   t.snapshot = snapshot;
   t.participants.assign(participants.begin(), participants.end());
@@ -527,10 +534,12 @@ Lsn TwoPhaseState::PinnedLsn(uint32_t shard, const std::function<Lsn(uint32_t)>&
   return pinned;
 }
 
-void TwoPhaseState::SetOutcome(uint64_t txn_id, Database::Outcome outcome) {
+void TwoPhaseState::SetOutcome(uint64_t txn_id, Database::Outcome outcome, Timestamp commit_ts) {
   OutcomeStripe& st = outcomes_[txn_id % kStripes];
   MutexLock l(&st.mu);
-  auto [it, inserted] = st.map.insert_or_assign(txn_id, outcome);
+  auto [it, inserted] = st.map.try_emplace(txn_id);
+  it->second.outcome = outcome;
+  if (commit_ts != 0) it->second.commit_ts = commit_ts;
   if (inserted) {
     st.order.push_back(txn_id);
     if (st.order.size() > kOutcomeWindow / kStripes) {
@@ -558,7 +567,14 @@ Database::Outcome TwoPhaseState::WindowOutcome(uint64_t txn_id) const {
   OutcomeStripe& st = outcomes_[txn_id % kStripes];
   MutexLock l(&st.mu);
   auto it = st.map.find(txn_id);
-  return it == st.map.end() ? Database::Outcome::kUnknown : it->second;
+  return it == st.map.end() ? Database::Outcome::kUnknown : it->second.outcome;
+}
+
+Timestamp TwoPhaseState::WindowCommitTs(uint64_t txn_id) const {
+  OutcomeStripe& st = outcomes_[txn_id % kStripes];
+  MutexLock l(&st.mu);
+  auto it = st.map.find(txn_id);
+  return it == st.map.end() ? 0 : it->second.commit_ts;
 }
 
 }  // namespace shardtx::txn

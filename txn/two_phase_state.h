@@ -199,12 +199,17 @@ class TwoPhaseState {
                 std::vector<uint32_t>* waiting_on = nullptr);
 
   // --- Outcomes, for callers that lost track of a commit. ---
-  void SetOutcome(uint64_t txn_id, Database::Outcome outcome);
+  // `commit_ts` (0: none given, any earlier one kept): a committed transaction's timestamp,
+  // which a part of it prepared here later (a lagging group's prepare, a reopen's prepared row)
+  // takes as its PreparedInfo::commit_ts (replicated shards).
+  void SetOutcome(uint64_t txn_id, Database::Outcome outcome, Timestamp commit_ts = 0);
   Database::Outcome GetOutcome(uint64_t txn_id) const;
   // Whether `txn_id` is prepared here without a name (our own cross-shard transaction).
   bool PreparedUnnamed(uint64_t txn_id) const;
   // The outcome window's entry for `txn_id` alone (kUnknown if none), prepared or not.
   Database::Outcome WindowOutcome(uint64_t txn_id) const;
+  // The commit timestamp the outcome window holds for `txn_id` (SetOutcome), 0 if none.
+  Timestamp WindowCommitTs(uint64_t txn_id) const;
 
  private:
   struct Part {
@@ -281,7 +286,11 @@ class TwoPhaseState {
   static constexpr size_t kStripes = 16;
   struct OutcomeStripe {
     Mutex mu;
-    absl::flat_hash_map<uint64_t, Database::Outcome> map ABSL_GUARDED_BY(mu);
+    struct Entry {
+      Database::Outcome outcome = Database::Outcome::kUnknown;
+      Timestamp commit_ts = 0;
+    };
+    absl::flat_hash_map<uint64_t, Entry> map ABSL_GUARDED_BY(mu);
     std::deque<uint64_t> order ABSL_GUARDED_BY(mu);
   };
   mutable std::array<OutcomeStripe, kStripes> outcomes_;

@@ -536,6 +536,41 @@ TEST(Replica2pc, AHalfResolvedNamedTransactionIsNotListed) {
   EXPECT_EQ(StateOf(node->db(), {kT4, kT5}), before);
 }
 
+// A follower whose shard-1 group lags applies T6's commit on shard 0 (with the decision) before
+// T6's prepare on shard 1: the part prepared late takes the commit timestamp the outcome holds,
+// so a read at or above it is refused on shard 1 until the part commits, there and after a
+// reopen (the prepared row then comes before the commit record is redone: shard order), and the
+// part commits at it. (Without the timestamp the read showed half of T6, and the resolver took a
+// new one.)
+TEST(Replica2pc, APartPreparedAfterItsTransactionCommittedTakesItsTimestamp) {
+  const std::string dir = FreshDir();
+  auto node = std::make_unique<Node>(dir);
+  ASSERT_EQ(node->Open(), absl::OkStatus());
+  const Keys k(node->db());
+  constexpr uint64_t kT6 = 206;
+  Logs logs;
+  logs.Append(0, {Prepare(kT6, "", {0, 1}, {Put(k.a0, "t6")})});
+  logs.Append(0, {Decision(kT6, 50, {0, 1}), CommitPrepared(kT6, 50)});
+  ASSERT_TRUE(node->ApplyAll(logs).ok());
+  EXPECT_EQ(Visible(node->db(), k.a0), "t6");
+  logs.Append(1, {Prepare(kT6, "", {0, 1}, {Put(k.b0, "t6")})});
+  ASSERT_TRUE(node->ApplyAll(logs).ok());
+  auto commit_ts = [&] {
+    std::optional<txn::TwoPhaseState::PreparedInfo> p = node->impl()->two_phase().Prepared(kT6);
+    return p.has_value() ? p->commit_ts : 0;
+  };
+  EXPECT_EQ(commit_ts(), 50u);
+  EXPECT_TRUE(absl::StartsWith(Visible(node->db(), k.b0), "UNAVAILABLE: shard 1 holds"))
+      << Visible(node->db(), k.b0);
+  node = std::make_unique<Node>(dir);
+  ASSERT_EQ(node->Open(), absl::OkStatus());
+  EXPECT_EQ(commit_ts(), 50u);
+  logs.Append(1, {CommitPrepared(kT6, 50)});
+  ASSERT_TRUE(node->ApplyAll(logs).ok());
+  EXPECT_EQ(Visible(node->db(), k.b0), "t6");
+  EXPECT_EQ(commit_ts(), 0u);  // resolved: no longer prepared
+}
+
 // Each malformed (or unfitting) 2PC record is refused with its reason before anything of its
 // entry reaches the WAL: the replica stops, its shard and prepared state as they were.
 // A leader's RaftNode packs proposals queued together into one entry, so a closed-timestamp
