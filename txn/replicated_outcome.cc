@@ -28,8 +28,14 @@ namespace {
 class Fence final : public engine::ReplicatedLog::Proposal {
  public:
   void Committed(engine::RaftPosition) override { done_.Set(absl::OkStatus()); }
-  void Unknown(const absl::Status& status) override { done_.Set(status); }
-  void Refused(const absl::Status& status) override { done_.Set(status); }
+  // A status of its own, sharing no representation with the caller's, which the replication
+  // thread destroys while the waiter may still read this one (TSan reported the shared one).
+  void Unknown(const absl::Status& status) override {
+    done_.Set(absl::Status(status.code(), status.message()));
+  }
+  void Refused(const absl::Status& status) override {
+    done_.Set(absl::Status(status.code(), status.message()));
+  }
   absl::Status Wait() { return done_.Wait(); }
 
  private:
